@@ -1,0 +1,70 @@
+"""The runtime interface that every backend's generated code implements.
+
+``nnc.build(program, backend=...)`` and ``nnc train`` work through this interface
+only, so the training driver never knows which framework runs underneath.
+
+Conventions, shared by all backends:
+
+- Arrays crossing the interface are NumPy, float32 (int64 for index inputs), batch
+  first, in nnc's canonical channels-first layout.
+- Weights are canonical: ``{"<node>.<param>": array}`` in the layouts of
+  ``docs/semantics.md``, including buffers such as ``running_mean``.
+- Targets: for ``cross_entropy`` the driver passes one-hot (or probability) rows
+  shaped like the output; for every other loss, an array shaped like the output.
+- ``train_step`` runs forward in training mode (dropout on, batchnorm batch
+  statistics), computes the loss, its gradients, adds ``l2 * p`` to the gradient of
+  every parameter with ``decay``, and applies nnc's optimizer formula with the given
+  learning rate; it returns the loss before the update (L2 term excluded).
+- Optimizer state is canonical too, so it moves between backends:
+  ``"step"`` (a 0-d int64 array, updates so far) and per trainable parameter
+  ``"<param>.velocity"`` (sgd with momentum), ``"<param>.accumulator"`` (adagrad),
+  ``"<param>.square_avg"`` (rmsprop), ``"<param>.m"`` and ``"<param>.v"`` (adam).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+Arrays = dict[str, np.ndarray]
+
+OPTIMIZER_STATE_SLOTS: dict[str, tuple[str, ...]] = {
+    "sgd": ("velocity",),  # only when momentum > 0
+    "adagrad": ("accumulator",),
+    "rmsprop": ("square_avg",),
+    "adam": ("m", "v"),
+}
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """A model ready to run on one backend, with its loss and optimizer."""
+
+    backend: str
+
+    def forward(self, *inputs: np.ndarray, training: bool = False) -> np.ndarray:
+        """Outputs for a batch (a tuple of arrays for a multi-output model)."""
+        ...
+
+    def train_step(self, x: np.ndarray, y: np.ndarray, lr: float) -> float:
+        """One update on one batch; returns the batch loss before the update."""
+        ...
+
+    def loss(self, x: np.ndarray, y: np.ndarray) -> float:
+        """The loss in evaluation mode (no dropout, running batchnorm statistics)."""
+        ...
+
+    def gradients(self, x: np.ndarray, y: np.ndarray) -> Arrays:
+        """d(loss)/d(param) for every trainable parameter, in training mode, canonical
+        layout; no update is made."""
+        ...
+
+    def get_weights(self) -> Arrays: ...
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None: ...
+
+    def get_optimizer_state(self) -> Arrays: ...
+
+    def set_optimizer_state(self, state: Mapping[str, np.ndarray]) -> None: ...

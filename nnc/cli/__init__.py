@@ -1,0 +1,1 @@
+"""The ``nnc`` command line. One module per command; ``main`` wires them up."""

@@ -1,0 +1,40 @@
+"""``nnc check FILE...``: parse, type and validate specs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from nnc.errors import NncError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "check",
+        help="parse, shape-check and validate .nn files",
+        description="Parse, shape-check and validate each file; report every error with "
+        "its file, line and column. Exit 1 if any file has an error.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help=".nn files to check")
+    p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nnc.dsl import load
+
+    failed = 0
+    for path in args.files:
+        try:
+            program = load(path)
+        except NncError as err:
+            print(err.render(), file=sys.stderr)
+            failed += 1
+            continue
+        if not args.quiet:
+            n_models, n_recipes = len(program.models), len(program.recipes)
+            print(
+                f"{path}: ok ({n_models} model{'s' * (n_models != 1)}, "
+                f"{n_recipes} recipe{'s' * (n_recipes != 1)})"
+            )
+    return 1 if failed else 0

@@ -1,0 +1,73 @@
+"""Entry point of the ``nnc`` command.
+
+Exit codes: 0 success, 1 a user error (bad spec, data or weights), 2 a usage error
+(bad flags), 3 an internal error (a bug in nnc: please report it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from nnc.errors import NncError
+
+# Command name -> module under nnc.cli. Each module defines ``register(subparsers)``
+# and ``run(args) -> int``; it is imported only when listed here, and heavy imports
+# happen inside ``run``.
+COMMANDS: dict[str, str] = {
+    "check": "check",
+    "summary": "summary",
+    "fmt": "fmt",
+    "ir": "ir",
+    "compile": "compile",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nnc",
+        description="Compile .nn neural-network specs to NumPy, PyTorch, TensorFlow and ONNX.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module in COMMANDS.values():
+        importlib.import_module(f"nnc.cli.{module}").register(sub)
+    return parser
+
+
+def _version() -> str:
+    from nnc import __version__
+
+    return f"nnc {__version__}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except NncError as err:
+        print(err.render(), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug in nnc: say so plainly, traceback on request
+        if os.environ.get("NNC_DEBUG"):
+            raise
+        print(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in nnc. Run again with NNC_DEBUG=1 for the traceback and report it.",
+            file=sys.stderr,
+        )
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""What each built-in dataset looks like, without loading it.
+
+``nnc check`` uses this table to reject a recipe whose model cannot take its data.
+The loaders in :mod:`nnc.data.builtin` produce exactly these shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    features: tuple[int, ...]
+    target: Literal["class", "value"]
+    classes: int = 0
+    target_shape: tuple[int, ...] = ()
+    description: str = ""
+    image: tuple[int, int, int] | None = None
+
+    def feature_shape(self, upscale: int = 1) -> tuple[int, ...]:
+        """Per-sample shape after integer upscaling (images only)."""
+        if upscale == 1 or self.image is None:
+            return self.features
+        c, h, w = self.image
+        return (c * h * upscale * w * upscale,)
+
+    @property
+    def target_size(self) -> int:
+        return self.classes if self.target == "class" else _prod(self.target_shape)
+
+
+def _prod(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+CATALOG: dict[str, DatasetInfo] = {
+    info.name: info
+    for info in (
+        DatasetInfo("and", (2,), "value", target_shape=(1,), description="logical AND truth table"),
+        DatasetInfo("or", (2,), "value", target_shape=(1,), description="logical OR truth table"),
+        DatasetInfo("xor", (2,), "value", target_shape=(1,), description="logical XOR truth table"),
+        DatasetInfo(
+            "digits",
+            (64,),
+            "class",
+            classes=10,
+            description="1,797 handwritten digits, 8x8 grey levels 0..16 (UCI optdigits test set)",
+            image=(1, 8, 8),
+        ),
+        DatasetInfo(
+            "iris",
+            (4,),
+            "class",
+            classes=3,
+            description="Fisher's 150 iris flowers, 4 measurements",
+        ),
+        DatasetInfo(
+            "spirals",
+            (2,),
+            "class",
+            classes=3,
+            description="three interleaved 2-D spirals, 300 points each, generated from the seed",
+        ),
+        DatasetInfo(
+            "houses",
+            (6,),
+            "value",
+            target_shape=(1,),
+            description="synthetic house prices ($1000s) from 6 features, generated from the seed",
+        ),
+        DatasetInfo(
+            "sine",
+            (20, 1),
+            "value",
+            target_shape=(1,),
+            description="windows of 20 steps of noisy sine waves; the target is the next value",
+        ),
+        DatasetInfo(
+            "waves",
+            (24, 1),
+            "class",
+            classes=3,
+            description="24-step sine, square and sawtooth waves; classify the shape",
+        ),
+    )
+}

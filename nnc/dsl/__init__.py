@@ -1,0 +1,83 @@
+"""The .nn language: text -> syntax tree -> IR, and IR -> text.
+
+>>> p = parse("model M { input x: [4]  dense(3) relu }")
+>>> [n.name for n in p.models["M"].nodes]
+['dense_1', 'relu_1']
+>>> print(format_program(p), end="")
+model M {
+    input x: [4]
+    dense(3) relu
+}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nnc.dsl.lower import BlockCheck, lower
+from nnc.dsl.parser import parse_file
+from nnc.dsl.printer import format_file
+from nnc.dsl.unparse import program_to_ast
+from nnc.errors import NncError, ShapeError
+from nnc.ir.passes import check as check_program
+from nnc.ir.passes import infer_shapes, validate
+from nnc.ir.program import Program
+from nnc.ir.types import Dim, format_shape, unify
+
+
+def parse(text: str, filename: str = "<string>", *, check: bool = True) -> Program:
+    """Parse ``.nn`` text to IR; with ``check`` (the default), also type and validate it."""
+    try:
+        lowered = lower(parse_file(text, filename))
+        if not check:
+            return lowered.program
+        typed = infer_shapes(lowered.program)
+        _check_blocks(typed, lowered.block_checks)
+        return validate(typed)
+    except NncError as err:
+        raise err.with_source(text) from None
+
+
+def load(path: str | Path, *, check: bool = True) -> Program:
+    """Read and parse a ``.nn`` file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NncError(f"no such file: {p}") from None
+    except UnicodeDecodeError as exc:
+        raise NncError(f"{p} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except OSError as exc:
+        raise NncError(f"cannot read {p}: {exc.strerror}") from None
+    return parse(text, str(path), check=check)
+
+
+def format_program(program: Program) -> str:
+    """The IR as canonical ``.nn`` text; ``parse(format_program(p)) == p``."""
+    return format_file(program_to_ast(program))
+
+
+def format_source(text: str, filename: str = "<string>") -> str:
+    """Reformat ``.nn`` source canonically, keeping its comments and blocks."""
+    try:
+        return format_file(parse_file(text, filename))
+    except NncError as err:
+        raise err.with_source(text) from None
+
+
+def _check_blocks(program: Program, checks: list[BlockCheck]) -> None:
+    for c in checks:
+        model = program.models[c.model]
+        bindings: dict[str, Dim] = {}
+        for declared, actual, pattern in c.inputs:
+            t = model.value_type(actual)
+            reason = unify(pattern, t.shape, bindings)
+            if reason:
+                raise ShapeError(
+                    f"block '{c.block}' input '{declared}' is declared {format_shape(pattern)} "
+                    f"but receives {format_shape(t.shape)} ({reason})",
+                    c.span,
+                )
+
+
+__all__ = ["check_program", "format_program", "format_source", "load", "parse", "parse_file"]

@@ -1,0 +1,172 @@
+"""Syntax tree -> canonical ``.nn`` text, keeping comments.
+
+The canonical layout: four-space indents, one statement per line (an activation
+joins the layer it follows: ``dense(5) sigmoid``), train settings aligned in a
+column, one blank line between items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from nnc.dsl import ast
+from nnc.ir.ops import ACTIVATIONS
+
+INDENT = "    "
+COMMENT_COLUMN = 39  # trailing comments line up here (0-based) when the code is shorter
+
+
+def expr_text(e: ast.Expr | ast.Stage) -> str:
+    """Source text of an expression.
+
+    >>> from nnc.errors import Span
+    >>> s = Span(line=1, col=1, end_line=1, end_col=1)
+    >>> expr_text(ast.Pipe(value=ast.Ref(name="x", span=s),
+    ...                    stage=ast.Stage(name="relu", args=(), span=s), span=s))
+    'x |> relu'
+    """
+    if isinstance(e, ast.Int):
+        return str(e.value)
+    if isinstance(e, ast.Float):
+        return e.text or float_text(e.value)
+    if isinstance(e, ast.Bool):
+        return "true" if e.value else "false"
+    if isinstance(e, ast.String):
+        return string_text(e.value)
+    if isinstance(e, ast.Ref):
+        return e.name
+    if isinstance(e, ast.ListExpr):
+        return "[" + ", ".join(expr_text(i) for i in e.items) + "]"
+    if isinstance(e, ast.Call):
+        return f"{e.name}({args_text(e.args)})"
+    if isinstance(e, ast.Stage):
+        return f"{e.name}({args_text(e.args)})" if e.args else e.name
+    if isinstance(e, ast.Add):
+        return f"{_operand(e.left)} + {_operand(e.right)}"
+    if isinstance(e, ast.Pipe):
+        return f"{expr_text(e.value)} |> {expr_text(e.stage)}"
+    raise TypeError(f"not an expression: {e!r}")
+
+
+def _operand(e: ast.Expr) -> str:
+    return f"({expr_text(e)})" if isinstance(e, ast.Pipe) else expr_text(e)
+
+
+def args_text(args: Sequence[ast.Arg]) -> str:
+    return ", ".join(
+        expr_text(a.value) if a.name is None else f"{a.name} = {expr_text(a.value)}" for a in args
+    )
+
+
+def float_text(value: float) -> str:
+    """Shortest text that reads back as the same float, always with a '.' or exponent."""
+    text = repr(float(value))
+    if "inf" in text or "nan" in text:
+        raise ValueError(f"{value} cannot be written in .nn")
+    return text
+
+
+def string_text(value: str) -> str:
+    escaped = (
+        value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    )
+    return f'"{escaped}"'
+
+
+class _Writer:
+    def __init__(self, comments: Sequence[ast.Comment]):
+        self.lines: list[str] = []
+        self.comments = sorted(comments, key=lambda c: (c.line, c.col))
+        self.next = 0
+
+    def leading(self, before_line: int, indent: str) -> None:
+        while self.next < len(self.comments) and self.comments[self.next].line < before_line:
+            self.lines.append(indent + self.comments[self.next].text)
+            self.next += 1
+
+    def line(self, text: str, indent: str, last_line: int | None) -> None:
+        trailing = []
+        if last_line is not None:
+            while self.next < len(self.comments) and self.comments[self.next].line <= last_line:
+                trailing.append(self.comments[self.next].text)
+                self.next += 1
+        code = indent + text
+        if trailing:
+            comment = " ".join(trailing)
+            if len(code) <= COMMENT_COLUMN - 2:
+                code = code.ljust(COMMENT_COLUMN) + comment
+            else:
+                code = f"{code}  {comment}"
+        self.lines.append(code)
+
+
+def format_file(tree: ast.File) -> str:
+    """Canonical text of a whole file."""
+    w = _Writer(tree.comments)
+    for i, item in enumerate(tree.items):
+        if i:
+            w.lines.append("")
+        w.leading(item.span.line, "")
+        if isinstance(item, ast.TrainDef):
+            _train(w, item)
+        else:
+            _graph(w, item)
+    w.leading(10**9, "")
+    return "\n".join(w.lines) + "\n"
+
+
+def _header(item: ast.ModelDef | ast.BlockDef) -> str:
+    if isinstance(item, ast.BlockDef):
+        params = f"({', '.join(item.params)})" if item.params else ""
+        return f"block {item.name}{params} {{"
+    return f"model {item.name} {{"
+
+
+def _graph(w: _Writer, item: ast.ModelDef | ast.BlockDef) -> None:
+    w.line(_header(item), "", item.span.line)
+    groups = _group(item.body)
+    for group in groups:
+        w.leading(group[0].span.line, INDENT)
+        text = " ".join(_stmt_text(s) for s in group)
+        w.line(text, INDENT, max(s.span.end_line for s in group))
+    w.leading(item.span.end_line, INDENT)
+    w.line("}", "", item.span.end_line)
+
+
+def _group(body: Sequence[ast.Stmt]) -> list[list[ast.Stmt]]:
+    """One line per statement, except that an activation joins the layer before it."""
+    groups: list[list[ast.Stmt]] = []
+    for stmt in body:
+        if (
+            groups
+            and isinstance(stmt, ast.Stack)
+            and stmt.stage.name in ACTIVATIONS
+            and len(groups[-1]) == 1
+            and isinstance(groups[-1][0], ast.Stack)
+            and groups[-1][0].stage.name not in ACTIVATIONS
+        ):
+            groups[-1].append(stmt)
+        else:
+            groups.append([stmt])
+    return groups
+
+
+def _stmt_text(s: ast.Stmt) -> str:
+    if isinstance(s, ast.InputDecl):
+        dtype = s.dtype if s.dtype and s.dtype != "float32" else ""
+        return f"input {s.name}: {dtype}{expr_text(s.shape)}"
+    if isinstance(s, ast.Stack):
+        return expr_text(s.stage)
+    if isinstance(s, ast.Assign):
+        return f"{', '.join(s.targets)} = {expr_text(s.value)}"
+    return "output " + ", ".join(expr_text(v) for v in s.values)
+
+
+def _train(w: _Writer, item: ast.TrainDef) -> None:
+    w.line(f"train {item.name} {{", "", item.span.line)
+    width = max((len(s.key) for s in item.settings), default=0) + 1
+    for s in item.settings:
+        w.leading(s.span.line, INDENT)
+        w.line(f"{s.key.ljust(width)}{args_text(s.args)}", INDENT, s.span.end_line)
+    w.leading(item.span.end_line, INDENT)
+    w.line("}", "", item.span.end_line)

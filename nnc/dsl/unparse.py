@@ -1,0 +1,258 @@
+"""IR -> syntax tree, so that any program (parsed, built in Python, imported from
+ONNX or rewritten by passes) can be written as ``.nn`` text.
+
+The guarantee, tested on every example: ``parse(format(p)) == p``.
+
+A model whose nodes form a single chain is written as a stack of layers; any other
+graph is written with one named assignment per node. Attributes equal to their
+defaults are left out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from nnc.dsl import ast
+from nnc.dsl.lower import snake_case
+from nnc.errors import Span
+from nnc.ir.base import Op
+from nnc.ir.ops.graph import Add, Call
+from nnc.ir.program import Model, Program
+from nnc.ir.training import BinaryCrossEntropy, CrossEntropy, DataFile, Dataset, GanRecipe, Recipe
+
+NOWHERE = Span(file="<ir>", line=0, col=0, end_line=0, end_col=0)
+
+# Attributes that accept one int for "the same in every spatial dim".
+_BROADCAST = frozenset({"kernel", "stride", "dilation", "size", "output_padding"})
+
+
+def program_to_ast(program: Program) -> ast.File:
+    items: list[ast.Item] = [model_to_ast(m) for m in program.models.values()]
+    items += [recipe_to_ast(r) for r in program.recipes.values()]
+    return ast.File(items=tuple(items))
+
+
+def model_to_ast(model: Model) -> ast.ModelDef:
+    body: list[ast.Stmt] = [
+        ast.InputDecl(
+            name=i.name,
+            dtype=None if i.type.dtype == "float32" else i.type.dtype,
+            shape=ast.ListExpr(items=tuple(_dim(d) for d in i.type.shape), span=NOWHERE),
+            span=NOWHERE,
+            name_span=NOWHERE,
+        )
+        for i in model.inputs
+    ]
+    body += _chain(model) if _is_chain(model) else _graph(model)
+    return ast.ModelDef(name=model.name, body=tuple(body), span=NOWHERE, name_span=NOWHERE)
+
+
+def _dim(d: int | str) -> ast.Expr:
+    return ast.Int(value=d, span=NOWHERE) if isinstance(d, int) else ast.Ref(name=d, span=NOWHERE)
+
+
+def _is_chain(model: Model) -> bool:
+    if len(model.inputs) != 1 or len(model.outputs) != 1 or not model.nodes:
+        return False
+    previous = model.inputs[0].name
+    for node in model.nodes:
+        if node.inputs != (previous,) or isinstance(node, Add):
+            return False
+        previous = node.name
+    return model.outputs == (previous,)
+
+
+def _chain(model: Model) -> list[ast.Stmt]:
+    """Stack statements, naming a node explicitly only where auto-naming would differ."""
+    explicit: set[str] = set()
+    while True:
+        taken = {i.name for i in model.inputs} | explicit
+        counters: dict[str, int] = {}
+        wrong: set[str] = set()
+        for node in model.nodes:
+            if node.name in explicit:
+                continue
+            base = snake_case(node.model) if isinstance(node, Call) else node.op
+            k = counters.get(base, 0)
+            while True:
+                k += 1
+                auto = f"{base}_{k}"
+                if auto not in taken:
+                    break
+            counters[base] = k
+            taken.add(auto)
+            if auto != node.name:
+                wrong.add(node.name)
+        if not wrong:
+            break
+        explicit |= wrong
+    return [
+        ast.Stack(stage=_stage(node, (), node.name in explicit), span=NOWHERE)
+        for node in model.nodes
+    ]
+
+
+def _graph(model: Model) -> list[ast.Stmt]:
+    used = {i.name for i in model.inputs} | {n.name for n in model.nodes}
+    aliases: dict[str, str] = {}
+    stmts: list[ast.Stmt] = []
+
+    def ref(value: str) -> ast.Expr:
+        return ast.Ref(name=aliases.get(value, value), span=NOWHERE)
+
+    for node in model.nodes:
+        inputs = tuple(ref(v) for v in node.inputs)
+        value: ast.Expr
+        if isinstance(node, Add):
+            value = inputs[0]
+            for term in inputs[1:]:
+                value = ast.Add(left=value, right=term, span=NOWHERE)
+        else:
+            stage = _stage(node, inputs, explicit_name=False)
+            value = ast.Call(name=stage.name, args=stage.args, span=NOWHERE)
+        targets = [node.name]
+        if isinstance(node, Call):
+            n_out = len(node.outs) if node.outs else 1
+            for k in range(1, n_out):
+                alias = _unique(f"{node.name}_out{k}", used)
+                aliases[f"{node.name}:{k}"] = alias
+                targets.append(alias)
+        stmts.append(ast.Assign(targets=tuple(targets), value=value, span=NOWHERE))
+    stmts.append(ast.Output(values=tuple(ref(o) for o in model.outputs), span=NOWHERE))
+    return stmts
+
+
+def _unique(name: str, used: set[str]) -> str:
+    candidate, k = name, 1
+    while candidate in used:
+        k += 1
+        candidate = f"{name}_{k}"
+    used.add(candidate)
+    return candidate
+
+
+def _stage(node: Op, inputs: tuple[ast.Expr, ...], explicit_name: bool) -> ast.Stage:
+    name = node.model if isinstance(node, Call) else node.op
+    args = [ast.Arg(name=None, value=i, span=NOWHERE) for i in inputs]
+    if not isinstance(node, Call):
+        args += _attr_args(node, skip={"op", "name", "inputs", "outs", "span"})
+    if explicit_name:
+        args.append(ast.Arg(name="name", value=ast.Ref(name=node.name, span=NOWHERE), span=NOWHERE))
+    return ast.Stage(name=name, args=tuple(args), span=NOWHERE)
+
+
+def _attr_args(obj: BaseModel, skip: set[str], keep: frozenset[str] = frozenset()) -> list[ast.Arg]:
+    """Arguments for the fields of ``obj`` that differ from their defaults: the leading
+    ``positional`` fields by position, the rest by keyword."""
+    shown: dict[str, Any] = {}
+    for key, info in type(obj).model_fields.items():
+        if key in skip:
+            continue
+        value = getattr(obj, key)
+        if (
+            key not in keep
+            and not info.is_required()
+            and value == info.get_default(call_default_factory=True, validated_data={})
+        ):
+            continue
+        shown[key] = value
+    out = []
+    for key in getattr(type(obj), "positional", ()):
+        if key not in shown:
+            break
+        out.append(ast.Arg(name=None, value=value_expr(shown.pop(key), key), span=NOWHERE))
+    out += [ast.Arg(name=k, value=value_expr(v, k), span=NOWHERE) for k, v in shown.items()]
+    return out
+
+
+def value_expr(value: Any, key: str = "") -> ast.Expr:
+    """A Python attribute value as the expression that binds back to it."""
+    if isinstance(value, bool):
+        return ast.Bool(value=value, span=NOWHERE)
+    if isinstance(value, int):
+        return ast.Int(value=value, span=NOWHERE)
+    if isinstance(value, float):
+        return ast.Float(value=value, span=NOWHERE)
+    if isinstance(value, str):
+        if key != "path" and value.isidentifier():
+            return ast.Ref(name=value, span=NOWHERE)
+        return ast.String(value=value, span=NOWHERE)
+    if isinstance(value, tuple):
+        if value and key in _BROADCAST and len(set(value)) == 1:
+            return value_expr(value[0])
+        if key == "padding":
+            half = len(value) // 2
+            if len(set(value)) == 1:
+                return value_expr(value[0])
+            if value[:half] == value[half:] and half > 1:
+                value = value[:half]
+        return ast.ListExpr(items=tuple(value_expr(v) for v in value), span=NOWHERE)
+    if isinstance(value, BaseModel) and "kind" in type(value).model_fields:
+        args = _attr_args(value, skip={"kind"})
+        if not args:
+            return ast.Ref(name=value.kind, span=NOWHERE)  # type: ignore[attr-defined]
+        return ast.Call(name=value.kind, args=tuple(args), span=NOWHERE)  # type: ignore[attr-defined]
+    raise TypeError(f"cannot write {value!r} as .nn")
+
+
+def recipe_to_ast(recipe: Recipe | GanRecipe) -> ast.TrainDef:
+    settings: list[ast.Setting] = []
+    skip = {"kind", "name", "span", "setting_spans"}
+    for key, info in type(recipe).model_fields.items():
+        if key in skip:
+            continue
+        value = getattr(recipe, key)
+        default = (
+            None
+            if info.is_required()
+            else info.get_default(call_default_factory=True, validated_data={})
+        )
+        if key == "model" and value == recipe.name:
+            continue
+        if not info.is_required() and value == default and key not in ("optimizer",):
+            continue
+        if value is None:
+            continue
+        settings.append(
+            ast.Setting(
+                key=key, args=tuple(_setting_args(key, value)), span=NOWHERE, key_span=NOWHERE
+            )
+        )
+    return ast.TrainDef(name=recipe.name, settings=tuple(settings), span=NOWHERE, name_span=NOWHERE)
+
+
+def _setting_args(key: str, value: Any) -> list[ast.Arg]:
+    def positional(e: ast.Expr) -> ast.Arg:
+        return ast.Arg(name=None, value=e, span=NOWHERE)
+
+    if isinstance(value, Dataset):
+        return [
+            positional(ast.Ref(name=value.name, span=NOWHERE)),
+            *_attr_args(value, skip={"kind", "name"}),
+        ]
+    if isinstance(value, DataFile):
+        return [
+            positional(ast.String(value=value.path, span=NOWHERE)),
+            *_attr_args(value, skip={"kind", "path"}),
+        ]
+    if isinstance(value, CrossEntropy | BinaryCrossEntropy):
+        # Always explicit: an omitted flag is resolved from the model when parsed.
+        return [
+            positional(
+                ast.Call(
+                    name=value.kind,
+                    args=tuple(_attr_args(value, skip={"kind"}, keep=frozenset({"from_logits"}))),
+                    span=NOWHERE,
+                )
+            )
+        ]
+    if isinstance(value, tuple):
+        return [positional(value_expr(v)) for v in value]
+    if isinstance(value, BaseModel) and "kind" not in type(value).model_fields:
+        return _attr_args(value, skip=set()) or [
+            ast.Arg(name=k, value=value_expr(getattr(value, k), k), span=NOWHERE)
+            for k in list(type(value).model_fields)[:1]
+        ]
+    return [positional(value_expr(value, key))]

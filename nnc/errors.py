@@ -1,0 +1,141 @@
+"""Typed errors with source locations.
+
+Every user-facing failure in nnc is an :class:`NncError`. When it knows where in a
+``.nn`` file the problem is, it renders as ``file:line:col: message`` followed by the
+source line and a caret under the offending text, the way compilers do.
+
+>>> err = ShapeError("dense expects a vector input. Received: [16, 4, 4]",
+...                  Span(file="m.nn", line=3, col=5, end_line=3, end_col=14))
+>>> print(err.render("model M {\\n  input x: [16, 4, 4]\\n    dense(10)\\n}\\n"))
+m.nn:3:5: error: dense expects a vector input. Received: [16, 4, 4]
+    3 |     dense(10)
+      |     ^^^^^^^^^
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Span(BaseModel):
+    """A region of a source file; lines and columns are 1-based, ``end_col`` exclusive."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    file: str = "<string>"
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+class NncError(Exception):
+    """Base class of every error nnc reports to a user."""
+
+    kind = "error"
+
+    def __init__(self, message: str, span: Span | None = None, *, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.span = span
+        self.hint = hint
+        self.source: str | None = None
+
+    def with_source(self, source: str) -> NncError:
+        """Attach the text the span points into, so :meth:`render` can quote it."""
+        if self.source is None:
+            self.source = source
+        return self
+
+    def __str__(self) -> str:
+        where = f"{self.span}: " if self.span else ""
+        hint = f" ({self.hint})" if self.hint else ""
+        return f"{where}{self.message}{hint}"
+
+    def render(self, source: str | None = None) -> str:
+        """The compiler-style report: location, message, source line and caret."""
+        text = source if source is not None else self.source
+        head = f"{self.span}: error: {self.message}" if self.span else f"error: {self.message}"
+        lines = [head]
+        if self.span is not None and text is not None:
+            src_lines = text.splitlines()
+            if 1 <= self.span.line <= len(src_lines):
+                line_text = src_lines[self.span.line - 1].expandtabs(1)
+                gutter = f"{self.span.line:>5} | "
+                lines.append(gutter + line_text)
+                start = max(self.span.col - 1, 0)
+                if self.span.end_line == self.span.line and self.span.end_col > self.span.col:
+                    width = self.span.end_col - self.span.col
+                else:
+                    width = max(len(line_text) - start, 1)
+                width = max(1, min(width, max(len(line_text) - start, 1)))
+                lines.append(" " * (len(gutter) - 2) + "| " + " " * start + "^" * width)
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
+
+
+class ParseError(NncError):
+    """The text is not valid .nn syntax."""
+
+
+class NameResolutionError(NncError):
+    """An unknown, duplicate or undefined name."""
+
+
+class ArgumentError(NncError):
+    """A call received the wrong number or type of arguments."""
+
+
+class ShapeError(NncError):
+    """Tensor shapes do not fit an op's rule, or a symbolic dim cannot be resolved."""
+
+
+class GraphError(NncError):
+    """The model graph is malformed: a cycle, a dangling input, a missing output."""
+
+
+class RecipeError(NncError):
+    """A train recipe is inconsistent with its models or data."""
+
+
+class ResourceError(NncError):
+    """A spec would exceed a resource budget (memory, depth, sequence length)."""
+
+
+class DataError(NncError):
+    """Training or prediction data is missing, malformed or does not fit the model."""
+
+
+class WeightsError(NncError):
+    """A weight or checkpoint file is missing, corrupted or does not fit the model."""
+
+
+class BackendError(NncError):
+    """A backend cannot lower or run something, or its framework is unavailable."""
+
+
+class UnsupportedOpError(BackendError):
+    """An op the IR knows but a backend cannot lower; names the op and the backend."""
+
+    def __init__(self, op: str, backend: str, span: Span | None = None, detail: str = ""):
+        extra = f": {detail}" if detail else ""
+        super().__init__(f"op '{op}' is not supported by the {backend} backend{extra}", span)
+        self.op = op
+        self.backend = backend
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
+    """A "did you mean ...?" hint for ``name``, or None when nothing is close.
+
+    >>> did_you_mean("desne", ["dense", "conv2d", "dropout"])
+    "did you mean 'dense'?"
+    """
+    matches = difflib.get_close_matches(name, sorted(set(choices)), n=1, cutoff=0.6)
+    return f"did you mean '{matches[0]}'?" if matches else None

@@ -1,0 +1,121 @@
+"""The op registry: every IR node type, and the discriminated union over them.
+
+Adding an op means: its class in one of these modules, its entry in ``Node`` and
+``OP_CLASSES`` below, one lowering per backend, and one entry in ``docs/semantics.md``.
+The registry-wide tests pick it up from ``OPS``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from nnc.ir.base import Op
+from nnc.ir.ops.activations import (
+    Elu,
+    Gelu,
+    LeakyRelu,
+    Linear,
+    LogSoftmax,
+    PRelu,
+    Relu,
+    Selu,
+    Sigmoid,
+    Silu,
+    Softmax,
+    Softplus,
+    Step,
+    Tanh,
+)
+from nnc.ir.ops.conv import Conv1d, Conv2d, Conv2dTranspose
+from nnc.ir.ops.dense import Dense, Embedding
+from nnc.ir.ops.graph import Add, Call, Concat
+from nnc.ir.ops.normalization import BatchNorm, LayerNorm, LocalResponseNorm
+from nnc.ir.ops.pooling import AvgPool, GlobalAvgPool, MaxPool, SumPool
+from nnc.ir.ops.recurrent import GRU, LSTM, SimpleRNN
+from nnc.ir.ops.reshape import Dropout, Flatten, Reshape
+
+Node = Annotated[
+    Dense
+    | Embedding
+    | Conv1d
+    | Conv2d
+    | Conv2dTranspose
+    | MaxPool
+    | AvgPool
+    | SumPool
+    | GlobalAvgPool
+    | Flatten
+    | Reshape
+    | Dropout
+    | BatchNorm
+    | LayerNorm
+    | LocalResponseNorm
+    | SimpleRNN
+    | LSTM
+    | GRU
+    | Add
+    | Concat
+    | Call
+    | Linear
+    | Step
+    | Sigmoid
+    | Tanh
+    | Relu
+    | LeakyRelu
+    | Elu
+    | PRelu
+    | Selu
+    | Gelu
+    | Softplus
+    | Silu
+    | Softmax
+    | LogSoftmax,
+    Field(discriminator="op"),
+]
+
+OP_CLASSES: tuple[type[Op], ...] = (
+    Dense,
+    Embedding,
+    Conv1d,
+    Conv2d,
+    Conv2dTranspose,
+    MaxPool,
+    AvgPool,
+    SumPool,
+    GlobalAvgPool,
+    Flatten,
+    Reshape,
+    Dropout,
+    BatchNorm,
+    LayerNorm,
+    LocalResponseNorm,
+    SimpleRNN,
+    LSTM,
+    GRU,
+    Add,
+    Concat,
+    Call,
+    Linear,
+    Step,
+    Sigmoid,
+    Tanh,
+    Relu,
+    LeakyRelu,
+    Elu,
+    PRelu,
+    Selu,
+    Gelu,
+    Softplus,
+    Silu,
+    Softmax,
+    LogSoftmax,
+)
+
+OPS: dict[str, type[Op]] = {cls.model_fields["op"].default: cls for cls in OP_CLASSES}
+ACTIVATIONS: frozenset[str] = frozenset(
+    name for name, cls in OPS.items() if cls.category == "activation"
+)
+
+__all__ = ["ACTIVATIONS", "OPS", "OP_CLASSES", "Node"]

@@ -1,0 +1,95 @@
+"""Fully connected and embedding layers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field
+
+from nnc.ir.base import Op, ParamSpec
+from nnc.ir.initializers import GlorotUniform, Init, Uniform, Zeros
+from nnc.ir.types import TensorType
+
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class Dense(Op):
+    """``y = x Wᵀ + b`` over the last axis; ``weight`` is ``[out, in]``."""
+
+    op: Literal["dense"] = "dense"
+    units: PositiveInt
+    bias: bool = True
+    init: Init = GlorotUniform()
+    bias_init: Init = Zeros()
+    trainable: bool = True
+
+    positional: ClassVar[tuple[str, ...]] = ("units",)
+    example: ClassVar[str] = "input x: [6]\n    dense(4)"
+    summary: ClassVar[str] = "fully connected layer: y = x W^T + b"
+
+    def infer(self, ins: Sequence[TensorType]) -> TensorType:
+        (x,) = ins
+        self.expect_float(x)
+        if x.rank not in (1, 2):
+            raise self.fail(
+                f"expects a vector [features] or a sequence [t, features]. Received: {x}"
+                + ("; insert flatten after convolution or pooling layers" if x.rank > 2 else "")
+            )
+        self.static_dim(x.shape[-1], "its input features")
+        return x.with_shape((*x.shape[:-1], self.units))
+
+    def param_specs(self, ins: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
+        n_in = self.static_dim(ins[0].shape[-1], "its input features")
+        specs = [
+            ParamSpec(
+                name="weight",
+                shape=(self.units, n_in),
+                init=self.init,
+                fan_in=n_in,
+                fan_out=self.units,
+                trainable=self.trainable,
+                decay=True,
+            )
+        ]
+        if self.bias:
+            specs.append(
+                ParamSpec(
+                    name="bias", shape=(self.units,), init=self.bias_init, trainable=self.trainable
+                )
+            )
+        return tuple(specs)
+
+
+class Embedding(Op):
+    """Row lookup: ``int64[t]`` indices into ``weight [vocab, dim]`` give ``[t, dim]``."""
+
+    op: Literal["embedding"] = "embedding"
+    vocab: PositiveInt
+    dim: PositiveInt
+    init: Init = Uniform(lo=-0.05, hi=0.05)
+    trainable: bool = True
+
+    positional: ClassVar[tuple[str, ...]] = ("vocab", "dim")
+    example: ClassVar[str] = "input tokens: int64[5]\n    embedding(7, 3)"
+    summary: ClassVar[str] = "lookup table of learned vectors for integer ids"
+
+    def infer(self, ins: Sequence[TensorType]) -> TensorType:
+        (x,) = ins
+        if x.dtype != "int64":
+            raise self.fail(f"expects int64 indices (declare the input as int64[t]). Received: {x}")
+        self.expect_rank(x, 1)
+        return TensorType(shape=(*x.shape, self.dim))
+
+    def param_specs(self, ins: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
+        return (
+            ParamSpec(
+                name="weight",
+                shape=(self.vocab, self.dim),
+                init=self.init,
+                fan_in=self.vocab,
+                fan_out=self.dim,
+                trainable=self.trainable,
+                decay=True,
+            ),
+        )

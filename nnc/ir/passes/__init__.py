@@ -1,0 +1,33 @@
+"""Passes over the IR. Each pass is a plain function Program -> Program.
+
+- :func:`infer_shapes`: type every node (and order nodes topologically);
+- :func:`validate`: names, outputs, and recipes against models and data;
+- :func:`check`: both, in order; what ``nnc check`` runs.
+
+Analyses (Program -> facts) live beside them: :func:`model_params` and
+:func:`count_params`.
+"""
+
+from __future__ import annotations
+
+from nnc.ir.passes.infer import infer_shapes, toposort
+from nnc.ir.passes.params import Param, count_params, model_params
+from nnc.ir.passes.validate import check_identifier, validate
+from nnc.ir.program import Program
+
+
+def check(program: Program) -> Program:
+    """Shape inference, then validation: the checked IR every backend lowers from."""
+    return validate(infer_shapes(program))
+
+
+__all__ = [
+    "Param",
+    "check",
+    "check_identifier",
+    "count_params",
+    "infer_shapes",
+    "model_params",
+    "toposort",
+    "validate",
+]

@@ -1,0 +1,212 @@
+"""Validation: Program -> Program, unchanged, or the first error found.
+
+It checks what shape inference does not: identifiers, unique names, outputs, and
+that every train recipe fits its models and its data. It expects a typed program
+(run :func:`~nnc.ir.passes.infer.infer_shapes` first); :func:`check` runs both.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+
+from nnc.data.catalog import CATALOG
+from nnc.errors import GraphError, NameResolutionError, RecipeError, ShapeError, did_you_mean
+from nnc.ir.program import Model, Program
+from nnc.ir.training import (
+    BinaryCrossEntropy,
+    CrossEntropy,
+    Dataset,
+    GanRecipe,
+    Recipe,
+)
+from nnc.ir.types import TensorType, numel
+
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+RESERVED = frozenset({"model", "block", "train", "input", "output", "true", "false"})
+MAX_NAME_LENGTH = 128
+
+
+def check_identifier(name: str, what: str) -> str | None:
+    """Why ``name`` is not a valid nnc identifier, or None when it is.
+
+    Identifiers reach generated Python code, so they must be ASCII identifiers and
+    neither nnc nor Python keywords, nor dunder names.
+    """
+    if not IDENTIFIER.match(name):
+        return f"{what} '{name}' is not a valid identifier (letters, digits, _; ASCII only)"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"{what} is longer than {MAX_NAME_LENGTH} characters"
+    if name in RESERVED or keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        return f"{what} '{name}' is a reserved word"
+    if name.startswith("__"):
+        return f"{what} '{name}' may not start with '__'"
+    return None
+
+
+def validate(program: Program) -> Program:
+    """Raise the first problem found in a typed program; return it unchanged otherwise."""
+    for name, model in program.models.items():
+        if name != model.name:
+            raise GraphError(f"model stored as '{name}' is named '{model.name}'", model.span)
+        _validate_model(model)
+    for recipe in program.recipes.values():
+        if isinstance(recipe, Recipe):
+            _validate_supervised(program, recipe)
+        else:
+            _validate_gan(program, recipe)
+    return program
+
+
+def _validate_model(model: Model) -> None:
+    problem = check_identifier(model.name, "model name")
+    if problem:
+        raise NameResolutionError(problem, model.span)
+    seen: set[str] = set()
+    for item in (*model.inputs, *model.nodes):
+        problem = check_identifier(item.name, "name")
+        if problem:
+            raise NameResolutionError(problem, item.span)
+        if item.name in seen:
+            raise NameResolutionError(
+                f"duplicate name '{item.name}' in model '{model.name}'", item.span
+            )
+        seen.add(item.name)
+    if not model.inputs:
+        raise GraphError(f"model '{model.name}' declares no input", model.span)
+    if not model.outputs:
+        raise GraphError(f"model '{model.name}' has no output", model.span)
+    for node in model.nodes:
+        if not node.outs:
+            raise ShapeError(f"node '{node.name}' is untyped; run shape inference", node.span)
+
+
+def _model(program: Program, name: str, recipe: Recipe | GanRecipe, setting: str) -> Model:
+    if name not in program.models:
+        raise RecipeError(
+            f"train recipe '{recipe.name}' names a missing model '{name}'",
+            recipe.span_of(setting),
+            hint=did_you_mean(name, program.models),
+        )
+    return program.models[name]
+
+
+def _single_io(
+    model: Model, recipe: Recipe | GanRecipe, setting: str
+) -> tuple[TensorType, TensorType]:
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise RecipeError(
+            f"recipe '{recipe.name}' trains model '{model.name}', which has "
+            f"{len(model.inputs)} inputs and {len(model.outputs)} outputs; "
+            "training needs one of each",
+            recipe.span_of(setting),
+        )
+    return model.inputs[0].type, model.output_types[0]
+
+
+def _validate_supervised(program: Program, recipe: Recipe) -> None:
+    model = _model(program, recipe.model, recipe, "model")
+    x, y = _single_io(model, recipe, "model")
+    if recipe.target == "input" and y != x:
+        raise RecipeError(
+            f"autoencoder '{recipe.name}': the output of '{model.name}' is {y} but its input "
+            f"is {x}; reconstruction needs them equal",
+            recipe.span_of("target"),
+        )
+    if isinstance(recipe.loss, CrossEntropy) and (y.rank == 0 or isinstance(y.shape[-1], str)):
+        raise RecipeError(
+            f"cross_entropy needs a static class axis; the output of '{model.name}' is {y}",
+            recipe.span_of("loss"),
+        )
+    if isinstance(recipe.data, Dataset):
+        _check_builtin(recipe, recipe.data, x, y if recipe.target == "labels" else None)
+
+
+def _check_builtin(
+    recipe: Recipe | GanRecipe, data: Dataset, x: TensorType, y: TensorType | None
+) -> None:
+    info = CATALOG.get(data.name)
+    if info is None:
+        raise RecipeError(
+            f"unknown dataset '{data.name}'. Available: {', '.join(sorted(CATALOG))}",
+            recipe.span_of("data"),
+            hint=did_you_mean(data.name, CATALOG),
+        )
+    if data.upscale != 1 and info.image is None:
+        raise RecipeError(
+            f"dataset '{data.name}' is not an image set; 'upscale' applies to images only",
+            recipe.span_of("data"),
+        )
+    features = info.feature_shape(data.upscale)
+    want = numel(features)
+    have = numel(x.shape)
+    if isinstance(have, int) and have != want:
+        raise RecipeError(
+            f"dataset '{data.name}' has samples of shape {list(features)} ({want} values) "
+            f"but the model input is {x} ({have} values)",
+            recipe.span_of("data"),
+        )
+    if isinstance(have, str) and len(x.shape) != len(features):
+        raise RecipeError(
+            f"dataset '{data.name}' has samples of shape {list(features)} but the model "
+            f"input is {x}",
+            recipe.span_of("data"),
+        )
+    if y is None or not isinstance(recipe, Recipe):
+        return
+    last = y.shape[-1] if y.rank else 1
+    if info.target == "class":
+        loss = recipe.loss
+        if isinstance(loss, CrossEntropy):
+            if last != info.classes:
+                raise RecipeError(
+                    f"dataset '{data.name}' has {info.classes} classes but the model outputs {y}",
+                    recipe.span_of("loss"),
+                )
+        elif isinstance(loss, BinaryCrossEntropy) and info.classes == 2 and last == 1:
+            pass
+        else:
+            raise RecipeError(
+                f"dataset '{data.name}' has class labels; use loss cross_entropy "
+                f"(received {loss.kind})",
+                recipe.span_of("loss"),
+            )
+    elif numel(y.shape) != info.target_size:
+        raise RecipeError(
+            f"dataset '{data.name}' has targets of shape {list(info.target_shape)} but the "
+            f"model outputs {y}",
+            recipe.span_of("data"),
+        )
+
+
+def _validate_gan(program: Program, recipe: GanRecipe) -> None:
+    gen = _model(program, recipe.generator, recipe, "generator")
+    disc = _model(program, recipe.discriminator, recipe, "discriminator")
+    z, fake = _single_io(gen, recipe, "generator")
+    real, verdict = _single_io(disc, recipe, "discriminator")
+    if z.shape != (recipe.noise.size,):
+        raise RecipeError(
+            f"generator '{gen.name}' takes {z} but the noise has size {recipe.noise.size}",
+            recipe.span_of("noise"),
+        )
+    if verdict.shape != (1,):
+        raise RecipeError(
+            f"discriminator '{disc.name}' must output one score per sample ([1]); it outputs "
+            f"{verdict}",
+            recipe.span_of("discriminator"),
+        )
+    if fake != real:
+        raise RecipeError(
+            f"generator '{gen.name}' outputs {fake} but discriminator '{disc.name}' takes {real}",
+            recipe.span_of("generator"),
+        )
+    if isinstance(recipe.data, Dataset):
+        info = CATALOG.get(recipe.data.name)
+        features = info.feature_shape(recipe.data.upscale) if info else ()
+        if info is not None and numel(features) != numel(fake.shape):
+            raise RecipeError(
+                f"generator '{gen.name}' outputs {fake} but dataset '{recipe.data.name}' has "
+                f"samples of shape {list(features)}",
+                recipe.span_of("generator"),
+            )
+        _check_builtin(recipe, recipe.data, real, None)

@@ -1,0 +1,296 @@
+"""Training specs: losses, optimizers, schedules, metrics, data and recipes.
+
+Their exact formulas are nnc's, documented in ``docs/semantics.md`` and implemented
+on purpose in every backend. Every spec class lists ``positional`` (the order in which
+positional DSL arguments bind) and has a ``kind`` discriminator.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field
+
+from nnc.errors import Span
+from nnc.ir.base import IRModel
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+UnitFloat = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class Spec(IRModel):
+    positional: ClassVar[tuple[str, ...]] = ()
+    summary: ClassVar[str] = ""
+
+
+# -- losses ----------------------------------------------------------------------
+
+
+class Mse(Spec):
+    kind: Literal["mse"] = "mse"
+    summary: ClassVar[str] = "mean over all elements of (y - t)^2"
+
+
+class Mae(Spec):
+    kind: Literal["mae"] = "mae"
+    summary: ClassVar[str] = "mean over all elements of |y - t|"
+
+
+class Sse(Spec):
+    kind: Literal["sse"] = "sse"
+    summary: ClassVar[str] = "0.5 * sum over batch and elements of (y - t)^2"
+
+
+class CrossEntropy(Spec):
+    """Categorical cross-entropy over the last axis; targets are class indices or
+    one-hot/probability rows. ``from_logits`` defaults from the model: false when it
+    ends in softmax, true otherwise."""
+
+    kind: Literal["cross_entropy"] = "cross_entropy"
+    from_logits: bool = True
+    positional: ClassVar[tuple[str, ...]] = ("from_logits",)
+    summary: ClassVar[str] = "-sum_c t_c log p_c, mean over the other positions"
+
+
+class BinaryCrossEntropy(Spec):
+    kind: Literal["binary_cross_entropy"] = "binary_cross_entropy"
+    from_logits: bool = True
+    positional: ClassVar[tuple[str, ...]] = ("from_logits",)
+    summary: ClassVar[str] = "-(t log p + (1-t) log(1-p)), mean over all elements"
+
+
+Loss = Annotated[Mse | Mae | Sse | CrossEntropy | BinaryCrossEntropy, Field(discriminator="kind")]
+LOSSES: dict[str, type[Spec]] = {
+    c.model_fields["kind"].default: c for c in (Mse, Mae, Sse, CrossEntropy, BinaryCrossEntropy)
+}
+
+
+# -- optimizers ------------------------------------------------------------------
+
+
+class Sgd(Spec):
+    """``v = μv + g; p -= lr·v`` (Nesterov: ``p -= lr·(g + μv)``), PyTorch's form."""
+
+    kind: Literal["sgd"] = "sgd"
+    lr: PositiveFloat = 0.01
+    momentum: UnitFloat = 0.0
+    nesterov: bool = False
+    positional: ClassVar[tuple[str, ...]] = ("lr", "momentum")
+
+
+class Adagrad(Spec):
+    """``G += g²; p -= lr·g/(√G + ε)``."""
+
+    kind: Literal["adagrad"] = "adagrad"
+    lr: PositiveFloat = 0.01
+    eps: PositiveFloat = 1e-10
+    initial_accumulator: Annotated[float, Field(ge=0)] = 0.0
+    positional: ClassVar[tuple[str, ...]] = ("lr",)
+
+
+class Rmsprop(Spec):
+    """``v = ρv + (1-ρ)g²; p -= lr·g/(√v + ε)`` (ε outside the root)."""
+
+    kind: Literal["rmsprop"] = "rmsprop"
+    lr: PositiveFloat = 0.001
+    rho: UnitFloat = 0.9
+    eps: PositiveFloat = 1e-8
+    positional: ClassVar[tuple[str, ...]] = ("lr",)
+
+
+class Adam(Spec):
+    """Bias-corrected Adam: ``p -= lr·m̂/(√v̂ + ε)`` (PyTorch's ε placement)."""
+
+    kind: Literal["adam"] = "adam"
+    lr: PositiveFloat = 0.001
+    beta1: UnitFloat = 0.9
+    beta2: UnitFloat = 0.999
+    eps: PositiveFloat = 1e-8
+    positional: ClassVar[tuple[str, ...]] = ("lr",)
+
+
+Optimizer = Annotated[Sgd | Adagrad | Rmsprop | Adam, Field(discriminator="kind")]
+OPTIMIZERS: dict[str, type[Spec]] = {
+    c.model_fields["kind"].default: c for c in (Sgd, Adagrad, Rmsprop, Adam)
+}
+
+
+# -- learning-rate schedules (per epoch, computed by the driver) ---------------------
+
+
+class ConstantLr(Spec):
+    kind: Literal["constant"] = "constant"
+    summary: ClassVar[str] = "lr_e = lr"
+
+
+class StepLr(Spec):
+    kind: Literal["step"] = "step"
+    every: PositiveInt = 10
+    gamma: PositiveFloat = 0.5
+    positional: ClassVar[tuple[str, ...]] = ("every", "gamma")
+    summary: ClassVar[str] = "lr_e = lr * gamma ** floor(e / every)"
+
+
+class ExponentialLr(Spec):
+    kind: Literal["exponential"] = "exponential"
+    gamma: PositiveFloat = 0.95
+    positional: ClassVar[tuple[str, ...]] = ("gamma",)
+    summary: ClassVar[str] = "lr_e = lr * gamma ** e"
+
+
+Schedule = Annotated[ConstantLr | StepLr | ExponentialLr, Field(discriminator="kind")]
+SCHEDULES: dict[str, type[Spec]] = {
+    c.model_fields["kind"].default: c for c in (ConstantLr, StepLr, ExponentialLr)
+}
+
+
+def learning_rate(base: float, schedule: ConstantLr | StepLr | ExponentialLr, epoch: int) -> float:
+    """The learning rate for 0-based ``epoch``.
+
+    >>> learning_rate(0.1, StepLr(every=2, gamma=0.5), 5)
+    0.025
+    """
+    if isinstance(schedule, StepLr):
+        return base * schedule.gamma ** (epoch // schedule.every)
+    if isinstance(schedule, ExponentialLr):
+        return base * schedule.gamma**epoch
+    return base
+
+
+# -- metrics -----------------------------------------------------------------------
+
+
+class Accuracy(Spec):
+    kind: Literal["accuracy"] = "accuracy"
+
+
+class TopK(Spec):
+    kind: Literal["top_k"] = "top_k"
+    k: PositiveInt = 5
+    positional: ClassVar[tuple[str, ...]] = ("k",)
+
+
+class MseMetric(Spec):
+    kind: Literal["mse"] = "mse"
+
+
+class MaeMetric(Spec):
+    kind: Literal["mae"] = "mae"
+
+
+Metric = Annotated[Accuracy | TopK | MseMetric | MaeMetric, Field(discriminator="kind")]
+METRICS: dict[str, type[Spec]] = {
+    c.model_fields["kind"].default: c for c in (Accuracy, TopK, MseMetric, MaeMetric)
+}
+
+
+# -- data ---------------------------------------------------------------------------
+
+
+class Dataset(Spec):
+    """A dataset shipped with nnc or generated from the seed (``data digits``).
+
+    ``scale`` maps image pixels to [0, 1] (``unit``) or [-1, 1] (``symmetric``);
+    ``upscale`` enlarges images by an integer factor (nearest neighbour), so LeNet-5's
+    32x32 input can take the 8x8 digits.
+    """
+
+    kind: Literal["builtin"] = "builtin"
+    name: str
+    scale: Literal["none", "unit", "symmetric"] = "none"
+    upscale: PositiveInt = 1
+    positional: ClassVar[tuple[str, ...]] = ("name",)
+
+
+class DataFile(Spec):
+    """A user's CSV or NPZ file (``data "train.csv", label = price``)."""
+
+    kind: Literal["file"] = "file"
+    path: str
+    label: str | None = None
+    positional: ClassVar[tuple[str, ...]] = ("path",)
+
+
+DataSource = Annotated[Dataset | DataFile, Field(discriminator="kind")]
+
+
+class EarlyStopping(Spec):
+    monitor: str = "val_loss"
+    patience: PositiveInt = 5
+    min_delta: Annotated[float, Field(ge=0)] = 0.0
+    restore_best: bool = True
+    positional: ClassVar[tuple[str, ...]] = ("monitor", "patience")
+
+
+class Noise(Spec):
+    """The GAN generator's input distribution: ``normal`` (0, 1) or ``uniform`` (-1, 1)."""
+
+    dist: Literal["normal", "uniform"] = "normal"
+    size: PositiveInt = 16
+    positional: ClassVar[tuple[str, ...]] = ("dist", "size")
+
+
+# -- recipes -------------------------------------------------------------------------
+
+
+class Recipe(IRModel):
+    """A supervised recipe (also an autoencoder, with ``target input``)."""
+
+    kind: Literal["supervised"] = "supervised"
+    name: str
+    model: str
+    data: DataSource
+    loss: Loss
+    optimizer: Optimizer = Sgd()
+    schedule: Schedule = ConstantLr()
+    epochs: PositiveInt = 1
+    batch: PositiveInt | Literal["all"] = 32
+    l2: Annotated[float, Field(ge=0)] = 0.0
+    early_stopping: EarlyStopping | None = None
+    metrics: tuple[Metric, ...] = ()
+    validation: Annotated[float, Field(ge=0.0, lt=1.0)] | DataSource | None = None
+    standardize: bool = False
+    target: Literal["labels", "input"] = "labels"
+    seed: int = 0
+    span: Span | None = None
+    setting_spans: dict[str, Span] = Field(default_factory=dict)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return (self.model,)
+
+    def span_of(self, setting: str) -> Span | None:
+        return self.setting_spans.get(setting, self.span)
+
+
+class GanRecipe(IRModel):
+    """A generative adversarial recipe naming a generator and a discriminator."""
+
+    kind: Literal["gan"] = "gan"
+    name: str
+    generator: str
+    discriminator: str
+    data: DataSource
+    noise: Noise = Noise()
+    loss: Literal["minimax", "non_saturating"] = "non_saturating"
+    from_logits: bool = True
+    optimizer: Optimizer = Sgd()
+    generator_optimizer: Optimizer | None = None
+    discriminator_optimizer: Optimizer | None = None
+    d_steps: PositiveInt = 1
+    epochs: PositiveInt = 1
+    batch: PositiveInt | Literal["all"] = 32
+    seed: int = 0
+    span: Span | None = None
+    setting_spans: dict[str, Span] = Field(default_factory=dict)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return (self.generator, self.discriminator)
+
+    def span_of(self, setting: str) -> Span | None:
+        return self.setting_spans.get(setting, self.span)
+
+
+AnyRecipe = Annotated[Recipe | GanRecipe, Field(discriminator="kind")]
