@@ -2,7 +2,8 @@
 
 - :func:`infer_shapes`: type every node (and order nodes topologically);
 - :func:`validate`: names, outputs, and recipes against models and data;
-- :func:`check`: both, in order; what ``nnc check`` runs.
+- :func:`check`: both, in order; what ``nnc check`` runs;
+- :func:`inline_calls`: flatten models used as layers (a lowering aid for backends).
 
 Analyses (Program -> facts) live beside them: :func:`model_params` and
 :func:`count_params`.
@@ -11,6 +12,7 @@ Analyses (Program -> facts) live beside them: :func:`model_params` and
 from __future__ import annotations
 
 from nnc.ir.passes.infer import infer_shapes, toposort
+from nnc.ir.passes.inline import inline_calls
 from nnc.ir.passes.params import Param, count_params, model_params
 from nnc.ir.passes.validate import check_identifier, validate
 from nnc.ir.program import Program
@@ -27,6 +29,7 @@ __all__ = [
     "check_identifier",
     "count_params",
     "infer_shapes",
+    "inline_calls",
     "model_params",
     "toposort",
     "validate",
