@@ -47,3 +47,34 @@ def run_nnc(*args: str, cwd: Path | None = None, timeout: float = 300, **kwargs)
 @pytest.fixture(params=EXAMPLE_FILES, ids=lambda p: p.stem)
 def example(request: pytest.FixtureRequest) -> Path:
     return request.param
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite the golden files of generated code instead of comparing with them",
+    )
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """``golden(path, text)``: compare generated text with a checked-in file under
+    tests/golden, or rewrite the file with ``--update-golden``."""
+    update = request.config.getoption("--update-golden")
+
+    def check(relative: str, text: str) -> None:
+        path = ROOT / "tests" / "golden" / relative
+        if update or not path.exists():
+            if not update and os.environ.get("CI"):
+                pytest.fail(f"golden file {relative} is missing; run with --update-golden")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            return
+        expected = path.read_text(encoding="utf-8")
+        assert text == expected, (
+            f"generated code differs from tests/golden/{relative}; if the change is "
+            "intended, rerun with --update-golden and review the diff"
+        )
+
+    return check
