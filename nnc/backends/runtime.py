@@ -15,6 +15,9 @@ Conventions, shared by all backends:
   statistics), computes the loss, its gradients, adds ``l2 * p`` to the gradient of
   every parameter with ``decay``, and applies nnc's optimizer formula with the given
   learning rate; it returns the loss before the update (L2 term excluded).
+- ``seed(n)`` reseeds the backend's own random generator (dropout masks). The driver
+  calls it at the start of every epoch with a value derived from the recipe's seed
+  and the epoch, so a run resumed at an epoch boundary replays exactly.
 - Optimizer state is canonical too, so it moves between backends:
   ``"step"`` (a 0-d int64 array, updates so far) and per trainable parameter
   ``"<param>.velocity"`` (sgd with momentum), ``"<param>.accumulator"`` (adagrad),
@@ -59,6 +62,10 @@ class Runtime(Protocol):
     def gradients(self, x: np.ndarray, y: np.ndarray) -> Arrays:
         """d(loss)/d(param) for every trainable parameter, in training mode, canonical
         layout; no update is made."""
+        ...
+
+    def seed(self, seed: int) -> None:
+        """Reseed the backend's random generator (used for dropout masks)."""
         ...
 
     def get_weights(self) -> Arrays: ...

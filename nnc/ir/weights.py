@@ -116,6 +116,20 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
         raise WeightsError(f"{path} is not a readable .npz archive ({exc})") from None
 
 
+# A training checkpoint is an .npz whose canonical weights are stored under this
+# prefix (``weights/dense_1.weight``), beside ``optimizer/...`` and ``meta/...`` entries.
+CHECKPOINT_WEIGHTS_PREFIX = "weights/"
+
+
+def read_weights_file(path: str | Path) -> dict[str, np.ndarray]:
+    """Canonical weights from a plain weights ``.npz`` or from a training checkpoint."""
+    arrays = load_npz(path)
+    if any(k.startswith(CHECKPOINT_WEIGHTS_PREFIX) for k in arrays):
+        n = len(CHECKPOINT_WEIGHTS_PREFIX)
+        return {k[n:]: v for k, v in arrays.items() if k.startswith(CHECKPOINT_WEIGHTS_PREFIX)}
+    return arrays
+
+
 def load_weights(path: str | Path, program: Program, model: Model | str) -> Weights:
-    """Load and verify canonical weights for ``model`` from ``path``."""
-    return check_weights(program, model, load_npz(path), source=str(path))
+    """Load and verify canonical weights for ``model`` from a weights file or checkpoint."""
+    return check_weights(program, model, read_weights_file(path), source=str(path))
