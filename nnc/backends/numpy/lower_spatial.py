@@ -10,11 +10,12 @@ Padding is resolved here, at compile time, by the IR's own shape rules
 from __future__ import annotations
 
 from nnc.backends.codegen import py_literal
-from nnc.backends.numpy.walk import Lowering, NodeContext
+from nnc.backends.numpy.walk import Lowering, NodeContext, wrap_call
 from nnc.ir.ops.conv import Conv2dTranspose, _Conv
 from nnc.ir.ops.pooling import SumPool, _Pool
 
 Pads = tuple[tuple[int, int], ...]
+NO_PADDING = "((0, 0), (0, 0))"
 
 
 def _is_1d(c: NodeContext) -> bool:
@@ -62,15 +63,18 @@ def _conv_node(c: NodeContext) -> _Conv:
 
 
 def _conv_args(c: NodeContext) -> list[str]:
+    """The keyword arguments that differ from the kernels' defaults (stride 1, no
+    padding, no dilation, one group)."""
     node = _conv_node(c)
     geometry = _geometry(c, node.kernel, node.stride, node.pads(c.in_types[0].shape[1:]))
     dilation = (1, *node.dilation) if _is_1d(c) else node.dilation
-    return [
-        f"stride={geometry['stride']}",
-        f"padding={geometry['padding']}",
-        f"dilation={py_literal(dilation)}",
-        f"groups={node.groups}",
-    ]
+    args = {
+        "stride": (geometry["stride"], "(1, 1)"),
+        "padding": (geometry["padding"], NO_PADDING),
+        "dilation": (py_literal(dilation), "(1, 1)"),
+        "groups": (str(node.groups), "1"),
+    }
+    return [f"{key}={value}" for key, (value, default) in args.items() if value != default]
 
 
 def _conv_weight(c: NodeContext) -> str:
@@ -91,7 +95,10 @@ def _conv_backward(c: NodeContext) -> None:
     dy = f"{c.dy}[:, :, None]" if _is_1d(c) else c.dy
     need_input = _input_need(c)
     d_weight = c.local("d_weight") if _is_1d(c) and c.trains("weight") else c.grad_target("weight")
-    d_input = c.local("d_input") if need_input != "False" else "_"
+    if need_input == "False":
+        d_input = "_"
+    else:
+        d_input = c.local("d_input") if _is_1d(c) else c.input_gradient_name(0)
     if c.trains("weight") or need_input != "False":
         args = [dy, c.temp("cols"), f"{_as_2d(c)}.shape", _conv_weight(c), *_conv_args(c)]
         args.append(f"need_input={need_input}")
@@ -111,11 +118,12 @@ def _transpose_node(c: NodeContext) -> Conv2dTranspose:
 
 def _transpose_args(c: NodeContext) -> list[str]:
     node = _transpose_node(c)
-    return [
-        f"stride={py_literal(node.stride)}",
-        f"crop={py_literal(node.pads())}",
-        f"output_padding={py_literal(node.output_padding)}",
-    ]
+    args = {
+        "stride": (py_literal(node.stride), "(1, 1)"),
+        "crop": (py_literal(node.pads()), NO_PADDING),
+        "output_padding": (py_literal(node.output_padding), "(0, 0)"),
+    }
+    return [f"{key}={value}" for key, (value, default) in args.items() if value != default]
 
 
 def _transpose_forward(c: NodeContext) -> None:
@@ -125,7 +133,7 @@ def _transpose_forward(c: NodeContext) -> None:
 
 
 def _transpose_backward(c: NodeContext) -> None:
-    d_input = c.local("d_input") if c.needs(0) else "_"
+    d_input = c.input_gradient_name(0) if c.needs(0) else "_"
     args = [c.dy, c.temp("rows"), f"{c.x()}.shape", c.param("weight"), *_transpose_args(c)]
     c.call(f"{c.grad_target('weight')}, {d_input}", c.kernel("conv2d_transpose_backward"), args)
     c.grad_param("bias", f"{c.dy}.sum(axis=(0, 2, 3))")
@@ -159,7 +167,7 @@ def _maxpool_forward(c: NodeContext) -> None:
 
 def _maxpool_backward(c: NodeContext) -> None:
     dy = f"{c.dy}[:, :, None]" if _is_1d(c) else c.dy
-    d_input = c.local("d_input")
+    d_input = c.local("d_input") if _is_1d(c) else c.input_gradient_name(0)
     args = [dy, c.temp("argmax"), f"{_as_2d(c)}.shape", *_pool_args(c)]
     c.grad_input(
         0, _squeeze(c, d_input), setup=_call_lines(d_input, c.kernel("maxpool_backward"), args)
@@ -204,18 +212,16 @@ def _sumpool_backward(c: NodeContext) -> None:
     dy = f"{c.dy}[:, :, None]" if _is_1d(c) else c.dy
     if not isinstance(c.node, SumPool):
         dy = f"{dy} / {_divisor(c)}"
-    d_input = c.local("d_input")
+    d_input = c.local("d_input") if _is_1d(c) else c.input_gradient_name(0)
     args = [dy, f"{_as_2d(c)}.shape", *_pool_args(c)]
     setup = _call_lines(d_input, c.kernel("window_sum_backward"), args)
     c.grad_input(0, _squeeze(c, d_input), setup=setup)
 
 
 def _call_lines(target: str, function: str, args: list[str]) -> list[str]:
-    """``target = function(args)`` as setup lines for a gradient contribution."""
-    one = f"{target} = {function}({', '.join(args)})"
-    if len(one) <= 80:
-        return [one]
-    return [f"{target} = {function}(", *(f"    {a}," for a in args), ")"]
+    """``target = function(args)`` as setup lines for a gradient contribution (which
+    may be indented under a guard: so, a narrower line)."""
+    return wrap_call(target, function, args, 80)
 
 
 def _global_pool_forward(c: NodeContext) -> None:

@@ -11,7 +11,7 @@ from nnc.ir.ops.recurrent import _Recurrent
 
 def _input_gradient(c: NodeContext) -> str:
     """A local for a kernel's input gradient, or ``_`` when no input gradient is needed."""
-    return c.local("d_input") if c.needs(0) else "_"
+    return c.input_gradient_name(0) if c.needs(0) else "_"
 
 
 def _finish(c: NodeContext, d_input: str) -> None:

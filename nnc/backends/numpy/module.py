@@ -8,6 +8,8 @@ loss, optimizer and its state), then ``learning_rate`` and, for a supervised rec
 
 from __future__ import annotations
 
+import textwrap
+
 from nnc.backends import codegen
 from nnc.backends.codegen import CodeWriter, py_literal
 from nnc.backends.numpy import kernels
@@ -75,7 +77,10 @@ def generate(program: Program, model: str | None, source: str) -> str:
             w, "DECAYED", "Parameters with L2 regularisation (weights, not biases).", decayed
         )
     if setup.loss is None:
-        w.line(f"NOT_TRAINABLE = {py_literal(setup.reason)}")
+        with w.block("NOT_TRAINABLE = ("):
+            for chunk in textwrap.wrap(setup.reason, 80, drop_whitespace=False):
+                w.line(py_literal(chunk))
+        w.line(")")
     w.blank(2)
     seed = recipe.seed if recipe is not None else 0
     codegen.emit_initial_weights(w, program, m, seed)

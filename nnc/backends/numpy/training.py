@@ -138,11 +138,10 @@ def emit_optimizer_init(w: CodeWriter, optimizer: Optimizer | None) -> None:
     start = "np.zeros_like(self.weights[name])"
     if isinstance(optimizer, Adagrad) and optimizer.initial_accumulator:
         start = f"np.full_like(self.weights[name], {optimizer.initial_accumulator!r})"
-    names = ", ".join(f"{slot!r}" for slot in slots)
-    w.line(
-        f"self.state = {{f'{{name}}.{{slot}}': {start} "
-        f"for name in TRAINABLE for slot in ({names},)}}"
-    )
+    w.line("self.state = {}")
+    with w.block("for name in TRAINABLE:"):
+        for slot in slots:
+            w.line(f"self.state[name + {'.' + slot!r}] = {start}")
 
 
 def _slots(optimizer: Optimizer | None) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ code at all.
 from __future__ import annotations
 
 import builtins
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -313,7 +314,9 @@ class NodeContext:
     # -- emitting ----------------------------------------------------------------------
 
     def line(self, text: str) -> None:
-        self.w.line(text)
+        """One statement; an assignment too long for a line is wrapped in parentheses."""
+        room = WIDTH - len(self.w.indent * self.w.level)
+        self.w.lines_(wrap_assignment(text, room))
 
     @contextmanager
     def block(self, header: str) -> Iterator[None]:
@@ -321,15 +324,10 @@ class NodeContext:
             yield
 
     def call(self, target: str, function: str, args: Sequence[str]) -> None:
-        """``target = function(args)``, wrapped one argument a line when long."""
-        one = f"{target} = {function}({', '.join(args)})"
-        if len(self.w.indent * self.w.level) + len(one) <= 99:
-            self.line(one)
-            return
-        with self.w.block(f"{target} = {function}("):
-            for arg in args:
-                self.line(f"{arg},")
-        self.line(")")
+        """``target = function(args)``, wrapped one argument a line when long, and one
+        target a line when even ``target = function(`` is too long."""
+        room = WIDTH - len(self.w.indent * self.w.level)
+        self.w.lines_(wrap_call(target, function, args, room))
 
     def grad_target(self, name: str) -> str:
         """Where a kernel's gradient for parameter ``name`` goes: ``grads[...]``, or
@@ -345,14 +343,27 @@ class NodeContext:
         """Whether input ``i`` takes a gradient at all."""
         return self.walk.values[self.node.inputs[i]].need != "no"
 
+    def input_gradient_name(self, i: int) -> str:
+        """Where a kernel may write its gradient for input ``i``: the input's gradient
+        itself when this is its first contribution, else a local to add from."""
+        value = self.walk.values[self.node.inputs[i]]
+        if value.need != "no" and value.grad not in self.walk.assigned:
+            return value.grad
+        return self.local("d_input")
+
     def grad_input(self, i: int, expr: str, setup: Sequence[str] = ()) -> None:
         """Add ``expr`` to the gradient of input ``i``, after the ``setup`` lines.
 
-        The first contribution assigns, later ones add. Contributions to a value that
-        needs a gradient only for ``input_gradients`` are emitted under that flag.
+        The first contribution assigns, later ones add; ``expr`` may be the name from
+        :meth:`input_gradient_name`, already assigned by ``setup`` or a kernel call.
+        Contributions to a value that needs a gradient only for ``input_gradients``
+        are emitted under that flag.
         """
         value = self.walk.values[self.node.inputs[i]]
         if value.need == "no":
+            return
+        if expr == value.grad and not setup:  # a kernel call assigned it already
+            self.walk.assigned.add(value.grad)
             return
         if value.need == "inputs" and not self.guarded:
             with self.w.block("if input_gradients:"):
@@ -363,11 +374,70 @@ class NodeContext:
     def _accumulate(self, value: Value, expr: str, setup: Sequence[str]) -> None:
         for text in setup:
             self.line(text)
-        if value.grad in self.walk.assigned:
+        if expr == value.grad:  # written in place by the setup or a kernel call
+            self.walk.assigned.add(value.grad)
+        elif value.grad in self.walk.assigned:
             self.line(f"{value.grad} = {value.grad} + {expr}")
         else:
             self.walk.assigned.add(value.grad)
             self.line(f"{value.grad} = {expr}")
+
+
+WIDTH = 100  # generated lines stay within this many characters
+
+
+def _top_level(text: str, tokens: Sequence[str]) -> list[int]:
+    """Where ``tokens`` occur in ``text`` outside brackets and strings."""
+    found: list[int] = []
+    depth, quote, i = 0, "", 0
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif depth == 0 and any(text.startswith(t, i) for t in tokens):
+            found.append(i)
+        i += 1
+    return found
+
+
+def wrap_assignment(text: str, room: int) -> list[str]:
+    """``target = expr`` in lines of at most ``room`` characters where possible: the
+    expression in parentheses, broken before its top-level operators.
+
+    >>> wrap_assignment("y = alpha * beta + gamma", 20)
+    ['y = (', '    alpha * beta', '    + gamma', ')']
+    """
+    equals = _top_level(text, (" = ",))
+    if len(text) <= room or not equals:
+        return [text]
+    target, expr = text[: equals[0]], text[equals[0] + 3 :]
+    cuts = [0, *(i + 1 for i in _top_level(expr, (" + ", " - ", " * ", " / ", " @ "))), len(expr)]
+    pieces = [expr[a:b].strip() for a, b in itertools.pairwise(cuts)]
+    lines: list[str] = []
+    for piece in pieces:
+        if lines and len(lines[-1]) + 1 + len(piece) <= room - 4:
+            lines[-1] += " " + piece
+        else:
+            lines.append(piece)
+    return [f"{target} = (", *(f"    {ln}" for ln in lines), ")"]
+
+
+def wrap_call(target: str, function: str, args: Sequence[str], room: int) -> list[str]:
+    """``target = function(args)`` within ``room`` characters a line where possible."""
+    one = f"{target} = {function}({', '.join(args)})"
+    if len(one) <= room:
+        return [one]
+    body = [f"    {a}," for a in args]
+    if len(f"{target} = {function}(") <= room:
+        return [f"{target} = {function}(", *body, ")"]
+    targets = [t.strip() for t in target.split(", ")]
+    return ["(", *(f"    {t}," for t in targets), f") = {function}(", *body, ")"]
 
 
 def batch_axis(axis: int) -> int:

@@ -52,7 +52,9 @@ def col2im(patches, shape, stride, dilation):
     return x
 
 
-def conv2d_forward(x, weight, bias, stride, padding, dilation, groups):
+def conv2d_forward(
+    x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1
+):
     """Cross-correlation of x [N, C, H, W] with weight [F, C/groups, kh, kw] plus bias.
 
     Returns y [N, F, out_h, out_w] and the patch matrix [groups, N*out_h*out_w,
@@ -69,7 +71,17 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation, groups):
     return y.transpose(0, 3, 1, 2), cols
 
 
-def conv2d_backward(d_y, cols, x_shape, weight, stride, padding, dilation, groups, need_input):
+def conv2d_backward(
+    d_y,
+    cols,
+    x_shape,
+    weight,
+    stride=(1, 1),
+    padding=((0, 0), (0, 0)),
+    dilation=(1, 1),
+    groups=1,
+    need_input=True,
+):
     """Gradients of conv2d_forward: d_weight, and d_x when ``need_input`` (else None)."""
     filters, _, kh, kw = weight.shape
     n, _, out_h, out_w = d_y.shape
@@ -85,7 +97,9 @@ def conv2d_backward(d_y, cols, x_shape, weight, stride, padding, dilation, group
     return d_weight, d_x[:, :, top : top + x_shape[2], left : left + x_shape[3]]
 
 
-def conv2d_transpose_forward(x, weight, bias, stride, crop, output_padding):
+def conv2d_transpose_forward(
+    x, weight, bias=None, stride=(1, 1), crop=((0, 0), (0, 0)), output_padding=(0, 0)
+):
     """Transposed convolution of x [N, C, H, W] with weight [C, F, kh, kw].
 
     Each input pixel scatters ``x[c] * weight[c]`` into the full output at stride
@@ -107,7 +121,9 @@ def conv2d_transpose_forward(x, weight, bias, stride, crop, output_padding):
     return y, rows
 
 
-def conv2d_transpose_backward(d_y, rows, x_shape, weight, stride, crop, output_padding):
+def conv2d_transpose_backward(
+    d_y, rows, x_shape, weight, stride=(1, 1), crop=((0, 0), (0, 0)), output_padding=(0, 0)
+):
     """Gradients of conv2d_transpose_forward: (d_weight, d_x)."""
     n, channels, h, w = x_shape
     _, filters, kh, kw = weight.shape

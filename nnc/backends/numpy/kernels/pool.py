@@ -19,9 +19,11 @@ __all__ = [
 ]
 
 
-def maxpool_forward(x, size, stride, padding):
-    """Maximum of each window (padding never wins: it is -inf). Returns y and, per
-    window, the flat offset of its first maximal element (row-major)."""
+def maxpool_forward(x, size, stride=None, padding=((0, 0), (0, 0))):
+    """Maximum of each window (padding never wins: it is -inf); the stride defaults to
+    the window size. Returns y and, per window, the flat offset of its first maximal
+    element (row-major)."""
+    stride = size if stride is None else stride
     patches = im2col(pad2d(x, padding, -np.inf), size, stride, (1, 1))
     n, out_h, out_w, channels = patches.shape[:4]
     flat = patches.reshape(n, out_h, out_w, channels, -1)
@@ -30,9 +32,9 @@ def maxpool_forward(x, size, stride, padding):
     return y.transpose(0, 3, 1, 2), argmax.transpose(0, 3, 1, 2)
 
 
-def maxpool_backward(d_y, argmax, x_shape, size, stride, padding):
+def maxpool_backward(d_y, argmax, x_shape, size, stride=None, padding=((0, 0), (0, 0))):
     """Each window's gradient goes to its first maximal element."""
-    (kh, kw), (sh, sw) = size, stride
+    (kh, kw), (sh, sw) = size, size if stride is None else stride
     (top, bottom), (left, right) = padding
     n, channels, h, w = x_shape
     out_h, out_w = d_y.shape[2:]
@@ -45,9 +47,10 @@ def maxpool_backward(d_y, argmax, x_shape, size, stride, padding):
     return d_x[:, :, top : top + h, left : left + w]
 
 
-def window_sum(x, size, stride, padding):
-    """Sum of each window (zero padding), adding one strided slice per window offset."""
-    (kh, kw), (sh, sw) = size, stride
+def window_sum(x, size, stride=None, padding=((0, 0), (0, 0))):
+    """Sum of each window (zero padding; the stride defaults to the window size), adding
+    one strided slice per window offset."""
+    (kh, kw), (sh, sw) = size, size if stride is None else stride
     x = pad2d(x, padding)
     out_h = (x.shape[2] - kh) // sh + 1
     out_w = (x.shape[3] - kw) // sw + 1
@@ -58,9 +61,9 @@ def window_sum(x, size, stride, padding):
     return y
 
 
-def window_sum_backward(d_y, x_shape, size, stride, padding):
+def window_sum_backward(d_y, x_shape, size, stride=None, padding=((0, 0), (0, 0))):
     """The adjoint of window_sum: each window's gradient goes to all its elements."""
-    (kh, kw), (sh, sw) = size, stride
+    (kh, kw), (sh, sw) = size, size if stride is None else stride
     (top, bottom), (left, right) = padding
     n, channels, h, w = x_shape
     out_h, out_w = d_y.shape[2:]
@@ -71,7 +74,7 @@ def window_sum_backward(d_y, x_shape, size, stride, padding):
     return d_x[:, :, top : top + h, left : left + w]
 
 
-def window_counts(spatial, size, stride, padding, dtype):
+def window_counts(spatial, size, stride=None, padding=((0, 0), (0, 0)), dtype=np.float32):
     """How many real (unpadded) elements each window covers: [out_h, out_w]."""
     ones = np.ones((1, 1, *spatial), dtype=dtype)
     return window_sum(ones, size, stride, padding)[0, 0]
