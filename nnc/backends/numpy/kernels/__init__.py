@@ -9,6 +9,7 @@ code refers to and emitted with it. Kernels use only ``np`` (NumPy) and builtins
 
 from __future__ import annotations
 
+import dis
 import inspect
 import types
 from collections.abc import Callable, Iterable
@@ -30,11 +31,16 @@ def _collect() -> dict[str, Callable[..., Any]]:
 KERNELS: dict[str, Callable[..., Any]] = _collect()
 
 
-def _names(code: types.CodeType) -> set[str]:
-    names = set(code.co_names)
+def global_names(code: types.CodeType) -> set[str]:
+    """The global names a function's code loads (nested code included)."""
+    names = {
+        ins.argval
+        for ins in dis.get_instructions(code)
+        if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME")
+    }
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            names |= _names(const)
+            names |= global_names(const)
     return names
 
 
@@ -44,7 +50,7 @@ def dependencies(name: str) -> list[str]:
     stack = [name]
     while stack:
         current = stack.pop()
-        for ref in sorted(_names(KERNELS[current].__code__)):
+        for ref in sorted(global_names(KERNELS[current].__code__)):
             if ref in KERNELS and ref != name and ref not in seen:
                 seen.append(ref)
                 stack.append(ref)
@@ -67,4 +73,4 @@ def source(name: str) -> str:
     return inspect.getsource(KERNELS[name]).rstrip("\n")
 
 
-__all__ = ["KERNELS", "closure", "dependencies", "source"]
+__all__ = ["KERNELS", "closure", "dependencies", "global_names", "source"]
