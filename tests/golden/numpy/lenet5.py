@@ -121,17 +121,17 @@ def cross_entropy_from_logits(logits, target):
     return loss, d_logits / positions
 
 
-def col2im(patches, shape, stride, dilation):
-    """The adjoint of im2col: patches [N, out_h, out_w, C, kh, kw] added back into an
+def col2im(cols, shape, stride=(1, 1), dilation=(1, 1)):
+    """The adjoint of im2col: cols [kh, kw, C, N, out_h, out_w] added back into an
     array of ``shape`` [N, C, H, W], one strided slice per kernel offset."""
-    _, out_h, out_w, _, kh, kw = patches.shape
+    kh, kw, _, _, out_h, out_w = cols.shape
     (sh, sw), (dh, dw) = stride, dilation
-    x = np.zeros(shape, dtype=patches.dtype)
+    x = np.zeros(shape, dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
             rows = slice(i * dh, i * dh + sh * (out_h - 1) + 1, sh)
-            cols = slice(j * dw, j * dw + sw * (out_w - 1) + 1, sw)
-            x[:, :, rows, cols] += patches[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+            columns = slice(j * dw, j * dw + sw * (out_w - 1) + 1, sw)
+            x[:, :, rows, columns] += cols[i, j].transpose(1, 0, 2, 3)
     return x
 
 
@@ -147,17 +147,20 @@ def conv2d_backward(
     need_input=True,
 ):
     """Gradients of conv2d_forward: d_weight, and d_x when ``need_input`` (else None)."""
-    filters, _, kh, kw = weight.shape
+    filters, group_channels, kh, kw = weight.shape
     n, _, out_h, out_w = d_y.shape
-    d_rows = d_y.transpose(0, 2, 3, 1).reshape(n * out_h * out_w, groups, -1).transpose(1, 0, 2)
-    d_weight = (d_rows.transpose(0, 2, 1) @ cols).reshape(weight.shape)
+    d_rows = d_y.transpose(1, 0, 2, 3).reshape(groups, filters // groups, -1)
+    d_kernels = d_rows @ cols.transpose(0, 2, 1)  # [groups, F/groups, kh*kw*C/groups]
+    d_kernels = d_kernels.reshape(groups, filters // groups, kh, kw, group_channels)
+    d_weight = d_kernels.transpose(0, 1, 4, 2, 3).reshape(weight.shape)
     if not need_input:
         return d_weight, None
-    d_cols = d_rows @ weight.reshape(groups, filters // groups, -1)
-    d_patches = d_cols.transpose(1, 0, 2).reshape(n, out_h, out_w, x_shape[1], kh, kw)
+    d_cols = grouped_kernels(weight, groups).transpose(0, 2, 1) @ d_rows
+    d_cols = d_cols.reshape(groups, kh, kw, group_channels, n, out_h, out_w)
+    d_cols = d_cols.transpose(1, 2, 0, 3, 4, 5, 6).reshape(kh, kw, -1, n, out_h, out_w)
     (top, bottom), (left, right) = padding
     padded = (n, x_shape[1], x_shape[2] + top + bottom, x_shape[3] + left + right)
-    d_x = col2im(d_patches, padded, stride, dilation)
+    d_x = col2im(d_cols, padded, stride, dilation)
     return d_weight, d_x[:, :, top : top + x_shape[2], left : left + x_shape[3]]
 
 
@@ -166,27 +169,39 @@ def conv2d_forward(
 ):
     """Cross-correlation of x [N, C, H, W] with weight [F, C/groups, kh, kw] plus bias.
 
-    Returns y [N, F, out_h, out_w] and the patch matrix [groups, N*out_h*out_w,
-    C/groups*kh*kw] that the backward pass reuses.
+    One (batched, per group) matrix product of the kernels and the im2col patches.
+    Returns y [N, F, out_h, out_w] and the patches [groups, kh*kw*C/groups,
+    N*out_h*out_w] that the backward pass reuses.
     """
-    filters, _, kh, kw = weight.shape
-    patches = im2col(pad2d(x, padding), (kh, kw), stride, dilation)
-    n, out_h, out_w = patches.shape[:3]
-    cols = patches.reshape(n * out_h * out_w, groups, -1).transpose(1, 0, 2)
-    kernels = weight.reshape(groups, filters // groups, -1)
-    y = (cols @ kernels.transpose(0, 2, 1)).transpose(1, 0, 2).reshape(n, out_h, out_w, filters)
+    filters, group_channels, kh, kw = weight.shape
+    cols = im2col(pad2d(x, padding), (kh, kw), stride, dilation)
+    n, out_h, out_w = cols.shape[3:]
+    cols = cols.reshape(kh, kw, groups, group_channels, -1).transpose(2, 0, 1, 3, 4)
+    cols = cols.reshape(groups, kh * kw * group_channels, -1)
+    y = (grouped_kernels(weight, groups) @ cols).reshape(filters, n, out_h, out_w)
     if bias is not None:
-        y = y + bias
-    return y.transpose(0, 3, 1, 2), cols
+        y = y + bias[:, None, None, None]
+    return y.transpose(1, 0, 2, 3), cols
 
 
-def im2col(x, kernel, stride, dilation):
-    """The patch under every kernel position of x [N, C, H, W] (already padded), as a
-    view [N, out_h, out_w, C, kh, kw]."""
+def grouped_kernels(weight, groups):
+    """weight [F, C/groups, kh, kw] as [groups, F/groups, kh*kw*C/groups], its columns
+    in im2col's (offset, channel) order."""
+    filters, group_channels, kh, kw = weight.shape
+    per_group = weight.reshape(groups, filters // groups, group_channels, kh, kw)
+    return per_group.transpose(0, 1, 3, 4, 2).reshape(groups, filters // groups, -1)
+
+
+def im2col(x, kernel, stride=(1, 1), dilation=(1, 1)):
+    """What every kernel offset meets in x [N, C, H, W] (already padded), as one
+    contiguous array [kh, kw, C, N, out_h, out_w]: a strided view of the windows,
+    then one copy, ordered so that the copy moves whole rows and the convolution is
+    a single matrix product over (offset, channel)."""
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
     span = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
     windows = np.lib.stride_tricks.sliding_window_view(x, span, axis=(2, 3))
-    return windows[:, :, ::sh, ::sw, ::dh, ::dw].transpose(0, 2, 3, 1, 4, 5)
+    windows = windows[:, :, ::sh, ::sw, ::dh, ::dw]  # [N, C, out_h, out_w, kh, kw]
+    return np.ascontiguousarray(windows.transpose(4, 5, 1, 0, 2, 3))
 
 
 def pad2d(x, padding, value=0.0):

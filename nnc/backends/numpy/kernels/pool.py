@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnc.backends.numpy.kernels.conv import im2col, pad2d
+from nnc.backends.numpy.kernels.conv import pad2d
 
 __all__ = [
     "maxpool_backward",
@@ -21,15 +21,25 @@ __all__ = [
 
 def maxpool_forward(x, size, stride=None, padding=((0, 0), (0, 0))):
     """Maximum of each window (padding never wins: it is -inf); the stride defaults to
-    the window size. Returns y and, per window, the flat offset of its first maximal
-    element (row-major)."""
-    stride = size if stride is None else stride
-    patches = im2col(pad2d(x, padding, -np.inf), size, stride, (1, 1))
-    n, out_h, out_w, channels = patches.shape[:4]
-    flat = patches.reshape(n, out_h, out_w, channels, -1)
-    argmax = flat.argmax(axis=-1)
-    y = np.take_along_axis(flat, argmax[..., None], axis=-1)[..., 0]
-    return y.transpose(0, 3, 1, 2), argmax.transpose(0, 3, 1, 2)
+    the window size. Returns y and, per window, the flat offset (row-major) of its
+    first maximal element, comparing one strided slice per window offset."""
+    (kh, kw), (sh, sw) = size, size if stride is None else stride
+    x = pad2d(x, padding, -np.inf)
+    out_h = (x.shape[2] - kh) // sh + 1
+    out_w = (x.shape[3] - kw) // sw + 1
+    y = x[:, :, : sh * (out_h - 1) + 1 : sh, : sw * (out_w - 1) + 1 : sw]
+    argmax = np.zeros(y.shape, dtype=np.intp)
+    for i in range(kh):
+        for j in range(kw):
+            if i == j == 0:
+                continue
+            candidate = x[
+                :, :, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw
+            ]
+            larger = candidate > y  # strictly: ties keep the first maximum
+            y = np.where(larger, candidate, y)
+            argmax[larger] = i * kw + j
+    return np.ascontiguousarray(y), argmax
 
 
 def maxpool_backward(d_y, argmax, x_shape, size, stride=None, padding=((0, 0), (0, 0))):
