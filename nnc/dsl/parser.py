@@ -185,15 +185,35 @@ def _syntax_error(exc: UnexpectedInput, text: str, filename: str) -> ParseError:
         what, width = "syntax error", 1
     expected = _expected(exc)
     message = what + (f"; expected {expected}" if expected else "")
-    friendly = None
-    if isinstance(exc, UnexpectedToken | UnexpectedEOF):
-        try:
-            friendly = exc.match_examples(_lark().parse, FRIENDLY, use_accepts=True)
-        except Exception:  # it re-parses the examples; that must never hide the real error
-            friendly = None
+    friendly = _friendly(exc) if isinstance(exc, UnexpectedToken) else None
     span = Span(file=filename, line=line, col=col, end_line=line, end_col=col + width)
     err = ParseError(message, span, hint=friendly)
     return err.with_source(text)  # type: ignore[return-value]
+
+
+def _error_key(exc: UnexpectedToken) -> tuple[int, str]:
+    """Where the parser stopped: its current LALR state and the offending token type.
+
+    (lark's own ``match_examples`` compares whole parser stacks, so an example only
+    matches when the mistake is the first thing in the file.)"""
+    stack = exc.interactive_parser.parser_state.state_stack
+    return stack[-1], exc.token.type
+
+
+@cache
+def _friendly_table() -> dict[tuple[int, str], str]:
+    table: dict[tuple[int, str], str] = {}
+    for message, examples in FRIENDLY.items():
+        for example in examples:
+            try:
+                _lark().parse(example)
+            except UnexpectedToken as exc:
+                table.setdefault(_error_key(exc), message)
+    return table
+
+
+def _friendly(exc: UnexpectedToken) -> str | None:
+    return _friendly_table().get(_error_key(exc))
 
 
 def _expected(exc: UnexpectedInput) -> str:

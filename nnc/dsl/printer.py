@@ -123,12 +123,17 @@ def _header(item: ast.ModelDef | ast.BlockDef) -> str:
 
 
 def _graph(w: _Writer, item: ast.ModelDef | ast.BlockDef) -> None:
-    w.line(_header(item), "", item.span.line)
     groups = _group(item.body)
-    for group in groups:
+    # A trailing comment belongs to the last construct that ends on its line.
+    starts = [g[0].span.line for g in groups] + [item.span.end_line + 1]
+    header_owns = not groups or starts[0] > item.span.line
+    w.line(_header(item), "", item.span.line if header_owns else None)
+    for i, group in enumerate(groups):
         w.leading(group[0].span.line, INDENT)
         text = " ".join(_stmt_text(s) for s in group)
-        w.line(text, INDENT, max(s.span.end_line for s in group))
+        end = max(s.span.end_line for s in group)
+        owns = starts[i + 1] > end and end != item.span.end_line
+        w.line(text, INDENT, end if owns else None)
     w.leading(item.span.end_line, INDENT)
     w.line("}", "", item.span.end_line)
 
@@ -163,10 +168,15 @@ def _stmt_text(s: ast.Stmt) -> str:
 
 
 def _train(w: _Writer, item: ast.TrainDef) -> None:
-    w.line(f"train {item.name} {{", "", item.span.line)
+    starts = [s.span.line for s in item.settings] + [item.span.end_line + 1]
+    header_owns = not item.settings or starts[0] > item.span.line
+    w.line(f"train {item.name} {{", "", item.span.line if header_owns else None)
     width = max((len(s.key) for s in item.settings), default=0) + 1
-    for s in item.settings:
+    for i, s in enumerate(item.settings):
         w.leading(s.span.line, INDENT)
-        w.line(f"{s.key.ljust(width)}{args_text(s.args)}", INDENT, s.span.end_line)
+        owns = starts[i + 1] > s.span.end_line and s.span.end_line != item.span.end_line
+        w.line(
+            f"{s.key.ljust(width)}{args_text(s.args)}", INDENT, s.span.end_line if owns else None
+        )
     w.leading(item.span.end_line, INDENT)
     w.line("}", "", item.span.end_line)
