@@ -68,9 +68,8 @@ def main() -> int:
                     f"{i + 1} inputs, {failures} failures, {time.time() - start:.0f} s", flush=True
                 )
     elapsed = time.time() - start
-    print(
-        f"\n{args.count} inputs in {elapsed:.0f} s ({args.count / elapsed:.0f}/s), {failures} failures"
-    )
+    rate = args.count / elapsed
+    print(f"\n{args.count} inputs in {elapsed:.0f} s ({rate:.0f}/s), {failures} failures")
     for key, n in sorted(counts.items()):
         print(f"  {key:45s} {n:8d}")
     return 1 if failures else 0
