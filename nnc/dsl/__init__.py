@@ -21,24 +21,32 @@ from nnc.dsl.unparse import program_to_ast
 from nnc.errors import NncError, ParseError, ShapeError, Span
 from nnc.ir.passes import check as check_program
 from nnc.ir.passes import infer_shapes, validate
+from nnc.ir.passes.resources import check_resources
 from nnc.ir.program import Program
 from nnc.ir.types import Dim, format_shape, unify
 
 
-def parse(text: str, filename: str = "<string>", *, check: bool = True) -> Program:
-    """Parse ``.nn`` text to IR; with ``check`` (the default), also type and validate it."""
+def parse(
+    text: str,
+    filename: str = "<string>",
+    *,
+    check: bool = True,
+    memory_budget: int | None = None,
+) -> Program:
+    """Parse ``.nn`` text to IR; with ``check`` (the default), also type and validate it
+    and refuse specs over the memory budget (see :mod:`nnc.ir.passes.resources`)."""
     try:
         lowered = lower(parse_file(text, filename))
         if not check:
             return lowered.program
         typed = infer_shapes(lowered.program)
         _check_blocks(typed, lowered.block_checks)
-        return validate(typed)
+        return check_resources(validate(typed), memory_budget)
     except NncError as err:
         raise err.with_source(text) from None
 
 
-def load(path: str | Path, *, check: bool = True) -> Program:
+def load(path: str | Path, *, check: bool = True, memory_budget: int | None = None) -> Program:
     """Read and parse a ``.nn`` file."""
     p = Path(path)
     try:
@@ -51,7 +59,7 @@ def load(path: str | Path, *, check: bool = True) -> Program:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _decode_error(data, exc, str(path)) from None
-    return parse(text, str(path), check=check)
+    return parse(text, str(path), check=check, memory_budget=memory_budget)
 
 
 def _decode_error(data: bytes, exc: UnicodeDecodeError, filename: str) -> ParseError:
