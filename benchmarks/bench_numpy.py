@@ -12,10 +12,13 @@ its own. Reported:
 - steps/s: training steps per second (the best of ``--repeats`` timed windows of
   ``--seconds`` each, after warm-up steps);
 - ratio: NumPy steps/s divided by PyTorch steps/s (targets: MLP >= 0.7, CNN >= 0.3);
-- peak memory: the growth of the process' peak resident set size (``ru_maxrss``)
-  from just before training to just after it, for both; and, for NumPy, the peak of
-  the bytes traced by ``tracemalloc`` during training (NumPy reports its array
-  buffers to tracemalloc; PyTorch does not, so it has no such figure).
+- peak memory, two ways: the peak resident set size of the whole worker process
+  (``ru_maxrss``: interpreter, framework and training together) for both; and, for
+  NumPy, the peak of the bytes traced by ``tracemalloc`` over 50 training steps
+  (NumPy reports its array buffers to tracemalloc; PyTorch does not, so it has no
+  such figure). The growth of ``ru_maxrss`` during training is printed too: for these
+  small networks it is ~0 on both sides, since importing the framework already set
+  a higher mark.
 
 Threads: NumPy's BLAS and PyTorch get the same thread count (``--threads``, default
 1): the BLAS variables (OMP/OpenBLAS/MKL) are set before NumPy is imported, and
@@ -225,9 +228,9 @@ def main() -> None:
             "torch steps/s",
             "ratio",
             "target",
-            "numpy RSS +MiB",
+            "numpy peak RSS MiB (+train)",
             "numpy traced MiB",
-            "torch RSS +MiB",
+            "torch peak RSS MiB (+train)",
         ]
     ]
     for model in MODELS:
@@ -241,9 +244,9 @@ def main() -> None:
                 f"{torch_result['steps_per_s']:.0f}",
                 f"{ratio:.2f}",
                 f">={TARGETS[model]} {'met' if ratio >= TARGETS[model] else 'MISSED'}",
-                f"{numpy_result['rss_growth_mib']:.1f}",
+                f"{numpy_result['rss_peak_mib']:.0f} (+{numpy_result['rss_growth_mib']:.1f})",
                 f"{numpy_result['traced_peak_mib']:.2f}",
-                f"{torch_result['rss_growth_mib']:.1f}",
+                f"{torch_result['rss_peak_mib']:.0f} (+{torch_result['rss_growth_mib']:.1f})",
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
