@@ -173,7 +173,7 @@ class Walk:
             self.defined.append(self.values[decl.name].ident)
         for node in self.model.nodes:
             c = NodeContext(self, node, w, "forward")
-            w.line(f"# {c.heading}")
+            c.comment_heading()
             self.lowerings[node.op].forward(c)
             self.defined.append(c.y)
             w.blank()
@@ -206,7 +206,7 @@ class Walk:
                     w.line(f"grads[{key}] = np.zeros_like(w[{key}])")
                 continue
             c = NodeContext(self, node, w, "backward")
-            w.line(f"# {c.heading}")
+            c.comment_heading()
             if value.need == "inputs":
                 with w.block("if input_gradients:"):
                     c.guarded = True
@@ -234,9 +234,15 @@ class NodeContext:
 
     # -- names -------------------------------------------------------------------------
 
-    @property
-    def heading(self) -> str:
-        return f"{self.node.name} = {describe(self.node)}: {format_shape(self.out_type.shape)}"
+    def comment_heading(self) -> None:
+        """``# <node> = <op as .nn text>: <shape>``, on two lines when too long."""
+        shape = format_shape(self.out_type.shape)
+        one = f"# {self.node.name} = {describe(self.node)}: {shape}"
+        if len(self.w.indent * self.w.level) + len(one) <= WIDTH:
+            self.w.line(one)
+        else:
+            self.w.line(f"# {self.node.name}: {shape}")
+            self.w.line(f"#     {describe(self.node)}")
 
     @property
     def in_types(self) -> list[TensorType]:
