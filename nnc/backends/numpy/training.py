@@ -199,7 +199,7 @@ def _update_doc(o: Optimizer) -> str:
         f"Adam: m = {o.beta1!r} m + (1 - {o.beta1!r}) g;\n"
         f"v = {o.beta2!r} v + (1 - {o.beta2!r}) g^2;\n"
         f"p -= lr * m_hat / (sqrt(v_hat) + {o.eps!r}), with the bias corrections\n"
-        "m_hat = m / (1 - beta1^t) and v_hat = v / (1 - beta2^t)."
+        f"m_hat = m / (1 - {o.beta1!r}^t) and v_hat = v / (1 - {o.beta2!r}^t), t = self.step."
     )
 
 

@@ -288,7 +288,7 @@ class Runtime:
         """Adam: m = 0.9 m + (1 - 0.9) g;
         v = 0.999 v + (1 - 0.999) g^2;
         p -= lr * m_hat / (sqrt(v_hat) + 1e-08), with the bias corrections
-        m_hat = m / (1 - beta1^t) and v_hat = v / (1 - beta2^t).
+        m_hat = m / (1 - 0.9^t) and v_hat = v / (1 - 0.999^t), t = self.step.
         """
         lr = float(lr)  # a Python float keeps float32 arrays float32
         self.step += 1
