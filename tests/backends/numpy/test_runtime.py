@@ -13,6 +13,7 @@ import nnc
 from nnc.backends.numpy import build, emit
 from nnc.backends.numpy.module import LOWERINGS
 from nnc.backends.numpy.walk import Walk
+from nnc.backends.runtime import Runtime
 from nnc.errors import BackendError, UnsupportedOpError, WeightsError
 from nnc.ir.ops import OPS
 from nnc.ir.passes import inline_calls
@@ -30,6 +31,13 @@ def runtime(body: str, train: str = "", dtype: str = "float64"):  # type: ignore
 
 def test_every_registry_op_has_a_lowering() -> None:
     assert set(OPS) - {"call"} == set(LOWERINGS)
+
+
+def test_runtime_implements_the_interface() -> None:
+    rt = build(nnc.load(EXAMPLES / "xor.nn"))
+    assert isinstance(rt, Runtime) and rt.backend == "numpy"
+    no_recipe = runtime("input x: [2]\n    dense(1)")
+    assert isinstance(no_recipe, Runtime)
 
 
 def test_conv2d_same_padding_stride_2() -> None:
