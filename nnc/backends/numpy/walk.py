@@ -24,8 +24,7 @@ from typing import Literal
 
 from nnc.backends.codegen import CodeWriter, py_identifier
 from nnc.backends.numpy.kernels import KERNELS
-from nnc.dsl.printer import expr_text
-from nnc.dsl.unparse import _stage
+from nnc.dsl.unparse import node_text
 from nnc.errors import UnsupportedOpError
 from nnc.ir.base import Op, ParamSpec
 from nnc.ir.program import Model
@@ -97,7 +96,7 @@ class Lowering:
 
 def describe(node: Op) -> str:
     """The node as .nn text for a comment, e.g. ``conv2d(16, kernel = 3)``."""
-    text = expr_text(_stage(node, (), explicit_name=False))
+    text = node_text(node)
     return " ".join(text.split())  # a comment must stay on one line
 
 
