@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     from nnc.dsl import load
     from nnc.train.inference import evaluate_trained, load_trained
-    from nnc.train.progress import confusion_table, format_value
+    from nnc.train.progress import format_value, print_confusion
     from nnc.train.recipes import resolve_recipe, select_recipe
 
     def warn(message: str) -> None:
@@ -85,5 +85,5 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(name, format_value(name, value))
     console.print(table)
     if report.confusion is not None:
-        console.print(confusion_table(report.confusion, report.data))
+        print_confusion(console, report.confusion, report.data)
     return 0

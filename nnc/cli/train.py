@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--checkpoint-every",
         type=positive_int,
         metavar="N",
-        help="write a checkpoint every N epochs (default: 1, or epochs/100 for long runs)",
+        help="write a checkpoint every N epochs (default: 1; epochs/20 beyond 40 epochs)",
     )
     p.add_argument(
         "--keep",

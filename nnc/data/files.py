@@ -219,10 +219,15 @@ def _label_column(path: Path, header: list[str], label: str | None) -> int:
 def read_npz(path: Path, label: str | None = None, *, targets: bool = True) -> Samples:
     """Read an NPZ archive: features in ``x``, targets in ``y`` (or ``label``)."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
+        # Open the file here: np.load leaks its own handle when the archive is corrupt.
+        with open(path, "rb") as f:
+            if not zipfile.is_zipfile(f):
+                raise DataError(f"{path} is not a readable .npz archive (not a zip file)")
+            f.seek(0)
+            with np.load(f, allow_pickle=False) as archive:
+                arrays = {name: archive[name] for name in archive.files}
     except ValueError as exc:
-        if "allow_pickle" in str(exc):
+        if "Object arrays" in str(exc):
             raise DataError(
                 f"{path} holds Python objects; nnc reads plain numeric arrays only "
                 "(saved with numpy.savez)"

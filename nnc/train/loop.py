@@ -137,6 +137,8 @@ class Trainer:
         if s.rng_state:
             rng.bit_generator.state = s.rng_state
         started = time.perf_counter()
+        if self.run_dir is not None:
+            self.run_dir.write_history(s.history)  # a resumed run drops later rows
         self.reporter.start(
             RunInfo(
                 model=self.identity.model,
@@ -173,7 +175,7 @@ class Trainer:
                     total += loss * len(index)
                     count += len(index)
                     self.reporter.batch(epoch, b + 1, batches, loss)
-                    if self.should_stop() and b + 1 < batches:
+                    if b + 1 < batches and self.should_stop():
                         # Stop inside the epoch: remember where, to resume from there.
                         s.batch, s.rng_state = b + 1, dict(epoch_start)
                         s.partial_loss, s.partial_count = total, count
@@ -196,9 +198,10 @@ class Trainer:
                     stopped = "interrupted"
                 last = s.epoch == plan.epochs or stopped != "completed"
                 if self.run_dir is not None:
-                    self.run_dir.write_history(s.history)
                     if last or s.epoch % plan.checkpoint_every == 0:
                         self._checkpoint()
+                    else:
+                        self.run_dir.append_history(s.history)
                 self.reporter.epoch(row, improved)
             return self._finish(stopped, time.perf_counter() - started)
         finally:
@@ -253,7 +256,7 @@ class Trainer:
         checkpoint = Checkpoint(
             weights=weights,
             optimizer=self.runtime.get_optimizer_state(),
-            state=copy.deepcopy(self.state),
+            state=self.state,
             recipe_hash=self.identity.recipe_hash,
             recipe=self.identity.recipe_json,
             backend=self.identity.backend,
@@ -263,6 +266,7 @@ class Trainer:
         path = write_checkpoint(self.run_dir.checkpoints, checkpoint)
         prune_checkpoints(self.run_dir.checkpoints, self.plan.keep)
         self.last_checkpoint = path
+        self.run_dir.write_history(self.state.history)
         return path
 
     def _diverged(
@@ -285,6 +289,8 @@ class Trainer:
             else "no checkpoint was written"
         )
         suggestion = f"lr = {lr / 10:g}" if lr is not None else "a lower learning rate"
+        if self.run_dir is not None:
+            self.run_dir.write_history(self.state.history)
         raise TrainingError(
             f"{what} {where}{rate}; training stopped and {saved}",
             hint=f"lower the learning rate (try {suggestion}) or standardise the inputs",

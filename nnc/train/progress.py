@@ -292,18 +292,18 @@ def print_summary(console: Any, summary: Summary) -> None:
         table.add_row("run folder", summary.run_dir)
     console.print(table)
     if summary.confusion is not None:
-        console.print(confusion_table(summary.confusion, summary.confusion_on))
+        print_confusion(console, summary.confusion, summary.confusion_on)
 
 
-def confusion_table(matrix: np.ndarray, title: str = "") -> Any:
-    """Rows are true classes, columns predicted ones; the diagonal is bold."""
+def print_confusion(console: Any, matrix: np.ndarray, on: str = "") -> None:
+    """The confusion matrix: rows are true classes, columns predicted ones; the
+    diagonal (the correct predictions) is bold."""
     from rich.table import Table
 
+    where = f" on the {on}" if on else ""
+    console.print(f"confusion matrix{where} (rows: true class, columns: predicted class)")
     classes = len(matrix)
-    on = f" on the {title}" if title else ""
-    table = Table(
-        title=f"confusion matrix{on}", caption="rows: true class; columns: predicted class"
-    )
+    table = Table()
     table.add_column("", justify="right", style="bold")
     for c in range(classes):
         table.add_column(str(c), justify="right")
@@ -312,4 +312,4 @@ def confusion_table(matrix: np.ndarray, title: str = "") -> Any:
             f"[bold]{matrix[r, c]}[/bold]" if r == c else str(matrix[r, c]) for c in range(classes)
         ]
         table.add_row(str(r), *cells)
-    return table
+    console.print(table)

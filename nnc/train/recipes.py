@@ -142,6 +142,6 @@ def describe_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 def _short(value: Any) -> str:
     if isinstance(value, dict):
         kind = value.get("kind")
-        args = ", ".join(f"{k} = {v}" for k, v in value.items() if k != "kind")
+        args = ", ".join(f"{k} = {_short(v)}" for k, v in value.items() if k != "kind")
         return f"{kind}({args})" if kind else "{" + args + "}"
     return json.dumps(value)

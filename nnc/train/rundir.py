@@ -6,7 +6,7 @@
         recipe.nn          the resolved recipe and its models (nnc fmt style)
         recipe.json        the same, as IR JSON
         history.csv        one row per epoch: loss, metrics, validation, lr, time
-        history.json
+        history.json       the same (rewritten at each checkpoint and at the end)
         loss.png           training and validation loss per epoch
         checkpoints/       epoch-000010.npz ... (see nnc.train.checkpoint)
         weights.npz        the final canonical weights
@@ -69,6 +69,7 @@ class RunDir:
 
     def __init__(self, path: Path):
         self.path = path
+        self._columns: list[str] = []
         path.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -80,17 +81,27 @@ class RunDir:
         atomic_write_text(self.path / RECIPE_JSON, ir_json)
 
     def write_history(self, rows: Sequence[Mapping[str, float]]) -> None:
-        """history.csv (columns in first-seen order) and history.json."""
-        columns: list[str] = []
+        """Rewrite history.csv and history.json from ``rows`` (at the start of a run,
+        at checkpoints and at the end)."""
+        self._columns = []
         for row in rows:
-            columns.extend(k for k in row if k not in columns)
+            self._columns.extend(k for k in row if k not in self._columns)
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=self._columns, lineterminator="\n")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: _csv_value(v) for k, v in row.items()})
-        atomic_write_text(self.path / HISTORY_CSV, buffer.getvalue())
+        atomic_write_text(self.path / HISTORY_CSV, buffer.getvalue() if rows else "")
         atomic_write_text(self.path / HISTORY_JSON, json.dumps(list(rows), indent=1) + "\n")
+
+    def append_history(self, rows: Sequence[Mapping[str, float]]) -> None:
+        """Add the newest row to history.csv (cheap: one line per epoch)."""
+        row = rows[-1]
+        if not self._columns or list(row) != self._columns:
+            self.write_history(rows)
+            return
+        with open(self.path / HISTORY_CSV, "a", encoding="utf-8", newline="") as f:
+            f.write(",".join(_csv_value(row[k]) for k in self._columns) + "\n")
 
     def save_weights(self, weights: Mapping[str, np.ndarray]) -> Path:
         return save_npz(self.path / WEIGHTS, weights)

@@ -49,8 +49,8 @@ BuildFn = Callable[..., Runtime]
 
 
 def default_checkpoint_every(epochs: int) -> int:
-    """Every epoch, or about 100 checkpoints in all for long runs."""
-    return max(1, epochs // 100)
+    """Every epoch for runs of up to 40 epochs; about 20 checkpoints for longer ones."""
+    return 1 if epochs <= 40 else epochs // 20
 
 
 def build_runtime(

@@ -1,5 +1,7 @@
 """A small Runtime written in NumPy for driver tests: a linear model (one dense
 layer) with softmax cross-entropy, MSE or SSE, trained by SGD with momentum.
+Parameters and state are float32, as across the real interface, so saving and
+restoring them is lossless and a resumed run can match an uninterrupted one exactly.
 
 It implements the whole Runtime interface and records what the driver asks of it
 (seeds, learning rates, batches), so tests can check the driver's side of the
@@ -21,8 +23,8 @@ class FakeRuntime:
     backend = "fake"
 
     def __init__(self, weights: Mapping[str, np.ndarray], recipe: Recipe, nan_at_step: int = 0):
-        self.w = np.array(weights["dense_1.weight"], dtype=np.float64)
-        self.b = np.array(weights["dense_1.bias"], dtype=np.float64)
+        self.w = np.array(weights["dense_1.weight"], dtype=np.float32)
+        self.b = np.array(weights["dense_1.bias"], dtype=np.float32)
         self.loss_kind = recipe.loss.kind
         opt = recipe.optimizer
         assert isinstance(opt, Sgd), "the fake runtime implements sgd only"
@@ -36,11 +38,12 @@ class FakeRuntime:
         self.seeds: list[int] = []
         self.lrs: list[float] = []
         self.batches: list[np.ndarray] = []
+        self.losses: list[float] = []
 
     # -- maths ---------------------------------------------------------------
     def forward(self, *inputs: np.ndarray, training: bool = False) -> np.ndarray:
-        x = inputs[0].reshape(len(inputs[0]), -1).astype(np.float64)
-        return (x @ self.w.T + self.b).astype(np.float32)
+        x = inputs[0].reshape(len(inputs[0]), -1).astype(np.float32)
+        return x @ self.w.T + self.b
 
     def _loss_and_grad(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         z = self.forward(x).astype(np.float64)
@@ -68,11 +71,13 @@ class FakeRuntime:
         grads = self.gradients(x, y)
         self.step += 1
         for name, param in (("dense_1.weight", self.w), ("dense_1.bias", self.b)):
-            v = self.velocity[name] = self.momentum * self.velocity[name] + grads[name]
-            param -= lr * v
+            v = self.momentum * self.velocity[name] + grads[name].astype(np.float32)
+            self.velocity[name] = v = v.astype(np.float32)
+            param -= (lr * v).astype(np.float32)
         if self.nan_at_step and self.step >= self.nan_at_step:
             self.w[...] = np.nan
             return float("nan")
+        self.losses.append(loss)
         return loss
 
     # -- state ---------------------------------------------------------------
@@ -86,27 +91,41 @@ class FakeRuntime:
         }
 
     def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
-        self.w = np.array(weights["dense_1.weight"], dtype=np.float64)
-        self.b = np.array(weights["dense_1.bias"], dtype=np.float64)
+        self.w = np.array(weights["dense_1.weight"], dtype=np.float32)
+        self.b = np.array(weights["dense_1.bias"], dtype=np.float32)
 
     def get_optimizer_state(self) -> dict[str, np.ndarray]:
         state = {"step": np.asarray(self.step, dtype=np.int64)}
         if self.momentum:
-            state.update({f"{k}.velocity": v.astype(np.float32) for k, v in self.velocity.items()})
+            state.update({f"{k}.velocity": v.copy() for k, v in self.velocity.items()})
         return state
 
     def set_optimizer_state(self, state: Mapping[str, np.ndarray]) -> None:
         self.step = int(state["step"])
         for k in self.velocity:
             if f"{k}.velocity" in state:
-                self.velocity[k] = np.array(state[f"{k}.velocity"], dtype=np.float64)
+                self.velocity[k] = np.array(state[f"{k}.velocity"], dtype=np.float32)
+
+
+class ScriptedValidation(FakeRuntime):
+    """Reports scripted validation losses, one per epoch, for early-stopping tests.
+    Validation samples are recognised by a first feature of 100 or more."""
+
+    script: tuple[float, ...] = ()
+
+    def loss(self, x: np.ndarray, y: np.ndarray) -> float:
+        if x[0].reshape(-1)[0] >= 100:
+            epoch = max(len(self.seeds) - 1, 0)
+            return self.script[min(epoch, len(self.script) - 1)]
+        return super().loss(x, y)
 
 
 class FakeBackend:
     """A ``build`` function that remembers every runtime it made."""
 
-    def __init__(self, nan_at_step: int = 0):
+    def __init__(self, nan_at_step: int = 0, script: tuple[float, ...] = ()):
         self.nan_at_step = nan_at_step
+        self.script = script
         self.runtimes: list[FakeRuntime] = []
         self.options: list[dict[str, Any]] = []
 
@@ -122,6 +141,9 @@ class FakeBackend:
             r for r in program.recipes.values() if isinstance(r, Recipe) and r.model == model
         )
         runtime = FakeRuntime(weights, recipe, self.nan_at_step)
+        if self.script:
+            runtime = ScriptedValidation(weights, recipe, self.nan_at_step)
+            runtime.script = self.script
         self.runtimes.append(runtime)
         self.options.append(options)
         return runtime
