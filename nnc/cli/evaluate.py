@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 0
     console = Console(highlight=False)
-    table = Table(title=f"{recipe.model} on the {report.data} ({report.samples:,} samples)")
+    console.print(f"{recipe.model} on the {report.data} ({report.samples:,} samples)")
+    table = Table()
     table.add_column("figure")
     table.add_column("value", justify="right")
     for name, value in report.figures.items():

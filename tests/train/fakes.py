@@ -10,6 +10,8 @@ contract without any backend.
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +24,13 @@ from nnc.ir.training import Recipe, Sgd
 class FakeRuntime:
     backend = "fake"
 
-    def __init__(self, weights: Mapping[str, np.ndarray], recipe: Recipe, nan_at_step: int = 0):
+    def __init__(
+        self,
+        weights: Mapping[str, np.ndarray],
+        recipe: Recipe,
+        nan_at_step: int = 0,
+        sigint_at_step: int = 0,
+    ):
         self.w = np.array(weights["dense_1.weight"], dtype=np.float32)
         self.b = np.array(weights["dense_1.bias"], dtype=np.float32)
         self.loss_kind = recipe.loss.kind
@@ -35,6 +43,7 @@ class FakeRuntime:
         }
         self.step = 0
         self.nan_at_step = nan_at_step
+        self.sigint_at_step = sigint_at_step
         self.seeds: list[int] = []
         self.lrs: list[float] = []
         self.batches: list[np.ndarray] = []
@@ -78,6 +87,8 @@ class FakeRuntime:
             self.w[...] = np.nan
             return float("nan")
         self.losses.append(loss)
+        if self.step == self.sigint_at_step:
+            os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C now
         return loss
 
     # -- state ---------------------------------------------------------------
@@ -123,8 +134,11 @@ class ScriptedValidation(FakeRuntime):
 class FakeBackend:
     """A ``build`` function that remembers every runtime it made."""
 
-    def __init__(self, nan_at_step: int = 0, script: tuple[float, ...] = ()):
+    def __init__(
+        self, nan_at_step: int = 0, script: tuple[float, ...] = (), sigint_at_step: int = 0
+    ):
         self.nan_at_step = nan_at_step
+        self.sigint_at_step = sigint_at_step
         self.script = script
         self.runtimes: list[FakeRuntime] = []
         self.options: list[dict[str, Any]] = []
@@ -140,7 +154,7 @@ class FakeBackend:
         recipe = next(
             r for r in program.recipes.values() if isinstance(r, Recipe) and r.model == model
         )
-        runtime = FakeRuntime(weights, recipe, self.nan_at_step)
+        runtime = FakeRuntime(weights, recipe, self.nan_at_step, self.sigint_at_step)
         if self.script:
             runtime = ScriptedValidation(weights, recipe, self.nan_at_step)
             runtime.script = self.script
