@@ -326,6 +326,7 @@ class Trainer:
                 self.run_dir.path / LOSS_PLOT,
                 f"{self.identity.model}: loss per epoch",
                 self.plan.loss_name,
+                s.best_epoch or None,
             )
             if plotted is None and s.history:
                 self.reporter.warn(

@@ -14,12 +14,16 @@ def matplotlib_available() -> bool:
 
 
 def plot_loss(
-    rows: Sequence[Mapping[str, float]], path: Path, title: str, loss_name: str
+    rows: Sequence[Mapping[str, float]],
+    path: Path,
+    title: str,
+    loss_name: str,
+    best_epoch: int | None = None,
 ) -> Path | None:
     """Draw the loss curves to ``path``; None (and no file) without matplotlib.
 
     The y axis is logarithmic when the loss spans more than two decades, as it does
-    for most runs that converge.
+    for most runs that converge. A dotted line marks the best epoch.
     """
     if not matplotlib_available() or not rows:
         return None
@@ -50,6 +54,8 @@ def plot_loss(
     positive = [v for v in series if v > 0]
     if positive and len(positive) == len(series) and max(positive) / min(positive) > 100:
         ax.set_yscale("log")
+    if best_epoch and len(epochs) > 1:
+        ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch ({best_epoch})")
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"loss ({loss_name})")
     ax.set_title(title)

@@ -301,7 +301,7 @@ def print_confusion(console: Any, matrix: np.ndarray, on: str = "") -> None:
     from rich.table import Table
 
     where = f" on the {on}" if on else ""
-    console.print(f"confusion matrix{where} (rows: true class, columns: predicted class)")
+    console.print(f"confusion matrix{where} (rows: true class, columns: predicted)")
     classes = len(matrix)
     table = Table()
     table.add_column("", justify="right", style="bold")
