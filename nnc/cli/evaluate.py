@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from nnc.cli.train import seed_int
+from nnc.cli.train import seed_int, spec_source
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,34 +57,37 @@ def run(args: argparse.Namespace) -> int:
     def warn(message: str) -> None:
         print(f"warning: {message}", file=sys.stderr)
 
-    program = load(args.file)
-    base = Path(args.file).resolve().parent
-    trained = load_trained(args.weights, warn)
-    seed = args.seed if args.seed is not None else trained.seed
-    recipe = resolve_recipe(select_recipe(program, args.recipe, args.file), seed=seed, base=base)
-    report = evaluate_trained(
-        program,
-        recipe,
-        trained,
-        data=args.data,
-        backend=args.backend,
-        device=args.device,
-        base=base,
-    )
-    if args.json:
-        out = {"data": report.data, "samples": report.samples, **report.figures}
+    with spec_source(args.file):
+        program = load(args.file)
+        base = Path(args.file).resolve().parent
+        trained = load_trained(args.weights, warn)
+        seed = args.seed if args.seed is not None else trained.seed
+        recipe = resolve_recipe(
+            select_recipe(program, args.recipe, args.file), seed=seed, base=base
+        )
+        report = evaluate_trained(
+            program,
+            recipe,
+            trained,
+            data=args.data,
+            backend=args.backend,
+            device=args.device,
+            base=base,
+        )
+        if args.json:
+            out = {"data": report.data, "samples": report.samples, **report.figures}
+            if report.confusion is not None:
+                out["confusion_matrix"] = report.confusion.tolist()
+            print(json.dumps(out, indent=2))
+            return 0
+        console = Console(highlight=False)
+        console.print(f"{recipe.model} on the {report.data} ({report.samples:,} samples)")
+        table = Table()
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        for name, value in report.figures.items():
+            table.add_row(name, format_value(name, value))
+        console.print(table)
         if report.confusion is not None:
-            out["confusion_matrix"] = report.confusion.tolist()
-        print(json.dumps(out, indent=2))
+            print_confusion(console, report.confusion, report.data)
         return 0
-    console = Console(highlight=False)
-    console.print(f"{recipe.model} on the {report.data} ({report.samples:,} samples)")
-    table = Table()
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    for name, value in report.figures.items():
-        table.add_row(name, format_value(name, value))
-    console.print(table)
-    if report.confusion is not None:
-        print_confusion(console, report.confusion, report.data)
-    return 0

@@ -6,6 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from nnc.cli.train import spec_source
+from nnc.errors import DataError, RecipeError
+from nnc.ir.program import Program
+from nnc.ir.training import Recipe
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -42,32 +47,49 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _recipe(program: Program, args: argparse.Namespace) -> Recipe | None:
+    """The recipe whose preprocessing applies: named, or the one training the model."""
+    from nnc.train.recipes import select_recipe
+
+    if args.recipe is not None:
+        return select_recipe(program, args.recipe, args.file)
+    candidates = [
+        r
+        for r in program.recipes.values()
+        if isinstance(r, Recipe) and (args.model is None or r.model == args.model)
+    ]
+    if len(candidates) > 1:
+        names = ", ".join(r.name for r in candidates)
+        raise RecipeError(f"{args.file} has several recipes ({names}); choose one with --recipe")
+    return candidates[0] if candidates else None
+
+
 def run(args: argparse.Namespace) -> int:
     from nnc.dsl import load
-    from nnc.ir.training import Recipe
     from nnc.train.inference import class_labels, load_trained, predict_file, write_predictions
-    from nnc.train.recipes import select_recipe
 
     def warn(message: str) -> None:
         print(f"warning: {message}", file=sys.stderr)
 
-    program = load(args.file)
-    recipe: Recipe | None = None
-    if args.recipe is not None or (args.model is None and program.recipes):
-        recipe = select_recipe(program, args.recipe, args.file)
-    model = program.model(args.model if args.model else (recipe.model if recipe else None))
-    if recipe is not None and recipe.model != model.name:
-        recipe = None  # --model names another model: no recipe preprocessing applies
-    output = Path(args.output)
-    if output.suffix.lower() not in (".npz", ".csv"):
-        from nnc.errors import DataError
-
-        raise DataError(f"{output}: write predictions to a .npz or .csv file")
-    trained = load_trained(args.weights, warn)
-    outputs, task = predict_file(
-        program, model, recipe, trained, Path(args.input), backend=args.backend, device=args.device
-    )
-    labels = class_labels(outputs, task) if args.labels else None
-    write_predictions(output, outputs, labels)
-    print(f"wrote {len(outputs):,} predictions to {output}", file=sys.stderr)
-    return 0
+    with spec_source(args.file):
+        program = load(args.file)
+        recipe = _recipe(program, args)
+        model = program.model(args.model or (recipe.model if recipe else None))
+        output = Path(args.output)
+        if output.suffix.lower() not in (".npz", ".csv"):
+            raise DataError(f"{output}: write predictions to a .npz or .csv file")
+        trained = load_trained(args.weights, warn)
+        outputs, task = predict_file(
+            program,
+            model,
+            recipe,
+            trained,
+            Path(args.input),
+            backend=args.backend,
+            device=args.device,
+            base=Path(args.file).resolve().parent,
+        )
+        labels = class_labels(outputs, task) if args.labels else None
+        write_predictions(output, outputs, labels)
+        print(f"wrote {len(outputs):,} predictions to {output}", file=sys.stderr)
+        return 0

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
+
+from nnc.errors import NncError
 
 
 def positive_int(text: str) -> int:
@@ -30,6 +34,18 @@ def seed_int(text: str) -> int:
 
 def batch_arg(text: str) -> int | str:
     return "all" if text == "all" else positive_int(text)
+
+
+@contextmanager
+def spec_source(file: str) -> Iterator[None]:
+    """Attach the spec's text to errors that point into it, so they show the line."""
+    try:
+        yield
+    except NncError as err:
+        if err.span is not None and err.source is None and err.span.file == file:
+            with suppress(OSError, UnicodeDecodeError):
+                err.with_source(Path(file).read_text(encoding="utf-8"))
+        raise
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -88,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
     program = load(args.file)
     reporter = make_reporter(args.quiet)
-    with sigint_requests_stop() as should_stop:
+    with spec_source(args.file), sigint_requests_stop() as should_stop:
         result = train(
             program,
             args.recipe,

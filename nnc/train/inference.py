@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from nnc.data import CATALOG, Split, Standardizer, Task, prepare
-from nnc.data.prepare import prepare_inputs, read_source, task_for
+from nnc.data.preparation import prepare_inputs, read_source, task_for
 from nnc.data.standardize import FILENAME as STANDARDIZE
 from nnc.errors import DataError, NncError, WeightsError
 from nnc.ir.program import Model, Program
@@ -184,6 +184,7 @@ def predict_file(
     *,
     backend: str = "numpy",
     device: str | None = None,
+    base: Path | None = None,
     build: BuildFn | None = None,
 ) -> tuple[np.ndarray, Task | None]:
     """The model's outputs for the samples of a CSV or NPZ file (features only; a
@@ -195,8 +196,18 @@ def predict_file(
     seed = trained.seed if trained.seed is not None else (recipe.seed if recipe else 0)
     runtime = build_runtime(program, model.name, backend, weights, seed, device, build)
     outputs = predict(runtime, x)
-    task = task_for(recipe, model.output_types[0]) if recipe is not None else None
-    return outputs, task
+    return outputs, None if recipe is None else prediction_task(recipe, model, base)
+
+
+def prediction_task(recipe: Recipe, model: Model, base: Path | None = None) -> Task:
+    """How to read predictions as classes: from the loss, or for other losses from
+    whether the recipe's training targets are all 0 or 1 (XOR's are)."""
+    output = model.output_types[0]
+    task = task_for(recipe, output)
+    if task.is_classifier or recipe.target != "labels":
+        return task
+    samples = read_source(recipe.data, recipe.seed, base)
+    return task_for(recipe, output, samples.y)
 
 
 def write_predictions(path: Path, outputs: np.ndarray, labels: np.ndarray | None) -> Path:

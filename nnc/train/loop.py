@@ -152,6 +152,7 @@ class Trainer:
                 parameters=self.identity.parameters,
                 run_dir=str(self.run_dir.path) if self.run_dir else None,
                 resumed_from=str(self.resumed_from) if self.resumed_from else None,
+                monitor=plan.monitor,
             )
         )
         stopped = "completed"

@@ -34,6 +34,7 @@ class RunInfo:
     parameters: int
     run_dir: str | None
     resumed_from: str | None = None
+    monitor: str = "loss"
 
 
 @dataclass
@@ -173,6 +174,7 @@ class RichReporter(PlainReporter):
 
         self.console = Console(file=self.out, highlight=False)
         self.progress: Any = None
+        self.monitor = "loss"
         self.epoch_task: Any = None
         self.batch_task: Any = None
 
@@ -187,11 +189,12 @@ class RichReporter(PlainReporter):
         )
 
         self.info = info
+        self.monitor = info.monitor
         self.started = time.perf_counter()
         self.console.print(start_text(info))
         self.progress = Progress(
             TextColumn("{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=24),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TextColumn("ETA"),
@@ -202,9 +205,9 @@ class RichReporter(PlainReporter):
         )
         self.progress.start()
         self.epoch_task = self.progress.add_task(
-            "epochs ", total=info.epochs, completed=info.first_epoch, figures=""
+            "epoch ", total=info.epochs, completed=info.first_epoch, figures=""
         )
-        self.batch_task = self.progress.add_task("batches", total=info.batches, figures="")
+        self.batch_task = self.progress.add_task("batch ", total=info.batches, figures="")
 
     def batch(self, epoch: int, batch: int, batches: int, loss: float) -> None:
         if self.progress is not None:
@@ -216,9 +219,9 @@ class RichReporter(PlainReporter):
         info = self.info
         if info is None or self.progress is None:
             return
-        shown = "  ".join(
-            f"{k} {format_value(k, v)}" for k, v in row.items() if k not in ("epoch", "time")
-        )
+        # The bar shows the loss and the best-epoch figure; the lines above show all.
+        keys = dict.fromkeys(k for k in ("loss", "val_loss", self.monitor) if k in row)
+        shown = "  ".join(f"{k} {format_value(k, row[k])}" for k in keys)
         self.progress.update(self.epoch_task, completed=int(row["epoch"]), figures=shown)
         self.progress.reset(self.batch_task, total=info.batches, figures="")
         if should_print(int(row["epoch"]), info.first_epoch, info.epochs):

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from nnc.data.prepare import resolve_path
+from nnc.data.preparation import resolve_path
 from nnc.errors import NameResolutionError, RecipeError, did_you_mean
 from nnc.ir.ops.graph import Call
 from nnc.ir.program import Model, Program

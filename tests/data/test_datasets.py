@@ -9,7 +9,7 @@ import pytest
 
 import nnc
 from nnc.data import CATALOG, load_builtin
-from nnc.data.prepare import transform_builtin
+from nnc.data.preparation import transform_builtin
 from nnc.errors import DataError, RecipeError
 from nnc.ir.training import Dataset
 
