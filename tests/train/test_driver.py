@@ -328,3 +328,18 @@ def test_stop_request_between_epochs(tmp_path: Path) -> None:
     result, _ = fit(iris(5), tmp_path, should_stop=lambda: next(calls) >= 15)
     assert result.stopped == "interrupted" and len(result.history) == 2
     assert result.checkpoint is not None and result.checkpoint.name == "epoch-000002.npz"
+
+
+def test_without_matplotlib_the_plot_is_skipped_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("nnc.train.plot.matplotlib_available", lambda: False)
+    warnings: list[str] = []
+    reporter = QuietReporter()
+    reporter.warn = warnings.append  # type: ignore[method-assign]
+    fit(iris(2), tmp_path, reporter=reporter)
+    assert warnings == [
+        "matplotlib is not installed; loss.png was not drawn (pip install 'nnc[plot]')"
+    ]
+    assert not (tmp_path / "run" / "loss.png").exists()
+    assert (tmp_path / "run" / "weights.npz").exists()

@@ -66,6 +66,8 @@ def test_eval_agrees_with_the_training_summary(
     assert report["accuracy"] == history[-1]["val_accuracy"]
     assert np.array(report["confusion_matrix"]).sum() == 30
     assert np.array_equal(fake.last.get_weights()["dense_1.weight"], trained["dense_1.weight"])
+    main(["eval", str(spec), "--weights", str(run), "--data", "all", "--json"])
+    assert json.loads(capsys.readouterr().out)["samples"] == 150
     main(["eval", str(spec), "--weights", str(run), "--data", "train"])
     table = capsys.readouterr().out
     assert "Soft on the training set (120 samples)" in table
