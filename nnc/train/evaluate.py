@@ -35,11 +35,16 @@ def set_loss(
 
 
 def evaluate(
-    runtime: Runtime, split: Split, metrics: Metrics, summed: bool, prefix: str = ""
+    runtime: Runtime,
+    split: Split,
+    metrics: Metrics,
+    summed: bool,
+    prefix: str = "",
+    with_loss: bool = True,
 ) -> tuple[dict[str, float], np.ndarray | None]:
-    """``{prefix}loss`` and ``{prefix}<metric>`` on a split, and the outputs if the
-    metrics needed them."""
-    figures = {f"{prefix}loss": set_loss(runtime, split.x, split.y, summed)}
+    """``{prefix}loss`` (unless not ``with_loss``) and ``{prefix}<metric>`` on a split,
+    and the outputs if the metrics needed them."""
+    figures = {f"{prefix}loss": set_loss(runtime, split.x, split.y, summed)} if with_loss else {}
     outputs = None
     if metrics:
         outputs = predict(runtime, split.x)

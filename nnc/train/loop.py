@@ -129,8 +129,8 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------
 
     def run(self) -> TrainResult:
-        plan, s, train = self.plan, self.state, self.data.train
-        n = len(train)
+        plan, s = self.plan, self.state
+        n = len(self.data.train)
         size = batch_size(plan.batch, n)
         batches = math.ceil(n / size)
         rng = np.random.default_rng(plan.seed)
@@ -160,46 +160,19 @@ class Trainer:
             if self._patience_spent():
                 stopped = "stopped early"  # a resumed run that had already stopped
             while s.epoch < plan.epochs and stopped == "completed":
-                epoch = s.epoch
-                epoch_start = rng.bit_generator.state
-                order = rng.permutation(n)
-                self.runtime.seed(epoch_seed(plan.seed, epoch))
-                lr = learning_rate(plan.lr, plan.schedule, epoch)
-                first, total, count = s.batch, s.partial_loss, s.partial_count
-                clock = time.perf_counter()
-                for b in range(first, batches):
-                    index = order[b * size : (b + 1) * size]
-                    loss = float(self.runtime.train_step(train.x[index], train.y[index], lr))
-                    if not math.isfinite(loss):
-                        self._diverged(loss, epoch, b, batches, lr)
-                    s.step += 1
-                    total += loss * len(index)
-                    count += len(index)
-                    self.reporter.batch(epoch, b + 1, batches, loss)
-                    if b + 1 < batches and self.should_stop():
-                        # Stop inside the epoch: remember where, to resume from there.
-                        s.batch, s.rng_state = b + 1, dict(epoch_start)
-                        s.partial_loss, s.partial_count = total, count
-                        self._checkpoint()
-                        stopped = "interrupted"
-                        break
-                if stopped == "interrupted":
+                row = self._epoch(rng, size, batches)
+                if row is None:
+                    stopped = "interrupted"
                     break
-                row: dict[str, float] = {"epoch": epoch + 1, "loss": total / count}
-                row.update(self._epoch_figures())
-                row["lr"] = lr
-                row["time"] = time.perf_counter() - clock
                 improved = self._track(row)
                 s.history.append(row)
-                s.epoch, s.batch, s.rng_state = epoch + 1, 0, dict(rng.bit_generator.state)
-                s.partial_loss, s.partial_count = 0.0, 0
                 if self._patience_spent():
                     stopped = "stopped early"
                 elif self.should_stop():
                     stopped = "interrupted"
-                last = s.epoch == plan.epochs or stopped != "completed"
+                due = s.epoch == plan.epochs or s.epoch % plan.checkpoint_every == 0
                 if self.run_dir is not None:
-                    if last or s.epoch % plan.checkpoint_every == 0:
+                    if due or stopped != "completed":
                         self._checkpoint()
                     else:
                         self.run_dir.append_history(s.history)
@@ -208,11 +181,49 @@ class Trainer:
         finally:
             self.reporter.close()
 
+    def _epoch(self, rng: np.random.Generator, size: int, batches: int) -> dict[str, float] | None:
+        """Train one epoch (or the rest of one) and measure it; None when a stop request
+        came inside the epoch (a checkpoint then records where it stopped)."""
+        s, plan, train = self.state, self.plan, self.data.train
+        epoch = s.epoch
+        epoch_start = dict(rng.bit_generator.state)
+        order = rng.permutation(len(train))
+        self.runtime.seed(epoch_seed(plan.seed, epoch))
+        lr = learning_rate(plan.lr, plan.schedule, epoch)
+        total, count = s.partial_loss, s.partial_count
+        clock = time.perf_counter()
+        for b in range(s.batch, batches):
+            index = order[b * size : (b + 1) * size]
+            loss = float(self.runtime.train_step(train.x[index], train.y[index], lr))
+            if not math.isfinite(loss):
+                self._diverged(loss, epoch, b, batches, lr)
+            s.step += 1
+            total += loss * len(index)
+            count += len(index)
+            self.reporter.batch(epoch, b + 1, batches, loss)
+            if b + 1 < batches and self.should_stop():
+                # Replaying this epoch's permutation from its start state finds the
+                # remaining batches again.
+                s.batch, s.rng_state = b + 1, epoch_start
+                s.partial_loss, s.partial_count = total, count
+                self._checkpoint()
+                return None
+        row: dict[str, float] = {"epoch": epoch + 1, "loss": total / count}
+        row.update(self._epoch_figures())
+        row["lr"] = lr
+        row["time"] = time.perf_counter() - clock
+        s.epoch, s.batch, s.rng_state = epoch + 1, 0, dict(rng.bit_generator.state)
+        s.partial_loss, s.partial_count = 0.0, 0
+        return row
+
     def _epoch_figures(self) -> dict[str, float]:
         figures: dict[str, float] = {}
         if self.metrics:
-            train, _ = evaluate(self.runtime, self.data.train, self.metrics, self.plan.summed_loss)
-            figures.update({k: v for k, v in train.items() if k != "loss"})
+            # The epoch's training loss is the running one; only the metrics are measured.
+            train, _ = evaluate(
+                self.runtime, self.data.train, self.metrics, self.plan.summed_loss, with_loss=False
+            )
+            figures.update(train)
         if self.data.validation is not None:
             val, _ = evaluate(
                 self.runtime, self.data.validation, self.metrics, self.plan.summed_loss, "val_"
