@@ -32,7 +32,7 @@ Generate = Callable[[np.random.Generator], Arrays]
 
 def data_rng(seed: int, name: str) -> np.random.Generator:
     """The generator that draws data set ``name`` for a recipe's ``seed``."""
-    return np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(f"data:{name}".encode())])
+    return np.random.default_rng([seed, zlib.crc32(f"data:{name}".encode())])
 
 
 def load_builtin(name: str, seed: int = 0) -> Samples:

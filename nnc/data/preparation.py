@@ -260,7 +260,7 @@ def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
     (8, 2, True)
     """
     n_val = math.floor(fraction * n)
-    rng = np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(b"validation")])
+    rng = np.random.default_rng([seed, zlib.crc32(b"validation")])
     order = rng.permutation(n)
     return np.sort(order[: n - n_val]), np.sort(order[n - n_val :])
 

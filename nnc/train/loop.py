@@ -43,7 +43,7 @@ def epoch_seed(seed: int, epoch: int) -> int:
     >>> epoch_seed(7, 0) == epoch_seed(7, 0) != epoch_seed(7, 1)
     True
     """
-    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, epoch]).generate_state(1)[0])
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
 def batch_size(batch: int | Literal["all"], n: int) -> int:
