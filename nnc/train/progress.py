@@ -290,7 +290,8 @@ def print_summary(console: Any, summary: Summary) -> None:
         table.add_row("best epoch", f"{summary.best_epoch}{best}{restored}")
     for name, value in summary.final.items():
         table.add_row(f"final {name}", format_value(name, value))
-    table.add_row("time", format_duration(summary.seconds))
+    seconds = summary.seconds
+    table.add_row("time", f"{seconds:.1f} s" if seconds < 60 else format_duration(seconds))
     if summary.run_dir:
         table.add_row("run folder", summary.run_dir)
     console.print(table)
