@@ -142,8 +142,9 @@ def comparable(
         (r for r in program.recipes.values() if isinstance(r, Recipe) and r.model == name), None
     )
     if recipe is None:
-        recipe = Recipe(name=f"verify_{name}", model=name, data=DataFile(path="<synthetic>"),
-                        loss=Mse())
+        recipe = Recipe(
+            name=f"verify_{name}", model=name, data=DataFile(path="<synthetic>"), loss=Mse()
+        )
     update: dict[str, Any] = {}
     if optimizer is not None:
         update["optimizer"] = optimizer
@@ -236,7 +237,9 @@ def run(backend: str, case: Case, train: bool = True) -> Run:
     return result
 
 
-def _outputs(runtime: Runtime, model: str, program: Program, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+def _outputs(
+    runtime: Runtime, model: str, program: Program, inputs: Sequence[np.ndarray]
+) -> dict[str, np.ndarray]:
     out = runtime.forward(*inputs)
     names = program.models[model].outputs
     values = out if isinstance(out, tuple | list) else (out,)
@@ -260,9 +263,11 @@ def verify(
     prog, name = comparable(program, model, optimizer, schedule)
     case = make_case(prog, name, steps, seed)
     tol = tolerance_for(prog, name, BATCH)
-    chosen = [backend_name(b) for b in backends] if backends else [
-        b for b in (*TRAINING_BACKENDS, *INFERENCE_BACKENDS) if framework_available(b)
-    ]
+    chosen = (
+        [backend_name(b) for b in backends]
+        if backends
+        else [b for b in (*TRAINING_BACKENDS, *INFERENCE_BACKENDS) if framework_available(b)]
+    )
     ref = run(REFERENCE, case)
     noisy = _noise_parameters(prog, name, ref.gradients)
     notes = []
@@ -281,17 +286,20 @@ def verify(
             runs[b] = run(b, case, train=train)
         except BackendError as exc:
             notes.append(f"{b}: {exc}")
-            rows.append(Row(b, REFERENCE, Deviation(math.inf, math.inf, str(exc)), None, None, False))
+            rows.append(
+                Row(b, REFERENCE, Deviation(math.inf, math.inf, str(exc)), None, None, False)
+            )
             continue
         rows.append(_compare(b, REFERENCE, runs[b], ref, tol, noisy, sum(case.lrs), train))
         if locate and rows[-1].forward.max_rel > tol.forward:
             rows[-1].first_bad_layer = first_deviating_layer(b, case, tol)
     names = list(runs)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             both_train = a not in INFERENCE_BACKENDS and b not in INFERENCE_BACKENDS
-            rows.append(_compare(a, b, runs[a], runs[b], tol, noisy, sum(case.lrs), both_train,
-                                 pair=True))
+            rows.append(
+                _compare(a, b, runs[a], runs[b], tol, noisy, sum(case.lrs), both_train, pair=True)
+            )
     return Report(model=name, tolerance=tol, steps=steps, rows=rows, notes=notes)
 
 
@@ -314,9 +322,7 @@ def _compare(
     if train:
         grads = deviation(got.gradients, ref.gradients, skip=noisy)
         after = deviation(got.weights_after, ref.weights_after, skip=noisy)
-        losses = deviation(
-            {"loss": np.array(got.losses)}, {"loss": np.array(ref.losses)}
-        )
+        losses = deviation({"loss": np.array(got.losses)}, {"loss": np.array(ref.losses)})
         for n in noisy:
             a, b = got.weights_after.get(n), ref.weights_after.get(n)
             if a is not None and b is not None and float(np.abs(a - b).max()) > lr_sum:
@@ -334,7 +340,8 @@ def _noise_parameters(
     batchnorm follows them, plus that batchnorm's running mean (which absorbs them)."""
     scale = max((float(np.abs(g).max()) for g in gradients.values() if g.size), default=0.0)
     zero = {
-        n for n, g in gradients.items()
+        n
+        for n, g in gradients.items()
         if n.endswith(".bias") and g.size and float(np.abs(g).max()) <= 1e-9 * scale
     }
     flat = inline_calls(program, model)

@@ -103,7 +103,9 @@ def largest_reduction(program: Program, model: str, batch: int, steps: int = 1) 
             c = _static(x.shape[0]) // node.groups
             k = max(k, c * math.prod(node.kernel), batch * _static(numel(node.type.shape)))
         elif isinstance(node, conv.Conv2dTranspose):
-            k = max(k, _static(x.shape[0]) * math.prod(node.kernel), batch * _static(numel(x.shape)))
+            k = max(
+                k, _static(x.shape[0]) * math.prod(node.kernel), batch * _static(numel(x.shape))
+            )
         elif isinstance(node, recurrent._Recurrent):
             k = max(k, (_static(x.shape[1]) + node.units) * max(_static(x.shape[0]), steps))
         elif isinstance(node, pooling._Pool | pooling.GlobalAvgPool):
