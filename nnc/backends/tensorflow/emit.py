@@ -24,7 +24,7 @@ from nnc.backends.tensorflow.graph import (
     Names,
     uses_dropout,
 )
-from nnc.backends.tensorflow.library import DEFINED_NAMES, emit_library
+from nnc.backends.tensorflow.library import DEFINED_NAMES, MODEL_PART, RUNTIME_PART, emit_library
 from nnc.backends.tensorflow.runtime import RuntimeSpec, emit_runtime, emit_tables
 from nnc.backends.tensorflow.training import LossSpec, emit_loss, emit_optimizer, loss_name
 from nnc.ir.ops.dense import Embedding
@@ -102,7 +102,7 @@ def training_of(
 # nnc.backends.tensorflow.build(..., jit_compile=True) still turn it on.
 JIT_DEFAULT = (
     False,
-    "off by default: on CPU it made the digits MLP's and CNN's steps slower\n"
+    "off: on CPU it made the digits MLP's and CNN's train steps slower\n"
     "# (benchmarks/bench_tensorflow.py). Runtime(jit_compile=True) turns it on.",
 )
 
@@ -179,7 +179,7 @@ def emit(program: Program, model: str | None = None, source: str = "<program>") 
     emit_parameter_table(w, program, m)
     w.blank(2)
     emit_initial_weights(w, program, m, seed)
-    emit_library(w, library)
+    emit_library(w, library, MODEL_PART)
     w.lines_(model_code.lines)
 
     optimizer_code = None
@@ -207,6 +207,7 @@ def emit(program: Program, model: str | None = None, source: str = "<program>") 
         seed=seed,
     )
     decayed = [p.name for p in params if p.spec.decay and p.spec.trainable]
+    emit_library(w, library, RUNTIME_PART)
     w.blank(2)
     emit_tables(w, spec, decayed, JIT_DEFAULT)
     w.blank(2)

@@ -43,6 +43,13 @@ MODULE_ATTRIBUTES = frozenset(
 )
 
 
+# Names the generated code uses for its own locals and arguments (in model classes and
+# in the Runtime's graph methods, whose arguments are the model's input names).
+RUNTIME_LOCALS = frozenset(
+    {"self", "training", "target", "lr", "loss", "gradients", "tape", "inputs", "outputs"}
+)
+
+
 class Names:
     """Python identifiers for spec names, unique within one namespace.
 
@@ -106,7 +113,7 @@ class ModelEmitter:
     library: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self.locals = Names({*self.reserved, "self", "training"})
+        self.locals = Names({*self.reserved, *RUNTIME_LOCALS})
         self.attributes = Names(MODULE_ATTRIBUTES)
         self.values: dict[tuple[str, str], Value] = {}
         self.init_lines: list[str] = []
@@ -229,8 +236,13 @@ class ModelEmitter:
                 w.docstring(
                     "The layers holding parameters, by node name (canonical names start with it)."
                 )
-                items = ", ".join(f"{name!r}: self.{attr}" for name, attr in self.layers.items())
-                w.line(f"return {{{items}}}")
+                items = [f"{name!r}: self.{attr}" for name, attr in self.layers.items()]
+                if len(items) <= 2:
+                    w.line(f"return {{{', '.join(items)}}}")
+                else:
+                    with w.block("return {"):
+                        w.lines_([f"{item}," for item in items])
+                    w.line("}")
 
     def _has_layouts(self) -> bool:
         return any(v.layout == LAST for v in self.values.values())

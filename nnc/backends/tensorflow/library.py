@@ -30,7 +30,7 @@ _entry(
     class InputError(ValueError):
         """Arrays that do not fit the model: shape, dtype, index range or weight names.
 
-        nnc.build() replaces this class with one that is also an nnc DataError."""
+        nnc.backends.tensorflow.build() makes it an nnc DataError as well."""
     ''',
 )
 
@@ -40,7 +40,7 @@ _entry(
     class TrainingError(RuntimeError):
         """A training method called on a model that has no supervised train recipe.
 
-        nnc.build() replaces this class with one that is also an nnc RecipeError."""
+        nnc.backends.tensorflow.build() makes it an nnc RecipeError as well."""
     ''',
 )
 
@@ -212,13 +212,13 @@ _entry(
         (begin, end) pairs per spatial dim, applied with tf.pad."""
 
         def __init__(
-            self, channels, filters, kernel, stride, padding="VALID", dilation=None,
+            self, channels, filters, kernel, stride=None, padding="VALID", dilation=None,
             groups=1, bias=True, trainable=True, name=None,
         ):
             super().__init__(name=name)
             self.kernel = variable([*kernel, channels // groups, filters], trainable, "kernel")
             self.bias = variable([filters], trainable, "bias") if bias else None
-            self.stride = stride
+            self.stride = stride or (1,) * len(kernel)
             self.dilation = dilation or (1,) * len(kernel)
             self.pads = None if isinstance(padding, str) else [[0, 0], *padding, [0, 0]]
             self.padding = padding if isinstance(padding, str) else "VALID"
@@ -577,10 +577,9 @@ _entry(
     ''',
 )
 
-# The order entries appear in a module: dependencies first.
-ORDER: tuple[str, ...] = (
-    "InputError",
-    "TrainingError",
+# The order entries appear in a module, dependencies first: what the model classes
+# use comes before them; the runtime's plumbing comes just before the Runtime.
+MODEL_PART: tuple[str, ...] = (
     "to_channels_last",
     "to_channels_first",
     "step",
@@ -599,9 +598,14 @@ ORDER: tuple[str, ...] = (
     "SimpleRNN",
     "LSTM",
     "GRU",
+)
+RUNTIME_PART: tuple[str, ...] = (
+    "InputError",
+    "TrainingError",
     "named_parameters",
     "as_batch",
 )
+ORDER = MODEL_PART + RUNTIME_PART
 
 # Entries that need another entry.
 REQUIRES: dict[str, tuple[str, ...]] = {
@@ -636,9 +640,10 @@ def closure(names: set[str]) -> set[str]:
     return out
 
 
-def emit_library(w: CodeWriter, names: set[str]) -> None:
-    """Write the entries named (and what they need), in dependency order."""
-    for name in ORDER:
-        if name in closure(names):
+def emit_library(w: CodeWriter, names: set[str], part: tuple[str, ...]) -> None:
+    """Write the entries of ``part`` named (or needed), in dependency order."""
+    needed = closure(names)
+    for name in part:
+        if name in needed:
             w.blank(2)
             w.lines_(_SOURCES[name].splitlines())

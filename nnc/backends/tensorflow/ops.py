@@ -116,8 +116,9 @@ def _conv(e: ModelEmitter, node: _Conv) -> Lowered:
         "channels": t.shape[0],
         "filters": node.filters,
         "kernel": node.kernel,
-        "stride": node.stride,
     }
+    if any(s != 1 for s in node.stride):
+        kwargs["stride"] = node.stride
     if node.padding == "same":
         kwargs["padding"] = "SAME"  # TensorFlow's SAME is nnc's same (SAME_UPPER)
     elif isinstance(node.padding, tuple) and any(node.padding):

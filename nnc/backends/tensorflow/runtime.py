@@ -7,6 +7,7 @@ gradients and optimizer state canonical through the layers' conversions.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 from nnc.backends.codegen import CodeWriter, py_literal
@@ -59,12 +60,18 @@ def emit_tables(
         w.line("})")
     if spec.buffers:
         w.line("# Buffers: canonical weights that training moves without gradients.")
-        w.line(f"BUFFERS = {py_literal(spec.buffers)}")
+        with w.block("BUFFERS = ("):
+            w.lines_([f"{name!r}," for name in spec.buffers])
+        w.line(")")
     if spec.loss is None:
-        w.line(f"NOT_TRAINABLE = {spec.no_training_reason!r}")
+        w.line("# Why the training methods refuse.")
+        with w.block("NOT_TRAINABLE = ("):
+            for chunk in textwrap.wrap(spec.no_training_reason, 80, drop_whitespace=False):
+                w.line(py_literal(chunk))
+        w.line(")")
     else:
         use, why = jit
-        w.line(f"# XLA for the train step: {why}")
+        w.line(f"# XLA-compile the train step? {why}")
         w.line(f"JIT_COMPILE = {use!r}")
 
 
@@ -81,9 +88,9 @@ def emit_runtime(w: CodeWriter, spec: RuntimeSpec) -> None:
             )
         else:
             w.docstring(
-                f"{m.name} behind nnc's Runtime interface, for inference: "
-                f"{spec.no_training_reason},\nso the training methods raise TrainingError. "
-                "Arrays in and out are NumPy,\nbatch first, channels-first; weights are canonical."
+                f"{m.name} behind nnc's Runtime interface, for inference only: the training\n"
+                "methods raise TrainingError(NOT_TRAINABLE). Arrays in and out are NumPy,\n"
+                "batch first, channels-first; weights are canonical (docs/semantics.md)."
             )
         w.blank()
         w.line('backend = "tensorflow"')
@@ -252,12 +259,10 @@ def _emit_interface(w: CodeWriter, spec: RuntimeSpec, trains: bool) -> None:
             w.docstring("Reseed the random generator; this model draws no random numbers.")
     w.blank()
     with w.block("def get_weights(self):"):
-        w.line("return {")
-        w.line(
-            "    name: layer.to_canonical(param, var.numpy()) "
-            "for name, (layer, param, var) in self.parameters.items()"
-        )
-        w.line("}")
+        w.line("weights = {}")
+        with w.block("for name, (layer, param, var) in self.parameters.items():"):
+            w.line("weights[name] = layer.to_canonical(param, var.numpy())")
+        w.line("return weights")
     w.blank()
     with w.block("def set_weights(self, weights):"):
         w.line('self._check_names(weights, self.parameters, "weights")')

@@ -185,8 +185,8 @@ def _emit_adagrad(w: CodeWriter, opt: Adagrad) -> OptimizerCode:
     with w.block("class Adagrad(tf.Module):"):
         w.docstring(
             "AdaGrad, nnc's form: G += g²; p -= lr·g / (√G + ε), G starting at\n"
-            "`initial_accumulator`. Written out because Keras' starts G at 0.1 and puts\n"
-            "ε elsewhere."
+            "`initial_accumulator`. Written out because Keras' starts G at 0.1 (and\n"
+            "defaults ε to 1e-7)."
         )
         w.blank()
         with w.block("def __init__(self, variables, eps, initial_accumulator):"):
@@ -228,7 +228,8 @@ def _emit_adam(w: CodeWriter, opt: Adam) -> OptimizerCode:
         w.docstring(
             "Adam, nnc's (PyTorch's) form: m = β₁m + (1-β₁)g; v = β₂v + (1-β₂)g²;\n"
             "p -= lr·(m / (1-β₁ᵗ)) / (√(v / (1-β₂ᵗ)) + ε). Written out because Keras\n"
-            "uses ε̂ = ε·√(1-β₂ᵗ) in effect, which no constant setting reproduces."
+            "computes lr·√(1-β₂ᵗ)/(1-β₁ᵗ)·m / (√v + ε̂): the same only if ε̂ = ε·√(1-β₂ᵗ),\n"
+            "which changes every step."
         )
         w.blank()
         with w.block("def __init__(self, variables, beta1, beta2, eps):"):

@@ -90,7 +90,7 @@ def compare_gradients(
     x: np.ndarray,
     y: np.ndarray,
     rng: np.random.Generator,
-    probes: int = 6,
+    probes: int = 3,
 ) -> tuple[float, str]:
     """Worst relative deviation of runtime.gradients from reference finite differences:
     every coordinate of small tensors, ``probes`` random ones of large tensors, and one

@@ -1,6 +1,7 @@
 """Every example through the TensorFlow backend: golden code, one training step, and
-outputs, loss, gradients and batchnorm statistics against the float64 reference
-(tolerances in helpers.py)."""
+outputs, loss, gradients and batchnorm statistics against the float64 reference of
+these tests and against nnc's NumPy backend run in float64 (tolerances in
+helpers.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 import nnc
+from nnc.backends import numpy as numpy_backend
 from nnc.backends import tensorflow as backend
 from nnc.backends.codegen import select
 from nnc.backends.tensorflow.graph import uses_training
@@ -88,6 +90,52 @@ def test_matches_reference(path: Path, runtimes: Any) -> None:
         for name, value in mode.updates.items():
             assert deviation(after[name], value) < OUTPUT_RTOL, name
         rt.set_weights(weights)
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
+def test_matches_numpy_backend(path: Path, runtimes: Any) -> None:
+    """Same canonical weights, same batch: the NumPy backend in float64 gives the same
+    outputs, loss and (every entry of the) gradients, and after one train step (the
+    recipe's optimizer, L2 included) the same weights and optimizer state. The NumPy
+    backend's gradients are written out by hand, the reference's are finite
+    differences: two independent checks."""
+    program = without_dropout(nnc.load(path))
+    rng = np.random.default_rng(7)
+    for model, recipe in _trained_models(program):
+        rt = runtimes(f"example-{path.stem}-{model}", lambda m=model: backend.build(program, m))
+        start = rt.get_weights()
+        reference = numpy_backend.build(program, model, weights=start, dtype="float64")
+        (x,) = sample_inputs(program, model, 4, rng)
+        expected = reference.forward(x)
+        y = sample_target(recipe.loss, expected.shape, rng)
+        assert deviation(rt.forward(x), expected) < OUTPUT_RTOL
+        assert abs(rt.loss(x, y) - reference.loss(x, y)) < OUTPUT_RTOL * max(
+            1.0, abs(rt.loss(x, y))
+        )
+        got, want = rt.gradients(x, y), reference.gradients(x, y)
+        assert sorted(got) == sorted(want)
+        for name, g in want.items():
+            scale = max(1e-3, float(np.max(np.abs(g))))
+            worst = float(np.max(np.abs(got[name] - g))) / scale
+            assert worst < GRADIENT_RTOL, f"{path.stem}: gradient of {name} deviates by {worst:.2e}"
+        state = rt.get_optimizer_state()
+        reference.set_optimizer_state(state)
+        lr = 0.01
+        loss = rt.train_step(x, y, lr)
+        assert loss == pytest.approx(reference.train_step(x, y, lr), rel=OUTPUT_RTOL)
+        after = rt.get_weights()
+        for name, value in reference.get_weights().items():
+            # Where the true gradient is 0 (a conv bias before batchnorm), Adam turns
+            # rounding noise (1e-9 in float32, 1e-11 in float64) into steps of up to
+            # lr: any update there is as right as another, so those entries are not
+            # compared.
+            defined = np.abs(want[name]) > 1e-7 if name in want else np.ones(value.shape, bool)
+            assert deviation(after[name][defined], value[defined]) < OUTPUT_RTOL, name
+        want_state = reference.get_optimizer_state()
+        for name, value in rt.get_optimizer_state().items():
+            assert deviation(value, want_state[name]) < OUTPUT_RTOL, name
+        rt.set_weights(start)
+        rt.set_optimizer_state(state)
 
 
 @pytest.mark.parametrize(

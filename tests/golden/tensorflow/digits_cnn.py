@@ -51,12 +51,6 @@ def initial_weights(seed=0):
     return weights
 
 
-class InputError(ValueError):
-    """Arrays that do not fit the model: shape, dtype, index range or weight names.
-
-    nnc.build() replaces this class with one that is also an nnc DataError."""
-
-
 def to_channels_last(x):
     """[N, C, *spatial] -> [N, *spatial, C]: the layout TensorFlow's CPU kernels want."""
     return tf.transpose(x, (0, *range(2, len(x.shape)), 1))
@@ -135,13 +129,13 @@ class Conv(Layer):
     (begin, end) pairs per spatial dim, applied with tf.pad."""
 
     def __init__(
-        self, channels, filters, kernel, stride, padding="VALID", dilation=None,
+        self, channels, filters, kernel, stride=None, padding="VALID", dilation=None,
         groups=1, bias=True, trainable=True, name=None,
     ):
         super().__init__(name=name)
         self.kernel = variable([*kernel, channels // groups, filters], trainable, "kernel")
         self.bias = variable([filters], trainable, "bias") if bias else None
-        self.stride = stride
+        self.stride = stride or (1,) * len(kernel)
         self.dilation = dilation or (1,) * len(kernel)
         self.pads = None if isinstance(padding, str) else [[0, 0], *padding, [0, 0]]
         self.padding = padding if isinstance(padding, str) else "VALID"
@@ -170,6 +164,90 @@ class Conv(Layer):
         if param != "weight":
             return value
         return np.transpose(value, (value.ndim - 1, value.ndim - 2, *range(value.ndim - 2)))
+
+
+class DigitsCNN(tf.Module):
+    """The model DigitsCNN. Inputs and outputs are channels-first, as in nnc;
+    inside, tensors that feed convolutions, pooling and other per-channel ops
+    are channels-last, the layout TensorFlow's CPU kernels want.
+    """
+
+    def __init__(self, generator):
+        super().__init__(name='DigitsCNN')
+        self.generator = generator  # dropout masks
+        self.conv2d_1 = Conv(channels=1, filters=16, kernel=(3, 3), padding='SAME')
+        self.conv2d_2 = Conv(channels=16, filters=32, kernel=(3, 3))
+        self.dense_1 = Dense(features=128, units=64)
+        self.dense_2 = Dense(features=64, units=10)
+
+    def __call__(self, image, training=False):
+        image_nhwc = to_channels_last(image)
+        conv2d_1 = self.conv2d_1(image_nhwc)
+        relu_1 = tf.nn.relu(conv2d_1)
+        maxpool_1 = tf.nn.max_pool2d(relu_1, (2, 2), (2, 2), 'VALID')
+        conv2d_2 = self.conv2d_2(maxpool_1)
+        relu_2 = tf.nn.relu(conv2d_2)
+        relu_2_nchw = to_channels_first(relu_2)
+        flatten_1 = tf.reshape(relu_2_nchw, (-1, 128))
+        dense_1 = self.dense_1(flatten_1)
+        relu_3 = tf.nn.relu(dense_1)
+        dropout_1 = dropout(relu_3, 0.25, self.generator) if training else relu_3
+        dense_2 = self.dense_2(dropout_1)
+        return dense_2
+
+    def layers(self):
+        """The layers holding parameters, by node name (canonical names start with it)."""
+        return {
+            'conv2d_1': self.conv2d_1,
+            'conv2d_2': self.conv2d_2,
+            'dense_1': self.dense_1,
+            'dense_2': self.dense_2,
+        }
+
+
+def cross_entropy(output, target):
+    """Cross-entropy -Σ_c t_c log p_c over the last axis, from logits:
+    log p = log_softmax(y), through log-sum-exp, so logits of ±1000 stay
+    finite. Mean over the other positions (batch, time).
+    """
+    log_p = tf.nn.log_softmax(output, axis=-1)
+    return tf.reduce_mean(-tf.reduce_sum(target * log_p, axis=-1))
+
+
+class Adam(tf.Module):
+    """Adam, nnc's (PyTorch's) form: m = β₁m + (1-β₁)g; v = β₂v + (1-β₂)g²;
+    p -= lr·(m / (1-β₁ᵗ)) / (√(v / (1-β₂ᵗ)) + ε). Written out because Keras
+    computes lr·√(1-β₂ᵗ)/(1-β₁ᵗ)·m / (√v + ε̂): the same only if ε̂ = ε·√(1-β₂ᵗ),
+    which changes every step.
+    """
+
+    def __init__(self, variables, beta1, beta2, eps):
+        super().__init__(name='adam')
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.m = [tf.Variable(tf.fill(v.shape, 0.0), trainable=False) for v in variables]
+        self.v = [tf.Variable(tf.fill(v.shape, 0.0), trainable=False) for v in variables]
+
+    def apply(self, gradients, variables, lr):
+        self.step.assign_add(1)
+        # The bias corrections in float64: 1 - 0.999 loses digits in float32.
+        t = tf.cast(self.step, tf.float64)
+        correction1 = tf.cast(1.0 - self.beta1**t, tf.float32)
+        correction2 = tf.cast(1.0 - self.beta2**t, tf.float32)
+        for g, p, m, v in zip(gradients, variables, self.m, self.v):
+            m.assign(self.beta1 * m + (1.0 - self.beta1) * g)
+            v.assign(self.beta2 * v + (1.0 - self.beta2) * tf.square(g))
+            p.assign_sub(lr * (m / correction1) / (tf.sqrt(v / correction2) + self.eps))
+
+    def state(self):
+        """Slot name -> one variable per trained parameter."""
+        return {'m': self.m, 'v': self.v}
+
+
+class InputError(ValueError):
+    """Arrays that do not fit the model: shape, dtype, index range or weight names.
+
+    nnc.backends.tensorflow.build() makes it an nnc DataError as well."""
 
 
 def named_parameters(model, prefix=""):
@@ -207,78 +285,6 @@ def spec(shape, dtype):
     return tf.TensorSpec([None, *(None if isinstance(d, str) else d for d in shape)], dtype)
 
 
-class DigitsCNN(tf.Module):
-    """The model DigitsCNN. Inputs and outputs are channels-first, as in nnc;
-    inside, tensors that feed convolutions, pooling and other per-channel ops
-    are channels-last, the layout TensorFlow's CPU kernels want.
-    """
-
-    def __init__(self, generator):
-        super().__init__(name='DigitsCNN')
-        self.generator = generator  # dropout masks
-        self.conv2d_1 = Conv(channels=1, filters=16, kernel=(3, 3), stride=(1, 1), padding='SAME')
-        self.conv2d_2 = Conv(channels=16, filters=32, kernel=(3, 3), stride=(1, 1))
-        self.dense_1 = Dense(features=128, units=64)
-        self.dense_2 = Dense(features=64, units=10)
-
-    def __call__(self, image, training=False):
-        image_nhwc = to_channels_last(image)
-        conv2d_1 = self.conv2d_1(image_nhwc)
-        relu_1 = tf.nn.relu(conv2d_1)
-        maxpool_1 = tf.nn.max_pool2d(relu_1, (2, 2), (2, 2), 'VALID')
-        conv2d_2 = self.conv2d_2(maxpool_1)
-        relu_2 = tf.nn.relu(conv2d_2)
-        relu_2_nchw = to_channels_first(relu_2)
-        flatten_1 = tf.reshape(relu_2_nchw, (-1, 128))
-        dense_1 = self.dense_1(flatten_1)
-        relu_3 = tf.nn.relu(dense_1)
-        dropout_1 = dropout(relu_3, 0.25, self.generator) if training else relu_3
-        dense_2 = self.dense_2(dropout_1)
-        return dense_2
-
-    def layers(self):
-        """The layers holding parameters, by node name (canonical names start with it)."""
-        return {'conv2d_1': self.conv2d_1, 'conv2d_2': self.conv2d_2, 'dense_1': self.dense_1, 'dense_2': self.dense_2}
-
-
-def cross_entropy(output, target):
-    """Cross-entropy -Σ_c t_c log p_c over the last axis, from logits:
-    log p = log_softmax(y), through log-sum-exp, so logits of ±1000 stay
-    finite. Mean over the other positions (batch, time).
-    """
-    log_p = tf.nn.log_softmax(output, axis=-1)
-    return tf.reduce_mean(-tf.reduce_sum(target * log_p, axis=-1))
-
-
-class Adam(tf.Module):
-    """Adam, nnc's (PyTorch's) form: m = β₁m + (1-β₁)g; v = β₂v + (1-β₂)g²;
-    p -= lr·(m / (1-β₁ᵗ)) / (√(v / (1-β₂ᵗ)) + ε). Written out because Keras
-    uses ε̂ = ε·√(1-β₂ᵗ) in effect, which no constant setting reproduces.
-    """
-
-    def __init__(self, variables, beta1, beta2, eps):
-        super().__init__(name='adam')
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
-        self.beta1, self.beta2, self.eps = beta1, beta2, eps
-        self.m = [tf.Variable(tf.fill(v.shape, 0.0), trainable=False) for v in variables]
-        self.v = [tf.Variable(tf.fill(v.shape, 0.0), trainable=False) for v in variables]
-
-    def apply(self, gradients, variables, lr):
-        self.step.assign_add(1)
-        # The bias corrections in float64: 1 - 0.999 loses digits in float32.
-        t = tf.cast(self.step, tf.float64)
-        correction1 = tf.cast(1.0 - self.beta1**t, tf.float32)
-        correction2 = tf.cast(1.0 - self.beta2**t, tf.float32)
-        for g, p, m, v in zip(gradients, variables, self.m, self.v):
-            m.assign(self.beta1 * m + (1.0 - self.beta1) * g)
-            v.assign(self.beta2 * v + (1.0 - self.beta2) * tf.square(g))
-            p.assign_sub(lr * (m / correction1) / (tf.sqrt(v / correction2) + self.eps))
-
-    def state(self):
-        """Slot name -> one variable per trained parameter."""
-        return {'m': self.m, 'v': self.v}
-
-
 # DigitsCNN's inputs: name, per-sample shape (a name: any size), dtype.
 INPUTS = [
     ('image', (1, 8, 8), 'float32'),
@@ -286,7 +292,7 @@ INPUTS = [
 # Canonical parameter shapes, which weights and optimizer state must have.
 SHAPES = {name: shape for name, shape, *_ in PARAMETERS}
 OUTPUT_SHAPE = (10,)
-# XLA for the train step: off by default: on CPU it made the digits MLP's and CNN's steps slower
+# XLA-compile the train step? off: on CPU it made the digits MLP's and CNN's train steps slower
 # (benchmarks/bench_tensorflow.py). Runtime(jit_compile=True) turns it on.
 JIT_COMPILE = False
 
@@ -383,9 +389,10 @@ class Runtime:
         self.generator.reset_from_seed(seed)
 
     def get_weights(self):
-        return {
-            name: layer.to_canonical(param, var.numpy()) for name, (layer, param, var) in self.parameters.items()
-        }
+        weights = {}
+        for name, (layer, param, var) in self.parameters.items():
+            weights[name] = layer.to_canonical(param, var.numpy())
+        return weights
 
     def set_weights(self, weights):
         self._check_names(weights, self.parameters, "weights")

@@ -47,12 +47,6 @@ def initial_weights(seed=0):
     return weights
 
 
-class InputError(ValueError):
-    """Arrays that do not fit the model: shape, dtype, index range or weight names.
-
-    nnc.build() replaces this class with one that is also an nnc DataError."""
-
-
 def dropout(x, rate, generator):
     """Inverted dropout: keep each element with probability 1 - rate and scale it by
     1 / (1 - rate). The mask's seed comes from `generator`, reseeded by Runtime.seed."""
@@ -109,6 +103,72 @@ class Dense(Layer):
     to_canonical = to_native  # a transpose is its own inverse
 
 
+class DigitsMLP(tf.Module):
+    """The model DigitsMLP."""
+
+    def __init__(self, generator):
+        super().__init__(name='DigitsMLP')
+        self.generator = generator  # dropout masks
+        self.dense_1 = Dense(features=64, units=64)
+        self.dense_2 = Dense(features=64, units=10)
+
+    def __call__(self, pixels, training=False):
+        dense_1 = self.dense_1(pixels)
+        relu_1 = tf.nn.relu(dense_1)
+        dropout_1 = dropout(relu_1, 0.1, self.generator) if training else relu_1
+        dense_2 = self.dense_2(dropout_1)
+        return dense_2
+
+    def layers(self):
+        """The layers holding parameters, by node name (canonical names start with it)."""
+        return {'dense_1': self.dense_1, 'dense_2': self.dense_2}
+
+
+def cross_entropy(output, target):
+    """Cross-entropy -Σ_c t_c log p_c over the last axis, from logits:
+    log p = log_softmax(y), through log-sum-exp, so logits of ±1000 stay
+    finite. Mean over the other positions (batch, time).
+    """
+    log_p = tf.nn.log_softmax(output, axis=-1)
+    return tf.reduce_mean(-tf.reduce_sum(target * log_p, axis=-1))
+
+
+class Adam(tf.Module):
+    """Adam, nnc's (PyTorch's) form: m = β₁m + (1-β₁)g; v = β₂v + (1-β₂)g²;
+    p -= lr·(m / (1-β₁ᵗ)) / (√(v / (1-β₂ᵗ)) + ε). Written out because Keras
+    computes lr·√(1-β₂ᵗ)/(1-β₁ᵗ)·m / (√v + ε̂): the same only if ε̂ = ε·√(1-β₂ᵗ),
+    which changes every step.
+    """
+
+    def __init__(self, variables, beta1, beta2, eps):
+        super().__init__(name='adam')
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.m = [tf.Variable(tf.fill(v.shape, 0.0), trainable=False) for v in variables]
+        self.v = [tf.Variable(tf.fill(v.shape, 0.0), trainable=False) for v in variables]
+
+    def apply(self, gradients, variables, lr):
+        self.step.assign_add(1)
+        # The bias corrections in float64: 1 - 0.999 loses digits in float32.
+        t = tf.cast(self.step, tf.float64)
+        correction1 = tf.cast(1.0 - self.beta1**t, tf.float32)
+        correction2 = tf.cast(1.0 - self.beta2**t, tf.float32)
+        for g, p, m, v in zip(gradients, variables, self.m, self.v):
+            m.assign(self.beta1 * m + (1.0 - self.beta1) * g)
+            v.assign(self.beta2 * v + (1.0 - self.beta2) * tf.square(g))
+            p.assign_sub(lr * (m / correction1) / (tf.sqrt(v / correction2) + self.eps))
+
+    def state(self):
+        """Slot name -> one variable per trained parameter."""
+        return {'m': self.m, 'v': self.v}
+
+
+class InputError(ValueError):
+    """Arrays that do not fit the model: shape, dtype, index range or weight names.
+
+    nnc.backends.tensorflow.build() makes it an nnc DataError as well."""
+
+
 def named_parameters(model, prefix=""):
     """(canonical name, (layer, parameter, variable)) for every parameter and buffer,
     in nnc's order; a model used as a layer prefixes its names with the call's."""
@@ -144,65 +204,6 @@ def spec(shape, dtype):
     return tf.TensorSpec([None, *(None if isinstance(d, str) else d for d in shape)], dtype)
 
 
-class DigitsMLP(tf.Module):
-    """The model DigitsMLP."""
-
-    def __init__(self, generator):
-        super().__init__(name='DigitsMLP')
-        self.generator = generator  # dropout masks
-        self.dense_1 = Dense(features=64, units=64)
-        self.dense_2 = Dense(features=64, units=10)
-
-    def __call__(self, pixels, training=False):
-        dense_1 = self.dense_1(pixels)
-        relu_1 = tf.nn.relu(dense_1)
-        dropout_1 = dropout(relu_1, 0.1, self.generator) if training else relu_1
-        dense_2 = self.dense_2(dropout_1)
-        return dense_2
-
-    def layers(self):
-        """The layers holding parameters, by node name (canonical names start with it)."""
-        return {'dense_1': self.dense_1, 'dense_2': self.dense_2}
-
-
-def cross_entropy(output, target):
-    """Cross-entropy -Σ_c t_c log p_c over the last axis, from logits:
-    log p = log_softmax(y), through log-sum-exp, so logits of ±1000 stay
-    finite. Mean over the other positions (batch, time).
-    """
-    log_p = tf.nn.log_softmax(output, axis=-1)
-    return tf.reduce_mean(-tf.reduce_sum(target * log_p, axis=-1))
-
-
-class Adam(tf.Module):
-    """Adam, nnc's (PyTorch's) form: m = β₁m + (1-β₁)g; v = β₂v + (1-β₂)g²;
-    p -= lr·(m / (1-β₁ᵗ)) / (√(v / (1-β₂ᵗ)) + ε). Written out because Keras
-    uses ε̂ = ε·√(1-β₂ᵗ) in effect, which no constant setting reproduces.
-    """
-
-    def __init__(self, variables, beta1, beta2, eps):
-        super().__init__(name='adam')
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
-        self.beta1, self.beta2, self.eps = beta1, beta2, eps
-        self.m = [tf.Variable(tf.fill(v.shape, 0.0), trainable=False) for v in variables]
-        self.v = [tf.Variable(tf.fill(v.shape, 0.0), trainable=False) for v in variables]
-
-    def apply(self, gradients, variables, lr):
-        self.step.assign_add(1)
-        # The bias corrections in float64: 1 - 0.999 loses digits in float32.
-        t = tf.cast(self.step, tf.float64)
-        correction1 = tf.cast(1.0 - self.beta1**t, tf.float32)
-        correction2 = tf.cast(1.0 - self.beta2**t, tf.float32)
-        for g, p, m, v in zip(gradients, variables, self.m, self.v):
-            m.assign(self.beta1 * m + (1.0 - self.beta1) * g)
-            v.assign(self.beta2 * v + (1.0 - self.beta2) * tf.square(g))
-            p.assign_sub(lr * (m / correction1) / (tf.sqrt(v / correction2) + self.eps))
-
-    def state(self):
-        """Slot name -> one variable per trained parameter."""
-        return {'m': self.m, 'v': self.v}
-
-
 # DigitsMLP's inputs: name, per-sample shape (a name: any size), dtype.
 INPUTS = [
     ('pixels', (64,), 'float32'),
@@ -210,7 +211,7 @@ INPUTS = [
 # Canonical parameter shapes, which weights and optimizer state must have.
 SHAPES = {name: shape for name, shape, *_ in PARAMETERS}
 OUTPUT_SHAPE = (10,)
-# XLA for the train step: off by default: on CPU it made the digits MLP's and CNN's steps slower
+# XLA-compile the train step? off: on CPU it made the digits MLP's and CNN's train steps slower
 # (benchmarks/bench_tensorflow.py). Runtime(jit_compile=True) turns it on.
 JIT_COMPILE = False
 
@@ -307,9 +308,10 @@ class Runtime:
         self.generator.reset_from_seed(seed)
 
     def get_weights(self):
-        return {
-            name: layer.to_canonical(param, var.numpy()) for name, (layer, param, var) in self.parameters.items()
-        }
+        weights = {}
+        for name, (layer, param, var) in self.parameters.items():
+            weights[name] = layer.to_canonical(param, var.numpy())
+        return weights
 
     def set_weights(self, weights):
         self._check_names(weights, self.parameters, "weights")

@@ -44,18 +44,6 @@ def initial_weights(seed=9):
     return weights
 
 
-class InputError(ValueError):
-    """Arrays that do not fit the model: shape, dtype, index range or weight names.
-
-    nnc.build() replaces this class with one that is also an nnc DataError."""
-
-
-class TrainingError(RuntimeError):
-    """A training method called on a model that has no supervised train recipe.
-
-    nnc.build() replaces this class with one that is also an nnc RecipeError."""
-
-
 class Layer(tf.Module):
     """A layer holding nnc parameters as TensorFlow variables.
 
@@ -106,6 +94,38 @@ class Dense(Layer):
     to_canonical = to_native  # a transpose is its own inverse
 
 
+class Generator(tf.Module):
+    """The model Generator."""
+
+    def __init__(self):
+        super().__init__(name='Generator')
+        self.dense_1 = Dense(features=16, units=64)
+        self.dense_2 = Dense(features=64, units=64)
+
+    def __call__(self, z, training=False):
+        dense_1 = self.dense_1(z)
+        leaky_relu_1 = tf.nn.leaky_relu(dense_1, alpha=0.2)
+        dense_2 = self.dense_2(leaky_relu_1)
+        tanh_1 = tf.tanh(dense_2)
+        return tanh_1
+
+    def layers(self):
+        """The layers holding parameters, by node name (canonical names start with it)."""
+        return {'dense_1': self.dense_1, 'dense_2': self.dense_2}
+
+
+class InputError(ValueError):
+    """Arrays that do not fit the model: shape, dtype, index range or weight names.
+
+    nnc.backends.tensorflow.build() makes it an nnc DataError as well."""
+
+
+class TrainingError(RuntimeError):
+    """A training method called on a model that has no supervised train recipe.
+
+    nnc.backends.tensorflow.build() makes it an nnc RecipeError as well."""
+
+
 def named_parameters(model, prefix=""):
     """(canonical name, (layer, parameter, variable)) for every parameter and buffer,
     in nnc's order; a model used as a layer prefixes its names with the call's."""
@@ -141,39 +161,23 @@ def spec(shape, dtype):
     return tf.TensorSpec([None, *(None if isinstance(d, str) else d for d in shape)], dtype)
 
 
-class Generator(tf.Module):
-    """The model Generator."""
-
-    def __init__(self):
-        super().__init__(name='Generator')
-        self.dense_1 = Dense(features=16, units=64)
-        self.dense_2 = Dense(features=64, units=64)
-
-    def __call__(self, z, training=False):
-        dense_1 = self.dense_1(z)
-        leaky_relu_1 = tf.nn.leaky_relu(dense_1, alpha=0.2)
-        dense_2 = self.dense_2(leaky_relu_1)
-        tanh_1 = tf.tanh(dense_2)
-        return tanh_1
-
-    def layers(self):
-        """The layers holding parameters, by node name (canonical names start with it)."""
-        return {'dense_1': self.dense_1, 'dense_2': self.dense_2}
-
-
 # Generator's inputs: name, per-sample shape (a name: any size), dtype.
 INPUTS = [
     ('z', (16,), 'float32'),
 ]
 # Canonical parameter shapes, which weights and optimizer state must have.
 SHAPES = {name: shape for name, shape, *_ in PARAMETERS}
-NOT_TRAINABLE = "model Generator is the generator of GAN recipe 'DigitsGAN'; it trains through the discriminator, in the GAN training loop, not on (x, y) batches"
+# Why the training methods refuse.
+NOT_TRAINABLE = (
+    "model Generator is the generator of GAN recipe 'DigitsGAN'; it trains through "
+    'the discriminator, in the GAN training loop, not on (x, y) batches'
+)
 
 
 class Runtime:
-    """Generator behind nnc's Runtime interface, for inference: model Generator is the generator of GAN recipe 'DigitsGAN'; it trains through the discriminator, in the GAN training loop, not on (x, y) batches,
-    so the training methods raise TrainingError. Arrays in and out are NumPy,
-    batch first, channels-first; weights are canonical.
+    """Generator behind nnc's Runtime interface, for inference only: the training
+    methods raise TrainingError(NOT_TRAINABLE). Arrays in and out are NumPy,
+    batch first, channels-first; weights are canonical (docs/semantics.md).
     """
 
     backend = "tensorflow"
@@ -218,9 +222,10 @@ class Runtime:
         """Reseed the random generator; this model draws no random numbers."""
 
     def get_weights(self):
-        return {
-            name: layer.to_canonical(param, var.numpy()) for name, (layer, param, var) in self.parameters.items()
-        }
+        weights = {}
+        for name, (layer, param, var) in self.parameters.items():
+            weights[name] = layer.to_canonical(param, var.numpy())
+        return weights
 
     def set_weights(self, weights):
         self._check_names(weights, self.parameters, "weights")

@@ -51,12 +51,6 @@ def initial_weights(seed=0):
     return weights
 
 
-class InputError(ValueError):
-    """Arrays that do not fit the model: shape, dtype, index range or weight names.
-
-    nnc.build() replaces this class with one that is also an nnc DataError."""
-
-
 def to_channels_last(x):
     """[N, C, *spatial] -> [N, *spatial, C]: the layout TensorFlow's CPU kernels want."""
     return tf.transpose(x, (0, *range(2, len(x.shape)), 1))
@@ -129,13 +123,13 @@ class Conv(Layer):
     (begin, end) pairs per spatial dim, applied with tf.pad."""
 
     def __init__(
-        self, channels, filters, kernel, stride, padding="VALID", dilation=None,
+        self, channels, filters, kernel, stride=None, padding="VALID", dilation=None,
         groups=1, bias=True, trainable=True, name=None,
     ):
         super().__init__(name=name)
         self.kernel = variable([*kernel, channels // groups, filters], trainable, "kernel")
         self.bias = variable([filters], trainable, "bias") if bias else None
-        self.stride = stride
+        self.stride = stride or (1,) * len(kernel)
         self.dilation = dilation or (1,) * len(kernel)
         self.pads = None if isinstance(padding, str) else [[0, 0], *padding, [0, 0]]
         self.padding = padding if isinstance(padding, str) else "VALID"
@@ -164,6 +158,86 @@ class Conv(Layer):
         if param != "weight":
             return value
         return np.transpose(value, (value.ndim - 1, value.ndim - 2, *range(value.ndim - 2)))
+
+
+class LeNet5(tf.Module):
+    """The model LeNet5. Inputs and outputs are channels-first, as in nnc;
+    inside, tensors that feed convolutions, pooling and other per-channel ops
+    are channels-last, the layout TensorFlow's CPU kernels want.
+    """
+
+    def __init__(self):
+        super().__init__(name='LeNet5')
+        self.conv2d_1 = Conv(channels=1, filters=6, kernel=(5, 5))
+        self.conv2d_2 = Conv(channels=6, filters=16, kernel=(5, 5))
+        self.conv2d_3 = Conv(channels=16, filters=120, kernel=(5, 5))
+        self.dense_1 = Dense(features=120, units=84)
+        self.dense_2 = Dense(features=84, units=10)
+
+    def __call__(self, image, training=False):
+        image_nhwc = to_channels_last(image)
+        conv2d_1 = self.conv2d_1(image_nhwc)
+        tanh_1 = tf.tanh(conv2d_1)
+        avgpool_1 = tf.nn.avg_pool2d(tanh_1, (2, 2), (2, 2), 'VALID')
+        conv2d_2 = self.conv2d_2(avgpool_1)
+        tanh_2 = tf.tanh(conv2d_2)
+        avgpool_2 = tf.nn.avg_pool2d(tanh_2, (2, 2), (2, 2), 'VALID')
+        conv2d_3 = self.conv2d_3(avgpool_2)
+        tanh_3 = tf.tanh(conv2d_3)
+        tanh_3_nchw = to_channels_first(tanh_3)
+        flatten_1 = tf.reshape(tanh_3_nchw, (-1, 120))
+        dense_1 = self.dense_1(flatten_1)
+        tanh_4 = tf.tanh(dense_1)
+        dense_2 = self.dense_2(tanh_4)
+        return dense_2
+
+    def layers(self):
+        """The layers holding parameters, by node name (canonical names start with it)."""
+        return {
+            'conv2d_1': self.conv2d_1,
+            'conv2d_2': self.conv2d_2,
+            'conv2d_3': self.conv2d_3,
+            'dense_1': self.dense_1,
+            'dense_2': self.dense_2,
+        }
+
+
+def cross_entropy(output, target):
+    """Cross-entropy -Σ_c t_c log p_c over the last axis, from logits:
+    log p = log_softmax(y), through log-sum-exp, so logits of ±1000 stay
+    finite. Mean over the other positions (batch, time).
+    """
+    log_p = tf.nn.log_softmax(output, axis=-1)
+    return tf.reduce_mean(-tf.reduce_sum(target * log_p, axis=-1))
+
+
+class SGD(tf.Module):
+    """SGD with momentum, nnc's (PyTorch's) form: v = μv + g; p -= lr·v.
+    Written out because Keras folds the learning rate into its momentum
+    (m = μm - lr·g), which differs as soon as the learning rate changes.
+    """
+
+    def __init__(self, variables, momentum):
+        super().__init__(name='sgd')
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+        self.momentum = momentum
+        self.velocity = [tf.Variable(tf.fill(v.shape, 0.0), trainable=False) for v in variables]
+
+    def apply(self, gradients, variables, lr):
+        self.step.assign_add(1)
+        for g, p, v in zip(gradients, variables, self.velocity):
+            v.assign(self.momentum * v + g)
+            p.assign_sub(lr * v)
+
+    def state(self):
+        """Slot name -> one variable per trained parameter."""
+        return {'velocity': self.velocity}
+
+
+class InputError(ValueError):
+    """Arrays that do not fit the model: shape, dtype, index range or weight names.
+
+    nnc.backends.tensorflow.build() makes it an nnc DataError as well."""
 
 
 def named_parameters(model, prefix=""):
@@ -201,74 +275,6 @@ def spec(shape, dtype):
     return tf.TensorSpec([None, *(None if isinstance(d, str) else d for d in shape)], dtype)
 
 
-class LeNet5(tf.Module):
-    """The model LeNet5. Inputs and outputs are channels-first, as in nnc;
-    inside, tensors that feed convolutions, pooling and other per-channel ops
-    are channels-last, the layout TensorFlow's CPU kernels want.
-    """
-
-    def __init__(self):
-        super().__init__(name='LeNet5')
-        self.conv2d_1 = Conv(channels=1, filters=6, kernel=(5, 5), stride=(1, 1))
-        self.conv2d_2 = Conv(channels=6, filters=16, kernel=(5, 5), stride=(1, 1))
-        self.conv2d_3 = Conv(channels=16, filters=120, kernel=(5, 5), stride=(1, 1))
-        self.dense_1 = Dense(features=120, units=84)
-        self.dense_2 = Dense(features=84, units=10)
-
-    def __call__(self, image, training=False):
-        image_nhwc = to_channels_last(image)
-        conv2d_1 = self.conv2d_1(image_nhwc)
-        tanh_1 = tf.tanh(conv2d_1)
-        avgpool_1 = tf.nn.avg_pool2d(tanh_1, (2, 2), (2, 2), 'VALID')
-        conv2d_2 = self.conv2d_2(avgpool_1)
-        tanh_2 = tf.tanh(conv2d_2)
-        avgpool_2 = tf.nn.avg_pool2d(tanh_2, (2, 2), (2, 2), 'VALID')
-        conv2d_3 = self.conv2d_3(avgpool_2)
-        tanh_3 = tf.tanh(conv2d_3)
-        tanh_3_nchw = to_channels_first(tanh_3)
-        flatten_1 = tf.reshape(tanh_3_nchw, (-1, 120))
-        dense_1 = self.dense_1(flatten_1)
-        tanh_4 = tf.tanh(dense_1)
-        dense_2 = self.dense_2(tanh_4)
-        return dense_2
-
-    def layers(self):
-        """The layers holding parameters, by node name (canonical names start with it)."""
-        return {'conv2d_1': self.conv2d_1, 'conv2d_2': self.conv2d_2, 'conv2d_3': self.conv2d_3, 'dense_1': self.dense_1, 'dense_2': self.dense_2}
-
-
-def cross_entropy(output, target):
-    """Cross-entropy -Σ_c t_c log p_c over the last axis, from logits:
-    log p = log_softmax(y), through log-sum-exp, so logits of ±1000 stay
-    finite. Mean over the other positions (batch, time).
-    """
-    log_p = tf.nn.log_softmax(output, axis=-1)
-    return tf.reduce_mean(-tf.reduce_sum(target * log_p, axis=-1))
-
-
-class SGD(tf.Module):
-    """SGD with momentum, nnc's (PyTorch's) form: v = μv + g; p -= lr·v.
-    Written out because Keras folds the learning rate into its momentum
-    (m = μm - lr·g), which differs as soon as the learning rate changes.
-    """
-
-    def __init__(self, variables, momentum):
-        super().__init__(name='sgd')
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
-        self.momentum = momentum
-        self.velocity = [tf.Variable(tf.fill(v.shape, 0.0), trainable=False) for v in variables]
-
-    def apply(self, gradients, variables, lr):
-        self.step.assign_add(1)
-        for g, p, v in zip(gradients, variables, self.velocity):
-            v.assign(self.momentum * v + g)
-            p.assign_sub(lr * v)
-
-    def state(self):
-        """Slot name -> one variable per trained parameter."""
-        return {'velocity': self.velocity}
-
-
 # LeNet5's inputs: name, per-sample shape (a name: any size), dtype.
 INPUTS = [
     ('image', (1, 32, 32), 'float32'),
@@ -276,7 +282,7 @@ INPUTS = [
 # Canonical parameter shapes, which weights and optimizer state must have.
 SHAPES = {name: shape for name, shape, *_ in PARAMETERS}
 OUTPUT_SHAPE = (10,)
-# XLA for the train step: off by default: on CPU it made the digits MLP's and CNN's steps slower
+# XLA-compile the train step? off: on CPU it made the digits MLP's and CNN's train steps slower
 # (benchmarks/bench_tensorflow.py). Runtime(jit_compile=True) turns it on.
 JIT_COMPILE = False
 
@@ -371,9 +377,10 @@ class Runtime:
         """Reseed the random generator; this model draws no random numbers."""
 
     def get_weights(self):
-        return {
-            name: layer.to_canonical(param, var.numpy()) for name, (layer, param, var) in self.parameters.items()
-        }
+        weights = {}
+        for name, (layer, param, var) in self.parameters.items():
+            weights[name] = layer.to_canonical(param, var.numpy())
+        return weights
 
     def set_weights(self, weights):
         self._check_names(weights, self.parameters, "weights")

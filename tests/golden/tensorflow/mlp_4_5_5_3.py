@@ -47,12 +47,6 @@ def initial_weights(seed=3):
     return weights
 
 
-class InputError(ValueError):
-    """Arrays that do not fit the model: shape, dtype, index range or weight names.
-
-    nnc.build() replaces this class with one that is also an nnc DataError."""
-
-
 class Layer(tf.Module):
     """A layer holding nnc parameters as TensorFlow variables.
 
@@ -103,6 +97,70 @@ class Dense(Layer):
     to_canonical = to_native  # a transpose is its own inverse
 
 
+class Mlp(tf.Module):
+    """The model Mlp."""
+
+    def __init__(self):
+        super().__init__(name='Mlp')
+        self.dense_1 = Dense(features=4, units=5)
+        self.dense_2 = Dense(features=5, units=5)
+        self.dense_3 = Dense(features=5, units=3)
+
+    def __call__(self, x, training=False):
+        dense_1 = self.dense_1(x)
+        sigmoid_1 = tf.sigmoid(dense_1)
+        dense_2 = self.dense_2(sigmoid_1)
+        sigmoid_2 = tf.sigmoid(dense_2)
+        dense_3 = self.dense_3(sigmoid_2)
+        softmax_1 = tf.nn.softmax(dense_3, axis=-1)
+        return softmax_1
+
+    def layers(self):
+        """The layers holding parameters, by node name (canonical names start with it)."""
+        return {
+            'dense_1': self.dense_1,
+            'dense_2': self.dense_2,
+            'dense_3': self.dense_3,
+        }
+
+
+def cross_entropy(output, target):
+    """Cross-entropy -Σ_c t_c log p_c over the last axis, from probabilities:
+    log p = log(max(p, 1e-7)). Mean over the other positions (batch, time).
+    """
+    log_p = tf.math.log(tf.maximum(output, 1e-7))
+    return tf.reduce_mean(-tf.reduce_sum(target * log_p, axis=-1))
+
+
+class SGD(tf.Module):
+    """SGD with momentum, nnc's (PyTorch's) form: v = μv + g; p -= lr·v.
+    Written out because Keras folds the learning rate into its momentum
+    (m = μm - lr·g), which differs as soon as the learning rate changes.
+    """
+
+    def __init__(self, variables, momentum):
+        super().__init__(name='sgd')
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+        self.momentum = momentum
+        self.velocity = [tf.Variable(tf.fill(v.shape, 0.0), trainable=False) for v in variables]
+
+    def apply(self, gradients, variables, lr):
+        self.step.assign_add(1)
+        for g, p, v in zip(gradients, variables, self.velocity):
+            v.assign(self.momentum * v + g)
+            p.assign_sub(lr * v)
+
+    def state(self):
+        """Slot name -> one variable per trained parameter."""
+        return {'velocity': self.velocity}
+
+
+class InputError(ValueError):
+    """Arrays that do not fit the model: shape, dtype, index range or weight names.
+
+    nnc.backends.tensorflow.build() makes it an nnc DataError as well."""
+
+
 def named_parameters(model, prefix=""):
     """(canonical name, (layer, parameter, variable)) for every parameter and buffer,
     in nnc's order; a model used as a layer prefixes its names with the call's."""
@@ -138,60 +196,6 @@ def spec(shape, dtype):
     return tf.TensorSpec([None, *(None if isinstance(d, str) else d for d in shape)], dtype)
 
 
-class Mlp(tf.Module):
-    """The model Mlp."""
-
-    def __init__(self):
-        super().__init__(name='Mlp')
-        self.dense_1 = Dense(features=4, units=5)
-        self.dense_2 = Dense(features=5, units=5)
-        self.dense_3 = Dense(features=5, units=3)
-
-    def __call__(self, x, training=False):
-        dense_1 = self.dense_1(x)
-        sigmoid_1 = tf.sigmoid(dense_1)
-        dense_2 = self.dense_2(sigmoid_1)
-        sigmoid_2 = tf.sigmoid(dense_2)
-        dense_3 = self.dense_3(sigmoid_2)
-        softmax_1 = tf.nn.softmax(dense_3, axis=-1)
-        return softmax_1
-
-    def layers(self):
-        """The layers holding parameters, by node name (canonical names start with it)."""
-        return {'dense_1': self.dense_1, 'dense_2': self.dense_2, 'dense_3': self.dense_3}
-
-
-def cross_entropy(output, target):
-    """Cross-entropy -Σ_c t_c log p_c over the last axis, from probabilities:
-    log p = log(max(p, 1e-7)). Mean over the other positions (batch, time).
-    """
-    log_p = tf.math.log(tf.maximum(output, 1e-7))
-    return tf.reduce_mean(-tf.reduce_sum(target * log_p, axis=-1))
-
-
-class SGD(tf.Module):
-    """SGD with momentum, nnc's (PyTorch's) form: v = μv + g; p -= lr·v.
-    Written out because Keras folds the learning rate into its momentum
-    (m = μm - lr·g), which differs as soon as the learning rate changes.
-    """
-
-    def __init__(self, variables, momentum):
-        super().__init__(name='sgd')
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
-        self.momentum = momentum
-        self.velocity = [tf.Variable(tf.fill(v.shape, 0.0), trainable=False) for v in variables]
-
-    def apply(self, gradients, variables, lr):
-        self.step.assign_add(1)
-        for g, p, v in zip(gradients, variables, self.velocity):
-            v.assign(self.momentum * v + g)
-            p.assign_sub(lr * v)
-
-    def state(self):
-        """Slot name -> one variable per trained parameter."""
-        return {'velocity': self.velocity}
-
-
 # Mlp's inputs: name, per-sample shape (a name: any size), dtype.
 INPUTS = [
     ('x', (4,), 'float32'),
@@ -199,7 +203,7 @@ INPUTS = [
 # Canonical parameter shapes, which weights and optimizer state must have.
 SHAPES = {name: shape for name, shape, *_ in PARAMETERS}
 OUTPUT_SHAPE = (3,)
-# XLA for the train step: off by default: on CPU it made the digits MLP's and CNN's steps slower
+# XLA-compile the train step? off: on CPU it made the digits MLP's and CNN's train steps slower
 # (benchmarks/bench_tensorflow.py). Runtime(jit_compile=True) turns it on.
 JIT_COMPILE = False
 
@@ -294,9 +298,10 @@ class Runtime:
         """Reseed the random generator; this model draws no random numbers."""
 
     def get_weights(self):
-        return {
-            name: layer.to_canonical(param, var.numpy()) for name, (layer, param, var) in self.parameters.items()
-        }
+        weights = {}
+        for name, (layer, param, var) in self.parameters.items():
+            weights[name] = layer.to_canonical(param, var.numpy())
+        return weights
 
     def set_weights(self, weights):
         self._check_names(weights, self.parameters, "weights")

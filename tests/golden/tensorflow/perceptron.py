@@ -40,12 +40,6 @@ def initial_weights(seed=1):
     return weights
 
 
-class InputError(ValueError):
-    """Arrays that do not fit the model: shape, dtype, index range or weight names.
-
-    nnc.build() replaces this class with one that is also an nnc DataError."""
-
-
 @tf.custom_gradient
 def step(x):
     """Heaviside step, 1 where x > 0, with a straight-through gradient (1): so
@@ -107,41 +101,6 @@ class Dense(Layer):
     to_canonical = to_native  # a transpose is its own inverse
 
 
-def named_parameters(model, prefix=""):
-    """(canonical name, (layer, parameter, variable)) for every parameter and buffer,
-    in nnc's order; a model used as a layer prefixes its names with the call's."""
-    for node, layer in model.layers().items():
-        if isinstance(layer, Layer):
-            for param, var in layer.parameters().items():
-                yield f"{prefix}{node}.{param}", (layer, param, var)
-        else:
-            yield from named_parameters(layer, f"{prefix}{node}.")
-
-
-def as_batch(value, what, shape, dtype):
-    """A NumPy batch as a tensor, checked against a per-sample shape (a name: any
-    size) and converted to `dtype`."""
-    array = np.asarray(value)
-    if dtype == "int64" and not np.issubdtype(array.dtype, np.integer):
-        raise InputError(f"{what} must hold integer ids. Received: dtype {array.dtype}")
-    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise InputError(f"{what} must hold real numbers. Received: dtype {array.dtype}")
-    fits = array.ndim == len(shape) + 1 and all(
-        isinstance(want, str) or want == got for want, got in zip(shape, array.shape[1:])
-    )
-    if not fits:
-        expected = ", ".join(["N", *map(str, shape)])
-        raise InputError(
-            f"{what} must be a batch of shape [{expected}]. Received: shape {list(array.shape)}"
-        )
-    return tf.convert_to_tensor(array.astype(dtype, copy=False))
-
-
-def spec(shape, dtype):
-    """A TensorSpec for a batch; the batch and named dims stay unknown (None)."""
-    return tf.TensorSpec([None, *(None if isinstance(d, str) else d for d in shape)], dtype)
-
-
 class Perceptron(tf.Module):
     """The model Perceptron."""
 
@@ -181,6 +140,47 @@ class SGD(tf.Module):
         return {}
 
 
+class InputError(ValueError):
+    """Arrays that do not fit the model: shape, dtype, index range or weight names.
+
+    nnc.backends.tensorflow.build() makes it an nnc DataError as well."""
+
+
+def named_parameters(model, prefix=""):
+    """(canonical name, (layer, parameter, variable)) for every parameter and buffer,
+    in nnc's order; a model used as a layer prefixes its names with the call's."""
+    for node, layer in model.layers().items():
+        if isinstance(layer, Layer):
+            for param, var in layer.parameters().items():
+                yield f"{prefix}{node}.{param}", (layer, param, var)
+        else:
+            yield from named_parameters(layer, f"{prefix}{node}.")
+
+
+def as_batch(value, what, shape, dtype):
+    """A NumPy batch as a tensor, checked against a per-sample shape (a name: any
+    size) and converted to `dtype`."""
+    array = np.asarray(value)
+    if dtype == "int64" and not np.issubdtype(array.dtype, np.integer):
+        raise InputError(f"{what} must hold integer ids. Received: dtype {array.dtype}")
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise InputError(f"{what} must hold real numbers. Received: dtype {array.dtype}")
+    fits = array.ndim == len(shape) + 1 and all(
+        isinstance(want, str) or want == got for want, got in zip(shape, array.shape[1:])
+    )
+    if not fits:
+        expected = ", ".join(["N", *map(str, shape)])
+        raise InputError(
+            f"{what} must be a batch of shape [{expected}]. Received: shape {list(array.shape)}"
+        )
+    return tf.convert_to_tensor(array.astype(dtype, copy=False))
+
+
+def spec(shape, dtype):
+    """A TensorSpec for a batch; the batch and named dims stay unknown (None)."""
+    return tf.TensorSpec([None, *(None if isinstance(d, str) else d for d in shape)], dtype)
+
+
 # Perceptron's inputs: name, per-sample shape (a name: any size), dtype.
 INPUTS = [
     ('x', (2,), 'float32'),
@@ -188,7 +188,7 @@ INPUTS = [
 # Canonical parameter shapes, which weights and optimizer state must have.
 SHAPES = {name: shape for name, shape, *_ in PARAMETERS}
 OUTPUT_SHAPE = (1,)
-# XLA for the train step: off by default: on CPU it made the digits MLP's and CNN's steps slower
+# XLA-compile the train step? off: on CPU it made the digits MLP's and CNN's train steps slower
 # (benchmarks/bench_tensorflow.py). Runtime(jit_compile=True) turns it on.
 JIT_COMPILE = False
 
@@ -283,9 +283,10 @@ class Runtime:
         """Reseed the random generator; this model draws no random numbers."""
 
     def get_weights(self):
-        return {
-            name: layer.to_canonical(param, var.numpy()) for name, (layer, param, var) in self.parameters.items()
-        }
+        weights = {}
+        for name, (layer, param, var) in self.parameters.items():
+            weights[name] = layer.to_canonical(param, var.numpy())
+        return weights
 
     def set_weights(self, weights):
         self._check_names(weights, self.parameters, "weights")

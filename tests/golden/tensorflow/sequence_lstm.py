@@ -52,12 +52,6 @@ def initial_weights(seed=4):
     return weights
 
 
-class InputError(ValueError):
-    """Arrays that do not fit the model: shape, dtype, index range or weight names.
-
-    nnc.build() replaces this class with one that is also an nnc DataError."""
-
-
 class Layer(tf.Module):
     """A layer holding nnc parameters as TensorFlow variables.
 
@@ -170,6 +164,65 @@ class LSTM(Recurrent):
     to_canonical = to_native
 
 
+class SineLSTM(tf.Module):
+    """The model SineLSTM."""
+
+    def __init__(self):
+        super().__init__(name='SineLSTM')
+        self.lstm_1 = LSTM(features=1, units=16)
+        self.dense_1 = Dense(features=16, units=1)
+
+    def __call__(self, window, training=False):
+        lstm_1 = self.lstm_1(window)
+        dense_1 = self.dense_1(lstm_1)
+        return dense_1
+
+    def layers(self):
+        """The layers holding parameters, by node name (canonical names start with it)."""
+        return {'lstm_1': self.lstm_1, 'dense_1': self.dense_1}
+
+
+def mse(output, target):
+    """Mean squared error: the mean over all elements of (y - t)²."""
+    return tf.reduce_mean(tf.square(output - target))
+
+
+class Adam(tf.Module):
+    """Adam, nnc's (PyTorch's) form: m = β₁m + (1-β₁)g; v = β₂v + (1-β₂)g²;
+    p -= lr·(m / (1-β₁ᵗ)) / (√(v / (1-β₂ᵗ)) + ε). Written out because Keras
+    computes lr·√(1-β₂ᵗ)/(1-β₁ᵗ)·m / (√v + ε̂): the same only if ε̂ = ε·√(1-β₂ᵗ),
+    which changes every step.
+    """
+
+    def __init__(self, variables, beta1, beta2, eps):
+        super().__init__(name='adam')
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.m = [tf.Variable(tf.fill(v.shape, 0.0), trainable=False) for v in variables]
+        self.v = [tf.Variable(tf.fill(v.shape, 0.0), trainable=False) for v in variables]
+
+    def apply(self, gradients, variables, lr):
+        self.step.assign_add(1)
+        # The bias corrections in float64: 1 - 0.999 loses digits in float32.
+        t = tf.cast(self.step, tf.float64)
+        correction1 = tf.cast(1.0 - self.beta1**t, tf.float32)
+        correction2 = tf.cast(1.0 - self.beta2**t, tf.float32)
+        for g, p, m, v in zip(gradients, variables, self.m, self.v):
+            m.assign(self.beta1 * m + (1.0 - self.beta1) * g)
+            v.assign(self.beta2 * v + (1.0 - self.beta2) * tf.square(g))
+            p.assign_sub(lr * (m / correction1) / (tf.sqrt(v / correction2) + self.eps))
+
+    def state(self):
+        """Slot name -> one variable per trained parameter."""
+        return {'m': self.m, 'v': self.v}
+
+
+class InputError(ValueError):
+    """Arrays that do not fit the model: shape, dtype, index range or weight names.
+
+    nnc.backends.tensorflow.build() makes it an nnc DataError as well."""
+
+
 def named_parameters(model, prefix=""):
     """(canonical name, (layer, parameter, variable)) for every parameter and buffer,
     in nnc's order; a model used as a layer prefixes its names with the call's."""
@@ -205,58 +258,6 @@ def spec(shape, dtype):
     return tf.TensorSpec([None, *(None if isinstance(d, str) else d for d in shape)], dtype)
 
 
-class SineLSTM(tf.Module):
-    """The model SineLSTM."""
-
-    def __init__(self):
-        super().__init__(name='SineLSTM')
-        self.lstm_1 = LSTM(features=1, units=16)
-        self.dense_1 = Dense(features=16, units=1)
-
-    def __call__(self, window, training=False):
-        lstm_1 = self.lstm_1(window)
-        dense_1 = self.dense_1(lstm_1)
-        return dense_1
-
-    def layers(self):
-        """The layers holding parameters, by node name (canonical names start with it)."""
-        return {'lstm_1': self.lstm_1, 'dense_1': self.dense_1}
-
-
-def mse(output, target):
-    """Mean squared error: the mean over all elements of (y - t)²."""
-    return tf.reduce_mean(tf.square(output - target))
-
-
-class Adam(tf.Module):
-    """Adam, nnc's (PyTorch's) form: m = β₁m + (1-β₁)g; v = β₂v + (1-β₂)g²;
-    p -= lr·(m / (1-β₁ᵗ)) / (√(v / (1-β₂ᵗ)) + ε). Written out because Keras
-    uses ε̂ = ε·√(1-β₂ᵗ) in effect, which no constant setting reproduces.
-    """
-
-    def __init__(self, variables, beta1, beta2, eps):
-        super().__init__(name='adam')
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
-        self.beta1, self.beta2, self.eps = beta1, beta2, eps
-        self.m = [tf.Variable(tf.fill(v.shape, 0.0), trainable=False) for v in variables]
-        self.v = [tf.Variable(tf.fill(v.shape, 0.0), trainable=False) for v in variables]
-
-    def apply(self, gradients, variables, lr):
-        self.step.assign_add(1)
-        # The bias corrections in float64: 1 - 0.999 loses digits in float32.
-        t = tf.cast(self.step, tf.float64)
-        correction1 = tf.cast(1.0 - self.beta1**t, tf.float32)
-        correction2 = tf.cast(1.0 - self.beta2**t, tf.float32)
-        for g, p, m, v in zip(gradients, variables, self.m, self.v):
-            m.assign(self.beta1 * m + (1.0 - self.beta1) * g)
-            v.assign(self.beta2 * v + (1.0 - self.beta2) * tf.square(g))
-            p.assign_sub(lr * (m / correction1) / (tf.sqrt(v / correction2) + self.eps))
-
-    def state(self):
-        """Slot name -> one variable per trained parameter."""
-        return {'m': self.m, 'v': self.v}
-
-
 # SineLSTM's inputs: name, per-sample shape (a name: any size), dtype.
 INPUTS = [
     ('window', ('t', 1), 'float32'),
@@ -264,7 +265,7 @@ INPUTS = [
 # Canonical parameter shapes, which weights and optimizer state must have.
 SHAPES = {name: shape for name, shape, *_ in PARAMETERS}
 OUTPUT_SHAPE = (1,)
-# XLA for the train step: off by default: on CPU it made the digits MLP's and CNN's steps slower
+# XLA-compile the train step? off: on CPU it made the digits MLP's and CNN's train steps slower
 # (benchmarks/bench_tensorflow.py). Runtime(jit_compile=True) turns it on.
 JIT_COMPILE = False
 
@@ -359,9 +360,10 @@ class Runtime:
         """Reseed the random generator; this model draws no random numbers."""
 
     def get_weights(self):
-        return {
-            name: layer.to_canonical(param, var.numpy()) for name, (layer, param, var) in self.parameters.items()
-        }
+        weights = {}
+        for name, (layer, param, var) in self.parameters.items():
+            weights[name] = layer.to_canonical(param, var.numpy())
+        return weights
 
     def set_weights(self, weights):
         self._check_names(weights, self.parameters, "weights")

@@ -52,12 +52,6 @@ def initial_weights(seed=2):
     return weights
 
 
-class InputError(ValueError):
-    """Arrays that do not fit the model: shape, dtype, index range or weight names.
-
-    nnc.build() replaces this class with one that is also an nnc DataError."""
-
-
 class Layer(tf.Module):
     """A layer holding nnc parameters as TensorFlow variables.
 
@@ -162,6 +156,69 @@ class SimpleRNN(Recurrent):
     to_canonical = to_native
 
 
+class WaveRNN(tf.Module):
+    """The model WaveRNN."""
+
+    def __init__(self):
+        super().__init__(name='WaveRNN')
+        self.rnn_1 = SimpleRNN(features=1, units=16)
+        self.dense_1 = Dense(features=16, units=3)
+
+    def __call__(self, wave, training=False):
+        rnn_1 = self.rnn_1(wave)
+        dense_1 = self.dense_1(rnn_1)
+        softmax_1 = tf.nn.softmax(dense_1, axis=-1)
+        return softmax_1
+
+    def layers(self):
+        """The layers holding parameters, by node name (canonical names start with it)."""
+        return {'rnn_1': self.rnn_1, 'dense_1': self.dense_1}
+
+
+def cross_entropy(output, target):
+    """Cross-entropy -Σ_c t_c log p_c over the last axis, from probabilities:
+    log p = log(max(p, 1e-7)). Mean over the other positions (batch, time).
+    """
+    log_p = tf.math.log(tf.maximum(output, 1e-7))
+    return tf.reduce_mean(-tf.reduce_sum(target * log_p, axis=-1))
+
+
+class Adam(tf.Module):
+    """Adam, nnc's (PyTorch's) form: m = β₁m + (1-β₁)g; v = β₂v + (1-β₂)g²;
+    p -= lr·(m / (1-β₁ᵗ)) / (√(v / (1-β₂ᵗ)) + ε). Written out because Keras
+    computes lr·√(1-β₂ᵗ)/(1-β₁ᵗ)·m / (√v + ε̂): the same only if ε̂ = ε·√(1-β₂ᵗ),
+    which changes every step.
+    """
+
+    def __init__(self, variables, beta1, beta2, eps):
+        super().__init__(name='adam')
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.m = [tf.Variable(tf.fill(v.shape, 0.0), trainable=False) for v in variables]
+        self.v = [tf.Variable(tf.fill(v.shape, 0.0), trainable=False) for v in variables]
+
+    def apply(self, gradients, variables, lr):
+        self.step.assign_add(1)
+        # The bias corrections in float64: 1 - 0.999 loses digits in float32.
+        t = tf.cast(self.step, tf.float64)
+        correction1 = tf.cast(1.0 - self.beta1**t, tf.float32)
+        correction2 = tf.cast(1.0 - self.beta2**t, tf.float32)
+        for g, p, m, v in zip(gradients, variables, self.m, self.v):
+            m.assign(self.beta1 * m + (1.0 - self.beta1) * g)
+            v.assign(self.beta2 * v + (1.0 - self.beta2) * tf.square(g))
+            p.assign_sub(lr * (m / correction1) / (tf.sqrt(v / correction2) + self.eps))
+
+    def state(self):
+        """Slot name -> one variable per trained parameter."""
+        return {'m': self.m, 'v': self.v}
+
+
+class InputError(ValueError):
+    """Arrays that do not fit the model: shape, dtype, index range or weight names.
+
+    nnc.backends.tensorflow.build() makes it an nnc DataError as well."""
+
+
 def named_parameters(model, prefix=""):
     """(canonical name, (layer, parameter, variable)) for every parameter and buffer,
     in nnc's order; a model used as a layer prefixes its names with the call's."""
@@ -197,62 +254,6 @@ def spec(shape, dtype):
     return tf.TensorSpec([None, *(None if isinstance(d, str) else d for d in shape)], dtype)
 
 
-class WaveRNN(tf.Module):
-    """The model WaveRNN."""
-
-    def __init__(self):
-        super().__init__(name='WaveRNN')
-        self.rnn_1 = SimpleRNN(features=1, units=16)
-        self.dense_1 = Dense(features=16, units=3)
-
-    def __call__(self, wave, training=False):
-        rnn_1 = self.rnn_1(wave)
-        dense_1 = self.dense_1(rnn_1)
-        softmax_1 = tf.nn.softmax(dense_1, axis=-1)
-        return softmax_1
-
-    def layers(self):
-        """The layers holding parameters, by node name (canonical names start with it)."""
-        return {'rnn_1': self.rnn_1, 'dense_1': self.dense_1}
-
-
-def cross_entropy(output, target):
-    """Cross-entropy -Σ_c t_c log p_c over the last axis, from probabilities:
-    log p = log(max(p, 1e-7)). Mean over the other positions (batch, time).
-    """
-    log_p = tf.math.log(tf.maximum(output, 1e-7))
-    return tf.reduce_mean(-tf.reduce_sum(target * log_p, axis=-1))
-
-
-class Adam(tf.Module):
-    """Adam, nnc's (PyTorch's) form: m = β₁m + (1-β₁)g; v = β₂v + (1-β₂)g²;
-    p -= lr·(m / (1-β₁ᵗ)) / (√(v / (1-β₂ᵗ)) + ε). Written out because Keras
-    uses ε̂ = ε·√(1-β₂ᵗ) in effect, which no constant setting reproduces.
-    """
-
-    def __init__(self, variables, beta1, beta2, eps):
-        super().__init__(name='adam')
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
-        self.beta1, self.beta2, self.eps = beta1, beta2, eps
-        self.m = [tf.Variable(tf.fill(v.shape, 0.0), trainable=False) for v in variables]
-        self.v = [tf.Variable(tf.fill(v.shape, 0.0), trainable=False) for v in variables]
-
-    def apply(self, gradients, variables, lr):
-        self.step.assign_add(1)
-        # The bias corrections in float64: 1 - 0.999 loses digits in float32.
-        t = tf.cast(self.step, tf.float64)
-        correction1 = tf.cast(1.0 - self.beta1**t, tf.float32)
-        correction2 = tf.cast(1.0 - self.beta2**t, tf.float32)
-        for g, p, m, v in zip(gradients, variables, self.m, self.v):
-            m.assign(self.beta1 * m + (1.0 - self.beta1) * g)
-            v.assign(self.beta2 * v + (1.0 - self.beta2) * tf.square(g))
-            p.assign_sub(lr * (m / correction1) / (tf.sqrt(v / correction2) + self.eps))
-
-    def state(self):
-        """Slot name -> one variable per trained parameter."""
-        return {'m': self.m, 'v': self.v}
-
-
 # WaveRNN's inputs: name, per-sample shape (a name: any size), dtype.
 INPUTS = [
     ('wave', ('t', 1), 'float32'),
@@ -260,7 +261,7 @@ INPUTS = [
 # Canonical parameter shapes, which weights and optimizer state must have.
 SHAPES = {name: shape for name, shape, *_ in PARAMETERS}
 OUTPUT_SHAPE = (3,)
-# XLA for the train step: off by default: on CPU it made the digits MLP's and CNN's steps slower
+# XLA-compile the train step? off: on CPU it made the digits MLP's and CNN's train steps slower
 # (benchmarks/bench_tensorflow.py). Runtime(jit_compile=True) turns it on.
 JIT_COMPILE = False
 
@@ -355,9 +356,10 @@ class Runtime:
         """Reseed the random generator; this model draws no random numbers."""
 
     def get_weights(self):
-        return {
-            name: layer.to_canonical(param, var.numpy()) for name, (layer, param, var) in self.parameters.items()
-        }
+        weights = {}
+        for name, (layer, param, var) in self.parameters.items():
+            weights[name] = layer.to_canonical(param, var.numpy())
+        return weights
 
     def set_weights(self, weights):
         self._check_names(weights, self.parameters, "weights")
