@@ -10,7 +10,8 @@ one process (same TensorFlow threads):
 - ``nnc step``: the same compiled step called on tensors (no NumPy boundary);
 - ``keras fit``: the equivalent ``keras.Sequential`` (NHWC convolutions, Adam,
   categorical cross-entropy from logits) trained with ``model.fit`` over the same
-  data, Keras' default compilation (``jit_compile="auto"``).
+  data, with Keras' default compilation (``jit_compile="auto"``, which picks XLA
+  here) and with XLA off.
 
 Each variant runs a warm-up epoch, then the variants take turns, one timed epoch
 each, ``--repeats`` rounds, so that a burst of load from elsewhere hits them alike.
@@ -65,7 +66,7 @@ def timed(
     return rates
 
 
-def keras_model(name: str):  # type: ignore[no-untyped-def]
+def keras_model(name: str, jit_compile: bool | str):  # type: ignore[no-untyped-def]
     import keras
 
     layers = keras.layers
@@ -91,6 +92,7 @@ def keras_model(name: str):  # type: ignore[no-untyped-def]
     model.compile(
         optimizer=keras.optimizers.Adam(0.002),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+        jit_compile=jit_compile,
     )
     return model
 
@@ -124,13 +126,14 @@ def bench(name: str, steps: int, repeats: int) -> dict[str, list[float]]:
 
     epochs["nnc step (tensors)"] = tensor_epoch
 
-    model = keras_model(name)
     xk = x if name == "digits_mlp" else np.transpose(x, (0, 2, 3, 1))
+    for label, jit in (("keras fit", "auto"), ("keras fit, XLA off", False)):
+        model = keras_model(name, jit)
 
-    def keras_epoch() -> None:
-        model.fit(xk, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+        def keras_epoch(model=model) -> None:  # type: ignore[no-untyped-def]
+            model.fit(xk, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
 
-    epochs["keras fit"] = keras_epoch
+        epochs[label] = keras_epoch
     return timed(epochs, steps, repeats)
 
 

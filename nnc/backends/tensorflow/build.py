@@ -39,9 +39,10 @@ def build(
     ``seed`` defaults to the recipe's and also seeds dropout; ``jit_compile``
     overrides the generated module's choice of XLA for the train step.
     """
-    from nnc.backends.tensorflow.emit import emit
+    from nnc.backends.tensorflow.emit import _checked, emit
 
     require_framework("tensorflow")
+    program = _checked(program)
     m, recipe = select(program, model)
     source = emit(program, m.name)
     if weights is not None:

@@ -212,12 +212,15 @@ class ModelEmitter:
         self.lower()
         dropout = uses_dropout(self.program, self.model)
         with w.block(f"class {self.class_name}(tf.Module):"):
+            takes = ", ".join(f"{i.name} {i.type}" for i in self.model.inputs)
+            gives = ", ".join(str(t) for t in self.model.output_types)
+            summary = f"The model {self.model.name}: {takes} -> {gives} (per sample)."
             w.docstring(
-                f"The model {self.model.name}. Inputs and outputs are channels-first, as in nnc;\n"
-                "inside, tensors that feed convolutions, pooling and other per-channel ops\n"
-                "are channels-last, the layout TensorFlow's CPU kernels want."
+                f"{summary}\nInputs and outputs are channels-first, as in nnc; inside, "
+                "tensors that feed\nconvolutions, pooling and other per-channel ops are "
+                "channels-last, the\nlayout TensorFlow's CPU kernels want."
                 if self._has_layouts()
-                else f"The model {self.model.name}."
+                else summary
             )
             w.blank()
             with w.block(f"def __init__(self{', generator' if dropout else ''}):"):

@@ -126,7 +126,9 @@ def _emit_init(w: CodeWriter, spec: RuntimeSpec, trains: bool) -> None:
         w.line("self.set_weights(initial_weights(seed) if weights is None else weights)")
         w.line("# Compiled graphs. The batch and named dims stay unknown (None), so one")
         w.line("# trace serves every batch.")
-        specs = ", ".join(f"spec({i.type.shape!r}, tf.{i.type.dtype})" for i in spec.model.inputs)
+        specs = ", ".join(
+            f"spec({py_literal(i.type.shape)}, tf.{i.type.dtype})" for i in spec.model.inputs
+        )
         w.line(f"inputs = [{specs}]")
         w.line("self._predict = tf.function(self._outputs, input_signature=inputs)")
         w.line(

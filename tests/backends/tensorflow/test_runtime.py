@@ -16,6 +16,7 @@ import pytest
 
 import nnc
 from nnc.backends import tensorflow as backend
+from nnc.backends.runtime import Runtime
 from nnc.errors import DataError, RecipeError, UnsupportedOpError, WeightsError
 from tests.backends.tensorflow.helpers import deviation, without_dropout
 from tests.conftest import EXAMPLES, ROOT, require, run_nnc
@@ -58,9 +59,14 @@ def test_weights_that_do_not_fit(cnn: Any) -> None:
     assert all(np.array_equal(v, good[k]) for k, v in cnn.get_weights().items())
 
 
+def test_runtimes_implement_the_interface(cnn: Any) -> None:
+    assert isinstance(cnn, Runtime) and cnn.backend == "tensorflow"
+
+
 def test_model_without_recipe_runs_but_does_not_train(tf: Any) -> None:
     program = nnc.parse("model Encoder {\n    input x: [3]\n    dense(2) relu\n}\n")
     rt = backend.build(program)
+    assert isinstance(rt, Runtime)
     assert rt.forward(np.ones((2, 3), np.float32)).shape == (2, 2)
     for call in (
         lambda: rt.train_step(np.ones((2, 3)), np.ones((2, 2)), 0.1),

@@ -100,7 +100,7 @@ class Dense(Layer):
 
 
 class Encoder(tf.Module):
-    """The model Encoder."""
+    """The model Encoder: pixels [64] -> [8] (per sample)."""
 
     def __init__(self):
         super().__init__(name='Encoder')
@@ -119,7 +119,7 @@ class Encoder(tf.Module):
 
 
 class Decoder(tf.Module):
-    """The model Decoder."""
+    """The model Decoder: code [8] -> [64] (per sample)."""
 
     def __init__(self):
         super().__init__(name='Decoder')
@@ -139,7 +139,7 @@ class Decoder(tf.Module):
 
 
 class Autoencoder(tf.Module):
-    """The model Autoencoder."""
+    """The model Autoencoder: pixels [64] -> [64] (per sample)."""
 
     def __init__(self):
         super().__init__(name='Autoencoder')

@@ -181,9 +181,10 @@ class ConvTranspose2d(Layer):
 
 
 class ConvEncoder(tf.Module):
-    """The model ConvEncoder. Inputs and outputs are channels-first, as in nnc;
-    inside, tensors that feed convolutions, pooling and other per-channel ops
-    are channels-last, the layout TensorFlow's CPU kernels want.
+    """The model ConvEncoder: image [1, 8, 8] -> [16, 2, 2] (per sample).
+    Inputs and outputs are channels-first, as in nnc; inside, tensors that feed
+    convolutions, pooling and other per-channel ops are channels-last, the
+    layout TensorFlow's CPU kernels want.
     """
 
     def __init__(self):
@@ -206,9 +207,10 @@ class ConvEncoder(tf.Module):
 
 
 class ConvDecoder(tf.Module):
-    """The model ConvDecoder. Inputs and outputs are channels-first, as in nnc;
-    inside, tensors that feed convolutions, pooling and other per-channel ops
-    are channels-last, the layout TensorFlow's CPU kernels want.
+    """The model ConvDecoder: code [16, 2, 2] -> [1, 8, 8] (per sample).
+    Inputs and outputs are channels-first, as in nnc; inside, tensors that feed
+    convolutions, pooling and other per-channel ops are channels-last, the
+    layout TensorFlow's CPU kernels want.
     """
 
     def __init__(self):
@@ -231,7 +233,7 @@ class ConvDecoder(tf.Module):
 
 
 class ConvAutoencoder(tf.Module):
-    """The model ConvAutoencoder."""
+    """The model ConvAutoencoder: image [1, 8, 8] -> [1, 8, 8] (per sample)."""
 
     def __init__(self):
         super().__init__(name='ConvAutoencoder')

@@ -167,9 +167,10 @@ class Conv(Layer):
 
 
 class DigitsCNN(tf.Module):
-    """The model DigitsCNN. Inputs and outputs are channels-first, as in nnc;
-    inside, tensors that feed convolutions, pooling and other per-channel ops
-    are channels-last, the layout TensorFlow's CPU kernels want.
+    """The model DigitsCNN: image [1, 8, 8] -> [10] (per sample).
+    Inputs and outputs are channels-first, as in nnc; inside, tensors that feed
+    convolutions, pooling and other per-channel ops are channels-last, the
+    layout TensorFlow's CPU kernels want.
     """
 
     def __init__(self, generator):

@@ -95,7 +95,7 @@ class Dense(Layer):
 
 
 class Generator(tf.Module):
-    """The model Generator."""
+    """The model Generator: z [16] -> [64] (per sample)."""
 
     def __init__(self):
         super().__init__(name='Generator')

@@ -161,9 +161,10 @@ class Conv(Layer):
 
 
 class LeNet5(tf.Module):
-    """The model LeNet5. Inputs and outputs are channels-first, as in nnc;
-    inside, tensors that feed convolutions, pooling and other per-channel ops
-    are channels-last, the layout TensorFlow's CPU kernels want.
+    """The model LeNet5: image [1, 32, 32] -> [10] (per sample).
+    Inputs and outputs are channels-first, as in nnc; inside, tensors that feed
+    convolutions, pooling and other per-channel ops are channels-last, the
+    layout TensorFlow's CPU kernels want.
     """
 
     def __init__(self):

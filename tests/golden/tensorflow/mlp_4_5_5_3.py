@@ -98,7 +98,7 @@ class Dense(Layer):
 
 
 class Mlp(tf.Module):
-    """The model Mlp."""
+    """The model Mlp: x [4] -> [3] (per sample)."""
 
     def __init__(self):
         super().__init__(name='Mlp')

@@ -102,7 +102,7 @@ class Dense(Layer):
 
 
 class Perceptron(tf.Module):
-    """The model Perceptron."""
+    """The model Perceptron: x [2] -> [1] (per sample)."""
 
     def __init__(self):
         super().__init__(name='Perceptron')

@@ -215,9 +215,10 @@ class BatchNorm(Layer):
 
 
 class ResNet(tf.Module):
-    """The model ResNet. Inputs and outputs are channels-first, as in nnc;
-    inside, tensors that feed convolutions, pooling and other per-channel ops
-    are channels-last, the layout TensorFlow's CPU kernels want.
+    """The model ResNet: image [1, 8, 8] -> [10] (per sample).
+    Inputs and outputs are channels-first, as in nnc; inside, tensors that feed
+    convolutions, pooling and other per-channel ops are channels-last, the
+    layout TensorFlow's CPU kernels want.
     """
 
     def __init__(self):

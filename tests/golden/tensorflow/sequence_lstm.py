@@ -165,7 +165,7 @@ class LSTM(Recurrent):
 
 
 class SineLSTM(tf.Module):
-    """The model SineLSTM."""
+    """The model SineLSTM: window [t, 1] -> [1] (per sample)."""
 
     def __init__(self):
         super().__init__(name='SineLSTM')

@@ -157,7 +157,7 @@ class SimpleRNN(Recurrent):
 
 
 class WaveRNN(tf.Module):
-    """The model WaveRNN."""
+    """The model WaveRNN: wave [t, 1] -> [3] (per sample)."""
 
     def __init__(self):
         super().__init__(name='WaveRNN')

@@ -98,7 +98,7 @@ class Dense(Layer):
 
 
 class SpiralClassifier(tf.Module):
-    """The model SpiralClassifier."""
+    """The model SpiralClassifier: point [2] -> [3] (per sample)."""
 
     def __init__(self):
         super().__init__(name='SpiralClassifier')

@@ -96,7 +96,7 @@ class Dense(Layer):
 
 
 class Xor(tf.Module):
-    """The model Xor."""
+    """The model Xor: x [2] -> [1] (per sample)."""
 
     def __init__(self):
         super().__init__(name='Xor')
