@@ -119,7 +119,8 @@ def _evaluate(node, xs: list[np.ndarray], w: Arrays, mode: Pass) -> np.ndarray: 
         return sum(xs[1:], xs[0])
     if op == "concat":
         return np.concatenate(xs, axis=node.axis % (x.ndim - 1) + 1)
-    raise NotImplementedError(f"the reference has no op '{op}'")  # a test gap, not a backend one
+    # A new op needs its reference here too: fail loudly rather than skip it.
+    raise AssertionError(f"the test reference has no op '{op}'")
 
 
 def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
@@ -338,7 +339,7 @@ def loss_value(loss, y: np.ndarray, t: np.ndarray) -> float:  # type: ignore[no-
             return float(np.mean(np.maximum(y, 0) - y * t + np.log1p(np.exp(-np.abs(y)))))
         p = np.clip(y, 1e-7, 1 - 1e-7)
         return float(np.mean(-(t * np.log(p) + (1 - t) * np.log(1 - p))))
-    raise NotImplementedError(loss)
+    raise AssertionError(f"the test reference has no loss {loss}")
 
 
 # -- finite differences ------------------------------------------------------------------
@@ -407,4 +408,4 @@ def optimizer_update(opt, params: Arrays, grads: Arrays, state: Arrays, lr: floa
             m_hat, v_hat = m / (1 - opt.beta1**t), v / (1 - opt.beta2**t)
             params[name] = p - lr * m_hat / (np.sqrt(v_hat) + opt.eps)
         else:
-            raise NotImplementedError(opt)
+            raise AssertionError(f"the test reference has no optimizer {opt}")

@@ -124,6 +124,22 @@ def test_only_train_step_moves_batchnorm_statistics(tf: Any) -> None:
     assert np.array_equal(after["batchnorm_1.weight"], before["batchnorm_1.weight"])
 
 
+def test_batchnorm_statistics_of_a_single_value(tf: Any) -> None:
+    """One value per channel: the unbiasing factor n/(n-1) is taken as 1
+    (docs/semantics.md), so the running variance stays finite."""
+    program = nnc.parse(
+        "model T {\n    input x: [3]\n    batchnorm(momentum = 0.5)\n}\n"
+        'train T {\n    data "x.npz"\n    loss mse\n}\n'
+    )
+    rt = backend.build(program)
+    rt.train_step(np.array([[1.0, 2.0, 3.0]]), np.zeros((1, 3)), 0.1)
+    weights = rt.get_weights()
+    assert np.array_equal(weights["batchnorm_1.running_var"], np.full(3, 0.5, np.float32))
+    assert np.array_equal(
+        weights["batchnorm_1.running_mean"], np.array([0.5, 1.0, 1.5], np.float32)
+    )
+
+
 def test_dropout_is_inverted_and_seeded(tf: Any) -> None:
     program = nnc.parse("model T {\n    input x: [4000]\n    dropout(0.25)\n}\n")
     rt = backend.build(program)
