@@ -22,6 +22,7 @@ from tests.backends.tensorflow.helpers import (
     OUTPUT_RTOL,
     compare_gradients,
     deviation,
+    gradient_scale,
     sample_inputs,
     without_dropout,
 )
@@ -106,7 +107,7 @@ def check_against_reference(source: str, runtimes: Any, key: str, t: int = 5) ->
         numeric = ref.numeric_gradient(f, xs[0].astype(np.float64), coords)
         picked = np.array([numeric[c] for c in coords])
         mine = np.array([got[c] for c in coords])
-        scale = max(1e-3, float(np.max(np.abs(got))))
+        scale = gradient_scale(got, float(np.max(np.abs(got))))
         assert float(np.max(np.abs(mine - picked))) / scale < GRADIENT_RTOL
 
     # A train step moves batchnorm statistics exactly as the reference says. (Calling
