@@ -1,7 +1,11 @@
 """Every op of the registry, and the corners of each op family, against the float64
 reference: outputs in evaluation and training mode, parameter gradients (through
 ``Runtime.gradients``, so canonical conversions included), input gradients, and
-batchnorm statistics after a train step. Tolerances in helpers.py."""
+batchnorm statistics after a train step. Tolerances in helpers.py.
+
+These one-shot checks run eagerly (tracing would triple their time); the compiled
+graphs are checked for every op by the equivalence matrix (tests/equivalence), for
+every example by test_examples.py, and across sequence lengths below."""
 
 from __future__ import annotations
 
@@ -120,8 +124,19 @@ def check_against_reference(source: str, runtimes: Any, key: str, t: int = 5) ->
             assert deviation(after[name], value) < OUTPUT_RTOL, name
 
 
+@pytest.fixture
+def eager(tf: Any) -> Any:
+    """Run tf.functions eagerly for one test: no tracing, several times faster for
+    these one-shot checks. The compiled graphs of every op are checked by the
+    equivalence matrix (tests/equivalence), and of every example in
+    test_examples.py."""
+    tf.config.run_functions_eagerly(True)
+    yield
+    tf.config.run_functions_eagerly(False)
+
+
 @pytest.mark.parametrize("op", sorted(OPS))
-def test_registry_op(op: str, runtimes: Any) -> None:
+def test_registry_op(op: str, runtimes: Any, eager: Any) -> None:
     """Every op in nnc.ir.ops.OPS, from its own `example`: a new op without a TensorFlow
     lowering (or without an example) fails here."""
     check_against_reference(op_source(op), runtimes, f"op-{op}")
@@ -188,15 +203,6 @@ CASES = {
     "leaky_relu_alpha": "input x: [6]\n    leaky_relu(0.2)",
     "frozen_dense": "input x: [4]\n    dense(3, trainable = false) tanh dense(2)",
 }
-
-
-@pytest.fixture
-def eager(tf: Any) -> Any:
-    """Run tf.functions eagerly for one test: no tracing, several times faster for
-    these one-shot checks. The registry test above runs every op compiled."""
-    tf.config.run_functions_eagerly(True)
-    yield
-    tf.config.run_functions_eagerly(False)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
