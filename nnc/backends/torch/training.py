@@ -303,10 +303,6 @@ class RuntimeEmitter:
 
     def _basics(self) -> None:
         w = self.w
-        names = self.input_names
-        dtypes = ", ".join(
-            "torch.int64" if i.type.dtype == "int64" else "torch.float32" for i in self.model.inputs
-        )
         w.blank()
         with w.block("def seed(self, seed):"):
             w.docstring("Reseed torch's generator, which draws the dropout masks.")
@@ -318,18 +314,24 @@ class RuntimeEmitter:
         ):
             w.line("self.model.train(training)")
         w.blank()
+        with w.block("def _tensor(self, array, dtype=np.float32):"):
+            w.docstring("A NumPy array as a tensor on the device, sharing its memory on the CPU.")
+            w.line("array = np.asarray(array, dtype=dtype)")
+            with w.block("if not array.flags.writeable:  # torch shares writable memory only"):
+                w.line("array = array.copy()")
+            w.line("return torch.from_numpy(array).to(self.device)")
+        w.blank()
+        count = len(self.model.inputs)
         with w.block("def _inputs(self, arrays):"):
-            trailing = "," if len(self.model.inputs) == 1 else ""
-            w.line(f"dtypes = ({dtypes}{trailing})  # {names}")
-            with w.block("if len(arrays) != len(dtypes):"):
+            with w.block(f"if len(arrays) != {count}:"):
                 w.line(
-                    f"raise ValueError(f'{self.name} takes {len(self.model.inputs)} "
-                    f"input(s) ({names}). Received: {{len(arrays)}}')"
+                    f"raise ValueError(f'{self.name} takes {count} input(s) "
+                    f"({self.input_names}). Received: {{len(arrays)}}')"
                 )
-            w.line(
-                "return [torch.as_tensor(a, dtype=d, device=self.device) "
-                "for a, d in zip(arrays, dtypes)]"
+            tensors = ", ".join(
+                f"self._tensor(arrays[{k}], {self._dtype(k)})" for k in range(count)
             )
+            w.line(f"return [{tensors}]")
         w.blank()
         with w.block("def forward(self, *inputs, training=False):"):
             w.docstring(
@@ -369,6 +371,9 @@ class RuntimeEmitter:
                     w.line(" " * 17 + "f'expected {list(tensor.shape)}')")
                 w.line("tensor.copy_(value)")
 
+    def _dtype(self, k: int) -> str:
+        return "np.int64" if self.model.inputs[k].type.dtype == "int64" else "np.float32"
+
     def _no_training(self) -> None:
         w = self.w
         if self.gan is not None:
@@ -398,33 +403,29 @@ class RuntimeEmitter:
     def _training(self) -> None:
         w = self.w
         w.blank()
-        with w.block("def _target(self, y):"):
-            w.line("return torch.as_tensor(y, dtype=torch.float32, device=self.device)")
-        w.blank()
         with w.block("def train_step(self, x, y, lr):"):
             w.docstring("One update on one batch; returns the batch loss before the update.")
-            w.line("inputs, target = self._inputs([x]), self._target(y)")
+            w.line(f"x, y = self._tensor(x, {self._dtype(0)}), self._tensor(y)")
             w.line("self._mode(True)")
             if self.trainable:
                 with w.block("for group in self.optimizer.param_groups:"):
                     w.line("group['lr'] = lr")
                 w.line("self.optimizer.zero_grad(set_to_none=True)")
-                w.line("loss = compute_loss(self.model(*inputs), target)")
+                w.line("loss = compute_loss(self.model(x), y)")
                 w.line("loss.backward()")
                 w.line("self.optimizer.step()")
             else:
                 with w.block("with torch.no_grad():  # every parameter is frozen"):
-                    w.line("loss = compute_loss(self.model(*inputs), target)")
+                    w.line("loss = compute_loss(self.model(x), y)")
             w.line("self.steps += 1")
             w.line("return loss.item()")
         w.blank()
         with w.block("def loss(self, x, y):"):
             w.docstring("The loss in evaluation mode (no dropout, running batchnorm statistics).")
+            w.line(f"x, y = self._tensor(x, {self._dtype(0)}), self._tensor(y)")
             w.line("self._mode(False)")
             with w.block("with torch.no_grad():"):
-                w.line(
-                    "return compute_loss(self.model(*self._inputs([x])), self._target(y)).item()"
-                )
+                w.line("return compute_loss(self.model(x), y).item()")
         w.blank()
         with w.block("def gradients(self, x, y):"):
             doc = "d(loss)/d(parameter) for every trainable parameter, in training mode."
@@ -434,10 +435,11 @@ class RuntimeEmitter:
             if not self.trainable:
                 w.line("return {}  # every parameter is frozen")
                 return
+            w.line(f"x, y = self._tensor(x, {self._dtype(0)}), self._tensor(y)")
             w.line("self._mode(True)")
             if self.buffers:
                 w.line("statistics = [b.clone() for b in self.model.buffers()]")
-            w.line("loss = compute_loss(self.model(*self._inputs([x])), self._target(y))")
+            w.line("loss = compute_loss(self.model(x), y)")
             w.line("grads = torch.autograd.grad(loss, list(self.trainable.values()))")
             if self.buffers:
                 with (

@@ -92,6 +92,14 @@ def test_weights_that_do_not_fit_are_refused() -> None:
         runtime.set_weights(weights)
 
 
+def test_inputs_may_be_read_only_views_of_other_dtypes() -> None:
+    runtime = backend.build(load("xor"))
+    x = np.broadcast_to(np.array([1.0, 0.0]), (4, 2))  # float64, read-only
+    expected = runtime.forward(np.ones((4, 2), np.float32) * [1, 0])
+    assert np.array_equal(runtime.forward(x), expected)
+    assert runtime.train_step(x, np.zeros((4, 1)), 0.1) > 0
+
+
 # -- modes and seeds -----------------------------------------------------------------------
 
 

@@ -90,11 +90,17 @@ class Runtime:
         if self.model.training != training:
             self.model.train(training)
 
+    def _tensor(self, array, dtype=np.float32):
+        """A NumPy array as a tensor on the device, sharing its memory on the CPU."""
+        array = np.asarray(array, dtype=dtype)
+        if not array.flags.writeable:  # torch shares writable memory only
+            array = array.copy()
+        return torch.from_numpy(array).to(self.device)
+
     def _inputs(self, arrays):
-        dtypes = (torch.float32,)  # z
-        if len(arrays) != len(dtypes):
+        if len(arrays) != 1:
             raise ValueError(f'Generator takes 1 input(s) (z). Received: {len(arrays)}')
-        return [torch.as_tensor(a, dtype=d, device=self.device) for a, d in zip(arrays, dtypes)]
+        return [self._tensor(arrays[0], np.float32)]
 
     def forward(self, *inputs, training=False):
         """Outputs for a batch, as NumPy arrays."""

@@ -118,11 +118,17 @@ class Runtime:
         if self.model.training != training:
             self.model.train(training)
 
+    def _tensor(self, array, dtype=np.float32):
+        """A NumPy array as a tensor on the device, sharing its memory on the CPU."""
+        array = np.asarray(array, dtype=dtype)
+        if not array.flags.writeable:  # torch shares writable memory only
+            array = array.copy()
+        return torch.from_numpy(array).to(self.device)
+
     def _inputs(self, arrays):
-        dtypes = (torch.float32,)  # x
-        if len(arrays) != len(dtypes):
+        if len(arrays) != 1:
             raise ValueError(f'Mlp takes 1 input(s) (x). Received: {len(arrays)}')
-        return [torch.as_tensor(a, dtype=d, device=self.device) for a, d in zip(arrays, dtypes)]
+        return [self._tensor(arrays[0], np.float32)]
 
     def forward(self, *inputs, training=False):
         """Outputs for a batch, as NumPy arrays."""
@@ -149,17 +155,14 @@ class Runtime:
                                      f'expected {list(tensor.shape)}')
                 tensor.copy_(value)
 
-    def _target(self, y):
-        return torch.as_tensor(y, dtype=torch.float32, device=self.device)
-
     def train_step(self, x, y, lr):
         """One update on one batch; returns the batch loss before the update."""
-        inputs, target = self._inputs([x]), self._target(y)
+        x, y = self._tensor(x, np.float32), self._tensor(y)
         self._mode(True)
         for group in self.optimizer.param_groups:
             group['lr'] = lr
         self.optimizer.zero_grad(set_to_none=True)
-        loss = compute_loss(self.model(*inputs), target)
+        loss = compute_loss(self.model(x), y)
         loss.backward()
         self.optimizer.step()
         self.steps += 1
@@ -167,14 +170,16 @@ class Runtime:
 
     def loss(self, x, y):
         """The loss in evaluation mode (no dropout, running batchnorm statistics)."""
+        x, y = self._tensor(x, np.float32), self._tensor(y)
         self._mode(False)
         with torch.no_grad():
-            return compute_loss(self.model(*self._inputs([x])), self._target(y)).item()
+            return compute_loss(self.model(x), y).item()
 
     def gradients(self, x, y):
         """d(loss)/d(parameter) for every trainable parameter, in training mode."""
+        x, y = self._tensor(x, np.float32), self._tensor(y)
         self._mode(True)
-        loss = compute_loss(self.model(*self._inputs([x])), self._target(y))
+        loss = compute_loss(self.model(x), y)
         grads = torch.autograd.grad(loss, list(self.trainable.values()))
         return {name: g.cpu().numpy() for name, g in zip(self.trainable, grads)}
 
