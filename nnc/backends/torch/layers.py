@@ -140,7 +140,11 @@ def conv(node: Conv1d | Conv2d, site: Site) -> Layer:
     return Layer(
         module=module,
         forward=f"{site.attr}(F.pad({site.x}, {py_literal(torch_pads(pads))}))",
-        comment="'same' padding, TF-style: the extra pad goes at the end",
+        comment=(
+            "'same' padding, TF-style: the extra pad goes at the end"
+            if node.padding == "same"
+            else "uneven padding: torch's own pads both ends equally"
+        ),
     )
 
 
@@ -168,7 +172,7 @@ def conv_transpose(node: Conv2dTranspose, site: Site) -> Layer:
     return Layer(
         module=module,
         forward=f"{site.attr}({site.x})[..., {slices}]",
-        comment="uneven crop: the extra row/column comes off the end",
+        comment="torch crops both ends equally; the extra crop comes off the end",
     )
 
 
@@ -327,7 +331,7 @@ def recurrent(node: _Recurrent, site: Site) -> Layer:
     return Layer(
         module=module,
         forward=f"{site.attr}({site.x})[0][:, -1]",
-        comment="the last hidden state",
+        comment="the last hidden state h_T",
         setup=setup,
         renames=renames,
     )

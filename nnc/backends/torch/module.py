@@ -187,8 +187,9 @@ def _lower_one(
             variables.alias(node.name, node.inputs[0])
             continue
         target = variables.assign(node)
-        comment = f"  # {layer.comment}" if layer.comment else ""
-        cls.body.append(f"{target} = {layer.forward}{comment}")
+        if layer.comment:
+            cls.body.append(f"# {layer.comment}")
+        cls.body.append(f"{target} = {layer.forward}")
     results = ", ".join(variables.value(o) for o in model.outputs)
     cls.body.append(f"return {results}")
     return cls

@@ -75,7 +75,8 @@ class SineLSTM(nn.Module):
         self.dense_1 = nn.Linear(16, 1)
 
     def forward(self, window):
-        x = self.lstm_1(window)[0][:, -1]  # the last hidden state
+        # the last hidden state h_T
+        x = self.lstm_1(window)[0][:, -1]
         x = self.dense_1(x)
         return x
 

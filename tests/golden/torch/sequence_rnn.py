@@ -74,7 +74,8 @@ class WaveRNN(nn.Module):
         self.dense_1 = nn.Linear(16, 3)
 
     def forward(self, wave):
-        x = self.rnn_1(wave)[0][:, -1]  # the last hidden state
+        # the last hidden state h_T
+        x = self.rnn_1(wave)[0][:, -1]
         x = self.dense_1(x)
         x = torch.softmax(x, dim=-1)
         return x
