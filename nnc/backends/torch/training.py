@@ -340,11 +340,14 @@ class RuntimeEmitter:
             )
             w.line("self._mode(training)")
             with w.block("with torch.no_grad():"):
-                w.line("outputs = self.model(*self._inputs(inputs))")
+                if self.multi_output:
+                    w.line("outputs = self.model(*self._inputs(inputs))")
+                else:
+                    w.line("output = self.model(*self._inputs(inputs))")
             if self.multi_output:
                 w.line("return tuple(output.cpu().numpy() for output in outputs)")
             else:
-                w.line("return outputs.cpu().numpy()")
+                w.line("return output.cpu().numpy()")
         w.blank()
         with w.block("def get_weights(self):"):
             w.docstring("Canonical weights, buffers included, as NumPy copies.")

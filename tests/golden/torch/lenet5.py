@@ -150,8 +150,8 @@ class Runtime:
         """Outputs for a batch, as NumPy arrays."""
         self._mode(training)
         with torch.no_grad():
-            outputs = self.model(*self._inputs(inputs))
-        return outputs.cpu().numpy()
+            output = self.model(*self._inputs(inputs))
+        return output.cpu().numpy()
 
     def get_weights(self):
         """Canonical weights, buffers included, as NumPy copies."""
