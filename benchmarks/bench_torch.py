@@ -2,26 +2,28 @@
 PyTorch, side by side in one process.
 
 For ``examples/digits_mlp.nn`` and ``examples/digits_cnn.nn`` (batch 64, dropout on
-in both), it times
+in all loops), the hand-written model is the same network as a plain
+``nn.Sequential`` with ``torch.optim.Adam`` and ``nn.CrossEntropyLoss``, the idiomatic
+loop: ``zero_grad(set_to_none=True)``, forward, loss, backward, step, ``loss.item()``.
+Five loops run:
 
-- **generated**: ``Runtime.train_step(x, y, lr)`` of the generated module, fed
-  NumPy batches (it wraps them with ``torch.from_numpy``, sharing memory) and
-  returning ``loss.item()``;
-- **hand-written**: the same network as a plain ``nn.Sequential`` with
-  ``torch.optim.Adam`` and ``nn.CrossEntropyLoss``, the idiomatic loop:
-  ``torch.from_numpy`` on the same NumPy batches, ``zero_grad(set_to_none=True)``,
-  forward, loss, backward, step, ``loss.item()``. It is fed the same one-hot
-  targets as the generated runtime (nnc's target convention; torch reads them as
-  class probabilities), and, for information, class indices (torch's cheaper
-  path, which nnc's soft targets cannot use).
+- **tensor level** (the fair comparison of the generated code): the generated
+  ``Runtime.train_step_tensors`` (its ``nn.Module``, ``compute_loss`` and
+  ``torch.optim.Adam``) against the hand-written step, both fed the same tensors
+  (inputs and class indices) made once before timing;
+- **from NumPy** (what nnc's driver pays): ``Runtime.train_step(x, y, lr)`` fed
+  NumPy batches with one-hot targets, nnc's target convention (it wraps both with
+  ``torch.from_numpy``; torch reads the rows as class probabilities), against the
+  hand-written step calling ``torch.from_numpy`` on the same NumPy batches, given
+  the one-hot rows or, as a data loader would, class indices.
 
-Both start from the same canonical weights, use the recipe's Adam settings and the
-same thread count, and run in alternating rounds so that drift in machine load hits
-all of them. Steps per second are measured in process CPU time (``time.process_time``,
-robust on a shared machine) and in wall-clock time; the ratios reported are medians
-over rounds of per-round ratios.
+All start from the same canonical weights, with the recipe's Adam settings and the
+same thread count. The loops are interleaved step by step, each step timed on its
+own, so that a burst of load from other processes hits all of them alike; steps per
+second are 1 / the median step time (robust to preemption), with the mean-based
+throughput beside it.
 
-    python benchmarks/bench_torch.py [--steps 200] [--rounds 7] [--threads 1]
+    python benchmarks/bench_torch.py [--steps 2000] [--threads 1]
 """
 
 from __future__ import annotations
@@ -74,20 +76,12 @@ def load_canonical(model: nn.Sequential, weights: dict[str, np.ndarray]) -> None
             parameter.copy_(torch.from_numpy(value))
 
 
-def timed(step: Callable[[int], float], steps: int) -> tuple[float, float]:
-    """Steps per second of ``step(i)`` over ``steps`` calls: (CPU time, wall clock)."""
-    cpu, wall = time.process_time(), time.perf_counter()
-    for i in range(steps):
-        step(i)
-    return steps / (time.process_time() - cpu), steps / (time.perf_counter() - wall)
-
-
-def bench(name: str, steps: int, rounds: int) -> dict[str, dict[str, list[float]]]:
+def bench(name: str, steps: int) -> dict[str, list[float]]:
+    """Per-step times of every loop, interleaved step by step."""
     program = nnc.load(ROOT / "examples" / f"{name}.nn")
     recipe = program.recipes[next(iter(program.recipes))]
-    model_name = recipe.model
-    weights = init_weights(program, model_name, seed=0)
-    shape = program.models[model_name].inputs[0].type.shape
+    weights = init_weights(program, recipe.model, seed=0)
+    shape = program.models[recipe.model].inputs[0].type.shape
     opt = recipe.optimizer
 
     rng = np.random.default_rng(0)
@@ -95,13 +89,10 @@ def bench(name: str, steps: int, rounds: int) -> dict[str, dict[str, list[float]
     xs = [rng.random((BATCH, *shape), dtype=np.float32) for _ in range(count)]
     labels = [rng.integers(0, 10, BATCH) for _ in range(count)]
     onehots = [np.eye(10, dtype=np.float32)[y] for y in labels]
+    x_tensors = [torch.from_numpy(x) for x in xs]
+    label_tensors = [torch.from_numpy(y) for y in labels]
 
-    runtime = backend.build(program, weights=weights)
-
-    def generated(i: int) -> float:
-        return runtime.train_step(xs[i % count], onehots[i % count], opt.lr)
-
-    def hand_written_loop(targets: list[np.ndarray]) -> Callable[[int], float]:
+    def hand_written_step() -> Callable[[torch.Tensor, torch.Tensor], float]:
         model = hand_written(name)
         load_canonical(model, weights)
         model.train()
@@ -109,9 +100,7 @@ def bench(name: str, steps: int, rounds: int) -> dict[str, dict[str, list[float]
         optimizer = torch.optim.Adam(model.parameters(), lr=opt.lr, betas=betas, eps=opt.eps)
         criterion = nn.CrossEntropyLoss()
 
-        def step(i: int) -> float:
-            x = torch.from_numpy(xs[i % count])
-            y = torch.from_numpy(targets[i % count])
+        def step(x: torch.Tensor, y: torch.Tensor) -> float:
             optimizer.zero_grad(set_to_none=True)
             loss = criterion(model(x), y)
             loss.backward()
@@ -120,53 +109,60 @@ def bench(name: str, steps: int, rounds: int) -> dict[str, dict[str, list[float]
 
         return step
 
-    loops = {
-        "generated": generated,
-        "one-hot": hand_written_loop(onehots),
-        "indices": hand_written_loop(labels),
+    ours_tensors = backend.build(program, weights=weights)
+    ours_numpy = backend.build(program, weights=weights)
+    theirs_tensors, theirs_onehot, theirs_indices = (hand_written_step() for _ in range(3))
+    loops: dict[str, Callable[[int], float]] = {
+        "generated, tensors": lambda i: ours_tensors.train_step_tensors(
+            x_tensors[i % count], label_tensors[i % count], opt.lr
+        ),
+        "hand-written, tensors": lambda i: theirs_tensors(
+            x_tensors[i % count], label_tensors[i % count]
+        ),
+        "generated, NumPy one-hot": lambda i: ours_numpy.train_step(
+            xs[i % count], onehots[i % count], opt.lr
+        ),
+        "hand-written, NumPy one-hot": lambda i: theirs_onehot(
+            torch.from_numpy(xs[i % count]), torch.from_numpy(onehots[i % count])
+        ),
+        "hand-written, NumPy indices": lambda i: theirs_indices(
+            torch.from_numpy(xs[i % count]), torch.from_numpy(labels[i % count])
+        ),
     }
-    for loop in loops.values():
-        timed(loop, steps // 4)  # warm up
-    cpu: dict[str, list[float]] = {k: [] for k in loops}
-    wall: dict[str, list[float]] = {k: [] for k in loops}
-    for _ in range(rounds):
+    for loop in loops.values():  # warm up
+        for i in range(50):
+            loop(i)
+    times: dict[str, list[float]] = {k: [] for k in loops}
+    for i in range(steps):
         for key, loop in loops.items():
-            c, w = timed(loop, steps)
-            cpu[key].append(c)
-            wall[key].append(w)
-    return {"cpu": cpu, "wall": wall}
-
-
-def ratio(runs: dict[str, list[float]], against: str) -> str:
-    ratios = [a / b for a, b in zip(runs["generated"], runs[against], strict=True)]
-    return f"{statistics.median(ratios):.3f} ({min(ratios):.2f}..{max(ratios):.2f})"
+            start = time.perf_counter()
+            loop(i)
+            times[key].append(time.perf_counter() - start)
+    return times
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--steps", type=int, default=200, help="steps per timed round")
-    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds")
+    parser.add_argument("--steps", type=int, default=2000, help="timed steps per loop")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for all loops")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), batch {BATCH}, "
-        f"{args.rounds} rounds of {args.steps} steps; steps/s are medians over rounds"
+        f"{args.steps} interleaved steps per loop"
     )
-    header = (
-        f"{'example':<11} {'clock':<5} {'generated':>10} {'hand-written':>13} "
-        f"{'(indices)':>10}   {'ratio vs hand-written':<22} {'ratio vs indices':<18}"
-    )
-    print(header)
+    print(f"{'example':<11} {'loop':<28} {'steps/s (median)':>16} {'(mean)':>9} {'ratio':>7}")
     for name in ("digits_mlp", "digits_cnn"):
-        result = bench(name, args.steps, args.rounds)
-        for clock in ("cpu", "wall"):
-            runs = result[clock]
-            med = {k: statistics.median(v) for k, v in runs.items()}
-            print(
-                f"{name:<11} {clock:<5} {med['generated']:>8.0f}/s {med['one-hot']:>11.0f}/s "
-                f"{med['indices']:>8.0f}/s   {ratio(runs, 'one-hot'):<22} {ratio(runs, 'indices')}"
-            )
+        times = bench(name, args.steps)
+        median = {key: statistics.median(values) for key, values in times.items()}
+        for key, values in times.items():
+            mean = len(values) / sum(values)
+            ratio = ""
+            if key.startswith("generated"):
+                against = key.replace("generated", "hand-written")
+                ratio = f"{median[against] / median[key]:.3f}"
+            print(f"{name:<11} {key:<28} {1 / median[key]:>14.0f}/s {mean:>7.0f}/s {ratio:>7}")
+    print("ratio: generated steps/s over hand-written steps/s, fed the same data (median step)")
 
 
 if __name__ == "__main__":

@@ -67,10 +67,9 @@ def _loss(loss: Loss, output: TensorType) -> tuple[str, str]:
     if isinstance(loss, CrossEntropy) and loss.from_logits:
         if output.rank == 1:
             return (
-                "Cross-entropy from logits: the mean over the batch of\n"
-                "-sum_c t_c log_softmax(y)_c, computed through log-sum-exp. The target holds\n"
-                "class indices (Runtime._target makes them from one-hot rows) or\n"
-                "probability rows; F.cross_entropy reads both.",
+                "Cross-entropy from logits against one-hot (or probability) rows: the mean\n"
+                "of -sum_c t_c log_softmax(y)_c, computed through log-sum-exp. torch reads\n"
+                "float targets as class probabilities.",
                 "F.cross_entropy(output, target)",
             )
         return (
@@ -257,11 +256,6 @@ class RuntimeEmitter:
         self.trainable = any(p.spec.trainable and not p.spec.buffer for p in params)
         self.buffers = any(p.spec.buffer for p in params)
         self.multi_output = len(model.outputs) > 1
-        loss = self.recipe.loss if self.recipe is not None else None
-        # F.cross_entropy takes class indices for [N, C] outputs (a cheaper path)
-        self.class_indices = (
-            isinstance(loss, CrossEntropy) and loss.from_logits and model.output_types[0].rank == 1
-        )
 
     def emit(self) -> None:
         w = self.w
@@ -412,32 +406,18 @@ class RuntimeEmitter:
             with w.block(f"def {signature}:"):
                 w.line("raise RuntimeError(self.NO_TRAINING)")
 
-    @property
-    def _target(self) -> str:
-        return "self._target" if self.class_indices else "self._tensor"
-
     def _training(self) -> None:
         w = self.w
-        if self.class_indices:
-            w.blank()
-            with w.block("def _target(self, y):"):
-                w.docstring(
-                    "Targets as a tensor. One-hot rows (how nnc passes class labels) become\n"
-                    "class indices: F.cross_entropy computes the same loss from them, by a\n"
-                    "cheaper path. Probability rows stay as they are."
-                )
-                w.line("y = np.asarray(y, dtype=np.float32)")
-                w.line("labels = y.argmax(axis=1)")
-                w.line("rows = np.arange(len(y))")
-                with w.block(
-                    "if np.count_nonzero(y) == len(y) and (y[rows, labels] == 1).all():  # one-hot"
-                ):
-                    w.line("return torch.from_numpy(labels).to(self.device)")
-                w.line("return self._tensor(y)")
         w.blank()
         with w.block("def train_step(self, x, y, lr):"):
             w.docstring("One update on one batch; returns the batch loss before the update.")
-            w.line(f"x, y = self._tensor(x, {self._dtype(0)}), {self._target}(y)")
+            w.line(f"x, y = self._tensor(x, {self._dtype(0)}), self._tensor(y)")
+            w.line("return self.train_step_tensors(x, y, lr)")
+        w.blank()
+        with w.block("def train_step_tensors(self, x, y, lr):"):
+            w.docstring(
+                "train_step on tensors already on the device, the target as compute_loss\ntakes it."
+            )
             w.line("self._mode(True)")
             if self.trainable:
                 with w.block("for group in self.optimizer.param_groups:"):
@@ -454,7 +434,7 @@ class RuntimeEmitter:
         w.blank()
         with w.block("def loss(self, x, y):"):
             w.docstring("The loss in evaluation mode (no dropout, running batchnorm statistics).")
-            w.line(f"x, y = self._tensor(x, {self._dtype(0)}), {self._target}(y)")
+            w.line(f"x, y = self._tensor(x, {self._dtype(0)}), self._tensor(y)")
             w.line("self._mode(False)")
             with w.block("with torch.no_grad():"):
                 w.line("return compute_loss(self.model(x), y).item()")
@@ -467,7 +447,7 @@ class RuntimeEmitter:
             if not self.trainable:
                 w.line("return {}  # every parameter is frozen")
                 return
-            w.line(f"x, y = self._tensor(x, {self._dtype(0)}), {self._target}(y)")
+            w.line(f"x, y = self._tensor(x, {self._dtype(0)}), self._tensor(y)")
             w.line("self._mode(True)")
             if self.buffers:
                 w.line("statistics = [b.clone() for b in self.model.buffers()]")

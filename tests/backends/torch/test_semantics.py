@@ -125,8 +125,8 @@ def test_loss_and_its_gradients_match_reference(loss: str, layers: str) -> None:
     )
 
 
-def test_cross_entropy_from_logits_takes_probability_rows_too() -> None:
-    """One-hot rows take torch's class-index path; soft rows must not."""
+def test_cross_entropy_from_logits_takes_soft_and_partial_rows() -> None:
+    """Soft rows, one-hot rows, and rows that are not distributions at all."""
     program = recipe_program("input x: [4]\n dense(3)", "cross_entropy")
     rng = np.random.default_rng(3)
     weights = support.random_weights(program, program.models["M"], rng)
@@ -137,7 +137,7 @@ def test_cross_entropy_from_logits_takes_probability_rows_too() -> None:
     soft = rng.dirichlet(np.ones(3), size=5).astype(np.float32)
     hard = np.eye(3, dtype=np.float32)[[0, 2, 1, 1, 0]]
     partial = hard.copy()
-    partial[2] = 0.0  # not one-hot: a row of zeros costs nothing
+    partial[2] = 0.0  # a row of zeros costs nothing
     for t in (soft, hard, partial):
         expected = reference.loss_value(spec, logits, t)
         assert runtime.loss(x, t) == pytest.approx(expected, rel=1e-5)

@@ -82,10 +82,9 @@ class DigitsCNN(nn.Module):
 
 
 def compute_loss(output, target):
-    """Cross-entropy from logits: the mean over the batch of
-    -sum_c t_c log_softmax(y)_c, computed through log-sum-exp. The target holds
-    class indices (Runtime._target makes them from one-hot rows) or
-    probability rows; F.cross_entropy reads both.
+    """Cross-entropy from logits against one-hot (or probability) rows: the mean
+    of -sum_c t_c log_softmax(y)_c, computed through log-sum-exp. torch reads
+    float targets as class probabilities.
     """
     return F.cross_entropy(output, target)
 
@@ -168,21 +167,15 @@ class Runtime:
                                      f'expected {list(tensor.shape)}')
                 tensor.copy_(value)
 
-    def _target(self, y):
-        """Targets as a tensor. One-hot rows (how nnc passes class labels) become
-        class indices: F.cross_entropy computes the same loss from them, by a
-        cheaper path. Probability rows stay as they are.
-        """
-        y = np.asarray(y, dtype=np.float32)
-        labels = y.argmax(axis=1)
-        rows = np.arange(len(y))
-        if np.count_nonzero(y) == len(y) and (y[rows, labels] == 1).all():  # one-hot
-            return torch.from_numpy(labels).to(self.device)
-        return self._tensor(y)
-
     def train_step(self, x, y, lr):
         """One update on one batch; returns the batch loss before the update."""
-        x, y = self._tensor(x, np.float32), self._target(y)
+        x, y = self._tensor(x, np.float32), self._tensor(y)
+        return self.train_step_tensors(x, y, lr)
+
+    def train_step_tensors(self, x, y, lr):
+        """train_step on tensors already on the device, the target as compute_loss
+        takes it.
+        """
         self._mode(True)
         for group in self.optimizer.param_groups:
             group['lr'] = lr
@@ -195,14 +188,14 @@ class Runtime:
 
     def loss(self, x, y):
         """The loss in evaluation mode (no dropout, running batchnorm statistics)."""
-        x, y = self._tensor(x, np.float32), self._target(y)
+        x, y = self._tensor(x, np.float32), self._tensor(y)
         self._mode(False)
         with torch.no_grad():
             return compute_loss(self.model(x), y).item()
 
     def gradients(self, x, y):
         """d(loss)/d(parameter) for every trainable parameter, in training mode."""
-        x, y = self._tensor(x, np.float32), self._target(y)
+        x, y = self._tensor(x, np.float32), self._tensor(y)
         self._mode(True)
         loss = compute_loss(self.model(x), y)
         grads = torch.autograd.grad(loss, list(self.trainable.values()))

@@ -158,6 +158,12 @@ class Runtime:
     def train_step(self, x, y, lr):
         """One update on one batch; returns the batch loss before the update."""
         x, y = self._tensor(x, np.float32), self._tensor(y)
+        return self.train_step_tensors(x, y, lr)
+
+    def train_step_tensors(self, x, y, lr):
+        """train_step on tensors already on the device, the target as compute_loss
+        takes it.
+        """
         self._mode(True)
         for group in self.optimizer.param_groups:
             group['lr'] = lr
