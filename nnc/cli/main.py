@@ -23,6 +23,10 @@ COMMANDS: dict[str, str] = {
     "fmt": "fmt",
     "ir": "ir",
     "compile": "compile",
+    "train": "train",
+    "eval": "evaluate",
+    "predict": "predict",
+    "verify": "verify",
 }
 
 
