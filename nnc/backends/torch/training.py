@@ -335,6 +335,21 @@ class RuntimeEmitter:
                 f"self._tensor(arrays[{k}], {self._dtype(k)})" for k in range(count)
             )
             w.line(f"return [{tensors}]")
+        if self.buffers:
+            w.blank()
+            with w.block("def _statistics(self):"):
+                w.line("return [buffer.clone() for buffer in self.model.buffers()]")
+            w.blank()
+            with w.block("def _restore(self, statistics):"):
+                w.docstring(
+                    "Put the running statistics back: nnc's batchnorm statistics change only\n"
+                    "in train_step, not in a training-mode forward pass or in gradients."
+                )
+                with (
+                    w.block("with torch.no_grad():"),
+                    w.block("for buffer, saved in zip(self.model.buffers(), statistics):"),
+                ):
+                    w.line("buffer.copy_(saved)")
         w.blank()
         with w.block("def forward(self, *inputs, training=False):"):
             w.docstring(
@@ -342,11 +357,16 @@ class RuntimeEmitter:
                 + (" (a tuple: one per model output)." if self.multi_output else ".")
             )
             w.line("self._mode(training)")
+            if self.buffers:
+                w.line("statistics = self._statistics() if training else None")
             with w.block("with torch.no_grad():"):
                 if self.multi_output:
                     w.line("outputs = self.model(*self._inputs(inputs))")
                 else:
                     w.line("output = self.model(*self._inputs(inputs))")
+            if self.buffers:
+                with w.block("if statistics is not None:"):
+                    w.line("self._restore(statistics)")
             if self.multi_output:
                 w.line("return tuple(output.cpu().numpy() for output in outputs)")
             else:
@@ -450,15 +470,11 @@ class RuntimeEmitter:
             w.line(f"x, y = self._tensor(x, {self._dtype(0)}), self._tensor(y)")
             w.line("self._mode(True)")
             if self.buffers:
-                w.line("statistics = [b.clone() for b in self.model.buffers()]")
+                w.line("statistics = self._statistics()")
             w.line("loss = compute_loss(self.model(x), y)")
             w.line("grads = torch.autograd.grad(loss, list(self.trainable.values()))")
             if self.buffers:
-                with (
-                    w.block("with torch.no_grad():"),
-                    w.block("for buffer, saved in zip(self.model.buffers(), statistics):"),
-                ):
-                    w.line("buffer.copy_(saved)")
+                w.line("self._restore(statistics)")
             w.line("return {name: g.cpu().numpy() for name, g in zip(self.trainable, grads)}")
 
     def _optimizer_state(self) -> None:

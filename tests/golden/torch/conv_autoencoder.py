@@ -271,6 +271,8 @@ def fit(x, y, epochs=30, batch=32, seed=8, runtime=None, verbose=True):
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)
+        # the same dropout seed per epoch as nnc train
+        runtime.seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
         order = rng.permutation(n)
         total = 0.0
         for start in range(0, n, size):

@@ -174,11 +174,25 @@ class Runtime:
             raise ValueError(f'ResNet takes 1 input(s) (image). Received: {len(arrays)}')
         return [self._tensor(arrays[0], np.float32)]
 
+    def _statistics(self):
+        return [buffer.clone() for buffer in self.model.buffers()]
+
+    def _restore(self, statistics):
+        """Put the running statistics back: nnc's batchnorm statistics change only
+        in train_step, not in a training-mode forward pass or in gradients.
+        """
+        with torch.no_grad():
+            for buffer, saved in zip(self.model.buffers(), statistics):
+                buffer.copy_(saved)
+
     def forward(self, *inputs, training=False):
         """Outputs for a batch, as NumPy arrays."""
         self._mode(training)
+        statistics = self._statistics() if training else None
         with torch.no_grad():
             output = self.model(*self._inputs(inputs))
+        if statistics is not None:
+            self._restore(statistics)
         return output.cpu().numpy()
 
     def get_weights(self):
@@ -231,12 +245,10 @@ class Runtime:
         """
         x, y = self._tensor(x, np.float32), self._tensor(y)
         self._mode(True)
-        statistics = [b.clone() for b in self.model.buffers()]
+        statistics = self._statistics()
         loss = compute_loss(self.model(x), y)
         grads = torch.autograd.grad(loss, list(self.trainable.values()))
-        with torch.no_grad():
-            for buffer, saved in zip(self.model.buffers(), statistics):
-                buffer.copy_(saved)
+        self._restore(statistics)
         return {name: g.cpu().numpy() for name, g in zip(self.trainable, grads)}
 
     def get_optimizer_state(self):
@@ -290,6 +302,8 @@ def fit(x, y, epochs=15, batch=32, seed=0, runtime=None, verbose=True):
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)
+        # the same dropout seed per epoch as nnc train
+        runtime.seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
         order = rng.permutation(n)
         total = 0.0
         for start in range(0, n, size):
