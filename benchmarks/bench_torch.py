@@ -19,7 +19,8 @@ Five loops run:
 
 All start from the same canonical weights, with the recipe's Adam settings and the
 same thread count. The loops are interleaved step by step, each step timed on its
-own, so that a burst of load from other processes hits all of them alike; steps per
+own, so that a burst of load from other processes hits all of them alike, and the
+order rotates every step (the first loop after another's step runs colder); steps per
 second are 1 / the median step time (robust to preemption), with the mean-based
 throughput beside it.
 
@@ -133,10 +134,12 @@ def bench(name: str, steps: int) -> dict[str, list[float]]:
         for i in range(50):
             loop(i)
     times: dict[str, list[float]] = {k: [] for k in loops}
+    keys = list(loops)
     for i in range(steps):
-        for key, loop in loops.items():
+        # rotate the order: the loop that runs first after another's step pays more
+        for key in keys[i % len(keys) :] + keys[: i % len(keys)]:
             start = time.perf_counter()
-            loop(i)
+            loops[key](i)
             times[key].append(time.perf_counter() - start)
     return times
 

@@ -318,11 +318,17 @@ class RuntimeEmitter:
             w.line("self.model.train(training)")
         w.blank()
         with w.block("def _tensor(self, array, dtype=np.float32):"):
-            w.docstring("A NumPy array as a tensor on the device, sharing its memory on the CPU.")
-            w.line("array = np.asarray(array, dtype=dtype)")
-            with w.block("if not array.flags.writeable:  # torch shares writable memory only"):
-                w.line("array = array.copy()")
-            w.line("return torch.from_numpy(array).to(self.device)")
+            w.docstring(
+                "A NumPy array as a tensor on the device; on the CPU it shares the array's\n"
+                "memory when the dtype fits (torch shares writable memory only)."
+            )
+            with w.block(
+                "if not (isinstance(array, np.ndarray) and array.dtype == dtype "
+                "and array.flags.writeable):"
+            ):
+                w.line("array = np.array(array, dtype=dtype)")
+            w.line("tensor = torch.from_numpy(array)")
+            w.line("return tensor if self.device.type == 'cpu' else tensor.to(self.device)")
         w.blank()
         count = len(self.model.inputs)
         with w.block("def _inputs(self, arrays):"):

@@ -106,11 +106,13 @@ class Runtime:
             self.model.train(training)
 
     def _tensor(self, array, dtype=np.float32):
-        """A NumPy array as a tensor on the device, sharing its memory on the CPU."""
-        array = np.asarray(array, dtype=dtype)
-        if not array.flags.writeable:  # torch shares writable memory only
-            array = array.copy()
-        return torch.from_numpy(array).to(self.device)
+        """A NumPy array as a tensor on the device; on the CPU it shares the array's
+        memory when the dtype fits (torch shares writable memory only).
+        """
+        if not (isinstance(array, np.ndarray) and array.dtype == dtype and array.flags.writeable):
+            array = np.array(array, dtype=dtype)
+        tensor = torch.from_numpy(array)
+        return tensor if self.device.type == 'cpu' else tensor.to(self.device)
 
     def _inputs(self, arrays):
         if len(arrays) != 1:
