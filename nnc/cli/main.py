@@ -23,6 +23,9 @@ COMMANDS: dict[str, str] = {
     "fmt": "fmt",
     "ir": "ir",
     "compile": "compile",
+    "export": "onnx_export",
+    "import": "onnx_import",
+    "run": "onnx_run",
 }
 
 
