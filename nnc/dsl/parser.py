@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from functools import cache
 from typing import Any
@@ -25,6 +26,7 @@ from nnc.dsl.tables import GRAMMAR, LARK_OPTIONS, load_tables
 from nnc.errors import NncError, ParseError, ResourceError, Span
 
 MAX_NESTING = 64
+MAX_INT_DIGITS = 30
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
 
 # How terminals are named in error messages.
@@ -371,10 +373,21 @@ class _ToAst(Transformer[Token, Any]):
         return ast.ListExpr(items=tuple(c for c in ch if c is not None), span=_span(meta, self.f))
 
     def int_lit(self, meta: Any, ch: list[Any]) -> ast.Int:
-        return ast.Int(value=int(ch[0]), span=_span(meta, self.f))
+        text = str(ch[0])
+        if len(text.lstrip("+-")) > MAX_INT_DIGITS:
+            raise ResourceError(
+                f"integer literal with {len(text)} digits; at most {MAX_INT_DIGITS} are allowed",
+                _span(meta, self.f),
+            )
+        return ast.Int(value=int(text), span=_span(meta, self.f))
 
     def float_lit(self, meta: Any, ch: list[Any]) -> ast.Float:
-        return ast.Float(value=float(ch[0]), text=str(ch[0]), span=_span(meta, self.f))
+        value = float(ch[0])
+        if not math.isfinite(value):
+            raise ResourceError(
+                f"number {str(ch[0])!r} is out of the float range", _span(meta, self.f)
+            )
+        return ast.Float(value=value, text=str(ch[0]), span=_span(meta, self.f))
 
     def true_lit(self, meta: Any, ch: list[Any]) -> ast.Bool:
         return ast.Bool(value=True, span=_span(meta, self.f))

@@ -76,6 +76,7 @@ def string_text(value: str) -> str:
 class _Writer:
     def __init__(self, comments: Sequence[ast.Comment]):
         self.lines: list[str] = []
+        self.trailing: dict[int, str] = {}  # line index -> its trailing comment
         self.comments = sorted(comments, key=lambda c: (c.line, c.col))
         self.next = 0
 
@@ -90,14 +91,25 @@ class _Writer:
             while self.next < len(self.comments) and self.comments[self.next].line <= last_line:
                 trailing.append(self.comments[self.next].text)
                 self.next += 1
-        code = indent + text
         if trailing:
-            comment = " ".join(trailing)
-            if len(code) <= COMMENT_COLUMN - 2:
-                code = code.ljust(COMMENT_COLUMN) + comment
+            self.trailing[len(self.lines)] = " ".join(trailing)
+        self.lines.append(indent + text)
+
+    def render(self) -> str:
+        """Lines, with trailing comments of consecutive lines aligned in one column
+        (at least COMMENT_COLUMN, else two spaces past the longest line of the run)."""
+        out = list(self.lines)
+        runs: list[list[int]] = []
+        for i in sorted(self.trailing):
+            if runs and runs[-1][-1] == i - 1:
+                runs[-1].append(i)
             else:
-                code = f"{code}  {comment}"
-        self.lines.append(code)
+                runs.append([i])
+        for run in runs:
+            column = max(COMMENT_COLUMN, *(len(out[i]) + 2 for i in run))
+            for i in run:
+                out[i] = out[i].ljust(column) + self.trailing[i]
+        return "\n".join(out) + "\n"
 
 
 def format_file(tree: ast.File) -> str:
@@ -112,7 +124,7 @@ def format_file(tree: ast.File) -> str:
         else:
             _graph(w, item)
     w.leading(10**9, "")
-    return "\n".join(w.lines) + "\n"
+    return w.render()
 
 
 def _header(item: ast.ModelDef | ast.BlockDef) -> str:
