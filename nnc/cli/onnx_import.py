@@ -38,9 +38,7 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     weights_path = Path(args.weights) if args.weights else output.with_suffix(".npz")
     imported = import_model(args.model, args.name)
-    text = f"# Imported by nnc from {Path(args.model).name}.\n" + format_program(
-        imported.program
-    )
+    text = f"# Imported by nnc from {Path(args.model).name}.\n" + format_program(imported.program)
     try:
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
