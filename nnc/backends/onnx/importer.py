@@ -373,7 +373,8 @@ class Importer:
         try:
             program = check(Program(models={model_name: model}))
         except NncError as exc:
-            raise OnnxImportError(f"the imported model does not check: {exc}") from None
+            exc.message = f"the imported model does not check: {exc.message}"
+            raise exc from None
         weights = check_weights(program, model_name, weights, source=self.source)
         return Imported(program, model_name, weights, self.notes)
 

@@ -210,7 +210,8 @@ def check_value_dims(value: onnx.ValueInfoProto) -> None:
         raise ResourceError(
             f"graph input '{value.name}' has an impossible dim. Received: {shape_text(value)}"
         )
-    if math.prod(static[1:]) > MAX_ELEMENTS:
+    per_sample = [d.dim_value for d in dims[1:] if d.HasField("dim_value")]
+    if math.prod(per_sample) > MAX_ELEMENTS:
         raise ResourceError(
             f"graph input '{value.name}' has more than {MAX_ELEMENTS:,} values per sample. "
             f"Received: {shape_text(value)}"

@@ -37,7 +37,7 @@ def open_session(model_bytes: bytes, threads: int | None = None) -> Any:
             model_bytes, sess_options=options, providers=["CPUExecutionProvider"]
         )
     except Exception as exc:  # onnxruntime raises its own exception types
-        raise BackendError(f"onnxruntime cannot load the model: {_first_line(exc)}") from None
+        raise BackendError(f"onnxruntime cannot load the model: {_one_line(exc)}") from None
 
 
 def run_session(session: Any, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -45,12 +45,13 @@ def run_session(session: Any, feeds: Mapping[str, np.ndarray]) -> list[np.ndarra
     try:
         return [np.asarray(o) for o in session.run(None, dict(feeds))]
     except Exception as exc:
-        raise DataError(f"onnxruntime could not run the model: {_first_line(exc)}") from None
+        raise DataError(f"onnxruntime could not run the model: {_one_line(exc)}") from None
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def _one_line(exc: Exception) -> str:
+    """onnxruntime's message on one line (its details follow a line break)."""
+    text = " ".join(str(exc).split())
+    return text[:500] if text else type(exc).__name__
 
 
 class OnnxRuntime:
