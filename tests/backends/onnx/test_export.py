@@ -19,7 +19,7 @@ from tests.backends.onnx.helpers import (
     random_weights,
     reference_forward,
 )
-from tests.conftest import require
+from tests.conftest import EXAMPLES, require
 
 # float32 against float64: a few ulps of the largest output, never less than 1e-5.
 RTOL = 2e-5
@@ -116,3 +116,62 @@ def test_geometry_matches_the_reference(name: str) -> None:
     body = EXTRA_SPECS[name].replace("\n ", "\n    ")
     program = nnc.parse(f"model M {{\n    {body}\n}}\n")
     assert check_and_compare(program) < RTOL
+
+
+def _dims(value) -> list[object]:  # type: ignore[no-untyped-def]
+    return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+
+@pytest.mark.parametrize(
+    ("body", "inputs", "outputs"),
+    [
+        ("input window: [t, 1]\n    lstm(4)\n    dense(1)", [["N", "t", 1]], [["N", 1]]),
+        (
+            "input x: [3, h, w]\n    conv2d(4, 3, padding = same)",
+            [["N", 3, "h", "w"]],
+            [["N", 4, "h", "w"]],
+        ),
+        # A spec that names a dim N gets the batch N_.
+        ("input x: [N, 2]\n    dense(3)", [["N_", "N", 2]], [["N_", "N", 3]]),
+        ("input ids: int64[t]\n    embedding(5, 2)", [["N", "t"]], [["N", "t", 2]]),
+    ],
+)
+def test_batch_and_symbolic_dims_stay_symbolic(
+    body: str, inputs: list[list[object]], outputs: list[list[object]]
+) -> None:
+    import onnx
+
+    from nnc.backends import onnx as backend
+
+    proto = onnx.load_from_string(backend.emit(nnc.parse(f"model M {{\n    {body}\n}}\n")))
+    assert [_dims(v) for v in proto.graph.input] == inputs
+    assert [_dims(v) for v in proto.graph.output] == outputs
+    elem = proto.graph.input[0].type.tensor_type.elem_type
+    assert elem == (onnx.TensorProto.INT64 if "int64" in body else onnx.TensorProto.FLOAT)
+
+
+def test_names_and_metadata() -> None:
+    import onnx
+
+    from nnc.backends import onnx as backend
+
+    data = backend.emit(nnc.load(EXAMPLES / "autoencoder.nn"), source="examples/autoencoder.nn")
+    assert data == backend.emit(
+        nnc.load(EXAMPLES / "autoencoder.nn"), source="examples/autoencoder.nn"
+    )
+    proto = onnx.load_from_string(data)
+    assert proto.producer_name == "nnc"
+    assert proto.opset_import[0].version == 17
+    assert proto.ir_version == 8
+    assert proto.graph.name == "Autoencoder"
+    assert {p.key: p.value for p in proto.metadata_props} == {
+        "nnc.source": "examples/autoencoder.nn",
+        "nnc.model": "Autoencoder",
+    }
+    # Calls are inlined with their prefix; the output keeps the model's output name.
+    assert [n.name for n in proto.graph.node][:2] == ["encoder_1.dense_1", "encoder_1.relu_1"]
+    assert [o.name for o in proto.graph.output] == ["decoder_1"]
+    assert sorted(t.name for t in proto.graph.initializer)[:2] == [
+        "decoder_1.dense_1.bias",
+        "decoder_1.dense_1.weight",
+    ]
