@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -38,6 +39,12 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     weights_path = Path(args.weights) if args.weights else output.with_suffix(".npz")
     imported = import_model(args.model, args.name)
+    check = "not compared with the original (onnxruntime is not installed)"
+    if importlib.util.find_spec("onnxruntime") is not None:
+        from nnc.backends.onnx.verify import compare_with_original
+
+        deviation = compare_with_original(Path(args.model).read_bytes(), imported)
+        check = f"same outputs as the original in onnxruntime (relative deviation {deviation:.1e})"
     text = f"# Imported by nnc from {Path(args.model).name}.\n" + format_program(imported.program)
     try:
         output.write_text(text, encoding="utf-8")
@@ -51,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         f"{params:,} parameters) and {weights_path}",
         file=sys.stderr,
     )
+    print(check, file=sys.stderr)
     for note in imported.notes:
         print(f"note: {note}", file=sys.stderr)
     return 0

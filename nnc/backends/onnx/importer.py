@@ -95,6 +95,8 @@ class Imported:
     model: str
     weights: Weights
     notes: list[str] = field(default_factory=list)
+    # Where each ONNX graph input holds the batch (1: time-major), by nnc input name.
+    batch_axes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -119,6 +121,7 @@ class Importer:
         self.pending: dict[str, _Pending] = {}
         self.weights: dict[str, dict[str, np.ndarray]] = {}
         self.inputs: list[Input] = []
+        self.batch_axes: dict[str, int] = {}
         self.notes: list[str] = []
         self.done: set[int] = set()  # ids of ONNX nodes already converted (fused)
         # IR layers made without a bias -> the ONNX tensor they compute: a following
@@ -324,6 +327,7 @@ class Importer:
             self.inputs.append(Input(name=name, type=t))
             self.types[name] = t
             self.env[value.name] = Tensor(name, tuple(shape), batch_axis)
+            self.batch_axes[name] = batch_axis
 
     def _time_major_input(self, name: str) -> bool:
         """Whether ``name`` is read only as the input sequence of time-major
@@ -376,7 +380,7 @@ class Importer:
             exc.message = f"the imported model does not check: {exc.message}"
             raise exc from None
         weights = check_weights(program, model_name, weights, source=self.source)
-        return Imported(program, model_name, weights, self.notes)
+        return Imported(program, model_name, weights, self.notes, self.batch_axes)
 
     def _names(self) -> dict[str, str]:
         """Final node names: the ONNX node's name where it is a free, valid

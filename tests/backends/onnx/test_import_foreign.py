@@ -238,9 +238,12 @@ def test_hand_built_time_major_lstm_with_recurrent_bias() -> None:
     x = rng.normal(size=(steps, 3, features)).astype(np.float32)
     program = assert_imports_and_matches(data, {"x": x}, {"x": x.transpose(1, 0, 2).copy()})
     from nnc.backends import onnx as backend
+    from nnc.backends.onnx.verify import compare_with_original
 
     imported = backend.import_model(data)
     assert "graph input 'x' is time-major" in imported.notes[0]
+    assert imported.batch_axes == {"x": 1}
+    assert compare_with_original(data, imported) < 1e-6  # what `nnc import` checks
     model = program.models["HandBuilt"]
     assert [(n.op, getattr(n, "return_sequences", None)) for n in model.nodes] == [
         ("lstm", True),
