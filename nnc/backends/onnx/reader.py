@@ -86,6 +86,7 @@ def read_model(data: bytes | str | Path) -> tuple[onnx.ModelProto, str]:
 def load_graph(model: onnx.ModelProto, source: str) -> Graph:
     """Validate the structure of ``model`` and collect what the importer needs."""
     g = model.graph
+    _check_names(g, source)
     opset = next((o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS), None)
     if opset is None:
         raise OnnxImportError(f"{source} imports no version of the default ONNX opset")
@@ -118,10 +119,25 @@ def load_graph(model: onnx.ModelProto, source: str) -> Graph:
     # Any checker complaint left (attribute types, ranges) names the model's defect.
     try:
         onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as exc:
-        text = str(exc).strip().splitlines()[0]
+    except Exception as exc:  # ValidationError, or a decoding error on corrupt strings
+        lines = str(exc).strip().splitlines()
+        text = lines[0] if lines else type(exc).__name__
         raise OnnxImportError(f"{source} fails the ONNX checker: {text}") from None
     return Graph(model, opset, inputs, outputs, consts, nodes, consumers)
+
+
+def _check_names(g: onnx.GraphProto, source: str) -> None:
+    """Protobuf hands back invalid UTF-8 strings as bytes; names must be text."""
+    names: list[object] = [g.name]
+    for node in g.node:
+        names += [node.name, node.op_type, node.domain, *node.input, *node.output]
+    for value in (*g.input, *g.output):
+        names.append(value.name)
+        if value.type.HasField("tensor_type"):
+            names += [d.dim_param for d in value.type.tensor_type.shape.dim]
+    names += [t.name for t in g.initializer]
+    if any(not isinstance(n, str) for n in names):
+        raise OnnxImportError(f"{source} is corrupt: a name in its graph is not UTF-8 text")
 
 
 def _producers(

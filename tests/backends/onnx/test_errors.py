@@ -450,3 +450,31 @@ def test_weights_are_checked() -> None:
         runtime.set_weights(weights)
     with pytest.raises(BackendError, match=r"takes the options opset and threads\. Received: gpu"):
         backend.build(program, gpu=True)
+
+
+def test_corrupted_files_never_crash() -> None:
+    """Random byte flips, cuts and insertions in exported models: every import either
+    succeeds or raises an NncError (found by this: corrupt strings reaching the checker
+    and names that protobuf returns as bytes)."""
+    from nnc.backends import onnx as backend
+
+    sources = [backend.emit(nnc.load(EXAMPLES / f"{n}.nn")) for n in ("lenet5", "sequence_lstm")]
+    rng = np.random.default_rng(0)
+    outcomes = {"imported": 0, "refused": 0}
+    for _ in range(80):
+        data = bytearray(sources[int(rng.integers(len(sources)))])
+        for _ in range(int(rng.integers(1, 4))):
+            at = int(rng.integers(len(data)))
+            kind = int(rng.integers(3))
+            if kind == 0:
+                data[at] = int(rng.integers(256))
+            elif kind == 1:
+                del data[at : at + int(rng.integers(1, 50))]
+            else:
+                data[at:at] = bytes(rng.integers(0, 256, int(rng.integers(1, 8))).tolist())
+        try:
+            backend.import_model(bytes(data))
+            outcomes["imported"] += 1
+        except NncError:
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 40 and sum(outcomes.values()) == 80
