@@ -18,6 +18,7 @@ from nnc.backends.onnx.import_common import (
     unsupported_value,
 )
 from nnc.backends.onnx.importer import Const, Converter, Importer, Tensor
+from nnc.ir.shapes import transpose_same_pads
 from nnc.ir.types import Dim
 
 SELU_ALPHA = 1.6732632423543772
@@ -153,9 +154,10 @@ def matmul(imp: Importer, node: onnx.NodeProto) -> None:
 def add(imp: Importer, node: onnx.NodeProto) -> None:
     attributes(imp, node, {})
     values = [imp.value(node, k) for k in range(len(node.input))]
-    consts = [k for k, v in enumerate(values) if isinstance(v, Const)]
+    consts = [(k, v.array) for k, v in enumerate(values) if isinstance(v, Const)]
     if len(values) == 2 and len(consts) == 1:
-        _fold_bias(imp, node, tensor_index=1 - consts[0], const_index=consts[0])
+        const_index, array = consts[0]
+        _fold_bias(imp, node, 1 - const_index, array)
         return
     _sum(imp, node)
 
@@ -186,12 +188,12 @@ def _shape(t: Tensor) -> str:
     return "[" + ", ".join("N" if d is None else str(d) for d in t.full_shape()) + "]"
 
 
-def _fold_bias(imp: Importer, node: onnx.NodeProto, tensor_index: int, const_index: int) -> None:
+def _fold_bias(
+    imp: Importer, node: onnx.NodeProto, tensor_index: int, constant: np.ndarray
+) -> None:
     """``x + c`` where x is the sole use of a bias-free Gemm/MatMul/Conv output: the
     constant becomes that layer's bias. nnc has no op adding a constant otherwise."""
     t = imp.tensor(node, tensor_index)
-    constant = imp.env[node.input[const_index]]
-    assert isinstance(constant, Const)  # checked by the caller
     source = node.input[tensor_index]
     layer = imp.node_of(t.ref)
     if (
@@ -206,8 +208,8 @@ def _fold_bias(imp: Importer, node: onnx.NodeProto, tensor_index: int, const_ind
             "MatMul, Conv or ConvTranspose whose sole output it is",
         )
     channel_axis = -1 if layer.op == "dense" else 0
-    units = layer.units if layer.op == "dense" else layer.filters  # type: ignore[attr-defined]
-    bias = _bias_vector(imp, node, constant.array, t.shape, channel_axis, units)
+    units = int(getattr(layer, "units" if layer.op == "dense" else "filters"))
+    bias = _bias_vector(imp, node, constant, t.shape, channel_axis, units)
     imp.replace(t.ref, {"bias": bias}, bias=True)
     imp.set(node, t)
 
@@ -327,15 +329,10 @@ def conv_transpose(imp: Importer, node: onnx.NodeProto) -> None:
     padding: Any = tuple(int(p) for p in pads)
     if not any(padding):
         padding = "valid"
-    else:
-        from nnc.ir.shapes import transpose_same_pads
-
-        try:
-            same = [transpose_same_pads(k, s) for k, s in zip(kernel, strides, strict=True)]
-            if padding == (same[0][0], same[1][0], same[0][1], same[1][1]):
-                padding = "same"
-        except Exception:  # kernel < stride: never 'same'
-            pass
+    elif all(k >= s for k, s in zip(kernel, strides, strict=True)):  # else never 'same'
+        same = [transpose_same_pads(k, s) for k, s in zip(kernel, strides, strict=True)]
+        if padding == (same[0][0], same[1][0], same[0][1], same[1][1]):
+            padding = "same"
     b = imp.const(node, 2, "bias")
     params: dict[str, Any] = {"weight": w}
     if b is not None:
