@@ -47,10 +47,19 @@ def run(args: argparse.Namespace) -> int:
         check = f"same outputs as the original in onnxruntime (relative deviation {deviation:.1e})"
     text = f"# Imported by nnc from {Path(args.model).name}.\n" + format_program(imported.program)
     try:
+        output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise NncError(f"cannot write {output}: {exc.strerror}") from None
     save_npz(weights_path, imported.weights)
+    if imported.standardize is not None:
+        # Where `nnc eval` and `nnc predict` look for a run's statistics.
+        mean, std = imported.standardize
+        statistics = save_npz(weights_path.parent / "standardize.npz", {"mean": mean, "std": std})
+        imported.notes.append(
+            f"the input statistics are in {statistics}; nnc eval and nnc predict apply them "
+            "for a train recipe with `standardize true`"
+        )
     params = count_params(imported.program, imported.model)
     model = imported.program.models[imported.model]
     print(

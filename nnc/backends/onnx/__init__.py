@@ -13,7 +13,9 @@ The per-op conversions are listed in ``docs/backends/onnx.md``.
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,21 +41,27 @@ def emit(
     source: str = "<program>",
     weights: WeightsArg = None,
     opset: int = DEFAULT_OPSET,
+    standardize: bool = True,
 ) -> bytes:
     """The model as a serialized ONNX ModelProto, with canonical weights.
 
     ``weights``: None for the initial weights drawn from the recipe's seed (0 without
-    a recipe), a mapping of canonical weights, or the path of a weights ``.npz`` or a
-    training checkpoint. The result passes ``onnx.checker.check_model(full_check=True)``.
-    The same inputs always give the same bytes.
+    a recipe), a mapping of canonical weights, or the path of a weights ``.npz``, a
+    training checkpoint or a run folder. When those come with the run's input
+    standardisation (``standardize true``), the graph applies it to its input
+    (``(x - mean) / std``) unless ``standardize`` is False, so it takes raw data.
+    The result passes ``onnx.checker.check_model(full_check=True)``; the same inputs
+    always give the same bytes.
     """
     _require("onnx")
     from nnc.backends.onnx.graph import export_model
 
     program, chosen = _prepare(program, model)
     check_opset(opset)
-    canonical = resolve_weights(program, chosen, weights)
-    proto = export_model(program, chosen, _flat(program, chosen), canonical, opset, source)
+    resolved = resolve_weights(program, chosen, weights)
+    statistics = resolved.standardize if standardize else None
+    flat = _flat(program, chosen)
+    proto = export_model(program, chosen, flat, resolved.weights, opset, source, statistics)
     return proto.SerializeToString()
 
 
@@ -82,7 +90,8 @@ def build(
 
     program, chosen = _prepare(program, model)
     check_opset(opset)
-    canonical = resolve_weights(program, chosen, weights)
+    # Like every backend's runtime, this one runs the bare model (no standardisation).
+    canonical = resolve_weights(program, chosen, weights).weights
     return OnnxRuntime(program, chosen, canonical, opset=opset, threads=threads)
 
 
@@ -107,16 +116,30 @@ def check_opset(opset: int) -> None:
         )
 
 
-def resolve_weights(program: Program, model: Model, weights: WeightsArg) -> dict[str, np.ndarray]:
-    """Canonical float32 weights: drawn from the recipe's seed, checked, or loaded."""
-    from nnc.ir.weights import check_weights, init_weights, load_weights
+@dataclass
+class Resolved:
+    """Canonical weights, and the input standardisation ``(mean, std)`` of their run."""
+
+    weights: dict[str, np.ndarray]
+    standardize: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def resolve_weights(program: Program, model: Model, weights: WeightsArg) -> Resolved:
+    """Canonical float32 weights: drawn from the recipe's seed, checked, or loaded
+    from a weights file, checkpoint or run folder (with the run's standardisation)."""
+    from nnc.ir.weights import check_weights, init_weights
 
     if weights is None:
         recipe = next((r for r in program.recipes.values() if model.name in r.models), None)
-        return init_weights(program, model, seed=recipe.seed if recipe is not None else 0)
+        return Resolved(init_weights(program, model, seed=recipe.seed if recipe is not None else 0))
     if isinstance(weights, str | Path):
-        return load_weights(weights, program, model)
-    return check_weights(program, model, weights)
+        from nnc.train.inference import load_trained
+
+        trained = load_trained(weights, lambda message: warnings.warn(message, stacklevel=3))
+        checked = check_weights(program, model, trained.weights, source=str(trained.source))
+        stats = trained.standardizer
+        return Resolved(checked, None if stats is None else (stats.mean, stats.std))
+    return Resolved(check_weights(program, model, weights))
 
 
 def _prepare(program: Program, model: str | None) -> tuple[Program, Model]:

@@ -156,6 +156,23 @@ def batch_symbol(model: Model) -> str:
     return name
 
 
+def _standardize_input(b: GraphBuilder, model: Model, mean: np.ndarray, std: np.ndarray) -> None:
+    """``(x - mean) / std`` on the model's input, with the statistics of its run."""
+    if len(model.inputs) != 1 or model.inputs[0].type.dtype != "float32":
+        raise BackendError(
+            f"input standardisation applies to one float32 input; model '{model.name}' has "
+            f"{len(model.inputs)} input(s)"
+        )
+    name = model.inputs[0].name
+    centred = b.op(
+        "Sub",
+        [name, b.initializer(f"{name}/mean", mean.astype(np.float32))],
+        f"{name}/centred",
+    )
+    std_name = b.initializer(f"{name}/std", std.astype(np.float32))
+    b.values[name] = b.op("Div", [centred, std_name], f"{name}/standardized")
+
+
 def export_model(
     program: Program,
     original: Model,
@@ -163,10 +180,17 @@ def export_model(
     weights: Mapping[str, np.ndarray],
     opset: int,
     source: str,
+    standardize: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> onnx.ModelProto:
-    """Lower a flat (call-free) model to a ModelProto; outputs keep the original names."""
+    """Lower a flat (call-free) model to a ModelProto; outputs keep the original names.
+
+    ``standardize`` (``mean``, ``std`` shaped ``[1, *sample]``) makes the graph
+    standardise its single input before the model runs.
+    """
     table = lowerings()
     b = GraphBuilder(flat, weights, opset)
+    if standardize is not None:
+        _standardize_input(b, flat, *standardize)
     for node in flat.nodes:
         lower = table.get(node.op)
         if lower is None:

@@ -129,6 +129,46 @@ def sumpool(imp: Importer, node: onnx.NodeProto) -> None:
     imp.done.update((id(node), id(mul)))
 
 
+def standardization(imp: Importer, node: onnx.NodeProto) -> None:
+    """``Div(Sub(x, mean), std)`` on the graph's only input is the input
+    standardisation of a trained run: kept as statistics, not as layers."""
+    x = imp.value(node, 0)
+    mean, std = imp.value(node, 1), None
+    div = _next(imp, node, "Div")
+    if div is not None and div.input[0] == node.output[0]:
+        std = imp.value(div, 1)
+    inputs = {i.name for i in imp.graph.inputs}
+    if (
+        div is None
+        or not isinstance(x, Tensor)
+        or not isinstance(mean, Const)
+        or not isinstance(std, Const)
+        or len(inputs) != 1
+        or node.input[0] not in inputs
+        or imp.graph.sole_consumer(node.input[0]) is not node
+        or x.batch_axis != 0
+    ):
+        return
+    full = (1, *(d if isinstance(d, int) else 1 for d in x.shape))
+    try:
+        statistics = tuple(
+            np.array(np.broadcast_to(c.array, full), dtype=np.float32) for c in (mean, std)
+        )
+    except ValueError:
+        return
+    if np.broadcast_shapes(mean.array.shape, std.array.shape, full) != full or not np.all(
+        statistics[1] > 0
+    ):
+        return
+    imp.standardize = (statistics[0], statistics[1])
+    imp.notes.append(
+        f"the graph standardises its input '{node.input[0]}' first, (x - mean) / std; the "
+        "imported model takes standardised data and the statistics are kept apart"
+    )
+    imp.env[div.output[0]] = x
+    imp.done.update((id(node), id(div)))
+
+
 # Constant folding: ops on constants only are computed here, in NumPy.
 def _reshape(x: np.ndarray, shape: np.ndarray) -> np.ndarray:
     dims = [x.shape[k] if d == 0 else int(d) for k, d in enumerate(shape.reshape(-1))]
@@ -163,6 +203,7 @@ PATTERNS: dict[str, list[Converter]] = {
     "Div": [gelu],
     "Mul": [gelu],
     "AveragePool": [sumpool],
+    "Sub": [standardization],
 }
 for _op in FOLDABLE:
     PATTERNS.setdefault(_op, []).insert(0, fold)

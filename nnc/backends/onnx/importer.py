@@ -97,6 +97,9 @@ class Imported:
     notes: list[str] = field(default_factory=list)
     # Where each ONNX graph input holds the batch (1: time-major), by nnc input name.
     batch_axes: dict[str, int] = field(default_factory=dict)
+    # (mean, std), shaped [1, *sample], when the graph standardises its input first
+    # (as `nnc export` does for runs with `standardize true`).
+    standardize: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass
@@ -122,6 +125,7 @@ class Importer:
         self.weights: dict[str, dict[str, np.ndarray]] = {}
         self.inputs: list[Input] = []
         self.batch_axes: dict[str, int] = {}
+        self.standardize: tuple[np.ndarray, np.ndarray] | None = None
         self.notes: list[str] = []
         self.done: set[int] = set()  # ids of ONNX nodes already converted (fused)
         # IR layers made without a bias -> the ONNX tensor they compute: a following
@@ -380,7 +384,7 @@ class Importer:
             exc.message = f"the imported model does not check: {exc.message}"
             raise exc from None
         weights = check_weights(program, model_name, weights, source=self.source)
-        return Imported(program, model_name, weights, self.notes, self.batch_axes)
+        return Imported(program, model_name, weights, self.notes, self.batch_axes, self.standardize)
 
     def _names(self) -> dict[str, str]:
         """Final node names: the ONNX node's name where it is a free, valid

@@ -38,6 +38,9 @@ def compare_with_original(original: bytes, imported: Imported, seed: int = 0) ->
         inputs.append(batch)
         feeds[graph_input.name] = np.ascontiguousarray(np.moveaxis(batch, 0, axis))
     want = run_session(session, feeds)
+    if imported.standardize is not None:  # the nnc model takes standardised data
+        mean, std = imported.standardize
+        inputs = [((inputs[0] - mean) / std).astype(np.float32)]
     runtime = build(imported.program, imported.model, imported.weights, threads=1)
     result = runtime.forward(*inputs)
     got = list(result) if isinstance(result, tuple) else [result]

@@ -161,3 +161,31 @@ def test_frameworks_are_imported_lazily() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.splitlines()
     assert out == ["[]", "['onnx']"]
+
+
+def test_export_and_import_carry_the_input_standardisation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = EXAMPLES / "house_prices.nn"
+    weights = init_weights(nnc.load(spec), "HousePrices", seed=1)
+    mean = np.arange(6, dtype=np.float32).reshape(1, 6)
+    std = np.full((1, 6), 2.0, np.float32)
+    checkpoint = save_npz(
+        tmp_path / "epoch-3.npz",
+        {
+            **{f"weights/{k}": v for k, v in weights.items()},
+            "standardize/mean": mean,
+            "standardize/std": std,
+        },
+    )
+    model = tmp_path / "hp.onnx"
+    code, _, err = nnc_cli(capsys, "export", str(spec), "-w", str(checkpoint), "-o", str(model))
+    assert code == 0, err
+    assert f"weights from {checkpoint}, with the run's input standardisation" in err
+    out_dir = tmp_path / "imported"
+    code, _, err = nnc_cli(capsys, "import", str(model), "-o", str(out_dir / "hp.nn"))
+    assert code == 0, err
+    assert "note: the graph standardises its input 'features' first" in err
+    statistics = load_npz(out_dir / "standardize.npz")
+    np.testing.assert_array_equal(statistics["mean"], mean)
+    np.testing.assert_array_equal(statistics["std"], std)

@@ -49,3 +49,40 @@ def test_trained_torch_weights_export(example: str, tmp_path: Path) -> None:
     want = torch_runtime.forward(x)
     scale = max(1.0, float(np.abs(want).max()))
     assert float(np.abs(got - want).max()) / scale < 2e-5
+
+
+def test_run_folder_exports_with_its_input_standardisation(tmp_path: Path) -> None:
+    """`nnc train` (NumPy backend) on a recipe with `standardize true`, then export
+    from the run folder: the graph standardises raw inputs itself and gives the
+    trained runtime's outputs; the importer gives the statistics back apart."""
+    require("onnx")
+    require("onnxruntime")
+    from nnc.backends import onnx as backend
+    from nnc.backends.onnx.runtime import open_session, run_session
+    from nnc.backends.onnx.verify import compare_with_original
+    from nnc.data.standardize import Standardizer
+    from nnc.train import train
+
+    program = nnc.load(EXAMPLES / "house_prices.nn")
+    run = tmp_path / "run"
+    result = train(program, backend="numpy", epochs=3, out=run, base=EXAMPLES)
+    statistics = Standardizer.load(run / "standardize.npz")
+    raw = np.random.default_rng(3).uniform(0, 100, size=(5, 6)).astype(np.float32)
+    want = result.runtime.forward(statistics.apply(raw))
+
+    def onnxruntime(data: bytes, x: np.ndarray) -> np.ndarray:
+        return run_session(open_session(data, threads=1), {"features": x})[0]
+
+    exported = backend.emit(program, weights=run)
+    scale = max(1.0, float(np.abs(want).max()))
+    assert float(np.abs(onnxruntime(exported, raw) - want).max()) / scale < 2e-5
+    bare = backend.emit(program, weights=run, standardize=False)
+    assert float(np.abs(onnxruntime(bare, statistics.apply(raw)) - want).max()) / scale < 2e-5
+
+    imported = backend.import_model(exported)
+    assert imported.standardize is not None
+    np.testing.assert_array_equal(imported.standardize[0], statistics.mean)
+    np.testing.assert_array_equal(imported.standardize[1], statistics.std)
+    trained = result.runtime.get_weights()
+    assert all(np.array_equal(imported.weights[k], trained[k]) for k in trained)
+    assert compare_with_original(exported, imported) < 1e-6
