@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "train": "train",
     "eval": "evaluate",
     "predict": "predict",
+    "verify": "verify",
     "export": "onnx_export",
     "import": "onnx_import",
     "run": "onnx_run",
