@@ -9,7 +9,7 @@ from tests.conftest import require
 
 # Backends that train, and the ones that only run inference (compared on forward).
 TRAINING = ["numpy"]
-INFERENCE: list[str] = []
+INFERENCE: list[str] = ["onnx"]
 FRAMEWORK = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow", "onnx": "onnxruntime"}
 
 
