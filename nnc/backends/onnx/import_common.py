@@ -124,10 +124,6 @@ def spatial_attribute(
     return values
 
 
-def is_const(imp: Importer, name: str) -> bool:
-    return isinstance(imp.env.get(name), Const)
-
-
 def scalar_const(imp: Importer, name: str) -> float | None:
     """The value of a one-element constant input, else None."""
     value = imp.env.get(name)
