@@ -131,6 +131,8 @@ class Importer:
         # IR layers made without a bias -> the ONNX tensor they compute: a following
         # Add of a constant to exactly that tensor becomes their bias.
         self.biasable: dict[str, str] = {}
+        # (IR value, shape) -> the flatten/reshape made for it, shared by all readers.
+        self.reshaped: dict[tuple[str, tuple[Dim, ...]], str] = {}
         self._counter = 0
 
     # -- values ---------------------------------------------------------------------
@@ -254,15 +256,20 @@ class Importer:
         have = self.types[t.ref].shape
         if have == t.shape:
             return t.ref
-        if len(t.shape) == 1 and t.shape[0] == numel(have):
-            return self.add(None, "flatten", [t.ref])
-        if not all(isinstance(d, int) for d in t.shape):
-            raise self.error(
-                node,
-                f"reads a {format_shape(have)} value as {format_shape(t.shape)}, a reshape "
-                "with symbolic dims that nnc cannot express",
-            )
-        return self.add(None, "reshape", [t.ref], shape=tuple(int(d) for d in t.shape))
+        key = (t.ref, t.shape)
+        if key not in self.reshaped:
+            if len(t.shape) == 1 and t.shape[0] == numel(have):
+                self.reshaped[key] = self.add(None, "flatten", [t.ref])
+            elif all(isinstance(d, int) for d in t.shape):
+                shape = tuple(int(d) for d in t.shape)
+                self.reshaped[key] = self.add(None, "reshape", [t.ref], shape=shape)
+            else:
+                raise self.error(
+                    node,
+                    f"reads a {format_shape(have)} value as {format_shape(t.shape)}, a reshape "
+                    "with symbolic dims that nnc cannot express",
+                )
+        return self.reshaped[key]
 
     def standard(self, node: onnx.NodeProto, k: int = 0) -> tuple[str, TensorType]:
         """Input ``k`` as a batch-first IR value in its ONNX shape, with its type."""
