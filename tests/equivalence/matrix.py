@@ -8,7 +8,7 @@ from nnc.verify import Report
 from tests.conftest import require
 
 # Backends that train, and the ones that only run inference (compared on forward).
-TRAINING = ["numpy"]
+TRAINING = ["numpy", "tensorflow"]
 INFERENCE: list[str] = ["onnx"]
 FRAMEWORK = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow", "onnx": "onnxruntime"}
 
