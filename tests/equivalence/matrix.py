@@ -9,7 +9,7 @@ from tests.conftest import require
 
 # Backends that train, and the ones that only run inference (compared on forward).
 TRAINING = ["numpy", "torch", "tensorflow"]
-INFERENCE: list[str] = []
+INFERENCE = ["onnx"]
 FRAMEWORK = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow", "onnx": "onnxruntime"}
 
 
