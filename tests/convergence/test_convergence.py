@@ -15,7 +15,7 @@ from nnc.data import preparation
 from nnc.train import TrainResult, train
 from tests.conftest import EXAMPLES, require
 
-BACKENDS = ["numpy"]
+BACKENDS = ["numpy", "torch", "tensorflow"]
 FRAMEWORK = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow"}
 
 
