@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from nnc.builder import Builder, ProgramBuilder, Tensor, block
 from nnc.dsl import format_program as format
 from nnc.dsl import format_source, load, parse
 from nnc.errors import NncError
@@ -18,10 +19,14 @@ from nnc.ir.serialize import loads_json
 __version__ = "0.1.0"
 
 __all__ = [
+    "Builder",
     "Model",
     "NncError",
     "Program",
+    "ProgramBuilder",
+    "Tensor",
     "__version__",
+    "block",
     "check",
     "count_params",
     "format",
