@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from nnc import passes, rewrite
+from nnc.api import build, emit, runtime
 from nnc.builder import Builder, ProgramBuilder, Tensor, block
 from nnc.dsl import format_program as format
 from nnc.dsl import format_source, load, parse
@@ -27,8 +29,10 @@ __all__ = [
     "Tensor",
     "__version__",
     "block",
+    "build",
     "check",
     "count_params",
+    "emit",
     "format",
     "format_source",
     "infer_shapes",
@@ -36,5 +40,8 @@ __all__ = [
     "loads_json",
     "model_params",
     "parse",
+    "passes",
+    "rewrite",
+    "runtime",
     "validate",
 ]

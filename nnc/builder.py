@@ -696,6 +696,20 @@ def _bind_positional(
     return {k: _spec_value(v, fields[k].annotation) for k, v in values.items()}
 
 
+def make_node(op: str, name: str, inputs: Sequence[str], **attrs: Any) -> Node:
+    """An IR node of ``op`` from keyword attributes, converted and checked as the
+    builder does (``init="he_normal"``; a bad value is an :class:`ArgumentError`).
+
+    >>> make_node("conv2d", "stem", ["image"], filters=8, kernel=3).kernel
+    (3, 3)
+    """
+    cls = OPS.get(op)
+    if cls is None:
+        raise NameResolutionError(f"unknown op '{op}'", hint=did_you_mean(op, OPS))
+    values = _bind_positional(cls, op, (), attrs)
+    return _construct(cls, op, {**values, "name": name, "inputs": tuple(inputs)})
+
+
 def _construct(cls: type[Op], op: str, values: dict[str, Any]) -> Node:
     try:
         return cls(**values)  # type: ignore[return-value]
