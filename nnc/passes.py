@@ -51,8 +51,8 @@ class PassInfo:
 
     ``options`` maps each option to its kind, which says how ``nnc opt`` reads it:
     ``name``, ``names`` (``a`` or ``[a, b]``), ``shape`` (``[1, 16, 16]``), ``int``,
-    ``layer`` (``.nn`` text such as ``dropout(0.5)``), ``mapping`` (any
-    ``old=new`` pairs) and ``attrs`` (further ``key=value`` pairs passed on).
+    ``layer`` (``.nn`` text such as ``dropout(0.5)``), ``mapping`` (on the command
+    line, every ``old=new`` pair) and ``attrs`` (further ``key=value`` pairs passed on).
     """
 
     name: str
@@ -112,7 +112,8 @@ REGISTRY: dict[str, PassInfo] = {
             "rename",
             _rename_any,
             "rename models, nodes and inputs (old=new pairs)",
-            {"*": "mapping"},
+            {"names": "mapping"},
+            ("names",),
         ),
         PassInfo(
             "extract",
@@ -148,12 +149,10 @@ class Pass:
     ) -> Rewritten:
         info = REGISTRY[self.name]
         kwargs = {_KEYWORDS.get((self.name, k), k): v for k, v in self.options.items()}
-        if info.options.get("*") == "mapping":
-            kwargs = {"names": dict(self.options)}
         return info.function(program, weights=weights, model=model, **kwargs)
 
 
-def get(name: str, **options: Any) -> Pass:
+def get(name: str, /, **options: Any) -> Pass:
     """A registered pass with options: ``get("freeze", nodes=["dense_1"])``."""
     info = REGISTRY.get(name)
     if info is None:
@@ -202,10 +201,12 @@ def describe() -> str:
     """The registered passes and their options (for ``nnc opt --help``)."""
     lines = []
     for info in REGISTRY.values():
-        opts = [f"{k}=<{kind}>" for k, kind in info.options.items() if k != "*"]
-        if info.options.get("*") == "mapping":
+        opts = [
+            f"{k}=<{kind}>" for k, kind in info.options.items() if kind not in ("attrs", "mapping")
+        ]
+        if "mapping" in info.options.values():
             opts.append("OLD=NEW,...")
-        elif info.options.get("*") == "attrs":
+        if "attrs" in info.options.values():
             opts.append("[ATTR=VALUE,...]")
         head = info.name + (":" + ",".join(opts) if opts else "")
         lines.append(f"  {head}\n      {info.summary}")

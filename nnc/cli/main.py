@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "fmt": "fmt",
     "ir": "ir",
     "compile": "compile",
+    "opt": "opt",
 }
 
 

@@ -64,6 +64,9 @@ def _op(node: Node, xs: list[Array], p: dict[str, Array]) -> Array:
         return x
     if node.op == "add":
         return sum(xs[1:], xs[0])
+    if node.op == "concat":
+        axis = node.axis + 1 if node.axis >= 0 else node.axis  # type: ignore[union-attr]
+        return np.concatenate(xs, axis=axis)
     if node.op == "rnn":
         return _rnn(x, p, node)
     if node.op == "lstm":
