@@ -17,16 +17,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("files", nargs="+", metavar="FILE", help=".nn files to check")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    p.add_argument(
+        "--memory-budget",
+        metavar="SIZE",
+        help="refuse specs whose parameters or activations exceed SIZE (e.g. 8GiB; "
+        "default 16GiB or $NNC_MEMORY_BUDGET)",
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from nnc.dsl import load
+    from nnc.ir.passes.resources import parse_size
 
+    budget = parse_size(args.memory_budget) if args.memory_budget else None
     failed = 0
     for path in args.files:
         try:
-            program = load(path)
+            program = load(path, memory_budget=budget)
         except NncError as err:
             print(err.render(), file=sys.stderr)
             failed += 1

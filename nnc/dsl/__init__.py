@@ -18,38 +18,60 @@ from nnc.dsl.lower import BlockCheck, lower
 from nnc.dsl.parser import parse_file
 from nnc.dsl.printer import format_file
 from nnc.dsl.unparse import program_to_ast
-from nnc.errors import NncError, ShapeError
+from nnc.errors import NncError, ParseError, ShapeError, Span
 from nnc.ir.passes import check as check_program
 from nnc.ir.passes import infer_shapes, validate
+from nnc.ir.passes.resources import check_resources
 from nnc.ir.program import Program
 from nnc.ir.types import Dim, format_shape, unify
 
 
-def parse(text: str, filename: str = "<string>", *, check: bool = True) -> Program:
-    """Parse ``.nn`` text to IR; with ``check`` (the default), also type and validate it."""
+def parse(
+    text: str,
+    filename: str = "<string>",
+    *,
+    check: bool = True,
+    memory_budget: int | None = None,
+) -> Program:
+    """Parse ``.nn`` text to IR; with ``check`` (the default), also type and validate it
+    and refuse specs over the memory budget (see :mod:`nnc.ir.passes.resources`)."""
     try:
         lowered = lower(parse_file(text, filename))
         if not check:
             return lowered.program
         typed = infer_shapes(lowered.program)
         _check_blocks(typed, lowered.block_checks)
-        return validate(typed)
+        return check_resources(validate(typed), memory_budget)
     except NncError as err:
         raise err.with_source(text) from None
 
 
-def load(path: str | Path, *, check: bool = True) -> Program:
+def load(path: str | Path, *, check: bool = True, memory_budget: int | None = None) -> Program:
     """Read and parse a ``.nn`` file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        data = p.read_bytes()
     except FileNotFoundError:
         raise NncError(f"no such file: {p}") from None
-    except UnicodeDecodeError as exc:
-        raise NncError(f"{p} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     except OSError as exc:
         raise NncError(f"cannot read {p}: {exc.strerror}") from None
-    return parse(text, str(path), check=check)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _decode_error(data, exc, str(path)) from None
+    return parse(text, str(path), check=check, memory_budget=memory_budget)
+
+
+def _decode_error(data: bytes, exc: UnicodeDecodeError, filename: str) -> ParseError:
+    """Point at the first byte that is not UTF-8."""
+    line_start = data.rfind(b"\n", 0, exc.start) + 1
+    line = data.count(b"\n", 0, exc.start) + 1
+    col = len(data[line_start : exc.start].decode("utf-8", errors="replace")) + 1
+    span = Span(file=filename, line=line, col=col, end_line=line, end_col=col + 1)
+    bad = data[exc.start : exc.start + 1].hex()
+    err = ParseError(f"the file is not UTF-8 text: byte 0x{bad} ({exc.reason})", span)
+    err.with_source(data.decode("utf-8", errors="replace"))
+    return err
 
 
 def format_program(program: Program) -> str:

@@ -204,7 +204,7 @@ def construct(
         if err.get("type") == "missing":
             raise ArgumentError(f"{what}: missing required argument '{field}'", span) from None
         message = err.get("msg", "invalid value")
-        message = message.removeprefix("Value error, ")
+        message = message.removeprefix("Value error, ").removeprefix("Input ")
         received = values.get(field, err.get("input"))
         about = f"argument '{field}' " if field else ""
         raise ArgumentError(

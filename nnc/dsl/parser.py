@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from functools import cache
 from typing import Any
@@ -25,6 +26,7 @@ from nnc.dsl.tables import GRAMMAR, LARK_OPTIONS, load_tables
 from nnc.errors import NncError, ParseError, ResourceError, Span
 
 MAX_NESTING = 64
+MAX_INT_DIGITS = 30
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
 
 # How terminals are named in error messages.
@@ -185,15 +187,35 @@ def _syntax_error(exc: UnexpectedInput, text: str, filename: str) -> ParseError:
         what, width = "syntax error", 1
     expected = _expected(exc)
     message = what + (f"; expected {expected}" if expected else "")
-    friendly = None
-    if isinstance(exc, UnexpectedToken | UnexpectedEOF):
-        try:
-            friendly = exc.match_examples(_lark().parse, FRIENDLY, use_accepts=True)
-        except Exception:  # it re-parses the examples; that must never hide the real error
-            friendly = None
+    friendly = _friendly(exc) if isinstance(exc, UnexpectedToken) else None
     span = Span(file=filename, line=line, col=col, end_line=line, end_col=col + width)
     err = ParseError(message, span, hint=friendly)
     return err.with_source(text)  # type: ignore[return-value]
+
+
+def _error_key(exc: UnexpectedToken) -> tuple[int, str]:
+    """Where the parser stopped: its current LALR state and the offending token type.
+
+    (lark's own ``match_examples`` compares whole parser stacks, so an example only
+    matches when the mistake is the first thing in the file.)"""
+    stack = exc.interactive_parser.parser_state.state_stack
+    return stack[-1], exc.token.type
+
+
+@cache
+def _friendly_table() -> dict[tuple[int, str], str]:
+    table: dict[tuple[int, str], str] = {}
+    for message, examples in FRIENDLY.items():
+        for example in examples:
+            try:
+                _lark().parse(example)
+            except UnexpectedToken as exc:
+                table.setdefault(_error_key(exc), message)
+    return table
+
+
+def _friendly(exc: UnexpectedToken) -> str | None:
+    return _friendly_table().get(_error_key(exc))
 
 
 def _expected(exc: UnexpectedInput) -> str:
@@ -351,10 +373,21 @@ class _ToAst(Transformer[Token, Any]):
         return ast.ListExpr(items=tuple(c for c in ch if c is not None), span=_span(meta, self.f))
 
     def int_lit(self, meta: Any, ch: list[Any]) -> ast.Int:
-        return ast.Int(value=int(ch[0]), span=_span(meta, self.f))
+        text = str(ch[0])
+        if len(text.lstrip("+-")) > MAX_INT_DIGITS:
+            raise ResourceError(
+                f"integer literal with {len(text)} digits; at most {MAX_INT_DIGITS} are allowed",
+                _span(meta, self.f),
+            )
+        return ast.Int(value=int(text), span=_span(meta, self.f))
 
     def float_lit(self, meta: Any, ch: list[Any]) -> ast.Float:
-        return ast.Float(value=float(ch[0]), text=str(ch[0]), span=_span(meta, self.f))
+        value = float(ch[0])
+        if not math.isfinite(value):
+            raise ResourceError(
+                f"number {str(ch[0])!r} is out of the float range", _span(meta, self.f)
+            )
+        return ast.Float(value=value, text=str(ch[0]), span=_span(meta, self.f))
 
     def true_lit(self, meta: Any, ch: list[Any]) -> ast.Bool:
         return ast.Bool(value=True, span=_span(meta, self.f))

@@ -76,6 +76,7 @@ def string_text(value: str) -> str:
 class _Writer:
     def __init__(self, comments: Sequence[ast.Comment]):
         self.lines: list[str] = []
+        self.trailing: dict[int, str] = {}  # line index -> its trailing comment
         self.comments = sorted(comments, key=lambda c: (c.line, c.col))
         self.next = 0
 
@@ -90,14 +91,25 @@ class _Writer:
             while self.next < len(self.comments) and self.comments[self.next].line <= last_line:
                 trailing.append(self.comments[self.next].text)
                 self.next += 1
-        code = indent + text
         if trailing:
-            comment = " ".join(trailing)
-            if len(code) <= COMMENT_COLUMN - 2:
-                code = code.ljust(COMMENT_COLUMN) + comment
+            self.trailing[len(self.lines)] = " ".join(trailing)
+        self.lines.append(indent + text)
+
+    def render(self) -> str:
+        """Lines, with trailing comments of consecutive lines aligned in one column
+        (at least COMMENT_COLUMN, else two spaces past the longest line of the run)."""
+        out = list(self.lines)
+        runs: list[list[int]] = []
+        for i in sorted(self.trailing):
+            if runs and runs[-1][-1] == i - 1:
+                runs[-1].append(i)
             else:
-                code = f"{code}  {comment}"
-        self.lines.append(code)
+                runs.append([i])
+        for run in runs:
+            column = max(COMMENT_COLUMN, *(len(out[i]) + 2 for i in run))
+            for i in run:
+                out[i] = out[i].ljust(column) + self.trailing[i]
+        return "\n".join(out) + "\n"
 
 
 def format_file(tree: ast.File) -> str:
@@ -112,7 +124,7 @@ def format_file(tree: ast.File) -> str:
         else:
             _graph(w, item)
     w.leading(10**9, "")
-    return "\n".join(w.lines) + "\n"
+    return w.render()
 
 
 def _header(item: ast.ModelDef | ast.BlockDef) -> str:
@@ -123,12 +135,17 @@ def _header(item: ast.ModelDef | ast.BlockDef) -> str:
 
 
 def _graph(w: _Writer, item: ast.ModelDef | ast.BlockDef) -> None:
-    w.line(_header(item), "", item.span.line)
     groups = _group(item.body)
-    for group in groups:
+    # A trailing comment belongs to the last construct that ends on its line.
+    starts = [g[0].span.line for g in groups] + [item.span.end_line + 1]
+    header_owns = not groups or starts[0] > item.span.line
+    w.line(_header(item), "", item.span.line if header_owns else None)
+    for i, group in enumerate(groups):
         w.leading(group[0].span.line, INDENT)
         text = " ".join(_stmt_text(s) for s in group)
-        w.line(text, INDENT, max(s.span.end_line for s in group))
+        end = max(s.span.end_line for s in group)
+        owns = starts[i + 1] > end and end != item.span.end_line
+        w.line(text, INDENT, end if owns else None)
     w.leading(item.span.end_line, INDENT)
     w.line("}", "", item.span.end_line)
 
@@ -163,10 +180,15 @@ def _stmt_text(s: ast.Stmt) -> str:
 
 
 def _train(w: _Writer, item: ast.TrainDef) -> None:
-    w.line(f"train {item.name} {{", "", item.span.line)
+    starts = [s.span.line for s in item.settings] + [item.span.end_line + 1]
+    header_owns = not item.settings or starts[0] > item.span.line
+    w.line(f"train {item.name} {{", "", item.span.line if header_owns else None)
     width = max((len(s.key) for s in item.settings), default=0) + 1
-    for s in item.settings:
+    for i, s in enumerate(item.settings):
         w.leading(s.span.line, INDENT)
-        w.line(f"{s.key.ljust(width)}{args_text(s.args)}", INDENT, s.span.end_line)
+        owns = starts[i + 1] > s.span.end_line and s.span.end_line != item.span.end_line
+        w.line(
+            f"{s.key.ljust(width)}{args_text(s.args)}", INDENT, s.span.end_line if owns else None
+        )
     w.leading(item.span.end_line, INDENT)
     w.line("}", "", item.span.end_line)

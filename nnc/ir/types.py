@@ -14,6 +14,7 @@ TensorType(dtype='float32', shape=(3, 'h', 'w'))
 from __future__ import annotations
 
 import math
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -70,17 +71,23 @@ def _wrap(dim: str) -> str:
     return dim if dim.isidentifier() else f"({dim})"
 
 
-def add_const(dim: Dim, k: int) -> Dim:
-    """``dim + k``, staying symbolic where it is.
+_OFFSET = re.compile(r"\A([A-Za-z_][A-Za-z0-9_]*)([+-]\d+)\Z")
 
-    >>> add_const(10, -2), add_const("t", -2), add_const("t", 0)
-    (8, 't-2', 't')
+
+def add_const(dim: Dim, k: int) -> Dim:
+    """``dim + k``, staying symbolic where it is (``t-3`` plus 1 is ``t-2``).
+
+    >>> add_const(10, -2), add_const("t", -2), add_const("t-3", 1), add_const("t-1", 1)
+    (8, 't-2', 't-2', 't')
     """
     if isinstance(dim, int):
         return dim + k
+    match = _OFFSET.match(dim)
+    if match:
+        dim, k = match.group(1), k + int(match.group(2))
     if k == 0:
         return dim
-    return f"{_wrap(dim)}{k:+d}"
+    return f"{dim}{k:+d}"
 
 
 def mul_const(dim: Dim, k: int) -> Dim:
@@ -92,13 +99,13 @@ def mul_const(dim: Dim, k: int) -> Dim:
 def div_ceil(dim: Dim, k: int) -> Dim:
     if isinstance(dim, int):
         return -(-dim // k)
-    return dim if k == 1 else f"ceil({dim}/{k})"
+    return dim if k == 1 else f"ceil({_wrap(dim)}/{k})"
 
 
 def div_floor(dim: Dim, k: int) -> Dim:
     if isinstance(dim, int):
         return dim // k
-    return dim if k == 1 else f"floor({dim}/{k})"
+    return dim if k == 1 else f"floor({_wrap(dim)}/{k})"
 
 
 def unify(

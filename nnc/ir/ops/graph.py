@@ -47,7 +47,7 @@ class Concat(Op):
         if not -rank <= self.axis < rank:
             raise self.fail(f"axis {self.axis} is out of range for rank-{rank} inputs")
         axis = self.axis % rank
-        total: int | str = 0
+        total: int | str | None = None
         for t in ins:
             if (
                 t.rank != rank
@@ -63,12 +63,14 @@ class Concat(Op):
                     + ", ".join(format_shape(i.shape) for i in ins)
                 )
             d = t.shape[axis]
-            if isinstance(total, int) and isinstance(d, int):
+            if total is None:
+                total = d
+            elif isinstance(total, int) and isinstance(d, int):
                 total += d
             else:
                 total = f"{total}+{d}"
         shape = list(ins[0].shape)
-        shape[axis] = total
+        shape[axis] = total if total is not None else 0
         return ins[0].with_shape(tuple(shape))
 
 

@@ -2,7 +2,8 @@
 
 - :func:`infer_shapes`: type every node (and order nodes topologically);
 - :func:`validate`: names, outputs, and recipes against models and data;
-- :func:`check`: both, in order; what ``nnc check`` runs;
+- :func:`check_resources`: refuse specs over the memory budget;
+- :func:`check`: all three, in order; what ``nnc check`` runs;
 - :func:`inline_calls`: flatten models used as layers (a lowering aid for backends).
 
 Analyses (Program -> facts) live beside them: :func:`model_params` and
@@ -14,19 +15,22 @@ from __future__ import annotations
 from nnc.ir.passes.infer import infer_shapes, toposort
 from nnc.ir.passes.inline import inline_calls
 from nnc.ir.passes.params import Param, count_params, model_params
+from nnc.ir.passes.resources import check_resources
 from nnc.ir.passes.validate import check_identifier, validate
 from nnc.ir.program import Program
 
 
-def check(program: Program) -> Program:
-    """Shape inference, then validation: the checked IR every backend lowers from."""
-    return validate(infer_shapes(program))
+def check(program: Program, memory_budget: int | None = None) -> Program:
+    """Shape inference, validation and resource limits: the checked IR every backend
+    lowers from."""
+    return check_resources(validate(infer_shapes(program)), memory_budget)
 
 
 __all__ = [
     "Param",
     "check",
     "check_identifier",
+    "check_resources",
     "count_params",
     "infer_shapes",
     "inline_calls",

@@ -8,6 +8,7 @@ ones.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping
 
 from nnc.errors import ArgumentError, GraphError, NameResolutionError, ShapeError, did_you_mean
@@ -78,10 +79,13 @@ def infer_model(
 
 
 def toposort(model: Model) -> list[Node]:
-    """Nodes in dependency order, stable with respect to their current order."""
+    """Nodes in dependency order, stable with respect to their current order (Kahn's
+    algorithm with a heap of positions: O(n log n))."""
     names = {n.name for n in model.nodes}
     known = names | {i.name for i in model.inputs}
+    position = {n.name: i for i, n in enumerate(model.nodes)}
     deps: dict[str, set[str]] = {}
+    users: dict[str, list[str]] = {n: [] for n in names}
     for node in model.nodes:
         deps[node.name] = set()
         for ref in node.inputs:
@@ -92,19 +96,23 @@ def toposort(model: Model) -> list[Node]:
                     node.span,
                     hint=did_you_mean(base, known),
                 )
-            if base in names:
+            if base in names and base not in deps[node.name]:
                 deps[node.name].add(base)
+                users[base].append(node.name)
+    waiting = {name: len(d) for name, d in deps.items()}
+    ready = [position[name] for name, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
     ordered: list[Node] = []
-    placed: set[str] = set()
-    pending = list(model.nodes)
-    while pending:
-        ready = [n for n in pending if deps[n.name] <= placed]
-        if not ready:
-            raise _cycle_error(pending, deps)
-        for n in ready:
-            placed.add(n.name)
-        ordered.extend(ready)
-        pending = [n for n in pending if n.name not in placed]
+    while ready:
+        node = model.nodes[heapq.heappop(ready)]
+        ordered.append(node)
+        for user in users[node.name]:
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                heapq.heappush(ready, position[user])
+    if len(ordered) < len(model.nodes):
+        placed = {n.name for n in ordered}
+        raise _cycle_error([n for n in model.nodes if n.name not in placed], deps)
     return ordered
 
 

@@ -1,0 +1,154 @@
+"""The nnc command line: exit codes, output formats, --help, start-up cost."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES, run_nnc
+
+COMMANDS = ["check", "summary", "fmt", "ir", "compile"]
+
+
+def test_check_ok_exit_0() -> None:
+    result = run_nnc("check", str(EXAMPLES / "xor.nn"), str(EXAMPLES / "gan.nn"))
+    assert result.returncode == 0, result.stderr
+    assert "xor.nn: ok (1 model, 1 recipe)" in result.stdout
+    assert "gan.nn: ok (2 models, 1 recipe)" in result.stdout
+
+
+def test_check_user_error_exit_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.nn"
+    bad.write_text("model M {\n    input x: [1, 8, 8]\n    dense(3)\n}\n")
+    result = run_nnc("check", str(bad))
+    assert result.returncode == 1
+    assert f"{bad}:3:5: error: dense: expects a vector" in result.stderr
+    assert "    3 |     dense(3)" in result.stderr
+    assert "^^^^^^^^" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_reports_every_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.nn"
+    bad.write_text("model {")
+    result = run_nnc("check", str(bad), str(EXAMPLES / "xor.nn"))
+    assert result.returncode == 1
+    assert "xor.nn: ok" in result.stdout
+    assert "bad.nn:1:7: error" in result.stderr
+
+
+def test_missing_file_is_a_user_error(tmp_path: Path) -> None:
+    result = run_nnc("check", str(tmp_path / "nope.nn"))
+    assert result.returncode == 1
+    assert "no such file" in result.stderr
+
+
+def test_usage_error_exit_2() -> None:
+    assert run_nnc("check").returncode == 2
+    assert run_nnc("frobnicate").returncode == 2
+    assert run_nnc("summary", "x.nn", "--bogus").returncode == 2
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help(command: str) -> None:
+    result = run_nnc(command, "--help")
+    assert result.returncode == 0
+    assert f"usage: nnc {command}" in result.stdout
+
+
+def test_summary_table() -> None:
+    result = run_nnc("summary", str(EXAMPLES / "mlp_4_5_5_3.nn"))
+    assert result.returncode == 0
+    out = result.stdout
+    assert "dense_1" in out and "[5]" in out
+    assert "73" in out
+    assert "parameter memory: 292 B" in out  # 73 float32 values
+
+
+def test_summary_json() -> None:
+    result = run_nnc("summary", str(EXAMPLES / "lenet5.nn"), "--json")
+    data = json.loads(result.stdout)
+    assert data["total_params"] == 61_706
+    assert data["model"] == "LeNet5"
+    assert [r["params"] for r in data["rows"] if r["params"]] == [156, 2416, 48120, 10164, 850]
+
+
+def test_summary_model_flag() -> None:
+    result = run_nnc("summary", str(EXAMPLES / "autoencoder.nn"), "--model", "Decoder", "--json")
+    assert json.loads(result.stdout)["total_params"] == 8 * 32 + 32 + 32 * 64 + 64
+    missing = run_nnc("summary", str(EXAMPLES / "autoencoder.nn"), "--model", "Decodr")
+    assert missing.returncode == 1
+    assert "did you mean 'Decoder'?" in missing.stderr
+
+
+def test_fmt_check_and_rewrite(tmp_path: Path) -> None:
+    messy = tmp_path / "m.nn"
+    messy.write_text("model M{input x:[2] # in\ndense(5)sigmoid dense(1)}\n")
+    check = run_nnc("fmt", "--check", str(messy))
+    assert check.returncode == 1
+    assert f"would reformat {messy}" in check.stdout
+    assert run_nnc("fmt", str(messy)).returncode == 0
+    assert messy.read_text() == (
+        "model M {\n"
+        "    input x: [2]                       # in\n"
+        "    dense(5) sigmoid\n"
+        "    dense(1)\n"
+        "}\n"
+    )
+    assert run_nnc("fmt", "--check", str(messy)).returncode == 0
+
+
+def test_fmt_examples_are_canonical() -> None:
+    result = run_nnc("fmt", "--check", *map(str, sorted(EXAMPLES.glob("*.nn"))))
+    assert result.returncode == 0, result.stdout
+
+
+def test_ir_json_round_trips() -> None:
+    import nnc
+
+    result = run_nnc("ir", str(EXAMPLES / "resnet_block.nn"), "--json")
+    assert result.returncode == 0
+    assert nnc.loads_json(result.stdout) == nnc.load(EXAMPLES / "resnet_block.nn")
+
+
+def test_ir_text_expands_blocks() -> None:
+    result = run_nnc("ir", str(EXAMPLES / "resnet_block.nn"))
+    assert "residual_1_conv2d_1 = conv2d(relu_1, 16, 3, padding = same)" in result.stdout
+
+
+def test_check_imports_nothing_heavy() -> None:
+    """`nnc check` must start fast: no framework, no backend, no rich."""
+    code = (
+        "import sys, time\n"
+        "t = time.perf_counter()\n"
+        "from nnc.cli.main import main\n"
+        "rc = main(['check', '-q', 'examples/digits_cnn.nn'])\n"
+        "elapsed = time.perf_counter() - t\n"
+        "heavy = [m for m in ('torch', 'tensorflow', 'onnx', 'onnxruntime', 'rich', "
+        "'matplotlib', 'nnc.backends.torch') if m in sys.modules]\n"
+        "print(rc, heavy, elapsed)\n"
+    )
+    import subprocess
+
+    from tests.conftest import ROOT
+
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split(maxsplit=1)
+    assert out[0] == "0"
+    heavy, elapsed = out[1].rsplit(" ", 1)
+    assert heavy == "[]"
+    assert float(elapsed) < 1.0  # typically ~0.3 s on the 2-core CI machine
+
+
+def test_grammar_tables_are_fresh() -> None:
+    """The cached LALR tables match grammar.lark (regenerate: scripts/regen_grammar_tables.py)."""
+    from nnc.dsl.tables import GRAMMAR, build_tables, grammar_hash, load_tables
+
+    grammar = GRAMMAR.read_text(encoding="utf-8")
+    assert load_tables(grammar) is not None, "stale: run python scripts/regen_grammar_tables.py"
+    fresh = build_tables()
+    assert fresh["grammar_sha256"] == grammar_hash(grammar)
