@@ -236,7 +236,7 @@ class Builder:
                 nodes=(node,),
                 outputs=(node.name,),
             )
-            models = {**self.program._ir_models(exclude=self.name), self.name: probe}
+            models = {**self.program._dependencies(callee), self.name: probe}
             outs = infer_model(probe, Program(models=models)).nodes[0].outs
         self._record(node.model_copy(update={"outs": outs}))
         tensors = [
@@ -598,16 +598,23 @@ class ProgramBuilder:
             raise NameResolutionError(f"model '{builder.name}' is defined twice")
         self._models[builder.name] = builder
 
-    def _ir_models(self, exclude: str | None = None) -> dict[str, Model]:
-        out: dict[str, Model] = {}
-        for name, m in self._models.items():
-            if name == exclude:
-                continue
-            if isinstance(m, Builder):
-                out[name] = m.model()
-            else:
-                out[name] = m
-        return out
+    def _ir_models(self) -> dict[str, Model]:
+        return {n: m.model() if isinstance(m, Builder) else m for n, m in self._models.items()}
+
+    def _dependencies(self, model: Model) -> dict[str, Model]:
+        """``model`` and the models it calls, directly or not (only those: the others
+        may still be under construction)."""
+        found = {model.name: model}
+        for node in model.nodes:
+            if isinstance(node, Call) and node.model not in found:
+                callee = self._models.get(node.model)
+                if callee is not None:
+                    found.update(
+                        self._dependencies(
+                            callee.model() if isinstance(callee, Builder) else callee
+                        )
+                    )
+        return found
 
     def _callee(self, model: str | Builder | Model, caller: str) -> Model:
         if isinstance(model, Builder):

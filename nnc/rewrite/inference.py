@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from nnc.builder import make_node
 from nnc.errors import ArgumentError, did_you_mean
 from nnc.ir.ops import ACTIVATIONS, OPS, Node
+from nnc.ir.program import Program
 from nnc.rewrite.engine import Context, Replacement, Rewritten, rewrite
 from nnc.rewrite.rules import Match, Rule, RuleSet
 from nnc.rewrite.weights import NodeWeights
@@ -37,7 +38,7 @@ STRIP_DROPOUT = RuleSet(
 
 
 def strip_dropout(
-    program: Any, weights: Mapping[str, np.ndarray] | None = None, *, model: str | None = None
+    program: Program, weights: Mapping[str, np.ndarray] | None = None, *, model: str | None = None
 ) -> Rewritten:
     """Remove every dropout node (the identity at inference); its readers read its input.
 
@@ -109,7 +110,7 @@ FOLD_BATCHNORM = RuleSet(
 
 
 def fold_batchnorm(
-    program: Any, weights: Mapping[str, np.ndarray] | None = None, *, model: str | None = None
+    program: Program, weights: Mapping[str, np.ndarray] | None = None, *, model: str | None = None
 ) -> Rewritten:
     """Fold each batchnorm into the conv or dense layer that feeds it (alone), for
     inference: with the weights given, the folded layer computes what the pair
@@ -132,7 +133,7 @@ def fold_batchnorm(
 
 
 def replace_activation(
-    program: Any,
+    program: Program,
     old: str,
     new: str,
     weights: Mapping[str, np.ndarray] | None = None,

@@ -244,3 +244,15 @@ def test_calls_with_several_outputs_return_a_tuple() -> None:
     top.output(top.concat(a, c))
     program = pb.build()
     assert program.models["Top"].output_types[0].shape == (5,)
+
+
+def test_models_under_construction_do_not_stop_a_call() -> None:
+    pb = nnc.ProgramBuilder()
+    later = pb.model("Later")  # no input yet
+    inner = pb.model("Inner")
+    inner.dense(inner.input("x", [3]), 2)
+    outer = pb.model("Outer")
+    y = outer.call(inner, outer.input("x", [3]))
+    assert y.shape == (2,)  # type: ignore[union-attr]
+    later.relu(later.input("x", [2]))
+    assert list(pb.build().models) == ["Later", "Inner", "Outer"]
