@@ -24,6 +24,8 @@ INTERNAL = frozenset({"op", "name", "inputs", "outs", "span"})
 def bind_positional(
     cls: type[Op], op: str, positional: Sequence[Any], attrs: dict[str, Any]
 ) -> dict[str, Any]:
+    """Positional values bound to ``cls.positional``, merged with keywords; an unknown
+    or repeated argument is an :class:`ArgumentError` with a hint."""
     fields = {k: f for k, f in cls.model_fields.items() if k not in INTERNAL}
     names = cls.positional
     if len(positional) > len(names):
@@ -61,6 +63,7 @@ def make_node(op: str, name: str, inputs: Sequence[str], **attrs: Any) -> Node:
 
 
 def construct(cls: type[Op], op: str, values: dict[str, Any]) -> Node:
+    """``cls(**values)``, with pydantic's complaint as an :class:`ArgumentError`."""
     try:
         return cls(**values)  # type: ignore[return-value]
     except ValidationError as exc:
@@ -79,6 +82,7 @@ def construct(cls: type[Op], op: str, values: dict[str, Any]) -> Node:
 
 
 def check_arity(node: Node) -> None:
+    """The number of inputs the op takes, as shape inference checks it."""
     want = type(node).arity
     n = len(node.inputs)
     if want is None and n < 2:

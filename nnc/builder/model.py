@@ -45,10 +45,12 @@ class Tensor:
 
     @property
     def name(self) -> str:
+        """The value reference (a node or input name, or ``call:k``)."""
         return self.ref
 
     @property
     def shape(self) -> tuple[int | str, ...]:
+        """The inferred per-sample shape."""
         return self.type.shape
 
     def __repr__(self) -> str:

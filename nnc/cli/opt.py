@@ -12,6 +12,7 @@ from nnc.errors import ArgumentError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``nnc opt`` to the command's subparsers."""
     from nnc.passes import describe
 
     p = sub.add_parser(
@@ -53,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Load, run the passes, write the program (and weights), report."""
     from nnc.dsl import format_program, load
     from nnc.passes import run as run_passes
 

@@ -57,6 +57,7 @@ class Replacement:
 
     @property
     def result(self) -> str:
+        """The value that stands for the replaced output."""
         if self.value is not None:
             return self.value
         if not self.nodes:
@@ -100,9 +101,11 @@ class Context:
         return self.model.value_type(value)
 
     def producers(self, node: str) -> list[Node]:
+        """The nodes whose outputs ``node`` reads."""
         return producers(self.model, node)
 
     def consumers(self, value: str) -> list[Node]:
+        """The nodes that read ``value`` (an input, a node, or ``node:k``)."""
         return consumers(self.model, value)
 
     def readers(self, name: str) -> list[Node]:
@@ -111,6 +114,7 @@ class Context:
         return self._readers.get(name, [])
 
     def is_output(self, value: str) -> bool:
+        """Whether ``value`` is (one of) the model's outputs."""
         return is_output(self.model, value)
 
     def fresh(self, base: str) -> str:
@@ -161,10 +165,12 @@ class Rewritten:
 
     @property
     def applied(self) -> list[LogEntry]:
+        """Where a rule or pass applied."""
         return [e for e in self.log if e.applied]
 
     @property
     def skipped(self) -> list[LogEntry]:
+        """Where a rule matched but did not apply, with the reason."""
         return [e for e in self.log if not e.applied]
 
     def explain(self) -> str:
@@ -190,6 +196,7 @@ class WeightState:
         self.tree = split(program, root, check_weights(program, root, weights))
 
     def instances(self, program: Program, model: str) -> list[tuple[str, Instance]]:
+        """Every use of ``model`` in the weights' tree, with its name prefix."""
         return instances(program, self.root, self.tree, model)
 
     def weights(self, program: Program, source: str) -> Weights:

@@ -63,10 +63,12 @@ class Match:
 
     @property
     def model(self) -> Model:
+        """The (checked) model the match is in."""
         return self.context.model
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The matched nodes' names, in chain order."""
         return tuple(n.name for n in self.nodes)
 
     def type_of(self, value: str) -> TensorType:
