@@ -36,7 +36,7 @@ from nnc.rewrite import (
     set_input_shape,
     strip_dropout,
 )
-from nnc.rewrite.engine import Rewritten
+from nnc.rewrite.engine import Rewritten, weights_model
 
 if TYPE_CHECKING:
     import numpy as np
@@ -250,7 +250,8 @@ def _verify(result: Rewritten, name: str, had_weights: bool, model: str | None) 
     from nnc.ir.weights import check_weights
 
     try:
-        check_weights(program, program.model(model), result.weights, source="its weights")
+        owner = weights_model(program, result.weights, model)
+        check_weights(program, owner, result.weights, source="its weights")
     except NncError as err:
         raise RewriteError(
             f"pass '{name}' produced weights that do not fit: {err.message}"

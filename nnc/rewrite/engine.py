@@ -31,7 +31,7 @@ from nnc.ir.base import Op
 from nnc.ir.graph import base_name, consumers, is_output, producers
 from nnc.ir.ops import Node
 from nnc.ir.ops.graph import Call
-from nnc.ir.passes import check
+from nnc.ir.passes import check, model_params
 from nnc.ir.program import Model, Program
 from nnc.ir.types import TensorType
 from nnc.rewrite.weights import Instance, NodeWeights, Weights, flatten, instances, split
@@ -213,12 +213,25 @@ class WeightState:
 def start(
     program: Program, weights: Mapping[str, np.ndarray] | None, model: str | None
 ) -> tuple[Program, WeightState | None]:
-    """Check the program, and the weights against the model they belong to
-    (``model``, or the program's trained/only model)."""
+    """Check the program, and the weights against the model they belong to: ``model``
+    (or the trained, or first, model), unless they are exactly the parameters (names
+    and shapes) of another model, such as one that calls it."""
     program = check(program)
     if weights is None:
         return program, None
-    return program, WeightState(program, program.model(model).name, weights)
+    return program, WeightState(program, weights_model(program, weights, model), weights)
+
+
+def weights_model(
+    program: Program, weights: Mapping[str, np.ndarray], model: str | None = None
+) -> str:
+    """The model canonical weights belong to (see :func:`start`)."""
+    default = program.model(model).name
+    given = {k: tuple(getattr(v, "shape", ())) for k, v in weights.items()}
+    for name in (default, *program.models):
+        if {p.name: p.shape for p in model_params(program, name)} == given:
+            return name
+    return default  # checking against it says what is missing or extra
 
 
 def targets(program: Program, model: str | None) -> list[str]:

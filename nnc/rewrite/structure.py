@@ -375,7 +375,14 @@ def extract(
     log = [LogEntry("extract", m.name, tuple(n.name for n in part.nodes))]
     if state is None:
         return Rewritten(extracted, None, log)
-    state.root = part.name  # the part holds a subset of the model's nodes, same names
+    uses = state.instances(program, m.name)
+    if len(uses) != 1:
+        raise RewriteError(
+            f"extract: the weights hold {len(uses)} uses of model '{m.name}'; give the "
+            f"weights of '{m.name}' itself"
+        )
+    # The part holds a subset of the model's nodes, under the same names.
+    state.root, state.tree = part.name, uses[0][1]
     return Rewritten(extracted, state.weights(extracted, "extract"), log)
 
 

@@ -353,3 +353,39 @@ def test_insert_after_errors() -> None:
         insert_after(p, "dense_1", "dense(4, activation = relu)")
     with pytest.raises(RewriteError, match="insert-after produced a program that does not check"):
         insert_after(p, "dense_1", "conv2d(4, 3)")
+
+
+def test_fold_batchnorm_in_a_model_used_twice_folds_each_use() -> None:
+    """One model called twice: one rewritten graph, two sets of folded weights."""
+    p = nnc.parse(
+        "model Enc { input x: [2, 6]  conv1d(3, 3, padding = same)  batchnorm  relu }\n"
+        "model Twice { input x: [2, 6]  a = Enc(x)  b = Enc(x)  output a + b }"
+    )
+    w = trained_like(p, "Twice", seed=7)
+    assert not np.array_equal(w["a.batchnorm_1.running_var"], w["b.batchnorm_1.running_var"])
+    result = fold_batchnorm(p, w)
+    q, w2 = result
+    assert [e.model for e in result.applied] == ["Enc"]
+    assert [n.op for n in q.models["Enc"].nodes] == ["conv1d", "relu"]
+    assert w2 is not None and sorted(w2) == [
+        "a.conv1d_1.bias",
+        "a.conv1d_1.weight",
+        "b.conv1d_1.bias",
+        "b.conv1d_1.weight",
+    ]
+    assert max_deviation((p, "Twice", w), (q, "Twice", w2), batch(p, "Twice")) < TOLERANCE
+
+
+def test_structure_passes_inside_a_called_model_keep_the_callers_weights() -> None:
+    p = nnc.parse(
+        "model Enc { input x: [2, 6]  conv1d(3, 3, padding = same)  batchnorm  relu }\n"
+        "model Twice { input x: [2, 6]  a = Enc(x)  b = Enc(x)  output a + b }"
+    )
+    w = trained_like(p, "Twice", seed=7)
+    q, w2 = rename(p, {"conv1d_1": "stem"}, w, model="Enc")
+    assert w2 is not None and {"a.stem.weight", "b.stem.weight"} <= w2.keys()
+    q, w3 = freeze(q, "stem", w2, model="Enc")
+    assert nnc.count_params(q, "Twice", trainable_only=True) == 2 * 2 * 3  # the batchnorms
+    assert max_deviation((p, "Twice", w), (q, "Twice", w3), batch(p, "Twice")) == 0.0  # type: ignore[arg-type]
+    with pytest.raises(RewriteError, match="the weights hold 2 uses of model 'Enc'"):
+        extract(p, "x", "batchnorm_1", w, model="Enc")
