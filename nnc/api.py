@@ -48,10 +48,13 @@ def emit(
 ) -> str | bytes:
     """The generated artefact for ``model`` (default: the trained or only model).
 
-    ``options`` go to the backend's ``emit`` (``opset=`` and ``weights=`` for onnx).
+    ``options`` go to the backend's ``emit`` (``opset=`` and ``weights=`` for onnx;
+    weights may be a mapping or a weights file, as for :func:`build`).
     """
     from nnc.backends import get_backend
 
+    if options.get("weights") is not None:
+        options["weights"] = _weights(program, model, options["weights"])
     return get_backend(backend).emit(program, model, source=source, **options)
 
 

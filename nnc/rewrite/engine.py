@@ -261,7 +261,7 @@ def rewrite(
 ) -> Rewritten:
     """Call ``fn(node, context)`` on every node (topological order) of every model, or
     of ``model``, and apply what it returns (see :data:`Result`). The result is
-    checked; ``weights`` (of ``model`` or the trained model) follow the nodes."""
+    checked; ``weights`` (see :func:`start` for whose) follow the nodes."""
     program, state = start(program, weights, model)
     log: list[LogEntry] = []
     for target in targets(program, model):
