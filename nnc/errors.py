@@ -113,6 +113,10 @@ class DataError(NncError):
     """Training or prediction data is missing, malformed or does not fit the model."""
 
 
+class TrainingError(NncError):
+    """Training cannot go on: the loss diverged, or a run cannot be resumed."""
+
+
 class WeightsError(NncError):
     """A weight or checkpoint file is missing, corrupted or does not fit the model."""
 

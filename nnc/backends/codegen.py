@@ -254,8 +254,9 @@ def emit_learning_rate(w: CodeWriter, recipe: Recipe | GanRecipe | None) -> None
 def emit_fit(w: CodeWriter, recipe: Recipe | None, runtime_class: str = "Runtime") -> None:
     """Emit a standalone ``fit(x, y)``: seeded shuffling, mini-batches, the schedule.
 
-    It visits batches in the same order as ``nnc train`` (a permutation per epoch from
-    one generator seeded with the recipe's seed).
+    It makes the same updates as ``nnc train`` on the same training samples: a
+    permutation per epoch from one generator seeded with the recipe's seed, and the
+    runtime reseeded per epoch with ``SeedSequence([seed, epoch])`` (dropout masks).
     """
     epochs = recipe.epochs if recipe else 1
     batch = recipe.batch if recipe else 32
@@ -276,6 +277,8 @@ def emit_fit(w: CodeWriter, recipe: Recipe | None, runtime_class: str = "Runtime
         w.line("history = []")
         with w.block("for epoch in range(epochs):"):
             w.line("lr = learning_rate(epoch)")
+            w.line("# the same dropout seed per epoch as nnc train")
+            w.line("runtime.seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))")
             w.line("order = rng.permutation(n)")
             w.line("total = 0.0")
             with w.block("for start in range(0, n, size):"):

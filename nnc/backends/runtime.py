@@ -15,6 +15,8 @@ Conventions, shared by all backends:
   statistics), computes the loss, its gradients, adds ``l2 * p`` to the gradient of
   every parameter with ``decay``, and applies nnc's optimizer formula with the given
   learning rate; it returns the loss before the update (L2 term excluded).
+- Batchnorm running statistics change only in ``train_step`` (also for a frozen
+  layer); ``forward(training=True)``, ``loss`` and ``gradients`` leave them alone.
 - ``seed(n)`` reseeds the backend's own random generator (dropout masks). The driver
   calls it at the start of every epoch with a value derived from the recipe's seed
   and the epoch, so a run resumed at an epoch boundary replays exactly.

@@ -23,6 +23,9 @@ COMMANDS: dict[str, str] = {
     "fmt": "fmt",
     "ir": "ir",
     "compile": "compile",
+    "train": "train",
+    "eval": "evaluate",
+    "predict": "predict",
     "opt": "opt",
 }
 

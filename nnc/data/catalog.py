@@ -19,6 +19,8 @@ class DatasetInfo:
     target_shape: tuple[int, ...] = ()
     description: str = ""
     image: tuple[int, int, int] | None = None
+    # The fixed range of the raw values, for ``scale = unit | symmetric`` (images only).
+    value_range: tuple[float, float] | None = None
 
     def feature_shape(self, upscale: int = 1) -> tuple[int, ...]:
         """Per-sample shape after integer upscaling (images only)."""
@@ -52,13 +54,14 @@ CATALOG: dict[str, DatasetInfo] = {
             classes=10,
             description="1,797 handwritten digits, 8x8 grey levels 0..16 (UCI optdigits test set)",
             image=(1, 8, 8),
+            value_range=(0.0, 16.0),
         ),
         DatasetInfo(
             "iris",
             (4,),
             "class",
             classes=3,
-            description="Fisher's 150 iris flowers, 4 measurements",
+            description="Fisher's 150 iris flowers, 4 measurements (cm), 3 species",
         ),
         DatasetInfo(
             "spirals",
@@ -72,21 +75,23 @@ CATALOG: dict[str, DatasetInfo] = {
             (6,),
             "value",
             target_shape=(1,),
-            description="synthetic house prices ($1000s) from 6 features, generated from the seed",
+            description="500 synthetic house prices ($1000s) from 6 features, generated from the "
+            "seed",
         ),
         DatasetInfo(
             "sine",
             (20, 1),
             "value",
             target_shape=(1,),
-            description="windows of 20 steps of noisy sine waves; the target is the next value",
+            description="1,000 windows of 20 steps of noisy sine waves; the target is the next "
+            "value",
         ),
         DatasetInfo(
             "waves",
             (24, 1),
             "class",
             classes=3,
-            description="24-step sine, square and sawtooth waves; classify the shape",
+            description="600 24-step sine, square and sawtooth waves; classify the shape",
         ),
     )
 }

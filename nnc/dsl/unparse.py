@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from nnc.dsl import ast
 from nnc.dsl.lower import snake_case
+from nnc.dsl.printer import expr_text
 from nnc.errors import Span
 from nnc.ir.base import Op
 from nnc.ir.ops.graph import Add, Call
@@ -131,6 +132,17 @@ def _unique(name: str, used: set[str]) -> str:
         candidate = f"{name}_{k}"
     used.add(candidate)
     return candidate
+
+
+def node_text(node: Op) -> str:
+    """A node as the layer call that writes it, e.g. ``conv2d(16, 3, padding = same)``
+    (for comments in generated code and for messages).
+
+    >>> import nnc
+    >>> node_text(nnc.load("examples/digits_cnn.nn").models["DigitsCNN"].nodes[0])
+    'conv2d(16, 3, padding = same)'
+    """
+    return expr_text(_stage(node, (), explicit_name=False))
 
 
 def _stage(node: Op, inputs: tuple[ast.Expr, ...], explicit_name: bool) -> ast.Stage:

@@ -252,7 +252,7 @@ class Recipe(IRModel):
     validation: Annotated[float, Field(ge=0.0, lt=1.0)] | DataSource | None = None
     standardize: bool = False
     target: Literal["labels", "input"] = "labels"
-    seed: int = 0
+    seed: Annotated[int, Field(ge=0)] = 0
     span: Span | None = None
     setting_spans: dict[str, Span] = Field(default_factory=dict)
 
@@ -281,7 +281,7 @@ class GanRecipe(IRModel):
     d_steps: PositiveInt = 1
     epochs: PositiveInt = 1
     batch: PositiveInt | Literal["all"] = 32
-    seed: int = 0
+    seed: Annotated[int, Field(ge=0)] = 0
     span: Span | None = None
     setting_spans: dict[str, Span] = Field(default_factory=dict)
 

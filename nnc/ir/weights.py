@@ -108,8 +108,13 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     :class:`WeightsError` naming it."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+        # Open the file here: np.load leaks its own handle when the archive is corrupt.
+        with open(path, "rb") as f:
+            if not zipfile.is_zipfile(f):
+                raise WeightsError(f"{path} is not a readable .npz archive (not a zip file)")
+            f.seek(0)
+            with np.load(f, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
     except FileNotFoundError:
         raise WeightsError(f"no such weights file: {path}") from None
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:

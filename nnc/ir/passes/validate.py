@@ -137,6 +137,13 @@ def _check_builtin(
             f"dataset '{data.name}' is not an image set; 'upscale' applies to images only",
             recipe.span_of("data"),
         )
+    if data.scale != "none" and info.value_range is None:
+        raise RecipeError(
+            f"dataset '{data.name}' has no fixed value range; 'scale = {data.scale}' applies "
+            "to image sets such as digits",
+            recipe.span_of("data"),
+            hint="use 'standardize true' to rescale other data",
+        )
     features = info.feature_shape(data.upscale)
     want = numel(features)
     have = numel(x.shape)

@@ -1,0 +1,66 @@
+"""The NumPy backend: nnc's from-scratch teaching backend and float64 reference.
+
+``emit`` writes a standalone module (it imports only NumPy and the standard library)
+in which forward propagation, backpropagation and the optimizer update are written
+out by hand; ``build`` loads that module and returns its ``Runtime``. See
+``docs/backends/numpy.md``.
+
+>>> import nnc
+>>> source = emit(nnc.load("examples/xor.nn"), source="examples/xor.nn")
+>>> "def backpropagate(self, cache, d_sigmoid_2, input_gradients=False):" in source
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from nnc.backends import codegen
+from nnc.backends.numpy.module import LOWERINGS, NAME, generate
+from nnc.errors import BackendError
+from nnc.ir.passes import infer_shapes, validate
+from nnc.ir.program import Program
+from nnc.ir.weights import check_weights
+
+__all__ = ["LOWERINGS", "NAME", "build", "emit"]
+
+
+def _checked(program: Program) -> Program:
+    if all(node.outs for m in program.models.values() for node in m.nodes):
+        return program
+    return validate(infer_shapes(program))
+
+
+def emit(program: Program, model: str | None = None, source: str = "<program>") -> str:
+    """The generated NumPy module for ``model`` (default: the model of the first train
+    recipe, else the only model). Imports no framework."""
+    return generate(_checked(program), model, source)
+
+
+def build(
+    program: Program,
+    model: str | None = None,
+    weights: Mapping[str, np.ndarray] | None = None,
+    dtype: Any = "float32",
+    seed: int | None = None,
+) -> Any:
+    """A ready :class:`~nnc.backends.runtime.Runtime` running on NumPy.
+
+    ``weights`` are canonical (checked against the model); without them the initial
+    weights are drawn from ``seed`` (default: the recipe's seed). ``dtype`` is
+    ``float32`` (default) or ``float64`` (the reference the other backends are
+    compared with).
+    """
+    program = _checked(program)
+    m, recipe = codegen.select(program, model)
+    resolved = np.dtype(dtype)
+    if resolved not in (np.float32, np.float64):
+        raise BackendError(f"the numpy backend runs in float32 or float64. Received: {resolved}")
+    if weights is not None:
+        check_weights(program, m, weights)  # a clear WeightsError for a wrong file
+    module = codegen.load_module(generate(program, m.name, "<program>"), m.name)
+    chosen = seed if seed is not None else (recipe.seed if recipe is not None else 0)
+    return module.Runtime(weights, dtype=resolved, seed=chosen)

@@ -1,0 +1,90 @@
+"""Pooling kernels over x [N, C, H, W] (1-D pooling adds a unit height).
+
+Windows are strided slices: one vectorised operation per offset inside the window,
+never a loop over pixels. ``padding`` is ((top, bottom), (left, right)).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nnc.backends.numpy.kernels.conv import pad2d
+
+__all__ = [
+    "maxpool_backward",
+    "maxpool_forward",
+    "window_counts",
+    "window_sum",
+    "window_sum_backward",
+]
+
+
+def maxpool_forward(x, size, stride=None, padding=((0, 0), (0, 0))):
+    """Maximum of each window (padding never wins: it is -inf); the stride defaults to
+    the window size. Returns y and, per window, the flat offset (row-major) of its
+    first maximal element, comparing one strided slice per window offset."""
+    (kh, kw), (sh, sw) = size, size if stride is None else stride
+    x = pad2d(x, padding, -np.inf)
+    out_h = (x.shape[2] - kh) // sh + 1
+    out_w = (x.shape[3] - kw) // sw + 1
+    y = x[:, :, : sh * (out_h - 1) + 1 : sh, : sw * (out_w - 1) + 1 : sw]
+    argmax = np.zeros(y.shape, dtype=np.intp)
+    for i in range(kh):
+        for j in range(kw):
+            if i == j == 0:
+                continue
+            candidate = x[
+                :, :, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw
+            ]
+            larger = candidate > y  # strictly: ties keep the first maximum
+            y = np.where(larger, candidate, y)
+            argmax[larger] = i * kw + j
+    return np.ascontiguousarray(y), argmax
+
+
+def maxpool_backward(d_y, argmax, x_shape, size, stride=None, padding=((0, 0), (0, 0))):
+    """Each window's gradient goes to its first maximal element."""
+    (kh, kw), (sh, sw) = size, size if stride is None else stride
+    (top, bottom), (left, right) = padding
+    n, channels, h, w = x_shape
+    out_h, out_w = d_y.shape[2:]
+    d_x = np.zeros((n, channels, h + top + bottom, w + left + right), dtype=d_y.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            rows = slice(i, i + sh * (out_h - 1) + 1, sh)
+            cols = slice(j, j + sw * (out_w - 1) + 1, sw)
+            d_x[:, :, rows, cols] += d_y * (argmax == i * kw + j)
+    return d_x[:, :, top : top + h, left : left + w]
+
+
+def window_sum(x, size, stride=None, padding=((0, 0), (0, 0))):
+    """Sum of each window (zero padding; the stride defaults to the window size), adding
+    one strided slice per window offset."""
+    (kh, kw), (sh, sw) = size, size if stride is None else stride
+    x = pad2d(x, padding)
+    out_h = (x.shape[2] - kh) // sh + 1
+    out_w = (x.shape[3] - kw) // sw + 1
+    y = np.zeros((*x.shape[:2], out_h, out_w), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            y += x[:, :, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw]
+    return y
+
+
+def window_sum_backward(d_y, x_shape, size, stride=None, padding=((0, 0), (0, 0))):
+    """The adjoint of window_sum: each window's gradient goes to all its elements."""
+    (kh, kw), (sh, sw) = size, size if stride is None else stride
+    (top, bottom), (left, right) = padding
+    n, channels, h, w = x_shape
+    out_h, out_w = d_y.shape[2:]
+    d_x = np.zeros((n, channels, h + top + bottom, w + left + right), dtype=d_y.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            d_x[:, :, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw] += d_y
+    return d_x[:, :, top : top + h, left : left + w]
+
+
+def window_counts(spatial, size, stride=None, padding=((0, 0), (0, 0)), dtype=np.float32):
+    """How many real (unpadded) elements each window covers: [out_h, out_w]."""
+    ones = np.ones((1, 1, *spatial), dtype=dtype)
+    return window_sum(ones, size, stride, padding)[0, 0]

@@ -1,0 +1,198 @@
+"""Training checkpoints: one ``.npz`` per save, written atomically, read without pickle.
+
+Layout of ``checkpoints/epoch-000012.npz`` (``epoch-000012-batch-000034.npz`` when a
+run was interrupted inside epoch 13):
+
+- ``weights/<param>``: canonical weights (what ``nnc eval --weights`` reads);
+- ``optimizer/<slot>``: canonical optimizer state (``step``, ``<param>.m``, ...);
+- ``best/<param>``: the best epoch's weights, when early stopping restores them;
+- ``standardize/mean``, ``standardize/std``: the input statistics, when standardising;
+- ``meta/...``: ``epoch`` (epochs completed), ``batch`` (batches done in the next
+  epoch), ``step``, ``partial_loss`` and ``partial_count`` (that epoch's running
+  loss), ``rng`` (the batch-order generator's state at the start of that epoch, as
+  JSON), ``best``, ``best_epoch``, ``wait`` (early-stopping counters), ``history``
+  (JSON), ``recipe`` (the resolved recipe, JSON), ``recipe_hash``, ``backend``,
+  ``nnc_version``, ``format``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnc import __version__
+from nnc.data import Standardizer
+from nnc.errors import WeightsError
+from nnc.ir.weights import CHECKPOINT_WEIGHTS_PREFIX, load_npz, save_npz
+
+FORMAT = 1
+_NAME = re.compile(r"epoch-(\d+)(?:-batch-(\d+))?\.npz\Z")
+_REQUIRED = ("epoch", "batch", "step", "rng", "history", "recipe_hash", "format")
+
+
+@dataclass
+class TrainState:
+    """Where a run stands, besides its weights and optimizer state."""
+
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    rng_state: dict[str, Any] = field(default_factory=dict)
+    partial_loss: float = 0.0
+    partial_count: int = 0
+    best: float | None = None
+    best_epoch: int = 0
+    wait: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class Checkpoint:
+    """The contents of one checkpoint file."""
+
+    weights: dict[str, np.ndarray]
+    optimizer: dict[str, np.ndarray]
+    state: TrainState
+    recipe_hash: str
+    recipe: str
+    backend: str
+    best_weights: dict[str, np.ndarray] | None = None
+    standardizer: Standardizer | None = None
+    path: Path | None = None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The flat ``name -> array`` mapping stored in the ``.npz``."""
+        s = self.state
+        out: dict[str, np.ndarray] = {}
+        out.update({f"{CHECKPOINT_WEIGHTS_PREFIX}{k}": v for k, v in self.weights.items()})
+        out.update({f"optimizer/{k}": v for k, v in self.optimizer.items()})
+        if self.best_weights is not None:
+            out.update({f"best/{k}": v for k, v in self.best_weights.items()})
+        if self.standardizer is not None:
+            out.update(self.standardizer.arrays("standardize/"))
+        meta: dict[str, Any] = {
+            "format": np.int64(FORMAT),
+            "epoch": np.int64(s.epoch),
+            "batch": np.int64(s.batch),
+            "step": np.int64(s.step),
+            "partial_loss": np.float64(s.partial_loss),
+            "partial_count": np.int64(s.partial_count),
+            "rng": np.str_(json.dumps(s.rng_state)),
+            "best": np.float64(math.nan if s.best is None else s.best),
+            "best_epoch": np.int64(s.best_epoch),
+            "wait": np.int64(s.wait),
+            "history": np.str_(json.dumps(s.history)),
+            "recipe": np.str_(self.recipe),
+            "recipe_hash": np.str_(self.recipe_hash),
+            "backend": np.str_(self.backend),
+            "nnc_version": np.str_(__version__),
+        }
+        out.update({f"meta/{k}": np.asarray(v) for k, v in meta.items()})
+        return out
+
+
+def checkpoint_name(epoch: int, batch: int = 0) -> str:
+    """``epoch-000012.npz``, or ``epoch-000012-batch-000034.npz`` inside an epoch."""
+    return f"epoch-{epoch:06d}.npz" if batch == 0 else f"epoch-{epoch:06d}-batch-{batch:06d}.npz"
+
+
+def write_checkpoint(directory: Path, checkpoint: Checkpoint) -> Path:
+    """Save atomically (temporary file, fsync, rename) and return the path."""
+    for name, value in checkpoint.weights.items():
+        if not np.all(np.isfinite(value)):
+            raise WeightsError(f"refusing to checkpoint non-finite weights ('{name}')")
+    s = checkpoint.state
+    path = save_npz(directory / checkpoint_name(s.epoch, s.batch), checkpoint.arrays())
+    checkpoint.path = path
+    return path
+
+
+def read_checkpoint(path: Path) -> Checkpoint:
+    """Read and verify one checkpoint; a damaged one is a WeightsError naming it."""
+    arrays = load_npz(path)
+    meta = {k[5:]: v for k, v in arrays.items() if k.startswith("meta/")}
+    missing = [k for k in _REQUIRED if k not in meta]
+    if missing:
+        raise WeightsError(f"{path} is not an nnc checkpoint (no meta/{missing[0]})")
+    weights = _group(arrays, CHECKPOINT_WEIGHTS_PREFIX)
+    if not weights:
+        raise WeightsError(f"{path} holds no weights")
+    for name, value in weights.items():
+        if not np.all(np.isfinite(value)):
+            raise WeightsError(f"{path}: weight '{name}' holds NaN or infinite values")
+    best_value = float(meta["best"]) if "best" in meta else math.nan
+    try:
+        state = TrainState(
+            epoch=int(meta["epoch"]),
+            batch=int(meta["batch"]),
+            step=int(meta["step"]),
+            rng_state=json.loads(str(meta["rng"])),
+            partial_loss=float(meta.get("partial_loss", 0.0)),
+            partial_count=int(meta.get("partial_count", 0)),
+            best=None if math.isnan(best_value) else best_value,
+            best_epoch=int(meta.get("best_epoch", 0)),
+            wait=int(meta.get("wait", 0)),
+            history=json.loads(str(meta["history"])),
+        )
+    except (ValueError, TypeError) as exc:
+        raise WeightsError(f"{path}: damaged metadata ({exc})") from None
+    best = _group(arrays, "best/")
+    return Checkpoint(
+        weights=weights,
+        optimizer=_group(arrays, "optimizer/"),
+        state=state,
+        recipe_hash=str(meta["recipe_hash"]),
+        recipe=str(meta.get("recipe", "")),
+        backend=str(meta.get("backend", "")),
+        best_weights=best or None,
+        standardizer=Standardizer.from_arrays(arrays, "standardize/", source=str(path)),
+        path=path,
+    )
+
+
+def _group(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def list_checkpoints(directory: Path) -> list[Path]:
+    """Checkpoint files in a folder, oldest first (by epoch, then batch)."""
+    if not directory.is_dir():
+        return []
+    found = []
+    for p in directory.iterdir():
+        m = _NAME.match(p.name)
+        if m:
+            found.append(((int(m.group(1)), int(m.group(2) or 0)), p))
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(directory: Path, warn: Callable[[str], None]) -> Checkpoint | None:
+    """The newest readable checkpoint; each damaged newer one is reported via ``warn``."""
+    candidates = list_checkpoints(directory)
+    for path in reversed(candidates):
+        try:
+            return read_checkpoint(path)
+        except WeightsError as err:
+            older = candidates.index(path)
+            fallback = candidates[older - 1].name if older > 0 else "none left"
+            warn(
+                f"checkpoint {path} is damaged and was skipped: {err.message}; trying the "
+                f"previous one ({fallback})"
+            )
+    return None
+
+
+def prune_checkpoints(directory: Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` checkpoints; return the deleted paths."""
+    files = list_checkpoints(directory)
+    doomed = files[: max(len(files) - keep, 0)]
+    for p in doomed:
+        p.unlink(missing_ok=True)
+    return doomed

@@ -1,0 +1,378 @@
+"""The epoch loop: batch order, schedules, metrics, early stopping, checkpoints.
+
+It talks to the model only through :class:`~nnc.backends.runtime.Runtime`, so it
+trains on every backend alike. The procedure (``docs/semantics.md``, Training):
+
+- one batch-order generator ``numpy.random.default_rng(seed)``; epoch ``e`` visits
+  the training samples in the order ``rng.permutation(n)``, in batches of ``batch``
+  (the last batch may be smaller); ``runtime.seed(epoch_seed(seed, e))`` first;
+- the learning rate of epoch ``e`` is ``learning_rate(lr, schedule, e)``;
+- the epoch's loss is the sample-weighted mean of its batch losses; metrics and
+  validation figures are measured after the epoch, in evaluation mode;
+- the monitored figure (early stopping's ``monitor``; else ``val_loss`` with a
+  validation set, else ``loss``) picks the best epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from nnc.backends.runtime import Runtime
+from nnc.data import PreparedData
+from nnc.errors import TrainingError
+from nnc.ir.training import EarlyStopping, Schedule, learning_rate
+from nnc.train.checkpoint import Checkpoint, TrainState, prune_checkpoints, write_checkpoint
+from nnc.train.evaluate import confusion, evaluate
+from nnc.train.metrics import Metrics, higher_is_better
+from nnc.train.plot import plot_loss
+from nnc.train.progress import QuietReporter, RunInfo, Summary
+from nnc.train.rundir import LOSS_PLOT, RunDir
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The value passed to ``runtime.seed`` at the start of 0-based ``epoch``.
+
+    >>> epoch_seed(7, 0) == epoch_seed(7, 0) != epoch_seed(7, 1)
+    True
+    """
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def batch_size(batch: int | Literal["all"], n: int) -> int:
+    return n if batch == "all" else min(int(batch), n)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The settings of the loop, resolved from the recipe and the command line."""
+
+    epochs: int
+    batch: int | Literal["all"]
+    seed: int
+    lr: float
+    schedule: Schedule
+    summed_loss: bool
+    loss_name: str
+    early_stopping: EarlyStopping | None
+    monitor: str
+    checkpoint_every: int = 1
+    keep: int = 3
+
+
+@dataclass
+class Identity:
+    """What a checkpoint records about the run it belongs to."""
+
+    model: str
+    backend: str
+    parameters: int
+    recipe_hash: str = ""
+    recipe_json: str = ""
+
+
+@dataclass
+class TrainResult:
+    runtime: Runtime
+    history: list[dict[str, float]]
+    stopped: str
+    best_epoch: int | None
+    best: float | None
+    final: dict[str, float]
+    confusion: np.ndarray | None
+    run_dir: Path | None
+    checkpoint: Path | None
+    restored_best: bool = False
+    files: list[Path] = field(default_factory=list)
+
+
+class Trainer:
+    """Runs the epochs of one recipe on one runtime."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        data: PreparedData,
+        plan: Plan,
+        metrics: Metrics,
+        identity: Identity,
+        *,
+        reporter: QuietReporter | None = None,
+        run_dir: RunDir | None = None,
+        state: TrainState | None = None,
+        best_weights: dict[str, np.ndarray] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+        resumed_from: Path | None = None,
+    ):
+        self.runtime = runtime
+        self.data = data
+        self.plan = plan
+        self.metrics = metrics
+        self.identity = identity
+        self.reporter = reporter or QuietReporter()
+        self.run_dir = run_dir
+        self.state = state or TrainState()
+        self.best_weights = best_weights
+        self.should_stop = should_stop
+        self.resumed_from = resumed_from
+        self.last_checkpoint: Path | None = None
+        es = plan.early_stopping
+        self.restore_best = es is not None and es.restore_best
+
+    # -- the loop ---------------------------------------------------------------
+
+    def run(self) -> TrainResult:
+        plan, s = self.plan, self.state
+        n = len(self.data.train)
+        size = batch_size(plan.batch, n)
+        batches = math.ceil(n / size)
+        rng = np.random.default_rng(plan.seed)
+        if s.rng_state:
+            rng.bit_generator.state = s.rng_state
+        started = time.perf_counter()
+        if self.run_dir is not None:
+            self.run_dir.write_history(s.history)  # a resumed run drops later rows
+        self.reporter.start(
+            RunInfo(
+                model=self.identity.model,
+                backend=self.identity.backend,
+                epochs=plan.epochs,
+                first_epoch=s.epoch,
+                batches=batches,
+                samples=n,
+                validation=len(self.data.validation) if self.data.validation else 0,
+                batch=plan.batch,
+                parameters=self.identity.parameters,
+                run_dir=str(self.run_dir.path) if self.run_dir else None,
+                resumed_from=str(self.resumed_from) if self.resumed_from else None,
+                monitor=plan.monitor,
+            )
+        )
+        stopped = "completed"
+        try:
+            if self._patience_spent():
+                stopped = "stopped early"  # a resumed run that had already stopped
+            while s.epoch < plan.epochs and stopped == "completed":
+                row = self._epoch(rng, size, batches)
+                if row is None:
+                    stopped = "interrupted"
+                    break
+                improved = self._track(row)
+                s.history.append(row)
+                if self._patience_spent():
+                    stopped = "stopped early"
+                elif self.should_stop():
+                    stopped = "interrupted"
+                due = s.epoch == plan.epochs or s.epoch % plan.checkpoint_every == 0
+                if self.run_dir is not None:
+                    if due or stopped != "completed":
+                        self._checkpoint()
+                    else:
+                        self.run_dir.append_history(s.history)
+                self.reporter.epoch(row, improved)
+            return self._finish(stopped, time.perf_counter() - started)
+        finally:
+            self.reporter.close()
+
+    def _epoch(self, rng: np.random.Generator, size: int, batches: int) -> dict[str, float] | None:
+        """Train one epoch (or the rest of one) and measure it; None when a stop request
+        came inside the epoch (a checkpoint then records where it stopped)."""
+        s, plan, train = self.state, self.plan, self.data.train
+        epoch = s.epoch
+        epoch_start = dict(rng.bit_generator.state)
+        order = rng.permutation(len(train))
+        self.runtime.seed(epoch_seed(plan.seed, epoch))
+        lr = learning_rate(plan.lr, plan.schedule, epoch)
+        total, count = s.partial_loss, s.partial_count
+        clock = time.perf_counter()
+        for b in range(s.batch, batches):
+            index = order[b * size : (b + 1) * size]
+            loss = float(self.runtime.train_step(train.x[index], train.y[index], lr))
+            if not math.isfinite(loss):
+                self._diverged(loss, epoch, b, batches, lr)
+            s.step += 1
+            total += loss * len(index)
+            count += len(index)
+            self.reporter.batch(epoch, b + 1, batches, loss)
+            if b + 1 < batches and self.should_stop():
+                # Replaying this epoch's permutation from its start state finds the
+                # remaining batches again.
+                s.batch, s.rng_state = b + 1, epoch_start
+                s.partial_loss, s.partial_count = total, count
+                self._checkpoint()
+                return None
+        row: dict[str, float] = {"epoch": epoch + 1, "loss": total / count}
+        row.update(self._epoch_figures())
+        row["lr"] = lr
+        row["time"] = time.perf_counter() - clock
+        s.epoch, s.batch, s.rng_state = epoch + 1, 0, dict(rng.bit_generator.state)
+        s.partial_loss, s.partial_count = 0.0, 0
+        return row
+
+    def _epoch_figures(self) -> dict[str, float]:
+        figures: dict[str, float] = {}
+        if self.metrics:
+            # The epoch's training loss is the running one; only the metrics are measured.
+            train, _ = evaluate(
+                self.runtime, self.data.train, self.metrics, self.plan.summed_loss, with_loss=False
+            )
+            figures.update(train)
+        if self.data.validation is not None:
+            val, _ = evaluate(
+                self.runtime, self.data.validation, self.metrics, self.plan.summed_loss, "val_"
+            )
+            figures.update(val)
+        return figures
+
+    # -- best epoch and early stopping ------------------------------------------
+
+    def _track(self, row: dict[str, float]) -> bool:
+        s, monitor = self.state, self.plan.monitor
+        value = row[monitor]
+        delta = self.plan.early_stopping.min_delta if self.plan.early_stopping else 0.0
+        if s.best is None:
+            better = True
+        elif higher_is_better(monitor):
+            better = value > s.best + delta
+        else:
+            better = value < s.best - delta
+        if better:
+            s.best, s.best_epoch, s.wait = value, int(row["epoch"]), 0
+            if self.restore_best:
+                self.best_weights = copy.deepcopy(self.runtime.get_weights())
+        else:
+            s.wait += 1
+        return better
+
+    def _patience_spent(self) -> bool:
+        es = self.plan.early_stopping
+        return es is not None and self.state.wait >= es.patience
+
+    # -- checkpoints and the end ------------------------------------------------
+
+    def _checkpoint(self) -> Path | None:
+        if self.run_dir is None:
+            return None
+        weights = self.runtime.get_weights()
+        bad = [k for k, v in weights.items() if not np.all(np.isfinite(v))]
+        if bad:
+            s = self.state
+            self._diverged(math.nan, s.epoch, max(s.batch - 1, 0), 0, None, weight=bad[0])
+        checkpoint = Checkpoint(
+            weights=weights,
+            optimizer=self.runtime.get_optimizer_state(),
+            state=self.state,
+            recipe_hash=self.identity.recipe_hash,
+            recipe=self.identity.recipe_json,
+            backend=self.identity.backend,
+            best_weights=self.best_weights if self.restore_best else None,
+            standardizer=self.data.standardizer,
+        )
+        path = write_checkpoint(self.run_dir.checkpoints, checkpoint)
+        prune_checkpoints(self.run_dir.checkpoints, self.plan.keep)
+        self.last_checkpoint = path
+        self.run_dir.write_history(self.state.history)
+        return path
+
+    def _diverged(
+        self,
+        loss: float,
+        epoch: int,
+        batch: int,
+        batches: int,
+        lr: float | None,
+        weight: str | None = None,
+    ) -> None:
+        what = f"weight '{weight}' became NaN or infinite" if weight else f"the loss became {loss}"
+        where = f"at epoch {epoch + 1}, step {self.state.step + 1}"
+        if batches:
+            where += f" (batch {batch + 1} of {batches})"
+        rate = f" with learning rate {lr:g}" if lr is not None else ""
+        saved = (
+            f"the last good checkpoint is {self.last_checkpoint}"
+            if self.last_checkpoint
+            else "no checkpoint was written"
+        )
+        suggestion = f"lr = {lr / 10:g}" if lr is not None else "a lower learning rate"
+        if self.run_dir is not None:
+            self.run_dir.write_history(self.state.history)
+        raise TrainingError(
+            f"{what} {where}{rate}; training stopped and {saved}",
+            hint=f"lower the learning rate (try {suggestion}) or standardise the inputs",
+        )
+
+    def _finish(self, stopped: str, seconds: float) -> TrainResult:
+        s = self.state
+        restored = False
+        if (
+            stopped != "interrupted"
+            and self.restore_best
+            and self.best_weights is not None
+            and s.best_epoch != s.epoch
+        ):
+            self.runtime.set_weights(self.best_weights)
+            restored = True
+        final, _ = evaluate(self.runtime, self.data.train, self.metrics, self.plan.summed_loss)
+        on = "training set"
+        split = self.data.train
+        if self.data.validation is not None:
+            val, _ = evaluate(
+                self.runtime, self.data.validation, self.metrics, self.plan.summed_loss, "val_"
+            )
+            final.update(val)
+            on, split = "validation set", self.data.validation
+        matrix = confusion(self.runtime, split, self.data.task)
+        files: list[Path] = []
+        if self.run_dir is not None:
+            if stopped != "interrupted":
+                files.append(self.run_dir.save_weights(self.runtime.get_weights()))
+            plotted = plot_loss(
+                s.history,
+                self.run_dir.path / LOSS_PLOT,
+                f"{self.identity.model}: loss per epoch",
+                self.plan.loss_name,
+                s.best_epoch or None,
+            )
+            if plotted is None and s.history:
+                self.reporter.warn(
+                    "matplotlib is not installed; loss.png was not drawn (pip install 'nnc[plot]')"
+                )
+            elif plotted is not None:
+                files.append(plotted)
+        result = TrainResult(
+            runtime=self.runtime,
+            history=s.history,
+            stopped=stopped,
+            best_epoch=s.best_epoch or None,
+            best=s.best,
+            final=final,
+            confusion=matrix,
+            run_dir=self.run_dir.path if self.run_dir else None,
+            checkpoint=self.last_checkpoint,
+            restored_best=restored,
+            files=files,
+        )
+        self.reporter.finish(
+            Summary(
+                model=self.identity.model,
+                epochs_run=s.epoch,
+                stopped=stopped,
+                monitor=self.plan.monitor,
+                best_epoch=result.best_epoch,
+                best=s.best,
+                final=final,
+                seconds=seconds,
+                run_dir=str(result.run_dir) if result.run_dir else None,
+                restored_best=restored,
+                confusion=matrix,
+                confusion_on=on,
+            )
+        )
+        return result

@@ -1,0 +1,319 @@
+"""Progress and reports: rich bars on a terminal, plain lines in logs, or nothing.
+
+:func:`make_reporter` picks one: :class:`RichReporter` when stdout is a terminal,
+:class:`PlainReporter` when it is a pipe or a CI log, :class:`QuietReporter` with
+``--quiet``. Warnings always go to stderr.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import numpy as np
+
+MAX_EPOCH_LINES = 50
+
+
+@dataclass
+class RunInfo:
+    """What a run is about to do, for its first lines."""
+
+    model: str
+    backend: str
+    epochs: int
+    first_epoch: int
+    batches: int
+    samples: int
+    validation: int
+    batch: int | str
+    parameters: int
+    run_dir: str | None
+    resumed_from: str | None = None
+    monitor: str = "loss"
+
+
+@dataclass
+class Summary:
+    """How a run ended, for the closing tables."""
+
+    model: str
+    epochs_run: int
+    stopped: str
+    monitor: str
+    best_epoch: int | None
+    best: float | None
+    final: dict[str, float]
+    seconds: float
+    run_dir: str | None
+    restored_best: bool = False
+    confusion: np.ndarray | None = None
+    confusion_on: str = ""
+    files: list[str] = field(default_factory=list)
+
+
+def format_value(name: str, value: float) -> str:
+    """A figure as shown in progress lines and tables."""
+    if name.endswith("accuracy"):
+        return f"{value:.4f}"
+    if name in ("epoch",):
+        return str(int(value))
+    return f"{value:.4g}"
+
+
+def format_duration(seconds: float) -> str:
+    total = round(seconds)
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+def epoch_line(row: Mapping[str, float], epochs: int, eta: float | None, samples: int) -> str:
+    """``epoch  12/30  loss 0.2345  accuracy 0.9312  ...  lr 0.002  5,210 samples/s  ETA ...``"""
+    width = len(str(epochs))
+    parts = [f"epoch {int(row['epoch']):>{width}}/{epochs}"]
+    for name, value in row.items():
+        if name in ("epoch", "time"):
+            continue
+        parts.append(f"{name} {format_value(name, value)}")
+    seconds = row.get("time", 0.0)
+    if seconds > 0:
+        parts.append(f"{samples / seconds:,.0f} samples/s")
+    if eta is not None:
+        parts.append(f"ETA {format_duration(eta)}")
+    return "  ".join(parts)
+
+
+def should_print(epoch: int, first: int, epochs: int) -> bool:
+    """At most about :data:`MAX_EPOCH_LINES` epoch lines: the first, the last, and
+    evenly spaced ones between."""
+    every = max(1, math.ceil(epochs / MAX_EPOCH_LINES))
+    return epoch == first + 1 or epoch == epochs or epoch % every == 0
+
+
+class QuietReporter:
+    """Prints nothing but warnings (to stderr)."""
+
+    def __init__(self, err: IO[str] | None = None):
+        self.err = err
+
+    def start(self, info: RunInfo) -> None:
+        pass
+
+    def batch(self, epoch: int, batch: int, batches: int, loss: float) -> None:
+        pass
+
+    def epoch(self, row: Mapping[str, float], improved: bool) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+    def warn(self, message: str) -> None:
+        print(f"warning: {message}", file=self.err or sys.stderr)
+
+    def finish(self, summary: Summary) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class PlainReporter(QuietReporter):
+    """One line per (sampled) epoch, then the summary as plain text tables."""
+
+    def __init__(self, out: IO[str] | None = None, err: IO[str] | None = None):
+        super().__init__(err)
+        self.out = out or sys.stdout
+        self.info: RunInfo | None = None
+        self.started = time.perf_counter()
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def start(self, info: RunInfo) -> None:
+        self.info = info
+        self.started = time.perf_counter()
+        self._print(start_text(info))
+
+    def eta(self, epoch: int) -> float | None:
+        if self.info is None:
+            return None
+        done = epoch - self.info.first_epoch
+        left = self.info.epochs - epoch
+        if done <= 0 or left <= 0:
+            return None
+        return (time.perf_counter() - self.started) / done * left
+
+    def epoch(self, row: Mapping[str, float], improved: bool) -> None:
+        info = self.info
+        if info is None or not should_print(int(row["epoch"]), info.first_epoch, info.epochs):
+            return
+        self._print(epoch_line(row, info.epochs, self.eta(int(row["epoch"])), info.samples))
+
+    def note(self, message: str) -> None:
+        self._print(message)
+
+    def finish(self, summary: Summary) -> None:
+        from rich.console import Console
+
+        console = Console(file=self.out, width=100, no_color=True, highlight=False)
+        print_summary(console, summary)
+
+
+class RichReporter(PlainReporter):
+    """Live bars for epochs and batches with loss, metrics, throughput and ETA."""
+
+    def __init__(self, out: IO[str] | None = None, err: IO[str] | None = None):
+        super().__init__(out, err)
+        from rich.console import Console
+
+        self.console = Console(file=self.out, highlight=False)
+        self.progress: Any = None
+        self.monitor = "loss"
+        self.epoch_task: Any = None
+        self.batch_task: Any = None
+
+    def start(self, info: RunInfo) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.info = info
+        self.monitor = info.monitor
+        self.started = time.perf_counter()
+        self.console.print(start_text(info))
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[figures]}"),
+            console=self.console,
+            transient=True,
+        )
+        self.progress.start()
+        self.epoch_task = self.progress.add_task(
+            "epoch ", total=info.epochs, completed=info.first_epoch, figures=""
+        )
+        self.batch_task = self.progress.add_task("batch ", total=info.batches, figures="")
+
+    def batch(self, epoch: int, batch: int, batches: int, loss: float) -> None:
+        if self.progress is not None:
+            self.progress.update(
+                self.batch_task, completed=batch, total=batches, figures=f"loss {loss:.4g}"
+            )
+
+    def epoch(self, row: Mapping[str, float], improved: bool) -> None:
+        info = self.info
+        if info is None or self.progress is None:
+            return
+        # The bar shows the loss and the best-epoch figure; the lines above show all.
+        keys = dict.fromkeys(k for k in ("loss", "val_loss", self.monitor) if k in row)
+        shown = "  ".join(f"{k} {format_value(k, row[k])}" for k in keys)
+        self.progress.update(self.epoch_task, completed=int(row["epoch"]), figures=shown)
+        self.progress.reset(self.batch_task, total=info.batches, figures="")
+        if should_print(int(row["epoch"]), info.first_epoch, info.epochs):
+            line = epoch_line(row, info.epochs, self.eta(int(row["epoch"])), info.samples)
+            self.console.print(line + ("  [green]*[/green]" if improved else ""))
+
+    def note(self, message: str) -> None:
+        self.console.print(message)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    def finish(self, summary: Summary) -> None:
+        self.close()
+        print_summary(self.console, summary)
+
+
+def make_reporter(
+    quiet: bool = False, out: IO[str] | None = None, err: IO[str] | None = None
+) -> QuietReporter:
+    """The reporter for this terminal: quiet, rich (a TTY) or plain lines."""
+    if quiet:
+        return QuietReporter(err)
+    stream = out or sys.stdout
+    if stream.isatty():
+        return RichReporter(stream, err)
+    return PlainReporter(stream, err)
+
+
+def start_text(info: RunInfo) -> str:
+    verb = (
+        f"resuming {info.model} at epoch {info.first_epoch + 1}"
+        if info.resumed_from
+        else (f"training {info.model}")
+    )
+    val = f", {info.validation:,} for validation" if info.validation else ""
+    where = f" -> {info.run_dir}" if info.run_dir else ""
+    head = (
+        f"{verb} on {info.backend}: {info.parameters:,} parameters, {info.samples:,} samples"
+        f"{val}, {info.epochs} epochs of {info.batches} batch{'es' * (info.batches != 1)} "
+        f"(batch {info.batch}){where}"
+    )
+    if info.resumed_from:
+        head += f"\nfrom checkpoint {info.resumed_from}"
+    return head
+
+
+def print_summary(console: Any, summary: Summary) -> None:
+    """The closing tables: how the run ended, its best epoch, and for classifiers the
+    confusion matrix."""
+    from rich.table import Table
+
+    table = Table(title=f"{summary.model}: {summary.stopped}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row("epochs", str(summary.epochs_run))
+    if summary.best_epoch:
+        best = (
+            ""
+            if summary.best is None
+            else f" ({summary.monitor} {format_value(summary.monitor, summary.best)})"
+        )
+        restored = ", weights restored" if summary.restored_best else ""
+        table.add_row("best epoch", f"{summary.best_epoch}{best}{restored}")
+    for name, value in summary.final.items():
+        table.add_row(f"final {name}", format_value(name, value))
+    seconds = summary.seconds
+    table.add_row("time", f"{seconds:.1f} s" if seconds < 60 else format_duration(seconds))
+    if summary.run_dir:
+        table.add_row("run folder", summary.run_dir)
+    console.print(table)
+    if summary.confusion is not None:
+        print_confusion(console, summary.confusion, summary.confusion_on)
+
+
+def print_confusion(console: Any, matrix: np.ndarray, on: str = "") -> None:
+    """The confusion matrix: rows are true classes, columns predicted ones; the
+    diagonal (the correct predictions) is bold."""
+    from rich.table import Table
+
+    where = f" on the {on}" if on else ""
+    console.print(f"confusion matrix{where} (rows: true class, columns: predicted)")
+    classes = len(matrix)
+    table = Table()
+    table.add_column("", justify="right", style="bold")
+    for c in range(classes):
+        table.add_column(str(c), justify="right")
+    for r in range(classes):
+        cells = [
+            f"[bold]{matrix[r, c]}[/bold]" if r == c else str(matrix[r, c]) for c in range(classes)
+        ]
+        table.add_row(str(r), *cells)
+    console.print(table)

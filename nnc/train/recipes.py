@@ -1,0 +1,147 @@
+"""Recipes as the driver uses them: selected, resolved, fingerprinted.
+
+A *resolved* recipe has the command line's overrides (epochs, batch, seed) applied and
+its data paths made absolute. Its fingerprint covers the models it trains and every
+setting except ``epochs``, which only says when to stop: resuming a run with more
+epochs continues it, while any other change is refused unless forced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from nnc.data.preparation import resolve_path
+from nnc.errors import NameResolutionError, RecipeError, did_you_mean
+from nnc.ir.ops.graph import Call
+from nnc.ir.program import Model, Program
+from nnc.ir.training import DataFile, GanRecipe, Recipe
+
+
+def select_recipe(program: Program, name: str | None, file: str = "the program") -> Recipe:
+    """The supervised recipe to train: by name, or the only one."""
+    if name is not None:
+        if name not in program.recipes:
+            raise NameResolutionError(
+                f"{file} has no train recipe '{name}'. Recipes: "
+                f"{', '.join(program.recipes) or 'none'}",
+                hint=did_you_mean(name, program.recipes),
+            )
+        recipe = program.recipes[name]
+    elif not program.recipes:
+        raise RecipeError(f"{file} has no train recipe; add a 'train <Model> {{ ... }}' block")
+    elif len(program.recipes) > 1:
+        raise RecipeError(
+            f"{file} has {len(program.recipes)} train recipes ({', '.join(program.recipes)}); "
+            "choose one with --recipe NAME"
+        )
+    else:
+        recipe = next(iter(program.recipes.values()))
+    if isinstance(recipe, GanRecipe):
+        raise RecipeError(
+            f"recipe '{recipe.name}' trains a GAN; nnc train does not support GAN recipes yet",
+            recipe.span,
+        )
+    return recipe
+
+
+def resolve_recipe(
+    recipe: Recipe,
+    *,
+    epochs: int | None = None,
+    batch: int | Literal["all"] | None = None,
+    seed: int | None = None,
+    base: Path | None = None,
+) -> Recipe:
+    """The recipe with command-line overrides and absolute data paths."""
+    update: dict[str, Any] = {}
+    if epochs is not None:
+        update["epochs"] = epochs
+    if batch is not None:
+        update["batch"] = batch
+    if seed is not None:
+        update["seed"] = seed
+    if isinstance(recipe.data, DataFile):
+        update["data"] = _absolute(recipe.data, base)
+    if isinstance(recipe.validation, DataFile):
+        update["validation"] = _absolute(recipe.validation, base)
+    return recipe.model_copy(update=update) if update else recipe
+
+
+def _absolute(source: DataFile, base: Path | None) -> DataFile:
+    path = resolve_path(source.path, base).resolve()
+    return source.model_copy(update={"path": str(path)})
+
+
+def models_of(program: Program, name: str) -> dict[str, Model]:
+    """A model and every model it calls, callees first."""
+    found: dict[str, Model] = {}
+
+    def visit(n: str) -> None:
+        if n in found:
+            return
+        model = program.models[n]
+        for node in model.nodes:
+            if isinstance(node, Call):
+                visit(node.model)
+        found[n] = model
+
+    visit(name)
+    return found
+
+
+def recipe_program(program: Program, recipe: Recipe) -> Program:
+    """A program holding just the recipe and the models it trains."""
+    return Program(models=models_of(program, recipe.model), recipes={recipe.name: recipe})
+
+
+def _plain(value: Any) -> Any:
+    """JSON data without source spans."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if k != "span" and not k.endswith("_spans")}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def recipe_document(program: Program, recipe: Recipe) -> dict[str, Any]:
+    """The resolved recipe and its models as plain JSON data (what checkpoints keep)."""
+    return {
+        "models": {
+            n: _plain(m.model_dump(mode="json"))
+            for n, m in models_of(program, recipe.model).items()
+        },
+        "recipe": _plain(recipe.model_dump(mode="json")),
+    }
+
+
+def fingerprint(document: dict[str, Any]) -> str:
+    """SHA-256 of the document without ``epochs``."""
+    recipe = {k: v for k, v in document["recipe"].items() if k != "epochs"}
+    text = json.dumps({"models": document["models"], "recipe": recipe}, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def describe_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What differs between two recipe documents, one phrase per setting or model."""
+    changes: list[str] = []
+    old_r, new_r = old.get("recipe", {}), new.get("recipe", {})
+    for key in sorted(set(old_r) | set(new_r)):
+        if key == "epochs" or old_r.get(key) == new_r.get(key):
+            continue
+        changes.append(f"{key} {_short(old_r.get(key))} -> {_short(new_r.get(key))}")
+    old_m, new_m = old.get("models", {}), new.get("models", {})
+    for name in sorted(set(old_m) | set(new_m)):
+        if old_m.get(name) != new_m.get(name):
+            changes.append(f"model '{name}' changed")
+    return changes
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        kind = value.get("kind")
+        args = ", ".join(f"{k} = {_short(v)}" for k, v in value.items() if k != "kind")
+        return f"{kind}({args})" if kind else "{" + args + "}"
+    return json.dumps(value)

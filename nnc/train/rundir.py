@@ -1,0 +1,113 @@
+"""The run directory: everything one training run leaves behind.
+
+::
+
+    runs/Xor-20250101-120000/
+        recipe.nn          the resolved recipe and its models (nnc fmt style)
+        recipe.json        the same, as IR JSON
+        history.csv        one row per epoch: loss, metrics, validation, lr, time
+        history.json       the same (rewritten at each checkpoint and at the end)
+        loss.png           training and validation loss per epoch
+        checkpoints/       epoch-000010.npz ... (see nnc.train.checkpoint)
+        weights.npz        the final canonical weights
+        standardize.npz    input statistics (recipes with standardize true)
+
+Every file is written to a temporary name and renamed, so a killed run never leaves
+a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from nnc.ir.weights import save_npz
+
+CHECKPOINTS = "checkpoints"
+WEIGHTS = "weights.npz"
+HISTORY_CSV = "history.csv"
+HISTORY_JSON = "history.json"
+RECIPE_NN = "recipe.nn"
+RECIPE_JSON = "recipe.json"
+LOSS_PLOT = "loss.png"
+
+
+def default_run_dir(model: str, root: Path = Path("runs")) -> Path:
+    """``runs/<model>-<timestamp>``, with a numeric suffix if that already exists."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = root / f"{model}-{stamp}"
+    n = 2
+    while path.exists():
+        path = root / f"{model}-{stamp}-{n}"
+        n += 1
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write text through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RunDir:
+    """Writes the files of one run under ``path``."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._columns: list[str] = []
+        path.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    def write_recipe(self, nn_text: str, ir_json: str) -> None:
+        atomic_write_text(self.path / RECIPE_NN, nn_text)
+        atomic_write_text(self.path / RECIPE_JSON, ir_json)
+
+    def write_history(self, rows: Sequence[Mapping[str, float]]) -> None:
+        """Rewrite history.csv and history.json from ``rows`` (at the start of a run,
+        at checkpoints and at the end)."""
+        self._columns = []
+        for row in rows:
+            self._columns.extend(k for k in row if k not in self._columns)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self._columns, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _csv_value(v) for k, v in row.items()})
+        atomic_write_text(self.path / HISTORY_CSV, buffer.getvalue() if rows else "")
+        atomic_write_text(self.path / HISTORY_JSON, json.dumps(list(rows), indent=1) + "\n")
+
+    def append_history(self, rows: Sequence[Mapping[str, float]]) -> None:
+        """Add the newest row to history.csv (cheap: one line per epoch)."""
+        row = rows[-1]
+        if not self._columns or list(row) != self._columns:
+            self.write_history(rows)
+            return
+        with open(self.path / HISTORY_CSV, "a", encoding="utf-8", newline="") as f:
+            f.write(",".join(_csv_value(row[k]) for k in self._columns) + "\n")
+
+    def save_weights(self, weights: Mapping[str, np.ndarray]) -> Path:
+        return save_npz(self.path / WEIGHTS, weights)
+
+
+def _csv_value(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.8g}"

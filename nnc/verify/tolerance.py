@@ -1,0 +1,132 @@
+"""How close is close enough: deviations between backends, and their tolerances.
+
+Backends run in float32 and are compared with a float64 NumPy reference run from the
+same canonical weights on the same batches. A deviation is measured per tensor,
+relative to the reference's largest magnitude (so tiny values do not blow up a
+ratio):
+
+    rel(tensor) = max|a - b| / max(max|b|, 1e-6)
+
+The tolerance scales with the largest reduction in the model, the longest sum a
+float32 result is accumulated over (a dense layer's fan-in, a convolution's
+``C/groups * kh * kw``, a recurrence's ``F + H`` per step times its steps, a pool's
+window, a softmax's axis, a batchnorm's batch and positions): float32 rounding
+error of such a sum grows like ``sqrt(K) * 2^-24``. See ``docs/semantics.md``,
+"Tolerances".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from nnc.ir.ops import conv, dense, normalization, pooling, recurrent
+from nnc.ir.ops.activations import LogSoftmax, Softmax
+from nnc.ir.passes.inline import inline_calls
+from nnc.ir.program import Program
+from nnc.ir.types import numel
+
+FORWARD_FACTOR = 2e-6  # relative tolerance = FORWARD_FACTOR * sqrt(K), within bounds
+FLOOR, CEILING = 2e-6, 2e-3
+SYMBOLIC_LENGTH = 6  # the length the harness gives a symbolic dim (a sequence's t)
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """The worst deviation over a set of tensors and where it is."""
+
+    max_abs: float
+    max_rel: float
+    where: str
+
+    @staticmethod
+    def none() -> Deviation:
+        return Deviation(0.0, 0.0, "")
+
+    def worse(self, other: Deviation) -> Deviation:
+        return other if other.max_rel > self.max_rel else self
+
+
+def deviation(
+    got: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarray], skip: frozenset[str] = frozenset()
+) -> Deviation:
+    """The worst relative deviation of ``got`` from ``ref`` over their common keys."""
+    worst = Deviation.none()
+    for name, r in ref.items():
+        if name in skip or name not in got:
+            continue
+        a = np.asarray(got[name], dtype=np.float64)
+        b = np.asarray(r, dtype=np.float64)
+        if a.shape != b.shape:
+            return Deviation(math.inf, math.inf, f"{name} (shape {a.shape} vs {b.shape})")
+        if a.size == 0:
+            continue
+        diff = np.abs(a - b)
+        if not np.all(np.isfinite(a)):
+            return Deviation(math.inf, math.inf, f"{name} (non-finite values)")
+        max_abs = float(diff.max())
+        rel = max_abs / max(float(np.abs(b).max()), 1e-6)
+        worst = worst.worse(Deviation(max_abs, rel, name))
+    return worst
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    reduction: int
+    forward: float
+    gradient: float
+    training: float
+
+    def describe(self) -> str:
+        return (
+            f"largest reduction K = {self.reduction}: forward {self.forward:.1e}, "
+            f"gradients {self.gradient:.1e}, parameters after training {self.training:.1e} "
+            "(relative to each tensor's largest magnitude)"
+        )
+
+
+def largest_reduction(program: Program, model: str, batch: int, steps: int = 1) -> int:
+    """The longest float32 accumulation in one forward pass of ``model`` on ``batch``."""
+    flat = inline_calls(program, model)
+    k = 1
+    for node in flat.nodes:
+        ins = [flat.value_type(r) for r in node.inputs]
+        x = ins[0] if ins else None
+        if x is None:
+            continue
+        if isinstance(node, dense.Dense):
+            k = max(k, _static(x.shape[-1]), batch)  # weight gradients sum over the batch
+        elif isinstance(node, conv._Conv):
+            c = _static(x.shape[0]) // node.groups
+            k = max(k, c * math.prod(node.kernel), batch * _static(numel(node.type.shape)))
+        elif isinstance(node, conv.Conv2dTranspose):
+            k = max(
+                k, _static(x.shape[0]) * math.prod(node.kernel), batch * _static(numel(x.shape))
+            )
+        elif isinstance(node, recurrent._Recurrent):
+            k = max(k, (_static(x.shape[1]) + node.units) * max(_static(x.shape[0]), steps))
+        elif isinstance(node, pooling._Pool | pooling.GlobalAvgPool):
+            k = max(k, _static(numel(x.shape[1:])))
+        elif isinstance(node, Softmax | LogSoftmax):
+            k = max(k, _static(x.shape[node.axis]))
+        elif isinstance(node, normalization.BatchNorm):
+            k = max(k, batch * _static(numel(x.shape[1:])))
+        elif isinstance(node, normalization.LayerNorm):
+            k = max(k, _static(x.shape[-1]))
+    for t in flat.output_types:
+        k = max(k, batch * _static(numel(t.shape)))  # the loss's reduction
+    return k
+
+
+def _static(d: object) -> int:
+    """A dim's size; a symbolic dim counts as the length the harness feeds it."""
+    return d if isinstance(d, int) else SYMBOLIC_LENGTH
+
+
+def tolerance_for(program: Program, model: str, batch: int) -> Tolerance:
+    k = largest_reduction(program, model, batch)
+    forward = min(max(FORWARD_FACTOR * math.sqrt(k), FLOOR), CEILING)
+    return Tolerance(reduction=k, forward=forward, gradient=5 * forward, training=25 * forward)

@@ -1,0 +1,201 @@
+"""Checkpoints with a fake runtime: contents, atomic writes, pruning, resume (from a
+damaged newest file, inside an epoch, after a recipe change) and Ctrl-C."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nnc
+from nnc.errors import TrainingError
+from nnc.ir.weights import read_weights_file, save_npz
+from nnc.train import train
+from nnc.train.progress import QuietReporter
+from nnc.train.recipes import fingerprint, recipe_document
+from nnc.train.session import sigint_requests_stop
+from tests.train.fakes import FakeBackend
+from tests.train.test_driver import IRIS, fit, iris
+
+
+class Collect(QuietReporter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.warnings: list[str] = []
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+
+def resume(program: nnc.Program, run: Path, **kwargs: object):  # type: ignore[no-untyped-def]
+    backend = FakeBackend()
+    result = train(program, resume=run, build=backend, **kwargs)  # type: ignore[arg-type]
+    return result, backend
+
+
+def same_weights(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    assert a.keys() == b.keys()
+    return max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
+
+
+def test_checkpoint_contents(tmp_path: Path) -> None:
+    program = iris(5)
+    result, backend = fit(program, tmp_path, checkpoint_every=2, keep=10)
+    folder = tmp_path / "run" / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "epoch-000002.npz",
+        "epoch-000004.npz",
+        "epoch-000005.npz",
+    ]
+    with np.load(folder / "epoch-000005.npz", allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    assert sorted(k for k in arrays if not k.startswith("meta/")) == [
+        "optimizer/dense_1.bias.velocity",
+        "optimizer/dense_1.weight.velocity",
+        "optimizer/step",
+        "standardize/mean",
+        "standardize/std",
+        "weights/dense_1.bias",
+        "weights/dense_1.weight",
+    ]
+    weights = result.runtime.get_weights()
+    assert np.array_equal(arrays["weights/dense_1.weight"], weights["dense_1.weight"])
+    assert int(arrays["optimizer/step"]) == 5 * 8 == backend.last.step
+    assert int(arrays["meta/epoch"]) == 5 and int(arrays["meta/batch"]) == 0
+    assert int(arrays["meta/step"]) == 40
+    # The batch-order generator's state: after five permutations of the 120 samples.
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        rng.permutation(120)
+    assert json.loads(str(arrays["meta/rng"])) == rng.bit_generator.state
+    recipe = program.recipes["Soft"]
+    assert str(arrays["meta/recipe_hash"]) == fingerprint(recipe_document(program, recipe))
+    assert len(json.loads(str(arrays["meta/history"]))) == 5
+    assert str(arrays["meta/backend"]) == "numpy"
+    # nnc eval/predict read a checkpoint's weights directly; weights.npz holds the same.
+    assert read_weights_file(folder / "epoch-000005.npz").keys() == weights.keys()
+    final = read_weights_file(tmp_path / "run" / "weights.npz")
+    assert same_weights(final, weights) == 0.0
+
+
+def test_keep_prunes_old_checkpoints(tmp_path: Path) -> None:
+    fit(iris(6), tmp_path, checkpoint_every=1, keep=2)
+    names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert names == ["epoch-000005.npz", "epoch-000006.npz"]
+
+
+def test_atomic_write_never_shows_a_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "epoch-000001.npz"
+    save_npz(path, {"a": np.zeros(3)})
+    before = path.read_bytes()
+    writes = itertools.count()
+    real = np.lib.format.write_array
+
+    def failing(*args: object, **kwargs: object) -> None:
+        if next(writes) == 1:
+            raise OSError("disk full")
+        real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(np.lib.format, "write_array", failing)
+    with pytest.raises(OSError, match="disk full"):
+        save_npz(path, {"a": np.ones(3), "b": np.ones(3)})
+    assert path.read_bytes() == before  # the old file is intact
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left
+
+    # While writing, only a temporary name exists; the rename publishes a complete file.
+    monkeypatch.setattr(np.lib.format, "write_array", real)
+    real_replace = os.replace
+    seen: list[tuple[bool, list[str]]] = []
+
+    def replace(src: str, dst: str) -> None:
+        with np.load(src, allow_pickle=False) as f:
+            seen.append((Path(dst).exists(), sorted(f.files)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    save_npz(tmp_path / "new.npz", {"a": np.ones(3), "b": np.ones(3)})
+    assert seen == [(False, ["a", "b"])]
+
+
+def test_corrupt_newest_checkpoint_falls_back_with_a_warning(tmp_path: Path) -> None:
+    fit(iris(4), tmp_path, checkpoint_every=1, keep=4)
+    newest = tmp_path / "run" / "checkpoints" / "epoch-000004.npz"
+    newest.write_bytes(newest.read_bytes()[:300])  # truncated, as by a crash
+    reporter = Collect()
+    result, backend = resume(iris(6), tmp_path / "run", reporter=reporter)
+    assert len(reporter.warnings) == 1
+    assert reporter.warnings[0].startswith(f"checkpoint {newest} is damaged and was skipped")
+    assert "trying the previous one (epoch-000003.npz)" in reporter.warnings[0]
+    assert backend.last.seeds[0] != 0 and len(backend.last.seeds) == 3  # epochs 4, 5, 6
+    assert [int(r["epoch"]) for r in result.history] == [1, 2, 3, 4, 5, 6]
+    straight, _ = fit(iris(6), tmp_path, out=tmp_path / "straight")
+    assert same_weights(result.runtime.get_weights(), straight.runtime.get_weights()) == 0.0
+    losses = [r["loss"] for r in result.history]
+    assert losses == [r["loss"] for r in straight.history]
+
+
+def test_resume_inside_an_epoch_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    calls = itertools.count()
+    # Stop requests are polled between batches and after each epoch: 8 per epoch of 8
+    # batches, so the 11th comes after batch 3 of epoch 2.
+    first, _ = fit(iris(4), tmp_path, should_stop=lambda: next(calls) >= 10)
+    assert first.stopped == "interrupted"
+    assert first.checkpoint is not None
+    assert first.checkpoint.name == "epoch-000001-batch-000003.npz"
+    assert not (tmp_path / "run" / "weights.npz").exists()
+    result, backend = resume(iris(4), tmp_path / "run")
+    assert len(backend.last.batches) == 5 + 2 * 8  # the rest of epoch 2, then 3 and 4
+    straight, _ = fit(iris(4), tmp_path, out=tmp_path / "straight")
+    assert same_weights(result.runtime.get_weights(), straight.runtime.get_weights()) == 0.0
+    assert [r["loss"] for r in result.history] == pytest.approx(
+        [r["loss"] for r in straight.history], rel=1e-12
+    )
+
+
+def test_changed_recipe_is_refused_unless_forced(tmp_path: Path) -> None:
+    fit(iris(3), tmp_path)
+    changed = nnc.parse(IRIS.format(epochs=3).replace("lr = 0.1", "lr = 0.2"))
+    with pytest.raises(TrainingError) as err:
+        resume(changed, tmp_path / "run")
+    assert "the recipe changed since it was written (optimizer sgd(lr = 0.1, momentum = 0.9, " in (
+        err.value.message
+    )
+    assert "-> sgd(lr = 0.2, momentum = 0.9, nesterov = false)" in err.value.message
+    assert err.value.hint is not None and "--force" in err.value.hint
+    reporter = Collect()
+    result, _ = resume(changed, tmp_path / "run", force=True, epochs=5, reporter=reporter)
+    assert "continuing (--force)" in reporter.warnings[0]
+    assert [row["lr"] for row in result.history] == [0.1, 0.1, 0.1, 0.2, 0.2]
+
+
+def test_more_epochs_is_not_a_change(tmp_path: Path) -> None:
+    fit(iris(3), tmp_path)
+    result, _ = resume(iris(5), tmp_path / "run")
+    straight, _ = fit(iris(5), tmp_path, out=tmp_path / "straight")
+    assert len(result.history) == 5
+    assert same_weights(result.runtime.get_weights(), straight.runtime.get_weights()) == 0.0
+
+
+def test_resume_needs_a_run_folder_with_a_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match="is not a run folder"):
+        resume(iris(3), tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TrainingError, match="checkpoints holds no readable checkpoint"):
+        resume(iris(3), tmp_path / "empty")
+
+
+def test_first_ctrl_c_asks_to_stop_the_second_interrupts() -> None:
+    with sigint_requests_stop() as should_stop:
+        assert not should_stop()
+        os.kill(os.getpid(), signal.SIGINT)
+        assert should_stop()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
