@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "train": "train",
     "eval": "evaluate",
     "predict": "predict",
+    "verify": "verify",
     "opt": "opt",
 }
 
