@@ -27,6 +27,9 @@ COMMANDS: dict[str, str] = {
     "eval": "evaluate",
     "predict": "predict",
     "verify": "verify",
+    "export": "onnx_export",
+    "import": "onnx_import",
+    "run": "onnx_run",
     "opt": "opt",
 }
 

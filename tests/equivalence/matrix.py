@@ -8,8 +8,8 @@ from nnc.verify import Report
 from tests.conftest import require
 
 # Backends that train, and the ones that only run inference (compared on forward).
-TRAINING = ["numpy"]
-INFERENCE: list[str] = []
+TRAINING = ["numpy", "torch", "tensorflow"]
+INFERENCE = ["onnx"]
 FRAMEWORK = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow", "onnx": "onnxruntime"}
 
 

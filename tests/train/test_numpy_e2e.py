@@ -68,7 +68,9 @@ def test_xor_trains_evaluates_and_predicts(tmp_path: Path, capsys) -> None:  # t
 
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     spec = EXAMPLES / "digits_mlp.nn"  # Adam, dropout, a validation split
-    settings = ["--epochs", "4", "--batch", "8", "--checkpoint-every", "1", "--keep", "4"]
+    # batch 1: an epoch is 1,437 steps (about a second), so a kill shortly after the
+    # second checkpoint lands inside epoch 3 however fast or loaded the machine is
+    settings = ["--epochs", "4", "--batch", "1", "--checkpoint-every", "1", "--keep", "4"]
     run = tmp_path / "run"
     command = [sys.executable, "-m", "nnc.cli.main", "train", str(spec), "--out", str(run)]
     second = run / "checkpoints" / "epoch-000002.npz"
@@ -93,7 +95,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path: Pa
 
     assert main(["train", str(spec), "--resume", str(run), "--quiet", *settings]) == 0
     resumed = read_weights_file(run / "weights.npz")
-    straight = train(load(spec), epochs=4, batch=8, save=False, base=EXAMPLES).runtime.get_weights()
+    straight = train(load(spec), epochs=4, batch=1, save=False, base=EXAMPLES).runtime.get_weights()
     deviation = max(float(np.max(np.abs(resumed[k] - straight[k]))) for k in straight)
     assert deviation == 0.0, f"max |resumed - uninterrupted| = {deviation}"
     history = json.loads((run / "history.json").read_text())

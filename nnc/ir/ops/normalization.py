@@ -73,7 +73,7 @@ class LayerNorm(Op):
 
 
 class LocalResponseNorm(Op):
-    """AlexNet's LRN across channels, in the PyTorch/ONNX convention:
+    """AlexNet's LRN across channels, in ONNX's convention (PyTorch's for odd sizes):
 
     ``y_c = x_c / (bias + alpha / size * sum_{c' in window(c)} x_c'^2) ** beta``, the
     window spanning ``size`` channels centred on ``c`` (``floor((size-1)/2)`` before,

@@ -1,0 +1,11 @@
+"""Collection settings for the whole checkout: the tests and the package's doctests."""
+
+from __future__ import annotations
+
+import importlib.util
+
+collect_ignore_glob: list[str] = []
+if importlib.util.find_spec("onnx") is None:
+    # The ONNX backend's modules import onnx at the top (only emit and the importer
+    # load them); without onnx their doctests cannot even be collected.
+    collect_ignore_glob.append("nnc/backends/onnx/*.py")

@@ -1,0 +1,169 @@
+"""The ONNX backend: export a model with its weights as an ONNX ModelProto, run it
+in onnxruntime, and import ONNX models back into nnc's IR.
+
+- :func:`emit` builds the ModelProto from the checked IR with ``onnx.helper`` (it
+  needs the ``onnx`` package, imported only when it runs; never onnxruntime);
+- :func:`build` gives an inference-only :class:`~nnc.backends.runtime.Runtime` on
+  onnxruntime;
+- :func:`import_model` turns an ONNX file into a Program and canonical weights.
+
+The per-op conversions are listed in ``docs/backends/onnx.md``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nnc.errors import BackendError
+from nnc.ir.program import Model, Program
+
+if TYPE_CHECKING:
+    from nnc.backends.onnx.importer import Imported
+    from nnc.backends.onnx.runtime import OnnxRuntime
+
+NAME = "onnx"
+DEFAULT_OPSET = 17
+MIN_OPSET = 17  # LayerNormalization (17) is used as one op
+
+WeightsArg = Mapping[str, np.ndarray] | str | Path | None
+
+
+def emit(
+    program: Program,
+    model: str | None = None,
+    source: str = "<program>",
+    weights: WeightsArg = None,
+    opset: int = DEFAULT_OPSET,
+    standardize: bool = True,
+) -> bytes:
+    """The model as a serialized ONNX ModelProto, with canonical weights.
+
+    ``weights``: None for the initial weights drawn from the recipe's seed (0 without
+    a recipe), a mapping of canonical weights, or the path of a weights ``.npz``, a
+    training checkpoint or a run folder. When those come with the run's input
+    standardisation (``standardize true``), the graph applies it to its input
+    (``(x - mean) / std``) unless ``standardize`` is False, so it takes raw data.
+    The result passes ``onnx.checker.check_model(full_check=True)``; the same inputs
+    always give the same bytes.
+    """
+    _require("onnx")
+    from nnc.backends.onnx.graph import export_model
+
+    program, chosen = _prepare(program, model)
+    check_opset(opset)
+    resolved = resolve_weights(program, chosen, weights)
+    statistics = resolved.standardize if standardize else None
+    flat = _flat(program, chosen)
+    proto = export_model(program, chosen, flat, resolved.weights, opset, source, statistics)
+    return proto.SerializeToString()
+
+
+def build(
+    program: Program,
+    model: str | None = None,
+    weights: WeightsArg = None,
+    *,
+    opset: int = DEFAULT_OPSET,
+    threads: int | None = None,
+    **options: Any,
+) -> OnnxRuntime:
+    """An onnxruntime session for the exported model, behind the Runtime interface.
+
+    Inference only: ``forward``, ``get_weights`` and ``set_weights`` (which rebuilds
+    the session) work; training methods raise :class:`~nnc.errors.BackendError`.
+    ``threads`` caps onnxruntime's intra-op threads (default: its own choice).
+    """
+    if options:
+        raise BackendError(
+            f"the onnx backend takes the options opset and threads. Received: {', '.join(options)}"
+        )
+    _require("onnx")
+    _require("onnxruntime")
+    from nnc.backends.onnx.runtime import OnnxRuntime
+
+    program, chosen = _prepare(program, model)
+    check_opset(opset)
+    # Like every backend's runtime, this one runs the bare model (no standardisation).
+    canonical = resolve_weights(program, chosen, weights).weights
+    return OnnxRuntime(program, chosen, canonical, opset=opset, threads=threads)
+
+
+def import_model(data: bytes | str | Path, name: str | None = None) -> Imported:
+    """Import an ONNX model (a file or its bytes) as a checked Program and canonical
+    weights; see :mod:`nnc.backends.onnx.importer`."""
+    _require("onnx")
+    from nnc.backends.onnx.importer import import_onnx
+
+    return import_onnx(data, name)
+
+
+def check_opset(opset: int) -> None:
+    """Refuse opsets the exporter does not target or ``onnx`` does not know."""
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
+        raise BackendError(
+            f"the onnx backend exports opsets {MIN_OPSET} to {newest} "
+            f"(onnx {onnx.__version__}). Received: {opset!r}"
+        )
+
+
+@dataclass
+class Resolved:
+    """Canonical weights, and the input standardisation ``(mean, std)`` of their run."""
+
+    weights: dict[str, np.ndarray]
+    standardize: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def resolve_weights(program: Program, model: Model, weights: WeightsArg) -> Resolved:
+    """Canonical float32 weights: drawn from the recipe's seed, checked, or loaded
+    from a weights file, checkpoint or run folder (with the run's standardisation)."""
+    from nnc.ir.weights import check_weights, init_weights
+
+    if weights is None:
+        recipe = next((r for r in program.recipes.values() if model.name in r.models), None)
+        return Resolved(init_weights(program, model, seed=recipe.seed if recipe is not None else 0))
+    if isinstance(weights, str | Path):
+        from nnc.train.inference import load_trained
+
+        trained = load_trained(weights, lambda message: warnings.warn(message, stacklevel=3))
+        checked = check_weights(program, model, trained.weights, source=str(trained.source))
+        stats = trained.standardizer
+        return Resolved(checked, None if stats is None else (stats.mean, stats.std))
+    return Resolved(check_weights(program, model, weights))
+
+
+def _prepare(program: Program, model: str | None) -> tuple[Program, Model]:
+    from nnc.backends.codegen import select
+    from nnc.ir.passes import check
+
+    if any(not node.outs for m in program.models.values() for node in m.nodes):
+        program = check(program)
+    chosen, _ = select(program, model)
+    return program, chosen
+
+
+def _flat(program: Program, model: Model) -> Model:
+    from nnc.ir.passes import inline_calls
+
+    return inline_calls(program, model)
+
+
+def _require(module: str) -> None:
+    if importlib.util.find_spec(module) is None:
+        raise BackendError(
+            f"the onnx backend needs {module}, which is not installed",
+            hint="pip install 'nnc[onnx]'",
+        )
+
+
+__all__ = ["DEFAULT_OPSET", "NAME", "build", "check_opset", "emit", "import_model"]

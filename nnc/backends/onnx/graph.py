@@ -1,0 +1,233 @@
+"""The ONNX graph builder and the export driver: IR model -> ModelProto.
+
+The graph is built directly from the checked IR with ``onnx.helper``; nothing is
+traced. Every IR value becomes one ONNX tensor named after its node, so a reader of
+the ``.onnx`` file (Netron, say) sees nnc's layer names. Auxiliary tensors of a
+lowering are named ``<node>/<role>``.
+
+The batch dimension is the symbolic ``N``; symbolic dims of the spec stay symbolic
+(``dim_param``). Weights are canonical (``docs/semantics.md``); where ONNX wants
+another layout (recurrent gate orders, a transposed dense weight for ``MatMul``) the
+lowering converts them and names the converted initializer after the parameter.
+
+This module imports ``onnx`` at the top: it is only imported by ``emit``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from nnc import __version__
+from nnc.errors import BackendError, UnsupportedOpError
+from nnc.ir.base import Op
+from nnc.ir.program import Model, Program
+from nnc.ir.types import Dim, TensorType
+
+DTYPES = {"float32": TensorProto.FLOAT, "int64": TensorProto.INT64}
+BATCH = "N"
+
+
+class GraphBuilder:
+    """Collects ONNX nodes and initializers while lowering one flat IR model.
+
+    ``value(ref)`` is the ONNX tensor holding an IR value; lowerings read their
+    inputs with it and publish their result with :meth:`bind`.
+    """
+
+    def __init__(self, model: Model, weights: Mapping[str, np.ndarray], opset: int):
+        self.model = model
+        self.weights = weights
+        self.opset = opset
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self.values: dict[str, str] = {i.name: i.name for i in model.inputs}
+        self.types: dict[str, TensorType] = {i.name: i.type for i in model.inputs}
+        self.used_names: set[str] = {i.name for i in model.inputs}
+
+    # -- values ---------------------------------------------------------------------
+
+    def value(self, ref: str) -> str:
+        """The ONNX tensor that holds IR value ``ref``."""
+        return self.values[ref]
+
+    def input_type(self, node: Op, k: int = 0) -> TensorType:
+        """The per-sample type of a node's k-th input."""
+        return self.types[node.inputs[k]]
+
+    def bind(self, node: Op, tensor: str) -> None:
+        """Record that ``tensor`` holds the output of ``node``."""
+        self.values[node.name] = tensor
+        self.types[node.name] = node.type
+
+    def alias(self, node: Op) -> None:
+        """The node is the identity at inference: its output is its input's tensor."""
+        self.bind(node, self.value(node.inputs[0]))
+
+    # -- emitting -------------------------------------------------------------------
+
+    def unique(self, name: str) -> str:
+        candidate, k = name, 1
+        while candidate in self.used_names:
+            k += 1
+            candidate = f"{name}_{k}"
+        self.used_names.add(candidate)
+        return candidate
+
+    def op(
+        self,
+        op_type: str,
+        inputs: Sequence[str],
+        output: str,
+        *,
+        name: str | None = None,
+        **attributes: Any,
+    ) -> str:
+        """Append one ONNX node with a single output; return the output's name.
+
+        The node is named after its output unless ``name`` is given.
+        """
+        output = self.unique(output)
+        self.node(op_type, inputs, [output], name or output, **attributes)
+        return output
+
+    def node(
+        self,
+        op_type: str,
+        inputs: Sequence[str],
+        outputs: Sequence[str],
+        name: str,
+        **attributes: Any,
+    ) -> None:
+        """Append one ONNX node; ``""`` leaves an optional output uncomputed."""
+        self.nodes.append(
+            helper.make_node(op_type, list(inputs), list(outputs), name=name, **attributes)
+        )
+
+    def initializer(self, name: str, array: np.ndarray) -> str:
+        """Add a constant tensor; return its (unique) name."""
+        name = self.unique(name)
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def param(self, node: Op, param: str) -> str:
+        """A canonical parameter of ``node``, stored as it is."""
+        return self.initializer(f"{node.name}.{param}", self.weights[f"{node.name}.{param}"])
+
+    def weight(self, node: Op, param: str) -> np.ndarray:
+        return np.asarray(self.weights[f"{node.name}.{param}"], dtype=np.float32)
+
+    def scalar(self, name: str, value: float) -> str:
+        return self.initializer(name, np.array(value, dtype=np.float32))
+
+    def ints(self, name: str, values: Sequence[int]) -> str:
+        return self.initializer(name, np.array(list(values), dtype=np.int64))
+
+
+# An IR op's lowering: reads its inputs from the builder, emits nodes, binds its output.
+Lowering = Callable[[GraphBuilder, Any], None]
+
+
+def lowerings() -> dict[str, Lowering]:
+    """Every IR op's lowering, keyed by op name."""
+    from nnc.backends.onnx import lower_activations, lower_layers, lower_recurrent
+
+    table: dict[str, Lowering] = {}
+    for module in (lower_layers, lower_recurrent, lower_activations):
+        table.update(module.LOWERINGS)
+    return table
+
+
+def tensor_type(name: str, t: TensorType, batch: str) -> onnx.ValueInfoProto:
+    shape: list[Dim] = [batch, *t.shape]
+    return helper.make_tensor_value_info(name, DTYPES[t.dtype], shape)
+
+
+def batch_symbol(model: Model) -> str:
+    """``N``, unless the spec already uses ``N`` for one of its own dims."""
+    symbols = {d for i in model.inputs for d in i.type.shape if isinstance(d, str)}
+    name = BATCH
+    while name in symbols:
+        name = f"{name}_"
+    return name
+
+
+def _standardize_input(b: GraphBuilder, model: Model, mean: np.ndarray, std: np.ndarray) -> None:
+    """``(x - mean) / std`` on the model's input, with the statistics of its run."""
+    if len(model.inputs) != 1 or model.inputs[0].type.dtype != "float32":
+        raise BackendError(
+            f"input standardisation applies to one float32 input; model '{model.name}' has "
+            f"{len(model.inputs)} input(s)"
+        )
+    name = model.inputs[0].name
+    centred = b.op(
+        "Sub",
+        [name, b.initializer(f"{name}/mean", mean.astype(np.float32))],
+        f"{name}/centred",
+    )
+    std_name = b.initializer(f"{name}/std", std.astype(np.float32))
+    b.values[name] = b.op("Div", [centred, std_name], f"{name}/standardized")
+
+
+def export_model(
+    program: Program,
+    original: Model,
+    flat: Model,
+    weights: Mapping[str, np.ndarray],
+    opset: int,
+    source: str,
+    standardize: tuple[np.ndarray, np.ndarray] | None = None,
+) -> onnx.ModelProto:
+    """Lower a flat (call-free) model to a ModelProto; outputs keep the original names.
+
+    ``standardize`` (``mean``, ``std`` shaped ``[1, *sample]``) makes the graph
+    standardise its single input before the model runs.
+    """
+    table = lowerings()
+    b = GraphBuilder(flat, weights, opset)
+    if standardize is not None:
+        _standardize_input(b, flat, *standardize)
+    for node in flat.nodes:
+        lower = table.get(node.op)
+        if lower is None:
+            raise UnsupportedOpError(node.op, "onnx", node.span)
+        lower(b, node)
+    batch = batch_symbol(flat)
+    graph_inputs = {i.name for i in flat.inputs}
+    outputs = []
+    for name, ref in zip(original.outputs, flat.outputs, strict=True):
+        tensor = b.value(ref)
+        if tensor != name or tensor in graph_inputs:
+            # Graph outputs are named after the model's outputs; an alias (dropout,
+            # a call's result) or an input passed straight through needs a node.
+            tensor = b.op("Identity", [tensor], name)
+        outputs.append(tensor_type(tensor, flat.value_type(ref), batch))
+    graph = helper.make_graph(
+        b.nodes,
+        original.name,
+        [tensor_type(i.name, i.type, batch) for i in flat.inputs],
+        outputs,
+        initializer=b.initializers,
+        doc_string=f"model {original.name} from {source}",
+    )
+    opsets = [helper.make_opsetid("", opset)]
+    model = helper.make_model(
+        graph,
+        opset_imports=opsets,
+        ir_version=helper.find_min_ir_version_for(opsets),
+        producer_name="nnc",
+        producer_version=__version__,
+        doc_string=f"Generated by nnc {__version__} from {source}, model {original.name}.",
+    )
+    helper.set_model_props(model, {"nnc.source": source, "nnc.model": original.name})
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as exc:  # a bug in a lowering, never user input
+        raise BackendError(
+            f"the exported ONNX model of '{original.name}' is invalid: {exc}"
+        ) from None
+    return model

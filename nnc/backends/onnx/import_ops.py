@@ -1,0 +1,15 @@
+"""The table of ONNX op converters and multi-node patterns used by the importer."""
+
+from __future__ import annotations
+
+from nnc.backends.onnx import import_layers, import_recurrent, import_views
+from nnc.backends.onnx.import_patterns import PATTERNS
+from nnc.backends.onnx.importer import Converter
+
+CONVERTERS: dict[str, Converter] = {
+    **import_layers.CONVERTERS,
+    **import_views.CONVERTERS,
+    **import_recurrent.CONVERTERS,
+}
+
+__all__ = ["CONVERTERS", "PATTERNS"]

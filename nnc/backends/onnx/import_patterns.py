@@ -1,0 +1,209 @@
+"""Multi-node ONNX patterns that are one nnc op, and constant folding.
+
+Each pattern starts at a root node and follows sole consumers; it converts the
+chain and marks its nodes done when it matches, and does nothing otherwise (the
+root is then converted alone, or reported as unsupported):
+
+- ``Greater(x, 0) -> Cast(float)``: step;
+- ``Sigmoid(x) -> Mul(x, .)``: silu;
+- ``Div(x, √2) -> Erf -> Add(1) -> Mul(x) -> Mul(0.5)``: gelu (PyTorch's and nnc's
+  export before opset 20; ``Mul(x, 1/√2)`` also starts it);
+- ``AveragePool(count_include_pad) -> Mul(window size)``: sumpool.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from nnc.backends.onnx.import_common import attributes, scalar_const
+from nnc.backends.onnx.import_layers import pool_arguments
+from nnc.backends.onnx.importer import Const, Converter, Importer, Tensor
+
+
+def _next(imp: Importer, node: onnx.NodeProto, op_type: str) -> onnx.NodeProto | None:
+    reader = imp.graph.sole_consumer(node.output[0])
+    if reader is None or reader.op_type != op_type or reader.domain not in ("", "ai.onnx"):
+        return None
+    return reader
+
+
+def _other(node: onnx.NodeProto, name: str) -> str | None:
+    """The other input of a binary node that reads ``name``."""
+    if len(node.input) != 2 or name not in node.input:
+        return None
+    return node.input[1] if node.input[0] == name else node.input[0]
+
+
+def _close(value: float | None, want: float) -> bool:
+    return value is not None and math.isclose(value, want, rel_tol=1e-5)
+
+
+def _finish(imp: Importer, chain: list[onnx.NodeProto], op: str, x: Tensor) -> None:
+    last = chain[-1]
+    ref = imp.add(last, op, [x.ref])
+    imp.env[last.output[0]] = Tensor(ref, x.shape, x.batch_axis)
+    imp.done.update(id(n) for n in chain)
+
+
+def step(imp: Importer, node: onnx.NodeProto) -> None:
+    x = imp.value(node, 0)
+    if not isinstance(x, Tensor) or len(node.input) != 2:
+        return
+    if scalar_const(imp, node.input[1]) != 0.0:
+        return
+    cast = _next(imp, node, "Cast")
+    to = (
+        next((helper.get_attribute_value(a) for a in cast.attribute if a.name == "to"), None)
+        if cast
+        else None
+    )
+    if cast is None or to != TensorProto.FLOAT:
+        return
+    _finish(imp, [node, cast], "step", x)
+
+
+def silu(imp: Importer, node: onnx.NodeProto) -> None:
+    x = imp.value(node, 0)
+    mul = _next(imp, node, "Mul")
+    if not isinstance(x, Tensor) or mul is None or _other(mul, node.output[0]) != node.input[0]:
+        return
+    _finish(imp, [node, mul], "silu", x)
+
+
+def gelu(imp: Importer, node: onnx.NodeProto) -> None:
+    x = imp.value(node, 0)
+    if not isinstance(x, Tensor) or len(node.input) != 2:
+        return
+    scale = scalar_const(imp, node.input[1])
+    if not (
+        _close(scale, math.sqrt(2.0)) if node.op_type == "Div" else _close(scale, math.sqrt(0.5))
+    ):
+        return
+    erf = _next(imp, node, "Erf")
+    plus = _next(imp, erf, "Add") if erf is not None else None
+    if erf is None or plus is None:
+        return
+    if not _close(scalar_const(imp, _other(plus, erf.output[0]) or ""), 1.0):
+        return
+    times_x = _next(imp, plus, "Mul")
+    if times_x is None or _other(times_x, plus.output[0]) != node.input[0]:
+        return
+    half = _next(imp, times_x, "Mul")
+    if half is None or not _close(scalar_const(imp, _other(half, times_x.output[0]) or ""), 0.5):
+        return
+    _finish(imp, [node, erf, plus, times_x, half], "gelu", x)
+
+
+def sumpool(imp: Importer, node: onnx.NodeProto) -> None:
+    mul = _next(imp, node, "Mul")
+    if mul is None or not isinstance(imp.value(node, 0), Tensor):
+        return
+    kernel = [int(k) for a in node.attribute if a.name == "kernel_shape" for k in a.ints]
+    factor = scalar_const(imp, _other(mul, node.output[0]) or "")
+    if not kernel or not _close(factor, float(math.prod(kernel))):
+        return
+    a = attributes(
+        imp,
+        node,
+        {
+            "kernel_shape": None,
+            "strides": None,
+            "pads": None,
+            "auto_pad": "NOTSET",
+            "ceil_mode": 0,
+            "dilations": None,
+            "count_include_pad": 0,
+        },
+    )
+    ref, t = imp.standard(node)
+    arguments = pool_arguments(imp, node, a, t)
+    if arguments["padding"] != "valid" and not a["count_include_pad"]:
+        return  # mean over the real elements times k is not a sum at the borders
+    out = imp.add(mul, "sumpool", [ref], **arguments)
+    imp.env[mul.output[0]] = Tensor(out, imp.types[out].shape)
+    imp.done.update((id(node), id(mul)))
+
+
+def standardization(imp: Importer, node: onnx.NodeProto) -> None:
+    """``Div(Sub(x, mean), std)`` on the graph's only input is the input
+    standardisation of a trained run: kept as statistics, not as layers."""
+    x = imp.value(node, 0)
+    mean, std = imp.value(node, 1), None
+    div = _next(imp, node, "Div")
+    if div is not None and div.input[0] == node.output[0]:
+        std = imp.value(div, 1)
+    inputs = {i.name for i in imp.graph.inputs}
+    if (
+        div is None
+        or not isinstance(x, Tensor)
+        or not isinstance(mean, Const)
+        or not isinstance(std, Const)
+        or len(inputs) != 1
+        or node.input[0] not in inputs
+        or imp.graph.sole_consumer(node.input[0]) is not node
+        or x.batch_axis != 0
+    ):
+        return
+    full = (1, *(d if isinstance(d, int) else 1 for d in x.shape))
+    try:
+        statistics = tuple(
+            np.array(np.broadcast_to(c.array, full), dtype=np.float32) for c in (mean, std)
+        )
+    except ValueError:
+        return
+    if np.broadcast_shapes(mean.array.shape, std.array.shape, full) != full or not np.all(
+        statistics[1] > 0
+    ):
+        return
+    imp.standardize = (statistics[0], statistics[1])
+    imp.notes.append(
+        f"the graph standardises its input '{node.input[0]}' first, (x - mean) / std; the "
+        "imported model takes standardised data and the statistics are kept apart"
+    )
+    imp.env[div.output[0]] = x
+    imp.done.update((id(node), id(div)))
+
+
+# Constant folding: ops on constants only are computed here, in NumPy.
+def _reshape(x: np.ndarray, shape: np.ndarray) -> np.ndarray:
+    dims = [x.shape[k] if d == 0 else int(d) for k, d in enumerate(shape.reshape(-1))]
+    return x.reshape(dims)
+
+
+FOLDABLE: dict[str, Callable[..., np.ndarray]] = {
+    "Add": np.add,
+    "Sub": np.subtract,
+    "Mul": np.multiply,
+    "Div": np.divide,
+    "Sqrt": np.sqrt,
+    "Neg": np.negative,
+    "Reshape": _reshape,
+}
+
+
+def fold(imp: Importer, node: onnx.NodeProto) -> None:
+    values = [imp.value(node, k) for k in range(len(node.input))]
+    if not values or not all(isinstance(v, Const) for v in values) or node.attribute:
+        return
+    arrays = [v.array for v in values if isinstance(v, Const)]
+    with np.errstate(all="ignore"):
+        result = FOLDABLE[node.op_type](*arrays)
+    imp.env[node.output[0]] = Const(np.asarray(result))
+    imp.done.add(id(node))
+
+
+PATTERNS: dict[str, list[Converter]] = {
+    "Greater": [step],
+    "Sigmoid": [silu],
+    "Div": [gelu],
+    "Mul": [gelu],
+    "AveragePool": [sumpool],
+    "Sub": [standardization],
+}
+for _op in FOLDABLE:
+    PATTERNS.setdefault(_op, []).insert(0, fold)

@@ -1,0 +1,219 @@
+"""ONNX lowerings of the layers: dense, embedding, convolutions, pooling, reshaping
+and normalization. See ``docs/backends/onnx.md`` for the table of conversions.
+
+Tensors carry the batch as axis 0, so an IR axis ``a`` of the sample is ONNX axis
+``a + 1``; spatial layouts are channels-first on both sides and need no transpose.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from nnc.backends.onnx.graph import GraphBuilder, Lowering
+from nnc.ir.ops.conv import Conv1d, Conv2d, Conv2dTranspose
+from nnc.ir.ops.dense import Dense, Embedding
+from nnc.ir.ops.normalization import BatchNorm, LayerNorm, LocalResponseNorm
+from nnc.ir.ops.pooling import AvgPool, GlobalAvgPool, MaxPool, SumPool, _Pool
+from nnc.ir.ops.reshape import Dropout, Flatten, Reshape
+
+
+def onnx_pads(pads: tuple[tuple[int, int], ...]) -> list[int]:
+    """nnc's (begin, end) pairs per spatial dim -> ONNX ``[b1, b2, ..., e1, e2, ...]``."""
+    return [b for b, _ in pads] + [e for _, e in pads]
+
+
+def dense(b: GraphBuilder, node: Dense) -> None:
+    x = b.value(node.inputs[0])
+    if b.input_type(node).rank == 1:
+        # [N, F] @ weight[units, F]^T: Gemm takes the canonical layout with transB.
+        inputs = [x, b.param(node, "weight")]
+        if node.bias:
+            inputs.append(b.param(node, "bias"))
+        b.bind(node, b.op("Gemm", inputs, node.name, transB=1))
+        return
+    # A sequence [N, t, F]: Gemm is 2-D only, so MatMul with the weight as [F, units].
+    weight_t = b.initializer(f"{node.name}.weight_transposed", b.weight(node, "weight").T)
+    if not node.bias:
+        b.bind(node, b.op("MatMul", [x, weight_t], node.name))
+        return
+    product = b.op("MatMul", [x, weight_t], f"{node.name}/matmul")
+    b.bind(node, b.op("Add", [product, b.param(node, "bias")], node.name))
+
+
+def embedding(b: GraphBuilder, node: Embedding) -> None:
+    table = b.param(node, "weight")
+    b.bind(node, b.op("Gather", [table, b.value(node.inputs[0])], node.name, axis=0))
+
+
+def conv(b: GraphBuilder, node: Conv1d | Conv2d) -> None:
+    spatial = b.input_type(node).shape[1:]
+    inputs = [b.value(node.inputs[0]), b.param(node, "weight")]
+    if node.bias:
+        inputs.append(b.param(node, "bias"))
+    out = b.op(
+        "Conv",
+        inputs,
+        node.name,
+        kernel_shape=list(node.kernel),
+        strides=list(node.stride),
+        pads=onnx_pads(node.pads(spatial)),
+        dilations=list(node.dilation),
+        group=node.groups,
+    )
+    b.bind(node, out)
+
+
+def conv_transpose(b: GraphBuilder, node: Conv2dTranspose) -> None:
+    # The canonical weight [in, out, kh, kw] is ONNX's layout; nnc's crop is ONNX's pads.
+    inputs = [b.value(node.inputs[0]), b.param(node, "weight")]
+    if node.bias:
+        inputs.append(b.param(node, "bias"))
+    out = b.op(
+        "ConvTranspose",
+        inputs,
+        node.name,
+        kernel_shape=list(node.kernel),
+        strides=list(node.stride),
+        pads=onnx_pads(node.pads()),
+        output_padding=list(node.output_padding),
+    )
+    b.bind(node, out)
+
+
+def _window(b: GraphBuilder, node: _Pool) -> dict[str, Any]:
+    w = node.window(b.input_type(node))
+    return {"kernel_shape": list(w.kernel), "strides": list(w.stride), "pads": onnx_pads(w.pads)}
+
+
+def maxpool(b: GraphBuilder, node: MaxPool) -> None:
+    # ONNX MaxPool ignores padded positions, as nnc's does; floor mode (ceil_mode=0).
+    b.bind(node, b.op("MaxPool", [b.value(node.inputs[0])], node.name, **_window(b, node)))
+
+
+def avgpool(b: GraphBuilder, node: AvgPool) -> None:
+    window = _window(b, node)
+    x = b.value(node.inputs[0])
+    b.bind(node, b.op("AveragePool", [x], node.name, count_include_pad=0, **window))
+
+
+def sumpool(b: GraphBuilder, node: SumPool) -> None:
+    # The sum over the real elements equals the mean over the whole window, padded
+    # zeros included, times the window size: padding adds nothing to a sum.
+    window = _window(b, node)
+    x = b.value(node.inputs[0])
+    mean = b.op("AveragePool", [x], f"{node.name}/mean", count_include_pad=1, **window)
+    size = b.scalar(f"{node.name}/window_size", float(math.prod(window["kernel_shape"])))
+    b.bind(node, b.op("Mul", [mean, size], node.name))
+
+
+def global_avg_pool(b: GraphBuilder, node: GlobalAvgPool) -> None:
+    # GlobalAveragePool keeps unit spatial dims ([N, C, 1, 1]); nnc's result is [C].
+    pooled = b.op("GlobalAveragePool", [b.value(node.inputs[0])], f"{node.name}/pooled")
+    b.bind(node, b.op("Flatten", [pooled], node.name, axis=1))
+
+
+def flatten(b: GraphBuilder, node: Flatten) -> None:
+    if b.input_type(node).rank == 1:
+        b.alias(node)
+        return
+    b.bind(node, b.op("Flatten", [b.value(node.inputs[0])], node.name, axis=1))
+
+
+def reshape(b: GraphBuilder, node: Reshape) -> None:
+    # 0 copies the batch dim from the input (ONNX's default allowzero=0).
+    shape = b.ints(f"{node.name}/shape", [0, *node.shape])
+    b.bind(node, b.op("Reshape", [b.value(node.inputs[0]), shape], node.name))
+
+
+def dropout(b: GraphBuilder, node: Dropout) -> None:
+    # The exported graph is for inference, where dropout is the identity.
+    b.alias(node)
+
+
+def batchnorm(b: GraphBuilder, node: BatchNorm) -> None:
+    # Inference form with the running statistics. ONNX's momentum weights the old
+    # running value, nnc's the batch statistic, hence 1 - momentum (documentation
+    # only: inference never updates the statistics).
+    inputs = [b.value(node.inputs[0])] + [
+        b.param(node, p) for p in ("weight", "bias", "running_mean", "running_var")
+    ]
+    out = b.op(
+        "BatchNormalization", inputs, node.name, epsilon=node.eps, momentum=1.0 - node.momentum
+    )
+    b.bind(node, out)
+
+
+def layernorm(b: GraphBuilder, node: LayerNorm) -> None:
+    inputs = [b.value(node.inputs[0]), b.param(node, "weight"), b.param(node, "bias")]
+    b.bind(node, b.op("LayerNormalization", inputs, node.name, axis=-1, epsilon=node.eps))
+
+
+def lrn(b: GraphBuilder, node: LocalResponseNorm) -> None:
+    if node.size % 2 == 0:
+        _lrn_even(b, node)
+        return
+    attributes: dict[str, Any] = {
+        "size": node.size,
+        "alpha": node.alpha,
+        "beta": node.beta,
+        "bias": node.bias,
+    }
+    x = b.value(node.inputs[0])
+    if b.input_type(node).rank == 3:
+        b.bind(node, b.op("LRN", [x], node.name, **attributes))
+        return
+    # [N, C, L]: onnxruntime's LRN wants 4-D input, so add a unit width and drop it.
+    last = b.ints(f"{node.name}/last_axis", [3])
+    wide = b.op("Unsqueeze", [x, last], f"{node.name}/unsqueezed")
+    normalized = b.op("LRN", [wide], f"{node.name}/lrn", **attributes)
+    b.bind(node, b.op("Squeeze", [normalized, last], node.name))
+
+
+def _lrn_even(b: GraphBuilder, node: LocalResponseNorm) -> None:
+    """LRN written out, because onnxruntime's LRN refuses even sizes.
+
+    The channel window sum of squares is an average pool over a unit-channel view
+    ``[N, 1, C, ...]`` with zero padding counted, times the window size; so
+    ``alpha / size * sum`` is ``alpha * mean``.
+    """
+    x = b.value(node.inputs[0])
+    spatial = b.input_type(node).rank - 1
+    before, after = (node.size - 1) // 2, node.size // 2
+    squares = b.op("Mul", [x, x], f"{node.name}/squares")
+    channel_axis = b.ints(f"{node.name}/unit_axis", [1])
+    view = b.op("Unsqueeze", [squares, channel_axis], f"{node.name}/channels_as_rows")
+    mean = b.op(
+        "AveragePool",
+        [view],
+        f"{node.name}/window_mean",
+        kernel_shape=[node.size] + [1] * spatial,
+        pads=[before] + [0] * spatial + [after] + [0] * spatial,
+        count_include_pad=1,
+    )
+    mean = b.op("Squeeze", [mean, channel_axis], f"{node.name}/window_mean_squeezed")
+    scaled = b.op("Mul", [mean, b.scalar(f"{node.name}/alpha", node.alpha)], f"{node.name}/scaled")
+    shifted = b.op("Add", [scaled, b.scalar(f"{node.name}/bias", node.bias)], f"{node.name}/base")
+    power = b.op(
+        "Pow", [shifted, b.scalar(f"{node.name}/beta", node.beta)], f"{node.name}/denominator"
+    )
+    b.bind(node, b.op("Div", [x, power], node.name))
+
+
+LOWERINGS: dict[str, Lowering] = {
+    "dense": dense,
+    "embedding": embedding,
+    "conv1d": conv,
+    "conv2d": conv,
+    "conv2d_transpose": conv_transpose,
+    "maxpool": maxpool,
+    "avgpool": avgpool,
+    "sumpool": sumpool,
+    "global_avg_pool": global_avg_pool,
+    "flatten": flatten,
+    "reshape": reshape,
+    "dropout": dropout,
+    "batchnorm": batchnorm,
+    "layernorm": layernorm,
+    "lrn": lrn,
+}

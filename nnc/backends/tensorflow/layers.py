@@ -1,0 +1,431 @@
+"""The layer classes generated TensorFlow modules include when they use them.
+
+Each holds its parameters as ``tf.Variable`` in TensorFlow's (and Keras') native
+layout and converts canonical arrays on the way in and out (``to_native`` /
+``to_canonical``); gradients and optimizer state convert the same way. Emitted
+verbatim (no spec-derived text) by :mod:`.library`; ``docs/backends/tensorflow.md``
+lists every conversion.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+LAYERS: dict[str, str] = {}
+
+
+def _layer(name: str, source: str) -> None:
+    LAYERS[name] = textwrap.dedent(source).strip("\n")
+
+
+_layer(
+    "Layer",
+    '''
+    class Layer(tf.Module):
+        """A layer holding nnc parameters as TensorFlow variables.
+
+        parameters() maps canonical parameter names to variables; to_native and
+        to_canonical convert an array between nnc's layout and the variable's (the
+        identity unless the layer says otherwise). Gradients and optimizer state
+        convert the same way, since every conversion is a rearrangement."""
+
+        def parameters(self):
+            return {}
+
+        @staticmethod
+        def to_native(param, value):
+            return value
+
+        @staticmethod
+        def to_canonical(param, value):
+            return value
+
+
+    def variable(shape, trainable, name, fill=0.0):
+        """A float32 variable; the runtime loads the real (canonical) values into it."""
+        return tf.Variable(tf.fill(shape, fill), trainable=trainable, name=name)
+    ''',
+)
+
+_layer(
+    "Dense",
+    '''
+    class Dense(Layer):
+        """y = x Wᵀ + b over the last axis. The kernel is stored as Keras stores it,
+        [in, out] = Wᵀ (nnc's weight is [out, in])."""
+
+        def __init__(self, features, units, bias=True, trainable=True, name=None):
+            super().__init__(name=name)
+            self.kernel = variable([features, units], trainable, "kernel")
+            self.bias = variable([units], trainable, "bias") if bias else None
+
+        def __call__(self, x):
+            y = tf.matmul(x, self.kernel)
+            return y if self.bias is None else y + self.bias
+
+        def parameters(self):
+            if self.bias is None:
+                return {"weight": self.kernel}
+            return {"weight": self.kernel, "bias": self.bias}
+
+        @staticmethod
+        def to_native(param, value):
+            return value.T if param == "weight" else value
+
+        to_canonical = to_native  # a transpose is its own inverse
+    ''',
+)
+
+_layer(
+    "Embedding",
+    '''
+    class Embedding(Layer):
+        """Row lookup of int64 ids in a [vocab, dim] table (nnc's and Keras' layout)."""
+
+        def __init__(self, vocab, dim, trainable=True, name=None):
+            super().__init__(name=name)
+            self.table = variable([vocab, dim], trainable, "embeddings")
+
+        def __call__(self, ids):
+            return tf.gather(self.table, ids)
+
+        def parameters(self):
+            return {"weight": self.table}
+    ''',
+)
+
+_layer(
+    "Conv",
+    '''
+    class Conv(Layer):
+        """Convolution (cross-correlation, kernels never flipped) of channels-last input:
+        [N, L, C] (1-D) or [N, H, W, C] (2-D).
+
+        The kernel is stored as TensorFlow wants it, [*kernel, C/groups, filters] (HWIO);
+        nnc's weight is [filters, C/groups, *kernel]. Groups follow from the kernel's
+        input depth. `padding` is "VALID", "SAME" (TensorFlow's own, which is nnc's
+        `same`: out = ceil(in / stride), the odd pad at the end) or explicit
+        (begin, end) pairs per spatial dim, applied with tf.pad."""
+
+        def __init__(
+            self, channels, filters, kernel, stride=None, padding="VALID", dilation=None,
+            groups=1, bias=True, trainable=True, name=None,
+        ):
+            super().__init__(name=name)
+            self.kernel = variable([*kernel, channels // groups, filters], trainable, "kernel")
+            self.bias = variable([filters], trainable, "bias") if bias else None
+            self.stride = stride or (1,) * len(kernel)
+            self.dilation = dilation or (1,) * len(kernel)
+            self.pads = None if isinstance(padding, str) else [[0, 0], *padding, [0, 0]]
+            self.padding = padding if isinstance(padding, str) else "VALID"
+            self.convolve = tf.nn.conv1d if len(kernel) == 1 else tf.nn.conv2d
+
+        def __call__(self, x):
+            if self.pads is not None:
+                x = tf.pad(x, self.pads)
+            y = self.convolve(x, self.kernel, self.stride, self.padding, dilations=self.dilation)
+            return y if self.bias is None else tf.nn.bias_add(y, self.bias)
+
+        def parameters(self):
+            if self.bias is None:
+                return {"weight": self.kernel}
+            return {"weight": self.kernel, "bias": self.bias}
+
+        @staticmethod
+        def to_native(param, value):
+            # [filters, C/groups, *kernel] -> [*kernel, C/groups, filters]
+            if param != "weight":
+                return value
+            return np.transpose(value, (*range(2, value.ndim), 1, 0))
+
+        @staticmethod
+        def to_canonical(param, value):
+            if param != "weight":
+                return value
+            return np.transpose(value, (value.ndim - 1, value.ndim - 2, *range(value.ndim - 2)))
+    ''',
+)
+
+_layer(
+    "ConvTranspose2d",
+    '''
+    class ConvTranspose2d(Layer):
+        """Transposed convolution (the gradient of conv2d with respect to its input) of
+        channels-last input, as PyTorch and ONNX define it.
+
+        The kernel is stored as tf.nn.conv2d_transpose wants it, [kh, kw, filters, C_in];
+        nnc's weight is [C_in, filters, kh, kw]. The full output, (in-1)*stride + k,
+        plus `output_padding` rows and columns at the end, is cropped by `crop`
+        ((top, bottom), (left, right))."""
+
+        def __init__(
+            self, channels, filters, kernel, stride, crop=((0, 0), (0, 0)),
+            output_padding=(0, 0), bias=True, trainable=True, name=None,
+        ):
+            super().__init__(name=name)
+            self.kernel = variable([*kernel, filters, channels], trainable, "kernel")
+            self.bias = variable([filters], trainable, "bias") if bias else None
+            self.filters, self.size, self.stride = filters, kernel, stride
+            self.crop, self.output_padding = crop, output_padding
+
+        def __call__(self, x):
+            shape = tf.shape(x)
+            (kh, kw), (sh, sw), (ph, pw) = self.size, self.stride, self.output_padding
+            height = (shape[1] - 1) * sh + kh + ph
+            width = (shape[2] - 1) * sw + kw + pw
+            full = tf.nn.conv2d_transpose(
+                x, self.kernel, tf.stack([shape[0], height, width, self.filters]),
+                self.stride, "VALID",
+            )
+            (top, bottom), (left, right) = self.crop
+            y = full[:, top : height - bottom, left : width - right, :]
+            return y if self.bias is None else tf.nn.bias_add(y, self.bias)
+
+        def parameters(self):
+            if self.bias is None:
+                return {"weight": self.kernel}
+            return {"weight": self.kernel, "bias": self.bias}
+
+        @staticmethod
+        def to_native(param, value):
+            # [C_in, filters, kh, kw] -> [kh, kw, filters, C_in]
+            return np.transpose(value, (2, 3, 1, 0)) if param == "weight" else value
+
+        @staticmethod
+        def to_canonical(param, value):
+            return np.transpose(value, (3, 2, 0, 1)) if param == "weight" else value
+    ''',
+)
+
+_layer(
+    "BatchNorm",
+    '''
+    class BatchNorm(Layer):
+        """nnc's batch normalisation of the channels (the last axis, channels-last).
+
+        Training normalises with the batch mean and biased variance, and moves the
+        running statistics towards them by `momentum` (PyTorch's convention; Keras'
+        momentum is 1 minus this), the variance unbiased by n / (n - 1). Evaluation
+        uses the running statistics. Written out because Keras' BatchNormalization
+        keeps the biased variance and defaults differ."""
+
+        def __init__(self, channels, momentum, eps, trainable=True, name=None):
+            super().__init__(name=name)
+            self.gamma = variable([channels], trainable, "gamma", fill=1.0)
+            self.beta = variable([channels], trainable, "beta")
+            self.running_mean = variable([channels], False, "running_mean")
+            self.running_var = variable([channels], False, "running_var", fill=1.0)
+            self.momentum, self.eps = momentum, eps
+
+        def __call__(self, x, training=False):
+            if not training:
+                return tf.nn.batch_normalization(
+                    x, self.running_mean, self.running_var, self.beta, self.gamma, self.eps
+                )
+            mean, variance = tf.nn.moments(x, axes=list(range(len(x.shape) - 1)))
+            n = tf.cast(tf.size(x) // tf.shape(x)[-1], x.dtype)  # values per channel
+            unbiased = variance * n / tf.maximum(n - 1.0, 1.0)
+            m = self.momentum
+            self.running_mean.assign((1.0 - m) * self.running_mean + m * mean)
+            self.running_var.assign((1.0 - m) * self.running_var + m * unbiased)
+            return tf.nn.batch_normalization(x, mean, variance, self.beta, self.gamma, self.eps)
+
+        def parameters(self):
+            return {
+                "weight": self.gamma,
+                "bias": self.beta,
+                "running_mean": self.running_mean,
+                "running_var": self.running_var,
+            }
+    ''',
+)
+
+_layer(
+    "LayerNorm",
+    '''
+    class LayerNorm(Layer):
+        """y = γ (x - mean) / √(var + eps) + β over the last axis (biased variance)."""
+
+        def __init__(self, features, eps, trainable=True, name=None):
+            super().__init__(name=name)
+            self.gamma = variable([features], trainable, "gamma", fill=1.0)
+            self.beta = variable([features], trainable, "beta")
+            self.eps = eps
+
+        def __call__(self, x):
+            mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+            return tf.nn.batch_normalization(x, mean, variance, self.beta, self.gamma, self.eps)
+
+        def parameters(self):
+            return {"weight": self.gamma, "bias": self.beta}
+    ''',
+)
+
+_layer(
+    "PRelu",
+    '''
+    class PRelu(Layer):
+        """x if x > 0 else alpha_c * x, one learned slope per channel (the last axis)."""
+
+        def __init__(self, channels, trainable=True, name=None):
+            super().__init__(name=name)
+            self.alpha = variable([channels], trainable, "alpha", fill=0.25)
+
+        def __call__(self, x):
+            return tf.maximum(x, 0.0) + self.alpha * tf.minimum(x, 0.0)
+
+        def parameters(self):
+            return {"alpha": self.alpha}
+    ''',
+)
+
+_layer(
+    "Recurrent",
+    '''
+    class Recurrent(Layer):
+        """A recurrent layer over [N, t, F], its weights stored as Keras stores them:
+        kernel [F, gates*H] = W_ihᵀ and recurrent_kernel [H, gates*H] = W_hhᵀ.
+
+        The input term of every step is one matmul up front; the recurrence runs with
+        tf.scan over time (t may differ from batch to batch)."""
+
+        gates = 1
+
+        def __init__(self, features, units, return_sequences=False, trainable=True, name=None):
+            super().__init__(name=name)
+            self.units, self.return_sequences = units, return_sequences
+            self.kernel = variable([features, self.gates * units], trainable, "kernel")
+            self.recurrent_kernel = variable(
+                [units, self.gates * units], trainable, "recurrent_kernel"
+            )
+
+        def run(self, inputs, initial):
+            """Scan `self.cell` over time; return [N, t, H] or the last state [N, H]."""
+            states = tf.scan(self.cell, tf.transpose(inputs, (1, 0, 2)), initializer=initial)
+            h = states[0] if isinstance(states, tuple) else states
+            return tf.transpose(h, (1, 0, 2)) if self.return_sequences else h[-1]
+
+        def zeros(self, x):
+            return tf.zeros([tf.shape(x)[0], self.units])
+    ''',
+)
+
+_layer(
+    "SimpleRNN",
+    '''
+    class SimpleRNN(Recurrent):
+        """h_t = tanh(W_ih x_t + W_hh h_{t-1} + b), h_0 = 0 (Keras' SimpleRNN layout)."""
+
+        def __init__(self, features, units, return_sequences=False, trainable=True, name=None):
+            super().__init__(features, units, return_sequences, trainable, name)
+            self.bias = variable([units], trainable, "bias")
+
+        def __call__(self, x):
+            return self.run(tf.matmul(x, self.kernel) + self.bias, self.zeros(x))
+
+        def cell(self, h, inputs_t):
+            return tf.tanh(inputs_t + tf.matmul(h, self.recurrent_kernel))
+
+        def parameters(self):
+            return {
+                "weight_ih": self.kernel,
+                "weight_hh": self.recurrent_kernel,
+                "bias": self.bias,
+            }
+
+        @staticmethod
+        def to_native(param, value):
+            return value if param == "bias" else value.T
+
+        to_canonical = to_native
+    ''',
+)
+
+_layer(
+    "LSTM",
+    '''
+    class LSTM(Recurrent):
+        """Long short-term memory with gates i, f, g, o: nnc's order, which is Keras'
+        i, f, c, o, so its weights are only transposed (one bias, as in Keras)."""
+
+        gates = 4
+
+        def __init__(self, features, units, return_sequences=False, trainable=True, name=None):
+            super().__init__(features, units, return_sequences, trainable, name)
+            self.bias = variable([4 * units], trainable, "bias")
+
+        def __call__(self, x):
+            zeros = self.zeros(x)
+            return self.run(tf.matmul(x, self.kernel) + self.bias, (zeros, zeros))
+
+        def cell(self, state, inputs_t):
+            h, c = state
+            z = inputs_t + tf.matmul(h, self.recurrent_kernel)
+            i, f, g, o = tf.split(z, 4, axis=-1)
+            c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+            return tf.sigmoid(o) * tf.tanh(c), c
+
+        def parameters(self):
+            return {
+                "weight_ih": self.kernel,
+                "weight_hh": self.recurrent_kernel,
+                "bias": self.bias,
+            }
+
+        @staticmethod
+        def to_native(param, value):
+            return value if param == "bias" else value.T
+
+        to_canonical = to_native
+    ''',
+)
+
+_layer(
+    "GRU",
+    '''
+    class GRU(Recurrent):
+        """Gated recurrent unit with the reset applied after the recurrent matmul:
+        Keras' GRU(reset_after=True). Keras orders the gates z, r, h where nnc orders
+        them r, z, n, so the first two gate blocks swap; its bias [2, 3H] is the two
+        variables input_bias (nnc's bias_ih) and recurrent_bias (bias_hh)."""
+
+        gates = 3
+
+        def __init__(self, features, units, return_sequences=False, trainable=True, name=None):
+            super().__init__(features, units, return_sequences, trainable, name)
+            self.input_bias = variable([3 * units], trainable, "input_bias")
+            self.recurrent_bias = variable([3 * units], trainable, "recurrent_bias")
+
+        def __call__(self, x):
+            return self.run(tf.matmul(x, self.kernel) + self.input_bias, self.zeros(x))
+
+        def cell(self, h, inputs_t):
+            x_z, x_r, x_h = tf.split(inputs_t, 3, axis=-1)
+            recurrent = tf.matmul(h, self.recurrent_kernel) + self.recurrent_bias
+            h_z, h_r, h_h = tf.split(recurrent, 3, axis=-1)
+            z = tf.sigmoid(x_z + h_z)
+            r = tf.sigmoid(x_r + h_r)
+            n = tf.tanh(x_h + r * h_h)
+            return (1.0 - z) * n + z * h
+
+        def parameters(self):
+            return {
+                "weight_ih": self.kernel,
+                "weight_hh": self.recurrent_kernel,
+                "bias_ih": self.input_bias,
+                "bias_hh": self.recurrent_bias,
+            }
+
+        @staticmethod
+        def to_native(param, value):
+            r, z, n = np.split(value, 3, axis=0)  # gate blocks: r, z, n -> z, r, h
+            value = np.concatenate([z, r, n], axis=0)
+            return value if param.startswith("bias") else value.T
+
+        @staticmethod
+        def to_canonical(param, value):
+            value = value if param.startswith("bias") else value.T
+            z, r, n = np.split(value, 3, axis=0)
+            return np.concatenate([r, z, n], axis=0)
+    ''',
+)

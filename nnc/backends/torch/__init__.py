@@ -1,0 +1,95 @@
+"""The PyTorch backend: idiomatic ``nn.Module`` code with nnc's exact semantics.
+
+``emit`` writes a standalone module (torch, numpy and the standard library only):
+one ``nn.Module`` class per model, the recipe's loss and ``torch.optim`` optimizer,
+and a ``Runtime`` implementing :class:`nnc.backends.runtime.Runtime`. ``build``
+imports it and returns a ready runtime. Neither importing this package nor
+``emit`` imports torch; ``build`` does.
+
+How each op, loss and optimizer is realised: ``docs/backends/torch.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from nnc.backends.codegen import load_module, select
+from nnc.backends.torch.emit import NAME, emit_module
+from nnc.errors import BackendError
+from nnc.ir.passes import check
+from nnc.ir.program import Program
+from nnc.ir.weights import check_weights
+
+if TYPE_CHECKING:
+    from nnc.backends.runtime import Runtime
+
+__all__ = ["NAME", "build", "emit"]
+
+
+def emit(program: Program, model: str | None = None, source: str = "<program>") -> str:
+    """The generated PyTorch module for ``model`` (default: the trained model).
+
+    >>> import nnc
+    >>> code = emit(nnc.load("examples/xor.nn"), source="examples/xor.nn")
+    >>> "class Xor(nn.Module):" in code and "torch.optim.SGD" in code
+    True
+    """
+    return emit_module(program, model, source)
+
+
+def build(
+    program: Program,
+    model: str | None = None,
+    weights: Mapping[str, np.ndarray] | None = None,
+    device: str = "cpu",
+    seed: int | None = None,
+) -> Runtime:
+    """A ready runtime: the generated module, imported, on ``device`` ("cpu",
+    "cuda" or "cuda:<index>"). ``weights`` are canonical (default: the initial
+    weights drawn from ``seed``); ``seed`` defaults to the recipe's."""
+    from nnc.backends import require_framework
+
+    require_framework(NAME)
+    program = check(program)
+    root, recipe = select(program, model)
+    resolve_device(device)
+    if weights is not None:
+        weights = check_weights(program, root, weights)
+    module = load_module(emit_module(program, root.name), f"torch_{root.name}")
+    if seed is None:
+        seed = int(getattr(recipe, "seed", 0))
+    runtime: Runtime = module.Runtime(weights, device=device, seed=seed)
+    return runtime
+
+
+def resolve_device(device: str) -> str:
+    """Check that torch can run on ``device``; a clear BackendError when it cannot."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise BackendError(
+            f"unknown device '{device}' for the torch backend. Expected 'cpu', 'cuda' or "
+            f"'cuda:<index>'. Received: {device!r}"
+        ) from None
+    if parsed.type == "cpu":
+        return device
+    if parsed.type != "cuda":
+        raise BackendError(
+            f"the torch backend runs on 'cpu' or 'cuda'. Received: device {device!r}"
+        )
+    if not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else "no visible GPU"
+        raise BackendError(
+            f"device '{device}' was requested but CUDA is not available to torch "
+            f"{torch.__version__} ({build})",
+            hint="use device='cpu'",
+        )
+    count = torch.cuda.device_count()
+    if parsed.index is not None and parsed.index >= count:
+        raise BackendError(f"device '{device}' does not exist: torch sees {count} CUDA device(s)")
+    return device

@@ -1,0 +1,112 @@
+"""Helpers emitted into a generated module, only when one of its layers needs them.
+
+Each helper is fixed code (nothing from the spec reaches it) computing a piece of
+nnc's semantics that torch has no layer for. They are emitted in the order of
+:data:`HELPERS`, so a helper may use an earlier one.
+"""
+
+from __future__ import annotations
+
+from nnc.backends.codegen import CodeWriter
+
+_STEP = '''
+class StraightThroughStep(torch.autograd.Function):
+    """Heaviside step forward, identity backward: the straight-through gradient that
+    makes step + sse + sgd with batch 1 Rosenblatt's perceptron rule."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return grad_output
+
+
+def step(x):
+    """1 where x > 0, else 0; its gradient passes straight through."""
+    return StraightThroughStep.apply(x)
+'''
+
+_AVG_POOL = '''
+class AvgPoolExcludingPad(nn.Module):
+    """The mean over the real elements of each window, with padding that may differ at
+    the two ends (TF-style 'same' puts the extra pad at the end; nn.AvgPool pads both
+    ends equally). Window sums of the zero-padded input are divided by the number of
+    real elements in each window, counted by pooling a padded mask of ones."""
+
+    def __init__(self, kernel_size, stride, pads):
+        super().__init__()
+        pool = nn.AvgPool1d if len(kernel_size) == 1 else nn.AvgPool2d
+        self.pool = pool(kernel_size, stride)
+        self.pads = pads
+
+    def forward(self, x):
+        ones = torch.ones_like(x[:1, :1])
+        return self.pool(F.pad(x, self.pads)) / self.pool(F.pad(ones, self.pads))
+'''
+
+_SUM_POOL = '''
+class SumPool(nn.Module):
+    """The sum over each window (torch has no sum pooling): the mean over the
+    zero-padded window times the window size."""
+
+    def __init__(self, kernel_size, stride, pads):
+        super().__init__()
+        pool = nn.AvgPool1d if len(kernel_size) == 1 else nn.AvgPool2d
+        self.pool = pool(kernel_size, stride)
+        self.pads = pads
+        self.window = math.prod(kernel_size)
+
+    def forward(self, x):
+        if any(self.pads):
+            x = F.pad(x, self.pads)
+        return self.pool(x) * self.window
+'''
+
+_LRN_EVEN = '''
+class LocalResponseNormEven(nn.Module):
+    """Local response normalisation whose even window spans size/2 - 1 channels before
+    each channel and size/2 after it (nnc's and ONNX's convention; nn.LocalResponseNorm
+    starts the window one channel earlier):
+    y_c = x_c / (k + alpha / size * sum of x_c'^2 over the window) ** beta."""
+
+    def __init__(self, size, alpha, beta, k):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, x):
+        squares = x.square().flatten(2).unsqueeze(1)  # [N, 1, C, positions]
+        before, after = (self.size - 1) // 2, self.size // 2
+        window_mean = F.avg_pool2d(F.pad(squares, (0, 0, before, after)), (self.size, 1), 1)
+        scale = (self.k + self.alpha * window_mean.squeeze(1)) ** self.beta
+        return x / scale.view_as(x)
+'''
+
+# name -> (source, imports it needs beyond torch, nn and F)
+HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "step": (_STEP, ()),
+    "AvgPoolExcludingPad": (_AVG_POOL, ()),
+    "SumPool": (_SUM_POOL, ("math",)),
+    "LocalResponseNormEven": (_LRN_EVEN, ()),
+}
+
+
+def helper_names(name: str) -> tuple[str, ...]:
+    """The module-level names a helper defines (so spec names avoid them)."""
+    if name == "step":
+        return ("StraightThroughStep", "step")
+    return (name,)
+
+
+def emit_helpers(w: CodeWriter, used: set[str]) -> None:
+    """Emit the helpers in ``used``, in a fixed order, two blank lines apart."""
+    for name, (source, _) in HELPERS.items():
+        if name not in used:
+            continue
+        w.blank(2)
+        w.lines_(source.strip("\n").splitlines())
+
+
+def helper_imports(used: set[str]) -> set[str]:
+    return {imp for name in used for imp in HELPERS[name][1]}
