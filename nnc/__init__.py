@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+from nnc import passes, rewrite
+from nnc.api import build, emit, runtime
+from nnc.builder import Builder, ProgramBuilder, Tensor, block
 from nnc.dsl import format_program as format
 from nnc.dsl import format_source, load, parse
 from nnc.errors import NncError
@@ -18,12 +21,18 @@ from nnc.ir.serialize import loads_json
 __version__ = "0.1.0"
 
 __all__ = [
+    "Builder",
     "Model",
     "NncError",
     "Program",
+    "ProgramBuilder",
+    "Tensor",
     "__version__",
+    "block",
+    "build",
     "check",
     "count_params",
+    "emit",
     "format",
     "format_source",
     "infer_shapes",
@@ -31,5 +40,8 @@ __all__ = [
     "loads_json",
     "model_params",
     "parse",
+    "passes",
+    "rewrite",
+    "runtime",
     "validate",
 ]

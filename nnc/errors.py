@@ -121,6 +121,11 @@ class WeightsError(NncError):
     """A weight or checkpoint file is missing, corrupted or does not fit the model."""
 
 
+class RewriteError(NncError):
+    """A rewrite or pass cannot apply as asked, or produced a program that does not
+    check; the message names the pass."""
+
+
 class BackendError(NncError):
     """A backend cannot lower or run something, or its framework is unavailable."""
 

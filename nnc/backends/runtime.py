@@ -24,6 +24,10 @@ Conventions, shared by all backends:
   ``"step"`` (a 0-d int64 array, updates so far) and per trainable parameter
   ``"<param>.velocity"`` (sgd with momentum), ``"<param>.accumulator"`` (adagrad),
   ``"<param>.square_avg"`` (rmsprop), ``"<param>.m"`` and ``"<param>.v"`` (adam).
+- The framework's own object, which ``nnc.build`` returns, is an attribute of the
+  runtime: ``model`` (the ``torch.nn.Module``; the Keras model or ``tf.Module``),
+  ``session`` (the onnxruntime ``InferenceSession``); the NumPy runtime is itself
+  the NumPy model object. ``nnc.api.NATIVE_ATTRIBUTE`` lists them.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "export": "onnx_export",
     "import": "onnx_import",
     "run": "onnx_run",
+    "opt": "opt",
 }
 
 

@@ -54,6 +54,32 @@ class Model(IRModel):
     def output_types(self) -> tuple[TensorType, ...]:
         return tuple(self.value_type(o) for o in self.outputs)
 
+    # -- graph queries (see nnc.ir.graph) -----------------------------------------
+
+    def topological(self) -> list[Node]:
+        """The nodes in dependency order."""
+        from nnc.ir.graph import topological
+
+        return topological(self)
+
+    def find(self, op: str | None = None, *, name: str | None = None) -> list[Node]:
+        """Nodes by op and/or name glob: ``model.find("conv2d", name="residual_1_*")``."""
+        from nnc.ir.graph import find
+
+        return find(self, op, name)
+
+    def producers(self, node: str) -> list[Node]:
+        """The nodes whose outputs ``node`` reads."""
+        from nnc.ir.graph import producers
+
+        return producers(self, node)
+
+    def consumers(self, value: str) -> list[Node]:
+        """The nodes that read ``value`` (an input, a node, or ``node:k``)."""
+        from nnc.ir.graph import consumers
+
+        return consumers(self, value)
+
 
 class Program(IRModel):
     models: dict[str, Model] = Field(default_factory=dict)
@@ -77,6 +103,34 @@ class Program(IRModel):
                 hint=did_you_mean(name, self.models),
             )
         return self.models[name]
+
+    def param_counts(self, model: str | None = None) -> dict[str, int]:
+        """Parameters per node of a checked model (a call counts its callee's),
+        buffers excluded: ``{"dense_1": 25, "sigmoid_1": 0, ...}``."""
+        from nnc.ir.summary import summarize
+
+        return {r.name: r.params for r in summarize(self, self.model(model)).rows}
+
+    def summary(self, model: str | None = None) -> str:
+        """A text table per model of a checked program: layers, output shapes,
+        parameters. Without ``model``, every model.
+
+        >>> import nnc
+        >>> print(nnc.load("examples/xor.nn").summary())
+        model Xor
+          layer      op       inputs     output shape  params
+          x          input               [2]
+          dense_1    dense    x          [5]               15
+          sigmoid_1  sigmoid  dense_1    [5]
+          dense_2    dense    sigmoid_1  [1]                6
+          sigmoid_2  sigmoid  dense_2    [1]
+          total                                            21
+        params: 21 (21 trainable, 0 frozen); parameter memory 84 B; activations 48 B per sample
+        """
+        from nnc.ir.summary import format_summary, summarize
+
+        names = [self.model(model).name] if model is not None else list(self.models)
+        return "\n\n".join(format_summary(summarize(self, n)) for n in names)
 
     def to_json(self, indent: int | None = 2) -> str:
         """The IR as JSON; :func:`nnc.ir.serialize.loads_json` reads it back identically."""

@@ -113,3 +113,33 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} PiB"
+
+
+def format_summary(s: ModelSummary) -> str:
+    """A :class:`ModelSummary` as a plain-text table (what ``Program.summary`` prints).
+
+    Frozen layers (``trainable = false``) show ``frozen`` after their count.
+    """
+    header = ("layer", "op", "inputs", "output shape", "params")
+    rows: list[tuple[str, ...]] = [(name, "input", "", t, "") for name, t in s.inputs]
+    for r in s.rows:
+        count = f"{r.params:,}" if r.params else ""
+        if r.params and not r.trainable:
+            count += " frozen"
+        rows.append((r.name, r.op, ", ".join(r.inputs), r.output_shape, count))
+    rows.append(("total", "", "", "", f"{s.total_params:,}"))
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+
+    def line(row: tuple[str, ...]) -> str:
+        cells = [cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=False)]
+        return ("  " + "  ".join(cells) + "  " + row[-1].rjust(widths[-1])).rstrip()
+
+    act = s.activation_bytes_per_sample
+    footer = (
+        f"params: {s.total_params:,} ({s.trainable_params:,} trainable, "
+        f"{s.non_trainable_params:,} frozen)"
+        + (f", plus {s.buffer_values:,} buffer values" if s.buffer_values else "")
+        + f"; parameter memory {human_bytes(s.param_bytes)}; activations "
+        + (f"{human_bytes(act)} per sample" if act is not None else "depend on symbolic dims")
+    )
+    return "\n".join([f"model {s.model}", line(header), *(line(r) for r in rows), footer])

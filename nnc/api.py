@@ -1,0 +1,126 @@
+"""Emit code and build ready models from Python, on any backend.
+
+- :func:`emit`: the backend's artefact: Python source for numpy, torch and
+  tensorflow; a serialized ONNX ModelProto (``bytes``) for onnx. No framework is
+  imported.
+- :func:`runtime`: a :class:`~nnc.backends.runtime.Runtime` (forward, train_step,
+  weights...), the interface ``nnc train`` uses.
+- :func:`build`: the framework's own object, ready to use: a torch ``nn.Module``, a
+  Keras model or ``tf.Module``, an onnxruntime ``InferenceSession``, or for numpy the
+  generated NumPy model object (which is its runtime).
+
+Backends are imported when called, never by ``import nnc``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nnc.errors import BackendError
+from nnc.ir.program import Program
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from nnc.backends.runtime import Runtime
+
+# Where each backend's runtime keeps its native object (see nnc.backends.runtime);
+# None: the runtime is itself the native object.
+NATIVE_ATTRIBUTE: dict[str, str | None] = {
+    "numpy": None,
+    "torch": "model",
+    "tensorflow": "model",
+    "onnx": "session",
+}
+
+WeightsArg = Mapping[str, "np.ndarray"] | str | Path | None
+
+
+def emit(
+    program: Program,
+    backend: str = "numpy",
+    model: str | None = None,
+    *,
+    source: str = "<program>",
+    **options: Any,
+) -> str | bytes:
+    """The generated artefact for ``model`` (default: the trained or only model).
+
+    ``options`` go to the backend's ``emit`` (``opset=`` and ``weights=`` for onnx;
+    weights may be a mapping or a weights file, as for :func:`build`).
+    """
+    from nnc.backends import get_backend
+
+    if options.get("weights") is not None:
+        options["weights"] = _weights(program, model, options["weights"])
+    return get_backend(backend).emit(program, model, source=source, **options)
+
+
+def runtime(
+    program: Program,
+    backend: str = "numpy",
+    model: str | None = None,
+    *,
+    weights: WeightsArg = None,
+    **options: Any,
+) -> Runtime:
+    """A runtime of ``model`` on ``backend``: its framework is imported now.
+
+    ``weights`` are canonical weights (a mapping, or a ``.npz`` weights file or
+    training checkpoint); without them, the initial weights drawn from the seed.
+    ``options`` go to the backend's ``build`` (``device=``, ``seed=``...).
+    """
+    from nnc.backends import backend_name, get_backend, require_framework
+
+    name = backend_name(backend)
+    require_framework(name)
+    loaded = _weights(program, model, weights)
+    return get_backend(name).build(program, model, weights=loaded, **options)
+
+
+def build(
+    program: Program,
+    backend: str = "numpy",
+    model: str | None = None,
+    *,
+    weights: WeightsArg = None,
+    **options: Any,
+) -> Any:
+    """The framework's own object for ``model``, with ``weights`` loaded:
+    ``nn.Module`` (torch), Keras model or ``tf.Module`` (tensorflow),
+    ``InferenceSession`` (onnx), the NumPy model object (numpy)."""
+    return native(runtime(program, backend, model, weights=weights, **options))
+
+
+def native(rt: Runtime) -> Any:
+    """The framework object behind a runtime (see :data:`NATIVE_ATTRIBUTE`)."""
+    backend = getattr(rt, "backend", None)
+    if backend not in NATIVE_ATTRIBUTE:
+        raise BackendError(f"not a runtime of a known backend. Received: {type(rt).__name__}")
+    attribute = NATIVE_ATTRIBUTE[backend]
+    if attribute is None:
+        return rt
+    if not hasattr(rt, attribute):
+        raise BackendError(
+            f"the {backend} runtime does not expose its native object as '{attribute}'"
+        )
+    return getattr(rt, attribute)
+
+
+def _weights(
+    program: Program, model: str | None, weights: WeightsArg
+) -> dict[str, np.ndarray] | None:
+    if weights is None:
+        return None
+    from nnc.backends.codegen import select
+    from nnc.ir.weights import check_weights, load_weights
+
+    m, _ = select(program, model)
+    if isinstance(weights, str | Path):
+        return load_weights(weights, program, m)
+    return check_weights(program, m, weights)
+
+
+__all__ = ["NATIVE_ATTRIBUTE", "build", "emit", "native", "runtime"]

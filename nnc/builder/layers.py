@@ -1,0 +1,154 @@
+"""One method per op of the registry on :class:`~nnc.builder.Builder`: each is
+``layer(<op>, ...)``, so that ``b.conv2d(x, 16, kernel=3)`` reads like ``.nn`` text."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nnc.builder.model import Tensor
+
+
+class LayerMethods:
+    """The op methods; :meth:`layer` does the work."""
+
+    @abstractmethod
+    def layer(self, op: str, *args: Any, **attrs: Any) -> Tensor:
+        """Apply any op of the registry by name."""
+
+    def dense(self, *args: Any, **attrs: Any) -> Tensor:
+        """``dense(units, bias, init, bias_init, trainable)``: y = x Wᵀ + b."""
+        return self.layer("dense", *args, **attrs)
+
+    def embedding(self, *args: Any, **attrs: Any) -> Tensor:
+        """``embedding(vocab, dim)``: rows of a learned table for int64 ids."""
+        return self.layer("embedding", *args, **attrs)
+
+    def conv1d(self, *args: Any, **attrs: Any) -> Tensor:
+        """``conv1d(filters, kernel, stride, padding, dilation, groups)`` over [C, L]."""
+        return self.layer("conv1d", *args, **attrs)
+
+    def conv2d(self, *args: Any, **attrs: Any) -> Tensor:
+        """``conv2d(filters, kernel, stride, padding, dilation, groups)`` over [C, H, W]."""
+        return self.layer("conv2d", *args, **attrs)
+
+    def conv2d_transpose(self, *args: Any, **attrs: Any) -> Tensor:
+        """``conv2d_transpose(filters, kernel, stride, padding, output_padding)``."""
+        return self.layer("conv2d_transpose", *args, **attrs)
+
+    def maxpool(self, *args: Any, **attrs: Any) -> Tensor:
+        """``maxpool(size, stride = size, padding = valid)``."""
+        return self.layer("maxpool", *args, **attrs)
+
+    def avgpool(self, *args: Any, **attrs: Any) -> Tensor:
+        """``avgpool(size, stride = size, padding = valid)``: mean of the real elements."""
+        return self.layer("avgpool", *args, **attrs)
+
+    def sumpool(self, *args: Any, **attrs: Any) -> Tensor:
+        """``sumpool(size, stride = size, padding = valid)``."""
+        return self.layer("sumpool", *args, **attrs)
+
+    def global_avg_pool(self, *args: Any, **attrs: Any) -> Tensor:
+        """Mean over all spatial positions: [C, ...] -> [C]."""
+        return self.layer("global_avg_pool", *args, **attrs)
+
+    def flatten(self, *args: Any, **attrs: Any) -> Tensor:
+        """Collapse the per-sample dims, channels-first order."""
+        return self.layer("flatten", *args, **attrs)
+
+    def reshape(self, *args: Any, **attrs: Any) -> Tensor:
+        """``reshape(shape)``; one dim may be -1."""
+        return self.layer("reshape", *args, **attrs)
+
+    def dropout(self, *args: Any, **attrs: Any) -> Tensor:
+        """``dropout(rate)``: inverted dropout, identity at inference."""
+        return self.layer("dropout", *args, **attrs)
+
+    def batchnorm(self, *args: Any, **attrs: Any) -> Tensor:
+        """``batchnorm(momentum = 0.1, eps = 1e-5)`` over axis 0 (channels)."""
+        return self.layer("batchnorm", *args, **attrs)
+
+    def layernorm(self, *args: Any, **attrs: Any) -> Tensor:
+        """``layernorm(eps = 1e-5)`` over the last axis."""
+        return self.layer("layernorm", *args, **attrs)
+
+    def lrn(self, *args: Any, **attrs: Any) -> Tensor:
+        """``lrn(size = 5, alpha, beta, bias)``: local response normalisation."""
+        return self.layer("lrn", *args, **attrs)
+
+    def rnn(self, *args: Any, **attrs: Any) -> Tensor:
+        """``rnn(units, return_sequences = false)``: h = tanh(W x + U h + b)."""
+        return self.layer("rnn", *args, **attrs)
+
+    def lstm(self, *args: Any, **attrs: Any) -> Tensor:
+        """``lstm(units, return_sequences = false)``, gates i, f, g, o."""
+        return self.layer("lstm", *args, **attrs)
+
+    def gru(self, *args: Any, **attrs: Any) -> Tensor:
+        """``gru(units, return_sequences = false)``, gates r, z, n."""
+        return self.layer("gru", *args, **attrs)
+
+    def add(self, *args: Any, **attrs: Any) -> Tensor:
+        """Element-wise sum of two or more tensors (``x + y`` in .nn text)."""
+        return self.layer("add", *args, **attrs)
+
+    def concat(self, *args: Any, **attrs: Any) -> Tensor:
+        """``concat(x, y, ..., axis = 0)``."""
+        return self.layer("concat", *args, **attrs)
+
+    def linear(self, *args: Any, **attrs: Any) -> Tensor:
+        """The identity activation."""
+        return self.layer("linear", *args, **attrs)
+
+    def step(self, *args: Any, **attrs: Any) -> Tensor:
+        """Heaviside step with a straight-through gradient."""
+        return self.layer("step", *args, **attrs)
+
+    def sigmoid(self, *args: Any, **attrs: Any) -> Tensor:
+        """1 / (1 + e^-x)."""
+        return self.layer("sigmoid", *args, **attrs)
+
+    def tanh(self, *args: Any, **attrs: Any) -> Tensor:
+        """Hyperbolic tangent."""
+        return self.layer("tanh", *args, **attrs)
+
+    def relu(self, *args: Any, **attrs: Any) -> Tensor:
+        """max(x, 0)."""
+        return self.layer("relu", *args, **attrs)
+
+    def leaky_relu(self, *args: Any, **attrs: Any) -> Tensor:
+        """``leaky_relu(alpha = 0.01)``."""
+        return self.layer("leaky_relu", *args, **attrs)
+
+    def elu(self, *args: Any, **attrs: Any) -> Tensor:
+        """``elu(alpha = 1.0)``."""
+        return self.layer("elu", *args, **attrs)
+
+    def prelu(self, *args: Any, **attrs: Any) -> Tensor:
+        """Leaky relu with a learned slope per channel."""
+        return self.layer("prelu", *args, **attrs)
+
+    def selu(self, *args: Any, **attrs: Any) -> Tensor:
+        """Scaled elu with the self-normalising constants."""
+        return self.layer("selu", *args, **attrs)
+
+    def gelu(self, *args: Any, **attrs: Any) -> Tensor:
+        """x·Φ(x), exact erf form."""
+        return self.layer("gelu", *args, **attrs)
+
+    def softplus(self, *args: Any, **attrs: Any) -> Tensor:
+        """log(1 + e^x)."""
+        return self.layer("softplus", *args, **attrs)
+
+    def silu(self, *args: Any, **attrs: Any) -> Tensor:
+        """x·σ(x)."""
+        return self.layer("silu", *args, **attrs)
+
+    def softmax(self, *args: Any, **attrs: Any) -> Tensor:
+        """``softmax(axis = -1)``."""
+        return self.layer("softmax", *args, **attrs)
+
+    def log_softmax(self, *args: Any, **attrs: Any) -> Tensor:
+        """``log_softmax(axis = -1)``."""
+        return self.layer("log_softmax", *args, **attrs)
