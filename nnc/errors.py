@@ -117,6 +117,15 @@ class TrainingError(NncError):
     """Training cannot go on: the loss diverged, or a run cannot be resumed."""
 
 
+class WorkerError(TrainingError):
+    """A data-parallel worker failed (killed, crashed, or cut off from the others), so
+    every worker was stopped; names the rank."""
+
+    def __init__(self, message: str, rank: int | None = None, *, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.rank = rank
+
+
 class WeightsError(NncError):
     """A weight or checkpoint file is missing, corrupted or does not fit the model."""
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 from nnc import __version__
 from nnc.errors import BackendError, NameResolutionError, did_you_mean
@@ -251,26 +251,63 @@ def emit_learning_rate(w: CodeWriter, recipe: Recipe | GanRecipe | None) -> None
             w.line(f"return {lr!r}")
 
 
-def emit_fit(w: CodeWriter, recipe: Recipe | None, runtime_class: str = "Runtime") -> None:
+def emit_fit(
+    w: CodeWriter,
+    recipe: Recipe | None,
+    runtime_class: str = "Runtime",
+    parallel: Literal["torch", "tensorflow"] | None = None,
+) -> None:
     """Emit a standalone ``fit(x, y)``: seeded shuffling, mini-batches, the schedule.
 
     It makes the same updates as ``nnc train`` on the same training samples: a
     permutation per epoch from one generator seeded with the recipe's seed, and the
     runtime reseeded per epoch with ``SeedSequence([seed, epoch])`` (dropout masks).
+    With ``parallel``, it also trains data-parallel as ``nnc train --nproc`` does:
+    torch under torchrun (``distributed=True``), TensorFlow under a
+    ``tf.distribute`` strategy (``strategy=...``); each worker trains on its slice
+    of every global batch (docs/distributed.md).
     """
     epochs = recipe.epochs if recipe else 1
     batch = recipe.batch if recipe else 32
     seed = recipe.seed if recipe else 0
-    with w.block(
-        f"def fit(x, y, epochs={epochs}, batch={batch!r}, seed={seed}, runtime=None, verbose=True):"
-    ):
-        w.docstring(
+    summed = recipe is not None and recipe.loss.kind == "sse"
+    signature = f"x, y, epochs={epochs}, batch={batch!r}, seed={seed}, runtime=None, verbose=True"
+    header = f"def fit({signature}):"
+    if parallel == "torch":
+        w.line(f"def fit({signature},")
+        header = "        distributed=False, device='cpu'):"
+    elif parallel == "tensorflow":
+        header = f"def fit({signature}, strategy=None):"
+    with w.block(header):
+        doc = (
             "Train on prepared arrays (targets as the runtime expects them); return the\n"
             "runtime and the mean training loss of each epoch."
         )
-        w.line(
-            f"runtime = runtime if runtime is not None else {runtime_class}(initial_weights(seed))"
-        )
+        if parallel == "torch":
+            doc += (
+                "\n\ndistributed=True trains data-parallel in a process that torchrun started\n"
+                "(see init_distributed): every worker passes the same arrays, draws the same\n"
+                "batch order and trains on its slice of each global batch; rank 0 prints."
+            )
+        elif parallel == "tensorflow":
+            doc += (
+                "\n\nWith a tf.distribute.MultiWorkerMirroredStrategy, it trains data-parallel:\n"
+                "every worker passes the same arrays, draws the same batch order and trains\n"
+                "on its slice of each global batch; worker 0 prints."
+            )
+        w.docstring(doc)
+        if parallel == "torch":
+            with w.block("if runtime is None:"):
+                with w.block("if distributed:"):
+                    w.line("device = init_distributed(device)")
+                w.line(
+                    f"runtime = {runtime_class}(initial_weights(seed), device=device, "
+                    "distributed=distributed)"
+                )
+        else:
+            make = f"{runtime_class}(initial_weights(seed)"
+            make += ", strategy=strategy)" if parallel == "tensorflow" else ")"
+            w.line(f"runtime = runtime if runtime is not None else {make}")
         w.line("rng = np.random.default_rng(seed)")
         w.line("n = len(x)")
         w.line("size = n if batch == 'all' else int(batch)")
@@ -283,11 +320,32 @@ def emit_fit(w: CodeWriter, recipe: Recipe | None, runtime_class: str = "Runtime
             w.line("total = 0.0")
             with w.block("for start in range(0, n, size):"):
                 w.line("index = order[start:start + size]")
-                w.line("total += runtime.train_step(x[index], y[index], lr) * len(index)")
-            w.line("history.append(total / n)")
-            with w.block("if verbose:"):
+                if parallel is None:
+                    w.line("total += runtime.train_step(x[index], y[index], lr) * len(index)")
+                else:
+                    _emit_parallel_step(w, summed)
+            if parallel is None:
+                w.line("history.append(total / n)")
+            else:
+                w.line("history.append(runtime.all_reduce([total])[0] / n)")
+            condition = "verbose" if parallel is None else "verbose and runtime.rank == 0"
+            with w.block(f"if {condition}:"):
                 w.line("print(f'epoch {epoch + 1}/{epochs}: loss {history[-1]:.6f}')")
         w.line("return runtime, history")
+
+
+def _emit_parallel_step(w: CodeWriter, summed: bool) -> None:
+    w.line("# This worker's slice of the global batch (all of it in one process), and")
+    if summed:
+        w.line("# the weight of its loss in the global batch's loss: 1, as sse is a sum.")
+    else:
+        w.line("# the weight of its loss in the global batch's loss: its fraction of the")
+        w.line("# samples, as the loss is a mean.")
+    w.line("part = np.array_split(index, runtime.world_size)[runtime.rank]")
+    w.line("share = 1.0" if summed else "share = len(part) / len(index)")
+    w.line("loss = runtime.train_step(x[part], y[part], lr, share)")
+    with w.block("if len(part):  # a slice is empty when a last batch has fewer samples"):
+        w.line("total += share * loss * len(index)")
 
 
 # -- loading generated code -------------------------------------------------------------

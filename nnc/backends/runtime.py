@@ -81,3 +81,28 @@ class Runtime(Protocol):
     def get_optimizer_state(self) -> Arrays: ...
 
     def set_optimizer_state(self, state: Mapping[str, np.ndarray]) -> None: ...
+
+
+@runtime_checkable
+class DataParallelRuntime(Runtime, Protocol):
+    """A runtime that trains one worker's slice of each global batch in data-parallel
+    training (``nnc train --nproc N``; docs/distributed.md).
+
+    ``train_step(x, y, lr, share)`` takes this worker's slice of the global batch and
+    the weight of the slice's loss in the global batch's loss (the slice's fraction
+    of the samples for a mean-reduced loss, 1 for ``sse``); it updates every worker
+    with the gradient of the global batch's loss and returns the slice's own loss
+    (NaN for an empty slice of a mean-reduced loss). Every worker calls each
+    collective method, in the same order.
+    """
+
+    rank: int
+    world_size: int
+
+    def train_step(self, x: np.ndarray, y: np.ndarray, lr: float, share: float = 1.0) -> float:
+        """One update of every worker with the global batch's gradient."""
+        ...
+
+    def all_reduce(self, values: np.ndarray) -> np.ndarray:
+        """The element-wise sum of a float64 vector over the workers."""
+        ...

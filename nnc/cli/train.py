@@ -8,8 +8,12 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nnc.errors import NncError
+
+if TYPE_CHECKING:
+    from nnc.ir.program import Program
 
 
 def positive_int(text: str) -> int:
@@ -94,6 +98,40 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=("cpu", "cuda"),
         help="where torch runs (numpy and tensorflow run on the cpu only)",
     )
+    group = p.add_argument_group(
+        "data-parallel training (docs/distributed.md)",
+        "torch: DistributedDataParallel through torchrun, gloo on the cpu, nccl on cuda; "
+        "tensorflow: MultiWorkerMirroredStrategy, on this machine",
+    )
+    group.add_argument(
+        "--nproc",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="worker processes on this machine (default 1: train in this process)",
+    )
+    group.add_argument(
+        "--nnodes", type=positive_int, default=1, metavar="M", help="machines (torch; default 1)"
+    )
+    group.add_argument(
+        "--node-rank", type=int, default=0, metavar="K", help="this machine's rank (default 0)"
+    )
+    group.add_argument(
+        "--master-addr",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="the address of the machine with --node-rank 0 (default 127.0.0.1)",
+    )
+    group.add_argument(
+        "--master-port", type=int, metavar="PORT", help="its rendezvous port (default: a free one)"
+    )
+    group.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="the longest wait for other workers, in seconds (default 300)",
+    )
     p.set_defaults(run=run)
 
 
@@ -103,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
     from nnc.train.session import sigint_requests_stop, train
 
     program = load(args.file)
+    if args.nproc > 1 or args.nnodes > 1:
+        return run_parallel(args, program)
     reporter = make_reporter(args.quiet)
     with spec_source(args.file), sigint_requests_stop() as should_stop:
         result = train(
@@ -132,11 +172,64 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_parallel(args: argparse.Namespace, program: Program) -> int:
+    """Data-parallel training: rank 0 reports the run; this process launches and
+    watches the workers, and reports a failure with the rank that failed."""
+    from nnc.train.distributed.launch import launch_run
+    from nnc.train.distributed.settings import Interrupted, Launch
+
+    launch = Launch(
+        nproc=args.nproc,
+        nnodes=args.nnodes,
+        node_rank=args.node_rank,
+        master_addr=args.master_addr,
+        master_port=args.master_port,
+        timeout=args.timeout,
+    )
+    with spec_source(args.file):
+        try:
+            found = launch_run(
+                program,
+                args.recipe,
+                backend=args.backend,
+                launch=launch,
+                epochs=args.epochs,
+                batch=args.batch,
+                seed=args.seed,
+                out=args.out,
+                resume=args.resume,
+                force=args.force,
+                checkpoint_every=args.checkpoint_every,
+                keep=args.keep,
+                device=args.device,
+                base=Path(args.file).resolve().parent,
+                quiet=args.quiet,
+            )
+        except Interrupted:
+            print("interrupted before the workers could save their state", file=sys.stderr)
+            return 130
+    if found is None:
+        if not args.quiet:
+            print(f"node {args.node_rank}: workers done; rank 0's machine holds the run folder")
+        return 0
+    outcome, _ = found
+    if outcome.stopped == "interrupted":
+        run_dir = Path(outcome.run_dir) if outcome.run_dir else None
+        print(
+            f"interrupted; the state is saved in {outcome.checkpoint}\n"
+            f"resume with: {resume_command(args, run_dir)}",
+            file=sys.stderr,
+        )
+        return 130
+    return 0
+
+
 def resume_command(args: argparse.Namespace, run_dir: Path | None) -> str:
     """The command that continues this run, with the options that shape it."""
     words = ["nnc", "train", args.file, "--resume", str(run_dir)]
-    for flag in ("recipe", "backend", "epochs", "batch", "seed", "device"):
+    for flag in ("recipe", "backend", "epochs", "batch", "seed", "device", "nproc"):
         value = getattr(args, flag)
-        if value is not None and not (flag == "backend" and value == "numpy"):
+        default = {"backend": "numpy", "nproc": 1}.get(flag)
+        if value is not None and value != default:
             words += [f"--{flag}", str(value)]
     return shlex.join(words)

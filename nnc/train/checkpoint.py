@@ -12,11 +12,13 @@ run was interrupted inside epoch 13):
   loss), ``rng`` (the batch-order generator's state at the start of that epoch, as
   JSON), ``best``, ``best_epoch``, ``wait`` (early-stopping counters), ``history``
   (JSON), ``recipe`` (the resolved recipe, JSON), ``recipe_hash``, ``backend``,
-  ``nnc_version``, ``format``.
+  ``workers`` (data-parallel workers; provenance only: a run resumes with any
+  count), ``nnc_version``, ``format``.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -66,6 +68,7 @@ class Checkpoint:
     best_weights: dict[str, np.ndarray] | None = None
     standardizer: Standardizer | None = None
     path: Path | None = None
+    workers: int = 1
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The flat ``name -> array`` mapping stored in the ``.npz``."""
@@ -92,6 +95,7 @@ class Checkpoint:
             "recipe": np.str_(self.recipe),
             "recipe_hash": np.str_(self.recipe_hash),
             "backend": np.str_(self.backend),
+            "workers": np.int64(self.workers),
             "nnc_version": np.str_(__version__),
         }
         out.update({f"meta/{k}": np.asarray(v) for k, v in meta.items()})
@@ -116,7 +120,18 @@ def write_checkpoint(directory: Path, checkpoint: Checkpoint) -> Path:
 
 def read_checkpoint(path: Path) -> Checkpoint:
     """Read and verify one checkpoint; a damaged one is a WeightsError naming it."""
-    arrays = load_npz(path)
+    return parse_checkpoint(load_npz(path), path)
+
+
+def checkpoint_from_bytes(data: bytes, path: Path) -> Checkpoint:
+    """A checkpoint from the bytes of its file (read elsewhere: another worker's)."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    return parse_checkpoint(arrays, path)
+
+
+def parse_checkpoint(arrays: dict[str, np.ndarray], path: Path) -> Checkpoint:
+    """Verify the arrays of a checkpoint file and unpack them."""
     meta = {k[5:]: v for k, v in arrays.items() if k.startswith("meta/")}
     missing = [k for k in _REQUIRED if k not in meta]
     if missing:
@@ -154,6 +169,7 @@ def read_checkpoint(path: Path) -> Checkpoint:
         best_weights=best or None,
         standardizer=Standardizer.from_arrays(arrays, "standardize/", source=str(path)),
         path=path,
+        workers=int(meta.get("workers", 1)),
     )
 
 

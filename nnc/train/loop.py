@@ -11,6 +11,12 @@ trains on every backend alike. The procedure (``docs/semantics.md``, Training):
   validation figures are measured after the epoch, in evaluation mode;
 - the monitored figure (early stopping's ``monitor``; else ``val_loss`` with a
   validation set, else ``loss``) picks the best epoch.
+
+In data-parallel training (``group``) every worker runs this loop on the same
+global batch order; each trains on its slice of every batch (see
+:mod:`nnc.train.distributed.group`), and the batch losses, the stop requests and the
+epoch figures are summed over the workers, so every worker takes the same decisions.
+Only rank 0 has a run folder and a reporter.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from nnc.data import PreparedData
 from nnc.errors import TrainingError
 from nnc.ir.training import EarlyStopping, Schedule, learning_rate
 from nnc.train.checkpoint import Checkpoint, TrainState, prune_checkpoints, write_checkpoint
+from nnc.train.distributed.group import DataParallel, share
 from nnc.train.evaluate import confusion, evaluate
 from nnc.train.metrics import Metrics, higher_is_better
 from nnc.train.plot import plot_loss
@@ -76,6 +83,7 @@ class Identity:
     parameters: int
     recipe_hash: str = ""
     recipe_json: str = ""
+    workers: int = 1
 
 
 @dataclass
@@ -110,6 +118,7 @@ class Trainer:
         best_weights: dict[str, np.ndarray] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
         resumed_from: Path | None = None,
+        group: DataParallel | None = None,
     ):
         self.runtime = runtime
         self.data = data
@@ -122,6 +131,8 @@ class Trainer:
         self.best_weights = best_weights
         self.should_stop = should_stop
         self.resumed_from = resumed_from
+        self.group = group
+        self.agreed_stop = False  # a stop request every worker knows of (data-parallel)
         self.last_checkpoint: Path | None = None
         es = plan.early_stopping
         self.restore_best = es is not None and es.restore_best
@@ -153,6 +164,7 @@ class Trainer:
                 run_dir=str(self.run_dir.path) if self.run_dir else None,
                 resumed_from=str(self.resumed_from) if self.resumed_from else None,
                 monitor=plan.monitor,
+                parallel=self._parallel_text(),
             )
         )
         stopped = "completed"
@@ -168,14 +180,13 @@ class Trainer:
                 s.history.append(row)
                 if self._patience_spent():
                     stopped = "stopped early"
-                elif self.should_stop():
+                elif self._stop_requested():
                     stopped = "interrupted"
                 due = s.epoch == plan.epochs or s.epoch % plan.checkpoint_every == 0
-                if self.run_dir is not None:
-                    if due or stopped != "completed":
-                        self._checkpoint()
-                    else:
-                        self.run_dir.append_history(s.history)
+                if due or stopped != "completed":
+                    self._checkpoint()
+                elif self.run_dir is not None:
+                    self.run_dir.append_history(s.history)
                 self.reporter.epoch(row, improved)
             return self._finish(stopped, time.perf_counter() - started)
         finally:
@@ -194,14 +205,14 @@ class Trainer:
         clock = time.perf_counter()
         for b in range(s.batch, batches):
             index = order[b * size : (b + 1) * size]
-            loss = float(self.runtime.train_step(train.x[index], train.y[index], lr))
+            loss = self._step(index, lr)
             if not math.isfinite(loss):
                 self._diverged(loss, epoch, b, batches, lr)
             s.step += 1
             total += loss * len(index)
             count += len(index)
             self.reporter.batch(epoch, b + 1, batches, loss)
-            if b + 1 < batches and self.should_stop():
+            if b + 1 < batches and self._stop_requested():
                 # Replaying this epoch's permutation from its start state finds the
                 # remaining batches again.
                 s.batch, s.rng_state = b + 1, epoch_start
@@ -216,17 +227,54 @@ class Trainer:
         s.partial_loss, s.partial_count = 0.0, 0
         return row
 
+    def _step(self, index: np.ndarray, lr: float) -> float:
+        """One update on the global batch ``index``; its loss before the update."""
+        train, group = self.data.train, self.group
+        if group is None:
+            return float(self.runtime.train_step(train.x[index], train.y[index], lr))
+        part = group.shard(index)
+        weight = share(len(part), len(index), self.plan.summed_loss)
+        loss = float(group.runtime.train_step(train.x[part], train.y[part], lr, weight))
+        # An empty slice (a last batch smaller than the worker count) adds nothing.
+        mine = weight * loss if len(part) else 0.0
+        total, stops = group.sum([mine, float(self.should_stop())])
+        self.agreed_stop = self.agreed_stop or stops > 0
+        return float(total)
+
+    def _stop_requested(self) -> bool:
+        """Whether to stop now; across workers, only a request all of them have seen
+        (summed with the last batch's loss) counts, so they stop at the same batch."""
+        return self.agreed_stop if self.group is not None else self.should_stop()
+
+    def _parallel_text(self) -> str:
+        group = self.group
+        if group is None or group.size == 1:
+            return ""
+        how = f" ({group.description})" if group.description else ""
+        return f"{group.size} data-parallel workers{how}"
+
     def _epoch_figures(self) -> dict[str, float]:
         figures: dict[str, float] = {}
+        group = self.group
         if self.metrics:
             # The epoch's training loss is the running one; only the metrics are measured.
             train, _ = evaluate(
-                self.runtime, self.data.train, self.metrics, self.plan.summed_loss, with_loss=False
+                self.runtime,
+                self.data.train,
+                self.metrics,
+                self.plan.summed_loss,
+                with_loss=False,
+                group=group,
             )
             figures.update(train)
         if self.data.validation is not None:
             val, _ = evaluate(
-                self.runtime, self.data.validation, self.metrics, self.plan.summed_loss, "val_"
+                self.runtime,
+                self.data.validation,
+                self.metrics,
+                self.plan.summed_loss,
+                "val_",
+                group=group,
             )
             figures.update(val)
         return figures
@@ -258,13 +306,17 @@ class Trainer:
     # -- checkpoints and the end ------------------------------------------------
 
     def _checkpoint(self) -> Path | None:
-        if self.run_dir is None:
+        # Workers hold the same weights and all check them, so all stop together;
+        # only rank 0 (the one with a run folder) writes.
+        if self.run_dir is None and self.group is None:
             return None
         weights = self.runtime.get_weights()
         bad = [k for k, v in weights.items() if not np.all(np.isfinite(v))]
         if bad:
             s = self.state
             self._diverged(math.nan, s.epoch, max(s.batch - 1, 0), 0, None, weight=bad[0])
+        if self.run_dir is None:
+            return None
         checkpoint = Checkpoint(
             weights=weights,
             optimizer=self.runtime.get_optimizer_state(),
@@ -274,6 +326,7 @@ class Trainer:
             backend=self.identity.backend,
             best_weights=self.best_weights if self.restore_best else None,
             standardizer=self.data.standardizer,
+            workers=self.identity.workers,
         )
         path = write_checkpoint(self.run_dir.checkpoints, checkpoint)
         prune_checkpoints(self.run_dir.checkpoints, self.plan.keep)
@@ -319,16 +372,18 @@ class Trainer:
         ):
             self.runtime.set_weights(self.best_weights)
             restored = True
-        final, _ = evaluate(self.runtime, self.data.train, self.metrics, self.plan.summed_loss)
+        group = self.group
+        summed = self.plan.summed_loss
+        final, _ = evaluate(self.runtime, self.data.train, self.metrics, summed, group=group)
         on = "training set"
         split = self.data.train
         if self.data.validation is not None:
             val, _ = evaluate(
-                self.runtime, self.data.validation, self.metrics, self.plan.summed_loss, "val_"
+                self.runtime, self.data.validation, self.metrics, summed, "val_", group=group
             )
             final.update(val)
             on, split = "validation set", self.data.validation
-        matrix = confusion(self.runtime, split, self.data.task)
+        matrix = confusion(self.runtime, split, self.data.task, group)
         files: list[Path] = []
         if self.run_dir is not None:
             if stopped != "interrupted":

@@ -35,6 +35,7 @@ class RunInfo:
     run_dir: str | None
     resumed_from: str | None = None
     monitor: str = "loss"
+    parallel: str = ""  # "2 data-parallel workers (DDP over gloo)"
 
 
 @dataclass
@@ -261,8 +262,9 @@ def start_text(info: RunInfo) -> str:
     )
     val = f", {info.validation:,} for validation" if info.validation else ""
     where = f" -> {info.run_dir}" if info.run_dir else ""
+    on = f"{info.backend} with {info.parallel}" if info.parallel else info.backend
     head = (
-        f"{verb} on {info.backend}: {info.parameters:,} parameters, {info.samples:,} samples"
+        f"{verb} on {on}: {info.parameters:,} parameters, {info.samples:,} samples"
         f"{val}, {info.epochs} epochs of {info.batches} batch{'es' * (info.batches != 1)} "
         f"(batch {info.batch}){where}"
     )

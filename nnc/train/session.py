@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,12 +21,12 @@ import numpy as np
 
 from nnc.backends import backend_name, get_backend, require_framework
 from nnc.backends.runtime import Runtime
-from nnc.data import prepare
+from nnc.data import PreparedData, prepare
 from nnc.data.standardize import FILENAME as STANDARDIZE
 from nnc.dsl import format_program
 from nnc.errors import BackendError, NncError, RecipeError, TrainingError, did_you_mean
 from nnc.ir.passes.params import count_params
-from nnc.ir.program import Program
+from nnc.ir.program import Model, Program
 from nnc.ir.training import Recipe
 from nnc.ir.weights import check_weights, init_weights
 from nnc.train.checkpoint import Checkpoint, latest_checkpoint
@@ -127,6 +128,86 @@ def sigint_requests_stop() -> Iterator[Callable[[], bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
+@dataclass(frozen=True)
+class RunSpec:
+    """A recipe resolved for one run: overrides applied, data paths absolute, and the
+    fingerprint checkpoints carry."""
+
+    program: Program
+    recipe: Recipe
+    model: Model
+    document: dict[str, Any]
+    digest: str
+
+
+def resolve_run(
+    program: Program,
+    recipe: str | Recipe | None,
+    *,
+    epochs: int | None = None,
+    batch: int | Literal["all"] | None = None,
+    seed: int | None = None,
+    base: Path | None = None,
+) -> RunSpec:
+    """The recipe to train, resolved (see :func:`nnc.train.recipes.resolve_recipe`)."""
+    chosen = recipe if isinstance(recipe, Recipe) else select_recipe(program, recipe)
+    resolved = resolve_recipe(chosen, epochs=epochs, batch=batch, seed=seed, base=base)
+    document = recipe_document(program, resolved)
+    return RunSpec(
+        program, resolved, program.models[resolved.model], document, fingerprint(document)
+    )
+
+
+def check_resume_folders(out: str | Path | None, resume: str | Path | None) -> None:
+    if resume is not None and out is not None and Path(out).resolve() != Path(resume).resolve():
+        raise TrainingError(
+            f"--out {out} and --resume {resume} name different folders; a resumed run "
+            "continues in its own folder"
+        )
+
+
+def make_plan(
+    run: RunSpec,
+    monitor: str,
+    checkpoint_every: int | None,
+    keep: int,
+    backend: str,
+    workers: int = 1,
+) -> tuple[Plan, Identity]:
+    """The loop's settings and what checkpoints record about the run."""
+    resolved = run.recipe
+    plan = Plan(
+        epochs=resolved.epochs,
+        batch=resolved.batch,
+        seed=resolved.seed,
+        lr=resolved.optimizer.lr,
+        schedule=resolved.schedule,
+        summed_loss=resolved.loss.kind == "sse",
+        loss_name=resolved.loss.kind,
+        early_stopping=resolved.early_stopping,
+        monitor=monitor,
+        checkpoint_every=checkpoint_every or default_checkpoint_every(resolved.epochs),
+        keep=keep,
+    )
+    identity = Identity(
+        model=run.model.name,
+        backend=backend,
+        parameters=count_params(run.program, run.model),
+        recipe_hash=run.digest,
+        recipe_json=json.dumps(run.document, sort_keys=True),
+        workers=workers,
+    )
+    return plan, identity
+
+
+def write_run_files(run_dir: RunDir, run: RunSpec, data: PreparedData) -> None:
+    """The resolved recipe (``recipe.nn``, ``recipe.json``) and the input statistics."""
+    single = recipe_program(run.program, run.recipe)
+    run_dir.write_recipe(format_program(single), single.to_json())
+    if data.standardizer is not None:
+        data.standardizer.save(run_dir.path / STANDARDIZE)
+
+
 def train(
     program: Program,
     recipe: str | Recipe | None = None,
@@ -146,11 +227,16 @@ def train(
     reporter: QuietReporter | None = None,
     should_stop: Callable[[], bool] | None = None,
     build: BuildFn | None = None,
+    nproc: int = 1,
 ) -> TrainResult:
     """Train a recipe of a checked program; return the runtime, history and figures.
 
     ``base`` is the folder that relative data paths start from (the .nn file's);
     ``save=False`` writes no run folder. ``build`` replaces the backend's ``build``.
+    ``nproc > 1`` trains data-parallel in that many worker processes on this machine
+    (torch: DDP through torchrun; tensorflow: MultiWorkerMirroredStrategy), see
+    docs/distributed.md; the runtime returned is then rebuilt here from the final
+    weights.
     """
     reporter = reporter or QuietReporter()
     backend = backend_name(backend)
@@ -160,26 +246,47 @@ def train(
         )
     if keep < 1:
         raise TrainingError(f"--keep must be at least 1. Received: {keep}")
-    chosen = recipe if isinstance(recipe, Recipe) else select_recipe(program, recipe)
-    resolved = resolve_recipe(chosen, epochs=epochs, batch=batch, seed=seed, base=base)
-    model = program.models[resolved.model]
-    document = recipe_document(program, resolved)
-    digest = fingerprint(document)
+    if nproc < 1:
+        raise TrainingError(f"nproc must be at least 1. Received: {nproc}")
+    if nproc > 1:
+        from nnc.train.distributed.launch import Launch, train_parallel
+
+        if build is not None or should_stop is not None:
+            raise TrainingError(
+                "build and should_stop apply to training in this process; data-parallel "
+                "workers (nproc > 1) build their own runtimes and stop on Ctrl-C"
+            )
+        return train_parallel(
+            program,
+            recipe,
+            backend=backend,
+            epochs=epochs,
+            batch=batch,
+            seed=seed,
+            out=out,
+            save=save,
+            resume=resume,
+            force=force,
+            checkpoint_every=checkpoint_every,
+            keep=keep,
+            device=device,
+            base=base,
+            reporter=reporter,
+            launch=Launch(nproc=nproc),
+        )
+    run = resolve_run(program, recipe, epochs=epochs, batch=batch, seed=seed, base=base)
+    check_resume_folders(out, resume)
 
     run_dir: RunDir | None = None
     checkpoint: Checkpoint | None = None
     if resume is not None:
         resume_path = Path(resume)
-        if out is not None and Path(out).resolve() != resume_path.resolve():
-            raise TrainingError(
-                f"--out {out} and --resume {resume} name different folders; a resumed run "
-                "continues in its own folder"
-            )
-        checkpoint = _checkpoint_to_resume(resume_path, document, digest, force, reporter)
+        checkpoint = resume_checkpoint(resume_path, run.document, run.digest, force, reporter)
         run_dir = RunDir(resume_path)
     elif save:
-        run_dir = RunDir(Path(out) if out is not None else default_run_dir(model.name))
+        run_dir = RunDir(Path(out) if out is not None else default_run_dir(run.model.name))
 
+    resolved, model = run.recipe, run.model
     data = prepare(
         program, resolved, base, standardizer=checkpoint.standardizer if checkpoint else None
     )
@@ -192,34 +299,12 @@ def train(
     )
     runtime = build_runtime(program, model.name, backend, weights, resolved.seed, device, build)
     if checkpoint is not None and checkpoint.optimizer:
-        _restore_optimizer(runtime, checkpoint, document, reporter)
+        restore_optimizer(runtime, checkpoint, run.document, reporter)
 
     if run_dir is not None:
-        single = recipe_program(program, resolved)
-        run_dir.write_recipe(format_program(single), single.to_json())
-        if data.standardizer is not None:
-            data.standardizer.save(run_dir.path / STANDARDIZE)
+        write_run_files(run_dir, run, data)
 
-    plan = Plan(
-        epochs=resolved.epochs,
-        batch=resolved.batch,
-        seed=resolved.seed,
-        lr=resolved.optimizer.lr,
-        schedule=resolved.schedule,
-        summed_loss=resolved.loss.kind == "sse",
-        loss_name=resolved.loss.kind,
-        early_stopping=resolved.early_stopping,
-        monitor=monitor,
-        checkpoint_every=checkpoint_every or default_checkpoint_every(resolved.epochs),
-        keep=keep,
-    )
-    identity = Identity(
-        model=model.name,
-        backend=backend,
-        parameters=count_params(program, model),
-        recipe_hash=digest,
-        recipe_json=json.dumps(document, sort_keys=True),
-    )
+    plan, identity = make_plan(run, monitor, checkpoint_every, keep, backend)
     trainer = Trainer(
         runtime,
         data,
@@ -236,9 +321,10 @@ def train(
     return trainer.run()
 
 
-def _checkpoint_to_resume(
+def resume_checkpoint(
     folder: Path, document: dict[str, Any], digest: str, force: bool, reporter: QuietReporter
 ) -> Checkpoint:
+    """The newest readable checkpoint of a run folder, checked against the recipe."""
     if not folder.is_dir():
         raise TrainingError(f"cannot resume: {folder} is not a run folder")
     checkpoint = latest_checkpoint(RunDir(folder).checkpoints, reporter.warn)
@@ -263,9 +349,10 @@ def _checkpoint_to_resume(
     return checkpoint
 
 
-def _restore_optimizer(
+def restore_optimizer(
     runtime: Runtime, checkpoint: Checkpoint, document: dict[str, Any], reporter: QuietReporter
 ) -> None:
+    """Load the checkpoint's optimizer state, unless the optimizer changed (--force)."""
     try:
         old = json.loads(checkpoint.recipe)["recipe"]["optimizer"]["kind"]
     except (ValueError, KeyError, TypeError):

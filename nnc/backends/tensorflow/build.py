@@ -32,12 +32,15 @@ def build(
     weights: Mapping[str, np.ndarray] | None = None,
     seed: int | None = None,
     jit_compile: bool | None = None,
+    strategy: Any = None,
 ) -> Any:
     """A TensorFlow runtime (:class:`nnc.backends.runtime.Runtime`) for ``model``.
 
     ``weights`` are canonical (default: the initial weights drawn from ``seed``);
     ``seed`` defaults to the recipe's and also seeds dropout; ``jit_compile``
-    overrides the generated module's choice of XLA for the train step.
+    overrides the generated module's choice of XLA for the train step. ``strategy``,
+    a ``tf.distribute.MultiWorkerMirroredStrategy`` with one replica per worker,
+    makes a data-parallel runtime (docs/distributed.md).
     """
     from nnc.backends.tensorflow.emit import _checked, emit
 
@@ -53,6 +56,12 @@ def build(
     options: dict[str, Any] = {}
     if jit_compile is not None and hasattr(module, "JIT_COMPILE"):
         options["jit_compile"] = jit_compile
+    if strategy is not None:
+        if not hasattr(module, "JIT_COMPILE"):
+            raise TensorflowTrainingError(
+                f"model {m.name} has no train recipe, so it cannot train data-parallel"
+            )
+        options["strategy"] = strategy
     return module.Runtime(weights, seed=chosen_seed, **options)
 
 

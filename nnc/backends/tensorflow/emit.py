@@ -218,7 +218,7 @@ def emit(program: Program, model: str | None = None, source: str = "<program>") 
         if isinstance(recipe, Recipe):
             emit_learning_rate(w, recipe)
             w.blank(2)
-            emit_fit(w, recipe)
+            emit_fit(w, recipe, parallel="tensorflow")
         else:
             with w.block("def learning_rate(epoch):"):
                 w.docstring("A constant learning rate.")

@@ -200,6 +200,24 @@ _layer(
 _layer(
     "BatchNorm",
     '''
+    def batch_moments(x):
+        """Per channel (the last axis): the mean and biased variance over the other
+        axes, and n, the values per channel. Under data-parallel training (a
+        tf.distribute strategy with several replicas) the sums behind them are summed
+        over the replicas, so each normalises its slice with the statistics of the
+        global batch; all_reduce is differentiable (its gradient is a sum too)."""
+        axes = list(range(len(x.shape) - 1))
+        n = tf.cast(tf.size(x) // tf.shape(x)[-1], x.dtype)
+        replicas = tf.distribute.get_replica_context()
+        if replicas is None or replicas.num_replicas_in_sync == 1:
+            mean, variance = tf.nn.moments(x, axes=axes)
+            return mean, variance, n
+        total, n = replicas.all_reduce(tf.distribute.ReduceOp.SUM, [tf.reduce_sum(x, axes), n])
+        mean = total / n
+        squares = tf.reduce_sum(tf.square(x - mean), axes)
+        return mean, replicas.all_reduce(tf.distribute.ReduceOp.SUM, squares) / n, n
+
+
     class BatchNorm(Layer):
         """nnc's batch normalisation of the channels (the last axis, channels-last).
 
@@ -207,7 +225,8 @@ _layer(
         running statistics towards them by `momentum` (PyTorch's convention; Keras'
         momentum is 1 minus this), the variance unbiased by n / (n - 1). Evaluation
         uses the running statistics. Written out because Keras' BatchNormalization
-        keeps the biased variance and defaults differ."""
+        keeps the biased variance and defaults differ. In data-parallel training the
+        statistics are the global batch's (batch_moments)."""
 
         def __init__(self, channels, momentum, eps, trainable=True, name=None):
             super().__init__(name=name)
@@ -222,8 +241,7 @@ _layer(
                 return tf.nn.batch_normalization(
                     x, self.running_mean, self.running_var, self.beta, self.gamma, self.eps
                 )
-            mean, variance = tf.nn.moments(x, axes=list(range(len(x.shape) - 1)))
-            n = tf.cast(tf.size(x) // tf.shape(x)[-1], x.dtype)  # values per channel
+            mean, variance, n = batch_moments(x)
             unbiased = variance * n / tf.maximum(n - 1.0, 1.0)
             m = self.momentum
             self.running_mean.assign((1.0 - m) * self.running_mean + m * mean)

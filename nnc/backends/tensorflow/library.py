@@ -212,7 +212,7 @@ REQUIRES: dict[str, tuple[str, ...]] = {
 }
 
 # Top-level names the library may define (model classes and locals must avoid them).
-DEFINED_NAMES: frozenset[str] = frozenset({*ORDER, "variable", "spec"})
+DEFINED_NAMES: frozenset[str] = frozenset({*ORDER, "variable", "spec", "batch_moments"})
 
 
 def closure(names: set[str]) -> set[str]:

@@ -105,24 +105,23 @@ def emit_runtime(w: CodeWriter, spec: RuntimeSpec) -> None:
 def _emit_init(w: CodeWriter, spec: RuntimeSpec, trains: bool) -> None:
     signature = f"self, weights=None, seed={spec.seed}"
     if trains:
-        signature += ", jit_compile=JIT_COMPILE"
+        signature += ", jit_compile=JIT_COMPILE, strategy=None"
     with w.block(f"def __init__({signature}):"):
+        if trains:
+            w.line("# Data-parallel training runs under a tf.distribute strategy with one")
+            w.line("# replica per worker (MultiWorkerMirroredStrategy), which mirrors the")
+            w.line("# variables; alone, under the default strategy, which changes nothing.")
+            w.line("self.strategy = strategy or tf.distribute.get_strategy()")
+            w.line("resolver = self.strategy.cluster_resolver")
+            w.line("self.rank = resolver.task_id if resolver is not None else 0")
+            w.line("self.world_size = self.strategy.num_replicas_in_sync")
         if spec.dropout:
             w.line("self.generator = tf.random.Generator.from_seed(seed)  # dropout masks")
-            w.line(f"self.model = {spec.class_name}(self.generator)")
+        if trains:
+            with w.block("with self.strategy.scope():"):
+                _emit_variables(w, spec)
         else:
-            w.line(f"self.model = {spec.class_name}()")
-        w.line("# Canonical name -> (layer, parameter, variable), in nnc's order.")
-        w.line("self.parameters = dict(named_parameters(self.model))")
-        if spec.optimizer is not None:
-            w.line(
-                "self.trained = "
-                "[name for name, (*_, var) in self.parameters.items() if var.trainable]"
-            )
-            w.line("self.variables = [self.parameters[name][2] for name in self.trained]")
-            if spec.l2 > 0:
-                w.line("self.decayed = [name in DECAYED for name in self.trained]")
-            w.line(f"self.optimizer = {spec.optimizer.constructor('self.variables')}")
+            _emit_variables(w, spec)
         w.line("self.set_weights(initial_weights(seed) if weights is None else weights)")
         w.line("# Compiled graphs. The batch and named dims stay unknown (None), so one")
         w.line("# trace serves every batch.")
@@ -136,17 +135,38 @@ def _emit_init(w: CodeWriter, spec: RuntimeSpec, trains: bool) -> None:
         )
         if trains:
             w.line("target = spec(OUTPUT_SHAPE, tf.float32)")
-            w.line("lr = tf.TensorSpec([], tf.float32)")
+            w.line("scalar = tf.TensorSpec([], tf.float32)")
             w.line("self._loss = tf.function(self._evaluate, input_signature=[*inputs, target])")
             w.line("self._differentiate = tf.function(")
             w.line("    self._loss_and_gradients, input_signature=[*inputs, target]")
             w.line(")")
-            w.line("# The step calls the graph above, so its gradient graph is traced once.")
             w.line("self._step = tf.function(")
+            w.line("    self._train,")
+            w.line("    input_signature=[*inputs, target, scalar, scalar],")
+            w.line("    jit_compile=jit_compile,")
+            w.line(")")
+            w.line("self._sum = tf.function(")
             w.line(
-                "    self._train, input_signature=[*inputs, target, lr], jit_compile=jit_compile"
+                "    self._sum_over_replicas, input_signature=[tf.TensorSpec([None], tf.float64)]"
             )
             w.line(")")
+
+
+def _emit_variables(w: CodeWriter, spec: RuntimeSpec) -> None:
+    if spec.dropout:
+        w.line(f"self.model = {spec.class_name}(self.generator)")
+    else:
+        w.line(f"self.model = {spec.class_name}()")
+    w.line("# Canonical name -> (layer, parameter, variable), in nnc's order.")
+    w.line("self.parameters = dict(named_parameters(self.model))")
+    if spec.optimizer is not None:
+        w.line(
+            "self.trained = [name for name, (*_, var) in self.parameters.items() if var.trainable]"
+        )
+        w.line("self.variables = [self.parameters[name][2] for name in self.trained]")
+        if spec.l2 > 0:
+            w.line("self.decayed = [name in DECAYED for name in self.trained]")
+        w.line(f"self.optimizer = {spec.optimizer.constructor('self.variables')}")
 
 
 def _emit_graphs(w: CodeWriter, spec: RuntimeSpec, trains: bool) -> None:
@@ -163,9 +183,26 @@ def _emit_graphs(w: CodeWriter, spec: RuntimeSpec, trains: bool) -> None:
         return
     loss = loss_name(spec.loss)
     x = spec.params[0]
-    with w.block(f"def _train(self, {x}, target, lr):"):
-        w.docstring("One update; returns the loss before it.")
-        w.line(f"loss, gradients = self._differentiate({x}, target)")
+    with w.block(f"def _train(self, {x}, target, lr, share):"):
+        w.docstring(
+            "One update; returns the loss before it. Each replica (one per worker; one\n"
+            "alone) runs _replica_step on its slice of the global batch."
+        )
+        w.line(f"return self.strategy.run(self._replica_step, args=({x}, target, lr, share))")
+    w.blank()
+    with w.block(f"def _replica_step(self, {x}, target, lr, share):"):
+        with w.block("with tf.GradientTape() as tape:"):
+            w.line(f"loss = {loss}(self.model({x}, training=True), target)")
+            w.line("# The global batch's loss is the sum over the replicas of share * loss.")
+            w.line("weighted = loss * share")
+        w.line("gradients = tape.gradient(")
+        w.line("    weighted, self.variables, unconnected_gradients=tf.UnconnectedGradients.ZERO")
+        w.line(")")
+        if spec.embedding:
+            w.line("# An embedding's gradient arrives as IndexedSlices; the update wants a tensor.")
+            w.line("gradients = [tf.convert_to_tensor(g) for g in gradients]")
+        w.line("replicas = tf.distribute.get_replica_context()")
+        w.line("gradients = replicas.all_reduce(tf.distribute.ReduceOp.SUM, gradients)")
         if spec.l2 > 0:
             w.line("gradients = [")
             w.line("    g + L2 * p if decayed else g")
@@ -173,6 +210,14 @@ def _emit_graphs(w: CodeWriter, spec: RuntimeSpec, trains: bool) -> None:
             w.line("]")
         w.line("self.optimizer.apply(gradients, self.variables, lr)")
         w.line("return loss")
+    w.blank()
+    with w.block("def _sum_over_replicas(self, values):"):
+        w.line("return self.strategy.run(self._replica_sum, args=(values,))")
+    w.blank()
+    with w.block("def _replica_sum(self, values):"):
+        w.line("replicas = tf.distribute.get_replica_context()")
+        w.line("# all_reduce wants a tensor made in the replica's graph, not its input")
+        w.line("return replicas.all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(values))")
     w.blank()
     with w.block(f"def _evaluate(self, {x}, target):"):
         w.line(f"return {loss}(self.model({x}), target)")
@@ -221,10 +266,23 @@ def _emit_interface(w: CodeWriter, spec: RuntimeSpec, trains: bool) -> None:
             w.line("return outputs.numpy()")
     w.blank()
     if trains:
-        with w.block("def train_step(self, x, y, lr):"):
-            w.docstring("One update on one batch; returns the batch loss before the update.")
+        with w.block("def train_step(self, x, y, lr, share=1.0):"):
+            w.docstring(
+                "One update on one batch; returns the batch loss before the update.\n\n"
+                "A data-parallel worker passes its slice of the global batch and `share`,\n"
+                "the weight of its slice's loss in the global batch's loss (see fit), so\n"
+                "that the update follows the gradient of the whole global batch."
+            )
             w.line("inputs, target = self._inputs([x]), self._target(y)")
-            w.line("return float(self._step(*inputs, target, tf.constant(lr, tf.float32)))")
+            w.line("lr, share = tf.constant(lr, tf.float32), tf.constant(share, tf.float32)")
+            w.line("return float(self._step(*inputs, target, lr, share))")
+        w.blank()
+        with w.block("def all_reduce(self, values):"):
+            w.docstring(
+                "The sum of a vector over the data-parallel workers, each of which must\n"
+                "call it; in one process, the vector itself."
+            )
+            w.line("return self._sum(tf.constant(values, tf.float64)).numpy()")
         w.blank()
         with w.block("def loss(self, x, y):"):
             w.docstring("The loss in evaluation mode (no dropout, running batchnorm statistics).")
@@ -254,7 +312,13 @@ def _emit_interface(w: CodeWriter, spec: RuntimeSpec, trains: bool) -> None:
             w.blank()
     w.blank()
     with w.block("def seed(self, seed):"):
-        if spec.dropout:
+        if spec.dropout and trains:
+            w.docstring(
+                "Reseed the generator of dropout masks; each data-parallel worker adds its\n"
+                "rank, so their masks differ."
+            )
+            w.line("self.generator.reset_from_seed(seed + self.rank)")
+        elif spec.dropout:
             w.docstring("Reseed the generator of dropout masks.")
             w.line("self.generator.reset_from_seed(seed)")
         else:

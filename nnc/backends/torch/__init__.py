@@ -46,10 +46,18 @@ def build(
     weights: Mapping[str, np.ndarray] | None = None,
     device: str = "cpu",
     seed: int | None = None,
+    distributed: bool = False,
+    timeout: float = 300.0,
 ) -> Runtime:
     """A ready runtime: the generated module, imported, on ``device`` ("cpu",
     "cuda" or "cuda:<index>"). ``weights`` are canonical (default: the initial
-    weights drawn from ``seed``); ``seed`` defaults to the recipe's."""
+    weights drawn from ``seed``); ``seed`` defaults to the recipe's.
+
+    ``distributed=True``, in a process that torchrun started, joins its process group
+    (the module's ``init_distributed``: gloo on the CPU, nccl on CUDA, where each
+    worker takes the GPU of its local rank) and returns a data-parallel runtime: its
+    train steps run through ``DistributedDataParallel`` (docs/distributed.md). A
+    collective then waits at most ``timeout`` seconds for the other workers."""
     from nnc.backends import require_framework
 
     require_framework(NAME)
@@ -61,8 +69,16 @@ def build(
     module = load_module(emit_module(program, root.name), f"torch_{root.name}")
     if seed is None:
         seed = int(getattr(recipe, "seed", 0))
-    runtime: Runtime = module.Runtime(weights, device=device, seed=seed)
-    return runtime
+    if not distributed:
+        runtime: Runtime = module.Runtime(weights, device=device, seed=seed)
+        return runtime
+    if not hasattr(module, "init_distributed"):
+        raise BackendError(
+            f"model {root.name} has no supervised train recipe, so it cannot train data-parallel"
+        )
+    device = module.init_distributed(device, timeout=timeout)
+    parallel: Runtime = module.Runtime(weights, device=device, seed=seed, distributed=True)
+    return parallel
 
 
 def resolve_device(device: str) -> str:

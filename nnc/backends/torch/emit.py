@@ -18,6 +18,12 @@ from nnc.backends.codegen import (
     header,
     select,
 )
+from nnc.backends.torch.distributed import (
+    DISTRIBUTED_NAMES,
+    STDLIB_IMPORTS,
+    TORCH_IMPORTS,
+    emit_distributed,
+)
 from nnc.backends.torch.helpers import HELPERS, emit_helpers, helper_imports, helper_names
 from nnc.backends.torch.module import MODULE_NAMES, lower_models
 from nnc.backends.torch.training import (
@@ -26,7 +32,8 @@ from nnc.backends.torch.training import (
     emit_optimizer,
     emit_tables,
 )
-from nnc.ir.passes import check
+from nnc.ir.ops.normalization import BatchNorm
+from nnc.ir.passes import check, inline_calls
 from nnc.ir.program import Program
 from nnc.ir.training import Recipe
 
@@ -38,7 +45,7 @@ def emit_module(program: Program, model: str | None = None, source: str = "<prog
     """The generated module's source for ``model`` (default: the trained model)."""
     program = check(program)
     root, recipe = select(program, model)
-    taken = set(MODULE_NAMES)
+    taken = set(MODULE_NAMES | DISTRIBUTED_NAMES)
     for helper in HELPERS:
         taken.update(helper_names(helper))
     classes = lower_models(program, root, taken)
@@ -46,6 +53,9 @@ def emit_module(program: Program, model: str | None = None, source: str = "<prog
     helpers = set().union(*(c.helpers for c in classes))
     imports = set().union(*(c.imports for c in classes)) | helper_imports(helpers)
     supervised = recipe if isinstance(recipe, Recipe) else None
+    batchnorm = any(isinstance(n, BatchNorm) for n in inline_calls(program, root).nodes)
+    if supervised is not None:
+        imports |= STDLIB_IMPORTS
 
     body = CodeWriter()
     params = emit_parameter_table(body, program, root)
@@ -58,18 +68,20 @@ def emit_module(program: Program, model: str | None = None, source: str = "<prog
         cls.emit(body)
     if supervised is not None:
         body.blank(2)
+        emit_distributed(body, batchnorm)
+        body.blank(2)
         emit_loss(body, supervised.loss, root.output_types[0])
         if any(p.spec.trainable and not p.spec.buffer for p in params):
             body.blank(2)
             emit_optimizer(body, supervised)
     body.blank(2)
     renamed = any(k != v for k, v in main.torch_names.items())
-    RuntimeEmitter(body, root, main.name, recipe, params, renamed).emit()
+    RuntimeEmitter(body, root, main.name, recipe, params, renamed, batchnorm).emit()
     if supervised is not None:
         body.blank(2)
         emit_learning_rate(body, supervised)
         body.blank(2)
-        emit_fit(body, supervised)
+        emit_fit(body, supervised, parallel="torch")
     code = body.render()
 
     w = CodeWriter()
@@ -87,9 +99,13 @@ def emit_module(program: Program, model: str | None = None, source: str = "<prog
     w.lines_([f"import {name}" for name in sorted(imports | {"zlib"})])
     w.blank()
     w.lines_(["import numpy as np", "import torch"])
+    if supervised is not None:
+        w.line(TORCH_IMPORTS[0])
     if _FUNCTIONAL.search(code):
         w.line("import torch.nn.functional as F")
     w.line("from torch import nn")
+    if supervised is not None:
+        w.line(TORCH_IMPORTS[1])
     w.blank(2)
     w.lines_(code.splitlines())
     return w.render()

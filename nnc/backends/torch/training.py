@@ -242,6 +242,7 @@ class RuntimeEmitter:
         recipe: Recipe | GanRecipe | None,
         params: list[Param],
         renamed: bool,
+        batchnorm: bool = False,
     ):
         self.w = w
         self.model = model
@@ -256,6 +257,7 @@ class RuntimeEmitter:
         self.trainable = any(p.spec.trainable and not p.spec.buffer for p in params)
         self.buffers = any(p.spec.buffer for p in params)
         self.multi_output = len(model.outputs) > 1
+        self.batchnorm = batchnorm  # data-parallel training swaps in GlobalBatchNorm
 
     def emit(self) -> None:
         w = self.w
@@ -279,7 +281,10 @@ class RuntimeEmitter:
 
     def _init(self) -> None:
         w = self.w
-        with w.block(f"def __init__(self, weights=None, device='cpu', seed={self.seed}):"):
+        signature = f"self, weights=None, device='cpu', seed={self.seed}"
+        if self.recipe is not None:
+            signature += ", distributed=False"
+        with w.block(f"def __init__({signature}):"):
             w.line("self.device = torch.device(device)")
             with w.block("if self.device.type == 'cuda' and not torch.cuda.is_available():"):
                 w.line(
@@ -287,6 +292,9 @@ class RuntimeEmitter:
                     "available')"
                 )
             w.line(f"self.model = {self.cls}().to(self.device)")
+            if self.recipe is not None and self.batchnorm:
+                with w.block("if distributed:"):
+                    w.line("use_global_batchnorm(self.model)  # statistics of the global batch")
             w.line("found = dict(self.model.named_parameters()) | dict(self.model.named_buffers())")
             w.line("# canonical name -> the torch tensor holding it, in the same layout")
             lookup = "TORCH_NAMES.get(name, name)" if self.renamed else "name"
@@ -297,6 +305,7 @@ class RuntimeEmitter:
                 )
             w.line("self.set_weights(initial_weights(seed) if weights is None else weights)")
             if self.recipe is not None:
+                self._data_parallel()
                 if self.trainable:
                     w.line("self.optimizer = make_optimizer(self.model)")
                 else:
@@ -308,8 +317,15 @@ class RuntimeEmitter:
         w = self.w
         w.blank()
         with w.block("def seed(self, seed):"):
-            w.docstring("Reseed torch's generator, which draws the dropout masks.")
-            w.line("torch.manual_seed(seed)")
+            if self.recipe is None:
+                w.docstring("Reseed torch's generator, which draws the dropout masks.")
+                w.line("torch.manual_seed(seed)")
+            else:
+                w.docstring(
+                    "Reseed torch's generator, which draws the dropout masks; each\n"
+                    "data-parallel worker adds its rank, so their masks differ."
+                )
+                w.line("torch.manual_seed(seed + self.rank)")
         w.blank()
         with (
             w.block("def _mode(self, training):"),
@@ -435,12 +451,17 @@ class RuntimeEmitter:
     def _training(self) -> None:
         w = self.w
         w.blank()
-        with w.block("def train_step(self, x, y, lr):"):
-            w.docstring("One update on one batch; returns the batch loss before the update.")
+        with w.block("def train_step(self, x, y, lr, share=1.0):"):
+            w.docstring(
+                "One update on one batch; returns the batch loss before the update.\n\n"
+                "A data-parallel worker passes its slice of the global batch and `share`,\n"
+                "the weight of its slice's loss in the global batch's loss (see fit), so\n"
+                "that the update follows the gradient of the whole global batch."
+            )
             w.line(f"x, y = self._tensor(x, {self._dtype(0)}), self._tensor(y)")
-            w.line("return self.train_step_tensors(x, y, lr)")
+            w.line("return self.train_step_tensors(x, y, lr, share)")
         w.blank()
-        with w.block("def train_step_tensors(self, x, y, lr):"):
+        with w.block("def train_step_tensors(self, x, y, lr, share=1.0):"):
             w.docstring(
                 "train_step on tensors already on the device, the target as compute_loss\ntakes it."
             )
@@ -449,14 +470,26 @@ class RuntimeEmitter:
                 with w.block("for group in self.optimizer.param_groups:"):
                     w.line("group['lr'] = lr")
                 w.line("self.optimizer.zero_grad(set_to_none=True)")
-                w.line("loss = compute_loss(self.model(x), y)")
-                w.line("loss.backward()")
+                w.line("loss = compute_loss(self.network(x), y)")
+                w.line("# The global batch's loss is the sum over the workers of share * loss, and")
+                w.line("# DDP averages their gradients: hence the factor world_size (1 alone).")
+                w.line("(loss * (share * self.world_size)).backward()")
                 w.line("self.optimizer.step()")
             else:
                 with w.block("with torch.no_grad():  # every parameter is frozen"):
-                    w.line("loss = compute_loss(self.model(x), y)")
+                    w.line("loss = compute_loss(self.network(x), y)")
             w.line("self.steps += 1")
             w.line("return loss.item()")
+        w.blank()
+        with w.block("def all_reduce(self, values):"):
+            w.docstring(
+                "The sum of a vector over the data-parallel workers, each of which must\n"
+                "call it; in one process, the vector itself."
+            )
+            w.line("total = torch.tensor(np.asarray(values, dtype=np.float64), device=self.device)")
+            with w.block("if self.world_size > 1:"):
+                w.line("dist.all_reduce(total)")
+            w.line("return total.cpu().numpy()")
         w.blank()
         with w.block("def loss(self, x, y):"):
             w.docstring("The loss in evaluation mode (no dropout, running batchnorm statistics).")
@@ -482,6 +515,18 @@ class RuntimeEmitter:
             if self.buffers:
                 w.line("self._restore(statistics)")
             w.line("return {name: g.cpu().numpy() for name, g in zip(self.trainable, grads)}")
+
+    def _data_parallel(self) -> None:
+        w = self.w
+        w.line("# Data-parallel training (see init_distributed): DistributedDataParallel runs")
+        w.line("# the train steps and averages the workers' gradients during backward.")
+        w.line("self.rank = dist.get_rank() if distributed else 0")
+        w.line("self.world_size = dist.get_world_size() if distributed else 1")
+        w.line("self.network = self.model")
+        if self.trainable:
+            with w.block("if distributed:"):
+                w.line("devices = [self.device.index] if self.device.type == 'cuda' else None")
+                w.line("self.network = DistributedDataParallel(self.model, device_ids=devices)")
 
     def _optimizer_state(self) -> None:
         assert self.recipe is not None  # only called for a supervised recipe

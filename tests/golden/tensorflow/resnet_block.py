@@ -175,6 +175,24 @@ class Conv(Layer):
         return np.transpose(value, (value.ndim - 1, value.ndim - 2, *range(value.ndim - 2)))
 
 
+def batch_moments(x):
+    """Per channel (the last axis): the mean and biased variance over the other
+    axes, and n, the values per channel. Under data-parallel training (a
+    tf.distribute strategy with several replicas) the sums behind them are summed
+    over the replicas, so each normalises its slice with the statistics of the
+    global batch; all_reduce is differentiable (its gradient is a sum too)."""
+    axes = list(range(len(x.shape) - 1))
+    n = tf.cast(tf.size(x) // tf.shape(x)[-1], x.dtype)
+    replicas = tf.distribute.get_replica_context()
+    if replicas is None or replicas.num_replicas_in_sync == 1:
+        mean, variance = tf.nn.moments(x, axes=axes)
+        return mean, variance, n
+    total, n = replicas.all_reduce(tf.distribute.ReduceOp.SUM, [tf.reduce_sum(x, axes), n])
+    mean = total / n
+    squares = tf.reduce_sum(tf.square(x - mean), axes)
+    return mean, replicas.all_reduce(tf.distribute.ReduceOp.SUM, squares) / n, n
+
+
 class BatchNorm(Layer):
     """nnc's batch normalisation of the channels (the last axis, channels-last).
 
@@ -182,7 +200,8 @@ class BatchNorm(Layer):
     running statistics towards them by `momentum` (PyTorch's convention; Keras'
     momentum is 1 minus this), the variance unbiased by n / (n - 1). Evaluation
     uses the running statistics. Written out because Keras' BatchNormalization
-    keeps the biased variance and defaults differ."""
+    keeps the biased variance and defaults differ. In data-parallel training the
+    statistics are the global batch's (batch_moments)."""
 
     def __init__(self, channels, momentum, eps, trainable=True, name=None):
         super().__init__(name=name)
@@ -197,8 +216,7 @@ class BatchNorm(Layer):
             return tf.nn.batch_normalization(
                 x, self.running_mean, self.running_var, self.beta, self.gamma, self.eps
             )
-        mean, variance = tf.nn.moments(x, axes=list(range(len(x.shape) - 1)))
-        n = tf.cast(tf.size(x) // tf.shape(x)[-1], x.dtype)  # values per channel
+        mean, variance, n = batch_moments(x)
         unbiased = variance * n / tf.maximum(n - 1.0, 1.0)
         m = self.momentum
         self.running_mean.assign((1.0 - m) * self.running_mean + m * mean)
@@ -384,13 +402,21 @@ class Runtime:
 
     backend = "tensorflow"
 
-    def __init__(self, weights=None, seed=0, jit_compile=JIT_COMPILE):
-        self.model = ResNet()
-        # Canonical name -> (layer, parameter, variable), in nnc's order.
-        self.parameters = dict(named_parameters(self.model))
-        self.trained = [name for name, (*_, var) in self.parameters.items() if var.trainable]
-        self.variables = [self.parameters[name][2] for name in self.trained]
-        self.optimizer = Adam(self.variables, beta1=0.9, beta2=0.999, eps=1e-08)
+    def __init__(self, weights=None, seed=0, jit_compile=JIT_COMPILE, strategy=None):
+        # Data-parallel training runs under a tf.distribute strategy with one
+        # replica per worker (MultiWorkerMirroredStrategy), which mirrors the
+        # variables; alone, under the default strategy, which changes nothing.
+        self.strategy = strategy or tf.distribute.get_strategy()
+        resolver = self.strategy.cluster_resolver
+        self.rank = resolver.task_id if resolver is not None else 0
+        self.world_size = self.strategy.num_replicas_in_sync
+        with self.strategy.scope():
+            self.model = ResNet()
+            # Canonical name -> (layer, parameter, variable), in nnc's order.
+            self.parameters = dict(named_parameters(self.model))
+            self.trained = [name for name, (*_, var) in self.parameters.items() if var.trainable]
+            self.variables = [self.parameters[name][2] for name in self.trained]
+            self.optimizer = Adam(self.variables, beta1=0.9, beta2=0.999, eps=1e-08)
         self.set_weights(initial_weights(seed) if weights is None else weights)
         # Compiled graphs. The batch and named dims stay unknown (None), so one
         # trace serves every batch.
@@ -398,14 +424,18 @@ class Runtime:
         self._predict = tf.function(self._outputs, input_signature=inputs)
         self._predict_training = tf.function(self._training_outputs, input_signature=inputs)
         target = spec(OUTPUT_SHAPE, tf.float32)
-        lr = tf.TensorSpec([], tf.float32)
+        scalar = tf.TensorSpec([], tf.float32)
         self._loss = tf.function(self._evaluate, input_signature=[*inputs, target])
         self._differentiate = tf.function(
             self._loss_and_gradients, input_signature=[*inputs, target]
         )
-        # The step calls the graph above, so its gradient graph is traced once.
         self._step = tf.function(
-            self._train, input_signature=[*inputs, target, lr], jit_compile=jit_compile
+            self._train,
+            input_signature=[*inputs, target, scalar, scalar],
+            jit_compile=jit_compile,
+        )
+        self._sum = tf.function(
+            self._sum_over_replicas, input_signature=[tf.TensorSpec([None], tf.float64)]
         )
 
     # -- the graphs ---------------------------------------------------------------
@@ -416,11 +446,32 @@ class Runtime:
     def _training_outputs(self, image):
         return self.model(image, training=True)
 
-    def _train(self, image, target, lr):
-        """One update; returns the loss before it."""
-        loss, gradients = self._differentiate(image, target)
+    def _train(self, image, target, lr, share):
+        """One update; returns the loss before it. Each replica (one per worker; one
+        alone) runs _replica_step on its slice of the global batch.
+        """
+        return self.strategy.run(self._replica_step, args=(image, target, lr, share))
+
+    def _replica_step(self, image, target, lr, share):
+        with tf.GradientTape() as tape:
+            loss = cross_entropy(self.model(image, training=True), target)
+            # The global batch's loss is the sum over the replicas of share * loss.
+            weighted = loss * share
+        gradients = tape.gradient(
+            weighted, self.variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )
+        replicas = tf.distribute.get_replica_context()
+        gradients = replicas.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
         self.optimizer.apply(gradients, self.variables, lr)
         return loss
+
+    def _sum_over_replicas(self, values):
+        return self.strategy.run(self._replica_sum, args=(values,))
+
+    def _replica_sum(self, values):
+        replicas = tf.distribute.get_replica_context()
+        # all_reduce wants a tensor made in the replica's graph, not its input
+        return replicas.all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(values))
 
     def _evaluate(self, image, target):
         return cross_entropy(self.model(image), target)
@@ -450,10 +501,22 @@ class Runtime:
             outputs = self._predict(*tensors)
         return outputs.numpy()
 
-    def train_step(self, x, y, lr):
-        """One update on one batch; returns the batch loss before the update."""
+    def train_step(self, x, y, lr, share=1.0):
+        """One update on one batch; returns the batch loss before the update.
+
+        A data-parallel worker passes its slice of the global batch and `share`,
+        the weight of its slice's loss in the global batch's loss (see fit), so
+        that the update follows the gradient of the whole global batch.
+        """
         inputs, target = self._inputs([x]), self._target(y)
-        return float(self._step(*inputs, target, tf.constant(lr, tf.float32)))
+        lr, share = tf.constant(lr, tf.float32), tf.constant(share, tf.float32)
+        return float(self._step(*inputs, target, lr, share))
+
+    def all_reduce(self, values):
+        """The sum of a vector over the data-parallel workers, each of which must
+        call it; in one process, the vector itself.
+        """
+        return self._sum(tf.constant(values, tf.float64)).numpy()
 
     def loss(self, x, y):
         """The loss in evaluation mode (no dropout, running batchnorm statistics)."""
@@ -557,11 +620,15 @@ def learning_rate(epoch):
     return 0.005
 
 
-def fit(x, y, epochs=15, batch=32, seed=0, runtime=None, verbose=True):
+def fit(x, y, epochs=15, batch=32, seed=0, runtime=None, verbose=True, strategy=None):
     """Train on prepared arrays (targets as the runtime expects them); return the
     runtime and the mean training loss of each epoch.
+
+    With a tf.distribute.MultiWorkerMirroredStrategy, it trains data-parallel:
+    every worker passes the same arrays, draws the same batch order and trains
+    on its slice of each global batch; worker 0 prints.
     """
-    runtime = runtime if runtime is not None else Runtime(initial_weights(seed))
+    runtime = runtime if runtime is not None else Runtime(initial_weights(seed), strategy=strategy)
     rng = np.random.default_rng(seed)
     n = len(x)
     size = n if batch == 'all' else int(batch)
@@ -574,8 +641,15 @@ def fit(x, y, epochs=15, batch=32, seed=0, runtime=None, verbose=True):
         total = 0.0
         for start in range(0, n, size):
             index = order[start:start + size]
-            total += runtime.train_step(x[index], y[index], lr) * len(index)
-        history.append(total / n)
-        if verbose:
+            # This worker's slice of the global batch (all of it in one process), and
+            # the weight of its loss in the global batch's loss: its fraction of the
+            # samples, as the loss is a mean.
+            part = np.array_split(index, runtime.world_size)[runtime.rank]
+            share = len(part) / len(index)
+            loss = runtime.train_step(x[part], y[part], lr, share)
+            if len(part):  # a slice is empty when a last batch has fewer samples
+                total += share * loss * len(index)
+        history.append(runtime.all_reduce([total])[0] / n)
+        if verbose and runtime.rank == 0:
             print(f'epoch {epoch + 1}/{epochs}: loss {history[-1]:.6f}')
     return runtime, history

@@ -279,13 +279,21 @@ class Runtime:
 
     backend = "tensorflow"
 
-    def __init__(self, weights=None, seed=4, jit_compile=JIT_COMPILE):
-        self.model = SineLSTM()
-        # Canonical name -> (layer, parameter, variable), in nnc's order.
-        self.parameters = dict(named_parameters(self.model))
-        self.trained = [name for name, (*_, var) in self.parameters.items() if var.trainable]
-        self.variables = [self.parameters[name][2] for name in self.trained]
-        self.optimizer = Adam(self.variables, beta1=0.9, beta2=0.999, eps=1e-08)
+    def __init__(self, weights=None, seed=4, jit_compile=JIT_COMPILE, strategy=None):
+        # Data-parallel training runs under a tf.distribute strategy with one
+        # replica per worker (MultiWorkerMirroredStrategy), which mirrors the
+        # variables; alone, under the default strategy, which changes nothing.
+        self.strategy = strategy or tf.distribute.get_strategy()
+        resolver = self.strategy.cluster_resolver
+        self.rank = resolver.task_id if resolver is not None else 0
+        self.world_size = self.strategy.num_replicas_in_sync
+        with self.strategy.scope():
+            self.model = SineLSTM()
+            # Canonical name -> (layer, parameter, variable), in nnc's order.
+            self.parameters = dict(named_parameters(self.model))
+            self.trained = [name for name, (*_, var) in self.parameters.items() if var.trainable]
+            self.variables = [self.parameters[name][2] for name in self.trained]
+            self.optimizer = Adam(self.variables, beta1=0.9, beta2=0.999, eps=1e-08)
         self.set_weights(initial_weights(seed) if weights is None else weights)
         # Compiled graphs. The batch and named dims stay unknown (None), so one
         # trace serves every batch.
@@ -293,14 +301,18 @@ class Runtime:
         self._predict = tf.function(self._outputs, input_signature=inputs)
         self._predict_training = tf.function(self._training_outputs, input_signature=inputs)
         target = spec(OUTPUT_SHAPE, tf.float32)
-        lr = tf.TensorSpec([], tf.float32)
+        scalar = tf.TensorSpec([], tf.float32)
         self._loss = tf.function(self._evaluate, input_signature=[*inputs, target])
         self._differentiate = tf.function(
             self._loss_and_gradients, input_signature=[*inputs, target]
         )
-        # The step calls the graph above, so its gradient graph is traced once.
         self._step = tf.function(
-            self._train, input_signature=[*inputs, target, lr], jit_compile=jit_compile
+            self._train,
+            input_signature=[*inputs, target, scalar, scalar],
+            jit_compile=jit_compile,
+        )
+        self._sum = tf.function(
+            self._sum_over_replicas, input_signature=[tf.TensorSpec([None], tf.float64)]
         )
 
     # -- the graphs ---------------------------------------------------------------
@@ -311,11 +323,32 @@ class Runtime:
     def _training_outputs(self, window):
         return self.model(window, training=True)
 
-    def _train(self, window, target, lr):
-        """One update; returns the loss before it."""
-        loss, gradients = self._differentiate(window, target)
+    def _train(self, window, target, lr, share):
+        """One update; returns the loss before it. Each replica (one per worker; one
+        alone) runs _replica_step on its slice of the global batch.
+        """
+        return self.strategy.run(self._replica_step, args=(window, target, lr, share))
+
+    def _replica_step(self, window, target, lr, share):
+        with tf.GradientTape() as tape:
+            loss = mse(self.model(window, training=True), target)
+            # The global batch's loss is the sum over the replicas of share * loss.
+            weighted = loss * share
+        gradients = tape.gradient(
+            weighted, self.variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )
+        replicas = tf.distribute.get_replica_context()
+        gradients = replicas.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
         self.optimizer.apply(gradients, self.variables, lr)
         return loss
+
+    def _sum_over_replicas(self, values):
+        return self.strategy.run(self._replica_sum, args=(values,))
+
+    def _replica_sum(self, values):
+        replicas = tf.distribute.get_replica_context()
+        # all_reduce wants a tensor made in the replica's graph, not its input
+        return replicas.all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(values))
 
     def _evaluate(self, window, target):
         return mse(self.model(window), target)
@@ -337,10 +370,22 @@ class Runtime:
         outputs = (self._predict_training if training else self._predict)(*tensors)
         return outputs.numpy()
 
-    def train_step(self, x, y, lr):
-        """One update on one batch; returns the batch loss before the update."""
+    def train_step(self, x, y, lr, share=1.0):
+        """One update on one batch; returns the batch loss before the update.
+
+        A data-parallel worker passes its slice of the global batch and `share`,
+        the weight of its slice's loss in the global batch's loss (see fit), so
+        that the update follows the gradient of the whole global batch.
+        """
         inputs, target = self._inputs([x]), self._target(y)
-        return float(self._step(*inputs, target, tf.constant(lr, tf.float32)))
+        lr, share = tf.constant(lr, tf.float32), tf.constant(share, tf.float32)
+        return float(self._step(*inputs, target, lr, share))
+
+    def all_reduce(self, values):
+        """The sum of a vector over the data-parallel workers, each of which must
+        call it; in one process, the vector itself.
+        """
+        return self._sum(tf.constant(values, tf.float64)).numpy()
 
     def loss(self, x, y):
         """The loss in evaluation mode (no dropout, running batchnorm statistics)."""
@@ -433,11 +478,15 @@ def learning_rate(epoch):
     return 0.01
 
 
-def fit(x, y, epochs=30, batch=32, seed=4, runtime=None, verbose=True):
+def fit(x, y, epochs=30, batch=32, seed=4, runtime=None, verbose=True, strategy=None):
     """Train on prepared arrays (targets as the runtime expects them); return the
     runtime and the mean training loss of each epoch.
+
+    With a tf.distribute.MultiWorkerMirroredStrategy, it trains data-parallel:
+    every worker passes the same arrays, draws the same batch order and trains
+    on its slice of each global batch; worker 0 prints.
     """
-    runtime = runtime if runtime is not None else Runtime(initial_weights(seed))
+    runtime = runtime if runtime is not None else Runtime(initial_weights(seed), strategy=strategy)
     rng = np.random.default_rng(seed)
     n = len(x)
     size = n if batch == 'all' else int(batch)
@@ -450,8 +499,15 @@ def fit(x, y, epochs=30, batch=32, seed=4, runtime=None, verbose=True):
         total = 0.0
         for start in range(0, n, size):
             index = order[start:start + size]
-            total += runtime.train_step(x[index], y[index], lr) * len(index)
-        history.append(total / n)
-        if verbose:
+            # This worker's slice of the global batch (all of it in one process), and
+            # the weight of its loss in the global batch's loss: its fraction of the
+            # samples, as the loss is a mean.
+            part = np.array_split(index, runtime.world_size)[runtime.rank]
+            share = len(part) / len(index)
+            loss = runtime.train_step(x[part], y[part], lr, share)
+            if len(part):  # a slice is empty when a last batch has fewer samples
+                total += share * loss * len(index)
+        history.append(runtime.all_reduce([total])[0] / n)
+        if verbose and runtime.rank == 0:
             print(f'epoch {epoch + 1}/{epochs}: loss {history[-1]:.6f}')
     return runtime, history

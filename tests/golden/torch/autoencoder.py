@@ -7,12 +7,16 @@ Runtime runs it with NumPy arrays in and out and nnc's canonical weights;
 fit(x, y) trains it from initial_weights() with the recipe's settings.
 """
 
+import datetime
+import os
 import zlib
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
@@ -98,6 +102,22 @@ class Autoencoder(nn.Module):
         return x
 
 
+def init_distributed(device='cpu', timeout=300):
+    """Join the data-parallel process group that torchrun describes in the
+    environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT): gloo on
+    the CPU, nccl on CUDA, where each worker takes the GPU of its LOCAL_RANK.
+    Returns this worker's device. A collective waits at most `timeout` seconds
+    for the other workers, so a lost worker stops the others instead of hanging.
+    """
+    if torch.device(device).type == 'cuda':
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        backend = 'nccl' if device.startswith('cuda') else 'gloo'
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout))
+    return device
+
+
 def compute_loss(output, target):
     """Mean squared error: the mean over all elements of (y - t)^2."""
     return F.mse_loss(output, target)
@@ -122,7 +142,7 @@ class Runtime:
 
     backend = 'torch'
 
-    def __init__(self, weights=None, device='cpu', seed=8):
+    def __init__(self, weights=None, device='cpu', seed=8, distributed=False):
         self.device = torch.device(device)
         if self.device.type == 'cuda' and not torch.cuda.is_available():
             raise RuntimeError(f'device {device!r} was requested but CUDA is not available')
@@ -132,13 +152,23 @@ class Runtime:
         self.tensors = {name: found[name] for name, *_ in PARAMETERS}
         self.trainable = {n: t for n, t in self.tensors.items() if t.requires_grad}
         self.set_weights(initial_weights(seed) if weights is None else weights)
+        # Data-parallel training (see init_distributed): DistributedDataParallel runs
+        # the train steps and averages the workers' gradients during backward.
+        self.rank = dist.get_rank() if distributed else 0
+        self.world_size = dist.get_world_size() if distributed else 1
+        self.network = self.model
+        if distributed:
+            devices = [self.device.index] if self.device.type == 'cuda' else None
+            self.network = DistributedDataParallel(self.model, device_ids=devices)
         self.optimizer = make_optimizer(self.model)
         self.steps = 0
         self.seed(seed)
 
     def seed(self, seed):
-        """Reseed torch's generator, which draws the dropout masks."""
-        torch.manual_seed(seed)
+        """Reseed torch's generator, which draws the dropout masks; each
+        data-parallel worker adds its rank, so their masks differ.
+        """
+        torch.manual_seed(seed + self.rank)
 
     def _mode(self, training):
         if self.model.training != training:
@@ -183,12 +213,17 @@ class Runtime:
                                      f'expected {list(tensor.shape)}')
                 tensor.copy_(value)
 
-    def train_step(self, x, y, lr):
-        """One update on one batch; returns the batch loss before the update."""
-        x, y = self._tensor(x, np.float32), self._tensor(y)
-        return self.train_step_tensors(x, y, lr)
+    def train_step(self, x, y, lr, share=1.0):
+        """One update on one batch; returns the batch loss before the update.
 
-    def train_step_tensors(self, x, y, lr):
+        A data-parallel worker passes its slice of the global batch and `share`,
+        the weight of its slice's loss in the global batch's loss (see fit), so
+        that the update follows the gradient of the whole global batch.
+        """
+        x, y = self._tensor(x, np.float32), self._tensor(y)
+        return self.train_step_tensors(x, y, lr, share)
+
+    def train_step_tensors(self, x, y, lr, share=1.0):
         """train_step on tensors already on the device, the target as compute_loss
         takes it.
         """
@@ -196,11 +231,22 @@ class Runtime:
         for group in self.optimizer.param_groups:
             group['lr'] = lr
         self.optimizer.zero_grad(set_to_none=True)
-        loss = compute_loss(self.model(x), y)
-        loss.backward()
+        loss = compute_loss(self.network(x), y)
+        # The global batch's loss is the sum over the workers of share * loss, and
+        # DDP averages their gradients: hence the factor world_size (1 alone).
+        (loss * (share * self.world_size)).backward()
         self.optimizer.step()
         self.steps += 1
         return loss.item()
+
+    def all_reduce(self, values):
+        """The sum of a vector over the data-parallel workers, each of which must
+        call it; in one process, the vector itself.
+        """
+        total = torch.tensor(np.asarray(values, dtype=np.float64), device=self.device)
+        if self.world_size > 1:
+            dist.all_reduce(total)
+        return total.cpu().numpy()
 
     def loss(self, x, y):
         """The loss in evaluation mode (no dropout, running batchnorm statistics)."""
@@ -257,11 +303,19 @@ def learning_rate(epoch):
     return 0.005
 
 
-def fit(x, y, epochs=40, batch=32, seed=8, runtime=None, verbose=True):
+def fit(x, y, epochs=40, batch=32, seed=8, runtime=None, verbose=True,
+        distributed=False, device='cpu'):
     """Train on prepared arrays (targets as the runtime expects them); return the
     runtime and the mean training loss of each epoch.
+
+    distributed=True trains data-parallel in a process that torchrun started
+    (see init_distributed): every worker passes the same arrays, draws the same
+    batch order and trains on its slice of each global batch; rank 0 prints.
     """
-    runtime = runtime if runtime is not None else Runtime(initial_weights(seed))
+    if runtime is None:
+        if distributed:
+            device = init_distributed(device)
+        runtime = Runtime(initial_weights(seed), device=device, distributed=distributed)
     rng = np.random.default_rng(seed)
     n = len(x)
     size = n if batch == 'all' else int(batch)
@@ -274,8 +328,15 @@ def fit(x, y, epochs=40, batch=32, seed=8, runtime=None, verbose=True):
         total = 0.0
         for start in range(0, n, size):
             index = order[start:start + size]
-            total += runtime.train_step(x[index], y[index], lr) * len(index)
-        history.append(total / n)
-        if verbose:
+            # This worker's slice of the global batch (all of it in one process), and
+            # the weight of its loss in the global batch's loss: its fraction of the
+            # samples, as the loss is a mean.
+            part = np.array_split(index, runtime.world_size)[runtime.rank]
+            share = len(part) / len(index)
+            loss = runtime.train_step(x[part], y[part], lr, share)
+            if len(part):  # a slice is empty when a last batch has fewer samples
+                total += share * loss * len(index)
+        history.append(runtime.all_reduce([total])[0] / n)
+        if verbose and runtime.rank == 0:
             print(f'epoch {epoch + 1}/{epochs}: loss {history[-1]:.6f}')
     return runtime, history

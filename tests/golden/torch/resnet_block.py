@@ -7,12 +7,16 @@ Runtime runs it with NumPy arrays in and out and nnc's canonical weights;
 fit(x, y) trains it from initial_weights() with the recipe's settings.
 """
 
+import datetime
+import os
 import zlib
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
@@ -113,6 +117,88 @@ class ResNet(nn.Module):
         return dense_1
 
 
+def init_distributed(device='cpu', timeout=300):
+    """Join the data-parallel process group that torchrun describes in the
+    environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT): gloo on
+    the CPU, nccl on CUDA, where each worker takes the GPU of its LOCAL_RANK.
+    Returns this worker's device. A collective waits at most `timeout` seconds
+    for the other workers, so a lost worker stops the others instead of hanging.
+    """
+    if torch.device(device).type == 'cuda':
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        backend = 'nccl' if device.startswith('cuda') else 'gloo'
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout))
+    return device
+
+
+class AllReduceSum(torch.autograd.Function):
+    """The sum of a tensor over the data-parallel workers. Its gradient is the sum of
+    the workers' gradients, so backpropagation through global statistics is exact."""
+
+    @staticmethod
+    def forward(ctx, tensor):
+        total = tensor.clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        total = grad_output.clone()
+        dist.all_reduce(total)
+        return total
+
+
+class GlobalBatchNorm(nn.Module):
+    """nnc's batchnorm over the global batch of data-parallel training.
+
+    In training mode the per-channel sums behind the batch mean and the (biased)
+    variance are summed over the workers, so every worker normalises its slice
+    with the statistics of the whole global batch and moves the running statistics
+    as one process training on that batch would (the variance unbiased by
+    n / (n - 1), n counted over all workers). Evaluation uses the running
+    statistics and does not communicate. It takes over the parameters and buffers
+    of the BatchNorm it replaces; nn.SyncBatchNorm does the same on GPUs only.
+    """
+
+    def __init__(self, batchnorm):
+        super().__init__()
+        self.eps, self.momentum = batchnorm.eps, batchnorm.momentum
+        self.weight, self.bias = batchnorm.weight, batchnorm.bias
+        self.register_buffer('running_mean', batchnorm.running_mean)
+        self.register_buffer('running_var', batchnorm.running_var)
+
+    def forward(self, x):
+        if not self.training:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight,
+                                self.bias, False, 0.0, self.eps)
+        axes = [0, *range(2, x.dim())]  # every axis but the channels
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        count = x.new_full((1,), x.numel() // x.shape[1])  # values per channel here
+        totals = AllReduceSum.apply(torch.cat([x.sum(axes), count]))
+        n = totals[-1]
+        mean = totals[:-1] / n
+        centred = x - mean.reshape(shape)
+        variance = AllReduceSum.apply(centred.square().sum(axes)) / n
+        with torch.no_grad():
+            m = self.momentum
+            self.running_mean.mul_(1 - m).add_(m * mean)
+            self.running_var.mul_(1 - m).add_(m * variance * n / torch.clamp(n - 1, min=1))
+        scale = self.weight * torch.rsqrt(variance + self.eps)
+        return centred * scale.reshape(shape) + self.bias.reshape(shape)
+
+
+def use_global_batchnorm(module):
+    """Replace every BatchNorm under `module` by a GlobalBatchNorm holding the same
+    parameters and buffers, so canonical names still find them."""
+    for name, child in module.named_children():
+        if isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            setattr(module, name, GlobalBatchNorm(child))
+        else:
+            use_global_batchnorm(child)
+
+
 def compute_loss(output, target):
     """Cross-entropy from logits against one-hot (or probability) rows: the mean
     of -sum_c t_c log_softmax(y)_c, computed through log-sum-exp. torch reads
@@ -140,23 +226,35 @@ class Runtime:
 
     backend = 'torch'
 
-    def __init__(self, weights=None, device='cpu', seed=0):
+    def __init__(self, weights=None, device='cpu', seed=0, distributed=False):
         self.device = torch.device(device)
         if self.device.type == 'cuda' and not torch.cuda.is_available():
             raise RuntimeError(f'device {device!r} was requested but CUDA is not available')
         self.model = ResNet().to(self.device)
+        if distributed:
+            use_global_batchnorm(self.model)  # statistics of the global batch
         found = dict(self.model.named_parameters()) | dict(self.model.named_buffers())
         # canonical name -> the torch tensor holding it, in the same layout
         self.tensors = {name: found[name] for name, *_ in PARAMETERS}
         self.trainable = {n: t for n, t in self.tensors.items() if t.requires_grad}
         self.set_weights(initial_weights(seed) if weights is None else weights)
+        # Data-parallel training (see init_distributed): DistributedDataParallel runs
+        # the train steps and averages the workers' gradients during backward.
+        self.rank = dist.get_rank() if distributed else 0
+        self.world_size = dist.get_world_size() if distributed else 1
+        self.network = self.model
+        if distributed:
+            devices = [self.device.index] if self.device.type == 'cuda' else None
+            self.network = DistributedDataParallel(self.model, device_ids=devices)
         self.optimizer = make_optimizer(self.model)
         self.steps = 0
         self.seed(seed)
 
     def seed(self, seed):
-        """Reseed torch's generator, which draws the dropout masks."""
-        torch.manual_seed(seed)
+        """Reseed torch's generator, which draws the dropout masks; each
+        data-parallel worker adds its rank, so their masks differ.
+        """
+        torch.manual_seed(seed + self.rank)
 
     def _mode(self, training):
         if self.model.training != training:
@@ -215,12 +313,17 @@ class Runtime:
                                      f'expected {list(tensor.shape)}')
                 tensor.copy_(value)
 
-    def train_step(self, x, y, lr):
-        """One update on one batch; returns the batch loss before the update."""
-        x, y = self._tensor(x, np.float32), self._tensor(y)
-        return self.train_step_tensors(x, y, lr)
+    def train_step(self, x, y, lr, share=1.0):
+        """One update on one batch; returns the batch loss before the update.
 
-    def train_step_tensors(self, x, y, lr):
+        A data-parallel worker passes its slice of the global batch and `share`,
+        the weight of its slice's loss in the global batch's loss (see fit), so
+        that the update follows the gradient of the whole global batch.
+        """
+        x, y = self._tensor(x, np.float32), self._tensor(y)
+        return self.train_step_tensors(x, y, lr, share)
+
+    def train_step_tensors(self, x, y, lr, share=1.0):
         """train_step on tensors already on the device, the target as compute_loss
         takes it.
         """
@@ -228,11 +331,22 @@ class Runtime:
         for group in self.optimizer.param_groups:
             group['lr'] = lr
         self.optimizer.zero_grad(set_to_none=True)
-        loss = compute_loss(self.model(x), y)
-        loss.backward()
+        loss = compute_loss(self.network(x), y)
+        # The global batch's loss is the sum over the workers of share * loss, and
+        # DDP averages their gradients: hence the factor world_size (1 alone).
+        (loss * (share * self.world_size)).backward()
         self.optimizer.step()
         self.steps += 1
         return loss.item()
+
+    def all_reduce(self, values):
+        """The sum of a vector over the data-parallel workers, each of which must
+        call it; in one process, the vector itself.
+        """
+        total = torch.tensor(np.asarray(values, dtype=np.float64), device=self.device)
+        if self.world_size > 1:
+            dist.all_reduce(total)
+        return total.cpu().numpy()
 
     def loss(self, x, y):
         """The loss in evaluation mode (no dropout, running batchnorm statistics)."""
@@ -293,11 +407,19 @@ def learning_rate(epoch):
     return 0.005
 
 
-def fit(x, y, epochs=15, batch=32, seed=0, runtime=None, verbose=True):
+def fit(x, y, epochs=15, batch=32, seed=0, runtime=None, verbose=True,
+        distributed=False, device='cpu'):
     """Train on prepared arrays (targets as the runtime expects them); return the
     runtime and the mean training loss of each epoch.
+
+    distributed=True trains data-parallel in a process that torchrun started
+    (see init_distributed): every worker passes the same arrays, draws the same
+    batch order and trains on its slice of each global batch; rank 0 prints.
     """
-    runtime = runtime if runtime is not None else Runtime(initial_weights(seed))
+    if runtime is None:
+        if distributed:
+            device = init_distributed(device)
+        runtime = Runtime(initial_weights(seed), device=device, distributed=distributed)
     rng = np.random.default_rng(seed)
     n = len(x)
     size = n if batch == 'all' else int(batch)
@@ -310,8 +432,15 @@ def fit(x, y, epochs=15, batch=32, seed=0, runtime=None, verbose=True):
         total = 0.0
         for start in range(0, n, size):
             index = order[start:start + size]
-            total += runtime.train_step(x[index], y[index], lr) * len(index)
-        history.append(total / n)
-        if verbose:
+            # This worker's slice of the global batch (all of it in one process), and
+            # the weight of its loss in the global batch's loss: its fraction of the
+            # samples, as the loss is a mean.
+            part = np.array_split(index, runtime.world_size)[runtime.rank]
+            share = len(part) / len(index)
+            loss = runtime.train_step(x[part], y[part], lr, share)
+            if len(part):  # a slice is empty when a last batch has fewer samples
+                total += share * loss * len(index)
+        history.append(runtime.all_reduce([total])[0] / n)
+        if verbose and runtime.rank == 0:
             print(f'epoch {epoch + 1}/{epochs}: loss {history[-1]:.6f}')
     return runtime, history
