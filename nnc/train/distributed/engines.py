@@ -31,6 +31,9 @@ from nnc.train.distributed.group import DataParallel
 class Connection:
     group: DataParallel
     lost_peer: Callable[[BaseException], bool]
+    # Whether a worker may train on an empty slice (a last global batch smaller than
+    # the worker count). TensorFlow's convolutions fail on an empty batch.
+    empty_slices: bool = True
 
 
 def connect(
@@ -108,4 +111,5 @@ def _tensorflow(
             isinstance(exc, tf.errors.InternalError) and "Collective ops is aborted" in str(exc)
         )
 
-    return Connection(DataParallel(runtime, "MultiWorkerMirroredStrategy"), lost_peer)
+    group = DataParallel(runtime, "MultiWorkerMirroredStrategy")
+    return Connection(group, lost_peer, empty_slices=False)

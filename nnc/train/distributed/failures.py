@@ -56,8 +56,9 @@ def failure(exits: list[Exit], folder: Path, ranks: range, run_dir: Path | None)
                 report.rank,
                 hint="this is a bug in nnc: please report it with the traceback above",
             )
+    reported = {report.rank for report in reports}
     for code in sorted(exits, key=_suspicion):
-        if code.code != 0:
+        if code.code != 0 and code.rank not in reported:
             return WorkerError(f"{code.describe()}; {after}", code.rank, hint=_resume_hint(run_dir))
     for report in reports:
         return WorkerError(

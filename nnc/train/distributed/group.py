@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nnc.backends.runtime import DataParallelRuntime
+from nnc.errors import TrainingError
 
 
 def shard(index: np.ndarray, rank: int, size: int) -> np.ndarray:
@@ -39,6 +40,29 @@ def share(part: int, whole: int, summed: bool) -> float:
     (0.6, 1.0)
     """
     return 1.0 if summed else part / whole
+
+
+def check_no_empty_slices(samples: int, batch: int, workers: int, backend: str) -> None:
+    """Refuse a run in which some global batch has fewer samples than workers, for a
+    backend that cannot train a worker on an empty slice."""
+    sizes = {min(batch, samples)} | ({samples % batch} if samples % batch else set())
+    smallest = min(sizes)
+    if smallest >= workers:
+        return
+    which = (
+        "every global batch has" if smallest == min(batch, samples) else "the last global batch has"
+    )
+    fits = [
+        b for b in range(max(workers, 1), samples + 1) if samples % b == 0 or samples % b >= workers
+    ]
+    nearest = min(fits, key=lambda b: (abs(b - batch), b)) if fits else None
+    raise TrainingError(
+        f"{which} {smallest} sample{'s' * (smallest != 1)}, fewer than the {workers} workers, and "
+        f"{backend} cannot train a worker on an empty slice (its convolutions fail on an empty "
+        f"batch). Received: batch {batch} over {samples} training samples",
+        hint=(f"use --batch {nearest}" if nearest else "use fewer workers")
+        + " or --backend torch, which trains empty slices",
+    )
 
 
 @dataclass(frozen=True)

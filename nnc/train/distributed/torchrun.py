@@ -14,6 +14,8 @@ after their current batch and write a checkpoint.
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +25,8 @@ from nnc.train.distributed.failures import Exit
 from nnc.train.distributed.settings import Interrupted, Launch
 
 SHUTDOWN_SECONDS = 10
+# The signals torchrun's agent handles (and passes on to the workers) while it runs.
+_AGENT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 WORKER_MODULE = "nnc.train.distributed.worker"
 
 
@@ -83,8 +87,10 @@ def run_torchrun(job: Path, launch: Launch, port: int) -> list[Exit]:
 
 @contextmanager
 def _quiet_agent() -> Iterator[None]:
-    """Silence the elastic agent's own log lines while it runs: nnc reports how the
-    workers ended itself, with the rank and the last checkpoint."""
+    """Silence the elastic agent's own log lines while it runs (nnc reports how the
+    workers ended itself, with the rank and the last checkpoint), and give back the
+    signal handlers it installs in this process."""
+    handlers = {s: signal.getsignal(s) for s in _AGENT_SIGNALS}
     loggers = [
         logging.getLogger(name)
         for name in list(logging.root.manager.loggerDict)
@@ -98,3 +104,6 @@ def _quiet_agent() -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+        if threading.current_thread() is threading.main_thread():
+            for number, handler in handlers.items():
+                signal.signal(number, handler)

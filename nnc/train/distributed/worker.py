@@ -32,7 +32,8 @@ from nnc.errors import NncError
 from nnc.ir.serialize import loads_json
 from nnc.ir.weights import check_weights, init_weights
 from nnc.train.checkpoint import Checkpoint, checkpoint_from_bytes
-from nnc.train.distributed.group import DataParallel
+from nnc.train.distributed.engines import Connection, connect
+from nnc.train.distributed.group import DataParallel, check_no_empty_slices
 from nnc.train.distributed.job import READY, Job, Outcome, WorkerReport
 from nnc.train.loop import Trainer, TrainResult
 from nnc.train.metrics import Metrics
@@ -60,8 +61,6 @@ class SilentReporter(QuietReporter):
 
 def run_worker(job: Job, folder: Path, on_connected: Callable[[DataParallel], None]) -> None:
     """Train this worker's part of the run described by ``job``."""
-    from nnc.train.distributed.engines import connect
-
     program = loads_json(job.program)
     base = Path(job.base) if job.base else None
     run = resolve_run(
@@ -75,7 +74,7 @@ def run_worker(job: Job, folder: Path, on_connected: Callable[[DataParallel], No
     group = connection.group
     on_connected(group)
     try:
-        _train(job, run, group, base, folder)
+        _train(job, run, connection, base, folder)
     except NncError:
         raise
     except Exception as exc:
@@ -88,7 +87,8 @@ class LostPeer(Exception):
     """A collective failed because another worker is gone."""
 
 
-def _train(job: Job, run: RunSpec, group: DataParallel, base: Path | None, folder: Path) -> None:
+def _train(job: Job, run: RunSpec, connection: Connection, base: Path | None, folder: Path) -> None:
+    group = connection.group
     reporter = make_reporter(job.quiet) if group.chief else SilentReporter()
     checkpoint = _shared_checkpoint(job, run, group, reporter)
     program, resolved, model = run.program, run.recipe, run.model
@@ -97,6 +97,10 @@ def _train(job: Job, run: RunSpec, group: DataParallel, base: Path | None, folde
     )
     metrics = Metrics(resolved.metrics, data.task, resolved.span_of("metrics"))
     monitor = monitor_of(resolved, metrics, data.validation is not None)
+    if not connection.empty_slices:
+        samples = len(data.train)
+        size = samples if resolved.batch == "all" else int(resolved.batch)
+        check_no_empty_slices(samples, size, group.size, job.backend)
     runtime = group.runtime
     if checkpoint is not None:
         source = str(checkpoint.path)

@@ -1,0 +1,144 @@
+"""PyTorch data-parallel training through torchrun and DistributedDataParallel (gloo,
+on this machine's CPU): two workers make the updates of one process, batchnorm sees
+the global batch, the generated module trains alone under torchrun, and a killed
+worker stops the run with its rank while the last checkpoint resumes (in one process:
+checkpoints do not depend on the worker count)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nnc
+from nnc.backends.codegen import load_module
+from nnc.cli.main import main
+from nnc.data import prepare
+from nnc.ir.weights import read_weights_file
+from nnc.train import train
+from nnc.train.checkpoint import read_checkpoint
+from nnc.train.distributed.settings import free_port
+from tests.conftest import EXAMPLES, ROOT, require
+from tests.distributed.helpers import SMOOTHER, check_smoother, deviations, workers_of
+
+
+@pytest.fixture(autouse=True)
+def _torch() -> None:
+    require("torch")
+
+
+def test_two_gloo_workers_make_the_updates_of_one_process(tmp_path: Path) -> None:
+    # Dropout masks come from each worker's generator, so the comparison runs without.
+    program, _ = nnc.rewrite.strip_dropout(nnc.load(EXAMPLES / "digits_mlp.nn"))
+    settings = {"backend": "torch", "epochs": 1, "batch": 64, "base": EXAMPLES}
+    alone = train(program, save=False, **settings)  # type: ignore[arg-type]
+    pair = train(program, nproc=2, out=tmp_path / "run", **settings)  # type: ignore[arg-type]
+    # 1,438 training samples: 23 steps, 32 + 32 samples each, the last 15 + 15.
+    gaps = deviations(pair.runtime.get_weights(), alone.runtime.get_weights())
+    assert max(gaps.values()) < 1e-5, f"relative |2 workers - 1 process| per tensor: {gaps}"
+    (row,) = pair.history
+    for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert row[name] == pytest.approx(alone.history[0][name], rel=1e-5), name
+    # rank 0 wrote the run folder: canonical weights and a checkpoint that records 2 workers
+    saved = read_weights_file(tmp_path / "run" / "weights.npz")
+    assert max(deviations(saved, pair.runtime.get_weights()).values()) == 0.0
+    checkpoint = read_checkpoint(tmp_path / "run" / "checkpoints" / "epoch-000001.npz")
+    assert (checkpoint.workers, checkpoint.state.step) == (2, 23)
+
+
+def test_generated_module_trains_alone_under_torchrun_with_global_batchnorm(
+    tmp_path: Path,
+) -> None:
+    # batch 449: slices of 225 and 224 samples, and the last global batch of 1 sample
+    # leaves rank 1 an empty slice; sse is a sum, so each worker's share is 1.
+    program = nnc.parse(SMOOTHER.format(batch=449))
+    source = nnc.backends.get_backend("torch").emit(program, source="smoother.nn")
+    (tmp_path / "smoother.py").write_text(source)
+    data = prepare(program, program.recipes["Smoother"])  # type: ignore[arg-type]
+    np.savez(tmp_path / "data.npz", x=data.train.x, y=data.train.y)
+    (tmp_path / "train_ddp.py").write_text(
+        "import json\n"
+        "import numpy as np\n"
+        "import smoother\n"
+        "data = np.load('data.npz')\n"
+        "runtime, history = smoother.fit(data['x'], data['y'], distributed=True, verbose=False)\n"
+        "if runtime.rank == 0:\n"
+        "    np.savez('weights.npz', **runtime.get_weights())\n"
+        "    json.dump(history, open('history.json', 'w'))\n"
+    )
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("PYTHONPATH", "RANK", "WORLD_SIZE", "LOCAL_RANK")
+    }
+    env.update(OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo")
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    command += ["--master-addr", "127.0.0.1", "--master-port", str(free_port()), "train_ddp.py"]
+    done = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    module = load_module(source, "smoother_alone")
+    alone, history = module.fit(data.train.x, data.train.y, verbose=False)
+    with np.load(tmp_path / "weights.npz") as saved:
+        pair = {k: saved[k] for k in saved.files}
+    check_smoother(deviations(pair, alone.get_weights(), floor=1e-2))
+    pair_history = json.loads((tmp_path / "history.json").read_text())
+    assert pair_history == pytest.approx(history, rel=1e-5)
+    assert history[1] < 0.5 * history[0]  # it learns: the summed loss falls by half
+
+
+def test_a_killed_worker_stops_every_worker_and_the_checkpoint_resumes(tmp_path: Path) -> None:
+    spec = EXAMPLES / "digits_mlp.nn"
+    run = tmp_path / "run"
+    # batch 4: an epoch is 360 steps, each with collectives; a kill right after the
+    # first checkpoint lands inside epoch 2
+    settings = ["--backend", "torch", "--batch", "4", "--epochs", "2", "-q"]
+    command = [sys.executable, "-m", "nnc.cli.main", "train", str(spec), "--out", str(run)]
+    first = run / "checkpoints" / "epoch-000001.npz"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with subprocess.Popen(
+        [*command, *settings, "--nproc", "2"],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as launcher:
+        deadline = time.monotonic() + 180
+        while not first.exists() and launcher.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        workers = workers_of(launcher.pid, 2, time.monotonic() + 10)
+        assert sorted(workers) == [0, 1], f"workers found: {workers}"
+        os.kill(workers[1], signal.SIGKILL)
+        killed = time.monotonic()
+        _, err = launcher.communicate(timeout=120)
+        seconds = time.monotonic() - killed
+    assert launcher.returncode == 1, err
+    assert (
+        f"error: worker rank 1 (pid {workers[1]}) was killed by SIGKILL; every worker has "
+        f"stopped; the last checkpoint is {first}\n"
+        f"  hint: continue from the last checkpoint with --resume {run}"
+    ) in err
+    # bounded: torchrun's agent notices within 0.1 s and stops rank 0
+    assert seconds < 30, f"the run took {seconds:.1f} s to end after the kill"
+    print(f"time from SIGKILL to the launcher's exit: {seconds:.2f} s")
+    checkpoints = sorted(p.name for p in (run / "checkpoints").glob("*.npz"))
+    assert checkpoints == ["epoch-000001.npz"] and not (run / "weights.npz").exists()
+    checkpoint = read_checkpoint(first)
+    assert (checkpoint.state.epoch, checkpoint.state.step, checkpoint.workers) == (1, 360, 2)
+
+    # Checkpoints are canonical: the run resumes with any worker count (here one).
+    assert main(["train", str(spec), "--resume", str(run), *settings]) == 0
+    history = json.loads((run / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert history[1]["val_loss"] < history[0]["val_loss"]
+    final = read_weights_file(run / "weights.npz")
+    assert all(np.all(np.isfinite(v)) for v in final.values())
