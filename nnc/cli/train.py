@@ -206,7 +206,7 @@ def run_parallel(args: argparse.Namespace, program: Program) -> int:
                 quiet=args.quiet,
             )
         except Interrupted:
-            print("interrupted before the workers could save their state", file=sys.stderr)
+            print(f"interrupted; {saved_state(args)}", file=sys.stderr)
             return 130
     if found is None:
         if not args.quiet:
@@ -222,6 +222,18 @@ def run_parallel(args: argparse.Namespace, program: Program) -> int:
         )
         return 130
     return 0
+
+
+def saved_state(args: argparse.Namespace) -> str:
+    """Where an interrupted data-parallel run left its state."""
+    from nnc.train.checkpoint import list_checkpoints
+    from nnc.train.rundir import CHECKPOINTS
+
+    folder = args.resume or args.out
+    found = list_checkpoints(Path(folder) / CHECKPOINTS) if folder else []
+    if not found:
+        return "no checkpoint was written"
+    return f"the last checkpoint is {found[-1]}\nresume with: {resume_command(args, Path(folder))}"
 
 
 def resume_command(args: argparse.Namespace, run_dir: Path | None) -> str:

@@ -104,9 +104,10 @@ def monitor_of(recipe: Recipe, metrics: Metrics, has_validation: bool) -> str:
 
 
 @contextmanager
-def sigint_requests_stop() -> Iterator[Callable[[], bool]]:
+def sigint_requests_stop(announce: bool = True) -> Iterator[Callable[[], bool]]:
     """While active, the first Ctrl-C asks the loop to stop cleanly (the returned
-    callable turns true); a second one interrupts at once."""
+    callable turns true), saying so unless not ``announce``; a second one interrupts
+    at once."""
     if threading.current_thread() is not threading.main_thread():
         yield lambda: False
         return
@@ -116,10 +117,11 @@ def sigint_requests_stop() -> Iterator[Callable[[], bool]]:
         if requested[0]:
             raise KeyboardInterrupt
         requested[0] = True
-        print(
-            "\nstopping after this batch and writing a checkpoint (Ctrl-C again to abort)",
-            file=sys.stderr,
-        )
+        if announce:
+            print(
+                "\nstopping after this batch and writing a checkpoint (Ctrl-C again to abort)",
+                file=sys.stderr,
+            )
 
     previous = signal.signal(signal.SIGINT, handler)
     try:

@@ -42,6 +42,11 @@ def deviations(
     }
 
 
+def absolute(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> float:
+    """The largest difference of any weight."""
+    return max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
+
+
 def check_smoother(gaps: dict[str, float]) -> None:
     """The batchnorm tensors match to 1e-4: per-replica statistics (half-batch means)
     would move the running statistics by about 1e-3 of their scale. The convolutions

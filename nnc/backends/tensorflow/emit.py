@@ -206,6 +206,7 @@ def emit(program: Program, model: str | None = None, source: str = "<program>") 
         ),
         vocab=index_limits(program, m),
         seed=seed,
+        trainable=any(p.spec.trainable and not p.spec.buffer for p in params),
     )
     decayed = [p.name for p in params if p.spec.decay and p.spec.trainable]
     emit_library(w, library, RUNTIME_PART)

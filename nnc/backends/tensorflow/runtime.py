@@ -31,6 +31,7 @@ class RuntimeSpec:
     embedding: bool
     vocab: dict[str, int]  # int64 input -> ids must lie in [0, vocab)
     seed: int
+    trainable: bool = True  # whether any parameter trains (else no gradients to sum)
 
 
 def emit_tables(
@@ -201,8 +202,9 @@ def _emit_graphs(w: CodeWriter, spec: RuntimeSpec, trains: bool) -> None:
         if spec.embedding:
             w.line("# An embedding's gradient arrives as IndexedSlices; the update wants a tensor.")
             w.line("gradients = [tf.convert_to_tensor(g) for g in gradients]")
-        w.line("replicas = tf.distribute.get_replica_context()")
-        w.line("gradients = replicas.all_reduce(tf.distribute.ReduceOp.SUM, gradients)")
+        if spec.trainable:
+            w.line("replicas = tf.distribute.get_replica_context()")
+            w.line("gradients = replicas.all_reduce(tf.distribute.ReduceOp.SUM, gradients)")
         if spec.l2 > 0:
             w.line("gradients = [")
             w.line("    g + L2 * p if decayed else g")

@@ -91,7 +91,14 @@ def launch_run(
     folder = make_job_folder()
     try:
         path = job.write(folder)
-        exits = _start(backend, path, launch)
+        try:
+            exits = _start(backend, path, launch)
+        except Interrupted:
+            # torchrun's agent passed the Ctrl-C on; the workers saved their state.
+            found = Outcome.read(folder)
+            if found is None:
+                raise
+            return found
         if exits:
             ranks = range(launch.first_rank, launch.first_rank + launch.nproc)
             raise failure(exits, folder, ranks, run_dir if chief_here else None)

@@ -134,8 +134,8 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 @contextmanager
 def _passing_sigint_to(processes: list[subprocess.Popen[bytes]]) -> Iterator[list[int]]:
-    """While supervising, the first Ctrl-C goes on to the workers (they stop cleanly);
-    a second one kills them. Yields the count of Ctrl-Cs so far."""
+    """While supervising, the first Ctrl-C goes on to the workers (they stop cleanly,
+    and rank 0 says so); a second one kills them. Yields the count of Ctrl-Cs so far."""
     count = [0]
     if threading.current_thread() is not threading.main_thread():
         yield count
@@ -147,12 +147,6 @@ def _passing_sigint_to(processes: list[subprocess.Popen[bytes]]) -> Iterator[lis
             if p.poll() is None:
                 with suppress(ProcessLookupError):
                     os.kill(p.pid, signal.SIGINT if count[0] == 1 else signal.SIGKILL)
-        if count[0] == 1:
-            print(
-                "\nstopping the workers after this batch; they write a checkpoint "
-                "(Ctrl-C again to abort)",
-                file=sys.stderr,
-            )
 
     previous = signal.signal(signal.SIGINT, handler)
     try:

@@ -4,11 +4,12 @@ as data: torchrun's ``ChildFailedError`` maps each failed rank to its pid and ex
 status.
 
 torchrun's elastic agent starts ``nproc`` workers per machine, watches them every
-0.1 s, and when one fails stops the others (SIGTERM, then SIGKILL after
-:data:`SHUTDOWN_SECONDS`); ``--max-restarts 0``: a failed run is not restarted, it is
+0.1 s, and when one fails stops the others (SIGTERM, which ends a torch worker at
+once); ``--max-restarts 0``: a failed run is not restarted, it is
 resumed from its checkpoint. The rendezvous waits at most the run's timeout for the
 other machines. On Ctrl-C the agent passes SIGINT on to the workers, which stop
-after their current batch and write a checkpoint.
+after their current batch and write a checkpoint; it kills those still running
+after :data:`SHUTDOWN_SECONDS`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from nnc.errors import WorkerError
 from nnc.train.distributed.failures import Exit
 from nnc.train.distributed.settings import Interrupted, Launch
 
-SHUTDOWN_SECONDS = 10
+SHUTDOWN_SECONDS = 30
 # The signals torchrun's agent handles (and passes on to the workers) while it runs.
 _AGENT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 WORKER_MODULE = "nnc.train.distributed.worker"

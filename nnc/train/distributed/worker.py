@@ -113,7 +113,7 @@ def _train(job: Job, run: RunSpec, connection: Connection, base: Path | None, fo
     plan, identity = make_plan(
         run, monitor, job.checkpoint_every, job.keep, job.backend, workers=group.size
     )
-    with sigint_requests_stop() as should_stop:
+    with sigint_requests_stop(announce=group.chief) as should_stop:
         result = Trainer(
             runtime,
             data,

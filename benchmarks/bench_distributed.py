@@ -1,0 +1,107 @@
+"""Training throughput of ``examples/digits_cnn.nn``: one process against two
+data-parallel workers (torch: DDP over gloo; tensorflow: MultiWorkerMirroredStrategy),
+through nnc's own driver, on this machine's CPU.
+
+The recipe is trained without validation, metrics or early stopping, so that an
+epoch is its training steps (1,797 samples) plus nothing else; dropout stays on.
+Samples per second are the samples of an epoch over its wall time, the median over
+the epochs after the first (the first traces graphs and warms caches); the start-up
+(processes, imports, joining the process group) is reported apart. Configurations:
+
+- one process with every core (the framework's default threads);
+- one process with one thread;
+- ``--nproc`` workers, the cores shared out among them (one thread each on two
+  cores: nnc sets ``OMP_NUM_THREADS`` for the workers, as torchrun does).
+
+    python benchmarks/bench_distributed.py [--backend torch] [--epochs 5] [--batch 64 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import nnc  # noqa: E402
+from nnc.ir.program import Program  # noqa: E402
+from nnc.ir.training import Recipe  # noqa: E402
+from nnc.train import train  # noqa: E402
+from nnc.train.distributed.settings import threads_per_worker  # noqa: E402
+
+
+def plain_recipe(epochs: int, batch: int) -> Program:
+    """digits_cnn with only its training steps in an epoch."""
+    program = nnc.load(ROOT / "examples" / "digits_cnn.nn")
+    recipe = program.recipes["DigitsCNN"]
+    assert isinstance(recipe, Recipe)
+    plain = recipe.model_copy(
+        update={
+            "validation": None,
+            "metrics": (),
+            "early_stopping": None,
+            "epochs": epochs,
+            "batch": batch,
+        }
+    )
+    return program.model_copy(update={"recipes": {"DigitsCNN": plain}})
+
+
+def set_threads(backend: str, threads: int | None) -> None:
+    """Threads of this process's framework (None: its default, every core)."""
+    if backend == "torch":
+        import torch
+
+        torch.set_num_threads(threads or os.cpu_count() or 1)
+    elif threads is not None:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def measure(program: Program, backend: str, nproc: int) -> tuple[float, float, float]:
+    """(median samples/s over epochs 2.., wall seconds of the whole call, start-up s)."""
+    started = time.perf_counter()
+    result = train(program, backend=backend, save=False, nproc=nproc)
+    wall = time.perf_counter() - started
+    samples = 1797
+    rates = [samples / row["time"] for row in result.history[1:]]
+    startup = wall - sum(row["time"] for row in result.history)
+    return statistics.median(rates), wall, startup
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", default="torch", choices=("torch", "tensorflow"))
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--nproc", type=int, default=2)
+    args = parser.parse_args()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"digits_cnn on {args.backend}, {cores} cores, load average {load:.2f} at start")
+    print(f"{'batch':>6}  {'configuration':<34} {'samples/s':>10} {'start-up s':>11}")
+    for batch in args.batch:
+        program = plain_recipe(args.epochs, batch)
+        per_worker = threads_per_worker(args.nproc)
+        runs = [
+            ("1 process, default threads", 1, None),
+            ("1 process, 1 thread", 1, 1),
+            (f"{args.nproc} workers x {per_worker} thread(s)", args.nproc, None),
+        ]
+        for label, nproc, threads in runs:
+            if nproc == 1:
+                set_threads(args.backend, threads)
+            rate, _, startup = measure(program, args.backend, nproc)
+            print(f"{batch:>6}  {label:<34} {rate:>10,.0f} {startup:>11.1f}", flush=True)
+    set_threads(args.backend, None)
+
+
+if __name__ == "__main__":
+    main()
