@@ -28,7 +28,7 @@ from nnc.train.distributed.settings import Interrupted, Launch, free_port, threa
 from nnc.train.loop import TrainResult
 from nnc.train.progress import QuietReporter
 from nnc.train.rundir import default_run_dir
-from nnc.train.session import build_runtime, check_resume_folders, resolve_run
+from nnc.train.session import build_runtime, check_resume_folders, resolve_run, resume_checkpoint
 
 NNC_ROOT = Path(nnc.__file__).resolve().parent.parent
 
@@ -64,8 +64,10 @@ def launch_run(
     run = resolve_run(program, recipe, epochs=epochs, batch=batch, seed=seed, base=base)
     check_resume_folders(out, resume)
     chief_here = launch.node_rank == 0
-    if resume is not None and chief_here and not Path(resume).is_dir():
-        raise TrainingError(f"cannot resume: {resume} is not a run folder")
+    if resume is not None and chief_here:
+        # Refuse a changed recipe before starting workers (rank 0 reads it again and
+        # reports any damaged checkpoint it skips).
+        resume_checkpoint(Path(resume), run.document, run.digest, force, _Unheard())
     run_dir: Path | None = None
     if resume is not None:
         run_dir = Path(resume)
@@ -105,6 +107,13 @@ def launch_run(
         return Outcome.read(folder)
     finally:
         remove_job_folder(folder)
+
+
+class _Unheard(QuietReporter):
+    """Drops warnings: the workers' rank 0 gives them."""
+
+    def warn(self, message: str) -> None:
+        pass
 
 
 def _start(backend: str, job: Path, launch: Launch) -> list[Exit]:
