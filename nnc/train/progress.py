@@ -124,6 +124,14 @@ class QuietReporter:
         pass
 
 
+class SilentReporter(QuietReporter):
+    """Prints nothing at all: the reporter of data-parallel workers other than rank 0,
+    which reports for all of them (they meet the same warnings)."""
+
+    def warn(self, message: str) -> None:
+        pass
+
+
 class PlainReporter(QuietReporter):
     """One line per (sampled) epoch, then the summary as plain text tables."""
 

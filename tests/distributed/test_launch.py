@@ -64,7 +64,7 @@ def test_torchrun_command_line() -> None:
     assert single == [
         "--nnodes", "1", "--nproc-per-node", "2", "--node-rank", "0",
         "--master-addr", "127.0.0.1", "--master-port", "29511",
-        "--max-restarts", "0", "--monitor-interval", "0.1", "--shutdown-timeout", "10",
+        "--max-restarts", "0", "--monitor-interval", "0.1", "--shutdown-timeout", "30",
         "--rdzv-conf", "timeout=60", "--local-addr", "127.0.0.1",
         "--module", "nnc.train.distributed.worker", "/jobs/job.json",
     ]  # fmt: skip

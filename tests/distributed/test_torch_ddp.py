@@ -68,12 +68,14 @@ def test_generated_module_trains_alone_under_torchrun_with_global_batchnorm(
     (tmp_path / "train_ddp.py").write_text(
         "import json\n"
         "import numpy as np\n"
+        "import torch\n"
         "import smoother\n"
         "data = np.load('data.npz')\n"
         "runtime, history = smoother.fit(data['x'], data['y'], distributed=True, verbose=False)\n"
         "if runtime.rank == 0:\n"
         "    np.savez('weights.npz', **runtime.get_weights())\n"
         "    json.dump(history, open('history.json', 'w'))\n"
+        "torch.distributed.destroy_process_group()\n"
     )
     env = {
         key: value

@@ -27,6 +27,10 @@ from nnc.ir.program import Program
 from nnc.train.distributed.group import DataParallel
 
 
+def _nothing() -> None:
+    pass
+
+
 @dataclass(frozen=True)
 class Connection:
     group: DataParallel
@@ -34,6 +38,7 @@ class Connection:
     # Whether a worker may train on an empty slice (a last global batch smaller than
     # the worker count). TensorFlow's convolutions fail on an empty batch.
     empty_slices: bool = True
+    close: Callable[[], None] = _nothing  # leave the others, once done with them
 
 
 def connect(
@@ -78,7 +83,11 @@ def _torch(
             for phrase in ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
         )
 
-    return Connection(DataParallel(runtime, description), lost_peer)
+    # Leaving the process group explicitly: torch may abort the process when it is
+    # only torn down at interpreter exit.
+    return Connection(
+        DataParallel(runtime, description), lost_peer, close=dist.destroy_process_group
+    )
 
 
 def _tensorflow(

@@ -19,14 +19,14 @@ from typing import Literal
 import numpy as np
 
 import nnc
-from nnc.errors import BackendError, TrainingError
+from nnc.errors import BackendError, TrainingError, WorkerError
 from nnc.ir.program import Program
 from nnc.ir.training import Recipe
 from nnc.train.distributed.failures import Exit, failure
 from nnc.train.distributed.job import Job, Outcome, make_job_folder, remove_job_folder
 from nnc.train.distributed.settings import Interrupted, Launch, free_port, threads_per_worker
 from nnc.train.loop import TrainResult
-from nnc.train.progress import QuietReporter
+from nnc.train.progress import QuietReporter, SilentReporter
 from nnc.train.rundir import default_run_dir
 from nnc.train.session import build_runtime, check_resume_folders, resolve_run, resume_checkpoint
 
@@ -67,7 +67,7 @@ def launch_run(
     if resume is not None and chief_here:
         # Refuse a changed recipe before starting workers (rank 0 reads it again and
         # reports any damaged checkpoint it skips).
-        resume_checkpoint(Path(resume), run.document, run.digest, force, _Unheard())
+        resume_checkpoint(Path(resume), run.document, run.digest, force, SilentReporter())
     run_dir: Path | None = None
     if resume is not None:
         run_dir = Path(resume)
@@ -104,16 +104,12 @@ def launch_run(
         if exits:
             ranks = range(launch.first_rank, launch.first_rank + launch.nproc)
             raise failure(exits, folder, ranks, run_dir if chief_here else None)
-        return Outcome.read(folder)
+        found = Outcome.read(folder)
+        if found is None and chief_here:
+            raise WorkerError("the workers ended without rank 0 reporting how the run went", 0)
+        return found
     finally:
         remove_job_folder(folder)
-
-
-class _Unheard(QuietReporter):
-    """Drops warnings: the workers' rank 0 gives them."""
-
-    def warn(self, message: str) -> None:
-        pass
 
 
 def _start(backend: str, job: Path, launch: Launch) -> list[Exit]:
@@ -222,8 +218,8 @@ def train_parallel(
         )
     except Interrupted:
         raise KeyboardInterrupt from None
-    if found is None:
-        raise TrainingError("the workers finished but rank 0 left no outcome")
+    if found is None:  # only on a machine other than rank 0's, which train never is
+        raise TrainingError("rank 0 ran on another machine; its run folder has the result")
     outcome, weights = found
     run = resolve_run(program, recipe, epochs=epochs, batch=batch, seed=seed, base=base)
     runtime = build_runtime(program, run.model.name, backend, weights, run.recipe.seed)

@@ -37,7 +37,7 @@ from nnc.train.distributed.group import DataParallel, check_no_empty_slices
 from nnc.train.distributed.job import READY, Job, Outcome, WorkerReport
 from nnc.train.loop import Trainer, TrainResult
 from nnc.train.metrics import Metrics
-from nnc.train.progress import QuietReporter, make_reporter
+from nnc.train.progress import QuietReporter, SilentReporter, make_reporter
 from nnc.train.rundir import RunDir
 from nnc.train.session import (
     RunSpec,
@@ -49,14 +49,6 @@ from nnc.train.session import (
     sigint_requests_stop,
     write_run_files,
 )
-
-
-class SilentReporter(QuietReporter):
-    """The reporter of ranks other than 0: rank 0 already says everything, warnings
-    included (every worker meets the same ones)."""
-
-    def warn(self, message: str) -> None:
-        pass
 
 
 def run_worker(job: Job, folder: Path, on_connected: Callable[[DataParallel], None]) -> None:
@@ -81,6 +73,7 @@ def run_worker(job: Job, folder: Path, on_connected: Callable[[DataParallel], No
         if connection.lost_peer(exc):
             raise LostPeer(str(exc)) from exc
         raise
+    connection.close()
 
 
 class LostPeer(Exception):
