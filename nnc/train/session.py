@@ -230,6 +230,7 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     build: BuildFn | None = None,
     nproc: int = 1,
+    timeout: float = 300.0,
 ) -> TrainResult:
     """Train a recipe of a checked program; return the runtime, history and figures.
 
@@ -238,7 +239,7 @@ def train(
     ``nproc > 1`` trains data-parallel in that many worker processes on this machine
     (torch: DDP through torchrun; tensorflow: MultiWorkerMirroredStrategy), see
     docs/distributed.md; the runtime returned is then rebuilt here from the final
-    weights.
+    weights, and ``timeout`` bounds, in seconds, every wait of a worker for the others.
     """
     reporter = reporter or QuietReporter()
     backend = backend_name(backend)
@@ -274,7 +275,7 @@ def train(
             device=device,
             base=base,
             reporter=reporter,
-            launch=Launch(nproc=nproc),
+            launch=Launch(nproc=nproc, timeout=timeout),
         )
     run = resolve_run(program, recipe, epochs=epochs, batch=batch, seed=seed, base=base)
     check_resume_folders(out, resume)

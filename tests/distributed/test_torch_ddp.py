@@ -39,7 +39,7 @@ def test_two_gloo_workers_make_the_updates_of_one_process(tmp_path: Path) -> Non
     program, _ = nnc.rewrite.strip_dropout(nnc.load(EXAMPLES / "digits_mlp.nn"))
     settings = {"backend": "torch", "epochs": 1, "batch": 64, "base": EXAMPLES}
     alone = train(program, save=False, **settings)  # type: ignore[arg-type]
-    pair = train(program, nproc=2, out=tmp_path / "run", **settings)  # type: ignore[arg-type]
+    pair = train(program, nproc=2, timeout=60, out=tmp_path / "run", **settings)  # type: ignore[arg-type]
     # 1,438 training samples: 23 steps, 32 + 32 samples each, the last 15 + 15.
     two, one = pair.runtime.get_weights(), alone.runtime.get_weights()
     gaps = deviations(two, one)
@@ -110,21 +110,25 @@ def test_a_killed_worker_stops_every_worker_and_the_checkpoint_resumes(tmp_path:
     first = run / "checkpoints" / "epoch-000001.npz"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with subprocess.Popen(
-        [*command, *settings, "--nproc", "2"],
+        [*command, *settings, "--nproc", "2", "--timeout", "60"],
         cwd=ROOT,
         env=env,
         stderr=subprocess.PIPE,
         text=True,
     ) as launcher:
-        deadline = time.monotonic() + 180
-        while not first.exists() and launcher.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        workers = workers_of(launcher.pid, 2, time.monotonic() + 10)
-        assert sorted(workers) == [0, 1], f"workers found: {workers}"
-        os.kill(workers[1], signal.SIGKILL)
-        killed = time.monotonic()
-        _, err = launcher.communicate(timeout=120)
-        seconds = time.monotonic() - killed
+        try:
+            deadline = time.monotonic() + 180
+            while not first.exists() and launcher.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            workers = workers_of(launcher.pid, 2, time.monotonic() + 10)
+            assert sorted(workers) == [0, 1], f"workers found: {workers}"
+            os.kill(workers[1], signal.SIGKILL)
+            killed = time.monotonic()
+            _, err = launcher.communicate(timeout=120)
+            seconds = time.monotonic() - killed
+        finally:
+            if launcher.poll() is None:  # a failed check above: end the run (its workers follow)
+                launcher.kill()
     assert launcher.returncode == 1, err
     assert (
         f"error: worker rank 1 (pid {workers[1]}) was killed by SIGKILL; every worker has "
