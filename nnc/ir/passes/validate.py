@@ -12,6 +12,7 @@ import re
 
 from nnc.data.catalog import CATALOG
 from nnc.errors import GraphError, NameResolutionError, RecipeError, ShapeError, did_you_mean
+from nnc.ir.passes.params import model_params
 from nnc.ir.program import Model, Program
 from nnc.ir.training import (
     BinaryCrossEntropy,
@@ -207,6 +208,12 @@ def _validate_gan(program: Program, recipe: GanRecipe) -> None:
             f"generator '{gen.name}' outputs {fake} but discriminator '{disc.name}' takes {real}",
             recipe.span_of("generator"),
         )
+    for role, model in (("generator", gen), ("discriminator", disc)):
+        if not any(p.spec.trainable and not p.spec.buffer for p in model_params(program, model)):
+            raise RecipeError(
+                f"{role} '{model.name}' has no trainable parameters; a GAN trains both models",
+                recipe.span_of(role),
+            )
     if isinstance(recipe.data, Dataset):
         info = CATALOG.get(recipe.data.name)
         features = info.feature_shape(recipe.data.upscale) if info else ()
