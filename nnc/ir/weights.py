@@ -145,8 +145,10 @@ def read_weights_file(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def load_weights(path: str | Path, program: Program, model: Model | str) -> Weights:
-    """Load and verify canonical weights for ``model`` from a weights file or checkpoint."""
-    return check_weights(program, model, read_weights_file(path), source=str(path))
+    """Load and verify canonical weights for ``model`` from a weights file or checkpoint
+    (its own, or those of a model or GAN it is part of: see :func:`find_model_weights`)."""
+    found = find_model_weights(program, model, read_weights_file(path), str(path))
+    return check_weights(program, model, found.weights, source=str(path))
 
 
 # -- a GAN's weights, and a model's weights inside another's ------------------------------

@@ -12,7 +12,11 @@ run was interrupted inside epoch 13):
   loss), ``rng`` (the batch-order generator's state at the start of that epoch, as
   JSON), ``best``, ``best_epoch``, ``wait`` (early-stopping counters), ``history``
   (JSON), ``recipe`` (the resolved recipe, JSON), ``recipe_hash``, ``backend``,
-  ``nnc_version``, ``format``.
+  ``nnc_version``, ``format``; for a GAN also ``noise_rng`` (the noise generator's
+  state, JSON) and ``partial_figures`` (the running sums of an interrupted epoch).
+
+A GAN's weights and optimizer state hold both models under their roles
+(``weights/generator/dense_1.weight``, ``optimizer/discriminator/step``).
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ class TrainState:
     best_epoch: int = 0
     wait: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    # GAN runs: the noise generator's state, and an interrupted epoch's figure sums
+    noise_state: dict[str, Any] = field(default_factory=dict)
+    partial_figures: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -94,6 +101,10 @@ class Checkpoint:
             "backend": np.str_(self.backend),
             "nnc_version": np.str_(__version__),
         }
+        if s.noise_state:
+            meta["noise_rng"] = np.str_(json.dumps(s.noise_state))
+        if s.partial_figures:
+            meta["partial_figures"] = np.str_(json.dumps(s.partial_figures))
         out.update({f"meta/{k}": np.asarray(v) for k, v in meta.items()})
         return out
 
@@ -140,6 +151,10 @@ def read_checkpoint(path: Path) -> Checkpoint:
             best_epoch=int(meta.get("best_epoch", 0)),
             wait=int(meta.get("wait", 0)),
             history=json.loads(str(meta["history"])),
+            noise_state=json.loads(str(meta["noise_rng"])) if "noise_rng" in meta else {},
+            partial_figures=(
+                json.loads(str(meta["partial_figures"])) if "partial_figures" in meta else {}
+            ),
         )
     except (ValueError, TypeError) as exc:
         raise WeightsError(f"{path}: damaged metadata ({exc})") from None

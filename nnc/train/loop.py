@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from nnc.backends.runtime import Runtime
+from nnc.backends.runtime import GanRuntime, Runtime
 from nnc.data import PreparedData
 from nnc.errors import TrainingError
 from nnc.ir.training import EarlyStopping, Schedule, learning_rate
@@ -80,7 +80,7 @@ class Identity:
 
 @dataclass
 class TrainResult:
-    runtime: Runtime
+    runtime: Runtime | GanRuntime  # a GanRuntime for a GAN recipe
     history: list[dict[str, float]]
     stopped: str
     best_epoch: int | None
@@ -110,6 +110,7 @@ class Trainer:
         best_weights: dict[str, np.ndarray] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
         resumed_from: Path | None = None,
+        after_epoch: Callable[[int, Runtime], object] | None = None,
     ):
         self.runtime = runtime
         self.data = data
@@ -122,6 +123,8 @@ class Trainer:
         self.best_weights = best_weights
         self.should_stop = should_stop
         self.resumed_from = resumed_from
+        # called with each finished epoch (1-based) and the runtime: pictures, say
+        self.after_epoch = after_epoch
         self.last_checkpoint: Path | None = None
         es = plan.early_stopping
         self.restore_best = es is not None and es.restore_best
@@ -166,6 +169,8 @@ class Trainer:
                     break
                 improved = self._track(row)
                 s.history.append(row)
+                if self.after_epoch is not None:
+                    self.after_epoch(s.epoch, self.runtime)
                 if self._patience_spent():
                     stopped = "stopped early"
                 elif self.should_stop():

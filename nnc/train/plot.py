@@ -1,4 +1,5 @@
-"""``loss.png``: training and validation loss per epoch (matplotlib, Agg, optional)."""
+"""``loss.png``: training and validation loss per epoch, or a GAN's losses and
+discriminator outputs (matplotlib, Agg, optional)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def matplotlib_available() -> bool:
@@ -27,14 +29,9 @@ def plot_loss(
     """
     if not matplotlib_available() or not rows:
         return None
-    # The object-oriented API with the Agg canvas: no pyplot, no global backend.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     epochs = [int(r["epoch"]) for r in rows]
     train = [float(r["loss"]) for r in rows]
-    figure = Figure(figsize=(7.0, 4.2), dpi=100)
-    FigureCanvasAgg(figure)
+    figure = new_figure(7.0, 4.2)
     ax = figure.add_subplot()
     marker = "o" if len(epochs) <= 30 else None
     ax.plot(epochs, train, label="training loss", color="tab:blue", marker=marker, markersize=3)
@@ -62,6 +59,22 @@ def plot_loss(
     ax.grid(True, alpha=0.3)
     ax.legend()
     figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def new_figure(width: float, height: float) -> Any:
+    """A matplotlib Figure on the Agg canvas: the object-oriented API, no pyplot and no
+    global backend."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save_figure(figure: Any, path: Path) -> Path:
+    """Write a figure as PNG through a temporary file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
     os.close(fd)
@@ -72,3 +85,36 @@ def plot_loss(
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def plot_gan(rows: Sequence[Mapping[str, float]], path: Path, title: str) -> Path | None:
+    """Draw a GAN's curves to ``path``: the discriminator's and the generator's losses
+    per epoch above, mean D(x) and mean D(G(z)) below (the equilibrium, 0.5, dashed);
+    None (and no file) without matplotlib."""
+    if not matplotlib_available() or not rows:
+        return None
+    epochs = [int(r["epoch"]) for r in rows]
+    marker = "o" if len(epochs) <= 30 else None
+    figure = new_figure(7.0, 6.0)
+    losses, outputs = figure.subplots(2, 1, sharex=True)
+    for key, label, color in (
+        ("d_loss", "discriminator loss", "tab:blue"),
+        ("g_loss", "generator loss", "tab:orange"),
+    ):
+        losses.plot(epochs, [r[key] for r in rows], label=label, color=color, marker=marker, ms=3)
+    losses.set_ylabel("loss")
+    losses.set_title(title)
+    for key, label, color in (
+        ("d_real", "mean D(x), real samples", "tab:green"),
+        ("d_fake", "mean D(G(z)), generated samples", "tab:red"),
+    ):
+        outputs.plot(epochs, [r[key] for r in rows], label=label, color=color, marker=marker, ms=3)
+    outputs.axhline(0.5, color="grey", linestyle="--", label="equilibrium (0.5)")
+    outputs.set_ylim(0.0, 1.0)
+    outputs.set_xlabel("epoch")
+    outputs.set_ylabel("discriminator output")
+    for ax in (losses, outputs):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    figure.tight_layout()
+    return save_figure(figure, path)

@@ -104,7 +104,7 @@ class QuietReporter:
     def start(self, info: RunInfo) -> None:
         pass
 
-    def batch(self, epoch: int, batch: int, batches: int, loss: float) -> None:
+    def batch(self, epoch: int, batch: int, batches: int, loss: float, name: str = "loss") -> None:
         pass
 
     def epoch(self, row: Mapping[str, float], improved: bool) -> None:
@@ -209,18 +209,20 @@ class RichReporter(PlainReporter):
         )
         self.batch_task = self.progress.add_task("batch ", total=info.batches, figures="")
 
-    def batch(self, epoch: int, batch: int, batches: int, loss: float) -> None:
+    def batch(self, epoch: int, batch: int, batches: int, loss: float, name: str = "loss") -> None:
         if self.progress is not None:
             self.progress.update(
-                self.batch_task, completed=batch, total=batches, figures=f"loss {loss:.4g}"
+                self.batch_task, completed=batch, total=batches, figures=f"{name} {loss:.4g}"
             )
 
     def epoch(self, row: Mapping[str, float], improved: bool) -> None:
         info = self.info
         if info is None or self.progress is None:
             return
-        # The bar shows the loss and the best-epoch figure; the lines above show all.
-        keys = dict.fromkeys(k for k in ("loss", "val_loss", self.monitor) if k in row)
+        # The bar shows the loss (a GAN's two) and the best-epoch figure; the lines above
+        # show all.
+        candidates = ("loss", "val_loss", "d_loss", "g_loss", self.monitor)
+        keys = dict.fromkeys(k for k in candidates if k in row)
         shown = "  ".join(f"{k} {format_value(k, row[k])}" for k in keys)
         self.progress.update(self.epoch_task, completed=int(row["epoch"]), figures=shown)
         self.progress.reset(self.batch_task, total=info.batches, figures="")
