@@ -189,7 +189,7 @@ def verify_gan(
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             rows.append(_compare(a, b, runs[a], runs[b], tol, noisy, lr_sum, pair=True))
-    what = f"GAN {gan.name} ({gan.generator} against {gan.discriminator})"
+    what = f"{gan.generator} against {gan.discriminator} (GAN {gan.name})"
     return Report(model=what, tolerance=tol, steps=steps, rows=rows, notes=notes)
 
 
