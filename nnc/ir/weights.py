@@ -268,6 +268,9 @@ def find_model_weights(
         for role in roles:
             for prefix in call_prefixes(program, root, m.name):
                 roots.setdefault(role + prefix, root)
+    # The model's own names with other tensors beside them are not a larger model's:
+    # check_weights reports the extra tensors rather than dropping them.
+    roots.pop("", None)
     fitting = [
         prefix
         for prefix in roots

@@ -52,6 +52,9 @@ def test_ambiguous_or_missing_weights_are_errors() -> None:
         find_model_weights(program, "Half", weights, "twice.npz")
     unrelated = {"other.weight": np.zeros(3)}
     assert find_model_weights(program, "Half", unrelated).weights == unrelated  # check says why
+    own = init_weights(program, "Half")
+    extra = {**own, "dense_9.bias": np.zeros(1)}
+    assert find_model_weights(program, "Half", extra).weights == extra  # nothing dropped
 
 
 @pytest.fixture(scope="module")

@@ -210,15 +210,15 @@ def _model_class(w: CodeWriter, part: Part) -> None:
 def _losses(w: CodeWriter, recipe: GanRecipe) -> None:
     kernel = f"binary_cross_entropy_from_{'logits' if recipe.from_logits else 'probabilities'}"
     form = (
-        "from logits (softplus(-s) and softplus(s): stable for any score)"
+        "From logits: softplus(-s) and softplus(s), stable for any score."
         if recipe.from_logits
-        else "from probabilities clipped to [1e-7, 1 - 1e-7]"
+        else "From probabilities clipped to [1e-7, 1 - 1e-7]."
     )
     with w.block("def discriminator_loss(real_scores, fake_scores):"):
         w.docstring(
             "The discriminator's loss, -(mean log D(x) + mean log(1 - D(G(z)))): binary\n"
             "cross-entropy against 1 for real samples and 0 for generated ones, each the\n"
-            f"mean over its batch, {form}.\n"
+            f"mean over its batch. {form}\n"
             "Returns it and its gradients with respect to both batches of scores."
         )
         _call(w, "real_loss, d_real = ", kernel, "real_scores, np.ones_like(real_scores)")

@@ -120,9 +120,9 @@ def emit_gan_module(program: Program, recipe: GanRecipe, source: str) -> str:
 
 def _losses(w: CodeWriter, recipe: GanRecipe) -> None:
     if recipe.from_logits:
-        form = "from logits, max(s, 0) - s t + log(1 + e^-|s|): TensorFlow's stable form"
+        form = "From logits: max(s, 0) - s t + log(1 + e^-|s|), TensorFlow's stable form."
     else:
-        form = "from probabilities clipped to [1e-7, 1 - 1e-7]"
+        form = "From probabilities clipped to [1e-7, 1 - 1e-7]."
         with w.block("def binary_cross_entropy(p, target):"):
             w.docstring(
                 "Binary cross-entropy of probabilities clipped to [1e-7, 1 - 1e-7], mean over\n"
@@ -145,7 +145,7 @@ def _losses(w: CodeWriter, recipe: GanRecipe) -> None:
         w.docstring(
             "The discriminator's loss, -(mean log D(x) + mean log(1 - D(G(z)))): binary\n"
             "cross-entropy against 1 for real samples and 0 for generated ones, each the\n"
-            f"mean over its batch, {form}."
+            f"mean over its batch.\n{form}"
         )
         w.line("ones, zeros = tf.ones_like(real_scores), tf.zeros_like(fake_scores)")
         w.line(f"real = {bce('real_scores', 'ones')}")

@@ -152,15 +152,15 @@ def _tables(w: CodeWriter, program: Program, recipe: GanRecipe, parts: list[Part
 def _losses(w: CodeWriter, recipe: GanRecipe) -> None:
     if recipe.from_logits:
         bce = "F.binary_cross_entropy_with_logits({s}, torch.{fill}_like({s}))"
-        form = "from logits, max(s, 0) - s t + log(1 + e^-|s|): stable for any score"
+        form = "From logits: max(s, 0) - s t + log(1 + e^-|s|), stable for any score."
     else:
         bce = "F.binary_cross_entropy({s}.clamp(1e-7, 1 - 1e-7), torch.{fill}_like({s}))"
-        form = "from probabilities clipped to [1e-7, 1 - 1e-7]"
+        form = "From probabilities clipped to [1e-7, 1 - 1e-7]."
     with w.block("def discriminator_loss(real_scores, fake_scores):"):
         w.docstring(
             "The discriminator's loss, -(mean log D(x) + mean log(1 - D(G(z)))): binary\n"
             "cross-entropy against 1 for real samples and 0 for generated ones, each the\n"
-            f"mean over its batch, {form}."
+            f"mean over its batch.\n{form}"
         )
         w.line(f"real = {bce.format(s='real_scores', fill='ones')}")
         w.line(f"fake = {bce.format(s='fake_scores', fill='zeros')}")

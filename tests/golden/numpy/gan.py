@@ -405,7 +405,7 @@ class Discriminator:
 def discriminator_loss(real_scores, fake_scores):
     """The discriminator's loss, -(mean log D(x) + mean log(1 - D(G(z)))): binary
     cross-entropy against 1 for real samples and 0 for generated ones, each the
-    mean over its batch, from logits (softplus(-s) and softplus(s): stable for any score).
+    mean over its batch. From logits: softplus(-s) and softplus(s), stable for any score.
     Returns it and its gradients with respect to both batches of scores.
     """
     real_loss, d_real = binary_cross_entropy_from_logits(real_scores, np.ones_like(real_scores))

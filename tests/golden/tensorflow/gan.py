@@ -159,7 +159,8 @@ class Discriminator(tf.Module):
 def discriminator_loss(real_scores, fake_scores):
     """The discriminator's loss, -(mean log D(x) + mean log(1 - D(G(z)))): binary
     cross-entropy against 1 for real samples and 0 for generated ones, each the
-    mean over its batch, from logits, max(s, 0) - s t + log(1 + e^-|s|): TensorFlow's stable form.
+    mean over its batch.
+    From logits: max(s, 0) - s t + log(1 + e^-|s|), TensorFlow's stable form.
     """
     ones, zeros = tf.ones_like(real_scores), tf.zeros_like(fake_scores)
     real = tf.nn.sigmoid_cross_entropy_with_logits(labels=ones, logits=real_scores)

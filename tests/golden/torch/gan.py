@@ -115,7 +115,8 @@ class Discriminator(nn.Module):
 def discriminator_loss(real_scores, fake_scores):
     """The discriminator's loss, -(mean log D(x) + mean log(1 - D(G(z)))): binary
     cross-entropy against 1 for real samples and 0 for generated ones, each the
-    mean over its batch, from logits, max(s, 0) - s t + log(1 + e^-|s|): stable for any score.
+    mean over its batch.
+    From logits: max(s, 0) - s t + log(1 + e^-|s|), stable for any score.
     """
     real = F.binary_cross_entropy_with_logits(real_scores, torch.ones_like(real_scores))
     fake = F.binary_cross_entropy_with_logits(fake_scores, torch.zeros_like(fake_scores))
