@@ -5,6 +5,9 @@ generated module stands alone (its noise and its ``fit`` are nnc train's)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -17,6 +20,7 @@ from nnc.ir.training import Noise
 from nnc.ir.weights import init_gan_weights
 from nnc.train import train
 from nnc.train.gan import draw_noise, noise_generator
+from tests.conftest import ROOT
 
 SPEC = """model G {{
     input z: [3]
@@ -174,3 +178,20 @@ def test_the_generated_module_trains_as_nnc_train_does() -> None:
     for name, value in result.runtime.get_weights().items():
         np.testing.assert_array_equal(runtime.get_weights()[name], value, err_msg=name)
     assert history[0]["d_loss"] == pytest.approx(result.history[0]["d_loss"], rel=1e-12)
+
+
+def test_emitting_a_gan_imports_no_framework() -> None:
+    script = (
+        "import sys\n"
+        "import nnc\n"
+        "from nnc.backends import get_backend\n"
+        "program = nnc.load('examples/gan.nn')\n"
+        "for name in ('numpy', 'torch', 'tensorflow'):\n"
+        "    assert 'class GanRuntime:' in get_backend(name).emit(program)\n"
+        "print(sorted(m for m in ('torch', 'tensorflow', 'onnx') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
