@@ -316,6 +316,7 @@ class GanTrainer:
                 final=final,
                 seconds=seconds,
                 run_dir=str(result.run_dir) if result.run_dir else None,
+                final_on="",
             )
         )
         return result

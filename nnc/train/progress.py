@@ -54,6 +54,9 @@ class Summary:
     confusion: np.ndarray | None = None
     confusion_on: str = ""
     files: list[str] = field(default_factory=list)
+    # the set the final (non-validation) figures are measured on; "" names none
+    # (a GAN's figures are its last epoch's)
+    final_on: str = "training set"
 
 
 def format_value(name: str, value: float) -> str:
@@ -225,7 +228,10 @@ class RichReporter(PlainReporter):
         keys = dict.fromkeys(k for k in candidates if k in row)
         shown = "  ".join(f"{k} {format_value(k, row[k])}" for k in keys)
         self.progress.update(self.epoch_task, completed=int(row["epoch"]), figures=shown)
-        self.progress.reset(self.batch_task, total=info.batches, figures="")
+        if int(row["epoch"]) < info.epochs:
+            self.progress.reset(self.batch_task, total=info.batches, figures="")
+        else:  # the last epoch: no batch bar left to fill while the run is evaluated
+            self.progress.update(self.batch_task, visible=False)
         if should_print(int(row["epoch"]), info.first_epoch, info.epochs):
             line = epoch_line(row, info.epochs, self.eta(int(row["epoch"])), info.samples)
             self.console.print(line + ("  [green]*[/green]" if improved else ""))
@@ -291,7 +297,8 @@ def print_summary(console: Any, summary: Summary) -> None:
         restored = ", weights restored" if summary.restored_best else ""
         table.add_row("best epoch", f"{summary.best_epoch}{best}{restored}")
     for name, value in summary.final.items():
-        table.add_row(f"final {name}", format_value(name, value))
+        where = "" if name.startswith("val_") or not summary.final_on else f" ({summary.final_on})"
+        table.add_row(f"final {name}{where}", format_value(name, value))
     seconds = summary.seconds
     table.add_row("time", f"{seconds:.1f} s" if seconds < 60 else format_duration(seconds))
     if summary.run_dir:
