@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from nnc import passes, rewrite
-from nnc.api import build, emit, runtime
+from nnc.api import build, emit, gan_runtime, runtime
 from nnc.builder import Builder, ProgramBuilder, Tensor, block
 from nnc.dsl import format_program as format
 from nnc.dsl import format_source, load, parse
@@ -35,6 +35,7 @@ __all__ = [
     "emit",
     "format",
     "format_source",
+    "gan_runtime",
     "infer_shapes",
     "load",
     "loads_json",

@@ -3,6 +3,8 @@
 - :func:`emit`: the backend's artefact: Python source for numpy, torch and
   tensorflow; a serialized ONNX ModelProto (``bytes``) for onnx. No framework is
   imported.
+- :func:`gan_runtime`: a GAN recipe's :class:`~nnc.backends.runtime.GanRuntime`
+  (generate, discriminator_step, generator_step, ...).
 - :func:`runtime`: a :class:`~nnc.backends.runtime.Runtime` (forward, train_step,
   weights...), the interface ``nnc train`` uses.
 - :func:`build`: the framework's own object, ready to use: a torch ``nn.Module``, a
@@ -24,7 +26,7 @@ from nnc.ir.program import Program
 if TYPE_CHECKING:
     import numpy as np
 
-    from nnc.backends.runtime import Runtime
+    from nnc.backends.runtime import GanRuntime, Runtime
 
 # Where each backend's runtime keeps its native object (see nnc.backends.runtime);
 # None: the runtime is itself the native object.
@@ -80,6 +82,41 @@ def runtime(
     return get_backend(name).build(program, model, weights=loaded, **options)
 
 
+def gan_runtime(
+    program: Program,
+    backend: str = "numpy",
+    recipe: str | None = None,
+    *,
+    weights: WeightsArg = None,
+    **options: Any,
+) -> GanRuntime:
+    """A :class:`~nnc.backends.runtime.GanRuntime` of a GAN recipe (default: the only
+    one) on ``backend`` (numpy, torch or tensorflow): both models and both optimizers,
+    the runtime ``nnc train`` uses for a GAN.
+
+    ``weights`` hold both models under their roles (``generator/<param>``): a mapping,
+    or a weights file or checkpoint of a GAN run; without them, the initial weights
+    drawn from the seed. ``options`` go to the backend's ``build_gan``.
+    """
+    from nnc.backends import backend_name, get_backend, require_framework
+    from nnc.backends.gancode import select_gan
+    from nnc.ir.weights import check_gan_weights, read_weights_file
+
+    name = backend_name(backend)
+    backend_module = get_backend(name)
+    if not hasattr(backend_module, "build_gan"):
+        raise BackendError(f"the {name} backend does not train, so it cannot run a GAN")
+    require_framework(name)
+    gan = select_gan(program, recipe)
+    loaded = None
+    if weights is not None:
+        source = str(weights) if isinstance(weights, str | Path) else "weights"
+        arrays = read_weights_file(weights) if isinstance(weights, str | Path) else weights
+        loaded = check_gan_weights(program, gan, arrays, source)
+    runtime: GanRuntime = backend_module.build_gan(program, gan, weights=loaded, **options)
+    return runtime
+
+
 def build(
     program: Program,
     backend: str = "numpy",
@@ -123,4 +160,4 @@ def _weights(
     return check_weights(program, m, weights)
 
 
-__all__ = ["NATIVE_ATTRIBUTE", "build", "emit", "native", "runtime"]
+__all__ = ["NATIVE_ATTRIBUTE", "build", "emit", "gan_runtime", "native", "runtime"]

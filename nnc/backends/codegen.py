@@ -191,9 +191,8 @@ _INIT_FUNCTIONS: dict[str, list[str]] = {
 }
 
 
-def emit_initial_weights(w: CodeWriter, program: Program, model: Model, seed: int) -> None:
-    """Emit ``initial_weights(seed)``: the same arrays as ``nnc.ir.weights.init_weights``."""
-    params = model_params(program, model)
+def emit_draw(w: CodeWriter, params: Sequence[Param]) -> None:
+    """Emit ``_draw``: the initializers ``params`` use, as nnc defines them."""
     kinds = sorted({p.spec.init.kind for p in params})
     with w.block("def _draw(kind, shape, fan_in, fan_out, rng, a):"):
         w.docstring("One initializer, as nnc defines it (docs/semantics.md, Initializers).")
@@ -201,6 +200,11 @@ def emit_initial_weights(w: CodeWriter, program: Program, model: Model, seed: in
             with w.block(f"{'if' if i == 0 else 'elif'} kind == {kind!r}:"):
                 w.lines_(_INIT_FUNCTIONS[kind])
         w.line("raise ValueError(f'unknown initializer {kind}')")
+
+
+def emit_initial_weights(w: CodeWriter, program: Program, model: Model, seed: int) -> None:
+    """Emit ``initial_weights(seed)``: the same arrays as ``nnc.ir.weights.init_weights``."""
+    emit_draw(w, model_params(program, model))
     w.blank(2)
     with w.block(f"def initial_weights(seed={int(seed)}):"):
         w.docstring(
@@ -215,11 +219,18 @@ def emit_initial_weights(w: CodeWriter, program: Program, model: Model, seed: in
         w.line("return weights")
 
 
-def emit_parameter_table(w: CodeWriter, program: Program, model: Model) -> list[Param]:
-    """Emit ``PARAMETERS``: (name, shape, init kind, fan_in, fan_out, init args) rows."""
+def emit_parameter_table(
+    w: CodeWriter,
+    program: Program,
+    model: Model,
+    table: str = "PARAMETERS",
+    comment: str = "Canonical parameters",
+) -> list[Param]:
+    """Emit ``PARAMETERS`` (or ``table``): (name, shape, init kind, fan_in, fan_out,
+    init args) rows."""
     params = model_params(program, model)
-    w.line("# Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.")
-    with w.block("PARAMETERS = ["):
+    w.line(f"# {comment}: name, shape, initializer, fan-in, fan-out, arguments.")
+    with w.block(f"{table} = ["):
         for p in params:
             init = p.spec.init
             args = {k: getattr(init, k) for k in type(init).model_fields if k != "kind"}

@@ -28,6 +28,20 @@ Conventions, shared by all backends:
   runtime: ``model`` (the ``torch.nn.Module``; the Keras model or ``tf.Module``),
   ``session`` (the onnxruntime ``InferenceSession``); the NumPy runtime is itself
   the NumPy model object. ``nnc.api.NATIVE_ATTRIBUTE`` lists them.
+
+A GAN recipe trains two models against each other; its runtime is a
+:class:`GanRuntime` (``build_gan`` of the numpy, torch and tensorflow backends), with
+the same conventions plus:
+
+- weights and optimizer state hold both models under their roles:
+  ``generator/<param>`` and ``discriminator/<param>``, ``generator/step``,
+  ``discriminator/<param>.m``, ... (the part after the slash is the model's own
+  canonical name);
+- the noise comes in as arrays (``[N, noise size]``, float32) drawn by the caller
+  from nnc's seeded generator, never from the framework's;
+- ``discriminator_step`` and ``generator_step`` compute docs/semantics.md's GAN
+  losses and update one model each; they return their figures, measured before the
+  update, with D's outputs as probabilities.
 """
 
 from __future__ import annotations
@@ -106,3 +120,48 @@ class DataParallelRuntime(Runtime, Protocol):
     def all_reduce(self, values: np.ndarray) -> np.ndarray:
         """The element-wise sum of a float64 vector over the workers."""
         ...
+
+
+GAN_STEP_FIGURES: dict[str, tuple[str, ...]] = {
+    "discriminator": ("d_loss", "d_real", "d_fake"),
+    "generator": ("g_loss", "g_fake"),
+}
+
+
+@runtime_checkable
+class GanRuntime(Protocol):
+    """A GAN recipe ready to train on one backend: the generator G and the
+    discriminator D, each with its optimizer."""
+
+    backend: str
+
+    def generate(self, z: np.ndarray, training: bool = False) -> np.ndarray:
+        """G(z) for a batch of noise."""
+        ...
+
+    def discriminate(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """D's output for a batch of samples, as the model computes it (a logit or a
+        probability, ``[N, 1]``)."""
+        ...
+
+    def discriminator_step(self, x: np.ndarray, z: np.ndarray, lr: float) -> dict[str, float]:
+        """One update of D on real samples ``x`` and generated ones ``G(z)``;
+        returns ``d_loss``, ``d_real`` (mean D(x)) and ``d_fake`` (mean D(G(z)))."""
+        ...
+
+    def generator_step(self, z: np.ndarray, lr: float) -> dict[str, float]:
+        """One update of G through D (D unchanged); returns ``g_loss`` and ``g_fake``
+        (mean D(G(z)))."""
+        ...
+
+    def seed(self, seed: int) -> None:
+        """Reseed the backend's random generator (dropout masks of both models)."""
+        ...
+
+    def get_weights(self) -> Arrays: ...
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None: ...
+
+    def get_optimizer_state(self) -> Arrays: ...
+
+    def set_optimizer_state(self, state: Mapping[str, np.ndarray]) -> None: ...

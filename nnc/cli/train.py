@@ -56,8 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train a recipe and write a run folder",
-        description="Train a recipe of FILE on a backend. Writes the run folder: the resolved "
-        "recipe, history.csv/json, loss.png, checkpoints and the final weights.npz. Ctrl-C "
+        description="Train a recipe of FILE (supervised, autoencoder or GAN) on a backend. "
+        "Writes the run folder: the resolved recipe, history.csv/json, loss.png, checkpoints "
+        "and the final weights.npz; for image data also a GAN's generated samples "
+        "(samples/) or an autoencoder's reconstructions (reconstructions/) per epoch. Ctrl-C "
         "stops cleanly after writing a checkpoint; --resume continues from the newest good one.",
     )
     p.add_argument("file", metavar="FILE", help="the .nn file")

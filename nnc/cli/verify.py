@@ -17,7 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="check that every installed backend computes the same numbers",
         description="Run the model on every installed backend from the same seed and the same "
         "batches, and compare forward outputs, gradients, and parameters after K training steps "
-        "with a float64 NumPy reference (dropout disabled). Exit 0 when equivalent, 1 otherwise.",
+        "with a float64 NumPy reference (dropout disabled). A GAN recipe (without --model) "
+        "trains both models: K rounds of a discriminator and a generator step on the same "
+        "batches and noise. Exit 0 when equivalent, 1 otherwise.",
     )
     p.add_argument("file", metavar="FILE")
     p.add_argument("--model", metavar="NAME", help="model to verify (default: the trained one)")
@@ -31,13 +33,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nnc.backends.gancode import default_gan
     from nnc.dsl import load
     from nnc.errors import NncError
-    from nnc.verify import verify
+    from nnc.verify import verify, verify_gan
 
     if args.steps < 1:
         raise NncError(f"--steps must be at least 1. Received: {args.steps}")
-    report = verify(load(args.file), args.model, args.backends, steps=args.steps, seed=args.seed)
+    program = load(args.file)
+    gan = default_gan(program, args.model)
+    if gan is not None:  # both models, trained against each other
+        report = verify_gan(program, gan, args.backends, steps=args.steps, seed=args.seed)
+    else:
+        report = verify(program, args.model, args.backends, steps=args.steps, seed=args.seed)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=_jsonable))
     else:

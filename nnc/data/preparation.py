@@ -27,7 +27,7 @@ from nnc.data.samples import Samples
 from nnc.data.standardize import Standardizer
 from nnc.errors import DataError
 from nnc.ir.program import Model, Program
-from nnc.ir.training import BinaryCrossEntropy, CrossEntropy, DataFile, Dataset, Recipe
+from nnc.ir.training import BinaryCrossEntropy, CrossEntropy, DataFile, Dataset, GanRecipe, Recipe
 from nnc.ir.types import Dim, TensorType, format_shape
 
 
@@ -323,6 +323,17 @@ def prepare(
         task=task_for(recipe, output, train_split.y),
         source=samples.source,
     )
+
+
+def prepare_gan(program: Program, recipe: GanRecipe, base: Path | None = None) -> Samples:
+    """The real samples of a GAN recipe: its data, scaled and upscaled as it says and
+    shaped like the discriminator's input (float32). Targets, if any, are ignored."""
+    d_input = program.models[recipe.discriminator].inputs[0].type
+    samples = read_source(recipe.data, recipe.seed, base, targets=False)
+    x = fit_inputs(samples.x, d_input, samples.source)
+    if len(x) == 0:
+        raise DataError(f"{samples.source} holds no samples", recipe.span_of("data"))
+    return Samples(x=x, y=None, source=samples.source, classes=0, lines=samples.lines)
 
 
 def prepare_inputs(

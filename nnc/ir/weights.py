@@ -21,13 +21,16 @@ import tempfile
 import zipfile
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from nnc.errors import WeightsError
+from nnc.ir.ops.graph import Call
 from nnc.ir.passes.params import Param, model_params
 from nnc.ir.program import Model, Program
+from nnc.ir.training import GanRecipe
 
 Weights = dict[str, np.ndarray]
 
@@ -37,13 +40,19 @@ def param_seed(seed: int, name: str) -> list[int]:
     return [seed & 0xFFFFFFFF, zlib.crc32(name.encode("utf-8"))]
 
 
-def init_weights(program: Program, model: Model | str, seed: int = 0) -> Weights:
-    """Initial canonical weights (float32) of a checked model."""
+def init_weights(program: Program, model: Model | str, seed: int = 0, prefix: str = "") -> Weights:
+    """Initial canonical weights (float32) of a checked model.
+
+    ``prefix`` goes in front of every name, and the names with it seed the draws:
+    a GAN's ``generator/dense_1.weight`` is drawn apart from its discriminator's
+    ``discriminator/dense_1.weight``.
+    """
     out: Weights = {}
     for p in model_params(program, model):
-        rng = np.random.default_rng(param_seed(seed, p.name))
+        name = prefix + p.name
+        rng = np.random.default_rng(param_seed(seed, name))
         value = p.spec.init.sample(p.spec.shape, p.spec.fan_in, p.spec.fan_out, rng)
-        out[p.name] = np.asarray(value, dtype=np.float32).reshape(p.spec.shape)
+        out[name] = np.asarray(value, dtype=np.float32).reshape(p.spec.shape)
     return out
 
 
@@ -136,5 +145,148 @@ def read_weights_file(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def load_weights(path: str | Path, program: Program, model: Model | str) -> Weights:
-    """Load and verify canonical weights for ``model`` from a weights file or checkpoint."""
-    return check_weights(program, model, read_weights_file(path), source=str(path))
+    """Load and verify canonical weights for ``model`` from a weights file or checkpoint
+    (its own, or those of a model or GAN it is part of: see :func:`find_model_weights`)."""
+    found = find_model_weights(program, model, read_weights_file(path), str(path))
+    return check_weights(program, model, found.weights, source=str(path))
+
+
+# -- a GAN's weights, and a model's weights inside another's ------------------------------
+
+# A GAN's canonical weights (and optimizer state) hold both models' tensors in one
+# mapping, each under its role: ``generator/dense_1.weight``,
+# ``discriminator/dense_1.weight``. The part after the slash is the model's own
+# canonical name, so either model's weights can be taken out whole.
+GAN_ROLES = ("generator", "discriminator")
+ROLE_SEPARATOR = "/"
+
+
+def gan_models(recipe: GanRecipe) -> dict[str, str]:
+    """Role -> model name: ``{"generator": "Generator", "discriminator": ...}``."""
+    return {"generator": recipe.generator, "discriminator": recipe.discriminator}
+
+
+def init_gan_weights(program: Program, recipe: GanRecipe, seed: int | None = None) -> Weights:
+    """Initial canonical weights of both models of a GAN recipe, under their roles
+    (each tensor drawn with its full name: ``generator/dense_1.weight``).
+
+    >>> import nnc
+    >>> program = nnc.load("examples/gan.nn")
+    >>> w = init_gan_weights(program, program.recipes["DigitsGAN"])
+    >>> [name for name in w if name.endswith("dense_1.weight")]
+    ['generator/dense_1.weight', 'discriminator/dense_1.weight']
+    """
+    chosen = recipe.seed if seed is None else seed
+    out: Weights = {}
+    for role, model in gan_models(recipe).items():
+        out.update(init_weights(program, model, chosen, prefix=role + ROLE_SEPARATOR))
+    return out
+
+
+def split_roles(arrays: Mapping[str, np.ndarray], source: str = "weights") -> dict[str, Weights]:
+    """``{"generator": {...}, "discriminator": {...}}`` from ``role/name`` keys; a key
+    without one of the two roles is a :class:`WeightsError`."""
+    parts: dict[str, Weights] = {role: {} for role in GAN_ROLES}
+    for key, value in arrays.items():
+        role, separator, name = key.partition(ROLE_SEPARATOR)
+        if not separator or role not in parts:
+            raise WeightsError(
+                f"{source}: tensor '{key}' does not belong to a GAN model; expected names "
+                f"'generator/<param>' or 'discriminator/<param>'"
+            )
+        parts[role][name] = value
+    return parts
+
+
+def check_gan_weights(
+    program: Program, recipe: GanRecipe, weights: Mapping[str, np.ndarray], source: str = "weights"
+) -> Weights:
+    """Verify a GAN's weights (both models, under their roles); return float32 copies."""
+    parts = split_roles(weights, source)
+    out: Weights = {}
+    for role, model in gan_models(recipe).items():
+        checked = check_weights(program, model, parts[role], f"{source} ({role} {model})")
+        out.update({f"{role}{ROLE_SEPARATOR}{k}": v for k, v in checked.items()})
+    return out
+
+
+@dataclass(frozen=True)
+class Found:
+    """A model's weights found in a larger set: under their own names, and where they
+    were (``prefix``: ``""``, a call's ``encoder_1.`` or a GAN role's ``generator/``;
+    ``root``: the model whose weights held them)."""
+
+    weights: Weights
+    prefix: str
+    root: str
+
+
+def call_prefixes(program: Program, root: str, target: str, prefix: str = "") -> list[str]:
+    """The name prefix of every use of ``target`` inside ``root`` (``""`` for itself).
+
+    >>> import nnc
+    >>> call_prefixes(nnc.load("examples/autoencoder.nn"), "Autoencoder", "Encoder")
+    ['encoder_1.']
+    """
+    found = [prefix] if root == target else []
+    for node in program.models[root].nodes:
+        if isinstance(node, Call):
+            found += call_prefixes(program, node.model, target, f"{prefix}{node.name}.")
+    return found
+
+
+def find_model_weights(
+    program: Program, model: Model | str, weights: Mapping[str, np.ndarray], source: str = "weights"
+) -> Found:
+    """The canonical weights of ``model`` inside ``weights``: its own, or those of a use
+    of it inside another model (an Autoencoder's ``encoder_1.<...>``) or inside a GAN
+    (``generator/<...>``), renamed to the model's own names.
+
+    When nothing fits, the weights come back unchanged (``check_weights`` then says
+    what is missing); when several uses fit, which one is meant is unclear and that
+    is a :class:`WeightsError`.
+
+    >>> import nnc
+    >>> p = nnc.load("examples/autoencoder.nn")
+    >>> found = find_model_weights(p, "Encoder", init_weights(p, "Autoencoder"))
+    >>> found.prefix, sorted(found.weights)[0]
+    ('encoder_1.', 'dense_1.bias')
+    """
+    m = program.models[model] if isinstance(model, str) else model
+    params = model_params(program, m)
+    names = {p.name: p.spec.shape for p in params}
+    if set(weights) == set(names):
+        return Found(dict(weights), "", m.name)
+    roots: dict[str, str] = {}  # prefix -> the model that holds it
+    for root in program.models:
+        roles = [""]
+        for recipe in program.recipes.values():
+            if isinstance(recipe, GanRecipe):
+                roles += [
+                    f"{r}{ROLE_SEPARATOR}" for r, n in gan_models(recipe).items() if n == root
+                ]
+        for role in roles:
+            for prefix in call_prefixes(program, root, m.name):
+                roots.setdefault(role + prefix, root)
+    # The model's own names with other tensors beside them are not a larger model's:
+    # check_weights reports the extra tensors rather than dropping them.
+    roots.pop("", None)
+    fitting = [
+        prefix
+        for prefix in roots
+        if all(
+            prefix + name in weights and np.shape(weights[prefix + name]) == shape
+            for name, shape in names.items()
+        )
+    ]
+    if not fitting or not names:
+        return Found(dict(weights), "", m.name)
+    if len(fitting) > 1:
+        where = ", ".join(f"'{p or '(no prefix)'}'" for p in fitting)
+        raise WeightsError(
+            f"{source} holds the weights of model '{m.name}' more than once (under {where}); "
+            "it is unclear which to take",
+            hint=f"save the weights of '{m.name}' on their own and pass that file",
+        )
+    prefix = fitting[0]
+    return Found({name: weights[prefix + name] for name in names}, prefix, roots[prefix])

@@ -3,7 +3,9 @@
 It owns the data, the seeded batch order, epochs, learning-rate schedules, metrics,
 validation, early stopping, progress, history, checkpoints and the run folder, and
 it reaches a model only through :class:`nnc.backends.runtime.Runtime`, so the same
-recipe trains alike on every backend. See ``docs/training.md``.
+recipe trains alike on every backend. A GAN recipe trains through its own loop
+(:mod:`nnc.train.gan`) on a :class:`nnc.backends.runtime.GanRuntime`; ``train``
+dispatches to it. See ``docs/training.md``.
 """
 
 from __future__ import annotations

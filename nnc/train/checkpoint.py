@@ -13,7 +13,12 @@ run was interrupted inside epoch 13):
   JSON), ``best``, ``best_epoch``, ``wait`` (early-stopping counters), ``history``
   (JSON), ``recipe`` (the resolved recipe, JSON), ``recipe_hash``, ``backend``,
   ``workers`` (data-parallel workers; provenance only: a run resumes with any
-  count), ``nnc_version``, ``format``.
+  count), ``nnc_version``, ``format``; for a GAN also ``noise_rng`` (the noise
+  generator's state, JSON) and ``partial_figures`` (the running sums of an
+  interrupted epoch).
+
+A GAN's weights and optimizer state hold both models under their roles
+(``weights/generator/dense_1.weight``, ``optimizer/discriminator/step``).
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ class TrainState:
     best_epoch: int = 0
     wait: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    # GAN runs: the noise generator's state, and an interrupted epoch's figure sums
+    noise_state: dict[str, Any] = field(default_factory=dict)
+    partial_figures: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -98,6 +106,10 @@ class Checkpoint:
             "workers": np.int64(self.workers),
             "nnc_version": np.str_(__version__),
         }
+        if s.noise_state:
+            meta["noise_rng"] = np.str_(json.dumps(s.noise_state))
+        if s.partial_figures:
+            meta["partial_figures"] = np.str_(json.dumps(s.partial_figures))
         out.update({f"meta/{k}": np.asarray(v) for k, v in meta.items()})
         return out
 
@@ -155,6 +167,10 @@ def parse_checkpoint(arrays: dict[str, np.ndarray], path: Path) -> Checkpoint:
             best_epoch=int(meta.get("best_epoch", 0)),
             wait=int(meta.get("wait", 0)),
             history=json.loads(str(meta["history"])),
+            noise_state=json.loads(str(meta["noise_rng"])) if "noise_rng" in meta else {},
+            partial_figures=(
+                json.loads(str(meta["partial_figures"])) if "partial_figures" in meta else {}
+            ),
         )
     except (ValueError, TypeError) as exc:
         raise WeightsError(f"{path}: damaged metadata ({exc})") from None

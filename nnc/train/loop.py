@@ -31,7 +31,7 @@ from typing import Literal
 
 import numpy as np
 
-from nnc.backends.runtime import Runtime
+from nnc.backends.runtime import GanRuntime, Runtime
 from nnc.data import PreparedData
 from nnc.errors import TrainingError
 from nnc.ir.training import EarlyStopping, Schedule, learning_rate
@@ -88,7 +88,7 @@ class Identity:
 
 @dataclass
 class TrainResult:
-    runtime: Runtime
+    runtime: Runtime | GanRuntime  # a GanRuntime for a GAN recipe
     history: list[dict[str, float]]
     stopped: str
     best_epoch: int | None
@@ -118,6 +118,7 @@ class Trainer:
         best_weights: dict[str, np.ndarray] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
         resumed_from: Path | None = None,
+        after_epoch: Callable[[int, Runtime], object] | None = None,
         group: DataParallel | None = None,
     ):
         self.runtime = runtime
@@ -131,6 +132,8 @@ class Trainer:
         self.best_weights = best_weights
         self.should_stop = should_stop
         self.resumed_from = resumed_from
+        # called with each finished epoch (1-based) and the runtime: pictures, say
+        self.after_epoch = after_epoch
         self.group = group
         self.agreed_stop = False  # a stop request every worker knows of (data-parallel)
         self.last_checkpoint: Path | None = None
@@ -178,6 +181,8 @@ class Trainer:
                     break
                 improved = self._track(row)
                 s.history.append(row)
+                if self.after_epoch is not None:
+                    self.after_epoch(s.epoch, self.runtime)
                 if self._patience_spent():
                     stopped = "stopped early"
                 elif self._stop_requested():

@@ -55,6 +55,9 @@ class Summary:
     confusion: np.ndarray | None = None
     confusion_on: str = ""
     files: list[str] = field(default_factory=list)
+    # the set the final (non-validation) figures are measured on; "" names none
+    # (a GAN's figures are its last epoch's)
+    final_on: str = "training set"
 
 
 def format_value(name: str, value: float) -> str:
@@ -105,7 +108,7 @@ class QuietReporter:
     def start(self, info: RunInfo) -> None:
         pass
 
-    def batch(self, epoch: int, batch: int, batches: int, loss: float) -> None:
+    def batch(self, epoch: int, batch: int, batches: int, loss: float, name: str = "loss") -> None:
         pass
 
     def epoch(self, row: Mapping[str, float], improved: bool) -> None:
@@ -218,21 +221,26 @@ class RichReporter(PlainReporter):
         )
         self.batch_task = self.progress.add_task("batch ", total=info.batches, figures="")
 
-    def batch(self, epoch: int, batch: int, batches: int, loss: float) -> None:
+    def batch(self, epoch: int, batch: int, batches: int, loss: float, name: str = "loss") -> None:
         if self.progress is not None:
             self.progress.update(
-                self.batch_task, completed=batch, total=batches, figures=f"loss {loss:.4g}"
+                self.batch_task, completed=batch, total=batches, figures=f"{name} {loss:.4g}"
             )
 
     def epoch(self, row: Mapping[str, float], improved: bool) -> None:
         info = self.info
         if info is None or self.progress is None:
             return
-        # The bar shows the loss and the best-epoch figure; the lines above show all.
-        keys = dict.fromkeys(k for k in ("loss", "val_loss", self.monitor) if k in row)
+        # The bar shows the loss (a GAN's two) and the best-epoch figure; the lines above
+        # show all.
+        candidates = ("loss", "val_loss", "d_loss", "g_loss", self.monitor)
+        keys = dict.fromkeys(k for k in candidates if k in row)
         shown = "  ".join(f"{k} {format_value(k, row[k])}" for k in keys)
         self.progress.update(self.epoch_task, completed=int(row["epoch"]), figures=shown)
-        self.progress.reset(self.batch_task, total=info.batches, figures="")
+        if int(row["epoch"]) < info.epochs:
+            self.progress.reset(self.batch_task, total=info.batches, figures="")
+        else:  # the last epoch: no batch bar left to fill while the run is evaluated
+            self.progress.update(self.batch_task, visible=False)
         if should_print(int(row["epoch"]), info.first_epoch, info.epochs):
             line = epoch_line(row, info.epochs, self.eta(int(row["epoch"])), info.samples)
             self.console.print(line + ("  [green]*[/green]" if improved else ""))
@@ -299,7 +307,8 @@ def print_summary(console: Any, summary: Summary) -> None:
         restored = ", weights restored" if summary.restored_best else ""
         table.add_row("best epoch", f"{summary.best_epoch}{best}{restored}")
     for name, value in summary.final.items():
-        table.add_row(f"final {name}", format_value(name, value))
+        where = "" if name.startswith("val_") or not summary.final_on else f" ({summary.final_on})"
+        table.add_row(f"final {name}{where}", format_value(name, value))
     seconds = summary.seconds
     table.add_row("time", f"{seconds:.1f} s" if seconds < 60 else format_duration(seconds))
     if summary.run_dir:

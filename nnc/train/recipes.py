@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from nnc.data.preparation import resolve_path
 from nnc.errors import NameResolutionError, RecipeError, did_you_mean
@@ -19,9 +19,27 @@ from nnc.ir.ops.graph import Call
 from nnc.ir.program import Model, Program
 from nnc.ir.training import DataFile, GanRecipe, Recipe
 
+AnyRecipe = TypeVar("AnyRecipe", Recipe, GanRecipe)
+
 
 def select_recipe(program: Program, name: str | None, file: str = "the program") -> Recipe:
-    """The supervised recipe to train: by name, or the only one."""
+    """The supervised recipe to evaluate or predict with: by name, or the only one."""
+    recipe = select_any_recipe(program, name, file)
+    if isinstance(recipe, GanRecipe):
+        raise RecipeError(
+            f"recipe '{recipe.name}' trains a GAN, which has no targets to evaluate or predict; "
+            "nnc eval and nnc predict take supervised recipes",
+            recipe.span,
+            hint=f"export the trained generator with: nnc export FILE --model {recipe.generator} "
+            "--weights RUN -o generator.onnx",
+        )
+    return recipe
+
+
+def select_any_recipe(
+    program: Program, name: str | None, file: str = "the program"
+) -> Recipe | GanRecipe:
+    """The recipe to train (supervised or GAN): by name, or the only one."""
     if name is not None:
         if name not in program.recipes:
             raise NameResolutionError(
@@ -39,22 +57,17 @@ def select_recipe(program: Program, name: str | None, file: str = "the program")
         )
     else:
         recipe = next(iter(program.recipes.values()))
-    if isinstance(recipe, GanRecipe):
-        raise RecipeError(
-            f"recipe '{recipe.name}' trains a GAN; nnc train does not support GAN recipes yet",
-            recipe.span,
-        )
     return recipe
 
 
 def resolve_recipe(
-    recipe: Recipe,
+    recipe: AnyRecipe,
     *,
     epochs: int | None = None,
     batch: int | Literal["all"] | None = None,
     seed: int | None = None,
     base: Path | None = None,
-) -> Recipe:
+) -> AnyRecipe:
     """The recipe with command-line overrides and absolute data paths."""
     update: dict[str, Any] = {}
     if epochs is not None:
@@ -65,7 +78,7 @@ def resolve_recipe(
         update["seed"] = seed
     if isinstance(recipe.data, DataFile):
         update["data"] = _absolute(recipe.data, base)
-    if isinstance(recipe.validation, DataFile):
+    if isinstance(recipe, Recipe) and isinstance(recipe.validation, DataFile):
         update["validation"] = _absolute(recipe.validation, base)
     return recipe.model_copy(update=update) if update else recipe
 
@@ -92,9 +105,17 @@ def models_of(program: Program, name: str) -> dict[str, Model]:
     return found
 
 
-def recipe_program(program: Program, recipe: Recipe) -> Program:
+def trained_models(program: Program, recipe: Recipe | GanRecipe) -> dict[str, Model]:
+    """The models a recipe trains (a GAN's two) and every model they call."""
+    found: dict[str, Model] = {}
+    for name in recipe.models:
+        found.update(models_of(program, name))
+    return found
+
+
+def recipe_program(program: Program, recipe: Recipe | GanRecipe) -> Program:
     """A program holding just the recipe and the models it trains."""
-    return Program(models=models_of(program, recipe.model), recipes={recipe.name: recipe})
+    return Program(models=trained_models(program, recipe), recipes={recipe.name: recipe})
 
 
 def _plain(value: Any) -> Any:
@@ -106,12 +127,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def recipe_document(program: Program, recipe: Recipe) -> dict[str, Any]:
+def recipe_document(program: Program, recipe: Recipe | GanRecipe) -> dict[str, Any]:
     """The resolved recipe and its models as plain JSON data (what checkpoints keep)."""
     return {
         "models": {
-            n: _plain(m.model_dump(mode="json"))
-            for n, m in models_of(program, recipe.model).items()
+            n: _plain(m.model_dump(mode="json")) for n, m in trained_models(program, recipe).items()
         },
         "recipe": _plain(recipe.model_dump(mode="json")),
     }

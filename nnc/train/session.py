@@ -20,16 +20,20 @@ from typing import Any, Literal
 import numpy as np
 
 from nnc.backends import backend_name, get_backend, require_framework
-from nnc.backends.runtime import Runtime
+from nnc.backends.gancode import optimizers
+from nnc.backends.runtime import GanRuntime, Runtime
 from nnc.data import PreparedData, prepare
+from nnc.data.images import image_geometry
+from nnc.data.preparation import prepare_gan
 from nnc.data.standardize import FILENAME as STANDARDIZE
 from nnc.dsl import format_program
 from nnc.errors import BackendError, NncError, RecipeError, TrainingError, did_you_mean
 from nnc.ir.passes.params import count_params
 from nnc.ir.program import Model, Program
-from nnc.ir.training import Recipe
-from nnc.ir.weights import check_weights, init_weights
+from nnc.ir.training import GanRecipe, Recipe
+from nnc.ir.weights import check_gan_weights, check_weights, init_gan_weights, init_weights
 from nnc.train.checkpoint import Checkpoint, latest_checkpoint
+from nnc.train.gan import GanPlan, GanTrainer
 from nnc.train.loop import Identity, Plan, Trainer, TrainResult
 from nnc.train.metrics import Metrics
 from nnc.train.progress import QuietReporter
@@ -39,8 +43,9 @@ from nnc.train.recipes import (
     recipe_document,
     recipe_program,
     resolve_recipe,
-    select_recipe,
+    select_any_recipe,
 )
+from nnc.train.reconstructions import reconstruction_drawer
 from nnc.train.rundir import RunDir, default_run_dir
 
 TRAINING_BACKENDS = ("numpy", "torch", "tensorflow")
@@ -64,20 +69,40 @@ def build_runtime(
     build: BuildFn | None = None,
 ) -> Runtime:
     """A runtime from the backend registry (or from ``build``, for tests)."""
-    options: dict[str, Any] = {}
-    if device is not None:
-        if device not in ("cpu", "cuda"):
-            raise BackendError(f"unknown device '{device}'; expected cpu or cuda")
-        if backend in CPU_ONLY and device != "cpu":
-            raise BackendError(
-                f"the {backend} backend runs on the CPU only. Received: --device {device}"
-            )
-        if backend not in CPU_ONLY:
-            options["device"] = device
+    options = _device_options(backend, device)
     if build is None:
         require_framework(backend)
         build = get_backend(backend).build
     return build(program, model, weights=weights, seed=seed, **options)
+
+
+def _device_options(backend: str, device: str | None) -> dict[str, Any]:
+    if device is None:
+        return {}
+    if device not in ("cpu", "cuda"):
+        raise BackendError(f"unknown device '{device}'; expected cpu or cuda")
+    if backend in CPU_ONLY and device != "cpu":
+        raise BackendError(
+            f"the {backend} backend runs on the CPU only. Received: --device {device}"
+        )
+    return {} if backend in CPU_ONLY else {"device": device}
+
+
+def build_gan_runtime(
+    program: Program,
+    recipe: GanRecipe,
+    backend: str,
+    weights: dict[str, np.ndarray],
+    seed: int,
+    device: str | None = None,
+    build: Callable[..., GanRuntime] | None = None,
+) -> GanRuntime:
+    """A GAN runtime from the backend registry (or from ``build``, for tests)."""
+    options = _device_options(backend, device)
+    if build is None:
+        require_framework(backend)
+        build = get_backend(backend).build_gan
+    return build(program, recipe, weights=weights, seed=seed, **options)
 
 
 def monitor_of(recipe: Recipe, metrics: Metrics, has_validation: bool) -> str:
@@ -132,8 +157,8 @@ def sigint_requests_stop(announce: bool = True) -> Iterator[Callable[[], bool]]:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """A recipe resolved for one run: overrides applied, data paths absolute, and the
-    fingerprint checkpoints carry."""
+    """A supervised recipe resolved for one run: overrides applied, data paths
+    absolute, and the fingerprint checkpoints carry."""
 
     program: Program
     recipe: Recipe
@@ -151,8 +176,17 @@ def resolve_run(
     seed: int | None = None,
     base: Path | None = None,
 ) -> RunSpec:
-    """The recipe to train, resolved (see :func:`nnc.train.recipes.resolve_recipe`)."""
-    chosen = recipe if isinstance(recipe, Recipe) else select_recipe(program, recipe)
+    """The supervised recipe to train, resolved (see
+    :func:`nnc.train.recipes.resolve_recipe`); a GAN recipe is refused, as
+    data-parallel training (the other caller) does not run them."""
+    chosen = recipe if isinstance(recipe, Recipe) else select_any_recipe(program, recipe)
+    if isinstance(chosen, GanRecipe):
+        raise RecipeError(
+            f"recipe '{chosen.name}' trains a GAN; data-parallel training (--nproc) runs "
+            "supervised and autoencoder recipes",
+            chosen.span,
+            hint="train the GAN in one process (drop --nproc)",
+        )
     resolved = resolve_recipe(chosen, epochs=epochs, batch=batch, seed=seed, base=base)
     document = recipe_document(program, resolved)
     return RunSpec(
@@ -212,7 +246,7 @@ def write_run_files(run_dir: RunDir, run: RunSpec, data: PreparedData) -> None:
 
 def train(
     program: Program,
-    recipe: str | Recipe | None = None,
+    recipe: str | Recipe | GanRecipe | None = None,
     *,
     backend: str = "numpy",
     epochs: int | None = None,
@@ -235,7 +269,8 @@ def train(
     """Train a recipe of a checked program; return the runtime, history and figures.
 
     ``base`` is the folder that relative data paths start from (the .nn file's);
-    ``save=False`` writes no run folder. ``build`` replaces the backend's ``build``.
+    ``save=False`` writes no run folder. ``build`` replaces the backend's ``build``
+    (``build_gan`` for a GAN recipe, which trains through :func:`train_gan`).
     ``nproc > 1`` trains data-parallel in that many worker processes on this machine
     (torch: DDP through torchrun; tensorflow: MultiWorkerMirroredStrategy), see
     docs/distributed.md; the runtime returned is then rebuilt here from the final
@@ -261,7 +296,7 @@ def train(
             )
         return train_parallel(
             program,
-            recipe,
+            recipe if not isinstance(recipe, GanRecipe) else recipe.name,
             backend=backend,
             epochs=epochs,
             batch=batch,
@@ -277,7 +312,27 @@ def train(
             reporter=reporter,
             launch=Launch(nproc=nproc, timeout=timeout),
         )
-    run = resolve_run(program, recipe, epochs=epochs, batch=batch, seed=seed, base=base)
+    chosen = (
+        recipe if isinstance(recipe, Recipe | GanRecipe) else select_any_recipe(program, recipe)
+    )
+    if isinstance(chosen, GanRecipe):
+        return train_gan(
+            program,
+            resolve_recipe(chosen, epochs=epochs, batch=batch, seed=seed, base=base),
+            backend=backend,
+            out=out,
+            save=save,
+            resume=resume,
+            force=force,
+            checkpoint_every=checkpoint_every,
+            keep=keep,
+            device=device,
+            base=base,
+            reporter=reporter,
+            should_stop=should_stop,
+            build=build,  # type: ignore[arg-type]  # a GAN's builder: build_gan
+        )
+    run = resolve_run(program, chosen, epochs=epochs, batch=batch, seed=seed, base=base)
     check_resume_folders(out, resume)
 
     run_dir: RunDir | None = None
@@ -308,6 +363,11 @@ def train(
         write_run_files(run_dir, run, data)
 
     plan, identity = make_plan(run, monitor, checkpoint_every, keep, backend)
+    drawer = (
+        reconstruction_drawer(resolved, data, model.inputs[0].type, run_dir.path, model.name)
+        if run_dir is not None
+        else None
+    )
     trainer = Trainer(
         runtime,
         data,
@@ -320,7 +380,103 @@ def train(
         best_weights=checkpoint.best_weights if checkpoint else None,
         should_stop=should_stop or (lambda: False),
         resumed_from=checkpoint.path if checkpoint else None,
+        after_epoch=drawer,
     )
+    return trainer.run()
+
+
+def train_gan(
+    program: Program,
+    recipe: GanRecipe,
+    *,
+    backend: str,
+    out: str | Path | None = None,
+    save: bool = True,
+    resume: str | Path | None = None,
+    force: bool = False,
+    checkpoint_every: int | None = None,
+    keep: int = 3,
+    device: str | None = None,
+    base: Path | None = None,
+    reporter: QuietReporter,
+    should_stop: Callable[[], bool] | None = None,
+    build: Callable[..., GanRuntime] | None = None,
+) -> TrainResult:
+    """Train a resolved GAN recipe (see :mod:`nnc.train.gan`); as :func:`train`."""
+    document = recipe_document(program, recipe)
+    digest = fingerprint(document)
+    run_dir: RunDir | None = None
+    checkpoint: Checkpoint | None = None
+    if resume is not None:
+        resume_path = Path(resume)
+        if out is not None and Path(out).resolve() != resume_path.resolve():
+            raise TrainingError(
+                f"--out {out} and --resume {resume} name different folders; a resumed run "
+                "continues in its own folder"
+            )
+        checkpoint = resume_checkpoint(resume_path, document, digest, force, reporter)
+        run_dir = RunDir(resume_path)
+    elif save:
+        run_dir = RunDir(Path(out) if out is not None else default_run_dir(recipe.name))
+
+    samples = prepare_gan(program, recipe, base)
+    d_input = program.models[recipe.discriminator].inputs[0].type
+    geometry = image_geometry(recipe.data, d_input.shape, samples.x)
+    weights = (
+        check_gan_weights(program, recipe, checkpoint.weights, source=str(checkpoint.path))
+        if checkpoint
+        else init_gan_weights(program, recipe)
+    )
+    runtime = build_gan_runtime(program, recipe, backend, weights, recipe.seed, device, build)
+    if checkpoint is not None and checkpoint.optimizer:
+        try:
+            runtime.set_optimizer_state(checkpoint.optimizer)
+        except (NncError, KeyError, ValueError) as exc:
+            # Only reachable with --force after a change to a model or an optimizer.
+            reporter.warn(
+                f"the optimizer state of {checkpoint.path} does not fit ({exc}); it starts afresh"
+            )
+    if run_dir is not None:
+        single = recipe_program(program, recipe)
+        run_dir.write_recipe(format_program(single), single.to_json())
+        if geometry is None:
+            reporter.warn(
+                f"the samples of {samples.source} are not images; no sample grids are drawn"
+            )
+
+    lrs = optimizers(recipe)
+    plan = GanPlan(
+        epochs=recipe.epochs,
+        batch=recipe.batch,
+        seed=recipe.seed,
+        d_steps=recipe.d_steps,
+        noise=recipe.noise,
+        generator_lr=lrs["generator"].lr,
+        discriminator_lr=lrs["discriminator"].lr,
+        checkpoint_every=checkpoint_every or default_checkpoint_every(recipe.epochs),
+        keep=keep,
+    )
+    parameters = sum(count_params(program, m) for m in recipe.models)
+    identity = Identity(
+        model=f"{recipe.name} ({recipe.generator} against {recipe.discriminator})",
+        backend=backend,
+        parameters=parameters,
+        recipe_hash=digest,
+        recipe_json=json.dumps(document, sort_keys=True),
+    )
+    trainer = GanTrainer(
+        runtime,
+        samples.x,
+        plan,
+        identity,
+        geometry=geometry,
+        reporter=reporter,
+        run_dir=run_dir,
+        should_stop=should_stop or (lambda: False),
+        resumed_from=checkpoint.path if checkpoint else None,
+    )
+    if checkpoint is not None:
+        trainer.state = checkpoint.state
     return trainer.run()
 
 

@@ -8,6 +8,7 @@ True
 
 from __future__ import annotations
 
+from nnc.verify.gan import verify_gan
 from nnc.verify.harness import Report, Row, first_deviating_layer, make_case, run, verify
 from nnc.verify.tolerance import Deviation, Tolerance, deviation, tolerance_for
 
@@ -22,4 +23,5 @@ __all__ = [
     "run",
     "tolerance_for",
     "verify",
+    "verify_gan",
 ]

@@ -330,7 +330,8 @@ CASES = {
         RecipeError,
         7,
         5,
-        "autoencoder 'M': the output of 'M' is [10] but its input is [64]",
+        "autoencoder 'M' reconstructs its input, so the output of 'M' must be [64] like its "
+        "input. Received: [10]",
         None,
     ),
     "classes_do_not_fit": (

@@ -155,8 +155,14 @@ def test_ctrl_c_checkpoints_and_prints_how_to_resume(
 def test_gan_and_device_errors(
     fake: FakeBackend, spec: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["train", "examples/gan.nn"]) == 1
-    assert "nnc train does not support GAN recipes yet" in capsys.readouterr().err
+    weights = spec.with_suffix(".npz")
+    np.savez(weights, unused=np.zeros(1))
+    assert main(["eval", "examples/gan.nn", "--weights", str(weights)]) == 1
+    assert "recipe 'DigitsGAN' trains a GAN, which has no targets" in capsys.readouterr().err
+    assert main(["train", "examples/gan.nn", "--device", "cuda", "--quiet"]) == 1
+    assert (
+        "the numpy backend runs on the CPU only. Received: --device cuda" in capsys.readouterr().err
+    )
     assert main(["train", str(spec), "--device", "cuda", "--quiet"]) == 1
     assert (
         "the numpy backend runs on the CPU only. Received: --device cuda" in capsys.readouterr().err

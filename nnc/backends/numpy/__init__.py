@@ -18,14 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from nnc.backends import codegen
+from nnc.backends import codegen, gancode
+from nnc.backends.numpy.gan import generate_gan
 from nnc.backends.numpy.module import LOWERINGS, NAME, generate
 from nnc.errors import BackendError
 from nnc.ir.passes import infer_shapes, validate
 from nnc.ir.program import Program
-from nnc.ir.weights import check_weights
+from nnc.ir.training import GanRecipe
+from nnc.ir.weights import check_gan_weights, check_weights
 
-__all__ = ["LOWERINGS", "NAME", "build", "emit"]
+__all__ = ["LOWERINGS", "NAME", "build", "build_gan", "emit", "emit_gan"]
 
 
 def _checked(program: Program) -> Program:
@@ -36,8 +38,51 @@ def _checked(program: Program) -> Program:
 
 def emit(program: Program, model: str | None = None, source: str = "<program>") -> str:
     """The generated NumPy module for ``model`` (default: the model of the first train
-    recipe, else the only model). Imports no framework."""
-    return generate(_checked(program), model, source)
+    recipe, else the only model; when that recipe is a GAN, the GAN's module, as
+    :func:`emit_gan`). Imports no framework."""
+    checked = _checked(program)
+    gan = gancode.default_gan(checked, model)
+    if gan is not None:
+        return generate_gan(checked, gan, source)
+    return generate(checked, model, source)
+
+
+def emit_gan(
+    program: Program, recipe: str | GanRecipe | None = None, source: str = "<program>"
+) -> str:
+    """The generated NumPy module of a GAN recipe (default: the only one): both
+    models, both optimizers, ``GanRuntime`` and ``fit``."""
+    checked = _checked(program)
+    return generate_gan(checked, gancode.select_gan(checked, recipe), source)
+
+
+def build_gan(
+    program: Program,
+    recipe: str | GanRecipe | None = None,
+    weights: Mapping[str, np.ndarray] | None = None,
+    dtype: Any = "float32",
+    seed: int | None = None,
+) -> Any:
+    """A ready :class:`~nnc.backends.runtime.GanRuntime` on NumPy for a GAN recipe.
+
+    ``weights`` hold both models under their roles (``generator/<param>``); without
+    them the initial weights are drawn from ``seed`` (default: the recipe's).
+    ``dtype`` is ``float32`` or ``float64`` (the reference).
+    """
+    program = _checked(program)
+    gan = gancode.select_gan(program, recipe)
+    resolved = _dtype(dtype)
+    if weights is not None:
+        check_gan_weights(program, gan, weights)
+    module = codegen.load_module(generate_gan(program, gan, "<program>"), f"gan_{gan.name}")
+    return module.GanRuntime(weights, dtype=resolved, seed=gan.seed if seed is None else seed)
+
+
+def _dtype(dtype: Any) -> np.dtype:
+    resolved = np.dtype(dtype)
+    if resolved not in (np.float32, np.float64):
+        raise BackendError(f"the numpy backend runs in float32 or float64. Received: {resolved}")
+    return resolved
 
 
 def build(
@@ -56,9 +101,7 @@ def build(
     """
     program = _checked(program)
     m, recipe = codegen.select(program, model)
-    resolved = np.dtype(dtype)
-    if resolved not in (np.float32, np.float64):
-        raise BackendError(f"the numpy backend runs in float32 or float64. Received: {resolved}")
+    resolved = _dtype(dtype)
     if weights is not None:
         check_weights(program, m, weights)  # a clear WeightsError for a wrong file
     module = codegen.load_module(generate(program, m.name, "<program>"), m.name)

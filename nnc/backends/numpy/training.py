@@ -127,8 +127,11 @@ def emit_training(
     w.blank()
 
 
-def emit_optimizer_init(w: CodeWriter, optimizer: Optimizer | None) -> None:
-    """The lines of ``__init__`` that create the optimizer state."""
+def emit_optimizer_init(
+    w: CodeWriter, optimizer: Optimizer | None, trainable: str = "TRAINABLE"
+) -> None:
+    """The lines of ``__init__`` that create the optimizer state (for the parameters
+    named in the module-level tuple ``trainable``)."""
     w.line("self.step = 0  # updates made so far")
     slots = _slots(optimizer)
     if not slots:
@@ -139,7 +142,7 @@ def emit_optimizer_init(w: CodeWriter, optimizer: Optimizer | None) -> None:
     if isinstance(optimizer, Adagrad) and optimizer.initial_accumulator:
         start = f"np.full_like(self.weights[name], {optimizer.initial_accumulator!r})"
     w.line("self.state = {}")
-    with w.block("for name in TRAINABLE:"):
+    with w.block(f"for name in {trainable}:"):
         for slot in slots:
             w.line(f"self.state[name + {'.' + slot!r}] = {start}")
 
@@ -166,8 +169,9 @@ def _state_comment(optimizer: Optimizer | None) -> str:
     return "Adam's first (m) and second (v) moment estimates, per trainable parameter"
 
 
-def emit_apply_gradients(w: CodeWriter, optimizer: Optimizer) -> None:
-    """``apply_gradients(grads, lr)``: the optimizer update, in place."""
+def emit_apply_gradients(w: CodeWriter, optimizer: Optimizer, trainable: str = "TRAINABLE") -> None:
+    """``apply_gradients(grads, lr)``: the optimizer update, in place, of the parameters
+    named in the module-level tuple ``trainable``."""
     with w.block("def apply_gradients(self, grads, lr):"):
         w.docstring(_update_doc(optimizer))
         w.line("lr = float(lr)  # a Python float keeps float32 arrays float32")
@@ -175,7 +179,7 @@ def emit_apply_gradients(w: CodeWriter, optimizer: Optimizer) -> None:
         if isinstance(optimizer, Adam):
             w.line(f"correction1 = 1 - {optimizer.beta1!r} ** self.step")
             w.line(f"correction2 = 1 - {optimizer.beta2!r} ** self.step")
-        with w.block("for name in TRAINABLE:"):
+        with w.block(f"for name in {trainable}:"):
             w.line("g = grads[name]")
             _update_lines(w, optimizer)
     w.blank()

@@ -127,7 +127,7 @@ class Resolved:
 def resolve_weights(program: Program, model: Model, weights: WeightsArg) -> Resolved:
     """Canonical float32 weights: drawn from the recipe's seed, checked, or loaded
     from a weights file, checkpoint or run folder (with the run's standardisation)."""
-    from nnc.ir.weights import check_weights, init_weights
+    from nnc.ir.weights import check_weights, find_model_weights, init_weights
 
     if weights is None:
         recipe = next((r for r in program.recipes.values() if model.name in r.models), None)
@@ -136,10 +136,33 @@ def resolve_weights(program: Program, model: Model, weights: WeightsArg) -> Reso
         from nnc.train.inference import load_trained
 
         trained = load_trained(weights, lambda message: warnings.warn(message, stacklevel=3))
-        checked = check_weights(program, model, trained.weights, source=str(trained.source))
+        source = str(trained.source)
+        found = find_model_weights(program, model, trained.weights, source)
+        checked = check_weights(program, model, found.weights, source=source)
         stats = trained.standardizer
+        if stats is not None and not _reads_root_input(program, found.root, found.prefix):
+            warnings.warn(
+                f"the run standardised the inputs of '{found.root}', which '{model.name}' does "
+                "not read; the exported graph takes its inputs as they are",
+                stacklevel=2,
+            )
+            stats = None
         return Resolved(checked, None if stats is None else (stats.mean, stats.std))
-    return Resolved(check_weights(program, model, weights))
+    found = find_model_weights(program, model, weights)
+    return Resolved(check_weights(program, model, found.weights))
+
+
+def _reads_root_input(program: Program, root: str, prefix: str) -> bool:
+    """Whether the use of a model at ``prefix`` inside ``root`` takes ``root``'s input
+    itself: the model is ``root``, or a call in ``root`` of it on ``root``'s inputs."""
+    if prefix == "":
+        return True
+    call, _, rest = prefix.partition(".")
+    if rest or "/" in call:
+        return False
+    m = program.models[root]
+    node = next((n for n in m.nodes if n.name == call), None)
+    return node is not None and list(node.inputs) == [i.name for i in m.inputs]
 
 
 def _prepare(program: Program, model: str | None) -> tuple[Program, Model]:

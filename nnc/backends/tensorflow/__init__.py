@@ -9,7 +9,7 @@ See ``docs/backends/tensorflow.md`` for how each construct is realised.
 
 from __future__ import annotations
 
-from nnc.backends.tensorflow.build import build
-from nnc.backends.tensorflow.emit import NAME, emit
+from nnc.backends.tensorflow.build import build, build_gan
+from nnc.backends.tensorflow.emit import NAME, emit, emit_gan
 
-__all__ = ["NAME", "build", "emit"]
+__all__ = ["NAME", "build", "build_gan", "emit", "emit_gan"]

@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from nnc.backends import require_framework
+from nnc.backends import gancode, require_framework
 from nnc.backends.codegen import load_module, select
 from nnc.errors import DataError, RecipeError
 from nnc.ir.program import Program
-from nnc.ir.weights import check_weights
+from nnc.ir.training import GanRecipe
+from nnc.ir.weights import check_gan_weights, check_weights
 
 
 class TensorflowInputError(DataError, ValueError):
@@ -63,6 +64,29 @@ def build(
             )
         options["strategy"] = strategy
     return module.Runtime(weights, seed=chosen_seed, **options)
+
+
+def build_gan(
+    program: Program,
+    recipe: str | GanRecipe | None = None,
+    weights: Mapping[str, np.ndarray] | None = None,
+    seed: int | None = None,
+) -> Any:
+    """A TensorFlow :class:`~nnc.backends.runtime.GanRuntime` for a GAN recipe
+    (default: the only one). ``weights`` hold both models under their roles
+    (default: drawn from ``seed``, itself the recipe's by default)."""
+    from nnc.backends.tensorflow.emit import _checked
+    from nnc.backends.tensorflow.gan import emit_gan_module
+
+    require_framework("tensorflow")
+    program = _checked(program)
+    gan = gancode.select_gan(program, recipe)
+    source = emit_gan_module(program, gan, "<program>")
+    if weights is not None:
+        weights = check_gan_weights(program, gan, weights)
+    module = load_module(source, f"tensorflow_gan_{gan.name}")
+    _typed_errors(module)
+    return module.GanRuntime(weights, seed=gan.seed if seed is None else seed)
 
 
 def _typed_errors(module: ModuleType) -> None:

@@ -9,6 +9,7 @@ per model, callees first (:mod:`.graph`, :mod:`.ops`); the loss and the optimize
 
 from __future__ import annotations
 
+from nnc.backends import gancode
 from nnc.backends.codegen import (
     CodeWriter,
     emit_fit,
@@ -142,8 +143,15 @@ def emit(program: Program, model: str | None = None, source: str = "<program>") 
     >>> code = emit(nnc.load("examples/xor.nn"), source="examples/xor.nn")
     >>> "class Xor(tf.Module):" in code and "class Runtime:" in code
     True
+
+    When the model is trained by a GAN recipe, this is the GAN's module (:func:`emit_gan`).
     """
     program = _checked(program)
+    gan = gancode.default_gan(program, model)
+    if gan is not None:
+        from nnc.backends.tensorflow.gan import emit_gan_module
+
+        return emit_gan_module(program, gan, source)
     m, recipe = select(program, model)
     loss, optimizer, reason = training_of(program, m, recipe)
     seed = recipe.seed if recipe is not None else 0
@@ -227,6 +235,17 @@ def emit(program: Program, model: str | None = None, source: str = "<program>") 
     return w.render()
 
 
+def emit_gan(
+    program: Program, recipe: str | GanRecipe | None = None, source: str = "<program>"
+) -> str:
+    """The TensorFlow module of a GAN recipe (default: the only one): both models,
+    both optimizers, ``GanRuntime`` and ``fit``."""
+    from nnc.backends.tensorflow.gan import emit_gan_module
+
+    program = _checked(program)
+    return emit_gan_module(program, gancode.select_gan(program, recipe), source)
+
+
 def _checked(program: Program) -> Program:
     """The program typed and validated (``nnc.parse`` already returns it so)."""
     if all(node.outs for m in program.models.values() for node in m.nodes):
@@ -250,4 +269,4 @@ def _module_doc(model: Model, trains: bool) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["emit", "loss_name"]
+__all__ = ["emit", "emit_gan", "loss_name"]

@@ -120,10 +120,12 @@ def _init_header(w: CodeWriter, cls: str, params: str) -> None:
         w.line(f"{params}")
 
 
-def emit_optimizer(w: CodeWriter, opt: Optimizer) -> OptimizerCode:
-    """The optimizer class, specialised to the recipe's configuration."""
+def emit_optimizer(w: CodeWriter, opt: Optimizer, sgd_class: str = "SGD") -> OptimizerCode:
+    """The optimizer class, specialised to the recipe's configuration. An SGD class is
+    written for one variant (plain, momentum or Nesterov); ``sgd_class`` names it, so
+    that a module can hold two variants."""
     if isinstance(opt, Sgd):
-        return _emit_sgd(w, opt)
+        return _emit_sgd(w, opt, sgd_class)
     if isinstance(opt, Adagrad):
         return _emit_adagrad(w, opt)
     if isinstance(opt, Rmsprop):
@@ -139,8 +141,8 @@ def _state_method(w: CodeWriter, slots: tuple[str, ...]) -> None:
         w.line(f"return {{{items}}}")
 
 
-def _emit_sgd(w: CodeWriter, opt: Sgd) -> OptimizerCode:
-    with w.block("class SGD(tf.Module):"):
+def _emit_sgd(w: CodeWriter, opt: Sgd, cls: str = "SGD") -> OptimizerCode:
+    with w.block(f"class {cls}(tf.Module):"):
         if opt.momentum == 0:
             w.docstring("Plain gradient descent: p -= lr·g.")
         elif opt.nesterov:
@@ -159,7 +161,7 @@ def _emit_sgd(w: CodeWriter, opt: Sgd) -> OptimizerCode:
         w.blank()
         momentum = opt.momentum > 0
         with w.block(f"def __init__(self, variables{', momentum' if momentum else ''}):"):
-            _init_header(w, "SGD", "self.momentum = momentum" if momentum else "")
+            _init_header(w, cls, "self.momentum = momentum" if momentum else "")
             if momentum:
                 _slots(w, ("velocity",))
         w.blank()
@@ -178,7 +180,7 @@ def _emit_sgd(w: CodeWriter, opt: Sgd) -> OptimizerCode:
                     )
         slots: tuple[str, ...] = ("velocity",) if momentum else ()
         _state_method(w, slots)
-    return OptimizerCode("SGD", {"momentum": opt.momentum} if momentum else {}, slots)
+    return OptimizerCode(cls, {"momentum": opt.momentum} if momentum else {}, slots)
 
 
 def _emit_adagrad(w: CodeWriter, opt: Adagrad) -> OptimizerCode:

@@ -16,28 +16,71 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nnc.backends import gancode
 from nnc.backends.codegen import load_module, select
 from nnc.backends.torch.emit import NAME, emit_module
+from nnc.backends.torch.gan import emit_gan_module
 from nnc.errors import BackendError
 from nnc.ir.passes import check
 from nnc.ir.program import Program
-from nnc.ir.weights import check_weights
+from nnc.ir.training import GanRecipe
+from nnc.ir.weights import check_gan_weights, check_weights
 
 if TYPE_CHECKING:
-    from nnc.backends.runtime import Runtime
+    from nnc.backends.runtime import GanRuntime, Runtime
 
-__all__ = ["NAME", "build", "emit"]
+__all__ = ["NAME", "build", "build_gan", "emit", "emit_gan"]
 
 
 def emit(program: Program, model: str | None = None, source: str = "<program>") -> str:
     """The generated PyTorch module for ``model`` (default: the trained model).
+
+    When that model is trained by a GAN recipe, the GAN's module (:func:`emit_gan`).
 
     >>> import nnc
     >>> code = emit(nnc.load("examples/xor.nn"), source="examples/xor.nn")
     >>> "class Xor(nn.Module):" in code and "torch.optim.SGD" in code
     True
     """
-    return emit_module(program, model, source)
+    checked = check(program)
+    gan = gancode.default_gan(checked, model)
+    if gan is not None:
+        return emit_gan_module(checked, gan, source)
+    return emit_module(checked, model, source)
+
+
+def emit_gan(
+    program: Program, recipe: str | GanRecipe | None = None, source: str = "<program>"
+) -> str:
+    """The generated PyTorch module of a GAN recipe (default: the only one): both
+    models, both optimizers, ``GanRuntime`` and ``fit``."""
+    checked = check(program)
+    return emit_gan_module(checked, gancode.select_gan(checked, recipe), source)
+
+
+def build_gan(
+    program: Program,
+    recipe: str | GanRecipe | None = None,
+    weights: Mapping[str, np.ndarray] | None = None,
+    device: str = "cpu",
+    seed: int | None = None,
+) -> GanRuntime:
+    """A ready :class:`~nnc.backends.runtime.GanRuntime` on torch for a GAN recipe;
+    ``weights`` hold both models under their roles (default: drawn from ``seed``,
+    itself the recipe's by default)."""
+    from nnc.backends import require_framework
+
+    require_framework(NAME)
+    program = check(program)
+    gan = gancode.select_gan(program, recipe)
+    resolve_device(device)
+    if weights is not None:
+        weights = check_gan_weights(program, gan, weights)
+    module = load_module(emit_gan_module(program, gan, "<program>"), f"torch_gan_{gan.name}")
+    runtime: GanRuntime = module.GanRuntime(
+        weights, device=device, seed=gan.seed if seed is None else seed
+    )
+    return runtime
 
 
 def build(

@@ -12,6 +12,8 @@ import re
 
 from nnc.data.catalog import CATALOG
 from nnc.errors import GraphError, NameResolutionError, RecipeError, ShapeError, did_you_mean
+from nnc.ir.ops.graph import Call
+from nnc.ir.passes.params import model_params
 from nnc.ir.program import Model, Program
 from nnc.ir.training import (
     BinaryCrossEntropy,
@@ -108,9 +110,11 @@ def _validate_supervised(program: Program, recipe: Recipe) -> None:
     model = _model(program, recipe.model, recipe, "model")
     x, y = _single_io(model, recipe, "model")
     if recipe.target == "input" and y != x:
+        last = model.node(model.outputs[0].partition(":")[0]) if model.nodes else None
+        origin = f" (from {last.model})" if isinstance(last, Call) else ""
         raise RecipeError(
-            f"autoencoder '{recipe.name}': the output of '{model.name}' is {y} but its input "
-            f"is {x}; reconstruction needs them equal",
+            f"autoencoder '{recipe.name}' reconstructs its input, so the output of "
+            f"'{model.name}' must be {x} like its input. Received: {y}{origin}",
             recipe.span_of("target"),
         )
     if isinstance(recipe.loss, CrossEntropy) and (y.rank == 0 or isinstance(y.shape[-1], str)):
@@ -191,29 +195,44 @@ def _validate_gan(program: Program, recipe: GanRecipe) -> None:
     disc = _model(program, recipe.discriminator, recipe, "discriminator")
     z, fake = _single_io(gen, recipe, "generator")
     real, verdict = _single_io(disc, recipe, "discriminator")
+    if z.rank != 1 or isinstance(z.shape[0], str):
+        raise RecipeError(
+            f"generator '{gen.name}' must take a noise vector [size]. Received: input {z}",
+            recipe.span_of("generator"),
+        )
     if z.shape != (recipe.noise.size,):
         raise RecipeError(
-            f"generator '{gen.name}' takes {z} but the noise has size {recipe.noise.size}",
+            f"the noise must fit generator '{gen.name}', which takes {z}: expected noise "
+            f"size {z.shape[0]}. Received: noise {recipe.noise.dist}, {recipe.noise.size}",
             recipe.span_of("noise"),
         )
     if verdict.shape != (1,):
         raise RecipeError(
-            f"discriminator '{disc.name}' must output one score per sample ([1]); it outputs "
-            f"{verdict}",
+            f"discriminator '{disc.name}' must output one score per sample ([1]). "
+            f"Received: {verdict}",
             recipe.span_of("discriminator"),
+            hint="end the discriminator with dense(1) (a logit) or dense(1) sigmoid",
         )
     if fake != real:
         raise RecipeError(
-            f"generator '{gen.name}' outputs {fake} but discriminator '{disc.name}' takes {real}",
+            f"generator '{gen.name}' must output what discriminator '{disc.name}' takes, "
+            f"{real}. Received: {fake}",
             recipe.span_of("generator"),
         )
+    for role, model in (("generator", gen), ("discriminator", disc)):
+        if not any(p.spec.trainable and not p.spec.buffer for p in model_params(program, model)):
+            raise RecipeError(
+                f"{role} '{model.name}' has no trainable parameters; a GAN trains both models",
+                recipe.span_of(role),
+            )
     if isinstance(recipe.data, Dataset):
         info = CATALOG.get(recipe.data.name)
         features = info.feature_shape(recipe.data.upscale) if info else ()
         if info is not None and numel(features) != numel(fake.shape):
             raise RecipeError(
-                f"generator '{gen.name}' outputs {fake} but dataset '{recipe.data.name}' has "
-                f"samples of shape {list(features)}",
+                f"generator '{gen.name}' must output samples like those of dataset "
+                f"'{recipe.data.name}', {list(features)} ({numel(features)} values). "
+                f"Received: {fake} ({numel(fake.shape)} values)",
                 recipe.span_of("generator"),
             )
         _check_builtin(recipe, recipe.data, real, None)

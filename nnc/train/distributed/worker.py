@@ -38,6 +38,7 @@ from nnc.train.distributed.job import READY, Job, Outcome, WorkerReport
 from nnc.train.loop import Trainer, TrainResult
 from nnc.train.metrics import Metrics
 from nnc.train.progress import QuietReporter, SilentReporter, make_reporter
+from nnc.train.reconstructions import reconstruction_drawer
 from nnc.train.rundir import RunDir
 from nnc.train.session import (
     RunSpec,
@@ -101,8 +102,13 @@ def _train(job: Job, run: RunSpec, connection: Connection, base: Path | None, fo
         if checkpoint.optimizer:
             restore_optimizer(runtime, checkpoint, run.document, reporter)
     run_dir = RunDir(Path(job.out)) if group.chief and job.out else None
+    drawer = None
     if run_dir is not None:
         write_run_files(run_dir, run, data)
+        # an autoencoder's reconstructions, drawn by rank 0 (evaluation mode: local)
+        drawer = reconstruction_drawer(
+            resolved, data, model.inputs[0].type, run_dir.path, model.name
+        )
     plan, identity = make_plan(
         run, monitor, job.checkpoint_every, job.keep, job.backend, workers=group.size
     )
@@ -119,6 +125,7 @@ def _train(job: Job, run: RunSpec, connection: Connection, base: Path | None, fo
             best_weights=checkpoint.best_weights if checkpoint else None,
             should_stop=should_stop,
             resumed_from=checkpoint.path if checkpoint else None,
+            after_epoch=drawer,
             group=group,
         ).run()
     if group.chief:

@@ -18,7 +18,8 @@ import pytest
 import nnc
 from nnc.backends.codegen import load_module, select
 from nnc.backends.numpy import emit
-from nnc.ir.weights import init_weights
+from nnc.ir.training import GanRecipe
+from nnc.ir.weights import init_gan_weights, init_weights
 from tests.conftest import EXAMPLE_FILES, ROOT, run_nnc
 
 
@@ -35,7 +36,10 @@ def test_initial_weights_equal_nnc(example: Path) -> None:
     model, recipe = select(program)
     module = load_module(generated(example), example.stem)
     for seed in (recipe.seed if recipe else 0, 12345):
-        expected = init_weights(program, model, seed)
+        if isinstance(recipe, GanRecipe):  # the GAN's module: both models, under their roles
+            expected = init_gan_weights(program, recipe, seed)
+        else:
+            expected = init_weights(program, model, seed)
         drawn = module.initial_weights(seed)
         assert list(drawn) == list(expected)
         for name, value in expected.items():
