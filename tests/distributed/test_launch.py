@@ -46,6 +46,13 @@ def test_the_cli_refuses_workers_on_numpy_before_starting_any(capsys) -> None:  
     assert "Received: --backend numpy with 2 workers" in err
 
 
+def test_gan_recipes_train_in_one_process(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["train", str(EXAMPLES / "gan.nn"), "-b", "torch", "--nproc", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "gan.nn:18:7: error: recipe 'DigitsGAN' trains a GAN; data-parallel training" in err
+    assert "hint: train the GAN in one process (drop --nproc)" in err
+
+
 def test_cuda_workers_without_cuda_get_a_clear_error(capsys) -> None:  # type: ignore[no-untyped-def]
     require("torch")
     import torch
