@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import nnc
+from nnc.backends import get_backend
 from nnc.backends.codegen import load_module
 from nnc.cli.main import main
 from nnc.data import prepare
@@ -61,7 +62,7 @@ def test_generated_module_trains_alone_under_torchrun_with_global_batchnorm(
     # batch 449: slices of 225 and 224 samples, and the last global batch of 1 sample
     # leaves rank 1 an empty slice; sse is a sum, so each worker's share is 1.
     program = nnc.parse(SMOOTHER.format(batch=449))
-    source = nnc.backends.get_backend("torch").emit(program, source="smoother.nn")
+    source = get_backend("torch").emit(program, source="smoother.nn")
     (tmp_path / "smoother.py").write_text(source)
     data = prepare(program, program.recipes["Smoother"])  # type: ignore[arg-type]
     np.savez(tmp_path / "data.npz", x=data.train.x, y=data.train.y)
