@@ -53,17 +53,20 @@ def test_gan_recipes_train_in_one_process(capsys) -> None:  # type: ignore[no-un
     assert "hint: train the GAN in one process (drop --nproc)" in err
 
 
-def test_cuda_workers_without_cuda_get_a_clear_error(capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cuda_workers_need_a_gpu_each(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     require("torch")
     import torch
 
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA; the refusal is for machines without it")
-    args = ["train", str(EXAMPLES / "digits_mlp.nn"), "-b", "torch", "--nproc", "2"]
-    assert main([*args, "--device", "cuda", "--out", "unused"]) == 1
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    workers = max(2, gpus + 1)  # more workers than GPUs
+    args = ["train", str(EXAMPLES / "digits_mlp.nn"), "-b", "torch", "--device", "cuda"]
+    assert main([*args, "--nproc", str(workers), "--out", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err
-    assert "error: device 'cuda' was requested but CUDA is not available to torch" in err
-    assert not Path("unused").exists()
+    if gpus:
+        assert f"so --nproc {workers} needs {workers} GPUs; torch sees {gpus}" in err
+    else:
+        assert "error: device 'cuda' was requested but CUDA is not available to torch" in err
+    assert not (tmp_path / "run").exists()  # refused before anything started
 
 
 def test_torchrun_command_line() -> None:
