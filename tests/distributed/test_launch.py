@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +20,7 @@ from nnc.train.checkpoint import Checkpoint, TrainState, write_checkpoint
 from nnc.train.distributed.failures import Exit, failure
 from nnc.train.distributed.job import WorkerReport
 from nnc.train.distributed.settings import Launch
-from nnc.train.distributed.supervisor import tf_config
+from nnc.train.distributed.supervisor import supervise, tf_config
 from nnc.train.distributed.torchrun import torchrun_arguments
 from tests.conftest import EXAMPLES, require
 
@@ -136,3 +139,32 @@ def test_a_worker_that_only_lost_its_peers_points_elsewhere(tmp_path: Path) -> N
         "worker rank 2 lost contact with the other workers (Connection reset by peer)"
     )
     assert err.hint == "a worker failed elsewhere (on another machine?): see its output"
+
+
+def sleeper(folder: Path, rank: int, then: str = "time.sleep(60)") -> subprocess.Popen[bytes]:
+    """A stand-in worker: it says it joined the others, then runs ``then``."""
+    ready = folder / f"rank-{rank}.ready"
+    code = f"import os, signal, time; open({str(ready)!r}, 'w').close(); {then}"
+    return subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+
+
+def test_the_supervisor_stops_every_worker_when_one_dies(tmp_path: Path) -> None:
+    suicide = "time.sleep(0.3); os.kill(os.getpid(), signal.SIGKILL)"
+    workers = [sleeper(tmp_path, 0), sleeper(tmp_path, 1, suicide)]
+    started = time.monotonic()
+    exits = supervise(workers, tmp_path, timeout=30)
+    assert exits == [Exit(1, workers[1].pid, -signal.SIGKILL)]
+    assert workers[0].poll() == -signal.SIGTERM  # rank 0 terminated, not left waiting
+    assert time.monotonic() - started < 10
+
+
+def test_the_supervisor_bounds_the_wait_for_workers_to_connect(tmp_path: Path) -> None:
+    silent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    workers = [sleeper(tmp_path, 0), silent]
+    with pytest.raises(WorkerError) as err:
+        supervise(workers, tmp_path, timeout=1.0)
+    assert err.value.rank == 1
+    assert err.value.message == (
+        "worker rank 1 did not connect to the others within 1 s; every worker has stopped"
+    )
+    assert all(w.poll() is not None for w in workers)

@@ -79,14 +79,12 @@ def run_tensorflow_workers(job: Path, launch: Launch, environment: dict[str, str
                     start_new_session=True,
                 )
             )
-        return _supervise(processes, folder, launch.timeout)
+        return supervise(processes, folder, launch.timeout)
     finally:
         _stop(processes)
 
 
-def _supervise(
-    processes: list[subprocess.Popen[bytes]], folder: Path, timeout: float
-) -> list[Exit]:
+def supervise(processes: list[subprocess.Popen[bytes]], folder: Path, timeout: float) -> list[Exit]:
     started = time.monotonic()
     with _passing_sigint_to(processes) as interrupts:
         while True:
