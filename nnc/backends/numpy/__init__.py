@@ -21,23 +21,16 @@ import numpy as np
 from nnc.backends import codegen
 from nnc.backends.numpy.module import LOWERINGS, NAME, generate
 from nnc.errors import BackendError
-from nnc.ir.passes import infer_shapes, validate
 from nnc.ir.program import Program
 from nnc.ir.weights import check_weights
 
 __all__ = ["LOWERINGS", "NAME", "build", "emit"]
 
 
-def _checked(program: Program) -> Program:
-    if all(node.outs for m in program.models.values() for node in m.nodes):
-        return program
-    return validate(infer_shapes(program))
-
-
 def emit(program: Program, model: str | None = None, source: str = "<program>") -> str:
     """The generated NumPy module for ``model`` (default: the model of the first train
     recipe, else the only model). Imports no framework."""
-    return generate(_checked(program), model, source)
+    return generate(codegen.checked(program), model, source)
 
 
 def build(
@@ -54,7 +47,7 @@ def build(
     ``float32`` (default) or ``float64`` (the reference the other backends are
     compared with).
     """
-    program = _checked(program)
+    program = codegen.checked(program)
     m, recipe = codegen.select(program, model)
     resolved = np.dtype(dtype)
     if resolved not in (np.float32, np.float64):

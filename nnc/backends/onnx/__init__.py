@@ -143,11 +143,9 @@ def resolve_weights(program: Program, model: Model, weights: WeightsArg) -> Reso
 
 
 def _prepare(program: Program, model: str | None) -> tuple[Program, Model]:
-    from nnc.backends.codegen import select
-    from nnc.ir.passes import check
+    from nnc.backends.codegen import checked, select
 
-    if any(not node.outs for m in program.models.values() for node in m.nodes):
-        program = check(program)
+    program = checked(program)
     chosen, _ = select(program, model)
     return program, chosen
 

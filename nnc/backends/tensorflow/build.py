@@ -39,10 +39,11 @@ def build(
     ``seed`` defaults to the recipe's and also seeds dropout; ``jit_compile``
     overrides the generated module's choice of XLA for the train step.
     """
-    from nnc.backends.tensorflow.emit import _checked, emit
+    from nnc.backends.codegen import checked
+    from nnc.backends.tensorflow.emit import emit
 
     require_framework("tensorflow")
-    program = _checked(program)
+    program = checked(program)
     m, recipe = select(program, model)
     source = emit(program, m.name)
     if weights is not None:

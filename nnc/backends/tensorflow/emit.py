@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from nnc.backends.codegen import (
     CodeWriter,
+    checked,
     emit_fit,
     emit_initial_weights,
     emit_learning_rate,
@@ -29,7 +30,7 @@ from nnc.backends.tensorflow.runtime import RuntimeSpec, emit_runtime, emit_tabl
 from nnc.backends.tensorflow.training import LossSpec, emit_loss, emit_optimizer, loss_name
 from nnc.ir.ops.dense import Embedding
 from nnc.ir.ops.graph import Call
-from nnc.ir.passes import infer_shapes, inline_calls, model_params, validate
+from nnc.ir.passes import inline_calls, model_params
 from nnc.ir.program import Model, Program
 from nnc.ir.training import BinaryCrossEntropy, GanRecipe, Optimizer, Recipe
 
@@ -143,7 +144,7 @@ def emit(program: Program, model: str | None = None, source: str = "<program>") 
     >>> "class Xor(tf.Module):" in code and "class Runtime:" in code
     True
     """
-    program = _checked(program)
+    program = checked(program)
     m, recipe = select(program, model)
     loss, optimizer, reason = training_of(program, m, recipe)
     seed = recipe.seed if recipe is not None else 0
@@ -224,13 +225,6 @@ def emit(program: Program, model: str | None = None, source: str = "<program>") 
                 w.docstring("A constant learning rate.")
                 w.line(f"return {py_literal(optimizer.lr)}")
     return w.render()
-
-
-def _checked(program: Program) -> Program:
-    """The program typed and validated (``nnc.parse`` already returns it so)."""
-    if all(node.outs for m in program.models.values() for node in m.nodes):
-        return program
-    return validate(infer_shapes(program))
 
 
 def _module_doc(model: Model, trains: bool) -> str:
