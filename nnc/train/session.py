@@ -29,6 +29,7 @@ from nnc.ir.program import Program
 from nnc.ir.training import Recipe
 from nnc.ir.weights import check_weights, init_weights
 from nnc.train.checkpoint import Checkpoint, latest_checkpoint
+from nnc.train.diagnose import first_non_finite
 from nnc.train.loop import Identity, Plan, Trainer, TrainResult
 from nnc.train.metrics import Metrics
 from nnc.train.progress import QuietReporter
@@ -232,6 +233,7 @@ def train(
         best_weights=checkpoint.best_weights if checkpoint else None,
         should_stop=should_stop or (lambda: False),
         resumed_from=checkpoint.path if checkpoint else None,
+        diagnose=lambda weights, x: first_non_finite(program, model, weights, [x]),
     )
     return trainer.run()
 
