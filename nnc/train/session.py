@@ -23,7 +23,7 @@ from nnc.backends.runtime import Runtime
 from nnc.data import prepare
 from nnc.data.standardize import FILENAME as STANDARDIZE
 from nnc.dsl import format_program
-from nnc.errors import BackendError, NncError, RecipeError, TrainingError, did_you_mean
+from nnc.errors import BackendError, RecipeError, TrainingError, WeightsError, did_you_mean
 from nnc.ir.passes.params import count_params
 from nnc.ir.program import Program
 from nnc.ir.training import Recipe
@@ -191,9 +191,13 @@ def train(
         if checkpoint
         else init_weights(program, model, resolved.seed)
     )
+    best = None
+    if checkpoint is not None and checkpoint.best_weights is not None:
+        source = f"{checkpoint.path} (best epoch's weights)"
+        best = check_weights(program, model, checkpoint.best_weights, source=source)
     runtime = build_runtime(program, model.name, backend, weights, resolved.seed, device, build)
     if checkpoint is not None and checkpoint.optimizer:
-        _restore_optimizer(runtime, checkpoint, document, reporter)
+        _restore_optimizer(runtime, checkpoint, document, reporter, force)
 
     if run_dir is not None:
         single = recipe_program(program, resolved)
@@ -230,7 +234,7 @@ def train(
         reporter=reporter,
         run_dir=run_dir,
         state=checkpoint.state if checkpoint else None,
-        best_weights=checkpoint.best_weights if checkpoint else None,
+        best_weights=best,
         should_stop=should_stop or (lambda: False),
         resumed_from=checkpoint.path if checkpoint else None,
         diagnose=lambda weights, x: first_non_finite(program, model, weights, [x]),
@@ -266,7 +270,11 @@ def _checkpoint_to_resume(
 
 
 def _restore_optimizer(
-    runtime: Runtime, checkpoint: Checkpoint, document: dict[str, Any], reporter: QuietReporter
+    runtime: Runtime,
+    checkpoint: Checkpoint,
+    document: dict[str, Any],
+    reporter: QuietReporter,
+    force: bool,
 ) -> None:
     try:
         old = json.loads(checkpoint.recipe)["recipe"]["optimizer"]["kind"]
@@ -276,10 +284,34 @@ def _restore_optimizer(
     if old is not None and old != new:
         reporter.warn(f"the optimizer changed from {old} to {new}; its state starts afresh")
         return
-    try:
+    problem = _state_misfit(runtime.get_optimizer_state(), checkpoint.optimizer)
+    if problem is None:
         runtime.set_optimizer_state(checkpoint.optimizer)
-    except (NncError, KeyError, ValueError) as exc:
-        # Only reachable with --force after a change to the model.
+    elif force:
+        # The model changed (--force): the old state cannot carry over.
         reporter.warn(
-            f"the optimizer state of {checkpoint.path} does not fit ({exc}); it starts afresh"
+            f"the optimizer state of {checkpoint.path} does not fit ({problem}); it starts afresh"
         )
+    else:
+        # Same recipe, yet the state does not fit: the file was damaged or edited.
+        raise WeightsError(f"{checkpoint.path}: {problem}")
+
+
+def _state_misfit(fresh: dict[str, np.ndarray], saved: dict[str, np.ndarray]) -> str | None:
+    """Why a saved optimizer state does not fit the runtime's own (freshly built)
+    state, by tensor name; None when every tensor has the expected name and shape."""
+    missing = sorted(set(fresh) - set(saved))
+    unknown = sorted(set(saved) - set(fresh))
+    if missing or unknown:
+        return (
+            f"the optimizer state should hold {', '.join(sorted(fresh))}"
+            + (f"; missing {', '.join(missing)}" if missing else "")
+            + (f"; unknown {', '.join(unknown)}" if unknown else "")
+        )
+    for name, value in fresh.items():
+        if np.shape(saved[name]) != np.shape(value):
+            return (
+                f"optimizer state '{name}' has shape {list(np.shape(saved[name]))}; the model "
+                f"expects {list(np.shape(value))}"
+            )
+    return None
