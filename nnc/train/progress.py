@@ -223,7 +223,10 @@ class RichReporter(PlainReporter):
         keys = dict.fromkeys(k for k in ("loss", "val_loss", self.monitor) if k in row)
         shown = "  ".join(f"{k} {format_value(k, row[k])}" for k in keys)
         self.progress.update(self.epoch_task, completed=int(row["epoch"]), figures=shown)
-        self.progress.reset(self.batch_task, total=info.batches, figures="")
+        if int(row["epoch"]) < info.epochs:
+            self.progress.reset(self.batch_task, total=info.batches, figures="")
+        else:  # the last epoch: no batch bar left to fill while the run is evaluated
+            self.progress.update(self.batch_task, visible=False)
         if should_print(int(row["epoch"]), info.first_epoch, info.epochs):
             line = epoch_line(row, info.epochs, self.eta(int(row["epoch"])), info.samples)
             self.console.print(line + ("  [green]*[/green]" if improved else ""))
@@ -289,7 +292,8 @@ def print_summary(console: Any, summary: Summary) -> None:
         restored = ", weights restored" if summary.restored_best else ""
         table.add_row("best epoch", f"{summary.best_epoch}{best}{restored}")
     for name, value in summary.final.items():
-        table.add_row(f"final {name}", format_value(name, value))
+        where = "" if name.startswith("val_") else " (training set)"
+        table.add_row(f"final {name}{where}", format_value(name, value))
     seconds = summary.seconds
     table.add_row("time", f"{seconds:.1f} s" if seconds < 60 else format_duration(seconds))
     if summary.run_dir:

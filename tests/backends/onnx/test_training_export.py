@@ -4,7 +4,6 @@ outputs."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +19,6 @@ def test_trained_torch_weights_export(example: str, tmp_path: Path) -> None:
     require("onnx")
     require("onnxruntime")
     require("torch")
-    if importlib.util.find_spec("nnc.backends.torch") is None:
-        # The torch backend is written on its own branch; until it is merged this test
-        # has nothing to train with (it passes against that branch).
-        pytest.skip("the torch backend has not been merged into this checkout yet")
     from nnc.backends import get_backend
     from nnc.backends import onnx as backend
     from nnc.backends.codegen import select

@@ -1,0 +1,484 @@
+"""Lowering graph bodies: the statements of a model or a block instance -> IR nodes.
+
+See :mod:`nnc.dsl.lower` for the naming rules.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from nnc.dsl import ast
+from nnc.dsl.bind import Binder
+from nnc.dsl.printer import expr_text
+from nnc.errors import (
+    ArgumentError,
+    GraphError,
+    NameResolutionError,
+    ResourceError,
+    Span,
+    did_you_mean,
+)
+from nnc.ir.ops import ACTIVATIONS, OPS, Node
+from nnc.ir.ops.graph import Add, Call
+from nnc.ir.passes.validate import check_identifier
+from nnc.ir.program import Input
+from nnc.ir.types import Dim, TensorType
+
+if TYPE_CHECKING:
+    from nnc.dsl.lower import _Lowerer
+
+MAX_BLOCK_DEPTH = 32
+MAX_NODES = 100_000
+
+
+@dataclass
+class BlockCheck:
+    """A block instance's declared input shapes, verified after shape inference."""
+
+    model: str
+    block: str
+    instance: str
+    inputs: list[tuple[str, str, tuple[Dim, ...]]]  # (declared name, actual ref, pattern)
+    span: Span
+
+
+def snake_case(name: str) -> str:
+    """``DigitsCNN`` -> ``digits_cnn``."""
+    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s)
+    return s.lower()
+
+
+@dataclass
+class Graph:
+    """The nodes of one model under construction, shared by its block instances."""
+
+    nodes: list[Node] = field(default_factory=list)
+    taken: set[str] = field(default_factory=set)
+    emitted: set[str] = field(default_factory=set)
+
+
+class Scope:
+    """Lowers the statements of one model body or one block instance.
+
+    Names bind like Python variables: a name refers to its latest binding, and may be
+    bound again (``y = y |> relu``). A name used before any binding refers to its
+    first binding further down, which is how a cycle can be written (and reported).
+    """
+
+    def __init__(
+        self,
+        lowerer: _Lowerer,
+        model: str,
+        graph: Graph,
+        prefix: str = "",
+        params: dict[str, ast.Expr] | None = None,
+        bound_inputs: Sequence[str] | None = None,
+        parent: Scope | None = None,
+        block: str | None = None,
+    ):
+        self.lw = lowerer
+        self.model = model
+        self.graph = graph
+        self.prefix = prefix
+        self.params = params or {}
+        self.bound_inputs = list(bound_inputs) if bound_inputs is not None else None
+        self.parent = parent
+        self.block = block
+        self.depth: int = 0 if parent is None else parent.depth + 1
+        self.inputs: list[Input] = []
+        self.block_inputs: list[tuple[str, str, tuple[Dim, ...]]] = []
+        self.outputs: list[str] | None = None
+        self.bound: dict[str, str] = {}
+        self.declared: set[str] = set()
+        self.forward: list[ast.Ref] = []
+        self.counters: dict[str, int] = {}
+        self.current: str | None = None
+        self.binder = Binder(self._param_value)
+
+    @property
+    def nodes(self) -> list[Node]:
+        return self.graph.nodes
+
+    # -- statements -----------------------------------------------------------
+
+    def run(self, body: Sequence[ast.Stmt]) -> None:
+        self._prescan(body)
+        for stmt in body:
+            if isinstance(stmt, ast.InputDecl):
+                self._input(stmt)
+            elif isinstance(stmt, ast.Stack):
+                current = self.need_current(stmt.span)
+                self.current = self._apply(stmt.stage, [current], None)[0]
+            elif isinstance(stmt, ast.Assign):
+                self._assign(stmt)
+            else:
+                if self.outputs is not None:
+                    raise GraphError("outputs are declared twice", stmt.span)
+                self.outputs = [self._value(v) for v in stmt.values]
+        for ref in self.forward:
+            if self.prefix + ref.name not in self.graph.emitted:
+                raise NameResolutionError(
+                    f"'{ref.name}' is used before it is defined",
+                    ref.span,
+                    hint="only names bound to a layer's result can be used before their definition",
+                )
+
+    def _prescan(self, body: Sequence[ast.Stmt]) -> None:
+        """Collect the names bound in this body, and the names given with ``name = ...``,
+        so auto-naming never takes them."""
+        for stmt in body:
+            names: list[tuple[str, Span]] = []
+            if isinstance(stmt, ast.InputDecl):
+                names = [(stmt.name, stmt.name_span)]
+            elif isinstance(stmt, ast.Assign):
+                names = [(t, stmt.span) for t in stmt.targets]
+                if len(set(stmt.targets)) != len(stmt.targets):
+                    raise NameResolutionError(
+                        "a name is assigned twice in one statement", stmt.span
+                    )
+            for n, span in names:
+                problem = check_identifier(n, "name")
+                if problem:
+                    raise NameResolutionError(problem, span)
+                if n in self.params:
+                    raise NameResolutionError(f"'{n}' is already a block parameter", span)
+                if isinstance(stmt, ast.InputDecl) and n in self.declared:
+                    raise NameResolutionError(f"duplicate input '{n}'", span)
+                if n not in self.declared:
+                    self.declared.add(n)
+                    self.graph.taken.add(self.prefix + n)
+            for stage in _stages(stmt):
+                for a in stage.args:
+                    if a.name == "name" and isinstance(a.value, ast.Ref):
+                        self.graph.taken.add(self.prefix + a.value.name)
+
+    def _input(self, d: ast.InputDecl) -> None:
+        dims: list[Dim] = []
+        for item in d.shape.items:
+            value = self._param_value(item) if isinstance(item, ast.Ref) else None
+            item = value if value is not None else item
+            if isinstance(item, ast.Int) and item.value > 0:
+                dims.append(item.value)
+            elif isinstance(item, ast.Ref):
+                dims.append(item.name)
+            else:
+                raise ArgumentError(
+                    "a shape dim must be a positive integer or a symbol such as t. "
+                    f"Received: {_text(item)}",
+                    item.span,
+                )
+        dtype = d.dtype or "float32"
+        if dtype not in ("float32", "int64"):
+            raise ArgumentError(
+                f"input dtype must be float32 or int64. Received: {dtype}",
+                d.span,
+                hint=did_you_mean(dtype, ["float32", "int64"]),
+            )
+        t = TensorType(dtype=dtype, shape=tuple(dims))
+        if self.bound_inputs is None:
+            self.inputs.append(Input(name=d.name, type=t, span=d.name_span))
+            self.bound[d.name] = d.name
+            self.current = d.name
+            return
+        index = len(self.block_inputs)
+        if index >= len(self.bound_inputs):
+            raise ArgumentError(
+                f"block '{self.block}' declares more inputs than it was given "
+                f"({len(self.bound_inputs)})",
+                d.span,
+            )
+        actual = self.bound_inputs[index]
+        self.bound[d.name] = actual
+        self.block_inputs.append((d.name, actual, t.shape))
+        self.current = actual
+
+    def _assign(self, a: ast.Assign) -> None:
+        if len(a.targets) == 1 and isinstance(a.value, ast.Ref):  # y = x: an alias
+            ref = self._tensor(a.value)
+            self.bound[a.targets[0]] = ref
+            self.current = ref
+            return
+        refs = self._values(a.value, self._binding_name(a.targets[0]))
+        if len(refs) != len(a.targets):
+            raise GraphError(
+                f"{len(a.targets)} name(s) for an expression with {len(refs)} output(s)", a.span
+            )
+        for target, ref in zip(a.targets, refs, strict=True):
+            self.bound[target] = ref
+        self.current = refs[0]
+
+    def _binding_name(self, target: str) -> str:
+        """The node name for a binding of ``target``: the name itself the first time,
+        then ``<name>_2``, ``<name>_3``..."""
+        name = self.prefix + target
+        if target not in self.bound and name not in self.graph.emitted:
+            return name
+        k = 1
+        while True:
+            k += 1
+            candidate = f"{name}_{k}"
+            if candidate not in self.graph.taken:
+                self.graph.taken.add(candidate)
+                return candidate
+
+    def need_current(self, span: Span) -> str:
+        if self.current is None:
+            raise GraphError("a layer needs an input: declare one first, e.g. input x: [4]", span)
+        return self.current
+
+    # -- expressions ------------------------------------------------------------
+
+    def _value(self, expr: ast.Expr, final: str | None = None) -> str:
+        refs = self._values(expr, final)
+        if len(refs) != 1:
+            raise GraphError(f"expected one tensor, got {len(refs)}", expr.span)
+        return refs[0]
+
+    def _values(self, expr: ast.Expr, final: str | None = None) -> list[str]:
+        if isinstance(expr, ast.Ref):
+            return [self._tensor(expr)]
+        if isinstance(expr, ast.Pipe):
+            return self._apply(expr.stage, [self._value(expr.value)], final)
+        if isinstance(expr, ast.Add):
+            terms = [self._value(t) for t in _flatten_add(expr)]
+            name = final or self._fresh("add")
+            self._emit(Add(name=name, inputs=tuple(terms), span=expr.span))
+            return [name]
+        if isinstance(expr, ast.Call):
+            stage = ast.Stage(name=expr.name, args=expr.args, span=expr.span)
+            return self._apply(stage, [], final)
+        raise GraphError(f"expected a tensor expression. Received: {_text(expr)}", expr.span)
+
+    def _tensor(self, ref: ast.Ref) -> str:
+        name = ref.name
+        if name in self.bound:
+            return self.bound[name]
+        if name in self.declared:
+            self.forward.append(ref)
+            return self.prefix + name
+        if name in self.params:
+            raise GraphError(f"'{name}' is a block parameter, not a tensor", ref.span)
+        raise NameResolutionError(
+            f"undefined name '{name}'", ref.span, hint=did_you_mean(name, self.declared)
+        )
+
+    def _is_tensor(self, expr: ast.Expr) -> bool:
+        if isinstance(expr, ast.Ref):
+            return expr.name not in self.params and expr.name in self.declared
+        if isinstance(expr, ast.Call):
+            return self._is_layer(expr.name)
+        return isinstance(expr, ast.Add | ast.Pipe)
+
+    def _is_layer(self, name: str) -> bool:
+        return name in OPS or name in self.lw.block_defs or name in self.lw.model_defs
+
+    def _param_value(self, ref: ast.Ref) -> ast.Expr | None:
+        return self.params.get(ref.name)
+
+    # -- applying a layer -------------------------------------------------------
+
+    def _apply(self, stage: ast.Stage, piped: list[str], final: str | None) -> list[str]:
+        """Apply a layer, block or model to ``piped`` plus its leading tensor args."""
+        tensors: list[str] = list(piped)
+        attrs: list[ast.Arg] = []
+        explicit_name: str | None = None
+        activation: ast.Expr | None = None
+        for arg in stage.args:
+            if arg.name is None and self._is_tensor(arg.value):
+                if attrs:
+                    raise ArgumentError(
+                        "tensor inputs must come before the other arguments", arg.span
+                    )
+                tensors.append(self._value(arg.value))
+            elif arg.name == "name":
+                if not isinstance(arg.value, ast.Ref):
+                    raise ArgumentError("'name' expects an identifier", arg.value.span)
+                explicit_name = self.prefix + arg.value.name
+            elif (
+                arg.name == "activation"
+                and stage.name in OPS
+                and OPS[stage.name].category == "layer"
+            ):
+                activation = arg.value
+            else:
+                attrs.append(arg)
+        if stage.name in self.lw.block_defs:
+            return self._block(stage, tensors, attrs, explicit_name or final)
+        if stage.name in self.lw.model_defs:
+            if attrs:
+                raise ArgumentError(
+                    f"model '{stage.name}' takes tensors only. Received: {_text(attrs[0].value)}",
+                    attrs[0].span,
+                )
+            callee = self.lw._model(stage.name)
+            name = explicit_name or final or self._fresh(snake_case(stage.name))
+            self._emit(Call(name=name, inputs=tuple(tensors), model=stage.name, span=stage.span))
+            n_out = len(callee.outputs)
+            return [name] + [f"{name}:{k}" for k in range(1, n_out)]
+        if stage.name not in OPS or OPS[stage.name] is Call:
+            choices = [n for n in (*OPS, *self.lw.block_defs, *self.lw.model_defs) if n != "call"]
+            raise NameResolutionError(
+                f"unknown layer '{stage.name}'", stage.span, hint=did_you_mean(stage.name, choices)
+            )
+        name = explicit_name or (final if activation is None else None) or self._fresh(stage.name)
+        node = self.binder.bind(
+            OPS[stage.name],
+            attrs,
+            stage.name,
+            stage.span,
+            fixed={"name": name, "inputs": tuple(tensors), "span": stage.span},
+        )
+        self._emit(node)
+        if activation is None:
+            return [name]
+        return self._activation(activation, name, final)
+
+    def _activation(self, expr: ast.Expr, source: str, final: str | None) -> list[str]:
+        if isinstance(expr, ast.Ref):
+            expr = self._param_value(expr) or expr
+        if not isinstance(expr, ast.Ref | ast.Call) or expr.name not in ACTIVATIONS:
+            name = expr.name if isinstance(expr, ast.Ref | ast.Call) else _text(expr)
+            raise ArgumentError(
+                f"'activation' expects an activation such as relu or leaky_relu(0.2). "
+                f"Received: {name}",
+                expr.span,
+                hint=did_you_mean(name, ACTIVATIONS),
+            )
+        args = expr.args if isinstance(expr, ast.Call) else ()
+        stage = ast.Stage(name=expr.name, args=args, span=expr.span)
+        return self._apply(stage, [source], final)
+
+    def _block(
+        self, stage: ast.Stage, tensors: list[str], attrs: list[ast.Arg], instance: str | None
+    ) -> list[str]:
+        d = self.lw.block_defs[stage.name]
+        if self.depth >= MAX_BLOCK_DEPTH:
+            raise ResourceError(f"blocks nested deeper than {MAX_BLOCK_DEPTH} levels", stage.span)
+        scope: Scope | None = self
+        while scope is not None:
+            if scope.block == d.name:
+                raise GraphError(f"block '{d.name}' uses itself", stage.span)
+            scope = scope.parent
+        params = self._block_args(d, attrs, stage.span)
+        instance = instance or self._fresh(d.name)
+        inner = Scope(
+            self.lw,
+            model=self.model,
+            graph=self.graph,
+            prefix=instance + "_",
+            params=params,
+            bound_inputs=tensors,
+            parent=self,
+            block=d.name,
+        )
+        inner.run(d.body)
+        if len(inner.block_inputs) != len(tensors):
+            raise ArgumentError(
+                f"block '{d.name}' takes {len(inner.block_inputs)} input(s). "
+                f"Received: {len(tensors)}",
+                stage.span,
+            )
+        self.lw.checks.append(
+            BlockCheck(self.model, d.name, instance, inner.block_inputs, stage.span)
+        )
+        if inner.outputs is not None:
+            return inner.outputs
+        return [inner.need_current(d.span)]
+
+    def _block_args(self, d: ast.BlockDef, attrs: list[ast.Arg], span: Span) -> dict[str, ast.Expr]:
+        params: dict[str, ast.Expr] = {}
+        n_pos = 0
+        for arg in attrs:
+            if arg.name is None:
+                if n_pos >= len(d.params):
+                    raise ArgumentError(
+                        f"block '{d.name}' takes {len(d.params)} argument(s) "
+                        f"({', '.join(d.params)}). Received: {n_pos + 1}",
+                        arg.span,
+                    )
+                key = d.params[n_pos]
+                n_pos += 1
+            else:
+                key = arg.name
+                if key not in d.params:
+                    raise ArgumentError(
+                        f"block '{d.name}' has no parameter '{key}'",
+                        arg.span,
+                        hint=did_you_mean(key, d.params),
+                    )
+            if key in params:
+                raise ArgumentError(f"block parameter '{key}' is given twice", arg.span)
+            value = arg.value
+            if isinstance(value, ast.Ref) and value.name in self.params:
+                value = self.params[value.name]
+            params[key] = value
+        missing = [p for p in d.params if p not in params]
+        if missing:
+            raise ArgumentError(
+                f"block '{d.name}' is missing argument(s): {', '.join(missing)}", span
+            )
+        return params
+
+    # -- naming -----------------------------------------------------------------
+
+    def _fresh(self, base: str) -> str:
+        k = self.counters.get(base, 0)
+        while True:
+            k += 1
+            name = f"{self.prefix}{base}_{k}"
+            if name not in self.graph.taken:
+                break
+        self.counters[base] = k
+        self.graph.taken.add(name)
+        return name
+
+    def _emit(self, node: Node) -> None:
+        if len(self.graph.nodes) >= MAX_NODES:
+            raise ResourceError(f"model '{self.model}' has more than {MAX_NODES} nodes", node.span)
+        if node.name in self.graph.emitted:
+            raise NameResolutionError(f"duplicate name '{node.name}'", node.span)
+        self.graph.taken.add(node.name)
+        self.graph.emitted.add(node.name)
+        self.graph.nodes.append(node)
+
+
+def _flatten_add(expr: ast.Expr) -> list[ast.Expr]:
+    if isinstance(expr, ast.Add):
+        return [*_flatten_add(expr.left), *_flatten_add(expr.right)]
+    return [expr]
+
+
+def _stages(stmt: ast.Stmt) -> list[ast.Stage]:
+    """Every stage and call written in a statement (for the name pre-scan)."""
+    out: list[ast.Stage] = []
+
+    def walk(e: ast.Expr) -> None:
+        if isinstance(e, ast.Pipe):
+            walk(e.value)
+            out.append(e.stage)
+            for a in e.stage.args:
+                walk(a.value)
+        elif isinstance(e, ast.Add):
+            walk(e.left)
+            walk(e.right)
+        elif isinstance(e, ast.Call):
+            out.append(ast.Stage(name=e.name, args=e.args, span=e.span))
+            for a in e.args:
+                walk(a.value)
+
+    if isinstance(stmt, ast.Stack):
+        out.append(stmt.stage)
+    elif isinstance(stmt, ast.Assign):
+        walk(stmt.value)
+    elif isinstance(stmt, ast.Output):
+        for v in stmt.values:
+            walk(v)
+    return out
+
+
+def _text(expr: ast.Expr) -> str:
+    return expr_text(expr)

@@ -1,0 +1,126 @@
+"""Lowering train recipes: settings -> a typed Recipe or GanRecipe."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import get_args, get_origin
+
+from pydantic import BaseModel
+
+from nnc.dsl import ast
+from nnc.dsl.bind import Binder, construct
+from nnc.errors import ArgumentError, RecipeError, did_you_mean
+from nnc.ir.program import Model
+from nnc.ir.training import (
+    BinaryCrossEntropy,
+    CrossEntropy,
+    DataFile,
+    Dataset,
+    GanRecipe,
+    Recipe,
+)
+
+
+def lower_recipe(d: ast.TrainDef, models: Mapping[str, Model]) -> Recipe | GanRecipe:
+    """A train recipe: each setting bound to its typed field; a recipe naming a
+    generator or discriminator is a GAN recipe."""
+    settings: dict[str, ast.Setting] = {}
+    for s in d.settings:
+        if s.key in settings:
+            raise RecipeError(f"setting '{s.key}' is given twice", s.key_span)
+        settings[s.key] = s
+    is_gan = "generator" in settings or "discriminator" in settings
+    cls: type[Recipe] | type[GanRecipe] = GanRecipe if is_gan else Recipe
+    what = f"train recipe '{d.name}'"
+    keys = {
+        k: f
+        for k, f in cls.model_fields.items()
+        if k not in ("kind", "name", "span", "setting_spans")
+    }
+    binder = Binder()
+    values: dict[str, object] = {}
+    for key, s in settings.items():
+        if key not in keys:
+            raise RecipeError(
+                f"unknown setting '{key}' in {'a GAN' if is_gan else 'a'} train recipe. "
+                f"Settings: {', '.join(keys)}",
+                s.key_span,
+                hint=did_you_mean(key, keys),
+            )
+        values[key] = _setting(binder, s, keys[key].annotation, what)
+    if not is_gan and "model" not in values:
+        values["model"] = d.name
+    if not is_gan and "model" in values and "loss" in settings:
+        values["loss"] = _resolve_logits(models, values, settings["loss"])
+    if is_gan and "from_logits" not in values:
+        disc = models.get(str(values.get("discriminator")))
+        if disc is not None and len(disc.outputs) == 1:
+            last = {n.name: n for n in disc.nodes}.get(disc.outputs[0])
+            values["from_logits"] = not (last is not None and last.op == "sigmoid")
+    spans = {k: s.span for k, s in settings.items()}
+    spans.setdefault("model", d.name_span)
+    return construct(
+        cls,
+        {**values, "name": d.name, "span": d.name_span, "setting_spans": spans},
+        what,
+        d.name_span,
+        arg_spans=spans,
+    )
+
+
+def _setting(binder: Binder, s: ast.Setting, annotation: object, what: str) -> object:
+    where = f"{what}: setting '{s.key}'"
+    if s.key in ("data", "validation"):
+        first = s.args[0] if s.args else None
+        if first is not None and first.name is None:
+            if isinstance(first.value, ast.String):
+                return binder.bind(DataFile, s.args, f"{s.key} file", s.span)
+            if isinstance(first.value, ast.Ref):
+                return binder.bind(Dataset, s.args, f"{s.key} set", s.span)
+    cls = _plain_spec(annotation)
+    if cls is not None:
+        return binder.bind(cls, s.args, s.key, s.span)
+    if _is_tuple(annotation):
+        element = _tuple_element(annotation)
+        for a in s.args:
+            if a.name is not None:
+                raise ArgumentError(f"{where} takes a list of values, not '{a.name} = ...'", a.span)
+        return tuple(binder.convert(a.value, element, where) for a in s.args)
+    if len(s.args) != 1 or s.args[0].name is not None:
+        raise ArgumentError(f"{where} takes exactly one value", s.span)
+    return binder.convert(s.args[0].value, annotation, where)
+
+
+def _resolve_logits(
+    models: Mapping[str, Model], values: dict[str, object], setting: ast.Setting
+) -> object:
+    """Default ``from_logits`` from the model's last op when the user did not say."""
+    loss = values["loss"]
+    if not isinstance(loss, CrossEntropy | BinaryCrossEntropy):
+        return loss
+    arg = setting.args[0].value if setting.args else None
+    if isinstance(arg, ast.Call) and arg.args:
+        return loss  # given explicitly (positionally or by keyword)
+    model = models.get(str(values["model"]))
+    if model is None or len(model.outputs) != 1:
+        return loss
+    last = {n.name: n for n in model.nodes}.get(model.outputs[0])
+    squash = "softmax" if isinstance(loss, CrossEntropy) else "sigmoid"
+    from_logits = not (last is not None and last.op == squash)
+    return loss.model_copy(update={"from_logits": from_logits})
+
+
+def _plain_spec(annotation: object) -> type[BaseModel] | None:
+    """The settings class (EarlyStopping, Noise) that a setting binds to directly."""
+    for c in (annotation, *get_args(annotation)):
+        if isinstance(c, type) and issubclass(c, BaseModel) and "kind" not in c.model_fields:
+            return c
+    return None
+
+
+def _is_tuple(annotation: object) -> bool:
+    return get_origin(annotation) is tuple
+
+
+def _tuple_element(annotation: object) -> object:
+    return get_args(annotation)[0]
