@@ -304,8 +304,8 @@ class Trainer:
                     loss = self.runtime.train_step(train.x[index], train.y[index], lr)
                     if not math.isfinite(loss):
                         return (
-                            "the first non-finite layer is unknown: the replay from the "
-                            f"last checkpoint diverged earlier (epoch {e + 1}, batch {b + 1})"
+                            "the first non-finite layer is unknown: replaying the earlier "
+                            f"steps diverged sooner (epoch {e + 1}, batch {b + 1})"
                         )
             index = order[failed * size : (failed + 1) * size]
             return self.diagnose(self.runtime.get_weights(), train.x[index])

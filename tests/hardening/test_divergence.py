@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import nnc
+from nnc.backends import numpy as numpy_backend
 from nnc.cli.main import main
 from nnc.errors import TrainingError, WeightsError
 from nnc.train import train
@@ -212,3 +213,37 @@ def test_first_non_finite_parameter_layer_or_loss() -> None:
     broken["decoder_1.dense_1.bias"] = np.full_like(weights["decoder_1.dense_1.bias"], np.nan)
     found = first_non_finite(program, "Autoencoder", broken, [x])
     assert str(found) == "parameter 'decoder_1.dense_1.bias' was already non-finite (NaN)"
+
+
+class Flaky:
+    """A NumPy runtime whose every train step from the ``fail_from``-th on returns NaN:
+    a backend that is not deterministic, as far as the replay can tell."""
+
+    def __init__(self, runtime: object, fail_from: int):
+        self.runtime, self.fail_from, self.calls = runtime, fail_from, 0
+
+    def train_step(self, x: np.ndarray, y: np.ndarray, lr: float) -> float:
+        self.calls += 1
+        if self.calls >= self.fail_from:
+            return float("nan")
+        return float(self.runtime.train_step(x, y, lr))  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.runtime, name)
+
+
+def test_a_replay_that_does_not_reproduce_the_run_says_so(tmp_path: Path) -> None:
+    """Without a run folder the anchor is the last epoch boundary; when replaying
+    from it fails sooner than the run did, the report says the layer is unknown
+    rather than guessing."""
+
+    def build(program, model, weights=None, seed=None, **options):  # type: ignore[no-untyped-def]
+        return Flaky(numpy_backend.build(program, model, weights=weights, seed=seed), 6)
+
+    with pytest.raises(TrainingError) as info:
+        train(blow(tmp_path, "0.01"), base=tmp_path, save=False, build=build)
+    assert info.value.message == (
+        "the loss became nan at epoch 2, step 6 (batch 2 of 4) with learning rate 0.01: the first "
+        "non-finite layer is unknown: replaying the earlier steps diverged sooner (epoch 2, "
+        "batch 1); training stopped and no checkpoint was written"
+    )
