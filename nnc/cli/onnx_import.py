@@ -7,7 +7,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from nnc.errors import NncError
+from nnc.errors import NncError, visible
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,5 +72,6 @@ def run(args: argparse.Namespace) -> int:
     )
     print(check, file=sys.stderr)
     for note in imported.notes:
-        print(f"note: {note}", file=sys.stderr)
+        # Notes quote the file's own names: control characters are shown escaped.
+        print(f"note: {visible(note)}", file=sys.stderr)
     return 0

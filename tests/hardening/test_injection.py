@@ -333,3 +333,43 @@ def test_control_characters_are_shown_escaped() -> None:
         "    3 |     dense(1) \\x1b[2J",
         "      |              ^^^^",
     ]
+
+
+def test_hostile_names_in_an_imported_onnx_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ONNX graph, node and input names are data from someone else's file: nnc import
+    keeps a name only when it is a valid identifier, else writes its own, and quotes
+    them escaped in its notes; the spec it writes checks and compiles inert."""
+    require("onnx")
+    require("onnxruntime")
+    import onnx
+
+    from nnc.backends import onnx as backend
+
+    proto = onnx.load_from_string(backend.emit(nnc.load(ROOT / "examples" / "xor.nn")))
+    hostile = [INJECTION, "a\x1b[2Jb", "x" * 300, "__import__"]
+    proto.graph.name = INJECTION
+    for node, name in zip(proto.graph.node, hostile, strict=False):
+        node.name = name
+    old = proto.graph.input[0].name
+    proto.graph.input[0].name = "inp\n__import__('os').system('touch MARKER')"
+    for node in proto.graph.node:
+        node.input[:] = [proto.graph.input[0].name if i == old else i for i in node.input]
+    model = tmp_path / "evil.onnx"
+    model.write_bytes(proto.SerializeToString())
+    spec = tmp_path / "evil.nn"
+    assert main(["import", str(model), "-o", str(spec)]) == 0
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "note: graph input 'inp\\n__import__" in err
+    # Every node name was refused (nnc's own names, so the stack form); the graph and
+    # input names were reduced to identifiers that are only names.
+    assert spec.read_text() == (
+        "# Imported by nnc from evil.onnx.\n"
+        "model XorImportOsOsSystemTouchPwned {\n"
+        "    input inp___import___os_system_touch_MARKER: [2]\n"
+        "    dense(5) sigmoid\n"
+        "    dense(1) sigmoid\n"
+        "}\n"
+    )
+    _inert(nnc.emit(nnc.load(spec), "numpy"))  # type: ignore[arg-type]
