@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from nnc.ir.ops import OPS
 from nnc.ir.passes import model_params
 from nnc.ir.program import Input, Model, Program
 from nnc.ir.types import TensorType
+from tests.fuzz.harness import Hang, time_allowed, time_limit
 
 
 def _chain(layers: int) -> Program:
@@ -59,3 +62,15 @@ def test_an_edited_copy_looks_names_up_in_its_own_nodes() -> None:
     edited = model.model_copy(update={"nodes": (renamed, *model.nodes[1:])})
     assert edited.node("first") is renamed
     assert "r0" not in edited.nodes_by_name and "r0" in model.nodes_by_name
+
+
+def test_the_hang_oracle_counts_cpu_time() -> None:
+    """The soak's per-input limit is CPU time: waiting (a loaded machine) is no hang,
+    computing is."""
+    with time_limit(0.2):
+        time.sleep(0.4)
+    with pytest.raises(Hang, match="of CPU time"), time_limit(0.2):
+        deadline = time.process_time() + 5
+        while time.process_time() < deadline:
+            pass
+    assert time_allowed("x" * 90_000) == pytest.approx(9.5)
