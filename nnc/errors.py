@@ -59,26 +59,59 @@ class NncError(Exception):
         return f"{where}{self.message}{hint}"
 
     def render(self, source: str | None = None) -> str:
-        """The compiler-style report: location, message, source line and caret."""
+        """The compiler-style report: location, message, source line and caret.
+
+        Control characters from the input (a terminal escape sequence in a file name,
+        a carriage return in a CSV cell, a bidirectional override in a spec) are shown
+        escaped, so a hostile file cannot rewrite the user's terminal or disguise the
+        line it quotes.
+        """
         text = source if source is not None else self.source
-        head = f"{self.span}: error: {self.message}" if self.span else f"error: {self.message}"
+        message = visible(self.message, keep="\n")
+        head = f"{visible(str(self.span))}: error: {message}" if self.span else f"error: {message}"
         lines = [head]
         if self.span is not None and text is not None:
             src_lines = text.splitlines()
             if 1 <= self.span.line <= len(src_lines):
-                line_text = src_lines[self.span.line - 1].expandtabs(1)
+                raw = src_lines[self.span.line - 1].expandtabs(1)
+                line_text = visible(raw)
                 gutter = f"{self.span.line:>5} | "
                 lines.append(gutter + line_text)
-                start = max(self.span.col - 1, 0)
+                # Columns count characters of the raw line; escapes make some wider.
+                first = max(self.span.col - 1, 0)
+                start = len(visible(raw[:first]))
                 if self.span.end_line == self.span.line and self.span.end_col > self.span.col:
-                    width = self.span.end_col - self.span.col
+                    width = len(visible(raw[first : self.span.end_col - 1]))
                 else:
                     width = max(len(line_text) - start, 1)
                 width = max(1, min(width, max(len(line_text) - start, 1)))
                 lines.append(" " * (len(gutter) - 2) + "| " + " " * start + "^" * width)
         if self.hint:
-            lines.append(f"  hint: {self.hint}")
+            hint = visible(self.hint, keep="\n")
+            lines.append(f"  hint: {hint}")
         return "\n".join(lines)
+
+
+# Bidirectional controls reorder how a line is displayed ("Trojan Source").
+_BIDI = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def visible(text: str, keep: str = "") -> str:
+    """``text`` with control characters (but those in ``keep``) and bidirectional
+    overrides written as escapes, for printing to a terminal.
+
+    >>> visible("a\\x1b[2Jb\\rc")
+    'a\\\\x1b[2Jb\\\\rc'
+    """
+    if text.isprintable() and not _BIDI.intersection(text):
+        return text
+    out = []
+    for ch in text:
+        if ch in keep or (ch.isprintable() and ch not in _BIDI) or ch == " ":
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
 
 
 class ParseError(NncError):

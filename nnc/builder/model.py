@@ -22,7 +22,7 @@ from nnc.errors import (
 from nnc.ir.ops import ACTIVATIONS, OPS, Node
 from nnc.ir.ops.graph import Call
 from nnc.ir.passes.infer import infer_model
-from nnc.ir.passes.validate import check_identifier
+from nnc.ir.passes.validate import IDENTIFIER, check_identifier
 from nnc.ir.program import Input, Model, Program
 from nnc.ir.types import TensorType
 
@@ -114,7 +114,7 @@ class Builder(LayerMethods):
         dims: list[int | str] = []
         for d in shape:
             if isinstance(d, bool) or not (
-                (isinstance(d, int) and d > 0) or (isinstance(d, str) and d.isidentifier())
+                (isinstance(d, int) and d > 0) or (isinstance(d, str) and IDENTIFIER.match(d))
             ):
                 raise ArgumentError(
                     "a shape dim must be a positive integer or a symbol such as 't'. "

@@ -1,7 +1,8 @@
 """Entry point of the ``nnc`` command.
 
-Exit codes: 0 success, 1 a user error (bad spec, data or weights), 2 a usage error
-(bad flags), 3 an internal error (a bug in nnc: please report it).
+Exit codes: 0 success, 1 a user error (bad spec, data or weights, or a file the
+system will not read or write), 2 a usage error (bad flags), 3 an internal error (a
+bug in nnc: please report it).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from nnc.errors import NncError
+from nnc.errors import NncError, visible
 
 # Command name -> module under nnc.cli. Each module defines ``register(subparsers)``
 # and ``run(args) -> int``; it is imported only when listed here, and heavy imports
@@ -66,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # the file system refused: a missing folder, permissions, a full disk
+        where = f"{visible(str(exc.filename))}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except Exception as exc:  # a bug in nnc: say so plainly, traceback on request
         if os.environ.get("NNC_DEBUG"):
             raise

@@ -7,7 +7,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from nnc.errors import NncError
+from nnc.errors import NncError, visible
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nnc.backends.codegen import comment_text
     from nnc.backends.onnx import import_model
     from nnc.dsl import format_program
     from nnc.ir.passes import count_params
@@ -45,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
 
         deviation = compare_with_original(Path(args.model).read_bytes(), imported)
         check = f"same outputs as the original in onnxruntime (relative deviation {deviation:.1e})"
-    text = f"# Imported by nnc from {Path(args.model).name}.\n" + format_program(imported.program)
+    # The file name is escaped: a newline in it must not start a line of the spec.
+    origin = comment_text(Path(args.model).name)
+    text = f"# Imported by nnc from {origin}.\n" + format_program(imported.program)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
@@ -69,5 +72,6 @@ def run(args: argparse.Namespace) -> int:
     )
     print(check, file=sys.stderr)
     for note in imported.notes:
-        print(f"note: {note}", file=sys.stderr)
+        # Notes quote the file's own names: control characters are shown escaped.
+        print(f"note: {visible(note)}", file=sys.stderr)
     return 0

@@ -32,17 +32,17 @@ def run(args: argparse.Namespace) -> int:
     from nnc.backends.onnx import _require
     from nnc.ir.weights import save_npz
 
+    _require("onnx")
     _require("onnxruntime")
+    from nnc.backends.onnx.reader import check_model, check_structure, read_model
     from nnc.backends.onnx.runtime import match_inputs, open_session, run_session
 
-    path = Path(args.model)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise NncError(f"no such file: {path}") from None
-    except OSError as exc:
-        raise NncError(f"cannot read {path}: {exc.strerror}") from None
-    session = open_session(data)
+    # onnxruntime is handed only a model that parses and passes the same structural
+    # checks as nnc import (no external data files, no cycles, no absurd dims...).
+    model, source = read_model(args.model)
+    check_structure(model, source)
+    check_model(model, source)
+    session = open_session(model.SerializeToString())
     arrays = _read_arrays(Path(args.input))
     feeds = match_inputs(session.get_inputs(), arrays, args.input)
     outputs = run_session(session, feeds)

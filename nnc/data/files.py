@@ -23,6 +23,7 @@ import numpy as np
 
 from nnc.data.samples import Samples
 from nnc.errors import DataError, Span, did_you_mean
+from nnc.ir.weights import check_npz_sizes
 
 SUFFIXES = (".csv", ".npz")
 
@@ -68,7 +69,7 @@ def read_csv(path: Path, label: str | None = None, *, targets: bool = True) -> S
             f"{path} is empty; expected a header row naming the columns, then one row per sample"
         )
     header_line, header_text = numbered[0]
-    header = [name.strip() for name in next(csv.reader([header_text]))]
+    header = [name.strip() for name in _cells(path, text, header_line, header_text)]
     _check_header(path, header, header_line, header_text, text)
     rows = numbered[1:]
     if not rows:
@@ -77,7 +78,7 @@ def read_csv(path: Path, label: str | None = None, *, targets: bool = True) -> S
     values = np.empty((len(rows), len(header)), dtype=np.float64)
     line_numbers = np.empty(len(rows), dtype=np.int64)
     for r, (number, line) in enumerate(rows):
-        cells = next(csv.reader([line]))
+        cells = _cells(path, text, number, line)
         if len(cells) != len(header):
             raise DataError(
                 f"line {number} has {len(cells)} values but the header has {len(header)} "
@@ -87,6 +88,7 @@ def read_csv(path: Path, label: str | None = None, *, targets: bool = True) -> S
         for c, cell in enumerate(cells):
             values[r, c] = _number(path, text, rows, r, c, cell, header)
         line_numbers[r] = number
+    _check_float32(path, text, rows, values, header)
 
     if targets:
         label_index = _label_column(path, header, label)
@@ -166,6 +168,37 @@ def _number(
     return value
 
 
+def _cells(path: Path, source: str, number: int, line: str) -> list[str]:
+    """The cells of one line; what the csv module refuses (a field over its size
+    limit, a NUL byte) is a DataError on that line."""
+    try:
+        return next(csv.reader([line]))
+    except csv.Error as exc:
+        raise DataError(
+            f"line {number} cannot be read as CSV ({exc})",
+            Span(file=str(path), line=number, col=1, end_line=number, end_col=len(line) + 1),
+        ).with_source(source) from None
+
+
+# Every backend trains in float32: a value beyond its range would become infinite.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_float32(
+    path: Path, source: str, rows: list[tuple[int, str]], values: np.ndarray, header: list[str]
+) -> None:
+    huge = np.argwhere(np.abs(values) > FLOAT32_MAX)
+    if len(huge):
+        r, c = (int(i) for i in huge[0])
+        number, line = rows[r]
+        raise DataError(
+            f"column '{header[c]}' holds {values[r, c]:g} on line {number}, beyond the float32 "
+            f"range (about ±{FLOAT32_MAX:.2g}) that nnc trains in",
+            _cell_span(path, number, line, c),
+            hint="rescale the column",
+        ).with_source(source)
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -175,7 +208,10 @@ def _is_number(text: str) -> bool:
 
 
 def _cell(line: str, c: int) -> str:
-    cells = next(csv.reader([line]))
+    try:
+        cells = next(csv.reader([line]))
+    except csv.Error:
+        return ""
     return cells[c].strip() if c < len(cells) else ""
 
 
@@ -224,8 +260,13 @@ def read_npz(path: Path, label: str | None = None, *, targets: bool = True) -> S
             if not zipfile.is_zipfile(f):
                 raise DataError(f"{path} is not a readable .npz archive (not a zip file)")
             f.seek(0)
+            with zipfile.ZipFile(f) as members:
+                check_npz_sizes(members, path, DataError)
+            f.seek(0)
             with np.load(f, allow_pickle=False) as archive:
                 arrays = {name: archive[name] for name in archive.files}
+    except MemoryError:
+        raise DataError(f"{path} does not fit in memory") from None
     except ValueError as exc:
         if "Object arrays" in str(exc):
             raise DataError(
@@ -262,8 +303,12 @@ def _npz_array(path: Path, arrays: dict[str, np.ndarray], name: str, what: str) 
         raise DataError(
             f"{path}: '{name}' is a single value; expected one row per sample (shape [N, ...])"
         )
-    if not (np.issubdtype(value.dtype, np.number) or value.dtype == np.bool_):
-        raise DataError(f"{path}: '{name}' has dtype {value.dtype}; expected numbers")
+    if not (
+        np.issubdtype(value.dtype, np.integer)
+        or np.issubdtype(value.dtype, np.floating)
+        or value.dtype == np.bool_
+    ):
+        raise DataError(f"{path}: '{name}' has dtype {value.dtype}; expected real numbers")
     finite = np.isfinite(value) if np.issubdtype(value.dtype, np.floating) else None
     if finite is not None and not finite.all():
         index = tuple(int(i) for i in np.argwhere(~finite)[0])
@@ -273,4 +318,14 @@ def _npz_array(path: Path, arrays: dict[str, np.ndarray], name: str, what: str) 
             + (f", index {list(index[1:])}" if len(index) > 1 else ""),
             hint="remove or fill in missing values before training",
         )
+    if finite is not None and value.dtype.itemsize > 4 and value.size:
+        huge = np.argwhere(np.abs(value) > FLOAT32_MAX)
+        if len(huge):
+            index = tuple(int(i) for i in huge[0])
+            raise DataError(
+                f"{path}: '{name}' holds {value[index]:g} at sample {index[0]}"
+                + (f", index {list(index[1:])}" if len(index) > 1 else "")
+                + ", beyond the float32 range that nnc trains in",
+                hint="rescale the data",
+            )
     return value

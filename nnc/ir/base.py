@@ -22,7 +22,7 @@ class IRModel(BaseModel):
     """A frozen pydantic model whose source locations (``span``, ``*_spans``) are
     ignored by ``==`` and ``hash``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, allow_inf_nan=False)
 
     def _key(self) -> tuple[Any, ...]:
         return tuple(

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # numpy is imported where initializers run, not to parse a sp
 
 
 class _Init(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, allow_inf_nan=False)
     positional: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod

@@ -7,6 +7,10 @@ of a model input or of an earlier node (``"node:k"`` picks output ``k`` of a cal
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any, Self
+
 from pydantic import Field
 
 from nnc.errors import NameResolutionError, Span, did_you_mean
@@ -29,24 +33,48 @@ class Model(IRModel):
     outputs: tuple[str, ...]
     span: Span | None = None
 
-    def node(self, name: str) -> Node:
+    # Lookups by name: a dict built once per (immutable) model, so passes that ask
+    # for every node's input types stay linear in the size of the model (a scan per
+    # lookup made a 10,000-layer spec take minutes to check).
+    @cached_property
+    def nodes_by_name(self) -> dict[str, Node]:
+        index: dict[str, Node] = {}
         for n in self.nodes:
-            if n.name == name:
-                return n
-        raise NameResolutionError(f"model '{self.name}' has no node '{name}'")
+            index.setdefault(n.name, n)  # the first of duplicates, as a scan finds
+        return index
+
+    @cached_property
+    def inputs_by_name(self) -> dict[str, Input]:
+        index: dict[str, Input] = {}
+        for i in self.inputs:
+            index.setdefault(i.name, i)
+        return index
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy (with ``update``), its name indexes dropped: they are cached in the
+        instance's ``__dict__``, which pydantic copies along with the fields."""
+        copied = super().model_copy(update=update, deep=deep)
+        for index in ("nodes_by_name", "inputs_by_name"):
+            copied.__dict__.pop(index, None)
+        return copied
+
+    def node(self, name: str) -> Node:
+        found = self.nodes_by_name.get(name)
+        if found is None:
+            raise NameResolutionError(f"model '{self.name}' has no node '{name}'")
+        return found
 
     def input_type(self, name: str) -> TensorType:
-        for i in self.inputs:
-            if i.name == name:
-                return i.type
-        raise NameResolutionError(f"model '{self.name}' has no input '{name}'")
+        found = self.inputs_by_name.get(name)
+        if found is None:
+            raise NameResolutionError(f"model '{self.name}' has no input '{name}'")
+        return found.type
 
     def value_type(self, ref: str) -> TensorType:
         """The type of a value reference: an input, a node, or ``node:k``."""
         node_name, _, index = ref.partition(":")
-        for i in self.inputs:
-            if i.name == ref:
-                return i.type
+        if ref in self.inputs_by_name:
+            return self.inputs_by_name[ref].type
         node = self.node(node_name)
         return node.outs[int(index or 0)]
 

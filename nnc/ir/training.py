@@ -7,6 +7,7 @@ positional DSL arguments bind) and has a ``kind`` discriminator.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
@@ -151,10 +152,13 @@ def learning_rate(base: float, schedule: ConstantLr | StepLr | ExponentialLr, ep
     >>> learning_rate(0.1, StepLr(every=2, gamma=0.5), 5)
     0.025
     """
-    if isinstance(schedule, StepLr):
-        return base * schedule.gamma ** (epoch // schedule.every)
-    if isinstance(schedule, ExponentialLr):
-        return base * schedule.gamma**epoch
+    try:
+        if isinstance(schedule, StepLr):
+            return base * schedule.gamma ** (epoch // schedule.every)
+        if isinstance(schedule, ExponentialLr):
+            return base * schedule.gamma**epoch
+    except OverflowError:  # gamma > 1 over many epochs; the driver refuses it
+        return math.inf
     return base
 
 

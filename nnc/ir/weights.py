@@ -16,6 +16,7 @@ Files are ``.npz`` archives read with ``allow_pickle=False``.
 from __future__ import annotations
 
 import io
+import math
 import os
 import tempfile
 import zipfile
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnc.errors import WeightsError
+from nnc.errors import NncError, ResourceError, WeightsError
 from nnc.ir.ops.graph import Call
 from nnc.ir.passes.params import Param, model_params
 from nnc.ir.program import Model, Program
@@ -114,7 +115,8 @@ def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
 
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     """Read an ``.npz`` without pickle; a missing, truncated or corrupt file is a
-    :class:`WeightsError` naming it."""
+    :class:`WeightsError` naming it, and one that declares more data than it holds or
+    than the memory budget allows is refused before anything is allocated."""
     path = Path(path)
     try:
         # Open the file here: np.load leaks its own handle when the archive is corrupt.
@@ -122,12 +124,62 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
             if not zipfile.is_zipfile(f):
                 raise WeightsError(f"{path} is not a readable .npz archive (not a zip file)")
             f.seek(0)
+            with zipfile.ZipFile(f) as archive:
+                check_npz_sizes(archive, path, WeightsError)
+            f.seek(0)
             with np.load(f, allow_pickle=False) as data:
                 return {k: data[k] for k in data.files}
     except FileNotFoundError:
         raise WeightsError(f"no such weights file: {path}") from None
+    except MemoryError:
+        raise WeightsError(f"{path} does not fit in memory") from None
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
         raise WeightsError(f"{path} is not a readable .npz archive ({exc})") from None
+
+
+def check_npz_sizes(archive: zipfile.ZipFile, path: Path, error: type[NncError]) -> None:
+    """Read only the headers of an archive's arrays and refuse, as ``error``, one whose
+    shape needs more bytes than it stores (a forged header would make NumPy allocate
+    the declared size first), one holding Python objects, or an archive whose arrays
+    add up to more than the memory budget (a small compressed file can expand to
+    gigabytes)."""
+    from nnc.ir.passes.resources import memory_budget
+
+    total = 0
+    for info in archive.infolist():
+        if not info.filename.endswith(".npy"):
+            continue
+        name = info.filename[: -len(".npy")]
+        with archive.open(info) as member:
+            try:
+                version = np.lib.format.read_magic(member)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                else:
+                    raise ValueError(f"unsupported .npy format version {version}")
+            except (ValueError, EOFError) as exc:
+                raise error(f"{path}: array '{name}' has a damaged header ({exc})") from None
+            stored = info.file_size - member.tell()
+        if dtype.hasobject:
+            raise error(
+                f"{path} is not a readable .npz archive: array '{name}' holds Python objects; "
+                "nnc reads plain numeric arrays only (it never unpickles)"
+            )
+        needed = math.prod(int(d) for d in shape) * dtype.itemsize
+        if needed > stored:
+            raise error(
+                f"{path}: array '{name}' declares shape {list(shape)} ({needed:,} bytes) but "
+                f"stores {stored:,} bytes; the file is damaged"
+            )
+        total += needed
+    budget = memory_budget()
+    if total > budget:
+        raise ResourceError(
+            f"{path} holds {total:,} bytes of arrays, more than the memory budget of "
+            f"{budget:,} bytes (NNC_MEMORY_BUDGET)"
+        )
 
 
 # A training checkpoint is an .npz whose canonical weights are stored under this

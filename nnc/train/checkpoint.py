@@ -151,33 +151,27 @@ def parse_checkpoint(arrays: dict[str, np.ndarray], path: Path) -> Checkpoint:
     weights = _group(arrays, CHECKPOINT_WEIGHTS_PREFIX)
     if not weights:
         raise WeightsError(f"{path} holds no weights")
-    for name, value in weights.items():
-        if not np.all(np.isfinite(value)):
-            raise WeightsError(f"{path}: weight '{name}' holds NaN or infinite values")
-    best_value = float(meta["best"]) if "best" in meta else math.nan
-    try:
-        state = TrainState(
-            epoch=int(meta["epoch"]),
-            batch=int(meta["batch"]),
-            step=int(meta["step"]),
-            rng_state=json.loads(str(meta["rng"])),
-            partial_loss=float(meta.get("partial_loss", 0.0)),
-            partial_count=int(meta.get("partial_count", 0)),
-            best=None if math.isnan(best_value) else best_value,
-            best_epoch=int(meta.get("best_epoch", 0)),
-            wait=int(meta.get("wait", 0)),
-            history=json.loads(str(meta["history"])),
-            noise_state=json.loads(str(meta["noise_rng"])) if "noise_rng" in meta else {},
-            partial_figures=(
-                json.loads(str(meta["partial_figures"])) if "partial_figures" in meta else {}
-            ),
-        )
-    except (ValueError, TypeError) as exc:
-        raise WeightsError(f"{path}: damaged metadata ({exc})") from None
     best = _group(arrays, "best/")
+    optimizer = _group(arrays, "optimizer/")
+    for group, tensors in (("weight", weights), ("best weight", best)):
+        for name, value in tensors.items():
+            if not np.issubdtype(value.dtype, np.floating):
+                raise WeightsError(f"{path}: {group} '{name}' has dtype {value.dtype}")
+            if not np.all(np.isfinite(value)):
+                raise WeightsError(f"{path}: {group} '{name}' holds NaN or infinite values")
+    for name, value in optimizer.items():
+        if not np.issubdtype(value.dtype, np.number) or not np.all(np.isfinite(value)):
+            raise WeightsError(
+                f"{path}: optimizer state '{name}' is not a finite number array "
+                f"(dtype {value.dtype})"
+            )
+    try:
+        state = _state(meta)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise WeightsError(f"{path}: damaged metadata ({exc})") from None
     return Checkpoint(
         weights=weights,
-        optimizer=_group(arrays, "optimizer/"),
+        optimizer=optimizer,
         state=state,
         recipe_hash=str(meta["recipe_hash"]),
         recipe=str(meta.get("recipe", "")),
@@ -186,6 +180,69 @@ def parse_checkpoint(arrays: dict[str, np.ndarray], path: Path) -> Checkpoint:
         standardizer=Standardizer.from_arrays(arrays, "standardize/", source=str(path)),
         path=path,
         workers=int(meta.get("workers", 1)),
+    )
+
+
+def _state(meta: dict[str, np.ndarray]) -> TrainState:
+    """The TrainState of a checkpoint's metadata; anything out of range is a ValueError
+    (a checkpoint is a file someone may have edited, so nothing is taken on trust)."""
+    version = _count(meta, "format")
+    if version > FORMAT:
+        raise ValueError(f"format {version} is newer than this nnc reads ({FORMAT})")
+    best = float(meta["best"]) if "best" in meta else math.nan
+    partial_loss = float(meta.get("partial_loss", 0.0))
+    if not math.isfinite(partial_loss) or math.isinf(best):
+        raise ValueError("a running loss is not finite")
+    rng_state = json.loads(str(meta["rng"]))
+    try:
+        # Restoring it checks it: the generator refuses a state of the wrong form.
+        if rng_state:
+            np.random.default_rng().bit_generator.state = rng_state
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"meta/rng is not a state of the batch-order generator ({exc})") from None
+    history = json.loads(str(meta["history"]))
+    if not isinstance(history, list) or not all(_row(r) for r in history):
+        raise ValueError("the history is not a list of epochs and their figures")
+    noise_state = json.loads(str(meta["noise_rng"])) if "noise_rng" in meta else {}
+    if noise_state:
+        try:
+            np.random.default_rng().bit_generator.state = noise_state
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(
+                f"meta/noise_rng is not a state of the noise generator ({exc})"
+            ) from None
+    figures = json.loads(str(meta["partial_figures"])) if "partial_figures" in meta else {}
+    if not isinstance(figures, dict) or not _row(figures):
+        raise ValueError("meta/partial_figures is not a mapping of figures")
+    return TrainState(
+        epoch=_count(meta, "epoch"),
+        batch=_count(meta, "batch"),
+        step=_count(meta, "step"),
+        rng_state=rng_state,
+        partial_loss=partial_loss,
+        partial_count=_count(meta, "partial_count"),
+        best=None if math.isnan(best) else best,
+        best_epoch=_count(meta, "best_epoch"),
+        wait=_count(meta, "wait"),
+        history=history,
+        noise_state=noise_state,
+        partial_figures=figures,
+    )
+
+
+def _count(meta: dict[str, np.ndarray], key: str) -> int:
+    """A non-negative whole number from the metadata (absent optional ones are 0)."""
+    value = meta.get(key, np.int64(0))
+    if not np.issubdtype(value.dtype, np.integer) or value.ndim != 0 or int(value) < 0:
+        shown = value.item() if value.ndim == 0 else f"an array of shape {list(value.shape)}"
+        raise ValueError(f"meta/{key} must be a non-negative integer. Received: {shown!r}")
+    return int(value)
+
+
+def _row(row: object) -> bool:
+    return isinstance(row, dict) and all(
+        isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)
+        for k, v in row.items()
     )
 
 

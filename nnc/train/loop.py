@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, NoReturn
 
 import numpy as np
 
@@ -86,6 +86,24 @@ class Identity:
     workers: int = 1
 
 
+# Given the canonical weights a diverged step started from and its batch of inputs,
+# say which value went non-finite first (nnc.train.diagnose.first_non_finite).
+Diagnose = Callable[[dict[str, np.ndarray], np.ndarray], object]
+
+
+@dataclass
+class _Anchor:
+    """A state a diverged step can be replayed from: the run's start, or its last
+    checkpoint. ``rng_state`` is the batch-order generator at the start of ``epoch``,
+    of which ``batch`` batches were done."""
+
+    weights: dict[str, np.ndarray]
+    optimizer: dict[str, np.ndarray]
+    epoch: int
+    batch: int
+    rng_state: dict[str, Any]
+
+
 @dataclass
 class TrainResult:
     runtime: Runtime | GanRuntime  # a GanRuntime for a GAN recipe
@@ -120,6 +138,7 @@ class Trainer:
         resumed_from: Path | None = None,
         after_epoch: Callable[[int, Runtime], object] | None = None,
         group: DataParallel | None = None,
+        diagnose: Diagnose | None = None,
     ):
         self.runtime = runtime
         self.data = data
@@ -136,12 +155,19 @@ class Trainer:
         self.after_epoch = after_epoch
         self.group = group
         self.agreed_stop = False  # a stop request every worker knows of (data-parallel)
-        self.last_checkpoint: Path | None = None
+        self.diagnose = diagnose
+        self.anchor: _Anchor | None = None
+        # A resumed run's last good checkpoint is the one it resumed from, until it
+        # writes its own.
+        self.last_checkpoint: Path | None = resumed_from
         es = plan.early_stopping
         self.restore_best = es is not None and es.restore_best
 
     # -- the loop ---------------------------------------------------------------
 
+    # Overflow is detected where it matters (a non-finite loss, weight or figure) and
+    # reported with a location; NumPy's own warnings would only repeat it.
+    @np.errstate(over="ignore", invalid="ignore", divide="ignore")
     def run(self) -> TrainResult:
         plan, s = self.plan, self.state
         n = len(self.data.train)
@@ -150,6 +176,12 @@ class Trainer:
         rng = np.random.default_rng(plan.seed)
         if s.rng_state:
             rng.bit_generator.state = s.rng_state
+        if s.batch >= batches:
+            raise TrainingError(
+                f"cannot resume: the checkpoint has {s.batch} batches of epoch {s.epoch + 1} "
+                f"done, but an epoch now has {batches} (the data or the batch size changed)"
+            )
+        self._set_anchor(self.runtime.get_weights(), rng)
         started = time.perf_counter()
         if self.run_dir is not None:
             self.run_dir.write_history(s.history)  # a resumed run drops later rows
@@ -192,6 +224,8 @@ class Trainer:
                     self._checkpoint()
                 elif self.run_dir is not None:
                     self.run_dir.append_history(s.history)
+                if self.run_dir is None and due:
+                    self._set_anchor(self.runtime.get_weights(), rng)
                 self.reporter.epoch(row, improved)
             return self._finish(stopped, time.perf_counter() - started)
         finally:
@@ -206,13 +240,24 @@ class Trainer:
         order = rng.permutation(len(train))
         self.runtime.seed(epoch_seed(plan.seed, epoch))
         lr = learning_rate(plan.lr, plan.schedule, epoch)
+        if not math.isfinite(lr):
+            raise TrainingError(
+                f"the learning rate of epoch {epoch + 1} is {lr:g}: the {plan.schedule.kind} "
+                f"schedule overflowed from lr = {plan.lr:g}",
+                hint="use a schedule gamma of at most 1",
+            )
         total, count = s.partial_loss, s.partial_count
         clock = time.perf_counter()
         for b in range(s.batch, batches):
             index = order[b * size : (b + 1) * size]
             loss = self._step(index, lr)
             if not math.isfinite(loss):
-                self._diverged(loss, epoch, b, batches, lr)
+                self._diverged(
+                    f"the loss became {loss}",
+                    f"at epoch {epoch + 1}, step {s.step + 1} (batch {b + 1} of {batches})",
+                    lr,
+                    self._locate(epoch, b, size, batches),
+                )
             s.step += 1
             total += loss * len(index)
             count += len(index)
@@ -226,6 +271,10 @@ class Trainer:
                 return None
         row: dict[str, float] = {"epoch": epoch + 1, "loss": total / count}
         row.update(self._epoch_figures())
+        for name, value in row.items():
+            if not math.isfinite(value):
+                # Every batch loss was finite; the model overflows on other samples.
+                self._diverged(f"{name} became {value}", f"after epoch {epoch + 1}", lr)
         row["lr"] = lr
         row["time"] = time.perf_counter() - clock
         s.epoch, s.batch, s.rng_state = epoch + 1, 0, dict(rng.bit_generator.state)
@@ -257,6 +306,53 @@ class Trainer:
             return ""
         how = f" ({group.description})" if group.description else ""
         return f"{group.size} data-parallel workers{how}"
+
+    # -- divergence ---------------------------------------------------------------
+
+    def _set_anchor(self, weights: dict[str, np.ndarray], rng: np.random.Generator) -> None:
+        """Remember where to replay from (only when a diagnosis is wanted): the
+        current weights and optimizer state, and the batch order at this point."""
+        if self.diagnose is None or self.group is not None:
+            return
+        s = self.state
+        # Mid-epoch (a stop request) the state keeps the epoch's starting batch order;
+        # else the generator stands at the start of epoch s.epoch.
+        rng_state = s.rng_state if s.batch else dict(rng.bit_generator.state)
+        optimizer = self.runtime.get_optimizer_state()
+        self.anchor = _Anchor(weights, optimizer, s.epoch, s.batch, copy.deepcopy(rng_state))
+
+    def _locate(self, epoch: int, failed: int, size: int, batches: int) -> object:
+        """Which value went non-finite first in batch ``failed`` of ``epoch``.
+
+        The steps since the anchor are replayed on the same runtime (the same batches,
+        learning rates and dropout seeds: deterministic), which gives back the weights
+        the failed step started from; ``diagnose`` runs that step's batch through them.
+        """
+        a, plan, train = self.anchor, self.plan, self.data.train
+        if self.diagnose is None or a is None or self.group is not None:
+            return None
+        try:
+            self.runtime.set_weights(a.weights)
+            if a.optimizer:
+                self.runtime.set_optimizer_state(a.optimizer)
+            rng = np.random.default_rng(plan.seed)
+            rng.bit_generator.state = a.rng_state
+            for e in range(a.epoch, epoch + 1):
+                order = rng.permutation(len(train))
+                self.runtime.seed(epoch_seed(plan.seed, e))
+                lr = learning_rate(plan.lr, plan.schedule, e)
+                for b in range(a.batch if e == a.epoch else 0, failed if e == epoch else batches):
+                    index = order[b * size : (b + 1) * size]
+                    loss = self.runtime.train_step(train.x[index], train.y[index], lr)
+                    if not math.isfinite(loss):
+                        return (
+                            "the first non-finite layer is unknown: replaying the earlier "
+                            f"steps diverged sooner (epoch {e + 1}, batch {b + 1})"
+                        )
+            index = order[failed * size : (failed + 1) * size]
+            return self.diagnose(self.runtime.get_weights(), train.x[index])
+        except Exception as exc:  # the diagnosis must never hide the divergence itself
+            return f"the first non-finite layer could not be found ({type(exc).__name__}: {exc})"
 
     def _epoch_figures(self) -> dict[str, float]:
         figures: dict[str, float] = {}
@@ -318,13 +414,19 @@ class Trainer:
         weights = self.runtime.get_weights()
         bad = [k for k, v in weights.items() if not np.all(np.isfinite(v))]
         if bad:
+            # The last step's loss was finite, but its update was not.
             s = self.state
-            self._diverged(math.nan, s.epoch, max(s.batch - 1, 0), 0, None, weight=bad[0])
+            epoch = s.epoch if s.batch else s.epoch - 1
+            self._diverged(
+                f"weight '{bad[0]}' became NaN or infinite",
+                f"in the update of epoch {epoch + 1}, step {s.step}",
+            )
         if self.run_dir is None:
             return None
+        optimizer = self.runtime.get_optimizer_state()
         checkpoint = Checkpoint(
             weights=weights,
-            optimizer=self.runtime.get_optimizer_state(),
+            optimizer=optimizer,
             state=self.state,
             recipe_hash=self.identity.recipe_hash,
             recipe=self.identity.recipe_json,
@@ -336,23 +438,19 @@ class Trainer:
         path = write_checkpoint(self.run_dir.checkpoints, checkpoint)
         prune_checkpoints(self.run_dir.checkpoints, self.plan.keep)
         self.last_checkpoint = path
+        if self.diagnose is not None:
+            s = self.state
+            self.anchor = _Anchor(weights, optimizer, s.epoch, s.batch, dict(s.rng_state))
         self.run_dir.write_history(self.state.history)
         return path
 
     def _diverged(
-        self,
-        loss: float,
-        epoch: int,
-        batch: int,
-        batches: int,
-        lr: float | None,
-        weight: str | None = None,
-    ) -> None:
-        what = f"weight '{weight}' became NaN or infinite" if weight else f"the loss became {loss}"
-        where = f"at epoch {epoch + 1}, step {self.state.step + 1}"
-        if batches:
-            where += f" (batch {batch + 1} of {batches})"
+        self, what: str, where: str, lr: float | None = None, finding: object = None
+    ) -> NoReturn:
+        """Stop: ``what`` happened ``where``; say which value went non-finite first
+        (``finding``), where the last good checkpoint is, and what to try."""
         rate = f" with learning rate {lr:g}" if lr is not None else ""
+        found = f": {finding}" if finding is not None else ""
         saved = (
             f"the last good checkpoint is {self.last_checkpoint}"
             if self.last_checkpoint
@@ -362,7 +460,7 @@ class Trainer:
         if self.run_dir is not None:
             self.run_dir.write_history(self.state.history)
         raise TrainingError(
-            f"{what} {where}{rate}; training stopped and {saved}",
+            f"{what} {where}{rate}{found}; training stopped and {saved}",
             hint=f"lower the learning rate (try {suggestion}) or standardise the inputs",
         )
 

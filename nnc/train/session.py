@@ -27,12 +27,20 @@ from nnc.data.images import image_geometry
 from nnc.data.preparation import prepare_gan
 from nnc.data.standardize import FILENAME as STANDARDIZE
 from nnc.dsl import format_program
-from nnc.errors import BackendError, NncError, RecipeError, TrainingError, did_you_mean
+from nnc.errors import (
+    BackendError,
+    NncError,
+    RecipeError,
+    TrainingError,
+    WeightsError,
+    did_you_mean,
+)
 from nnc.ir.passes.params import count_params
 from nnc.ir.program import Model, Program
 from nnc.ir.training import GanRecipe, Recipe
 from nnc.ir.weights import check_gan_weights, check_weights, init_gan_weights, init_weights
 from nnc.train.checkpoint import Checkpoint, latest_checkpoint
+from nnc.train.diagnose import first_non_finite
 from nnc.train.gan import GanPlan, GanTrainer
 from nnc.train.loop import Identity, Plan, Trainer, TrainResult
 from nnc.train.metrics import Metrics
@@ -355,9 +363,13 @@ def train(
         if checkpoint
         else init_weights(program, model, resolved.seed)
     )
+    best = None
+    if checkpoint is not None and checkpoint.best_weights is not None:
+        source = f"{checkpoint.path} (best epoch's weights)"
+        best = check_weights(program, model, checkpoint.best_weights, source=source)
     runtime = build_runtime(program, model.name, backend, weights, resolved.seed, device, build)
     if checkpoint is not None and checkpoint.optimizer:
-        restore_optimizer(runtime, checkpoint, run.document, reporter)
+        restore_optimizer(runtime, checkpoint, run.document, reporter, force)
 
     if run_dir is not None:
         write_run_files(run_dir, run, data)
@@ -377,10 +389,11 @@ def train(
         reporter=reporter,
         run_dir=run_dir,
         state=checkpoint.state if checkpoint else None,
-        best_weights=checkpoint.best_weights if checkpoint else None,
+        best_weights=best,
         should_stop=should_stop or (lambda: False),
         resumed_from=checkpoint.path if checkpoint else None,
         after_epoch=drawer,
+        diagnose=lambda weights, x: first_non_finite(program, model, weights, [x]),
     )
     return trainer.run()
 
@@ -509,7 +522,11 @@ def resume_checkpoint(
 
 
 def restore_optimizer(
-    runtime: Runtime, checkpoint: Checkpoint, document: dict[str, Any], reporter: QuietReporter
+    runtime: Runtime,
+    checkpoint: Checkpoint,
+    document: dict[str, Any],
+    reporter: QuietReporter,
+    force: bool,
 ) -> None:
     """Load the checkpoint's optimizer state, unless the optimizer changed (--force)."""
     try:
@@ -520,10 +537,34 @@ def restore_optimizer(
     if old is not None and old != new:
         reporter.warn(f"the optimizer changed from {old} to {new}; its state starts afresh")
         return
-    try:
+    problem = _state_misfit(runtime.get_optimizer_state(), checkpoint.optimizer)
+    if problem is None:
         runtime.set_optimizer_state(checkpoint.optimizer)
-    except (NncError, KeyError, ValueError) as exc:
-        # Only reachable with --force after a change to the model.
+    elif force:
+        # The model changed (--force): the old state cannot carry over.
         reporter.warn(
-            f"the optimizer state of {checkpoint.path} does not fit ({exc}); it starts afresh"
+            f"the optimizer state of {checkpoint.path} does not fit ({problem}); it starts afresh"
         )
+    else:
+        # Same recipe, yet the state does not fit: the file was damaged or edited.
+        raise WeightsError(f"{checkpoint.path}: {problem}")
+
+
+def _state_misfit(fresh: dict[str, np.ndarray], saved: dict[str, np.ndarray]) -> str | None:
+    """Why a saved optimizer state does not fit the runtime's own (freshly built)
+    state, by tensor name; None when every tensor has the expected name and shape."""
+    missing = sorted(set(fresh) - set(saved))
+    unknown = sorted(set(saved) - set(fresh))
+    if missing or unknown:
+        return (
+            f"the optimizer state should hold {', '.join(sorted(fresh))}"
+            + (f"; missing {', '.join(missing)}" if missing else "")
+            + (f"; unknown {', '.join(unknown)}" if unknown else "")
+        )
+    for name, value in fresh.items():
+        if np.shape(saved[name]) != np.shape(value):
+            return (
+                f"optimizer state '{name}' has shape {list(np.shape(saved[name]))}; the model "
+                f"expects {list(np.shape(value))}"
+            )
+    return None

@@ -22,7 +22,6 @@ from nnc.backends import codegen, gancode
 from nnc.backends.numpy.gan import generate_gan
 from nnc.backends.numpy.module import LOWERINGS, NAME, generate
 from nnc.errors import BackendError
-from nnc.ir.passes import infer_shapes, validate
 from nnc.ir.program import Program
 from nnc.ir.training import GanRecipe
 from nnc.ir.weights import check_gan_weights, check_weights
@@ -30,17 +29,11 @@ from nnc.ir.weights import check_gan_weights, check_weights
 __all__ = ["LOWERINGS", "NAME", "build", "build_gan", "emit", "emit_gan"]
 
 
-def _checked(program: Program) -> Program:
-    if all(node.outs for m in program.models.values() for node in m.nodes):
-        return program
-    return validate(infer_shapes(program))
-
-
 def emit(program: Program, model: str | None = None, source: str = "<program>") -> str:
     """The generated NumPy module for ``model`` (default: the model of the first train
     recipe, else the only model; when that recipe is a GAN, the GAN's module, as
     :func:`emit_gan`). Imports no framework."""
-    checked = _checked(program)
+    checked = codegen.checked(program)
     gan = gancode.default_gan(checked, model)
     if gan is not None:
         return generate_gan(checked, gan, source)
@@ -52,7 +45,7 @@ def emit_gan(
 ) -> str:
     """The generated NumPy module of a GAN recipe (default: the only one): both
     models, both optimizers, ``GanRuntime`` and ``fit``."""
-    checked = _checked(program)
+    checked = codegen.checked(program)
     return generate_gan(checked, gancode.select_gan(checked, recipe), source)
 
 
@@ -69,7 +62,7 @@ def build_gan(
     them the initial weights are drawn from ``seed`` (default: the recipe's).
     ``dtype`` is ``float32`` or ``float64`` (the reference).
     """
-    program = _checked(program)
+    program = codegen.checked(program)
     gan = gancode.select_gan(program, recipe)
     resolved = _dtype(dtype)
     if weights is not None:
@@ -99,7 +92,7 @@ def build(
     ``float32`` (default) or ``float64`` (the reference the other backends are
     compared with).
     """
-    program = _checked(program)
+    program = codegen.checked(program)
     m, recipe = codegen.select(program, model)
     resolved = _dtype(dtype)
     if weights is not None:

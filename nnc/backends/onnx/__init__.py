@@ -166,11 +166,9 @@ def _reads_root_input(program: Program, root: str, prefix: str) -> bool:
 
 
 def _prepare(program: Program, model: str | None) -> tuple[Program, Model]:
-    from nnc.backends.codegen import select
-    from nnc.ir.passes import check
+    from nnc.backends.codegen import checked, select
 
-    if any(not node.outs for m in program.models.values() for node in m.nodes):
-        program = check(program)
+    program = checked(program)
     chosen, _ = select(program, model)
     return program, chosen
 

@@ -439,7 +439,7 @@ def _identifier(name: str, what: str, taken: set[str]) -> str:
     """``name`` if it is a valid nnc identifier, else a sanitised one; unique in ``taken``."""
     candidate = name
     if check_identifier(candidate, what) is not None:
-        candidate = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_") or what
+        candidate = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_")[:64] or what
         if candidate[0].isdigit():
             candidate = f"{what}_{candidate}"
         if check_identifier(candidate, what) is not None:

@@ -83,8 +83,23 @@ def read_model(data: bytes | str | Path) -> tuple[onnx.ModelProto, str]:
     return model, source
 
 
-def load_graph(model: onnx.ModelProto, source: str) -> Graph:
-    """Validate the structure of ``model`` and collect what the importer needs."""
+@dataclass
+class Structure:
+    """What :func:`check_structure` established about a graph."""
+
+    opset: int
+    consts: dict[str, np.ndarray]
+    inputs: list[onnx.ValueInfoProto]
+    producers: dict[str, onnx.NodeProto | None]
+    ordered: list[onnx.NodeProto]
+
+
+def check_structure(model: onnx.ModelProto, source: str) -> Structure:
+    """Refuse what no runtime should be handed: names that are not text, no default
+    opset, initializers with external data, absurd dims or missing values, graph
+    inputs with impossible dims, a tensor defined twice or read but never defined, a
+    graph output nothing computes, a cycle. ``nnc import`` and ``nnc run`` both
+    check this before anything else reads the model."""
     g = model.graph
     _check_names(g, source)
     opset = next((o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS), None)
@@ -102,11 +117,28 @@ def load_graph(model: onnx.ModelProto, source: str) -> Graph:
                     f"{describe(node)} reads '{name}', which no node, graph input or "
                     "initializer defines"
                 )
-    outputs = [o.name for o in g.output]
-    for name in outputs:
+    for name in (o.name for o in g.output):
         if name not in producers:
             raise GraphError(f"graph output '{name}' is not computed by any node")
-    ordered = toposort(list(g.node), producers)
+    return Structure(opset, consts, inputs, producers, toposort(list(g.node), producers))
+
+
+def check_model(model: onnx.ModelProto, source: str) -> None:
+    """The ONNX checker's verdict as an OnnxImportError naming the model's defect."""
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:  # ValidationError, or a decoding error on corrupt strings
+        lines = str(exc).strip().splitlines()
+        text = lines[0] if lines else type(exc).__name__
+        raise OnnxImportError(f"{source} fails the ONNX checker: {text}") from None
+
+
+def load_graph(model: onnx.ModelProto, source: str) -> Graph:
+    """Validate the structure of ``model`` and collect what the importer needs."""
+    structure = check_structure(model, source)
+    opset, consts, inputs = structure.opset, structure.consts, structure.inputs
+    producers, ordered = structure.producers, structure.ordered
+    outputs = [o.name for o in model.graph.output]
     for node in ordered:
         if node.op_type == "Constant" and node.domain in DEFAULT_DOMAINS:
             consts[node.output[0]] = constant_value(node)
@@ -117,12 +149,7 @@ def load_graph(model: onnx.ModelProto, source: str) -> Graph:
         for name in _followed_inputs(node):
             consumers.setdefault(name, []).append(node)
     # Any checker complaint left (attribute types, ranges) names the model's defect.
-    try:
-        onnx.checker.check_model(model)
-    except Exception as exc:  # ValidationError, or a decoding error on corrupt strings
-        lines = str(exc).strip().splitlines()
-        text = lines[0] if lines else type(exc).__name__
-        raise OnnxImportError(f"{source} fails the ONNX checker: {text}") from None
+    check_model(model, source)
     return Graph(model, opset, inputs, outputs, consts, nodes, consumers)
 
 

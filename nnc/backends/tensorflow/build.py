@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from nnc.backends import gancode, require_framework
-from nnc.backends.codegen import load_module, select
+from nnc.backends.codegen import checked, load_module, select
 from nnc.errors import DataError, RecipeError
 from nnc.ir.program import Program
 from nnc.ir.training import GanRecipe
@@ -43,10 +43,11 @@ def build(
     a ``tf.distribute.MultiWorkerMirroredStrategy`` with one replica per worker,
     makes a data-parallel runtime (docs/distributed.md).
     """
-    from nnc.backends.tensorflow.emit import _checked, emit
+    from nnc.backends.codegen import checked
+    from nnc.backends.tensorflow.emit import emit
 
     require_framework("tensorflow")
-    program = _checked(program)
+    program = checked(program)
     m, recipe = select(program, model)
     source = emit(program, m.name)
     if weights is not None:
@@ -75,11 +76,10 @@ def build_gan(
     """A TensorFlow :class:`~nnc.backends.runtime.GanRuntime` for a GAN recipe
     (default: the only one). ``weights`` hold both models under their roles
     (default: drawn from ``seed``, itself the recipe's by default)."""
-    from nnc.backends.tensorflow.emit import _checked
     from nnc.backends.tensorflow.gan import emit_gan_module
 
     require_framework("tensorflow")
-    program = _checked(program)
+    program = checked(program)
     gan = gancode.select_gan(program, recipe)
     source = emit_gan_module(program, gan, "<program>")
     if weights is not None:

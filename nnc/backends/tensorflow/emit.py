@@ -12,6 +12,7 @@ from __future__ import annotations
 from nnc.backends import gancode
 from nnc.backends.codegen import (
     CodeWriter,
+    checked,
     emit_fit,
     emit_initial_weights,
     emit_learning_rate,
@@ -30,7 +31,7 @@ from nnc.backends.tensorflow.runtime import RuntimeSpec, emit_runtime, emit_tabl
 from nnc.backends.tensorflow.training import LossSpec, emit_loss, emit_optimizer, loss_name
 from nnc.ir.ops.dense import Embedding
 from nnc.ir.ops.graph import Call
-from nnc.ir.passes import infer_shapes, inline_calls, model_params, validate
+from nnc.ir.passes import inline_calls, model_params
 from nnc.ir.program import Model, Program
 from nnc.ir.training import BinaryCrossEntropy, GanRecipe, Optimizer, Recipe
 
@@ -146,7 +147,7 @@ def emit(program: Program, model: str | None = None, source: str = "<program>") 
 
     When the model is trained by a GAN recipe, this is the GAN's module (:func:`emit_gan`).
     """
-    program = _checked(program)
+    program = checked(program)
     gan = gancode.default_gan(program, model)
     if gan is not None:
         from nnc.backends.tensorflow.gan import emit_gan_module
@@ -242,15 +243,8 @@ def emit_gan(
     both optimizers, ``GanRuntime`` and ``fit``."""
     from nnc.backends.tensorflow.gan import emit_gan_module
 
-    program = _checked(program)
+    program = checked(program)
     return emit_gan_module(program, gancode.select_gan(program, recipe), source)
-
-
-def _checked(program: Program) -> Program:
-    """The program typed and validated (``nnc.parse`` already returns it so)."""
-    if all(node.outs for m in program.models.values() for node in m.nodes):
-        return program
-    return validate(infer_shapes(program))
 
 
 def _module_doc(model: Model, trains: bool) -> str:

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nnc.backends import gancode
-from nnc.backends.codegen import CodeWriter, py_literal
-from nnc.backends.tensorflow.emit import MODULE_NAMES, _callees_first, _checked
+from nnc.backends.codegen import CodeWriter, checked, py_literal
+from nnc.backends.tensorflow.emit import MODULE_NAMES, _callees_first
 from nnc.backends.tensorflow.graph import ModelEmitter, Names, uses_dropout
 from nnc.backends.tensorflow.library import DEFINED_NAMES, MODEL_PART, RUNTIME_PART, emit_library
 from nnc.backends.tensorflow.training import OptimizerCode, emit_optimizer
@@ -53,7 +53,7 @@ class Part:
 def emit_gan_module(program: Program, recipe: GanRecipe, source: str) -> str:
     """The TensorFlow module of a GAN recipe, as Python source; emitting it imports no
     framework."""
-    program = _checked(program)
+    program = checked(program)
     module = Names(MODULE_NAMES | DEFINED_NAMES | GAN_NAMES)
     models: list[Model] = []
     for name in (recipe.generator, recipe.discriminator):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
-from nnc.backends.codegen import CodeWriter, py_literal
+from nnc.backends.codegen import CodeWriter, py_identifier, py_literal
 from nnc.backends.tensorflow.training import LossSpec, OptimizerCode, loss_name
 from nnc.ir.program import Model
 
@@ -373,10 +373,9 @@ def _emit_conversions(w: CodeWriter, spec: RuntimeSpec, trains: bool) -> None:
     with w.block("def _inputs(self, arrays):"):
         with w.block("if len(arrays) != len(INPUTS):"):
             w.line("raise InputError(")
-            w.line(
-                f'    f"{spec.model.name} takes {{len(INPUTS)}} input(s). '
-                'Received: {len(arrays)}"'
-            )
+            # The name goes inside an f-string: only an identifier may (no braces).
+            name = py_identifier(spec.model.name, "model name")
+            w.line(f'    f"{name} takes {{len(INPUTS)}} input(s). Received: {{len(arrays)}}"')
             w.line(")")
         w.line("tensors = []")
         with w.block("for array, (name, shape, dtype) in zip(arrays, INPUTS):"):

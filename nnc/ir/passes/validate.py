@@ -36,7 +36,10 @@ def check_identifier(name: str, what: str) -> str | None:
     neither nnc nor Python keywords, nor dunder names.
     """
     if not IDENTIFIER.match(name):
-        return f"{what} '{name}' is not a valid identifier (letters, digits, _; ASCII only)"
+        # A hostile name is quoted escaped, so the message itself stays one line.
+        shown = name if name.isprintable() else name.encode("unicode_escape").decode("ascii")
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        return f"{what} '{shown}' is not a valid identifier (letters, digits, _; ASCII only)"
     if len(name) > MAX_NAME_LENGTH:
         return f"{what} is longer than {MAX_NAME_LENGTH} characters"
     if name in RESERVED or keyword.iskeyword(name) or keyword.issoftkeyword(name):
@@ -64,6 +67,17 @@ def _validate_model(model: Model) -> None:
     problem = check_identifier(model.name, "model name")
     if problem:
         raise NameResolutionError(problem, model.span)
+    for decl in model.inputs:
+        for dim in decl.type.shape:
+            # Symbolic dims are written into generated code as string literals only, but
+            # they must still read back as .nn text.
+            if isinstance(dim, str) and not IDENTIFIER.match(dim):
+                shown = dim.encode("unicode_escape").decode("ascii")[:60]
+                raise NameResolutionError(
+                    f"input '{decl.name}': the symbolic dim '{shown}' is not a valid identifier "
+                    "(letters, digits, _; ASCII only)",
+                    decl.span,
+                )
     seen: set[str] = set()
     for item in (*model.inputs, *model.nodes):
         problem = check_identifier(item.name, "name")

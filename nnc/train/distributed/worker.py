@@ -100,7 +100,7 @@ def _train(job: Job, run: RunSpec, connection: Connection, base: Path | None, fo
         source = str(checkpoint.path)
         runtime.set_weights(check_weights(program, model, checkpoint.weights, source=source))
         if checkpoint.optimizer:
-            restore_optimizer(runtime, checkpoint, run.document, reporter)
+            restore_optimizer(runtime, checkpoint, run.document, reporter, job.force)
     run_dir = RunDir(Path(job.out)) if group.chief and job.out else None
     drawer = None
     if run_dir is not None:

@@ -99,7 +99,7 @@ def test_run_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad.write_bytes(b"not a model")
     code, _, err = nnc_cli(capsys, "run", str(bad), "--input", str(data))
     assert code == 1
-    assert "error: onnxruntime cannot load the model:" in err
+    assert f"error: {bad} is not an ONNX model: its protobuf cannot be parsed" in err
     code, _, err = nnc_cli(capsys, "run", str(model), "--input", str(tmp_path / "none.npz"))
     assert code == 1 and "no such input file" in err
 
