@@ -265,14 +265,19 @@ _layer(
     "PRelu",
     '''
     class PRelu(Layer):
-        """x if x > 0 else alpha_c * x, one learned slope per channel (the last axis)."""
+        """x if x > 0 else alpha_c * x, one learned slope per channel (the last axis).
+
+        Written with tf.where: max(x, 0) + alpha * min(x, 0) computes the same values,
+        but at x = 0 TensorFlow sends the gradient of both max and min to x, a slope of
+        1 + alpha where nnc's is alpha (and exact zeros are common: zero biases,
+        padding, relu outputs)."""
 
         def __init__(self, channels, trainable=True, name=None):
             super().__init__(name=name)
             self.alpha = variable([channels], trainable, "alpha", fill=0.25)
 
         def __call__(self, x):
-            return tf.maximum(x, 0.0) + self.alpha * tf.minimum(x, 0.0)
+            return tf.where(x > 0, x, self.alpha * x)
 
         def parameters(self):
             return {"alpha": self.alpha}
