@@ -394,8 +394,10 @@ class NodeContext:
 
 WIDTH = 100  # generated lines stay within this many characters
 # Python operators that bind more loosely than `+` (spaced, as generated code writes them).
-LOOSER_THAN_PLUS = (" if ", " and ", " or ", "not ", "lambda", " & ", " | ", " ^ ", " << ", " >> ")
-LOOSER_THAN_PLUS += (" < ", " > ", " <= ", " >= ", " == ", " != ", " is ", " in ")
+LOOSER_THAN_PLUS: tuple[str, ...] = (
+    *(" if ", " and ", " or ", "not ", "lambda", " & ", " | ", " ^ ", " << ", " >> "),
+    *(" < ", " > ", " <= ", " >= ", " == ", " != ", " is ", " in "),
+)
 
 
 def _top_level(text: str, tokens: Sequence[str]) -> list[int]:
