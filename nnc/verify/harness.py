@@ -472,12 +472,15 @@ def gradient_deviation(
     """Gradients against the reference (see :func:`deviation` for ``spread`` and
     ``tol``); a noise parameter's relative to the model's largest gradient rather than
     its own (which is zero)."""
-    worst = deviation(got, ref, noise.parameters, spread.gradients if spread else None, tol)
+    allowed = spread.gradients if spread else {}
+    worst = deviation(got, ref, noise.parameters, allowed, tol)
     for name in noise.parameters:
         if name in got and name in ref:
             diff = float(np.abs(np.asarray(got[name], np.float64) - ref[name]).max())
-            rel = diff / max(noise.gradient_scale, 1e-6)
-            worst = worst.worse(Deviation(diff, rel, name))
+            scale = max(noise.gradient_scale, 1e-6)
+            if tol:  # noise a batchnorm of zero variance amplifies, say
+                scale = max(scale, allowed.get(name, 0.0) / tol)
+            worst = worst.worse(Deviation(diff, diff / scale, name))
     return worst
 
 
