@@ -8,9 +8,9 @@
 
 from __future__ import annotations
 
+from nnc.verify.compare import Noise
 from nnc.verify.harness import (
     Case,
-    Noise,
     Report,
     Row,
     Run,

@@ -28,7 +28,8 @@ from nnc.ir.training import DataFile, Mse, Recipe, Sgd
 from nnc.verify.tolerance import Tolerance, deviation
 
 if TYPE_CHECKING:
-    from nnc.verify.harness import Case, Noise, Row, Run
+    from nnc.verify.compare import Noise
+    from nnc.verify.harness import Case, Row, Run
 
 
 def diagnose(
@@ -113,15 +114,8 @@ def first_deviating_backward(backend: str, case: Case, tol: Tolerance) -> str | 
     """The first node, in topological order, such that the model cut after it, with
     an mse loss on its output, has parameter gradients that deviate: that node's
     backward pass is the first to go wrong."""
-    from nnc.verify.harness import (
-        BATCH,
-        REFERENCE,
-        Case,
-        Noise,
-        gradient_deviation,
-        run,
-        static_shape,
-    )
+    from nnc.verify.compare import Noise, gradient_deviation
+    from nnc.verify.harness import BATCH, REFERENCE, Case, run, static_shape
 
     program, model = case.program, case.model
     rng = np.random.default_rng(1)
@@ -140,7 +134,7 @@ def first_deviating_backward(backend: str, case: Case, tol: Tolerance) -> str | 
             ref = run(REFERENCE, sub)
         except BackendError as exc:
             return f"{node.name} ({node.op}): {exc}"
-        d = gradient_deviation(got, ref.gradients, Noise.of(cut, model, ref))
+        d = gradient_deviation(got, ref.gradients, Noise.of(cut, model, ref, 0.0))
         if d.max_rel > tol.gradient:
             worst = describe(program, model, d.where)
             return (
@@ -160,10 +154,11 @@ def downstream_batchnorms(program: Program, model: str, parameters: Iterable[str
     for node in flat.nodes:  # topological: one pass follows every path
         if node.name in frontier or any(base_name(r) in reached for r in node.inputs):
             reached.add(node.name)
+    # A batchnorm's statistics follow its input, not its own (noisy or not) γ and β.
     return [
         n.name
         for n in flat.nodes
-        if isinstance(n, BatchNorm) and n.name in reached and n.name not in frontier
+        if isinstance(n, BatchNorm) and any(base_name(r) in reached for r in n.inputs)
     ]
 
 

@@ -45,6 +45,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nnc.errors import TrainingError
+
 if TYPE_CHECKING:
     from nnc.verify.harness import Case, Run
 
@@ -82,10 +84,9 @@ def changes(got: Run, ref: Run) -> Spread:
 
 @dataclass
 class Baseline:
-    """The reference's run of a case, NumPy's float32 run of it, and the allowances."""
+    """The allowances of a case, from its reference runs."""
 
-    ref: Run
-    float32: Run
+    quiet_ref: Run  # the reference run again, with its quiet elements recorded
     moved: Spread  # the float64 reference from the case to the nearby points
     rounding_nearby: Spread  # NumPy float32 against float64 at the nearby points
     rounding_here: Spread  # the same at the case
@@ -103,19 +104,24 @@ class Baseline:
         return out
 
 
-_CACHE: dict[str, Baseline] = {}
-
-
-def baseline(case: Case, tries: int = TRIES, rho: float = RHO) -> Baseline:
-    """The case's :class:`Baseline` (kept for the last few cases: the matrix verifies
-    one case once per backend)."""
+def baseline(
+    case: Case, ref: Run, float32: Run | None = None, tries: int = TRIES, rho: float = RHO
+) -> Baseline:
+    """The case's :class:`Baseline`, given its reference run (``float32``, NumPy's
+    float32 run of the case, is reused when given). It costs a few NumPy runs, so
+    :func:`nnc.verify.verify` asks for it only when a check fails without it."""
     from nnc.verify.harness import REFERENCE, run
 
-    key = _fingerprint(case)
-    if key in _CACHE:
-        return _CACHE[key]
-    ref = run(REFERENCE, case, record_quiet=True)
-    float32 = run("numpy", case)
+    quiet_ref = run(REFERENCE, case, record_quiet=True)
+    float32 = float32 or run("numpy", case)
+    overflow = _non_finite(float32)
+    if overflow:
+        raise TrainingError(
+            f"model '{case.model}' leaves float32's range within {len(case.lrs)} steps "
+            f"({overflow} overflows in NumPy's float32 run, not in the float64 reference), "
+            "so float32 backends cannot be compared; lower the learning rate or the number "
+            "of steps"
+        )
     moved, nearby = Spread(), Spread()
     rng = np.random.default_rng(20240521)
     for _ in range(tries):
@@ -127,11 +133,32 @@ def baseline(case: Case, tries: int = TRIES, rho: float = RHO) -> Baseline:
         ref_there = run(REFERENCE, point)
         _widest(moved, changes(ref_there, ref))
         _widest(nearby, changes(run("numpy", point), ref_there))
-    result = Baseline(ref, float32, moved, nearby, changes(float32, ref))
-    if len(_CACHE) >= 4:
-        _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[key] = result
-    return result
+    return Baseline(quiet_ref, moved, nearby, changes(float32, ref))
+
+
+_REFERENCES: dict[str, Run] = {}
+
+
+def reference(case: Case) -> Run:
+    """The reference's run of ``case``, kept for the last few cases (the matrix
+    verifies one case once per backend)."""
+    from nnc.verify.harness import REFERENCE, run
+
+    key = _fingerprint(case)
+    if key not in _REFERENCES:
+        if len(_REFERENCES) >= 4:
+            _REFERENCES.pop(next(iter(_REFERENCES)))
+        _REFERENCES[key] = run(REFERENCE, case)
+    return _REFERENCES[key]
+
+
+def _non_finite(got: Run) -> str:
+    """The first tensor of a run holding an inf or a nan ("" if none)."""
+    for tensors in (got.outputs, got.gradients, got.weights_after, got.state_after):
+        for name, value in tensors.items():
+            if not np.all(np.isfinite(value)):
+                return name
+    return "" if all(np.isfinite(got.losses)) else "the loss"
 
 
 def _widest(into: Spread, other: Spread) -> None:
