@@ -17,7 +17,7 @@ from tests.equivalence.networks import networks
 
 
 @settings(
-    max_examples=12,
+    max_examples=8,
     deadline=None,
     derandomize=True,
     database=None,
