@@ -16,13 +16,17 @@ import numpy as np
 
 from nnc.ir.program import Program
 from nnc.verify.sensitivity import RHO, Spread
-from nnc.verify.tolerance import OUTPUT_FLOOR, Deviation, Tolerance, deviation
+from nnc.verify.tolerance import (
+    OUTPUT_FLOOR,
+    QUIET,
+    QUIET_STEP,
+    Deviation,
+    Tolerance,
+    deviation,
+)
 
 if TYPE_CHECKING:
     from nnc.verify.harness import Row, Run
-
-QUIET = 1e-9  # a gradient this small relative to the model's largest is rounding noise
-QUIET_STEP = 3.0  # the largest update, in learning rates, an optimizer makes on noise
 
 
 @dataclass(frozen=True)

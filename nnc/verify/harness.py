@@ -38,6 +38,8 @@ from nnc.ir.training import (
 )
 from nnc.ir.weights import init_weights
 from nnc.verify.tolerance import (
+    QUIET,
+    QUIET_STEP,
     SYMBOLIC_LENGTH,
     Deviation,
     Tolerance,
@@ -276,8 +278,6 @@ def run(backend: str, case: Case, train: bool = True, record_quiet: bool = False
     result = Run(outputs=outputs(runtime, case.model, case.program, case.inputs), runtime=runtime)
     if not train:
         return result
-    from nnc.verify.compare import QUIET_STEP
-
     x, y = case.inputs[0], case.target
     result.gradients = dict(runtime.gradients(x, y))
     noisy: dict[str, np.ndarray] = {}
@@ -299,8 +299,6 @@ def run(backend: str, case: Case, train: bool = True, record_quiet: bool = False
 def _quiet_elements(gradients: Mapping[str, np.ndarray], noisy: dict[str, np.ndarray]) -> None:
     """Mark (in ``noisy``, cumulatively) the elements whose gradient is zero up to
     rounding."""
-    from nnc.verify.compare import QUIET
-
     scale = max((float(np.abs(g).max()) for g in gradients.values() if g.size), default=0.0)
     for name, g in gradients.items():
         quiet = np.abs(g) <= QUIET * scale
@@ -334,10 +332,13 @@ def verify(
 ) -> Report:
     """Compare every requested (default: every installed) backend with the reference.
 
-    With ``transfer``, every ordered pair of training backends (the reference
-    included) also continues from each other's state half-way (see
-    :func:`nnc.verify.transfer.transfers`). With ``locate``, a failing backend is
-    diagnosed (see :mod:`nnc.verify.locate`).
+    ``optimizer`` and ``schedule`` (IR specs) replace the recipe's. With ``transfer``,
+    every ordered pair of training backends (the reference included) also continues
+    from each other's state half-way (:mod:`nnc.verify.transfer`). When a check fails
+    the tensors' allowances are worked out (:mod:`nnc.verify.sensitivity`) and every
+    check judged again with them; with ``locate``, a backend that still fails is
+    diagnosed (:mod:`nnc.verify.locate`). A reference that is not finite, or that
+    float32 cannot follow, raises :class:`~nnc.errors.TrainingError`.
     """
     from nnc.verify.compare import Noise, compare, conditioning_note
     from nnc.verify.locate import diagnose

@@ -43,6 +43,8 @@ SYMBOLIC_LENGTH = 6  # the length the harness gives a symbolic dim (a sequence's
 # Outputs smaller than this are compared absolutely: float32 values near zero carry
 # absolute rounding errors (onnxruntime's Elu and Selu compute exp(x) - 1).
 OUTPUT_FLOOR = 1e-2
+QUIET = 1e-9  # a gradient this small relative to the model's largest is rounding noise
+QUIET_STEP = 3.0  # the largest update, in learning rates, an optimizer makes on noise
 
 
 @dataclass(frozen=True)
