@@ -16,6 +16,8 @@ from nnc.backends.torch import layers as torch_layers
 from nnc.cli.main import main
 from tests.conftest import EXAMPLES, require
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def test_equivalent_backends_print_a_passing_table(capsys: pytest.CaptureFixture[str]) -> None:
     require("torch")
