@@ -219,16 +219,15 @@ _layer(
 
         def __call__(self, x, training=False):
             if not training:
-                return tf.nn.batch_normalization(
-                    x, self.running_mean, self.running_var, self.beta, self.gamma, self.eps
-                )
+                stats = self.running_mean, self.running_var
+                return normalize(x, *stats, self.gamma, self.beta, self.eps)
             mean, variance = tf.nn.moments(x, axes=list(range(len(x.shape) - 1)))
             n = tf.cast(tf.size(x) // tf.shape(x)[-1], x.dtype)  # values per channel
             unbiased = variance * n / tf.maximum(n - 1.0, 1.0)
             m = self.momentum
             self.running_mean.assign((1.0 - m) * self.running_mean + m * mean)
             self.running_var.assign((1.0 - m) * self.running_var + m * unbiased)
-            return tf.nn.batch_normalization(x, mean, variance, self.beta, self.gamma, self.eps)
+            return normalize(x, mean, variance, self.gamma, self.beta, self.eps)
 
         def parameters(self):
             return {
@@ -254,7 +253,7 @@ _layer(
 
         def __call__(self, x):
             mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
-            return tf.nn.batch_normalization(x, mean, variance, self.beta, self.gamma, self.eps)
+            return normalize(x, mean, variance, self.gamma, self.beta, self.eps)
 
         def parameters(self):
             return {"weight": self.gamma, "bias": self.beta}
