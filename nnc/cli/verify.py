@@ -7,7 +7,11 @@ import json
 import math
 from typing import TYPE_CHECKING
 
+from nnc.cli.train import positive_int, seed_int
+
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from nnc.verify import Deviation, Report
 
 
@@ -16,18 +20,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         "verify",
         help="check that every installed backend computes the same numbers",
         description="Run the model on every installed backend from the same seed and the same "
-        "batches, and compare forward outputs, gradients, and parameters after K training steps "
-        "with a float64 NumPy reference (dropout disabled). A GAN recipe (without --model) "
-        "trains both models: K rounds of a discriminator and a generator step on the same "
-        "batches and noise. Exit 0 when equivalent, 1 otherwise.",
+        "batches, and compare forward outputs, gradients, and parameters and optimizer state "
+        "after K training steps with a float64 NumPy reference (dropout disabled). Then move "
+        "the optimizer state half-way between every pair of training backends and check that "
+        "training carries on the same. A GAN recipe (without --model) trains both models: K "
+        "rounds of a discriminator and a generator step on the same batches and noise. "
+        "Exit 0 when equivalent, 1 otherwise.",
     )
     p.add_argument("file", metavar="FILE")
     p.add_argument("--model", metavar="NAME", help="model to verify (default: the trained one)")
     p.add_argument(
         "--backends", nargs="+", metavar="B", help="backends to compare (default: all installed)"
     )
-    p.add_argument("--steps", type=int, default=20, metavar="K", help="training steps (20)")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights and batches (0)")
+    p.add_argument(
+        "--steps", type=positive_int, default=20, metavar="K", help="training steps (20)"
+    )
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of weights and batches (0)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=run)
 
@@ -35,11 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from nnc.backends.gancode import default_gan
     from nnc.dsl import load
-    from nnc.errors import NncError
     from nnc.verify import verify, verify_gan
 
-    if args.steps < 1:
-        raise NncError(f"--steps must be at least 1. Received: {args.steps}")
     program = load(args.file)
     gan = default_gan(program, args.model)
     if gan is not None:  # both models, trained against each other
@@ -71,23 +76,16 @@ def _print(report: Report) -> None:
     from rich.table import Table
 
     tol = report.tolerance
-    console = Console()
+    console = Console(highlight=False)
     table = Table(
         title=f"model {report.model}: {report.steps} training steps, batch 8",
         title_justify="left",
     )
-    for column in (
-        "backend",
-        "against",
-        "forward",
-        "gradients",
-        f"after {report.steps} steps",
-        "verdict",
-    ):
+    columns = ("backend", "against", "forward", "gradients", f"after {report.steps} steps")
+    for column in (*columns, "verdict"):
         table.add_column(column, justify="left" if column in ("backend", "against") else "right")
     for r in report.rows:
-        pair = r.against != "reference"
-        scale = 2.0 if pair else 1.0
+        scale = 1.0 if r.against == "reference" else 2.0
         table.add_row(
             r.backend,
             r.against,
@@ -98,12 +96,14 @@ def _print(report: Report) -> None:
         )
     console.print(table)
     console.print(
-        "max relative deviation per check; reference = NumPy in float64. "
-        f"Tolerances ({tol.describe()}); pairs of float32 backends are allowed twice as much."
+        "max relative deviation per check (the parameters' and optimizer state's after "
+        "training); reference = NumPy in float64. Tolerances "
+        f"({tol.describe()}); pairs of float32 backends are allowed twice as much."
     )
+    _print_transfers(console, report)
     for r in report.rows:
-        if r.first_bad_layer:
-            console.print(f"[red]{r.backend}: first deviating layer: {r.first_bad_layer}[/red]")
+        for line in r.diagnosis:
+            console.print(f"{r.backend}: {line}", style="red", markup=False)
         for check, d in (
             ("forward", r.forward),
             ("gradients", r.gradients),
@@ -112,9 +112,41 @@ def _print(report: Report) -> None:
             if d is not None and not r.passed and d.where:
                 console.print(
                     f"{r.backend} vs {r.against}: worst {check} deviation in {d.where} "
-                    f"(max abs {d.max_abs:.3g})"
+                    f"(max abs {d.max_abs:.3g})",
+                    markup=False,
                 )
     for note in report.notes:
-        console.print(f"note: {note}")
+        console.print(f"note: {note}", markup=False)
     verdict = "equivalent" if report.equivalent else "NOT equivalent"
     console.print(f"verdict: {verdict}")
+
+
+def _print_transfers(console: Console, report: Report) -> None:
+    """The state transfers as a matrix: a row per source, a column per target."""
+    from rich.table import Table
+
+    if not report.transfers:
+        return
+    half = report.steps // 2
+    names = list(dict.fromkeys(t.source for t in report.transfers))
+    table = Table(
+        title=f"optimizer state moved after {half} steps, {report.steps - half} more on the "
+        "target: deviation from the uninterrupted reference",
+        title_justify="left",
+    )
+    table.add_column("from \\ to", justify="left")
+    for name in names:
+        table.add_column(name, justify="right")
+    cells = {(t.source, t.target): t for t in report.transfers}
+    for source in names:
+        row = [source]
+        for target in names:
+            t = cells.get((source, target))
+            row.append("-" if t is None else _cell(t.deviation, report.tolerance.training))
+        table.add_row(*row)
+    console.print(table)
+    slots = sorted({s for t in report.transfers for s in t.slots})
+    console.print(f"state moved: {', '.join(slots)}", markup=False)
+    for t in report.transfers:
+        for line in t.diagnosis:
+            console.print(f"{t.source} -> {t.target}: {line}", markup=False)

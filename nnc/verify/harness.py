@@ -4,9 +4,11 @@ batches everywhere, compared with a float64 NumPy reference.
 :func:`verify` runs a model on every requested backend and measures, against the
 reference, the forward outputs, the gradients of the loss with respect to every
 parameter, and the parameters, losses and optimizer state after ``steps`` training
-steps. Dropout is disabled for the comparison (each framework draws its own masks).
-When the forward pass deviates, :func:`first_deviating_layer` names the first layer
-whose output does.
+steps. It then moves the optimizer state between backends half-way through
+(:mod:`nnc.verify.transfer`). Dropout is disabled for the comparison (each
+framework draws its own masks). When a check fails, :mod:`nnc.verify.locate` names
+the first layer whose output (or backward pass) deviates, or the parameter whose
+update does.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 
 from nnc.backends import backend_name, framework_available, get_backend
 from nnc.backends.runtime import Runtime
-from nnc.errors import BackendError, RecipeError
+from nnc.errors import BackendError, RecipeError, TrainingError
 from nnc.ir.ops.dense import Embedding
 from nnc.ir.ops.reshape import Dropout
 from nnc.ir.passes import check
@@ -36,10 +38,11 @@ from nnc.ir.training import (
 )
 from nnc.ir.weights import init_weights
 from nnc.verify.tolerance import (
+    QUIET,
+    QUIET_STEP,
     SYMBOLIC_LENGTH,
     Deviation,
     Tolerance,
-    deviation,
     tolerance_for,
 )
 
@@ -68,21 +71,32 @@ class Case:
     def target(self) -> np.ndarray:
         return self.batches[0][1]
 
+    @property
+    def midpoint(self) -> int:
+        """The step after which the optimizer state is moved to another backend."""
+        return len(self.lrs) // 2
+
 
 @dataclass
 class Run:
-    """What one backend computed for a case."""
+    """What one backend computed for a case. ``weights_mid`` and ``state_mid`` are
+    taken after :attr:`Case.midpoint` steps; ``runtime`` is kept for the transfers."""
 
     outputs: dict[str, np.ndarray]
     gradients: dict[str, np.ndarray] = field(default_factory=dict)
     losses: list[float] = field(default_factory=list)
+    weights_mid: dict[str, np.ndarray] = field(default_factory=dict)
+    state_mid: dict[str, np.ndarray] = field(default_factory=dict)
     weights_after: dict[str, np.ndarray] = field(default_factory=dict)
     state_after: dict[str, np.ndarray] = field(default_factory=dict)
+    quiet: dict[str, np.ndarray] = field(default_factory=dict)  # see run(record_quiet=True)
+    runtime: Runtime | None = field(default=None, repr=False)
 
 
 @dataclass
 class Row:
-    """One backend (or pair of backends) against another."""
+    """One backend (or pair of backends) against another. ``diagnosis`` explains a
+    failure: the first deviating layer, parameter or optimizer slot."""
 
     backend: str
     against: str
@@ -91,6 +105,24 @@ class Row:
     training: Deviation | None
     passed: bool
     first_bad_layer: str | None = None
+    diagnosis: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Transfer:
+    """Training started on ``source``, its weights and optimizer state loaded into
+    ``target`` half-way, the rest trained there: the final parameters, optimizer
+    state and losses against the reference's uninterrupted run."""
+
+    source: str
+    target: str
+    deviation: Deviation
+    passed: bool
+    slots: list[str] = field(default_factory=list)  # what the state held: step, m, v...
+    diagnosis: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,10 +135,12 @@ class Report:
     steps: int
     rows: list[Row]
     notes: list[str] = field(default_factory=list)
+    transfers: list[Transfer] = field(default_factory=list)
+    noise: Any = field(default=None, repr=False)  # the Noise the checks allowed for
 
     @property
     def equivalent(self) -> bool:
-        return all(r.passed for r in self.rows)
+        return all(r.passed for r in self.rows) and all(t.passed for t in self.transfers)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +148,7 @@ class Report:
             "steps": self.steps,
             "tolerance": asdict(self.tolerance),
             "rows": [r.to_dict() for r in self.rows],
+            "transfers": [t.to_dict() for t in self.transfers],
             "notes": self.notes,
             "equivalent": self.equivalent,
         }
@@ -170,7 +205,7 @@ def make_case(program: Program, model: str, steps: int, seed: int = 0) -> Case:
         raise RecipeError("verification needs a supervised recipe")
     rng = np.random.default_rng(seed)
     m = program.models[model]
-    batches = [_batch(program, m, recipe, rng) for _ in range(max(steps, 1))]
+    batches = [synthetic_batch(program, m, recipe, rng) for _ in range(max(steps, 1))]
     lrs = [
         learning_rate(recipe.optimizer.lr, recipe.schedule, i // STEPS_PER_EPOCH)
         for i in range(steps)
@@ -178,21 +213,27 @@ def make_case(program: Program, model: str, steps: int, seed: int = 0) -> Case:
     return Case(program, model, init_weights(program, model, seed), batches, lrs)
 
 
-def _batch(
+def static_shape(shape: Sequence[int | str]) -> tuple[int, ...]:
+    """A per-sample shape with every symbolic dim at the length the harness feeds it."""
+    return tuple(d if isinstance(d, int) else SYMBOLIC_LENGTH for d in shape)
+
+
+def synthetic_batch(
     program: Program, m: Model, recipe: Recipe, rng: np.random.Generator
 ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Standard normal inputs (ids within every embedding's vocabulary) and a target
+    fitting the loss: one-hot rows, probabilities, or standard normal values."""
     vocab = _vocab_limits(program, m)
     inputs = []
     for i in m.inputs:
-        shape = (BATCH, *(d if isinstance(d, int) else SYMBOLIC_LENGTH for d in i.type.shape))
+        shape = (BATCH, *static_shape(i.type.shape))
         if i.type.dtype == "int64":
             inputs.append(rng.integers(0, vocab.get(i.name, 2), size=shape).astype(np.int64))
         else:
             inputs.append(rng.normal(size=shape).astype(np.float32))
     if recipe.target == "input":
         return inputs, inputs[0]
-    out = m.output_types[0]
-    shape = (BATCH, *(d if isinstance(d, int) else SYMBOLIC_LENGTH for d in out.shape))
+    shape = (BATCH, *static_shape(m.output_types[0].shape))
     if isinstance(recipe.loss, CrossEntropy):
         target = np.eye(shape[-1], dtype=np.float32)[rng.integers(0, shape[-1], size=shape[:-1])]
     elif isinstance(recipe.loss, BinaryCrossEntropy):
@@ -222,24 +263,53 @@ def build(backend: str, case: Case, program: Program | None = None) -> Runtime:
     return get_backend(backend).build(program, case.model, case.weights)
 
 
-def run(backend: str, case: Case, train: bool = True) -> Run:
+def run(backend: str, case: Case, train: bool = True, record_quiet: bool = False) -> Run:
+    """Forward outputs; with ``train``, the gradients on the first batch and one
+    training step per learning rate of the case (snapshots taken at the midpoint).
+
+    With ``record_quiet`` (for the reference), the gradients of every step are also
+    computed, and every parameter element whose gradient is zero up to rounding at
+    some step gets an allowance (:attr:`Run.quiet`): from that step on, ``QUIET_STEP``
+    times each learning rate. A float32 backend's gradient there is rounding noise,
+    which adaptive optimizers turn into steps of about the learning rate (a sum of
+    ``±1/n`` terms of an ``mae`` gradient that cancel exactly in float64, a bias whose
+    batchnorm subtracts it)."""
     runtime = build(backend, case)
-    outputs = _outputs(runtime, case.model, case.program, case.inputs)
-    result = Run(outputs=outputs)
+    result = Run(outputs=outputs(runtime, case.model, case.program, case.inputs), runtime=runtime)
     if not train:
         return result
     x, y = case.inputs[0], case.target
     result.gradients = dict(runtime.gradients(x, y))
-    for (inputs, target), lr in zip(case.batches, case.lrs, strict=False):
+    noisy: dict[str, np.ndarray] = {}
+    for i, ((inputs, target), lr) in enumerate(zip(case.batches, case.lrs, strict=False)):
+        if i == case.midpoint:
+            result.weights_mid = dict(runtime.get_weights())
+            result.state_mid = dict(runtime.get_optimizer_state())
+        if record_quiet:
+            _quiet_elements(runtime.gradients(inputs[0], target), noisy)
+            for name, mask in noisy.items():
+                budget = result.quiet.setdefault(name, np.zeros(mask.shape))
+                budget += QUIET_STEP * lr * mask
         result.losses.append(float(runtime.train_step(inputs[0], target, lr)))
     result.weights_after = dict(runtime.get_weights())
     result.state_after = dict(runtime.get_optimizer_state())
     return result
 
 
-def _outputs(
+def _quiet_elements(gradients: Mapping[str, np.ndarray], noisy: dict[str, np.ndarray]) -> None:
+    """Mark (in ``noisy``, cumulatively) the elements whose gradient is zero up to
+    rounding."""
+    scale = max((float(np.abs(g).max()) for g in gradients.values() if g.size), default=0.0)
+    for name, g in gradients.items():
+        quiet = np.abs(g) <= QUIET * scale
+        if quiet.any() or name in noisy:
+            noisy[name] = noisy[name] | quiet if name in noisy else quiet
+
+
+def outputs(
     runtime: Runtime, model: str, program: Program, inputs: Sequence[np.ndarray]
 ) -> dict[str, np.ndarray]:
+    """The model's outputs on ``inputs``, by output name."""
     out = runtime.forward(*inputs)
     names = program.models[model].outputs
     values = out if isinstance(out, tuple | list) else (out,)
@@ -258,8 +328,23 @@ def verify(
     optimizer: Any = None,
     schedule: Any = None,
     locate: bool = True,
+    transfer: bool = True,
 ) -> Report:
-    """Compare every requested (default: every installed) backend with the reference."""
+    """Compare every requested (default: every installed) backend with the reference.
+
+    ``optimizer`` and ``schedule`` (IR specs) replace the recipe's. With ``transfer``,
+    every ordered pair of training backends (the reference included) also continues
+    from each other's state half-way (:mod:`nnc.verify.transfer`). When a check fails
+    the tensors' allowances are worked out (:mod:`nnc.verify.sensitivity`) and every
+    check judged again with them; with ``locate``, a backend that still fails is
+    diagnosed (:mod:`nnc.verify.locate`). A reference that is not finite, or that
+    float32 cannot follow, raises :class:`~nnc.errors.TrainingError`.
+    """
+    from nnc.verify.compare import Noise, compare, conditioning_note
+    from nnc.verify.locate import diagnose
+    from nnc.verify.sensitivity import Baseline, baseline, reference
+    from nnc.verify.transfer import judge, move_state
+
     prog, name = comparable(program, model, optimizer, schedule)
     case = make_case(prog, name, steps, seed)
     tol = tolerance_for(prog, name, BATCH)
@@ -268,114 +353,58 @@ def verify(
         if backends
         else [b for b in (*TRAINING_BACKENDS, *INFERENCE_BACKENDS) if framework_available(b)]
     )
-    ref = run(REFERENCE, case)
-    noisy = _noise_parameters(prog, name, ref.gradients)
-    notes = []
-    if noisy:
-        notes.append(
-            "not identifiable: a bias feeding a batchnorm has a zero gradient whose float32 "
-            "rounding noise adaptive optimizers amplify; these tensors (and the running mean "
-            "absorbing them) are compared with an absolute tolerance of sum(lr) = "
-            f"{sum(case.lrs):.3g}: {', '.join(sorted(noisy))}"
-        )
+    ref = reference(case)
+    _check_finite(ref, case)
+    failures: list[Row] = []
     runs: dict[str, Run] = {}
-    rows: list[Row] = []
     for b in chosen:
-        train = b not in INFERENCE_BACKENDS
         try:
-            runs[b] = run(b, case, train=train)
+            runs[b] = run(b, case, b not in INFERENCE_BACKENDS)
         except BackendError as exc:
-            notes.append(f"{b}: {exc}")
-            rows.append(
+            failures.append(
                 Row(b, REFERENCE, Deviation(math.inf, math.inf, str(exc)), None, None, False)
             )
-            continue
-        rows.append(_compare(b, REFERENCE, runs[b], ref, tol, noisy, sum(case.lrs), train))
-        if locate and rows[-1].forward.max_rel > tol.forward:
-            rows[-1].first_bad_layer = first_deviating_layer(b, case, tol)
-    names = list(runs)
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            both_train = a not in INFERENCE_BACKENDS and b not in INFERENCE_BACKENDS
-            rows.append(
-                _compare(a, b, runs[a], runs[b], tol, noisy, sum(case.lrs), both_train, pair=True)
-            )
-    return Report(model=name, tolerance=tol, steps=steps, rows=rows, notes=notes)
+    trained = {b: r for b, r in runs.items() if b not in INFERENCE_BACKENDS}
+    moved = move_state({REFERENCE: ref, **trained}, case) if transfer else []
+
+    def judged(base: Baseline | None) -> Report:
+        noise = Noise.of(prog, name, base.quiet_ref if base else ref, sum(case.lrs))
+        notes = [noise.note()] if noise.parameters else []
+        notes += [f"{r.backend}: {r.forward.where}" for r in failures]
+        rows = list(failures)
+        for b, got in runs.items():
+            allowed = base.allowance(b) if base else None
+            rows.append(compare(b, REFERENCE, got, ref, tol, noise, allowed, b in trained))
+        shared = base.allowance() if base else None
+        for i, a in enumerate(names := list(runs)):
+            for b in names[i + 1 :]:
+                both = a in trained and b in trained
+                rows.append(compare(a, b, runs[a], runs[b], tol, noise, shared, both, pair=True))
+        if shared is not None:
+            notes += conditioning_note(ref, shared, tol)
+        done = judge(moved, case, ref, tol, noise, shared)
+        report = Report(name, tol, steps, rows, notes, done)
+        report.noise = noise
+        return report
+
+    # The allowances only ever loosen a check: work them out only when one fails.
+    report = judged(None)
+    if not report.equivalent:
+        report = judged(baseline(case, ref, runs.get("numpy")))
+    if locate:
+        for row in report.rows:
+            if not row.passed and row.against == REFERENCE and row.backend in runs:
+                diagnose(row, row.backend, case, tol, runs[row.backend], ref, report.noise)
+    return report
 
 
-def _compare(
-    name: str,
-    against: str,
-    got: Run,
-    ref: Run,
-    tol: Tolerance,
-    noisy: frozenset[str],
-    lr_sum: float,
-    train: bool,
-    pair: bool = False,
-) -> Row:
-    # Two float32 backends may each be off by a tolerance, in opposite directions.
-    scale = 2.0 if pair else 1.0
-    forward = deviation(got.outputs, ref.outputs)
-    passed = forward.max_rel <= scale * tol.forward
-    grads = training = None
-    if train:
-        grads = deviation(got.gradients, ref.gradients, skip=noisy)
-        after = deviation(got.weights_after, ref.weights_after, skip=noisy)
-        losses = deviation({"loss": np.array(got.losses)}, {"loss": np.array(ref.losses)})
-        for n in noisy:
-            a, b = got.weights_after.get(n), ref.weights_after.get(n)
-            if a is not None and b is not None and float(np.abs(a - b).max()) > lr_sum:
-                after = after.worse(Deviation(float(np.abs(a - b).max()), math.inf, n))
-        training = after.worse(losses)
-        passed = passed and grads.max_rel <= scale * tol.gradient
-        passed = passed and training.max_rel <= scale * tol.training
-    return Row(name, against, forward, grads, training, passed)
-
-
-def _noise_parameters(
-    program: Program, model: str, gradients: Mapping[str, np.ndarray]
-) -> frozenset[str]:
-    """Biases whose reference gradient is zero up to float64 rounding because a
-    batchnorm follows them, plus that batchnorm's running mean (which absorbs them)."""
-    scale = max((float(np.abs(g).max()) for g in gradients.values() if g.size), default=0.0)
-    zero = {
-        n
-        for n, g in gradients.items()
-        if n.endswith(".bias") and g.size and float(np.abs(g).max()) <= 1e-9 * scale
-    }
-    flat = inline_calls(program, model)
-    out: set[str] = set()
-    for node in flat.nodes:
-        if node.op != "batchnorm":
-            continue
-        for ref in node.inputs:
-            if f"{ref}.bias" in zero:
-                out |= {f"{ref}.bias", f"{node.name}.running_mean"}
-    return frozenset(out)
-
-
-def first_deviating_layer(backend: str, case: Case, tol: Tolerance) -> str | None:
-    """The first node, in topological order, whose output on ``backend`` deviates from
-    the reference by more than the forward tolerance."""
-    m = case.program.models[case.model]
-    for node in m.nodes:
-        for k in range(max(len(node.outs), 1)):
-            ref_name = node.name if k == 0 else f"{node.name}:{k}"
-            probe = _probe(case.program, case.model, ref_name)
-            sub = Case(probe, case.model, case.weights, case.batches, case.lrs)
-            try:
-                got = run(backend, sub, train=False).outputs
-                ref = run(REFERENCE, sub, train=False).outputs
-            except BackendError:
-                return node.name
-            d = deviation(got, ref)
-            if d.max_rel > tol.forward:
-                return f"{node.name} ({node.op}): max abs {d.max_abs:.3g}, max rel {d.max_rel:.3g}"
-    return None
-
-
-def _probe(program: Program, model: str, output: str) -> Program:
-    """The program with ``model`` outputting ``output`` and no recipe (forward only)."""
-    m = program.models[model].model_copy(update={"outputs": (output,)})
-    return program.model_copy(update={"models": {**program.models, model: m}, "recipes": {}})
+def _check_finite(ref: Run, case: Case) -> None:
+    """A reference that overflows says nothing about the backends: refuse clearly."""
+    tensors = {**ref.outputs, **ref.gradients, **ref.weights_after}
+    bad = sorted(n for n, v in tensors.items() if not np.all(np.isfinite(v)))
+    if bad or not all(math.isfinite(loss) for loss in ref.losses):
+        raise TrainingError(
+            f"the float64 reference of model '{case.model}' is not finite after "
+            f"{len(case.lrs)} steps ({', '.join(bad[:3]) or 'the loss'}), so the backends "
+            "cannot be compared; lower the learning rate or the number of steps"
+        )

@@ -382,6 +382,10 @@ class NodeContext:
         if expr == value.grad:  # written in place by the setup or a kernel call
             self.walk.assigned.add(value.grad)
         elif value.grad in self.walk.assigned:
+            # `g + a if c else b` would read as `(g + a) if c else b`: bracket any
+            # contribution that binds more loosely than `+`.
+            if _top_level(expr, LOOSER_THAN_PLUS):
+                expr = f"({expr})"
             self.line(f"{value.grad} = {value.grad} + {expr}")
         else:
             self.walk.assigned.add(value.grad)
@@ -389,6 +393,11 @@ class NodeContext:
 
 
 WIDTH = 100  # generated lines stay within this many characters
+# Python operators that bind more loosely than `+` (spaced, as generated code writes them).
+LOOSER_THAN_PLUS: tuple[str, ...] = (
+    *(" if ", " and ", " or ", "not ", "lambda", " & ", " | ", " ^ ", " << ", " >> "),
+    *(" < ", " > ", " <= ", " >= ", " == ", " != ", " is ", " in "),
+)
 
 
 def _top_level(text: str, tokens: Sequence[str]) -> list[int]:

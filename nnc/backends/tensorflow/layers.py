@@ -238,15 +238,14 @@ _layer(
 
         def __call__(self, x, training=False):
             if not training:
-                return tf.nn.batch_normalization(
-                    x, self.running_mean, self.running_var, self.beta, self.gamma, self.eps
-                )
+                stats = self.running_mean, self.running_var
+                return normalize(x, *stats, self.gamma, self.beta, self.eps)
             mean, variance, n = batch_moments(x)
             unbiased = variance * n / tf.maximum(n - 1.0, 1.0)
             m = self.momentum
             self.running_mean.assign((1.0 - m) * self.running_mean + m * mean)
             self.running_var.assign((1.0 - m) * self.running_var + m * unbiased)
-            return tf.nn.batch_normalization(x, mean, variance, self.beta, self.gamma, self.eps)
+            return normalize(x, mean, variance, self.gamma, self.beta, self.eps)
 
         def parameters(self):
             return {
@@ -272,7 +271,7 @@ _layer(
 
         def __call__(self, x):
             mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
-            return tf.nn.batch_normalization(x, mean, variance, self.beta, self.gamma, self.eps)
+            return normalize(x, mean, variance, self.gamma, self.beta, self.eps)
 
         def parameters(self):
             return {"weight": self.gamma, "bias": self.beta}
@@ -283,14 +282,19 @@ _layer(
     "PRelu",
     '''
     class PRelu(Layer):
-        """x if x > 0 else alpha_c * x, one learned slope per channel (the last axis)."""
+        """x if x > 0 else alpha_c * x, one learned slope per channel (the last axis).
+
+        Written with tf.where: max(x, 0) + alpha * min(x, 0) computes the same values,
+        but at x = 0 TensorFlow sends the gradient of both max and min to x, a slope of
+        1 + alpha where nnc's is alpha (and exact zeros are common: zero biases,
+        padding, relu outputs)."""
 
         def __init__(self, channels, trainable=True, name=None):
             super().__init__(name=name)
             self.alpha = variable([channels], trainable, "alpha", fill=0.25)
 
         def __call__(self, x):
-            return tf.maximum(x, 0.0) + self.alpha * tf.minimum(x, 0.0)
+            return tf.where(x > 0, x, self.alpha * x)
 
         def parameters(self):
             return {"alpha": self.alpha}

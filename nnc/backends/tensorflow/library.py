@@ -104,6 +104,19 @@ _entry(
 )
 
 _entry(
+    "normalize",
+    '''
+    def normalize(x, mean, variance, gamma, beta, eps):
+        """gamma * (x - mean) / sqrt(variance + eps) + beta, the mean subtracted first.
+
+        tf.nn.batch_normalization computes x * s + (beta - mean * s) instead: the same
+        in exact arithmetic, but two large terms cancel when the mean is large against
+        the spread, losing digits the other backends keep."""
+        return (x - mean) * (gamma * tf.math.rsqrt(variance + eps)) + beta
+    ''',
+)
+
+_entry(
     "local_response_norm",
     '''
     def local_response_norm(x, size, alpha, beta, bias):
@@ -173,6 +186,7 @@ MODEL_PART: tuple[str, ...] = (
     "dropout",
     "sum_pool",
     "local_response_norm",
+    "normalize",
     "Layer",
     "Dense",
     "Embedding",
@@ -200,8 +214,8 @@ REQUIRES: dict[str, tuple[str, ...]] = {
     "Embedding": ("Layer",),
     "Conv": ("Layer",),
     "ConvTranspose2d": ("Layer",),
-    "BatchNorm": ("Layer",),
-    "LayerNorm": ("Layer",),
+    "BatchNorm": ("Layer", "normalize"),
+    "LayerNorm": ("Layer", "normalize"),
     "PRelu": ("Layer",),
     "Recurrent": ("Layer",),
     "SimpleRNN": ("Recurrent",),

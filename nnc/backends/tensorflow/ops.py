@@ -37,7 +37,6 @@ ELEMENTWISE: dict[str, str] = {
     "sigmoid": "tf.sigmoid({x})",
     "tanh": "tf.tanh({x})",
     "relu": "tf.nn.relu({x})",
-    "selu": "tf.nn.selu({x})",  # TensorFlow's constants are nnc's
     "gelu": "tf.nn.gelu({x}, approximate=False)",  # the exact erf form
     "softplus": "tf.nn.softplus({x})",  # stable: max(x, 0) + log1p(exp(-|x|))
     "silu": "tf.nn.silu({x})",
@@ -60,15 +59,26 @@ def _leaky_relu(e: ModelEmitter, node: LeakyRelu) -> Lowered:
     return f"tf.nn.leaky_relu({x.local}, alpha={py_literal(node.alpha)})", x.layout
 
 
+SELU_ALPHA = 1.6732632423543772
+SELU_SCALE = 1.0507009873554805
+
+
+def _exponential_linear(v: str, alpha: float) -> str:
+    """``x if x > 0 else alpha * (e^x - 1)``, written out: tf.nn.elu and tf.nn.selu
+    compute e^x - 1 as exp(x) - 1, which loses every digit near 0 (elu(-1e-8) is 0).
+    expm1 sees only x <= 0, so the branch not taken cannot overflow into a NaN
+    gradient."""
+    return f"tf.where({v} > 0, {v}, {py_literal(alpha)} * tf.math.expm1(tf.minimum({v}, 0.0)))"
+
+
 def _elu(e: ModelEmitter, node: Elu) -> Lowered:
     x = e.input(node, 0, None)
-    if node.alpha == 1.0:
-        return f"tf.nn.elu({x.local})", x.layout
-    # tf.nn.elu has no alpha. expm1 sees only x <= 0, so the branch not taken cannot
-    # overflow into a NaN gradient.
-    alpha = py_literal(node.alpha)
-    v = x.local
-    return f"tf.where({v} > 0, {v}, {alpha} * tf.math.expm1(tf.minimum({v}, 0.0)))", x.layout
+    return _exponential_linear(x.local, node.alpha), x.layout
+
+
+def _selu(e: ModelEmitter, node: Node) -> Lowered:
+    x = e.input(node, 0, None)
+    return f"{py_literal(SELU_SCALE)} * {_exponential_linear(x.local, SELU_ALPHA)}", x.layout
 
 
 def _prelu(e: ModelEmitter, node: PRelu) -> Lowered:
@@ -266,6 +276,7 @@ LOWERINGS: dict[str, Lowering] = {
     "step": _step,
     "leaky_relu": _leaky_relu,
     "elu": _elu,
+    "selu": _selu,
     "prelu": _prelu,
     "softmax": _softmax,
     "log_softmax": _softmax,

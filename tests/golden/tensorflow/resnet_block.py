@@ -77,6 +77,15 @@ def to_channels_last(x):
     return tf.transpose(x, (0, *range(2, len(x.shape)), 1))
 
 
+def normalize(x, mean, variance, gamma, beta, eps):
+    """gamma * (x - mean) / sqrt(variance + eps) + beta, the mean subtracted first.
+
+    tf.nn.batch_normalization computes x * s + (beta - mean * s) instead: the same
+    in exact arithmetic, but two large terms cancel when the mean is large against
+    the spread, losing digits the other backends keep."""
+    return (x - mean) * (gamma * tf.math.rsqrt(variance + eps)) + beta
+
+
 class Layer(tf.Module):
     """A layer holding nnc parameters as TensorFlow variables.
 
@@ -213,15 +222,14 @@ class BatchNorm(Layer):
 
     def __call__(self, x, training=False):
         if not training:
-            return tf.nn.batch_normalization(
-                x, self.running_mean, self.running_var, self.beta, self.gamma, self.eps
-            )
+            stats = self.running_mean, self.running_var
+            return normalize(x, *stats, self.gamma, self.beta, self.eps)
         mean, variance, n = batch_moments(x)
         unbiased = variance * n / tf.maximum(n - 1.0, 1.0)
         m = self.momentum
         self.running_mean.assign((1.0 - m) * self.running_mean + m * mean)
         self.running_var.assign((1.0 - m) * self.running_var + m * unbiased)
-        return tf.nn.batch_normalization(x, mean, variance, self.beta, self.gamma, self.eps)
+        return normalize(x, mean, variance, self.gamma, self.beta, self.eps)
 
     def parameters(self):
         return {

@@ -1,0 +1,54 @@
+"""Bugs the differential fuzzer found, each reduced to a small program: the fix is in
+the backend concerned, and these keep it fixed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nnc
+from nnc.backends import get_backend
+from nnc.verify import verify
+from tests.equivalence.matrix import explain, need
+
+
+def test_prelu_at_exactly_zero_has_slope_alpha_on_tensorflow() -> None:
+    # The padded positions of the conv hold its bias, 0 at first: prelu sits on its
+    # kink. TensorFlow wrote prelu as max(x, 0) + alpha * min(x, 0), whose gradient
+    # at 0 is 1 + alpha (TensorFlow sends the gradient of both max and min to x).
+    need("tensorflow")
+    program = nnc.parse("model M {\n input x: [3, 4]\n conv1d(2, 1, padding = 1)\n prelu\n}")
+    report = verify(program, backends=["tensorflow"], steps=2)
+    assert report.equivalent, explain(report)
+    row = report.rows[0]
+    assert row.gradients is not None and row.gradients.max_rel < 1e-5
+
+
+@pytest.mark.parametrize("activation", ["elu", "elu(0.5)", "selu"])
+def test_exponential_units_keep_their_digits_near_zero_on_tensorflow(activation: str) -> None:
+    # tf.nn.elu and tf.nn.selu compute exp(x) - 1: elu(-1e-8) came out as 0.
+    need("tensorflow")
+    program = nnc.parse(f"model M {{\n input x: [6]\n {activation}\n}}")
+    runtime = get_backend("tensorflow").build(program)
+    x = -np.logspace(-9, -1, 6, dtype=np.float32)[None, :]
+    alpha = 0.5 if "0.5" in activation else 1.0
+    scale = 1.0
+    if activation == "selu":
+        alpha, scale = 1.6732632423543772, 1.0507009873554805
+    exact = scale * alpha * np.expm1(x.astype(np.float64))
+    relative = np.abs(runtime.forward(x) - exact) / np.abs(exact)
+    assert relative.max() < 1e-6, relative
+
+
+def test_numpy_dropout_gradient_adds_to_a_skip_connection() -> None:
+    # The generated backward pass wrote `d_v = d_v + d_y if mask is None else d_y *
+    # mask`, which Python reads as `(d_v + d_y) if ... else d_y * mask`: in training,
+    # the gradient reaching v through the skip connection was dropped.
+    from tests.backends.numpy.gradcheck import check, random_inputs, runtime_for
+
+    source = (
+        "model M {\n input x: [4]\n v = x |> dense(4)\n y = v |> dropout(0.5)\n output y + v\n}"
+    )
+    runtime = runtime_for(source)
+    errors = check(runtime, random_inputs(nnc.parse(source).model()), training=True)
+    assert max(errors.values()) < 1e-6, errors
