@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+import nnc
+from nnc.errors import ShapeError
 from nnc.ir.ops import OPS
 from nnc.ir.passes import model_params
 from nnc.ir.program import Input, Model, Program
@@ -74,3 +76,14 @@ def test_the_hang_oracle_counts_cpu_time() -> None:
         while time.process_time() < deadline:
             pass
     assert time_allowed("x" * 90_000) == pytest.approx(9.5)
+
+
+def test_prelu_of_a_scalar_is_a_shape_error() -> None:
+    """Soak finding (seed 7, input 14454662): prelu over a per-sample scalar indexed its
+    missing channel axis and crashed with an IndexError."""
+    with pytest.raises(ShapeError) as info:
+        nnc.parse("model M {\n    input x: []\n    prelu()\n}\n", "p.nn")
+    assert info.value.render().splitlines()[0] == (
+        "p.nn:3:5: error: prelu: expects an input with a channel axis (axis 0) for its "
+        "slopes. Received: []"
+    )

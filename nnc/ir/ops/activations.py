@@ -98,6 +98,14 @@ class PRelu(_Activation):
     trainable: bool = True
     summary: ClassVar[str] = "leaky relu with a learned slope per channel (axis 0)"
 
+    def infer(self, ins: Sequence[TensorType]) -> TensorType:
+        (x,) = ins
+        if x.rank == 0:
+            raise self.fail(
+                f"expects an input with a channel axis (axis 0) for its slopes. Received: {x}"
+            )
+        return super().infer(ins)
+
     def param_specs(self, ins: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
         c = self.static_dim(ins[0].shape[0], "its channels")
         return (
