@@ -300,6 +300,10 @@ class Value:
     name: str
     shape: Shape
     dtype: str = "float32"
+    # A layernorm's output: its mean over the last axis is exactly the bias (0 at the
+    # start), so averaging it away leaves a constant, and a batchnorm of a constant
+    # normalises float32 rounding noise (amplified by 1/sqrt(eps)): not comparable.
+    centred: bool = False
 
     @property
     def size(self) -> int:
@@ -390,12 +394,16 @@ def _layer(b: Builder, source: Value) -> Value | None:
     options = LAYERS[len(source.shape)]
     for _ in range(6):
         layer = _weighted(c, options)(c, source.shape)
-        if layer is None:
+        if layer is None or (source.centred and layer == "global_avg_pool"):
             continue
+        centred = layer.startswith("layernorm")
         if c.chance(0.3) and layer not in ACTIVATIONS:
-            layer += f" |> {c.choice(ACTIVATIONS)}"
+            activation = c.choice(ACTIVATIONS)
+            layer += f" |> {activation}"
+            centred = centred and activation == "linear"
         value = b.attempt(f"{source.name} |> {layer}")
         if value is not None:
+            value.centred = centred
             return value
     return None
 
@@ -432,7 +440,7 @@ def _call(b: Builder) -> Value | None:
         return None
     name = f"Part{len(b.prelude) + 1}"
     inner = Builder(c, inputs=[f"input a: [{', '.join(str(d) for d in source.shape)}]"])
-    inner.values.append(Value("a", source.shape))
+    inner.values.append(Value("a", source.shape, centred=source.centred))
     for _ in range(c.integer(1, 3)):
         if _layer(inner, inner.current) is None:
             break
