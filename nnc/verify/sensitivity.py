@@ -28,7 +28,10 @@ whose float32 build runs the reference's own algorithm:
   about 25 float32 ulps: enough to cross any kink that float32 rounding can cross.
   Exact zeros stay exact (the perturbation is multiplicative), so a backend that
   mishandles a kink it sits on exactly, such as an activation at a zero bias, still
-  fails.
+  fails. ``MOVED_SLACK`` widens it: the largest of ``TRIES`` draws underestimates
+  the spread of a chaotic trajectory (resnet_block under rmsprop: the reference's
+  last loss moved 0.035 in the three draws here, 0.053 in three others, and torch
+  was 0.053 away).
 
 A deviation is then measured relative to the tensor's magnitude, or to its
 allowance divided by the tolerance when that is larger
@@ -53,6 +56,7 @@ if TYPE_CHECKING:
 RHO = 3e-6  # relative perturbation of every weight: about 25 float32 ulps
 TRIES = 3
 FLOAT32_SLACK = 10.0  # one float32 implementation may be off 10x as much as another
+MOVED_SLACK = 2.0  # the widest of TRIES draws of the reference's spread, widened
 _FIELDS = ("outputs", "gradients", "weights", "state", "losses")
 
 
@@ -96,7 +100,7 @@ class Baseline:
         rounding = [self.rounding_nearby] + ([] if backend == "numpy" else [self.rounding_here])
         out = Spread()
         for name in _FIELDS:
-            allowed = dict(getattr(self.moved, name))
+            allowed = {k: MOVED_SLACK * v for k, v in getattr(self.moved, name).items()}
             for spread in rounding:
                 for tensor, error in getattr(spread, name).items():
                     allowed[tensor] = max(allowed.get(tensor, 0.0), FLOAT32_SLACK * error)
