@@ -37,7 +37,8 @@ class Noise:
       (a bias feeding a batchnorm, whose mean subtraction cancels it, is the usual
       case). A float32 backend's gradient there is rounding noise: it is compared
       relative to the model's largest gradient (``gradient_scale``), and their
-      optimizer state (pure noise, scaled up by adaptive optimizers) is not compared;
+      optimizer state (pure noise, scaled up by adaptive optimizers) is not compared,
+      nor is the state of a quiet element (below);
     - ``quiet``: per parameter element, how far it may drift (see
       ``run(record_quiet=True)``): elements of those tensors, and single elements
       whose gradient cancels at some step. ``absorbed``: the running statistics of the
@@ -76,6 +77,24 @@ class Noise:
         """Whether an optimizer-state entry (``<param>.<slot>``) belongs to a noise
         parameter."""
         return key.rpartition(".")[0] in self.parameters
+
+    def without_quiet_state(
+        self, state: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """``state`` with the slots of quiet elements set to the reference's: their
+        gradient was rounding noise at some step, and the optimizer state built from it
+        (an ``adagrad`` accumulator of noise squared, then of the gradients at the
+        drifted weight) is noise too. The weights themselves are still compared, within
+        their margin."""
+        out = dict(state)
+        for key, value in state.items():
+            mask = self.quiet.get(key.rpartition(".")[0])
+            if mask is None or key not in ref or np.shape(value) != np.shape(mask):
+                continue
+            quiet = mask > 0
+            if quiet.any():
+                out[key] = np.where(quiet, ref[key], value)
+        return out
 
     def margins(self, pair: bool = False) -> dict[str, np.ndarray | float]:
         """Per tensor, the absolute drift allowed to each element of the weights after
@@ -136,6 +155,7 @@ def training_deviation(
     margins = noise.margins(pair)
     after = deviation(weights, ref.weights_after, frozenset(), allowed, tol, margins=margins)
     state_ref = {k: v for k, v in ref.state_after.items() if not noise.state_key(k)}
+    state = noise.without_quiet_state(state, state_ref)
     after = after.worse(deviation(state, state_ref, frozenset(), allowed, tol))
     if losses:
         ref_losses = {"loss": np.array(ref.losses[first_step:])}
