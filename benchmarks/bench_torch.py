@@ -20,7 +20,8 @@ Five loops run:
 All start from the same canonical weights, with the recipe's Adam settings and the
 same thread count. The loops are interleaved step by step, each step timed on its
 own, so that a burst of load from other processes hits all of them alike, and the
-order rotates every step (the first loop after another's step runs colder); steps per
+order is drawn afresh every step (a loop that follows another kind of step runs
+colder, so none may always follow the same one); steps per
 second are 1 / the median step time (robust to preemption), with the mean-based
 throughput beside it.
 
@@ -135,9 +136,13 @@ def bench(name: str, steps: int) -> dict[str, list[float]]:
             loop(i)
     times: dict[str, list[float]] = {k: [] for k in loops}
     keys = list(loops)
+    order = np.random.default_rng(1)
     for i in range(steps):
-        # rotate the order: the loop that runs first after another's step pays more
-        for key in keys[i % len(keys) :] + keys[: i % len(keys)]:
+        # A fresh random order every step: a step that follows another kind of step
+        # (class indices after one-hot rows, the CNN's kernels after the MLP's) runs
+        # colder, so no loop may always follow the same one. (A rotated order keeps
+        # every loop's predecessor fixed: it cost the generated one-hot loop 0.03.)
+        for key in order.permutation(keys):
             start = time.perf_counter()
             loops[key](i)
             times[key].append(time.perf_counter() - start)

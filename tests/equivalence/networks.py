@@ -304,6 +304,10 @@ class Value:
     # start), so averaging it away leaves a constant, and a batchnorm of a constant
     # normalises float32 rounding noise (amplified by 1/sqrt(eps)): not comparable.
     centred: bool = False
+    # A normalisation's output (batchnorm or layernorm, perhaps through elementwise
+    # activations): many values near 0, and an ill-conditioned trajectory moves them by
+    # more than rounding, so a `step` of it may flip on one backend and not on another.
+    normalised: bool = False
 
     @property
     def size(self) -> int:
@@ -397,6 +401,10 @@ def _layer(b: Builder, source: Value) -> Value | None:
         if layer is None or (source.centred and layer == "global_avg_pool"):
             continue
         centred = layer.startswith("layernorm")
+        elementwise = layer in ACTIVATIONS or layer.startswith("dropout")
+        normalised = layer.startswith(("batchnorm", "layernorm")) or (
+            source.normalised and elementwise
+        )
         if c.chance(0.3) and layer not in ACTIVATIONS:
             activation = c.choice(ACTIVATIONS)
             layer += f" |> {activation}"
@@ -404,6 +412,7 @@ def _layer(b: Builder, source: Value) -> Value | None:
         value = b.attempt(f"{source.name} |> {layer}")
         if value is not None:
             value.centred = centred
+            value.normalised = normalised
             return value
     return None
 
@@ -416,7 +425,7 @@ def _merge(b: Builder) -> Value | None:
     same = [v for v in earlier if v.shape == latest.shape]
     if same and c.chance(0.6):
         other = c.choice(same)
-        return b.attempt(f"{latest.name} + {other.name}")
+        return _mark(b.attempt(f"{latest.name} + {other.name}"), latest, other)
     fits = [
         (v, axis)
         for v in earlier
@@ -429,7 +438,14 @@ def _merge(b: Builder) -> Value | None:
     if not fits:
         return None
     other, axis = c.choice(fits)
-    return b.attempt(f"concat({latest.name}, {other.name}, axis = {axis})")
+    return _mark(b.attempt(f"concat({latest.name}, {other.name}, axis = {axis})"), latest, other)
+
+
+def _mark(value: Value | None, *parts: Value) -> Value | None:
+    """A sum or concatenation holds its parts' values: it is normalised if one is."""
+    if value is not None:
+        value.normalised = any(part.normalised for part in parts)
+    return value
 
 
 def _call(b: Builder) -> Value | None:
@@ -440,7 +456,9 @@ def _call(b: Builder) -> Value | None:
         return None
     name = f"Part{len(b.prelude) + 1}"
     inner = Builder(c, inputs=[f"input a: [{', '.join(str(d) for d in source.shape)}]"])
-    inner.values.append(Value("a", source.shape, centred=source.centred))
+    inner.values.append(
+        Value("a", source.shape, centred=source.centred, normalised=source.normalised)
+    )
     for _ in range(c.integer(1, 3)):
         if _layer(inner, inner.current) is None:
             break
@@ -448,7 +466,10 @@ def _call(b: Builder) -> Value | None:
         return None
     body = "\n".join(f"    {line}" for line in [*inner.inputs, *inner.statements])
     model = f"model {name} {{\n{body}\n    output {inner.current.name}\n}}\n"
-    return b.attempt(f"{source.name} |> {name}", prelude=[model])
+    value = b.attempt(f"{source.name} |> {name}", prelude=[model])
+    if value is not None:
+        value.centred, value.normalised = inner.current.centred, inner.current.normalised
+    return value
 
 
 LOSSES = ["mse", "mae", "sse", "cross_entropy", "binary_cross_entropy"]
@@ -458,16 +479,19 @@ def _head(b: Builder, loss: str) -> None:
     """Fit the output to the loss: class scores for cross-entropy, a small output."""
     c = b.chooser
     out = b.current
+    normalised = out.normalised
     if out.size > 48 or (loss == "cross_entropy" and c.chance(0.5)):
         if len(out.shape) == 3 or (out.size > 48 and len(out.shape) > 1):
             b.attempt(f"{out.name} |> flatten")
-        b.attempt(f"{b.current.name} |> dense({c.integer(2, 5)})")
+        if b.attempt(f"{b.current.name} |> dense({c.integer(2, 5)})") is not None:
+            normalised = False
     if loss == "cross_entropy" and c.chance(0.4):
         b.attempt(f"{b.current.name} |> softmax")
     if loss == "binary_cross_entropy" and c.chance(0.5):
         b.attempt(f"{b.current.name} |> sigmoid")
-    if loss in ("mse", "sse") and c.chance(0.15):
-        b.attempt(f"{b.current.name} |> step")  # a perceptron's output
+    if loss in ("mse", "sse") and not normalised and c.chance(0.15):
+        # a perceptron's output; not of a normalisation's (see Value.normalised)
+        b.attempt(f"{b.current.name} |> step")
 
 
 def _optimizer(c: Chooser) -> str:

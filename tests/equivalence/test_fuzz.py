@@ -8,12 +8,19 @@ is the soak run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeVar
+
+import pytest
 from hypothesis import HealthCheck, given, reject, settings
 
 from tests.conftest import require
+from tests.equivalence import networks
 from tests.equivalence.fuzzing import BACKENDS, differential
 from tests.equivalence.matrix import FRAMEWORK
-from tests.equivalence.networks import networks
+from tests.equivalence.networks import Builder, Value
+
+T = TypeVar("T")
 
 
 @settings(
@@ -23,7 +30,7 @@ from tests.equivalence.networks import networks
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(networks())
+@given(networks.networks())
 def test_random_networks_agree_on_every_backend(source: str) -> None:
     for backend in BACKENDS:
         require(FRAMEWORK[backend])
@@ -31,3 +38,51 @@ def test_random_networks_agree_on_every_backend(source: str) -> None:
     if outcome.status == "diverged":
         reject()
     assert outcome.status == "ok", f"{source}\n{outcome.message}"
+
+
+class _Scripted:
+    """A chooser that takes the first option, and every chance while ``eager``."""
+
+    eager = False
+
+    def integer(self, lo: int, hi: int) -> int:
+        return lo
+
+    def choice(self, options: Sequence[T]) -> T:
+        return options[0]
+
+    def chance(self, p: float) -> bool:
+        return self.eager
+
+
+@pytest.mark.parametrize(
+    ("layers", "ends_in_step"),
+    [
+        (["dense(3)"], True),
+        (["batchnorm"], False),
+        (["layernorm", "tanh"], False),
+        (["batchnorm", "dropout(0.1)", "relu"], False),
+        (["batchnorm", "dense(3)"], True),
+    ],
+)
+def test_step_never_ends_a_normalisation(
+    layers: list[str], ends_in_step: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Soak finding (seed 44783577 of `fuzz_equivalence.py --seed 12`): a conv stack,
+    # batchnorm, then step, with sse and sgd. A conv bias reaching the batchnorm
+    # through a selu gets a nearly cancelled gradient, 0.5% to 1.9% wrong on every
+    # float32 backend, so the weights part; at the fifth step a batchnorm output the
+    # reference puts at -0.0031 is +0.011 with TensorFlow's weights, the step flips,
+    # and TensorFlow's batchnorm weight ends 1.05e-2 away (without the step every
+    # backend agrees, TensorFlow within 7.2e-5). Not a backend bug
+    # (docs/semantics.md, Tolerances, item 4): the generator no longer ends a
+    # normalisation with a step.
+    chooser = _Scripted()
+    b = Builder(chooser, inputs=["input x: [4]"])
+    b.values.append(Value("x", (4,)))
+    for layer in layers:
+        monkeypatch.setattr(networks, "LAYERS", {1: [(lambda c, shape, layer=layer: layer, 1)]})
+        assert networks._layer(b, b.current) is not None, layer
+    chooser.eager = True
+    networks._head(b, "sse")
+    assert b.statements[-1].endswith("|> step") == ends_in_step, b.statements

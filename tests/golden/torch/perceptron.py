@@ -204,8 +204,11 @@ class Runtime:
         self.optimizer.zero_grad(set_to_none=True)
         loss = compute_loss(self.network(x), y)
         # The global batch's loss is the sum over the workers of share * loss, and
-        # DDP averages their gradients: hence the factor world_size (1 alone).
-        (loss * (share * self.world_size)).backward()
+        # DDP averages their gradients: hence the factor world_size. In one
+        # process it is 1 and stays out of the graph (a multiply and its
+        # backward cost microseconds a step).
+        scale = share * self.world_size
+        (loss if scale == 1.0 else loss * scale).backward()
         self.optimizer.step()
         self.steps += 1
         return loss.item()
