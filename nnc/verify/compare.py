@@ -42,13 +42,15 @@ class Noise:
     - ``quiet``: per parameter element, how far it may drift (see
       ``run(record_quiet=True)``): elements of those tensors, and single elements
       whose gradient cancels at some step. ``absorbed``: the running statistics of the
-      batchnorms downstream of noise parameters, which follow their drift.
+      batchnorms downstream of noise parameters, which follow their drift;
+      ``loss_margins``: per training step, how far that drift may move the loss.
     """
 
     parameters: frozenset[str] = frozenset()
     absorbed: frozenset[str] = frozenset()
     gradient_scale: float = 0.0
     quiet: Mapping[str, np.ndarray] = field(default_factory=dict)
+    loss_margins: tuple[float, ...] = ()
 
     @staticmethod
     def of(program: Program, model: str, ref: Run, lr_sum: float) -> Noise:
@@ -71,7 +73,7 @@ class Noise:
         quiet = dict(ref.quiet)
         for name in zero - set(quiet):
             quiet[name] = np.full(gradients[name].shape, QUIET_STEP * lr_sum)
-        return Noise(zero, frozenset(absorbed), scale, quiet)
+        return Noise(zero, frozenset(absorbed), scale, quiet, tuple(ref.loss_margins))
 
     def state_key(self, key: str) -> bool:
         """Whether an optimizer-state entry (``<param>.<slot>``) belongs to a noise
@@ -159,8 +161,12 @@ def training_deviation(
     after = after.worse(deviation(state, state_ref, frozenset(), allowed, tol))
     if losses:
         ref_losses = {"loss": np.array(ref.losses[first_step:])}
+        drift = np.array(noise.loss_margins[first_step:]) * (2.0 if pair else 1.0)
+        loss_margins = {"loss": drift} if drift.shape == (len(losses),) else None
         after = after.worse(
-            deviation({"loss": np.array(losses)}, ref_losses, frozenset(), allowed, tol)
+            deviation(
+                {"loss": np.array(losses)}, ref_losses, frozenset(), allowed, tol, loss_margins
+            )
         )
     return after
 

@@ -90,6 +90,7 @@ class Run:
     weights_after: dict[str, np.ndarray] = field(default_factory=dict)
     state_after: dict[str, np.ndarray] = field(default_factory=dict)
     quiet: dict[str, np.ndarray] = field(default_factory=dict)  # see run(record_quiet=True)
+    loss_margins: list[float] = field(default_factory=list)  # the same
     runtime: Runtime | None = field(default=None, repr=False)
 
 
@@ -273,7 +274,9 @@ def run(backend: str, case: Case, train: bool = True, record_quiet: bool = False
     times each learning rate. A float32 backend's gradient there is rounding noise,
     which adaptive optimizers turn into steps of about the learning rate (a sum of
     ``±1/n`` terms of an ``mae`` gradient that cancel exactly in float64, a bias whose
-    batchnorm subtracts it)."""
+    batchnorm subtracts it). The loss of each step then gets an allowance too
+    (:attr:`Run.loss_margins`): to first order, the sum over the quiet elements of
+    ``|gradient| * allowance so far``, what their drift moves it by."""
     runtime = build(backend, case)
     result = Run(outputs=outputs(runtime, case.model, case.program, case.inputs), runtime=runtime)
     if not train:
@@ -286,7 +289,11 @@ def run(backend: str, case: Case, train: bool = True, record_quiet: bool = False
             result.weights_mid = dict(runtime.get_weights())
             result.state_mid = dict(runtime.get_optimizer_state())
         if record_quiet:
-            _quiet_elements(runtime.gradients(inputs[0], target), noisy)
+            gradients = runtime.gradients(inputs[0], target)
+            result.loss_margins.append(
+                sum(float(np.sum(np.abs(gradients[n]) * b)) for n, b in result.quiet.items())
+            )
+            _quiet_elements(gradients, noisy)
             for name, mask in noisy.items():
                 budget = result.quiet.setdefault(name, np.zeros(mask.shape))
                 budget += QUIET_STEP * lr * mask

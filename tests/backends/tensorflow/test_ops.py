@@ -204,9 +204,13 @@ CASES = {
     "frozen_dense": "input x: [4]\n    dense(3, trainable = false) tanh dense(2)",
     # oneDNN computed these wrongly (one input channel, a larger stride across than
     # down; the differential fuzzer found the first): the Conv layer transposes them.
-    "one_channel_wide_stride_same": "input x: [1, 2, 1]\n    conv2d(2, 2, stride = [1, 2], padding = same)",
+    "one_channel_wide_stride_same": (
+        "input x: [1, 2, 1]\n    conv2d(2, 2, stride = [1, 2], padding = same)"
+    ),
     "one_channel_wide_stride_valid": "input x: [1, 2, 5]\n    conv2d(3, [1, 3], stride = [1, 3])",
-    "one_channel_wide_stride_pads": "input x: [1, 3, 2]\n    conv2d(2, 3, stride = [1, 2], padding = 1) relu",
+    "one_channel_wide_stride_pads": (
+        "input x: [1, 3, 2]\n    conv2d(2, 3, stride = [1, 2], padding = 1) relu"
+    ),
 }
 
 

@@ -169,12 +169,15 @@ class Conv(Layer):
         if self.pads is not None:
             x = tf.pad(x, self.pads)
         if self.swap:  # see the class docstring
-            y = tf.transpose(tf.nn.conv2d(
-                tf.transpose(x, (0, 2, 1, 3)), tf.transpose(self.kernel, (1, 0, 2, 3)),
-                self.stride[::-1], self.padding, dilations=self.dilation[::-1],
-            ), (0, 2, 1, 3))
+            x, kernel = tf.transpose(x, (0, 2, 1, 3)), tf.transpose(self.kernel, (1, 0, 2, 3))
+            y = tf.nn.conv2d(
+                x, kernel, self.stride[::-1], self.padding, dilations=self.dilation[::-1]
+            )
+            y = tf.transpose(y, (0, 2, 1, 3))
         else:
-            y = self.convolve(x, self.kernel, self.stride, self.padding, dilations=self.dilation)
+            y = self.convolve(
+                x, self.kernel, self.stride, self.padding, dilations=self.dilation
+            )
         return y if self.bias is None else tf.nn.bias_add(y, self.bias)
 
     def parameters(self):
