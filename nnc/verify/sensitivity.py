@@ -21,8 +21,12 @@ whose float32 build runs the reference's own algorithm:
 - ``float32``: ``FLOAT32_SLACK`` times how far NumPy in float32 is from NumPy in
   float64, at the case's weights and at ``TRIES`` points nearby: the rounding error
   the computation itself suffers. Another float32 implementation sums in another
-  order and may be off by several times as much. (NumPy's own row uses the nearby
-  points only, so that its error at the case is still checked against something.)
+  order and may be off by many times as much: on the gradient of a bias that a
+  batchnorm nearly cancels (through a softplus), TensorFlow's was 4 to 25 times as
+  far from float64 as NumPy's, step by step, in the soak's two cases (seeds
+  3048946468 and 3003011010 of ``--seed 13``), with the forward pass and every other
+  gradient agreeing to 1e-7. (NumPy's own row uses the nearby points only, so that
+  its error at the case is still checked against something.)
 - ``moved``: how far the float64 reference itself moves from the case to those
   nearby points, whose weights are multiplied by ``1 + RHO·N(0, 1)``. ``RHO`` is
   about 25 float32 ulps: enough to cross any kink that float32 rounding can cross.
@@ -55,7 +59,7 @@ if TYPE_CHECKING:
 
 RHO = 3e-6  # relative perturbation of every weight: about 25 float32 ulps
 TRIES = 3
-FLOAT32_SLACK = 10.0  # one float32 implementation may be off 10x as much as another
+FLOAT32_SLACK = 30.0  # one float32 implementation may be off 30x as much as another
 MOVED_SLACK = 2.0  # the widest of TRIES draws of the reference's spread, widened
 _FIELDS = ("outputs", "gradients", "weights", "state", "losses")
 

@@ -74,3 +74,65 @@ def test_drift_of_a_quiet_element_moves_the_loss_within_its_margin() -> None:
     for row in report.rows:
         if row.training is not None:
             assert row.training.max_rel < 1e-6, explain(report)
+
+
+# Soak findings (seeds 3048946468 and 3003011010 of `fuzz_equivalence.py --seed 13`):
+# a bias reaching a batchnorm through a softplus gets a gradient the normalisation
+# nearly cancels. TensorFlow's float32 result there was 4 to 25 times as far from
+# float64 as NumPy's, step by step (its forward pass and every other gradient agree
+# to 1e-7), beyond the 10-fold float32 slack the harness allowed then; it allows 30.
+NEARLY_CANCELLED_BIAS = {
+    "conv_softplus_batchnorm_lrn": """
+model Part1 {
+    input a: [3, 6, 6]
+    v1 = a |> batchnorm(momentum = 0.9)
+    output v1
+}
+
+model Fuzz {
+    input x: [1, 5, 5]
+    v1 = x |> conv2d(1, [1, 1], padding = same, init = he_normal)
+    v2 = v1 |> conv2d(3, [3, 2], stride = 1, padding = [1, 2, 2, 0]) |> softplus
+    v3 = v2 |> Part1
+    v4 = v3 |> lrn(5, alpha = 0.1, beta = 1.0)
+    v5 = v4 |> flatten
+    v6 = v5 |> dense(5)
+    output v6
+}
+
+train Fuzz {
+    data      "unused.npz"
+    loss      mae
+    optimizer adagrad(lr = 0.01, initial_accumulator = 0.1)
+    l2        0.01
+}
+""",
+    "conv_transpose_softplus_lrn_batchnorm": """
+model Fuzz {
+    input x: [1, 4, 6]
+    v1 = x |> conv2d_transpose(3, 1, stride = 2, padding = 1, init = he_normal) |> softplus
+    v2 = v1 |> lrn(4, alpha = 1.0, beta = 0.75) |> elu(0.7)
+    v3 = v2 |> batchnorm(momentum = 0.05)
+    v4 = v3 |> flatten
+    v5 = v4 |> dense(3)
+    v6 = v5 |> sigmoid
+    output v6
+}
+
+train Fuzz {
+    data      "unused.npz"
+    loss      binary_cross_entropy
+    optimizer rmsprop(lr = 0.001, rho = 0.5)
+    l2        0.001
+}
+""",
+}
+
+
+@pytest.mark.parametrize("case", sorted(NEARLY_CANCELLED_BIAS))
+def test_nearly_cancelled_bias_gradient_is_within_its_float32_allowance(case: str) -> None:
+    need("torch")
+    need("tensorflow")
+    report = verify(nnc.parse(NEARLY_CANCELLED_BIAS[case]), steps=6)
+    assert report.equivalent, explain(report)
+    assert any("ill-conditioned" in note for note in report.notes), report.notes
