@@ -76,7 +76,7 @@ def test_generated_module_trains_alone_under_torchrun_with_global_batchnorm(
         "if runtime.rank == 0:\n"
         "    np.savez('weights.npz', **runtime.get_weights())\n"
         "    json.dump(history, open('history.json', 'w'))\n"
-        "torch.distributed.destroy_process_group()\n"
+        "runtime.close()\n"
     )
     env = {
         key: value

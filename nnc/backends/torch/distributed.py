@@ -21,6 +21,7 @@ DISTRIBUTED_NAMES = frozenset(
     {
         "os",
         "datetime",
+        "gc",
         "dist",
         "DistributedDataParallel",
         "init_distributed",
@@ -116,7 +117,7 @@ def use_global_batchnorm(module):
 
 
 # What the snippets and the Runtime's data-parallel code import.
-STDLIB_IMPORTS = frozenset({"datetime", "os"})
+STDLIB_IMPORTS = frozenset({"datetime", "gc", "os"})
 TORCH_IMPORTS = (
     "import torch.distributed as dist",
     "from torch.nn.parallel import DistributedDataParallel",

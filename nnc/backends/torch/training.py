@@ -494,6 +494,18 @@ class RuntimeEmitter:
                 w.line("dist.all_reduce(total)")
             w.line("return total.cpu().numpy()")
         w.blank()
+        with w.block("def close(self):"):
+            w.docstring(
+                "Leave the data-parallel process group, once training is done (every\n"
+                "worker calls it); the weights stay readable. DistributedDataParallel is\n"
+                "released first: a process that exits while DDP still holds its group\n"
+                "may abort in torch's teardown. Without a group it does nothing."
+            )
+            w.line("self.network = self.model")
+            w.line("gc.collect()")
+            with w.block("if dist.is_initialized():"):
+                w.line("dist.destroy_process_group()")
+        w.blank()
         with w.block("def loss(self, x, y):"):
             w.docstring("The loss in evaluation mode (no dropout, running batchnorm statistics).")
             w.line(f"x, y = self._tensor(x, {self._dtype(0)}), self._tensor(y)")

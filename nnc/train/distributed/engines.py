@@ -83,11 +83,9 @@ def _torch(
             for phrase in ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
         )
 
-    # Leaving the process group explicitly: torch may abort the process when it is
-    # only torn down at interpreter exit.
-    return Connection(
-        DataParallel(runtime, description), lost_peer, close=dist.destroy_process_group
-    )
+    # Leaving the process group explicitly, DDP released first (Runtime.close): torch
+    # may abort the process when either is only torn down at interpreter exit.
+    return Connection(DataParallel(runtime, description), lost_peer, close=runtime.close)
 
 
 def _tensorflow(

@@ -35,7 +35,7 @@ def test_generated_module_imports_only_torch_numpy_and_the_standard_library(
             imported |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
             imported.add((node.module or "").split(".")[0])
-    assert imported <= {"datetime", "math", "os", "zlib", "numpy", "torch"}, imported
+    assert imported <= {"datetime", "gc", "math", "os", "zlib", "numpy", "torch"}, imported
 
 
 def test_importing_the_backend_and_emitting_do_not_import_torch() -> None:

@@ -8,6 +8,7 @@ fit(x, y) trains it from initial_weights() with the recipe's settings.
 """
 
 import datetime
+import gc
 import os
 import zlib
 
@@ -211,6 +212,17 @@ class Runtime:
         if self.world_size > 1:
             dist.all_reduce(total)
         return total.cpu().numpy()
+
+    def close(self):
+        """Leave the data-parallel process group, once training is done (every
+        worker calls it); the weights stay readable. DistributedDataParallel is
+        released first: a process that exits while DDP still holds its group
+        may abort in torch's teardown. Without a group it does nothing.
+        """
+        self.network = self.model
+        gc.collect()
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
     def loss(self, x, y):
         """The loss in evaluation mode (no dropout, running batchnorm statistics)."""
