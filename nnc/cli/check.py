@@ -13,7 +13,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "check",
         help="parse, shape-check and validate .nn files",
         description="Parse, shape-check and validate each file; report every error with "
-        "its file, line and column. Exit 1 if any file has an error.",
+        "its file, line and column. Exit 1 if any file has an error. A file with a search "
+        "space (choice, uniform, loguniform, integer) is checked at every value of each "
+        "distribution (each option, both ends of a range, every value of a short integer "
+        "range), the others at their first value; an error a value causes names it.",
     )
     p.add_argument("files", nargs="+", metavar="FILE", help=".nn files to check")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
@@ -27,22 +30,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnc.dsl import load
+    from nnc.dsl.space import load_space
     from nnc.ir.passes.resources import parse_size
 
     budget = parse_size(args.memory_budget) if args.memory_budget else None
     failed = 0
     for path in args.files:
         try:
-            program = load(path, memory_budget=budget)
+            checked = load_space(path, memory_budget=budget)
         except NncError as err:
             print(err.render(), file=sys.stderr)
             failed += 1
             continue
         if not args.quiet:
+            program, space = checked.program, checked.space
             n_models, n_recipes = len(program.models), len(program.recipes)
+            searched = (
+                f", a search space of {len(space)} parameter{'s' * (len(space) != 1)}: "
+                + ", ".join(space.names)
+                if len(space)
+                else ""
+            )
             print(
                 f"{path}: ok ({n_models} model{'s' * (n_models != 1)}, "
-                f"{n_recipes} recipe{'s' * (n_recipes != 1)})"
+                f"{n_recipes} recipe{'s' * (n_recipes != 1)}{searched})"
             )
     return 1 if failed else 0

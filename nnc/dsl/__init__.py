@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nnc.dsl import ast
+from nnc.dsl.bind import Chooser
 from nnc.dsl.lower import BlockCheck, lower
 from nnc.dsl.parser import parse_file
 from nnc.dsl.printer import format_file
@@ -36,18 +38,33 @@ def parse(
     """Parse ``.nn`` text to IR; with ``check`` (the default), also type and validate it
     and refuse specs over the memory budget (see :mod:`nnc.ir.passes.resources`)."""
     try:
-        lowered = lower(parse_file(text, filename))
+        tree = parse_file(text, filename)
         if not check:
-            return lowered.program
-        typed = infer_shapes(lowered.program)
-        _check_blocks(typed, lowered.block_checks)
-        return check_resources(validate(typed), memory_budget)
+            return lower(tree).program
+        return check_tree(tree, memory_budget)
     except NncError as err:
         raise err.with_source(text) from None
 
 
+def check_tree(
+    tree: ast.File, memory_budget: int | None = None, choose: Chooser | None = None
+) -> Program:
+    """Lower a syntax tree and type, validate and budget the program (what
+    :func:`parse` does after parsing); ``choose`` stands in for search distributions."""
+    lowered = lower(tree, choose)
+    typed = infer_shapes(lowered.program)
+    _check_blocks(typed, lowered.block_checks)
+    return check_resources(validate(typed), memory_budget)
+
+
 def load(path: str | Path, *, check: bool = True, memory_budget: int | None = None) -> Program:
     """Read and parse a ``.nn`` file."""
+    return parse(load_text(path), str(path), check=check, memory_budget=memory_budget)
+
+
+def load_text(path: str | Path) -> str:
+    """The text of a ``.nn`` file; a missing file or one that is not UTF-8 is an
+    :class:`NncError` (the latter pointing at the first bad byte)."""
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -56,10 +73,9 @@ def load(path: str | Path, *, check: bool = True, memory_budget: int | None = No
     except OSError as exc:
         raise NncError(f"cannot read {p}: {exc.strerror}") from None
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _decode_error(data, exc, str(path)) from None
-    return parse(text, str(path), check=check, memory_budget=memory_budget)
 
 
 def _decode_error(data: bytes, exc: UnicodeDecodeError, filename: str) -> ParseError:
@@ -102,4 +118,13 @@ def _check_blocks(program: Program, checks: list[BlockCheck]) -> None:
                 )
 
 
-__all__ = ["check_program", "format_program", "format_source", "load", "parse", "parse_file"]
+__all__ = [
+    "check_program",
+    "check_tree",
+    "format_program",
+    "format_source",
+    "load",
+    "load_text",
+    "parse",
+    "parse_file",
+]

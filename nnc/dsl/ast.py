@@ -119,7 +119,15 @@ class Stack(Node):
     stage: Stage
 
 
-Stmt = InputDecl | Output | Assign | Stack
+@dataclass(frozen=True)
+class Repeat(Node):
+    """``repeat N { ... }``: the body's statements, ``count`` times in a row."""
+
+    count: Expr
+    body: tuple[Stmt, ...]
+
+
+Stmt = InputDecl | Output | Assign | Stack | Repeat
 
 
 # -- items --------------------------------------------------------------------------

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Callable, Sequence
-from typing import Any, Literal, Union, get_args, get_origin
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal, TypeGuard, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
 from nnc.dsl import ast
 from nnc.dsl.printer import expr_text
 from nnc.errors import ArgumentError, Span, did_you_mean
+from nnc.ir.space import DISTRIBUTIONS
 
 # Fields that the DSL never sets through arguments.
 OP_INTERNAL = frozenset({"op", "name", "inputs", "outs", "span"})
@@ -25,17 +27,28 @@ SPEC_INTERNAL = frozenset({"kind", "span", "setting_spans"})
 
 Resolver = Callable[[ast.Ref], ast.Expr | None]
 
+# Given a search distribution written where a value goes (its call, the annotation of
+# the field it fills, a phrase for that field, and its label such as
+# ``dense_1.units``), the expression that stands for it this time: a sampled value, or
+# the value ``nnc check`` tries (see nnc.dsl.space).
+Chooser = Callable[[ast.Call, Any, str, str], ast.Expr]
+
 
 class Binder:
     """Converts AST argument values for one call site.
 
     ``resolve`` maps a bare name to the value of a block parameter (or None), so that
     ``conv2d(c, 3)`` inside ``block residual(c)`` binds ``filters`` to the argument of
-    the block instance.
+    the block instance. ``choose`` stands in for the search distributions met on the
+    way; without it, a distribution is an error (only ``nnc search`` and ``nnc check``
+    take them). ``path`` names the value being bound (``dense_1``, ``units``), which
+    labels the distributions.
     """
 
-    def __init__(self, resolve: Resolver | None = None):
+    def __init__(self, resolve: Resolver | None = None, choose: Chooser | None = None):
         self.resolve = resolve or (lambda ref: None)
+        self.choose = choose
+        self.path: list[str] = []
 
     # -- public ------------------------------------------------------------------
 
@@ -78,18 +91,49 @@ class Binder:
                     )
             if key in values:
                 raise ArgumentError(f"{what}: argument '{key}' is given twice", arg.span)
-            values[key] = self.convert(
-                arg.value, fields[key].annotation, f"{what}: argument '{key}'", key
-            )
+            with self.at(key):
+                values[key] = self.convert(
+                    arg.value, fields[key].annotation, f"{what}: argument '{key}'", key
+                )
             arg_spans[key] = arg.span
         return construct(cls, {**values, **(fixed or {})}, what, span, arg_spans)
 
+    @contextmanager
+    def at(self, label: str) -> Iterator[None]:
+        """Bind what follows as part of ``label`` (a node's name, a field, a setting)."""
+        self.path.append(label)
+        try:
+            yield
+        finally:
+            self.path.pop()
+
+    def sample(self, expr: ast.Expr, annotation: Any, where: str) -> ast.Expr:
+        """``expr``, or the expression that stands for it when it is a search
+        distribution (``choice(64, 128)``) in a place that takes a value of
+        ``annotation``. A spec that shares a distribution's name is no distribution
+        where the spec fits: ``init = uniform(-0.1, 0.1)`` is an initializer."""
+        if not is_distribution(expr, annotation):
+            return expr
+        if self.choose is None:
+            raise ArgumentError(
+                f"{where}: {render(expr)} is a search distribution; this command takes "
+                "plain values",
+                expr.span,
+                hint="sample the space with 'nnc search FILE' ('nnc check FILE' checks it)",
+            )
+        return self.choose(expr, annotation, where, ".".join(self.path))
+
+    def fits(self, expr: ast.Expr, annotation: Any) -> bool:
+        """Whether a plain value converts to ``annotation`` (no distributions)."""
+        try:
+            self._convert(expr, annotation)
+        except _Mismatch:
+            return False
+        return True
+
     def convert(self, expr: ast.Expr, annotation: Any, where: str, key: str = "") -> Any:
         """An AST value as the Python value a field of type ``annotation`` takes."""
-        if isinstance(expr, ast.Ref):
-            bound = self.resolve(expr)
-            if bound is not None:
-                expr = bound
+        expr = self._deref(self.sample(self._deref(expr), annotation, where))
         try:
             return self._convert(expr, annotation)
         except _Mismatch:
@@ -143,13 +187,10 @@ class Binder:
             if not isinstance(expr, ast.ListExpr):
                 raise _Mismatch
             if len(item_types) == 2 and item_types[1] is Ellipsis:
-                return tuple(self._convert(self._deref(i), element) for i in expr.items)
+                return tuple(self._item(i, element) for i in expr.items)
             if len(expr.items) != len(item_types):
                 raise _Mismatch
-            return tuple(
-                self._convert(self._deref(i), t)
-                for i, t in zip(expr.items, item_types, strict=True)
-            )
+            return tuple(self._item(i, t) for i, t in zip(expr.items, item_types, strict=True))
         if ann is bool:
             if isinstance(expr, ast.Bool):
                 return expr.value
@@ -170,6 +211,12 @@ class Binder:
             raise _Mismatch
         raise _Mismatch
 
+    def _item(self, expr: ast.Expr, annotation: Any) -> Any:
+        """A list item (``kernel = [choice(3, 5), 3]``): its own value, or a draw."""
+        where = f"{'.'.join(self.path) or 'a list'}: an item"
+        chosen = self.sample(self._deref(expr), annotation, where)
+        return self._convert(self._deref(chosen), annotation)
+
     def _deref(self, expr: ast.Expr) -> ast.Expr:
         if isinstance(expr, ast.Ref):
             bound = self.resolve(expr)
@@ -180,6 +227,15 @@ class Binder:
     def _spec(self, expr: ast.Ref | ast.Call, cls: type[BaseModel]) -> Any:
         args = expr.args if isinstance(expr, ast.Call) else ()
         return self.bind(cls, args, _kind_of(cls), expr.span)
+
+
+def is_distribution(expr: ast.Expr, annotation: Any = Any) -> TypeGuard[ast.Call]:
+    """Whether ``expr`` is a search distribution where a value of ``annotation`` goes."""
+    return (
+        isinstance(expr, ast.Call)
+        and expr.name in DISTRIBUTIONS
+        and expr.name not in _kinds(annotation)
+    )
 
 
 class _Mismatch(Exception):
@@ -205,6 +261,15 @@ def construct(
             raise ArgumentError(f"{what}: missing required argument '{field}'", span) from None
         message = err.get("msg", "invalid value")
         message = message.removeprefix("Value error, ").removeprefix("Input ")
+        if not field:  # a rule over several arguments: show the arguments given
+            given = ", ".join(
+                f"{k}={_show(v)}"
+                for k, v in values.items()
+                if k not in OP_INTERNAL and k not in SPEC_INTERNAL
+            )
+            raise ArgumentError(
+                f"{what}: {_lower_first(message)}. Received: {given}", span
+            ) from None
         received = values.get(field, err.get("input"))
         about = f"argument '{field}' " if field else ""
         raise ArgumentError(

@@ -8,7 +8,11 @@ Naming rules (the formatter relies on them):
 - a call of another model is named like ``encoder_1`` (the model's name in
   snake_case); a block instance prefixes the names of its nodes with its own name,
   ``residual_1_conv2d_1``;
-- an assignment of a name to an existing tensor (``y = x``) is an alias.
+- an assignment of a name to an existing tensor (``y = x``) is an alias;
+- ``repeat N { ... }`` lowers as its body written out N times.
+
+A search distribution (``choice(64, 128)``) lowers to whatever ``choose`` puts in its
+place (see :mod:`nnc.dsl.space`); without ``choose`` it is an error.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nnc.dsl import ast
+from nnc.dsl.bind import Chooser
 from nnc.dsl.lower_graph import (
     MAX_BLOCK_DEPTH,
     MAX_NODES,
@@ -40,14 +45,16 @@ class Lowered:
     block_checks: list[BlockCheck] = field(default_factory=list)
 
 
-def lower(tree: ast.File) -> Lowered:
-    """Lower a parsed file to an (unchecked) IR program."""
-    return _Lowerer(tree).run()
+def lower(tree: ast.File, choose: Chooser | None = None) -> Lowered:
+    """Lower a parsed file to an (unchecked) IR program; ``choose`` stands in for its
+    search distributions."""
+    return _Lowerer(tree, choose).run()
 
 
 class _Lowerer:
-    def __init__(self, tree: ast.File):
+    def __init__(self, tree: ast.File, choose: Chooser | None = None):
         self.tree = tree
+        self.choose = choose
         self.model_defs: dict[str, ast.ModelDef] = {}
         self.block_defs: dict[str, ast.BlockDef] = {}
         self.models: dict[str, Model] = {}
@@ -83,7 +90,7 @@ class _Lowerer:
         for r in recipes:
             if r.name in lowered_recipes:
                 raise NameResolutionError(f"train recipe '{r.name}' is defined twice", r.name_span)
-            lowered_recipes[r.name] = lower_recipe(r, self.models)
+            lowered_recipes[r.name] = lower_recipe(r, self.models, self.choose)
         program = Program(
             models={n: self.models[n] for n in self.model_defs}, recipes=lowered_recipes
         )

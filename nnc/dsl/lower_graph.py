@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any
 
 from nnc.dsl import ast
-from nnc.dsl.bind import Binder
+from nnc.dsl.bind import Binder, is_distribution
 from nnc.dsl.printer import expr_text
 from nnc.errors import (
     ArgumentError,
@@ -32,6 +32,12 @@ if TYPE_CHECKING:
 
 MAX_BLOCK_DEPTH = 32
 MAX_NODES = 100_000
+MAX_REPEAT = 10_000
+
+# What a repeat count, a dim and a layer chosen from a list take (for a chooser).
+RepeatCount = Annotated[int, "repeat count"]
+ShapeDim = Annotated[int, "input dim"]
+LayerChoice = Annotated[str, "layer"]
 
 
 @dataclass
@@ -97,7 +103,7 @@ class Scope:
         self.forward: list[ast.Ref] = []
         self.counters: dict[str, int] = {}
         self.current: str | None = None
-        self.binder = Binder(self._param_value)
+        self.binder = Binder(self._param_value, choose=lowerer.choose)
 
     @property
     def nodes(self) -> list[Node]:
@@ -108,17 +114,7 @@ class Scope:
     def run(self, body: Sequence[ast.Stmt]) -> None:
         self._prescan(body)
         for stmt in body:
-            if isinstance(stmt, ast.InputDecl):
-                self._input(stmt)
-            elif isinstance(stmt, ast.Stack):
-                current = self.need_current(stmt.span)
-                self.current = self._apply(stmt.stage, [current], None)[0]
-            elif isinstance(stmt, ast.Assign):
-                self._assign(stmt)
-            else:
-                if self.outputs is not None:
-                    raise GraphError("outputs are declared twice", stmt.span)
-                self.outputs = [self._value(v) for v in stmt.values]
+            self._statement(stmt)
         for ref in self.forward:
             if self.prefix + ref.name not in self.graph.emitted:
                 raise NameResolutionError(
@@ -127,10 +123,46 @@ class Scope:
                     hint="only names bound to a layer's result can be used before their definition",
                 )
 
+    def _statement(self, stmt: ast.Stmt) -> None:
+        if isinstance(stmt, ast.InputDecl):
+            self._input(stmt)
+        elif isinstance(stmt, ast.Stack):
+            current = self.need_current(stmt.span)
+            self.current = self._apply(stmt.stage, [current], None)[0]
+        elif isinstance(stmt, ast.Assign):
+            self._assign(stmt)
+        elif isinstance(stmt, ast.Repeat):
+            self._repeat(stmt)
+        else:
+            if self.outputs is not None:
+                raise GraphError("outputs are declared twice", stmt.span)
+            self.outputs = [self._value(v) for v in stmt.values]
+
+    def _repeat(self, r: ast.Repeat) -> None:
+        """``repeat N { ... }``: the body N times in a row, as if written out."""
+        for stmt in r.body:
+            if isinstance(stmt, ast.InputDecl | ast.Output):
+                what = "an input" if isinstance(stmt, ast.InputDecl) else "the outputs"
+                raise GraphError(
+                    f"a repeat body cannot declare {what}; declare them outside it", stmt.span
+                )
+        with self.binder.at(self._fresh("repeat")):
+            count = self.binder.convert(r.count, RepeatCount, "repeat: the count")
+        if not 0 <= count <= MAX_REPEAT:
+            raise ArgumentError(
+                f"repeat takes a count from 0 to {MAX_REPEAT}. Received: {count}", r.count.span
+            )
+        for _ in range(count):
+            for stmt in r.body:
+                self._statement(stmt)
+
     def _prescan(self, body: Sequence[ast.Stmt]) -> None:
         """Collect the names bound in this body, and the names given with ``name = ...``,
         so auto-naming never takes them."""
         for stmt in body:
+            if isinstance(stmt, ast.Repeat):
+                self._prescan(stmt.body)
+                continue
             names: list[tuple[str, Span]] = []
             if isinstance(stmt, ast.InputDecl):
                 names = [(stmt.name, stmt.name_span)]
@@ -161,6 +193,8 @@ class Scope:
         for item in d.shape.items:
             value = self._param_value(item) if isinstance(item, ast.Ref) else None
             item = value if value is not None else item
+            with self.binder.at(f"{self.prefix}{d.name}.shape"):
+                item = self.binder.sample(item, ShapeDim, f"input '{d.name}': a dim")
             if isinstance(item, ast.Int) and item.value > 0:
                 dims.append(item.value)
             elif isinstance(item, ast.Ref):
@@ -283,6 +317,11 @@ class Scope:
 
     def _apply(self, stage: ast.Stage, piped: list[str], final: str | None) -> list[str]:
         """Apply a layer, block or model to ``piped`` plus its leading tensor args."""
+        call = ast.Call(name=stage.name, args=stage.args, span=stage.span)
+        if is_distribution(call, LayerChoice):  # a layer drawn from a list: choice(relu, tanh)
+            with self.binder.at(self._fresh("layer")):
+                chosen = self.binder.sample(call, LayerChoice, "a layer")
+            return self._apply(as_stage(chosen), piped, final)
         tensors: list[str] = list(piped)
         attrs: list[ast.Arg] = []
         explicit_name: str | None = None
@@ -325,13 +364,17 @@ class Scope:
                 f"unknown layer '{stage.name}'", stage.span, hint=did_you_mean(stage.name, choices)
             )
         name = explicit_name or (final if activation is None else None) or self._fresh(stage.name)
-        node = self.binder.bind(
-            OPS[stage.name],
-            attrs,
-            stage.name,
-            stage.span,
-            fixed={"name": name, "inputs": tuple(tensors), "span": stage.span},
-        )
+        with self.binder.at(name):
+            node = self.binder.bind(
+                OPS[stage.name],
+                attrs,
+                stage.name,
+                stage.span,
+                fixed={"name": name, "inputs": tuple(tensors), "span": stage.span},
+            )
+            if activation is not None:
+                with self.binder.at("activation"):
+                    activation = self.binder.sample(activation, LayerChoice, "'activation'")
         self._emit(node)
         if activation is None:
             return [name]
@@ -363,8 +406,8 @@ class Scope:
             if scope.block == d.name:
                 raise GraphError(f"block '{d.name}' uses itself", stage.span)
             scope = scope.parent
-        params = self._block_args(d, attrs, stage.span)
         instance = instance or self._fresh(d.name)
+        params = self._block_args(d, attrs, stage.span, instance)
         inner = Scope(
             self.lw,
             model=self.model,
@@ -389,7 +432,9 @@ class Scope:
             return inner.outputs
         return [inner.need_current(d.span)]
 
-    def _block_args(self, d: ast.BlockDef, attrs: list[ast.Arg], span: Span) -> dict[str, ast.Expr]:
+    def _block_args(
+        self, d: ast.BlockDef, attrs: list[ast.Arg], span: Span, instance: str
+    ) -> dict[str, ast.Expr]:
         params: dict[str, ast.Expr] = {}
         n_pos = 0
         for arg in attrs:
@@ -413,6 +458,11 @@ class Scope:
             if key in params:
                 raise ArgumentError(f"block parameter '{key}' is given twice", arg.span)
             value = arg.value
+            if isinstance(value, ast.Ref) and value.name in self.params:
+                value = self.params[value.name]
+            # A drawn argument is drawn once for the instance, whatever it is used for.
+            with self.binder.at(f"{instance}.{key}"):
+                value = self.binder.sample(value, Any, f"block '{d.name}': argument '{key}'")
             if isinstance(value, ast.Ref) and value.name in self.params:
                 value = self.params[value.name]
             params[key] = value
@@ -444,6 +494,19 @@ class Scope:
         self.graph.taken.add(node.name)
         self.graph.emitted.add(node.name)
         self.graph.nodes.append(node)
+
+
+def as_stage(expr: ast.Expr) -> ast.Stage:
+    """A chosen layer (``relu``, ``leaky_relu(0.2)``) as a stage."""
+    if isinstance(expr, ast.Ref):
+        return ast.Stage(name=expr.name, args=(), span=expr.span)
+    if isinstance(expr, ast.Call):
+        return ast.Stage(name=expr.name, args=expr.args, span=expr.span, parens=True)
+    raise ArgumentError(
+        f"a layer choice takes layer names such as relu or leaky_relu(0.2). Received: "
+        f"{_text(expr)}",
+        expr.span,
+    )
 
 
 def _flatten_add(expr: ast.Expr) -> list[ast.Expr]:

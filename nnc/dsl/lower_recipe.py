@@ -8,7 +8,7 @@ from typing import get_args, get_origin
 from pydantic import BaseModel
 
 from nnc.dsl import ast
-from nnc.dsl.bind import Binder, construct
+from nnc.dsl.bind import Binder, Chooser, construct
 from nnc.errors import ArgumentError, RecipeError, did_you_mean
 from nnc.ir.program import Model
 from nnc.ir.training import (
@@ -21,7 +21,9 @@ from nnc.ir.training import (
 )
 
 
-def lower_recipe(d: ast.TrainDef, models: Mapping[str, Model]) -> Recipe | GanRecipe:
+def lower_recipe(
+    d: ast.TrainDef, models: Mapping[str, Model], choose: Chooser | None = None
+) -> Recipe | GanRecipe:
     """A train recipe: each setting bound to its typed field; a recipe naming a
     generator or discriminator is a GAN recipe."""
     settings: dict[str, ast.Setting] = {}
@@ -37,7 +39,7 @@ def lower_recipe(d: ast.TrainDef, models: Mapping[str, Model]) -> Recipe | GanRe
         for k, f in cls.model_fields.items()
         if k not in ("kind", "name", "span", "setting_spans")
     }
-    binder = Binder()
+    binder = Binder(choose=choose)
     values: dict[str, object] = {}
     for key, s in settings.items():
         if key not in keys:
@@ -47,7 +49,8 @@ def lower_recipe(d: ast.TrainDef, models: Mapping[str, Model]) -> Recipe | GanRe
                 s.key_span,
                 hint=did_you_mean(key, keys),
             )
-        values[key] = _setting(binder, s, keys[key].annotation, what)
+        with binder.at(key):
+            values[key] = _setting(binder, s, keys[key].annotation, what)
     if not is_gan and "model" not in values:
         values["model"] = d.name
     if not is_gan and "model" in values and "loss" in settings:

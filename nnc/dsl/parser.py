@@ -51,6 +51,7 @@ TOKEN_NAMES = {
     "TRAIN": "'train'",
     "INPUT": "'input'",
     "OUTPUT": "'output'",
+    "REPEAT": "'repeat'",
     "TRUE": "'true'",
     "FALSE": "'false'",
     "$END": "the end of the file",
@@ -332,6 +333,10 @@ class _ToAst(Transformer[Token, Any]):
 
     def stack(self, meta: Any, ch: list[Any]) -> ast.Stack:
         return ast.Stack(stage=ch[0], span=_span(meta, self.f))
+
+    def repeat(self, meta: Any, ch: list[Any]) -> ast.Repeat:
+        count, *body = ch
+        return ast.Repeat(count=count, body=tuple(body), span=_span(meta, self.f))
 
     def setting(self, meta: Any, ch: list[Any]) -> ast.Setting:
         key, *args = ch

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from nnc.dsl import ast
+from nnc.errors import Span
 from nnc.ir.ops import ACTIVATIONS
 
 INDENT = "    "
@@ -135,19 +136,37 @@ def _header(item: ast.ModelDef | ast.BlockDef) -> str:
 
 
 def _graph(w: _Writer, item: ast.ModelDef | ast.BlockDef) -> None:
-    groups = _group(item.body)
+    _braced(w, _header(item), item.span, item.body, "", closing_owns=True)
+
+
+def _braced(
+    w: _Writer,
+    header: str,
+    span: Span,
+    body: Sequence[ast.Stmt],
+    indent: str,
+    closing_owns: bool,
+) -> None:
+    """``header``, the statements of ``body`` one level deeper, and ``}``; a
+    ``repeat`` inside is printed the same way, nested."""
+    groups = _group(body)
     # A trailing comment belongs to the last construct that ends on its line.
-    starts = [g[0].span.line for g in groups] + [item.span.end_line + 1]
-    header_owns = not groups or starts[0] > item.span.line
-    w.line(_header(item), "", item.span.line if header_owns else None)
+    starts = [g[0].span.line for g in groups] + [span.end_line + 1]
+    header_owns = not groups or starts[0] > span.line
+    w.line(header, indent, span.line if header_owns else None)
+    inner = indent + INDENT
     for i, group in enumerate(groups):
-        w.leading(group[0].span.line, INDENT)
-        text = " ".join(_stmt_text(s) for s in group)
+        w.leading(group[0].span.line, inner)
         end = max(s.span.end_line for s in group)
-        owns = starts[i + 1] > end and end != item.span.end_line
-        w.line(text, INDENT, end if owns else None)
-    w.leading(item.span.end_line, INDENT)
-    w.line("}", "", item.span.end_line)
+        owns = starts[i + 1] > end and end != span.end_line
+        first = group[0]
+        if isinstance(first, ast.Repeat):
+            _braced(w, f"repeat {expr_text(first.count)} {{", first.span, first.body, inner, owns)
+            continue
+        text = " ".join(_stmt_text(s) for s in group)
+        w.line(text, inner, end if owns else None)
+    w.leading(span.end_line, inner)
+    w.line("}", indent, span.end_line if closing_owns else None)
 
 
 def _group(body: Sequence[ast.Stmt]) -> list[list[ast.Stmt]]:
@@ -176,6 +195,8 @@ def _stmt_text(s: ast.Stmt) -> str:
         return expr_text(s.stage)
     if isinstance(s, ast.Assign):
         return f"{', '.join(s.targets)} = {expr_text(s.value)}"
+    if isinstance(s, ast.Repeat):  # printed by _braced; never joins a line
+        raise TypeError("a repeat statement is printed as a braced body")
     return "output " + ", ".join(expr_text(v) for v in s.values)
 
 
