@@ -14,6 +14,7 @@ from nnc.errors import NncError
 
 if TYPE_CHECKING:
     from nnc.ir.program import Program
+    from nnc.train.tracking import Tracking
 
 
 def positive_int(text: str) -> int:
@@ -52,13 +53,57 @@ def spec_source(file: str) -> Iterator[None]:
         raise
 
 
+def add_tracking_arguments(p: argparse.ArgumentParser) -> None:
+    """``--track`` and its companions (``nnc train``, ``nnc search``)."""
+    group = p.add_argument_group(
+        "experiment tracking (docs/training.md#experiment-tracking; pip install 'nnc[track]')"
+    )
+    group.add_argument(
+        "--track",
+        choices=("tensorboard", "mlflow", "none"),
+        default="tensorboard",
+        help="tensorboard (default): event files in the run folder; mlflow: those and an "
+        "MLflow run (the recipe as parameters, the weights as an artifact); none: neither",
+    )
+    group.add_argument(
+        "--histogram-every",
+        type=positive_int,
+        metavar="N",
+        help="weight and gradient histograms every N epochs (default: about ten a run)",
+    )
+    group.add_argument(
+        "--mlflow-uri",
+        metavar="URI",
+        help="the MLflow tracking server (default: $MLFLOW_TRACKING_URI, else MLflow's "
+        "default, ./mlflow.db)",
+    )
+    group.add_argument(
+        "--mlflow-experiment", metavar="NAME", help="the MLflow experiment (default: the recipe)"
+    )
+
+
+def tracking_from(args: argparse.Namespace, **extra: object) -> Tracking:
+    """The :class:`~nnc.train.tracking.Tracking` the command line asks for."""
+    from nnc.train.tracking import Tracking
+
+    return Tracking(
+        tensorboard=args.track != "none",
+        histogram_every=args.histogram_every,
+        mlflow=args.track == "mlflow",
+        mlflow_uri=args.mlflow_uri,
+        mlflow_experiment=args.mlflow_experiment,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train a recipe and write a run folder",
         description="Train a recipe of FILE (supervised, autoencoder or GAN) on a backend. "
-        "Writes the run folder: the resolved recipe, history.csv/json, loss.png, checkpoints "
-        "and the final weights.npz; for image data also a GAN's generated samples "
+        "Writes the run folder: the resolved recipe, history.csv/json, loss.png, checkpoints, "
+        "TensorBoard event files and the final weights.npz; for image data also a GAN's "
+        "generated samples "
         "(samples/) or an autoencoder's reconstructions (reconstructions/) per epoch. Ctrl-C "
         "stops cleanly after writing a checkpoint; --resume continues from the newest good one.",
     )
@@ -100,6 +145,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=("cpu", "cuda"),
         help="where torch runs (numpy and tensorflow run on the cpu only)",
     )
+    add_tracking_arguments(p)
     group = p.add_argument_group(
         "data-parallel training (docs/distributed.md)",
         "torch: DistributedDataParallel through torchrun, gloo on the cpu, nccl on cuda; "
@@ -144,6 +190,11 @@ def run(args: argparse.Namespace) -> int:
 
     program = load(args.file)
     if args.nproc > 1 or args.nnodes > 1:
+        if args.track == "mlflow":
+            raise NncError(
+                "--track mlflow applies to training in one process; data-parallel runs "
+                "(--nproc, --nnodes) log their history to the run folder only"
+            )
         return run_parallel(args, program)
     reporter = make_reporter(args.quiet)
     with spec_source(args.file), sigint_requests_stop() as should_stop:
@@ -163,6 +214,7 @@ def run(args: argparse.Namespace) -> int:
             base=Path(args.file).resolve().parent,
             reporter=reporter,
             should_stop=should_stop,
+            tracking=tracking_from(args),
         )
     if result.stopped == "interrupted":
         print(

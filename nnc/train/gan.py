@@ -41,6 +41,7 @@ from nnc.train.loop import Identity, TrainResult, batch_size, epoch_seed
 from nnc.train.plot import plot_gan
 from nnc.train.progress import QuietReporter, RunInfo, Summary
 from nnc.train.rundir import LOSS_PLOT, RunDir
+from nnc.train.tracking.callbacks import CallbackList
 
 SAMPLE_COUNT = 64
 D_FIGURES = ("d_loss", "d_real", "d_fake")
@@ -102,6 +103,7 @@ class GanTrainer:
     resumed_from: Path | None = None
     last_checkpoint: Path | None = None
     warned: bool = False  # about missing matplotlib, once
+    callbacks: CallbackList = field(default_factory=CallbackList)
 
     def run(self) -> TrainResult:
         plan, s = self.plan, self.state
@@ -135,14 +137,17 @@ class GanTrainer:
             )
         )
         stopped = "completed"
+        result: TrainResult | None = None
         try:
+            self.callbacks.begin()
             while s.epoch < plan.epochs:
                 row = self._epoch(order_rng, noise_rng, size, batches, fixed)
                 if row is None:
                     stopped = "interrupted"
                     break
                 s.history.append(row)
-                if self.should_stop():
+                asked = self.callbacks.epoch(s.epoch, row, self.runtime)
+                if asked or self.should_stop():
                     stopped = "interrupted"
                 due = s.epoch == plan.epochs or s.epoch % plan.checkpoint_every == 0
                 if self.run_dir is not None:
@@ -153,8 +158,10 @@ class GanTrainer:
                 self.reporter.epoch(row, False)
                 if stopped != "completed":
                     break
-            return self._finish(stopped, time.perf_counter() - started)
+            result = self._finish(stopped, time.perf_counter() - started)
+            return result
         finally:
+            self.callbacks.end(result)
             self.reporter.close()
 
     def _epoch(

@@ -42,6 +42,7 @@ from nnc.train.metrics import Metrics, higher_is_better
 from nnc.train.plot import plot_loss
 from nnc.train.progress import QuietReporter, RunInfo, Summary
 from nnc.train.rundir import LOSS_PLOT, RunDir
+from nnc.train.tracking.callbacks import CallbackList
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -139,6 +140,7 @@ class Trainer:
         after_epoch: Callable[[int, Runtime], object] | None = None,
         group: DataParallel | None = None,
         diagnose: Diagnose | None = None,
+        callbacks: CallbackList | None = None,
     ):
         self.runtime = runtime
         self.data = data
@@ -156,6 +158,10 @@ class Trainer:
         self.group = group
         self.agreed_stop = False  # a stop request every worker knows of (data-parallel)
         self.diagnose = diagnose
+        # what watches the run (TensorBoard, MLflow, a search's pruner); it may ask
+        # the run to stop after an epoch
+        self.callbacks = callbacks or CallbackList()
+        self.callbacks_stop = False
         self.anchor: _Anchor | None = None
         # A resumed run's last good checkpoint is the one it resumed from, until it
         # writes its own.
@@ -203,7 +209,9 @@ class Trainer:
             )
         )
         stopped = "completed"
+        result: TrainResult | None = None
         try:
+            self.callbacks.begin()
             if self._patience_spent():
                 stopped = "stopped early"  # a resumed run that had already stopped
             while s.epoch < plan.epochs and stopped == "completed":
@@ -215,6 +223,7 @@ class Trainer:
                 s.history.append(row)
                 if self.after_epoch is not None:
                     self.after_epoch(s.epoch, self.runtime)
+                self.callbacks_stop = self.callbacks.epoch(s.epoch, row, self.runtime)
                 if self._patience_spent():
                     stopped = "stopped early"
                 elif self._stop_requested():
@@ -227,8 +236,10 @@ class Trainer:
                 if self.run_dir is None and due:
                     self._set_anchor(self.runtime.get_weights(), rng)
                 self.reporter.epoch(row, improved)
-            return self._finish(stopped, time.perf_counter() - started)
+            result = self._finish(stopped, time.perf_counter() - started)
+            return result
         finally:
+            self.callbacks.end(result)
             self.reporter.close()
 
     def _epoch(self, rng: np.random.Generator, size: int, batches: int) -> dict[str, float] | None:
@@ -298,7 +309,9 @@ class Trainer:
     def _stop_requested(self) -> bool:
         """Whether to stop now; across workers, only a request all of them have seen
         (summed with the last batch's loss) counts, so they stop at the same batch."""
-        return self.agreed_stop if self.group is not None else self.should_stop()
+        if self.group is not None:
+            return self.agreed_stop
+        return self.callbacks_stop or self.should_stop()
 
     def _parallel_text(self) -> str:
         group = self.group

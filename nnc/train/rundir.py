@@ -8,6 +8,7 @@
         history.csv        one row per epoch: loss, metrics, validation, lr, time
         history.json       the same (rewritten at each checkpoint and at the end)
         loss.png           training and validation loss per epoch
+        events.out.tfevents.*  TensorBoard's logs (nnc.train.tracking; with nnc[track])
         checkpoints/       epoch-000010.npz ... (see nnc.train.checkpoint)
         weights.npz        the final canonical weights
         standardize.npz    input statistics (recipes with standardize true)

@@ -55,6 +55,7 @@ from nnc.train.recipes import (
 )
 from nnc.train.reconstructions import reconstruction_drawer
 from nnc.train.rundir import RunDir, default_run_dir
+from nnc.train.tracking import Tracking, gan_context, supervised_context
 
 TRAINING_BACKENDS = ("numpy", "torch", "tensorflow")
 CPU_ONLY = ("numpy", "tensorflow")
@@ -244,12 +245,15 @@ def make_plan(
     return plan, identity
 
 
-def write_run_files(run_dir: RunDir, run: RunSpec, data: PreparedData) -> None:
-    """The resolved recipe (``recipe.nn``, ``recipe.json``) and the input statistics."""
+def write_run_files(run_dir: RunDir, run: RunSpec, data: PreparedData) -> str:
+    """The resolved recipe (``recipe.nn``, ``recipe.json``) and the input statistics;
+    returns the text of ``recipe.nn``."""
     single = recipe_program(run.program, run.recipe)
-    run_dir.write_recipe(format_program(single), single.to_json())
+    text = format_program(single)
+    run_dir.write_recipe(text, single.to_json())
     if data.standardizer is not None:
         data.standardizer.save(run_dir.path / STANDARDIZE)
+    return text
 
 
 def train(
@@ -273,6 +277,7 @@ def train(
     build: BuildFn | None = None,
     nproc: int = 1,
     timeout: float = 300.0,
+    tracking: Tracking | None = None,
 ) -> TrainResult:
     """Train a recipe of a checked program; return the runtime, history and figures.
 
@@ -283,6 +288,8 @@ def train(
     (torch: DDP through torchrun; tensorflow: MultiWorkerMirroredStrategy), see
     docs/distributed.md; the runtime returned is then rebuilt here from the final
     weights, and ``timeout`` bounds, in seconds, every wait of a worker for the others.
+    ``tracking`` says what the run logs besides its run folder (default: TensorBoard
+    event files in it; see :mod:`nnc.train.tracking`).
     """
     reporter = reporter or QuietReporter()
     backend = backend_name(backend)
@@ -297,6 +304,11 @@ def train(
     if nproc > 1:
         from nnc.train.distributed.launch import Launch, train_parallel
 
+        if tracking is not None and (tracking.mlflow or tracking.callbacks):
+            raise TrainingError(
+                "tracking (MLflow, callbacks) applies to training in this process; "
+                "data-parallel runs (nproc > 1) log their history to the run folder only"
+            )
         if build is not None or should_stop is not None:
             raise TrainingError(
                 "build and should_stop apply to training in this process; data-parallel "
@@ -339,6 +351,7 @@ def train(
             reporter=reporter,
             should_stop=should_stop,
             build=build,  # type: ignore[arg-type]  # a GAN's builder: build_gan
+            tracking=tracking,
         )
     run = resolve_run(program, chosen, epochs=epochs, batch=batch, seed=seed, base=base)
     check_resume_folders(out, resume)
@@ -371,8 +384,17 @@ def train(
     if checkpoint is not None and checkpoint.optimizer:
         restore_optimizer(runtime, checkpoint, run.document, reporter, force)
 
-    if run_dir is not None:
-        write_run_files(run_dir, run, data)
+    recipe_text = write_run_files(run_dir, run, data) if run_dir is not None else ""
+    context = supervised_context(
+        program,
+        run,
+        data,
+        backend,
+        run_dir,
+        checkpoint.state.epoch if checkpoint else 0,
+        recipe_text,
+    )
+    callbacks = (tracking or Tracking()).start(context, reporter.warn)
 
     plan, identity = make_plan(run, monitor, checkpoint_every, keep, backend)
     drawer = (
@@ -394,6 +416,7 @@ def train(
         resumed_from=checkpoint.path if checkpoint else None,
         after_epoch=drawer,
         diagnose=lambda weights, x: first_non_finite(program, model, weights, [x]),
+        callbacks=callbacks,
     )
     return trainer.run()
 
@@ -414,6 +437,7 @@ def train_gan(
     reporter: QuietReporter,
     should_stop: Callable[[], bool] | None = None,
     build: Callable[..., GanRuntime] | None = None,
+    tracking: Tracking | None = None,
 ) -> TrainResult:
     """Train a resolved GAN recipe (see :mod:`nnc.train.gan`); as :func:`train`."""
     document = recipe_document(program, recipe)
@@ -449,9 +473,11 @@ def train_gan(
             reporter.warn(
                 f"the optimizer state of {checkpoint.path} does not fit ({exc}); it starts afresh"
             )
+    recipe_text = ""
     if run_dir is not None:
         single = recipe_program(program, recipe)
-        run_dir.write_recipe(format_program(single), single.to_json())
+        recipe_text = format_program(single)
+        run_dir.write_recipe(recipe_text, single.to_json())
         if geometry is None:
             reporter.warn(
                 f"the samples of {samples.source} are not images; no sample grids are drawn"
@@ -487,6 +513,19 @@ def train_gan(
         run_dir=run_dir,
         should_stop=should_stop or (lambda: False),
         resumed_from=checkpoint.path if checkpoint else None,
+        callbacks=(tracking or Tracking()).start(
+            gan_context(
+                program,
+                recipe,
+                document,
+                backend,
+                run_dir,
+                checkpoint.state.epoch if checkpoint else 0,
+                geometry,
+                recipe_text,
+            ),
+            reporter.warn,
+        ),
     )
     if checkpoint is not None:
         trainer.state = checkpoint.state

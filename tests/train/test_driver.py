@@ -17,6 +17,7 @@ from nnc.train import epoch_seed, train
 from nnc.train.progress import PlainReporter, QuietReporter, make_reporter
 from nnc.train.recipes import select_any_recipe, select_recipe
 from nnc.train.session import build_runtime
+from nnc.train.tracking.events import tensorboard_available
 from tests.train.fakes import FakeBackend
 
 IRIS = """
@@ -202,7 +203,10 @@ def test_validation_monitor_without_validation(tmp_path: Path) -> None:
 def test_history_files_and_run_folder(tmp_path: Path) -> None:
     result, _ = fit(iris(4), tmp_path)
     run = tmp_path / "run"
-    assert sorted(p.name for p in run.iterdir()) == [
+    names = sorted(p.name for p in run.iterdir())
+    events = [n for n in names if n.startswith("events.out.tfevents.")]
+    assert len(events) == (1 if tensorboard_available() else 0)  # nnc.train.tracking
+    assert [n for n in names if n not in events] == [
         "checkpoints",
         "history.csv",
         "history.json",
