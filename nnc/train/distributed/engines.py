@@ -91,9 +91,10 @@ def _torch(
 def _tensorflow(
     program: Program, model: str, weights: dict[str, np.ndarray], seed: int, timeout: float
 ) -> Connection:
-    import tensorflow as tf
-
     from nnc.backends.tensorflow import build
+    from nnc.backends.tensorflow.framework import import_tensorflow
+
+    tf = import_tensorflow()
 
     threads = int(os.environ.get("OMP_NUM_THREADS", "0"))
     if threads > 0:
