@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nnc.errors import NncError
+from nnc.errors import NncError, visible
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,17 +27,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnc.dsl import load
+    from nnc.dsl import read_spec
+    from nnc.dsl.diagnose import Diagnosis, diagnose
     from nnc.ir.passes.resources import parse_size
 
     budget = parse_size(args.memory_budget) if args.memory_budget else None
     failed = 0
     for path in args.files:
         try:
-            program = load(path, memory_budget=budget)
-        except NncError as err:
+            found = diagnose(read_spec(path), path, memory_budget=budget)
+        except NncError as unreadable:
+            found = Diagnosis(None, [unreadable])
+        for err in found.errors:
             print(err.render(), file=sys.stderr)
+        program = found.program
+        if program is None:
             failed += 1
+            if len(found.errors) > 1:
+                print(f"{visible(path)}: {len(found.errors)} errors", file=sys.stderr)
             continue
         if not args.quiet:
             n_models, n_recipes = len(program.models), len(program.recipes)

@@ -48,6 +48,11 @@ def parse(
 
 def load(path: str | Path, *, check: bool = True, memory_budget: int | None = None) -> Program:
     """Read and parse a ``.nn`` file."""
+    return parse(read_spec(path), str(path), check=check, memory_budget=memory_budget)
+
+
+def read_spec(path: str | Path) -> str:
+    """The text of a ``.nn`` file (UTF-8), or an NncError saying why it cannot be read."""
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -59,7 +64,7 @@ def load(path: str | Path, *, check: bool = True, memory_budget: int | None = No
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _decode_error(data, exc, str(path)) from None
-    return parse(text, str(path), check=check, memory_budget=memory_budget)
+    return text
 
 
 def _decode_error(data: bytes, exc: UnicodeDecodeError, filename: str) -> ParseError:
@@ -102,4 +107,12 @@ def _check_blocks(program: Program, checks: list[BlockCheck]) -> None:
                 )
 
 
-__all__ = ["check_program", "format_program", "format_source", "load", "parse", "parse_file"]
+__all__ = [
+    "check_program",
+    "format_program",
+    "format_source",
+    "load",
+    "parse",
+    "parse_file",
+    "read_spec",
+]

@@ -331,6 +331,7 @@ class Scope:
             stage.name,
             stage.span,
             fixed={"name": name, "inputs": tuple(tensors), "span": stage.span},
+            sugar=("activation", "name") if OPS[stage.name].category == "layer" else ("name",),
         )
         self._emit(node)
         if activation is None:

@@ -1,0 +1,68 @@
+"""What a newcomer trying every command met (issue 17): each case failed before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import EXAMPLES, run_nnc
+
+
+def test_summary_shows_symbolic_shapes() -> None:
+    # rich read "[t, 1]" as markup and printed an empty cell
+    result = run_nnc("summary", str(EXAMPLES / "sequence_lstm.nn"))
+    assert result.returncode == 0, result.stderr
+    window = next(line for line in result.stdout.splitlines() if "window" in line)
+    assert "[t, 1]" in window
+
+
+def test_a_misspelt_argument_gets_did_you_mean_even_for_sugar(tmp_path: Path) -> None:
+    spec = tmp_path / "a.nn"
+    spec.write_text("model M {\n    input x: [4]\n    dense(3, activaton = softmax)\n}\n")
+    result = run_nnc("check", str(spec))
+    assert result.returncode == 1
+    assert f"{spec}:3:14: error: dense has no argument 'activaton'" in result.stderr
+    assert "activation, name" in result.stderr
+    assert "hint: did you mean 'activation'?" in result.stderr
+
+
+TWO_BROKEN_MODELS = """\
+model A {
+    input x: [4]
+    dense(0)
+}
+
+model B {
+    input y: [2, 2, 2]
+    dense(3)
+}
+
+model C {
+    input z: [4]
+    A                                  # fails only because A does: no error of its own
+}
+
+train C {
+    data      xor
+    loss      mse
+    optimizr  sgd(lr = 0.1)
+}
+"""
+
+
+def test_check_reports_every_independent_error_in_source_order(tmp_path: Path) -> None:
+    spec = tmp_path / "two.nn"
+    spec.write_text(TWO_BROKEN_MODELS)
+    result = run_nnc("check", str(spec))
+    assert result.returncode == 1
+    located = [
+        line.split(": error: ")[0] for line in result.stderr.splitlines() if ": error: " in line
+    ]
+    assert located == [f"{spec}:3:11", f"{spec}:8:5", f"{spec}:19:5"]
+    assert "unknown setting 'optimizr'" in result.stderr
+    assert result.stderr.rstrip().endswith(f"{spec}: 3 errors")
+
+
+def test_check_of_a_good_file_is_unchanged() -> None:
+    result = run_nnc("check", str(EXAMPLES / "resnet_block.nn"))
+    assert result.returncode == 0
+    assert result.stdout == f"{EXAMPLES / 'resnet_block.nn'}: ok (1 model, 1 recipe)\n"
