@@ -66,3 +66,25 @@ def test_check_of_a_good_file_is_unchanged() -> None:
     result = run_nnc("check", str(EXAMPLES / "resnet_block.nn"))
     assert result.returncode == 0
     assert result.stdout == f"{EXAMPLES / 'resnet_block.nn'}: ok (1 model, 1 recipe)\n"
+
+
+def test_epoch_lines_fit_the_terminal_and_the_best_mark_is_explained() -> None:
+    import io
+
+    import nnc
+    from nnc.train import train
+    from nnc.train.progress import RichReporter
+
+    program = nnc.load(EXAMPLES / "digits_mlp.nn")
+    for width in (80, 100, 120):
+        out = io.StringIO()
+        reporter = RichReporter(out)
+        reporter.console.width = width
+        train(program, epochs=2, save=False, reporter=reporter)
+        lines = out.getvalue().splitlines()
+        assert "* marks a new best val_loss" in out.getvalue()
+        epochs = [ln for ln in lines if ln.startswith("epoch ")]
+        assert len(epochs) == 2 and epochs[0].endswith("  *")
+        assert all("val_accuracy" in ln for ln in epochs)
+        # the run's own lines (the summary tables are sized by rich itself)
+        assert max(len(ln) for ln in lines[: lines.index(epochs[-1]) + 1]) <= width
