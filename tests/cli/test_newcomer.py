@@ -88,3 +88,36 @@ def test_epoch_lines_fit_the_terminal_and_the_best_mark_is_explained() -> None:
         assert all("val_accuracy" in ln for ln in epochs)
         # the run's own lines (the summary tables are sized by rich itself)
         assert max(len(ln) for ln in lines[: lines.index(epochs[-1]) + 1]) <= width
+
+
+def test_the_run_folder_keeps_the_confusion_matrix_as_a_file_and_a_picture(tmp_path: Path) -> None:
+    import numpy as np
+
+    import nnc
+    from nnc.train import train
+
+    result = train(nnc.load(EXAMPLES / "digits_mlp.nn"), epochs=2, out=tmp_path / "run")
+    assert result.confusion is not None
+    rows = (tmp_path / "run" / "confusion.csv").read_text().splitlines()
+    assert rows[0] == "true\\predicted,0,1,2,3,4,5,6,7,8,9"
+    saved = np.array([[int(v) for v in r.split(",")[1:]] for r in rows[1:]])
+    np.testing.assert_array_equal(saved, result.confusion)
+    assert saved.sum() == 359  # the validation set
+    assert (tmp_path / "run" / "confusion.png").stat().st_size > 10_000
+
+
+def test_a_loss_that_falls_by_orders_of_magnitude_is_drawn_on_a_log_axis(tmp_path: Path) -> None:
+    from nnc.train.plot import log_scale_reads_better, plot_loss
+
+    # sequence_lstm's first epochs: a linear axis drew everything after epoch 1 flat
+    rows = [
+        {"epoch": 1, "loss": 0.156, "val_loss": 0.0132},
+        *(
+            {"epoch": e, "loss": 0.008 - 1e-4 * e, "val_loss": 0.0073 - 1e-4 * e}
+            for e in range(2, 30)
+        ),
+    ]
+    assert log_scale_reads_better([r["loss"] for r in rows] + [r["val_loss"] for r in rows])
+    assert not log_scale_reads_better([1.9, 1.0, 0.58, 0.43, 0.35])
+    assert not log_scale_reads_better([0.5, 0.001, 0.0, 0.002])  # a zero cannot be drawn
+    assert plot_loss(rows, tmp_path / "loss.png", "t", "mse") is not None

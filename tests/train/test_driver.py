@@ -204,6 +204,8 @@ def test_history_files_and_run_folder(tmp_path: Path) -> None:
     run = tmp_path / "run"
     assert sorted(p.name for p in run.iterdir()) == [
         "checkpoints",
+        "confusion.csv",
+        "confusion.png",
         "history.csv",
         "history.json",
         "loss.png",
