@@ -121,3 +121,47 @@ def test_a_loss_that_falls_by_orders_of_magnitude_is_drawn_on_a_log_axis(tmp_pat
     assert not log_scale_reads_better([1.9, 1.0, 0.58, 0.43, 0.35])
     assert not log_scale_reads_better([0.5, 0.001, 0.0, 0.002])  # a zero cannot be drawn
     assert plot_loss(rows, tmp_path / "loss.png", "t", "mse") is not None
+
+
+def test_the_run_folder_records_every_setting_used_and_the_environment(tmp_path: Path) -> None:
+    import json
+    from importlib import metadata
+
+    import nnc
+
+    result = run_nnc(
+        "train", str(EXAMPLES / "gan.nn"), "--epochs", "1", "-q", "--out", str(tmp_path / "g")
+    )
+    assert result.returncode == 0, result.stderr
+    recipe = (tmp_path / "g" / "recipe.nn").read_text()
+    # defaults the spec leaves out, which the run used
+    for line in (
+        "noise         normal, 16",
+        "d_steps       1",
+        "epochs        1",
+        "loss          non_saturating",
+    ):
+        assert f"    {line}\n" in recipe
+    assert "adam(lr = 0.001, beta1 = 0.5, beta2 = 0.999, eps = 1e-08)" in recipe
+    # the written recipe is the run's recipe
+    trained = nnc.parse(recipe, "recipe.nn")
+    assert trained.recipes["DigitsGAN"].epochs == 1
+    assert (
+        trained.recipes["DigitsGAN"].noise
+        == nnc.load(EXAMPLES / "gan.nn").recipes["DigitsGAN"].noise
+    )
+    environment = json.loads((tmp_path / "g" / "environment.json").read_text())
+    assert environment["backend"] == "numpy"
+    assert environment["packages"]["numpy"] == metadata.version("numpy")
+
+
+def test_nnc_ir_writes_out_the_defaults_a_recipe_uses() -> None:
+    result = run_nnc("ir", str(EXAMPLES / "xor.nn"))
+    assert result.returncode == 0
+    assert "    batch       all\n" in result.stdout and "    seed        7\n" in result.stdout
+    assert "sgd(lr = 0.5, momentum = 0.0, nesterov = false)" in result.stdout
+    early = run_nnc("ir", str(EXAMPLES / "digits_cnn.nn")).stdout
+    assert (
+        "early_stopping monitor = val_loss, patience = 5, min_delta = 0.0, restore_best = true"
+        in early
+    )

@@ -206,6 +206,7 @@ def test_history_files_and_run_folder(tmp_path: Path) -> None:
         "checkpoints",
         "confusion.csv",
         "confusion.png",
+        "environment.json",
         "history.csv",
         "history.json",
         "loss.png",
