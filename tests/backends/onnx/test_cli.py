@@ -32,11 +32,16 @@ def test_export_equals_compile_byte_for_byte(
 ) -> None:
     spec = str(EXAMPLES / "resnet_block.nn")
     a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
-    code, _, err = nnc_cli(capsys, "export", spec, "-o", str(a))
+    code, _, err = nnc_cli(capsys, "export", spec, "--no-preprocess", "-o", str(a))
     assert code == 0
     assert f"wrote {a} (opset 17, initial weights from the seed, " in err
+    assert "the caller owes the preprocessing: digits, scale = unit" in err
     assert nnc_cli(capsys, "compile", spec, "--backend", "onnx", "-o", str(b))[0] == 0
     assert a.read_bytes() == b.read_bytes()
+    # by default the graph takes raw pixels, as nnc predict does
+    code, _, err = nnc_cli(capsys, "export", spec, "-o", str(a))
+    assert code == 0 and a.read_bytes() != b.read_bytes()
+    assert "the graph takes raw samples and applies the run's preprocessing: digits" in err
 
 
 def test_export_with_checkpoint_and_opset(
@@ -181,7 +186,8 @@ def test_export_and_import_carry_the_input_standardisation(
     model = tmp_path / "hp.onnx"
     code, _, err = nnc_cli(capsys, "export", str(spec), "-w", str(checkpoint), "-o", str(model))
     assert code == 0, err
-    assert f"weights from {checkpoint}, with the run's input standardisation" in err
+    assert f"weights from {checkpoint}, " in err
+    assert "applies the run's preprocessing: standardised with the run's statistics" in err
     out_dir = tmp_path / "imported"
     code, _, err = nnc_cli(capsys, "import", str(model), "-o", str(out_dir / "hp.nn"))
     assert code == 0, err
