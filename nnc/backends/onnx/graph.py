@@ -128,6 +128,27 @@ class GraphBuilder:
     def ints(self, name: str, values: Sequence[int]) -> str:
         return self.initializer(name, np.array(list(values), dtype=np.int64))
 
+    # -- ops whose form changed between opsets -------------------------------------
+
+    def squeeze(self, x: str, axes: Sequence[int], output: str, **options: Any) -> str:
+        """``Squeeze``: axes an input from opset 13, an attribute before."""
+        return self._axes_op("Squeeze", x, axes, output, 13, **options)
+
+    def unsqueeze(self, x: str, axes: Sequence[int], output: str, **options: Any) -> str:
+        """``Unsqueeze``: axes an input from opset 13, an attribute before."""
+        return self._axes_op("Unsqueeze", x, axes, output, 13, **options)
+
+    def reduce_mean(self, x: str, axes: Sequence[int], output: str) -> str:
+        """``ReduceMean`` keeping dims: axes an input from opset 18, an attribute before."""
+        return self._axes_op("ReduceMean", x, axes, output, 18, keepdims=1)
+
+    def _axes_op(
+        self, op_type: str, x: str, axes: Sequence[int], output: str, first: int, **options: Any
+    ) -> str:
+        if self.opset >= first:
+            return self.op(op_type, [x, self.ints(f"{output}/axes", axes)], output, **options)
+        return self.op(op_type, [x], output, axes=list(axes), **options)
+
 
 # An IR op's lowering: reads its inputs from the builder, emits nodes, binds its output.
 Lowering = Callable[[GraphBuilder, Any], None]
@@ -178,9 +199,11 @@ def _preprocess_input(b: GraphBuilder, model: Model, pre: Preprocessing) -> Tens
         declared = declared.with_shape(t.image)
         f = float(t.upscale)
         scales = b.initializer(f"{name}/upscale", np.array([1.0, 1.0, f, f], np.float32))
+        # opset 11 wants a region of interest, even an unused one: an empty tensor
+        roi = "" if b.opset >= 13 else b.initializer(f"{name}/roi", np.zeros(0, np.float32))
         value = b.op(
             "Resize",
-            [value, "", scales],
+            [value, roi, scales],
             f"{name}/upscaled",
             mode="nearest",
             coordinate_transformation_mode="asymmetric",
