@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -157,6 +158,16 @@ class SilentReporter(QuietReporter):
         pass
 
 
+def stated_width() -> int | None:
+    """The width ``COLUMNS`` states, for output that is not a terminal (a log, a pipe):
+    lines there are not cut unless the user says how wide they may be."""
+    try:
+        width = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        return None
+    return width if width > 0 else None
+
+
 class PlainReporter(QuietReporter):
     """One line per (sampled) epoch, then the summary as plain text tables."""
 
@@ -188,7 +199,7 @@ class PlainReporter(QuietReporter):
         if info is None or not should_print(int(row["epoch"]), info.first_epoch, info.epochs):
             return
         eta = self.eta(int(row["epoch"]))
-        self._print(epoch_line(row, info.epochs, eta, info.samples, improved))
+        self._print(epoch_line(row, info.epochs, eta, info.samples, improved, stated_width()))
 
     def note(self, message: str) -> None:
         self._print(message)
