@@ -4,31 +4,19 @@ the run trains to the end and writes its whole folder."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from nnc.ir.weights import load_npz
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import EXAMPLES, ROOT, nnc_argv, nnc_env
 
 
 def test_training_goes_on_quietly_when_stdout_is_closed(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("NNC_DEBUG", None)
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nnc.cli.main",
-            "train",
-            str(EXAMPLES / "xor.nn"),
-            "--out",
-            str(out),
-        ],
+        nnc_argv("train", str(EXAMPLES / "xor.nn"), "--out", str(out)),
         cwd=ROOT,
-        env=env,
+        env=nnc_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
