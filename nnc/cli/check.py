@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nnc.errors import NncError
+from nnc.errors import NncError, visible
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,20 +30,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnc.dsl.space import load_space
+    from nnc.dsl import read_spec
+    from nnc.dsl.diagnose import Diagnosis
+    from nnc.dsl.space import diagnose_space
     from nnc.ir.passes.resources import parse_size
+    from nnc.ir.space import SearchSpace
 
     budget = parse_size(args.memory_budget) if args.memory_budget else None
     failed = 0
     for path in args.files:
         try:
-            checked = load_space(path, memory_budget=budget)
-        except NncError as err:
+            found, space = diagnose_space(read_spec(path), path, memory_budget=budget)
+        except NncError as unreadable:
+            found, space = Diagnosis(None, [unreadable]), SearchSpace()
+        for err in found.errors:
             print(err.render(), file=sys.stderr)
+        program = found.program
+        if program is None:
             failed += 1
+            if len(found.errors) > 1:
+                print(f"{visible(path)}: {len(found.errors)} errors", file=sys.stderr)
             continue
         if not args.quiet:
-            program, space = checked.program, checked.space
             n_models, n_recipes = len(program.models), len(program.recipes)
             searched = (
                 f", a search space of {len(space)} parameter{'s' * (len(space) != 1)}: "

@@ -45,20 +45,23 @@ def run(args: argparse.Namespace) -> int:
 def _print_tables(summaries: list[ModelSummary]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from nnc.ir.summary import human_bytes
 
-    console = Console()
+    # Every cell is plain Text: rich would read a shape such as [t, 1] as markup.
+    console = Console(markup=False, highlight=False)
     for s in summaries:
-        table = Table(title=f"model {s.model}", title_justify="left", show_footer=True)
+        table = Table(title=Text(f"model {s.model}"), title_justify="left", show_footer=True)
         table.add_column("layer", footer="total")
         table.add_column("op")
         table.add_column("output shape")
         table.add_column("params", justify="right", footer=f"{s.total_params:,}")
         for name, t in s.inputs:
-            table.add_row(name, "input", t, "")
+            table.add_row(Text(name), "input", Text(t), "")
         for r in s.rows:
-            table.add_row(r.name, r.op, r.output_shape, f"{r.params:,}" if r.params else "")
+            params = f"{r.params:,}" if r.params else ""
+            table.add_row(Text(r.name), Text(r.op), Text(r.output_shape), params)
         console.print(table)
         act = s.activation_bytes_per_sample
         console.print(

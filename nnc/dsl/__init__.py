@@ -59,12 +59,11 @@ def check_tree(
 
 def load(path: str | Path, *, check: bool = True, memory_budget: int | None = None) -> Program:
     """Read and parse a ``.nn`` file."""
-    return parse(load_text(path), str(path), check=check, memory_budget=memory_budget)
+    return parse(read_spec(path), str(path), check=check, memory_budget=memory_budget)
 
 
-def load_text(path: str | Path) -> str:
-    """The text of a ``.nn`` file; a missing file or one that is not UTF-8 is an
-    :class:`NncError` (the latter pointing at the first bad byte)."""
+def read_spec(path: str | Path) -> str:
+    """The text of a ``.nn`` file (UTF-8), or an NncError saying why it cannot be read."""
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -73,9 +72,10 @@ def load_text(path: str | Path) -> str:
     except OSError as exc:
         raise NncError(f"cannot read {p}: {exc.strerror}") from None
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _decode_error(data, exc, str(path)) from None
+    return text
 
 
 def _decode_error(data: bytes, exc: UnicodeDecodeError, filename: str) -> ParseError:
@@ -90,9 +90,10 @@ def _decode_error(data: bytes, exc: UnicodeDecodeError, filename: str) -> ParseE
     return err
 
 
-def format_program(program: Program) -> str:
-    """The IR as canonical ``.nn`` text; ``parse(format_program(p)) == p``."""
-    return format_file(program_to_ast(program))
+def format_program(program: Program, resolved: bool = False) -> str:
+    """The IR as canonical ``.nn`` text; ``parse(format_program(p)) == p``. With
+    ``resolved``, every recipe setting is written, defaults included."""
+    return format_file(program_to_ast(program, resolved))
 
 
 def format_source(text: str, filename: str = "<string>") -> str:
@@ -124,7 +125,7 @@ __all__ = [
     "format_program",
     "format_source",
     "load",
-    "load_text",
     "parse",
     "parse_file",
+    "read_spec",
 ]

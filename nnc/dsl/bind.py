@@ -59,8 +59,11 @@ class Binder:
         what: str,
         span: Span,
         fixed: dict[str, Any] | None = None,
+        sugar: Sequence[str] = (),
     ) -> Any:
-        """Construct ``cls`` from positional and keyword arguments."""
+        """Construct ``cls`` from positional and keyword arguments. ``sugar`` names
+        the arguments the caller takes itself (``activation``, ``name``): an unknown
+        argument's error lists them too, and may suggest them."""
         internal = OP_INTERNAL if "op" in cls.model_fields else SPEC_INTERNAL
         fields = {k: f for k, f in cls.model_fields.items() if k not in internal}
         positional: tuple[str, ...] = getattr(cls, "positional", ())
@@ -84,10 +87,11 @@ class Binder:
             else:
                 key = arg.name
                 if key not in fields:
+                    known = [*fields, *sugar]
                     raise ArgumentError(
-                        f"{what} has no argument '{key}'. Arguments: {', '.join(fields) or 'none'}",
+                        f"{what} has no argument '{key}'. Arguments: {', '.join(known) or 'none'}",
                         arg.span,
-                        hint=did_you_mean(key, fields),
+                        hint=did_you_mean(key, known),
                     )
             if key in values:
                 raise ArgumentError(f"{what}: argument '{key}' is given twice", arg.span)
@@ -115,7 +119,7 @@ class Binder:
         if not is_distribution(expr, annotation):
             return expr
         if self.choose is None:
-            raise ArgumentError(
+            raise DistributionRefused(
                 f"{where}: {render(expr)} is a search distribution; this command takes "
                 "plain values",
                 expr.span,
@@ -236,6 +240,10 @@ def is_distribution(expr: ast.Expr, annotation: Any = Any) -> TypeGuard[ast.Call
         and expr.name in DISTRIBUTIONS
         and expr.name not in _kinds(annotation)
     )
+
+
+class DistributionRefused(ArgumentError):
+    """A search distribution where only plain values go (lowering without a chooser)."""
 
 
 class _Mismatch(Exception):

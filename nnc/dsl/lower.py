@@ -17,6 +17,8 @@ place (see :mod:`nnc.dsl.space`); without ``choose`` it is an error.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nnc.dsl import ast
@@ -33,6 +35,7 @@ from nnc.dsl.lower_recipe import lower_recipe
 from nnc.errors import (
     GraphError,
     NameResolutionError,
+    NncError,
 )
 from nnc.ir.ops import OPS
 from nnc.ir.passes.validate import check_identifier
@@ -41,25 +44,59 @@ from nnc.ir.program import Model, Program
 
 @dataclass
 class Lowered:
+    """The lowered program; with ``collect``, also every independent error, and the
+    names of the models and recipes those errors (or a failed dependency) left out."""
+
     program: Program
     block_checks: list[BlockCheck] = field(default_factory=list)
+    errors: list[NncError] = field(default_factory=list)
+    failed: set[str] = field(default_factory=set)
 
 
-def lower(tree: ast.File, choose: Chooser | None = None) -> Lowered:
+def lower(tree: ast.File, choose: Chooser | None = None, collect: bool = False) -> Lowered:
     """Lower a parsed file to an (unchecked) IR program; ``choose`` stands in for its
-    search distributions."""
-    return _Lowerer(tree, choose).run()
+    search distributions.
+
+    The first error is raised; with ``collect``, every definition is lowered on its
+    own, and the errors are gathered instead (a definition that fails only because
+    another one did adds no error of its own): what ``nnc check`` reports."""
+    return _Lowerer(tree, choose, collect).run()
+
+
+class _DependencyFailed(Exception):
+    """A model uses a model that failed to lower: no error of its own."""
 
 
 class _Lowerer:
-    def __init__(self, tree: ast.File, choose: Chooser | None = None):
+    def __init__(self, tree: ast.File, choose: Chooser | None = None, collect: bool = False):
         self.tree = tree
         self.choose = choose
+        self.collect = collect
         self.model_defs: dict[str, ast.ModelDef] = {}
         self.block_defs: dict[str, ast.BlockDef] = {}
         self.models: dict[str, Model] = {}
         self.checks: list[BlockCheck] = []
+        self.errors: list[NncError] = []
+        self.failed: set[str] = set()
         self._lowering: list[str] = []
+
+    def _attempt(self, name: str, lower: Callable[[], object]) -> bool:
+        """Run ``lower()``; when collecting, record its error (once) and mark ``name``
+        failed instead of raising."""
+        if not self.collect:
+            lower()
+            return True
+        try:
+            lower()
+            return True
+        except _DependencyFailed:
+            pass
+        except NncError as err:
+            if not any(str(e) == str(err) for e in self.errors):
+                self.errors.append(err)
+        self.failed.add(name)
+        self._lowering.clear()
+        return False
 
     def run(self) -> Lowered:
         recipes: list[ast.TrainDef] = []
@@ -67,40 +104,53 @@ class _Lowerer:
             if isinstance(item, ast.TrainDef):
                 recipes.append(item)
                 continue
-            problem = check_identifier(item.name, "name")
-            if problem:
-                raise NameResolutionError(problem, item.name_span)
-            if item.name in self.model_defs or item.name in self.block_defs:
-                raise NameResolutionError(
-                    f"'{item.name}' is defined twice (models and blocks share one namespace)",
-                    item.name_span,
-                )
-            if item.name in OPS:
-                raise NameResolutionError(
-                    f"'{item.name}' is the name of a built-in op; choose another name",
-                    item.name_span,
-                )
-            if isinstance(item, ast.ModelDef):
-                self.model_defs[item.name] = item
-            else:
-                self.block_defs[item.name] = item
+            self._attempt(item.name, functools.partial(self._define, item))
         for name in self.model_defs:
-            self._model(name)
+            self._attempt(name, functools.partial(self._model, name))
         lowered_recipes = {}
         for r in recipes:
-            if r.name in lowered_recipes:
-                raise NameResolutionError(f"train recipe '{r.name}' is defined twice", r.name_span)
-            lowered_recipes[r.name] = lower_recipe(r, self.models, self.choose)
+
+            def add(r: ast.TrainDef = r) -> None:
+                if r.name in lowered_recipes:
+                    raise NameResolutionError(
+                        f"train recipe '{r.name}' is defined twice", r.name_span
+                    )
+                lowered_recipes[r.name] = lower_recipe(r, self.models, self.choose)
+
+            self._attempt(r.name, add)
         program = Program(
-            models={n: self.models[n] for n in self.model_defs}, recipes=lowered_recipes
+            models={n: self.models[n] for n in self.model_defs if n in self.models},
+            recipes=lowered_recipes,
         )
-        return Lowered(program, self.checks)
+        return Lowered(program, self.checks, self.errors, self.failed)
+
+    def _define(self, item: ast.ModelDef | ast.BlockDef) -> None:
+        """Register a model or block definition under its (checked) name."""
+        problem = check_identifier(item.name, "name")
+        if problem:
+            raise NameResolutionError(problem, item.name_span)
+        if item.name in self.model_defs or item.name in self.block_defs:
+            raise NameResolutionError(
+                f"'{item.name}' is defined twice (models and blocks share one namespace)",
+                item.name_span,
+            )
+        if item.name in OPS:
+            raise NameResolutionError(
+                f"'{item.name}' is the name of a built-in op; choose another name",
+                item.name_span,
+            )
+        if isinstance(item, ast.ModelDef):
+            self.model_defs[item.name] = item
+        else:
+            self.block_defs[item.name] = item
 
     # -- models -------------------------------------------------------------------
 
     def _model(self, name: str) -> Model:
         if name in self.models:
             return self.models[name]
+        if name in self.failed:
+            raise _DependencyFailed(name)
         d = self.model_defs[name]
         if name in self._lowering:
             chain = " -> ".join((*self._lowering[self._lowering.index(name) :], name))

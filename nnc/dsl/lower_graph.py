@@ -371,6 +371,7 @@ class Scope:
                 stage.name,
                 stage.span,
                 fixed={"name": name, "inputs": tuple(tensors), "span": stage.span},
+                sugar=("activation", "name") if OPS[stage.name].category == "layer" else ("name",),
             )
             if activation is not None:
                 with self.binder.at("activation"):

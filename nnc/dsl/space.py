@@ -42,8 +42,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from nnc.dsl import ast, check_tree, load_text
-from nnc.dsl.bind import Binder, is_distribution
+from nnc.dsl import ast, check_tree, read_spec
+from nnc.dsl.bind import Binder, DistributionRefused, is_distribution
+from nnc.dsl.diagnose import Diagnosis, diagnose
 from nnc.dsl.lower import lower
 from nnc.dsl.lower_graph import LayerChoice, RepeatCount, as_stage
 from nnc.dsl.parser import parse_file
@@ -356,7 +357,29 @@ def parse_space(
 
 def load_space(path: str | Path, *, memory_budget: int | None = None) -> SpaceFile:
     """Read and check the search space of a ``.nn`` file."""
-    return parse_space(load_text(path), str(path), memory_budget=memory_budget)
+    return parse_space(read_spec(path), str(path), memory_budget=memory_budget)
+
+
+def diagnose_space(
+    text: str, filename: str = "<string>", *, memory_budget: int | None = None
+) -> tuple[Diagnosis, SearchSpace]:
+    """What ``nnc check`` reports: a plain spec's every independent error
+    (:func:`~nnc.dsl.diagnose.diagnose`); a spec with distributions checked as a space
+    (:func:`parse_space`: its first error, named by the value that causes it)."""
+    found = diagnose(text, filename, memory_budget)
+    if found.program is not None or not _mentions_distribution(found.errors):
+        return found, SearchSpace()
+    try:
+        checked = parse_space(text, filename, memory_budget=memory_budget)
+    except NncError as err:
+        return Diagnosis(None, [err]), SearchSpace()
+    return Diagnosis(checked.program), checked.space
+
+
+def _mentions_distribution(errors: list[NncError]) -> bool:
+    """Whether a plain check failed on a search distribution (the binder refuses them
+    without a chooser, pointing at the call)."""
+    return any(isinstance(e, DistributionRefused) for e in errors)
 
 
 def _explore(tree: ast.File, budget: int | None) -> tuple[Program, dict[Key, Hole]]:
@@ -455,6 +478,7 @@ __all__ = [
     "Sample",
     "SpaceFile",
     "Walk",
+    "diagnose_space",
     "key_of",
     "load_space",
     "option_label",

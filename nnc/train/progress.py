@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import io
 import math
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -76,20 +78,42 @@ def format_duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}"
 
 
-def epoch_line(row: Mapping[str, float], epochs: int, eta: float | None, samples: int) -> str:
-    """``epoch  12/30  loss 0.2345  accuracy 0.9312  ...  lr 0.002  5,210 samples/s  ETA ...``"""
-    width = len(str(epochs))
-    parts = [f"epoch {int(row['epoch']):>{width}}/{epochs}"]
-    for name, value in row.items():
-        if name in ("epoch", "time"):
-            continue
-        parts.append(f"{name} {format_value(name, value)}")
+BEST_MARK = "*"
+
+
+def epoch_line(
+    row: Mapping[str, float],
+    epochs: int,
+    eta: float | None,
+    samples: int,
+    improved: bool = False,
+    width: int | None = None,
+) -> str:
+    """``epoch  12/30  loss 0.2345  accuracy 0.9312  ...  lr 0.002  5,210 samples/s  ETA ...``,
+    ending with :data:`BEST_MARK` when the epoch is a new best of the monitored figure.
+
+    Within ``width`` columns (a terminal's), the parts that are elsewhere too go
+    first: the ETA, the throughput, then the learning rate (all in the progress bar
+    or history.csv); the figures always stay."""
+    digits = len(str(epochs))
+    parts = [f"epoch {int(row['epoch']):>{digits}}/{epochs}"]
+    parts += [
+        f"{name} {format_value(name, value)}"
+        for name, value in row.items()
+        if name not in ("epoch", "time", "lr")
+    ]
+    optional = []
+    if "lr" in row:
+        optional.append(f"lr {format_value('lr', row['lr'])}")
     seconds = row.get("time", 0.0)
     if seconds > 0:
-        parts.append(f"{samples / seconds:,.0f} samples/s")
+        optional.append(f"{samples / seconds:,.0f} samples/s")
     if eta is not None:
-        parts.append(f"ETA {format_duration(eta)}")
-    return "  ".join(parts)
+        optional.append(f"ETA {format_duration(eta)}")
+    mark = [BEST_MARK] if improved else []
+    while optional and width is not None and len("  ".join(parts + optional + mark)) > width:
+        optional.pop()
+    return "  ".join(parts + optional + mark)
 
 
 def should_print(epoch: int, first: int, epochs: int) -> bool:
@@ -135,6 +159,16 @@ class SilentReporter(QuietReporter):
         pass
 
 
+def stated_width() -> int | None:
+    """The width ``COLUMNS`` states, for output that is not a terminal (a log, a pipe):
+    lines there are not cut unless the user says how wide they may be."""
+    try:
+        width = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        return None
+    return width if width > 0 else None
+
+
 class PlainReporter(QuietReporter):
     """One line per (sampled) epoch, then the summary as plain text tables."""
 
@@ -145,7 +179,20 @@ class PlainReporter(QuietReporter):
         self.started = time.perf_counter()
 
     def _print(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        try:
+            print(text, file=self.out, flush=True)
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        # The reader of stdout went away (`nnc train ... | head -2`). The run matters more
+        # than its log: stop printing, keep training, write the whole run folder.
+        self.out = silence(self.out)
+        print(
+            "note: standard output was closed; training goes on without printing",
+            file=self.err or sys.stderr,
+            flush=True,
+        )
 
     def start(self, info: RunInfo) -> None:
         self.info = info
@@ -165,7 +212,8 @@ class PlainReporter(QuietReporter):
         info = self.info
         if info is None or not should_print(int(row["epoch"]), info.first_epoch, info.epochs):
             return
-        self._print(epoch_line(row, info.epochs, self.eta(int(row["epoch"])), info.samples))
+        eta = self.eta(int(row["epoch"]))
+        self._print(epoch_line(row, info.epochs, eta, info.samples, improved, stated_width()))
 
     def note(self, message: str) -> None:
         self._print(message)
@@ -174,7 +222,10 @@ class PlainReporter(QuietReporter):
         from rich.console import Console
 
         console = Console(file=self.out, width=100, no_color=True, highlight=False)
-        print_summary(console, summary)
+        try:
+            print_summary(console, summary)
+        except BrokenPipeError:
+            self._reader_gone()
 
 
 class RichReporter(PlainReporter):
@@ -242,8 +293,9 @@ class RichReporter(PlainReporter):
         else:  # the last epoch: no batch bar left to fill while the run is evaluated
             self.progress.update(self.batch_task, visible=False)
         if should_print(int(row["epoch"]), info.first_epoch, info.epochs):
-            line = epoch_line(row, info.epochs, self.eta(int(row["epoch"])), info.samples)
-            self.console.print(line + ("  [green]*[/green]" if improved else ""))
+            eta = self.eta(int(row["epoch"]))
+            line = epoch_line(row, info.epochs, eta, info.samples, improved, self.console.width)
+            self.console.print(line, markup=False)
 
     def note(self, message: str) -> None:
         self.console.print(message)
@@ -256,6 +308,20 @@ class RichReporter(PlainReporter):
     def finish(self, summary: Summary) -> None:
         self.close()
         print_summary(self.console, summary)
+
+
+def silence(stream: IO[str]) -> IO[str]:
+    """A sink for the rest of the output once ``stream``'s reader has gone. Its file
+    descriptor is pointed at the null device too, so that the interpreter's last flush
+    at exit does not fail on the broken pipe again."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, stream.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # a stream without a descriptor of its own (a test's StringIO)
+    finally:
+        os.close(null)
+    return open(os.devnull, "w", encoding="utf-8")  # lives as long as the run
 
 
 def make_reporter(
@@ -280,9 +346,11 @@ def start_text(info: RunInfo) -> str:
     where = f" -> {info.run_dir}" if info.run_dir else ""
     on = f"{info.backend} with {info.parallel}" if info.parallel else info.backend
     head = (
-        f"{verb} on {on}: {info.parameters:,} parameters, {info.samples:,} samples"
-        f"{val}, {info.epochs} epochs of {info.batches} batch{'es' * (info.batches != 1)} "
-        f"(batch {info.batch}){where}"
+        f"{verb} on {on}{where}\n"
+        f"{info.parameters:,} parameters; {info.samples:,} samples{val}\n"
+        f"{info.epochs} epoch{'s' * (info.epochs != 1)} of {info.batches} "
+        f"batch{'es' * (info.batches != 1)} (batch {info.batch})"
+        + (f"; {BEST_MARK} marks a new best {info.monitor}" if info.monitor else "")
     )
     if info.resumed_from:
         head += f"\nfrom checkpoint {info.resumed_from}"

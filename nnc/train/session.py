@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from nnc.backends import backend_name, get_backend, require_framework
 from nnc.backends.gancode import optimizers
+from nnc.backends.registry import parse_backend
 from nnc.backends.runtime import GanRuntime, Runtime
 from nnc.data import PreparedData, prepare
 from nnc.data.images import image_geometry
@@ -28,7 +28,6 @@ from nnc.data.preparation import prepare_gan
 from nnc.data.standardize import FILENAME as STANDARDIZE
 from nnc.dsl import format_program
 from nnc.errors import (
-    BackendError,
     NncError,
     RecipeError,
     TrainingError,
@@ -41,6 +40,7 @@ from nnc.ir.training import GanRecipe, Recipe
 from nnc.ir.weights import check_gan_weights, check_weights, init_gan_weights, init_weights
 from nnc.train.checkpoint import Checkpoint, latest_checkpoint
 from nnc.train.diagnose import first_non_finite
+from nnc.train.environment import write_environment
 from nnc.train.gan import GanPlan, GanTrainer
 from nnc.train.loop import Identity, Plan, Trainer, TrainResult
 from nnc.train.metrics import Metrics
@@ -56,9 +56,6 @@ from nnc.train.recipes import (
 from nnc.train.reconstructions import reconstruction_drawer
 from nnc.train.rundir import RunDir, default_run_dir
 from nnc.train.tracking import Tracking, gan_context, supervised_context
-
-TRAINING_BACKENDS = ("numpy", "torch", "tensorflow")
-CPU_ONLY = ("numpy", "tensorflow")
 
 BuildFn = Callable[..., Runtime]
 
@@ -77,24 +74,17 @@ def build_runtime(
     device: str | None = None,
     build: BuildFn | None = None,
 ) -> Runtime:
-    """A runtime from the backend registry (or from ``build``, for tests)."""
-    options = _device_options(backend, device)
+    """A runtime from the backend registry (or from ``build``, for tests); the seed
+    and the device go to the backends whose ``build`` takes them."""
+    spec = parse_backend(backend)
+    options = spec.device_options(device)
     if build is None:
-        require_framework(backend)
-        build = get_backend(backend).build
-    return build(program, model, weights=weights, seed=seed, **options)
-
-
-def _device_options(backend: str, device: str | None) -> dict[str, Any]:
-    if device is None:
-        return {}
-    if device not in ("cpu", "cuda"):
-        raise BackendError(f"unknown device '{device}'; expected cpu or cuda")
-    if backend in CPU_ONLY and device != "cpu":
-        raise BackendError(
-            f"the {backend} backend runs on the CPU only. Received: --device {device}"
-        )
-    return {} if backend in CPU_ONLY else {"device": device}
+        spec.require()
+        build = spec.load().build
+        options |= spec.options({"seed": seed})
+    else:
+        options["seed"] = seed
+    return build(program, model, weights=weights, **options)
 
 
 def build_gan_runtime(
@@ -107,10 +97,12 @@ def build_gan_runtime(
     build: Callable[..., GanRuntime] | None = None,
 ) -> GanRuntime:
     """A GAN runtime from the backend registry (or from ``build``, for tests)."""
-    options = _device_options(backend, device)
+    spec = parse_backend(backend)
+    options = spec.device_options(device)
     if build is None:
-        require_framework(backend)
-        build = get_backend(backend).build_gan
+        spec.require_training()
+        spec.require()
+        build = spec.load().build_gan
     return build(program, recipe, weights=weights, seed=seed, **options)
 
 
@@ -245,12 +237,21 @@ def make_plan(
     return plan, identity
 
 
-def write_run_files(run_dir: RunDir, run: RunSpec, data: PreparedData) -> str:
-    """The resolved recipe (``recipe.nn``, ``recipe.json``) and the input statistics;
-    returns the text of ``recipe.nn``."""
+def write_run_files(
+    run_dir: RunDir,
+    run: RunSpec,
+    data: PreparedData,
+    backend: str,
+    device: str | None = None,
+    workers: int = 1,
+) -> str:
+    """The resolved recipe (``recipe.nn`` with every setting written, ``recipe.json``),
+    the environment (``environment.json``) and the input statistics; returns the text
+    of ``recipe.nn``."""
     single = recipe_program(run.program, run.recipe)
-    text = format_program(single)
+    text = format_program(single, resolved=True)
     run_dir.write_recipe(text, single.to_json())
+    write_environment(run_dir.path, backend, device, workers)
     if data.standardizer is not None:
         data.standardizer.save(run_dir.path / STANDARDIZE)
     return text
@@ -292,11 +293,10 @@ def train(
     event files in it; see :mod:`nnc.train.tracking`).
     """
     reporter = reporter or QuietReporter()
-    backend = backend_name(backend)
-    if backend not in TRAINING_BACKENDS and build is None:
-        raise BackendError(
-            f"the {backend} backend cannot train; train with {', '.join(TRAINING_BACKENDS)}"
-        )
+    spec = parse_backend(backend)
+    if build is None:
+        spec.require_training()
+    backend = spec.name
     if keep < 1:
         raise TrainingError(f"--keep must be at least 1. Received: {keep}")
     if nproc < 1:
@@ -384,7 +384,7 @@ def train(
     if checkpoint is not None and checkpoint.optimizer:
         restore_optimizer(runtime, checkpoint, run.document, reporter, force)
 
-    recipe_text = write_run_files(run_dir, run, data) if run_dir is not None else ""
+    recipe_text = write_run_files(run_dir, run, data, backend, device) if run_dir is not None else ""
     context = supervised_context(
         program,
         run,
@@ -476,8 +476,9 @@ def train_gan(
     recipe_text = ""
     if run_dir is not None:
         single = recipe_program(program, recipe)
-        recipe_text = format_program(single)
+        recipe_text = format_program(single, resolved=True)
         run_dir.write_recipe(recipe_text, single.to_json())
+        write_environment(run_dir.path, backend, device)
         if geometry is None:
             reporter.warn(
                 f"the samples of {samples.source} are not images; no sample grids are drawn"

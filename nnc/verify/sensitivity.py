@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -133,15 +133,68 @@ def baseline(
     moved, nearby = Spread(), Spread()
     rng = np.random.default_rng(20240521)
     for _ in range(tries):
-        weights = {
-            k: (v * (1.0 + rho * rng.standard_normal(v.shape))).astype(np.float32)
-            for k, v in case.weights.items()
-        }
-        point = dataclasses.replace(case, weights=weights)
+        point = dataclasses.replace(case, weights=perturbed(case.weights, rng, rho))
         ref_there = run(REFERENCE, point)
         _widest(moved, changes(ref_there, ref))
         _widest(nearby, changes(run("numpy", point), ref_there))
     return Baseline(quiet_ref, moved, nearby, changes(float32, ref))
+
+
+Tensors = Mapping[str, np.ndarray]
+
+
+def perturbed(
+    weights: Tensors, rng: np.random.Generator, rho: float = RHO
+) -> dict[str, np.ndarray]:
+    """``weights`` with every element multiplied by ``1 + rho·N(0, 1)`` (exact zeros
+    stay exact), as float32."""
+    return {
+        k: (v * (1.0 + rho * rng.standard_normal(v.shape))).astype(np.float32)
+        for k, v in weights.items()
+    }
+
+
+def trajectory_allowance(
+    run: Callable[[str, Tensors], Tensors],
+    weights: Tensors,
+    backend: str | None = None,
+    tries: int = TRIES,
+    rho: float = RHO,
+) -> dict[str, float]:
+    """Per tensor, the absolute deviation that a run's own conditioning explains:
+    ``MOVED_SLACK`` times how far the float64 reference moves when the weights move
+    by ``rho``, or ``FLOAT32_SLACK`` times how far NumPy's float32 run is from it,
+    whichever is larger (the two allowances of :class:`Baseline`).
+
+    ``run(backend, weights)`` runs the case from ``weights`` on ``"reference"`` or
+    ``"numpy"`` (float32) and returns every tensor it is judged on, by name: the
+    same sums in another order (another framework, another processor's kernels)
+    may cross a kink the reference does not, and change the trajectory by one
+    element's contribution. ``backend`` is the backend being judged: NumPy's own
+    row uses the nearby points only, so that its error at the case is still
+    checked against something. Used where a run is not a :class:`Case` (GAN
+    rounds, the training driver's epochs).
+    """
+    from nnc.verify.harness import REFERENCE
+
+    ref = run(REFERENCE, weights)
+    allowed: dict[str, float] = {}
+    if backend != "numpy":
+        _raise(allowed, run("numpy", weights), ref, FLOAT32_SLACK)
+    rng = np.random.default_rng(20240521)
+    for _ in range(tries):
+        point = perturbed(weights, rng, rho)
+        there = run(REFERENCE, point)
+        _raise(allowed, there, ref, MOVED_SLACK)
+        _raise(allowed, run("numpy", point), there, FLOAT32_SLACK)
+    return allowed
+
+
+def _raise(allowed: dict[str, float], got: Tensors, ref: Tensors, slack: float) -> None:
+    changed: dict[str, float] = {}
+    _largest(changed, got, ref)
+    for name, change in changed.items():
+        allowed[name] = max(allowed.get(name, 0.0), slack * change)
 
 
 _REFERENCES: dict[str, Run] = {}

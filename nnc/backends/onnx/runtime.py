@@ -4,10 +4,13 @@ The onnx backend is for inference: ``forward`` runs the exported graph, and
 ``set_weights`` re-exports the model with the new weights and opens a new session.
 Training needs gradients, which an inference graph does not have, so the training
 methods raise a :class:`~nnc.errors.BackendError` that says where to train instead.
+``loss`` evaluates the recipe's loss on the graph's outputs with NumPy, so ``nnc
+eval`` runs on onnx too.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -113,7 +116,25 @@ class OnnxRuntime:
         raise BackendError(INFERENCE_ONLY.format(what="train"))
 
     def loss(self, x: np.ndarray, y: np.ndarray) -> float:
-        raise BackendError(INFERENCE_ONLY.format(what="compute a loss"))
+        """The recipe's loss of the exported graph's outputs, in evaluation mode, by the
+        NumPy backend's loss kernels (the formulas of docs/semantics.md): what ``nnc
+        eval`` reports on every backend."""
+        from nnc.backends import codegen
+        from nnc.backends.numpy.kernels import losses
+        from nnc.backends.numpy.kernels.core import as_target
+        from nnc.backends.numpy.training import loss_kernel, training_setup
+        from nnc.ir.training import CrossEntropy
+
+        _, recipe = codegen.select(self.program, self.model.name)
+        loss = training_setup(self.model, recipe).loss
+        if loss is None:
+            raise BackendError(
+                f"model {self.model.name} has no loss: no train recipe trains it on targets"
+            )
+        output = np.asarray(self.forward(x), dtype=np.float64)
+        target = as_target(y, output, class_labels=isinstance(loss, CrossEntropy))
+        value, _ = getattr(losses, loss_kernel(loss))(output, target)
+        return float(value)
 
     def gradients(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         raise BackendError(INFERENCE_ONLY.format(what="compute gradients"))
@@ -143,7 +164,9 @@ def match_inputs(
     session_inputs: Sequence[Any], arrays: Mapping[str, np.ndarray], source: str
 ) -> dict[str, np.ndarray]:
     """Pair arrays with a session's graph inputs: by name, or the single array ``x``
-    (or the only/first array) for a one-input graph."""
+    (or the only/first array) for a one-input graph. Samples of another shape with
+    the same number of values (digits' ``[64]`` for a ``[1, 8, 8]`` input) are
+    reshaped, as ``nnc predict`` does."""
     names = [i.name for i in session_inputs]
     if all(n in arrays for n in names):
         chosen = {n: arrays[n] for n in names}
@@ -164,5 +187,13 @@ def match_inputs(
             raise DataError(
                 f"graph input '{info.name}' takes int64 indices. Received: {value.dtype}"
             )
+        sample = info.shape[1:]
+        if (
+            value.ndim >= 1
+            and all(isinstance(d, int) for d in sample)
+            and tuple(value.shape[1:]) != tuple(sample)
+            and math.prod(value.shape[1:]) == math.prod(sample)
+        ):
+            value = value.reshape(len(value), *sample)
         feeds[info.name] = np.ascontiguousarray(value, dtype=want)
     return feeds

@@ -1,6 +1,7 @@
 """``build``: emit the module, import it, and hand back its ``Runtime``.
 
-This is the only place that imports TensorFlow, and only when called.
+This is the only place that imports TensorFlow (through
+:func:`~nnc.backends.tensorflow.framework.import_tensorflow`), and only when called.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from nnc.backends import gancode, require_framework
 from nnc.backends.codegen import checked, load_module, select
+from nnc.backends.tensorflow.framework import import_tensorflow
 from nnc.errors import DataError, RecipeError
 from nnc.ir.program import Program
 from nnc.ir.training import GanRecipe
@@ -52,6 +54,7 @@ def build(
     source = emit(program, m.name)
     if weights is not None:
         weights = check_weights(program, m, weights)
+    import_tensorflow()
     module = load_module(source, f"tensorflow_{m.name}")
     _typed_errors(module)
     chosen_seed = seed if seed is not None else (recipe.seed if recipe is not None else 0)
@@ -84,6 +87,7 @@ def build_gan(
     source = emit_gan_module(program, gan, "<program>")
     if weights is not None:
         weights = check_gan_weights(program, gan, weights)
+    import_tensorflow()
     module = load_module(source, f"tensorflow_gan_{gan.name}")
     _typed_errors(module)
     return module.GanRuntime(weights, seed=gan.seed if seed is None else seed)

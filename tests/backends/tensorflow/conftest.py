@@ -18,9 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 @pytest.fixture(scope="session")
 def tf() -> Any:
     require("tensorflow")
-    import tensorflow
+    from nnc.backends.tensorflow.framework import import_tensorflow
 
-    return tensorflow
+    return import_tensorflow()
 
 
 @pytest.fixture(scope="session")
