@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "ir": "ir",
     "compile": "compile",
     "train": "train",
+    "search": "search",
     "eval": "evaluate",
     "predict": "predict",
     "verify": "verify",

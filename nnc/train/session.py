@@ -384,7 +384,9 @@ def train(
     if checkpoint is not None and checkpoint.optimizer:
         restore_optimizer(runtime, checkpoint, run.document, reporter, force)
 
-    recipe_text = write_run_files(run_dir, run, data, backend, device) if run_dir is not None else ""
+    recipe_text = ""
+    if run_dir is not None:
+        recipe_text = write_run_files(run_dir, run, data, backend, device)
     context = supervised_context(
         program,
         run,

@@ -108,10 +108,10 @@ def test_tensorboard_scalars_equal_history_and_the_logs_hold_histograms_graph_an
     images = provider.read_blob_sequences(
         ctx, experiment_id="", plugin_name="images", downsample=10
     )["."]
-    assert list(images) == ["plots/loss"]
+    assert sorted(images) == ["plots/confusion", "plots/loss"]  # the PNGs of the run folder
     texts = provider.read_tensors(ctx, experiment_id="", plugin_name="text", downsample=10)["."]
     recipe = texts["recipe"][0].numpy.item().decode()
-    assert "\n        optimizer   sgd(0.1, 0.9)\n" in recipe  # recipe.nn, shown as code
+    assert "\n        optimizer   sgd(lr = 0.1, momentum = 0.9, nesterov = false)\n" in recipe
 
 
 def test_an_autoencoder_logs_its_reconstructions(tmp_path: Path) -> None:
@@ -189,7 +189,7 @@ def test_mlflow_gets_the_recipe_as_parameters_figures_per_epoch_and_the_weights(
         (i + 1, row["val_loss"]) for i, row in enumerate(result.history)
     ]
     artifacts = {a.path for a in client.list_artifacts(logged.info.run_id)}
-    assert artifacts == {"recipe.nn", "weights.npz", "loss.png"}
+    assert artifacts == {"recipe.nn", "weights.npz", "loss.png", "confusion.png", "confusion.csv"}
     local = client.download_artifacts(logged.info.run_id, "weights.npz", str(tmp_path))
     assert np.array_equal(
         np.load(local)["dense_1.weight"], np.load(run / "weights.npz")["dense_1.weight"]
