@@ -40,11 +40,11 @@ class _Distribution(IRModel):
         raise NotImplementedError
 
 
-class Uniform(_Distribution):
-    kind: Literal["uniform"] = "uniform"
+class _RealRange(_Distribution):
+    """A real number between ``low`` and ``high``; ``nnc check`` tries both ends."""
+
     low: float
     high: float
-    summary: ClassVar[str] = "a real number drawn evenly from [low, high]"
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -56,20 +56,16 @@ class Uniform(_Distribution):
         return (self.low, self.high)
 
 
-class LogUniform(_Distribution):
+class Uniform(_RealRange):
+    kind: Literal["uniform"] = "uniform"
+    summary: ClassVar[str] = "a real number drawn evenly from [low, high]"
+
+
+class LogUniform(_RealRange):
     kind: Literal["loguniform"] = "loguniform"
     low: Annotated[float, Field(gt=0)]
     high: Annotated[float, Field(gt=0)]
     summary: ClassVar[str] = "a positive real number whose logarithm is drawn evenly"
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Self:
-        if not self.low < self.high:
-            raise ValueError(f"low ({self.low:g}) must be below high ({self.high:g})")
-        return self
-
-    def probes(self) -> tuple[ChoiceValue, ...]:
-        return (self.low, self.high)
 
 
 class Integer(_Distribution):

@@ -32,6 +32,7 @@ HISTORY_PLOT = "objective.png"
 IMPORTANCE_PLOT = "importance.png"
 HEARTBEAT_S = 10  # a trial whose process has not written for GRACE_S is failed
 GRACE_S = 30
+SURPLUS = "surplus"  # a trial asked for after the study had all its trials; never trained
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,11 @@ def run_search(path: str | Path, options: SearchOptions) -> SearchResult:
     study = open_study(space, options, maximize)
 
     def run_trial(trial: optuna.Trial) -> float:
+        if surplus(study, trial.number, options.trials):
+            # Another process took the last trial between this one's count and its ask.
+            trial.set_user_attr(SURPLUS, True)
+            study.stop()
+            raise study_engine.TrialPruned("surplus: the study had its trials")
         started = time.perf_counter()
         folder = options.out / f"trial-{trial.number:04d}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -284,8 +290,21 @@ def run_search(path: str | Path, options: SearchOptions) -> SearchResult:
 
 def counted(study: optuna.Study) -> int:
     """The trials that count towards ``--trials``: every one started, in any process
-    (a trial left running by a killed process is failed once its heartbeat stops)."""
-    return len(study.get_trials(deepcopy=False))
+    (a trial left running by a killed process is failed once its heartbeat stops),
+    but for surplus ones."""
+    return sum(1 for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS))
+
+
+def surplus(study: optuna.Study, number: int, trials: int) -> bool:
+    """Whether trial ``number`` came after the study had all its trials: processes
+    count and then ask for a trial, so two may ask for the last one. The database
+    numbers trials atomically, so the later one, and only it, sees it is one too many."""
+    earlier = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.number < number and not t.user_attrs.get(SURPLUS)
+    ]
+    return len(earlier) >= trials
 
 
 def row_of(trial: optuna.trial.FrozenTrial) -> TrialRow:
@@ -315,7 +334,7 @@ def summarise(
     """The results table (``results.csv``), ``best.nn`` and the two figures."""
     from nnc.search.report import plot_study, write_results
 
-    rows = [row_of(t) for t in study.get_trials(deepcopy=False)]
+    rows = [row_of(t) for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS)]
     complete = [r for r in rows if r.objective is not None]
     pick: Callable[..., TrialRow] = max if maximize else min
     best = pick(complete, key=lambda r: r.objective) if complete else None
