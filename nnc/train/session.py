@@ -218,7 +218,7 @@ def make_plan(
         seed=resolved.seed,
         lr=resolved.optimizer.lr,
         schedule=resolved.schedule,
-        summed_loss=resolved.loss.kind == "sse",
+        summed_loss=resolved.loss.summed,
         loss_name=resolved.loss.kind,
         early_stopping=resolved.early_stopping,
         monitor=monitor,
