@@ -76,7 +76,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--resume", metavar="DIR", help="continue the run in DIR from its newest checkpoint"
     )
-    p.add_argument("--force", action="store_true", help="resume even though the recipe has changed")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the run that --out names, or resume even though the recipe has changed",
+    )
     p.add_argument(
         "--checkpoint-every",
         type=positive_int,

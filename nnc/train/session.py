@@ -54,7 +54,7 @@ from nnc.train.recipes import (
     select_any_recipe,
 )
 from nnc.train.reconstructions import reconstruction_drawer
-from nnc.train.rundir import RunDir, default_run_dir
+from nnc.train.rundir import RunDir, new_run_folder, read_history
 
 BuildFn = Callable[..., Runtime]
 
@@ -350,7 +350,7 @@ def train(
         checkpoint = resume_checkpoint(resume_path, run.document, run.digest, force, reporter)
         run_dir = RunDir(resume_path)
     elif save:
-        run_dir = RunDir(Path(out) if out is not None else default_run_dir(run.model.name))
+        run_dir = RunDir(new_run_folder(Path(out) if out else None, run.model.name, force))
 
     resolved, model = run.recipe, run.model
     data = prepare(
@@ -420,17 +420,13 @@ def train_gan(
     digest = fingerprint(document)
     run_dir: RunDir | None = None
     checkpoint: Checkpoint | None = None
+    check_resume_folders(out, resume)
     if resume is not None:
         resume_path = Path(resume)
-        if out is not None and Path(out).resolve() != resume_path.resolve():
-            raise TrainingError(
-                f"--out {out} and --resume {resume} name different folders; a resumed run "
-                "continues in its own folder"
-            )
         checkpoint = resume_checkpoint(resume_path, document, digest, force, reporter)
         run_dir = RunDir(resume_path)
     elif save:
-        run_dir = RunDir(Path(out) if out is not None else default_run_dir(recipe.name))
+        run_dir = RunDir(new_run_folder(Path(out) if out else None, recipe.name, force))
 
     samples = prepare_gan(program, recipe, base)
     d_input = program.models[recipe.discriminator].inputs[0].type
@@ -519,6 +515,8 @@ def resume_checkpoint(
                 hint="undo the change, start a new run, or pass --force to continue anyway",
             )
         reporter.warn(f"the recipe changed since {checkpoint.path} ({what}); continuing (--force)")
+    if len(checkpoint.state.history) < checkpoint.state.epoch:  # format 2: in the folder
+        checkpoint.state.history = read_history(folder, checkpoint.state.epoch)
     return checkpoint
 
 
