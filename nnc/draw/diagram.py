@@ -219,11 +219,15 @@ class _Builder:
 
     def block_clusters(self, model: Model, prefix: str, parent: str | None) -> list[BlockInstance]:
         """The block instances of ``model``, added as clusters, innermost last."""
-        instances = sorted(
-            (b for b in self.blocks if b.model == model.name), key=lambda b: len(b.instance)
-        )
+        mine = [b for b in self.blocks if b.model == model.name]
+
+        def enclosing_instances(b: BlockInstance) -> list[BlockInstance]:
+            return [o for o in mine if o is not b and b.instance.startswith(o.instance + "_")]
+
+        # Outer instances before the ones inside them; otherwise in the order lowered.
+        instances = sorted(mine, key=lambda b: len(enclosing_instances(b)))
         for b in instances:
-            outer = [o for o in instances if b.instance.startswith(o.instance + "_")]
+            outer = sorted(enclosing_instances(b), key=lambda o: len(o.instance))
             enclosing = f"{prefix}{outer[-1].instance}" if outer else parent
             members = [n for n in model.nodes if self._member(b, n.name, n.span)]
             params, macs = self.params(model.name), self.macs(model.name)
