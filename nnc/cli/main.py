@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "run": "onnx_run",
     "opt": "opt",
     "draw": "draw",
+    "lsp": "lsp",
 }
 
 
