@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from nnc.dsl.unparse import node_text
 from nnc.errors import Span
+from nnc.ir.base import Op
 from nnc.ir.flops import RULES, count_macs
 from nnc.ir.ops.graph import Call
 from nnc.ir.program import Model, Program
@@ -149,7 +150,16 @@ class _Builder:
             sources = [produced[ref] for ref in node.inputs]
             where, label = self.cluster_of(node.name, node.span, clusters, prefix, parent)
             if isinstance(node, Call) and node.model not in self.program.models:
-                self.opaque_call(node, prefix, sources, where)
+                # A model the program does not hold (a Model shown on its own): one box.
+                self.node_box(
+                    node,
+                    f"{prefix}{node.name}",
+                    sources,
+                    where,
+                    text=f"{node.model} (not shown)",
+                    params=0,
+                    macs=None,
+                )
                 produced[node.name] = f"{prefix}{node.name}"
                 for k in range(len(node.outs)):
                     produced[f"{node.name}:{k}"] = f"{prefix}{node.name}"
@@ -176,46 +186,50 @@ class _Builder:
                     produced[f"{node.name}:{k}"] = outs[ref]
                 produced[node.name] = outs[callee.outputs[0]]
                 continue
-            box_id = f"{prefix}{node.name}"
-            self.diagram.boxes.append(
-                Box(
-                    id=box_id,
-                    name=node.name,
-                    kind="layer",
-                    op=node.op,
-                    text=node_text(node),
-                    shape=", ".join(format_shape(t.shape) for t in node.outs),
-                    params=params.get(node.name, 0),
-                    macs=macs.get(node.name, 0),
-                    span=node.span,
-                    cluster=where,
-                    source=self.source_line(node.span),
-                    label=label,
-                )
+            box_id = self.node_box(
+                node,
+                f"{prefix}{node.name}",
+                sources,
+                where,
+                text=node_text(node),
+                params=params.get(node.name, 0),
+                macs=macs.get(node.name, 0),
+                label=label,
             )
-            self.diagram.edges += [(s, box_id) for s in dict.fromkeys(sources)]
             produced[node.name] = box_id
         return produced
 
-    def opaque_call(self, node: Call, prefix: str, sources: list[str], where: str | None) -> None:
-        """A call of a model the program does not hold: one box."""
-        box_id = f"{prefix}{node.name}"
+    def node_box(
+        self,
+        node: Op,
+        box_id: str,
+        sources: list[str],
+        where: str | None,
+        *,
+        text: str,
+        params: int,
+        macs: int | None,
+        label: str = "",
+    ) -> str:
+        """Add the box of one node, and the edges into it from ``sources``."""
         self.diagram.boxes.append(
             Box(
                 id=box_id,
                 name=node.name,
                 kind="layer",
-                op="call",
-                text=f"{node.model} (not shown)",
+                op=node.op,
+                text=text,
                 shape=", ".join(format_shape(t.shape) for t in node.outs),
-                params=0,
-                macs=None,
+                params=params,
+                macs=macs,
                 span=node.span,
                 cluster=where,
                 source=self.source_line(node.span),
+                label=label,
             )
         )
         self.diagram.edges += [(s, box_id) for s in dict.fromkeys(sources)]
+        return box_id
 
     def block_clusters(self, model: Model, prefix: str, parent: str | None) -> list[BlockInstance]:
         """The block instances of ``model``, added as clusters, innermost last."""

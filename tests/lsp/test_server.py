@@ -158,3 +158,17 @@ def test_document_symbols(client: LspClient) -> None:
     ]
     assert [c["name"] for c in symbols[0]["children"]] == ["x", "y", "y"]
     assert "optimizer" in [c["name"] for c in symbols[2]["children"]]
+
+
+def test_import_nnc_loads_no_editor_or_notebook_package() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, nnc, nnc.cli.main\n"
+        "nnc.cli.main.build_parser()\n"
+        "print(sorted(m for m in ('pygls', 'lsprotocol', 'IPython', 'selenium', 'nnc.draw',"
+        " 'nnc.lsp', 'nnc.notebook') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
