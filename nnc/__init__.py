@@ -8,17 +8,66 @@
 
 from __future__ import annotations
 
-from nnc import passes, rewrite
-from nnc.api import build, emit, gan_runtime, runtime
-from nnc.builder import Builder, ProgramBuilder, Tensor, block
-from nnc.dsl import format_program as format
-from nnc.dsl import format_source, load, parse
-from nnc.errors import NncError
-from nnc.ir.passes import check, count_params, infer_shapes, model_params, validate
-from nnc.ir.program import Model, Program
-from nnc.ir.serialize import loads_json
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# The public API, imported on first use: `import nnc` (and every `nnc` command, whose
+# modules live in this package) stays cheap, and `nnc check` never pays for the
+# rewrite engine, the builder or the backends. Name -> (module, attribute).
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "passes": ("nnc.passes", None),
+    "rewrite": ("nnc.rewrite", None),
+    "build": ("nnc.api", "build"),
+    "emit": ("nnc.api", "emit"),
+    "gan_runtime": ("nnc.api", "gan_runtime"),
+    "runtime": ("nnc.api", "runtime"),
+    "Builder": ("nnc.builder", "Builder"),
+    "ProgramBuilder": ("nnc.builder", "ProgramBuilder"),
+    "Tensor": ("nnc.builder", "Tensor"),
+    "block": ("nnc.builder", "block"),
+    "format": ("nnc.dsl", "format_program"),
+    "format_source": ("nnc.dsl", "format_source"),
+    "load": ("nnc.dsl", "load"),
+    "parse": ("nnc.dsl", "parse"),
+    "NncError": ("nnc.errors", "NncError"),
+    "check": ("nnc.ir.passes", "check"),
+    "count_params": ("nnc.ir.passes", "count_params"),
+    "infer_shapes": ("nnc.ir.passes", "infer_shapes"),
+    "model_params": ("nnc.ir.passes", "model_params"),
+    "validate": ("nnc.ir.passes", "validate"),
+    "Model": ("nnc.ir.program", "Model"),
+    "Program": ("nnc.ir.program", "Program"),
+    "loads_json": ("nnc.ir.serialize", "loads_json"),
+}
+
+if TYPE_CHECKING:
+    from nnc import passes, rewrite
+    from nnc.api import build, emit, gan_runtime, runtime
+    from nnc.builder import Builder, ProgramBuilder, Tensor, block
+    from nnc.dsl import format_program as format
+    from nnc.dsl import format_source, load, parse
+    from nnc.errors import NncError
+    from nnc.ir.passes import check, count_params, infer_shapes, model_params, validate
+    from nnc.ir.program import Model, Program
+    from nnc.ir.serialize import loads_json
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'nnc' has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    value = importlib.import_module(module)
+    if attribute is not None:
+        value = getattr(value, attribute)
+    globals()[name] = value  # once found, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "Builder",

@@ -11,7 +11,7 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from nnc.errors import NncError, visible
 
@@ -37,13 +37,26 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose epilog may be written only when help is asked for:
+    ``late_epilog`` (nnc opt lists its passes, which are the rewrite engine's to
+    know, and every command would pay for importing it)."""
+
+    late_epilog: Callable[[], str] | None = None
+
+    def format_help(self) -> str:
+        if self.late_epilog is not None:
+            self.epilog, self.late_epilog = self.late_epilog(), None
+        return super().format_help()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="nnc",
         description="Compile .nn neural-network specs to NumPy, PyTorch, TensorFlow and ONNX.",
     )
     parser.add_argument("--version", action="version", version=_version())
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     for module in COMMANDS.values():
         importlib.import_module(f"nnc.cli.{module}").register(sub)

@@ -16,19 +16,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="export a model with its weights as an ONNX file",
         description="Export a checked model to ONNX (opset 17 by default) with canonical "
         "weights: the initial weights drawn from the recipe's seed, or those of --weights "
-        "(a weights .npz, a training checkpoint or a run folder). When the run "
-        "standardised its inputs, the graph does too, so it takes raw data. Without "
-        "--weights and --opset the file is byte-identical to `nnc compile FILE --backend "
-        "onnx`.",
+        "(a weights .npz, a training checkpoint or a run folder). The graph takes raw "
+        "samples, as `nnc predict` does: it applies the recipe's scale and upscale of a "
+        "built-in data set and the run's input standardisation (the export says which). "
+        "With --no-preprocess, and without --weights and --opset, the file is "
+        "byte-identical to `nnc compile FILE --backend onnx`, the bare model.",
     )
     p.add_argument("file", metavar="FILE", help=".nn spec")
     p.add_argument("--model", metavar="NAME", help="model to export (default: the trained one)")
     p.add_argument("--weights", "-w", metavar="W", help="weights, checkpoint or run folder")
     p.add_argument("--opset", type=int, default=None, metavar="N", help="ONNX opset (default 17)")
     p.add_argument(
+        "--no-preprocess",
         "--no-standardize",
+        dest="no_preprocess",
         action="store_true",
-        help="leave the run's input standardisation out (the graph takes standardised data)",
+        help="leave the run's preprocessing out: the graph takes the model's inputs as the "
+        "model sees them (scaled, upscaled and standardised by the caller)",
     )
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="the .onnx file to write")
     p.set_defaults(run=run)
@@ -37,30 +41,34 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from nnc.backends.codegen import select
     from nnc.backends.onnx import DEFAULT_OPSET, emit, resolve_weights
+    from nnc.backends.onnx.preprocessing import preprocessing
     from nnc.dsl import load
 
     program = load(args.file)
     opset = DEFAULT_OPSET if args.opset is None else args.opset
-    origin = "initial weights from the seed"
+    origin = f"weights from {args.weights}" if args.weights else "initial weights from the seed"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if args.weights:
-            model, _ = select(program, args.model)
-            resolved = resolve_weights(program, model, args.weights)
-            origin = f"weights from {args.weights}"
-            if resolved.standardize is not None:
-                origin += (
-                    ", inputs left standardised"
-                    if args.no_standardize
-                    else ", with the run's input standardisation"
-                )
+        model, _ = select(program, args.model)
+        pre = preprocessing(
+            program, model, resolve_weights(program, model, args.weights).standardize
+        )
+        inputs = ""
+        if not pre.empty:
+            inputs = (
+                f"\nthe graph takes the model's inputs; the caller owes the preprocessing: "
+                f"{pre.describe()}"
+                if args.no_preprocess
+                else f"\nthe graph takes raw samples and applies the run's preprocessing: "
+                f"{pre.describe()}"
+            )
         data = emit(
             program,
             args.model,
             source=args.file,
             weights=args.weights,
             opset=opset,
-            standardize=not args.no_standardize,
+            preprocess=not args.no_preprocess,
         )
     for warning in {str(w.message) for w in caught}:
         print(f"warning: {warning}", file=sys.stderr)
@@ -69,5 +77,8 @@ def run(args: argparse.Namespace) -> int:
         Path(args.output).write_bytes(data)
     except OSError as exc:
         raise NncError(f"cannot write {args.output}: {exc.strerror}") from None
-    print(f"wrote {args.output} (opset {opset}, {origin}, {len(data):,} bytes)", file=sys.stderr)
+    print(
+        f"wrote {args.output} (opset {opset}, {origin}, {len(data):,} bytes){inputs}",
+        file=sys.stderr,
+    )
     return 0

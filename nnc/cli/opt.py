@@ -11,10 +11,19 @@ from typing import Any
 from nnc.errors import ArgumentError
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``nnc opt`` to the command's subparsers."""
+def _epilog() -> str:
     from nnc.passes import describe
 
+    return (
+        "passes (options as NAME:key=value,key=value; lists as [a, b]):\n"
+        + describe()
+        + "\n\nexample:\n  nnc opt examples/resnet_block.nn --pass fold-batchnorm "
+        "--pass 'replace-activation:old=relu,new=gelu' -o resnet_gelu.nn"
+    )
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``nnc opt`` to the command's subparsers."""
     p = sub.add_parser(
         "opt",
         help="rewrite a network with passes (fold batchnorm, strip dropout, ...)",
@@ -22,12 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "program after each one, and write the result as .nn text. With --weights, the "
         "canonical weights are rewritten along (folded, renamed, ...) and written to "
         "--weights-out.",
-        epilog="passes (options as NAME:key=value,key=value; lists as [a, b]):\n"
-        + describe()
-        + "\n\nexample:\n  nnc opt examples/resnet_block.nn --pass fold-batchnorm "
-        "--pass 'replace-activation:old=relu,new=gelu' -o resnet_gelu.nn",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.late_epilog = _epilog
     p.add_argument("file", metavar="FILE")
     p.add_argument(
         "--pass",

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nnc.cli.train import spec_source
 from nnc.errors import DataError, RecipeError
-from nnc.ir.program import Program
-from nnc.ir.training import Recipe
+
+if TYPE_CHECKING:
+    from nnc.ir.program import Program
+    from nnc.ir.training import Recipe
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _recipe(program: Program, args: argparse.Namespace) -> Recipe | None:
+    from nnc.ir.training import Recipe
+
     """The recipe whose preprocessing applies: named, or the one training the model."""
     from nnc.train.recipes import select_recipe
 

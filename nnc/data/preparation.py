@@ -87,26 +87,67 @@ def read_source(
     )
 
 
-def transform_builtin(x: np.ndarray, source: Dataset) -> np.ndarray:
-    """Apply a built-in set's ``scale`` and ``upscale`` options to raw features."""
+@dataclass(frozen=True)
+class InputTransform:
+    """What a built-in set's ``scale`` and ``upscale`` do to its raw samples, in order:
+    ``x * scale + shift`` (``unit`` maps the value range to [0, 1], ``symmetric`` to
+    [-1, 1]), then each image ``[C, H, W]`` repeated ``upscale`` times along H and W
+    (nearest neighbour). Training, ``nnc predict`` and the graph ``nnc export``
+    writes all apply exactly this."""
+
+    scale: float = 1.0
+    shift: float = 0.0
+    upscale: int = 1
+    image: tuple[int, int, int] | None = None  # the raw image shape, when upscaling
+    description: str = ""
+
+    @property
+    def affine(self) -> bool:
+        return (self.scale, self.shift) != (1.0, 0.0)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        if self.affine:
+            x = x * np.float32(self.scale) + np.float32(self.shift)
+        if self.upscale != 1 and self.image is not None:
+            c, h, w = self.image
+            f = self.upscale
+            x = x.reshape(len(x), c, h, w).repeat(f, axis=2).repeat(f, axis=3)
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def input_transform(source: Dataset) -> InputTransform:
+    """The :class:`InputTransform` of a built-in set's options, or a DataError when
+    the set has no value range (``scale``) or is not an image set (``upscale``)."""
     info = CATALOG[source.name]
+    scale, shift = 1.0, 0.0
     if source.scale != "none":
         if info.value_range is None:
             raise DataError(
                 f"dataset '{source.name}' has no fixed value range; 'scale' applies to images"
             )
         lo, hi = info.value_range
-        x = (x - lo) / (hi - lo)
+        scale, shift = 1.0 / (hi - lo), -lo / (hi - lo)
         if source.scale == "symmetric":
-            x = 2.0 * x - 1.0
+            scale, shift = 2.0 * scale, 2.0 * shift - 1.0
+    if source.upscale != 1 and info.image is None:
+        raise DataError(f"dataset '{source.name}' is not an image set; 'upscale' needs one")
+    parts = [f"scale = {source.scale}"] * (source.scale != "none")
+    parts += [f"upscale = {source.upscale}"] * (source.upscale != 1)
+    return InputTransform(
+        scale=scale,
+        shift=shift,
+        upscale=source.upscale,
+        image=info.image if source.upscale != 1 else None,
+        description=", ".join([source.name, *parts]),
+    )
+
+
+def transform_builtin(x: np.ndarray, source: Dataset) -> np.ndarray:
+    """Apply a built-in set's ``scale`` and ``upscale`` options to raw features."""
+    transformed = input_transform(source).apply(x)
     if source.upscale != 1:
-        if info.image is None:
-            raise DataError(f"dataset '{source.name}' is not an image set; 'upscale' needs one")
-        c, h, w = info.image
-        f = source.upscale
-        images = x.reshape(len(x), c, h, w).repeat(f, axis=2).repeat(f, axis=3)
-        x = images.reshape(len(x), *info.feature_shape(f))
-    return np.ascontiguousarray(x, dtype=np.float32)
+        return transformed.reshape(len(x), *CATALOG[source.name].feature_shape(source.upscale))
+    return transformed
 
 
 def fit_inputs(x: np.ndarray, input_type: TensorType, where: str) -> np.ndarray:

@@ -79,9 +79,10 @@ def _decode_error(data: bytes, exc: UnicodeDecodeError, filename: str) -> ParseE
     return err
 
 
-def format_program(program: Program) -> str:
-    """The IR as canonical ``.nn`` text; ``parse(format_program(p)) == p``."""
-    return format_file(program_to_ast(program))
+def format_program(program: Program, resolved: bool = False) -> str:
+    """The IR as canonical ``.nn`` text; ``parse(format_program(p)) == p``. With
+    ``resolved``, every recipe setting is written, defaults included."""
+    return format_file(program_to_ast(program, resolved))
 
 
 def format_source(text: str, filename: str = "<string>") -> str:

@@ -29,9 +29,11 @@ NOWHERE = Span(file="<ir>", line=0, col=0, end_line=0, end_col=0)
 _BROADCAST = frozenset({"kernel", "stride", "dilation", "size", "output_padding"})
 
 
-def program_to_ast(program: Program) -> ast.File:
+def program_to_ast(program: Program, resolved: bool = False) -> ast.File:
+    """The program as a syntax tree; with ``resolved``, every recipe setting and every
+    argument of a recipe's specs is written, defaults included (what a run used)."""
     items: list[ast.Item] = [model_to_ast(m) for m in program.models.values()]
-    items += [recipe_to_ast(r) for r in program.recipes.values()]
+    items += [recipe_to_ast(r, resolved) for r in program.recipes.values()]
     return ast.File(items=tuple(items))
 
 
@@ -155,32 +157,48 @@ def _stage(node: Op, inputs: tuple[ast.Expr, ...], explicit_name: bool) -> ast.S
     return ast.Stage(name=name, args=tuple(args), span=NOWHERE)
 
 
-def _attr_args(obj: BaseModel, skip: set[str], keep: frozenset[str] = frozenset()) -> list[ast.Arg]:
-    """Arguments for the fields of ``obj`` that differ from their defaults: the leading
-    ``positional`` fields by position, the rest by keyword."""
+def _attr_args(
+    obj: BaseModel,
+    skip: set[str],
+    keep: frozenset[str] = frozenset(),
+    explicit: bool = False,
+    by_position: bool | None = None,
+) -> list[ast.Arg]:
+    """Arguments for the fields of ``obj`` that differ from their defaults (every
+    field, with ``explicit``): the leading ``positional`` fields by position, the rest
+    by keyword (``by_position`` False: every one by keyword; by default, so when
+    ``explicit``: ``adam(lr = 0.002, beta1 = 0.9, ...)`` reads better resolved)."""
     shown: dict[str, Any] = {}
     for key, info in type(obj).model_fields.items():
         if key in skip:
             continue
         value = getattr(obj, key)
+        if explicit and value is None:
+            continue  # an optional argument that was not given: nothing to resolve
         if (
-            key not in keep
+            not explicit
+            and key not in keep
             and not info.is_required()
             and value == info.get_default(call_default_factory=True, validated_data={})
         ):
             continue
         shown[key] = value
     out = []
-    for key in getattr(type(obj), "positional", ()):
+    positional = not explicit if by_position is None else by_position
+    for key in getattr(type(obj), "positional", ()) if positional else ():
         if key not in shown:
             break
-        out.append(ast.Arg(name=None, value=value_expr(shown.pop(key), key), span=NOWHERE))
-    out += [ast.Arg(name=k, value=value_expr(v, k), span=NOWHERE) for k, v in shown.items()]
+        value = value_expr(shown.pop(key), key, explicit)
+        out.append(ast.Arg(name=None, value=value, span=NOWHERE))
+    out += [
+        ast.Arg(name=k, value=value_expr(v, k, explicit), span=NOWHERE) for k, v in shown.items()
+    ]
     return out
 
 
-def value_expr(value: Any, key: str = "") -> ast.Expr:
-    """A Python attribute value as the expression that binds back to it."""
+def value_expr(value: Any, key: str = "", explicit: bool = False) -> ast.Expr:
+    """A Python attribute value as the expression that binds back to it (a spec with
+    every argument written, with ``explicit``)."""
     if isinstance(value, bool):
         return ast.Bool(value=value, span=NOWHERE)
     if isinstance(value, int):
@@ -202,14 +220,16 @@ def value_expr(value: Any, key: str = "") -> ast.Expr:
                 value = value[:half]
         return ast.ListExpr(items=tuple(value_expr(v) for v in value), span=NOWHERE)
     if isinstance(value, BaseModel) and "kind" in type(value).model_fields:
-        args = _attr_args(value, skip={"kind"})
+        args = _attr_args(value, skip={"kind"}, explicit=explicit)
         if not args:
             return ast.Ref(name=value.kind, span=NOWHERE)  # type: ignore[attr-defined]
         return ast.Call(name=value.kind, args=tuple(args), span=NOWHERE)  # type: ignore[attr-defined]
     raise TypeError(f"cannot write {value!r} as .nn")
 
 
-def recipe_to_ast(recipe: Recipe | GanRecipe) -> ast.TrainDef:
+def recipe_to_ast(recipe: Recipe | GanRecipe, resolved: bool = False) -> ast.TrainDef:
+    """A recipe as a ``train`` block: the settings that differ from their defaults, or
+    with ``resolved`` every setting (and every argument of its specs)."""
     settings: list[ast.Setting] = []
     skip = {"kind", "name", "span", "setting_spans"}
     for key, info in type(recipe).model_fields.items():
@@ -223,31 +243,29 @@ def recipe_to_ast(recipe: Recipe | GanRecipe) -> ast.TrainDef:
         )
         if key == "model" and value == recipe.name:
             continue
-        if not info.is_required() and value == default and key not in ("optimizer",):
+        shown = resolved or key == "optimizer"
+        if not info.is_required() and value == default and not shown:
             continue
-        if value is None:
+        if value is None or value == ():
             continue
-        settings.append(
-            ast.Setting(
-                key=key, args=tuple(_setting_args(key, value)), span=NOWHERE, key_span=NOWHERE
-            )
-        )
+        args = tuple(_setting_args(key, value, resolved))
+        settings.append(ast.Setting(key=key, args=args, span=NOWHERE, key_span=NOWHERE))
     return ast.TrainDef(name=recipe.name, settings=tuple(settings), span=NOWHERE, name_span=NOWHERE)
 
 
-def _setting_args(key: str, value: Any) -> list[ast.Arg]:
+def _setting_args(key: str, value: Any, explicit: bool = False) -> list[ast.Arg]:
     def positional(e: ast.Expr) -> ast.Arg:
         return ast.Arg(name=None, value=e, span=NOWHERE)
 
     if isinstance(value, Dataset):
         return [
             positional(ast.Ref(name=value.name, span=NOWHERE)),
-            *_attr_args(value, skip={"kind", "name"}),
+            *_attr_args(value, skip={"kind", "name"}, explicit=explicit),
         ]
     if isinstance(value, DataFile):
         return [
             positional(ast.String(value=value.path, span=NOWHERE)),
-            *_attr_args(value, skip={"kind", "path"}),
+            *_attr_args(value, skip={"kind", "path"}, explicit=explicit),
         ]
     if isinstance(value, CrossEntropy | BinaryCrossEntropy):
         # Always explicit: an omitted flag is resolved from the model when parsed.
@@ -255,16 +273,22 @@ def _setting_args(key: str, value: Any) -> list[ast.Arg]:
             positional(
                 ast.Call(
                     name=value.kind,
-                    args=tuple(_attr_args(value, skip={"kind"}, keep=frozenset({"from_logits"}))),
+                    args=tuple(
+                        _attr_args(
+                            value, skip={"kind"}, keep=frozenset({"from_logits"}), explicit=explicit
+                        )
+                    ),
                     span=NOWHERE,
                 )
             )
         ]
     if isinstance(value, tuple):
-        return [positional(value_expr(v)) for v in value]
+        return [positional(value_expr(v, explicit=explicit)) for v in value]
     if isinstance(value, BaseModel) and "kind" not in type(value).model_fields:
-        return _attr_args(value, skip=set()) or [
+        # positionally when the positions say it all ("noise normal, 16"), else by name
+        whole = set(getattr(type(value), "positional", ())) == set(type(value).model_fields)
+        return _attr_args(value, skip=set(), explicit=explicit, by_position=whole) or [
             ast.Arg(name=k, value=value_expr(getattr(value, k), k), span=NOWHERE)
             for k in list(type(value).model_fields)[:1]
         ]
-    return [positional(value_expr(value, key))]
+    return [positional(value_expr(value, key, explicit))]

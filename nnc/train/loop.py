@@ -39,9 +39,9 @@ from nnc.train.checkpoint import Checkpoint, TrainState, prune_checkpoints, writ
 from nnc.train.distributed.group import DataParallel, share
 from nnc.train.evaluate import confusion, evaluate
 from nnc.train.metrics import Metrics, higher_is_better
-from nnc.train.plot import plot_loss
+from nnc.train.plot import plot_confusion, plot_loss
 from nnc.train.progress import QuietReporter, RunInfo, Summary
-from nnc.train.rundir import LOSS_PLOT, RunDir
+from nnc.train.rundir import LOSS_PLOT, RunDir, atomic_write_text
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -102,6 +102,22 @@ class _Anchor:
     epoch: int
     batch: int
     rng_state: dict[str, Any]
+
+
+CONFUSION_CSV = "confusion.csv"
+CONFUSION_PLOT = "confusion.png"
+
+
+def save_confusion(folder: Path, matrix: np.ndarray, model: str, on: str) -> list[Path]:
+    """``confusion.csv`` (a header of predicted classes, then one row per true class)
+    and ``confusion.png`` (without matplotlib, the CSV only)."""
+    n = matrix.shape[0]
+    lines = ["true\\predicted," + ",".join(str(c) for c in range(n))]
+    lines += [f"{r}," + ",".join(str(int(v)) for v in matrix[r]) for r in range(n)]
+    atomic_write_text(folder / CONFUSION_CSV, "\n".join(lines) + "\n")
+    files = [folder / CONFUSION_CSV]
+    picture = plot_confusion(matrix, folder / CONFUSION_PLOT, f"{model}: confusion on the {on}")
+    return files + ([picture] if picture is not None else [])
 
 
 @dataclass
@@ -504,6 +520,8 @@ class Trainer:
                 )
             elif plotted is not None:
                 files.append(plotted)
+            if matrix is not None and stopped != "interrupted":
+                files += save_confusion(self.run_dir.path, matrix, self.identity.model, on)
         result = TrainResult(
             runtime=self.runtime,
             history=s.history,

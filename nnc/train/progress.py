@@ -76,20 +76,42 @@ def format_duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}"
 
 
-def epoch_line(row: Mapping[str, float], epochs: int, eta: float | None, samples: int) -> str:
-    """``epoch  12/30  loss 0.2345  accuracy 0.9312  ...  lr 0.002  5,210 samples/s  ETA ...``"""
-    width = len(str(epochs))
-    parts = [f"epoch {int(row['epoch']):>{width}}/{epochs}"]
-    for name, value in row.items():
-        if name in ("epoch", "time"):
-            continue
-        parts.append(f"{name} {format_value(name, value)}")
+BEST_MARK = "*"
+
+
+def epoch_line(
+    row: Mapping[str, float],
+    epochs: int,
+    eta: float | None,
+    samples: int,
+    improved: bool = False,
+    width: int | None = None,
+) -> str:
+    """``epoch  12/30  loss 0.2345  accuracy 0.9312  ...  lr 0.002  5,210 samples/s  ETA ...``,
+    ending with :data:`BEST_MARK` when the epoch is a new best of the monitored figure.
+
+    Within ``width`` columns (a terminal's), the parts that are elsewhere too go
+    first: the ETA, the throughput, then the learning rate (all in the progress bar
+    or history.csv); the figures always stay."""
+    digits = len(str(epochs))
+    parts = [f"epoch {int(row['epoch']):>{digits}}/{epochs}"]
+    parts += [
+        f"{name} {format_value(name, value)}"
+        for name, value in row.items()
+        if name not in ("epoch", "time", "lr")
+    ]
+    optional = []
+    if "lr" in row:
+        optional.append(f"lr {format_value('lr', row['lr'])}")
     seconds = row.get("time", 0.0)
     if seconds > 0:
-        parts.append(f"{samples / seconds:,.0f} samples/s")
+        optional.append(f"{samples / seconds:,.0f} samples/s")
     if eta is not None:
-        parts.append(f"ETA {format_duration(eta)}")
-    return "  ".join(parts)
+        optional.append(f"ETA {format_duration(eta)}")
+    mark = [BEST_MARK] if improved else []
+    while optional and width is not None and len("  ".join(parts + optional + mark)) > width:
+        optional.pop()
+    return "  ".join(parts + optional + mark)
 
 
 def should_print(epoch: int, first: int, epochs: int) -> bool:
@@ -165,7 +187,8 @@ class PlainReporter(QuietReporter):
         info = self.info
         if info is None or not should_print(int(row["epoch"]), info.first_epoch, info.epochs):
             return
-        self._print(epoch_line(row, info.epochs, self.eta(int(row["epoch"])), info.samples))
+        eta = self.eta(int(row["epoch"]))
+        self._print(epoch_line(row, info.epochs, eta, info.samples, improved))
 
     def note(self, message: str) -> None:
         self._print(message)
@@ -242,8 +265,9 @@ class RichReporter(PlainReporter):
         else:  # the last epoch: no batch bar left to fill while the run is evaluated
             self.progress.update(self.batch_task, visible=False)
         if should_print(int(row["epoch"]), info.first_epoch, info.epochs):
-            line = epoch_line(row, info.epochs, self.eta(int(row["epoch"])), info.samples)
-            self.console.print(line + ("  [green]*[/green]" if improved else ""))
+            eta = self.eta(int(row["epoch"]))
+            line = epoch_line(row, info.epochs, eta, info.samples, improved, self.console.width)
+            self.console.print(line, markup=False)
 
     def note(self, message: str) -> None:
         self.console.print(message)
@@ -280,9 +304,11 @@ def start_text(info: RunInfo) -> str:
     where = f" -> {info.run_dir}" if info.run_dir else ""
     on = f"{info.backend} with {info.parallel}" if info.parallel else info.backend
     head = (
-        f"{verb} on {on}: {info.parameters:,} parameters, {info.samples:,} samples"
-        f"{val}, {info.epochs} epochs of {info.batches} batch{'es' * (info.batches != 1)} "
-        f"(batch {info.batch}){where}"
+        f"{verb} on {on}{where}\n"
+        f"{info.parameters:,} parameters; {info.samples:,} samples{val}\n"
+        f"{info.epochs} epoch{'s' * (info.epochs != 1)} of {info.batches} "
+        f"batch{'es' * (info.batches != 1)} (batch {info.batch})"
+        + (f"; {BEST_MARK} marks a new best {info.monitor}" if info.monitor else "")
     )
     if info.resumed_from:
         head += f"\nfrom checkpoint {info.resumed_from}"

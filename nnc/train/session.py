@@ -41,6 +41,7 @@ from nnc.ir.training import GanRecipe, Recipe
 from nnc.ir.weights import check_gan_weights, check_weights, init_gan_weights, init_weights
 from nnc.train.checkpoint import Checkpoint, latest_checkpoint
 from nnc.train.diagnose import first_non_finite
+from nnc.train.environment import write_environment
 from nnc.train.gan import GanPlan, GanTrainer
 from nnc.train.loop import Identity, Plan, Trainer, TrainResult
 from nnc.train.metrics import Metrics
@@ -244,10 +245,19 @@ def make_plan(
     return plan, identity
 
 
-def write_run_files(run_dir: RunDir, run: RunSpec, data: PreparedData) -> None:
-    """The resolved recipe (``recipe.nn``, ``recipe.json``) and the input statistics."""
+def write_run_files(
+    run_dir: RunDir,
+    run: RunSpec,
+    data: PreparedData,
+    backend: str,
+    device: str | None = None,
+    workers: int = 1,
+) -> None:
+    """The resolved recipe (``recipe.nn`` with every setting written, ``recipe.json``),
+    the environment (``environment.json``) and the input statistics."""
     single = recipe_program(run.program, run.recipe)
-    run_dir.write_recipe(format_program(single), single.to_json())
+    run_dir.write_recipe(format_program(single, resolved=True), single.to_json())
+    write_environment(run_dir.path, backend, device, workers)
     if data.standardizer is not None:
         data.standardizer.save(run_dir.path / STANDARDIZE)
 
@@ -372,7 +382,7 @@ def train(
         restore_optimizer(runtime, checkpoint, run.document, reporter, force)
 
     if run_dir is not None:
-        write_run_files(run_dir, run, data)
+        write_run_files(run_dir, run, data, backend, device)
 
     plan, identity = make_plan(run, monitor, checkpoint_every, keep, backend)
     drawer = (
@@ -451,7 +461,8 @@ def train_gan(
             )
     if run_dir is not None:
         single = recipe_program(program, recipe)
-        run_dir.write_recipe(format_program(single), single.to_json())
+        run_dir.write_recipe(format_program(single, resolved=True), single.to_json())
+        write_environment(run_dir.path, backend, device)
         if geometry is None:
             reporter.warn(
                 f"the samples of {samples.source} are not images; no sample grids are drawn"

@@ -66,3 +66,102 @@ def test_check_of_a_good_file_is_unchanged() -> None:
     result = run_nnc("check", str(EXAMPLES / "resnet_block.nn"))
     assert result.returncode == 0
     assert result.stdout == f"{EXAMPLES / 'resnet_block.nn'}: ok (1 model, 1 recipe)\n"
+
+
+def test_epoch_lines_fit_the_terminal_and_the_best_mark_is_explained() -> None:
+    import io
+
+    import nnc
+    from nnc.train import train
+    from nnc.train.progress import RichReporter
+
+    program = nnc.load(EXAMPLES / "digits_mlp.nn")
+    for width in (80, 100, 120):
+        out = io.StringIO()
+        reporter = RichReporter(out)
+        reporter.console.width = width
+        train(program, epochs=2, save=False, reporter=reporter)
+        lines = out.getvalue().splitlines()
+        assert "* marks a new best val_loss" in out.getvalue()
+        epochs = [ln for ln in lines if ln.startswith("epoch ")]
+        assert len(epochs) == 2 and epochs[0].endswith("  *")
+        assert all("val_accuracy" in ln for ln in epochs)
+        # the run's own lines (the summary tables are sized by rich itself)
+        assert max(len(ln) for ln in lines[: lines.index(epochs[-1]) + 1]) <= width
+
+
+def test_the_run_folder_keeps_the_confusion_matrix_as_a_file_and_a_picture(tmp_path: Path) -> None:
+    import numpy as np
+
+    import nnc
+    from nnc.train import train
+
+    result = train(nnc.load(EXAMPLES / "digits_mlp.nn"), epochs=2, out=tmp_path / "run")
+    assert result.confusion is not None
+    rows = (tmp_path / "run" / "confusion.csv").read_text().splitlines()
+    assert rows[0] == "true\\predicted,0,1,2,3,4,5,6,7,8,9"
+    saved = np.array([[int(v) for v in r.split(",")[1:]] for r in rows[1:]])
+    np.testing.assert_array_equal(saved, result.confusion)
+    assert saved.sum() == 359  # the validation set
+    assert (tmp_path / "run" / "confusion.png").stat().st_size > 10_000
+
+
+def test_a_loss_that_falls_by_orders_of_magnitude_is_drawn_on_a_log_axis(tmp_path: Path) -> None:
+    from nnc.train.plot import log_scale_reads_better, plot_loss
+
+    # sequence_lstm's first epochs: a linear axis drew everything after epoch 1 flat
+    rows = [
+        {"epoch": 1, "loss": 0.156, "val_loss": 0.0132},
+        *(
+            {"epoch": e, "loss": 0.008 - 1e-4 * e, "val_loss": 0.0073 - 1e-4 * e}
+            for e in range(2, 30)
+        ),
+    ]
+    assert log_scale_reads_better([r["loss"] for r in rows] + [r["val_loss"] for r in rows])
+    assert not log_scale_reads_better([1.9, 1.0, 0.58, 0.43, 0.35])
+    assert not log_scale_reads_better([0.5, 0.001, 0.0, 0.002])  # a zero cannot be drawn
+    assert plot_loss(rows, tmp_path / "loss.png", "t", "mse") is not None
+
+
+def test_the_run_folder_records_every_setting_used_and_the_environment(tmp_path: Path) -> None:
+    import json
+    from importlib import metadata
+
+    import nnc
+
+    result = run_nnc(
+        "train", str(EXAMPLES / "gan.nn"), "--epochs", "1", "-q", "--out", str(tmp_path / "g")
+    )
+    assert result.returncode == 0, result.stderr
+    recipe = (tmp_path / "g" / "recipe.nn").read_text()
+    # defaults the spec leaves out, which the run used
+    for line in (
+        "noise         normal, 16",
+        "d_steps       1",
+        "epochs        1",
+        "loss          non_saturating",
+    ):
+        assert f"    {line}\n" in recipe
+    assert "adam(lr = 0.001, beta1 = 0.5, beta2 = 0.999, eps = 1e-08)" in recipe
+    # the written recipe is the run's recipe
+    trained = nnc.parse(recipe, "recipe.nn")
+    assert trained.recipes["DigitsGAN"].epochs == 1
+    assert (
+        trained.recipes["DigitsGAN"].noise
+        == nnc.load(EXAMPLES / "gan.nn").recipes["DigitsGAN"].noise
+    )
+    environment = json.loads((tmp_path / "g" / "environment.json").read_text())
+    assert environment["backend"] == "numpy"
+    assert environment["packages"]["numpy"] == metadata.version("numpy")
+
+
+def test_nnc_ir_writes_out_the_defaults_a_recipe_uses() -> None:
+    result = run_nnc("ir", str(EXAMPLES / "xor.nn"))
+    assert result.returncode == 0
+    assert "    batch       all\n" in result.stdout and "    seed        7\n" in result.stdout
+    assert "sgd(lr = 0.5, momentum = 0.0, nesterov = false)" in result.stdout
+    early = run_nnc("ir", str(EXAMPLES / "digits_cnn.nn")).stdout
+    assert (
+        "early_stopping monitor = val_loss, patience = 5, min_delta = 0.0, restore_best = true"
+        in early
+    )

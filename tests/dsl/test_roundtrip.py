@@ -18,6 +18,14 @@ def test_format_roundtrip(example: Path) -> None:
     assert_roundtrip(example.read_text())
 
 
+def test_resolved_format_roundtrip(example: Path) -> None:
+    """The resolved text (recipe.nn, nnc ir) writes every setting and reads back equal."""
+    program = nnc.load(example)
+    resolved = nnc.format(program, resolved=True)
+    assert nnc.parse(resolved) == program
+    assert len(resolved) >= len(nnc.format(program))
+
+
 def test_json_roundtrip(example: Path) -> None:
     program = nnc.load(example)
     assert nnc.loads_json(program.to_json()) == program

@@ -204,6 +204,9 @@ def test_history_files_and_run_folder(tmp_path: Path) -> None:
     run = tmp_path / "run"
     assert sorted(p.name for p in run.iterdir()) == [
         "checkpoints",
+        "confusion.csv",
+        "confusion.png",
+        "environment.json",
         "history.csv",
         "history.json",
         "loss.png",
@@ -296,11 +299,11 @@ def test_plain_lines_and_summary(tmp_path: Path) -> None:
     fit(iris(3), tmp_path, reporter=PlainReporter(out))
     text = out.getvalue()
     lines_ = text.splitlines()
-    assert lines_[0].startswith(
-        "training Soft on numpy: 15 parameters, 120 samples, 30 for validation"
-    )
-    assert lines_[1].startswith("epoch 1/3  loss ") and "val_accuracy" in lines_[1]
-    assert "samples/s" in lines_[1] and "ETA" in lines_[1]
+    assert lines_[0].startswith("training Soft on numpy -> ")
+    assert lines_[1] == "15 parameters; 120 samples, 30 for validation"
+    assert lines_[2] == "3 epochs of 8 batches (batch 16); * marks a new best val_loss"
+    assert lines_[3].startswith("epoch 1/3  loss ") and "val_accuracy" in lines_[3]
+    assert "samples/s" in lines_[3] and "ETA" in lines_[3]
     assert "best epoch" in text and "confusion matrix on the validation set" in text
 
 

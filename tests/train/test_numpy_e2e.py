@@ -45,7 +45,8 @@ def test_xor_trains_evaluates_and_predicts(tmp_path: Path, capsys) -> None:  # t
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert "training Xor on numpy: 21 parameters, 4 samples" in result.stdout
+    assert "training Xor on numpy -> " in result.stdout
+    assert "\n21 parameters; 4 samples\n" in result.stdout
     assert "epoch 5000/5000" in result.stdout
     history = json.loads((run / "history.json").read_text())
     assert len(history) == 5000 and history[-1]["loss"] < 0.01

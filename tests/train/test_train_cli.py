@@ -37,7 +37,8 @@ def test_train_prints_lines_and_writes_the_run(
     run = tmp_path / "run"
     assert main(["train", str(spec), "--out", str(run), "--epochs", "3"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("training Soft on numpy: 15 parameters, 120 samples")
+    assert out.startswith("training Soft on numpy -> ")
+    assert out.splitlines()[1].startswith("15 parameters; 120 samples")
     assert "epoch 3/3  loss" in out and "best epoch" in out
     assert (run / "weights.npz").is_file() and (run / "history.csv").is_file()
     assert len(json.loads((run / "history.json").read_text())) == 3

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nnc.backends.onnx.preprocessing import preprocessing
 from nnc.errors import BackendError
 from nnc.ir.program import Model, Program
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 NAME = "onnx"
 DEFAULT_OPSET = 17
-MIN_OPSET = 17  # LayerNormalization (17) is used as one op
+MIN_OPSET = 11  # the oldest opset deployment targets still ask for; every op lowers to it
 
 WeightsArg = Mapping[str, np.ndarray] | str | Path | None
 
@@ -41,15 +42,18 @@ def emit(
     source: str = "<program>",
     weights: WeightsArg = None,
     opset: int = DEFAULT_OPSET,
-    standardize: bool = True,
+    preprocess: bool = False,
 ) -> bytes:
     """The model as a serialized ONNX ModelProto, with canonical weights.
 
     ``weights``: None for the initial weights drawn from the recipe's seed (0 without
     a recipe), a mapping of canonical weights, or the path of a weights ``.npz``, a
-    training checkpoint or a run folder. When those come with the run's input
-    standardisation (``standardize true``), the graph applies it to its input
-    (``(x - mean) / std``) unless ``standardize`` is False, so it takes raw data.
+    training checkpoint or a run folder. The graph takes the model's inputs as the
+    model sees them, as every backend's compiled model does. With ``preprocess`` (what
+    ``nnc export`` does) it takes raw samples, as ``nnc predict`` does: it applies the
+    recipe's ``scale`` and ``upscale`` of a built-in set and, when the weights come
+    with the run's input standardisation (``standardize true``), ``(x - mean) / std``;
+    the graph's input then has the raw samples' shape.
     The result passes ``onnx.checker.check_model(full_check=True)``; the same inputs
     always give the same bytes.
     """
@@ -59,9 +63,9 @@ def emit(
     program, chosen = _prepare(program, model)
     check_opset(opset)
     resolved = resolve_weights(program, chosen, weights)
-    statistics = resolved.standardize if standardize else None
+    pre = preprocessing(program, chosen, resolved.standardize) if preprocess else None
     flat = _flat(program, chosen)
-    proto = export_model(program, chosen, flat, resolved.weights, opset, source, statistics)
+    proto = export_model(program, chosen, flat, resolved.weights, opset, source, pre)
     return proto.SerializeToString()
 
 

@@ -23,6 +23,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from nnc import __version__
+from nnc.backends.onnx.preprocessing import Preprocessing
 from nnc.errors import BackendError, UnsupportedOpError
 from nnc.ir.base import Op
 from nnc.ir.program import Model, Program
@@ -127,6 +128,27 @@ class GraphBuilder:
     def ints(self, name: str, values: Sequence[int]) -> str:
         return self.initializer(name, np.array(list(values), dtype=np.int64))
 
+    # -- ops whose form changed between opsets -------------------------------------
+
+    def squeeze(self, x: str, axes: Sequence[int], output: str, **options: Any) -> str:
+        """``Squeeze``: axes an input from opset 13, an attribute before."""
+        return self._axes_op("Squeeze", x, axes, output, 13, **options)
+
+    def unsqueeze(self, x: str, axes: Sequence[int], output: str, **options: Any) -> str:
+        """``Unsqueeze``: axes an input from opset 13, an attribute before."""
+        return self._axes_op("Unsqueeze", x, axes, output, 13, **options)
+
+    def reduce_mean(self, x: str, axes: Sequence[int], output: str) -> str:
+        """``ReduceMean`` keeping dims: axes an input from opset 18, an attribute before."""
+        return self._axes_op("ReduceMean", x, axes, output, 18, keepdims=1)
+
+    def _axes_op(
+        self, op_type: str, x: str, axes: Sequence[int], output: str, first: int, **options: Any
+    ) -> str:
+        if self.opset >= first:
+            return self.op(op_type, [x, self.ints(f"{output}/axes", axes)], output, **options)
+        return self.op(op_type, [x], output, axes=list(axes), **options)
+
 
 # An IR op's lowering: reads its inputs from the builder, emits nodes, binds its output.
 Lowering = Callable[[GraphBuilder, Any], None]
@@ -156,21 +178,52 @@ def batch_symbol(model: Model) -> str:
     return name
 
 
-def _standardize_input(b: GraphBuilder, model: Model, mean: np.ndarray, std: np.ndarray) -> None:
-    """``(x - mean) / std`` on the model's input, with the statistics of its run."""
+def _preprocess_input(b: GraphBuilder, model: Model, pre: Preprocessing) -> TensorType:
+    """The preprocessing of a run on the model's input, in the order ``nnc predict``
+    applies it: ``x * scale + shift``, the nearest-neighbour upscale (``Resize``,
+    exact for an integer factor), a reshape to the model's input, ``(x - mean) / std``.
+    Returns the type the graph's input is declared with (the raw samples' shape)."""
     if len(model.inputs) != 1 or model.inputs[0].type.dtype != "float32":
         raise BackendError(
-            f"input standardisation applies to one float32 input; model '{model.name}' has "
+            f"input preprocessing applies to one float32 input; model '{model.name}' has "
             f"{len(model.inputs)} input(s)"
         )
     name = model.inputs[0].name
-    centred = b.op(
-        "Sub",
-        [name, b.initializer(f"{name}/mean", mean.astype(np.float32))],
-        f"{name}/centred",
-    )
-    std_name = b.initializer(f"{name}/std", std.astype(np.float32))
-    b.values[name] = b.op("Div", [centred, std_name], f"{name}/standardized")
+    declared = model.inputs[0].type
+    value = name
+    t = pre.transform
+    if t is not None and t.affine:
+        value = b.op("Mul", [value, b.scalar(f"{name}/scale", t.scale)], f"{name}/scaled")
+        value = b.op("Add", [value, b.scalar(f"{name}/shift", t.shift)], f"{name}/shifted")
+    if t is not None and t.upscale != 1 and t.image is not None:
+        declared = declared.with_shape(t.image)
+        f = float(t.upscale)
+        scales = b.initializer(f"{name}/upscale", np.array([1.0, 1.0, f, f], np.float32))
+        # opset 11 wants a region of interest, even an unused one: an empty tensor
+        roi = "" if b.opset >= 13 else b.initializer(f"{name}/roi", np.zeros(0, np.float32))
+        value = b.op(
+            "Resize",
+            [value, roi, scales],
+            f"{name}/upscaled",
+            mode="nearest",
+            coordinate_transformation_mode="asymmetric",
+            nearest_mode="floor",
+        )
+        target = model.inputs[0].type.shape
+        if tuple(target) != (t.image[0], t.image[1] * t.upscale, t.image[2] * t.upscale):
+            shape = np.array([-1, *target], np.int64)
+            value = b.op("Reshape", [value, b.initializer(f"{name}/shape", shape)], f"{name}/fit")
+    if pre.standardize is not None:
+        mean, std = pre.standardize
+        value = b.op(
+            "Sub",
+            [value, b.initializer(f"{name}/mean", mean.astype(np.float32))],
+            f"{name}/centred",
+        )
+        std_name = b.initializer(f"{name}/std", std.astype(np.float32))
+        value = b.op("Div", [value, std_name], f"{name}/standardized")
+    b.values[name] = value
+    return declared
 
 
 def export_model(
@@ -180,17 +233,18 @@ def export_model(
     weights: Mapping[str, np.ndarray],
     opset: int,
     source: str,
-    standardize: tuple[np.ndarray, np.ndarray] | None = None,
+    preprocessing: Preprocessing | None = None,
 ) -> onnx.ModelProto:
     """Lower a flat (call-free) model to a ModelProto; outputs keep the original names.
 
-    ``standardize`` (``mean``, ``std`` shaped ``[1, *sample]``) makes the graph
-    standardise its single input before the model runs.
+    ``preprocessing`` (the run's scale and upscale of a built-in set, and its input
+    standardisation) makes the graph take raw samples, as ``nnc predict`` does.
     """
     table = lowerings()
     b = GraphBuilder(flat, weights, opset)
-    if standardize is not None:
-        _standardize_input(b, flat, *standardize)
+    declared = {i.name: i.type for i in flat.inputs}
+    if preprocessing is not None and not preprocessing.empty:
+        declared[flat.inputs[0].name] = _preprocess_input(b, flat, preprocessing)
     for node in flat.nodes:
         lower = table.get(node.op)
         if lower is None:
@@ -209,7 +263,7 @@ def export_model(
     graph = helper.make_graph(
         b.nodes,
         original.name,
-        [tensor_type(i.name, i.type, batch) for i in flat.inputs],
+        [tensor_type(i.name, declared[i.name], batch) for i in flat.inputs],
         outputs,
         initializer=b.initializers,
         doc_string=f"model {original.name} from {source}",
@@ -223,7 +277,10 @@ def export_model(
         producer_version=__version__,
         doc_string=f"Generated by nnc {__version__} from {source}, model {original.name}.",
     )
-    helper.set_model_props(model, {"nnc.source": source, "nnc.model": original.name})
+    props = {"nnc.source": source, "nnc.model": original.name}
+    if preprocessing is not None and not preprocessing.empty:
+        props["nnc.preprocessing"] = preprocessing.describe()
+    helper.set_model_props(model, props)
     try:
         onnx.checker.check_model(model, full_check=True)
     except onnx.checker.ValidationError as exc:  # a bug in a lowering, never user input

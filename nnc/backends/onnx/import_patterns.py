@@ -130,43 +130,61 @@ def sumpool(imp: Importer, node: onnx.NodeProto) -> None:
 
 
 def standardization(imp: Importer, node: onnx.NodeProto) -> None:
-    """``Div(Sub(x, mean), std)`` on the graph's only input is the input
-    standardisation of a trained run: kept as statistics, not as layers."""
-    x = imp.value(node, 0)
-    mean, std = imp.value(node, 1), None
-    div = _next(imp, node, "Div")
-    if div is not None and div.input[0] == node.output[0]:
-        std = imp.value(div, 1)
+    """On the graph's only input, ``Div(Sub(x, mean), std)`` (a trained run's input
+    standardisation), ``Add(Mul(x, a), b)`` (a built-in set's ``scale``, as ``nnc
+    export`` writes it), or the second followed by the first: kept as statistics,
+    not as layers. ``(a·x + b - mean) / std`` is ``(x - (mean - b)/a) / (std/a)``."""
     inputs = {i.name for i in imp.graph.inputs}
+    x = imp.value(node, 0)
     if (
-        div is None
-        or not isinstance(x, Tensor)
-        or not isinstance(mean, Const)
-        or not isinstance(std, Const)
+        not isinstance(x, Tensor)
         or len(inputs) != 1
         or node.input[0] not in inputs
         or imp.graph.sole_consumer(node.input[0]) is not node
         or x.batch_axis != 0
     ):
         return
+    chain = [node]
+    scale, shift = 1.0, 0.0
+    if node.op_type == "Mul":
+        add = _next(imp, node, "Add")
+        a = scalar_const(imp, node.input[1])
+        b = scalar_const(imp, _other(add, node.output[0]) or "") if add is not None else None
+        if add is None or a is None or b is None or a <= 0:
+            return
+        scale, shift = a, b
+        chain.append(add)
+    sub = node if node.op_type == "Sub" else _next(imp, chain[-1], "Sub")
+    div = _next(imp, sub, "Div") if sub is not None else None
     full = (1, *(d if isinstance(d, int) else 1 for d in x.shape))
-    try:
-        statistics = tuple(
-            np.array(np.broadcast_to(c.array, full), dtype=np.float32) for c in (mean, std)
-        )
-    except ValueError:
+    mean, std = np.zeros(full, np.float32), np.ones(full, np.float32)
+    if sub is not None and div is not None and div.input[0] == sub.output[0]:
+        found = imp.value(sub, 1), imp.value(div, 1)
+        if sub.input[0] != chain[-1].output[0] and sub is not node:
+            return
+        if not isinstance(found[0], Const) or not isinstance(found[1], Const):
+            return
+        try:
+            mean = np.array(np.broadcast_to(found[0].array, full), dtype=np.float32)
+            std = np.array(np.broadcast_to(found[1].array, full), dtype=np.float32)
+        except ValueError:
+            return
+        chain += [n for n in (sub, div) if n is not node]
+    elif node.op_type == "Sub":
         return
-    if np.broadcast_shapes(mean.array.shape, std.array.shape, full) != full or not np.all(
-        statistics[1] > 0
-    ):
+    if not np.all(std > 0):
         return
-    imp.standardize = (statistics[0], statistics[1])
-    imp.notes.append(
-        f"the graph standardises its input '{node.input[0]}' first, (x - mean) / std; the "
-        "imported model takes standardised data and the statistics are kept apart"
+    imp.standardize = (
+        ((mean - shift) / scale).astype(np.float32),
+        (std / scale).astype(np.float32),
     )
-    imp.env[div.output[0]] = x
-    imp.done.update((id(node), id(div)))
+    what = "(x - mean) / std" if scale == 1.0 and shift == 0.0 else "a·x + b, then (x - mean) / std"
+    imp.notes.append(
+        f"the graph standardises its input '{node.input[0]}' first, {what}; the imported "
+        "model takes standardised data and the statistics are kept apart"
+    )
+    imp.env[chain[-1].output[0]] = x
+    imp.done.update(id(n) for n in chain)
 
 
 # Constant folding: ops on constants only are computed here, in NumPy.
@@ -201,7 +219,7 @@ PATTERNS: dict[str, list[Converter]] = {
     "Greater": [step],
     "Sigmoid": [silu],
     "Div": [gelu],
-    "Mul": [gelu],
+    "Mul": [gelu, standardization],
     "AveragePool": [sumpool],
     "Sub": [standardization],
 }

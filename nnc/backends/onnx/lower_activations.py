@@ -94,7 +94,18 @@ def prelu(b: GraphBuilder, node: PRelu) -> None:
 def softmax(b: GraphBuilder, node: _SoftmaxFamily) -> None:
     op_type = "Softmax" if node.op == "softmax" else "LogSoftmax"
     x = b.value(node.inputs[0])
-    b.bind(node, b.op(op_type, [x], node.name, axis=_axis(node.axis)))
+    rank = b.input_type(node).rank + 1  # with the batch
+    axis = _axis(node.axis) % rank
+    if b.opset >= 13 or axis == rank - 1:
+        b.bind(node, b.op(op_type, [x], node.name, axis=_axis(node.axis)))
+        return
+    # Before opset 13 Softmax normalises over all the axes from `axis` on, as one:
+    # move the axis last, normalise there, and move it back.
+    perm = [*(a for a in range(rank) if a != axis), axis]
+    moved = b.op("Transpose", [x], f"{node.name}/axis_last", perm=perm)
+    normalized = b.op(op_type, [moved], f"{node.name}/normalized", axis=rank - 1)
+    back = [perm.index(a) for a in range(rank)]
+    b.bind(node, b.op("Transpose", [normalized], node.name, perm=back))
 
 
 def add(b: GraphBuilder, node: Add) -> None:

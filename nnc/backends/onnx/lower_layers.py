@@ -144,9 +144,30 @@ def batchnorm(b: GraphBuilder, node: BatchNorm) -> None:
     b.bind(node, out)
 
 
+FIRST_OPSET_WITH_LAYER_NORMALIZATION = 17
+
+
 def layernorm(b: GraphBuilder, node: LayerNorm) -> None:
-    inputs = [b.value(node.inputs[0]), b.param(node, "weight"), b.param(node, "bias")]
-    b.bind(node, b.op("LayerNormalization", inputs, node.name, axis=-1, epsilon=node.eps))
+    x = b.value(node.inputs[0])
+    weight, bias = b.param(node, "weight"), b.param(node, "bias")
+    if b.opset >= FIRST_OPSET_WITH_LAYER_NORMALIZATION:
+        b.bind(
+            node,
+            b.op("LayerNormalization", [x, weight, bias], node.name, axis=-1, epsilon=node.eps),
+        )
+        return
+    # Before opset 17, written out as docs/semantics.md defines it (biased variance).
+    mean = b.reduce_mean(x, [-1], f"{node.name}/mean")
+    centred = b.op("Sub", [x, mean], f"{node.name}/centred")
+    squares = b.op("Mul", [centred, centred], f"{node.name}/squares")
+    variance = b.reduce_mean(squares, [-1], f"{node.name}/variance")
+    shifted = b.op(
+        "Add", [variance, b.scalar(f"{node.name}/eps", node.eps)], f"{node.name}/var_eps"
+    )
+    deviation = b.op("Sqrt", [shifted], f"{node.name}/std")
+    normalized = b.op("Div", [centred, deviation], f"{node.name}/normalized")
+    scaled = b.op("Mul", [normalized, weight], f"{node.name}/scaled")
+    b.bind(node, b.op("Add", [scaled, bias], node.name))
 
 
 def lrn(b: GraphBuilder, node: LocalResponseNorm) -> None:
@@ -164,10 +185,9 @@ def lrn(b: GraphBuilder, node: LocalResponseNorm) -> None:
         b.bind(node, b.op("LRN", [x], node.name, **attributes))
         return
     # [N, C, L]: onnxruntime's LRN wants 4-D input, so add a unit width and drop it.
-    last = b.ints(f"{node.name}/last_axis", [3])
-    wide = b.op("Unsqueeze", [x, last], f"{node.name}/unsqueezed")
+    wide = b.unsqueeze(x, [3], f"{node.name}/unsqueezed")
     normalized = b.op("LRN", [wide], f"{node.name}/lrn", **attributes)
-    b.bind(node, b.op("Squeeze", [normalized, last], node.name))
+    b.bind(node, b.squeeze(normalized, [3], node.name))
 
 
 def _lrn_even(b: GraphBuilder, node: LocalResponseNorm) -> None:
@@ -181,8 +201,7 @@ def _lrn_even(b: GraphBuilder, node: LocalResponseNorm) -> None:
     spatial = b.input_type(node).rank - 1
     before, after = (node.size - 1) // 2, node.size // 2
     squares = b.op("Mul", [x, x], f"{node.name}/squares")
-    channel_axis = b.ints(f"{node.name}/unit_axis", [1])
-    view = b.op("Unsqueeze", [squares, channel_axis], f"{node.name}/channels_as_rows")
+    view = b.unsqueeze(squares, [1], f"{node.name}/channels_as_rows")
     mean = b.op(
         "AveragePool",
         [view],
@@ -191,7 +210,7 @@ def _lrn_even(b: GraphBuilder, node: LocalResponseNorm) -> None:
         pads=[before] + [0] * spatial + [after] + [0] * spatial,
         count_include_pad=1,
     )
-    mean = b.op("Squeeze", [mean, channel_axis], f"{node.name}/window_mean_squeezed")
+    mean = b.squeeze(mean, [1], f"{node.name}/window_mean_squeezed")
     scaled = b.op("Mul", [mean, b.scalar(f"{node.name}/alpha", node.alpha)], f"{node.name}/scaled")
     shifted = b.op("Add", [scaled, b.scalar(f"{node.name}/bias", node.bias)], f"{node.name}/base")
     power = b.op(

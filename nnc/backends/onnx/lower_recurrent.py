@@ -68,16 +68,14 @@ def recurrent(b: GraphBuilder, node: _Recurrent) -> None:
         # Y is [t, directions=1, N, H]: drop the direction axis, then batch first.
         y = b.unique(f"{node.name}/sequence")
         b.node(op_type, inputs, [y], node.name, **attributes)
-        axis = b.ints(f"{node.name}/direction_axis", [1])
-        steps = b.op("Squeeze", [y, axis], f"{node.name}/steps")
+        steps = b.squeeze(y, [1], f"{node.name}/steps")
         out = b.op("Transpose", [steps], node.name, name=f"{node.name}/batch_major", perm=[1, 0, 2])
         b.bind(node, out)
         return
     # Only the last hidden state Y_h [directions=1, N, H] is computed (Y unnamed).
     last = b.unique(f"{node.name}/last_state")
     b.node(op_type, inputs, ["", last], node.name, **attributes)
-    axis = b.ints(f"{node.name}/direction_axis", [0])
-    b.bind(node, b.op("Squeeze", [last, axis], node.name, name=f"{node.name}/squeeze"))
+    b.bind(node, b.squeeze(last, [0], node.name, name=f"{node.name}/squeeze"))
 
 
 LOWERINGS: dict[str, Lowering] = {"rnn": recurrent, "lstm": recurrent, "gru": recurrent}

@@ -8,6 +8,7 @@ methods raise a :class:`~nnc.errors.BackendError` that says where to train inste
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -143,7 +144,9 @@ def match_inputs(
     session_inputs: Sequence[Any], arrays: Mapping[str, np.ndarray], source: str
 ) -> dict[str, np.ndarray]:
     """Pair arrays with a session's graph inputs: by name, or the single array ``x``
-    (or the only/first array) for a one-input graph."""
+    (or the only/first array) for a one-input graph. Samples of another shape with
+    the same number of values (digits' ``[64]`` for a ``[1, 8, 8]`` input) are
+    reshaped, as ``nnc predict`` does."""
     names = [i.name for i in session_inputs]
     if all(n in arrays for n in names):
         chosen = {n: arrays[n] for n in names}
@@ -164,5 +167,13 @@ def match_inputs(
             raise DataError(
                 f"graph input '{info.name}' takes int64 indices. Received: {value.dtype}"
             )
+        sample = info.shape[1:]
+        if (
+            value.ndim >= 1
+            and all(isinstance(d, int) for d in sample)
+            and tuple(value.shape[1:]) != tuple(sample)
+            and math.prod(value.shape[1:]) == math.prod(sample)
+        ):
+            value = value.reshape(len(value), *sample)
         feeds[info.name] = np.ascontiguousarray(value, dtype=want)
     return feeds

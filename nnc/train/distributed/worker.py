@@ -104,7 +104,7 @@ def _train(job: Job, run: RunSpec, connection: Connection, base: Path | None, fo
     run_dir = RunDir(Path(job.out)) if group.chief and job.out else None
     drawer = None
     if run_dir is not None:
-        write_run_files(run_dir, run, data)
+        write_run_files(run_dir, run, data, job.backend, job.device, group.size)
         # an autoencoder's reconstructions, drawn by rank 0 (evaluation mode: local)
         drawer = reconstruction_drawer(
             resolved, data, model.inputs[0].type, run_dir.path, model.name

@@ -68,10 +68,10 @@ def test_run_folder_exports_with_its_input_standardisation(tmp_path: Path) -> No
     def onnxruntime(data: bytes, x: np.ndarray) -> np.ndarray:
         return run_session(open_session(data, threads=1), {"features": x})[0]
 
-    exported = backend.emit(program, weights=run)
+    exported = backend.emit(program, weights=run, preprocess=True)
     scale = max(1.0, float(np.abs(want).max()))
     assert float(np.abs(onnxruntime(exported, raw) - want).max()) / scale < 2e-5
-    bare = backend.emit(program, weights=run, standardize=False)
+    bare = backend.emit(program, weights=run)
     assert float(np.abs(onnxruntime(bare, statistics.apply(raw)) - want).max()) / scale < 2e-5
 
     imported = backend.import_model(exported)
