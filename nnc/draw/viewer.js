@@ -23,6 +23,18 @@
     apply();
   }
 
+  // A tall network fitted whole is too small to read: start at its top, as wide as
+  // the stage or the network (at most one SVG unit a pixel), and let the user scroll.
+  function start() {
+    var r = stage.getBoundingClientRect();
+    if (!r.width || !r.height) return fit();
+    var w = Math.max(full.w, r.width);
+    var h = (w * r.height) / r.width;
+    if (h >= full.h) return fit();
+    view = { x: full.x - (w - full.w) / 2, y: full.y, w: w, h: h };
+    apply();
+  }
+
   // The SVG user-space point under a client (screen) point.
   function toUser(clientX, clientY) {
     var r = svg.getBoundingClientRect();
@@ -189,6 +201,6 @@
     folded = {};
     refold();
   });
-  fit();
+  start();
   document.body.setAttribute("data-ready", "true");
 })();

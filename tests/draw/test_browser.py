@@ -106,25 +106,29 @@ def test_cluster_folds_and_unfolds(page: tuple[Any, Any]) -> None:
     assert all(driver.find_element(By.ID, m).is_displayed() for m in members)
 
 
-def test_wheel_zooms_and_fit_restores(page: tuple[Any, Any]) -> None:
+def test_wheel_zooms_and_fit_shows_the_whole(page: tuple[Any, Any]) -> None:
     driver, _ = page
-    before = driver.execute_script(
-        "return document.querySelector('#stage svg').viewBox.baseVal.width"
-    )
+
+    def view() -> list[float]:
+        return driver.execute_script(
+            "const b = document.querySelector('#stage svg').viewBox.baseVal;"
+            "return [b.x, b.y, b.width, b.height];"
+        )
+
+    # The network is tall: it opens at its top, not shrunk to fit the stage.
+    whole = driver.execute_script("return document.querySelector('#stage svg').getBBox().height")
+    assert view()[3] < whole
+    driver.find_element(By.ID, "zoom-fit").click()
+    fitted = view()
+    assert fitted[3] >= whole
     driver.execute_script(
         "const s = document.getElementById('stage'); const r = s.getBoundingClientRect();"
         "s.dispatchEvent(new WheelEvent('wheel', {deltaY: -100, clientX: r.left + r.width / 2,"
         " clientY: r.top + r.height / 2, bubbles: true, cancelable: true}));"
     )
-    after = driver.execute_script(
-        "return document.querySelector('#stage svg').viewBox.baseVal.width"
-    )
-    assert after == pytest.approx(before / 1.15, rel=1e-6)
+    assert view()[2] == pytest.approx(fitted[2] / 1.15, rel=1e-6)
     driver.find_element(By.ID, "zoom-fit").click()
-    fitted = driver.execute_script(
-        "return document.querySelector('#stage svg').viewBox.baseVal.width"
-    )
-    assert fitted == pytest.approx(before)
+    assert view() == pytest.approx(fitted)
 
 
 def test_no_console_errors(page: tuple[Any, Any]) -> None:
