@@ -120,6 +120,36 @@ def test_completion_after_den_offers_dense(client: LspClient) -> None:
     assert {"dense", "conv2d", "relu", "input", "output"} <= set(labels)
 
 
+AUTOENCODER = (EXAMPLES / "autoencoder.nn").read_text()
+
+
+def labels_at(client: LspClient, uri: str, text: str, needle: str) -> list[str]:
+    """The completion labels offered just after ``needle`` (opened as ``text``)."""
+    client.open(uri, text)
+    result = client.request(
+        "textDocument/completion",
+        {"textDocument": doc(uri), "position": position(text, needle, len(needle))},
+    )
+    return [i["label"] for i in result["items"]]
+
+
+def test_completion_of_arguments_recipe_keys_and_definitions(client: LspClient) -> None:
+    # Argument names inside a layer's parentheses.
+    conv = "model M {\n    input x: [1, 8, 8]\n    conv2d(4, ker"
+    assert labels_at(client, "file:///args.nn", conv, "ker") == ["kernel"]
+    # A recipe key at the start of a line of a train body, and the values a key takes.
+    keys = AUTOENCODER.replace("    epochs     40\n", "    ep\n")
+    assert labels_at(client, "file:///keys.nn", keys, "    ep") == ["epochs"]
+    adam = AUTOENCODER.replace("adam(lr = 0.005)", "adam(be")
+    assert labels_at(client, "file:///adam.nn", adam, "adam(be") == ["beta1", "beta2"]
+    # The file's models, offered in another model's body (never the model itself).
+    models = AUTOENCODER.replace("    Encoder\n    Decoder\n", "    Enc\n    Decoder\n")
+    assert labels_at(client, "file:///models.nn", models, "    Enc") == ["Encoder"]
+    # The file's blocks.
+    blocks = RESNET.replace("    residual(16)\n    residual(16)\n", "    resi\n")
+    assert labels_at(client, "file:///blocks.nn", blocks, "    resi") == ["residual"]
+
+
 def test_go_to_definition_of_a_block_call(client: LspClient) -> None:
     uri = "file:///resnet_def.nn"
     client.open(uri, RESNET)
@@ -131,6 +161,20 @@ def test_go_to_definition_of_a_block_call(client: LspClient) -> None:
     assert result == {
         "uri": uri,
         "range": {"start": start, "end": {**start, "character": start["character"] + 8}},
+    }
+
+
+def test_go_to_definition_of_a_called_model(client: LspClient) -> None:
+    uri = "file:///autoencoder_def.nn"
+    client.open(uri, AUTOENCODER)
+    result = client.request(
+        "textDocument/definition",
+        {"textDocument": doc(uri), "position": position(AUTOENCODER, "    Decoder\n", 6)},
+    )
+    start = position(AUTOENCODER, "Decoder {")
+    assert result == {
+        "uri": uri,
+        "range": {"start": start, "end": {**start, "character": start["character"] + 7}},
     }
 
 
