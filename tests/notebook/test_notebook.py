@@ -24,6 +24,7 @@ CELLS = [
     f"xor = nnc.load({str(EXAMPLES / 'xor.nn')!r})\n"
     "result = nnc.train.train(xor, epochs=300, save=False, reporter=NotebookReporter())",
     "print(f\"last {result.history[-1]['loss']:.4g} final {result.final['loss']:.4g}\")",
+    "quick = nnc.train.train(xor, epochs=5, save=False)",  # no reporter named
 ]
 
 
@@ -73,3 +74,11 @@ def test_training_progress_updates_one_display(executed: list) -> None:
     assert f"epoch 300/300  loss {last}" in page  # the display ends on the last epoch
     assert "Xor: completed after 300 epochs" in page
     assert f"final loss {final}" in page
+
+
+def test_training_without_a_reporter_shows_the_display_in_a_notebook(executed: list) -> None:
+    outputs = executed[5].outputs
+    assert [o["output_type"] for o in outputs] == ["display_data"]
+    page = outputs[0]["data"]["text/html"]
+    assert "<progress value='5' max='5'" in page
+    assert "Xor: completed after 5 epochs" in page
