@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel
@@ -83,7 +82,7 @@ def value_text(value: Any, key: str = "") -> str:
 
 class Analysis:
     """One version of a document, analysed once: ``errors`` (every independent one,
-    as ``nnc check`` reports them) and, lazily, the tree and the answers."""
+    as ``nnc check`` reports them), the syntax tree, and the answers."""
 
     def __init__(self, text: str, filename: str = "<string>"):
         from nnc.dsl.diagnose import diagnose
@@ -93,15 +92,7 @@ class Analysis:
         diagnosis = diagnose(text, filename)
         self.program: Program | None = diagnosis.program
         self.errors: list[NncError] = diagnosis.errors
-
-    @cached_property
-    def tree(self) -> ast.File | None:
-        from nnc.dsl.parser import parse_file
-
-        try:
-            return parse_file(self.text, self.filename)
-        except NncError:
-            return None
+        self.tree: ast.File | None = diagnosis.tree
 
     # -- go to definition ----------------------------------------------------------
 

@@ -71,6 +71,17 @@ def test_every_independent_error_is_reported(client: LspClient) -> None:
     assert "did you mean 'dense'" in found[1]["message"]
 
 
+def test_an_input_the_parser_refuses_to_build_is_a_diagnostic(client: LspClient) -> None:
+    # Not a syntax error: the parser reads the literal, then refuses it (a limit).
+    text = "model M {\n    input x: [4]\n    dense(1" + "0" * 40 + ")\n}\n"
+    uri = "file:///huge_literal.nn"
+    client.open(uri, text)
+    (d,) = client.diagnostics(uri)
+    assert d["range"]["start"] == {"line": 2, "character": 10}
+    assert d["message"] == "integer literal with 41 digits; at most 30 are allowed"
+    assert d["code"] == "ResourceError"
+
+
 def test_hover_gives_shape_and_parameters(client: LspClient) -> None:
     uri = "file:///resnet.nn"
     client.open(uri, RESNET)
