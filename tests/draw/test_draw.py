@@ -1,12 +1,13 @@
 """``nnc draw``: one SVG element per node with its shape, clusters for blocks and called
 models, several inputs and outputs, an imported ResNet-sized ONNX model laid out
-without overlapping boxes, and clear errors."""
+without overlapping boxes, crossing edges or edges through boxes, and clear errors."""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -118,9 +119,16 @@ def test_nested_blocks_in_a_called_model() -> None:
     assert ("a", "h") in folded.edges and ("h", "output:0") in folded.edges
 
 
-def _boxes_of(svg: bytes) -> list[tuple[float, float, float, float]]:
-    """The bounding box of each node's outline, from its path, polygon or ellipse."""
-    out = []
+def _title(group: ET.Element) -> str:
+    title = group.find(f"{SVG}title")
+    assert title is not None and title.text is not None
+    return title.text
+
+
+def _boxes_of(svg: bytes) -> dict[str, tuple[float, float, float, float]]:
+    """The bounding box of each node's outline (from its path, polygon or ellipse), by
+    the node's name."""
+    out = {}
     for g in svg_groups(svg, "node").values():
         xs: list[float] = []
         ys: list[float] = []
@@ -134,8 +142,76 @@ def _boxes_of(svg: bytes) -> list[tuple[float, float, float, float]]:
                 rx, ry = float(shape.get("rx")), float(shape.get("ry"))
                 xs += [cx - rx, cx + rx]
                 ys += [cy - ry, cy + ry]
-        out.append((min(xs), min(ys), max(xs), max(ys)))
+        out[_title(g)] = (min(xs), min(ys), max(xs), max(ys))
     return out
+
+
+Point = tuple[float, float]
+
+
+def _edges_of(svg: bytes) -> dict[tuple[str, str], list[Point]]:
+    """Each edge's path (Graphviz writes ``M p C p p p C ...``: cubic Béziers) as a
+    polyline of 16 points per curve, by its (tail, head) node names."""
+    out = {}
+    for g in svg_groups(svg, "edge").values():
+        path = g.find(f"{SVG}path")
+        assert path is not None
+        pts = [(float(x), float(y)) for x, y in re.findall(r"(-?[\d.]+),(-?[\d.]+)", path.get("d"))]
+        line = [pts[0]]
+        for k in range(1, len(pts) - 2, 3):
+            p0, p1, p2, p3 = line[-1], pts[k], pts[k + 1], pts[k + 2]
+            for i in range(1, 17):
+                t = i / 16
+                a, b, c, d = (1 - t) ** 3, 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t * t, t**3
+                line.append(
+                    (
+                        a * p0[0] + b * p1[0] + c * p2[0] + d * p3[0],
+                        a * p0[1] + b * p1[1] + c * p2[1] + d * p3[1],
+                    )
+                )
+        tail, _, head = _title(g).partition("->")
+        out[(tail, head)] = line
+    return out
+
+
+def _crosses(p: Point, q: Point, r: Point, s: Point) -> bool:
+    """Whether segments pq and rs cross (each one's ends strictly either side of the
+    other)."""
+
+    def side(a: Point, b: Point, c: Point) -> int:
+        v = (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+        return (v > 1e-9) - (v < -1e-9)
+
+    return side(p, q, r) * side(p, q, s) < 0 and side(r, s, p) * side(r, s, q) < 0
+
+
+def crossings(svg: bytes) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """The pairs of edges whose paths cross. Edges that share a node meet at it, so
+    only pairs with four distinct ends are compared."""
+    edges = _edges_of(svg)
+    found = []
+    names = list(edges)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            if set(a) & set(b):
+                continue
+            la, lb = edges[a], edges[b]
+            if any(
+                _crosses(la[x], la[x + 1], lb[y], lb[y + 1])
+                for x in range(len(la) - 1)
+                for y in range(len(lb) - 1)
+            ):
+                found.append((a, b))
+    return found
+
+
+def test_the_crossing_check_finds_crossings() -> None:
+    # K(3,3) cannot be drawn without crossings: the check must see them.
+    dot = shutil.which("dot")
+    assert dot is not None
+    k33 = "digraph { " + " ".join(f"{a}->{b};" for a in "abc" for b in "xyz") + " }"
+    svg = subprocess.run([dot, "-Tsvg"], input=k33.encode(), capture_output=True, check=True)
+    assert len(crossings(svg.stdout)) >= 1
 
 
 def test_imported_resnet18_is_drawn_without_overlaps(tmp_path: Path) -> None:
@@ -148,10 +224,19 @@ def test_imported_resnet18_is_drawn_without_overlaps(tmp_path: Path) -> None:
     assert len(svg_groups(svg, "node")) == 68 + 2
     assert len(svg_groups(svg, "edge")) == 68 + 1 + 8  # a chain, plus 8 skip edges
     boxes = _boxes_of(svg)
-    for i, a in enumerate(boxes):
-        for b in boxes[i + 1 :]:
-            apart = a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+    names = list(boxes)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = boxes[a], boxes[b]
+            apart = ax1 <= bx0 or bx1 <= ax0 or ay1 <= by0 or by1 <= ay0
             assert apart, (a, b)
+    # No two edges cross, and no edge runs through a box it does not join.
+    assert crossings(svg) == []
+    for ends, line in _edges_of(svg).items():
+        for name, (x0, y0, x1, y1) in boxes.items():
+            if name not in ends:
+                inside = [p for p in line if x0 + 1 < p[0] < x1 - 1 and y0 + 1 < p[1] < y1 - 1]
+                assert not inside, (ends, name)
 
 
 def test_png_and_html_forms(tmp_path: Path) -> None:
