@@ -59,9 +59,21 @@ def test_every_example_one_element_per_node_with_its_shape(example: str) -> None
         assert len(groups) == expected_boxes(drawable.program, model)
         for k, box in enumerate(diagram.boxes):
             lines = texts(groups[f"box_{k}"])
-            assert box.shape in " ".join(lines), (box.id, lines)
+            shown = " ".join(lines)
+            assert box.shape in shown, (box.id, lines)
             if box.params:
-                assert f"{box.params:,} params" in " ".join(lines)
+                assert f"{box.params:,} params" in shown
+            if box.kind == "layer":  # its op, and its main arguments where it has some
+                assert box.op in shown and box.text in shown, (box.id, box.text, lines)
+
+
+def test_a_layer_shows_its_main_arguments() -> None:
+    diagram = load_drawable(EXAMPLES / "digits_cnn.nn").diagram()
+    svg = svg_groups(render(diagram, "svg"), "node")
+    shown = {b.name: " ".join(texts(svg[f"box_{k}"])) for k, b in enumerate(diagram.boxes)}
+    assert shown["conv2d_1"] == "conv2d_1 conv2d(16, 3, padding = same) [16, 8, 8] · 160 params"
+    assert shown["conv2d_2"] == "conv2d_2 conv2d(32, 3) [32, 2, 2] · 4,640 params"
+    assert shown["dropout_1"] == "dropout_1 dropout(0.25) [64]"
 
 
 def test_blocks_are_clusters_with_their_nodes() -> None:
