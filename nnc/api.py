@@ -28,15 +28,6 @@ if TYPE_CHECKING:
 
     from nnc.backends.runtime import GanRuntime, Runtime
 
-# Where each backend's runtime keeps its native object (see nnc.backends.runtime);
-# None: the runtime is itself the native object.
-NATIVE_ATTRIBUTE: dict[str, str | None] = {
-    "numpy": None,
-    "torch": "model",
-    "tensorflow": "model",
-    "onnx": "session",
-}
-
 WeightsArg = Mapping[str, "np.ndarray"] | str | Path | None
 
 
@@ -53,11 +44,11 @@ def emit(
     ``options`` go to the backend's ``emit`` (``opset=`` and ``weights=`` for onnx;
     weights may be a mapping or a weights file, as for :func:`build`).
     """
-    from nnc.backends import get_backend
+    from nnc.backends.registry import parse_backend
 
     if options.get("weights") is not None:
         options["weights"] = _weights(program, model, options["weights"])
-    return get_backend(backend).emit(program, model, source=source, **options)
+    return parse_backend(backend).load().emit(program, model, source=source, **options)
 
 
 def runtime(
@@ -74,12 +65,12 @@ def runtime(
     training checkpoint); without them, the initial weights drawn from the seed.
     ``options`` go to the backend's ``build`` (``device=``, ``seed=``...).
     """
-    from nnc.backends import backend_name, get_backend, require_framework
+    from nnc.backends.registry import parse_backend
 
-    name = backend_name(backend)
-    require_framework(name)
+    spec = parse_backend(backend)
+    spec.require()
     loaded = _weights(program, model, weights)
-    return get_backend(name).build(program, model, weights=loaded, **options)
+    return spec.load().build(program, model, weights=loaded, **options)
 
 
 def gan_runtime(
@@ -98,15 +89,14 @@ def gan_runtime(
     or a weights file or checkpoint of a GAN run; without them, the initial weights
     drawn from the seed. ``options`` go to the backend's ``build_gan``.
     """
-    from nnc.backends import backend_name, get_backend, require_framework
     from nnc.backends.gancode import select_gan
+    from nnc.backends.registry import parse_backend
     from nnc.ir.weights import check_gan_weights, read_weights_file
 
-    name = backend_name(backend)
-    backend_module = get_backend(name)
-    if not hasattr(backend_module, "build_gan"):
-        raise BackendError(f"the {name} backend does not train, so it cannot run a GAN")
-    require_framework(name)
+    spec = parse_backend(backend)
+    spec.require_training()
+    spec.require()
+    backend_module = spec.load()
     gan = select_gan(program, recipe)
     loaded = None
     if weights is not None:
@@ -132,11 +122,12 @@ def build(
 
 
 def native(rt: Runtime) -> Any:
-    """The framework object behind a runtime (see :data:`NATIVE_ATTRIBUTE`)."""
-    backend = getattr(rt, "backend", None)
-    if backend not in NATIVE_ATTRIBUTE:
-        raise BackendError(f"not a runtime of a known backend. Received: {type(rt).__name__}")
-    attribute = NATIVE_ATTRIBUTE[backend]
+    """The framework object behind a runtime (the registry's
+    :attr:`~nnc.backends.registry.BackendSpec.native` attribute)."""
+    from nnc.backends.registry import native_attribute
+
+    attribute = native_attribute(rt)
+    backend = rt.backend
     if attribute is None:
         return rt
     if not hasattr(rt, attribute):
@@ -160,4 +151,4 @@ def _weights(
     return check_weights(program, m, weights)
 
 
-__all__ = ["NATIVE_ATTRIBUTE", "build", "emit", "gan_runtime", "native", "runtime"]
+__all__ = ["build", "emit", "gan_runtime", "native", "runtime"]

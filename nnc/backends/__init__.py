@@ -9,65 +9,50 @@ A backend is a package ``nnc.backends.<name>`` exposing:
 - ``build(program, model=None, weights=None, **options) -> Runtime``: a ready
   runtime (see :mod:`nnc.backends.runtime`); this imports the framework.
 
-Backends are imported lazily, by name, so that ``nnc check`` never pays for them.
+Which backends exist, and what each can do, is :mod:`nnc.backends.registry`'s to
+say; the functions here are its short forms. Backends are imported lazily, by name,
+so that ``nnc check`` never pays for them.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from types import ModuleType
 
-from nnc.errors import BackendError, did_you_mean
-
-BACKENDS: dict[str, str] = {
-    "numpy": "nnc.backends.numpy",
-    "torch": "nnc.backends.torch",
-    "tensorflow": "nnc.backends.tensorflow",
-    "onnx": "nnc.backends.onnx",
-}
-ALIASES = {"pytorch": "torch", "tf": "tensorflow", "np": "numpy"}
-FRAMEWORK = {"torch": "torch", "tensorflow": "tensorflow", "onnx": "onnx", "numpy": "numpy"}
-EXTRA = {"torch": "torch", "tensorflow": "tensorflow", "onnx": "onnx", "numpy": ""}
+from nnc.backends.registry import BACKENDS, BackendSpec, backends, parse_backend
 
 
 def backend_name(name: str) -> str:
-    name = ALIASES.get(name, name)
-    if name not in BACKENDS:
-        raise BackendError(
-            f"unknown backend '{name}'. Backends: {', '.join(BACKENDS)}",
-            hint=did_you_mean(name, BACKENDS),
-        )
-    return name
+    """The canonical name of a backend given by name or alias."""
+    return parse_backend(name).name
 
 
 def get_backend(name: str) -> ModuleType:
     """The backend module (emit/build); importing it never imports its framework."""
-    name = backend_name(name)
-    try:
-        return importlib.import_module(BACKENDS[name])
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith(BACKENDS[name]):
-            raise BackendError(f"the {name} backend is not available in this build") from None
-        raise
+    return parse_backend(name).load()
 
 
 def framework_available(name: str) -> bool:
     """Whether the framework a backend runs on is installed (without importing it)."""
-    name = backend_name(name)
-    return importlib.util.find_spec(FRAMEWORK[name]) is not None
+    return parse_backend(name).available()
 
 
 def require_framework(name: str) -> None:
     """Raise a clear error when a backend's framework is missing."""
-    name = backend_name(name)
-    if not framework_available(name):
-        extra = EXTRA[name]
-        raise BackendError(
-            f"the {name} backend needs {FRAMEWORK[name]}, which is not installed",
-            hint=f"pip install 'nnc[{extra}]'" if extra else None,
-        )
+    parse_backend(name).require()
 
 
 def installed_backends() -> list[str]:
-    return [n for n in BACKENDS if framework_available(n)]
+    return [b.name for b in backends(installed=True)]
+
+
+__all__ = [
+    "BACKENDS",
+    "BackendSpec",
+    "backend_name",
+    "backends",
+    "framework_available",
+    "get_backend",
+    "installed_backends",
+    "parse_backend",
+    "require_framework",
+]

@@ -27,7 +27,7 @@ Conventions, shared by all backends:
 - The framework's own object, which ``nnc.build`` returns, is an attribute of the
   runtime: ``model`` (the ``torch.nn.Module``; the Keras model or ``tf.Module``),
   ``session`` (the onnxruntime ``InferenceSession``); the NumPy runtime is itself
-  the NumPy model object. ``nnc.api.NATIVE_ATTRIBUTE`` lists them.
+  the NumPy model object. ``nnc.backends.registry`` records which (``BackendSpec.native``).
 
 A GAN recipe trains two models against each other; its runtime is a
 :class:`GanRuntime` (``build_gan`` of the numpy, torch and tensorflow backends), with

@@ -6,12 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from nnc.cli.options import add_backend_argument
 from nnc.errors import NncError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from nnc.backends import BACKENDS
-
     p = sub.add_parser(
         "compile",
         help="generate NumPy, PyTorch or TensorFlow code, or an ONNX model",
@@ -20,19 +19,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "is imported to generate code.",
     )
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--backend", "-b", default="numpy", help=f"one of {', '.join(BACKENDS)}")
+    add_backend_argument(p, what="the code is for")
     p.add_argument("--model", metavar="NAME", help="model to compile (default: the trained one)")
     p.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnc.backends import backend_name, get_backend
+    from nnc.backends.registry import parse_backend
     from nnc.dsl import load
 
-    name = backend_name(args.backend)
+    name = args.backend
     program = load(args.file)
-    artefact = get_backend(name).emit(program, args.model, source=args.file)
+    artefact = parse_backend(name).load().emit(program, args.model, source=args.file)
     if isinstance(artefact, bytes):
         if not args.output:
             raise NncError(f"the {name} backend writes a binary file; give one with -o OUT")

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from nnc.cli.options import add_backend_argument, add_device_argument
 from nnc.cli.train import seed_int, spec_source
 
 
@@ -30,17 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "built-in data set's name, or a .csv/.npz file",
     )
     p.add_argument("--recipe", metavar="NAME", help="the train recipe (default: the only one)")
-    p.add_argument(
-        "--backend",
-        "-b",
-        default="numpy",
-        choices=("numpy", "torch", "tensorflow", "onnx"),
-        help="the backend that runs the model (default: numpy)",
-    )
+    add_backend_argument(p)
     p.add_argument(
         "--seed", type=seed_int, metavar="N", help="the seed of generated data (default: the run's)"
     )
-    p.add_argument("--device", choices=("cpu", "cuda"), help="where torch runs")
+    add_device_argument(p)
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(run=run)
 

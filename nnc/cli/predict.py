@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nnc.cli.options import add_backend_argument, add_device_argument
 from nnc.cli.train import spec_source
 from nnc.errors import DataError, RecipeError
 
@@ -39,14 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--recipe", metavar="NAME", help="the train recipe whose preprocessing to use")
     p.add_argument("--model", metavar="NAME", help="the model, for a file without a recipe")
-    p.add_argument(
-        "--backend",
-        "-b",
-        default="numpy",
-        choices=("numpy", "torch", "tensorflow", "onnx"),
-        help="the backend that runs the model (default: numpy)",
-    )
-    p.add_argument("--device", choices=("cpu", "cuda"), help="where torch runs")
+    add_backend_argument(p)
+    add_device_argument(p)
     p.set_defaults(run=run)
 
 

@@ -10,6 +10,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nnc.cli.options import add_backend_argument, add_device_argument
 from nnc.errors import NncError
 
 if TYPE_CHECKING:
@@ -64,13 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("file", metavar="FILE", help="the .nn file")
     p.add_argument("--recipe", metavar="NAME", help="the train recipe (default: the only one)")
-    p.add_argument(
-        "--backend",
-        "-b",
-        default="numpy",
-        choices=("numpy", "torch", "tensorflow"),
-        help="the backend that runs the model (default: numpy)",
-    )
+    add_backend_argument(p, trains=True, what="trains the model")
     p.add_argument("--epochs", type=positive_int, metavar="N", help="override the epochs")
     p.add_argument(
         "--batch", type=batch_arg, metavar="N", help="override the batch size (or 'all')"
@@ -95,11 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="K",
         help="keep the newest K checkpoints (default 3)",
     )
-    p.add_argument(
-        "--device",
-        choices=("cpu", "cuda"),
-        help="where torch runs (numpy and tensorflow run on the cpu only)",
-    )
+    add_device_argument(p)
     group = p.add_argument_group(
         "data-parallel training (docs/distributed.md)",
         "torch: DistributedDataParallel through torchrun, gloo on the cpu, nccl on cuda; "

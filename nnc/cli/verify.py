@@ -7,6 +7,7 @@ import json
 import math
 from typing import TYPE_CHECKING
 
+from nnc.cli.options import backend_type
 from nnc.cli.train import positive_int, seed_int
 
 if TYPE_CHECKING:
@@ -30,7 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--model", metavar="NAME", help="model to verify (default: the trained one)")
     p.add_argument(
-        "--backends", nargs="+", metavar="B", help="backends to compare (default: all installed)"
+        "--backends",
+        nargs="+",
+        type=backend_type(),
+        metavar="B",
+        help="backends to compare (default: all installed)",
     )
     p.add_argument(
         "--steps", type=positive_int, default=20, metavar="K", help="training steps (20)"

@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from nnc.backends import backend_name, get_backend, require_framework
 from nnc.backends.gancode import optimizers
+from nnc.backends.registry import parse_backend
 from nnc.backends.runtime import GanRuntime, Runtime
 from nnc.data import PreparedData, prepare
 from nnc.data.images import image_geometry
@@ -28,7 +28,6 @@ from nnc.data.preparation import prepare_gan
 from nnc.data.standardize import FILENAME as STANDARDIZE
 from nnc.dsl import format_program
 from nnc.errors import (
-    BackendError,
     NncError,
     RecipeError,
     TrainingError,
@@ -57,9 +56,6 @@ from nnc.train.recipes import (
 from nnc.train.reconstructions import reconstruction_drawer
 from nnc.train.rundir import RunDir, default_run_dir
 
-TRAINING_BACKENDS = ("numpy", "torch", "tensorflow")
-CPU_ONLY = ("numpy", "tensorflow")
-
 BuildFn = Callable[..., Runtime]
 
 
@@ -77,24 +73,17 @@ def build_runtime(
     device: str | None = None,
     build: BuildFn | None = None,
 ) -> Runtime:
-    """A runtime from the backend registry (or from ``build``, for tests)."""
-    options = _device_options(backend, device)
+    """A runtime from the backend registry (or from ``build``, for tests); the seed
+    and the device go to the backends whose ``build`` takes them."""
+    spec = parse_backend(backend)
+    options = spec.device_options(device)
     if build is None:
-        require_framework(backend)
-        build = get_backend(backend).build
-    return build(program, model, weights=weights, seed=seed, **options)
-
-
-def _device_options(backend: str, device: str | None) -> dict[str, Any]:
-    if device is None:
-        return {}
-    if device not in ("cpu", "cuda"):
-        raise BackendError(f"unknown device '{device}'; expected cpu or cuda")
-    if backend in CPU_ONLY and device != "cpu":
-        raise BackendError(
-            f"the {backend} backend runs on the CPU only. Received: --device {device}"
-        )
-    return {} if backend in CPU_ONLY else {"device": device}
+        spec.require()
+        build = spec.load().build
+        options |= spec.options({"seed": seed})
+    else:
+        options["seed"] = seed
+    return build(program, model, weights=weights, **options)
 
 
 def build_gan_runtime(
@@ -107,10 +96,12 @@ def build_gan_runtime(
     build: Callable[..., GanRuntime] | None = None,
 ) -> GanRuntime:
     """A GAN runtime from the backend registry (or from ``build``, for tests)."""
-    options = _device_options(backend, device)
+    spec = parse_backend(backend)
+    options = spec.device_options(device)
     if build is None:
-        require_framework(backend)
-        build = get_backend(backend).build_gan
+        spec.require_training()
+        spec.require()
+        build = spec.load().build_gan
     return build(program, recipe, weights=weights, seed=seed, **options)
 
 
@@ -308,11 +299,10 @@ def train(
     weights, and ``timeout`` bounds, in seconds, every wait of a worker for the others.
     """
     reporter = reporter or default_reporter()
-    backend = backend_name(backend)
-    if backend not in TRAINING_BACKENDS and build is None:
-        raise BackendError(
-            f"the {backend} backend cannot train; train with {', '.join(TRAINING_BACKENDS)}"
-        )
+    spec = parse_backend(backend)
+    if build is None:
+        spec.require_training()
+    backend = spec.name
     if keep < 1:
         raise TrainingError(f"--keep must be at least 1. Received: {keep}")
     if nproc < 1:

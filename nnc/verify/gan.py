@@ -24,16 +24,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nnc.backends import backend_name, framework_available, get_backend
+from nnc.backends import registry
 from nnc.backends.gancode import optimizers, select_gan
+from nnc.backends.registry import parse_backend
 from nnc.backends.runtime import GanRuntime
-from nnc.errors import BackendError
 from nnc.ir.passes import check
 from nnc.ir.passes.inline import inline_calls
 from nnc.ir.program import Program
 from nnc.ir.training import GanRecipe
 from nnc.ir.weights import gan_models, init_gan_weights
-from nnc.verify.harness import BATCH, REFERENCE, TRAINING_BACKENDS, Report, Row, _no_dropout
+from nnc.verify.harness import BATCH, REFERENCE, Report, Row, _no_dropout
 from nnc.verify.sensitivity import trajectory_allowance
 from nnc.verify.tolerance import (
     SYMBOLIC_LENGTH,
@@ -149,10 +149,12 @@ def run_gan(backend: str, case: GanCase, train: bool = True) -> GanRun:
 
 def _build(backend: str, case: GanCase) -> GanRuntime:
     if backend == REFERENCE:
-        return get_backend("numpy").build_gan(
-            case.program, case.recipe, case.weights, dtype="float64"
+        return (
+            parse_backend("numpy")
+            .load()
+            .build_gan(case.program, case.recipe, case.weights, dtype="float64")
         )
-    return get_backend(backend).build_gan(case.program, case.recipe, case.weights)
+    return parse_backend(backend).load().build_gan(case.program, case.recipe, case.weights)
 
 
 def verify_gan(
@@ -167,10 +169,10 @@ def verify_gan(
     prog, gan = comparable_gan(program, recipe)
     case = make_gan_case(prog, gan, steps, seed)
     tol = gan_tolerance(prog, gan)
-    chosen = (
-        [backend_name(b) for b in backends]
+    specs = (
+        [parse_backend(b) for b in backends]
         if backends
-        else [b for b in TRAINING_BACKENDS if framework_available(b)]
+        else registry.backends(trains=True, installed=True)
     )
     noisy = noise_parameters(prog, gan)
     lr_sum = steps * max(o.lr for o in optimizers(gan).values())
@@ -184,9 +186,9 @@ def verify_gan(
         )
     ref = run_gan(REFERENCE, case)
     runs: dict[str, GanRun] = {}
-    for b in chosen:
-        if b not in TRAINING_BACKENDS:
-            raise BackendError(f"the {b} backend does not train, so it cannot train a GAN")
+    for spec in specs:
+        spec.require_training()
+        b = spec.name
         runs[b] = run_gan(b, case)
 
     def judged(allowed: Mapping[str | None, Mapping[str, float]]) -> list[Row]:

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from nnc.backends import backend_name, framework_available, get_backend
+from nnc.backends import registry
+from nnc.backends.registry import parse_backend
 from nnc.backends.runtime import Runtime
 from nnc.errors import BackendError, RecipeError, TrainingError
 from nnc.ir.ops.dense import Embedding
@@ -47,8 +48,6 @@ from nnc.verify.tolerance import (
 )
 
 REFERENCE = "reference"  # the NumPy backend in float64
-TRAINING_BACKENDS = ("numpy", "torch", "tensorflow")
-INFERENCE_BACKENDS = ("onnx",)
 BATCH = 8
 
 
@@ -260,8 +259,9 @@ def _vocab_limits(program: Program, m: Model) -> dict[str, int]:
 def build(backend: str, case: Case, program: Program | None = None) -> Runtime:
     program = program or case.program
     if backend == REFERENCE:
-        return get_backend("numpy").build(program, case.model, case.weights, dtype="float64")
-    return get_backend(backend).build(program, case.model, case.weights)
+        reference = parse_backend("numpy").load()
+        return reference.build(program, case.model, case.weights, dtype="float64")
+    return parse_backend(backend).load().build(program, case.model, case.weights)
 
 
 def run(backend: str, case: Case, train: bool = True, record_quiet: bool = False) -> Run:
@@ -355,23 +355,21 @@ def verify(
     prog, name = comparable(program, model, optimizer, schedule)
     case = make_case(prog, name, steps, seed)
     tol = tolerance_for(prog, name, BATCH)
-    chosen = (
-        [backend_name(b) for b in backends]
-        if backends
-        else [b for b in (*TRAINING_BACKENDS, *INFERENCE_BACKENDS) if framework_available(b)]
-    )
+    specs = [parse_backend(b) for b in backends] if backends else registry.backends(installed=True)
+    chosen = [spec.name for spec in specs]
+    inference = {spec.name for spec in specs if not spec.trains}
     ref = reference(case)
     _check_finite(ref, case)
     failures: list[Row] = []
     runs: dict[str, Run] = {}
     for b in chosen:
         try:
-            runs[b] = run(b, case, b not in INFERENCE_BACKENDS)
+            runs[b] = run(b, case, b not in inference)
         except BackendError as exc:
             failures.append(
                 Row(b, REFERENCE, Deviation(math.inf, math.inf, str(exc)), None, None, False)
             )
-    trained = {b: r for b, r in runs.items() if b not in INFERENCE_BACKENDS}
+    trained = {b: r for b, r in runs.items() if b not in inference}
     moved = move_state({REFERENCE: ref, **trained}, case) if transfer else []
 
     def judged(base: Baseline | None) -> Report:

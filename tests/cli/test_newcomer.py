@@ -165,3 +165,71 @@ def test_nnc_ir_writes_out_the_defaults_a_recipe_uses() -> None:
         "early_stopping monitor = val_loss, patience = 5, min_delta = 0.0, restore_best = true"
         in early
     )
+
+
+def test_eval_and_predict_run_on_the_onnx_backend(tmp_path: Path) -> None:
+    import json
+
+    import numpy as np
+
+    from nnc.cli.main import main
+
+    # "the onnx backend takes the options opset and threads. Received: seed"
+    run = tmp_path / "run"
+    assert main(["train", str(EXAMPLES / "digits_mlp.nn"), "--epochs", "1", "--out", str(run),
+                 "--quiet"]) == 0  # fmt: skip
+    figures = {}
+    for backend in ("numpy", "onnx"):
+        result = run_nnc("eval", str(EXAMPLES / "digits_mlp.nn"), "-w", str(run), "-b", backend,
+                         "--json")  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        figures[backend] = json.loads(result.stdout)
+    assert figures["onnx"]["accuracy"] == figures["numpy"]["accuracy"]
+    assert abs(figures["onnx"]["loss"] - figures["numpy"]["loss"]) < 1e-5
+
+    samples = tmp_path / "samples.npz"
+    np.savez(samples, x=np.random.default_rng(0).integers(0, 17, (5, 64)).astype(np.float32))
+    outputs = {}
+    for backend in ("numpy", "onnx"):
+        written = tmp_path / f"{backend}.npz"
+        result = run_nnc("predict", str(EXAMPLES / "digits_mlp.nn"), "-w", str(run), "-b",
+                         backend, "-i", str(samples), "-o", str(written))  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        outputs[backend] = np.load(written)["outputs"]
+    assert np.abs(outputs["onnx"] - outputs["numpy"]).max() < 1e-5
+
+
+def test_every_command_reads_backend_names_and_aliases_alike(tmp_path: Path) -> None:
+    from nnc.backends.registry import parse_backend
+
+    # compile took pytorch and tf; train refused them
+    xor = str(EXAMPLES / "xor.nn")
+    for alias, name in (("pytorch", "torch"), ("tf", "tensorflow"), ("NumPy", "numpy")):
+        assert parse_backend(alias).name == name
+        run = tmp_path / alias
+        trained = run_nnc("train", xor, "-b", alias, "--epochs", "2", "--out", str(run), "--quiet")
+        assert trained.returncode == 0, trained.stderr
+        assert f'"backend": "{name}"' in (run / "environment.json").read_text()
+        for command in (["compile", xor], ["eval", xor, "-w", str(run)]):
+            result = run_nnc(*command, "-b", alias)
+            assert result.returncode == 0, (command, result.stderr)
+    for command in (["compile", xor, "-b"], ["train", xor, "-b"], ["eval", xor, "-w", "r", "-b"],
+                    ["verify", xor, "--backends"]):  # fmt: skip
+        result = run_nnc(*command, "tensorflw")
+        assert result.returncode == 2, (command, result.stderr)  # a bad flag
+        assert "unknown backend 'tensorflw'" in result.stderr
+        assert "did you mean 'tensorflow'?" in result.stderr
+    refused = run_nnc("train", xor, "-b", "onnx")
+    assert refused.returncode == 2
+    assert "the onnx backend cannot train" in refused.stderr
+
+
+def test_a_per_sample_scalar_input_runs_on_every_backend() -> None:
+    import nnc
+    from nnc.verify import verify
+
+    # torch's flatten(1) raised "IndexError: Dimension out of range" (an internal error)
+    program = nnc.parse("model S {\n    input x: []\n    flatten()\n    dense(2)\n}\n")
+    report = verify(program, "S", steps=3)
+    assert {row.backend for row in report.rows} >= {"numpy", "torch", "tensorflow", "onnx"}
+    assert report.equivalent, report

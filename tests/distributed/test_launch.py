@@ -45,7 +45,7 @@ def test_settings_that_cannot_run_are_refused(launch: Launch, backend: str, mess
 def test_the_cli_refuses_workers_on_numpy_before_starting_any(capsys) -> None:  # type: ignore[no-untyped-def]
     assert main(["train", str(EXAMPLES / "xor.nn"), "--nproc", "2"]) == 1
     err = capsys.readouterr().err
-    assert "error: data-parallel training runs on torch (DistributedDataParallel) or " in err
+    assert "error: data-parallel training runs on torch or tensorflow; the numpy backend " in err
     assert "Received: --backend numpy with 2 workers" in err
 
 

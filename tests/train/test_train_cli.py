@@ -19,7 +19,7 @@ from tests.train.test_driver import IRIS
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeBackend:
     backend = FakeBackend()
     monkeypatch.setattr(
-        "nnc.train.session.get_backend", lambda name: SimpleNamespace(build=backend)
+        "nnc.backends.registry.BackendSpec.load", lambda spec: SimpleNamespace(build=backend)
     )
     return backend
 
@@ -138,7 +138,7 @@ def test_ctrl_c_checkpoints_and_prints_how_to_resume(
 ) -> None:
     backend = FakeBackend(sigint_at_step=13)
     monkeypatch.setattr(
-        "nnc.train.session.get_backend", lambda name: SimpleNamespace(build=backend)
+        "nnc.backends.registry.BackendSpec.load", lambda spec: SimpleNamespace(build=backend)
     )
     run = tmp_path / "run"
     assert main(["train", str(spec), "--out", str(run), "--seed", "3", "--quiet"]) == 130

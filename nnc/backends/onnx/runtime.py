@@ -4,6 +4,8 @@ The onnx backend is for inference: ``forward`` runs the exported graph, and
 ``set_weights`` re-exports the model with the new weights and opens a new session.
 Training needs gradients, which an inference graph does not have, so the training
 methods raise a :class:`~nnc.errors.BackendError` that says where to train instead.
+``loss`` evaluates the recipe's loss on the graph's outputs with NumPy, so ``nnc
+eval`` runs on onnx too.
 """
 
 from __future__ import annotations
@@ -114,7 +116,25 @@ class OnnxRuntime:
         raise BackendError(INFERENCE_ONLY.format(what="train"))
 
     def loss(self, x: np.ndarray, y: np.ndarray) -> float:
-        raise BackendError(INFERENCE_ONLY.format(what="compute a loss"))
+        """The recipe's loss of the exported graph's outputs, in evaluation mode, by the
+        NumPy backend's loss kernels (the formulas of docs/semantics.md): what ``nnc
+        eval`` reports on every backend."""
+        from nnc.backends import codegen
+        from nnc.backends.numpy.kernels import losses
+        from nnc.backends.numpy.kernels.core import as_target
+        from nnc.backends.numpy.training import loss_kernel, training_setup
+        from nnc.ir.training import CrossEntropy
+
+        _, recipe = codegen.select(self.program, self.model.name)
+        loss = training_setup(self.model, recipe).loss
+        if loss is None:
+            raise BackendError(
+                f"model {self.model.name} has no loss: no train recipe trains it on targets"
+            )
+        output = np.asarray(self.forward(x), dtype=np.float64)
+        target = as_target(y, output, class_labels=isinstance(loss, CrossEntropy))
+        value, _ = getattr(losses, loss_kernel(loss))(output, target)
+        return float(value)
 
     def gradients(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         raise BackendError(INFERENCE_ONLY.format(what="compute gradients"))

@@ -250,6 +250,8 @@ def global_avg_pool(node: Any, site: Site) -> Layer:
 
 
 def flatten(node: Flatten, site: Site) -> Layer:
+    if site.ins[0].rank == 0:  # a scalar per sample: torch's flatten(1) has no axis 1
+        return Layer(forward=f"{site.x}.unsqueeze(1)")
     return Layer(forward=f"{site.x}.flatten(1)")
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from nnc.backends import require_framework
+from nnc.backends.registry import parse_backend
 from nnc.ir.program import Program
 from nnc.train.distributed.group import DataParallel
 
@@ -51,8 +51,9 @@ def connect(
     timeout: float,
 ) -> Connection:
     """This worker's data-parallel runtime, joined to the others."""
-    require_framework(backend)
-    if backend == "torch":
+    spec = parse_backend(backend)
+    spec.require()
+    if spec.parallel == "torchrun":
         return _torch(program, model, weights, seed, device or "cpu", timeout)
     return _tensorflow(program, model, weights, seed, timeout)
 

@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 
 import nnc
+from nnc.backends.registry import parse_backend
 from nnc.errors import BackendError, TrainingError, WorkerError
 from nnc.ir.program import Program
 from nnc.ir.training import Recipe
@@ -114,7 +115,7 @@ def launch_run(
 
 def _start(backend: str, job: Path, launch: Launch) -> list[Exit]:
     with _worker_environment(launch) as environment:
-        if backend == "torch":
+        if parse_backend(backend).parallel == "torchrun":
             from nnc.train.distributed.torchrun import run_torchrun
 
             port = launch.master_port or free_port(launch.master_addr)
@@ -155,12 +156,9 @@ def _worker_environment(launch: Launch) -> Iterator[dict[str, str]]:
 
 
 def _check_device(backend: str, device: str | None, launch: Launch) -> None:
-    if device is None or device == "cpu":
-        return
+    parse_backend(backend).device_options(device)  # an unknown or unusable device
     if device != "cuda":
-        raise BackendError(f"unknown device '{device}'; expected cpu or cuda")
-    if backend != "torch":
-        raise BackendError(f"the {backend} backend runs on the CPU only. Received: --device cuda")
+        return
     from nnc.backends.torch import resolve_device
 
     resolve_device("cuda")  # a clear error when torch has no CUDA

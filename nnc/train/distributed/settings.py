@@ -7,9 +7,9 @@ import os
 import socket
 from dataclasses import dataclass
 
+from nnc.backends.registry import backends, parse_backend
 from nnc.errors import BackendError, TrainingError
 
-PARALLEL_BACKENDS = ("torch", "tensorflow")
 LOOPBACK = "127.0.0.1"
 
 
@@ -53,12 +53,14 @@ class Launch:
 
     def check(self, backend: str) -> None:
         """Refuse settings that cannot run, before any worker starts."""
-        if backend not in PARALLEL_BACKENDS:
+        spec = parse_backend(backend)
+        if spec.parallel is None:
+            parallel = [b.name for b in backends(parallel=True)]
             raise BackendError(
-                f"data-parallel training runs on torch (DistributedDataParallel) or "
-                f"tensorflow (tf.distribute); the {backend} backend trains in one process. "
-                f"Received: --backend {backend} with {self.world_size} workers",
-                hint="use --backend torch or --backend tensorflow, or drop --nproc",
+                f"data-parallel training runs on {' or '.join(parallel)}; the {spec.name} "
+                f"backend trains in one process. "
+                f"Received: --backend {spec.name} with {self.world_size} workers",
+                hint=f"use {' or '.join(f'--backend {b}' for b in parallel)}, or drop --nproc",
             )
         for name, value in (("--nproc", self.nproc), ("--nnodes", self.nnodes)):
             if value < 1:
@@ -73,7 +75,7 @@ class Launch:
         if self.timeout <= 0:
             raise TrainingError(f"the timeout must be positive. Received: {self.timeout}")
         if self.nnodes > 1:
-            if backend != "torch":
+            if not spec.multi_node:
                 raise BackendError(
                     "nnc launches TensorFlow workers on this machine only (it writes their "
                     f"TF_CONFIG with loopback ports). Received: --nnodes {self.nnodes}",

@@ -394,7 +394,6 @@ def test_runtime_is_inference_only() -> None:
     x = np.zeros((4, 2), np.float32)
     calls = {
         "train": lambda: runtime.train_step(x, x[:, :1], 0.1),
-        "compute a loss": lambda: runtime.loss(x, x[:, :1]),
         "compute gradients": lambda: runtime.gradients(x, x[:, :1]),
         "hold optimizer state": runtime.get_optimizer_state,
         "run in training mode": lambda: runtime.forward(x, training=True),
@@ -407,6 +406,19 @@ def test_runtime_is_inference_only() -> None:
             "torch or tensorflow backend, save the weights, and export them "
             "(nnc export --weights)"
         )
+
+
+def test_runtime_evaluates_the_recipes_loss_as_numpy_does() -> None:
+    from nnc.backends import numpy as reference
+    from nnc.backends import onnx as backend
+
+    program = xor()
+    weights = reference.build(program, seed=3).get_weights()
+    x = np.random.default_rng(0).normal(size=(16, 2)).astype(np.float32)
+    y = np.random.default_rng(1).uniform(size=(16, 1)).astype(np.float32)
+    expected = reference.build(program, weights=weights).loss(x, y)
+    got = backend.build(program, weights=weights, threads=1).loss(x, y)
+    assert abs(got - expected) < 1e-6 * max(1.0, abs(expected))
 
 
 def test_forward_checks_its_inputs() -> None:

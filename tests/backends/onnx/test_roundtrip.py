@@ -3,7 +3,6 @@ the imported spec is readable, checks, and runs on every backend."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -101,14 +100,10 @@ def test_imported_spec_reads_like_the_original() -> None:
 
 
 def available_backends() -> list[str]:
-    """The backends of this checkout whose framework is installed (onnx aside)."""
-    from nnc.backends import BACKENDS, framework_available
+    """The training backends whose framework is installed (the ones onnx imports run on)."""
+    from nnc.backends.registry import backends
 
-    return [
-        name
-        for name in ("numpy", "torch", "tensorflow")
-        if importlib.util.find_spec(BACKENDS[name]) is not None and framework_available(name)
-    ]
+    return [spec.name for spec in backends(trains=True, installed=True)]
 
 
 def test_imported_examples_run_on_every_backend(example: Path) -> None:
