@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nnc.cli.options import whole_number
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -23,22 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", metavar="NAME", help="model to draw (default: the main one)")
     p.add_argument(
         "--depth",
-        type=_depth,
+        type=whole_number(0, "expected 0 or more"),
         metavar="N",
         help="draw clusters nested N deep as single boxes (0: every block and called model "
         "folded; default: all expanded)",
     )
     p.set_defaults(run=run)
-
-
-def _depth(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number. Received: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more. Received: {value}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -77,6 +77,14 @@ def nnc_position(doc: TextDocument, position: lsp.Position) -> tuple[int, int]:
     return p.line + 1, p.character + 1
 
 
+def at(
+    ls: NncLanguageServer, params: lsp.HoverParams | lsp.CompletionParams | lsp.DefinitionParams
+) -> tuple[TextDocument, int, int]:
+    """The document a request is about, and its position as nnc's (line, column)."""
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    return (doc, *nnc_position(doc, params.position))
+
+
 def diagnostic(doc: TextDocument, err: NncError) -> lsp.Diagnostic:
     if err.span is not None:
         where = to_range(doc, err.span)
@@ -127,8 +135,7 @@ def did_close(ls: NncLanguageServer, params: lsp.DidCloseTextDocumentParams) -> 
 
 @server.feature(lsp.TEXT_DOCUMENT_HOVER)
 def hover(ls: NncLanguageServer, params: lsp.HoverParams) -> lsp.Hover | None:
-    doc = ls.workspace.get_text_document(params.text_document.uri)
-    line, col = nnc_position(doc, params.position)
+    doc, line, col = at(ls, params)
     text = ls.analysis(doc).hover(line, col)
     if text is None:
         return None
@@ -140,8 +147,7 @@ def hover(ls: NncLanguageServer, params: lsp.HoverParams) -> lsp.Hover | None:
     lsp.CompletionOptions(trigger_characters=["(", "=", " "]),
 )
 def completion(ls: NncLanguageServer, params: lsp.CompletionParams) -> lsp.CompletionList:
-    doc = ls.workspace.get_text_document(params.text_document.uri)
-    line, col = nnc_position(doc, params.position)
+    doc, line, col = at(ls, params)
     items = [
         lsp.CompletionItem(label=c.label, kind=COMPLETION_KINDS[c.kind], detail=c.detail or None)
         for c in complete(doc.source, line, col)
@@ -151,8 +157,7 @@ def completion(ls: NncLanguageServer, params: lsp.CompletionParams) -> lsp.Compl
 
 @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
 def definition(ls: NncLanguageServer, params: lsp.DefinitionParams) -> lsp.Location | None:
-    doc = ls.workspace.get_text_document(params.text_document.uri)
-    line, col = nnc_position(doc, params.position)
+    doc, line, col = at(ls, params)
     span = ls.analysis(doc).definition(line, col)
     if span is None:
         return None

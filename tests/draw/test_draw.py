@@ -278,7 +278,9 @@ def test_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec.write_text("model M {\n    input x: [1, 8, 8]\n    dense(3)\n}\n")
     broken = run_nnc("draw", str(spec), "-o", str(tmp_path / "b.svg"))
     assert broken.returncode == 1 and f"{spec}:3:5: error: dense" in broken.stderr
-    assert run_nnc("draw", str(spec), "-o", "x.svg", "--depth", "-1").returncode == 2
+    negative = run_nnc("draw", str(spec), "-o", "x.svg", "--depth", "-1")
+    assert negative.returncode == 2
+    assert "argument --depth: expected 0 or more. Received: -1" in negative.stderr
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(DrawError, match="Graphviz's 'dot' program is not installed"):
         render(build_diagram(nnc.load(EXAMPLES / "xor.nn")), "svg")

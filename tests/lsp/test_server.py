@@ -161,32 +161,28 @@ def test_completion_of_arguments_recipe_keys_and_definitions(client: LspClient) 
     assert labels_at(client, "file:///blocks.nn", blocks, "    resi") == ["residual"]
 
 
-def test_go_to_definition_of_a_block_call(client: LspClient) -> None:
-    uri = "file:///resnet_def.nn"
-    client.open(uri, RESNET)
+@pytest.mark.parametrize(
+    ("text", "use", "offset", "defined"),
+    [
+        (RESNET, "residual(16)", 3, "residual(c)"),  # a block call
+        (AUTOENCODER, "    Decoder\n", 6, "Decoder {"),  # a model used as a layer
+    ],
+    ids=["block", "model"],
+)
+def test_go_to_definition(
+    client: LspClient, text: str, use: str, offset: int, defined: str
+) -> None:
+    uri = f"file:///definition_{text.index(use)}.nn"
+    client.open(uri, text)
     result = client.request(
         "textDocument/definition",
-        {"textDocument": doc(uri), "position": position(RESNET, "residual(16)", 3)},
+        {"textDocument": doc(uri), "position": position(text, use, offset)},
     )
-    start = position(RESNET, "residual(c)")
-    assert result == {
-        "uri": uri,
-        "range": {"start": start, "end": {**start, "character": start["character"] + 8}},
-    }
-
-
-def test_go_to_definition_of_a_called_model(client: LspClient) -> None:
-    uri = "file:///autoencoder_def.nn"
-    client.open(uri, AUTOENCODER)
-    result = client.request(
-        "textDocument/definition",
-        {"textDocument": doc(uri), "position": position(AUTOENCODER, "    Decoder\n", 6)},
-    )
-    start = position(AUTOENCODER, "Decoder {")
-    assert result == {
-        "uri": uri,
-        "range": {"start": start, "end": {**start, "character": start["character"] + 7}},
-    }
+    start = position(text, defined)
+    name = re.match(r"\w+", defined)
+    assert name is not None
+    end = {**start, "character": start["character"] + len(name.group())}
+    assert result == {"uri": uri, "range": {"start": start, "end": end}}
 
 
 def test_formatting_is_nnc_fmt(client: LspClient) -> None:
