@@ -90,6 +90,28 @@ def test_epoch_lines_fit_the_terminal_and_the_best_mark_is_explained() -> None:
         assert max(len(ln) for ln in lines[: lines.index(epochs[-1]) + 1]) <= width
 
 
+def test_plain_epoch_lines_keep_to_the_width_columns_states(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    import nnc
+    from nnc.train import train
+    from nnc.train.progress import PlainReporter
+
+    program = nnc.load(EXAMPLES / "digits_mlp.nn")
+    widths = {}
+    for columns in ("80", None):
+        if columns is None:
+            monkeypatch.delenv("COLUMNS", raising=False)
+        else:
+            monkeypatch.setenv("COLUMNS", columns)
+        out = io.StringIO()
+        train(program, epochs=2, save=False, reporter=PlainReporter(out))
+        epochs = [ln for ln in out.getvalue().splitlines() if ln.startswith("epoch ")]
+        widths[columns] = max(len(ln) for ln in epochs)
+        assert all("val_accuracy" in ln for ln in epochs)
+    assert widths["80"] <= 80 < widths[None]  # a log or pipe keeps every figure
+
+
 def test_the_run_folder_keeps_the_confusion_matrix_as_a_file_and_a_picture(tmp_path: Path) -> None:
     import numpy as np
 
