@@ -83,3 +83,22 @@ def test_summary_flops_table_and_json() -> None:
     assert {r["name"]: r["macs"] for r in data["rows"]}["conv2d_2"] == 18_432
     plain = json.loads(run_nnc("summary", str(EXAMPLES / "digits_cnn.nn"), "--json").stdout)
     assert "total_macs" not in plain
+
+
+@pytest.mark.parametrize(
+    "example", ["lenet5", "digits_cnn", "resnet_block", "autoencoder", "conv_autoencoder"]
+)
+def test_counts_equal_pytorchs_flop_counter(example: str) -> None:
+    # An independent count: PyTorch's FlopCounterMode counts 2 FLOPs per MAC of the
+    # matrix products and convolutions it runs, and no bias additions, as nnc does.
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    program = nnc.load(EXAMPLES / f"{example}.nn")
+    model = program.model()
+    module = nnc.build(program, "torch")
+    module.eval()
+    batch = [torch.zeros(1, *i.type.shape) for i in model.inputs]
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        module(*batch)
+    assert count_macs(program, model.name).total == counter.get_total_flops() // 2
