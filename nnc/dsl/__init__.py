@@ -42,9 +42,7 @@ def parse(
         raise err.with_source(text) from None
 
 
-def program_of(
-    tree: ast.File, *, check: bool = True, memory_budget: int | None = None
-) -> Program:
+def program_of(tree: ast.File, *, check: bool = True, memory_budget: int | None = None) -> Program:
     """The IR of a syntax tree; with ``check``, typed, validated and held to the
     memory budget (the part of :func:`parse` after the parser)."""
     lowered = lower(tree)
