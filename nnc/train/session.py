@@ -253,6 +253,17 @@ def write_run_files(
         data.standardizer.save(run_dir.path / STANDARDIZE)
 
 
+def default_reporter() -> QuietReporter:
+    """Quiet, except in a Jupyter kernel: there one progress display that updates in
+    place (:class:`nnc.notebook.NotebookReporter`)."""
+    if "IPython" in sys.modules:  # never import IPython (or nnc.notebook) to find out
+        from nnc.notebook.progress import NotebookReporter, in_notebook
+
+        if in_notebook():
+            return NotebookReporter()
+    return QuietReporter()
+
+
 def train(
     program: Program,
     recipe: str | Recipe | GanRecipe | None = None,
@@ -277,6 +288,8 @@ def train(
 ) -> TrainResult:
     """Train a recipe of a checked program; return the runtime, history and figures.
 
+    ``reporter`` is told of the run's progress; left out, nothing is printed, except
+    in a notebook, where one display shows the run (:func:`default_reporter`).
     ``base`` is the folder that relative data paths start from (the .nn file's);
     ``save=False`` writes no run folder. ``build`` replaces the backend's ``build``
     (``build_gan`` for a GAN recipe, which trains through :func:`train_gan`).
@@ -285,7 +298,7 @@ def train(
     docs/distributed.md; the runtime returned is then rebuilt here from the final
     weights, and ``timeout`` bounds, in seconds, every wait of a worker for the others.
     """
-    reporter = reporter or QuietReporter()
+    reporter = reporter or default_reporter()
     spec = parse_backend(backend)
     if build is None:
         spec.require_training()
