@@ -53,14 +53,24 @@ def require(module: str) -> None:
         pytest.skip(message)
 
 
-def run_nnc(*args: str, cwd: Path | None = None, timeout: float = 300, **kwargs):  # type: ignore[no-untyped-def]
-    """Run the nnc CLI in a subprocess, from this checkout."""
+def nnc_argv(*args: str) -> list[str]:
+    """The command line that runs the nnc CLI of this checkout with ``args``."""
+    return [sys.executable, "-m", "nnc.cli.main", *args]
+
+
+def nnc_env() -> dict[str, str]:
+    """The environment for :func:`nnc_argv`: this checkout first, no NNC_DEBUG."""
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.pop("NNC_DEBUG", None)
+    return env
+
+
+def run_nnc(*args: str, cwd: Path | None = None, timeout: float = 300, **kwargs):  # type: ignore[no-untyped-def]
+    """Run the nnc CLI in a subprocess, from this checkout."""
     return subprocess.run(
-        [sys.executable, "-m", "nnc.cli.main", *args],
+        nnc_argv(*args),
         cwd=cwd or ROOT,
-        env=env,
+        env=nnc_env(),
         capture_output=True,
         text=True,
         timeout=timeout,

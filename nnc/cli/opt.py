@@ -53,7 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "-o", "--output", metavar="OUT.nn", help="write the result here (default: stdout)"
     )
-    p.add_argument("--weights", metavar="IN", help="canonical weights (.npz or checkpoint)")
+    p.add_argument(
+        "--weights", metavar="IN", help="canonical weights: .npz, checkpoint or run folder"
+    )
     p.add_argument("--weights-out", metavar="OUT", help="write the rewritten weights (.npz)")
     p.add_argument("--quiet", "-q", action="store_true", help="do not report what each pass did")
     p.set_defaults(run=run)
@@ -73,9 +75,11 @@ def run(args: argparse.Namespace) -> int:
     passes = [parse_pass(text) for text in args.passes]
     weights = None
     if args.weights:
-        from nnc.ir.weights import read_weights_file
+        from nnc.train.inference import load_trained
 
-        weights = read_weights_file(args.weights)
+        # The resolver eval, predict and export use: a weights file, a checkpoint or a
+        # run folder (its weights.npz, else its newest readable checkpoint).
+        weights = dict(load_trained(args.weights, _warn).weights)
     result = run_passes(program, passes, weights=weights, model=args.model)
     text = format_program(result.program)
     if args.output:
@@ -89,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         _report(result.log, [p.name for p in passes], args)
     return 0
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def _report(log: list[Any], names: list[str], args: argparse.Namespace) -> None:

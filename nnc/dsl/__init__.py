@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nnc.dsl import ast
 from nnc.dsl.lower import BlockCheck, lower
 from nnc.dsl.parser import parse_file
 from nnc.dsl.printer import format_file
@@ -36,14 +37,20 @@ def parse(
     """Parse ``.nn`` text to IR; with ``check`` (the default), also type and validate it
     and refuse specs over the memory budget (see :mod:`nnc.ir.passes.resources`)."""
     try:
-        lowered = lower(parse_file(text, filename))
-        if not check:
-            return lowered.program
-        typed = infer_shapes(lowered.program)
-        _check_blocks(typed, lowered.block_checks)
-        return check_resources(validate(typed), memory_budget)
+        return program_of(parse_file(text, filename), check=check, memory_budget=memory_budget)
     except NncError as err:
         raise err.with_source(text) from None
+
+
+def program_of(tree: ast.File, *, check: bool = True, memory_budget: int | None = None) -> Program:
+    """The IR of a syntax tree; with ``check``, typed, validated and held to the
+    memory budget (the part of :func:`parse` after the parser)."""
+    lowered = lower(tree)
+    if not check:
+        return lowered.program
+    typed = infer_shapes(lowered.program)
+    _check_blocks(typed, lowered.block_checks)
+    return check_resources(validate(typed), memory_budget)
 
 
 def load(path: str | Path, *, check: bool = True, memory_budget: int | None = None) -> Program:

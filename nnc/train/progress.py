@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import sys
@@ -178,7 +179,20 @@ class PlainReporter(QuietReporter):
         self.started = time.perf_counter()
 
     def _print(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        try:
+            print(text, file=self.out, flush=True)
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        # The reader of stdout went away (`nnc train ... | head -2`). The run matters more
+        # than its log: stop printing, keep training, write the whole run folder.
+        self.out = silence(self.out)
+        print(
+            "note: standard output was closed; training goes on without printing",
+            file=self.err or sys.stderr,
+            flush=True,
+        )
 
     def start(self, info: RunInfo) -> None:
         self.info = info
@@ -208,7 +222,10 @@ class PlainReporter(QuietReporter):
         from rich.console import Console
 
         console = Console(file=self.out, width=100, no_color=True, highlight=False)
-        print_summary(console, summary)
+        try:
+            print_summary(console, summary)
+        except BrokenPipeError:
+            self._reader_gone()
 
 
 class RichReporter(PlainReporter):
@@ -291,6 +308,20 @@ class RichReporter(PlainReporter):
     def finish(self, summary: Summary) -> None:
         self.close()
         print_summary(self.console, summary)
+
+
+def silence(stream: IO[str]) -> IO[str]:
+    """A sink for the rest of the output once ``stream``'s reader has gone. Its file
+    descriptor is pointed at the null device too, so that the interpreter's last flush
+    at exit does not fail on the broken pipe again."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, stream.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # a stream without a descriptor of its own (a test's StringIO)
+    finally:
+        os.close(null)
+    return open(os.devnull, "w", encoding="utf-8")  # lives as long as the run
 
 
 def make_reporter(

@@ -167,3 +167,46 @@ def test_importing_nnc_imports_no_framework() -> None:
         check=True,
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_cli_opt_takes_a_run_folder_as_eval_does(tmp_path: Path) -> None:
+    # Issue 17: `nnc opt --weights RUN_FOLDER` failed with "[Errno 21] Is a directory"
+    # while eval, predict and export accept a run folder; opt now resolves W the same way.
+    p = nnc.load(EXAMPLES / "resnet_block.nn")
+    w = trained_like(p, "ResNet")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    save_npz(run_dir / "weights.npz", w)
+    w_out = tmp_path / "folded.npz"
+    run = run_nnc(
+        "opt",
+        str(EXAMPLES / "resnet_block.nn"),
+        "--pass",
+        "fold-batchnorm",
+        "-o",
+        str(tmp_path / "folded.nn"),
+        "--weights",
+        str(run_dir),
+        "--weights-out",
+        str(w_out),
+    )
+    assert run.returncode == 0, run.stderr
+    expected = nnc.rewrite.fold_batchnorm(p, w).weights
+    assert expected is not None
+    got = load_npz(w_out)
+    assert got.keys() == expected.keys()
+    assert all(np.array_equal(got[k], v) for k, v in expected.items())
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    missing = run_nnc(
+        "opt",
+        str(EXAMPLES / "xor.nn"),
+        "--pass",
+        "strip-dropout",
+        "--weights",
+        str(empty),
+        "--weights-out",
+        str(tmp_path / "x.npz"),
+    )
+    assert missing.returncode == 1, missing.stderr
+    assert "holds neither weights.npz nor a readable checkpoint" in missing.stderr

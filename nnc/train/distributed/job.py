@@ -89,7 +89,7 @@ class WorkerReport:
 
     @staticmethod
     def of(rank: int, err: NncError) -> WorkerReport:
-        span = err.span.model_dump() if err.span is not None else None
+        span = asdict(err.span) if err.span is not None else None
         return WorkerReport(rank, "nnc", type(err).__name__, err.message, err.hint, span)
 
     def nnc_error(self) -> NncError:
