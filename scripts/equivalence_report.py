@@ -3,7 +3,8 @@
     python scripts/equivalence_report.py [--examples] [--ops] [--coverage] [--optimizers]
                                          [--json OUT.jsonl]
 
-- ``--examples``: every example with its own optimizer, 20 steps (the suite's matrix);
+- ``--examples``: every example with its own optimizer, 20 steps (AlexNet at its
+  reduced input, 2 steps: the suite's matrix);
 - ``--ops``: every registry op from its example, 5 steps (the suite's matrix);
 - ``--coverage``: the two coverage models with every optimizer and schedule of
   ``tests/equivalence/matrix.py``, 20 steps (the suite's optimizer matrix);
@@ -35,9 +36,10 @@ import nnc
 from nnc.backends import framework_available
 from nnc.errors import TrainingError
 from nnc.verify import Report, verify
-from tests.conftest import EXAMPLE_FILES
+from tests.conftest import EXAMPLE_FILES, load_example
 from tests.equivalence.matrix import (
     COVERAGE_MODELS,
+    EXAMPLE_STEPS,
     OPTIMIZERS,
     SCHEDULES,
     coverage_program,
@@ -49,7 +51,7 @@ Case = tuple[str, nnc.Program, str | None, int, Any, Any]
 
 def example_models() -> Iterator[tuple[str, nnc.Program, str | None]]:
     for path in EXAMPLE_FILES:
-        program = nnc.load(path)
+        program = load_example(path)
         if path.stem == "gan":
             for model in ("Generator", "Discriminator"):
                 yield f"gan.{model}", program, model
@@ -61,7 +63,8 @@ def cases(args: argparse.Namespace) -> Iterator[Case]:
     every = not (args.examples or args.ops or args.coverage or args.optimizers)
     if args.examples or every:
         for name, program, model in example_models():
-            yield f"example {name}", program, model, 20, None, None
+            steps = EXAMPLE_STEPS.get(name, 20)
+            yield f"example {name}", program, model, steps, None, None
     if args.ops or every:
         from nnc.ir.ops import OPS
 

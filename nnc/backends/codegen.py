@@ -311,7 +311,7 @@ def emit_fit(
     epochs = recipe.epochs if recipe else 1
     batch = recipe.batch if recipe else 32
     seed = recipe.seed if recipe else 0
-    summed = recipe is not None and recipe.loss.kind == "sse"
+    summed = recipe is not None and recipe.loss.summed
     signature = f"x, y, epochs={epochs}, batch={batch!r}, seed={seed}, runtime=None, verbose=True"
     header = f"def fit({signature}):"
     if parallel == "torch":

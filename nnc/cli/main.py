@@ -33,6 +33,8 @@ COMMANDS: dict[str, str] = {
     "import": "onnx_import",
     "run": "onnx_run",
     "opt": "opt",
+    "draw": "draw",
+    "lsp": "lsp",
 }
 
 

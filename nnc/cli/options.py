@@ -9,6 +9,25 @@ from nnc.backends.registry import BACKENDS, backends, parse_backend
 from nnc.errors import BackendError
 
 
+def whole_number(minimum: int, too_small: str = "") -> Callable[[str], int]:
+    """An argparse ``type`` that reads a whole number of at least ``minimum``;
+    ``too_small`` says what is expected when it is less (default: at least N)."""
+    expected = too_small or f"expected a number of at least {minimum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number. Received: {text!r}"
+            ) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{expected}. Received: {value}")
+        return value
+
+    return parse
+
+
 def backend_type(trains: bool = False) -> Callable[[str], str]:
     """An argparse ``type`` that reads a backend name or alias (``pytorch``, ``tf``)
     into its canonical name, refusing unknown names (with a did-you-mean) and, for

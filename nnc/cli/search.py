@@ -61,6 +61,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, metavar="N", help="the sampler's seed (default: fresh)")
     p.add_argument("--out", metavar="DIR", help="the search folder (default: search/<FILE stem>)")
+    p.add_argument(
+        "--stale-after",
+        type=positive_int,
+        default=30,
+        metavar="S",
+        help="fail a running trial whose process has been silent for S seconds, such as "
+        "one killed mid-trial; the next process to start a trial does it (default 30)",
+    )
     p.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard event files")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     p.set_defaults(run=run)
@@ -85,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         pruner=args.pruner,
         seed=args.seed,
         tensorboard=not args.no_tensorboard,
+        stale_after=args.stale_after,
     )
     with spec_source(args.file):
         result = run_search(args.file, options)

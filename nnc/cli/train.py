@@ -10,7 +10,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nnc.cli.options import add_backend_argument, add_device_argument
+from nnc.cli.options import add_backend_argument, add_device_argument, whole_number
 from nnc.errors import NncError
 
 if TYPE_CHECKING:
@@ -18,24 +18,8 @@ if TYPE_CHECKING:
     from nnc.train.tracking import Tracking
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number. Received: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1. Received: {value}")
-    return value
-
-
-def seed_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number. Received: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a seed is at least 0. Received: {value}")
-    return value
+positive_int = whole_number(1)
+seed_int = whole_number(0, "a seed is at least 0")
 
 
 def batch_arg(text: str) -> int | str:
@@ -121,7 +105,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--resume", metavar="DIR", help="continue the run in DIR from its newest checkpoint"
     )
-    p.add_argument("--force", action="store_true", help="resume even though the recipe has changed")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the run that --out names, or resume even though the recipe has changed",
+    )
     p.add_argument(
         "--checkpoint-every",
         type=positive_int,

@@ -135,6 +135,13 @@ def _waves(rng: np.random.Generator) -> Arrays:
     return wave[:, :, None].astype(np.float32), label
 
 
+def _wave_steps(rng: np.random.Generator) -> Arrays:
+    """The waves of ``_waves`` with one label per step, the wave's shape: a target for
+    an output at every step, y_t = softmax(V h_t), read from the steps seen so far."""
+    wave, label = _waves(rng)
+    return wave, np.repeat(label[:, None], wave.shape[1], axis=1)
+
+
 _GENERATORS: dict[str, Generate] = {
     "xor": _truth_table(np.logical_xor),
     "and": _truth_table(np.logical_and),
@@ -143,4 +150,5 @@ _GENERATORS: dict[str, Generate] = {
     "houses": _houses,
     "sine": _sine,
     "waves": _waves,
+    "wave_steps": _wave_steps,
 }

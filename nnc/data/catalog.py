@@ -93,5 +93,13 @@ CATALOG: dict[str, DatasetInfo] = {
             classes=3,
             description="600 24-step sine, square and sawtooth waves; classify the shape",
         ),
+        DatasetInfo(
+            "wave_steps",
+            (24, 1),
+            "class",
+            classes=3,
+            target_shape=(24,),
+            description="the 600 waves with the shape as the label of every step",
+        ),
     )
 }

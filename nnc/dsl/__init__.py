@@ -38,20 +38,24 @@ def parse(
     """Parse ``.nn`` text to IR; with ``check`` (the default), also type and validate it
     and refuse specs over the memory budget (see :mod:`nnc.ir.passes.resources`)."""
     try:
-        tree = parse_file(text, filename)
-        if not check:
-            return lower(tree).program
-        return check_tree(tree, memory_budget)
+        return program_of(parse_file(text, filename), check=check, memory_budget=memory_budget)
     except NncError as err:
         raise err.with_source(text) from None
 
 
-def check_tree(
-    tree: ast.File, memory_budget: int | None = None, choose: Chooser | None = None
+def program_of(
+    tree: ast.File,
+    *,
+    check: bool = True,
+    memory_budget: int | None = None,
+    choose: Chooser | None = None,
 ) -> Program:
-    """Lower a syntax tree and type, validate and budget the program (what
-    :func:`parse` does after parsing); ``choose`` stands in for search distributions."""
+    """The IR of a syntax tree; with ``check``, typed, validated and held to the
+    memory budget (the part of :func:`parse` after the parser); ``choose`` stands in
+    for search distributions."""
     lowered = lower(tree, choose)
+    if not check:
+        return lowered.program
     typed = infer_shapes(lowered.program)
     _check_blocks(typed, lowered.block_checks)
     return check_resources(validate(typed), memory_budget)
@@ -121,11 +125,11 @@ def _check_blocks(program: Program, checks: list[BlockCheck]) -> None:
 
 __all__ = [
     "check_program",
-    "check_tree",
     "format_program",
     "format_source",
     "load",
     "parse",
     "parse_file",
+    "program_of",
     "read_spec",
 ]

@@ -7,7 +7,9 @@ against its blocks' declared shapes, validated and held to the memory budget on 
 own, then each recipe against the models it trains. A definition that fails only
 because one it uses failed adds no error of its own, so every error reported is one
 to fix. A syntax error ends the file there: the parser cannot know where the next
-definition starts.
+definition starts; so does an input the parser refuses to build (a literal or a
+nesting past nnc's limits). The file is parsed once: the syntax tree is kept in the
+:class:`Diagnosis` for tools that answer from it (the language server).
 
 >>> found = diagnose("model A { input x: [4]  dense(0) }\\n"
 ...                  "model B { input y: [2, 2, 2]  dense(3) }\\n"
@@ -20,9 +22,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nnc.dsl import ast
 from nnc.dsl.lower import BlockCheck, lower
 from nnc.dsl.parser import parse_file
-from nnc.errors import NncError, ParseError
+from nnc.errors import NncError
 from nnc.ir.ops.graph import Call
 from nnc.ir.passes import check_resources, infer_shapes, validate
 from nnc.ir.program import Model, Program
@@ -30,28 +33,32 @@ from nnc.ir.program import Model, Program
 
 @dataclass
 class Diagnosis:
-    """The checked program when the spec has no error, else every error found."""
+    """The checked program when the spec has no error, else every error found; the
+    syntax tree when the file parses."""
 
     program: Program | None
     errors: list[NncError] = field(default_factory=list)
+    tree: ast.File | None = None
 
 
 def diagnose(text: str, filename: str = "<string>", memory_budget: int | None = None) -> Diagnosis:
     """Check ``text`` and report every independent error it holds (see the module)."""
-    from nnc.dsl import parse
+    from nnc.dsl import program_of
 
     try:
-        return Diagnosis(parse(text, filename, memory_budget=memory_budget))
+        tree = parse_file(text, filename)
+    except NncError as err:  # the parser stops here: nothing after it can be read
+        return Diagnosis(None, [err.with_source(text)])
+    try:
+        return Diagnosis(program_of(tree, memory_budget=memory_budget), tree=tree)
     except NncError as first:
-        if isinstance(first, ParseError):
-            return Diagnosis(None, [first])
-        errors = _every_error(text, filename, memory_budget) or [first]
+        errors = _every_error(tree, memory_budget) or [first]
     errors.sort(key=_position)
-    return Diagnosis(None, [e.with_source(text) for e in errors])
+    return Diagnosis(None, [e.with_source(text) for e in errors], tree)
 
 
-def _every_error(text: str, filename: str, memory_budget: int | None) -> list[NncError]:
-    lowered = lower(parse_file(text, filename), collect=True)
+def _every_error(tree: ast.File, memory_budget: int | None) -> list[NncError]:
+    lowered = lower(tree, collect=True)
     errors = list(lowered.errors)
     program = lowered.program
     ok: dict[str, Model] = {}

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from nnc.dsl import ast, check_tree, read_spec
+from nnc.dsl import ast, program_of, read_spec
 from nnc.dsl.bind import Binder, DistributionRefused, is_distribution
 from nnc.dsl.diagnose import Diagnosis, diagnose
 from nnc.dsl.lower import lower
@@ -397,7 +397,7 @@ def _explore(tree: ast.File, budget: int | None) -> tuple[Program, dict[Key, Hol
             finally:
                 for key in holes.keys() - known:
                     found_under[key] = dict(assignment)
-            return check_tree(substitute(tree, holes, walk.values), budget)
+            return program_of(substitute(tree, holes, walk.values), memory_budget=budget)
         except _HoleError as exc:
             raise exc.error from None
         except NncError as err:

@@ -150,3 +150,12 @@ class Op(IRModel):
 def check_positive(owner: str, field: str, value: int | float) -> None:
     if value <= 0:
         raise ArgumentError(f"{owner}: argument '{field}' must be positive. Received: {value}")
+
+
+def check_bias_flags(bias: bool, bias_trainable: bool) -> None:
+    """``bias_trainable = false`` freezes a bias, so the layer must have one."""
+    if not bias and not bias_trainable:
+        raise ValueError(
+            "bias_trainable = false freezes the bias, but bias = false removes it; "
+            "drop one of the two"
+        )

@@ -108,6 +108,18 @@ class Model(IRModel):
 
         return consumers(self, value)
 
+    # -- Jupyter: the table and the picture (nnc.notebook, imported only when shown) --
+
+    def _repr_html_(self) -> str | None:
+        from nnc.notebook.reprs import model_html
+
+        return model_html(self)
+
+    def _repr_svg_(self) -> str | None:
+        from nnc.notebook.reprs import model_svg
+
+        return model_svg(self)
+
 
 class Program(IRModel):
     models: dict[str, Model] = Field(default_factory=dict)
@@ -159,6 +171,18 @@ class Program(IRModel):
 
         names = [self.model(model).name] if model is not None else list(self.models)
         return "\n\n".join(format_summary(summarize(self, n)) for n in names)
+
+    # -- Jupyter: the table and the picture (nnc.notebook, imported only when shown) --
+
+    def _repr_html_(self) -> str | None:
+        from nnc.notebook.reprs import program_html
+
+        return program_html(self)
+
+    def _repr_svg_(self) -> str | None:
+        from nnc.notebook.reprs import program_svg
+
+        return program_svg(self)
 
     def to_json(self, indent: int | None = 2) -> str:
         """The IR as JSON; :func:`nnc.ir.serialize.loads_json` reads it back identically."""

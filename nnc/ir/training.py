@@ -27,23 +27,44 @@ class Spec(IRModel):
 
 # -- losses ----------------------------------------------------------------------
 
+Reduction = Literal["mean", "sum"]
 
-class Mse(Spec):
+
+class _Reduced(Spec):
+    """A loss whose per-element (or per-position) terms are averaged (``mean``, the
+    default) or added up (``sum``) over the batch and every other position, time
+    steps included: the texts' RNN loss L = Σ_t L_t is ``reduction = sum``."""
+
+    reduction: Reduction = "mean"
+
+    @property
+    def summed(self) -> bool:
+        """Whether the loss of a batch is a sum over its samples (not a mean): the
+        driver then adds up batch losses and data-parallel slices instead of
+        weighting them by size."""
+        return self.reduction == "sum"
+
+
+class Mse(_Reduced):
     kind: Literal["mse"] = "mse"
-    summary: ClassVar[str] = "mean over all elements of (y - t)^2"
+    summary: ClassVar[str] = "mean (or sum) over all elements of (y - t)^2"
 
 
-class Mae(Spec):
+class Mae(_Reduced):
     kind: Literal["mae"] = "mae"
-    summary: ClassVar[str] = "mean over all elements of |y - t|"
+    summary: ClassVar[str] = "mean (or sum) over all elements of |y - t|"
 
 
 class Sse(Spec):
     kind: Literal["sse"] = "sse"
     summary: ClassVar[str] = "0.5 * sum over batch and elements of (y - t)^2"
 
+    @property
+    def summed(self) -> bool:
+        return True
 
-class CrossEntropy(Spec):
+
+class CrossEntropy(_Reduced):
     """Categorical cross-entropy over the last axis; targets are class indices or
     one-hot/probability rows. ``from_logits`` defaults from the model: false when it
     ends in softmax, true otherwise."""
@@ -51,14 +72,14 @@ class CrossEntropy(Spec):
     kind: Literal["cross_entropy"] = "cross_entropy"
     from_logits: bool = True
     positional: ClassVar[tuple[str, ...]] = ("from_logits",)
-    summary: ClassVar[str] = "-sum_c t_c log p_c, mean over the other positions"
+    summary: ClassVar[str] = "-sum_c t_c log p_c, mean (or sum) over the other positions"
 
 
-class BinaryCrossEntropy(Spec):
+class BinaryCrossEntropy(_Reduced):
     kind: Literal["binary_cross_entropy"] = "binary_cross_entropy"
     from_logits: bool = True
     positional: ClassVar[tuple[str, ...]] = ("from_logits",)
-    summary: ClassVar[str] = "-(t log p + (1-t) log(1-p)), mean over all elements"
+    summary: ClassVar[str] = "-(t log p + (1-t) log(1-p)), mean (or sum) over all elements"
 
 
 Loss = Annotated[Mse | Mae | Sse | CrossEntropy | BinaryCrossEntropy, Field(discriminator="kind")]

@@ -20,18 +20,17 @@ from nnc.errors import NncError, TrainingError
 from nnc.ir.space import Choice, ChoiceValue, Integer, LogUniform, Parameter
 from nnc.ir.training import Recipe
 from nnc.train.metrics import higher_is_better
+from nnc.train.rundir import TRIAL_NN
 from nnc.train.tracking.callbacks import Callback
 
 if TYPE_CHECKING:
     import optuna
 
-TRIAL_FILE = "trial.nn"  # the sampled recipe, in the trial's run folder
 BEST_FILE = "best.nn"
 RESULTS_FILE = "results.csv"
 HISTORY_PLOT = "objective.png"
 IMPORTANCE_PLOT = "importance.png"
-HEARTBEAT_S = 10  # a trial whose process has not written for GRACE_S is failed
-GRACE_S = 30
+HEARTBEAT_S = 10  # at most; a trial whose process has not beaten for stale_after s is failed
 SURPLUS = "surplus"  # a trial asked for after the study had all its trials; never trained
 
 
@@ -42,7 +41,9 @@ class SearchOptions:
     Optuna database URL (default: SQLite in ``out``); ``objective`` the figure to
     optimise (default: the recipe's early-stopping monitor); ``pruner`` median or none;
     ``seed`` the sampler's seed (default: a fresh one per process, so processes that
-    share a study draw different points)."""
+    share a study draw different points); ``stale_after`` the seconds after which a
+    running trial whose process stopped beating (was killed) is failed by the next
+    process that starts a trial."""
 
     trials: int = 20
     out: Path = Path("search")
@@ -59,6 +60,7 @@ class SearchOptions:
     warmup_epochs: int = 3
     seed: int | None = None
     tensorboard: bool = True
+    stale_after: int = 30
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,7 @@ def open_study(space: SpaceFile, options: SearchOptions, maximize: bool) -> optu
     if url.startswith("sqlite"):
         engine = {"connect_args": {"timeout": 60}}  # other processes hold the file briefly
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # nnc prints its own table
-    storage = _storage(url, engine)
+    storage = _storage(url, engine, options.stale_after)
     if options.pruner == "median":
         pruner = optuna.pruners.MedianPruner(
             n_startup_trials=options.startup_trials, n_warmup_steps=options.warmup_epochs
@@ -186,8 +188,9 @@ def open_study(space: SpaceFile, options: SearchOptions, maximize: bool) -> optu
     )
 
 
-def _storage(url: str, engine: dict[str, Any]) -> Any:
-    """Optuna's database storage, with a heartbeat. Two processes that open a new
+def _storage(url: str, engine: dict[str, Any], stale_after: int) -> Any:
+    """Optuna's database storage, with a heartbeat (a few beats per ``stale_after``
+    seconds, every ``HEARTBEAT_S`` at most). Two processes that open a new
     SQLite file at once both try to create its tables; the loser retries and finds
     them made."""
     import optuna
@@ -198,7 +201,10 @@ def _storage(url: str, engine: dict[str, Any]) -> Any:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
-                    url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+                    url,
+                    engine_kwargs=engine,
+                    heartbeat_interval=max(1, min(HEARTBEAT_S, stale_after // 3)),
+                    grace_period=stale_after,
                 )
         except (IntegrityError, OperationalError):
             if attempt == 4:
@@ -248,10 +254,10 @@ def run_search(path: str | Path, options: SearchOptions) -> SearchResult:
             sample = space.draw(lambda p: suggest(trial, p))
             trial.set_user_attr("values", sample.values)
             text = format_file(rebased(sample.tree, source, folder.resolve()))
-            (folder / TRIAL_FILE).write_text(text, encoding="utf-8")
+            (folder / TRIAL_NN).write_text(text, encoding="utf-8")
             pruning = Pruning(trial, objective)
             result = train(
-                parse(text, str(folder / TRIAL_FILE)),
+                parse(text, str(folder / TRIAL_NN)),
                 name,
                 backend=options.backend,
                 epochs=options.epochs,
@@ -312,6 +318,9 @@ def row_of(trial: optuna.trial.FrozenTrial) -> TrialRow:
     message = attrs.get("error", "")
     if trial.state.name == "PRUNED":
         message = f"pruned after epoch {attrs.get('epochs')}"
+    elif trial.state.name == "FAIL" and not message:
+        # failed by another process: its heartbeat stopped (the process was killed)
+        message = f"its process {attrs.get('process', '')} stopped mid-trial".replace("  ", " ")
     return TrialRow(
         number=trial.number,
         state=trial.state.name,

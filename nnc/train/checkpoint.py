@@ -10,15 +10,19 @@ run was interrupted inside epoch 13):
 - ``meta/...``: ``epoch`` (epochs completed), ``batch`` (batches done in the next
   epoch), ``step``, ``partial_loss`` and ``partial_count`` (that epoch's running
   loss), ``rng`` (the batch-order generator's state at the start of that epoch, as
-  JSON), ``best``, ``best_epoch``, ``wait`` (early-stopping counters), ``history``
-  (JSON), ``recipe`` (the resolved recipe, JSON), ``recipe_hash``, ``backend``,
-  ``workers`` (data-parallel workers; provenance only: a run resumes with any
-  count), ``nnc_version``, ``format``; for a GAN also ``noise_rng`` (the noise
-  generator's state, JSON) and ``partial_figures`` (the running sums of an
-  interrupted epoch).
+  JSON), ``best``, ``best_epoch``, ``wait`` (early-stopping counters), ``recipe``
+  (the resolved recipe, JSON), ``recipe_hash``, ``backend``, ``workers``
+  (data-parallel workers; provenance only: a run resumes with any count),
+  ``nnc_version``, ``format``; for a GAN also ``noise_rng`` (the noise generator's
+  state, JSON) and ``partial_figures`` (the running sums of an interrupted epoch).
 
 A GAN's weights and optimizer state hold both models under their roles
 (``weights/generator/dense_1.weight``, ``optimizer/discriminator/step``).
+
+The history of the epochs so far is not in a checkpoint (so its size does not grow
+with the epochs): it is the run folder's ``history.json``, written just before each
+checkpoint, whose first ``epoch`` rows a resumed run takes. Checkpoints of format 1
+carried it as ``meta/history`` and are still read.
 """
 
 from __future__ import annotations
@@ -38,10 +42,11 @@ from nnc import __version__
 from nnc.data import Standardizer
 from nnc.errors import WeightsError
 from nnc.ir.weights import CHECKPOINT_WEIGHTS_PREFIX, load_npz, save_npz
+from nnc.train.rundir import is_history
 
-FORMAT = 1
+FORMAT = 2
 _NAME = re.compile(r"epoch-(\d+)(?:-batch-(\d+))?\.npz\Z")
-_REQUIRED = ("epoch", "batch", "step", "rng", "history", "recipe_hash", "format")
+_REQUIRED = ("epoch", "batch", "step", "rng", "recipe_hash", "format")
 
 
 @dataclass
@@ -99,7 +104,6 @@ class Checkpoint:
             "best": np.float64(math.nan if s.best is None else s.best),
             "best_epoch": np.int64(s.best_epoch),
             "wait": np.int64(s.wait),
-            "history": np.str_(json.dumps(s.history)),
             "recipe": np.str_(self.recipe),
             "recipe_hash": np.str_(self.recipe_hash),
             "backend": np.str_(self.backend),
@@ -200,8 +204,8 @@ def _state(meta: dict[str, np.ndarray]) -> TrainState:
             np.random.default_rng().bit_generator.state = rng_state
     except (ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"meta/rng is not a state of the batch-order generator ({exc})") from None
-    history = json.loads(str(meta["history"]))
-    if not isinstance(history, list) or not all(_row(r) for r in history):
+    history = json.loads(str(meta["history"])) if "history" in meta else []  # format 1
+    if not is_history(history):
         raise ValueError("the history is not a list of epochs and their figures")
     noise_state = json.loads(str(meta["noise_rng"])) if "noise_rng" in meta else {}
     if noise_state:
@@ -212,7 +216,7 @@ def _state(meta: dict[str, np.ndarray]) -> TrainState:
                 f"meta/noise_rng is not a state of the noise generator ({exc})"
             ) from None
     figures = json.loads(str(meta["partial_figures"])) if "partial_figures" in meta else {}
-    if not isinstance(figures, dict) or not _row(figures):
+    if not is_history([figures]):
         raise ValueError("meta/partial_figures is not a mapping of figures")
     return TrainState(
         epoch=_count(meta, "epoch"),
@@ -237,13 +241,6 @@ def _count(meta: dict[str, np.ndarray], key: str) -> int:
         shown = value.item() if value.ndim == 0 else f"an array of shape {list(value.shape)}"
         raise ValueError(f"meta/{key} must be a non-negative integer. Received: {shown!r}")
     return int(value)
-
-
-def _row(row: object) -> bool:
-    return isinstance(row, dict) and all(
-        isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)
-        for k, v in row.items()
-    )
 
 
 def _group(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:

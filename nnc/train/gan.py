@@ -274,10 +274,11 @@ class GanTrainer:
             recipe=self.identity.recipe_json,
             backend=self.identity.backend,
         )
+        self.run_dir.write_history(self.state.history)  # first: a resume reads it
         path = write_checkpoint(self.run_dir.checkpoints, checkpoint)
         prune_checkpoints(self.run_dir.checkpoints, self.plan.keep)
+        self.run_dir.retire_weights()
         self.last_checkpoint = path
-        self.run_dir.write_history(self.state.history)
         return path
 
     def _finish(self, stopped: str, seconds: float) -> TrainResult:

@@ -165,7 +165,7 @@ def evaluate_trained(
         specs.insert(0, Accuracy())
     metrics = Metrics(specs, task, recipe.span_of("metrics"))
     runtime = build_runtime(program, model.name, backend, weights, recipe.seed, device, build)
-    figures, outputs = evaluate(runtime, split, metrics, recipe.loss.kind == "sse")
+    figures, outputs = evaluate(runtime, split, metrics, recipe.loss.summed)
     matrix = None
     if task.is_classifier and outputs is not None:
         matrix = confusion_matrix(outputs, split.y, task)

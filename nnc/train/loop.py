@@ -464,13 +464,14 @@ class Trainer:
             standardizer=self.data.standardizer,
             workers=self.identity.workers,
         )
+        self.run_dir.write_history(self.state.history)  # first: a resume reads it
         path = write_checkpoint(self.run_dir.checkpoints, checkpoint)
         prune_checkpoints(self.run_dir.checkpoints, self.plan.keep)
+        self.run_dir.retire_weights()
         self.last_checkpoint = path
         if self.diagnose is not None:
             s = self.state
             self.anchor = _Anchor(weights, optimizer, s.epoch, s.batch, dict(s.rng_state))
-        self.run_dir.write_history(self.state.history)
         return path
 
     def _diverged(

@@ -10,7 +10,7 @@
         loss.png           training and validation loss per epoch
         events.out.tfevents.*  TensorBoard's logs (nnc.train.tracking; with nnc[track])
         checkpoints/       epoch-000010.npz ... (see nnc.train.checkpoint)
-        weights.npz        the final canonical weights
+        weights.npz        the final canonical weights (only a finished run has one)
         standardize.npz    input statistics (recipes with standardize true)
 
 Every file is written to a temporary name and renamed, so a killed run never leaves
@@ -23,6 +23,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nnc.errors import TrainingError
 from nnc.ir.weights import save_npz
 
 CHECKPOINTS = "checkpoints"
@@ -39,6 +41,8 @@ HISTORY_JSON = "history.json"
 RECIPE_NN = "recipe.nn"
 RECIPE_JSON = "recipe.json"
 LOSS_PLOT = "loss.png"
+_RUN_FILES = (CHECKPOINTS, WEIGHTS, HISTORY_CSV, HISTORY_JSON, RECIPE_NN, RECIPE_JSON)
+TRIAL_NN = "trial.nn"  # a search trial's sampled spec, written before its run starts
 
 
 def default_run_dir(model: str, root: Path = Path("runs")) -> Path:
@@ -50,6 +54,36 @@ def default_run_dir(model: str, root: Path = Path("runs")) -> Path:
         path = root / f"{model}-{stamp}-{n}"
         n += 1
     return path
+
+
+def new_run_folder(out: Path | None, model: str, replace: bool = False) -> Path:
+    """The folder of a new run: ``out``, made if need be, or ``runs/<model>-<time>``.
+
+    A run never mixes with another: an ``out`` that holds a run is refused unless
+    ``replace`` (``--force``), and then its files are removed first; a folder that
+    holds anything else is refused either way (but for the ``trial.nn`` that
+    ``nnc search`` writes into a trial's folder before its run starts)."""
+    if out is None:
+        return default_run_dir(model)
+    if out.exists() and not out.is_dir():
+        raise TrainingError(f"--out {out} is a file; a run is written into a folder")
+    held = sorted(p.name for p in out.iterdir() if p.name != TRIAL_NN) if out.is_dir() else []
+    if held and not any(name in _RUN_FILES for name in held):
+        raise TrainingError(
+            f"--out {out} is not empty and holds no run ({', '.join(held[:3])}"
+            f"{', ...' if len(held) > 3 else ''}); nnc writes a run into a new or empty "
+            "folder",
+            hint="name a new folder",
+        )
+    if held and not replace:
+        raise TrainingError(
+            f"--out {out} already holds a run; nnc does not overwrite it",
+            hint=f"continue it with --resume {out}, replace it with --force, or name a new folder",
+        )
+    if held:
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -104,8 +138,49 @@ class RunDir:
         with open(self.path / HISTORY_CSV, "a", encoding="utf-8", newline="") as f:
             f.write(",".join(_csv_value(row[k]) for k in self._columns) + "\n")
 
+    def retire_weights(self) -> None:
+        """Remove weights.npz, which a resumed run leaves from its earlier finish, once
+        a newer checkpoint is written: only a finished run has one."""
+        (self.path / WEIGHTS).unlink(missing_ok=True)
+
     def save_weights(self, weights: Mapping[str, np.ndarray]) -> Path:
         return save_npz(self.path / WEIGHTS, weights)
+
+
+def is_history(rows: object) -> bool:
+    """Whether ``rows`` is a history: a list of epochs, each a mapping of names to
+    numbers."""
+    return isinstance(rows, list) and all(
+        isinstance(row, dict)
+        and all(
+            isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)
+            for k, v in row.items()
+        )
+        for row in rows
+    )
+
+
+def read_history(folder: Path, epochs: int) -> list[dict[str, float]]:
+    """The first ``epochs`` rows of a run folder's history.json: how a run resumed at
+    that epoch got there (checkpoints do not carry it)."""
+    path = folder / HISTORY_JSON
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TrainingError(
+            f"cannot resume: {path} is missing; the run's history of {epochs} epochs "
+            "lives there, beside its checkpoints"
+        ) from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise TrainingError(f"cannot resume: {path} cannot be read ({exc})") from None
+    if not is_history(rows):
+        raise TrainingError(f"cannot resume: {path} is not a list of epochs and their figures")
+    if len(rows) < epochs:
+        raise TrainingError(
+            f"cannot resume: {path} holds {len(rows)} epochs, and the checkpoint was "
+            f"written after epoch {epochs}"
+        )
+    return rows[:epochs]
 
 
 def _csv_value(value: float) -> str:

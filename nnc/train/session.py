@@ -54,7 +54,7 @@ from nnc.train.recipes import (
     select_any_recipe,
 )
 from nnc.train.reconstructions import reconstruction_drawer
-from nnc.train.rundir import RunDir, default_run_dir
+from nnc.train.rundir import RunDir, new_run_folder, read_history
 from nnc.train.tracking import Tracking, gan_context, supervised_context
 
 BuildFn = Callable[..., Runtime]
@@ -219,7 +219,7 @@ def make_plan(
         seed=resolved.seed,
         lr=resolved.optimizer.lr,
         schedule=resolved.schedule,
-        summed_loss=resolved.loss.kind == "sse",
+        summed_loss=resolved.loss.summed,
         loss_name=resolved.loss.kind,
         early_stopping=resolved.early_stopping,
         monitor=monitor,
@@ -257,6 +257,17 @@ def write_run_files(
     return text
 
 
+def default_reporter() -> QuietReporter:
+    """Quiet, except in a Jupyter kernel: there one progress display that updates in
+    place (:class:`nnc.notebook.NotebookReporter`)."""
+    if "IPython" in sys.modules:  # never import IPython (or nnc.notebook) to find out
+        from nnc.notebook.progress import NotebookReporter, in_notebook
+
+        if in_notebook():
+            return NotebookReporter()
+    return QuietReporter()
+
+
 def train(
     program: Program,
     recipe: str | Recipe | GanRecipe | None = None,
@@ -282,6 +293,8 @@ def train(
 ) -> TrainResult:
     """Train a recipe of a checked program; return the runtime, history and figures.
 
+    ``reporter`` is told of the run's progress; left out, nothing is printed, except
+    in a notebook, where one display shows the run (:func:`default_reporter`).
     ``base`` is the folder that relative data paths start from (the .nn file's);
     ``save=False`` writes no run folder. ``build`` replaces the backend's ``build``
     (``build_gan`` for a GAN recipe, which trains through :func:`train_gan`).
@@ -292,7 +305,7 @@ def train(
     ``tracking`` says what the run logs besides its run folder (default: TensorBoard
     event files in it; see :mod:`nnc.train.tracking`).
     """
-    reporter = reporter or QuietReporter()
+    reporter = reporter or default_reporter()
     spec = parse_backend(backend)
     if build is None:
         spec.require_training()
@@ -363,7 +376,7 @@ def train(
         checkpoint = resume_checkpoint(resume_path, run.document, run.digest, force, reporter)
         run_dir = RunDir(resume_path)
     elif save:
-        run_dir = RunDir(Path(out) if out is not None else default_run_dir(run.model.name))
+        run_dir = RunDir(new_run_folder(Path(out) if out else None, run.model.name, force))
 
     resolved, model = run.recipe, run.model
     data = prepare(
@@ -446,17 +459,13 @@ def train_gan(
     digest = fingerprint(document)
     run_dir: RunDir | None = None
     checkpoint: Checkpoint | None = None
+    check_resume_folders(out, resume)
     if resume is not None:
         resume_path = Path(resume)
-        if out is not None and Path(out).resolve() != resume_path.resolve():
-            raise TrainingError(
-                f"--out {out} and --resume {resume} name different folders; a resumed run "
-                "continues in its own folder"
-            )
         checkpoint = resume_checkpoint(resume_path, document, digest, force, reporter)
         run_dir = RunDir(resume_path)
     elif save:
-        run_dir = RunDir(Path(out) if out is not None else default_run_dir(recipe.name))
+        run_dir = RunDir(new_run_folder(Path(out) if out else None, recipe.name, force))
 
     samples = prepare_gan(program, recipe, base)
     d_input = program.models[recipe.discriminator].inputs[0].type
@@ -560,6 +569,8 @@ def resume_checkpoint(
                 hint="undo the change, start a new run, or pass --force to continue anyway",
             )
         reporter.warn(f"the recipe changed since {checkpoint.path} ({what}); continuing (--force)")
+    if len(checkpoint.state.history) < checkpoint.state.epoch:  # format 2: in the folder
+        checkpoint.state.history = read_history(folder, checkpoint.state.epoch)
     return checkpoint
 
 

@@ -73,3 +73,36 @@ def test_house_prices_mse_falls_a_hundredfold(backend: str) -> None:
     _, result = fit("house_prices", backend)
     first, last = result.history[0]["val_loss"], result.final["val_loss"]
     assert last < first / 100
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_per_step_rnn_trains_on_the_summed_loss(backend: str) -> None:
+    """sequence_rnn_steps.nn: the loss of a batch is the sum over its sequences and
+    their 24 steps. Guessing scores 1/3 per step; the held-out steps reach 0.85."""
+    program, result = fit("sequence_rnn_steps", backend)
+    assert program.recipes["WaveSteps"].loss.summed
+    assert result.history[0]["val_accuracy"] < 0.5
+    assert result.final["val_accuracy"] >= 0.85
+    assert result.history[-1]["loss"] < 0.7 * result.history[0]["loss"]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_xor_from_scratch_reaches_what_its_comment_states(backend: str) -> None:
+    """The texts' settings (lr 0.01, biases 0 and frozen) take the loss only from
+    0.808 to 0.494; its biases stay exactly 0."""
+    _, result = fit("xor_from_scratch", backend)
+    assert result.history[0]["loss"] == pytest.approx(0.808, abs=1e-3)
+    assert result.history[-1]["loss"] == pytest.approx(0.494, abs=1e-3)
+    weights = result.runtime.get_weights()
+    assert not weights["dense_1.bias"].any() and not weights["dense_2.bias"].any()
+
+
+def test_xor_from_scratch_is_solved_with_trainable_biases_and_lr_half() -> None:
+    """The setting its comment names: the same N(0, 1) weights, trainable biases,
+    sgd(lr = 0.5)."""
+    text = (EXAMPLES / "xor_from_scratch.nn").read_text()
+    program = nnc.parse(text.replace(", bias_trainable = false", "").replace("0.01", "0.5"))
+    result = train(program, backend="numpy", save=False)
+    assert result.history[-1]["loss"] < 0.001
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+    assert np.round(result.runtime.forward(x)[:, 0]).tolist() == [0.0, 1.0, 1.0, 0.0]

@@ -23,9 +23,9 @@ def test_dataset_matches_catalog(name: str) -> None:
     assert np.isfinite(s.x).all()
     assert s.y is not None and len(s.y) == len(s.x)
     if info.target == "class":
-        assert s.y.dtype == np.int64 and s.y.shape == (len(s.x),)
+        assert s.y.dtype == np.int64 and s.y.shape == (len(s.x), *info.target_shape)
         assert s.classes == info.classes
-        assert sorted(set(s.y.tolist())) == list(range(info.classes))
+        assert sorted(set(s.y.ravel().tolist())) == list(range(info.classes))
     else:
         assert s.y.dtype == np.float32 and s.y.shape[1:] == info.target_shape
 

@@ -25,6 +25,12 @@ INFERENCE = ["onnx"]
 FRAMEWORK = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow", "onnx": "onnxruntime"}
 
 
+# Training steps per example (20 unless listed). AlexNet (24 M parameters at its
+# reduced input, tests/conftest.py) takes 2, one on each side of the optimizer-state
+# transfer at the midpoint.
+EXAMPLE_STEPS = {"alexnet": 2}
+
+
 def need(backend: str) -> None:
     require(FRAMEWORK[backend])
 

@@ -5,7 +5,9 @@ pruning and failed trials."""
 from __future__ import annotations
 
 import csv
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -132,6 +134,36 @@ def test_two_processes_share_one_sqlite_study_without_duplicates_or_lost_trials(
         with (folder / "history.csv").open() as f:
             assert len(list(csv.DictReader(f))) == 2
     assert len({t.user_attrs["process"] for t in trials}) == 2  # both processes trained
+
+
+def test_a_process_killed_mid_trial_loses_only_that_trial_which_is_marked_failed(
+    tmp_path: Path,
+) -> None:
+    path = space(tmp_path, epochs=1)
+    out = tmp_path / "s"
+    args = ["search", str(path), "--trials", "3", "--out", str(out), "--no-tensorboard", "-q"]
+    args += ["--pruner", "none", "--stale-after", "2"]
+    first = subprocess.Popen(nnc_argv(*args, "--epochs", "10000"), env=nnc_env())
+    history = out / "trial-0000" / "history.csv"
+    deadline = time.monotonic() + 120
+    while not history.exists() and time.monotonic() < deadline:  # mid-training
+        time.sleep(0.1)
+    assert history.exists() and first.poll() is None
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    time.sleep(3)  # past --stale-after: its heartbeat has stopped
+    second = run_nnc(*args, timeout=240)
+    assert second.returncode == 0, second.stderr
+    import optuna
+
+    study = optuna.load_study(study_name="small", storage=f"sqlite:///{out / 'study.db'}")
+    states = [(t.number, t.state.name) for t in study.get_trials()]
+    assert states == [(0, "FAIL"), (1, "COMPLETE"), (2, "COMPLETE")]
+    assert not (out / "trial-0000" / "weights.npz").exists()  # the killed run never finished
+    with (out / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["state"] for r in rows] == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert "stopped mid-trial" in rows[0]["message"]
 
 
 def test_pruning_stops_clearly_bad_trials_after_fewer_epochs(tmp_path: Path) -> None:

@@ -75,7 +75,8 @@ def test_checkpoint_contents(tmp_path: Path) -> None:
     assert json.loads(str(arrays["meta/rng"])) == rng.bit_generator.state
     recipe = program.recipes["Soft"]
     assert str(arrays["meta/recipe_hash"]) == fingerprint(recipe_document(program, recipe))
-    assert len(json.loads(str(arrays["meta/history"]))) == 5
+    assert "meta/history" not in arrays  # the run folder's history.json holds it
+    assert len(json.loads((tmp_path / "run" / "history.json").read_text())) == 5
     assert str(arrays["meta/backend"]) == "numpy"
     # nnc eval/predict read a checkpoint's weights directly; weights.npz holds the same.
     assert read_weights_file(folder / "epoch-000005.npz").keys() == weights.keys()
@@ -192,10 +193,47 @@ def test_resume_needs_a_run_folder_with_a_checkpoint(tmp_path: Path) -> None:
 
 
 def test_first_ctrl_c_asks_to_stop_the_second_interrupts() -> None:
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN in a job started in the background
     with sigint_requests_stop() as should_stop:
         assert not should_stop()
         os.kill(os.getpid(), signal.SIGINT)
         assert should_stop()
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_checkpoint_does_not_grow_with_the_epochs(tmp_path: Path) -> None:
+    fit(iris(300), tmp_path, checkpoint_every=100, keep=3)
+    sizes = [p.stat().st_size for p in sorted((tmp_path / "run" / "checkpoints").iterdir())]
+    assert len(sizes) == 3  # epochs 100, 200 and 300
+    assert max(sizes) - min(sizes) <= 16, sizes  # a number's digits, not 100 epochs' rows
+
+
+def test_resume_takes_the_history_from_the_run_folder(tmp_path: Path) -> None:
+    fit(iris(3), tmp_path, checkpoint_every=1)
+    history = tmp_path / "run" / "history.json"
+    history.write_text(json.dumps(json.loads(history.read_text())[:2]))
+    with pytest.raises(
+        TrainingError,
+        match=r"history.json holds 2 epochs, and the checkpoint "
+        r"was written after epoch 3",
+    ):
+        resume(iris(5), tmp_path / "run")
+    history.unlink()
+    with pytest.raises(TrainingError, match=r"history.json is missing; the run's history of 3"):
+        resume(iris(5), tmp_path / "run")
+
+
+def test_a_format_1_checkpoint_with_its_history_still_resumes(tmp_path: Path) -> None:
+    fit(iris(3), tmp_path, checkpoint_every=3)
+    (tmp_path / "run" / "history.json").unlink()
+    newest = tmp_path / "run" / "checkpoints" / "epoch-000003.npz"
+    arrays = dict(np.load(newest))
+    rows = [{"epoch": e, "loss": 1.0 / e} for e in (1, 2, 3)]
+    arrays["meta/history"] = np.asarray(np.str_(json.dumps(rows)))
+    arrays["meta/format"] = np.asarray(np.int64(1))
+    save_npz(newest, arrays)
+    result, _ = resume(iris(4), tmp_path / "run")
+    assert [r["loss"] for r in result.history[:3]] == [1.0, 0.5, 1.0 / 3]
+    assert len(result.history) == 4

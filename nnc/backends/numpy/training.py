@@ -62,10 +62,17 @@ def loss_kernel(loss: Loss) -> str:
     return loss.kind
 
 
+def loss_options(loss: Loss) -> dict[str, str]:
+    """The keyword arguments the kernel of ``loss`` takes beyond its defaults."""
+    reduction = getattr(loss, "reduction", "mean")
+    return {} if reduction == "mean" else {"reduction": reduction}
+
+
 def loss_summary(loss: Loss) -> str:
+    summed = ", summed" if loss_options(loss) else ""
     if isinstance(loss, CrossEntropy | BinaryCrossEntropy):
-        return f"{loss.kind} from {'logits' if loss.from_logits else 'probabilities'}"
-    return loss.kind
+        return f"{loss.kind} from {'logits' if loss.from_logits else 'probabilities'}{summed}"
+    return loss.kind + summed
 
 
 # -- methods -------------------------------------------------------------------------------
@@ -96,7 +103,8 @@ def emit_training(
         w.line("output, cache = self.propagate(x, training=training)")
         labels = isinstance(setup.loss, CrossEntropy)
         w.line(f"target = as_target(y, output, class_labels={labels})")
-        w.line(f"loss, d_output = {kernel}(output, target)")
+        options = "".join(f", {k}={v!r}" for k, v in loss_options(setup.loss).items())
+        w.line(f"loss, d_output = {kernel}(output, target{options})")
         w.line("return loss, d_output, cache")
     w.blank()
     with w.block("def loss(self, x, y):"):

@@ -122,7 +122,7 @@ class OnnxRuntime:
         from nnc.backends import codegen
         from nnc.backends.numpy.kernels import losses
         from nnc.backends.numpy.kernels.core import as_target
-        from nnc.backends.numpy.training import loss_kernel, training_setup
+        from nnc.backends.numpy.training import loss_kernel, loss_options, training_setup
         from nnc.ir.training import CrossEntropy
 
         _, recipe = codegen.select(self.program, self.model.name)
@@ -133,7 +133,7 @@ class OnnxRuntime:
             )
         output = np.asarray(self.forward(x), dtype=np.float64)
         target = as_target(y, output, class_labels=isinstance(loss, CrossEntropy))
-        value, _ = getattr(losses, loss_kernel(loss))(output, target)
+        value, _ = getattr(losses, loss_kernel(loss))(output, target, **loss_options(loss))
         return float(value)
 
     def gradients(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:

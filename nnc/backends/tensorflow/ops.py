@@ -100,6 +100,16 @@ def _frozen(trainable: bool) -> dict[str, object]:
     return {} if trainable else {"trainable": False}
 
 
+def _freeze_bias(e: ModelEmitter, node: Dense | _Conv, layer: str) -> None:
+    """``bias_trainable = false``: the layer's bias becomes a variable that no
+    optimizer sees (the layer class takes one ``trainable`` for all its variables)."""
+    if node.bias and node.trainable and not node.bias_trainable:
+        e.init_lines.append(
+            f"{layer}.bias = tf.Variable({layer}.bias, trainable=False, name='bias')"
+            "  # bias_trainable = false"
+        )
+
+
 # -- layers with parameters -----------------------------------------------------------
 
 
@@ -110,6 +120,7 @@ def _dense(e: ModelEmitter, node: Dense) -> Lowered:
     if not node.bias:
         kwargs["bias"] = False
     layer = e.layer(node, "Dense", **kwargs, **_frozen(node.trainable))
+    _freeze_bias(e, node, layer)
     return f"{layer}({x.local})", FIRST
 
 
@@ -140,6 +151,7 @@ def _conv(e: ModelEmitter, node: _Conv) -> Lowered:
     if not node.bias:
         kwargs["bias"] = False
     layer = e.layer(node, "Conv", **kwargs, **_frozen(node.trainable))
+    _freeze_bias(e, node, layer)
     return f"{layer}({x.local})", LAST
 
 

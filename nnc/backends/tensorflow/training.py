@@ -41,50 +41,55 @@ def loss_name(loss: LossSpec) -> str:
 def emit_loss(w: CodeWriter, loss: LossSpec) -> None:
     """``<loss>(output, target)``: the batch loss, nnc's formula and reduction."""
     with w.block(f"def {loss_name(loss)}(output, target):"):
-        if isinstance(loss, Mse):
-            w.docstring("Mean squared error: the mean over all elements of (y - t)².")
-            w.line("return tf.reduce_mean(tf.square(output - target))")
-        elif isinstance(loss, Mae):
-            w.docstring(
-                "Mean absolute error: the mean over all elements of |y - t|\n"
-                "(gradient sign(y - t), 0 at 0)."
-            )
-            w.line("return tf.reduce_mean(tf.abs(output - target))")
-        elif isinstance(loss, Sse):
+        if isinstance(loss, Sse):
             w.docstring("Half the sum of squared errors over the batch and all elements.")
             w.line("return 0.5 * tf.reduce_sum(tf.square(output - target))")
+            return
+        summed = loss.reduction == "sum"
+        mean = "sum" if summed else "mean"  # the words of the docstrings
+        title = "Summed" if summed else "Mean"
+        reduce = f"tf.reduce_{mean}"
+        if isinstance(loss, Mse):
+            w.docstring(f"{title} squared error: the {mean} over all elements of (y - t)².")
+            w.line(f"return {reduce}(tf.square(output - target))")
+        elif isinstance(loss, Mae):
+            w.docstring(
+                f"{title} absolute error: the {mean} over all elements of |y - t|\n"
+                "(gradient sign(y - t), 0 at 0)."
+            )
+            w.line(f"return {reduce}(tf.abs(output - target))")
         elif isinstance(loss, CrossEntropy):
             if loss.from_logits:
                 w.docstring(
                     "Cross-entropy -Σ_c t_c log p_c over the last axis, from logits:\n"
                     "log p = log_softmax(y), through log-sum-exp, so logits of ±1000 stay\n"
-                    "finite. Mean over the other positions (batch, time)."
+                    f"finite. {title} over the other positions (batch, time)."
                 )
                 w.line("log_p = tf.nn.log_softmax(output, axis=-1)")
             else:
                 w.docstring(
                     "Cross-entropy -Σ_c t_c log p_c over the last axis, from probabilities:\n"
-                    "log p = log(max(p, 1e-7)). Mean over the other positions (batch, time)."
+                    f"log p = log(max(p, 1e-7)). {title} over the other positions (batch, time)."
                 )
                 w.line("log_p = tf.math.log(tf.maximum(output, 1e-7))")
-            w.line("return tf.reduce_mean(-tf.reduce_sum(target * log_p, axis=-1))")
+            w.line(f"return {reduce}(-tf.reduce_sum(target * log_p, axis=-1))")
         elif loss.from_logits:
             w.docstring(
-                "Binary cross-entropy from logits, mean over all elements:\n"
+                f"Binary cross-entropy from logits, {mean} over all elements:\n"
                 "max(y, 0) - y·t + log(1 + e^{-|y|}), TensorFlow's own stable form."
             )
             w.line(
-                "return tf.reduce_mean("
+                f"return {reduce}("
                 "tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=output))"
             )
         else:
             w.docstring(
                 "Binary cross-entropy from probabilities clipped to [1e-7, 1 - 1e-7],\n"
-                "mean over all elements."
+                f"{mean} over all elements."
             )
             w.line("p = tf.clip_by_value(output, 1e-7, 1.0 - 1e-7)")
             w.line(
-                "return tf.reduce_mean(-(target * tf.math.log(p) + "
+                f"return {reduce}(-(target * tf.math.log(p) + "
                 "(1.0 - target) * tf.math.log(1.0 - p)))"
             )
 

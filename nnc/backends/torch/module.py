@@ -181,6 +181,8 @@ def _lower_one(
             cls.init.extend(line.format(attr=attr) for line in layer.setup)
             if getattr(node, "trainable", True) is False:
                 cls.init.append(f"{attr}.requires_grad_(False)  # trainable = false")
+            elif getattr(node, "bias_trainable", True) is False:
+                cls.init.append(f"{attr}.bias.requires_grad_(False)  # bias_trainable = false")
         cls.helpers.update(layer.helpers)
         cls.imports.update(layer.imports)
         if layer.forward is None:

@@ -50,53 +50,57 @@ def emit_loss(w: CodeWriter, loss: Loss, output: TensorType) -> None:
 
 
 def _loss(loss: Loss, output: TensorType) -> tuple[str, str]:
-    if isinstance(loss, Mse):
-        return "Mean squared error: the mean over all elements of (y - t)^2.", (
-            "F.mse_loss(output, target)"
-        )
-    if isinstance(loss, Mae):
-        return (
-            "Mean absolute error: the mean over all elements of |y - t| (gradient\n"
-            "sign(y - t), 0 at 0).",
-            "F.l1_loss(output, target)",
-        )
     if isinstance(loss, Sse):
         return "Half the sum of squared errors over the batch: 0.5 * sum (y - t)^2.", (
             "0.5 * F.mse_loss(output, target, reduction='sum')"
         )
+    summed = loss.reduction == "sum"
+    mean = "sum" if summed else "mean"  # the words of the docstrings
+    title = "Summed" if summed else "Mean"
+    keyword = ", reduction='sum'" if summed else ""  # torch's losses take the mean by default
+    if isinstance(loss, Mse):
+        return f"{title} squared error: the {mean} over all elements of (y - t)^2.", (
+            f"F.mse_loss(output, target{keyword})"
+        )
+    if isinstance(loss, Mae):
+        return (
+            f"{title} absolute error: the {mean} over all elements of |y - t| (gradient\n"
+            "sign(y - t), 0 at 0).",
+            f"F.l1_loss(output, target{keyword})",
+        )
     if isinstance(loss, CrossEntropy) and loss.from_logits:
         if output.rank == 1:
             return (
-                "Cross-entropy from logits against one-hot (or probability) rows: the mean\n"
+                f"Cross-entropy from logits against one-hot (or probability) rows: the {mean}\n"
                 "of -sum_c t_c log_softmax(y)_c, computed through log-sum-exp. torch reads\n"
                 "float targets as class probabilities.",
-                "F.cross_entropy(output, target)",
+                f"F.cross_entropy(output, target{keyword})",
             )
         return (
-            "Cross-entropy from logits against one-hot (or probability) rows: the mean\n"
+            f"Cross-entropy from logits against one-hot (or probability) rows: the {mean}\n"
             "of -sum_c t_c log_softmax(y)_c, computed through log-sum-exp. torch reads\n"
             "float targets as class probabilities; the classes are the last axis, so\n"
             "every other position becomes a row.",
-            "F.cross_entropy(output.flatten(0, -2), target.flatten(0, -2))",
+            f"F.cross_entropy(output.flatten(0, -2), target.flatten(0, -2){keyword})",
         )
     if isinstance(loss, CrossEntropy):
         return (
             "Cross-entropy of probabilities against one-hot (or probability) rows: the\n"
-            "mean over positions of -sum_c t_c log(max(p_c, 1e-7)).",
-            "-(target * torch.log(output.clamp_min(1e-7))).sum(dim=-1).mean()",
+            f"{mean} over positions of -sum_c t_c log(max(p_c, 1e-7)).",
+            f"-(target * torch.log(output.clamp_min(1e-7))).sum(dim=-1).{mean}()",
         )
     if isinstance(loss, BinaryCrossEntropy) and loss.from_logits:
         return (
-            "Binary cross-entropy from logits, max(y, 0) - y t + log(1 + e^-|y|), mean\n"
+            f"Binary cross-entropy from logits, max(y, 0) - y t + log(1 + e^-|y|), {mean}\n"
             "over all elements.",
-            "F.binary_cross_entropy_with_logits(output, target)",
+            f"F.binary_cross_entropy_with_logits(output, target{keyword})",
         )
     if not isinstance(loss, BinaryCrossEntropy):
         raise BackendError(f"the torch backend has no lowering for loss '{loss.kind}'")
     return (
-        "Binary cross-entropy of probabilities clipped to [1e-7, 1 - 1e-7], mean over\n"
+        f"Binary cross-entropy of probabilities clipped to [1e-7, 1 - 1e-7], {mean} over\n"
         "all elements.",
-        "F.binary_cross_entropy(output.clamp(1e-7, 1 - 1e-7), target)",
+        f"F.binary_cross_entropy(output.clamp(1e-7, 1 - 1e-7), target{keyword})",
     )
 
 

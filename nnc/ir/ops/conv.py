@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from nnc.errors import ShapeError
-from nnc.ir.base import Op, ParamSpec
+from nnc.ir.base import Op, ParamSpec, check_bias_flags
 from nnc.ir.initializers import GlorotUniform, Init, Zeros
 from nnc.ir.shapes import same_pads, transpose_output, transpose_same_pads, window_output
 from nnc.ir.types import Dim, TensorType
@@ -52,6 +52,7 @@ class _Conv(Op):
     init: Init = GlorotUniform()
     bias_init: Init = Zeros()
     trainable: bool = True
+    bias_trainable: bool = True  # false: the bias keeps its initial value (weights train)
 
     positional: ClassVar[tuple[str, ...]] = ("filters", "kernel")
 
@@ -79,6 +80,7 @@ class _Conv(Op):
             )
         if self.filters % self.groups:
             raise ValueError(f"filters={self.filters} is not divisible by groups={self.groups}")
+        check_bias_flags(self.bias, self.bias_trainable)
         return self
 
     def pads(self, spatial: Sequence[Dim]) -> tuple[tuple[int, int], ...]:
@@ -141,7 +143,7 @@ class _Conv(Op):
                     name="bias",
                     shape=(self.filters,),
                     init=self.bias_init,
-                    trainable=self.trainable,
+                    trainable=self.trainable and self.bias_trainable,
                 )
             )
         return tuple(specs)

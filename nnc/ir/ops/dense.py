@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from nnc.ir.base import Op, ParamSpec
+from nnc.ir.base import Op, ParamSpec, check_bias_flags
 from nnc.ir.initializers import GlorotUniform, Init, Uniform, Zeros
 from nnc.ir.types import TensorType
 
@@ -23,6 +23,7 @@ class Dense(Op):
     init: Init = GlorotUniform()
     bias_init: Init = Zeros()
     trainable: bool = True
+    bias_trainable: bool = True  # false: the bias keeps its initial value (weights train)
 
     positional: ClassVar[tuple[str, ...]] = ("units",)
     example: ClassVar[str] = "input x: [6]\n    dense(4)"
@@ -38,6 +39,11 @@ class Dense(Op):
             )
         self.static_dim(x.shape[-1], "its input features")
         return x.with_shape((*x.shape[:-1], self.units))
+
+    @model_validator(mode="after")
+    def _bias_flags(self) -> Dense:
+        check_bias_flags(self.bias, self.bias_trainable)
+        return self
 
     def param_specs(self, ins: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
         n_in = self.static_dim(ins[0].shape[-1], "its input features")
@@ -55,7 +61,10 @@ class Dense(Op):
         if self.bias:
             specs.append(
                 ParamSpec(
-                    name="bias", shape=(self.units,), init=self.bias_init, trainable=self.trainable
+                    name="bias",
+                    shape=(self.units,),
+                    init=self.bias_init,
+                    trainable=self.trainable and self.bias_trainable,
                 )
             )
         return tuple(specs)

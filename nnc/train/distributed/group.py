@@ -5,7 +5,8 @@ the same global batch order as single-process training (docs/semantics.md,
 Training). A global batch ``index`` is split into ``size`` nearly equal contiguous
 slices (``numpy.array_split``: sizes differ by at most one) and worker ``rank``
 trains on slice ``rank``. Its loss weighs ``share`` in the global batch's loss: the
-slice's fraction of the samples for a mean-reduced loss, 1 for ``sse`` (a sum).
+slice's fraction of the samples for a mean-reduced loss, 1 for a summed one (``sse``,
+``reduction = sum``).
 The global batch's loss is then ``Σ_r share_r · loss_r`` and, as the gradient is
 linear in the loss, its gradient is ``Σ_r share_r · ∇loss_r``: the backends weigh
 each worker's gradient by its share before summing (or averaging) them.

@@ -28,7 +28,7 @@ from nnc.train.distributed.job import Job, Outcome, make_job_folder, remove_job_
 from nnc.train.distributed.settings import Interrupted, Launch, free_port, threads_per_worker
 from nnc.train.loop import TrainResult
 from nnc.train.progress import QuietReporter, SilentReporter
-from nnc.train.rundir import default_run_dir
+from nnc.train.rundir import default_run_dir, new_run_folder
 from nnc.train.session import build_runtime, check_resume_folders, resolve_run, resume_checkpoint
 
 NNC_ROOT = Path(nnc.__file__).resolve().parent.parent
@@ -72,6 +72,8 @@ def launch_run(
     run_dir: Path | None = None
     if resume is not None:
         run_dir = Path(resume)
+    elif save and chief_here:  # the run folder is rank 0's
+        run_dir = new_run_folder(Path(out) if out else None, run.model.name, force)
     elif save:
         run_dir = Path(out) if out is not None else default_run_dir(run.model.name)
     job = Job(

@@ -140,10 +140,12 @@ def _shared_checkpoint(
     if job.resume is None:
         return None
     message = b""
+    history: list[dict[str, float]] = []  # rank 0's, read from the run folder
     if group.chief:
         try:
             folder = Path(job.resume)
             found = resume_checkpoint(folder, run.document, run.digest, job.force, reporter)
+            history = found.state.history
             file = found.path or folder
             name = str(file).encode("utf-8")
             message = b"C" + len(name).to_bytes(4, "big") + name + file.read_bytes()
@@ -154,7 +156,9 @@ def _shared_checkpoint(
         raise WorkerReport(**json.loads(message[1:])).nnc_error()
     size = int.from_bytes(message[1:5], "big")
     path = Path(message[5 : 5 + size].decode("utf-8"))
-    return checkpoint_from_bytes(message[5 + size :], path)
+    checkpoint = checkpoint_from_bytes(message[5 + size :], path)
+    checkpoint.state.history = history
+    return checkpoint
 
 
 def _outcome(result: TrainResult) -> Outcome:

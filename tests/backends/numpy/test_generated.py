@@ -20,7 +20,7 @@ from nnc.backends.codegen import load_module, select
 from nnc.backends.numpy import emit
 from nnc.ir.training import GanRecipe
 from nnc.ir.weights import init_gan_weights, init_weights
-from tests.conftest import EXAMPLE_FILES, ROOT, run_nnc
+from tests.conftest import EXAMPLE_FILES, ROOT, load_example, run_nnc
 
 
 def generated(path: Path) -> str:
@@ -32,9 +32,9 @@ def test_golden(example: Path, golden: Any) -> None:
 
 
 def test_initial_weights_equal_nnc(example: Path) -> None:
-    program = nnc.load(example)
+    program = load_example(example)
     model, recipe = select(program)
-    module = load_module(generated(example), example.stem)
+    module = load_module(emit(program), example.stem)
     for seed in (recipe.seed if recipe else 0, 12345):
         if isinstance(recipe, GanRecipe):  # the GAN's module: both models, under their roles
             expected = init_gan_weights(program, recipe, seed)

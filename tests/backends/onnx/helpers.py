@@ -10,6 +10,7 @@ import nnc
 from nnc.ir.ops import OPS
 from nnc.ir.passes import inline_calls, model_params
 from nnc.ir.program import Model, Program
+from tests import conftest
 from tests.backends.onnx import reference
 
 SYMBOL_SIZE = 5  # every symbolic dim (t, h, w) is run at this size
@@ -71,6 +72,6 @@ def max_deviation(got: list[np.ndarray], want: list[np.ndarray]) -> float:
 def load_example(path: Path) -> tuple[Program, Model]:
     from nnc.backends.codegen import select
 
-    program = nnc.load(path)
+    program = conftest.load_example(path)
     model, _ = select(program)
     return program, model

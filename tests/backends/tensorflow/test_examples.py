@@ -28,7 +28,7 @@ from tests.backends.tensorflow.helpers import (
     sample_target,
     without_dropout,
 )
-from tests.conftest import EXAMPLE_FILES
+from tests.conftest import EXAMPLE_FILES, SMALL_EXAMPLE_FILES, load_example
 
 
 def test_golden(example: Path, golden) -> None:  # type: ignore[no-untyped-def]
@@ -58,9 +58,9 @@ def _trained_models(program: nnc.Program) -> list[tuple[str, Recipe]]:
     return [(model.name, recipe)]
 
 
-@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", SMALL_EXAMPLE_FILES, ids=lambda p: p.stem)
 def test_matches_reference(path: Path, runtimes: Any) -> None:
-    program = without_dropout(nnc.load(path))
+    program = without_dropout(load_example(path))
     rng = np.random.default_rng(0)
     for model, recipe in _trained_models(program):
         rt = runtimes(f"example-{path.stem}-{model}", lambda m=model: backend.build(program, m))
@@ -93,14 +93,14 @@ def test_matches_reference(path: Path, runtimes: Any) -> None:
         rt.set_weights(weights)
 
 
-@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", SMALL_EXAMPLE_FILES, ids=lambda p: p.stem)
 def test_matches_numpy_backend(path: Path, runtimes: Any) -> None:
     """Same canonical weights, same batch: the NumPy backend in float64 gives the same
     outputs, loss and (every entry of the) gradients, and after one train step (the
     recipe's optimizer, L2 included) the same weights and optimizer state. The NumPy
     backend's gradients are written out by hand, the reference's are finite
     differences: two independent checks."""
-    program = without_dropout(nnc.load(path))
+    program = without_dropout(load_example(path))
     rng = np.random.default_rng(7)
     for model, recipe in _trained_models(program):
         rt = runtimes(f"example-{path.stem}-{model}", lambda m=model: backend.build(program, m))

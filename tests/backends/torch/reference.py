@@ -334,10 +334,11 @@ REFERENCE_OPS = frozenset(_OPS)
 
 def loss_value(loss: Any, y: np.ndarray, t: np.ndarray) -> float:
     """A recipe's loss in float64, written from the Losses table of docs/semantics.md."""
+    reduce = np.sum if loss.summed else np.mean  # reduction = sum | mean
     if isinstance(loss, Mse):
-        return float(np.mean((y - t) ** 2))
+        return float(reduce((y - t) ** 2))
     if isinstance(loss, Mae):
-        return float(np.mean(np.abs(y - t)))
+        return float(reduce(np.abs(y - t)))
     if isinstance(loss, Sse):
         return float(0.5 * np.sum((y - t) ** 2))
     if isinstance(loss, CrossEntropy):
@@ -346,12 +347,12 @@ def loss_value(loss: Any, y: np.ndarray, t: np.ndarray) -> float:
             log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
         else:
             log_p = np.log(np.maximum(y, 1e-7))
-        return float(np.mean(-(t * log_p).sum(axis=-1)))
+        return float(reduce(-(t * log_p).sum(axis=-1)))
     if isinstance(loss, BinaryCrossEntropy):
         if loss.from_logits:
-            return float(np.mean(np.maximum(y, 0) - y * t + np.log1p(np.exp(-np.abs(y)))))
+            return float(reduce(np.maximum(y, 0) - y * t + np.log1p(np.exp(-np.abs(y)))))
         p = np.clip(y, 1e-7, 1 - 1e-7)
-        return float(np.mean(-(t * np.log(p) + (1 - t) * np.log(1 - p))))
+        return float(reduce(-(t * np.log(p) + (1 - t) * np.log(1 - p))))
     raise TypeError(f"no reference for loss {loss}")
 
 

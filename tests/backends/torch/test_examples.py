@@ -20,14 +20,16 @@ from nnc.backends.codegen import select
 from nnc.ir.training import GanRecipe, Recipe
 from tests.backends.torch import reference, support
 from tests.backends.torch.test_semantics import targets_for
+from tests.conftest import SMALL_EXAMPLE_FILES, load_example
 
 pytestmark = pytest.mark.usefixtures("needs_torch")
 
 BATCH = 4
 
 
+@pytest.mark.parametrize("example", SMALL_EXAMPLE_FILES, ids=lambda p: p.stem)
 def test_example_matches_reference(example: Path) -> None:
-    program = nnc.load(example)
+    program = load_example(example)
     root, recipe = select(program)
     rng = np.random.default_rng(0)
     names = (

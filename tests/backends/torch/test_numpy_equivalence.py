@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import nnc
 from nnc.backends import numpy as numpy_backend
 from nnc.backends import torch as torch_backend
 from nnc.backends.codegen import select
@@ -24,6 +23,7 @@ from nnc.ir.training import GanRecipe, Recipe, learning_rate
 from tests.backends.torch import support
 from tests.backends.torch.test_optimizers import BATCHES, OPTIMIZERS, K, batches, program_for
 from tests.backends.torch.test_semantics import targets_for
+from tests.conftest import SMALL_EXAMPLE_FILES, load_example
 
 pytestmark = pytest.mark.usefixtures("needs_torch")
 
@@ -35,8 +35,9 @@ def outputs(runtime: object, *inputs: np.ndarray) -> list[np.ndarray]:
     return list(out) if isinstance(out, tuple) else [out]
 
 
+@pytest.mark.parametrize("example", SMALL_EXAMPLE_FILES, ids=lambda p: p.stem)
 def test_example_matches_the_numpy_backend(example: Path) -> None:
-    program = nnc.load(example)
+    program = load_example(example)
     root, recipe = select(program)
     rng = np.random.default_rng(7)
     names = (

@@ -109,14 +109,20 @@ def log_softmax(x, axis=-1):
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
-def cross_entropy_from_logits(logits, target):
-    """-sum_c t_c log softmax(logits)_c over the last axis, averaged over the other
-    positions; log-sum-exp keeps logits of +-1000 finite."""
-    positions = logits.size // logits.shape[-1]
+def cross_entropy_from_logits(logits, target, reduction="mean"):
+    """-sum_c t_c log softmax(logits)_c over the last axis, averaged (or summed) over
+    the other positions; log-sum-exp keeps logits of +-1000 finite."""
+    positions = reduction_divisor(logits.size // logits.shape[-1], reduction)
     log_p = log_softmax(logits, axis=-1)
     loss = -np.sum(target * log_p) / positions
     d_logits = np.exp(log_p) * target.sum(axis=-1, keepdims=True) - target
     return loss, d_logits / positions
+
+
+def reduction_divisor(count, reduction):
+    """What the sum of ``count`` terms is divided by: their count for ``mean``, 1 for
+    ``sum``."""
+    return count if reduction == "mean" else 1
 
 
 def col2im(cols, shape, stride=(1, 1), dilation=(1, 1)):

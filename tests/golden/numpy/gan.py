@@ -105,11 +105,18 @@ def sigmoid(x):
     return np.exp(-np.logaddexp(0, -x))
 
 
-def binary_cross_entropy_from_logits(logits, target):
-    """-(t log sigmoid(y) + (1 - t) log(1 - sigmoid(y))), mean over all elements,
-    computed as max(y, 0) - y t + log(1 + e^-|y|)."""
-    loss = np.mean(np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits))))
-    return loss, (sigmoid(logits) - target) / logits.size
+def binary_cross_entropy_from_logits(logits, target, reduction="mean"):
+    """-(t log sigmoid(y) + (1 - t) log(1 - sigmoid(y))), mean (or sum) over all
+    elements, computed as max(y, 0) - y t + log(1 + e^-|y|)."""
+    n = reduction_divisor(logits.size, reduction)
+    loss = np.sum(np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits))))
+    return loss / n, (sigmoid(logits) - target) / n
+
+
+def reduction_divisor(count, reduction):
+    """What the sum of ``count`` terms is divided by: their count for ``mean``, 1 for
+    ``sum``."""
+    return count if reduction == "mean" else 1
 
 
 class Generator:

@@ -103,10 +103,17 @@ def as_target(value, output, class_labels=False):
     return target.astype(output.dtype, copy=False)
 
 
-def mse(output, target):
-    """Mean squared error over all elements (batch included)."""
+def mse(output, target, reduction="mean"):
+    """Squared error over all elements (batch included), averaged or summed."""
     error = output - target
-    return np.mean(error * error), error * (2 / error.size)
+    n = reduction_divisor(error.size, reduction)
+    return np.sum(error * error) / n, error * (2 / n)
+
+
+def reduction_divisor(count, reduction):
+    """What the sum of ``count`` terms is divided by: their count for ``mean``, 1 for
+    ``sum``."""
+    return count if reduction == "mean" else 1
 
 
 class Runtime:

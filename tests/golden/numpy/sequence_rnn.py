@@ -107,13 +107,20 @@ def softmax(x, axis=-1):
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def cross_entropy_from_probabilities(p, target):
-    """-sum_c t_c log max(p_c, 1e-7) over the last axis, averaged over the other positions."""
-    positions = p.size // p.shape[-1]
+def cross_entropy_from_probabilities(p, target, reduction="mean"):
+    """-sum_c t_c log max(p_c, 1e-7) over the last axis, averaged (or summed) over the
+    other positions."""
+    positions = reduction_divisor(p.size // p.shape[-1], reduction)
     clipped = np.maximum(p, 1e-7)
     loss = -np.sum(target * np.log(clipped)) / positions
     d_p = np.where(p > 1e-7, -target / clipped, 0) / positions
     return loss, d_p
+
+
+def reduction_divisor(count, reduction):
+    """What the sum of ``count`` terms is divided by: their count for ``mean``, 1 for
+    ``sum``."""
+    return count if reduction == "mean" else 1
 
 
 def last_state_gradient(d_output, states):

@@ -90,15 +90,20 @@ class Conv(Layer):
     [N, L, C] (1-D) or [N, H, W, C] (2-D).
 
     The kernel is stored as TensorFlow wants it, [*kernel, C/groups, filters] (HWIO);
-    nnc's weight is [filters, C/groups, *kernel]. Groups follow from the kernel's
-    input depth. `padding` is "VALID", "SAME" (TensorFlow's own, which is nnc's
-    `same`: out = ceil(in / stride), the odd pad at the end) or explicit
-    (begin, end) pairs per spatial dim, applied with tf.pad.
+    nnc's weight is [filters, C/groups, *kernel]. `padding` is "VALID", "SAME"
+    (TensorFlow's own, which is nnc's `same`: out = ceil(in / stride), the odd pad
+    at the end) or explicit (begin, end) pairs per spatial dim, applied with tf.pad.
 
     oneDNN, TensorFlow's CPU kernel, gets some 2-D convolutions of one input
     channel with a larger stride across than down wrong (TensorFlow 2.21: 71 of 447
     such shapes in a sweep, none of 4,768 others), so those run on the transposed
-    image (height and width swapped), which computes the same sums."""
+    image (height and width swapped), which computes the same sums.
+
+    TensorFlow's other CPU kernels (Eigen's, used where oneDNN is off) have no
+    gradient for a dilated or a grouped convolution. So a dilation is written into
+    the kernel (zeros between its taps, which add nothing to any sum) and groups
+    are convolved one by one and concatenated: one formulation that trains under
+    either kernel set."""
 
     def __init__(
         self, channels, filters, kernel, stride=None, padding="VALID", dilation=None,
@@ -109,6 +114,7 @@ class Conv(Layer):
         self.bias = variable([filters], trainable, "bias") if bias else None
         self.stride = stride or (1,) * len(kernel)
         self.dilation = dilation or (1,) * len(kernel)
+        self.groups = groups
         self.pads = None if isinstance(padding, str) else [[0, 0], *padding, [0, 0]]
         self.padding = padding if isinstance(padding, str) else "VALID"
         self.convolve = tf.nn.conv1d if len(kernel) == 1 else tf.nn.conv2d
@@ -117,17 +123,32 @@ class Conv(Layer):
     def __call__(self, x):
         if self.pads is not None:
             x = tf.pad(x, self.pads)
+        kernel = self.dilated(self.kernel)
         if self.swap:  # see the class docstring
-            x, kernel = tf.transpose(x, (0, 2, 1, 3)), tf.transpose(self.kernel, (1, 0, 2, 3))
-            y = tf.nn.conv2d(
-                x, kernel, self.stride[::-1], self.padding, dilations=self.dilation[::-1]
-            )
-            y = tf.transpose(y, (0, 2, 1, 3))
+            x, kernel = tf.transpose(x, (0, 2, 1, 3)), tf.transpose(kernel, (1, 0, 2, 3))
+            y = tf.transpose(tf.nn.conv2d(x, kernel, self.stride[::-1], self.padding),
+                             (0, 2, 1, 3))
+        elif self.groups == 1:
+            y = self.convolve(x, kernel, self.stride, self.padding)
         else:
-            y = self.convolve(
-                x, self.kernel, self.stride, self.padding, dilations=self.dilation
+            pairs = zip(tf.split(x, self.groups, -1), tf.split(kernel, self.groups, -1))
+            y = tf.concat(
+                [self.convolve(xs, ks, self.stride, self.padding) for xs, ks in pairs], -1
             )
         return y if self.bias is None else tf.nn.bias_add(y, self.bias)
+
+    def dilated(self, kernel):
+        # [k, ...] -> [(k-1)*d + 1, ...] along each spatial axis, zeros between taps
+        for axis, d in enumerate(self.dilation):
+            if d > 1:
+                spread = tf.expand_dims(kernel, axis + 1)
+                padding = [[0, 0]] * spread.shape.rank
+                padding[axis + 1] = [0, d - 1]
+                shape = kernel.shape.as_list()
+                shape[axis] *= d
+                kernel = tf.reshape(tf.pad(spread, padding), shape)
+                kernel = kernel[(slice(None),) * axis + (slice(shape[axis] - d + 1),)]
+        return kernel
 
     def parameters(self):
         if self.bias is None:

@@ -1,5 +1,6 @@
 """Loss kernels: each returns the loss (a 0-d array) and its gradient with respect to
-the model output. Formulas and reductions are those of docs/semantics.md."""
+the model output. Formulas and reductions are those of docs/semantics.md: ``mean``
+divides the sum of the terms by their count, ``sum`` leaves it as it is."""
 
 from __future__ import annotations
 
@@ -14,20 +15,30 @@ __all__ = [
     "cross_entropy_from_probabilities",
     "mae",
     "mse",
+    "reduction_divisor",
     "sse",
 ]
 
 
-def mse(output, target):
-    """Mean squared error over all elements (batch included)."""
-    error = output - target
-    return np.mean(error * error), error * (2 / error.size)
+def reduction_divisor(count, reduction):
+    """What the sum of ``count`` terms is divided by: their count for ``mean``, 1 for
+    ``sum``."""
+    return count if reduction == "mean" else 1
 
 
-def mae(output, target):
-    """Mean absolute error over all elements; its gradient is sign(error), 0 at 0."""
+def mse(output, target, reduction="mean"):
+    """Squared error over all elements (batch included), averaged or summed."""
     error = output - target
-    return np.mean(np.abs(error)), np.sign(error) / error.size
+    n = reduction_divisor(error.size, reduction)
+    return np.sum(error * error) / n, error * (2 / n)
+
+
+def mae(output, target, reduction="mean"):
+    """Absolute error over all elements, averaged or summed; its gradient is
+    sign(error), 0 at 0."""
+    error = output - target
+    n = reduction_divisor(error.size, reduction)
+    return np.sum(np.abs(error)) / n, np.sign(error) / n
 
 
 def sse(output, target):
@@ -36,37 +47,40 @@ def sse(output, target):
     return 0.5 * np.sum(error * error), error
 
 
-def cross_entropy_from_logits(logits, target):
-    """-sum_c t_c log softmax(logits)_c over the last axis, averaged over the other
-    positions; log-sum-exp keeps logits of +-1000 finite."""
-    positions = logits.size // logits.shape[-1]
+def cross_entropy_from_logits(logits, target, reduction="mean"):
+    """-sum_c t_c log softmax(logits)_c over the last axis, averaged (or summed) over
+    the other positions; log-sum-exp keeps logits of +-1000 finite."""
+    positions = reduction_divisor(logits.size // logits.shape[-1], reduction)
     log_p = log_softmax(logits, axis=-1)
     loss = -np.sum(target * log_p) / positions
     d_logits = np.exp(log_p) * target.sum(axis=-1, keepdims=True) - target
     return loss, d_logits / positions
 
 
-def cross_entropy_from_probabilities(p, target):
-    """-sum_c t_c log max(p_c, 1e-7) over the last axis, averaged over the other positions."""
-    positions = p.size // p.shape[-1]
+def cross_entropy_from_probabilities(p, target, reduction="mean"):
+    """-sum_c t_c log max(p_c, 1e-7) over the last axis, averaged (or summed) over the
+    other positions."""
+    positions = reduction_divisor(p.size // p.shape[-1], reduction)
     clipped = np.maximum(p, 1e-7)
     loss = -np.sum(target * np.log(clipped)) / positions
     d_p = np.where(p > 1e-7, -target / clipped, 0) / positions
     return loss, d_p
 
 
-def binary_cross_entropy_from_logits(logits, target):
-    """-(t log sigmoid(y) + (1 - t) log(1 - sigmoid(y))), mean over all elements,
-    computed as max(y, 0) - y t + log(1 + e^-|y|)."""
-    loss = np.mean(np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits))))
-    return loss, (sigmoid(logits) - target) / logits.size
+def binary_cross_entropy_from_logits(logits, target, reduction="mean"):
+    """-(t log sigmoid(y) + (1 - t) log(1 - sigmoid(y))), mean (or sum) over all
+    elements, computed as max(y, 0) - y t + log(1 + e^-|y|)."""
+    n = reduction_divisor(logits.size, reduction)
+    loss = np.sum(np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits))))
+    return loss / n, (sigmoid(logits) - target) / n
 
 
-def binary_cross_entropy_from_probabilities(p, target):
-    """-(t log p + (1 - t) log(1 - p)) with p clipped to [1e-7, 1 - 1e-7], mean over all
-    elements."""
+def binary_cross_entropy_from_probabilities(p, target, reduction="mean"):
+    """-(t log p + (1 - t) log(1 - p)) with p clipped to [1e-7, 1 - 1e-7], mean (or
+    sum) over all elements."""
+    n = reduction_divisor(p.size, reduction)
     clipped = np.clip(p, 1e-7, 1 - 1e-7)
-    loss = -np.mean(target * np.log(clipped) + (1 - target) * np.log(1 - clipped))
+    loss = -np.sum(target * np.log(clipped) + (1 - target) * np.log(1 - clipped)) / n
     inside = (p > 1e-7) & (p < 1 - 1e-7)
-    d_p = np.where(inside, (clipped - target) / (clipped * (1 - clipped)), 0) / p.size
+    d_p = np.where(inside, (clipped - target) / (clipped * (1 - clipped)), 0) / n
     return loss, d_p

@@ -1,0 +1,1 @@
+"""The language server behind ``nnc lsp`` (see :mod:`nnc.lsp.server`)."""
