@@ -21,6 +21,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "rewrite": ("nnc.rewrite", None),
     "build": ("nnc.api", "build"),
     "emit": ("nnc.api", "emit"),
+    "fit": ("nnc.api", "fit"),
     "gan_runtime": ("nnc.api", "gan_runtime"),
     "runtime": ("nnc.api", "runtime"),
     "Builder": ("nnc.builder", "Builder"),
@@ -44,7 +45,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 
 if TYPE_CHECKING:
     from nnc import passes, rewrite
-    from nnc.api import build, emit, gan_runtime, runtime
+    from nnc.api import build, emit, fit, gan_runtime, runtime
     from nnc.builder import Builder, ProgramBuilder, Tensor, block
     from nnc.dsl import format_program as format
     from nnc.dsl import format_source, load, parse
@@ -82,6 +83,7 @@ __all__ = [
     "check",
     "count_params",
     "emit",
+    "fit",
     "format",
     "format_source",
     "gan_runtime",

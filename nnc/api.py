@@ -7,6 +7,8 @@
   (generate, discriminator_step, generator_step, ...).
 - :func:`runtime`: a :class:`~nnc.backends.runtime.Runtime` (forward, train_step,
   weights...), the interface ``nnc train`` uses.
+- :func:`fit`: train a recipe of a program or of a ``.nn`` file, as ``nnc train``
+  does (in a notebook, with one progress display).
 - :func:`build`: the framework's own object, ready to use: a torch ``nn.Module``, a
   Keras model or ``tf.Module``, an onnxruntime ``InferenceSession``, or for numpy the
   generated NumPy model object (which is its runtime).
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from nnc.backends.runtime import GanRuntime, Runtime
+    from nnc.train.loop import TrainResult
 
 WeightsArg = Mapping[str, "np.ndarray"] | str | Path | None
 
@@ -152,3 +155,22 @@ def _weights(
 
 
 __all__ = ["build", "emit", "gan_runtime", "native", "runtime"]
+
+
+def fit(spec: Program | str | Path, recipe: str | None = None, **options: Any) -> TrainResult:
+    """Train ``recipe`` (default: the only one) of ``spec``, a checked program or the
+    path of a ``.nn`` file, and return its :class:`~nnc.train.loop.TrainResult`.
+
+    The options are :func:`nnc.train.train`'s (``backend``, ``epochs``, ``out``,
+    ``save``, ``reporter``...). For a path, relative data paths start from the
+    file's folder, as with ``nnc train FILE``. In a Jupyter notebook the run shows
+    as one display that updates in place, unless ``reporter`` says otherwise.
+    """
+    from nnc.dsl import load
+    from nnc.train import train
+
+    if isinstance(spec, Program):
+        return train(spec, recipe, **options)
+    path = Path(spec)
+    options.setdefault("base", path.resolve().parent)
+    return train(load(path), recipe, **options)

@@ -24,7 +24,7 @@ CELLS = [
     f"xor = nnc.load({str(EXAMPLES / 'xor.nn')!r})\n"
     "result = nnc.train.train(xor, epochs=300, save=False, reporter=NotebookReporter())",
     "print(f\"last {result.history[-1]['loss']:.4g} final {result.final['loss']:.4g}\")",
-    "quick = nnc.train.train(xor, epochs=5, save=False)",  # no reporter named
+    f"quick = nnc.fit({str(EXAMPLES / 'xor.nn')!r}, epochs=5, save=False)",  # no reporter
 ]
 
 
@@ -76,7 +76,7 @@ def test_training_progress_updates_one_display(executed: list) -> None:
     assert f"final loss {final}" in page
 
 
-def test_training_without_a_reporter_shows_the_display_in_a_notebook(executed: list) -> None:
+def test_fit_without_a_reporter_shows_the_display_in_a_notebook(executed: list) -> None:
     outputs = executed[5].outputs
     assert [o["output_type"] for o in outputs] == ["display_data"]
     page = outputs[0]["data"]["text/html"]
