@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import EXAMPLES, run_nnc
 
 
@@ -221,29 +223,41 @@ def test_eval_and_predict_run_on_the_onnx_backend(tmp_path: Path) -> None:
     assert np.abs(outputs["onnx"] - outputs["numpy"]).max() < 1e-5
 
 
-def test_every_command_reads_backend_names_and_aliases_alike(tmp_path: Path) -> None:
+def test_every_command_reads_backend_names_and_aliases_alike(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from nnc.backends.registry import parse_backend
+    from nnc.cli.main import main
+
+    def nnc(*args: str) -> tuple[int, str]:
+        """The exit status and standard error of one command, run in this process
+        (each in a subprocess would import the frameworks 14 times)."""
+        try:
+            status = main(list(args))
+        except SystemExit as exit:  # argparse refuses a bad flag
+            status = exit.code
+        return int(status or 0), capsys.readouterr().err
 
     # compile took pytorch and tf; train refused them
     xor = str(EXAMPLES / "xor.nn")
     for alias, name in (("pytorch", "torch"), ("tf", "tensorflow"), ("NumPy", "numpy")):
         assert parse_backend(alias).name == name
         run = tmp_path / alias
-        trained = run_nnc("train", xor, "-b", alias, "--epochs", "2", "--out", str(run), "--quiet")
-        assert trained.returncode == 0, trained.stderr
+        status, err = nnc("train", xor, "-b", alias, "--epochs", "2", "--out", str(run), "--quiet")
+        assert status == 0, err
         assert f'"backend": "{name}"' in (run / "environment.json").read_text()
         for command in (["compile", xor], ["eval", xor, "-w", str(run)]):
-            result = run_nnc(*command, "-b", alias)
-            assert result.returncode == 0, (command, result.stderr)
+            status, err = nnc(*command, "-b", alias)
+            assert status == 0, (command, err)
     for command in (["compile", xor, "-b"], ["train", xor, "-b"], ["eval", xor, "-w", "r", "-b"],
                     ["verify", xor, "--backends"]):  # fmt: skip
-        result = run_nnc(*command, "tensorflw")
-        assert result.returncode == 2, (command, result.stderr)  # a bad flag
-        assert "unknown backend 'tensorflw'" in result.stderr
-        assert "did you mean 'tensorflow'?" in result.stderr
-    refused = run_nnc("train", xor, "-b", "onnx")
-    assert refused.returncode == 2
-    assert "the onnx backend cannot train" in refused.stderr
+        status, err = nnc(*command, "tensorflw")
+        assert status == 2, (command, err)  # a bad flag
+        assert "unknown backend 'tensorflw'" in err
+        assert "did you mean 'tensorflow'?" in err
+    status, err = nnc("train", xor, "-b", "onnx")
+    assert status == 2
+    assert "the onnx backend cannot train" in err
 
 
 def test_a_per_sample_scalar_input_runs_on_every_backend() -> None:
