@@ -49,3 +49,11 @@ def test_chain_printing_keeps_the_parentheses() -> None:
     for text in ["x |> relu |> dense(3)", "(x |> relu) + y + (z |> tanh) |> relu", "x + y + z"]:
         tree = parse_file("model M { input x: [2]  y = " + text + " }")
         assert expr_text(tree.items[0].body[1].value) == text
+
+
+def test_the_regenerate_comment_is_shell_quoted(tmp_path: Path) -> None:
+    from nnc.backends.codegen import header
+
+    program = nnc.parse("model M { input x: [4]  dense(3) }")
+    lines = header("x;touch PWNED;.nn", program.models["M"], "numpy")
+    assert lines[-1] == "#     nnc compile 'x;touch PWNED;.nn' --backend numpy --model M"
