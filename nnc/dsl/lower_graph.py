@@ -267,7 +267,10 @@ class Scope:
     # -- expressions ------------------------------------------------------------
 
     def _value(self, expr: ast.Expr, final: str | None = None) -> str:
-        refs = self._values(expr, final)
+        return self._value_of(self._values(expr, final), expr)
+
+    @staticmethod
+    def _value_of(refs: list[str], expr: ast.Expr) -> str:
         if len(refs) != 1:
             raise GraphError(f"expected one tensor, got {len(refs)}", expr.span)
         return refs[0]
@@ -276,7 +279,17 @@ class Scope:
         if isinstance(expr, ast.Ref):
             return [self._tensor(expr)]
         if isinstance(expr, ast.Pipe):
-            return self._apply(expr.stage, [self._value(expr.value)], final)
+            # A chain `x |> a |> b ...` nests to the left: walk it in a loop, not by
+            # recursion, so a chain of thousands of links lowers.
+            pipes: list[ast.Pipe] = []
+            inner: ast.Expr = expr
+            while isinstance(inner, ast.Pipe):
+                pipes.append(inner)
+                inner = inner.value
+            value = self._value(inner)
+            for pipe in reversed(pipes[1:]):
+                value = self._value_of(self._apply(pipe.stage, [value], None), pipe)
+            return self._apply(pipes[0].stage, [value], final)
         if isinstance(expr, ast.Add):
             terms = [self._value(t) for t in _flatten_add(expr)]
             name = final or self._fresh("add")
@@ -511,28 +524,36 @@ def as_stage(expr: ast.Expr) -> ast.Stage:
 
 
 def _flatten_add(expr: ast.Expr) -> list[ast.Expr]:
-    if isinstance(expr, ast.Add):
-        return [*_flatten_add(expr.left), *_flatten_add(expr.right)]
-    return [expr]
+    """The terms of ``a + b + ...``, left to right (in a loop: a sum may be long)."""
+    out: list[ast.Expr] = []
+    todo = [expr]
+    while todo:
+        e = todo.pop()
+        if isinstance(e, ast.Add):
+            todo += [e.right, e.left]
+        else:
+            out.append(e)
+    return out
 
 
 def _stages(stmt: ast.Stmt) -> list[ast.Stage]:
     """Every stage and call written in a statement (for the name pre-scan)."""
     out: list[ast.Stage] = []
 
-    def walk(e: ast.Expr) -> None:
-        if isinstance(e, ast.Pipe):
-            walk(e.value)
-            out.append(e.stage)
-            for a in e.stage.args:
-                walk(a.value)
-        elif isinstance(e, ast.Add):
-            walk(e.left)
-            walk(e.right)
-        elif isinstance(e, ast.Call):
-            out.append(ast.Stage(name=e.name, args=e.args, span=e.span))
-            for a in e.args:
-                walk(a.value)
+    def walk(root: ast.Expr) -> None:
+        # An explicit stack, not recursion: a chain may have thousands of links.
+        todo: list[ast.Expr] = [root]
+        while todo:
+            e = todo.pop()
+            if isinstance(e, ast.Pipe):
+                out.append(e.stage)
+                todo += [a.value for a in reversed(e.stage.args)]
+                todo.append(e.value)
+            elif isinstance(e, ast.Add):
+                todo += [e.right, e.left]
+            elif isinstance(e, ast.Call):
+                out.append(ast.Stage(name=e.name, args=e.args, span=e.span))
+                todo += [a.value for a in reversed(e.args)]
 
     if isinstance(stmt, ast.Stack):
         out.append(stmt.stage)

@@ -12,7 +12,7 @@ import threading
 from functools import cache
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer_NonRecursive, v_args
 from lark.exceptions import (
     UnexpectedCharacters,
     UnexpectedEOF,
@@ -271,7 +271,7 @@ def _unescape(raw: str) -> str:
 
 
 @v_args(meta=True)
-class _ToAst(Transformer[Token, Any]):
+class _ToAst(Transformer_NonRecursive):
     """Parse tree -> :mod:`nnc.dsl.ast`, one method per grammar rule."""
 
     def __init__(self, filename: str):

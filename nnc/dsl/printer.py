@@ -42,11 +42,27 @@ def expr_text(e: ast.Expr | ast.Stage) -> str:
         return f"{e.name}({args_text(e.args)})"
     if isinstance(e, ast.Stage):
         return f"{e.name}({args_text(e.args)})" if e.args else e.name
-    if isinstance(e, ast.Add):
-        return f"{_operand(e.left)} + {_operand(e.right)}"
-    if isinstance(e, ast.Pipe):
-        return f"{expr_text(e.value)} |> {expr_text(e.stage)}"
+    if isinstance(e, ast.Add | ast.Pipe):
+        return _chain_text(e)
     raise TypeError(f"not an expression: {e!r}")
+
+
+def _chain_text(e: ast.Expr) -> str:
+    """``a |> b |> c`` and ``a + b + c`` nest to the left; they are walked in a loop,
+    not by recursion, as a chain may have thousands of links."""
+    parts: list[str] = []
+    while isinstance(e, ast.Add | ast.Pipe):
+        if isinstance(e, ast.Pipe):
+            parts.append(" |> " + expr_text(e.stage))
+            e = e.value
+        else:
+            parts.append(" + " + _operand(e.right))
+            if isinstance(e.left, ast.Pipe):
+                parts.append(_operand(e.left))
+                return "".join(reversed(parts))
+            e = e.left
+    parts.append(expr_text(e))
+    return "".join(reversed(parts))
 
 
 def _operand(e: ast.Expr) -> str:
