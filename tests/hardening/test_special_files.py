@@ -64,3 +64,21 @@ def test_a_checkpoint_linked_to_dev_zero_is_skipped_on_resume(tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     assert f"checkpoint {forged} is damaged and was skipped" in result.stderr
     assert "it is a device, not a regular file" in result.stderr
+
+
+def test_resume_removes_the_temporaries_a_killed_run_left(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    first = run_nnc("train", str(XOR), "--epochs", "2", "--out", str(run), timeout=120)
+    assert first.returncode == 0, first.stderr
+    leftovers = [
+        run / "checkpoints" / ".epoch-000044.npz.k2j_x9qa.tmp",
+        run / ".loss.png.3fz0q1ab.png",
+    ]
+    for p in leftovers:
+        p.write_bytes(b"")
+    kept = run / "checkpoints" / ".mine.tmp"
+    kept.write_bytes(b"")
+    result = run_nnc("train", str(XOR), "--resume", str(run), "--epochs", "3", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert not any(p.exists() for p in leftovers)
+    assert kept.exists()
