@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from nnc.errors import NncError, visible
+from nnc.userfiles import read_regular
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("onnxruntime") is not None:
         from nnc.backends.onnx.verify import self_check
 
-        check = self_check(Path(args.model).read_bytes(), imported).summary
+        check = self_check(read_regular(args.model, 2**31 - 1), imported).summary
     # The file name is escaped: a newline in it must not start a line of the spec.
     origin = comment_text(Path(args.model).name)
     text = f"# Imported by nnc from {origin}.\n" + format_program(imported.program)

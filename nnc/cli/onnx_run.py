@@ -62,10 +62,12 @@ def _read_arrays(path: Path) -> dict[str, Any]:
     import numpy as np
 
     from nnc.ir.weights import load_npz
+    from nnc.userfiles import open_regular
 
     if path.suffix == ".npy":
         try:
-            return {"x": np.load(path, allow_pickle=False)}
+            with open_regular(path, DataError, "no such input file") as f:
+                return {"x": np.load(f, allow_pickle=False)}
         except FileNotFoundError:
             raise DataError(f"no such input file: {path}") from None
         except (OSError, ValueError) as exc:

@@ -24,6 +24,10 @@ import numpy as np
 from nnc.data.samples import Samples
 from nnc.errors import DataError, Span, did_you_mean
 from nnc.ir.weights import check_npz_sizes
+from nnc.userfiles import open_regular, read_regular
+
+# The largest data file read whole (a CSV): 2 GiB.
+MAX_DATA_BYTES = 2**31
 
 SUFFIXES = (".csv", ".npz")
 
@@ -57,7 +61,7 @@ def read_csv(path: Path, label: str | None = None, *, targets: bool = True) -> S
     a feature.
     """
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_regular(path, MAX_DATA_BYTES, DataError).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     except OSError as exc:
@@ -256,7 +260,7 @@ def read_npz(path: Path, label: str | None = None, *, targets: bool = True) -> S
     """Read an NPZ archive: features in ``x``, targets in ``y`` (or ``label``)."""
     try:
         # Open the file here: np.load leaks its own handle when the archive is corrupt.
-        with open(path, "rb") as f:
+        with open_regular(path, DataError) as f:
             if not zipfile.is_zipfile(f):
                 raise DataError(f"{path} is not a readable .npz archive (not a zip file)")
             f.seek(0)

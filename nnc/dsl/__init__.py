@@ -68,13 +68,11 @@ def load(path: str | Path, *, check: bool = True, memory_budget: int | None = No
 
 def read_spec(path: str | Path) -> str:
     """The text of a ``.nn`` file (UTF-8), or an NncError saying why it cannot be read."""
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise NncError(f"no such file: {p}") from None
-    except OSError as exc:
-        raise NncError(f"cannot read {p}: {exc.strerror}") from None
+    from nnc.dsl.parser import MAX_SOURCE_BYTES
+    from nnc.userfiles import read_regular
+
+    # A UTF-8 character takes at most 4 bytes; the parser then counts characters.
+    data = read_regular(path, 4 * MAX_SOURCE_BYTES)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -32,6 +32,7 @@ from nnc.ir.ops.graph import Call
 from nnc.ir.passes.params import Param, model_params
 from nnc.ir.program import Model, Program
 from nnc.ir.training import GanRecipe
+from nnc.userfiles import open_regular
 
 Weights = dict[str, np.ndarray]
 
@@ -120,7 +121,7 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     try:
         # Open the file here: np.load leaks its own handle when the archive is corrupt.
-        with open(path, "rb") as f:
+        with open_regular(path, WeightsError, "no such weights file") as f:
             if not zipfile.is_zipfile(f):
                 raise WeightsError(f"{path} is not a readable .npz archive (not a zip file)")
             f.seek(0)

@@ -23,6 +23,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -187,3 +188,22 @@ def _csv_value(value: float) -> str:
     if isinstance(value, int):
         return str(value)
     return f"{value:.8g}"
+
+
+# The temporary files nnc's atomic writes make (``tempfile.mkstemp`` adds 8 random
+# characters): ``.epoch-000044.npz.k2j_x9qa.tmp``, ``.loss.png.3fz0q1ab.png``.
+_LEFTOVER = re.compile(r"\A\.(?:.+\.[a-z0-9_]{8}\.tmp|.+\.png\.[a-z0-9_]{8}\.png)\Z")
+
+
+def remove_leftovers(folder: Path) -> list[Path]:
+    """Delete the temporaries a killed run left in a run folder and its checkpoints
+    (only regular files named the way nnc names its own); return them."""
+    removed = []
+    for where in (folder, folder / CHECKPOINTS):
+        if not where.is_dir():
+            continue
+        for p in where.iterdir():
+            if _LEFTOVER.match(p.name) and p.is_file() and not p.is_symlink():
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed

@@ -54,7 +54,7 @@ from nnc.train.recipes import (
     select_any_recipe,
 )
 from nnc.train.reconstructions import reconstruction_drawer
-from nnc.train.rundir import RunDir, new_run_folder, read_history
+from nnc.train.rundir import RunDir, new_run_folder, read_history, remove_leftovers
 from nnc.train.tracking import Tracking, gan_context, supervised_context
 
 BuildFn = Callable[..., Runtime]
@@ -550,6 +550,7 @@ def resume_checkpoint(
     """The newest readable checkpoint of a run folder, checked against the recipe."""
     if not folder.is_dir():
         raise TrainingError(f"cannot resume: {folder} is not a run folder")
+    remove_leftovers(folder)
     checkpoint = latest_checkpoint(RunDir(folder).checkpoints, reporter.warn)
     if checkpoint is None:
         raise TrainingError(

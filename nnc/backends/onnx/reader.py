@@ -19,7 +19,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from nnc.errors import BackendError, GraphError, NncError, ResourceError
+from nnc.errors import BackendError, GraphError, ResourceError
+from nnc.userfiles import read_regular
 
 MAX_DIM = 2**31 - 1
 MAX_ELEMENTS = 2**28  # one tensor of 1 GiB in float32
@@ -65,12 +66,8 @@ def read_model(data: bytes | str | Path) -> tuple[onnx.ModelProto, str]:
         source, raw = "the ONNX model", data
     else:
         source = str(data)
-        try:
-            raw = Path(data).read_bytes()
-        except FileNotFoundError:
-            raise NncError(f"no such file: {source}") from None
-        except OSError as exc:
-            raise NncError(f"cannot read {source}: {exc.strerror}") from None
+        # Protobuf refuses messages of 2 GiB and more.
+        raw = read_regular(data, 2**31 - 1)
     model = onnx.ModelProto()
     try:
         model.ParseFromString(raw)
