@@ -85,6 +85,13 @@ def example(request: pytest.FixtureRequest) -> Path:
     return request.param
 
 
+@pytest.fixture(params=SMALL_EXAMPLE_FILES, ids=lambda p: p.stem)
+def small_example(request: pytest.FixtureRequest) -> Path:
+    """An example other than the reduced-input ones, for the sweeps that repeat a check
+    the equivalence matrix already makes on every example (AlexNet costs 4 to 6 s each)."""
+    return request.param
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-golden",

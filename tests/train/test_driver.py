@@ -298,7 +298,8 @@ def test_device_goes_to_torch_only(tmp_path: Path) -> None:
 # -- reporting -----------------------------------------------------------------------
 
 
-def test_plain_lines_and_summary(tmp_path: Path) -> None:
+def test_plain_lines_and_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)  # a stated width would drop samples/s and ETA
     out = io.StringIO()
     fit(iris(3), tmp_path, reporter=PlainReporter(out))
     text = out.getvalue()
