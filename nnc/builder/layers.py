@@ -21,6 +21,10 @@ class LayerMethods:
         """``dense(units, bias, init, bias_init, trainable)``: y = x Wᵀ + b."""
         return self.layer("dense", *args, **attrs)
 
+    def rbm(self, *args: Any, **attrs: Any) -> Tensor:
+        """``rbm(hidden, visible, init, trainable)``: as a layer, sigmoid(v W + c)."""
+        return self.layer("rbm", *args, **attrs)
+
     def embedding(self, *args: Any, **attrs: Any) -> Tensor:
         """``embedding(vocab, dim)``: rows of a learned table for int64 ids."""
         return self.layer("embedding", *args, **attrs)

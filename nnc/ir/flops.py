@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from nnc.ir.base import Op
 from nnc.ir.ops.conv import Conv2dTranspose, _Conv
 from nnc.ir.ops.dense import Dense
+from nnc.ir.ops.energy import Rbm
 from nnc.ir.ops.graph import Call
 from nnc.ir.ops.recurrent import _Recurrent
 from nnc.ir.program import Model, Program
@@ -59,6 +60,13 @@ def _dense(node: Op, ins: Sequence[TensorType]) -> int | None:
     assert isinstance(node, Dense)
     n = _static(numel(ins[0].shape))
     return None if n is None else n * node.units
+
+
+def _rbm(node: Op, ins: Sequence[TensorType]) -> int | None:
+    """The up pass, v W: visible x hidden."""
+    assert isinstance(node, Rbm)
+    n = _static(numel(ins[0].shape))
+    return None if n is None else n * node.hidden
 
 
 def _conv(node: Op, ins: Sequence[TensorType]) -> int | None:
@@ -94,6 +102,7 @@ MacRule = Callable[[Op, Sequence[TensorType]], int | None]
 # op must say what it costs.
 RULES: dict[str, MacRule] = {
     "dense": _dense,
+    "rbm": _rbm,
     "conv1d": _conv,
     "conv2d": _conv,
     "conv2d_transpose": _conv_transpose,

@@ -26,6 +26,8 @@ STATIC = {
     "dense": ("input x: [6]  dense(4)", (4,), 6 * 4 + 4),
     "dense_no_bias": ("input x: [6]  dense(4, bias = false)", (4,), 24),
     "dense_sequence": ("input x: [5, 6]  dense(4)", (5, 4), 28),
+    # weight [6, 4], visible bias [6], hidden bias [4]
+    "rbm": ("input x: [6]  rbm(4)", (4,), 6 * 4 + 6 + 4),
     "embedding": ("input x: int64[7]  embedding(100, 8)", (7, 8), 800),
     "conv1d_valid": ("input x: [2, 10]  conv1d(3, 3)", (3, 8), 3 * 2 * 3 + 3),
     "conv1d_same_stride": (

@@ -77,6 +77,33 @@ _layer(
 )
 
 _layer(
+    "RBM",
+    '''
+    class RBM(Layer):
+        """A restricted Boltzmann machine used as a layer: its up pass, the hidden
+        probabilities sigmoid(v W + c). Every variable is in nnc's layout (weight
+        [visible, hidden]); the visible bias takes no part here and no optimizer
+        sees it."""
+
+        def __init__(self, visible, hidden, trainable=True, name=None):
+            super().__init__(name=name)
+            self.weight = variable([visible, hidden], trainable, "weight")
+            self.visible_bias = variable([visible], False, "visible_bias")
+            self.hidden_bias = variable([hidden], trainable, "hidden_bias")
+
+        def __call__(self, v):
+            return tf.sigmoid(tf.matmul(v, self.weight) + self.hidden_bias)
+
+        def parameters(self):
+            return {
+                "weight": self.weight,
+                "visible_bias": self.visible_bias,
+                "hidden_bias": self.hidden_bias,
+            }
+    ''',
+)
+
+_layer(
     "Embedding",
     '''
     class Embedding(Layer):

@@ -189,6 +189,7 @@ MODEL_PART: tuple[str, ...] = (
     "normalize",
     "Layer",
     "Dense",
+    "RBM",
     "Embedding",
     "Conv",
     "ConvTranspose2d",
@@ -211,6 +212,7 @@ ORDER = MODEL_PART + RUNTIME_PART
 # Entries that need another entry.
 REQUIRES: dict[str, tuple[str, ...]] = {
     "Dense": ("Layer",),
+    "RBM": ("Layer",),
     "Embedding": ("Layer",),
     "Conv": ("Layer",),
     "ConvTranspose2d": ("Layer",),

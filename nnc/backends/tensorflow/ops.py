@@ -20,6 +20,7 @@ from nnc.ir.ops import Node
 from nnc.ir.ops.activations import Elu, LeakyRelu, LogSoftmax, PRelu, Softmax
 from nnc.ir.ops.conv import Conv2dTranspose, _Conv
 from nnc.ir.ops.dense import Dense, Embedding
+from nnc.ir.ops.energy import Rbm
 from nnc.ir.ops.graph import Add, Concat
 from nnc.ir.ops.normalization import BatchNorm, LayerNorm, LocalResponseNorm
 from nnc.ir.ops.pooling import GlobalAvgPool, _Pool
@@ -121,6 +122,13 @@ def _dense(e: ModelEmitter, node: Dense) -> Lowered:
         kwargs["bias"] = False
     layer = e.layer(node, "Dense", **kwargs, **_frozen(node.trainable))
     _freeze_bias(e, node, layer)
+    return f"{layer}({x.local})", FIRST
+
+
+def _rbm(e: ModelEmitter, node: Rbm) -> Lowered:
+    x = e.input(node, 0, FIRST)
+    visible = e.model.value_type(node.inputs[0]).shape[0]
+    layer = e.layer(node, "RBM", visible=visible, hidden=node.hidden, **_frozen(node.trainable))
     return f"{layer}({x.local})", FIRST
 
 
@@ -294,6 +302,7 @@ LOWERINGS: dict[str, Lowering] = {
     "log_softmax": _softmax,
     "dense": _dense,
     "embedding": _embedding,
+    "rbm": _rbm,
     "conv1d": _conv,
     "conv2d": _conv,
     "conv2d_transpose": _conv_transpose,

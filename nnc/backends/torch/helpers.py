@@ -83,12 +83,29 @@ class LocalResponseNormEven(nn.Module):
         return x / scale.view_as(x)
 '''
 
+_RBM = '''
+class RBM(nn.Module):
+    """A restricted Boltzmann machine used as a layer: its up pass, the hidden
+    probabilities sigmoid(v W + c). weight is [visible, hidden] as in nnc; the visible
+    bias is kept (contrastive divergence trains it) but takes no part here."""
+
+    def __init__(self, visible, hidden):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(visible, hidden))
+        self.visible_bias = nn.Parameter(torch.zeros(visible), requires_grad=False)
+        self.hidden_bias = nn.Parameter(torch.zeros(hidden))
+
+    def forward(self, v):
+        return torch.sigmoid(v @ self.weight + self.hidden_bias)
+'''
+
 # name -> (source, imports it needs beyond torch, nn and F)
 HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "step": (_STEP, ()),
     "AvgPoolExcludingPad": (_AVG_POOL, ()),
     "SumPool": (_SUM_POOL, ("math",)),
     "LocalResponseNormEven": (_LRN_EVEN, ()),
+    "RBM": (_RBM, ()),
 }
 
 

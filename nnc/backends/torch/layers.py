@@ -21,6 +21,7 @@ from typing import Any
 from nnc.backends.codegen import py_literal
 from nnc.ir.ops.conv import Conv1d, Conv2d, Conv2dTranspose
 from nnc.ir.ops.dense import Dense, Embedding
+from nnc.ir.ops.energy import Rbm
 from nnc.ir.ops.graph import Add, Concat
 from nnc.ir.ops.normalization import BatchNorm, LayerNorm, LocalResponseNorm
 from nnc.ir.ops.pooling import AvgPool, MaxPool, SumPool, _Pool
@@ -111,6 +112,15 @@ def embedding(node: Embedding, site: Site) -> Layer:
     return Layer(
         module=f"nn.Embedding({call(node.vocab, node.dim)})",
         forward=f"{site.attr}({site.x})",
+    )
+
+
+def rbm(node: Rbm, site: Site) -> Layer:
+    return Layer(
+        module=f"RBM({call(site.ins[0].shape[0], node.hidden)})",
+        forward=f"{site.attr}({site.x})",
+        comment="the RBM's up pass: hidden probabilities",
+        helpers=("RBM",),
     )
 
 
@@ -354,6 +364,7 @@ def concat(node: Concat, site: Site) -> Layer:
 LAYERS: dict[str, Lowering] = {
     "dense": dense,
     "embedding": embedding,
+    "rbm": rbm,
     "conv1d": conv,
     "conv2d": conv,
     "conv2d_transpose": conv_transpose,

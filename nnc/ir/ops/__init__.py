@@ -30,6 +30,7 @@ from nnc.ir.ops.activations import (
 )
 from nnc.ir.ops.conv import Conv1d, Conv2d, Conv2dTranspose
 from nnc.ir.ops.dense import Dense, Embedding
+from nnc.ir.ops.energy import Rbm
 from nnc.ir.ops.graph import Add, Call, Concat
 from nnc.ir.ops.normalization import BatchNorm, LayerNorm, LocalResponseNorm
 from nnc.ir.ops.pooling import AvgPool, GlobalAvgPool, MaxPool, SumPool
@@ -39,6 +40,7 @@ from nnc.ir.ops.reshape import Dropout, Flatten, Reshape
 Node = Annotated[
     Dense
     | Embedding
+    | Rbm
     | Conv1d
     | Conv2d
     | Conv2dTranspose
@@ -78,6 +80,7 @@ Node = Annotated[
 OP_CLASSES: tuple[type[Op], ...] = (
     Dense,
     Embedding,
+    Rbm,
     Conv1d,
     Conv2d,
     Conv2dTranspose,

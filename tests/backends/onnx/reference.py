@@ -41,6 +41,8 @@ def _op(node, args, w):
     op = node.op
     if op == "dense":
         return x @ w["weight"].T + w.get("bias", 0.0)
+    if op == "rbm":
+        return 1.0 / (1.0 + np.exp(-(x @ w["weight"] + w["hidden_bias"])))
     if op == "embedding":
         return w["weight"][x]
     if op in ("conv1d", "conv2d"):

@@ -87,6 +87,9 @@ def _evaluate(node, xs: list[np.ndarray], w: Arrays, mode: Pass) -> np.ndarray: 
     if op == "dense":
         y = x @ _param(w, node, "weight").T
         return y + _param(w, node, "bias") if node.bias else y
+    if op == "rbm":
+        z = x @ _param(w, node, "weight") + _param(w, node, "hidden_bias")
+        return 1.0 / (1.0 + np.exp(-z))
     if op == "embedding":
         return _param(w, node, "weight")[x]
     if op in ("conv1d", "conv2d"):

@@ -79,6 +79,10 @@ def _dense(node: Any, xs: list, p: Arrays, *_: Any) -> np.ndarray:
     return y + p["bias"] if "bias" in p else y
 
 
+def _rbm(node: Any, xs: list, p: Arrays, *_: Any) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-(xs[0] @ p["weight"] + p["hidden_bias"])))
+
+
 def _embedding(node: Any, xs: list, p: Arrays, *_: Any) -> np.ndarray:
     return p["weight"][xs[0]]
 
@@ -301,6 +305,7 @@ def _prelu(node: Any, xs: list, p: Arrays, *_: Any) -> np.ndarray:
 
 _OPS: dict[str, Callable[..., np.ndarray]] = {
     "dense": _dense,
+    "rbm": _rbm,
     "embedding": _embedding,
     "conv1d": _conv,
     "conv2d": _conv,

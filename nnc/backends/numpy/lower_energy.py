@@ -1,0 +1,25 @@
+"""Lowering of the RBM layer: its deterministic up pass ``h = sigmoid(v W + c)``.
+
+Contrastive divergence does not go through these lowerings; it has its own step
+(:mod:`nnc.backends.energy`)."""
+
+from __future__ import annotations
+
+from nnc.backends.numpy.walk import Lowering, NodeContext
+
+
+def _rbm_forward(c: NodeContext) -> None:
+    c.line("# the hidden units' probabilities: weight is [visible, hidden]")
+    expr = f"{c.x()} @ {c.param('weight')} + {c.param('hidden_bias')}"
+    c.line(f"{c.y} = {c.kernel('sigmoid')}({expr})")
+
+
+def _rbm_backward(c: NodeContext) -> None:
+    dz = c.local("dz")
+    c.line(f"{dz} = {c.dy} * {c.y} * (1 - {c.y})")
+    c.grad_param("weight", f"{c.x()}.T @ {dz}")
+    c.grad_param("hidden_bias", f"{dz}.sum(axis=0)")
+    c.grad_input(0, f"{dz} @ {c.param('weight')}.T")
+
+
+LOWERINGS: dict[str, Lowering] = {"rbm": Lowering(_rbm_forward, _rbm_backward)}

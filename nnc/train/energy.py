@@ -1,0 +1,162 @@
+"""Contrastive divergence for a Bernoulli-Bernoulli RBM, as docs/semantics.md ("RBM
+and contrastive divergence") specifies it.
+
+The uniforms that sample the Gibbs chain are drawn here, from nnc's NumPy generator
+``default_rng([seed, crc32("cd")])``, and passed to the step, so a backend that
+implements :func:`cd_step` with the same uniforms follows the same trajectory (as
+the GAN noise is drawn once and passed in). Arrays are canonical: ``weight`` is
+``[visible, hidden]``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+Arrays = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class CdSettings:
+    """``cd(k, lr, momentum, weight_decay, persistent)``."""
+
+    k: int = 1
+    lr: float = 0.1
+    momentum: float = 0.5
+    weight_decay: float = 0.0002
+    persistent: bool = False
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"cd: k must be at least 1 Gibbs step. Received: k = {self.k}")
+
+
+@dataclass(frozen=True)
+class Uniforms:
+    """One batch's uniforms in [0, 1): ``hidden [k, N, H]`` then ``visible [k, N, F]``."""
+
+    hidden: np.ndarray
+    visible: np.ndarray
+
+
+def cd_generator(seed: int) -> np.random.Generator:
+    """The generator of every CD uniform: ``default_rng([seed, crc32("cd")])``."""
+    return np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(b"cd")])
+
+
+def draw_uniforms(
+    rng: np.random.Generator, k: int, rows: int, visible: int, hidden: int
+) -> Uniforms:
+    """A batch's uniforms, in this order: ``rng.random((k, rows, hidden))``, then
+    ``rng.random((k, rows, visible))`` (float64).
+
+    >>> u = draw_uniforms(cd_generator(0), 1, 2, 3, 4)
+    >>> u.hidden.shape, u.visible.shape
+    ((1, 2, 4), (1, 2, 3))
+    """
+    return Uniforms(rng.random((k, rows, hidden)), rng.random((k, rows, visible)))
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # finite for any z
+
+
+def hidden_probabilities(w: Arrays, v: np.ndarray) -> np.ndarray:
+    """``p(h = 1 | v) = σ(v W + c)``: the up pass, what the layer computes."""
+    return sigmoid(v @ w["weight"] + w["hidden_bias"])
+
+
+def visible_probabilities(w: Arrays, h: np.ndarray) -> np.ndarray:
+    """``p(v = 1 | h) = σ(h Wᵀ + b)``."""
+    return sigmoid(h @ w["weight"].T + w["visible_bias"])
+
+
+def gibbs(w: Arrays, v: np.ndarray, u: Uniforms) -> np.ndarray:
+    """``k`` Gibbs steps from ``v``: ``h_j = [U_h[j] < p(h | v_j)]``, then
+    ``v_{j+1} = [U_v[j] < p(v | h_j)]``; returns ``v_k``."""
+    for j in range(len(u.hidden)):
+        h = (u.hidden[j] < hidden_probabilities(w, v)).astype(v.dtype)
+        v = (u.visible[j] < visible_probabilities(w, h)).astype(v.dtype)
+    return v
+
+
+def cd_step(
+    w: Arrays,
+    velocity: Arrays,
+    v0: np.ndarray,
+    u: Uniforms,
+    cd: CdSettings,
+    chain: np.ndarray | None = None,
+) -> tuple[Arrays, Arrays, np.ndarray, float]:
+    """One CD-k (or PCD-k) update of a batch ``v0 [N, F]``.
+
+    The negative chain starts at ``v0`` (CD) or at ``chain`` (PCD: the persistent
+    chains, as many rows as the batch). With ``p0 = p(h | v0)``, ``pk = p(h | v_k)``:
+    ``g_W = (v0ᵀ p0 - v_kᵀ pk) / N - λ W``, ``g_b = mean(v0 - v_k)``,
+    ``g_c = mean(p0 - pk)``; per parameter ``Δ = μ Δ + lr g`` and ``θ += Δ``.
+    Returns the new weights, the new velocities, the chain's end ``v_k`` (the next
+    persistent chains) and the batch's reconstruction error: the mean over elements
+    of ``(v0 - p(v | h_0))²``, with ``h_0`` the first sampled hidden state of a chain
+    started at ``v0``.
+    """
+    n = len(v0)
+    p0 = hidden_probabilities(w, v0)
+    h0 = (u.hidden[0] < p0).astype(v0.dtype)
+    error = float(np.mean((v0 - visible_probabilities(w, h0)) ** 2))
+    vk = gibbs(w, v0 if chain is None else chain, u)
+    pk = hidden_probabilities(w, vk)
+    grads = {
+        "weight": (v0.T @ p0 - vk.T @ pk) / n - cd.weight_decay * w["weight"],
+        "visible_bias": (v0 - vk).mean(axis=0),
+        "hidden_bias": (p0 - pk).mean(axis=0),
+    }
+    new_velocity = {name: cd.momentum * velocity[name] + cd.lr * g for name, g in grads.items()}
+    new_w = {name: w[name] + new_velocity[name] for name in grads}
+    return new_w, new_velocity, vk, error
+
+
+def train_rbm(
+    w: Arrays, x: np.ndarray, cd: CdSettings, epochs: int, batch: int, seed: int
+) -> tuple[Arrays, list[float]]:
+    """CD on ``x [n, F]`` (values in [0, 1]) for ``epochs``; epoch ``e`` visits the rows
+    in the order ``rng.permutation(n)`` of ``default_rng(seed)``. Returns the weights
+    and the reconstruction error of each epoch (the mean over its batches, weighted
+    by rows). PCD's chains start from ``x``'s first ``batch`` rows of epoch 0's order
+    and keep as many rows as the batch (a short last batch uses the first rows)."""
+    order_rng, rng = np.random.default_rng(seed), cd_generator(seed)
+    velocity = {name: np.zeros_like(a) for name, a in w.items()}
+    visible, hidden = w["weight"].shape
+    chain: np.ndarray | None = None
+    errors: list[float] = []
+    for _ in range(epochs):
+        order = order_rng.permutation(len(x))
+        total = 0.0
+        for start in range(0, len(x), batch):
+            v0 = x[order[start : start + batch]]
+            if cd.persistent and chain is None:
+                chain = v0.copy()
+            u = draw_uniforms(rng, cd.k, len(v0), visible, hidden)
+            start_chain = chain[: len(v0)] if chain is not None else None
+            w, velocity, vk, error = cd_step(w, velocity, v0, u, cd, start_chain)
+            if chain is not None:
+                chain[: len(v0)] = vk
+            total += error * len(v0)
+        errors.append(total / len(x))
+    return w, errors
+
+
+def sample_chains(w: Arrays, count: int, steps: int, seed: int) -> np.ndarray:
+    """Samples from noise: ``count`` chains start at ``[U < 0.5]`` and run ``steps``
+    Gibbs steps; returns the last ``p(v | h)`` (the samples' means), all uniforms from
+    ``default_rng([seed, crc32("samples")])`` (the start, then per step hidden, visible)."""
+    rng = np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(b"samples")])
+    visible, hidden = w["weight"].shape
+    v = (rng.random((count, visible)) < 0.5).astype(np.float64)
+    means = v
+    for _ in range(steps):
+        h = (rng.random((count, hidden)) < hidden_probabilities(w, v)).astype(np.float64)
+        means = visible_probabilities(w, h)
+        v = (rng.random((count, visible)) < means).astype(np.float64)
+    return means
