@@ -78,9 +78,19 @@ class Stage(Node):
 
 
 @dataclass(frozen=True)
-class Add(Node):
+class BinOp(Node):
+    """An infix operation ``left op right``; ``op`` is one of ``+ - * / @``."""
+
+    op: str
     left: Expr
     right: Expr
+
+
+@dataclass(frozen=True)
+class Neg(Node):
+    """``-value`` for a tensor (a negated literal is folded into the literal)."""
+
+    value: Expr
 
 
 @dataclass(frozen=True)
@@ -89,7 +99,7 @@ class Pipe(Node):
     stage: Stage
 
 
-Expr = Int | Float | Bool | String | Ref | ListExpr | Call | Add | Pipe
+Expr = Int | Float | Bool | String | Ref | ListExpr | Call | BinOp | Neg | Pipe
 
 
 # -- statements ---------------------------------------------------------------------

@@ -290,7 +290,7 @@ class Scope:
             for pipe in reversed(pipes[1:]):
                 value = self._value_of(self._apply(pipe.stage, [value], None), pipe)
             return self._apply(pipes[0].stage, [value], final)
-        if isinstance(expr, ast.Add):
+        if isinstance(expr, ast.BinOp) and expr.op == "+":
             terms = [self._value(t) for t in _flatten_add(expr)]
             name = final or self._fresh("add")
             self._emit(Add(name=name, inputs=tuple(terms), span=expr.span))
@@ -298,6 +298,13 @@ class Scope:
         if isinstance(expr, ast.Call):
             stage = ast.Stage(name=expr.name, args=expr.args, span=expr.span)
             return self._apply(stage, [], final)
+        if isinstance(expr, ast.BinOp | ast.Neg):
+            what = f"'{expr.op}'" if isinstance(expr, ast.BinOp) else "unary '-'"
+            raise GraphError(
+                f"the operator {what} is parsed but has no IR op yet (issue 19); "
+                "only '+' of tensors lowers today",
+                expr.span,
+            )
         raise GraphError(f"expected a tensor expression. Received: {_text(expr)}", expr.span)
 
     def _tensor(self, ref: ast.Ref) -> str:
@@ -318,7 +325,7 @@ class Scope:
             return expr.name not in self.params and expr.name in self.declared
         if isinstance(expr, ast.Call):
             return self._is_layer(expr.name)
-        return isinstance(expr, ast.Add | ast.Pipe)
+        return isinstance(expr, ast.BinOp | ast.Neg | ast.Pipe)
 
     def _is_layer(self, name: str) -> bool:
         return name in OPS or name in self.lw.block_defs or name in self.lw.model_defs
@@ -529,7 +536,7 @@ def _flatten_add(expr: ast.Expr) -> list[ast.Expr]:
     todo = [expr]
     while todo:
         e = todo.pop()
-        if isinstance(e, ast.Add):
+        if isinstance(e, ast.BinOp) and e.op == "+":
             todo += [e.right, e.left]
         else:
             out.append(e)
@@ -549,8 +556,10 @@ def _stages(stmt: ast.Stmt) -> list[ast.Stage]:
                 out.append(e.stage)
                 todo += [a.value for a in reversed(e.stage.args)]
                 todo.append(e.value)
-            elif isinstance(e, ast.Add):
+            elif isinstance(e, ast.BinOp):
                 todo += [e.right, e.left]
+            elif isinstance(e, ast.Neg):
+                todo.append(e.value)
             elif isinstance(e, ast.Call):
                 out.append(ast.Stage(name=e.name, args=e.args, span=e.span))
                 todo += [a.value for a in reversed(e.args)]

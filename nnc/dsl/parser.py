@@ -32,8 +32,8 @@ MAX_SOURCE_BYTES = 4 * 1024 * 1024
 # How terminals are named in error messages.
 TOKEN_NAMES = {
     "NAME": "a name",
-    "SIGNED_INT": "an integer",
-    "SIGNED_FLOAT": "a number",
+    "INT": "an integer",
+    "FLOAT": "a number",
     "STRING": "a string",
     "LPAR": "'('",
     "RPAR": "')'",
@@ -45,6 +45,10 @@ TOKEN_NAMES = {
     "COLON": "':'",
     "EQUAL": "'='",
     "PLUS": "'+'",
+    "MINUS": "'-'",
+    "STAR": "'*'",
+    "SLASH": "'/'",
+    "AT": "'@'",
     "__ANON_0": "'|>'",
     "MODEL": "'model'",
     "BLOCK": "'block'",
@@ -350,8 +354,33 @@ class _ToAst(Transformer_NonRecursive):
     def pipe(self, meta: Any, ch: list[Any]) -> ast.Pipe:
         return ast.Pipe(value=ch[0], stage=ch[1], span=_span(meta, self.f))
 
-    def add(self, meta: Any, ch: list[Any]) -> ast.Add:
-        return ast.Add(left=ch[0], right=ch[1], span=_span(meta, self.f))
+    def _binop(self, op: str, meta: Any, ch: list[Any]) -> ast.BinOp:
+        return ast.BinOp(op=op, left=ch[0], right=ch[1], span=_span(meta, self.f))
+
+    def add(self, meta: Any, ch: list[Any]) -> ast.BinOp:
+        return self._binop("+", meta, ch)
+
+    def sub(self, meta: Any, ch: list[Any]) -> ast.BinOp:
+        return self._binop("-", meta, ch)
+
+    def mul(self, meta: Any, ch: list[Any]) -> ast.BinOp:
+        return self._binop("*", meta, ch)
+
+    def div(self, meta: Any, ch: list[Any]) -> ast.BinOp:
+        return self._binop("/", meta, ch)
+
+    def matmul(self, meta: Any, ch: list[Any]) -> ast.BinOp:
+        return self._binop("@", meta, ch)
+
+    def neg(self, meta: Any, ch: list[Any]) -> ast.Expr:
+        """``-x``; ``-<literal>`` folds into a negative literal (``reshape([3, -1])``)."""
+        value, span = ch[0], _span(meta, self.f)
+        if isinstance(value, ast.Int):
+            return ast.Int(value=-value.value, span=span)
+        if isinstance(value, ast.Float):
+            text = value.text[1:] if value.text.startswith("-") else "-" + value.text
+            return ast.Float(value=-value.value, text=text, span=span)
+        return ast.Neg(value=value, span=span)
 
     def ref(self, meta: Any, ch: list[Any]) -> ast.Ref:
         return ast.Ref(name=str(ch[0]), span=_span(meta, self.f))

@@ -42,31 +42,52 @@ def expr_text(e: ast.Expr | ast.Stage) -> str:
         return f"{e.name}({args_text(e.args)})"
     if isinstance(e, ast.Stage):
         return f"{e.name}({args_text(e.args)})" if e.args else e.name
-    if isinstance(e, ast.Add | ast.Pipe):
-        return _chain_text(e)
+    if isinstance(e, ast.BinOp | ast.Neg | ast.Pipe):
+        return _infix_text(e)
     raise TypeError(f"not an expression: {e!r}")
 
 
-def _chain_text(e: ast.Expr) -> str:
-    """``a |> b |> c`` and ``a + b + c`` nest to the left; they are walked in a loop,
-    not by recursion, as a chain may have thousands of links."""
-    parts: list[str] = []
-    while isinstance(e, ast.Add | ast.Pipe):
-        if isinstance(e, ast.Pipe):
-            parts.append(" |> " + expr_text(e.stage))
-            e = e.value
+# How tightly each construct binds (docs/language.md): a higher level binds tighter.
+_PIPE, _SUM, _PRODUCT, _UNARY, _ATOM = range(5)
+_LEVEL = {"+": _SUM, "-": _SUM, "*": _PRODUCT, "/": _PRODUCT, "@": _PRODUCT}
+
+
+def _level(e: ast.Expr) -> int:
+    if isinstance(e, ast.Pipe):
+        return _PIPE
+    if isinstance(e, ast.BinOp):
+        return _LEVEL[e.op]
+    if isinstance(e, ast.Neg):
+        return _UNARY
+    return _ATOM
+
+
+def _infix_text(root: ast.Expr) -> str:
+    """Pipes and infix operators with the fewest parentheses that parse back the same.
+
+    Chains nest to the left and may have thousands of links, so this walks an explicit
+    stack of (expression, tightest level it may have unparenthesised) or text, never
+    recursing into an operand."""
+    out: list[str] = []
+    todo: list[tuple[ast.Expr, int] | str] = [(root, _PIPE)]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        e, need = item
+        level = _level(e)
+        if level < need:
+            todo += [")", (e, _PIPE), "("]
+        elif isinstance(e, ast.Pipe):
+            todo += [" |> " + expr_text(e.stage), (e.value, _PIPE)]
+        elif isinstance(e, ast.BinOp):  # left-associative: the right operand binds tighter
+            todo += [(e.right, level + 1), f" {e.op} ", (e.left, level)]
+        elif isinstance(e, ast.Neg):
+            todo += [(e.value, _UNARY), "-"]
         else:
-            parts.append(" + " + _operand(e.right))
-            if isinstance(e.left, ast.Pipe):
-                parts.append(_operand(e.left))
-                return "".join(reversed(parts))
-            e = e.left
-    parts.append(expr_text(e))
-    return "".join(reversed(parts))
-
-
-def _operand(e: ast.Expr) -> str:
-    return f"({expr_text(e)})" if isinstance(e, ast.Pipe) else expr_text(e)
+            out.append(expr_text(e))
+    return "".join(out)
 
 
 def args_text(args: Sequence[ast.Arg]) -> str:

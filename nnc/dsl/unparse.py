@@ -111,7 +111,7 @@ def _graph(model: Model) -> list[ast.Stmt]:
         if isinstance(node, Add):
             value = inputs[0]
             for term in inputs[1:]:
-                value = ast.Add(left=value, right=term, span=NOWHERE)
+                value = ast.BinOp(op="+", left=value, right=term, span=NOWHERE)
         else:
             stage = _stage(node, inputs, explicit_name=False)
             value = ast.Call(name=stage.name, args=stage.args, span=NOWHERE)

@@ -36,11 +36,11 @@ CASES = {
         "parentheses",
     ),
     "syntax_bad_character": (
-        "model M {\n    input x: [2] @\n}\n",
+        "model M {\n    input x: [2] $\n}\n",
         ParseError,
         2,
         18,
-        "unexpected character '@'",
+        "unexpected character '$'",
         None,
     ),
     "syntax_unclosed_brace": (
