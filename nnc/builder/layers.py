@@ -156,3 +156,75 @@ class LayerMethods:
     def log_softmax(self, *args: Any, **attrs: Any) -> Tensor:
         """``log_softmax(axis = -1)``."""
         return self.layer("log_softmax", *args, **attrs)
+
+    def exp(self, *args: Any, **attrs: Any) -> Tensor:
+        """e^x, element-wise."""
+        return self.layer("exp", *args, **attrs)
+
+    def log(self, *args: Any, **attrs: Any) -> Tensor:
+        """Natural logarithm, element-wise."""
+        return self.layer("log", *args, **attrs)
+
+    def sqrt(self, *args: Any, **attrs: Any) -> Tensor:
+        """Square root, element-wise."""
+        return self.layer("sqrt", *args, **attrs)
+
+    def rsqrt(self, *args: Any, **attrs: Any) -> Tensor:
+        """1 / sqrt(x), element-wise."""
+        return self.layer("rsqrt", *args, **attrs)
+
+    def abs(self, *args: Any, **attrs: Any) -> Tensor:
+        """|x|, element-wise (gradient 0 at 0)."""
+        return self.layer("abs", *args, **attrs)
+
+    def square(self, *args: Any, **attrs: Any) -> Tensor:
+        """x * x, element-wise."""
+        return self.layer("square", *args, **attrs)
+
+    def clip(self, *args: Any, **attrs: Any) -> Tensor:
+        """``clip(min, max)``: min(max(x, min), max); gradient 1 on [min, max]."""
+        return self.layer("clip", *args, **attrs)
+
+    def erf(self, *args: Any, **attrs: Any) -> Tensor:
+        """The error function, element-wise."""
+        return self.layer("erf", *args, **attrs)
+
+    def relu6(self, *args: Any, **attrs: Any) -> Tensor:
+        """min(max(x, 0), 6)."""
+        return self.layer("relu6", *args, **attrs)
+
+    def hard_sigmoid(self, *args: Any, **attrs: Any) -> Tensor:
+        """relu6(x + 3) / 6."""
+        return self.layer("hard_sigmoid", *args, **attrs)
+
+    def hard_swish(self, *args: Any, **attrs: Any) -> Tensor:
+        """x * relu6(x + 3) / 6."""
+        return self.layer("hard_swish", *args, **attrs)
+
+    def softsign(self, *args: Any, **attrs: Any) -> Tensor:
+        """x / (1 + |x|)."""
+        return self.layer("softsign", *args, **attrs)
+
+    def mish(self, *args: Any, **attrs: Any) -> Tensor:
+        """x * tanh(softplus(x))."""
+        return self.layer("mish", *args, **attrs)
+
+    def mean(self, *args: Any, **attrs: Any) -> Tensor:
+        """``mean(axis = None, keepdims = false)`` over per-sample axes."""
+        return self.layer("mean", *args, **attrs)
+
+    def sum(self, *args: Any, **attrs: Any) -> Tensor:
+        """``sum(axis = None, keepdims = false)`` over per-sample axes."""
+        return self.layer("sum", *args, **attrs)
+
+    def max(self, *args: Any, **attrs: Any) -> Tensor:
+        """``max(axis = None, keepdims = false)``; gradient to the first maximum."""
+        return self.layer("max", *args, **attrs)
+
+    def min(self, *args: Any, **attrs: Any) -> Tensor:
+        """``min(axis = None, keepdims = false)``; gradient to the first minimum."""
+        return self.layer("min", *args, **attrs)
+
+    def global_max_pool(self, *args: Any, **attrs: Any) -> Tensor:
+        """Maximum over all spatial positions: [C, ...] -> [C]."""
+        return self.layer("global_max_pool", *args, **attrs)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnc.ir.ops import conv, dense, normalization, pooling, recurrent
+from nnc.ir.ops import conv, dense, normalization, pooling, recurrent, reduce
 from nnc.ir.ops.activations import LogSoftmax, Softmax
 from nnc.ir.passes.inline import inline_calls
 from nnc.ir.program import Program
@@ -140,6 +140,8 @@ def largest_reduction(program: Program, model: str, batch: int, steps: int = 1) 
             )
         elif isinstance(node, recurrent._Recurrent):
             k = max(k, (_static(x.shape[1]) + node.units) * max(_static(x.shape[0]), steps))
+        elif isinstance(node, reduce._Reduce | reduce.GlobalMaxPool):
+            k = max(k, math.prod(_static(x.shape[a]) for a in node.axes(x)))
         elif isinstance(node, pooling._Pool | pooling.GlobalAvgPool):
             k = max(k, _static(numel(x.shape[1:])))
         elif isinstance(node, Softmax | LogSoftmax):

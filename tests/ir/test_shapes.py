@@ -72,6 +72,11 @@ STATIC = {
     "avgpool_same": ("input x: [2, 5, 5]  avgpool(2, padding = same)", (2, 3, 3), 0),
     "sumpool_1d": ("input x: [2, 9]  sumpool(3, stride = 2)", (2, 4), 0),
     "global_avg_pool": ("input x: [3, 4, 5]  global_avg_pool", (3,), 0),
+    "global_max_pool_3d": ("input x: [3, 2, 4, 5]  global_max_pool", (3,), 0),
+    "mean_keepdims": ("input x: [3, 4, 5]  mean(axis = [0, -1], keepdims = true)", (1, 4, 1), 0),
+    "sum_all": ("input x: [3, 4, 5]  sum", (), 0),
+    "max_one_axis": ("input x: [3, 4, 5]  max(axis = 1)", (3, 5), 0),
+    "min_negative_axis": ("input x: [3, 4, 5]  min(-2, true)", (3, 1, 5), 0),
     "flatten": ("input x: [2, 3, 4]  flatten", (24,), 0),
     "reshape": ("input x: [12]  reshape([3, -1])", (3, 4), 0),
     "dropout": ("input x: [6]  dropout(0.5)", (6,), 0),
@@ -209,3 +214,22 @@ def test_shape_arithmetic() -> None:
     assert window_output(10, 3, 1, (0, 0), dilation=2) == 6
     assert transpose_output(4, 3, 2, (0, 0), 0) == 9
     assert transpose_output(4, 4, 2, (1, 1), 0) == 8
+
+
+@pytest.mark.parametrize(
+    ("stage", "message", "column"),
+    [
+        ("mean(axis = [3])", "axis 3 is out of range for [3, 4, 5]", 5),
+        ("sum(axis = [0, -3])", "axis -3 is named twice in [0, -3]", 5),
+        ("max(axis = -4)", "the batch axis cannot be reduced", 5),
+        ("global_max_pool", "at least one spatial axis", 5),
+    ],
+)
+def test_bad_reduction_axes_are_errors_with_line_and_column(
+    stage: str, message: str, column: int
+) -> None:
+    shape = "[3]" if stage == "global_max_pool" else "[3, 4, 5]"
+    with pytest.raises(nnc.errors.ShapeError) as info:
+        nnc.parse(f"model M {{\n    input x: {shape}\n    {stage}\n}}\n")
+    assert message in str(info.value)
+    assert f":3:{column}:" in str(info.value)

@@ -142,6 +142,12 @@ class GraphBuilder:
         """``ReduceMean`` keeping dims: axes an input from opset 18, an attribute before."""
         return self._axes_op("ReduceMean", x, axes, output, 18, keepdims=1)
 
+    def reduce(self, op_type: str, x: str, axes: Sequence[int], output: str, keepdims: bool) -> str:
+        """``ReduceSum``/``ReduceMean``/``ReduceMax``/``ReduceMin``: the axes are an input
+        from opset 13 for ReduceSum and from opset 18 for the others, an attribute before."""
+        first = 13 if op_type == "ReduceSum" else 18
+        return self._axes_op(op_type, x, axes, output, first, keepdims=int(keepdims))
+
     def _axes_op(
         self, op_type: str, x: str, axes: Sequence[int], output: str, first: int, **options: Any
     ) -> str:
@@ -156,10 +162,16 @@ Lowering = Callable[[GraphBuilder, Any], None]
 
 def lowerings() -> dict[str, Lowering]:
     """Every IR op's lowering, keyed by op name."""
-    from nnc.backends.onnx import lower_activations, lower_energy, lower_layers, lower_recurrent
+    from nnc.backends.onnx import (
+        lower_activations,
+        lower_energy,
+        lower_layers,
+        lower_maths,
+        lower_recurrent,
+    )
 
     table: dict[str, Lowering] = {}
-    for module in (lower_layers, lower_recurrent, lower_activations, lower_energy):
+    for module in (lower_layers, lower_recurrent, lower_activations, lower_energy, lower_maths):
         table.update(module.LOWERINGS)
     return table
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nnc.backends.onnx import import_layers, import_recurrent, import_views
+from nnc.backends.onnx import import_layers, import_maths, import_recurrent, import_views
 from nnc.backends.onnx.import_patterns import PATTERNS
 from nnc.backends.onnx.importer import Converter
 
@@ -10,6 +10,10 @@ CONVERTERS: dict[str, Converter] = {
     **import_layers.CONVERTERS,
     **import_views.CONVERTERS,
     **import_recurrent.CONVERTERS,
+    **import_maths.CONVERTERS,
 }
+
+for _op, _patterns in import_maths.PATTERNS.items():
+    PATTERNS.setdefault(_op, []).extend(_patterns)
 
 __all__ = ["CONVERTERS", "PATTERNS"]

@@ -82,6 +82,25 @@ _entry(
 )
 
 _entry(
+    "first_extreme",
+    '''
+    def first_extreme(x, axes, keepdims=False, largest=True):
+        """The max (or min) of x over axes. The gradient goes to the first extreme element
+        in row-major order of those axes (tf.reduce_max splits it among ties)."""
+        kept = [a for a in range(len(x.shape)) if a not in axes]
+        moved = tf.transpose(x, kept + list(axes))
+        flat = tf.reshape(moved, tf.concat([tf.shape(moved)[: len(kept)], [-1]], 0))
+        extreme = tf.reduce_max(flat, -1, True) if largest else tf.reduce_min(flat, -1, True)
+        hit = tf.cast(flat == extreme, tf.int32)
+        first = tf.argmax(hit * tf.cast(tf.cumsum(hit, axis=-1) == 1, tf.int32), axis=-1)
+        value = tf.gather(flat, first, batch_dims=len(kept))
+        for a in axes if keepdims else ():
+            value = tf.expand_dims(value, a)
+        return value
+    ''',
+)
+
+_entry(
     "dropout",
     '''
     def dropout(x, rate, generator):
@@ -183,6 +202,7 @@ MODEL_PART: tuple[str, ...] = (
     "to_channels_last",
     "to_channels_first",
     "step",
+    "first_extreme",
     "dropout",
     "sum_pool",
     "local_response_norm",

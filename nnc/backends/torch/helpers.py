@@ -99,6 +99,21 @@ class RBM(nn.Module):
         return torch.sigmoid(v @ self.weight + self.hidden_bias)
 '''
 
+_FIRST_EXTREME = '''
+def first_extreme(x, dims, keepdim=False, largest=True):
+    """The max (or min) of x over dims. The gradient goes to the first extreme element
+    in row-major order of those dims (torch.amax splits it among ties); argmax returns
+    the first maximal index."""
+    kept = [d for d in range(x.dim()) if d not in dims]
+    moved = x.permute(*kept, *dims)
+    flat = moved.reshape(*moved.shape[: len(kept)], -1)
+    index = flat.argmax(dim=-1, keepdim=True) if largest else flat.argmin(dim=-1, keepdim=True)
+    value = flat.gather(-1, index).squeeze(-1)
+    for d in dims if keepdim else ():
+        value = value.unsqueeze(d)
+    return value
+'''
+
 # name -> (source, imports it needs beyond torch, nn and F)
 HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "step": (_STEP, ()),
@@ -106,6 +121,7 @@ HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "SumPool": (_SUM_POOL, ("math",)),
     "LocalResponseNormEven": (_LRN_EVEN, ()),
     "RBM": (_RBM, ()),
+    "first_extreme": (_FIRST_EXTREME, ()),
 }
 
 

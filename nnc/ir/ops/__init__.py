@@ -32,9 +32,25 @@ from nnc.ir.ops.conv import Conv1d, Conv2d, Conv2dTranspose
 from nnc.ir.ops.dense import Dense, Embedding
 from nnc.ir.ops.energy import Rbm
 from nnc.ir.ops.graph import Add, Call, Concat
+from nnc.ir.ops.math import (
+    Abs,
+    Clip,
+    Erf,
+    Exp,
+    HardSigmoid,
+    HardSwish,
+    Log,
+    Mish,
+    Relu6,
+    Rsqrt,
+    Softsign,
+    Sqrt,
+    Square,
+)
 from nnc.ir.ops.normalization import BatchNorm, LayerNorm, LocalResponseNorm
 from nnc.ir.ops.pooling import AvgPool, GlobalAvgPool, MaxPool, SumPool
 from nnc.ir.ops.recurrent import GRU, LSTM, SimpleRNN
+from nnc.ir.ops.reduce import GlobalMaxPool, Max, Mean, Min, Sum
 from nnc.ir.ops.reshape import Dropout, Flatten, Reshape
 
 Node = Annotated[
@@ -73,7 +89,25 @@ Node = Annotated[
     | Softplus
     | Silu
     | Softmax
-    | LogSoftmax,
+    | LogSoftmax
+    | Exp
+    | Log
+    | Sqrt
+    | Rsqrt
+    | Abs
+    | Square
+    | Clip
+    | Erf
+    | Relu6
+    | HardSigmoid
+    | HardSwish
+    | Softsign
+    | Mish
+    | Mean
+    | Sum
+    | Max
+    | Min
+    | GlobalMaxPool,
     Field(discriminator="op"),
 ]
 
@@ -114,6 +148,24 @@ OP_CLASSES: tuple[type[Op], ...] = (
     Silu,
     Softmax,
     LogSoftmax,
+    Exp,
+    Log,
+    Sqrt,
+    Rsqrt,
+    Abs,
+    Square,
+    Clip,
+    Erf,
+    Relu6,
+    HardSigmoid,
+    HardSwish,
+    Softsign,
+    Mish,
+    Mean,
+    Sum,
+    Max,
+    Min,
+    GlobalMaxPool,
 )
 
 OPS: dict[str, type[Op]] = {cls.model_fields["op"].default: cls for cls in OP_CLASSES}

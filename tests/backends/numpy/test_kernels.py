@@ -165,3 +165,13 @@ def test_recurrent_layers_follow_the_gate_formulas() -> None:
         cand = np.tanh(xi[:, 2 * hidden :] + r * hh[:, 2 * hidden :])
         h = (1 - z) * cand + z * h
         np.testing.assert_allclose(states[:, t], h)
+
+
+def test_first_extreme_sends_ties_to_the_first_element_in_row_major_order() -> None:
+    from nnc.backends.numpy.kernels.reduce import first_extreme
+
+    x = np.array([[[1.0, 3.0], [3.0, 0.0]], [[2.0, 2.0], [2.0, 2.0]]])  # [2, 2, 2]
+    mask = first_extreme(x, (1, 2))
+    assert mask.tolist() == [[[0, 1], [0, 0]], [[1, 0], [0, 0]]]
+    low = first_extreme(x, (1,), largest=False)  # per column: the first minimum
+    assert low.tolist() == [[[1, 0], [0, 1]], [[1, 1], [0, 0]]]

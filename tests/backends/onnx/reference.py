@@ -14,6 +14,7 @@ import numpy as np
 
 from nnc.ir.ops.pooling import _Pool
 from nnc.ir.program import Model
+from tests.maths_reference import MATHS
 
 Arrays = Mapping[str, np.ndarray]
 SELU_ALPHA = 1.6732632423543772
@@ -86,6 +87,8 @@ def _op(node, args, w):
         return sum(args[1:], args[0])
     if op == "concat":
         return np.concatenate(args, axis=node.axis + 1 if node.axis >= 0 else node.axis)
+    if op in MATHS:
+        return MATHS[op](node, x)
     return _activation(x, w, node)
 
 

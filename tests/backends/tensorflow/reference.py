@@ -30,6 +30,7 @@ from nnc.ir.training import (
     Sgd,
     Sse,
 )
+from tests.maths_reference import MATHS
 
 Arrays = dict[str, np.ndarray]
 _erf = np.vectorize(erf)
@@ -75,6 +76,8 @@ def _evaluate(node, xs: list[np.ndarray], w: Arrays, mode: Pass) -> np.ndarray: 
     x = xs[0]
     if op in ACTIVATIONS:
         return ACTIVATIONS[op](node, x)
+    if op in MATHS:
+        return MATHS[op](node, x)
     if op == "step":
         if mode.step_offsets is None:
             return (x > 0).astype(np.float64)

@@ -21,6 +21,7 @@ from nnc.ir.passes import inline_calls
 from nnc.ir.program import Model, Program
 from nnc.ir.training import BinaryCrossEntropy, CrossEntropy, Mae, Mse, Sse
 from nnc.ir.types import TensorType
+from tests.maths_reference import MATHS
 
 Arrays = dict[str, np.ndarray]
 
@@ -297,6 +298,10 @@ def _elementwise(node: Any, xs: list, *_: Any) -> np.ndarray:
     return _ELEMENTWISE[node.op](node, xs[0])
 
 
+def _maths(node: Any, xs: list, *_: Any) -> np.ndarray:
+    return MATHS[node.op](node, xs[0])
+
+
 def _prelu(node: Any, xs: list, p: Arrays, *_: Any) -> np.ndarray:
     x = xs[0]
     alpha = p["alpha"].reshape(1, -1, *([1] * (x.ndim - 2)))
@@ -330,6 +335,7 @@ _OPS: dict[str, Callable[..., np.ndarray]] = {
     "softmax": _softmax,
     "log_softmax": _softmax,
     **dict.fromkeys(_ELEMENTWISE, _elementwise),
+    **dict.fromkeys(MATHS, _maths),
 }
 REFERENCE_OPS = frozenset(_OPS)
 
