@@ -14,6 +14,18 @@ batches; "hand torch" is an idiomatic ``nn.Sequential``/``nn.LSTM`` loop with
 per call. The
 figures are steps/s, the best of ``--rounds`` windows. For nnc numpy the peak of
 ``tracemalloc``'s traced bytes over 20 training steps is printed too (MiB).
+
+Baseline, 2026-12-07 08:00 UTC, before any of issue 23's kernel work, on the shared
+2-CPU machine (load average 4.10 before, 3.64 after: noisy, compare ratios only),
+``--seconds 0.5 --rounds 3``:
+
+| network | nnc np | torch | nnc torch | nnc tf | keras | np/torch | nnc t/t | tf/keras | np MiB |
+|---|---|---|---|---|---|---|---|---|---|
+| MLP 64-128-64-10 | 3208 | 1153 | 1741 | 1365 | 465 | 2.78 | 1.51 | 2.94 | 0.27 |
+| CNN on 8x8 | 165 | 332 | 498 | 682 | 381 | 0.50 | 1.50 | 1.79 | 3.07 |
+| MLP 784-512-512-10 (128) | 142 | 130 | 101 | 146 | 95 | 1.09 | 0.78 | 1.53 | 8.16 |
+| LeNet-5 on 32x32 | 71 | 116 | 114 | 131 | 96 | 0.62 | 0.98 | 1.37 | 15.79 |
+| LSTM(64), 20 steps of 8 | 54 | 210 | 213 | 98 | 196 | 0.26 | 1.01 | 0.50 | 3.91 |
 """
 
 from __future__ import annotations
