@@ -156,10 +156,15 @@ Lowering = Callable[[GraphBuilder, Any], None]
 
 def lowerings() -> dict[str, Lowering]:
     """Every IR op's lowering, keyed by op name."""
-    from nnc.backends.onnx import lower_activations, lower_layers, lower_recurrent
+    from nnc.backends.onnx import (
+        lower_activations,
+        lower_layers,
+        lower_recurrent,
+        lower_resample,
+    )
 
     table: dict[str, Lowering] = {}
-    for module in (lower_layers, lower_recurrent, lower_activations):
+    for module in (lower_layers, lower_recurrent, lower_activations, lower_resample):
         table.update(module.LOWERINGS)
     return table
 

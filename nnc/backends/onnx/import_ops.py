@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nnc.backends.onnx import import_layers, import_recurrent, import_views
+from nnc.backends.onnx import import_layers, import_recurrent, import_resample, import_views
 from nnc.backends.onnx.import_patterns import PATTERNS
 from nnc.backends.onnx.importer import Converter
 
@@ -10,6 +10,7 @@ CONVERTERS: dict[str, Converter] = {
     **import_layers.CONVERTERS,
     **import_views.CONVERTERS,
     **import_recurrent.CONVERTERS,
+    **import_resample.CONVERTERS,
 }
 
 __all__ = ["CONVERTERS", "PATTERNS"]

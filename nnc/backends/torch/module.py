@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from nnc.backends.codegen import CodeWriter, py_identifier
 from nnc.backends.torch.activations import ACTIVATIONS
 from nnc.backends.torch.layers import LAYERS, Layer, Site
+from nnc.backends.torch.resample import RESAMPLE
 from nnc.errors import UnsupportedOpError
 from nnc.ir.ops import Node
 from nnc.ir.ops.graph import Call
@@ -95,7 +96,7 @@ MODULE_NAMES = frozenset(
 
 def has_lowering(op: str) -> bool:
     """Whether ``op`` has a lowering (Call nodes are lowered here, as submodules)."""
-    return op in LAYERS or op in ACTIVATIONS or op == "call"
+    return op in LAYERS or op in RESAMPLE or op in ACTIVATIONS or op == "call"
 
 
 @dataclass
@@ -168,7 +169,7 @@ def _lower_one(
             for canonical, torch_name in callee.torch_names.items():
                 cls.torch_names[f"{node.name}.{canonical}"] = f"{attr_name}.{torch_name}"
         else:
-            lower = LAYERS.get(node.op) or ACTIVATIONS.get(node.op)
+            lower = LAYERS.get(node.op) or RESAMPLE.get(node.op) or ACTIVATIONS.get(node.op)
             if lower is None:
                 raise UnsupportedOpError(node.op, "torch", node.span)
             layer = lower(node, Site(ins=ins, xs=xs, attr=attr, out=node.type))

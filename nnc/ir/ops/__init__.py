@@ -34,6 +34,7 @@ from nnc.ir.ops.graph import Add, Call, Concat
 from nnc.ir.ops.normalization import BatchNorm, LayerNorm, LocalResponseNorm
 from nnc.ir.ops.pooling import AvgPool, GlobalAvgPool, MaxPool, SumPool
 from nnc.ir.ops.recurrent import GRU, LSTM, SimpleRNN
+from nnc.ir.ops.resample import DepthToSpace, Resize, SpaceToDepth
 from nnc.ir.ops.reshape import Dropout, Flatten, Reshape
 
 Node = Annotated[
@@ -46,6 +47,9 @@ Node = Annotated[
     | AvgPool
     | SumPool
     | GlobalAvgPool
+    | Resize
+    | DepthToSpace
+    | SpaceToDepth
     | Flatten
     | Reshape
     | Dropout
@@ -85,6 +89,9 @@ OP_CLASSES: tuple[type[Op], ...] = (
     AvgPool,
     SumPool,
     GlobalAvgPool,
+    Resize,
+    DepthToSpace,
+    SpaceToDepth,
     Flatten,
     Reshape,
     Dropout,

@@ -14,6 +14,7 @@ import numpy as np
 
 from nnc.ir.ops.pooling import _Pool
 from nnc.ir.program import Model
+from tests.backends import spatial_reference
 
 Arrays = Mapping[str, np.ndarray]
 SELU_ALPHA = 1.6732632423543772
@@ -84,6 +85,8 @@ def _op(node, args, w):
         return sum(args[1:], args[0])
     if op == "concat":
         return np.concatenate(args, axis=node.axis + 1 if node.axis >= 0 else node.axis)
+    if op in spatial_reference.OPS:
+        return spatial_reference.evaluate(node, x)
     return _activation(x, w, node)
 
 

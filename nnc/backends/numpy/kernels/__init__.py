@@ -15,9 +15,9 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from nnc.backends.numpy.kernels import conv, core, losses, norm, pool, recurrent
+from nnc.backends.numpy.kernels import conv, core, losses, norm, pool, recurrent, resample
 
-_MODULES = (core, losses, conv, pool, norm, recurrent)
+_MODULES = (core, losses, conv, pool, norm, recurrent, resample)
 
 
 def _collect() -> dict[str, Callable[..., Any]]:
