@@ -57,6 +57,18 @@ class LayerMethods:
         """Mean over all spatial positions: [C, ...] -> [C]."""
         return self.layer("global_avg_pool", *args, **attrs)
 
+    def resize(self, *args: Any, **attrs: Any) -> Tensor:
+        """``resize(scale = 2, mode = nearest | bilinear, align_corners = false)``."""
+        return self.layer("resize", *args, **attrs)
+
+    def depth_to_space(self, *args: Any, **attrs: Any) -> Tensor:
+        """``depth_to_space(block)``: [C·b², H, W] -> [C, H·b, W·b], DCR order."""
+        return self.layer("depth_to_space", *args, **attrs)
+
+    def space_to_depth(self, *args: Any, **attrs: Any) -> Tensor:
+        """``space_to_depth(block)``: [C, H·b, W·b] -> [C·b², H, W], DCR order."""
+        return self.layer("space_to_depth", *args, **attrs)
+
     def flatten(self, *args: Any, **attrs: Any) -> Tensor:
         """Collapse the per-sample dims, channels-first order."""
         return self.layer("flatten", *args, **attrs)

@@ -116,6 +116,9 @@ RULES: dict[str, MacRule] = {
             "avgpool",
             "sumpool",
             "global_avg_pool",
+            "resize",  # interpolation weights are not learned
+            "depth_to_space",
+            "space_to_depth",
             "flatten",
             "reshape",
             "dropout",

@@ -17,6 +17,7 @@ from nnc.backends.numpy.lower_elementwise import LOWERINGS as ELEMENTWISE
 from nnc.backends.numpy.lower_energy import LOWERINGS as ENERGY
 from nnc.backends.numpy.lower_layers import LOWERINGS as LAYERS
 from nnc.backends.numpy.lower_math import LOWERINGS as MATH
+from nnc.backends.numpy.lower_resample import LOWERINGS as RESAMPLE
 from nnc.backends.numpy.lower_spatial import LOWERINGS as SPATIAL
 from nnc.backends.numpy.lower_stateful import LOWERINGS as STATEFUL
 from nnc.backends.numpy.training import (
@@ -37,7 +38,15 @@ from nnc.ir.training import Recipe
 NAME = "numpy"
 
 # Every IR op (but ``call``, which inline_calls removes) and how it is written.
-LOWERINGS: dict[str, Lowering] = {**LAYERS, **SPATIAL, **STATEFUL, **ELEMENTWISE, **ENERGY, **MATH}
+LOWERINGS: dict[str, Lowering] = {
+    **LAYERS,
+    **SPATIAL,
+    **RESAMPLE,
+    **STATEFUL,
+    **ELEMENTWISE,
+    **ENERGY,
+    **MATH,
+}
 
 
 def generate(program: Program, model: str | None, source: str) -> str:

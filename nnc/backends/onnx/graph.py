@@ -168,10 +168,12 @@ def lowerings() -> dict[str, Lowering]:
         lower_layers,
         lower_maths,
         lower_recurrent,
+        lower_resample,
     )
 
     table: dict[str, Lowering] = {}
-    for module in (lower_layers, lower_recurrent, lower_activations, lower_energy, lower_maths):
+    modules = (lower_layers, lower_recurrent, lower_activations, lower_energy, lower_maths)
+    for module in (*modules, lower_resample):
         table.update(module.LOWERINGS)
     return table
 

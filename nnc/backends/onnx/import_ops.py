@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from nnc.backends.onnx import import_layers, import_maths, import_recurrent, import_views
+from nnc.backends.onnx import (
+    import_layers,
+    import_maths,
+    import_recurrent,
+    import_resample,
+    import_views,
+)
 from nnc.backends.onnx.import_patterns import PATTERNS
 from nnc.backends.onnx.importer import Converter
 
@@ -11,6 +17,7 @@ CONVERTERS: dict[str, Converter] = {
     **import_views.CONVERTERS,
     **import_recurrent.CONVERTERS,
     **import_maths.CONVERTERS,
+    **import_resample.CONVERTERS,
 }
 
 for _op, _patterns in import_maths.PATTERNS.items():

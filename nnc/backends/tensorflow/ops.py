@@ -17,6 +17,7 @@ from typing import Any
 from nnc.backends.codegen import py_literal
 from nnc.backends.tensorflow.graph import FIRST, LAST, ModelEmitter, tensor_axis
 from nnc.backends.tensorflow.maths import LOWERINGS as MATHS
+from nnc.backends.tensorflow.resample import RESAMPLE
 from nnc.ir.ops import Node
 from nnc.ir.ops.activations import Elu, LeakyRelu, LogSoftmax, PRelu, Softmax
 from nnc.ir.ops.conv import Conv2dTranspose, _Conv
@@ -323,5 +324,6 @@ LOWERINGS: dict[str, Lowering] = {
     "add": _add,
     "concat": _concat,
     **MATHS,
+    **RESAMPLE,
 }
 """Every op but ``call`` (a model used as a layer), which the emitter handles itself."""

@@ -19,6 +19,7 @@ from nnc.backends.codegen import CodeWriter, py_identifier
 from nnc.backends.torch.activations import ACTIVATIONS
 from nnc.backends.torch.layers import LAYERS, Layer, Site
 from nnc.backends.torch.maths import MATHS
+from nnc.backends.torch.resample import RESAMPLE
 from nnc.errors import UnsupportedOpError
 from nnc.ir.ops import Node
 from nnc.ir.ops.graph import Call
@@ -96,7 +97,7 @@ MODULE_NAMES = frozenset(
 
 def has_lowering(op: str) -> bool:
     """Whether ``op`` has a lowering (Call nodes are lowered here, as submodules)."""
-    return op in LAYERS or op in ACTIVATIONS or op in MATHS or op == "call"
+    return op in LAYERS or op in RESAMPLE or op in ACTIVATIONS or op in MATHS or op == "call"
 
 
 @dataclass
@@ -169,7 +170,12 @@ def _lower_one(
             for canonical, torch_name in callee.torch_names.items():
                 cls.torch_names[f"{node.name}.{canonical}"] = f"{attr_name}.{torch_name}"
         else:
-            lower = LAYERS.get(node.op) or ACTIVATIONS.get(node.op) or MATHS.get(node.op)
+            lower = (
+                LAYERS.get(node.op)
+                or RESAMPLE.get(node.op)
+                or ACTIVATIONS.get(node.op)
+                or MATHS.get(node.op)
+            )
             if lower is None:
                 raise UnsupportedOpError(node.op, "torch", node.span)
             layer = lower(node, Site(ins=ins, xs=xs, attr=attr, out=node.type))

@@ -51,6 +51,7 @@ from nnc.ir.ops.normalization import BatchNorm, LayerNorm, LocalResponseNorm
 from nnc.ir.ops.pooling import AvgPool, GlobalAvgPool, MaxPool, SumPool
 from nnc.ir.ops.recurrent import GRU, LSTM, SimpleRNN
 from nnc.ir.ops.reduce import GlobalMaxPool, Max, Mean, Min, Sum
+from nnc.ir.ops.resample import DepthToSpace, Resize, SpaceToDepth
 from nnc.ir.ops.reshape import Dropout, Flatten, Reshape
 
 Node = Annotated[
@@ -64,6 +65,9 @@ Node = Annotated[
     | AvgPool
     | SumPool
     | GlobalAvgPool
+    | Resize
+    | DepthToSpace
+    | SpaceToDepth
     | Flatten
     | Reshape
     | Dropout
@@ -122,6 +126,9 @@ OP_CLASSES: tuple[type[Op], ...] = (
     AvgPool,
     SumPool,
     GlobalAvgPool,
+    Resize,
+    DepthToSpace,
+    SpaceToDepth,
     Flatten,
     Reshape,
     Dropout,

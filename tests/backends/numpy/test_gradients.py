@@ -73,6 +73,9 @@ VARIANTS = {
     "avgpool 2-d valid": "input x: [2, 6, 6]\n    avgpool(2)",
     "sumpool 2-d same": "input x: [2, 5, 5]\n    sumpool(2, padding = same)",
     "global_avg_pool 1-d": "input x: [3, 5]\n    global_avg_pool",
+    "resize nearest, per-dim scales": "input x: [2, 3, 2]\n    resize([2, 3])",
+    "resize linear 1-d, align corners": "input x: [2, 4]\n    resize(3, mode = bilinear, "
+    "align_corners = true)",
     "batchnorm rank 1": "input x: [5]\n    batchnorm",
     "batchnorm rank 2": "input x: [3, 6]\n    batchnorm(momentum = 0.2, eps = 0.001)",
     "layernorm rank 1": "input x: [6]\n    layernorm",

@@ -14,6 +14,7 @@ import numpy as np
 
 from nnc.ir.ops.pooling import _Pool
 from nnc.ir.program import Model
+from tests.backends import spatial_reference
 from tests.maths_reference import MATHS
 
 Arrays = Mapping[str, np.ndarray]
@@ -89,6 +90,8 @@ def _op(node, args, w):
         return np.concatenate(args, axis=node.axis + 1 if node.axis >= 0 else node.axis)
     if op in MATHS:
         return MATHS[op](node, x)
+    if op in spatial_reference.OPS:
+        return spatial_reference.evaluate(node, x)
     return _activation(x, w, node)
 
 

@@ -21,6 +21,7 @@ from nnc.ir.passes import inline_calls
 from nnc.ir.program import Model, Program
 from nnc.ir.training import BinaryCrossEntropy, CrossEntropy, Mae, Mse, Sse
 from nnc.ir.types import TensorType
+from tests.backends import spatial_reference
 from tests.maths_reference import MATHS
 
 Arrays = dict[str, np.ndarray]
@@ -294,6 +295,10 @@ _ELEMENTWISE: dict[str, Callable[[Any, np.ndarray], np.ndarray]] = {
 }
 
 
+def _spatial(node: Any, xs: list, *_: Any) -> np.ndarray | None:
+    return spatial_reference.evaluate(node, xs[0])
+
+
 def _elementwise(node: Any, xs: list, *_: Any) -> np.ndarray:
     return _ELEMENTWISE[node.op](node, xs[0])
 
@@ -336,6 +341,7 @@ _OPS: dict[str, Callable[..., np.ndarray]] = {
     "log_softmax": _softmax,
     **dict.fromkeys(_ELEMENTWISE, _elementwise),
     **dict.fromkeys(MATHS, _maths),
+    **dict.fromkeys(spatial_reference.OPS, _spatial),
 }
 REFERENCE_OPS = frozenset(_OPS)
 

@@ -15,9 +15,18 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from nnc.backends.numpy.kernels import conv, core, losses, norm, pool, recurrent, reduce
+from nnc.backends.numpy.kernels import (
+    conv,
+    core,
+    losses,
+    norm,
+    pool,
+    recurrent,
+    reduce,
+    resample,
+)
 
-_MODULES = (core, losses, conv, pool, norm, recurrent, reduce)
+_MODULES = (core, losses, conv, pool, norm, recurrent, reduce, resample)
 
 
 def _collect() -> dict[str, Callable[..., Any]]:
