@@ -156,9 +156,9 @@ def test_completion_of_arguments_recipe_keys_and_definitions(client: LspClient) 
     # The file's models, offered in another model's body (never the model itself).
     models = AUTOENCODER.replace("    Encoder\n    Decoder\n", "    Enc\n    Decoder\n")
     assert labels_at(client, "file:///models.nn", models, "    Enc") == ["Encoder"]
-    # The file's blocks.
-    blocks = RESNET.replace("    residual(16)\n    residual(16)\n", "    resi\n")
-    assert labels_at(client, "file:///blocks.nn", blocks, "    resi") == ["residual"]
+    # The file's blocks ("resi" offers the resize layer too).
+    blocks = RESNET.replace("    residual(16)\n    residual(16)\n", "    resid\n")
+    assert labels_at(client, "file:///blocks.nn", blocks, "    resid") == ["residual"]
 
 
 @pytest.mark.parametrize(
