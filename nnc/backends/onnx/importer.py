@@ -301,23 +301,27 @@ class Importer:
 
     def _declare_inputs(self) -> None:
         taken: set[str] = set()
+        doubles: list[str] = []
         for value in self.graph.inputs:
             name = _identifier(value.name, "input", taken)
             if name != value.name:
                 self.notes.append(f"graph input '{value.name}' is the model input '{name}'")
             tensor_type = value.type.tensor_type
-            if tensor_type.elem_type not in (TensorProto.FLOAT, TensorProto.INT64):
+            if tensor_type.elem_type not in (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.INT64):
                 kind = TensorProto.DataType.Name(tensor_type.elem_type)
                 raise OnnxImportError(
-                    f"graph input '{value.name}' is {kind}; nnc inputs are float32 or int64"
+                    f"graph input '{value.name}' is {kind}; nnc inputs are float32, float64 "
+                    "(computed in float32) or int64"
                 )
+            if tensor_type.elem_type == TensorProto.DOUBLE:
+                doubles.append(value.name)
             dims = list(tensor_type.shape.dim)
             if not tensor_type.HasField("shape") or not dims:
                 raise OnnxImportError(
                     f"graph input '{value.name}' needs a shape with a batch axis. "
                     f"Received: {shape_text(value)}"
                 )
-            batch_axis = 1 if self._time_major_input(value.name) else 0
+            batch_axis = 1 if time_major_input(self.graph, value.name) else 0
             if batch_axis == 1:
                 self.notes.append(
                     f"graph input '{value.name}' is time-major [t, N, F]; the nnc model takes "
@@ -333,21 +337,14 @@ class Importer:
                     shape.append(int(d.dim_value))
                 else:
                     shape.append(_identifier(d.dim_param or f"{name}_dim{k}", "dim", set()))
-            dtype = "float32" if tensor_type.elem_type == TensorProto.FLOAT else "int64"
+            dtype = "int64" if tensor_type.elem_type == TensorProto.INT64 else "float32"
             t = TensorType(dtype=dtype, shape=tuple(shape))
             self.inputs.append(Input(name=name, type=t))
             self.types[name] = t
             self.env[value.name] = Tensor(name, tuple(shape), batch_axis)
             self.batch_axes[name] = batch_axis
-
-    def _time_major_input(self, name: str) -> bool:
-        """Whether ``name`` is read only as the input sequence of time-major
-        recurrent nodes, which is the only place a graph input has its batch second."""
-        readers = self.graph.consumers.get(name, [])
-        return bool(readers) and all(
-            r.op_type in RECURRENT and r.input[0] == name and _attribute(r, "layout", 0) == 0
-            for r in readers
-        )
+        if doubles:
+            self.notes.append(double_note(doubles, self.graph))
 
     def finish(self, model_name: str) -> Imported:
         """Name the IR nodes, collect outputs and weights, and check the program."""
@@ -419,6 +416,31 @@ class Importer:
         return names
 
 
+def double_note(inputs: list[str], graph: Graph) -> str:
+    """What importing a float64 graph in float32 costs, for the import's notes."""
+    names = ", ".join(f"'{n}'" for n in inputs)
+    which = f"graph input {names} is" if len(inputs) == 1 else f"graph inputs {names} are"
+    weights = sum(1 for a in graph.consts.values() if a.dtype == np.float64)
+    stored = f", and its {weights} float64 constants are stored as float32" if weights else ""
+    return (
+        f"{which} float64 (DOUBLE); nnc computes in float32, so the graph is cast to "
+        f"float32: the model takes float32 inputs{stored}. float32 keeps about 7 "
+        "significant digits of float64's 16: expect outputs to differ from the original "
+        "by about 1e-7 relative, more through long or ill-conditioned chains"
+    )
+
+
+def time_major_input(graph: Graph, name: str) -> bool:
+    """Whether ``name`` is read only as the input sequence of time-major recurrent
+    nodes, which is the only place a graph input has its batch second."""
+    # A Shape reads no values; the folding pass removes it.
+    readers = [r for r in graph.consumers.get(name, []) if r.op_type != "Shape"]
+    return bool(readers) and all(
+        r.op_type in RECURRENT and r.input[0] == name and _attribute(r, "layout", 0) == 0
+        for r in readers
+    )
+
+
 def _attribute(node: onnx.NodeProto, name: str, default: Any) -> Any:
     for a in node.attribute:
         if a.name == name:
@@ -455,10 +477,12 @@ def _identifier(name: str, what: str, taken: set[str]) -> str:
 def import_onnx(data: bytes | str | Path, name: str | None = None) -> Imported:
     """Import an ONNX model: a checked Program with one model, canonical weights and
     conversion notes. The model is named ``name``, else after the ONNX graph."""
+    from nnc.backends.onnx.fold_shapes import fold_graph
     from nnc.backends.onnx.import_ops import CONVERTERS, PATTERNS
 
     proto, source = read_model(data)
     graph = load_graph(proto, source)
+    fold_graph(graph, {i.name: 1 for i in graph.inputs if time_major_input(graph, i.name)})
     importer = Importer(graph, source)
     importer.run(CONVERTERS, PATTERNS)
     model_name = name or _model_name(proto.graph.name)

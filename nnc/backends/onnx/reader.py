@@ -143,7 +143,7 @@ def load_graph(model: onnx.ModelProto, source: str) -> Graph:
     nodes = [n for n in ordered if id(n) in needed and n.op_type != "Constant"]
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in nodes:
-        for name in _followed_inputs(node):
+        for name in followed_inputs(node):
             consumers.setdefault(name, []).append(node)
     # Any checker complaint left (attribute types, ranges) names the model's defect.
     check_model(model, source)
@@ -214,7 +214,7 @@ def toposort(
     return ordered
 
 
-def _followed_inputs(node: onnx.NodeProto) -> list[str]:
+def followed_inputs(node: onnx.NodeProto) -> list[str]:
     """The inputs whose values a node needs. ConstantOfShape fills a shape with one
     value, and the importer only needs to know that value (a zero initial state of a
     recurrent layer, computed from the batch size, is the common case)."""
@@ -236,7 +236,7 @@ def _needed(
         if node is None or id(node) in needed:
             continue
         needed.add(id(node))
-        stack.extend(producers[name] for name in _followed_inputs(node))
+        stack.extend(producers[name] for name in followed_inputs(node))
     return needed
 
 

@@ -98,7 +98,9 @@ def _compare(session: Any, imported: Imported, seed: int = 0) -> tuple[float, in
         else:
             values = rng.normal(size=(batch, *sample)).astype(np.float32)
         inputs.append(values)
-        feeds[graph_input.name] = np.ascontiguousarray(np.moveaxis(values, 0, axis))
+        feed = np.ascontiguousarray(np.moveaxis(values, 0, axis))
+        # A float64 original (imported in float32) gets the same values in float64.
+        feeds[graph_input.name] = feed.astype(np.float64) if graph_input.type == "tensor(double)" else feed
     want = run_session(session, feeds)
     if imported.standardize is not None:  # the nnc model takes standardised data
         mean, std = imported.standardize
