@@ -26,6 +26,7 @@ error naming the reading node.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -209,14 +210,15 @@ def _elementwise(
             if commutes and isinstance(b, Symbol) and a == neutral:
                 return b
             return UNKNOWN
-        return ints(np.int64(a), np.int64(b)).item()
+        return ints(np.array(a, dtype=np.int64), np.array(b, dtype=np.int64)).item()
 
     def evaluate(node: onnx.NodeProto, inputs: Sequence[np.ndarray | None]) -> np.ndarray:
         a, b = inputs[0], inputs[1]
         assert a is not None and b is not None
         if symbolic(a) or symbolic(b):
             commutes = node.op_type in ("Add", "Mul")
-            return np.frompyfunc(lambda p, q: entry(p, q, commutes), 2, 1)(a, b).astype(object)
+            combine = np.frompyfunc(lambda p, q: entry(p, q, commutes), 2, 1)
+            return np.asarray(combine(a, b), dtype=object)
         with np.errstate(all="ignore"):
             return np.asarray(ints(a, b))
 
@@ -343,10 +345,9 @@ class _Shapes:
             model.graph.input.extend(
                 self.named.get(v.name, v) for v in self.graph.model.graph.input
             )
-            try:
+            # onnx raises its own types; without inferred shapes, inner Shapes stay.
+            with contextlib.suppress(Exception):
                 model = onnx.shape_inference.infer_shapes(model)
-            except Exception:  # onnx raises its own types; without shapes nothing folds
-                pass
             g = model.graph
             self.inferred = {v.name: v for v in (*g.value_info, *g.output)}
         return self.inferred

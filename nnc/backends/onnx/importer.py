@@ -307,7 +307,11 @@ class Importer:
             if name != value.name:
                 self.notes.append(f"graph input '{value.name}' is the model input '{name}'")
             tensor_type = value.type.tensor_type
-            if tensor_type.elem_type not in (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.INT64):
+            if tensor_type.elem_type not in (
+                TensorProto.FLOAT,
+                TensorProto.DOUBLE,
+                TensorProto.INT64,
+            ):
                 kind = TensorProto.DataType.Name(tensor_type.elem_type)
                 raise OnnxImportError(
                     f"graph input '{value.name}' is {kind}; nnc inputs are float32, float64 "

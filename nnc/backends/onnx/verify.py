@@ -100,7 +100,9 @@ def _compare(session: Any, imported: Imported, seed: int = 0) -> tuple[float, in
         inputs.append(values)
         feed = np.ascontiguousarray(np.moveaxis(values, 0, axis))
         # A float64 original (imported in float32) gets the same values in float64.
-        feeds[graph_input.name] = feed.astype(np.float64) if graph_input.type == "tensor(double)" else feed
+        feeds[graph_input.name] = (
+            feed.astype(np.float64) if graph_input.type == "tensor(double)" else feed
+        )
     want = run_session(session, feeds)
     if imported.standardize is not None:  # the nnc model takes standardised data
         mean, std = imported.standardize
