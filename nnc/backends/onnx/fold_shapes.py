@@ -85,6 +85,14 @@ class _NotFoldable(Exception):
     """The node's inputs are known but this pass does not evaluate it."""
 
 
+def _given(value: Any) -> Any:
+    """An input the evaluator needs; an absent one (an empty name) leaves the node
+    to the importer, which reports it."""
+    if value is None:
+        raise _NotFoldable
+    return value
+
+
 # -- the evaluators: (node, inputs) -> output; inputs None when absent ---------------
 
 
@@ -98,7 +106,7 @@ def _axes(node: onnx.NodeProto, inputs: Sequence[np.ndarray | None]) -> list[int
 
 def _unsqueeze(node: onnx.NodeProto, inputs: Sequence[np.ndarray | None]) -> np.ndarray:
     x, axes = inputs[0], _axes(node, inputs)
-    assert x is not None
+    x = _given(x)
     if not axes:
         raise _NotFoldable
     rank = x.ndim + len(axes)
@@ -109,13 +117,13 @@ def _unsqueeze(node: onnx.NodeProto, inputs: Sequence[np.ndarray | None]) -> np.
 
 def _squeeze(node: onnx.NodeProto, inputs: Sequence[np.ndarray | None]) -> np.ndarray:
     x, axes = inputs[0], _axes(node, inputs)
-    assert x is not None
+    x = _given(x)
     return np.squeeze(x) if axes is None else np.squeeze(x, axis=tuple(axes))
 
 
 def _gather(node: onnx.NodeProto, inputs: Sequence[np.ndarray | None]) -> np.ndarray:
     x, indices = inputs[0], inputs[1]
-    assert x is not None and indices is not None
+    x, indices = _given(x), _given(indices)
     if symbolic(indices):
         raise _NotFoldable
     axis = int(_attr(node, "axis", 0))
@@ -126,7 +134,7 @@ def _gather(node: onnx.NodeProto, inputs: Sequence[np.ndarray | None]) -> np.nda
 
 def _slice(node: onnx.NodeProto, inputs: Sequence[np.ndarray | None]) -> np.ndarray:
     x = inputs[0]
-    assert x is not None
+    x = _given(x)
     if len(inputs) > 1:  # opset 10 and later
         starts, ends = _ints(inputs[1]), _ints(inputs[2] if len(inputs) > 2 else None)
         axes = _ints(inputs[3] if len(inputs) > 3 else None)
@@ -153,7 +161,7 @@ def _concat(node: onnx.NodeProto, inputs: Sequence[np.ndarray | None]) -> np.nda
 
 def _cast(node: onnx.NodeProto, inputs: Sequence[np.ndarray | None]) -> np.ndarray:
     x = inputs[0]
-    assert x is not None
+    x = _given(x)
     target = helper.tensor_dtype_to_np_dtype(int(_attr(node, "to", TensorProto.FLOAT)))
     if symbolic(x):
         if target.kind not in "iu":
@@ -164,7 +172,7 @@ def _cast(node: onnx.NodeProto, inputs: Sequence[np.ndarray | None]) -> np.ndarr
 
 def _reshape(node: onnx.NodeProto, inputs: Sequence[np.ndarray | None]) -> np.ndarray:
     x, shape = inputs[0], _ints(inputs[1])
-    assert x is not None and shape is not None
+    x, shape = _given(x), _given(shape)
     allowzero = int(_attr(node, "allowzero", 0))
     dims = [x.shape[k] if d == 0 and not allowzero else d for k, d in enumerate(shape)]
     return x.reshape(dims)
@@ -172,7 +180,7 @@ def _reshape(node: onnx.NodeProto, inputs: Sequence[np.ndarray | None]) -> np.nd
 
 def _flatten(node: onnx.NodeProto, inputs: Sequence[np.ndarray | None]) -> np.ndarray:
     x = inputs[0]
-    assert x is not None
+    x = _given(x)
     axis = int(_attr(node, "axis", 1))
     axis = axis + x.ndim if axis < 0 else axis
     return x.reshape(math.prod(x.shape[:axis]), -1)
@@ -180,14 +188,14 @@ def _flatten(node: onnx.NodeProto, inputs: Sequence[np.ndarray | None]) -> np.nd
 
 def _transpose(node: onnx.NodeProto, inputs: Sequence[np.ndarray | None]) -> np.ndarray:
     x = inputs[0]
-    assert x is not None
+    x = _given(x)
     perm = _attr(node, "perm", None)
     return np.transpose(x, None if perm is None else [int(p) for p in perm])
 
 
 def _constant_of_shape(node: onnx.NodeProto, inputs: Sequence[np.ndarray | None]) -> np.ndarray:
     dims = _ints(inputs[0])
-    assert dims is not None
+    dims = _given(dims)
     if any(d < 0 for d in dims) or math.prod(dims) > MAX_ELEMENTS:
         raise ResourceError(f"{describe(node)} makes an absurd shape {dims}")
     value = _attr(node, "value", None)
@@ -214,13 +222,12 @@ def _elementwise(
 
     def evaluate(node: onnx.NodeProto, inputs: Sequence[np.ndarray | None]) -> np.ndarray:
         a, b = inputs[0], inputs[1]
-        assert a is not None and b is not None
+        a, b = _given(a), _given(b)
         if symbolic(a) or symbolic(b):
             commutes = node.op_type in ("Add", "Mul")
             combine = np.frompyfunc(lambda p, q: entry(p, q, commutes), 2, 1)
             return np.asarray(combine(a, b), dtype=object)
-        with np.errstate(all="ignore"):
-            return np.asarray(ints(a, b))
+        return np.asarray(ints(a, b))
 
     return evaluate
 
@@ -235,18 +242,17 @@ def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _unary(f: Callable[[np.ndarray], np.ndarray]) -> Callable[..., np.ndarray]:
     def evaluate(node: onnx.NodeProto, inputs: Sequence[np.ndarray | None]) -> np.ndarray:
         x = inputs[0]
-        assert x is not None
+        x = _given(x)
         if symbolic(x):
             raise _NotFoldable
-        with np.errstate(all="ignore"):
-            return np.asarray(f(x)).astype(x.dtype)
+        return np.asarray(f(x)).astype(x.dtype)
 
     return evaluate
 
 
 def _identity(node: onnx.NodeProto, inputs: Sequence[np.ndarray | None]) -> np.ndarray:
     x = inputs[0]
-    assert x is not None
+    x = _given(x)
     return x
 
 
@@ -283,10 +289,11 @@ def fold_node(node: onnx.NodeProto, inputs: Sequence[np.ndarray | None]) -> list
     if folder is None or node.domain not in DEFAULT_DOMAINS or len(node.output) != 1:
         return None
     try:
-        result = np.asarray(folder(node, inputs))  # NumPy gives scalars for 0-d results
+        with np.errstate(all="ignore"):  # x / 0 of constants is the graph's own business
+            result = np.asarray(folder(node, inputs))  # NumPy gives scalars for 0-d results
     except _NotFoldable:
         return None
-    except (ValueError, IndexError, TypeError) as exc:
+    except (ValueError, IndexError, TypeError, KeyError, OverflowError) as exc:
         raise OnnxImportError(
             f"{describe(node)}: cannot be computed on its constants: {exc}"
         ) from None
@@ -347,7 +354,7 @@ class _Shapes:
             )
             # onnx raises its own types; without inferred shapes, inner Shapes stay.
             with contextlib.suppress(Exception):
-                model = onnx.shape_inference.infer_shapes(model)
+                model = onnx.shape_inference.infer_shapes(model, data_prop=True)
             g = model.graph
             self.inferred = {v.name: v for v in (*g.value_info, *g.output)}
         return self.inferred

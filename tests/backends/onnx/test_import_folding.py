@@ -99,6 +99,19 @@ def _torch_modules() -> dict[str, Any]:
         def forward(self, x):  # type: ignore[no-untyped-def]
             return self.out(torch.tanh(self.fc(x.view(x.size(0), -1))))
 
+    class TwoViews(nn.Module):
+        """A view of a viewed tensor: its Shape needs ONNX's data propagation."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(12, 6)
+            self.per_row = nn.Linear(3, 2)
+
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            y = self.fc(x.view(x.size(0), -1))
+            y = torch.tanh(self.per_row(y.view(y.size(0), 2, 3)))
+            return y.reshape(y.size(0), -1)
+
     class CNN(nn.Module):
         def __init__(self, how: str) -> None:
             super().__init__()
@@ -132,6 +145,7 @@ def _torch_modules() -> dict[str, Any]:
     return {
         "mlp_view": (MLPView, (2, 3, 4), True),
         "mlp_view_unfolded": (MLPView, (2, 3, 4), False),
+        "mlp_two_views": (TwoViews, (2, 3, 4), True),
         "cnn_flatten": (lambda: CNN("flatten"), (2, 1, 8, 8), True),
         "cnn_reshape": (lambda: CNN("reshape"), (2, 1, 8, 8), True),
         "cnn_view_of_sizes": (lambda: CNN("view"), (2, 1, 8, 8), True),
@@ -142,6 +156,7 @@ def _torch_modules() -> dict[str, Any]:
 TORCH_OPS = {
     "mlp_view": ["flatten", "dense", "tanh", "dense"],
     "mlp_view_unfolded": ["flatten", "dense", "tanh", "dense"],
+    "mlp_two_views": ["flatten", "dense", "reshape", "dense", "tanh", "flatten"],
     "cnn_flatten": ["conv2d", "relu", "maxpool", "flatten", "dense"],
     "cnn_reshape": ["conv2d", "relu", "maxpool", "flatten", "dense"],
     "cnn_view_of_sizes": ["conv2d", "relu", "maxpool", "flatten", "dense"],
