@@ -18,7 +18,7 @@ NumPy before any ONNX op is mapped to an nnc op:
 A value that still holds a symbol and is read by anything else is refused with an
 error naming the reading node.
 
->>> from onnx import TensorProto, helper
+>>> from onnx import helper
 >>> s = Symbol("N", batch=True)
 >>> fold_node(helper.make_node("Mul", ["a", "b"], ["c"]), [np.array([s, 3], object), np.array(2)])
 [array([?, 6], dtype=object)]
@@ -314,7 +314,7 @@ class _Shapes:
 
     def __init__(self, graph: Graph, batch_axes: dict[str, int]):
         self.graph = graph
-        self.inferred: dict[str, onnx.TypeProto] | None = None
+        self.inferred: dict[str, onnx.ValueInfoProto] | None = None
         self.batch: set[str] = set()
         self.named: dict[str, onnx.ValueInfoProto] = {}
         for value in graph.inputs:
