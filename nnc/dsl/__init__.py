@@ -17,12 +17,14 @@ from pathlib import Path
 from nnc.dsl import ast
 from nnc.dsl.bind import Chooser
 from nnc.dsl.lower import BlockCheck, lower
+from nnc.dsl.lower_graph import SplitCheck
 from nnc.dsl.parser import parse_file
 from nnc.dsl.printer import format_file
 from nnc.dsl.unparse import program_to_ast
 from nnc.errors import NncError, ParseError, ShapeError, Span
 from nnc.ir.passes import check as check_program
 from nnc.ir.passes import infer_shapes, validate
+from nnc.ir.ops.layout import check_split
 from nnc.ir.passes.resources import check_resources
 from nnc.ir.program import Program
 from nnc.ir.types import Dim, format_shape, unify
@@ -106,9 +108,12 @@ def format_source(text: str, filename: str = "<string>") -> str:
         raise err.with_source(text) from None
 
 
-def _check_blocks(program: Program, checks: list[BlockCheck]) -> None:
+def _check_blocks(program: Program, checks: list[BlockCheck | SplitCheck]) -> None:
     for c in checks:
         model = program.models[c.model]
+        if isinstance(c, SplitCheck):
+            check_split(c.axis, c.sizes, model.value_type(c.source), c.span)
+            continue
         bindings: dict[str, Dim] = {}
         for declared, actual, pattern in c.inputs:
             t = model.value_type(actual)

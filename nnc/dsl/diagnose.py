@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from nnc.dsl import ast
 from nnc.dsl.lower import BlockCheck, lower
+from nnc.dsl.lower_graph import SplitCheck
 from nnc.dsl.parser import parse_file
 from nnc.errors import NncError
 from nnc.ir.ops.graph import Call
@@ -108,7 +109,7 @@ def _callees(program: Program, name: str) -> set[str]:
     return found
 
 
-def _blocks(program: Program, checks: list[BlockCheck]) -> None:
+def _blocks(program: Program, checks: list[BlockCheck | SplitCheck]) -> None:
     from nnc.dsl import _check_blocks
 
     _check_blocks(program, checks)

@@ -29,6 +29,7 @@ from nnc.dsl.lower_graph import (
     BlockCheck,
     Graph,
     Scope,
+    SplitCheck,
     snake_case,
 )
 from nnc.dsl.lower_recipe import lower_recipe
@@ -48,7 +49,7 @@ class Lowered:
     names of the models and recipes those errors (or a failed dependency) left out."""
 
     program: Program
-    block_checks: list[BlockCheck] = field(default_factory=list)
+    block_checks: list[BlockCheck | SplitCheck] = field(default_factory=list)
     errors: list[NncError] = field(default_factory=list)
     failed: set[str] = field(default_factory=set)
 
@@ -75,7 +76,7 @@ class _Lowerer:
         self.model_defs: dict[str, ast.ModelDef] = {}
         self.block_defs: dict[str, ast.BlockDef] = {}
         self.models: dict[str, Model] = {}
-        self.checks: list[BlockCheck] = []
+        self.checks: list[BlockCheck | SplitCheck] = []
         self.errors: list[NncError] = []
         self.failed: set[str] = set()
         self._lowering: list[str] = []
