@@ -152,8 +152,8 @@ def test_builder_equals_parser() -> None:
     u = b.unsqueeze(s, 0, name="u")
     c = b.slice(u, axes=[1], starts=[3], stops=[-5], steps=[-1], name="c")
     left, right = b.split(c, axis=2, sizes=[2, 4], names=["left", "right"])
-    p = b.pad(left, [0, 1, 0, 0, 1, 0], mode="reflect")
     r = b.tile(right, [1, 1, 2])
+    p = b.pad(left, [0, 1, 0, 0, 1, 0], mode="reflect")
     q = b.broadcast_to(b.slice(p, axes=[0], starts=[0], stops=[1]), [3, 6, 2])
     b.output(r, q)
     parsed = nnc.parse(
