@@ -22,9 +22,9 @@ from nnc.dsl.parser import parse_file
 from nnc.dsl.printer import format_file
 from nnc.dsl.unparse import program_to_ast
 from nnc.errors import NncError, ParseError, ShapeError, Span
+from nnc.ir.ops.layout import check_split
 from nnc.ir.passes import check as check_program
 from nnc.ir.passes import infer_shapes, validate
-from nnc.ir.ops.layout import check_split
 from nnc.ir.passes.resources import check_resources
 from nnc.ir.program import Program
 from nnc.ir.types import Dim, format_shape, unify
@@ -60,6 +60,7 @@ def program_of(
         return lowered.program
     typed = infer_shapes(lowered.program)
     _check_blocks(typed, lowered.block_checks)
+    check_splits(typed, lowered.split_checks)
     return check_resources(validate(typed), memory_budget)
 
 
@@ -108,12 +109,9 @@ def format_source(text: str, filename: str = "<string>") -> str:
         raise err.with_source(text) from None
 
 
-def _check_blocks(program: Program, checks: list[BlockCheck | SplitCheck]) -> None:
+def _check_blocks(program: Program, checks: list[BlockCheck]) -> None:
     for c in checks:
         model = program.models[c.model]
-        if isinstance(c, SplitCheck):
-            check_split(c.axis, c.sizes, model.value_type(c.source), c.span)
-            continue
         bindings: dict[str, Dim] = {}
         for declared, actual, pattern in c.inputs:
             t = model.value_type(actual)
@@ -124,6 +122,12 @@ def _check_blocks(program: Program, checks: list[BlockCheck | SplitCheck]) -> No
                     f"but receives {format_shape(t.shape)} ({reason})",
                     c.span,
                 )
+
+
+def check_splits(program: Program, checks: list[SplitCheck]) -> None:
+    """Each split's sizes against its input's axis (known after shape inference)."""
+    for c in checks:
+        check_split(c.axis, c.sizes, program.models[c.model].value_type(c.source), c.span)
 
 
 __all__ = [

@@ -80,6 +80,7 @@ def _every_error(tree: ast.File, memory_budget: int | None) -> list[NncError]:
             )
             typed = infer_shapes(sub)
             _blocks(typed, [c for c in lowered.block_checks if c.model == name])
+            _splits(typed, [c for c in lowered.split_checks if c.model == name])
             check_resources(validate(typed), memory_budget)
             ok[name] = typed.models[name]
         except NncError as err:
@@ -109,10 +110,16 @@ def _callees(program: Program, name: str) -> set[str]:
     return found
 
 
-def _blocks(program: Program, checks: list[BlockCheck | SplitCheck]) -> None:
+def _blocks(program: Program, checks: list[BlockCheck]) -> None:
     from nnc.dsl import _check_blocks
 
     _check_blocks(program, checks)
+
+
+def _splits(program: Program, checks: list[SplitCheck]) -> None:
+    from nnc.dsl import check_splits
+
+    check_splits(program, checks)
 
 
 def _position(err: NncError) -> tuple[int, int, int]:

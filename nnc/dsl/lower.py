@@ -49,9 +49,10 @@ class Lowered:
     names of the models and recipes those errors (or a failed dependency) left out."""
 
     program: Program
-    block_checks: list[BlockCheck | SplitCheck] = field(default_factory=list)
+    block_checks: list[BlockCheck] = field(default_factory=list)
     errors: list[NncError] = field(default_factory=list)
     failed: set[str] = field(default_factory=set)
+    split_checks: list[SplitCheck] = field(default_factory=list)
 
 
 def lower(tree: ast.File, choose: Chooser | None = None, collect: bool = False) -> Lowered:
@@ -76,7 +77,8 @@ class _Lowerer:
         self.model_defs: dict[str, ast.ModelDef] = {}
         self.block_defs: dict[str, ast.BlockDef] = {}
         self.models: dict[str, Model] = {}
-        self.checks: list[BlockCheck | SplitCheck] = []
+        self.checks: list[BlockCheck] = []
+        self.split_checks: list[SplitCheck] = []
         self.errors: list[NncError] = []
         self.failed: set[str] = set()
         self._lowering: list[str] = []
@@ -123,7 +125,7 @@ class _Lowerer:
             models={n: self.models[n] for n in self.model_defs if n in self.models},
             recipes=lowered_recipes,
         )
-        return Lowered(program, self.checks, self.errors, self.failed)
+        return Lowered(program, self.checks, self.errors, self.failed, self.split_checks)
 
     def _define(self, item: ast.ModelDef | ast.BlockDef) -> None:
         """Register a model or block definition under its (checked) name."""

@@ -365,7 +365,12 @@ class Scope:
         return isinstance(expr, ast.BinOp | ast.Neg | ast.Pipe)
 
     def _is_layer(self, name: str) -> bool:
-        return name in OPS or name == "split" or name in self.lw.block_defs or name in self.lw.model_defs
+        return (
+            name in OPS
+            or name == "split"
+            or name in self.lw.block_defs
+            or name in self.lw.model_defs
+        )
 
     def _param_value(self, ref: ast.Ref) -> ast.Expr | None:
         return self.params.get(ref.name)
@@ -418,7 +423,9 @@ class Scope:
         if stage.name == "split":
             return self._split(stage, tensors, attrs, explicit_name or final)
         if stage.name not in OPS or OPS[stage.name] is Call:
-            choices = [n for n in (*OPS, "split", *self.lw.block_defs, *self.lw.model_defs) if n != "call"]
+            choices = [
+                n for n in (*OPS, "split", *self.lw.block_defs, *self.lw.model_defs) if n != "call"
+            ]
             raise NameResolutionError(
                 f"unknown layer '{stage.name}'", stage.span, hint=did_you_mean(stage.name, choices)
             )
@@ -461,7 +468,7 @@ class Scope:
             names = first + [self._fresh("split") for _ in range(len(args.sizes) - len(first))]
         for name, piece in zip(names, split_slices(args.axis, args.sizes, stage.span), strict=True):
             self._emit(Slice(name=name, inputs=(tensors[0],), span=stage.span, **piece))
-        self.lw.checks.append(
+        self.lw.split_checks.append(
             SplitCheck(self.model, tensors[0], args.axis, args.sizes, stage.span)
         )
         return names

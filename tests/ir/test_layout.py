@@ -18,79 +18,115 @@ def _parse(body: str) -> nnc.Program:
 # (statement after `input x: [...]` on line 2, error type, "line:col: message")
 ERRORS = {
     "transpose length": (
-        "[2, 3, 4]", "transpose([1, 0])", ShapeError,
+        "[2, 3, 4]",
+        "transpose([1, 0])",
+        ShapeError,
         "3:5: transpose: perm [1, 0] has 2 entries for the 3 per-sample axes of [2, 3, 4]",
     ),
     "transpose names the batch": (
-        "[2, 3]", "y = x |> transpose([2, 0])", ShapeError,
+        "[2, 3]",
+        "y = x |> transpose([2, 0])",
+        ShapeError,
         "3:14: transpose: axis 2 is out of range for [2, 3]: per-sample axes are 0 to 1 (or -2 "
         "to -1); the batch axis cannot be named",
     ),
     "transpose repeats an axis": (
-        "[2, 3]", "transpose([1, -1])", ShapeError,
+        "[2, 3]",
+        "transpose([1, -1])",
+        ShapeError,
         "3:5: transpose: axis -1 is named twice in [1, -1] (for [2, 3])",
     ),
     "squeeze a non-1 axis": (
-        "[3, 2]", "squeeze([1])", ShapeError,
+        "[3, 2]",
+        "squeeze([1])",
+        ShapeError,
         "3:5: squeeze: axis 1 of [3, 2] has size 2; only size-1 axes can be squeezed",
     ),
     "unsqueeze out of range": (
-        "[3]", "unsqueeze([2])", ShapeError,
+        "[3]",
+        "unsqueeze([2])",
+        ShapeError,
         "3:5: unsqueeze: axis 2 is out of range for [1, 1]",
     ),
     "slice selects nothing": (
-        "[4]", "slice(axes = [0], starts = [3], stops = [1])", ShapeError,
+        "[4]",
+        "slice(axes = [0], starts = [3], stops = [1])",
+        ShapeError,
         "3:5: slice: selects nothing along axis 0 of [4] (starts [3], stops [1])",
     ),
     "slice step 0": (
-        "[4]", "slice(starts = [0], stops = [2], steps = [0])", ShapeError,
+        "[4]",
+        "slice(starts = [0], stops = [2], steps = [0])",
+        ShapeError,
         "3:5: slice: steps [0] contain 0; a step must be non-zero",
     ),
     "slice lengths differ": (
-        "[4, 4]", "slice(axes = [0, 1], starts = [0], stops = [2])", ShapeError,
+        "[4, 4]",
+        "slice(axes = [0, 1], starts = [0], stops = [2])",
+        ShapeError,
         "3:5: slice: axes, starts, stops and steps need one entry per sliced axis. "
         "Received: starts 1, stops 1, axes 2",
     ),
     "slice a symbolic axis": (
-        "[t, 4]", "slice(starts = [0], stops = [2])", ShapeError,
+        "[t, 4]",
+        "slice(starts = [0], stops = [2])",
+        ShapeError,
         "3:5: slice: axis 0 of [t, 4] is symbolic; slice needs a static size",
     ),
     "split sizes do not add up": (
-        "[5, 3]", "a, b = x |> split(axis = 0, sizes = [2, 2])", ShapeError,
+        "[5, 3]",
+        "a, b = x |> split(axis = 0, sizes = [2, 2])",
+        ShapeError,
         "3:17: split: sizes [2, 2] add up to 4, but axis 0 of [5, 3] has size 5",
     ),
     "split names and sizes differ": (
-        "[5, 3]", "a, b, c = x |> split(axis = 0, sizes = [2, 3])", GraphError,
+        "[5, 3]",
+        "a, b, c = x |> split(axis = 0, sizes = [2, 3])",
+        GraphError,
         "3:20: split makes 2 outputs (one per size in [2, 3]); 3 names are assigned",
     ),
     "split in a stack": (
-        "[5, 3]", "split(axis = 0, sizes = [2, 3])", GraphError,
+        "[5, 3]",
+        "split(axis = 0, sizes = [2, 3])",
+        GraphError,
         "3:5: split makes 2 outputs; assign them: a, b = x |> split(...)",
     ),
     "pad length": (
-        "[2, 3]", "pad([1, 1])", ShapeError,
+        "[2, 3]",
+        "pad([1, 1])",
+        ShapeError,
         "3:5: pad: pads [1, 1] need 4 values for [2, 3]: the begins of every per-sample axis, "
         "then the ends (ONNX order)",
     ),
     "pad reflect too wide": (
-        "[2, 3]", "pad([0, 3, 0, 0], mode = reflect)", ShapeError,
+        "[2, 3]",
+        "pad([0, 3, 0, 0], mode = reflect)",
+        ShapeError,
         "3:5: pad: reflect pads must be smaller than the axis: axis 1 of [2, 3] has size 3, "
         "pads (3, 0)",
     ),
     "pad value with edge": (
-        "[2, 3]", "pad([0, 1, 0, 0], mode = edge, value = 1.0)", ShapeError,
+        "[2, 3]",
+        "pad([0, 1, 0, 0], mode = edge, value = 1.0)",
+        ShapeError,
         "3:5: pad: value = 1.0 applies to mode = constant only",
     ),
     "tile length": (
-        "[2, 3]", "tile([2])", ShapeError,
+        "[2, 3]",
+        "tile([2])",
+        ShapeError,
         "3:5: tile: repeats [2] need one value per per-sample axis of [2, 3] (2)",
     ),
     "broadcast_to a misfit": (
-        "[3, 2]", "broadcast_to([3, 4])", ShapeError,
+        "[3, 2]",
+        "broadcast_to([3, 4])",
+        ShapeError,
         "3:5: broadcast_to: cannot broadcast [3, 2] with [3, 4]: dim -1 is 2 against 4",
     ),
     "broadcast_to a lower rank": (
-        "[3, 2]", "broadcast_to([2])", ShapeError,
+        "[3, 2]",
+        "broadcast_to([2])",
+        ShapeError,
         "3:5: broadcast_to: cannot broadcast [3, 2] to the lower-rank [2]",
     ),
 }
@@ -172,8 +208,11 @@ def test_builder_equals_parser() -> None:
 def test_builder_split_checks_the_sizes() -> None:
     b = nnc.Builder("M")
     x = b.input("x", [5, 3])
-    with pytest.raises(ShapeError, match=r"split: sizes \[4, 2\] add up to 6, but axis 0 of "
-                                         r"\[5, 3\] has size 5"):
+    with pytest.raises(
+        ShapeError,
+        match=r"split: sizes \[4, 2\] add up to 6, but axis 0 of "
+        r"\[5, 3\] has size 5",
+    ):
         b.split(x, axis=0, sizes=[4, 2])
     with pytest.raises(GraphError, match="split makes 2 outputs"):
         b.split(x, axis=0, sizes=[2, 3], names=["a"])

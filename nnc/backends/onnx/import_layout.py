@@ -35,7 +35,14 @@ def _input_ints(imp: Importer, node: onnx.NodeProto, k: int, what: str) -> list[
     return None if array is None else _ints(array)
 
 
-def _add(imp: Importer, node: onnx.NodeProto, op: str, ref: str, k: int = 0, **attrs: Any) -> None:
+def _add(imp: Importer, node: onnx.NodeProto, op: str, ref: str, **attrs: Any) -> None:
+    _add_output(imp, node, 0, op, ref, **attrs)
+
+
+def _add_output(
+    imp: Importer, node: onnx.NodeProto, k: int, op: str, ref: str, **attrs: Any
+) -> None:
+    """An IR node of ``op`` on ``ref`` holding output ``k`` of the ONNX node."""
     out = imp.add(node, op, [ref], **attrs)
     imp.set(node, Tensor(out, imp.types[out].shape), k)
 
@@ -63,20 +70,24 @@ def transpose_data(imp: Importer, node: onnx.NodeProto, perm: list[int]) -> None
 
 def slice_(imp: Importer, node: onnx.NodeProto) -> None:
     a = attributes(imp, node, {"starts": None, "ends": None, "axes": None})
+    given_starts: list[int] | None
+    given_ends: list[int] | None
+    given_steps: list[int] | None = None
     if a["starts"] is not None:  # opset 1-9: attributes
-        starts, ends, axes, steps = _ints(a["starts"]), _ints(a["ends"]), a["axes"], None
+        given_starts, given_ends, given_axes = _ints(a["starts"]), _ints(a["ends"]), a["axes"]
     else:
-        starts = _input_ints(imp, node, 1, "starts")
-        ends = _input_ints(imp, node, 2, "ends")
-        axes = _input_ints(imp, node, 3, "axes")
-        steps = _input_ints(imp, node, 4, "steps")
-        if starts is None or ends is None:
-            raise imp.error(node, "needs constant starts and ends")
+        given_starts = _input_ints(imp, node, 1, "starts")
+        given_ends = _input_ints(imp, node, 2, "ends")
+        given_axes = _input_ints(imp, node, 3, "axes")
+        given_steps = _input_ints(imp, node, 4, "steps")
+    if given_starts is None or given_ends is None:
+        raise imp.error(node, "needs constant starts and ends")
+    starts, ends = given_starts, given_ends
     ref, t = _batch_first(imp, node)
     shape = imp.types[ref].shape
     rank = len(shape) + 1
-    axes = list(range(len(starts))) if axes is None else _ints(axes)
-    steps = [1] * len(starts) if steps is None else steps
+    axes = list(range(len(starts))) if given_axes is None else _ints(given_axes)
+    steps = [1] * len(starts) if given_steps is None else given_steps
     if not len(axes) == len(ends) == len(steps) == len(starts):
         raise imp.error(node, "starts, ends, axes and steps differ in length")
     resolved: dict[str, list[int]] = {"axes": [], "starts": [], "stops": [], "steps": []}
@@ -135,7 +146,7 @@ def split(imp: Importer, node: onnx.NodeProto) -> None:
     offset = 0
     for k, size in enumerate(sizes):
         options = {"axes": (axis - 1,), "starts": (offset,), "stops": (offset + size,)}
-        _add(imp, node, "slice", ref, k, **options)
+        _add_output(imp, node, k, "slice", ref, **options)
         offset += size
 
 

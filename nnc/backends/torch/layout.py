@@ -71,7 +71,7 @@ def slice_(node: Slice, site: Site) -> Layer:
     source = site.x
     if flipped:
         source = f"{source}.flip({_args(batch_axes(tuple(sorted(flipped))))})"
-    comment = "torch slices forward only: the axis flipped" if flipped else None
+    comment = "torch slices forward only: the axis flipped" if flipped else ""
     return Layer(forward=f"{source}[{', '.join(parts)}]", comment=comment)
 
 

@@ -48,7 +48,9 @@ class _Layout(Op):
         for a in axes:
             k = self.axis(a, rank, shape)
             if k in out:
-                raise self.fail(f"axis {a} is named twice in {list(axes)} (for {format_shape(shape)})")
+                raise self.fail(
+                    f"axis {a} is named twice in {list(axes)} (for {format_shape(shape)})"
+                )
             out.append(k)
         return out
 
@@ -307,7 +309,9 @@ class Tile(_Layout):
                 f"repeats {list(self.repeats)} need one value per per-sample axis of "
                 f"{format_shape(x.shape)} ({x.rank})"
             )
-        return x.with_shape(tuple(mul_const(d, r) for d, r in zip(x.shape, self.repeats, strict=True)))
+        return x.with_shape(
+            tuple(mul_const(d, r) for d, r in zip(x.shape, self.repeats, strict=True))
+        )
 
 
 class BroadcastTo(_Layout):

@@ -32,8 +32,10 @@ def _graph(
 ) -> bytes:
     from onnx import TensorProto, helper, numpy_helper, shape_inference
 
-    made = [helper.make_node(op, ins, outs, name=f"n{k}", **attrs)
-            for k, (op, ins, outs, attrs) in enumerate(nodes)]
+    made = [
+        helper.make_node(op, ins, outs, name=f"n{k}", **attrs)
+        for k, (op, ins, outs, attrs) in enumerate(nodes)
+    ]
     graph = helper.make_graph(
         made,
         "g",
@@ -50,8 +52,14 @@ def _graph(
     return model.SerializeToString()
 
 
-def _one(op: str, shape: list[int], opset: int, consts: dict[str, Any] | None = None,
-         outputs: int = 1, **attrs: Any) -> bytes:
+def _one(
+    op: str,
+    shape: list[int],
+    opset: int,
+    consts: dict[str, Any] | None = None,
+    outputs: int = 1,
+    **attrs: Any,
+) -> bytes:
     consts = consts or {}
     outs = ["y"] if outputs == 1 else [f"y{k}" for k in range(outputs)]
     return _graph([(op, ["x", *consts], outs, attrs)], shape, consts, outs, opset)
@@ -84,45 +92,98 @@ def _import_and_run(data: bytes, shape: list[int]) -> tuple[float, list[str]]:
 
 CASES = {
     "Transpose of data axes": (
-        _one("Transpose", [2, 3, 4], 13, perm=[0, 2, 3, 1]), [2, 3, 4], ["transpose"]),
+        _one("Transpose", [2, 3, 4], 13, perm=[0, 2, 3, 1]),
+        [2, 3, 4],
+        ["transpose"],
+    ),
     "Squeeze (attribute, opset 11) then Transpose": (
-        _graph([("Squeeze", ["x"], ["s"], {"axes": [2]}),
-                ("Transpose", ["s"], ["y"], {"perm": [0, 2, 1]})], [2, 1, 3], {}, ["y"], 11),
-        [2, 1, 3], ["reshape", "transpose"]),
+        _graph(
+            [
+                ("Squeeze", ["x"], ["s"], {"axes": [2]}),
+                ("Transpose", ["s"], ["y"], {"perm": [0, 2, 1]}),
+            ],
+            [2, 1, 3],
+            {},
+            ["y"],
+            11,
+        ),
+        [2, 1, 3],
+        ["reshape", "transpose"],
+    ),
     "Unsqueeze (input, opset 13) then Tile": (
-        _graph([("Unsqueeze", ["x", "axes"], ["u"], {}),
-                ("Tile", ["u", "reps"], ["y"], {})], [2, 3],
-               {"axes": _ints(2), "reps": _ints(1, 1, 2, 2)}, ["y"], 13),
-        [2, 3], ["reshape", "tile"]),
+        _graph(
+            [("Unsqueeze", ["x", "axes"], ["u"], {}), ("Tile", ["u", "reps"], ["y"], {})],
+            [2, 3],
+            {"axes": _ints(2), "reps": _ints(1, 1, 2, 2)},
+            ["y"],
+            13,
+        ),
+        [2, 3],
+        ["reshape", "tile"],
+    ),
     "Slice, negative step and axis, INT64 ends, full batch": (
-        _one("Slice", [4, 6], 13, {"starts": _ints(0, 5, 1), "ends": _ints(INT64_MAX, INT64_MIN, 3),
-                                   "axes": _ints(0, -1, 1), "steps": _ints(1, -2, 1)}),
-        [4, 6], ["slice"]),
+        _one(
+            "Slice",
+            [4, 6],
+            13,
+            {
+                "starts": _ints(0, 5, 1),
+                "ends": _ints(INT64_MAX, INT64_MIN, 3),
+                "axes": _ints(0, -1, 1),
+                "steps": _ints(1, -2, 1),
+            },
+        ),
+        [4, 6],
+        ["slice"],
+    ),
     "Slice without steps (opset 11)": (
         _one("Slice", [5, 3], 11, {"starts": _ints(-3), "ends": _ints(100), "axes": _ints(1)}),
-        [5, 3], ["slice"]),
+        [5, 3],
+        ["slice"],
+    ),
     "Split, attribute (opset 11)": (
-        _one("Split", [5, 3], 11, outputs=2, axis=1, split=[2, 3]), [5, 3], ["slice", "slice"]),
+        _one("Split", [5, 3], 11, outputs=2, axis=1, split=[2, 3]),
+        [5, 3],
+        ["slice", "slice"],
+    ),
     "Split, input (opset 13), negative axis": (
         _one("Split", [3, 5], 13, {"split": _ints(1, 4)}, outputs=2, axis=-1),
-        [3, 5], ["slice", "slice"]),
+        [3, 5],
+        ["slice", "slice"],
+    ),
     "Split, equal pieces (opset 18)": (
         _one("Split", [2, 6], 18, outputs=3, axis=2, num_outputs=3),
-        [2, 6], ["slice", "slice", "slice"]),
+        [2, 6],
+        ["slice", "slice", "slice"],
+    ),
     "Pad reflect (opset 11)": (
         _one("Pad", [2, 3, 4], 11, {"pads": _ints(0, 0, 2, 1, 0, 1, 0, 3)}, mode="reflect"),
-        [2, 3, 4], ["pad"]),
+        [2, 3, 4],
+        ["pad"],
+    ),
     "Pad edge (opset 13)": (
-        _one("Pad", [2, 3], 13, {"pads": _ints(0, 2, 1, 0, 0, 3)}, mode="edge"), [2, 3], ["pad"]),
+        _one("Pad", [2, 3], 13, {"pads": _ints(0, 2, 1, 0, 0, 3)}, mode="edge"),
+        [2, 3],
+        ["pad"],
+    ),
     "Pad constant value (opset 13)": (
-        _one("Pad", [2, 3], 13, {"pads": _ints(0, 1, 0, 0, 0, 2),
-                                 "value": np.array(1.5, np.float32)}),
-        [2, 3], ["pad"]),
+        _one(
+            "Pad", [2, 3], 13, {"pads": _ints(0, 1, 0, 0, 0, 2), "value": np.array(1.5, np.float32)}
+        ),
+        [2, 3],
+        ["pad"],
+    ),
     "Tile": (_one("Tile", [2, 3], 13, {"repeats": _ints(1, 3, 2)}), [2, 3], ["tile"]),
     "Expand, same rank": (
-        _one("Expand", [3, 1], 13, {"shape": _ints(1, 3, 4)}), [3, 1], ["broadcast_to"]),
+        _one("Expand", [3, 1], 13, {"shape": _ints(1, 3, 4)}),
+        [3, 1],
+        ["broadcast_to"],
+    ),
     "Expand, lower-rank shape": (
-        _one("Expand", [3, 1], 13, {"shape": _ints(1, 5)}), [3, 1], ["broadcast_to"]),
+        _one("Expand", [3, 1], 13, {"shape": _ints(1, 5)}),
+        [3, 1],
+        ["broadcast_to"],
+    ),
 }
 
 
@@ -137,31 +198,40 @@ def test_imports_and_matches_onnxruntime_exactly(name: str) -> None:
 REFUSED = {
     "Transpose moving the batch": (
         _one("Transpose", [2, 3], 13, perm=[2, 1, 0]),
-        "perm=[2, 1, 0] is not supported: it moves the batch axis (axis 0) to axis 2"),
+        "perm=[2, 1, 0] is not supported: it moves the batch axis (axis 0) to axis 2",
+    ),
     "Slice of the batch": (
         _one("Slice", [4], 13, {"starts": _ints(1), "ends": _ints(3), "axes": _ints(0)}),
-        "slices the batch axis (axis 0: starts 1, ends 3, steps 1)"),
+        "slices the batch axis (axis 0: starts 1, ends 3, steps 1)",
+    ),
     "Split of the batch": (
         _one("Split", [4], 13, {"split": _ints(1, 2)}, outputs=2, axis=0),
-        "attribute axis=0 is not supported: it splits the batch axis (axis 0)"),
+        "attribute axis=0 is not supported: it splits the batch axis (axis 0)",
+    ),
     "Pad of the batch": (
         _one("Pad", [4], 13, {"pads": _ints(1, 0, 0, 0)}),
-        "pads [1, 0, 0, 0] pad the batch axis (axis 0)"),
+        "pads [1, 0, 0, 0] pad the batch axis (axis 0)",
+    ),
     "Pad wrap": (
         _one("Pad", [4], 19, {"pads": _ints(0, 1, 0, 1)}, mode="wrap"),
-        "attribute mode='wrap' is not supported"),
+        "attribute mode='wrap' is not supported",
+    ),
     "Pad reflect too wide": (
         _one("Pad", [2, 3], 13, {"pads": _ints(0, 0, 3, 0, 0, 0)}, mode="reflect"),
-        "reflect pads must be smaller than the axis: axis 1 of [2, 3] has size 3, pads (3, 0)"),
+        "reflect pads must be smaller than the axis: axis 1 of [2, 3] has size 3, pads (3, 0)",
+    ),
     "Tile of the batch": (
         _one("Tile", [4], 13, {"repeats": _ints(2, 1)}),
-        "repeats [2, 1] repeat the batch axis (axis 0)"),
+        "repeats [2, 1] repeat the batch axis (axis 0)",
+    ),
     "Expand of the batch": (
         _one("Expand", [4], 13, {"shape": _ints(3, 4)}),
-        "shape [3, 4] broadcasts the batch axis (axis 0)"),
+        "shape [3, 4] broadcasts the batch axis (axis 0)",
+    ),
     "Expand before the batch": (
         _one("Expand", [4], 13, {"shape": _ints(2, 1, 4)}),
-        "new axes would go before the batch axis (axis 0)"),
+        "new axes would go before the batch axis (axis 0)",
+    ),
 }
 
 

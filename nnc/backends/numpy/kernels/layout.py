@@ -33,7 +33,8 @@ def pad_backward(d_y, pads, mode):
         shape = list(d_x.shape)
         shape[axis] = n
         summed = np.zeros(shape, d_x.dtype)
-        np.add.at(summed, (slice(None),) * axis + (source,), d_x)
+        index = (slice(None),) * axis + (source,)
+        np.add.at(summed, index, d_x)  # type: ignore[arg-type]
         d_x = summed
     return d_x
 
