@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 import nnc
-from nnc.dsl import format_program
+from nnc.dsl import format_program, format_source
 from nnc.errors import GraphError, NncError, ShapeError
 
 
@@ -216,3 +216,14 @@ def test_builder_split_checks_the_sizes() -> None:
         b.split(x, axis=0, sizes=[4, 2])
     with pytest.raises(GraphError, match="split makes 2 outputs"):
         b.split(x, axis=0, sizes=[2, 3], names=["a"])
+
+
+def test_nnc_fmt_keeps_split_as_written() -> None:
+    source = (
+        "model T {\n    input x: [5, 3]   # rows\n"
+        "    left,right=x|>split(axis=0,sizes=[2,3])\n    output concat(right, left)\n}\n"
+    )
+    formatted = format_source(source)
+    assert "    left, right = x |> split(axis = 0, sizes = [2, 3])\n" in formatted
+    assert format_source(formatted) == formatted
+    assert nnc.parse(formatted) == nnc.parse(source)

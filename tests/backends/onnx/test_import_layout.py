@@ -121,6 +121,34 @@ CASES = {
         [2, 3],
         ["reshape", "tile"],
     ),
+    "Squeeze (input, opset 13) then Transpose": (
+        _graph(
+            [
+                ("Squeeze", ["x", "axes"], ["s"], {}),
+                ("Transpose", ["s"], ["y"], {"perm": [0, 2, 1]}),
+            ],
+            [2, 1, 3],
+            {"axes": _ints(-2)},
+            ["y"],
+            13,
+        ),
+        [2, 1, 3],
+        ["reshape", "transpose"],
+    ),
+    "Unsqueeze (attribute, opset 11) then Pad": (
+        _graph(
+            [
+                ("Unsqueeze", ["x"], ["u"], {"axes": [1]}),
+                ("Pad", ["u", "pads"], ["y"], {"mode": "edge"}),
+            ],
+            [2, 3],
+            {"pads": _ints(0, 0, 0, 1, 0, 0, 0, 2)},
+            ["y"],
+            11,
+        ),
+        [2, 3],
+        ["reshape", "pad"],
+    ),
     "Slice, negative step and axis, INT64 ends, full batch": (
         _one(
             "Slice",
