@@ -69,6 +69,34 @@ class LayerMethods:
         """``space_to_depth(block)``: [C, H·b, W·b] -> [C·b², H, W], DCR order."""
         return self.layer("space_to_depth", *args, **attrs)
 
+    def transpose(self, *args: Any, **attrs: Any) -> Tensor:
+        """``transpose(perm)``: permute the per-sample axes (default: reverse them)."""
+        return self.layer("transpose", *args, **attrs)
+
+    def squeeze(self, *args: Any, **attrs: Any) -> Tensor:
+        """``squeeze(axes)``: remove size-1 per-sample axes (default: all of them)."""
+        return self.layer("squeeze", *args, **attrs)
+
+    def unsqueeze(self, *args: Any, **attrs: Any) -> Tensor:
+        """``unsqueeze(axes)``: insert size-1 axes at these output positions."""
+        return self.layer("unsqueeze", *args, **attrs)
+
+    def slice(self, *args: Any, **attrs: Any) -> Tensor:
+        """``slice(axes=, starts=, stops=, steps=)``: ``x[start:stop:step]`` per axis."""
+        return self.layer("slice", *args, **attrs)
+
+    def pad(self, *args: Any, **attrs: Any) -> Tensor:
+        """``pad(pads, mode = constant | reflect | edge, value = 0.0)``, ONNX order."""
+        return self.layer("pad", *args, **attrs)
+
+    def tile(self, *args: Any, **attrs: Any) -> Tensor:
+        """``tile(repeats)``: repeat the sample along each per-sample axis."""
+        return self.layer("tile", *args, **attrs)
+
+    def broadcast_to(self, *args: Any, **attrs: Any) -> Tensor:
+        """``broadcast_to(shape)``: broadcast the sample by NumPy's rule."""
+        return self.layer("broadcast_to", *args, **attrs)
+
     def flatten(self, *args: Any, **attrs: Any) -> Tensor:
         """Collapse the per-sample dims, channels-first order."""
         return self.layer("flatten", *args, **attrs)

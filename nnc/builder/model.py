@@ -21,6 +21,7 @@ from nnc.errors import (
 )
 from nnc.ir.ops import ACTIVATIONS, OPS, Node
 from nnc.ir.ops.graph import Call
+from nnc.ir.ops.layout import Slice, check_split, split_slices
 from nnc.ir.passes.infer import infer_model
 from nnc.ir.passes.validate import IDENTIFIER, check_identifier
 from nnc.ir.program import Input, Model, Program
@@ -207,6 +208,36 @@ class Builder(LayerMethods):
         ]
         self._current = tensors[0]
         return tensors[0] if len(tensors) == 1 else tuple(tensors)
+
+    def split(
+        self,
+        *args: Any,
+        axis: int = 0,
+        sizes: Sequence[int] = (),
+        names: Sequence[str] | None = None,
+    ) -> tuple[Tensor, ...]:
+        """``left, right = x |> split(axis = 0, sizes = [2, 3])``: one ``slice`` per
+        output, named ``names`` (as the assigned names of ``.nn`` text) or
+        ``split_<k>``. ``sum(sizes)`` must be the size of ``axis``."""
+        refs, rest = self._split(args)
+        if rest or len(refs) != 1:
+            raise ArgumentError("split takes one tensor; give axis and sizes by keyword")
+        if names is not None and len(names) != len(sizes):
+            raise GraphError(
+                f"split makes {len(sizes)} outputs (one per size in {list(sizes)}); "
+                f"{len(names)} names are given"
+            )
+        try:
+            check_split(axis, tuple(sizes), self._types[refs[0]], None)
+            pieces = split_slices(axis, tuple(sizes))
+        except ShapeError as err:
+            raise ShapeError(err.message) from None
+        out = []
+        for k, piece in enumerate(pieces):
+            explicit = names[k] if names is not None else None
+            with self._naming(explicit, "split") as node_name:
+                out.append(self._add(Slice(name=node_name, inputs=refs, **piece)))
+        return tuple(out)
 
     def block(self, fn: Callable[..., R], *args: Any, name: str | None = None, **kwargs: Any) -> R:
         """Expand a reusable piece of graph: ``fn(builder, *args, **kwargs)`` runs with

@@ -17,10 +17,12 @@ from pathlib import Path
 from nnc.dsl import ast
 from nnc.dsl.bind import Chooser
 from nnc.dsl.lower import BlockCheck, lower
+from nnc.dsl.lower_graph import SplitCheck
 from nnc.dsl.parser import parse_file
 from nnc.dsl.printer import format_file
 from nnc.dsl.unparse import program_to_ast
 from nnc.errors import NncError, ParseError, ShapeError, Span
+from nnc.ir.ops.layout import check_split
 from nnc.ir.passes import check as check_program
 from nnc.ir.passes import infer_shapes, validate
 from nnc.ir.passes.resources import check_resources
@@ -58,6 +60,7 @@ def program_of(
         return lowered.program
     typed = infer_shapes(lowered.program)
     _check_blocks(typed, lowered.block_checks)
+    check_splits(typed, lowered.split_checks)
     return check_resources(validate(typed), memory_budget)
 
 
@@ -119,6 +122,12 @@ def _check_blocks(program: Program, checks: list[BlockCheck]) -> None:
                     f"but receives {format_shape(t.shape)} ({reason})",
                     c.span,
                 )
+
+
+def check_splits(program: Program, checks: list[SplitCheck]) -> None:
+    """Each split's sizes against its input's axis (known after shape inference)."""
+    for c in checks:
+        check_split(c.axis, c.sizes, program.models[c.model].value_type(c.source), c.span)
 
 
 __all__ = [

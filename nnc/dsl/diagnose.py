@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from nnc.dsl import ast
 from nnc.dsl.lower import BlockCheck, lower
+from nnc.dsl.lower_graph import SplitCheck
 from nnc.dsl.parser import parse_file
 from nnc.errors import NncError
 from nnc.ir.ops.graph import Call
@@ -79,6 +80,7 @@ def _every_error(tree: ast.File, memory_budget: int | None) -> list[NncError]:
             )
             typed = infer_shapes(sub)
             _blocks(typed, [c for c in lowered.block_checks if c.model == name])
+            _splits(typed, [c for c in lowered.split_checks if c.model == name])
             check_resources(validate(typed), memory_budget)
             ok[name] = typed.models[name]
         except NncError as err:
@@ -112,6 +114,12 @@ def _blocks(program: Program, checks: list[BlockCheck]) -> None:
     from nnc.dsl import _check_blocks
 
     _check_blocks(program, checks)
+
+
+def _splits(program: Program, checks: list[SplitCheck]) -> None:
+    from nnc.dsl import check_splits
+
+    check_splits(program, checks)
 
 
 def _position(err: NncError) -> tuple[int, int, int]:

@@ -30,7 +30,8 @@ from pygments.token import (
 from nnc.ir.ops import OPS
 from nnc.ir.training import GanRecipe, Recipe
 
-LAYERS = tuple(sorted(name for name in OPS if name != "call"))
+# `split` is notation (one slice per output), a layer name of the language all the same.
+LAYERS = tuple(sorted({*(name for name in OPS if name != "call"), "split"}))
 RECIPE_KEYS = tuple(
     sorted(
         {

@@ -29,6 +29,7 @@ from nnc.dsl.lower_graph import (
     BlockCheck,
     Graph,
     Scope,
+    SplitCheck,
     snake_case,
 )
 from nnc.dsl.lower_recipe import lower_recipe
@@ -51,6 +52,7 @@ class Lowered:
     block_checks: list[BlockCheck] = field(default_factory=list)
     errors: list[NncError] = field(default_factory=list)
     failed: set[str] = field(default_factory=set)
+    split_checks: list[SplitCheck] = field(default_factory=list)
 
 
 def lower(tree: ast.File, choose: Chooser | None = None, collect: bool = False) -> Lowered:
@@ -76,6 +78,7 @@ class _Lowerer:
         self.block_defs: dict[str, ast.BlockDef] = {}
         self.models: dict[str, Model] = {}
         self.checks: list[BlockCheck] = []
+        self.split_checks: list[SplitCheck] = []
         self.errors: list[NncError] = []
         self.failed: set[str] = set()
         self._lowering: list[str] = []
@@ -122,7 +125,7 @@ class _Lowerer:
             models={n: self.models[n] for n in self.model_defs if n in self.models},
             recipes=lowered_recipes,
         )
-        return Lowered(program, self.checks, self.errors, self.failed)
+        return Lowered(program, self.checks, self.errors, self.failed, self.split_checks)
 
     def _define(self, item: ast.ModelDef | ast.BlockDef) -> None:
         """Register a model or block definition under its (checked) name."""

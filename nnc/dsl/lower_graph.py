@@ -8,7 +8,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from nnc.dsl import ast
 from nnc.dsl.bind import Binder, is_distribution
@@ -23,6 +25,7 @@ from nnc.errors import (
 )
 from nnc.ir.ops import ACTIVATIONS, OPS, Node
 from nnc.ir.ops.graph import Add, Call
+from nnc.ir.ops.layout import Slice, split_slices
 from nnc.ir.passes.validate import check_identifier
 from nnc.ir.program import Input
 from nnc.ir.types import Dim, TensorType
@@ -49,6 +52,27 @@ class BlockCheck:
     instance: str
     inputs: list[tuple[str, str, tuple[Dim, ...]]]  # (declared name, actual ref, pattern)
     span: Span
+
+
+@dataclass
+class SplitCheck:
+    """A split's sizes, verified against its input's axis after shape inference."""
+
+    model: str
+    source: str
+    axis: int
+    sizes: tuple[int, ...]
+    span: Span
+
+
+class SplitArgs(BaseModel):
+    """The arguments of ``split``, which lowers to one ``slice`` per output."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    axis: int = 0
+    sizes: tuple[Annotated[int, Field(gt=0)], ...]
+
+    positional: ClassVar[tuple[str, ...]] = ("axis", "sizes")
 
 
 def snake_case(name: str) -> str:
@@ -103,6 +127,7 @@ class Scope:
         self.forward: list[ast.Ref] = []
         self.counters: dict[str, int] = {}
         self.current: str | None = None
+        self.split_names: list[str] | None = None
         self.binder = Binder(self._param_value, choose=lowerer.choose)
 
     @property
@@ -128,7 +153,13 @@ class Scope:
             self._input(stmt)
         elif isinstance(stmt, ast.Stack):
             current = self.need_current(stmt.span)
-            self.current = self._apply(stmt.stage, [current], None)[0]
+            refs = self._apply(stmt.stage, [current], None)
+            if stmt.stage.name == "split" and len(refs) != 1:
+                raise GraphError(
+                    f"split makes {len(refs)} outputs; assign them: a, b = x |> split(...)",
+                    stmt.span,
+                )
+            self.current = refs[0]
         elif isinstance(stmt, ast.Assign):
             self._assign(stmt)
         elif isinstance(stmt, ast.Repeat):
@@ -236,7 +267,13 @@ class Scope:
             self.bound[a.targets[0]] = ref
             self.current = ref
             return
-        refs = self._values(a.value, self._binding_name(a.targets[0]))
+        final = self._binding_name(a.targets[0])
+        if len(a.targets) > 1:  # a split names each of its slices after its target
+            self.split_names = [final, *(self._binding_name(t) for t in a.targets[1:])]
+        try:
+            refs = self._values(a.value, final)
+        finally:
+            self.split_names = None
         if len(refs) != len(a.targets):
             raise GraphError(
                 f"{len(a.targets)} name(s) for an expression with {len(refs)} output(s)", a.span
@@ -328,7 +365,12 @@ class Scope:
         return isinstance(expr, ast.BinOp | ast.Neg | ast.Pipe)
 
     def _is_layer(self, name: str) -> bool:
-        return name in OPS or name in self.lw.block_defs or name in self.lw.model_defs
+        return (
+            name in OPS
+            or name == "split"
+            or name in self.lw.block_defs
+            or name in self.lw.model_defs
+        )
 
     def _param_value(self, ref: ast.Ref) -> ast.Expr | None:
         return self.params.get(ref.name)
@@ -378,8 +420,12 @@ class Scope:
             self._emit(Call(name=name, inputs=tuple(tensors), model=stage.name, span=stage.span))
             n_out = len(callee.outputs)
             return [name] + [f"{name}:{k}" for k in range(1, n_out)]
+        if stage.name == "split":
+            return self._split(stage, tensors, attrs, explicit_name or final)
         if stage.name not in OPS or OPS[stage.name] is Call:
-            choices = [n for n in (*OPS, *self.lw.block_defs, *self.lw.model_defs) if n != "call"]
+            choices = [
+                n for n in (*OPS, "split", *self.lw.block_defs, *self.lw.model_defs) if n != "call"
+            ]
             raise NameResolutionError(
                 f"unknown layer '{stage.name}'", stage.span, hint=did_you_mean(stage.name, choices)
             )
@@ -400,6 +446,32 @@ class Scope:
         if activation is None:
             return [name]
         return self._activation(activation, name, final)
+
+    def _split(
+        self, stage: ast.Stage, tensors: list[str], attrs: list[ast.Arg], final: str | None
+    ) -> list[str]:
+        """``split(axis, sizes)``: one ``slice`` node per output, named after the
+        assigned names; the sizes are checked against the axis after shape inference."""
+        if len(tensors) != 1:
+            raise ArgumentError(f"split takes 1 input. Received: {len(tensors)}", stage.span)
+        with self.binder.at(final or "split"):
+            args = self.binder.bind(SplitArgs, attrs, "split", stage.span)
+        names = self.split_names
+        if names is not None and len(names) != len(args.sizes):
+            raise GraphError(
+                f"split makes {len(args.sizes)} outputs (one per size in {list(args.sizes)}); "
+                f"{len(names)} names are assigned",
+                stage.span,
+            )
+        if names is None:
+            first = [final] if final else []
+            names = first + [self._fresh("split") for _ in range(len(args.sizes) - len(first))]
+        for name, piece in zip(names, split_slices(args.axis, args.sizes, stage.span), strict=True):
+            self._emit(Slice(name=name, inputs=(tensors[0],), span=stage.span, **piece))
+        self.lw.split_checks.append(
+            SplitCheck(self.model, tensors[0], args.axis, args.sizes, stage.span)
+        )
+        return names
 
     def _activation(self, expr: ast.Expr, source: str, final: str | None) -> list[str]:
         if isinstance(expr, ast.Ref):

@@ -121,6 +121,13 @@ RULES: dict[str, MacRule] = {
             "space_to_depth",
             "flatten",
             "reshape",
+            "transpose",  # the layout ops only move values
+            "squeeze",
+            "unsqueeze",
+            "slice",
+            "pad",
+            "tile",
+            "broadcast_to",
             "dropout",
             "batchnorm",
             "layernorm",

@@ -104,6 +104,26 @@ STATIC = {
     ),
     "concat_axis1": ("input x: [2, 3]\n    output concat(x, x, axis = 1)", (2, 6), 0),
     "add": ("input x: [4]\n    y = x |> dense(4)\n    output x + y", (4,), 20),
+    "transpose": ("input x: [2, 3, 4]  transpose([2, 0, 1])", (4, 2, 3), 0),
+    "transpose_default": ("input x: [2, 3, 4]  transpose", (4, 3, 2), 0),
+    "squeeze": ("input x: [1, 3, 1, 4]  squeeze([-2])", (1, 3, 4), 0),
+    "squeeze_all": ("input x: [1, 3, 1, 4]  squeeze", (3, 4), 0),
+    "unsqueeze": ("input x: [3, 4]  unsqueeze([0, -1])", (1, 3, 4, 1), 0),
+    # range(6)[-1:-7:-2] = [5, 3, 1]; range(4)[1:100] = [1, 2, 3]
+    "slice": (
+        "input x: [4, 6]  slice(axes = [1, 0], starts = [-1, 1], stops = [-7, 100], "
+        "steps = [-2, 1])",
+        (3, 3),
+        0,
+    ),
+    "split": (
+        "input x: [5, 3]\n    a, b = x |> split(axis = 0, sizes = [2, 3])\n    output b",
+        (3, 3),
+        0,
+    ),
+    "pad": ("input x: [2, 3]  pad([1, 0, 2, 3])", (5, 6), 0),
+    "tile": ("input x: [2, 3]  tile([3, 1])", (6, 3), 0),
+    "broadcast_to": ("input x: [3, 1]  broadcast_to([2, 3, 4])", (2, 3, 4), 0),
 }
 
 
@@ -133,6 +153,13 @@ SYMBOLIC = {
         (1, "2*(h-1)+2", "2*(w-1)+2"),
     ),
     "concat_symbolic": ("input x: [t, 2]\n    output concat(x, x, axis = 0)", ("t+t", 2)),
+    "transpose_t": ("input x: [t, 3]  transpose", (3, "t")),
+    "pad_t": ("input x: [t, 3]  pad([2, 0, 1, 1])", ("t+3", 4)),
+    "tile_t": ("input x: [t, 3]  tile([2, 1])", ("2*t", 3)),
+    "slice_static_axis_of_t": (
+        "input x: [t, 6]  slice(axes = [1], starts = [1], stops = [5])",
+        ("t", 4),
+    ),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nnc.backends.onnx import (
     import_layers,
+    import_layout,
     import_maths,
     import_recurrent,
     import_resample,
@@ -18,6 +19,7 @@ CONVERTERS: dict[str, Converter] = {
     **import_recurrent.CONVERTERS,
     **import_maths.CONVERTERS,
     **import_resample.CONVERTERS,
+    **import_layout.CONVERTERS,
 }
 
 for _op, _patterns in import_maths.PATTERNS.items():

@@ -17,6 +17,7 @@ from nnc.backends.onnx.import_common import (
     clean_float,
     unsupported_value,
 )
+from nnc.backends.onnx.import_layout import transpose_data
 from nnc.backends.onnx.importer import Const, Converter, Fill, Importer, Tensor
 from nnc.backends.onnx.reader import MAX_ELEMENTS
 from nnc.errors import ResourceError
@@ -142,12 +143,11 @@ def transpose(imp: Importer, node: onnx.NodeProto) -> None:
     if sorted(perm) != list(range(len(full))):
         raise imp.error(node, f"perm {perm} is not a permutation of {len(full)} axes")
     # A transpose that keeps the data axes (all but the batch and unit axes) in order
-    # only relabels the tensor; reordering data axes would need an op nnc lacks.
+    # only relabels the tensor; one that reorders them is nnc's transpose.
     moved = [k for k in perm if full[k] is not None and full[k] != 1]
-    if moved != sorted(moved):
-        raise unsupported_value(
-            imp, node, "perm", perm, "it reorders data axes; nnc has no transpose op"
-        )
+    if moved != sorted(moved):  # data axes reordered: nnc's transpose op
+        transpose_data(imp, node, perm)
+        return
     imp.set(node, _view(t.ref, [full[k] for k in perm]))
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from nnc.backends.codegen import CodeWriter, py_identifier
 from nnc.backends.torch.activations import ACTIVATIONS
 from nnc.backends.torch.layers import LAYERS, Layer, Site
+from nnc.backends.torch.layout import LAYOUT
 from nnc.backends.torch.maths import MATHS
 from nnc.backends.torch.resample import RESAMPLE
 from nnc.errors import UnsupportedOpError
@@ -97,7 +98,8 @@ MODULE_NAMES = frozenset(
 
 def has_lowering(op: str) -> bool:
     """Whether ``op`` has a lowering (Call nodes are lowered here, as submodules)."""
-    return op in LAYERS or op in RESAMPLE or op in ACTIVATIONS or op in MATHS or op == "call"
+    tables = (LAYERS, RESAMPLE, ACTIVATIONS, MATHS, LAYOUT)
+    return any(op in table for table in tables) or op == "call"
 
 
 @dataclass
@@ -175,6 +177,7 @@ def _lower_one(
                 or RESAMPLE.get(node.op)
                 or ACTIVATIONS.get(node.op)
                 or MATHS.get(node.op)
+                or LAYOUT.get(node.op)
             )
             if lower is None:
                 raise UnsupportedOpError(node.op, "torch", node.span)

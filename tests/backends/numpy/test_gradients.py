@@ -76,6 +76,18 @@ VARIANTS = {
     "resize nearest, per-dim scales": "input x: [2, 3, 2]\n    resize([2, 3])",
     "resize linear 1-d, align corners": "input x: [2, 4]\n    resize(3, mode = bilinear, "
     "align_corners = true)",
+    "transpose default, then dense": "input x: [3, 4]\n    transpose\n    dense(2)",
+    "squeeze default": "input x: [1, 3, 1]\n    squeeze",
+    "slice negative steps": "input x: [5, 6]\n    slice(axes = [1, 0], starts = [-1, 4], "
+    "stops = [-100, 0], steps = [-2, -3])",
+    "split, both pieces used": "input x: [2, 5]\n    a, b = x |> split(axis = 1, "
+    "sizes = [2, 3])\n    output concat(b |> tanh, a, axis = 1)",
+    "pad constant with value": "input x: [2, 3]\n    pad([1, 0, 2, 1], value = 0.5) tanh",
+    "pad reflect, overlapping mirrors": "input x: [3, 4]\n    pad([2, 3, 2, 3], "
+    "mode = reflect) tanh",
+    "pad edge, wide": "input x: [2, 3]\n    pad([3, 0, 0, 4], mode = edge) tanh",
+    "tile, then a nonlinearity": "input x: [2, 3]\n    tile([2, 2]) tanh",
+    "broadcast_to new and stretched axes": "input x: [3, 1]\n    broadcast_to([2, 3, 4]) tanh",
     "batchnorm rank 1": "input x: [5]\n    batchnorm",
     "batchnorm rank 2": "input x: [3, 6]\n    batchnorm(momentum = 0.2, eps = 0.001)",
     "layernorm rank 1": "input x: [6]\n    layernorm",

@@ -14,7 +14,7 @@ import numpy as np
 
 from nnc.ir.ops.pooling import _Pool
 from nnc.ir.program import Model
-from tests.backends import spatial_reference
+from tests.backends import layout_reference, spatial_reference
 from tests.maths_reference import MATHS
 
 Arrays = Mapping[str, np.ndarray]
@@ -92,6 +92,8 @@ def _op(node, args, w):
         return MATHS[op](node, x)
     if op in spatial_reference.OPS:
         return spatial_reference.evaluate(node, x)
+    if op in layout_reference.OPS:
+        return layout_reference.evaluate(node, x)
     return _activation(x, w, node)
 
 

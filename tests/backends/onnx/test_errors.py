@@ -248,9 +248,10 @@ def _lstm(**attributes) -> bytes:  # type: ignore[no-untyped-def]
             "avgpool averages the real elements only",
         ),
         (
-            lambda: one_node("Transpose", dims=("N", 2, 3), perm=[0, 2, 1]),
-            "node 'n1' (Transpose): attribute perm=[0, 2, 1] is not supported: it reorders data "
-            "axes; nnc has no transpose op",
+            lambda: one_node("Transpose", dims=("N", 2, 3), perm=[2, 0, 1]),
+            "node 'n1' (Transpose): attribute perm=[2, 0, 1] is not supported: it moves the "
+            "batch axis (axis 0) to axis 1; nnc's transpose permutes the axes of each sample "
+            "and keeps the batch first",
         ),
         (
             lambda: one_node("Flatten", dims=("N", 2, 3), axis=2),
@@ -266,7 +267,7 @@ def _lstm(**attributes) -> bytes:  # type: ignore[no-untyped-def]
         "maxpool_pads",
         "maxpool_ceil",
         "avgpool_count_pad",
-        "transpose_data_axes",
+        "transpose_batch_axis",
         "flatten_axis",
     ],
 )

@@ -30,7 +30,7 @@ from nnc.ir.training import (
     Sgd,
     Sse,
 )
-from tests.backends import spatial_reference
+from tests.backends import layout_reference, spatial_reference
 from tests.maths_reference import MATHS
 
 Arrays = dict[str, np.ndarray]
@@ -128,6 +128,8 @@ def _evaluate(node, xs: list[np.ndarray], w: Arrays, mode: Pass) -> np.ndarray: 
         return np.concatenate(xs, axis=node.axis % (x.ndim - 1) + 1)
     if op in spatial_reference.OPS:
         return spatial_reference.evaluate(node, x)
+    if op in layout_reference.OPS:
+        return layout_reference.evaluate(node, x)
     # A new op needs its reference here too: fail loudly rather than skip it.
     raise AssertionError(f"the test reference has no op '{op}'")
 

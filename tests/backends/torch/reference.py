@@ -21,7 +21,7 @@ from nnc.ir.passes import inline_calls
 from nnc.ir.program import Model, Program
 from nnc.ir.training import BinaryCrossEntropy, CrossEntropy, Mae, Mse, Sse
 from nnc.ir.types import TensorType
-from tests.backends import spatial_reference
+from tests.backends import layout_reference, spatial_reference
 from tests.maths_reference import MATHS
 
 Arrays = dict[str, np.ndarray]
@@ -299,6 +299,10 @@ def _spatial(node: Any, xs: list, *_: Any) -> np.ndarray | None:
     return spatial_reference.evaluate(node, xs[0])
 
 
+def _layout(node: Any, xs: list, *_: Any) -> np.ndarray:
+    return layout_reference.evaluate(node, xs[0])
+
+
 def _elementwise(node: Any, xs: list, *_: Any) -> np.ndarray:
     return _ELEMENTWISE[node.op](node, xs[0])
 
@@ -342,6 +346,7 @@ _OPS: dict[str, Callable[..., np.ndarray]] = {
     **dict.fromkeys(_ELEMENTWISE, _elementwise),
     **dict.fromkeys(MATHS, _maths),
     **dict.fromkeys(spatial_reference.OPS, _spatial),
+    **dict.fromkeys(layout_reference.OPS, _layout),
 }
 REFERENCE_OPS = frozenset(_OPS)
 
