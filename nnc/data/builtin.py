@@ -142,6 +142,32 @@ def _wave_steps(rng: np.random.Generator) -> Arrays:
     return wave, np.repeat(label[:, None], wave.shape[1], axis=1)
 
 
+def _blobs(rng: np.random.Generator) -> Arrays:
+    """600 segmentation samples of 16x16: one to three discs (radius 2 to 4) or boxes
+    (side 3 to 7) of brightness U(0.5, 1) over a background ramp of slope up to 0.6
+    across the image, plus N(0, 0.3²) noise. The target is 1 on a shape's pixels and
+    0 elsewhere, so a threshold on brightness alone mislabels the bright end of the ramp."""
+    n, size = 600, 16
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float64)
+    x = np.empty((n, 1, size, size))
+    mask = np.zeros((n, 1, size, size))
+    for i in range(n):
+        angle = rng.uniform(0.0, 2 * np.pi)
+        ramp = rng.uniform(0.0, 0.6) * (np.cos(angle) * cols + np.sin(angle) * rows) / size
+        image = ramp - ramp.min()
+        for _ in range(rng.integers(1, 4)):
+            cy, cx = rng.uniform(2.0, size - 2.0, 2)
+            if rng.random() < 0.5:
+                shape = (rows - cy) ** 2 + (cols - cx) ** 2 <= rng.uniform(2.0, 4.0) ** 2
+            else:
+                h, w = rng.uniform(1.5, 3.5, 2)
+                shape = (np.abs(rows - cy) <= h) & (np.abs(cols - cx) <= w)
+            image = np.where(shape, rng.uniform(0.5, 1.0), image)
+            mask[i, 0] = np.maximum(mask[i, 0], shape)
+        x[i, 0] = image + rng.normal(0.0, 0.3, (size, size))
+    return x.astype(np.float32), mask.astype(np.float32)
+
+
 _GENERATORS: dict[str, Generate] = {
     "xor": _truth_table(np.logical_xor),
     "and": _truth_table(np.logical_and),
@@ -151,4 +177,5 @@ _GENERATORS: dict[str, Generate] = {
     "sine": _sine,
     "waves": _waves,
     "wave_steps": _wave_steps,
+    "blobs": _blobs,
 }

@@ -94,6 +94,15 @@ CATALOG: dict[str, DatasetInfo] = {
             description="600 24-step sine, square and sawtooth waves; classify the shape",
         ),
         DatasetInfo(
+            "blobs",
+            (1, 16, 16),
+            "value",
+            target_shape=(1, 16, 16),
+            description="600 noisy 16x16 images of one to three bright discs and boxes on a "
+            "shaded background; the target is the 0/1 mask of the shapes, generated from the seed",
+            image=(1, 16, 16),
+        ),
+        DatasetInfo(
             "wave_steps",
             (24, 1),
             "class",
