@@ -79,7 +79,7 @@ class Add(_Broadcasting):
     op: Literal["add"] = "add"
     symbol: ClassVar[str] = "+"
     arity: ClassVar[int | None] = None
-    example: ClassVar[str] = "input x: [3, 4]\n    input y: [4]\n    output x + y + x\n"
+    example: ClassVar[str] = "input x: [3, 4]\n    s = x |> mean(axis = 0)\n    output x + s + x"
     summary: ClassVar[str] = "element-wise sum, broadcasting (x + y, x + 1)"
 
     def expected_inputs(self) -> int | None:
@@ -89,19 +89,24 @@ class Add(_Broadcasting):
 class Sub(_Broadcasting):
     op: Literal["sub"] = "sub"
     symbol: ClassVar[str] = "-"
-    example: ClassVar[str] = "input x: [3, 1]\n    input y: [4]\n    output x - y"
+    example: ClassVar[str] = (
+        "input x: [3, 4]\n    m = x |> mean(axis = 1, keepdims = true)\n    output x - m"
+    )
     summary: ClassVar[str] = "element-wise difference, broadcasting (x - y, 1 - x)"
 
 
 class Mul(_Broadcasting):
     op: Literal["mul"] = "mul"
     symbol: ClassVar[str] = "*"
-    example: ClassVar[str] = "input x: [2, 3, 4]\n    input y: [3, 1]\n    output x * y"
+    example: ClassVar[str] = (
+        "input x: [2, 3, 4]\n    g = x |> mean(axis = [0, 2], keepdims = true) |> sigmoid\n"
+        "    output x * g"
+    )
     summary: ClassVar[str] = "element-wise product, broadcasting (x * y, x * 0.5)"
 
 
 # Denominators and bases kept away from 0: 1.5 + a sigmoid lies in (1.5, 2.5).
-_AWAY_FROM_ZERO = "input x: [2, 3]\n    input y: [3]\n    b = y |> sigmoid\n    output {expr}"
+_AWAY_FROM_ZERO = "input x: [2, 3]\n    b = x |> mean(axis = 0) |> sigmoid\n    output {expr}"
 
 
 class Div(_Broadcasting):
@@ -118,7 +123,8 @@ class Pow(_Broadcasting):
     op: Literal["pow"] = "pow"
     positional: ClassVar[tuple[str, ...]] = ("scalar",)
     example: ClassVar[str] = (
-        "input x: [2, 3]\n    input y: [3]\n    a = x |> sigmoid\n    output pow(a + 0.5, y)"
+        "input x: [2, 3]\n    e = x |> mean(axis = 0)\n    a = x |> sigmoid\n"
+        "    output pow(a + 0.5, e)"
     )
     summary: ClassVar[str] = "a ** b, broadcasting; d/db is 0 where a <= 0"
 
@@ -128,7 +134,9 @@ class Maximum(_Broadcasting):
 
     op: Literal["maximum"] = "maximum"
     positional: ClassVar[tuple[str, ...]] = ("scalar",)
-    example: ClassVar[str] = "input x: [2, 3]\n    input y: [2, 1]\n    output maximum(x, y)"
+    example: ClassVar[str] = (
+        "input x: [2, 3]\n    m = x |> mean(axis = 1, keepdims = true)\n    output maximum(x, m)"
+    )
     summary: ClassVar[str] = "element-wise larger value, broadcasting; ties: gradient to a"
 
 
@@ -137,7 +145,7 @@ class Minimum(_Broadcasting):
 
     op: Literal["minimum"] = "minimum"
     positional: ClassVar[tuple[str, ...]] = ("scalar",)
-    example: ClassVar[str] = "input x: [2, 3]\n    input y: [3]\n    output minimum(x, y)"
+    example: ClassVar[str] = "input x: [2, 3]\n    s = x |> sum(axis = 0)\n    output minimum(s, x)"
     summary: ClassVar[str] = "element-wise smaller value, broadcasting; ties: gradient to a"
 
 
