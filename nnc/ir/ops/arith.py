@@ -37,6 +37,7 @@ def check_float32(value: float, what: str) -> None:
 class _Broadcasting(Op):
     """Shared shape rule: float32 operands whose per-sample shapes broadcast."""
 
+    arity: ClassVar[int | None] = 2  # 1 with a number operand (expected_inputs)
     category: ClassVar[str] = "graph"
     symbol: ClassVar[str] = ""  # the infix operator, or "" for a call (pow, maximum...)
 
