@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nnc.backends.onnx import (
+    import_arith,
     import_layers,
     import_maths,
     import_recurrent,
@@ -18,6 +19,7 @@ CONVERTERS: dict[str, Converter] = {
     **import_recurrent.CONVERTERS,
     **import_maths.CONVERTERS,
     **import_resample.CONVERTERS,
+    **import_arith.CONVERTERS,  # after import_layers: its Add/Sum broadcast
 }
 
 for _op, _patterns in import_maths.PATTERNS.items():
