@@ -24,7 +24,7 @@ from nnc.errors import (
     did_you_mean,
 )
 from nnc.ir.ops import ACTIVATIONS, OPS, Node
-from nnc.ir.ops.arith import CALLED, INFIX, ConstantTensor, Neg, check_float32
+from nnc.ir.ops.arith import CALLED, INFIX, Add, ConstantTensor, Neg, check_float32
 from nnc.ir.ops.graph import Call
 from nnc.ir.passes.validate import check_identifier
 from nnc.ir.program import Input
@@ -294,7 +294,7 @@ class Scope:
                 value = self._value_of(self._apply(pipe.stage, [value], None), pipe)
             return self._apply(pipes[0].stage, [value], final)
         if isinstance(expr, ast.BinOp) and expr.op in INFIX:
-            return [self._arith(INFIX[expr.op], expr.left, expr.right, expr, final)]
+            return [self._infix_chain(expr, final)]
         if isinstance(expr, ast.Neg):
             value = self._value(expr.value)
             name = final or self._fresh("neg")
@@ -318,15 +318,51 @@ class Scope:
             )
         raise GraphError(f"expected a tensor expression. Received: {_text(expr)}", expr.span)
 
+    def _infix_chain(self, expr: ast.BinOp, final: str | None) -> str:
+        """A left-nested chain of infix operators (``a - b * c - d ...``), lowered in a
+        loop, not by recursion: a chain may have thousands of links. A run of ``+`` of
+        tensors (``a + b + c``) is one add node."""
+        spine: list[ast.BinOp] = []
+        e: ast.Expr = expr
+        while isinstance(e, ast.BinOp) and e.op in INFIX:
+            spine.append(e)
+            e = e.left
+        spine.reverse()  # innermost first
+        current: ast.Expr | str = e  # the chain so far: an operand, or a lowered ref
+        terms: list[ast.Expr | str] = []  # a pending run of + of tensors
+        for k, node in enumerate(spine):
+            last = k == len(spine) - 1
+            name = final if last else None
+            if self._tensor_sum(node, current):
+                terms = terms or [current]
+                terms += _flatten_add(node.right, lambda t: self._scalar(t) is not None)
+                if not last and self._tensor_sum(spine[k + 1], "run"):
+                    continue  # the run goes on
+                inputs = tuple(self._operand(t) for t in terms)
+                current = name or self._fresh("add")
+                self._emit(Add(name=current, inputs=inputs, span=node.op_span or node.span))
+                terms = []
+                continue
+            current = self._arith(INFIX[node.op], current, node.right, node, name)
+        assert isinstance(current, str)
+        return current
+
+    def _tensor_sum(self, node: ast.BinOp, left: ast.Expr | str) -> bool:
+        return node.op == "+" and self._scalar(left) is None and self._scalar(node.right) is None
+
+    def _operand(self, t: ast.Expr | str) -> str:
+        return t if isinstance(t, str) else self._value(t)
+
     def _arith(
         self,
         op: str,
-        left: ast.Expr,
+        left: ast.Expr | str,
         right: ast.Expr,
         expr: ast.BinOp | ast.Call,
         final: str | None,
     ) -> str:
-        """A binary arithmetic node; a number on either side becomes its ``scalar``."""
+        """A binary arithmetic node; a number on either side becomes its ``scalar``
+        (``left`` may be lowered already: a ref)."""
         span = expr.op_span or expr.span if isinstance(expr, ast.BinOp) else expr.span
         numbers = self._scalar(left), self._scalar(right)
         if numbers[0] is not None and numbers[1] is not None:
@@ -337,10 +373,7 @@ class Scope:
             )
         fields: dict[str, Any] = {}
         if numbers[0] is None and numbers[1] is None:
-            pair = [left, right]
-            if op == "add":  # a + b + c is one node
-                pair = _flatten_add(expr, lambda e: self._scalar(e) is not None)
-            inputs = tuple(self._value(t) for t in pair)
+            inputs = (self._operand(left), self._operand(right))
         else:
             side = "left" if numbers[0] is not None else "right"
             number = numbers[0] if side == "left" else numbers[1]
@@ -348,16 +381,19 @@ class Scope:
             try:
                 check_float32(float(number), "the number")  # type: ignore[arg-type]
             except ValueError as err:
+                assert not isinstance(literal, str)
                 raise ArgumentError(str(err), literal.span) from None
-            inputs = (self._value(right if side == "left" else left),)
+            inputs = (self._operand(right if side == "left" else left),)
             fields = {"scalar": float(number), "scalar_side": side}  # type: ignore[arg-type]
         name = final or self._fresh(op)
         self._emit(OPS[op](name=name, inputs=inputs, span=span, **fields))  # type: ignore[arg-type]
         return name
 
-    def _scalar(self, expr: ast.Expr) -> float | None:
+    def _scalar(self, expr: ast.Expr | str) -> float | None:
         """The number an operand stands for (a literal, a block parameter bound to one,
-        a negated one), or None for a tensor."""
+        a negated one), or None for a tensor (a lowered ref is one)."""
+        if isinstance(expr, str):
+            return None
         if isinstance(expr, ast.Ref) and expr.name not in self.bound:
             bound = self._param_value(expr)
             return self._scalar(bound) if bound is not None else None
