@@ -372,6 +372,7 @@ class Scope:
                 span,
             )
         fields: dict[str, Any] = {}
+        inputs: tuple[str, ...]
         if numbers[0] is None and numbers[1] is None:
             inputs = (self._operand(left), self._operand(right))
         else:

@@ -141,8 +141,8 @@ def arith_expr(node: _Broadcasting | ConstantTensor, inputs: tuple[ast.Expr, ...
     """An arithmetic node as the expression that writes it: ``a + b + c``, ``1.0 - g``,
     ``pow(x, 2.0)``, ``constant([[1.0, 0.5]])``."""
     if isinstance(node, ConstantTensor):
-        value = ast.Arg(name=None, value=_nested(node.nested()), span=NOWHERE)
-        return ast.Call(name="constant", args=(value,), span=NOWHERE)
+        literal = ast.Arg(name=None, value=_nested(node.nested()), span=NOWHERE)
+        return ast.Call(name="constant", args=(literal,), span=NOWHERE)
     operands = list(inputs)
     if node.scalar is not None:
         number = ast.Float(value=node.scalar, span=NOWHERE)

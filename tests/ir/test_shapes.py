@@ -112,7 +112,11 @@ STATIC = {
     "pow_scalar": ("input x: [2, 3]\n    output pow(x, 2)", (2, 3), 0),
     "maximum_rank0": ("input x: [2, 3]\n    s = x |> sum\n    output maximum(s, x)", (2, 3), 0),
     "minimum_same": ("input x: [1, 3]\n    input y: [2, 1]\n    output minimum(x, y)", (2, 3), 0),
-    "constant": ("input x: [2]\n    c = constant([[1, 2], [3, 4], [5, 6]])\n    output c", (3, 2), 0),
+    "constant": (
+        "input x: [2]\n    c = constant([[1, 2], [3, 4], [5, 6]])\n    output x * c",
+        (3, 2),
+        0,
+    ),
     "constant_scalar": ("input x: [2]\n    output x * constant(0.5)", (2,), 0),
 }
 

@@ -14,8 +14,8 @@ import numpy as np
 
 from nnc.ir.ops.pooling import _Pool
 from nnc.ir.program import Model
-from tests.backends import spatial_reference
 from tests.arith_reference import ARITH
+from tests.backends import spatial_reference
 from tests.maths_reference import MATHS
 
 Arrays = Mapping[str, np.ndarray]

@@ -30,8 +30,8 @@ from nnc.ir.training import (
     Sgd,
     Sse,
 )
-from tests.backends import spatial_reference
 from tests.arith_reference import ARITH
+from tests.backends import spatial_reference
 from tests.maths_reference import MATHS
 
 Arrays = dict[str, np.ndarray]

@@ -21,8 +21,8 @@ from nnc.ir.passes import inline_calls
 from nnc.ir.program import Model, Program
 from nnc.ir.training import BinaryCrossEntropy, CrossEntropy, Mae, Mse, Sse
 from nnc.ir.types import TensorType
-from tests.backends import spatial_reference
 from tests.arith_reference import ARITH
+from tests.backends import spatial_reference
 from tests.maths_reference import MATHS
 
 Arrays = dict[str, np.ndarray]
