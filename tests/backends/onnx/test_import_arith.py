@@ -218,3 +218,52 @@ def test_refused(operands: list[Any], shapes: dict[str, list[Any]], message: str
     with pytest.raises(NncError) as info:
         backend.import_model(_graph("Mul", operands, shapes))
     assert info.value.message == message
+
+
+def test_torch_export_of_a_gated_block() -> None:
+    """PyTorch's own export: a squeeze-and-excitation gate, numbers on either side, a
+    power, a maximum and a constant tensor all import, and match torch."""
+    require("torch")
+    import io
+    import warnings
+
+    import torch
+
+    from nnc.backends import get_backend
+    from nnc.backends import onnx as backend
+
+    class Gated(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.conv(x)
+            y = h * torch.sigmoid(h.mean(dim=(2, 3), keepdim=True))
+            y = (1 - y) / 2 + y**2 - torch.maximum(y, torch.zeros(1))
+            return -y * 0.5 + torch.tensor([1.0, 2.0, 3.0, 4.0]).reshape(1, 4, 1, 1)
+
+    module = Gated().eval()
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (torch.randn(2, 3, 5, 5),),
+            buffer,
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "N"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    imported = backend.import_model(buffer.getvalue())
+    ops = [n.op for n in imported.program.models[imported.model].nodes]
+    assert ops == [
+        *("conv2d", "mean", "sigmoid", "mul", "sub", "pow", "maximum", "div", "add"),
+        *("sub", "neg", "mul", "constant", "add"),
+    ]
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 5)).astype(np.float32)
+    want = module(torch.tensor(x)).detach().numpy()
+    runtime = get_backend("numpy").build(imported.program, imported.model, imported.weights)
+    assert np.abs(np.asarray(runtime.forward(x)) - want).max() < 1e-5
