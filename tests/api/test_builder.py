@@ -10,6 +10,8 @@ from nnc.ir.initializers import HeNormal
 from nnc.ir.ops import OPS
 from nnc.ir.training import Adam, Dataset, EarlyStopping, Sgd
 from tests.conftest import EXAMPLES
+from tests.dsl.test_arith import HEAD as ARITH_HEAD
+from tests.dsl.test_arith import ROUND_TRIP
 
 
 def test_mlp_matches_parser() -> None:
@@ -259,9 +261,6 @@ def test_models_under_construction_do_not_stop_a_call() -> None:
 
 
 # -- arithmetic (issue 19): builder == parser ---------------------------------------
-
-from tests.dsl.test_arith import HEAD as ARITH_HEAD  # noqa: E402
-from tests.dsl.test_arith import ROUND_TRIP  # noqa: E402
 
 
 def test_builder_equals_parser() -> None:
