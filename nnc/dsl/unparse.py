@@ -172,7 +172,8 @@ def node_text(node: Op) -> str:
     """
     if isinstance(node, ConstantTensor) and len(node.value) > 8:
         return f"constant(<{len(node.value)} values of shape {list(node.shape)}>)"
-    if isinstance(node, _Broadcasting | ConstantTensor):
+    plain_add = node.op == "add" and getattr(node, "scalar", None) is None  # as it always read
+    if isinstance(node, _Broadcasting | ConstantTensor) and not plain_add:
         refs = tuple(ast.Ref(name=r, span=NOWHERE) for r in node.inputs)
         return expr_text(arith_expr(node, refs))
     return expr_text(_stage(node, (), explicit_name=False))
