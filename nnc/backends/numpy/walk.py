@@ -391,6 +391,9 @@ class NodeContext:
             # contribution that binds more loosely than `+`.
             if _top_level(expr, LOOSER_THAN_PLUS):
                 expr = f"({expr})"
+            if expr.startswith("-") and not _top_level(expr[1:], (" + ", " - ")):
+                self.line(f"{value.grad} = {value.grad} - {expr[1:]}")  # not `g + -d`
+                return
             self.line(f"{value.grad} = {value.grad} + {expr}")
         else:
             self.walk.assigned.add(value.grad)
