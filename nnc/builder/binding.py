@@ -83,7 +83,7 @@ def construct(cls: type[Op], op: str, values: dict[str, Any]) -> Node:
 
 def check_arity(node: Node) -> None:
     """The number of inputs the op takes, as shape inference checks it."""
-    want = type(node).arity
+    want = node.expected_inputs()
     n = len(node.inputs)
     if want is None and n < 2:
         raise ArgumentError(f"{node.op} needs at least 2 inputs. Received: {n}")

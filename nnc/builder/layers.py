@@ -6,6 +6,8 @@ from __future__ import annotations
 from abc import abstractmethod
 from typing import TYPE_CHECKING, Any
 
+from nnc.errors import ArgumentError
+
 if TYPE_CHECKING:
     from nnc.builder.model import Tensor
 
@@ -134,8 +136,52 @@ class LayerMethods:
         return self.layer("gru", *args, **attrs)
 
     def add(self, *args: Any, **attrs: Any) -> Tensor:
-        """Element-wise sum of two or more tensors (``x + y`` in .nn text)."""
-        return self.layer("add", *args, **attrs)
+        """Element-wise sum of two or more tensors, broadcasting (``x + y`` in .nn
+        text); ``add(x, 1.0)`` or ``add(1.0, x)`` adds a number."""
+        return self.arith("add", *args, **attrs)
+
+    def sub(self, a: Any, b: Any, **attrs: Any) -> Tensor:
+        """``a - b``, broadcasting; either side may be a number (``sub(1.0, g)``)."""
+        return self.arith("sub", a, b, **attrs)
+
+    def mul(self, a: Any, b: Any, **attrs: Any) -> Tensor:
+        """``a * b``, broadcasting; either side may be a number."""
+        return self.arith("mul", a, b, **attrs)
+
+    def div(self, a: Any, b: Any, **attrs: Any) -> Tensor:
+        """``a / b``, broadcasting (IEEE for division by 0); either side may be a number."""
+        return self.arith("div", a, b, **attrs)
+
+    def pow(self, a: Any, b: Any, **attrs: Any) -> Tensor:
+        """``pow(a, b)`` = a ** b, broadcasting; either side may be a number."""
+        return self.arith("pow", a, b, **attrs)
+
+    def maximum(self, a: Any, b: Any, **attrs: Any) -> Tensor:
+        """The larger of a and b, broadcasting; a tie sends the gradient to a."""
+        return self.arith("maximum", a, b, **attrs)
+
+    def minimum(self, a: Any, b: Any, **attrs: Any) -> Tensor:
+        """The smaller of a and b, broadcasting; a tie sends the gradient to a."""
+        return self.arith("minimum", a, b, **attrs)
+
+    def neg(self, *args: Any, **attrs: Any) -> Tensor:
+        """``-x``."""
+        return self.layer("neg", *args, **attrs)
+
+    def arith(self, op: str, *args: Any, **attrs: Any) -> Tensor:
+        """A broadcasting binary op of tensors, or of one tensor and one number (the
+        op's ``scalar``, on the side it is written)."""
+        numbers = [i for i, a in enumerate(args) if _is_number(a)]
+        if not numbers:
+            return self.layer(op, *args, **attrs)
+        if len(args) != 2 or len(numbers) != 1:
+            raise ArgumentError(
+                f"{op} takes two tensors, or one tensor and one number. Received: "
+                + ", ".join(repr(a) for a in args)
+            )
+        side = "left" if numbers == [0] else "right"
+        tensor = args[1] if side == "left" else args[0]
+        return self.layer(op, tensor, scalar=float(args[numbers[0]]), scalar_side=side, **attrs)
 
     def concat(self, *args: Any, **attrs: Any) -> Tensor:
         """``concat(x, y, ..., axis = 0)``."""
@@ -268,3 +314,7 @@ class LayerMethods:
     def global_max_pool(self, *args: Any, **attrs: Any) -> Tensor:
         """Maximum over all spatial positions: [C, ...] -> [C]."""
         return self.layer("global_max_pool", *args, **attrs)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -20,6 +20,7 @@ from nnc.errors import (
     did_you_mean,
 )
 from nnc.ir.ops import ACTIVATIONS, OPS, Node
+from nnc.ir.ops.arith import ConstantTensor
 from nnc.ir.ops.graph import Call
 from nnc.ir.ops.layout import Slice, check_split, split_slices
 from nnc.ir.passes.infer import infer_model
@@ -56,6 +57,40 @@ class Tensor:
 
     def __repr__(self) -> str:
         return f"Tensor({self.ref!r}, {self.type})"
+
+    # Arithmetic reads as in .nn text: ``h * 0.5``, ``1 - g`` (auto-named nodes).
+    def __add__(self, other: Any) -> Tensor:
+        return self.builder.add(self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return self.builder.add(other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return self.builder.sub(self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return self.builder.sub(other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return self.builder.mul(self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return self.builder.mul(other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return self.builder.div(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return self.builder.div(other, self)
+
+    def __pow__(self, other: Any) -> Tensor:
+        return self.builder.pow(self, other)
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return self.builder.pow(other, self)
+
+    def __neg__(self) -> Tensor:
+        return self.builder.neg(self)
 
 
 @dataclass
@@ -180,6 +215,13 @@ class Builder(LayerMethods):
                 hint=did_you_mean(str(act), ACTIVATIONS),
             )
         return self.layer(act, out, *act_args)
+
+    def constant(self, value: Any, name: str | None = None) -> Tensor:
+        """A constant float32 tensor from a number or a (nested) list, with no inputs:
+        ``b.constant([[1, 0.5], [2, 3]])`` is ``constant([[1, 0.5], [2, 3]])``."""
+        with self._naming(name, "constant") as node_name:
+            values = {"value": value, "name": node_name, "inputs": ()}
+            return self._add(construct(ConstantTensor, "constant", values))
 
     def call(
         self, model: str | Builder | Model, *inputs: Tensor, name: str | None = None

@@ -79,11 +79,13 @@ class Stage(Node):
 
 @dataclass(frozen=True)
 class BinOp(Node):
-    """An infix operation ``left op right``; ``op`` is one of ``+ - * / @``."""
+    """An infix operation ``left op right``; ``op`` is one of ``+ - * / @``.
+    ``op_span`` is where the operator itself is written (for error messages)."""
 
     op: str
     left: Expr
     right: Expr
+    op_span: Span | None = field(default=None, compare=False, kw_only=True)
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,11 @@ See :mod:`nnc.dsl.lower` for the naming rules.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nnc.dsl import ast
 from nnc.dsl.bind import Binder, is_distribution
@@ -24,7 +24,8 @@ from nnc.errors import (
     did_you_mean,
 )
 from nnc.ir.ops import ACTIVATIONS, OPS, Node
-from nnc.ir.ops.graph import Add, Call
+from nnc.ir.ops.arith import CALLED, INFIX, Add, ConstantTensor, Neg, check_float32
+from nnc.ir.ops.graph import Call
 from nnc.ir.ops.layout import Slice, split_slices
 from nnc.ir.passes.validate import check_identifier
 from nnc.ir.program import Input
@@ -327,22 +328,163 @@ class Scope:
             for pipe in reversed(pipes[1:]):
                 value = self._value_of(self._apply(pipe.stage, [value], None), pipe)
             return self._apply(pipes[0].stage, [value], final)
-        if isinstance(expr, ast.BinOp) and expr.op == "+":
-            terms = [self._value(t) for t in _flatten_add(expr)]
-            name = final or self._fresh("add")
-            self._emit(Add(name=name, inputs=tuple(terms), span=expr.span))
+        if isinstance(expr, ast.BinOp) and expr.op in INFIX:
+            return [self._infix_chain(expr, final)]
+        if isinstance(expr, ast.Neg):
+            value = self._value(expr.value)
+            name = final or self._fresh("neg")
+            self._emit(Neg(name=name, inputs=(value,), span=expr.span))
             return [name]
+        if (
+            isinstance(expr, ast.Call)
+            and expr.name in CALLED
+            and len(expr.args) == 2
+            and all(a.name is None for a in expr.args)
+        ):
+            left, right = (a.value for a in expr.args)
+            return [self._arith(expr.name, left, right, expr, final)]
         if isinstance(expr, ast.Call):
             stage = ast.Stage(name=expr.name, args=expr.args, span=expr.span)
             return self._apply(stage, [], final)
-        if isinstance(expr, ast.BinOp | ast.Neg):
-            what = f"'{expr.op}'" if isinstance(expr, ast.BinOp) else "unary '-'"
+        if isinstance(expr, ast.BinOp):
             raise GraphError(
-                f"the operator {what} is parsed but has no IR op yet (issue 19); "
-                "only '+' of tensors lowers today",
-                expr.span,
+                f"the operator '{expr.op}' is parsed but has no IR op yet (issue 19)",
+                expr.op_span or expr.span,
             )
         raise GraphError(f"expected a tensor expression. Received: {_text(expr)}", expr.span)
+
+    def _infix_chain(self, expr: ast.BinOp, final: str | None) -> str:
+        """A left-nested chain of infix operators (``a - b * c - d ...``), lowered in a
+        loop, not by recursion: a chain may have thousands of links. A run of ``+`` of
+        tensors (``a + b + c``) is one add node."""
+        spine: list[ast.BinOp] = []
+        e: ast.Expr = expr
+        while isinstance(e, ast.BinOp) and e.op in INFIX:
+            spine.append(e)
+            e = e.left
+        spine.reverse()  # innermost first
+        current: ast.Expr | str = e  # the chain so far: an operand, or a lowered ref
+        terms: list[ast.Expr | str] = []  # a pending run of + of tensors
+        for k, node in enumerate(spine):
+            last = k == len(spine) - 1
+            name = final if last else None
+            if self._tensor_sum(node, current):
+                terms = terms or [current]
+                terms += _flatten_add(node.right, lambda t: self._scalar(t) is not None)
+                if not last and self._tensor_sum(spine[k + 1], "run"):
+                    continue  # the run goes on
+                inputs = tuple(self._operand(t) for t in terms)
+                current = name or self._fresh("add")
+                self._emit(Add(name=current, inputs=inputs, span=node.op_span or node.span))
+                terms = []
+                continue
+            current = self._arith(INFIX[node.op], current, node.right, node, name)
+        assert isinstance(current, str)
+        return current
+
+    def _tensor_sum(self, node: ast.BinOp, left: ast.Expr | str) -> bool:
+        return node.op == "+" and self._scalar(left) is None and self._scalar(node.right) is None
+
+    def _operand(self, t: ast.Expr | str) -> str:
+        return t if isinstance(t, str) else self._value(t)
+
+    def _arith(
+        self,
+        op: str,
+        left: ast.Expr | str,
+        right: ast.Expr,
+        expr: ast.BinOp | ast.Call,
+        final: str | None,
+    ) -> str:
+        """A binary arithmetic node; a number on either side becomes its ``scalar``
+        (``left`` may be lowered already: a ref)."""
+        span = expr.op_span or expr.span if isinstance(expr, ast.BinOp) else expr.span
+        numbers = self._scalar(left), self._scalar(right)
+        if numbers[0] is not None and numbers[1] is not None:
+            raise GraphError(
+                f"{_text(expr)} computes a number, not a tensor: write the number itself, "
+                "or constant(...) for a constant tensor",
+                span,
+            )
+        fields: dict[str, Any] = {}
+        inputs: tuple[str, ...]
+        if numbers[0] is None and numbers[1] is None:
+            inputs = (self._operand(left), self._operand(right))
+        else:
+            side = "left" if numbers[0] is not None else "right"
+            number = numbers[0] if side == "left" else numbers[1]
+            literal = left if side == "left" else right
+            try:
+                check_float32(float(number), "the number")  # type: ignore[arg-type]
+            except ValueError as err:
+                assert not isinstance(literal, str)
+                raise ArgumentError(str(err), literal.span) from None
+            inputs = (self._operand(right if side == "left" else left),)
+            fields = {"scalar": float(number), "scalar_side": side}  # type: ignore[arg-type]
+        name = final or self._fresh(op)
+        self._emit(OPS[op](name=name, inputs=inputs, span=span, **fields))  # type: ignore[arg-type]
+        return name
+
+    def _scalar(self, expr: ast.Expr | str) -> float | None:
+        """The number an operand stands for (a literal, a block parameter bound to one,
+        a negated one), or None for a tensor (a lowered ref is one)."""
+        if isinstance(expr, str):
+            return None
+        if isinstance(expr, ast.Ref) and expr.name not in self.bound:
+            bound = self._param_value(expr)
+            return self._scalar(bound) if bound is not None else None
+        if isinstance(expr, ast.Int | ast.Float) and not isinstance(expr, ast.Bool):
+            return float(expr.value)
+        if isinstance(expr, ast.Neg):
+            inner = self._scalar(expr.value)
+            return None if inner is None else -inner
+        return None
+
+    def _constant(self, stage: ast.Stage, piped: list[str], final: str | None) -> list[str]:
+        """``constant(<number or nested list>)``: a tensor node without inputs."""
+        if piped:
+            raise ArgumentError(
+                "constant takes no tensor input: bind it, e.g. c = constant([1, 0.5])", stage.span
+            )
+        literal: ast.Expr | None = None
+        name = final
+        for arg in stage.args:
+            if arg.name == "name" and isinstance(arg.value, ast.Ref):
+                name = self.prefix + arg.value.name
+            elif arg.name is None and literal is None:
+                literal = arg.value
+            else:
+                raise ArgumentError(
+                    "constant takes one number or nested list of numbers (and name = ...). "
+                    f"Received: {_text(arg.value)}",
+                    arg.span,
+                )
+        if literal is None:
+            raise ArgumentError("constant needs a value, e.g. constant([1, 0.5])", stage.span)
+        name = name or self._fresh("constant")
+        value = self._literal(literal)
+        try:
+            node = ConstantTensor(name=name, inputs=(), value=value, span=stage.span)
+        except ValidationError as err:
+            message = str(err.errors()[0].get("msg", "invalid value")).removeprefix("Value error, ")
+            raise ArgumentError(f"constant: {message}", literal.span) from None
+        self._emit(node)
+        return [name]
+
+    def _literal(self, expr: ast.Expr) -> Any:
+        """A constant's literal as nested Python lists of floats, each number checked."""
+        if isinstance(expr, ast.Ref) and self._param_value(expr) is not None:
+            return self._literal(self._param_value(expr))  # type: ignore[arg-type]
+        if isinstance(expr, ast.ListExpr):
+            return [self._literal(item) for item in expr.items]
+        number = self._scalar(expr)
+        if number is None or isinstance(expr, ast.Bool):
+            raise ArgumentError(f"a constant holds numbers. Received: {_text(expr)}", expr.span)
+        try:
+            check_float32(number, "the constant value")
+        except ValueError as err:
+            raise ArgumentError(str(err), expr.span) from None
+        return number
 
     def _tensor(self, ref: ast.Ref) -> str:
         name = ref.name
@@ -407,6 +549,8 @@ class Scope:
                 activation = arg.value
             else:
                 attrs.append(arg)
+        if stage.name == "constant" and stage.name not in self.lw.block_defs:
+            return self._constant(stage, tensors, explicit_name or final)
         if stage.name in self.lw.block_defs:
             return self._block(stage, tensors, attrs, explicit_name or final)
         if stage.name in self.lw.model_defs:
@@ -602,13 +746,19 @@ def as_stage(expr: ast.Expr) -> ast.Stage:
     )
 
 
-def _flatten_add(expr: ast.Expr) -> list[ast.Expr]:
-    """The terms of ``a + b + ...``, left to right (in a loop: a sum may be long)."""
+def _flatten_add(expr: ast.Expr, is_number: Callable[[ast.Expr], bool]) -> list[ast.Expr]:
+    """The tensor terms of ``a + b + ...``, left to right (in a loop: a sum may be
+    long). A sum with a number (``x + 1``) is a term of its own: one scalar node."""
     out: list[ast.Expr] = []
     todo = [expr]
     while todo:
         e = todo.pop()
-        if isinstance(e, ast.BinOp) and e.op == "+":
+        if (
+            isinstance(e, ast.BinOp)
+            and e.op == "+"
+            and not is_number(e.left)
+            and not is_number(e.right)
+        ):
             todo += [e.right, e.left]
         else:
             out.append(e)

@@ -125,7 +125,7 @@ def parse_file(text: str, filename: str = "<string>") -> ast.File:
             comments = tuple(_comments.items)
             _comments.items = []
     try:
-        result = _ToAst(filename).transform(tree)
+        result = _ToAst(filename, text).transform(tree)
     except VisitError as exc:  # show nnc's error, not lark's wrapper
         if isinstance(exc.orig_exc, NncError):
             raise exc.orig_exc.with_source(text) from None
@@ -278,9 +278,10 @@ def _unescape(raw: str) -> str:
 class _ToAst(Transformer_NonRecursive):
     """Parse tree -> :mod:`nnc.dsl.ast`, one method per grammar rule."""
 
-    def __init__(self, filename: str):
+    def __init__(self, filename: str, text: str = ""):
         super().__init__()
         self.f = filename
+        self.lines = text.split("\n")
 
     def start(self, meta: Any, items: list[Any]) -> ast.File:
         return ast.File(items=tuple(items))
@@ -355,7 +356,26 @@ class _ToAst(Transformer_NonRecursive):
         return ast.Pipe(value=ch[0], stage=ch[1], span=_span(meta, self.f))
 
     def _binop(self, op: str, meta: Any, ch: list[Any]) -> ast.BinOp:
-        return ast.BinOp(op=op, left=ch[0], right=ch[1], span=_span(meta, self.f))
+        span = _span(meta, self.f)
+        return ast.BinOp(
+            op=op, left=ch[0], right=ch[1], span=span, op_span=self._operator(op, ch[0].span)
+        )
+
+    def _operator(self, op: str, left: Span) -> Span | None:
+        """Where ``op`` is written after its left operand: past blanks, comments and the
+        closing parentheses of a bracketed operand."""
+        line, col = left.end_line, left.end_col  # 1-based, exclusive end
+        while 1 <= line <= len(self.lines):
+            text = self.lines[line - 1]
+            i = col - 1
+            while i < len(text) and (text[i].isspace() or text[i] == ")"):
+                i += 1
+            if i < len(text) and text[i] != "#":
+                if text[i] != op:
+                    return None
+                return Span(file=self.f, line=line, col=i + 1, end_line=line, end_col=i + 2)
+            line, col = line + 1, 1
+        return None
 
     def add(self, meta: Any, ch: list[Any]) -> ast.BinOp:
         return self._binop("+", meta, ch)

@@ -19,7 +19,8 @@ from nnc.dsl.lower import snake_case
 from nnc.dsl.printer import expr_text
 from nnc.errors import Span
 from nnc.ir.base import Op
-from nnc.ir.ops.graph import Add, Call
+from nnc.ir.ops.arith import ConstantTensor, Neg, _Broadcasting
+from nnc.ir.ops.graph import Call
 from nnc.ir.program import Model, Program
 from nnc.ir.training import BinaryCrossEntropy, CrossEntropy, DataFile, Dataset, GanRecipe, Recipe
 
@@ -61,7 +62,7 @@ def _is_chain(model: Model) -> bool:
         return False
     previous = model.inputs[0].name
     for node in model.nodes:
-        if node.inputs != (previous,) or isinstance(node, Add):
+        if node.inputs != (previous,) or isinstance(node, _Broadcasting):
             return False
         previous = node.name
     return model.outputs == (previous,)
@@ -108,10 +109,10 @@ def _graph(model: Model) -> list[ast.Stmt]:
     for node in model.nodes:
         inputs = tuple(ref(v) for v in node.inputs)
         value: ast.Expr
-        if isinstance(node, Add):
-            value = inputs[0]
-            for term in inputs[1:]:
-                value = ast.BinOp(op="+", left=value, right=term, span=NOWHERE)
+        if isinstance(node, _Broadcasting | ConstantTensor):
+            value = arith_expr(node, inputs)
+        elif isinstance(node, Neg):
+            value = ast.Neg(value=inputs[0], span=NOWHERE)
         else:
             stage = _stage(node, inputs, explicit_name=False)
             value = ast.Call(name=stage.name, args=stage.args, span=NOWHERE)
@@ -136,6 +137,31 @@ def _unique(name: str, used: set[str]) -> str:
     return candidate
 
 
+def arith_expr(node: _Broadcasting | ConstantTensor, inputs: tuple[ast.Expr, ...]) -> ast.Expr:
+    """An arithmetic node as the expression that writes it: ``a + b + c``, ``1.0 - g``,
+    ``pow(x, 2.0)``, ``constant([[1.0, 0.5]])``."""
+    if isinstance(node, ConstantTensor):
+        literal = ast.Arg(name=None, value=_nested(node.nested()), span=NOWHERE)
+        return ast.Call(name="constant", args=(literal,), span=NOWHERE)
+    operands = list(inputs)
+    if node.scalar is not None:
+        number = ast.Float(value=node.scalar, span=NOWHERE)
+        operands.insert(0 if node.scalar_side == "left" else len(operands), number)
+    if not node.symbol:
+        args = tuple(ast.Arg(name=None, value=o, span=NOWHERE) for o in operands)
+        return ast.Call(name=node.op, args=args, span=NOWHERE)
+    value = operands[0]
+    for term in operands[1:]:
+        value = ast.BinOp(op=node.symbol, left=value, right=term, span=NOWHERE)
+    return value
+
+
+def _nested(value: Any) -> ast.Expr:
+    if isinstance(value, list):
+        return ast.ListExpr(items=tuple(_nested(v) for v in value), span=NOWHERE)
+    return ast.Float(value=value, span=NOWHERE)
+
+
 def node_text(node: Op) -> str:
     """A node as the layer call that writes it, e.g. ``conv2d(16, 3, padding = same)``
     (for comments in generated code and for messages).
@@ -144,6 +170,12 @@ def node_text(node: Op) -> str:
     >>> node_text(nnc.load("examples/digits_cnn.nn").models["DigitsCNN"].nodes[0])
     'conv2d(16, 3, padding = same)'
     """
+    if isinstance(node, ConstantTensor) and len(node.value) > 8:
+        return f"constant(<{len(node.value)} values of shape {list(node.shape)}>)"
+    plain_add = node.op == "add" and getattr(node, "scalar", None) is None  # as it always read
+    if isinstance(node, _Broadcasting | ConstantTensor) and not plain_add:
+        refs = tuple(ast.Ref(name=r, span=NOWHERE) for r in node.inputs)
+        return expr_text(arith_expr(node, refs))
     return expr_text(_stage(node, (), explicit_name=False))
 
 

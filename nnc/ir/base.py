@@ -113,6 +113,11 @@ class Op(IRModel):
     def param_specs(self, ins: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
         return ()
 
+    def expected_inputs(self) -> int | None:
+        """How many tensor inputs this node takes (None: two or more). The class's
+        ``arity`` unless an attribute decides (``x * 0.5`` has one input)."""
+        return type(self).arity
+
     @property
     def has_params(self) -> bool:
         return "trainable" in type(self).model_fields

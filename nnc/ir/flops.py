@@ -151,6 +151,8 @@ RULES: dict[str, MacRule] = {
             *("exp", "log", "sqrt", "rsqrt", "abs", "square", "clip", "erf", "relu6"),
             *("hard_sigmoid", "hard_swish", "softsign", "mish"),
             *("mean", "sum", "max", "min", "global_max_pool"),
+            # element-wise arithmetic: no multiply-accumulate of learned weights
+            *("sub", "mul", "div", "pow", "maximum", "minimum", "neg", "constant"),
         ),
         _none,
     ),

@@ -10,6 +10,8 @@ from nnc.ir.initializers import HeNormal
 from nnc.ir.ops import OPS
 from nnc.ir.training import Adam, Dataset, EarlyStopping, Sgd
 from tests.conftest import EXAMPLES
+from tests.dsl.test_arith import HEAD as ARITH_HEAD
+from tests.dsl.test_arith import ROUND_TRIP
 
 
 def test_mlp_matches_parser() -> None:
@@ -256,3 +258,33 @@ def test_models_under_construction_do_not_stop_a_call() -> None:
     assert y.shape == (2,)  # type: ignore[union-attr]
     later.relu(later.input("x", [2]))
     assert list(pb.build().models) == ["Later", "Inner", "Outer"]
+
+
+# -- arithmetic (issue 19): builder == parser ---------------------------------------
+
+
+def test_builder_equals_parser() -> None:
+    b = nnc.Builder("M")
+    x = b.input("x", [3, 4])
+    y = b.input("y", [4])
+    a = b.mul(x, 0.5, name="a")
+    g = b.sub(1, y, name="b")
+    div = b.div(x, 2)
+    mul = b.mul(a, g)
+    add = b.add(div, mul)
+    c = b.sub(add, b.mul(2, x), name="c")
+    d = b.sub(b.pow(x, 2), b.pow(2.5, y), name="d")
+    e = b.sub(b.maximum(0, x), b.minimum(x, y), name="e")
+    k = b.constant([[1, 0.5, -2, 3]], name="k")
+    out = b.add(b.mul(b.neg(e), k), b.div(c, b.add(d, 1)), b.constant(0.25))
+    b.output(out)
+    assert b.build() == nnc.parse(ROUND_TRIP)
+
+
+def test_builder_operators_read_like_the_language() -> None:
+    b = nnc.Builder("M")
+    x = b.input("x", [3, 4])
+    y = b.input("y", [4])
+    b.output(-(x * 0.5) + (1 - y) / x**2)
+    parsed = nnc.parse(ARITH_HEAD + "    output -(x * 0.5) + (1 - y) / pow(x, 2)\n}\n")
+    assert b.build() == parsed

@@ -179,12 +179,12 @@ CASES = {
         "Received: [4, 6, 6]; insert flatten",
         None,
     ),
-    "add_unequal_shapes": (
+    "add_not_broadcasting": (
         "model M {\n    input x: [4]\n    y = x |> dense(3)\n    output x + y\n}\n",
         ShapeError,
         4,
-        12,
-        "add: expects inputs of equal shape. Received: [4] and [3]",
+        14,  # the operator
+        "'+' cannot broadcast [4] with [3]: dim -1 is 4 against 3",
         None,
     ),
     "conv_on_rank_2_input": (
@@ -247,7 +247,7 @@ CASES = {
         "model M {\n    input x: [4]\n    a = x + b\n    b = a |> dense(4)\n    output b\n}\n",
         GraphError,
         3,
-        9,
+        11,  # the '+' of the node on the cycle
         "graph cycle: a -> b -> a",
         None,
     ),

@@ -94,8 +94,8 @@ def test_long_left_chains_of_mixed_operators_print_without_recursion() -> None:
 
 def test_operator_without_ir_op_is_refused_with_line_and_column() -> None:
     with pytest.raises(GraphError) as info:
-        nnc.parse("model M {\n    input a: [2]\n    output a * a\n}\n", "m.nn")
+        nnc.parse("model M {\n    input a: [2]\n    output a @ a\n}\n", "m.nn")
     err = info.value
-    assert "'*'" in err.message
+    assert "'@'" in err.message
     assert err.span is not None
-    assert (err.span.line, err.span.col) == (3, 12)
+    assert (err.span.line, err.span.col) == (3, 14)  # the operator

@@ -124,6 +124,20 @@ STATIC = {
     "pad": ("input x: [2, 3]  pad([1, 0, 2, 3])", (5, 6), 0),
     "tile": ("input x: [2, 3]  tile([3, 1])", (6, 3), 0),
     "broadcast_to": ("input x: [3, 1]  broadcast_to([2, 3, 4])", (2, 3, 4), 0),
+    # broadcasting: [3, 1] with [4] is [3, 4]; [2, 1, 5] with [3, 1] is [2, 3, 5]
+    "add_broadcast": ("input x: [3, 1]\n    y = x |> dense(4)\n    output x + y", (3, 4), 8),
+    "sub_broadcast": ("input x: [3, 1]\n    input y: [4]\n    output x - y", (3, 4), 0),
+    "mul_rank": ("input x: [2, 1, 5]\n    input y: [3, 1]\n    output x * y", (2, 3, 5), 0),
+    "div_scalar": ("input x: [2, 3]\n    output 1 / x", (2, 3), 0),
+    "pow_scalar": ("input x: [2, 3]\n    output pow(x, 2)", (2, 3), 0),
+    "maximum_rank0": ("input x: [2, 3]\n    s = x |> sum\n    output maximum(s, x)", (2, 3), 0),
+    "minimum_same": ("input x: [1, 3]\n    input y: [2, 1]\n    output minimum(x, y)", (2, 3), 0),
+    "constant": (
+        "input x: [2]\n    c = constant([[1, 2], [3, 4], [5, 6]])\n    output x * c",
+        (3, 2),
+        0,
+    ),
+    "constant_scalar": ("input x: [2]\n    output x * constant(0.5)", (2,), 0),
 }
 
 

@@ -1,5 +1,5 @@
 """Lowerings of dense and embedding layers, and of the ops that only move, mask or
-join values: flatten, reshape, dropout, add and concat."""
+join values: flatten, reshape, dropout and concat (add: lower_arith)."""
 
 from __future__ import annotations
 
@@ -78,15 +78,6 @@ def _dropout_backward(c: NodeContext) -> None:
     c.grad_input(0, f"{dy} if {mask} is None else {dy} * {mask}")
 
 
-def _add_forward(c: NodeContext) -> None:
-    c.line(f"{c.y} = {' + '.join(c.xs)}")
-
-
-def _add_backward(c: NodeContext) -> None:
-    for i in range(len(c.node.inputs)):
-        c.grad_input(i, c.dy)
-
-
 def _concat_axis(c: NodeContext) -> int:
     assert isinstance(c.node, Concat)
     return batch_axis(c.node.axis % c.in_types[0].rank)
@@ -121,6 +112,5 @@ LOWERINGS: dict[str, Lowering] = {
     "flatten": Lowering(_flatten_forward, _reshape_backward),
     "reshape": Lowering(_reshape_forward, _reshape_backward),
     "dropout": Lowering(_dropout_forward, _dropout_backward),
-    "add": Lowering(_add_forward, _add_backward),
     "concat": Lowering(_concat_forward, _concat_backward),
 }

@@ -119,6 +119,9 @@ class Walk:
     uses_training_flag: bool = False
     # batchnorm nodes: (node name, cache name of its batch statistics, momentum)
     statistics: list[tuple[str, str, float]] = field(default_factory=list)
+    # Values that depend on no input (constants and what is computed from them only):
+    # held with a batch axis of size 1, which broadcasts.
+    batch_free: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         for decl in self.model.inputs:
@@ -127,6 +130,8 @@ class Walk:
             if node.op not in self.lowerings:
                 raise UnsupportedOpError(node.op, self.backend, node.span)
             self._add_value(node.name, node.type)
+            if all(ref in self.batch_free for ref in node.inputs):
+                self.batch_free.add(node.name)
         self._decide_needs()
 
     def _add_value(self, ref: str, type_: TensorType, is_input: bool = False) -> None:
@@ -386,6 +391,9 @@ class NodeContext:
             # contribution that binds more loosely than `+`.
             if _top_level(expr, LOOSER_THAN_PLUS):
                 expr = f"({expr})"
+            if expr.startswith("-") and not _top_level(expr[1:], (" + ", " - ")):
+                self.line(f"{value.grad} = {value.grad} - {expr[1:]}")  # not `g + -d`
+                return
             self.line(f"{value.grad} = {value.grad} + {expr}")
         else:
             self.walk.assigned.add(value.grad)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nnc.backends.onnx import (
+    import_arith,
     import_layers,
     import_layout,
     import_maths,
@@ -20,6 +21,7 @@ CONVERTERS: dict[str, Converter] = {
     **import_maths.CONVERTERS,
     **import_resample.CONVERTERS,
     **import_layout.CONVERTERS,
+    **import_arith.CONVERTERS,  # after import_layers: its Add/Sum broadcast
 }
 
 for _op, _patterns in import_maths.PATTERNS.items():

@@ -11,7 +11,7 @@ from typing import Any
 from nnc.backends.onnx.graph import GraphBuilder, Lowering
 from nnc.ir.base import Op
 from nnc.ir.ops.activations import Elu, Gelu, LeakyRelu, PRelu, Selu, _SoftmaxFamily
-from nnc.ir.ops.graph import Add, Concat
+from nnc.ir.ops.graph import Concat
 
 # Activations that are exactly one ONNX op without attributes.
 SIMPLE: dict[str, str] = {
@@ -108,11 +108,6 @@ def softmax(b: GraphBuilder, node: _SoftmaxFamily) -> None:
     b.bind(node, b.op("Transpose", [normalized], node.name, perm=back))
 
 
-def add(b: GraphBuilder, node: Add) -> None:
-    terms = [b.value(ref) for ref in node.inputs]
-    b.bind(node, b.op("Add" if len(terms) == 2 else "Sum", terms, node.name))
-
-
 def concat(b: GraphBuilder, node: Concat) -> None:
     parts = [b.value(ref) for ref in node.inputs]
     b.bind(node, b.op("Concat", parts, node.name, axis=_axis(node.axis)))
@@ -130,6 +125,5 @@ LOWERINGS: dict[str, Lowering] = {
     "prelu": prelu,
     "softmax": softmax,
     "log_softmax": softmax,
-    "add": add,
     "concat": concat,
 }

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nnc.backends.codegen import py_literal
+from nnc.backends.tensorflow.arith import ARITH
 from nnc.backends.tensorflow.graph import FIRST, LAST, ModelEmitter, tensor_axis
 from nnc.backends.tensorflow.layout import LAYOUT
 from nnc.backends.tensorflow.maths import LOWERINGS as MATHS
@@ -24,7 +25,7 @@ from nnc.ir.ops.activations import Elu, LeakyRelu, LogSoftmax, PRelu, Softmax
 from nnc.ir.ops.conv import Conv2dTranspose, _Conv
 from nnc.ir.ops.dense import Dense, Embedding
 from nnc.ir.ops.energy import Rbm
-from nnc.ir.ops.graph import Add, Concat
+from nnc.ir.ops.graph import Concat
 from nnc.ir.ops.normalization import BatchNorm, LayerNorm, LocalResponseNorm
 from nnc.ir.ops.pooling import GlobalAvgPool, _Pool
 from nnc.ir.ops.recurrent import _Recurrent
@@ -280,12 +281,6 @@ def _dropout(e: ModelEmitter, node: Dropout) -> Lowered:
 # -- joining tensors -------------------------------------------------------------------
 
 
-def _add(e: ModelEmitter, node: Add) -> Lowered:
-    first = e.input(node, 0, None)
-    rest = [e.input(node, k, first.layout) for k in range(1, len(node.inputs))]
-    return " + ".join(v.local for v in (first, *rest)), first.layout
-
-
 def _concat(e: ModelEmitter, node: Concat) -> Lowered:
     first = e.input(node, 0, None)
     rest = [e.input(node, k, first.layout) for k in range(1, len(node.inputs))]
@@ -322,10 +317,10 @@ LOWERINGS: dict[str, Lowering] = {
     "flatten": _flatten,
     "reshape": _reshape,
     "dropout": _dropout,
-    "add": _add,
     "concat": _concat,
     **MATHS,
     **RESAMPLE,
     **LAYOUT,
+    **ARITH,
 }
 """Every op but ``call`` (a model used as a layer), which the emitter handles itself."""

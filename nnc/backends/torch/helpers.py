@@ -115,6 +115,32 @@ def first_extreme(x, dims, keepdim=False, largest=True):
 '''
 
 # name -> (source, imports it needs beyond torch, nn and F)
+_POWER = '''
+class Power(torch.autograd.Function):
+    """a ** b with nnc's gradients, each summed back to its operand's shape:
+    d/da = b * a^(b-1), and d/db = a^b * ln(a) where a > 0, 0 where a <= 0."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        y = a ** b
+        ctx.save_for_backward(a, b, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        a, b, y = ctx.saved_tensors
+        da = dy * b * a ** (b - 1)
+        db = dy * y * torch.log(torch.where(a > 0, a, torch.ones_like(a)))
+        return da.sum_to_size(a.shape), db.sum_to_size(b.shape)
+
+
+def power(a, b):
+    """a ** b; either side may be a number."""
+    a = a if torch.is_tensor(a) else torch.full_like(b, a)
+    b = b if torch.is_tensor(b) else torch.full_like(a, b)
+    return Power.apply(a, b)
+'''
+
 HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "step": (_STEP, ()),
     "AvgPoolExcludingPad": (_AVG_POOL, ()),
@@ -122,6 +148,7 @@ HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "LocalResponseNormEven": (_LRN_EVEN, ()),
     "RBM": (_RBM, ()),
     "first_extreme": (_FIRST_EXTREME, ()),
+    "power": (_POWER, ()),
 }
 
 
@@ -129,6 +156,8 @@ def helper_names(name: str) -> tuple[str, ...]:
     """The module-level names a helper defines (so spec names avoid them)."""
     if name == "step":
         return ("StraightThroughStep", "step")
+    if name == "power":
+        return ("Power", "power")
     return (name,)
 
 

@@ -22,7 +22,7 @@ from nnc.backends.codegen import py_literal
 from nnc.ir.ops.conv import Conv1d, Conv2d, Conv2dTranspose
 from nnc.ir.ops.dense import Dense, Embedding
 from nnc.ir.ops.energy import Rbm
-from nnc.ir.ops.graph import Add, Concat
+from nnc.ir.ops.graph import Concat
 from nnc.ir.ops.normalization import BatchNorm, LayerNorm, LocalResponseNorm
 from nnc.ir.ops.pooling import AvgPool, MaxPool, SumPool, _Pool
 from nnc.ir.ops.recurrent import GRU, _Recurrent
@@ -352,10 +352,6 @@ def recurrent(node: _Recurrent, site: Site) -> Layer:
 # -- graph ops ---------------------------------------------------------------------------
 
 
-def add(node: Add, site: Site) -> Layer:
-    return Layer(forward=" + ".join(site.xs))
-
-
 def concat(node: Concat, site: Site) -> Layer:
     dim = node.axis + 1 if node.axis >= 0 else node.axis
     return Layer(forward=f"torch.cat(({', '.join(site.xs)}), dim={dim})")
@@ -381,6 +377,5 @@ LAYERS: dict[str, Lowering] = {
     "rnn": recurrent,
     "lstm": recurrent,
     "gru": recurrent,
-    "add": add,
     "concat": concat,
 }

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from nnc.backends.codegen import CodeWriter, py_identifier
 from nnc.backends.torch.activations import ACTIVATIONS
+from nnc.backends.torch.arith import ARITH
 from nnc.backends.torch.layers import LAYERS, Layer, Site
 from nnc.backends.torch.layout import LAYOUT
 from nnc.backends.torch.maths import MATHS
@@ -98,7 +99,7 @@ MODULE_NAMES = frozenset(
 
 def has_lowering(op: str) -> bool:
     """Whether ``op`` has a lowering (Call nodes are lowered here, as submodules)."""
-    tables = (LAYERS, RESAMPLE, ACTIVATIONS, MATHS, LAYOUT)
+    tables = (ARITH, LAYERS, RESAMPLE, ACTIVATIONS, MATHS, LAYOUT)
     return any(op in table for table in tables) or op == "call"
 
 
@@ -173,7 +174,8 @@ def _lower_one(
                 cls.torch_names[f"{node.name}.{canonical}"] = f"{attr_name}.{torch_name}"
         else:
             lower = (
-                LAYERS.get(node.op)
+                ARITH.get(node.op)
+                or LAYERS.get(node.op)
                 or RESAMPLE.get(node.op)
                 or ACTIVATIONS.get(node.op)
                 or MATHS.get(node.op)
@@ -185,6 +187,9 @@ def _lower_one(
             for spec in node.param_specs(ins):
                 torch_name = layer.renames.get(spec.name, spec.name)
                 cls.torch_names[f"{node.name}.{spec.name}"] = f"{attr_name}.{torch_name}"
+        if layer.module is None and layer.setup:  # a buffer registered by name
+            attributes.add(attr_name)
+            cls.init.extend(line.format(attr=attr) for line in layer.setup)
         if layer.module is not None:
             attributes.add(attr_name)
             cls.init.append(f"{attr} = {layer.module}")

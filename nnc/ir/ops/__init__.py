@@ -28,10 +28,21 @@ from nnc.ir.ops.activations import (
     Step,
     Tanh,
 )
+from nnc.ir.ops.arith import (
+    Add,
+    ConstantTensor,
+    Div,
+    Maximum,
+    Minimum,
+    Mul,
+    Neg,
+    Pow,
+    Sub,
+)
 from nnc.ir.ops.conv import Conv1d, Conv2d, Conv2dTranspose
 from nnc.ir.ops.dense import Dense, Embedding
 from nnc.ir.ops.energy import Rbm
-from nnc.ir.ops.graph import Add, Call, Concat
+from nnc.ir.ops.graph import Call, Concat
 from nnc.ir.ops.layout import BroadcastTo, Pad, Slice, Squeeze, Tile, Transpose, Unsqueeze
 from nnc.ir.ops.math import (
     Abs,
@@ -119,7 +130,15 @@ Node = Annotated[
     | Slice
     | Pad
     | Tile
-    | BroadcastTo,
+    | BroadcastTo
+    | Sub
+    | Mul
+    | Div
+    | Pow
+    | Maximum
+    | Minimum
+    | Neg
+    | ConstantTensor,
     Field(discriminator="op"),
 ]
 
@@ -188,6 +207,14 @@ OP_CLASSES: tuple[type[Op], ...] = (
     Pad,
     Tile,
     BroadcastTo,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Maximum,
+    Minimum,
+    Neg,
+    ConstantTensor,
 )
 
 OPS: dict[str, type[Op]] = {cls.model_fields["op"].default: cls for cls in OP_CLASSES}

@@ -7,27 +7,8 @@ from typing import ClassVar, Literal
 
 from nnc.errors import ShapeError
 from nnc.ir.base import Op
+from nnc.ir.ops.arith import Add  # noqa: F401  (its home was here; imported from here)
 from nnc.ir.types import TensorType, format_shape
-
-
-class Add(Op):
-    """Element-wise sum of two or more tensors of the same type."""
-
-    op: Literal["add"] = "add"
-    arity: ClassVar[int | None] = None
-    category: ClassVar[str] = "graph"
-    example: ClassVar[str] = "input x: [4]\n    y = x |> dense(4)\n    output x + y"
-    summary: ClassVar[str] = "element-wise sum of equal-shaped tensors (x + y)"
-
-    def infer(self, ins: Sequence[TensorType]) -> TensorType:
-        first = ins[0]
-        for other in ins[1:]:
-            if other != first:
-                raise self.fail(
-                    f"expects inputs of equal shape. Received: {format_shape(first.shape)} "
-                    f"and {format_shape(other.shape)}"
-                )
-        return first
 
 
 class Concat(Op):

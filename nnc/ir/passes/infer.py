@@ -143,13 +143,13 @@ def _lookup(model: Model, env: Mapping[str, TensorType], ref: str, node: Node) -
 
 
 def _check_arity(node: Node, n: int) -> None:
-    want = type(node).arity
+    want = node.expected_inputs()
     if want is None:
         if n < 2 and not isinstance(node, Call):
             raise ArgumentError(f"{node.op} needs at least 2 inputs. Received: {n}", node.span)
     elif n != want:
         raise ArgumentError(
-            f"{node.op} takes {want} input{'s' if want > 1 else ''}. Received: {n}", node.span
+            f"{node.op} takes {want} input{'' if want == 1 else 's'}. Received: {n}", node.span
         )
 
 

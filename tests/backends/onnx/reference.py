@@ -14,6 +14,7 @@ import numpy as np
 
 from nnc.ir.ops.pooling import _Pool
 from nnc.ir.program import Model
+from tests.arith_reference import ARITH
 from tests.backends import layout_reference, spatial_reference
 from tests.maths_reference import MATHS
 
@@ -39,8 +40,10 @@ def forward(model: Model, weights: Arrays, *inputs: np.ndarray) -> list[np.ndarr
 
 
 def _op(node, args, w):
-    x = args[0]
     op = node.op
+    if op in ARITH:
+        return ARITH[op](node, args)
+    x = args[0]
     if op == "dense":
         return x @ w["weight"].T + w.get("bias", 0.0)
     if op == "rbm":
@@ -84,8 +87,6 @@ def _op(node, args, w):
         return _lrn(x, node)
     if op in ("rnn", "lstm", "gru"):
         return _recurrent(x, w, node)
-    if op == "add":
-        return sum(args[1:], args[0])
     if op == "concat":
         return np.concatenate(args, axis=node.axis + 1 if node.axis >= 0 else node.axis)
     if op in MATHS:

@@ -277,18 +277,20 @@ def test_unsupported_attribute(data, message: str) -> None:  # type: ignore[no-u
 
 
 def test_constant_added_to_a_tensor_that_has_no_bias_slot() -> None:
+    """No layer to take it as a bias: the constant is a constant node (issue 19)."""
     from onnx import helper, numpy_helper
+
+    from nnc.backends import onnx as backend
 
     nodes = [
         helper.make_node("Relu", ["x"], ["r"], name="act"),
         helper.make_node("Add", ["r", "c"], ["y"], name="shift"),
     ]
-    c = numpy_helper.from_array(np.ones(4, np.float32), "c")
-    err = import_error(model_bytes(nodes, [vector("x", "N", 4)], [vector("y")], [c]))
-    assert err.message == (
-        "node 'shift' (Add): adds a constant to a tensor; nnc imports that only as the bias "
-        "of the Gemm, MatMul, Conv or ConvTranspose whose sole output it is"
-    )
+    c = numpy_helper.from_array(np.arange(4, dtype=np.float32), "c")
+    imported = backend.import_model(model_bytes(nodes, [vector("x", "N", 4)], [vector("y")], [c]))
+    model = imported.program.models[imported.model]
+    assert [n.op for n in model.nodes] == ["relu", "constant", "add"]
+    assert model.nodes[1].value == (0.0, 1.0, 2.0, 3.0)
 
 
 def test_broadcasting_add_of_tensors() -> None:
@@ -302,8 +304,7 @@ def test_broadcasting_add_of_tensors() -> None:
         model_bytes(nodes, [vector("a", "N", 2, 3), vector("b", "N", 3)], [vector("y")])
     )
     assert err.message == (
-        "node 'sum' (Add): adds tensors of shapes [N, 6] and [N, 3]; nnc's add needs equal "
-        "shapes (no broadcasting)"
+        "node 'sum' (Add): as nnc's add: '+' cannot broadcast [6] with [3]: dim -1 is 6 against 3"
     )
 
 

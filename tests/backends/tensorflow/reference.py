@@ -30,6 +30,7 @@ from nnc.ir.training import (
     Sgd,
     Sse,
 )
+from tests.arith_reference import ARITH
 from tests.backends import layout_reference, spatial_reference
 from tests.maths_reference import MATHS
 
@@ -74,6 +75,8 @@ def _param(w: Arrays, node, name: str) -> np.ndarray:  # type: ignore[no-untyped
 
 def _evaluate(node, xs: list[np.ndarray], w: Arrays, mode: Pass) -> np.ndarray:  # type: ignore[no-untyped-def]
     op = node.op
+    if op in ARITH:
+        return ARITH[op](node, xs)
     x = xs[0]
     if op in ACTIVATIONS:
         return ACTIVATIONS[op](node, x)
@@ -122,8 +125,6 @@ def _evaluate(node, xs: list[np.ndarray], w: Arrays, mode: Pass) -> np.ndarray: 
         return _lrn(node, x)
     if op in ("rnn", "lstm", "gru"):
         return _recurrent(node, x, w)
-    if op == "add":
-        return sum(xs[1:], xs[0])
     if op == "concat":
         return np.concatenate(xs, axis=node.axis % (x.ndim - 1) + 1)
     if op in spatial_reference.OPS:

@@ -21,6 +21,7 @@ from nnc.ir.passes import inline_calls
 from nnc.ir.program import Model, Program
 from nnc.ir.training import BinaryCrossEntropy, CrossEntropy, Mae, Mse, Sse
 from nnc.ir.types import TensorType
+from tests.arith_reference import ARITH
 from tests.backends import layout_reference, spatial_reference
 from tests.maths_reference import MATHS
 
@@ -243,8 +244,8 @@ def _recurrent(node: Any, xs: list, p: Arrays, *_: Any) -> np.ndarray:
     return np.stack(outputs, axis=1) if node.return_sequences else h
 
 
-def _add(node: Any, xs: list, *_: Any) -> np.ndarray:
-    return np.asarray(sum(xs))
+def _arith(node: Any, xs: list, *_: Any) -> np.ndarray:
+    return ARITH[node.op](node, xs)
 
 
 def _concat(node: Any, xs: list, *_: Any) -> np.ndarray:
@@ -337,7 +338,6 @@ _OPS: dict[str, Callable[..., np.ndarray]] = {
     "rnn": _recurrent,
     "lstm": _recurrent,
     "gru": _recurrent,
-    "add": _add,
     "concat": _concat,
     "step": _step,
     "prelu": _prelu,
@@ -347,6 +347,7 @@ _OPS: dict[str, Callable[..., np.ndarray]] = {
     **dict.fromkeys(MATHS, _maths),
     **dict.fromkeys(spatial_reference.OPS, _spatial),
     **dict.fromkeys(layout_reference.OPS, _layout),
+    **dict.fromkeys(ARITH, _arith),
 }
 REFERENCE_OPS = frozenset(_OPS)
 
