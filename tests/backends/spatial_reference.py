@@ -56,6 +56,116 @@ def space_to_depth(x: np.ndarray, b: int) -> np.ndarray:
     return y
 
 
+def _window_starts(node: Any, spatial: tuple[int, ...]) -> tuple[Any, list[range]]:
+    """A pooling node's resolved window and, per spatial dim, where its windows start
+    (in unpadded coordinates: negative inside the begin padding)."""
+    from nnc.ir.types import TensorType
+
+    w = node.window(TensorType(shape=(1, *spatial)))
+    starts = []
+    for n, k, s, (b, e), d in zip(spatial, w.kernel, w.stride, w.pads, w.dilations, strict=True):
+        out = (n + b + e - (k - 1) * d - 1) // s + 1
+        starts.append(range(-b, -b + out * s, s))
+    return w, starts
+
+
+def pool(node: Any, x: np.ndarray) -> np.ndarray:
+    """Max, mean over the real elements, or sum, one output element at a time: the
+    window's taps are start + i * dilation; taps outside the input are padding."""
+    w, starts = _window_starts(node, x.shape[2:])
+    out = np.zeros(x.shape[:2] + tuple(len(r) for r in starts))
+    for index in itertools.product(*(range(len(r)) for r in starts)):
+        taps = []
+        for offset in itertools.product(*(range(k) for k in w.kernel)):
+            where = tuple(
+                r[i] + o * d for r, i, o, d in zip(starts, index, offset, w.dilations, strict=True)
+            )
+            if all(0 <= q < n for q, n in zip(where, x.shape[2:], strict=True)):
+                taps.append(x[(..., *where)])
+        values = np.stack(taps)  # the real elements only
+        if node.op.startswith("maxpool"):
+            out[(..., *index)] = values.max(axis=0)
+        elif node.op.startswith("avgpool"):
+            out[(..., *index)] = values.mean(axis=0)
+        else:
+            out[(..., *index)] = values.sum(axis=0)
+    return out
+
+
+def conv(node: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """Cross-correlation with zero padding and groups, one output element at a time."""
+    spatial = x.shape[2:]
+    pads = node.pads(spatial)
+    padded = np.pad(x, [(0, 0), (0, 0), *pads])
+    filters, per_group = weight.shape[:2]
+    out_shape = [
+        (n + b + e - (k - 1) * d - 1) // s + 1
+        for n, (b, e), k, s, d in zip(spatial, pads, node.kernel, node.stride, node.dilation)
+    ]
+    y = np.zeros((x.shape[0], filters, *out_shape))
+    out_per_group = filters // node.groups
+    for f in range(filters):
+        channels = slice((f // out_per_group) * per_group, (f // out_per_group + 1) * per_group)
+        for index in itertools.product(*(range(m) for m in out_shape)):
+            patch = padded[
+                (
+                    slice(None),
+                    channels,
+                    *(
+                        slice(i * s, i * s + (k - 1) * d + 1, d)
+                        for i, s, k, d in zip(index, node.stride, node.kernel, node.dilation)
+                    ),
+                )
+            ]
+            total = (patch * weight[f]).reshape(len(x), -1).sum(axis=1)
+            y[(slice(None), f, *index)] = total + (0.0 if bias is None else bias[f])
+    return y
+
+
+def grouped_norm(node: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """groupnorm / instancenorm: per sample and group of consecutive channels, the mean
+    and biased variance over the group's channels and positions; per-channel affine."""
+    channels = x.shape[1]
+    groups = channels if node.op == "instancenorm" else node.groups
+    size = channels // groups
+    y = np.zeros_like(x)
+    for sample in range(x.shape[0]):
+        for g in range(groups):
+            block = x[sample, g * size : (g + 1) * size]
+            normal = (block - block.mean()) / np.sqrt(block.var() + node.eps)
+            for c in range(g * size, (g + 1) * size):
+                y[sample, c] = weight[c] * normal[c - g * size] + bias[c]
+    return y
+
+
+POOLS = frozenset({"maxpool", "avgpool", "sumpool", "maxpool3d", "avgpool3d"})
+LAYER_OPS = frozenset({"conv3d", "instancenorm", "groupnorm"})
+
+
+def handles(node: Any) -> bool:
+    """Whether this module is the reference for the node: the ops it owns, and the
+    pooling variants (dilation, ceil mode, explicit pads) the older references lack."""
+    if node.op in OPS or node.op in LAYER_OPS or node.op in ("maxpool3d", "avgpool3d"):
+        return True
+    if node.op not in POOLS:
+        return False
+    return node.dilation != (1,) or node.ceil_mode or isinstance(node.padding, tuple)
+
+
+def evaluate_layer(node: Any, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+    """The reference for any node that ``handles`` accepts; ``params`` maps the node's
+    own parameter names (``weight``, ``bias``) to float64 arrays."""
+    if node.op == "conv3d":
+        return conv(node, x, params["weight"], params.get("bias"))
+    if node.op in ("instancenorm", "groupnorm"):
+        return grouped_norm(node, x, params["weight"], params["bias"])
+    if node.op in POOLS:
+        return pool(node, x)
+    result = evaluate(node, x)
+    assert result is not None
+    return result
+
+
 def evaluate(node: Any, x: np.ndarray) -> np.ndarray | None:
     if node.op == "resize":
         return resize(x, node.scales(x.ndim - 2), node.mode, node.align_corners)

@@ -28,7 +28,7 @@ from nnc.ir.ops.activations import (
     Step,
     Tanh,
 )
-from nnc.ir.ops.conv import Conv1d, Conv2d, Conv2dTranspose
+from nnc.ir.ops.conv import Conv1d, Conv2d, Conv2dTranspose, Conv3d
 from nnc.ir.ops.dense import Dense, Embedding
 from nnc.ir.ops.energy import Rbm
 from nnc.ir.ops.graph import Add, Call, Concat
@@ -47,8 +47,14 @@ from nnc.ir.ops.math import (
     Sqrt,
     Square,
 )
-from nnc.ir.ops.normalization import BatchNorm, LayerNorm, LocalResponseNorm
-from nnc.ir.ops.pooling import AvgPool, GlobalAvgPool, MaxPool, SumPool
+from nnc.ir.ops.normalization import (
+    BatchNorm,
+    GroupNorm,
+    InstanceNorm,
+    LayerNorm,
+    LocalResponseNorm,
+)
+from nnc.ir.ops.pooling import AvgPool, AvgPool3d, GlobalAvgPool, MaxPool, MaxPool3d, SumPool
 from nnc.ir.ops.recurrent import GRU, LSTM, SimpleRNN
 from nnc.ir.ops.reduce import GlobalMaxPool, Max, Mean, Min, Sum
 from nnc.ir.ops.resample import DepthToSpace, Resize, SpaceToDepth
@@ -111,7 +117,12 @@ Node = Annotated[
     | Sum
     | Max
     | Min
-    | GlobalMaxPool,
+    | GlobalMaxPool
+    | Conv3d
+    | MaxPool3d
+    | AvgPool3d
+    | InstanceNorm
+    | GroupNorm,
     Field(discriminator="op"),
 ]
 
@@ -173,6 +184,11 @@ OP_CLASSES: tuple[type[Op], ...] = (
     Max,
     Min,
     GlobalMaxPool,
+    Conv3d,
+    MaxPool3d,
+    AvgPool3d,
+    InstanceNorm,
+    GroupNorm,
 )
 
 OPS: dict[str, type[Op]] = {cls.model_fields["op"].default: cls for cls in OP_CLASSES}

@@ -41,6 +41,8 @@ def forward(model: Model, weights: Arrays, *inputs: np.ndarray) -> list[np.ndarr
 def _op(node, args, w):
     x = args[0]
     op = node.op
+    if spatial_reference.handles(node):
+        return spatial_reference.evaluate_layer(node, x, w)
     if op == "dense":
         return x @ w["weight"].T + w.get("bias", 0.0)
     if op == "rbm":

@@ -75,6 +75,9 @@ def _param(w: Arrays, node, name: str) -> np.ndarray:  # type: ignore[no-untyped
 def _evaluate(node, xs: list[np.ndarray], w: Arrays, mode: Pass) -> np.ndarray:  # type: ignore[no-untyped-def]
     op = node.op
     x = xs[0]
+    if spatial_reference.handles(node):
+        own = {k[len(node.name) + 1 :]: v for k, v in w.items() if k.startswith(node.name + ".")}
+        return spatial_reference.evaluate_layer(node, x, own)
     if op in ACTIVATIONS:
         return ACTIVATIONS[op](node, x)
     if op in MATHS:

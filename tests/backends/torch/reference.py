@@ -142,6 +142,8 @@ def _conv_transpose(node: Any, xs: list, p: Arrays, *_: Any) -> np.ndarray:
 
 
 def _pool(node: Any, xs: list, p: Arrays, _t: bool, _tr: Trace, ins: list) -> np.ndarray:
+    if spatial_reference.handles(node):
+        return spatial_reference.pool(node, xs[0])
     window = node.window(ins[0])
     ones = (1,) * len(window.kernel)
     x = xs[0]
@@ -299,6 +301,10 @@ def _spatial(node: Any, xs: list, *_: Any) -> np.ndarray | None:
     return spatial_reference.evaluate(node, xs[0])
 
 
+def _spatial_layer(node: Any, xs: list, p: Arrays, *_: Any) -> np.ndarray:
+    return spatial_reference.evaluate_layer(node, xs[0], p)
+
+
 def _elementwise(node: Any, xs: list, *_: Any) -> np.ndarray:
     return _ELEMENTWISE[node.op](node, xs[0])
 
@@ -342,6 +348,7 @@ _OPS: dict[str, Callable[..., np.ndarray]] = {
     **dict.fromkeys(_ELEMENTWISE, _elementwise),
     **dict.fromkeys(MATHS, _maths),
     **dict.fromkeys(spatial_reference.OPS, _spatial),
+    **dict.fromkeys({"maxpool3d", "avgpool3d", *spatial_reference.LAYER_OPS}, _spatial_layer),
 }
 REFERENCE_OPS = frozenset(_OPS)
 

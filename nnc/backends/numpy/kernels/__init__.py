@@ -24,9 +24,10 @@ from nnc.backends.numpy.kernels import (
     recurrent,
     reduce,
     resample,
+    windows,
 )
 
-_MODULES = (core, losses, conv, pool, norm, recurrent, reduce, resample)
+_MODULES = (core, losses, conv, pool, norm, recurrent, reduce, resample, windows)
 
 
 def _collect() -> dict[str, Callable[..., Any]]:
