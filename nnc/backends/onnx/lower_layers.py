@@ -229,24 +229,28 @@ FIRST_OPSET_WITH_CHANNEL_GROUP_NORMALIZATION = 21
 
 def groupnorm(b: GraphBuilder, node: GroupNorm) -> None:
     x = b.value(node.inputs[0])
-    weight, bias = b.param(node, "weight"), b.param(node, "bias")
     if b.opset >= FIRST_OPSET_WITH_CHANNEL_GROUP_NORMALIZATION:
+        inputs = [x, b.param(node, "weight"), b.param(node, "bias")]
         attributes = {"num_groups": node.groups, "epsilon": node.eps}
-        b.bind(node, b.op("GroupNormalization", [x, weight, bias], node.name, **attributes))
+        b.bind(node, b.op("GroupNormalization", inputs, node.name, **attributes))
         return
     # Before opset 21: the groups as the channels of an InstanceNormalization of
-    # x viewed as [N, groups, rest], then the per-channel scale and shift.
-    name = node.name
+    # x viewed as [N, groups, rest], then the per-channel scale and shift (the
+    # importer reads this chain back as one groupnorm).
+    name, t = node.name, b.input_type(node)
     grouped = b.op("Reshape", [x, b.ints(f"{name}/groups", [0, node.groups, -1])], f"{name}/grouped")
     unit = b.initializer(f"{name}/unit_scale", np.ones(node.groups, dtype=np.float32))
     zero = b.initializer(f"{name}/zero_shift", np.zeros(node.groups, dtype=np.float32))
     normal = b.op("InstanceNormalization", [grouped, unit, zero], f"{name}/normal", epsilon=node.eps)
-    shape = b.op("Shape", [x], f"{name}/shape")
+    dims = [0, *(d if isinstance(d, int) else -1 for d in t.shape)]
+    if dims.count(-1) <= 1:
+        shape = b.ints(f"{name}/shape", dims)
+    else:
+        shape = b.op("Shape", [x], f"{name}/shape")
     normal = b.op("Reshape", [normal, shape], f"{name}/normalized")
-    spatial = list(range(1, b.input_type(node).rank))
-    if spatial:
-        weight = b.unsqueeze(weight, spatial, f"{name}/weight_per_channel")
-        bias = b.unsqueeze(bias, spatial, f"{name}/bias_per_channel")
+    per_channel = (-1, *(1,) * (t.rank - 1))
+    weight = b.initializer(f"{name}.weight", b.weight(node, "weight").reshape(per_channel))
+    bias = b.initializer(f"{name}.bias", b.weight(node, "bias").reshape(per_channel))
     scaled = b.op("Mul", [normal, weight], f"{name}/scaled")
     b.bind(node, b.op("Add", [scaled, bias], name))
 
