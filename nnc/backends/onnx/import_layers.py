@@ -505,23 +505,16 @@ def instancenorm(imp: Importer, node: onnx.NodeProto) -> None:
     imp.set(node, Tensor(out, t.shape))
 
 
-FIRST_OPSET_WITH_CHANNEL_GROUP_NORMALIZATION = 21
-
-
 def groupnorm(imp: Importer, node: onnx.NodeProto) -> None:
-    """GroupNormalization: from opset 21 its scale and bias are per channel (nnc's and
-    torch's); GroupNormalization-18 has one per group, which every channel of the
-    group repeats."""
+    """GroupNormalization-21: scale and bias per channel, as nnc's (and torch's).
+    GroupNormalization-18 scaled per group; onnx deprecates it and its checker
+    refuses it, so such a model stops at the checker."""
     a = attributes(imp, node, {"epsilon": 1e-5, "num_groups": None, "stash_type": 1})
     ref, t = imp.standard(node)
     channels, groups = t.shape[0], int(a["num_groups"])
     if not isinstance(channels, int) or channels % groups:
         raise imp.error(node, f"num_groups={groups} does not divide the channels of {_shape(t)}")
-    if imp.graph.opset >= FIRST_OPSET_WITH_CHANNEL_GROUP_NORMALIZATION:
-        params = _scale_and_bias(imp, node, channels, "channels")
-    else:
-        per_group = _scale_and_bias(imp, node, groups, "groups (GroupNormalization-18)")
-        params = {k: np.repeat(v, channels // groups) for k, v in per_group.items()}
+    params = _scale_and_bias(imp, node, channels, "channels")
     eps = clean_float(a["epsilon"])
     out = imp.add(node, "groupnorm", [ref], params=params, groups=groups, eps=eps)
     imp.set(node, Tensor(out, t.shape))

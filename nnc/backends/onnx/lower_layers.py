@@ -104,10 +104,14 @@ def maxpool(b: GraphBuilder, node: MaxPool) -> None:
     b.bind(node, b.op("MaxPool", [b.value(node.inputs[0])], node.name, **_window(b, node)))
 
 
+# AveragePool takes dilations from opset 19; before, a dilated window is a Conv.
+FIRST_OPSET_WITH_DILATED_AVERAGE_POOL = 19
+
+
 def avgpool(b: GraphBuilder, node: AvgPool) -> None:
     window = _window(b, node)
     x = b.value(node.inputs[0])
-    if "dilations" in window:
+    if "dilations" in window and b.opset < FIRST_OPSET_WITH_DILATED_AVERAGE_POOL:
         _dilated_window_sum(b, node, window, mean=True)
         return
     b.bind(node, b.op("AveragePool", [x], node.name, count_include_pad=0, **window))
@@ -118,7 +122,7 @@ def sumpool(b: GraphBuilder, node: SumPool) -> None:
     # zeros included, times the window size: padding adds nothing to a sum.
     window = _window(b, node)
     x = b.value(node.inputs[0])
-    if "dilations" in window:
+    if "dilations" in window and b.opset < FIRST_OPSET_WITH_DILATED_AVERAGE_POOL:
         _dilated_window_sum(b, node, window, mean=False)
         return
     mean = b.op("AveragePool", [x], f"{node.name}/mean", count_include_pad=1, **window)
@@ -127,7 +131,7 @@ def sumpool(b: GraphBuilder, node: SumPool) -> None:
 
 
 def _dilated_window_sum(b: GraphBuilder, node: _Pool, window: dict[str, Any], mean: bool) -> None:
-    """A dilated average or sum pool (AveragePool takes dilations only from opset 19):
+    """A dilated average or sum pool before opset 19:
     a depthwise Conv with a kernel of ones sums each window's zero-padded taps; the
     mean divides by the count of real taps per window, a constant of the shapes."""
     t = b.input_type(node)
