@@ -421,7 +421,7 @@ def avgpool(imp: Importer, node: onnx.NodeProto) -> None:
             node,
             "count_include_pad",
             1,
-            "nnc's avgpool averages the real elements only (count_include_pad=0)",
+            "nnc's avgpool averages the real elements only",
         )
     out = imp.add(node, _pool_op("avgpool", t), [ref], **arguments)
     imp.set(node, Tensor(out, imp.types[out].shape))
