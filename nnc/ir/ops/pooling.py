@@ -115,14 +115,14 @@ class _Pool(Op):
         elif len(padding) == rank and rank > 1:
             padding = padding * 2
         elif len(padding) != 2 * rank:
-            raise self.fail(
+            raise ShapeError(
                 f"explicit 'padding' needs 1, {rank} or {2 * rank} values for {rank} spatial "
                 f"dim(s) ([begins..., ends...], ONNX order). Received: {list(padding)}"
             )
         pads = tuple((padding[i], padding[i + rank]) for i in range(rank))
         for (b, e), k, d in zip(pads, kernel, dilation, strict=True):
             if max(b, e) >= (k - 1) * d + 1:
-                raise self.fail(
+                raise ShapeError(
                     f"a pad must be smaller than the window ({(k - 1) * d + 1}), so that no "
                     f"window lies wholly in the padding. Received: padding = {list(padding)}"
                 )
@@ -132,7 +132,7 @@ class _Pool(Op):
         if len(values) == 1:
             return values * rank
         if len(values) != rank:
-            raise self.fail(f"'{key}' has {len(values)} values for {rank} spatial dims")
+            raise ShapeError(f"'{key}' has {len(values)} values for {rank} spatial dims")
         return values
 
     def infer(self, ins: Sequence[TensorType]) -> TensorType:
