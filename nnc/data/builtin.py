@@ -156,7 +156,10 @@ def _volumes(rng: np.random.Generator) -> Arrays:
     zeros = np.zeros_like(bars)
     cross = np.unique(
         np.concatenate(
-            [np.stack(a, -1) for a in ((bars, zeros, zeros), (zeros, bars, zeros), (zeros, zeros, bars))]
+            [
+                np.stack(a, -1)
+                for a in ((bars, zeros, zeros), (zeros, bars, zeros), (zeros, zeros, bars))
+            ]
         ),
         axis=0,
     )

@@ -11,7 +11,8 @@ SPATIAL_CASES = {
     " conv3d(6, [2, 3, 3], stride = [1, 2, 1], dilation = [2, 1, 2], groups = 2, bias = false)",
     "conv3d_depthwise_explicit_pads": "input x: [3, 4, 4, 5]\n"
     " conv3d(6, 3, groups = 3, padding = [1, 0, 1, 0, 1, 2])",
-    "conv3d_same_stride2": "input x: [2, 5, 4, 5]\n conv3d(3, [3, 2, 3], stride = 2, padding = same)",
+    "conv3d_same_stride2": "input x: [2, 5, 4, 5]\n"
+    " conv3d(3, [3, 2, 3], stride = 2, padding = same)",
     "conv2d_depthwise_same": "input x: [3, 6, 6]\n conv2d(3, 3, groups = 3, padding = same)",
     "conv1d_depthwise_multiplier": "input x: [2, 9]\n conv1d(4, 3, stride = 2, groups = 2)",
     # 3-D pooling

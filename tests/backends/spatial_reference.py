@@ -100,7 +100,9 @@ def conv(node: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) 
     filters, per_group = weight.shape[:2]
     out_shape = [
         (n + b + e - (k - 1) * d - 1) // s + 1
-        for n, (b, e), k, s, d in zip(spatial, pads, node.kernel, node.stride, node.dilation)
+        for n, (b, e), k, s, d in zip(
+            spatial, pads, node.kernel, node.stride, node.dilation, strict=True
+        )
     ]
     y = np.zeros((x.shape[0], filters, *out_shape))
     out_per_group = filters // node.groups
@@ -113,7 +115,9 @@ def conv(node: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) 
                     channels,
                     *(
                         slice(i * s, i * s + (k - 1) * d + 1, d)
-                        for i, s, k, d in zip(index, node.stride, node.kernel, node.dilation)
+                        for i, s, k, d in zip(
+                            index, node.stride, node.kernel, node.dilation, strict=True
+                        )
                     ),
                 )
             ]

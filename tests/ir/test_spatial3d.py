@@ -129,8 +129,7 @@ ERRORS = {
     "maxpool_on_a_volume": (
         "input x: [2, 4, 5, 5]\n    maxpool(2)",
         ShapeError,
-        "maxpool: expects [channels, length] or [channels, height, width]. "
-        "Received: [2, 4, 5, 5]",
+        "maxpool: expects [channels, length] or [channels, height, width]. Received: [2, 4, 5, 5]",
         "use maxpool3d",
     ),
     "maxpool3d_on_an_image": (
@@ -204,7 +203,9 @@ def test_parameter_counts_match_torch() -> None:
     from torch import nn
 
     cases = {
-        "input x: [4, 5, 6, 6]  conv3d(6, [2, 3, 3], groups = 2)": nn.Conv3d(4, 6, (2, 3, 3), groups=2),
+        "input x: [4, 5, 6, 6]  conv3d(6, [2, 3, 3], groups = 2)": nn.Conv3d(
+            4, 6, (2, 3, 3), groups=2
+        ),
         "input x: [3, 4, 4, 4]  conv3d(3, 3, groups = 3, bias = false)": nn.Conv3d(
             3, 3, 3, groups=3, bias=False
         ),

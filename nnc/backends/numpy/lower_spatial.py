@@ -151,7 +151,9 @@ def _conv_nd_args(c: NodeContext) -> list[str]:
         "dilation": (node.dilation, (1,) * node.rank),
         "groups": (node.groups, 1),
     }
-    return [f"{key}={py_literal(value)}" for key, (value, default) in args.items() if value != default]
+    return [
+        f"{key}={py_literal(value)}" for key, (value, default) in args.items() if value != default
+    ]
 
 
 def _conv_nd_forward(c: NodeContext) -> None:

@@ -487,9 +487,7 @@ def _scale_and_bias(imp: Importer, node: onnx.NodeProto, size: int, what: str) -
         if array is None:
             raise imp.error(node, f"input {k} ({name}) must be a constant")
         if array.size != size:
-            raise imp.error(
-                node, f"{name} of shape {list(array.shape)} does not fit {size} {what}"
-            )
+            raise imp.error(node, f"{name} of shape {list(array.shape)} does not fit {size} {what}")
         params["weight" if name == "scale" else "bias"] = array.reshape(-1)
     return params
 

@@ -139,7 +139,9 @@ def _dilated_window_sum(b: GraphBuilder, node: _Pool, window: dict[str, Any], me
     ones = np.ones((channels, 1, *window["kernel_shape"]), dtype=np.float32)
     kernel = b.initializer(f"{node.name}/ones", ones)
     x = b.value(node.inputs[0])
-    sums = b.op("Conv", [x, kernel], f"{node.name}/sum" if mean else node.name, group=channels, **window)
+    sums = b.op(
+        "Conv", [x, kernel], f"{node.name}/sum" if mean else node.name, group=channels, **window
+    )
     if not mean:
         b.bind(node, sums)
         return
@@ -154,7 +156,9 @@ def _window_counts(real: np.ndarray, kernel: Any, stride: Any, dilation: Any) ->
     """Per window, the number of 1s of ``real`` (the padded mask of real elements)."""
     span = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=True))
     windows = np.lib.stride_tricks.sliding_window_view(real, span)
-    steps = tuple(slice(None, None, s) for s in stride) + tuple(slice(None, None, d) for d in dilation)
+    steps = tuple(slice(None, None, s) for s in stride) + tuple(
+        slice(None, None, d) for d in dilation
+    )
     taps = windows[steps]
     return taps.sum(axis=tuple(range(len(kernel), taps.ndim))).astype(np.float32)
 
@@ -242,10 +246,14 @@ def groupnorm(b: GraphBuilder, node: GroupNorm) -> None:
     # x viewed as [N, groups, rest], then the per-channel scale and shift (the
     # importer reads this chain back as one groupnorm).
     name, t = node.name, b.input_type(node)
-    grouped = b.op("Reshape", [x, b.ints(f"{name}/groups", [0, node.groups, -1])], f"{name}/grouped")
+    grouped = b.op(
+        "Reshape", [x, b.ints(f"{name}/groups", [0, node.groups, -1])], f"{name}/grouped"
+    )
     unit = b.initializer(f"{name}/unit_scale", np.ones(node.groups, dtype=np.float32))
     zero = b.initializer(f"{name}/zero_shift", np.zeros(node.groups, dtype=np.float32))
-    normal = b.op("InstanceNormalization", [grouped, unit, zero], f"{name}/normal", epsilon=node.eps)
+    normal = b.op(
+        "InstanceNormalization", [grouped, unit, zero], f"{name}/normal", epsilon=node.eps
+    )
     dims = [0, *(d if isinstance(d, int) else -1 for d in t.shape)]
     if dims.count(-1) <= 1:
         shape = b.ints(f"{name}/shape", dims)

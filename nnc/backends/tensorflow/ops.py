@@ -160,7 +160,9 @@ def _conv(e: ModelEmitter, node: _Conv) -> Lowered:
         kwargs["groups"] = node.groups
     if not node.bias:
         kwargs["bias"] = False
-    layer = e.layer(node, "Conv3d" if node.rank == 3 else "Conv", **kwargs, **_frozen(node.trainable))
+    layer = e.layer(
+        node, "Conv3d" if node.rank == 3 else "Conv", **kwargs, **_frozen(node.trainable)
+    )
     _freeze_bias(e, node, layer)
     return f"{layer}({x.local})", LAST
 

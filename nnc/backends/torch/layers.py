@@ -312,8 +312,13 @@ def batchnorm(node: BatchNorm, site: Site) -> Layer:
         options["eps"] = node.eps
     if node.momentum != 0.1:
         options["momentum"] = node.momentum
-    cls = {4: "nn.BatchNorm3d", 3: "nn.BatchNorm2d"}.get(x.rank, "nn.BatchNorm1d")
-    return Layer(module=f"{cls}({call(x.shape[0], **options)})", forward=f"{site.attr}({site.x})")
+    cls = "nn.BatchNorm2d" if x.rank >= 3 else "nn.BatchNorm1d"
+    module = f"{cls}({call(x.shape[0], **options)})"
+    if x.rank == 4:
+        # nn.BatchNorm2d over [N, C, D, H·W] takes the same statistics per channel as
+        # BatchNorm3d, and data-parallel training swaps it for GlobalBatchNorm too.
+        return Layer(module=module, forward=f"{site.attr}({site.x}.flatten(3)).view_as({site.x})")
+    return Layer(module=module, forward=f"{site.attr}({site.x})")
 
 
 def instancenorm(node: InstanceNorm, site: Site) -> Layer:

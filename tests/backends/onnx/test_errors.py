@@ -223,9 +223,7 @@ def _lstm(**attributes) -> bytes:  # type: ignore[no-untyped-def]
             "node 'n1' (Softmax): attribute axis=0 is not supported: that is the batch axis",
         ),
         (
-            lambda: one_node(
-                "MaxPool", dims=("N", 1, 3, 3, 3, 3), kernel_shape=[2, 2, 2, 2]
-            ),
+            lambda: one_node("MaxPool", dims=("N", 1, 3, 3, 3, 3), kernel_shape=[2, 2, 2, 2]),
             "node 'n1' (MaxPool): nnc pools over 1, 2 or 3 spatial dims of [N, C, ...]; "
             "kernel_shape is [2, 2, 2, 2] for an input of rank 6",
         ),

@@ -70,7 +70,7 @@ class Conv3dSmall(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv3d_1 = nn.Conv3d(1, 8, kernel_size=3, padding=1)
-        self.batchnorm_1 = nn.BatchNorm3d(8)
+        self.batchnorm_1 = nn.BatchNorm2d(8)
         self.maxpool3d_1 = nn.MaxPool3d(2)
         self.conv3d_2 = nn.Conv3d(8, 16, kernel_size=3, padding=1)
         self.groupnorm_1 = nn.GroupNorm(4, 16)
@@ -78,7 +78,7 @@ class Conv3dSmall(nn.Module):
 
     def forward(self, volume):
         x = self.conv3d_1(volume)
-        x = self.batchnorm_1(x)
+        x = self.batchnorm_1(x.flatten(3)).view_as(x)
         x = F.relu(x)
         x = self.maxpool3d_1(x)
         x = self.conv3d_2(x)

@@ -18,6 +18,8 @@ __all__ = [
     "maxpool_nd_forward",
     "offset_slices",
     "pad_nd",
+    "padded_zeros",
+    "unpad",
     "window_counts_nd",
     "window_sum_nd",
     "window_sum_nd_backward",
@@ -36,17 +38,31 @@ def window_view(x, kernel, stride, dilation):
     """The windows of x [N, C, *spatial] (already padded) as a strided view
     [N, C, *out, *kernel]: no copy."""
     rank = len(kernel)
-    span = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))
+    span = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=True))
     windows = np.lib.stride_tricks.sliding_window_view(x, span, axis=tuple(range(2, 2 + rank)))
-    steps = tuple(slice(None, None, s) for s in stride) + tuple(slice(None, None, d) for d in dilation)
+    steps = tuple(slice(None, None, s) for s in stride) + tuple(
+        slice(None, None, d) for d in dilation
+    )
     return windows[(slice(None), slice(None), *steps)]
+
+
+def padded_zeros(x_shape, padding, dtype):
+    """Zeros of x's shape [N, C, *spatial] grown by ``padding``."""
+    grown = (m + b + e for m, (b, e) in zip(x_shape[2:], padding, strict=True))
+    return np.zeros((*x_shape[:2], *grown), dtype=dtype)
+
+
+def unpad(x, x_shape, padding):
+    """The inside of a padded array: the part of shape ``x_shape`` that padding grew."""
+    inside = tuple(slice(b, b + m) for m, (b, _) in zip(x_shape[2:], padding, strict=True))
+    return x[(slice(None), slice(None), *inside)]
 
 
 def offset_slices(offset, stride, dilation, out):
     """Where kernel offset ``offset`` reads in the padded input, one slice per dim."""
     return tuple(
         slice(o * d, o * d + s * (m - 1) + 1, s)
-        for o, s, d, m in zip(offset, stride, dilation, out)
+        for o, s, d, m in zip(offset, stride, dilation, out, strict=True)
     )
 
 
@@ -57,7 +73,7 @@ def conv_nd_forward(x, weight, bias=None, stride=None, padding=None, dilation=No
     y [N, F, *out] and the patches [groups, C/groups * prod(kernel), N * prod(out)]
     that the backward pass reuses.
     """
-    filters, group_channels, *kernel = weight.shape
+    filters, _, *kernel = weight.shape
     rank = len(kernel)
     stride, dilation = stride or (1,) * rank, dilation or (1,) * rank
     windows = window_view(pad_nd(x, padding or ((0, 0),) * rank), kernel, stride, dilation)
@@ -76,7 +92,7 @@ def conv_nd_backward(
     d_y, cols, x_shape, weight, stride=None, padding=None, dilation=None, groups=1, need_input=True
 ):
     """Gradients of conv_nd_forward: d_weight, and d_x when ``need_input`` (else None)."""
-    filters, group_channels, *kernel = weight.shape
+    filters, _, *kernel = weight.shape
     rank = len(kernel)
     stride, dilation = stride or (1,) * rank, dilation or (1,) * rank
     padding = padding or ((0, 0),) * rank
@@ -87,13 +103,11 @@ def conv_nd_backward(
         return d_weight, None
     kernels = weight.reshape(groups, filters // groups, -1)
     d_cols = (kernels.transpose(0, 2, 1) @ d_rows).reshape(-1, *kernel, n, *out)
-    padded = (n, x_shape[1], *(m + b + e for m, (b, e) in zip(x_shape[2:], padding)))
-    d_x = np.zeros(padded, dtype=d_y.dtype)
+    d_x = padded_zeros(x_shape, padding, d_y.dtype)
     for offset in np.ndindex(*kernel):
         where = offset_slices(offset, stride, dilation, out)
         d_x[(slice(None), slice(None), *where)] += np.moveaxis(d_cols[(slice(None), *offset)], 1, 0)
-    inside = tuple(slice(b, b + m) for m, (b, _) in zip(x_shape[2:], padding))
-    return d_weight, d_x[(slice(None), slice(None), *inside)]
+    return d_weight, unpad(d_x, x_shape, padding)
 
 
 def maxpool_nd_forward(x, size, stride, padding, dilation):
@@ -108,13 +122,11 @@ def maxpool_nd_forward(x, size, stride, padding, dilation):
 def maxpool_nd_backward(d_y, argmax, x_shape, size, stride, padding, dilation):
     """Each window's gradient goes to its first maximal element."""
     out = d_y.shape[2:]
-    padded = (*x_shape[:2], *(m + b + e for m, (b, e) in zip(x_shape[2:], padding)))
-    d_x = np.zeros(padded, dtype=d_y.dtype)
+    d_x = padded_zeros(x_shape, padding, d_y.dtype)
     for flat, offset in enumerate(np.ndindex(*size)):
         where = offset_slices(offset, stride, dilation, out)
         d_x[(slice(None), slice(None), *where)] += d_y * (argmax == flat)
-    inside = tuple(slice(b, b + m) for m, (b, _) in zip(x_shape[2:], padding))
-    return d_x[(slice(None), slice(None), *inside)]
+    return unpad(d_x, x_shape, padding)
 
 
 def window_sum_nd(x, size, stride, padding, dilation):
@@ -126,12 +138,10 @@ def window_sum_nd(x, size, stride, padding, dilation):
 def window_sum_nd_backward(d_y, x_shape, size, stride, padding, dilation):
     """The adjoint of window_sum_nd: each window's gradient goes to all its elements."""
     out = d_y.shape[2:]
-    padded = (*x_shape[:2], *(m + b + e for m, (b, e) in zip(x_shape[2:], padding)))
-    d_x = np.zeros(padded, dtype=d_y.dtype)
+    d_x = padded_zeros(x_shape, padding, d_y.dtype)
     for offset in np.ndindex(*size):
         d_x[(slice(None), slice(None), *offset_slices(offset, stride, dilation, out))] += d_y
-    inside = tuple(slice(b, b + m) for m, (b, _) in zip(x_shape[2:], padding))
-    return d_x[(slice(None), slice(None), *inside)]
+    return unpad(d_x, x_shape, padding)
 
 
 def window_counts_nd(spatial, size, stride, padding, dilation, dtype=np.float32):
