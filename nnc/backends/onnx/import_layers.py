@@ -19,7 +19,7 @@ from nnc.backends.onnx.import_common import (
 )
 from nnc.backends.onnx.importer import Const, Converter, Importer, Tensor
 from nnc.ir.shapes import transpose_same_pads
-from nnc.ir.types import Dim
+from nnc.ir.types import Dim, format_shape
 
 SELU_ALPHA = 1.6732632423543772
 SELU_SCALE = 1.0507009873554805
@@ -497,7 +497,7 @@ def instancenorm(imp: Importer, node: onnx.NodeProto) -> None:
     ref, t = imp.standard(node)
     channels = t.shape[0]
     if not isinstance(channels, int):
-        raise imp.error(node, f"needs a static channel count; the input is {_shape(t)}")
+        raise imp.error(node, f"needs a static channel count; the input is {format_shape(t.shape)}")
     params = _scale_and_bias(imp, node, channels, "channels")
     out = imp.add(node, "instancenorm", [ref], params=params, eps=clean_float(a["epsilon"]))
     imp.set(node, Tensor(out, t.shape))
@@ -511,7 +511,8 @@ def groupnorm(imp: Importer, node: onnx.NodeProto) -> None:
     ref, t = imp.standard(node)
     channels, groups = t.shape[0], int(a["num_groups"])
     if not isinstance(channels, int) or channels % groups:
-        raise imp.error(node, f"num_groups={groups} does not divide the channels of {_shape(t)}")
+        shape = format_shape(t.shape)
+        raise imp.error(node, f"num_groups={groups} does not divide the channels of {shape}")
     params = _scale_and_bias(imp, node, channels, "channels")
     eps = clean_float(a["epsilon"])
     out = imp.add(node, "groupnorm", [ref], params=params, groups=groups, eps=eps)

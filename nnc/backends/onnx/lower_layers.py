@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from nnc.backends.onnx.graph import GraphBuilder, Lowering
+from nnc.errors import BackendError
 from nnc.ir.ops.conv import Conv2dTranspose, _Conv
 from nnc.ir.ops.dense import Dense, Embedding
 from nnc.ir.ops.normalization import (
@@ -24,6 +25,7 @@ from nnc.ir.ops.normalization import (
 )
 from nnc.ir.ops.pooling import AvgPool, GlobalAvgPool, MaxPool, SumPool, _Pool
 from nnc.ir.ops.reshape import Dropout, Flatten, Reshape
+from nnc.ir.types import format_shape
 
 
 def onnx_pads(pads: tuple[tuple[int, int], ...]) -> list[int]:
@@ -136,6 +138,13 @@ def _dilated_window_sum(b: GraphBuilder, node: _Pool, window: dict[str, Any], me
     mean divides by the count of real taps per window, a constant of the shapes."""
     t = b.input_type(node)
     channels, spatial = t.shape[0], t.shape[1:]
+    if any(isinstance(n, str) for n in spatial):
+        raise BackendError(
+            f"{node.op} with a dilation over the symbolic size {format_shape(t.shape)} needs "
+            f"opset {FIRST_OPSET_WITH_DILATED_AVERAGE_POOL} or later (AveragePool's dilations). "
+            f"Received: opset {b.opset}",
+            node.span,
+        )
     ones = np.ones((channels, 1, *window["kernel_shape"]), dtype=np.float32)
     kernel = b.initializer(f"{node.name}/ones", ones)
     x = b.value(node.inputs[0])
@@ -146,7 +155,7 @@ def _dilated_window_sum(b: GraphBuilder, node: _Pool, window: dict[str, Any], me
         b.bind(node, sums)
         return
     w = node.window(t)
-    real = np.pad(np.ones(spatial, dtype=np.float32), w.pads)  # type: ignore[arg-type]
+    real = np.pad(np.ones([int(n) for n in spatial], dtype=np.float32), w.pads)
     counts = _window_counts(real, w.kernel, w.stride, w.dilations)
     divisor = b.initializer(f"{node.name}/counts", counts[None, None])
     b.bind(node, b.op("Div", [sums, divisor], node.name))
@@ -239,7 +248,7 @@ def groupnorm(b: GraphBuilder, node: GroupNorm) -> None:
     x = b.value(node.inputs[0])
     if b.opset >= FIRST_OPSET_WITH_CHANNEL_GROUP_NORMALIZATION:
         inputs = [x, b.param(node, "weight"), b.param(node, "bias")]
-        attributes = {"num_groups": node.groups, "epsilon": node.eps}
+        attributes: dict[str, Any] = {"num_groups": node.groups, "epsilon": node.eps}
         b.bind(node, b.op("GroupNormalization", inputs, node.name, **attributes))
         return
     # Before opset 21: the groups as the channels of an InstanceNormalization of
