@@ -17,7 +17,7 @@ from tests.conftest import require
 
 # Exported at opset 19, where AveragePool takes dilations (before it they become a
 # depthwise Conv of ones, which imports as that conv).
-DILATED_AVERAGES = {"avgpool_2d_dilation_ceil", "sumpool_dilated"}
+DILATED_AVERAGES = {"avgpool_sumpool_dilated"}
 
 
 @pytest.fixture(autouse=True)
