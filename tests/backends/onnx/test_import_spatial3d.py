@@ -163,3 +163,64 @@ def test_group_norm_exports_group_normalization_at_opset_21() -> None:
     assert ops == ["GroupNormalization"]
     node = _matches(data, [6, 3, 4])
     assert node.groups == 3
+
+
+def _torch_cases():  # type: ignore[no-untyped-def]
+    from torch import nn
+
+    return {
+        "conv3d_grouped_maxpool3d_ceil_avgpool3d": (
+            nn.Sequential(
+                nn.Conv3d(2, 4, 3, padding=1, groups=2),
+                nn.MaxPool3d(2, ceil_mode=True),
+                nn.AvgPool3d(2, stride=1, padding=1, count_include_pad=False),
+            ),
+            (2, 5, 5, 5),
+            ["conv3d", "maxpool3d", "avgpool3d"],
+        ),
+        "instance_norm_3d": (
+            nn.Sequential(nn.Conv3d(2, 4, 1), nn.InstanceNorm3d(4, affine=True)),
+            (2, 3, 4, 4),
+            ["conv3d", "instancenorm"],
+        ),
+        # torch writes GroupNorm as Reshape -> InstanceNormalization -> Reshape(Shape(x))
+        # -> Mul -> Add below opset 21
+        "group_norm_3d": (
+            nn.Sequential(nn.Conv3d(2, 6, 1), nn.GroupNorm(3, 6, eps=1e-3)),
+            (2, 3, 4, 4),
+            ["conv3d", "groupnorm"],
+        ),
+        "maxpool_dilated_ceil": (
+            nn.Sequential(nn.MaxPool2d(3, stride=2, dilation=2, padding=1, ceil_mode=True)),
+            (2, 9, 9),
+            ["maxpool"],
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "conv3d_grouped_maxpool3d_ceil_avgpool3d",
+        "instance_norm_3d",
+        "group_norm_3d",
+        "maxpool_dilated_ceil",
+    ],
+)
+def test_torch_exports_import(case: str) -> None:
+    require("torch")
+    import torch
+
+    from nnc.backends import get_backend
+    from nnc.backends import onnx as backend
+    from tests.backends.onnx.test_import_foreign import torch_export
+
+    torch.manual_seed(0)
+    module, shape, ops = _torch_cases()[case]
+    module.eval()
+    x = torch.randn(3, *shape)
+    imported = backend.import_model(torch_export(module, x, {"x": {0: "N"}}))
+    assert [n.op for n in imported.program.models[imported.model].nodes] == ops
+    runtime = get_backend("numpy").build(imported.program, imported.model, imported.weights)
+    want = module(x).detach().numpy()
+    assert np.abs(runtime.forward(x.numpy()) - want).max() < 1e-5 * max(1.0, np.abs(want).max())
