@@ -56,73 +56,55 @@ def space_to_depth(x: np.ndarray, b: int) -> np.ndarray:
     return y
 
 
-def _window_starts(node: Any, spatial: tuple[int, ...]) -> tuple[Any, list[range]]:
-    """A pooling node's resolved window and, per spatial dim, where its windows start
-    (in unpadded coordinates: negative inside the begin padding)."""
-    from nnc.ir.types import TensorType
-
-    w = node.window(TensorType(shape=(1, *spatial)))
-    starts = []
-    for n, k, s, (b, e), d in zip(spatial, w.kernel, w.stride, w.pads, w.dilations, strict=True):
-        out = (n + b + e - (k - 1) * d - 1) // s + 1
-        starts.append(range(-b, -b + out * s, s))
-    return w, starts
+def _taps(padded: np.ndarray, kernel: Any, stride: Any, dilation: Any, out: Any) -> Any:
+    """Yield (kernel offset, what that tap of every window reads) from ``padded``."""
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        index = tuple(
+            slice(o * d, o * d + (m - 1) * s + 1, s)
+            for o, d, s, m in zip(offset, dilation, stride, out, strict=True)
+        )
+        yield offset, padded[(slice(None), slice(None), *index)]
 
 
 def pool(node: Any, x: np.ndarray) -> np.ndarray:
-    """Max, mean over the real elements, or sum, one output element at a time: the
-    window's taps are start + i * dilation; taps outside the input are padding."""
-    w, starts = _window_starts(node, x.shape[2:])
-    out = np.zeros(x.shape[:2] + tuple(len(r) for r in starts))
-    for index in itertools.product(*(range(len(r)) for r in starts)):
-        taps = []
-        for offset in itertools.product(*(range(k) for k in w.kernel)):
-            where = tuple(
-                r[i] + o * d for r, i, o, d in zip(starts, index, offset, w.dilations, strict=True)
-            )
-            if all(0 <= q < n for q, n in zip(where, x.shape[2:], strict=True)):
-                taps.append(x[(..., *where)])
-        values = np.stack(taps)  # the real elements only
-        if node.op.startswith("maxpool"):
-            out[(..., *index)] = values.max(axis=0)
-        elif node.op.startswith("avgpool"):
-            out[(..., *index)] = values.mean(axis=0)
-        else:
-            out[(..., *index)] = values.sum(axis=0)
-    return out
+    """Max, mean over the real elements, or sum, one window tap at a time: the taps of
+    a window are start + k * dilation; a tap in the padding (NaN here) takes no part."""
+    from nnc.ir.types import TensorType
+
+    w = node.window(TensorType(shape=x.shape[1:]))
+    padded = np.pad(x, [(0, 0), (0, 0), *w.pads], constant_values=np.nan)
+    out = [
+        (n - (k - 1) * d - 1) // s + 1
+        for n, k, s, d in zip(padded.shape[2:], w.kernel, w.stride, w.dilations, strict=True)
+    ]
+    taps = np.stack([t for _, t in _taps(padded, w.kernel, w.stride, w.dilations, out)])
+    if node.op.startswith("maxpool"):
+        return np.nanmax(taps, axis=0)
+    if node.op.startswith("avgpool"):
+        return np.nanmean(taps, axis=0)
+    return np.nansum(taps, axis=0)
 
 
 def conv(node: Any, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-    """Cross-correlation with zero padding and groups, one output element at a time."""
-    spatial = x.shape[2:]
-    pads = node.pads(spatial)
-    padded = np.pad(x, [(0, 0), (0, 0), *pads])
+    """Cross-correlation with zero padding and groups, one kernel tap at a time:
+    y[n, o] += W[o, c, tap] * x_pad[n, c, p * s + tap * d] over the group's c."""
+    padded = np.pad(x, [(0, 0), (0, 0), *node.pads(x.shape[2:])])
     filters, per_group = weight.shape[:2]
-    out_shape = [
-        (n + b + e - (k - 1) * d - 1) // s + 1
-        for n, (b, e), k, s, d in zip(
-            spatial, pads, node.kernel, node.stride, node.dilation, strict=True
+    out = [
+        (n - (k - 1) * d - 1) // s + 1
+        for n, k, s, d in zip(
+            padded.shape[2:], node.kernel, node.stride, node.dilation, strict=True
         )
     ]
-    y = np.zeros((x.shape[0], filters, *out_shape))
+    y = np.zeros((x.shape[0], filters, *out))
     out_per_group = filters // node.groups
-    for f in range(filters):
-        channels = slice((f // out_per_group) * per_group, (f // out_per_group + 1) * per_group)
-        for index in itertools.product(*(range(m) for m in out_shape)):
-            patch = padded[
-                (
-                    slice(None),
-                    channels,
-                    *(
-                        slice(i * s, i * s + (k - 1) * d + 1, d)
-                        for i, s, k, d in zip(
-                            index, node.stride, node.kernel, node.dilation, strict=True
-                        )
-                    ),
-                )
-            ]
-            total = (patch * weight[f]).reshape(len(x), -1).sum(axis=1)
-            y[(slice(None), f, *index)] = total + (0.0 if bias is None else bias[f])
+    for offset, tap in _taps(padded, node.kernel, node.stride, node.dilation, out):
+        for f in range(filters):
+            first = (f // out_per_group) * per_group
+            w = weight[(f, slice(None), *offset)]
+            y[:, f] += np.tensordot(w, tap[:, first : first + per_group], axes=([0], [1]))
+    if bias is not None:
+        y += bias.reshape(1, -1, *(1,) * len(out))
     return y
 
 
