@@ -39,12 +39,16 @@ class LayerMethods:
         """``conv2d(filters, kernel, stride, padding, dilation, groups)`` over [C, H, W]."""
         return self.layer("conv2d", *args, **attrs)
 
+    def conv3d(self, *args: Any, **attrs: Any) -> Tensor:
+        """``conv3d(filters, kernel, stride, padding, dilation, groups)`` over [C, D, H, W]."""
+        return self.layer("conv3d", *args, **attrs)
+
     def conv2d_transpose(self, *args: Any, **attrs: Any) -> Tensor:
         """``conv2d_transpose(filters, kernel, stride, padding, output_padding)``."""
         return self.layer("conv2d_transpose", *args, **attrs)
 
     def maxpool(self, *args: Any, **attrs: Any) -> Tensor:
-        """``maxpool(size, stride = size, padding = valid)``."""
+        """``maxpool(size, stride = size, padding = valid, dilation = 1, ceil_mode = false)``."""
         return self.layer("maxpool", *args, **attrs)
 
     def avgpool(self, *args: Any, **attrs: Any) -> Tensor:
@@ -54,6 +58,14 @@ class LayerMethods:
     def sumpool(self, *args: Any, **attrs: Any) -> Tensor:
         """``sumpool(size, stride = size, padding = valid)``."""
         return self.layer("sumpool", *args, **attrs)
+
+    def maxpool3d(self, *args: Any, **attrs: Any) -> Tensor:
+        """``maxpool3d(size, stride, padding, dilation, ceil_mode)`` over [C, D, H, W]."""
+        return self.layer("maxpool3d", *args, **attrs)
+
+    def avgpool3d(self, *args: Any, **attrs: Any) -> Tensor:
+        """``avgpool3d(size, stride, padding, dilation, ceil_mode)``: mean of the real elements."""
+        return self.layer("avgpool3d", *args, **attrs)
 
     def global_avg_pool(self, *args: Any, **attrs: Any) -> Tensor:
         """Mean over all spatial positions: [C, ...] -> [C]."""
@@ -110,6 +122,14 @@ class LayerMethods:
     def dropout(self, *args: Any, **attrs: Any) -> Tensor:
         """``dropout(rate)``: inverted dropout, identity at inference."""
         return self.layer("dropout", *args, **attrs)
+
+    def instancenorm(self, *args: Any, **attrs: Any) -> Tensor:
+        """``instancenorm(eps = 1e-5)``: per sample and channel, per-channel affine."""
+        return self.layer("instancenorm", *args, **attrs)
+
+    def groupnorm(self, *args: Any, **attrs: Any) -> Tensor:
+        """``groupnorm(groups, eps = 1e-5)``: per sample and group of channels (torch's)."""
+        return self.layer("groupnorm", *args, **attrs)
 
     def batchnorm(self, *args: Any, **attrs: Any) -> Tensor:
         """``batchnorm(momentum = 0.1, eps = 1e-5)`` over axis 0 (channels)."""

@@ -110,5 +110,13 @@ CATALOG: dict[str, DatasetInfo] = {
             target_shape=(24,),
             description="the 600 waves with the shape as the label of every step",
         ),
+        DatasetInfo(
+            "volumes",
+            (1, 8, 8, 8),
+            "class",
+            classes=2,
+            description="400 noisy 8x8x8 volumes holding a cube or a 3-D cross; classify the "
+            "shape, generated from the seed",
+        ),
     )
 }

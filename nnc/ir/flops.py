@@ -9,7 +9,7 @@ not multiply-accumulates and are not counted. One MAC is one multiply plus one a
 FLOPs are about twice the MACs.
 
 - dense: ``numel(input) * units`` (``in * units`` per position of a sequence);
-- conv1d / conv2d: ``numel(output) * (in_channels / groups) * prod(kernel)``;
+- conv1d / conv2d / conv3d: ``numel(output) * (in_channels / groups) * prod(kernel)``;
 - conv2d_transpose: ``numel(input) * filters * prod(kernel)``;
 - rnn / gru / lstm: ``t * gates * units * (features + units)`` with 1, 3 and 4 gates;
 - a call of another model: the callee's total.
@@ -105,6 +105,7 @@ RULES: dict[str, MacRule] = {
     "rbm": _rbm,
     "conv1d": _conv,
     "conv2d": _conv,
+    "conv3d": _conv,
     "conv2d_transpose": _conv_transpose,
     "rnn": _recurrent,
     "lstm": _recurrent,
@@ -115,6 +116,8 @@ RULES: dict[str, MacRule] = {
             "maxpool",
             "avgpool",
             "sumpool",
+            "maxpool3d",
+            "avgpool3d",
             "global_avg_pool",
             "resize",  # interpolation weights are not learned
             "depth_to_space",
@@ -131,6 +134,8 @@ RULES: dict[str, MacRule] = {
             "dropout",
             "batchnorm",
             "layernorm",
+            "instancenorm",
+            "groupnorm",
             "lrn",
             "add",
             "concat",

@@ -56,6 +56,33 @@ def window_output(
     return add_const(div_floor(padded, stride), 1)
 
 
+def ceil_mode_extra(
+    size: Dim, kernel: int, stride: int = 1, pads: tuple[int, int] = (0, 0), dilation: int = 1
+) -> int:
+    """The end padding that ``ceil_mode`` adds to a pooling window's ``pads``.
+
+    The output size rounds up, ``ceil((in + pads - (kernel-1)*dilation - 1) / stride) + 1``,
+    except that a window must start inside the input or the begin padding (torch's rule,
+    and ONNX's: "sliding windows that would start in the right padded region are
+    ignored"). The extra pad is what the last window then reaches past the end.
+
+    >>> ceil_mode_extra(5, kernel=2, stride=2), ceil_mode_extra(6, kernel=2, stride=2)
+    (1, 0)
+    >>> ceil_mode_extra(5, kernel=3, stride=3, pads=(1, 1))  # would start in the end pad
+    0
+    """
+    if isinstance(size, str):
+        raise ShapeError(f"'ceil_mode' needs a static size. Received: symbolic dim {size}")
+    effective = (kernel - 1) * dilation + 1
+    padded = size + pads[0] + pads[1]
+    if padded < effective:
+        return 0  # window_output reports the window that does not fit
+    out = -(-(padded - effective) // stride) + 1
+    if (out - 1) * stride >= size + pads[0]:
+        out -= 1
+    return max(0, (out - 1) * stride + effective - padded)
+
+
 def transpose_output(
     size: Dim,
     kernel: int,

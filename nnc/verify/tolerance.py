@@ -150,6 +150,8 @@ def largest_reduction(program: Program, model: str, batch: int, steps: int = 1) 
             k = max(k, batch * _static(numel(x.shape[1:])))
         elif isinstance(node, normalization.LayerNorm):
             k = max(k, _static(x.shape[-1]))
+        elif isinstance(node, normalization._GroupedNorm):
+            k = max(k, _static(numel(x.shape)), batch * _static(numel(x.shape[1:])))
     for t in flat.output_types:
         k = max(k, batch * _static(numel(t.shape)))  # the loss's reduction
     return k

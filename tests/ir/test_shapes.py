@@ -138,6 +138,12 @@ STATIC = {
         0,
     ),
     "constant_scalar": ("input x: [2]\n    output x * constant(0.5)", (2,), 0),
+    # more 3-D cases, pooling's pads, dilation and ceil mode: tests/ir/test_spatial3d.py
+    "conv3d": ("input x: [2, 4, 5, 6]  conv3d(3, 3)", (3, 2, 3, 4), 3 * 2 * 27 + 3),
+    "maxpool3d": ("input x: [2, 4, 6, 7]  maxpool3d(2, ceil_mode = true)", (2, 2, 3, 4), 0),
+    "avgpool3d": ("input x: [2, 4, 6, 6]  avgpool3d(2, padding = same)", (2, 2, 3, 3), 0),
+    "instancenorm": ("input x: [3, 4, 4]  instancenorm", (3, 4, 4), 2 * 3),
+    "groupnorm": ("input x: [6, 4]  groupnorm(3)", (6, 4), 2 * 6),
 }
 
 

@@ -1,8 +1,9 @@
 """Lowerings of convolutions and pooling.
 
-Everything runs on [N, C, H, W] arrays through the kernels of ``kernels/conv.py`` and
-``kernels/pool.py``; a 1-D op views its [N, C, L] input as [N, C, 1, L] (a unit
+1-D and 2-D ops run on [N, C, H, W] arrays through the kernels of ``kernels/conv.py``
+and ``kernels/pool.py``; a 1-D op views its [N, C, L] input as [N, C, 1, L] (a unit
 height, kernel 1 and stride 1 along it) and drops the unit axis again afterwards.
+The 3-D ops and dilated pooling run on the N-d kernels of ``kernels/windows.py``.
 Padding is resolved here, at compile time, by the IR's own shape rules
 (``same`` = TF/ONNX SAME_UPPER), and passed to the kernels as explicit numbers.
 """
@@ -141,6 +142,39 @@ def _transpose_backward(c: NodeContext) -> None:
         c.grad_input(0, d_input)
 
 
+def _conv_nd_args(c: NodeContext) -> list[str]:
+    node = _conv_node(c)
+    pads = node.pads(c.in_types[0].shape[1:])
+    args = {
+        "stride": (node.stride, (1,) * node.rank),
+        "padding": (pads, ((0, 0),) * node.rank),
+        "dilation": (node.dilation, (1,) * node.rank),
+        "groups": (node.groups, 1),
+    }
+    return [
+        f"{key}={py_literal(value)}" for key, (value, default) in args.items() if value != default
+    ]
+
+
+def _conv_nd_forward(c: NodeContext) -> None:
+    bias = c.param("bias") if c.has_param("bias") else "None"
+    args = [c.x(), c.param("weight"), bias, *_conv_nd_args(c)]
+    c.call(f"{c.y}, {c.temp('cols')}", c.kernel("conv_nd_forward"), args)
+
+
+def _conv_nd_backward(c: NodeContext) -> None:
+    need_input = _input_need(c)
+    d_input = "_" if need_input == "False" else c.input_gradient_name(0)
+    if c.trains("weight") or need_input != "False":
+        args = [c.dy, c.temp("cols"), f"{c.x()}.shape", c.param("weight"), *_conv_nd_args(c)]
+        args.append(f"need_input={need_input}")
+        c.call(f"{c.grad_target('weight')}, {d_input}", c.kernel("conv_nd_backward"), args)
+    spatial = tuple(range(2, c.in_types[0].rank + 1))
+    c.grad_param("bias", f"{c.dy}.sum(axis={py_literal((0, *spatial))})")
+    if need_input != "False":
+        c.grad_input(0, d_input)
+
+
 # -- pooling -----------------------------------------------------------------------------
 
 
@@ -159,13 +193,62 @@ def _pool_args(c: NodeContext) -> list[str]:
     ]
 
 
+def _is_nd(c: NodeContext) -> bool:
+    """Whether a pooling op runs on the N-d kernels: 3-D pooling and dilated pooling."""
+    return c.in_types[0].rank == 4 or bool(_pool_node(c).window(c.in_types[0]).dilation)
+
+
+def _pool_nd_args(c: NodeContext) -> list[str]:
+    w = _pool_node(c).window(c.in_types[0])
+    geometry = {"size": w.kernel, "stride": w.stride, "padding": w.pads, "dilation": w.dilations}
+    return [f"{key}={py_literal(value)}" for key, value in geometry.items()]
+
+
+def _maxpool_nd_forward(c: NodeContext) -> None:
+    args = [c.x(), *_pool_nd_args(c)]
+    c.call(f"{c.y}, {c.temp('argmax')}", c.kernel("maxpool_nd_forward"), args)
+
+
+def _maxpool_nd_backward(c: NodeContext) -> None:
+    d_input = c.input_gradient_name(0)
+    args = [c.dy, c.temp("argmax"), f"{c.x()}.shape", *_pool_nd_args(c)]
+    setup = _call_lines(d_input, c.kernel("maxpool_nd_backward"), args)
+    c.grad_input(0, d_input, setup=setup)
+
+
+def _sumpool_nd_forward(c: NodeContext) -> None:
+    x, args = c.x(), _pool_nd_args(c)
+    if isinstance(c.node, SumPool):
+        c.call(c.y, c.kernel("window_sum_nd"), [x, *args])
+        return
+    c.line("# the mean over the real elements: padding is not counted")
+    counts = [f"{x}.shape[2:]", *args, f"dtype={x}.dtype"]
+    c.call(c.temp("counts"), c.kernel("window_counts_nd"), counts)
+    c.call(c.y, c.kernel("window_sum_nd"), [x, *args])
+    c.line(f"{c.y} = {c.y} / {c.temp('counts')}")
+
+
+def _sumpool_nd_backward(c: NodeContext) -> None:
+    dy = c.dy if isinstance(c.node, SumPool) else f"{c.dy} / {c.temp('counts')}"
+    d_input = c.input_gradient_name(0)
+    args = [dy, f"{c.x()}.shape", *_pool_nd_args(c)]
+    setup = _call_lines(d_input, c.kernel("window_sum_nd_backward"), args)
+    c.grad_input(0, d_input, setup=setup)
+
+
 def _maxpool_forward(c: NodeContext) -> None:
+    if _is_nd(c):
+        _maxpool_nd_forward(c)
+        return
     c.call(f"{c.y}, {c.temp('argmax')}", c.kernel("maxpool_forward"), [_as_2d(c), *_pool_args(c)])
     if _is_1d(c):
         c.line(f"{c.y} = {c.y}[:, :, 0]")
 
 
 def _maxpool_backward(c: NodeContext) -> None:
+    if _is_nd(c):
+        _maxpool_nd_backward(c)
+        return
     dy = f"{c.dy}[:, :, None]" if _is_1d(c) else c.dy
     d_input = c.local("d_input") if _is_1d(c) else c.input_gradient_name(0)
     args = [dy, c.temp("argmax"), f"{_as_2d(c)}.shape", *_pool_args(c)]
@@ -194,6 +277,9 @@ def _window_size(c: NodeContext) -> int:
 
 
 def _sumpool_forward(c: NodeContext) -> None:
+    if _is_nd(c):
+        _sumpool_nd_forward(c)
+        return
     x, args = _as_2d(c), _pool_args(c)
     summed = f"{c.kernel('window_sum')}({x}, {', '.join(args)})"
     if isinstance(c.node, SumPool):
@@ -209,6 +295,9 @@ def _sumpool_forward(c: NodeContext) -> None:
 
 
 def _sumpool_backward(c: NodeContext) -> None:
+    if _is_nd(c):
+        _sumpool_nd_backward(c)
+        return
     dy = f"{c.dy}[:, :, None]" if _is_1d(c) else c.dy
     if not isinstance(c.node, SumPool):
         dy = f"{dy} / {_divisor(c)}"
@@ -225,7 +314,7 @@ def _call_lines(target: str, function: str, args: list[str]) -> list[str]:
 
 
 def _global_pool_forward(c: NodeContext) -> None:
-    axes = "2" if _is_1d(c) else "(2, 3)"
+    axes = {2: "2", 3: "(2, 3)", 4: "(2, 3, 4)"}[c.in_types[0].rank]
     c.line(f"{c.y} = {c.x()}.mean(axis={axes})")
 
 
@@ -233,17 +322,22 @@ def _global_pool_backward(c: NodeContext) -> None:
     x = c.x()
     if _is_1d(c):
         spread, count = f"{c.dy}[:, :, None]", f"{x}.shape[2]"
-    else:
+    elif c.in_types[0].rank == 3:
         spread, count = f"{c.dy}[:, :, None, None]", f"({x}.shape[2] * {x}.shape[3])"
+    else:
+        spread, count = f"{c.dy}[:, :, None, None, None]", f"np.prod({x}.shape[2:])"
     c.grad_input(0, f"np.broadcast_to({spread}, {x}.shape) / {count}")
 
 
 LOWERINGS: dict[str, Lowering] = {
     "conv1d": Lowering(_conv_forward, _conv_backward),
     "conv2d": Lowering(_conv_forward, _conv_backward),
+    "conv3d": Lowering(_conv_nd_forward, _conv_nd_backward),
     "conv2d_transpose": Lowering(_transpose_forward, _transpose_backward),
     "maxpool": Lowering(_maxpool_forward, _maxpool_backward),
     "avgpool": Lowering(_sumpool_forward, _sumpool_backward),
     "sumpool": Lowering(_sumpool_forward, _sumpool_backward),
     "global_avg_pool": Lowering(_global_pool_forward, _global_pool_backward),
+    "maxpool3d": Lowering(_maxpool_forward, _maxpool_backward),
+    "avgpool3d": Lowering(_sumpool_forward, _sumpool_backward),
 }

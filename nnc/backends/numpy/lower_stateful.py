@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from nnc.backends.codegen import py_literal
 from nnc.backends.numpy.walk import Lowering, NodeContext
-from nnc.ir.ops.normalization import BatchNorm, LayerNorm, LocalResponseNorm
+from nnc.ir.ops.normalization import BatchNorm, LayerNorm, LocalResponseNorm, _GroupedNorm
 from nnc.ir.ops.recurrent import _Recurrent
 
 
@@ -52,6 +52,26 @@ def _layernorm_backward(c: NodeContext) -> None:
     targets = f"{d_input}, {c.grad_target('weight')}, {c.grad_target('bias')}"
     args = [c.dy, c.temp("saved"), c.param("weight")]
     c.call(targets, c.kernel("layernorm_backward"), args)
+    _finish(c, d_input)
+
+
+def _groups(c: NodeContext) -> str:
+    assert isinstance(c.node, _GroupedNorm)
+    return str(c.node.channel_groups(c.in_types[0].shape[0]))  # type: ignore[arg-type]
+
+
+def _groupnorm_forward(c: NodeContext) -> None:
+    assert isinstance(c.node, _GroupedNorm)
+    settings = [f"groups={_groups(c)}", f"eps={py_literal(c.node.eps)}"]
+    args = [c.x(), c.param("weight"), c.param("bias"), *settings]
+    c.call(f"{c.y}, {c.temp('saved')}", c.kernel("groupnorm_forward"), args)
+
+
+def _groupnorm_backward(c: NodeContext) -> None:
+    d_input = _input_gradient(c)
+    targets = f"{d_input}, {c.grad_target('weight')}, {c.grad_target('bias')}"
+    args = [c.dy, c.temp("saved"), c.param("weight"), f"groups={_groups(c)}"]
+    c.call(targets, c.kernel("groupnorm_backward"), args)
     _finish(c, d_input)
 
 
@@ -126,6 +146,8 @@ LOWERINGS: dict[str, Lowering] = {
     "batchnorm": Lowering(_batchnorm_forward, _batchnorm_backward),
     "layernorm": Lowering(_layernorm_forward, _layernorm_backward),
     "lrn": Lowering(_lrn_forward, _lrn_backward),
+    "instancenorm": Lowering(_groupnorm_forward, _groupnorm_backward),
+    "groupnorm": Lowering(_groupnorm_forward, _groupnorm_backward),
     "rnn": Lowering(_recurrent_forward, _recurrent_backward),
     "lstm": Lowering(_recurrent_forward, _recurrent_backward),
     "gru": Lowering(_recurrent_forward, _recurrent_backward),

@@ -19,7 +19,7 @@ from nnc.backends.onnx.import_common import (
 )
 from nnc.backends.onnx.importer import Const, Converter, Importer, Tensor
 from nnc.ir.shapes import transpose_same_pads
-from nnc.ir.types import Dim
+from nnc.ir.types import Dim, format_shape
 
 SELU_ALPHA = 1.6732632423543772
 SELU_SCALE = 1.0507009873554805
@@ -257,8 +257,8 @@ def conv(imp: Importer, node: onnx.NodeProto) -> None:
     )
     ref, t = imp.standard(node)
     w = imp.const(node, 1, "weight")
-    if w is None or w.ndim not in (3, 4):
-        raise imp.error(node, "needs a constant 1-D or 2-D kernel ([out, in/groups, k...])")
+    if w is None or w.ndim not in (3, 4, 5):
+        raise imp.error(node, "needs a constant 1-D, 2-D or 3-D kernel ([out, in/groups, k...])")
     rank = w.ndim - 2
     kernel = tuple(int(k) for k in w.shape[2:])
     if a["kernel_shape"] is not None and tuple(a["kernel_shape"]) != kernel:
@@ -274,7 +274,7 @@ def conv(imp: Importer, node: onnx.NodeProto) -> None:
         params["bias"] = b.reshape(-1)
     out = imp.add(
         node,
-        "conv1d" if rank == 1 else "conv2d",
+        f"conv{rank}d",
         [ref],
         params=params,
         filters=int(w.shape[0]),
@@ -366,41 +366,40 @@ POOL_ATTRIBUTES: dict[str, Any] = {
 def pool_arguments(
     imp: Importer, node: onnx.NodeProto, a: dict[str, Any], t: Any
 ) -> dict[str, Any]:
-    """kernel/stride/padding of an nnc pooling op for an ONNX pool node."""
+    """kernel/stride/padding/dilation/ceil_mode of an nnc pooling op for an ONNX pool
+    node. ONNX's ceil_mode rule is nnc's: the last window must start inside the input
+    or the begin padding."""
     kernel = tuple(int(k) for k in a["kernel_shape"] or ())
     rank = len(kernel)
-    if rank not in (1, 2) or t.rank != rank + 1:
-        raise imp.error(node, f"nnc pools over 1 or 2 spatial dims; kernel_shape is {list(kernel)}")
-    if a["dilations"] not in (None, [1] * rank):
-        raise unsupported_value(
-            imp, node, "dilations", a["dilations"], "nnc's pooling is undilated"
+    if rank not in (1, 2, 3) or t.rank != rank + 1:
+        raise imp.error(
+            node,
+            f"nnc pools over 1, 2 or 3 spatial dims of [N, C, ...]; kernel_shape is "
+            f"{list(kernel)} for an input of rank {t.rank + 1}",
         )
     strides = spatial_attribute(imp, node, a, "strides", rank, 1)
-    padding = resolve_padding(imp, node, a, t.shape[1:], kernel, strides, (1,) * rank)
-    if isinstance(padding, tuple):
-        raise unsupported_value(
-            imp, node, "pads", list(padding), "nnc's pooling pads 'valid' or 'same' only"
-        )
-    if a["ceil_mode"]:
-        _check_ceil_mode(imp, node, t.shape[1:], kernel, strides, padding)
-    return {
-        "size": kernel[:1] if len(set(kernel)) == 1 else kernel,
-        "stride": () if strides == kernel else (strides[:1] if len(set(strides)) == 1 else strides),
+    dilations = spatial_attribute(imp, node, a, "dilations", rank, 1)
+    padding = resolve_padding(imp, node, a, t.shape[1:], kernel, strides, dilations)
+    arguments: dict[str, Any] = {
+        "size": _one_or_all(kernel),
+        "stride": () if strides == kernel else _one_or_all(strides),
         "padding": padding,
     }
+    if any(d != 1 for d in dilations):
+        arguments["dilation"] = _one_or_all(dilations)
+    if a["ceil_mode"]:
+        if not static(t.shape[1:]):
+            raise unsupported_value(imp, node, "ceil_mode", 1, "it needs static sizes")
+        arguments["ceil_mode"] = True
+    return arguments
 
 
-def _check_ceil_mode(
-    imp: Importer, node: onnx.NodeProto, spatial: Any, kernel: Any, strides: Any, padding: str
-) -> None:
-    """ceil_mode=1 is accepted where it gives the same sizes as nnc's floor."""
-    if padding != "valid" or not static(spatial):
-        raise unsupported_value(imp, node, "ceil_mode", 1, "nnc's pooling sizes floor")
-    for n, k, s in zip(spatial, kernel, strides, strict=True):
-        if (n - k) % s:
-            raise unsupported_value(
-                imp, node, "ceil_mode", 1, "it gives a larger output than nnc's floor here"
-            )
+def _one_or_all(values: tuple[int, ...]) -> tuple[int, ...]:
+    return values[:1] if len(set(values)) == 1 else values
+
+
+def _pool_op(name: str, t: Any) -> str:
+    return f"{name}3d" if t.rank == 4 else name
 
 
 def maxpool(imp: Importer, node: onnx.NodeProto) -> None:
@@ -408,7 +407,7 @@ def maxpool(imp: Importer, node: onnx.NodeProto) -> None:
     if imp.needed(node, 1):
         raise imp.error(node, "its Indices output is used; nnc's maxpool returns values only")
     ref, t = imp.standard(node)
-    out = imp.add(node, "maxpool", [ref], **pool_arguments(imp, node, a, t))
+    out = imp.add(node, _pool_op("maxpool", t), [ref], **pool_arguments(imp, node, a, t))
     imp.set(node, Tensor(out, imp.types[out].shape))
 
 
@@ -416,11 +415,15 @@ def avgpool(imp: Importer, node: onnx.NodeProto) -> None:
     a = attributes(imp, node, {**POOL_ATTRIBUTES, "count_include_pad": 0})
     ref, t = imp.standard(node)
     arguments = pool_arguments(imp, node, a, t)
-    if a["count_include_pad"] and arguments["padding"] != "valid":
+    if a["count_include_pad"] and (arguments["padding"] != "valid" or a["ceil_mode"]):
         raise unsupported_value(
-            imp, node, "count_include_pad", 1, "nnc's avgpool averages the real elements only"
+            imp,
+            node,
+            "count_include_pad",
+            1,
+            "nnc's avgpool averages the real elements only",
         )
-    out = imp.add(node, "avgpool", [ref], **arguments)
+    out = imp.add(node, _pool_op("avgpool", t), [ref], **arguments)
     imp.set(node, Tensor(out, imp.types[out].shape))
 
 
@@ -477,6 +480,45 @@ def layernorm(imp: Importer, node: onnx.NodeProto) -> None:
     imp.set(node, Tensor(out, t.shape))
 
 
+def _scale_and_bias(imp: Importer, node: onnx.NodeProto, size: int, what: str) -> dict[str, Any]:
+    params = {}
+    for k, name in ((1, "scale"), (2, "bias")):
+        array = imp.const(node, k, name)
+        if array is None:
+            raise imp.error(node, f"input {k} ({name}) must be a constant")
+        if array.size != size:
+            raise imp.error(node, f"{name} of shape {list(array.shape)} does not fit {size} {what}")
+        params["weight" if name == "scale" else "bias"] = array.reshape(-1)
+    return params
+
+
+def instancenorm(imp: Importer, node: onnx.NodeProto) -> None:
+    a = attributes(imp, node, {"epsilon": 1e-5})
+    ref, t = imp.standard(node)
+    channels = t.shape[0]
+    if not isinstance(channels, int):
+        raise imp.error(node, f"needs a static channel count; the input is {format_shape(t.shape)}")
+    params = _scale_and_bias(imp, node, channels, "channels")
+    out = imp.add(node, "instancenorm", [ref], params=params, eps=clean_float(a["epsilon"]))
+    imp.set(node, Tensor(out, t.shape))
+
+
+def groupnorm(imp: Importer, node: onnx.NodeProto) -> None:
+    """GroupNormalization-21: scale and bias per channel, as nnc's (and torch's).
+    GroupNormalization-18 scaled per group; onnx deprecates it and its checker
+    refuses it, so such a model stops at the checker."""
+    a = attributes(imp, node, {"epsilon": 1e-5, "num_groups": None, "stash_type": 1})
+    ref, t = imp.standard(node)
+    channels, groups = t.shape[0], int(a["num_groups"])
+    if not isinstance(channels, int) or channels % groups:
+        shape = format_shape(t.shape)
+        raise imp.error(node, f"num_groups={groups} does not divide the channels of {shape}")
+    params = _scale_and_bias(imp, node, channels, "channels")
+    eps = clean_float(a["epsilon"])
+    out = imp.add(node, "groupnorm", [ref], params=params, groups=groups, eps=eps)
+    imp.set(node, Tensor(out, t.shape))
+
+
 def lrn(imp: Importer, node: onnx.NodeProto) -> None:
     a = attributes(imp, node, {"size": None, "alpha": 1e-4, "beta": 0.75, "bias": 1.0})
     ref, t = imp.standard(node)
@@ -511,4 +553,6 @@ CONVERTERS: dict[str, Converter] = {
     "BatchNormalization": batchnorm,
     "LayerNormalization": layernorm,
     "LRN": lrn,
+    "InstanceNormalization": instancenorm,
+    "GroupNormalization": groupnorm,
 }

@@ -8,7 +8,10 @@ root is then converted alone, or reported as unsupported):
 - ``Sigmoid(x) -> Mul(x, .)``: silu;
 - ``Div(x, √2) -> Erf -> Add(1) -> Mul(x) -> Mul(0.5)``: gelu (PyTorch's and nnc's
   export before opset 20; ``Mul(x, 1/√2)`` also starts it);
-- ``AveragePool(count_include_pad) -> Mul(window size)``: sumpool.
+- ``AveragePool(count_include_pad) -> Mul(window size)``: sumpool;
+- ``Reshape(x, [0, G, -1]) -> InstanceNormalization(ones, zeros) -> Reshape(x's
+  shape) -> Mul(scale [C, 1, ...]) -> Add(bias [C, 1, ...])``: groupnorm (nnc's
+  export before opset 21).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from nnc.backends.onnx.import_common import attributes, scalar_const
+from nnc.backends.onnx.import_common import attributes, clean_float, scalar_const
 from nnc.backends.onnx.import_layers import pool_arguments
 from nnc.backends.onnx.importer import Const, Converter, Importer, Tensor
 
@@ -187,6 +190,78 @@ def standardization(imp: Importer, node: onnx.NodeProto) -> None:
     imp.done.update(id(n) for n in chain)
 
 
+def groupnorm_decomposition(imp: Importer, node: onnx.NodeProto) -> None:
+    x = imp.value(node, 0)
+    target = imp.value(node, 1)
+    if not isinstance(x, Tensor) or not isinstance(target, Const) or not x.shape:
+        return
+    dims = [int(d) for d in target.array.reshape(-1)]
+    channels = x.shape[0]
+    if len(dims) != 3 or dims[0] != 0 or dims[2] != -1 or not isinstance(channels, int):
+        return
+    groups = dims[1]
+    norm = _next(imp, node, "InstanceNormalization")
+    back = _next(imp, norm, "Reshape") if norm is not None else None
+    mul = _next(imp, back, "Mul") if back is not None else None
+    add = _next(imp, mul, "Add") if mul is not None else None
+    if norm is None or back is None or mul is None or add is None:
+        return
+    unit, zero = imp.value(norm, 1), imp.value(norm, 2)
+    if not (isinstance(unit, Const) and isinstance(zero, Const)):
+        return
+    if not (np.all(unit.array == 1) and np.all(zero.array == 0) and unit.array.size == groups):
+        return
+    # Back to x's shape: a constant (nnc's export), or Shape(x) (torch's and nnc's with
+    # several symbolic dims), which then belongs to the chain.
+    restored = imp.env.get(back.input[1])
+    shape_of_x = _shape_of(imp, back.input[1], node.input[0])
+    if isinstance(restored, Const):
+        want = [0, *(d if isinstance(d, int) else -1 for d in x.shape)]
+        if [int(d) for d in restored.array.reshape(-1)] != want:
+            return
+    elif shape_of_x is None:
+        return
+    scale = imp.value(mul, 1 if mul.input[0] == back.output[0] else 0)
+    shift = imp.value(add, 1 if add.input[0] == mul.output[0] else 0)
+    if not isinstance(scale, Const) or not isinstance(shift, Const):
+        return
+    if scale.array.size != channels or shift.array.size != channels:
+        return
+    epsilon = attributes(imp, norm, {"epsilon": 1e-5})["epsilon"]
+    params = {"weight": scale.array.reshape(-1), "bias": shift.array.reshape(-1)}
+    ref = imp.add(add, "groupnorm", [x.ref], params=params, groups=groups, eps=clean_float(epsilon))
+    imp.env[add.output[0]] = Tensor(ref, x.shape, x.batch_axis)
+    imp.done.update(id(n) for n in (node, norm, back, mul, add))
+    if shape_of_x is not None:
+        imp.done.add(id(shape_of_x))
+
+
+def groupnorm_from_shape(imp: Importer, node: onnx.NodeProto) -> None:
+    """The same chain met at its ``Shape(x)`` (visited before the first Reshape)."""
+    back = _next(imp, node, "Reshape")
+    norm = _producer(imp, back.input[0]) if back is not None else None
+    root = _producer(imp, norm.input[0]) if norm is not None else None
+    if norm is None or root is None or norm.op_type != "InstanceNormalization":
+        return
+    if root.op_type == "Reshape" and root.input[0] == node.input[0] and id(root) not in imp.done:
+        groupnorm_decomposition(imp, root)
+
+
+def _producer(imp: Importer, tensor: str) -> onnx.NodeProto | None:
+    return next((n for n in imp.graph.nodes if n.output and n.output[0] == tensor), None)
+
+
+def _shape_of(imp: Importer, tensor: str, x: str) -> onnx.NodeProto | None:
+    """The not yet converted ``Shape(x)`` node (no start or end) whose sole use is
+    ``tensor``, or None."""
+    candidate = _producer(imp, tensor)
+    if candidate is None or candidate.op_type != "Shape" or candidate.input[0] != x:
+        return None
+    if candidate.attribute or imp.graph.sole_consumer(tensor) is None:
+        return None
+    return candidate
+
+
 # Constant folding: ops on constants only are computed here, in NumPy.
 def _reshape(x: np.ndarray, shape: np.ndarray) -> np.ndarray:
     dims = [x.shape[k] if d == 0 else int(d) for k, d in enumerate(shape.reshape(-1))]
@@ -222,6 +297,8 @@ PATTERNS: dict[str, list[Converter]] = {
     "Mul": [gelu, standardization],
     "AveragePool": [sumpool],
     "Sub": [standardization],
+    "Reshape": [groupnorm_decomposition],
+    "Shape": [groupnorm_from_shape],
 }
 for _op in FOLDABLE:
     PATTERNS.setdefault(_op, []).insert(0, fold)

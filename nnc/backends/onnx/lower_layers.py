@@ -10,12 +10,22 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from nnc.backends.onnx.graph import GraphBuilder, Lowering
-from nnc.ir.ops.conv import Conv1d, Conv2d, Conv2dTranspose
+from nnc.errors import BackendError
+from nnc.ir.ops.conv import Conv2dTranspose, _Conv
 from nnc.ir.ops.dense import Dense, Embedding
-from nnc.ir.ops.normalization import BatchNorm, LayerNorm, LocalResponseNorm
+from nnc.ir.ops.normalization import (
+    BatchNorm,
+    GroupNorm,
+    InstanceNorm,
+    LayerNorm,
+    LocalResponseNorm,
+)
 from nnc.ir.ops.pooling import AvgPool, GlobalAvgPool, MaxPool, SumPool, _Pool
 from nnc.ir.ops.reshape import Dropout, Flatten, Reshape
+from nnc.ir.types import format_shape
 
 
 def onnx_pads(pads: tuple[tuple[int, int], ...]) -> list[int]:
@@ -46,7 +56,7 @@ def embedding(b: GraphBuilder, node: Embedding) -> None:
     b.bind(node, b.op("Gather", [table, b.value(node.inputs[0])], node.name, axis=0))
 
 
-def conv(b: GraphBuilder, node: Conv1d | Conv2d) -> None:
+def conv(b: GraphBuilder, node: _Conv) -> None:
     spatial = b.input_type(node).shape[1:]
     inputs = [b.value(node.inputs[0]), b.param(node, "weight")]
     if node.bias:
@@ -82,8 +92,13 @@ def conv_transpose(b: GraphBuilder, node: Conv2dTranspose) -> None:
 
 
 def _window(b: GraphBuilder, node: _Pool) -> dict[str, Any]:
+    """Kernel, strides and pads (ceil mode's end pad included: nnc never exports
+    ceil_mode=1, whose rule not every runtime shares) and the dilation, if any."""
     w = node.window(b.input_type(node))
-    return {"kernel_shape": list(w.kernel), "strides": list(w.stride), "pads": onnx_pads(w.pads)}
+    window = {"kernel_shape": list(w.kernel), "strides": list(w.stride), "pads": onnx_pads(w.pads)}
+    if w.dilation:
+        window["dilations"] = list(w.dilation)
+    return window
 
 
 def maxpool(b: GraphBuilder, node: MaxPool) -> None:
@@ -91,9 +106,16 @@ def maxpool(b: GraphBuilder, node: MaxPool) -> None:
     b.bind(node, b.op("MaxPool", [b.value(node.inputs[0])], node.name, **_window(b, node)))
 
 
+# AveragePool takes dilations from opset 19; before, a dilated window is a Conv.
+FIRST_OPSET_WITH_DILATED_AVERAGE_POOL = 19
+
+
 def avgpool(b: GraphBuilder, node: AvgPool) -> None:
     window = _window(b, node)
     x = b.value(node.inputs[0])
+    if "dilations" in window and b.opset < FIRST_OPSET_WITH_DILATED_AVERAGE_POOL:
+        _dilated_window_sum(b, node, window, mean=True)
+        return
     b.bind(node, b.op("AveragePool", [x], node.name, count_include_pad=0, **window))
 
 
@@ -102,9 +124,52 @@ def sumpool(b: GraphBuilder, node: SumPool) -> None:
     # zeros included, times the window size: padding adds nothing to a sum.
     window = _window(b, node)
     x = b.value(node.inputs[0])
+    if "dilations" in window and b.opset < FIRST_OPSET_WITH_DILATED_AVERAGE_POOL:
+        _dilated_window_sum(b, node, window, mean=False)
+        return
     mean = b.op("AveragePool", [x], f"{node.name}/mean", count_include_pad=1, **window)
     size = b.scalar(f"{node.name}/window_size", float(math.prod(window["kernel_shape"])))
     b.bind(node, b.op("Mul", [mean, size], node.name))
+
+
+def _dilated_window_sum(b: GraphBuilder, node: _Pool, window: dict[str, Any], mean: bool) -> None:
+    """A dilated average or sum pool before opset 19:
+    a depthwise Conv with a kernel of ones sums each window's zero-padded taps; the
+    mean divides by the count of real taps per window, a constant of the shapes."""
+    t = b.input_type(node)
+    channels, spatial = t.shape[0], t.shape[1:]
+    if any(isinstance(n, str) for n in spatial):
+        raise BackendError(
+            f"{node.op} with a dilation over the symbolic size {format_shape(t.shape)} needs "
+            f"opset {FIRST_OPSET_WITH_DILATED_AVERAGE_POOL} or later (AveragePool's dilations). "
+            f"Received: opset {b.opset}",
+            node.span,
+        )
+    ones = np.ones((channels, 1, *window["kernel_shape"]), dtype=np.float32)
+    kernel = b.initializer(f"{node.name}/ones", ones)
+    x = b.value(node.inputs[0])
+    sums = b.op(
+        "Conv", [x, kernel], f"{node.name}/sum" if mean else node.name, group=channels, **window
+    )
+    if not mean:
+        b.bind(node, sums)
+        return
+    w = node.window(t)
+    real = np.pad(np.ones([int(n) for n in spatial], dtype=np.float32), w.pads)
+    counts = _window_counts(real, w.kernel, w.stride, w.dilations)
+    divisor = b.initializer(f"{node.name}/counts", counts[None, None])
+    b.bind(node, b.op("Div", [sums, divisor], node.name))
+
+
+def _window_counts(real: np.ndarray, kernel: Any, stride: Any, dilation: Any) -> np.ndarray:
+    """Per window, the number of 1s of ``real`` (the padded mask of real elements)."""
+    span = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=True))
+    windows = np.lib.stride_tricks.sliding_window_view(real, span)
+    steps = tuple(slice(None, None, s) for s in stride) + tuple(
+        slice(None, None, d) for d in dilation
+    )
+    taps = windows[steps]
+    return taps.sum(axis=tuple(range(len(kernel), taps.ndim))).astype(np.float32)
 
 
 def global_avg_pool(b: GraphBuilder, node: GlobalAvgPool) -> None:
@@ -170,6 +235,47 @@ def layernorm(b: GraphBuilder, node: LayerNorm) -> None:
     b.bind(node, b.op("Add", [scaled, bias], node.name))
 
 
+def instancenorm(b: GraphBuilder, node: InstanceNorm) -> None:
+    inputs = [b.value(node.inputs[0]), b.param(node, "weight"), b.param(node, "bias")]
+    b.bind(node, b.op("InstanceNormalization", inputs, node.name, epsilon=node.eps))
+
+
+# GroupNormalization-18 scales per group; -21 per channel, as nnc (and torch) do.
+FIRST_OPSET_WITH_CHANNEL_GROUP_NORMALIZATION = 21
+
+
+def groupnorm(b: GraphBuilder, node: GroupNorm) -> None:
+    x = b.value(node.inputs[0])
+    if b.opset >= FIRST_OPSET_WITH_CHANNEL_GROUP_NORMALIZATION:
+        inputs = [x, b.param(node, "weight"), b.param(node, "bias")]
+        attributes: dict[str, Any] = {"num_groups": node.groups, "epsilon": node.eps}
+        b.bind(node, b.op("GroupNormalization", inputs, node.name, **attributes))
+        return
+    # Before opset 21: the groups as the channels of an InstanceNormalization of
+    # x viewed as [N, groups, rest], then the per-channel scale and shift (the
+    # importer reads this chain back as one groupnorm).
+    name, t = node.name, b.input_type(node)
+    grouped = b.op(
+        "Reshape", [x, b.ints(f"{name}/groups", [0, node.groups, -1])], f"{name}/grouped"
+    )
+    unit = b.initializer(f"{name}/unit_scale", np.ones(node.groups, dtype=np.float32))
+    zero = b.initializer(f"{name}/zero_shift", np.zeros(node.groups, dtype=np.float32))
+    normal = b.op(
+        "InstanceNormalization", [grouped, unit, zero], f"{name}/normal", epsilon=node.eps
+    )
+    dims = [0, *(d if isinstance(d, int) else -1 for d in t.shape)]
+    if dims.count(-1) <= 1:
+        shape = b.ints(f"{name}/shape", dims)
+    else:
+        shape = b.op("Shape", [x], f"{name}/shape")
+    normal = b.op("Reshape", [normal, shape], f"{name}/normalized")
+    per_channel = (-1, *(1,) * (t.rank - 1))
+    weight = b.initializer(f"{name}.weight", b.weight(node, "weight").reshape(per_channel))
+    bias = b.initializer(f"{name}.bias", b.weight(node, "bias").reshape(per_channel))
+    scaled = b.op("Mul", [normal, weight], f"{name}/scaled")
+    b.bind(node, b.op("Add", [scaled, bias], name))
+
+
 def lrn(b: GraphBuilder, node: LocalResponseNorm) -> None:
     if node.size % 2 == 0:
         _lrn_even(b, node)
@@ -224,15 +330,20 @@ LOWERINGS: dict[str, Lowering] = {
     "embedding": embedding,
     "conv1d": conv,
     "conv2d": conv,
+    "conv3d": conv,
     "conv2d_transpose": conv_transpose,
     "maxpool": maxpool,
     "avgpool": avgpool,
     "sumpool": sumpool,
     "global_avg_pool": global_avg_pool,
+    "maxpool3d": maxpool,
+    "avgpool3d": avgpool,
     "flatten": flatten,
     "reshape": reshape,
     "dropout": dropout,
     "batchnorm": batchnorm,
     "layernorm": layernorm,
     "lrn": lrn,
+    "instancenorm": instancenorm,
+    "groupnorm": groupnorm,
 }

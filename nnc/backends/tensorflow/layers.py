@@ -210,6 +210,23 @@ _layer(
 )
 
 _layer(
+    "Conv3d",
+    '''
+    class Conv3d(Conv):
+        """The Conv layer over channels-last [N, D, H, W, C], with tf.nn.conv3d (which
+        takes its strides as [1, *stride, 1])."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.convolve = self.conv3d
+
+        @staticmethod
+        def conv3d(x, kernel, stride, padding):
+            return tf.nn.conv3d(x, kernel, (1, *stride, 1), padding)
+    ''',
+)
+
+_layer(
     "ConvTranspose2d",
     '''
     class ConvTranspose2d(Layer):
@@ -335,6 +352,35 @@ _layer(
         def __call__(self, x):
             mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
             return normalize(x, mean, variance, self.gamma, self.beta, self.eps)
+
+        def parameters(self):
+            return {"weight": self.gamma, "bias": self.beta}
+    ''',
+)
+
+_layer(
+    "GroupNorm",
+    '''
+    class GroupNorm(Layer):
+        """nnc's group normalisation of channels-last [N, *spatial, C]: per sample, the
+        mean and biased variance over each group of C / groups consecutive channels and
+        every position, then a per-channel scale and shift (torch's GroupNorm; Keras'
+        GroupNormalization has the same layout but defaults to eps 1e-3). Instance
+        normalisation is one channel per group."""
+
+        def __init__(self, channels, groups, eps, trainable=True, name=None):
+            super().__init__(name=name)
+            self.gamma = variable([channels], trainable, "gamma", fill=1.0)
+            self.beta = variable([channels], trainable, "beta")
+            self.groups, self.eps = groups, eps
+
+        def __call__(self, x):
+            shape = tf.shape(x)
+            grouped = tf.reshape(x, tf.concat([shape[:-1], [self.groups, -1]], 0))
+            axes = [*range(1, len(x.shape) - 1), len(x.shape)]
+            mean, variance = tf.nn.moments(grouped, axes=axes, keepdims=True)
+            normal = (grouped - mean) * tf.math.rsqrt(variance + self.eps)
+            return tf.reshape(normal, shape) * self.gamma + self.beta
 
         def parameters(self):
             return {"weight": self.gamma, "bias": self.beta}

@@ -123,6 +123,37 @@ _entry(
 )
 
 _entry(
+    "window_pool",
+    '''
+    def window_pool(x, kind, size, stride, pads, dilation=None):
+        """The max, the mean over the real elements, or the sum of each window of
+        channels-last x, with (begin, end) pads per spatial dim (explicit, TF-style
+        same, or ceil mode's end pad) and a dilation. Padding is -inf for the max (it
+        never wins) and zeros otherwise; the mean divides the window means by those of
+        a padded mask of ones. TensorFlow pools a dilated window at stride 1 only, so a
+        dilated pool runs at stride 1 and keeps every stride-th output."""
+        padding = [[0, 0], *pads, [0, 0]]
+        dilated = dilation is not None and any(d > 1 for d in dilation)
+        strides = (1,) * len(size) if dilated else stride
+
+        def pooled(t, pooling, fill=0.0):
+            t = tf.pad(t, padding, constant_values=fill)
+            return tf.nn.pool(t, size, pooling, strides=strides, padding="VALID",
+                              dilations=dilation)
+
+        if kind == "max":
+            y = pooled(x, "MAX", -np.inf)
+        elif kind == "mean":
+            y = pooled(x, "AVG") / pooled(tf.ones_like(x[:1, ..., :1]), "AVG")
+        else:
+            y = pooled(x, "AVG") * float(np.prod(size))
+        if dilated:
+            y = y[(slice(None), *(slice(None, None, s) for s in stride), slice(None))]
+        return y
+    ''',
+)
+
+_entry(
     "normalize",
     '''
     def normalize(x, mean, variance, gamma, beta, eps):
@@ -205,6 +236,7 @@ MODEL_PART: tuple[str, ...] = (
     "first_extreme",
     "dropout",
     "sum_pool",
+    "window_pool",
     "local_response_norm",
     "normalize",
     "Layer",
@@ -212,9 +244,11 @@ MODEL_PART: tuple[str, ...] = (
     "RBM",
     "Embedding",
     "Conv",
+    "Conv3d",
     "ConvTranspose2d",
     "BatchNorm",
     "LayerNorm",
+    "GroupNorm",
     "PRelu",
     "Recurrent",
     "SimpleRNN",
@@ -235,6 +269,8 @@ REQUIRES: dict[str, tuple[str, ...]] = {
     "RBM": ("Layer",),
     "Embedding": ("Layer",),
     "Conv": ("Layer",),
+    "Conv3d": ("Conv",),
+    "GroupNorm": ("Layer",),
     "ConvTranspose2d": ("Layer",),
     "BatchNorm": ("Layer", "normalize"),
     "LayerNorm": ("Layer", "normalize"),

@@ -26,7 +26,7 @@ from nnc.ir.ops.conv import Conv2dTranspose, _Conv
 from nnc.ir.ops.dense import Dense, Embedding
 from nnc.ir.ops.energy import Rbm
 from nnc.ir.ops.graph import Concat
-from nnc.ir.ops.normalization import BatchNorm, LayerNorm, LocalResponseNorm
+from nnc.ir.ops.normalization import BatchNorm, LayerNorm, LocalResponseNorm, _GroupedNorm
 from nnc.ir.ops.pooling import GlobalAvgPool, _Pool
 from nnc.ir.ops.recurrent import _Recurrent
 from nnc.ir.ops.reshape import Dropout, Flatten, Reshape
@@ -162,7 +162,9 @@ def _conv(e: ModelEmitter, node: _Conv) -> Lowered:
         kwargs["groups"] = node.groups
     if not node.bias:
         kwargs["bias"] = False
-    layer = e.layer(node, "Conv", **kwargs, **_frozen(node.trainable))
+    layer = e.layer(
+        node, "Conv3d" if node.rank == 3 else "Conv", **kwargs, **_frozen(node.trainable)
+    )
     _freeze_bias(e, node, layer)
     return f"{layer}({x.local})", LAST
 
@@ -231,15 +233,39 @@ def _pool(e: ModelEmitter, node: _Pool) -> Lowered:
     t = e.model.value_type(node.inputs[0])
     window = node.window(t)
     size, stride = py_literal(window.kernel), py_literal(window.stride)
+    if window.dilation or isinstance(node.padding, tuple) or node.ceil_mode:
+        return _window_pool(e, node, window, x.local), LAST
     if node.op == "sumpool":
         e.library.add("sum_pool")
         pads = f", pads={py_literal(window.pads)}" if any(any(p) for p in window.pads) else ""
         return f"sum_pool({x.local}, {size}, {stride}{pads})", LAST
     # TensorFlow's SAME is nnc's same: max pooling ignores the padding and average
     # pooling divides by the real elements of each window, as nnc defines them.
-    fn = {"maxpool": "max_pool", "avgpool": "avg_pool"}[node.op] + f"{t.rank - 1}d"
+    fn = {"maxpool": "max_pool", "avgpool": "avg_pool"}[node.op.removesuffix("3d")]
     padding = py_literal(node.padding.upper())
-    return f"tf.nn.{fn}({x.local}, {size}, {stride}, {padding})", LAST
+    return f"tf.nn.{fn}{t.rank - 1}d({x.local}, {size}, {stride}, {padding})", LAST
+
+
+def _window_pool(e: ModelEmitter, node: _Pool, window: Any, x: str) -> str:
+    """Explicit or ceil-mode padding, or a dilation: the window_pool helper."""
+    e.library.add("window_pool")
+    kind = {"maxpool": "max", "avgpool": "mean", "sumpool": "sum"}[node.op.removesuffix("3d")]
+    args = [x, py_literal(kind), py_literal(window.kernel), py_literal(window.stride)]
+    args.append(py_literal(window.pads))
+    if window.dilation:
+        args.append(f"dilation={py_literal(window.dilation)}")
+    return f"window_pool({', '.join(args)})"
+
+
+def _grouped_norm(e: ModelEmitter, node: _GroupedNorm) -> Lowered:
+    x = e.input(node, 0, LAST)
+    channels = node.type.shape[0]
+    assert isinstance(channels, int)
+    groups = node.channel_groups(channels)
+    trainable = _frozen(node.trainable)
+    kwargs: dict[str, object] = {"channels": channels, "groups": groups, "eps": node.eps}
+    layer = e.layer(node, "GroupNorm", **kwargs, **trainable)
+    return f"{layer}({x.local})", x.layout
 
 
 def _global_avg_pool(e: ModelEmitter, node: GlobalAvgPool) -> Lowered:
@@ -303,8 +329,11 @@ LOWERINGS: dict[str, Lowering] = {
     "rbm": _rbm,
     "conv1d": _conv,
     "conv2d": _conv,
+    "conv3d": _conv,
     "conv2d_transpose": _conv_transpose,
     "batchnorm": _batchnorm,
+    "instancenorm": _grouped_norm,
+    "groupnorm": _grouped_norm,
     "layernorm": _layernorm,
     "rnn": _recurrent,
     "lstm": _recurrent,
@@ -313,6 +342,8 @@ LOWERINGS: dict[str, Lowering] = {
     "avgpool": _pool,
     "sumpool": _pool,
     "global_avg_pool": _global_avg_pool,
+    "maxpool3d": _pool,
+    "avgpool3d": _pool,
     "lrn": _lrn,
     "flatten": _flatten,
     "reshape": _reshape,

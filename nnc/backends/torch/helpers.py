@@ -64,6 +64,31 @@ class SumPool(nn.Module):
         return self.pool(x) * self.window
 '''
 
+_WINDOW_POOL = '''
+class WindowPool(nn.Module):
+    """The sum, or the mean over the real elements, of each window, for any spatial
+    rank, dilation and (F.pad-order) padding, where nn.AvgPool has no dilation and
+    pads both ends equally: each channel, zero-padded, convolved with a kernel of
+    ones; the mean divides by the same convolution of a padded mask of ones."""
+
+    def __init__(self, kernel_size, stride, dilation, pads, mean=True):
+        super().__init__()
+        self.conv = (F.conv1d, F.conv2d, F.conv3d)[len(kernel_size) - 1]
+        self.kernel_size, self.stride, self.dilation = kernel_size, stride, dilation
+        self.pads, self.mean = pads, mean
+
+    def window_sum(self, x):
+        ones = x.new_ones(1, 1, *self.kernel_size)
+        planes = F.pad(x, self.pads).flatten(0, 1).unsqueeze(1)
+        sums = self.conv(planes, ones, stride=self.stride, dilation=self.dilation)
+        return sums.view(*x.shape[:2], *sums.shape[2:])
+
+    def forward(self, x):
+        if not self.mean:
+            return self.window_sum(x)
+        return self.window_sum(x) / self.window_sum(torch.ones_like(x[:1, :1]))
+'''
+
 _LRN_EVEN = '''
 class LocalResponseNormEven(nn.Module):
     """Local response normalisation whose even window spans size/2 - 1 channels before
@@ -145,6 +170,7 @@ HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "step": (_STEP, ()),
     "AvgPoolExcludingPad": (_AVG_POOL, ()),
     "SumPool": (_SUM_POOL, ("math",)),
+    "WindowPool": (_WINDOW_POOL, ()),
     "LocalResponseNormEven": (_LRN_EVEN, ()),
     "RBM": (_RBM, ()),
     "first_extreme": (_FIRST_EXTREME, ()),

@@ -19,11 +19,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nnc.backends.codegen import py_literal
-from nnc.ir.ops.conv import Conv1d, Conv2d, Conv2dTranspose
+from nnc.ir.ops.conv import Conv2dTranspose, _Conv
 from nnc.ir.ops.dense import Dense, Embedding
 from nnc.ir.ops.energy import Rbm
 from nnc.ir.ops.graph import Concat
-from nnc.ir.ops.normalization import BatchNorm, LayerNorm, LocalResponseNorm
+from nnc.ir.ops.normalization import (
+    BatchNorm,
+    GroupNorm,
+    InstanceNorm,
+    LayerNorm,
+    LocalResponseNorm,
+)
 from nnc.ir.ops.pooling import AvgPool, MaxPool, SumPool, _Pool
 from nnc.ir.ops.recurrent import GRU, _Recurrent
 from nnc.ir.ops.reshape import Dropout, Flatten, Reshape
@@ -127,8 +133,8 @@ def rbm(node: Rbm, site: Site) -> Layer:
 # -- convolutions ------------------------------------------------------------------------
 
 
-def conv(node: Conv1d | Conv2d, site: Site) -> Layer:
-    """nn.Conv1d/2d. Symmetric pads go to torch's ``padding``; TF-style ``same`` with an
+def conv(node: _Conv, site: Site) -> Layer:
+    """nn.Conv1d/2d/3d. Symmetric pads go to torch's ``padding``; TF-style ``same`` with an
     odd total pad puts the extra pad at the end, which needs an explicit F.pad."""
     pads = node.pads(site.ins[0].shape[1:])
     channels = site.ins[0].shape[0]
@@ -205,28 +211,44 @@ def _pool_geometry(node: _Pool, site: Site) -> tuple[dict[str, Any], Any, Any, b
 
 
 def maxpool(node: MaxPool, site: Site) -> Layer:
-    """nn.MaxPool (torch's padding is -inf, so padding never wins); an asymmetric pad is
-    an explicit F.pad with -inf."""
+    """nn.MaxPool (torch's padding is -inf, so padding never wins); an asymmetric pad
+    (TF-style ``same``, explicit, or the end pad of ``ceil_mode``) is an explicit F.pad
+    with -inf."""
     options, w, pads, native = _pool_geometry(node, site)
     cls = f"nn.MaxPool{len(w.kernel)}d"
     if native and any(pads):
         options["padding"] = size([b for b, _ in w.pads])
+    if w.dilation:
+        options["dilation"] = size(w.dilation)
     module = f"{cls}({call(size(w.kernel), **options)})"
     if native:
         return Layer(module=module, forward=f"{site.attr}({site.x})")
     return Layer(
         module=module,
         forward=f"{site.attr}(F.pad({site.x}, {py_literal(pads)}, value=-math.inf))",
-        comment="'same' padding, TF-style; -inf never wins the max",
+        comment=(
+            "'same' padding, TF-style; -inf never wins the max"
+            if node.padding == "same" and not node.ceil_mode
+            else "uneven padding, as -inf, which never wins the max"
+        ),
         imports=("math",),
+    )
+
+
+def _window_pool(w: Any, pads: Any, site: Site, mean: bool) -> Layer:
+    """The WindowPool helper: any spatial rank, dilation and padding."""
+    args = call(w.kernel, w.stride, w.dilations, pads, **({} if mean else {"mean": False}))
+    return Layer(
+        module=f"WindowPool({args})", forward=f"{site.attr}({site.x})", helpers=("WindowPool",)
     )
 
 
 def avgpool(node: AvgPool, site: Site) -> Layer:
     """nn.AvgPool with ``count_include_pad=False`` (the mean over real elements); an
-    asymmetric pad needs the AvgPoolExcludingPad helper."""
+    asymmetric pad needs the AvgPoolExcludingPad helper, a dilation (which nn.AvgPool
+    lacks) or an uneven 3-D pad the WindowPool helper."""
     options, w, pads, native = _pool_geometry(node, site)
-    if native:
+    if native and not w.dilation:
         if any(pads):
             options["padding"] = size([b for b, _ in w.pads])
             options["count_include_pad"] = False
@@ -235,6 +257,8 @@ def avgpool(node: AvgPool, site: Site) -> Layer:
             module=f"{cls}({call(size(w.kernel), **options)})",
             forward=f"{site.attr}({site.x})",
         )
+    if w.dilation or len(w.kernel) == 3:
+        return _window_pool(w, pads, site, mean=True)
     return Layer(
         module=f"AvgPoolExcludingPad({call(w.kernel, w.stride, pads)})",
         forward=f"{site.attr}({site.x})",
@@ -244,6 +268,8 @@ def avgpool(node: AvgPool, site: Site) -> Layer:
 
 def sumpool(node: SumPool, site: Site) -> Layer:
     w = node.window(site.ins[0])
+    if w.dilation:
+        return _window_pool(w, torch_pads(w.pads), site, mean=False)
     return Layer(
         module=f"SumPool({call(w.kernel, w.stride, torch_pads(w.pads))})",
         forward=f"{site.attr}({site.x})",
@@ -286,8 +312,30 @@ def batchnorm(node: BatchNorm, site: Site) -> Layer:
         options["eps"] = node.eps
     if node.momentum != 0.1:
         options["momentum"] = node.momentum
-    cls = "nn.BatchNorm2d" if x.rank == 3 else "nn.BatchNorm1d"
-    return Layer(module=f"{cls}({call(x.shape[0], **options)})", forward=f"{site.attr}({site.x})")
+    cls = "nn.BatchNorm2d" if x.rank >= 3 else "nn.BatchNorm1d"
+    module = f"{cls}({call(x.shape[0], **options)})"
+    if x.rank == 4:
+        # nn.BatchNorm2d over [N, C, D, H·W] takes the same statistics per channel as
+        # BatchNorm3d, and data-parallel training swaps it for GlobalBatchNorm too.
+        return Layer(module=module, forward=f"{site.attr}({site.x}.flatten(3)).view_as({site.x})")
+    return Layer(module=module, forward=f"{site.attr}({site.x})")
+
+
+def instancenorm(node: InstanceNorm, site: Site) -> Layer:
+    """nn.InstanceNorm with a learned per-channel affine; without running statistics
+    (torch's default), so training and evaluation both normalise each sample."""
+    x = site.ins[0]
+    options: dict[str, Any] = {"affine": True}
+    if node.eps != 1e-5:
+        options["eps"] = node.eps
+    module = f"nn.InstanceNorm{x.rank - 1}d({call(x.shape[0], **options)})"
+    return Layer(module=module, forward=f"{site.attr}({site.x})")
+
+
+def groupnorm(node: GroupNorm, site: Site) -> Layer:
+    options = {"eps": node.eps} if node.eps != 1e-5 else {}
+    module = f"nn.GroupNorm({call(node.groups, site.ins[0].shape[0], **options)})"
+    return Layer(module=module, forward=f"{site.attr}({site.x})")
 
 
 def layernorm(node: LayerNorm, site: Site) -> Layer:
@@ -363,17 +411,22 @@ LAYERS: dict[str, Lowering] = {
     "rbm": rbm,
     "conv1d": conv,
     "conv2d": conv,
+    "conv3d": conv,
     "conv2d_transpose": conv_transpose,
     "maxpool": maxpool,
     "avgpool": avgpool,
     "sumpool": sumpool,
     "global_avg_pool": global_avg_pool,
+    "maxpool3d": maxpool,
+    "avgpool3d": avgpool,
     "flatten": flatten,
     "reshape": reshape,
     "dropout": dropout,
     "batchnorm": batchnorm,
     "layernorm": layernorm,
     "lrn": lrn,
+    "instancenorm": instancenorm,
+    "groupnorm": groupnorm,
     "rnn": recurrent,
     "lstm": recurrent,
     "gru": recurrent,

@@ -39,7 +39,7 @@ from nnc.ir.ops.arith import (
     Pow,
     Sub,
 )
-from nnc.ir.ops.conv import Conv1d, Conv2d, Conv2dTranspose
+from nnc.ir.ops.conv import Conv1d, Conv2d, Conv2dTranspose, Conv3d
 from nnc.ir.ops.dense import Dense, Embedding
 from nnc.ir.ops.energy import Rbm
 from nnc.ir.ops.graph import Call, Concat
@@ -59,8 +59,14 @@ from nnc.ir.ops.math import (
     Sqrt,
     Square,
 )
-from nnc.ir.ops.normalization import BatchNorm, LayerNorm, LocalResponseNorm
-from nnc.ir.ops.pooling import AvgPool, GlobalAvgPool, MaxPool, SumPool
+from nnc.ir.ops.normalization import (
+    BatchNorm,
+    GroupNorm,
+    InstanceNorm,
+    LayerNorm,
+    LocalResponseNorm,
+)
+from nnc.ir.ops.pooling import AvgPool, AvgPool3d, GlobalAvgPool, MaxPool, MaxPool3d, SumPool
 from nnc.ir.ops.recurrent import GRU, LSTM, SimpleRNN
 from nnc.ir.ops.reduce import GlobalMaxPool, Max, Mean, Min, Sum
 from nnc.ir.ops.resample import DepthToSpace, Resize, SpaceToDepth
@@ -138,7 +144,12 @@ Node = Annotated[
     | Maximum
     | Minimum
     | Neg
-    | ConstantTensor,
+    | ConstantTensor
+    | Conv3d
+    | MaxPool3d
+    | AvgPool3d
+    | InstanceNorm
+    | GroupNorm,
     Field(discriminator="op"),
 ]
 
@@ -215,6 +226,11 @@ OP_CLASSES: tuple[type[Op], ...] = (
     Minimum,
     Neg,
     ConstantTensor,
+    Conv3d,
+    MaxPool3d,
+    AvgPool3d,
+    InstanceNorm,
+    GroupNorm,
 )
 
 OPS: dict[str, type[Op]] = {cls.model_fields["op"].default: cls for cls in OP_CLASSES}

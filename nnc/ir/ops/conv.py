@@ -1,4 +1,4 @@
-"""Convolutions: conv1d, conv2d and conv2d_transpose, all channels-first.
+"""Convolutions: conv1d, conv2d, conv3d and conv2d_transpose, all channels-first.
 
 Spatial attributes are stored as full tuples (``kernel=3`` on conv2d is ``(3, 3)``).
 Explicit padding is stored in ONNX order: all begin pads, then all end pads.
@@ -20,6 +20,11 @@ from nnc.ir.types import Dim, TensorType
 
 PositiveInt = Annotated[int, Field(gt=0)]
 Padding = Literal["same", "valid"] | tuple[int, ...]
+LAYOUTS = {
+    1: "[channels, length]",
+    2: "[channels, height, width]",
+    3: "[channels, depth, height, width]",
+}
 
 
 def _expand(value: Any, rank: int) -> Any:
@@ -101,8 +106,9 @@ class _Conv(Op):
         (x,) = ins
         self.expect_float(x)
         if x.rank != self.rank + 1:
-            layout = "[channels, length]" if self.rank == 1 else "[channels, height, width]"
-            raise self.fail(f"expects a rank-{self.rank + 1} input {layout}. Received: {x}")
+            raise self.fail(
+                f"expects a rank-{self.rank + 1} input {LAYOUTS[self.rank]}. Received: {x}"
+            )
         channels = self.static_dim(x.shape[0], "its input channels")
         if channels % self.groups:
             raise self.fail(f"input channels {channels} are not divisible by groups={self.groups}")
@@ -165,6 +171,17 @@ class Conv2d(_Conv):
     rank: ClassVar[int] = 2
     example: ClassVar[str] = "input x: [2, 7, 7]\n    conv2d(3, 3, stride = 2, padding = same)"
     summary: ClassVar[str] = "2-D convolution over [channels, height, width]"
+
+
+class Conv3d(_Conv):
+    op: Literal["conv3d"] = "conv3d"
+    stride: tuple[PositiveInt, ...] = (1, 1, 1)
+    dilation: tuple[PositiveInt, ...] = (1, 1, 1)
+    rank: ClassVar[int] = 3
+    example: ClassVar[str] = (
+        "input x: [2, 4, 5, 5]\n    conv3d(3, 3, stride = [1, 2, 2], padding = same)"
+    )
+    summary: ClassVar[str] = "3-D convolution over [channels, depth, height, width]"
 
 
 class Conv2dTranspose(Op):

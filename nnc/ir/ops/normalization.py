@@ -1,4 +1,5 @@
-"""Normalization layers: batchnorm, layernorm and AlexNet's local response norm."""
+"""Normalization layers: batchnorm, layernorm, instancenorm, groupnorm and AlexNet's
+local response norm."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ class BatchNorm(Op):
     def infer(self, ins: Sequence[TensorType]) -> TensorType:
         (x,) = ins
         self.expect_float(x)
-        self.expect_rank(x, 1, 2, 3)
+        self.expect_rank(x, 1, 2, 3, 4)
         self.static_dim(x.shape[0], "its channels")
         return x
 
@@ -70,6 +71,67 @@ class LayerNorm(Op):
             ParamSpec(name="weight", shape=(d,), init=Ones(), trainable=self.trainable),
             ParamSpec(name="bias", shape=(d,), init=Zeros(), trainable=self.trainable),
         )
+
+
+class _GroupedNorm(Op):
+    """Normalize each sample over groups of channels and all positions, then scale and
+    shift per channel:
+
+    ``y[c, ...] = weight[c] * (x[c, ...] - mean_g) / sqrt(var_g + eps) + bias[c]``,
+    the mean and the biased variance taken over the channels of c's group ``g`` and
+    every spatial position, for each sample on its own (no running statistics).
+    """
+
+    eps: PositiveFloat = 1e-5
+    trainable: bool = True
+
+    ranks: ClassVar[tuple[int, ...]] = (1, 2, 3, 4)
+
+    def channel_groups(self, channels: int) -> int:
+        """How many groups the channels fall into."""
+        return channels
+
+    def infer(self, ins: Sequence[TensorType]) -> TensorType:
+        (x,) = ins
+        self.expect_float(x)
+        self.expect_rank(x, *self.ranks)
+        c = self.static_dim(x.shape[0], "its channels")
+        if c % self.channel_groups(c):
+            raise self.fail(f"{c} channels are not divisible by groups={self.channel_groups(c)}")
+        return x
+
+    def param_specs(self, ins: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
+        c = self.static_dim(ins[0].shape[0], "its channels")
+        return (
+            ParamSpec(name="weight", shape=(c,), init=Ones(), trainable=self.trainable),
+            ParamSpec(name="bias", shape=(c,), init=Zeros(), trainable=self.trainable),
+        )
+
+
+class GroupNorm(_GroupedNorm):
+    """torch.nn.GroupNorm: ``groups`` groups of ``C / groups`` consecutive channels."""
+
+    op: Literal["groupnorm"] = "groupnorm"
+    groups: Annotated[int, Field(gt=0)]
+
+    positional: ClassVar[tuple[str, ...]] = ("groups",)
+    example: ClassVar[str] = "input x: [4, 3, 3]\n    groupnorm(2)"
+    summary: ClassVar[str] = "group normalization: per sample, over groups of channels"
+
+    def channel_groups(self, channels: int) -> int:
+        return self.groups
+
+
+class InstanceNorm(_GroupedNorm):
+    """One channel per group: each channel of each sample is normalized over its
+    spatial positions (torch.nn.InstanceNorm*d(affine=True), ONNX
+    InstanceNormalization)."""
+
+    op: Literal["instancenorm"] = "instancenorm"
+
+    example: ClassVar[str] = "input x: [3, 2, 4]\n    instancenorm"
+    summary: ClassVar[str] = "instance normalization: per sample and channel"
+    ranks: ClassVar[tuple[int, ...]] = (2, 3, 4)
 
 
 class LocalResponseNorm(Op):

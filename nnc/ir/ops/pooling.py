@@ -1,8 +1,13 @@
-"""Pooling over the spatial dims of ``[C, L]`` or ``[C, H, W]`` inputs.
+"""Pooling over the spatial dims of ``[C, L]``, ``[C, H, W]`` or ``[C, D, H, W]`` inputs.
 
-Output sizes floor (no ceil mode). ``same`` padding is TF-style (extra pad at the end).
-Max pooling ignores padding; average pooling divides by the number of *real* elements
-in each window (``count_include_pad = false``); sum pooling adds the real elements.
+Output sizes floor unless ``ceil_mode``. ``same`` padding is TF-style (extra pad at
+the end); explicit padding is ``[b0, b1, ..., e0, e1, ...]`` (ONNX order), one value
+for every side or one per dim (symmetric). ``ceil_mode`` keeps the windows that start
+inside the input or the begin padding (torch's rule, and ONNX's): it is extra end
+padding, which :meth:`_Pool.window` folds into the pads. Max pooling ignores padding;
+average pooling divides by the number of *real* elements in each window (padding of
+any kind is never counted: ``count_include_pad = false``); sum pooling adds the real
+elements.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from pydantic import Field, field_validator
 
 from nnc.errors import ShapeError
 from nnc.ir.base import Op
-from nnc.ir.shapes import same_pads, window_output
+from nnc.ir.ops.conv import LAYOUTS
+from nnc.ir.shapes import ceil_mode_extra, same_pads, window_output
 from nnc.ir.types import Dim, TensorType
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -23,11 +29,16 @@ PositiveInt = Annotated[int, Field(gt=0)]
 
 @dataclass(frozen=True)
 class Window:
-    """Resolved pooling geometry for one input type."""
+    """Resolved pooling geometry for one input type; ``pads`` include ceil mode's."""
 
     kernel: tuple[int, ...]
     stride: tuple[int, ...]
     pads: tuple[tuple[int, int], ...]
+    dilation: tuple[int, ...] = ()
+
+    @property
+    def dilations(self) -> tuple[int, ...]:
+        return self.dilation or (1,) * len(self.kernel)
 
 
 def _as_tuple(v: Any) -> Any:
@@ -36,52 +47,112 @@ def _as_tuple(v: Any) -> Any:
     return tuple(v) if isinstance(v, list) else v
 
 
+def _canonical_padding(v: Any) -> Any:
+    """Explicit pads in their shortest spelling: one value when every side agrees, the
+    begin half when the ends repeat it (as ``nnc fmt`` writes them)."""
+    v = _as_tuple(v)
+    if not isinstance(v, tuple) or not v:
+        return v
+    if len(set(v)) == 1:
+        return v[:1]
+    half = len(v) // 2
+    if len(v) % 2 == 0 and half > 1 and v[:half] == v[half:]:
+        return v[:half]
+    return v
+
+
 class _Pool(Op):
-    """``size`` and ``stride`` hold one value (used for every spatial dim) or one per dim."""
+    """``size``, ``stride`` and ``dilation`` hold one value (used for every spatial dim)
+    or one per dim."""
 
     size: tuple[PositiveInt, ...]
     stride: tuple[PositiveInt, ...] = ()
-    padding: Literal["valid", "same"] = "valid"
+    padding: Literal["valid", "same"] | tuple[Annotated[int, Field(ge=0)], ...] = "valid"
+    dilation: tuple[PositiveInt, ...] = (1,)
+    ceil_mode: bool = False
 
     positional: ClassVar[tuple[str, ...]] = ("size", "stride")
+    spatial_ranks: ClassVar[tuple[int, ...]] = (1, 2)
 
-    @field_validator("size", "stride", mode="before")
+    @field_validator("size", "stride", "dilation", mode="before")
     @classmethod
     def _tuple(cls, v: Any) -> Any:
         return _as_tuple(v)
+
+    @field_validator("padding", mode="before")
+    @classmethod
+    def _pads(cls, v: Any) -> Any:
+        return _canonical_padding(v)
 
     def window(self, x: TensorType) -> Window:
         spatial_rank = x.rank - 1
         kernel = self._per_dim(self.size, spatial_rank, "size")
         stride = self._per_dim(self.stride or self.size, spatial_rank, "stride")
+        dilation = self._per_dim(self.dilation, spatial_rank, "dilation")
         spatial: tuple[Dim, ...] = x.shape[1:]
         if self.padding == "same":
             pads = tuple(
-                same_pads(n, k, s) for n, k, s in zip(spatial, kernel, stride, strict=True)
+                same_pads(n, k, s, d)
+                for n, k, s, d in zip(spatial, kernel, stride, dilation, strict=True)
             )
-        else:
+        elif self.padding == "valid":
             pads = ((0, 0),) * spatial_rank
-        return Window(kernel, stride, pads)
+        else:
+            pads = self._explicit(self.padding, kernel, dilation)
+        if self.ceil_mode:
+            pads = tuple(
+                (b, e + ceil_mode_extra(n, k, s, (b, e), d))
+                for n, k, s, (b, e), d in zip(spatial, kernel, stride, pads, dilation, strict=True)
+            )
+        return Window(kernel, stride, pads, dilation if any(d != 1 for d in dilation) else ())
+
+    def _explicit(
+        self, padding: tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...]
+    ) -> tuple[tuple[int, int], ...]:
+        rank = len(kernel)
+        if len(padding) == 1:
+            padding = padding * (2 * rank)
+        elif len(padding) == rank and rank > 1:
+            padding = padding * 2
+        elif len(padding) != 2 * rank:
+            raise ShapeError(
+                f"explicit 'padding' needs 1, {rank} or {2 * rank} values for {rank} spatial "
+                f"dim(s) ([begins..., ends...], ONNX order). Received: {list(padding)}"
+            )
+        pads = tuple((padding[i], padding[i + rank]) for i in range(rank))
+        for (b, e), k, d in zip(pads, kernel, dilation, strict=True):
+            if max(b, e) >= (k - 1) * d + 1:
+                raise ShapeError(
+                    f"a pad must be smaller than the window ({(k - 1) * d + 1}), so that no "
+                    f"window lies wholly in the padding. Received: padding = {list(padding)}"
+                )
+        return pads
 
     def _per_dim(self, values: tuple[int, ...], rank: int, key: str) -> tuple[int, ...]:
         if len(values) == 1:
             return values * rank
         if len(values) != rank:
-            raise self.fail(f"'{key}' has {len(values)} values for {rank} spatial dims")
+            raise ShapeError(f"'{key}' has {len(values)} values for {rank} spatial dims")
         return values
 
     def infer(self, ins: Sequence[TensorType]) -> TensorType:
         (x,) = ins
         self.expect_float(x)
-        if x.rank not in (2, 3):
-            raise self.fail(
-                f"expects [channels, length] or [channels, height, width]. Received: {x}"
-            )
+        if x.rank - 1 not in self.spatial_ranks:
+            layouts = " or ".join(LAYOUTS[r] for r in self.spatial_ranks)
+            error = self.fail(f"expects {layouts}. Received: {x}")
+            if x.rank == 4 and self.op in ("maxpool", "avgpool"):
+                error.hint = f"use {self.op}3d to pool [channels, depth, height, width]"
+            elif x.rank in (2, 3) and 3 in self.spatial_ranks:
+                error.hint = f"use {self.op[:-2]} to pool over 1 or 2 spatial dims"
+            raise error
         try:
             w = self.window(x)
             out = tuple(
-                window_output(n, k, s, p)
-                for n, k, s, p in zip(x.shape[1:], w.kernel, w.stride, w.pads, strict=True)
+                window_output(n, k, s, p, d)
+                for n, k, s, p, d in zip(
+                    x.shape[1:], w.kernel, w.stride, w.pads, w.dilations, strict=True
+                )
             )
         except ShapeError as exc:
             raise self.fail(exc.message) from None
@@ -106,6 +177,22 @@ class SumPool(_Pool):
     summary: ClassVar[str] = "sum over each window"
 
 
+class MaxPool3d(MaxPool):
+    op: Literal["maxpool3d"] = "maxpool3d"  # type: ignore[assignment]
+    spatial_ranks: ClassVar[tuple[int, ...]] = (3,)
+    example: ClassVar[str] = "input x: [2, 4, 5, 5]\n    maxpool3d(2, stride = [1, 2, 2])"
+    summary: ClassVar[str] = "maximum over each window of [channels, depth, height, width]"
+
+
+class AvgPool3d(AvgPool):
+    op: Literal["avgpool3d"] = "avgpool3d"  # type: ignore[assignment]
+    spatial_ranks: ClassVar[tuple[int, ...]] = (3,)
+    example: ClassVar[str] = (
+        "input x: [2, 3, 4, 5]\n    avgpool3d(2, stride = 1, padding = [1, 0, 0, 0, 1, 1])"
+    )
+    summary: ClassVar[str] = "mean over the real elements of each window of [C, D, H, W]"
+
+
 class GlobalAvgPool(Op):
     op: Literal["global_avg_pool"] = "global_avg_pool"
     example: ClassVar[str] = "input x: [3, 4, 4]\n    global_avg_pool"
@@ -114,8 +201,7 @@ class GlobalAvgPool(Op):
     def infer(self, ins: Sequence[TensorType]) -> TensorType:
         (x,) = ins
         self.expect_float(x)
-        if x.rank not in (2, 3):
-            raise self.fail(
-                f"expects [channels, length] or [channels, height, width]. Received: {x}"
-            )
+        if x.rank not in (2, 3, 4):
+            layouts = " or ".join(LAYOUTS.values())
+            raise self.fail(f"expects {layouts}. Received: {x}")
         return x.with_shape((x.shape[0],))

@@ -16,6 +16,7 @@ import pytest
 import nnc
 from nnc.ir.ops import OPS
 from tests.backends.numpy.gradcheck import check, random_inputs, runtime_for
+from tests.backends.spatial_cases import SPATIAL_CASES
 
 TOLERANCE = 1e-6
 RECURRENT = {"rnn", "lstm", "gru"}
@@ -107,6 +108,7 @@ VARIANTS = {
     "    p = s |> dense(2)\n    output p, s",
     "residual block": "input x: [2, 4, 4]\n    y = x |> conv2d(2, 3, padding = same) |> batchnorm"
     " |> relu\n    output relu(x + y)",
+    **SPATIAL_CASES,
 }
 
 

@@ -44,6 +44,8 @@ def _op(node, args, w):
     if op in ARITH:
         return ARITH[op](node, args)
     x = args[0]
+    if spatial_reference.handles(node):
+        return spatial_reference.evaluate_layer(node, x, w)
     if op == "dense":
         return x @ w["weight"].T + w.get("bias", 0.0)
     if op == "rbm":

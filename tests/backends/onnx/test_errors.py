@@ -223,18 +223,9 @@ def _lstm(**attributes) -> bytes:  # type: ignore[no-untyped-def]
             "node 'n1' (Softmax): attribute axis=0 is not supported: that is the batch axis",
         ),
         (
-            lambda: one_node(
-                "MaxPool", dims=("N", 1, 5, 5), kernel_shape=[2, 2], pads=[1, 1, 1, 1]
-            ),
-            "node 'n1' (MaxPool): attribute pads=[1, 1, 1, 1] is not supported: nnc's pooling "
-            "pads 'valid' or 'same' only",
-        ),
-        (
-            lambda: one_node(
-                "MaxPool", dims=("N", 1, 5, 5), kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1
-            ),
-            "node 'n1' (MaxPool): attribute ceil_mode=1 is not supported: it gives a larger "
-            "output than nnc's floor here",
+            lambda: one_node("MaxPool", dims=("N", 1, 3, 3, 3, 3), kernel_shape=[2, 2, 2, 2]),
+            "node 'n1' (MaxPool): nnc pools over 1, 2 or 3 spatial dims of [N, C, ...]; "
+            "kernel_shape is [2, 2, 2, 2] for an input of rank 6",
         ),
         (
             lambda: one_node(
@@ -264,8 +255,7 @@ def _lstm(**attributes) -> bytes:  # type: ignore[no-untyped-def]
         "lstm_clip",
         "gelu_tanh",
         "softmax_batch_axis",
-        "maxpool_pads",
-        "maxpool_ceil",
+        "maxpool_4d",
         "avgpool_count_pad",
         "transpose_batch_axis",
         "flatten_axis",
@@ -366,7 +356,7 @@ def test_even_size_lrn_export_is_not_reimported() -> None:
     err = import_error(backend.emit(program))
     # Mul(x, x) reads as square; the window sum over channels is the first op refused.
     assert err.message.startswith(
-        "node 'lrn_1/window_mean' (AveragePool): nnc pools over 1 or 2 spatial dims"
+        "node 'lrn_1/window_mean' (AveragePool): attribute count_include_pad=1 is not supported"
     )
 
 

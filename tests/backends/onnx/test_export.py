@@ -20,6 +20,7 @@ from tests.backends.onnx.helpers import (
     random_weights,
     reference_forward,
 )
+from tests.backends.spatial_cases import SPATIAL_CASES
 from tests.conftest import EXAMPLES, require
 
 # float32 against float64: a few ulps of the largest output, never less than 1e-5.
@@ -71,6 +72,7 @@ EXTRA_SPECS = {
     "two_inputs": "input a: [3]\n input b: [3]\n output concat(a |> tanh, b)",
     "elu_alpha": "input x: [6]\n elu(0.5)",
     "leaky_relu_alpha": "input x: [6]\n leaky_relu(0.2)",
+    **SPATIAL_CASES,
 }
 
 

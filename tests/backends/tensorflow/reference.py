@@ -78,6 +78,9 @@ def _evaluate(node, xs: list[np.ndarray], w: Arrays, mode: Pass) -> np.ndarray: 
     if op in ARITH:
         return ARITH[op](node, xs)
     x = xs[0]
+    if spatial_reference.handles(node):
+        own = {k[len(node.name) + 1 :]: v for k, v in w.items() if k.startswith(node.name + ".")}
+        return spatial_reference.evaluate_layer(node, x, own)
     if op in ACTIVATIONS:
         return ACTIVATIONS[op](node, x)
     if op in MATHS:

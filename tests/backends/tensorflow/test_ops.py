@@ -20,6 +20,7 @@ from nnc.backends import tensorflow as backend
 from nnc.backends.tensorflow.graph import uses_training
 from nnc.ir.ops import OPS
 from nnc.ir.training import Recipe
+from tests.backends.spatial_cases import SPATIAL_CASES
 from tests.backends.tensorflow import reference as ref
 from tests.backends.tensorflow.helpers import (
     GRADIENT_RTOL,
@@ -211,6 +212,7 @@ CASES = {
     "one_channel_wide_stride_pads": (
         "input x: [1, 3, 2]\n    conv2d(2, 3, stride = [1, 2], padding = 1) relu"
     ),
+    **SPATIAL_CASES,
 }
 
 

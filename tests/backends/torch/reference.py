@@ -143,6 +143,8 @@ def _conv_transpose(node: Any, xs: list, p: Arrays, *_: Any) -> np.ndarray:
 
 
 def _pool(node: Any, xs: list, p: Arrays, _t: bool, _tr: Trace, ins: list) -> np.ndarray:
+    if spatial_reference.handles(node):
+        return spatial_reference.pool(node, xs[0])
     window = node.window(ins[0])
     ones = (1,) * len(window.kernel)
     x = xs[0]
@@ -304,6 +306,10 @@ def _layout(node: Any, xs: list, *_: Any) -> np.ndarray:
     return layout_reference.evaluate(node, xs[0])
 
 
+def _spatial_layer(node: Any, xs: list, p: Arrays, *_: Any) -> np.ndarray:
+    return spatial_reference.evaluate_layer(node, xs[0], p)
+
+
 def _elementwise(node: Any, xs: list, *_: Any) -> np.ndarray:
     return _ELEMENTWISE[node.op](node, xs[0])
 
@@ -348,6 +354,7 @@ _OPS: dict[str, Callable[..., np.ndarray]] = {
     **dict.fromkeys(spatial_reference.OPS, _spatial),
     **dict.fromkeys(layout_reference.OPS, _layout),
     **dict.fromkeys(ARITH, _arith),
+    **dict.fromkeys({"maxpool3d", "avgpool3d", *spatial_reference.LAYER_OPS}, _spatial_layer),
 }
 REFERENCE_OPS = frozenset(_OPS)
 

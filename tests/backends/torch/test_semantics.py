@@ -9,6 +9,7 @@ import pytest
 
 import nnc
 from nnc.backends import torch as backend
+from tests.backends.spatial_cases import SPATIAL_CASES
 from tests.backends.torch import reference, support
 
 pytestmark = pytest.mark.usefixtures("needs_torch")
@@ -53,6 +54,7 @@ CASES = {
     "concat_last_axis": "input x: [2, 3]\n y = x |> conv1d(2, 1)\n output concat(x, y, axis = -1)",
     "elu_alpha": "input x: [6]\n elu(0.5)",
     "frozen_dense": "input x: [4]\n dense(3, trainable = false) relu\n dense(2)",
+    **SPATIAL_CASES,
 }
 
 

@@ -25,9 +25,10 @@ from nnc.backends.numpy.kernels import (
     recurrent,
     reduce,
     resample,
+    windows,
 )
 
-_MODULES = (core, losses, conv, pool, norm, recurrent, reduce, resample, layout)
+_MODULES = (core, losses, conv, pool, norm, recurrent, reduce, resample, layout, windows)
 
 
 def _collect() -> dict[str, Callable[..., Any]]:

@@ -1,4 +1,5 @@
-"""Normalization kernels: batchnorm, layernorm and local response normalization."""
+"""Normalization kernels: batchnorm, layernorm, group (and instance) normalization and
+local response normalization."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ __all__ = [
     "batchnorm_backward",
     "batchnorm_forward",
     "channel_window_sum",
+    "groupnorm_backward",
+    "groupnorm_forward",
     "layernorm_backward",
     "layernorm_forward",
     "lrn_backward",
@@ -73,6 +76,34 @@ def layernorm_backward(d_y, saved, gamma):
         - x_hat * (d_x_hat * x_hat).mean(axis=-1, keepdims=True)
     )
     return d_x, (d_y * x_hat).sum(axis=axes), d_y.sum(axis=axes)
+
+
+def groupnorm_forward(x, gamma, beta, groups, eps):
+    """Normalize each sample over groups of consecutive channels (axis 1) and all
+    positions (biased variance), then scale and shift per channel. Instance norm is
+    one channel per group. Returns y and (x_hat, inv_std) for the backward pass."""
+    grouped = x.reshape(len(x), groups, -1)
+    mean = grouped.mean(axis=-1, keepdims=True)
+    inv_std = 1 / np.sqrt(grouped.var(axis=-1, keepdims=True) + eps)
+    x_hat = ((grouped - mean) * inv_std).reshape(x.shape)
+    channel = (1, -1) + (1,) * (x.ndim - 2)
+    return gamma.reshape(channel) * x_hat + beta.reshape(channel), (x_hat, inv_std)
+
+
+def groupnorm_backward(d_y, saved, gamma, groups):
+    """Gradients of groupnorm_forward: (d_x, d_gamma, d_beta); the group statistics
+    depend on x, which adds the two mean terms (as in layernorm, per group)."""
+    x_hat, inv_std = saved
+    axes = (0, *range(2, d_y.ndim))
+    channel = (1, -1) + (1,) * (d_y.ndim - 2)
+    d_x_hat = (d_y * gamma.reshape(channel)).reshape(len(d_y), groups, -1)
+    grouped = x_hat.reshape(len(d_y), groups, -1)
+    d_x = inv_std * (
+        d_x_hat
+        - d_x_hat.mean(axis=-1, keepdims=True)
+        - grouped * (d_x_hat * grouped).mean(axis=-1, keepdims=True)
+    )
+    return d_x.reshape(d_y.shape), (d_y * x_hat).sum(axis=axes), d_y.sum(axis=axes)
 
 
 def channel_window_sum(a, before, after):
