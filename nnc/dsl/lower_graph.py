@@ -23,6 +23,7 @@ from nnc.errors import (
 )
 from nnc.ir.ops import ACTIVATIONS, OPS, Node
 from nnc.ir.ops.graph import Add, Call
+from nnc.ir.ops.linalg import Matmul
 from nnc.ir.passes.validate import check_identifier
 from nnc.ir.program import Input
 from nnc.ir.types import Dim, TensorType
@@ -298,6 +299,11 @@ class Scope:
         if isinstance(expr, ast.Call):
             stage = ast.Stage(name=expr.name, args=expr.args, span=expr.span)
             return self._apply(stage, [], final)
+        if isinstance(expr, ast.BinOp) and expr.op == "@":
+            operands = (self._value(expr.left), self._value(expr.right))
+            name = final or self._fresh("matmul")
+            self._emit(Matmul(name=name, inputs=operands, span=expr.span))
+            return [name]
         if isinstance(expr, ast.BinOp | ast.Neg):
             what = f"'{expr.op}'" if isinstance(expr, ast.BinOp) else "unary '-'"
             raise GraphError(

@@ -166,6 +166,7 @@ def lowerings() -> dict[str, Lowering]:
         lower_activations,
         lower_energy,
         lower_layers,
+        lower_linalg,
         lower_maths,
         lower_recurrent,
         lower_resample,
@@ -173,7 +174,7 @@ def lowerings() -> dict[str, Lowering]:
 
     table: dict[str, Lowering] = {}
     modules = (lower_layers, lower_recurrent, lower_activations, lower_energy, lower_maths)
-    for module in (*modules, lower_resample):
+    for module in (*modules, lower_resample, lower_linalg):
         table.update(module.LOWERINGS)
     return table
 

@@ -220,6 +220,7 @@ MODEL_PART: tuple[str, ...] = (
     "SimpleRNN",
     "LSTM",
     "GRU",
+    "Param",
 )
 RUNTIME_PART: tuple[str, ...] = (
     "InputError",
@@ -243,6 +244,7 @@ REQUIRES: dict[str, tuple[str, ...]] = {
     "SimpleRNN": ("Recurrent",),
     "LSTM": ("Recurrent",),
     "GRU": ("Recurrent",),
+    "Param": ("Layer",),
     "named_parameters": ("Layer",),
     "as_batch": ("InputError",),
 }

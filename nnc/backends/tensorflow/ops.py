@@ -16,6 +16,7 @@ from typing import Any
 
 from nnc.backends.codegen import py_literal
 from nnc.backends.tensorflow.graph import FIRST, LAST, ModelEmitter, tensor_axis
+from nnc.backends.tensorflow.linalg import LINALG
 from nnc.backends.tensorflow.maths import LOWERINGS as MATHS
 from nnc.backends.tensorflow.resample import RESAMPLE
 from nnc.ir.ops import Node
@@ -325,5 +326,6 @@ LOWERINGS: dict[str, Lowering] = {
     "concat": _concat,
     **MATHS,
     **RESAMPLE,
+    **LINALG,
 }
 """Every op but ``call`` (a model used as a layer), which the emitter handles itself."""

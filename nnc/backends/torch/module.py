@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from nnc.backends.codegen import CodeWriter, py_identifier
 from nnc.backends.torch.activations import ACTIVATIONS
 from nnc.backends.torch.layers import LAYERS, Layer, Site
+from nnc.backends.torch.linalg import LINALG
 from nnc.backends.torch.maths import MATHS
 from nnc.backends.torch.resample import RESAMPLE
 from nnc.errors import UnsupportedOpError
@@ -97,7 +98,8 @@ MODULE_NAMES = frozenset(
 
 def has_lowering(op: str) -> bool:
     """Whether ``op`` has a lowering (Call nodes are lowered here, as submodules)."""
-    return op in LAYERS or op in RESAMPLE or op in ACTIVATIONS or op in MATHS or op == "call"
+    tables = (LAYERS, RESAMPLE, ACTIVATIONS, MATHS, LINALG)
+    return any(op in table for table in tables) or op == "call"
 
 
 @dataclass
@@ -175,13 +177,16 @@ def _lower_one(
                 or RESAMPLE.get(node.op)
                 or ACTIVATIONS.get(node.op)
                 or MATHS.get(node.op)
+                or LINALG.get(node.op)
             )
             if lower is None:
                 raise UnsupportedOpError(node.op, "torch", node.span)
             layer = lower(node, Site(ins=ins, xs=xs, attr=attr, out=node.type))
             for spec in node.param_specs(ins):
                 torch_name = layer.renames.get(spec.name, spec.name)
-                cls.torch_names[f"{node.name}.{spec.name}"] = f"{attr_name}.{torch_name}"
+                # "": the attribute is the parameter itself (an nn.Parameter)
+                full = f"{attr_name}.{torch_name}" if torch_name else attr_name
+                cls.torch_names[f"{node.name}.{spec.name}"] = full
         if layer.module is not None:
             attributes.add(attr_name)
             cls.init.append(f"{attr} = {layer.module}")

@@ -32,6 +32,7 @@ from nnc.ir.ops.conv import Conv1d, Conv2d, Conv2dTranspose
 from nnc.ir.ops.dense import Dense, Embedding
 from nnc.ir.ops.energy import Rbm
 from nnc.ir.ops.graph import Add, Call, Concat
+from nnc.ir.ops.linalg import Matmul, Param
 from nnc.ir.ops.math import (
     Abs,
     Clip,
@@ -111,7 +112,9 @@ Node = Annotated[
     | Sum
     | Max
     | Min
-    | GlobalMaxPool,
+    | GlobalMaxPool
+    | Matmul
+    | Param,
     Field(discriminator="op"),
 ]
 
@@ -173,6 +176,8 @@ OP_CLASSES: tuple[type[Op], ...] = (
     Max,
     Min,
     GlobalMaxPool,
+    Matmul,
+    Param,
 )
 
 OPS: dict[str, type[Op]] = {cls.model_fields["op"].default: cls for cls in OP_CLASSES}

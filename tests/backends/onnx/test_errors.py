@@ -314,8 +314,10 @@ def test_matmul_of_two_tensors() -> None:
         model_bytes([node], [vector("x", "N", 4), vector("x2", "N", 4)], [vector("y")])
     )
     assert err.message == (
-        "node 'mm' (MatMul): the right-hand matrix ('x2') is computed by the graph; nnc "
-        "imports it only as a constant (an initializer or a Constant node)"
+        "node 'mm' (MatMul): multiplies [N, 4] by [N, 4], where ONNX's product reaches the "
+        "batch axis; nnc imports MatMul as its per-sample matmul only for two batches of "
+        "matrices of one rank ([N, ..., m, k] @ [N, ..., k, n]), a batch of matrices and a "
+        "constant that leaves the batch axis alone, or [N, k] @ a constant [k, n]"
     )
 
 

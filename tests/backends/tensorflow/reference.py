@@ -30,6 +30,7 @@ from nnc.ir.training import (
     Sgd,
     Sse,
 )
+from tests import linalg_reference
 from tests.backends import spatial_reference
 from tests.maths_reference import MATHS
 
@@ -74,6 +75,8 @@ def _param(w: Arrays, node, name: str) -> np.ndarray:  # type: ignore[no-untyped
 
 def _evaluate(node, xs: list[np.ndarray], w: Arrays, mode: Pass) -> np.ndarray:  # type: ignore[no-untyped-def]
     op = node.op
+    if op in linalg_reference.OPS:
+        return linalg_reference.evaluate(node, xs, w.get(f"{node.name}.value"))
     x = xs[0]
     if op in ACTIVATIONS:
         return ACTIVATIONS[op](node, x)

@@ -21,6 +21,7 @@ from nnc.ir.passes import inline_calls
 from nnc.ir.program import Model, Program
 from nnc.ir.training import BinaryCrossEntropy, CrossEntropy, Mae, Mse, Sse
 from nnc.ir.types import TensorType
+from tests import linalg_reference
 from tests.backends import spatial_reference
 from tests.maths_reference import MATHS
 
@@ -307,6 +308,10 @@ def _maths(node: Any, xs: list, *_: Any) -> np.ndarray:
     return MATHS[node.op](node, xs[0])
 
 
+def _linalg(node: Any, xs: list, p: Arrays, *_: Any) -> np.ndarray:
+    return linalg_reference.evaluate(node, xs, p.get("value"))
+
+
 def _prelu(node: Any, xs: list, p: Arrays, *_: Any) -> np.ndarray:
     x = xs[0]
     alpha = p["alpha"].reshape(1, -1, *([1] * (x.ndim - 2)))
@@ -342,6 +347,7 @@ _OPS: dict[str, Callable[..., np.ndarray]] = {
     **dict.fromkeys(_ELEMENTWISE, _elementwise),
     **dict.fromkeys(MATHS, _maths),
     **dict.fromkeys(spatial_reference.OPS, _spatial),
+    **dict.fromkeys(linalg_reference.OPS, _linalg),
 }
 REFERENCE_OPS = frozenset(_OPS)
 

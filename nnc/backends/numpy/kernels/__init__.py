@@ -18,6 +18,7 @@ from typing import Any
 from nnc.backends.numpy.kernels import (
     conv,
     core,
+    linalg,
     losses,
     norm,
     pool,
@@ -26,7 +27,7 @@ from nnc.backends.numpy.kernels import (
     resample,
 )
 
-_MODULES = (core, losses, conv, pool, norm, recurrent, reduce, resample)
+_MODULES = (core, losses, conv, pool, norm, recurrent, reduce, resample, linalg)
 
 
 def _collect() -> dict[str, Callable[..., Any]]:
