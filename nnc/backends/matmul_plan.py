@@ -53,9 +53,6 @@ def matmul_axes(a_rank: int, b_rank: int) -> tuple[list[int], list[int], list[in
     """
     rank = max(a_rank, b_rank, 2)
     a_axes = list(range(1, rank - a_rank + 1)) if a_rank > 1 else list(range(1, rank))
-    if b_rank == 1:
-        b_axes = [*range(1, rank - 1), rank]
-    else:
-        b_axes = list(range(1, rank - b_rank + 1))
+    b_axes = [*range(1, rank - 1), rank] if b_rank == 1 else list(range(1, rank - b_rank + 1))
     out = ([rank - 1] if a_rank == 1 else []) + ([rank] if b_rank == 1 else [])
     return a_axes, b_axes, out

@@ -94,7 +94,8 @@ VARIANTS = {
     "two inputs, two outputs": "input a: [3]\n    input b: [3]\n    s = a + b\n"
     "    p = s |> dense(2)\n    output p, s",
     "matmul vector @ matrix, matrix @ vector": "input x: [4]\n    w = param([3, 4])\n"
-    "    v = param([4], init = normal(0.0, 0.5))\n    h = w @ x\n    output (x @ v) |> reshape([1]), h",
+    "    v = param([4], init = normal(0.0, 0.5))\n    h = w @ x\n"
+    "    output (x @ v) |> reshape([1]), h",
     "matmul broadcast leading axes": "input x: [2, 3, 4]\n    w = param([1, 4, 5])\n"
     "    v = param([4, 2])\n    output x @ w, x @ v, matmul(x, x |> reshape([2, 4, 3]))",
     "matmul batched vector @ stack": "input x: [3]\n    s = param([2, 3, 2])\n"

@@ -33,7 +33,8 @@ def matmul_operands(a, b):
 
 def sum_to_shape(g, shape):
     """``g`` summed over the axes where ``shape`` (of the same rank) has 1 and ``g`` not."""
-    axes = tuple(i for i, (n, m) in enumerate(zip(shape, g.shape)) if n == 1 and m != 1)
+    pairs = enumerate(zip(shape, g.shape, strict=True))
+    axes = tuple(i for i, (n, m) in pairs if n == 1 and m != 1)
     return g.sum(axis=axes, keepdims=True) if axes else g
 
 
