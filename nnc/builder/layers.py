@@ -240,3 +240,11 @@ class LayerMethods:
     def global_max_pool(self, *args: Any, **attrs: Any) -> Tensor:
         """Maximum over all spatial positions: [C, ...] -> [C]."""
         return self.layer("global_max_pool", *args, **attrs)
+
+    def matmul(self, *args: Any, **attrs: Any) -> Tensor:
+        """``matmul(a, b)``: ``a @ b`` per sample, as np.matmul (vectors, broadcasting)."""
+        return self.layer("matmul", *args, **attrs)
+
+    def param(self, *args: Any, **attrs: Any) -> Tensor:
+        """``param(shape, init = glorot_uniform)``: a learned tensor (no input)."""
+        return self.layer("param", *args, **attrs)

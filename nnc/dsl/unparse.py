@@ -20,6 +20,7 @@ from nnc.dsl.printer import expr_text
 from nnc.errors import Span
 from nnc.ir.base import Op
 from nnc.ir.ops.graph import Add, Call
+from nnc.ir.ops.linalg import Matmul
 from nnc.ir.program import Model, Program
 from nnc.ir.training import BinaryCrossEntropy, CrossEntropy, DataFile, Dataset, GanRecipe, Recipe
 
@@ -112,6 +113,8 @@ def _graph(model: Model) -> list[ast.Stmt]:
             value = inputs[0]
             for term in inputs[1:]:
                 value = ast.BinOp(op="+", left=value, right=term, span=NOWHERE)
+        elif isinstance(node, Matmul):
+            value = ast.BinOp(op="@", left=inputs[0], right=inputs[1], span=NOWHERE)
         else:
             stage = _stage(node, inputs, explicit_name=False)
             value = ast.Call(name=stage.name, args=stage.args, span=NOWHERE)
