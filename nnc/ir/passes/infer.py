@@ -149,7 +149,7 @@ def _check_arity(node: Node, n: int) -> None:
             raise ArgumentError(f"{node.op} needs at least 2 inputs. Received: {n}", node.span)
     elif n != want:
         raise ArgumentError(
-            f"{node.op} takes {want} input{'s' if want > 1 else ''}. Received: {n}", node.span
+            f"{node.op} takes {want} input{'' if want == 1 else 's'}. Received: {n}", node.span
         )
 
 

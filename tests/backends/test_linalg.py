@@ -1,0 +1,115 @@
+"""matmul and param on every backend against the float64 reference of
+tests/linalg_reference.py (a per-sample loop over np.matmul): the forward pass on
+NumPy, torch, TensorFlow and ONNX, and the gradients (parameters, the param's
+included, and inputs) on torch and TensorFlow against central differences of the
+reference. NumPy's gradients are checked by tests/backends/numpy/test_gradients.py
+(the registry examples and the matmul variants there).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import nnc
+from nnc.ir.passes import inline_calls
+from tests.backends.onnx import reference as onnx_reference
+from tests.backends.onnx.helpers import random_inputs, random_weights
+from tests.conftest import require
+
+MYDENSE = """
+block mydense(k, n) {
+    input x: [k]
+    w = param([k, n])
+    b = param([n], init = zeros)
+    output x @ w + b
+}
+"""
+
+# Each case: a model body T with one output, covering one corner of the rule.
+CASES = {
+    "vector @ matrix": "input x: [4]\n    w = param([4, 3])\n    output x @ w",
+    "matrix @ vector": "input x: [4]\n    w = param([3, 4])\n    output w @ x",
+    "vector @ vector": "input x: [4]\n    v = param([4])\n    output (x @ v) |> reshape([1])",
+    "leading axes, rank 3 @ rank 2": "input x: [2, 3, 4]\n    w = param([4, 5])\n    output x @ w",
+    "size-1 leading axis": "input x: [2, 3, 4]\n    w = param([1, 4, 5])\n    output x @ w",
+    "vector @ stack": "input x: [3]\n    s = param([2, 3, 2])\n    output x @ s",
+    "stack @ vector": "input x: [3]\n    s = param([2, 2, 3])\n    output s @ x",
+    "tensor @ tensor": "input x: [3, 4]\n    y = x |> dense(3)\n    z = x |> dense(2)\n"
+    "    output matmul(y, z)",
+    "custom dense layer": "input x: [5]\n    h = mydense(x, 5, 4) |> tanh\n"
+    "    output mydense(h, 4, 2)",
+}
+RTOL = 2e-5  # float32 against float64, relative to max(1, |reference|)
+
+
+def program(name: str) -> nnc.Program:
+    recipe = 'train T {\n    data "unused.npz"\n    loss mse\n}\n'
+    return nnc.parse(f"{MYDENSE}\nmodel T {{\n    {CASES[name]}\n}}\n{recipe}", f"<{name}>")
+
+
+def relative(got: Any, want: np.ndarray) -> float:
+    got = np.asarray(got, dtype=np.float64)
+    assert got.shape == want.shape, f"shape {got.shape} != {want.shape}"
+    return float(np.max(np.abs(got - want))) / max(1.0, float(np.max(np.abs(want))))
+
+
+def reference(p: nnc.Program, weights: dict[str, np.ndarray], xs: list[np.ndarray]) -> np.ndarray:
+    (out,) = onnx_reference.forward(inline_calls(p, "T"), weights, *xs)
+    return np.asarray(out)
+
+
+def forward_deviation(backend: str, name: str) -> float:
+    """The forward pass of ``backend`` on a case, against the reference."""
+    p = program(name)
+    model = p.models["T"]
+    weights = random_weights(p, model)
+    xs = random_inputs(model)
+    if backend == "numpy":
+        from nnc.backends import numpy as numpy_backend
+
+        got = numpy_backend.build(p, "T", weights).forward(*xs)
+    elif backend == "torch":
+        require("torch")
+        from nnc.backends import torch as torch_backend
+
+        got = torch_backend.build(p, "T", weights=weights).forward(*xs)
+    elif backend == "tensorflow":
+        require("tensorflow")
+        from nnc.backends import tensorflow as tf_backend
+
+        runtime = tf_backend.build(p, "T")
+        runtime.set_weights(weights)
+        got = runtime.forward(*xs)
+    else:
+        require("onnx")
+        require("onnxruntime")
+        from nnc.backends import onnx as onnx_backend
+
+        got = onnx_backend.build(p, "T", weights=weights, threads=1).forward(*xs)
+    return relative(got, reference(p, weights, xs))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "tensorflow", "onnx"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_forward_matches_the_reference(backend: str, name: str) -> None:
+    assert forward_deviation(backend, name) < RTOL
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_torch_gradients_match_the_reference(name: str) -> None:
+    require("torch")
+    from tests.backends.torch import support
+
+    support.assert_close(support.reference_check(program(name), "T"))
+
+
+@pytest.mark.parametrize("name", ["vector @ matrix", "stack @ vector", "custom dense layer"])
+def test_tensorflow_gradients_match_the_reference(name: str) -> None:
+    require("tensorflow")
+    from tests.backends.tensorflow.test_ops import check_against_reference
+
+    source = nnc.format(program(name))
+    check_against_reference(source, lambda key, make: make(), f"linalg-{name}")
