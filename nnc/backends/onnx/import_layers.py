@@ -204,10 +204,13 @@ def _fold_bias(
         or getattr(layer, "bias", True)
         or imp.graph.sole_consumer(source) is not node
     ):
+        if import_linalg.add_param(imp, node, tensor_index, constant):
+            return  # a learned tensor of the same shape: param + add
         raise imp.error(
             node,
             "adds a constant to a tensor; nnc imports that only as the bias of the Gemm, "
-            "MatMul, Conv or ConvTranspose whose sole output it is",
+            "MatMul, Conv or ConvTranspose whose sole output it is, or as a param of the "
+            "tensor's own shape",
         )
     channel_axis = -1 if layer.op == "dense" else 0
     units = int(getattr(layer, "units" if layer.op == "dense" else "filters"))

@@ -67,3 +67,23 @@ def matmul(imp: Importer, node: onnx.NodeProto) -> None:
         )
     out = imp.add(node, "matmul", [refs[0], refs[1]])
     imp.set(node, Tensor(out, imp.types[out].shape))
+
+
+def add_param(imp: Importer, node: onnx.NodeProto, tensor_index: int, constant: np.ndarray) -> bool:
+    """``x + c`` with a constant of exactly ``x``'s per-sample shape (``[*shape]`` or
+    ``[1, *shape]``) that is no layer's bias: ``c`` becomes a ``param`` and the sum an
+    ``add`` of equal shapes. False when the shapes differ (nnc's add does not
+    broadcast)."""
+    t = imp.tensor(node, tensor_index)
+    if t.batch_axis != 0 or not all(isinstance(d, int) for d in t.shape):
+        return False
+    shape = tuple(int(d) for d in t.shape)
+    if constant.shape == (1, *shape):
+        constant = constant[0]
+    if constant.shape != shape:
+        return False
+    ref = imp.shaped(t, node)
+    value = imp.add(None, "param", [], params={"value": constant}, shape=shape)
+    inputs = [value, ref] if tensor_index == 1 else [ref, value]
+    imp.set(node, Tensor(imp.add(node, "add", inputs), t.shape))
+    return True

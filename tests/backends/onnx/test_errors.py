@@ -282,11 +282,13 @@ def test_constant_added_to_a_tensor_that_has_no_bias_slot() -> None:
         helper.make_node("Relu", ["x"], ["r"], name="act"),
         helper.make_node("Add", ["r", "c"], ["y"], name="shift"),
     ]
-    c = numpy_helper.from_array(np.ones(4, np.float32), "c")
+    # [1] broadcasts over [N, 4]: neither a bias nor a param of the tensor's shape
+    c = numpy_helper.from_array(np.ones(1, np.float32), "c")
     err = import_error(model_bytes(nodes, [vector("x", "N", 4)], [vector("y")], [c]))
     assert err.message == (
         "node 'shift' (Add): adds a constant to a tensor; nnc imports that only as the bias "
-        "of the Gemm, MatMul, Conv or ConvTranspose whose sole output it is"
+        "of the Gemm, MatMul, Conv or ConvTranspose whose sole output it is, or as a param "
+        "of the tensor's own shape"
     )
 
 
