@@ -25,7 +25,6 @@ def param(node: Param, site: Site) -> Layer:
     return Layer(
         module=f"nn.Parameter(torch.empty({dims}))",
         forward=f"{site.attr}[None]",
-        comment="a learned tensor, with a batch axis of size 1",
         renames={"value": ""},
     )
 

@@ -73,16 +73,12 @@ class DigitsCustom(nn.Module):
         self.logits_b = nn.Parameter(torch.empty(10))
 
     def forward(self, pixels):
-        # a learned tensor, with a batch axis of size 1
         hidden_w = self.hidden_w[None]
-        # a learned tensor, with a batch axis of size 1
         hidden_b = self.hidden_b[None]
         hidden_matmul_1 = torch.matmul(pixels[:, None], hidden_w)[..., 0, :]
         h = hidden_matmul_1 + hidden_b
         h = F.relu(h)
-        # a learned tensor, with a batch axis of size 1
         logits_w = self.logits_w[None]
-        # a learned tensor, with a batch axis of size 1
         logits_b = self.logits_b[None]
         logits_matmul_1 = torch.matmul(h[:, None], logits_w)[..., 0, :]
         logits_add_1 = logits_matmul_1 + logits_b
