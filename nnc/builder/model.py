@@ -163,6 +163,7 @@ class Builder(LayerMethods):
                 f"unknown op '{op}'" + ("; use Builder.call for a model" if op == "call" else ""),
                 hint=did_you_mean(op, choices),
             )
+        inputs: tuple[str, ...]
         if cls.arity == 0:  # a param: no tensor input, not even the latest value
             if any(isinstance(a, Tensor) for a in args):
                 raise ArgumentError(f"{op} takes no tensor input")
