@@ -172,3 +172,15 @@ def test_builder_equals_parser() -> None:
     with pytest.raises(ArgumentError, match="param takes no tensor input"):
         b2 = nnc.Builder("M")
         b2.param(b2.input("x", [4]), [4])
+
+
+def test_an_output_of_params_alone_is_an_error() -> None:
+    """A param has no batch axis of its own (it is held [1, *shape]), so an output
+    computed from params alone would have a batch of 1 whatever the input."""
+    from nnc.errors import GraphError
+
+    source = "model M {\n    input x: [3]\n    w = param([3])\n    output w |> tanh\n}\n"
+    with pytest.raises(GraphError, match=r"<string>:4:17: output 'tanh_1' of model 'M' does "):
+        nnc.parse(source)
+    # read by an input-dependent node, it is fine
+    assert out_shape("input x: [3]\n    w = param([3])\n    output x + (w |> tanh)") == (3,)
