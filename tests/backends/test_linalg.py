@@ -165,3 +165,36 @@ def test_a_frozen_param_keeps_its_value_and_a_trainable_one_moves() -> None:
     after = runtime.get_weights()
     assert np.array_equal(after["f.value"], weights["f.value"])
     assert not np.array_equal(after["h.w.value"], weights["h.w.value"])
+
+
+MIXED = """
+model Mix {
+    input x: [2, 4, 4]
+    w = param([2, 4, 4], init = normal(0, 0.5))
+    v = param([4, 4])
+    y = (x + w) |> conv2d(3, 3, padding = same) |> tanh
+    z = (y @ v) @ v
+    output z |> flatten |> dense(2)
+}
+
+train Mix {
+    data "unused.npz"
+    loss mse
+    l2   0.01
+}
+"""
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "tensorflow", "onnx"])
+def test_params_feeding_a_conv_and_read_twice_with_l2(backend: str) -> None:
+    """A rank-3 param added to an image before a conv (TensorFlow's channels-last
+    layout), a param read by two products (its gradients accumulate), and L2 on both
+    (params of rank >= 2 decay): 5 sgd steps agree with the float64 reference."""
+    from nnc.verify import verify
+    from tests.equivalence.matrix import explain, need
+
+    need(backend)
+    specs = {p.name: p.spec for p in nnc.model_params(nnc.parse(MIXED), "Mix")}
+    assert specs["w.value"].decay and specs["v.value"].decay
+    report = verify(nnc.parse(MIXED), backends=[backend], steps=5)
+    assert report.equivalent, explain(report)
