@@ -454,9 +454,7 @@ def _matmul(b: Builder) -> Value | None:
     if latest.dtype != "float32" or not isinstance(k, int):
         return None
     fits = [
-        v
-        for v in b.values[:-1]
-        if v.dtype == "float32" and len(v.shape) >= 2 and v.shape[-2] == k
+        v for v in b.values[:-1] if v.dtype == "float32" and len(v.shape) >= 2 and v.shape[-2] == k
     ]
     if fits and c.chance(0.3):
         other = c.choice(fits)
