@@ -35,6 +35,9 @@ CASES = {
     "vector @ vector": "input x: [4]\n    v = param([4])\n    output (x @ v) |> reshape([1])",
     "leading axes, rank 3 @ rank 2": "input x: [2, 3, 4]\n    w = param([4, 5])\n    output x @ w",
     "size-1 leading axis": "input x: [2, 3, 4]\n    w = param([1, 4, 5])\n    output x @ w",
+    # TensorFlow 2.21's broadcasting BatchMatMulV2 gradient corrupted memory here
+    "size-1 axis on both sides": "input x: [1, 6, 2]\n    w = param([2, 4])\n"
+    "    output (x |> tanh) @ w",
     "vector @ stack": "input x: [3]\n    s = param([2, 3, 2])\n    output x @ s",
     "stack @ vector": "input x: [3]\n    s = param([2, 2, 3])\n    output s @ x",
     "tensor @ tensor": "input x: [3, 4]\n    y = x |> dense(3)\n    z = x |> dense(2)\n"
@@ -106,7 +109,9 @@ def test_torch_gradients_match_the_reference(name: str) -> None:
     support.assert_close(support.reference_check(program(name), "T"))
 
 
-@pytest.mark.parametrize("name", ["vector @ matrix", "stack @ vector", "custom dense layer"])
+@pytest.mark.parametrize(
+    "name", ["vector @ matrix", "stack @ vector", "size-1 axis on both sides", "custom dense layer"]
+)
 def test_tensorflow_gradients_match_the_reference(name: str) -> None:
     require("tensorflow")
     from tests.backends.tensorflow.test_ops import check_against_reference

@@ -101,6 +101,21 @@ _entry(
 )
 
 _entry(
+    "batch_matmul",
+    '''
+    def batch_matmul(a, b):
+        """a @ b for two stacks of matrices of one rank, with their leading axes
+        broadcast explicitly first: the gradient of TensorFlow's broadcasting matmul
+        (BatchMatMulV2 on oneDNN, TF 2.21) corrupts memory for shapes such as
+        [N, 1, m, k] @ [1, 1, k, n]."""
+        lead = tf.broadcast_dynamic_shape(tf.shape(a)[:-2], tf.shape(b)[:-2])
+        a = tf.broadcast_to(a, tf.concat([lead, tf.shape(a)[-2:]], 0))
+        b = tf.broadcast_to(b, tf.concat([lead, tf.shape(b)[-2:]], 0))
+        return tf.linalg.matmul(a, b)
+    ''',
+)
+
+_entry(
     "dropout",
     '''
     def dropout(x, rate, generator):
@@ -203,6 +218,7 @@ MODEL_PART: tuple[str, ...] = (
     "to_channels_first",
     "step",
     "first_extreme",
+    "batch_matmul",
     "dropout",
     "sum_pool",
     "local_response_norm",

@@ -1,9 +1,11 @@
 """TensorFlow lowerings of ``matmul`` and ``param``, on channels-first values.
 
-``tf.linalg.matmul`` broadcasts the leading (batch) axes of its operands as NumPy
-does; after the indexing of :mod:`nnc.backends.matmul_plan` (a per-sample vector
-made a row or a column, the operand of lower rank given size-1 axes after its batch
-axis) it computes nnc's per-sample matmul. A ``param`` is the ``Param`` layer: a
+After the indexing of :mod:`nnc.backends.matmul_plan` (a per-sample vector made a
+row or a column, the operand of lower rank given size-1 axes after its batch axis)
+``tf.linalg.matmul`` computes nnc's per-sample matmul. It would broadcast the
+leading axes itself (BatchMatMulV2), but its gradient corrupts memory for some
+broadcasts (TF 2.21 with oneDNN: ``[N, 1, m, k] @ [1, 1, k, n]``), so the library's
+``batch_matmul`` broadcasts them explicitly (``tf.broadcast_to``) first. A ``param`` is the ``Param`` layer: a
 variable of its canonical shape, read with a leading batch axis of size 1.
 """
 
@@ -22,7 +24,8 @@ Lowered = tuple[str, str]
 def _matmul(e: ModelEmitter, node: Matmul) -> Lowered:
     a, b = (e.input(node, k, FIRST).local for k in range(2))
     a_rank, b_rank = (e.model.value_type(ref).rank for ref in node.inputs)
-    return matmul_expression(a, b, a_rank, b_rank, "tf.linalg.matmul"), FIRST
+    e.library.add("batch_matmul")
+    return matmul_expression(a, b, a_rank, b_rank, "batch_matmul"), FIRST
 
 
 def _param(e: ModelEmitter, node: Param) -> Lowered:

@@ -45,6 +45,17 @@ def initial_weights(seed=0):
     return weights
 
 
+def batch_matmul(a, b):
+    """a @ b for two stacks of matrices of one rank, with their leading axes
+    broadcast explicitly first: the gradient of TensorFlow's broadcasting matmul
+    (BatchMatMulV2 on oneDNN, TF 2.21) corrupts memory for shapes such as
+    [N, 1, m, k] @ [1, 1, k, n]."""
+    lead = tf.broadcast_dynamic_shape(tf.shape(a)[:-2], tf.shape(b)[:-2])
+    a = tf.broadcast_to(a, tf.concat([lead, tf.shape(a)[-2:]], 0))
+    b = tf.broadcast_to(b, tf.concat([lead, tf.shape(b)[-2:]], 0))
+    return tf.linalg.matmul(a, b)
+
+
 class Layer(tf.Module):
     """A layer holding nnc parameters as TensorFlow variables.
 
@@ -98,12 +109,12 @@ class DigitsCustom(tf.Module):
     def __call__(self, pixels, training=False):
         hidden_w = self.hidden_w()
         hidden_b = self.hidden_b()
-        hidden_matmul_1 = tf.linalg.matmul(pixels[:, None], hidden_w)[..., 0, :]
+        hidden_matmul_1 = batch_matmul(pixels[:, None], hidden_w)[..., 0, :]
         hidden_add_1 = hidden_matmul_1 + hidden_b
         h = tf.nn.relu(hidden_add_1)
         logits_w = self.logits_w()
         logits_b = self.logits_b()
-        logits_matmul_1 = tf.linalg.matmul(h[:, None], logits_w)[..., 0, :]
+        logits_matmul_1 = batch_matmul(h[:, None], logits_w)[..., 0, :]
         logits_add_1 = logits_matmul_1 + logits_b
         return logits_add_1
 
