@@ -104,10 +104,13 @@ _entry(
     "batch_matmul",
     '''
     def batch_matmul(a, b):
-        """a @ b for two stacks of matrices of one rank, with their leading axes
-        broadcast explicitly first: the gradient of TensorFlow's broadcasting matmul
-        (BatchMatMulV2 on oneDNN, TF 2.21) corrupts memory for shapes such as
-        [N, 1, m, k] @ [1, 1, k, n]."""
+        """a @ b for two stacks of matrices of one rank, without a broadcasting
+        BatchMatMulV2, whose gradient corrupts memory for some shapes (TF 2.21 on
+        oneDNN: [N, 1, m, k] @ [1, 1, k, n]). A right factor shared by every sample
+        (a param: every leading dim 1) is one tensordot; otherwise the leading axes
+        are broadcast explicitly first."""
+        if all(d == 1 for d in b.shape[:-2]):
+            return tf.tensordot(a, tf.reshape(b, tf.shape(b)[-2:]), axes=1)
         lead = tf.broadcast_dynamic_shape(tf.shape(a)[:-2], tf.shape(b)[:-2])
         a = tf.broadcast_to(a, tf.concat([lead, tf.shape(a)[-2:]], 0))
         b = tf.broadcast_to(b, tf.concat([lead, tf.shape(b)[-2:]], 0))

@@ -5,7 +5,8 @@ row or a column, the operand of lower rank given size-1 axes after its batch axi
 ``tf.linalg.matmul`` computes nnc's per-sample matmul. It would broadcast the
 leading axes itself (BatchMatMulV2), but its gradient corrupts memory for some
 broadcasts (TF 2.21 with oneDNN: ``[N, 1, m, k] @ [1, 1, k, n]``), so the library's
-``batch_matmul`` broadcasts them explicitly (``tf.broadcast_to``) first.
+``batch_matmul`` avoids it: a right factor shared by every sample (a ``param``) is
+one ``tf.tensordot``, anything else is broadcast explicitly (``tf.broadcast_to``).
 
 A ``param`` is the ``Param`` layer: a variable of its canonical shape, read with a
 leading batch axis of size 1.
