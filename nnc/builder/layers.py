@@ -335,6 +335,14 @@ class LayerMethods:
         """Maximum over all spatial positions: [C, ...] -> [C]."""
         return self.layer("global_max_pool", *args, **attrs)
 
+    def matmul(self, *args: Any, **attrs: Any) -> Tensor:
+        """``matmul(a, b)``: ``a @ b`` per sample, as np.matmul (vectors, broadcasting)."""
+        return self.layer("matmul", *args, **attrs)
+
+    def param(self, *args: Any, **attrs: Any) -> Tensor:
+        """``param(shape, init = glorot_uniform)``: a learned tensor (no input)."""
+        return self.layer("param", *args, **attrs)
+
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)

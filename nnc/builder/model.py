@@ -199,7 +199,13 @@ class Builder(LayerMethods):
                 f"unknown op '{op}'" + ("; use Builder.call for a model" if op == "call" else ""),
                 hint=did_you_mean(op, choices),
             )
-        inputs, rest = self._split(args)
+        inputs: tuple[str, ...]
+        if cls.arity == 0:  # a param: no tensor input, not even the latest value
+            if any(isinstance(a, Tensor) for a in args):
+                raise ArgumentError(f"{op} takes no tensor input")
+            inputs, rest = (), list(args)
+        else:
+            inputs, rest = self._split(args)
         if activation is not None and cls.category != "layer":
             raise ArgumentError(f"{op} has no argument 'activation' (only layers take one)")
         values = bind_positional(cls, op, rest, attrs)

@@ -27,6 +27,7 @@ from nnc.ir.ops import ACTIVATIONS, OPS, Node
 from nnc.ir.ops.arith import CALLED, INFIX, Add, ConstantTensor, Neg, check_float32
 from nnc.ir.ops.graph import Call
 from nnc.ir.ops.layout import Slice, split_slices
+from nnc.ir.ops.linalg import Matmul
 from nnc.ir.passes.validate import check_identifier
 from nnc.ir.program import Input
 from nnc.ir.types import Dim, TensorType
@@ -346,11 +347,11 @@ class Scope:
         if isinstance(expr, ast.Call):
             stage = ast.Stage(name=expr.name, args=expr.args, span=expr.span)
             return self._apply(stage, [], final)
-        if isinstance(expr, ast.BinOp):
-            raise GraphError(
-                f"the operator '{expr.op}' is parsed but has no IR op yet (issue 19)",
-                expr.op_span or expr.span,
-            )
+        if isinstance(expr, ast.BinOp) and expr.op == "@":
+            operands = (self._value(expr.left), self._value(expr.right))
+            name = final or self._fresh("matmul")
+            self._emit(Matmul(name=name, inputs=operands, span=expr.span))
+            return [name]
         raise GraphError(f"expected a tensor expression. Received: {_text(expr)}", expr.span)
 
     def _infix_chain(self, expr: ast.BinOp, final: str | None) -> str:

@@ -21,6 +21,7 @@ from nnc.errors import Span
 from nnc.ir.base import Op
 from nnc.ir.ops.arith import ConstantTensor, Neg, _Broadcasting
 from nnc.ir.ops.graph import Call
+from nnc.ir.ops.linalg import Matmul
 from nnc.ir.program import Model, Program
 from nnc.ir.training import BinaryCrossEntropy, CrossEntropy, DataFile, Dataset, GanRecipe, Recipe
 
@@ -113,6 +114,8 @@ def _graph(model: Model) -> list[ast.Stmt]:
             value = arith_expr(node, inputs)
         elif isinstance(node, Neg):
             value = ast.Neg(value=inputs[0], span=NOWHERE)
+        elif isinstance(node, Matmul):
+            value = ast.BinOp(op="@", left=inputs[0], right=inputs[1], span=NOWHERE)
         else:
             stage = _stage(node, inputs, explicit_name=False)
             value = ast.Call(name=stage.name, args=stage.args, span=NOWHERE)

@@ -12,6 +12,7 @@ FLOPs are about twice the MACs.
 - conv1d / conv2d / conv3d: ``numel(output) * (in_channels / groups) * prod(kernel)``;
 - conv2d_transpose: ``numel(input) * filters * prod(kernel)``;
 - rnn / gru / lstm: ``t * gates * units * (features + units)`` with 1, 3 and 4 gates;
+- matmul: ``numel(output) * k`` (the inner dim);
 - a call of another model: the callee's total.
 
 A count that depends on a symbolic dim (a sequence length ``t``) is ``None``.
@@ -92,6 +93,14 @@ def _recurrent(node: Op, ins: Sequence[TensorType]) -> int | None:
     return steps * node.gates * node.units * (features + node.units)
 
 
+def _matmul(node: Op, ins: Sequence[TensorType]) -> int | None:
+    """Each output element is a dot product over the inner dim k."""
+    a = ins[0].shape
+    k = _static(a[-1])
+    n = _static(numel(node.type.shape))
+    return None if k is None or n is None else n * k
+
+
 def _none(node: Op, ins: Sequence[TensorType]) -> int | None:
     return 0
 
@@ -110,6 +119,7 @@ RULES: dict[str, MacRule] = {
     "rnn": _recurrent,
     "lstm": _recurrent,
     "gru": _recurrent,
+    "matmul": _matmul,
     **dict.fromkeys(
         (
             "embedding",  # a table lookup
@@ -158,6 +168,7 @@ RULES: dict[str, MacRule] = {
             *("mean", "sum", "max", "min", "global_max_pool"),
             # element-wise arithmetic: no multiply-accumulate of learned weights
             *("sub", "mul", "div", "pow", "maximum", "minimum", "neg", "constant"),
+            "param",  # a learned tensor: no arithmetic
         ),
         _none,
     ),

@@ -8,7 +8,6 @@ import nnc
 from nnc.dsl import ast
 from nnc.dsl.parser import parse_file
 from nnc.dsl.printer import format_file
-from nnc.errors import GraphError
 
 
 def _output(expr: str) -> ast.Expr:
@@ -90,12 +89,3 @@ def test_long_left_chains_of_mixed_operators_print_without_recursion() -> None:
     text = format_file(parse_file(f"model M {{ input a: [2] output {expr} }}"))
     assert f"output {expr}\n" in text
     assert format_file(parse_file(text)) == text
-
-
-def test_operator_without_ir_op_is_refused_with_line_and_column() -> None:
-    with pytest.raises(GraphError) as info:
-        nnc.parse("model M {\n    input a: [2]\n    output a @ a\n}\n", "m.nn")
-    err = info.value
-    assert "'@'" in err.message
-    assert err.span is not None
-    assert (err.span.line, err.span.col) == (3, 14)  # the operator

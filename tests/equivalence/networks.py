@@ -445,6 +445,31 @@ def _merge(b: Builder) -> Value | None:
     return _mark(b.attempt(f"concat({latest.name}, {other.name}, axis = {axis})"), latest, other)
 
 
+def _matmul(b: Builder) -> Value | None:
+    """``latest @ param([k, n])`` (a learned right factor, sometimes a vector), or
+    ``latest @ earlier`` with an earlier value whose rows fit."""
+    c = b.chooser
+    latest = b.current
+    k = latest.shape[-1] if latest.shape else None
+    if latest.dtype != "float32" or not isinstance(k, int):
+        return None
+    fits = [
+        v for v in b.values[:-1] if v.dtype == "float32" and len(v.shape) >= 2 and v.shape[-2] == k
+    ]
+    if fits and c.chance(0.3):
+        other = c.choice(fits)
+        return _mark(b.attempt(f"{latest.name} @ {other.name}"), latest, other)
+    shape = [k, c.integer(1, 6)] if c.chance(0.7) else [k]
+    init = f", init = {c.choice(INITS)}" if c.chance(0.3) else ""
+    factor = f"param([{', '.join(str(d) for d in shape)}]{init})"
+    value = b.attempt(f"{latest.name} @ {factor}")
+    if value is not None and not value.shape:  # a dot product: keep a rank-1 value
+        b.statements.pop()
+        b.values.pop()
+        value = b.attempt(f"({latest.name} @ {factor}) |> reshape([1])")
+    return _mark(value, latest)
+
+
 def _mark(value: Value | None, *parts: Value) -> Value | None:
     """A sum or concatenation holds its parts' values: it is normalised if one is."""
     if value is not None:
@@ -526,6 +551,8 @@ def random_network(c: Chooser, max_statements: int = 7) -> str:
             grown = _merge(b)
         elif roll == 1:
             grown = _call(b)
+        elif roll == 2:
+            grown = _matmul(b)
         if grown is None:
             grown = _layer(b, b.current)
         if grown is None:

@@ -77,6 +77,8 @@ STATIC = {
     "sum_all": ("input x: [3, 4, 5]  sum", (), 0),
     "max_one_axis": ("input x: [3, 4, 5]  max(axis = 1)", (3, 5), 0),
     "min_negative_axis": ("input x: [3, 4, 5]  min(-2, true)", (3, 1, 5), 0),
+    "matmul": ("input x: [2, 3, 4]\n    w = param([4, 5])\n    output x @ w", (2, 3, 5), 20),
+    "param": ("input x: [3]\n    s = param([2, 3, 2])\n    output x @ s", (2, 2), 12),
     "resize": ("input x: [2, 3, 4]  resize([2, 3], mode = bilinear)", (2, 6, 12), 0),
     "resize_1d": ("input x: [2, 5]  resize(3)", (2, 15), 0),
     "depth_to_space": ("input x: [12, 2, 3]  depth_to_space(2)", (3, 4, 6), 0),

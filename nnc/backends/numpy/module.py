@@ -18,6 +18,7 @@ from nnc.backends.numpy.lower_elementwise import LOWERINGS as ELEMENTWISE
 from nnc.backends.numpy.lower_energy import LOWERINGS as ENERGY
 from nnc.backends.numpy.lower_layers import LOWERINGS as LAYERS
 from nnc.backends.numpy.lower_layout import LOWERINGS as LAYOUT
+from nnc.backends.numpy.lower_linalg import LOWERINGS as LINALG
 from nnc.backends.numpy.lower_math import LOWERINGS as MATH
 from nnc.backends.numpy.lower_resample import LOWERINGS as RESAMPLE
 from nnc.backends.numpy.lower_spatial import LOWERINGS as SPATIAL
@@ -50,6 +51,7 @@ LOWERINGS: dict[str, Lowering] = {
     **MATH,
     **LAYOUT,
     **ARITH,
+    **LINALG,
 }
 
 

@@ -168,6 +168,7 @@ def lowerings() -> dict[str, Lowering]:
         lower_energy,
         lower_layers,
         lower_layout,
+        lower_linalg,
         lower_maths,
         lower_recurrent,
         lower_resample,
@@ -175,7 +176,7 @@ def lowerings() -> dict[str, Lowering]:
 
     table: dict[str, Lowering] = {}
     modules = (lower_layers, lower_recurrent, lower_activations, lower_energy, lower_maths)
-    for module in (*modules, lower_resample, lower_layout, lower_arith):
+    for module in (*modules, lower_resample, lower_layout, lower_arith, lower_linalg):
         table.update(module.LOWERINGS)
     return table
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from nnc.backends.onnx import import_linalg
 from nnc.backends.onnx.import_common import (
     attributes,
     clean_float,
@@ -133,12 +134,13 @@ def gemm(imp: Importer, node: onnx.NodeProto) -> None:
 
 def matmul(imp: Importer, node: onnx.NodeProto) -> None:
     attributes(imp, node, {})
+    x, right = imp.value(node, 0), imp.value(node, 1)
+    dense = isinstance(x, Tensor) and x.rank in (2, 3)
+    if not (dense and isinstance(right, Const) and right.array.ndim == 2):
+        import_linalg.matmul(imp, node)  # a matmul of tensors, or by a param
+        return
     x = imp.tensor(node, 0)
-    w = imp.const(node, 1, "right-hand matrix")
-    if w is None or w.ndim != 2:
-        raise imp.error(node, "nnc imports MatMul of a tensor by a constant 2-D matrix only")
-    if x.rank not in (2, 3):
-        raise imp.error(node, f"expects [N, features] or [N, t, features]. Received rank {x.rank}")
+    w = right.array
     ref = imp.add(
         node,
         "dense",
@@ -202,10 +204,13 @@ def _fold_bias(
         or getattr(layer, "bias", True)
         or imp.graph.sole_consumer(source) is not node
     ):
+        if import_linalg.add_param(imp, node, tensor_index, constant):
+            return  # a learned tensor of the same shape: param + add
         raise imp.error(
             node,
             "adds a constant to a tensor; nnc imports that only as the bias of the Gemm, "
-            "MatMul, Conv or ConvTranspose whose sole output it is",
+            "MatMul, Conv or ConvTranspose whose sole output it is, or as a param of the "
+            "tensor's own shape",
         )
     channel_axis = -1 if layer.op == "dense" else 0
     units = int(getattr(layer, "units" if layer.op == "dense" else "filters"))

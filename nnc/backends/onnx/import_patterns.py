@@ -216,8 +216,11 @@ def groupnorm_decomposition(imp: Importer, node: onnx.NodeProto) -> None:
     restored = imp.env.get(back.input[1])
     shape_of_x = _shape_of(imp, back.input[1], node.input[0])
     if isinstance(restored, Const):
-        want = [0, *(d if isinstance(d, int) else -1 for d in x.shape)]
-        if [int(d) for d in restored.array.reshape(-1)] != want:
+        # nnc's export writes [0, *shape]; a Shape(x) target folded at import time
+        # (fold_shapes) reads [-1, *shape] or [0, -1]: each is x's own shape again
+        sizes = [d if isinstance(d, int) else -1 for d in x.shape]
+        got = [int(d) for d in restored.array.reshape(-1)]
+        if got not in ([0, *sizes], [-1, *sizes], [0, -1]):
             return
     elif shape_of_x is None:
         return

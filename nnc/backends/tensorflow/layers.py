@@ -560,3 +560,22 @@ _layer(
             return np.concatenate([r, z, n], axis=0)
     ''',
 )
+
+_layer(
+    "Param",
+    '''
+    class Param(Layer):
+        """A learned tensor of a graph (nnc's param): a variable in nnc's layout,
+        read with a leading batch axis of size 1 so that it broadcasts over the batch."""
+
+        def __init__(self, shape, trainable=True, name=None):
+            super().__init__(name=name)
+            self.value = variable(shape, trainable, "value")
+
+        def __call__(self):
+            return self.value[None]
+
+        def parameters(self):
+            return {"value": self.value}
+    ''',
+)

@@ -101,6 +101,24 @@ _entry(
 )
 
 _entry(
+    "batch_matmul",
+    '''
+    def batch_matmul(a, b):
+        """a @ b for two stacks of matrices of one rank, without a broadcasting
+        BatchMatMulV2, whose gradient corrupts memory for some shapes (TF 2.21 on
+        oneDNN: [N, 1, m, k] @ [1, 1, k, n]). A right factor shared by every sample
+        (a param: every leading dim 1) is one tensordot; otherwise the leading axes
+        are broadcast explicitly first."""
+        if all(d == 1 for d in b.shape[:-2]):
+            return tf.tensordot(a, tf.reshape(b, tf.shape(b)[-2:]), axes=1)
+        lead = tf.broadcast_dynamic_shape(tf.shape(a)[:-2], tf.shape(b)[:-2])
+        a = tf.broadcast_to(a, tf.concat([lead, tf.shape(a)[-2:]], 0))
+        b = tf.broadcast_to(b, tf.concat([lead, tf.shape(b)[-2:]], 0))
+        return tf.linalg.matmul(a, b)
+    ''',
+)
+
+_entry(
     "dropout",
     '''
     def dropout(x, rate, generator):
@@ -234,6 +252,7 @@ MODEL_PART: tuple[str, ...] = (
     "to_channels_first",
     "step",
     "first_extreme",
+    "batch_matmul",
     "dropout",
     "sum_pool",
     "window_pool",
@@ -254,6 +273,7 @@ MODEL_PART: tuple[str, ...] = (
     "SimpleRNN",
     "LSTM",
     "GRU",
+    "Param",
 )
 RUNTIME_PART: tuple[str, ...] = (
     "InputError",
@@ -279,6 +299,7 @@ REQUIRES: dict[str, tuple[str, ...]] = {
     "SimpleRNN": ("Recurrent",),
     "LSTM": ("Recurrent",),
     "GRU": ("Recurrent",),
+    "Param": ("Layer",),
     "named_parameters": ("Layer",),
     "as_batch": ("InputError",),
 }

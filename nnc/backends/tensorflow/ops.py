@@ -18,6 +18,7 @@ from nnc.backends.codegen import py_literal
 from nnc.backends.tensorflow.arith import ARITH
 from nnc.backends.tensorflow.graph import FIRST, LAST, ModelEmitter, tensor_axis
 from nnc.backends.tensorflow.layout import LAYOUT
+from nnc.backends.tensorflow.linalg import LINALG
 from nnc.backends.tensorflow.maths import LOWERINGS as MATHS
 from nnc.backends.tensorflow.resample import RESAMPLE
 from nnc.ir.ops import Node
@@ -353,5 +354,6 @@ LOWERINGS: dict[str, Lowering] = {
     **RESAMPLE,
     **LAYOUT,
     **ARITH,
+    **LINALG,
 }
 """Every op but ``call`` (a model used as a layer), which the emitter handles itself."""

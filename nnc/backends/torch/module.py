@@ -20,6 +20,7 @@ from nnc.backends.torch.activations import ACTIVATIONS
 from nnc.backends.torch.arith import ARITH
 from nnc.backends.torch.layers import LAYERS, Layer, Site
 from nnc.backends.torch.layout import LAYOUT
+from nnc.backends.torch.linalg import LINALG
 from nnc.backends.torch.maths import MATHS
 from nnc.backends.torch.resample import RESAMPLE
 from nnc.errors import UnsupportedOpError
@@ -99,7 +100,7 @@ MODULE_NAMES = frozenset(
 
 def has_lowering(op: str) -> bool:
     """Whether ``op`` has a lowering (Call nodes are lowered here, as submodules)."""
-    tables = (ARITH, LAYERS, RESAMPLE, ACTIVATIONS, MATHS, LAYOUT)
+    tables = (ARITH, LAYERS, RESAMPLE, ACTIVATIONS, MATHS, LAYOUT, LINALG)
     return any(op in table for table in tables) or op == "call"
 
 
@@ -180,13 +181,16 @@ def _lower_one(
                 or ACTIVATIONS.get(node.op)
                 or MATHS.get(node.op)
                 or LAYOUT.get(node.op)
+                or LINALG.get(node.op)
             )
             if lower is None:
                 raise UnsupportedOpError(node.op, "torch", node.span)
             layer = lower(node, Site(ins=ins, xs=xs, attr=attr, out=node.type))
             for spec in node.param_specs(ins):
                 torch_name = layer.renames.get(spec.name, spec.name)
-                cls.torch_names[f"{node.name}.{spec.name}"] = f"{attr_name}.{torch_name}"
+                # "": the attribute is the parameter itself (an nn.Parameter)
+                full = f"{attr_name}.{torch_name}" if torch_name else attr_name
+                cls.torch_names[f"{node.name}.{spec.name}"] = full
         if layer.module is None and layer.setup:  # a buffer registered by name
             attributes.add(attr_name)
             cls.init.extend(line.format(attr=attr) for line in layer.setup)

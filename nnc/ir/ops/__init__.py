@@ -44,6 +44,7 @@ from nnc.ir.ops.dense import Dense, Embedding
 from nnc.ir.ops.energy import Rbm
 from nnc.ir.ops.graph import Call, Concat
 from nnc.ir.ops.layout import BroadcastTo, Pad, Slice, Squeeze, Tile, Transpose, Unsqueeze
+from nnc.ir.ops.linalg import Matmul, Param
 from nnc.ir.ops.math import (
     Abs,
     Clip,
@@ -149,7 +150,9 @@ Node = Annotated[
     | MaxPool3d
     | AvgPool3d
     | InstanceNorm
-    | GroupNorm,
+    | GroupNorm
+    | Matmul
+    | Param,
     Field(discriminator="op"),
 ]
 
@@ -231,6 +234,8 @@ OP_CLASSES: tuple[type[Op], ...] = (
     AvgPool3d,
     InstanceNorm,
     GroupNorm,
+    Matmul,
+    Param,
 )
 
 OPS: dict[str, type[Op]] = {cls.model_fields["op"].default: cls for cls in OP_CLASSES}

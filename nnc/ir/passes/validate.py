@@ -95,6 +95,25 @@ def _validate_model(model: Model) -> None:
     for node in model.nodes:
         if not node.outs:
             raise ShapeError(f"node '{node.name}' is untyped; run shape inference", node.span)
+    _check_outputs_read_inputs(model)
+
+
+def _check_outputs_read_inputs(model: Model) -> None:
+    """Every output is computed from a model input: a value made of nodes without
+    tensor inputs alone (a ``param``) has no batch axis of its own (it is held with a
+    batch of 1), so it cannot be a per-sample output."""
+    reads = {i.name for i in model.inputs}
+    for node in model.nodes:  # typed programs are in topological order
+        if any(ref.partition(":")[0] in reads for ref in node.inputs):
+            reads.add(node.name)
+    for out in model.outputs:
+        if out.partition(":")[0] not in reads:
+            node = model.node(out.partition(":")[0])
+            raise GraphError(
+                f"output '{out}' of model '{model.name}' does not depend on any input "
+                "(it is computed from params alone); compute each output from the inputs",
+                node.span,
+            )
 
 
 def _model(program: Program, name: str, recipe: Recipe | GanRecipe, setting: str) -> Model:

@@ -106,6 +106,13 @@ VARIANTS = {
     "embedding into a gru": "input tokens: int64[t]\n    embedding(7, 3)\n    gru(4)",
     "two inputs, two outputs": "input a: [3]\n    input b: [3]\n    s = a + b\n"
     "    p = s |> dense(2)\n    output p, s",
+    "matmul vector @ matrix, matrix @ vector": "input x: [4]\n    w = param([3, 4])\n"
+    "    v = param([4], init = normal(0.0, 0.5))\n    h = w @ x\n"
+    "    output (x @ v) |> reshape([1]), h",
+    "matmul broadcast leading axes": "input x: [2, 3, 4]\n    w = param([1, 4, 5])\n"
+    "    v = param([4, 2])\n    output x @ w, x @ v, matmul(x, x |> reshape([2, 4, 3]))",
+    "matmul batched vector @ stack": "input x: [3]\n    s = param([2, 3, 2])\n"
+    "    y = x |> dense(3)\n    output matmul(y, s)",
     "residual block": "input x: [2, 4, 4]\n    y = x |> conv2d(2, 3, padding = same) |> batchnorm"
     " |> relu\n    output relu(x + y)",
     **SPATIAL_CASES,

@@ -14,6 +14,7 @@ import numpy as np
 
 from nnc.ir.ops.pooling import _Pool
 from nnc.ir.program import Model
+from tests import linalg_reference
 from tests.arith_reference import ARITH
 from tests.backends import layout_reference, spatial_reference
 from tests.maths_reference import MATHS
@@ -40,6 +41,8 @@ def forward(model: Model, weights: Arrays, *inputs: np.ndarray) -> list[np.ndarr
 
 
 def _op(node, args, w):
+    if node.op in linalg_reference.OPS:
+        return linalg_reference.evaluate(node, args, w.get("value"))
     op = node.op
     if op in ARITH:
         return ARITH[op](node, args)

@@ -267,7 +267,9 @@ def test_unsupported_attribute(data, message: str) -> None:  # type: ignore[no-u
 
 
 def test_constant_added_to_a_tensor_that_has_no_bias_slot() -> None:
-    """No layer to take it as a bias: the constant is a constant node (issue 19)."""
+    """No layer to take it as a bias: a constant of the tensor's own per-sample shape is
+    a learned tensor (param, as a position embedding is); one that broadcasts is a
+    constant node (issue 19)."""
     from onnx import helper, numpy_helper
 
     from nnc.backends import onnx as backend
@@ -276,11 +278,18 @@ def test_constant_added_to_a_tensor_that_has_no_bias_slot() -> None:
         helper.make_node("Relu", ["x"], ["r"], name="act"),
         helper.make_node("Add", ["r", "c"], ["y"], name="shift"),
     ]
-    c = numpy_helper.from_array(np.arange(4, dtype=np.float32), "c")
-    imported = backend.import_model(model_bytes(nodes, [vector("x", "N", 4)], [vector("y")], [c]))
+    own = numpy_helper.from_array(np.arange(4, dtype=np.float32), "c")
+    imported = backend.import_model(model_bytes(nodes, [vector("x", "N", 4)], [vector("y")], [own]))
     model = imported.program.models[imported.model]
-    assert [n.op for n in model.nodes] == ["relu", "constant", "add"]
-    assert model.nodes[1].value == (0.0, 1.0, 2.0, 3.0)
+    assert [n.op for n in model.nodes] == ["relu", "param", "add"]
+    assert imported.weights[f"{model.nodes[1].name}.value"].ravel().tolist() == [0, 1, 2, 3]
+    broadcast = numpy_helper.from_array(np.full(1, 2.5, np.float32), "c")
+    imported = backend.import_model(
+        model_bytes(nodes, [vector("x", "N", 4)], [vector("y")], [broadcast])
+    )
+    model = imported.program.models[imported.model]
+    assert [n.op for n in model.nodes] == ["relu", "add"]  # one element: the scalar
+    assert model.nodes[1].scalar == 2.5
 
 
 def test_broadcasting_add_of_tensors() -> None:
@@ -306,8 +315,10 @@ def test_matmul_of_two_tensors() -> None:
         model_bytes([node], [vector("x", "N", 4), vector("x2", "N", 4)], [vector("y")])
     )
     assert err.message == (
-        "node 'mm' (MatMul): the right-hand matrix ('x2') is computed by the graph; nnc "
-        "imports it only as a constant (an initializer or a Constant node)"
+        "node 'mm' (MatMul): multiplies [N, 4] by [N, 4], where ONNX's product reaches the "
+        "batch axis; nnc imports MatMul as its per-sample matmul only for two batches of "
+        "matrices of one rank ([N, ..., m, k] @ [N, ..., k, n]), a batch of matrices and a "
+        "constant that leaves the batch axis alone, or [N, k] @ a constant [k, n]"
     )
 
 

@@ -30,6 +30,7 @@ from nnc.ir.training import (
     Sgd,
     Sse,
 )
+from tests import linalg_reference
 from tests.arith_reference import ARITH
 from tests.backends import layout_reference, spatial_reference
 from tests.maths_reference import MATHS
@@ -77,6 +78,8 @@ def _evaluate(node, xs: list[np.ndarray], w: Arrays, mode: Pass) -> np.ndarray: 
     op = node.op
     if op in ARITH:
         return ARITH[op](node, xs)
+    if op in linalg_reference.OPS:
+        return linalg_reference.evaluate(node, xs, w.get(f"{node.name}.value"))
     x = xs[0]
     if spatial_reference.handles(node):
         own = {k[len(node.name) + 1 :]: v for k, v in w.items() if k.startswith(node.name + ".")}

@@ -21,6 +21,7 @@ from nnc.ir.passes import inline_calls
 from nnc.ir.program import Model, Program
 from nnc.ir.training import BinaryCrossEntropy, CrossEntropy, Mae, Mse, Sse
 from nnc.ir.types import TensorType
+from tests import linalg_reference
 from tests.arith_reference import ARITH
 from tests.backends import layout_reference, spatial_reference
 from tests.maths_reference import MATHS
@@ -318,6 +319,10 @@ def _maths(node: Any, xs: list, *_: Any) -> np.ndarray:
     return MATHS[node.op](node, xs[0])
 
 
+def _linalg(node: Any, xs: list, p: Arrays, *_: Any) -> np.ndarray:
+    return linalg_reference.evaluate(node, xs, p.get("value"))
+
+
 def _prelu(node: Any, xs: list, p: Arrays, *_: Any) -> np.ndarray:
     x = xs[0]
     alpha = p["alpha"].reshape(1, -1, *([1] * (x.ndim - 2)))
@@ -355,6 +360,7 @@ _OPS: dict[str, Callable[..., np.ndarray]] = {
     **dict.fromkeys(layout_reference.OPS, _layout),
     **dict.fromkeys(ARITH, _arith),
     **dict.fromkeys({"maxpool3d", "avgpool3d", *spatial_reference.LAYER_OPS}, _spatial_layer),
+    **dict.fromkeys(linalg_reference.OPS, _linalg),
 }
 REFERENCE_OPS = frozenset(_OPS)
 

@@ -19,6 +19,7 @@ from nnc.backends.numpy.kernels import (
     conv,
     core,
     layout,
+    linalg,
     losses,
     norm,
     pool,
@@ -28,7 +29,7 @@ from nnc.backends.numpy.kernels import (
     windows,
 )
 
-_MODULES = (core, losses, conv, pool, norm, recurrent, reduce, resample, layout, windows)
+_MODULES = (core, losses, conv, pool, norm, recurrent, reduce, resample, layout, windows, linalg)
 
 
 def _collect() -> dict[str, Callable[..., Any]]:
