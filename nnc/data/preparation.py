@@ -89,9 +89,10 @@ def read_source(
 
 @dataclass(frozen=True)
 class InputTransform:
-    """What a built-in set's ``scale`` and ``upscale`` do to its raw samples, in order:
-    ``x * scale + shift`` (``unit`` maps the value range to [0, 1], ``symmetric`` to
-    [-1, 1]), then each image ``[C, H, W]`` repeated ``upscale`` times along H and W
+    """What a built-in set's ``scale`` (or ``binarize``) and ``upscale`` do to its raw
+    samples, in order: ``x * scale + shift`` (``unit`` maps the value range to [0, 1],
+    ``symmetric`` to [-1, 1]) or, with ``binarize``, ``1`` where ``x > threshold`` (the
+    middle of the value range) and ``0`` elsewhere, then each image ``[C, H, W]`` repeated ``upscale`` times along H and W
     (nearest neighbour). Training, ``nnc predict`` and the graph ``nnc export``
     writes all apply exactly this."""
 
@@ -100,6 +101,7 @@ class InputTransform:
     upscale: int = 1
     image: tuple[int, int, int] | None = None  # the raw image shape, when upscaling
     description: str = ""
+    threshold: float | None = None  # binarize: 1 where x > threshold, else 0
 
     @property
     def affine(self) -> bool:
@@ -108,6 +110,8 @@ class InputTransform:
     def apply(self, x: np.ndarray) -> np.ndarray:
         if self.affine:
             x = x * np.float32(self.scale) + np.float32(self.shift)
+        if self.threshold is not None:
+            x = (x > self.threshold).astype(np.float32)
         if self.upscale != 1 and self.image is not None:
             c, h, w = self.image
             f = self.upscale
@@ -120,6 +124,14 @@ def input_transform(source: Dataset) -> InputTransform:
     the set has no value range (``scale``) or is not an image set (``upscale``)."""
     info = CATALOG[source.name]
     scale, shift = 1.0, 0.0
+    threshold = None
+    if source.binarize:
+        if info.value_range is None or source.scale != "none":
+            raise DataError(
+                f"dataset '{source.name}': 'binarize' applies to image sets with a value "
+                "range, without 'scale'"
+            )
+        threshold = 0.5 * (info.value_range[0] + info.value_range[1])
     if source.scale != "none":
         if info.value_range is None:
             raise DataError(
@@ -132,6 +144,7 @@ def input_transform(source: Dataset) -> InputTransform:
     if source.upscale != 1 and info.image is None:
         raise DataError(f"dataset '{source.name}' is not an image set; 'upscale' needs one")
     parts = [f"scale = {source.scale}"] * (source.scale != "none")
+    parts += ["binarize = true"] * source.binarize
     parts += [f"upscale = {source.upscale}"] * (source.upscale != 1)
     return InputTransform(
         scale=scale,
@@ -139,6 +152,7 @@ def input_transform(source: Dataset) -> InputTransform:
         upscale=source.upscale,
         image=info.image if source.upscale != 1 else None,
         description=", ".join([source.name, *parts]),
+        threshold=threshold,
     )
 
 
@@ -388,7 +402,7 @@ def prepare_inputs(
     training data (``recipe.standardize`` needs ``standardizer``)."""
     x = samples.x
     data = recipe.data if recipe is not None else None
-    if isinstance(data, Dataset) and (data.scale != "none" or data.upscale != 1):
+    if isinstance(data, Dataset) and (data.scale != "none" or data.upscale != 1 or data.binarize):
         # Inputs come as the data set's raw features: scale and upscale them alike.
         raw = CATALOG[data.name].features
         if math.prod(x.shape[1:]) != math.prod(raw):

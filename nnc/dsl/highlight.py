@@ -28,14 +28,14 @@ from pygments.token import (
 )
 
 from nnc.ir.ops import OPS
-from nnc.ir.training import GanRecipe, Recipe
+from nnc.ir.training import CdRecipe, GanRecipe, Recipe
 
 LAYERS = tuple(sorted(name for name in OPS if name != "call"))
 RECIPE_KEYS = tuple(
     sorted(
         {
             key
-            for cls in (Recipe, GanRecipe)
+            for cls in (Recipe, GanRecipe, CdRecipe)
             for key in cls.model_fields
             if key not in ("kind", "name", "span", "setting_spans")
         }

@@ -53,6 +53,6 @@ def preprocessing(
     )
     if recipe is not None and isinstance(recipe.data, Dataset):
         found = input_transform(recipe.data)
-        if found.affine or found.upscale != 1:
+        if found.affine or found.upscale != 1 or found.threshold is not None:
             transform = found
     return Preprocessing(transform, standardize)
