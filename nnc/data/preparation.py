@@ -27,7 +27,15 @@ from nnc.data.samples import Samples
 from nnc.data.standardize import Standardizer
 from nnc.errors import DataError
 from nnc.ir.program import Model, Program
-from nnc.ir.training import BinaryCrossEntropy, CrossEntropy, DataFile, Dataset, GanRecipe, Recipe
+from nnc.ir.training import (
+    BinaryCrossEntropy,
+    CdRecipe,
+    CrossEntropy,
+    DataFile,
+    Dataset,
+    GanRecipe,
+    Recipe,
+)
 from nnc.ir.types import Dim, TensorType, format_shape
 
 
@@ -389,6 +397,32 @@ def prepare_gan(program: Program, recipe: GanRecipe, base: Path | None = None) -
     if len(x) == 0:
         raise DataError(f"{samples.source} holds no samples", recipe.span_of("data"))
     return Samples(x=x, y=None, source=samples.source, classes=0, lines=samples.lines)
+
+
+def prepare_cd(program: Program, recipe: CdRecipe, base: Path | None = None) -> Samples:
+    """The samples of a contrastive divergence recipe: its data, transformed as it
+    says, flattened to ``[n, visible]`` (float32), every value in [0, 1] (what the
+    rbm's Bernoulli visible units model). Targets, if any, are ignored."""
+    model = program.models[recipe.model]
+    samples = read_source(recipe.data, recipe.seed, base, targets=False)
+    x = fit_inputs(samples.x, model.inputs[0].type, samples.source)
+    if len(x) == 0:
+        raise DataError(f"{samples.source} holds no samples", recipe.span_of("data"))
+    lo, hi = float(np.min(x)), float(np.max(x))
+    if lo < 0.0 or hi > 1.0:
+        raise DataError(
+            f"{samples.source}: the rbm's Bernoulli visible units take values in [0, 1]; "
+            f"the samples range over [{lo:g}, {hi:g}]",
+            recipe.span_of("data"),
+            hint="scale the data to [0, 1] (built-in sets: binarize = true or scale = unit)",
+        )
+    return Samples(
+        x=np.ascontiguousarray(x.reshape(len(x), -1), dtype=np.float32),
+        y=None,
+        source=samples.source,
+        classes=0,
+        lines=samples.lines,
+    )
 
 
 def prepare_inputs(

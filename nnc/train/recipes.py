@@ -17,14 +17,22 @@ from nnc.data.preparation import resolve_path
 from nnc.errors import NameResolutionError, RecipeError, did_you_mean
 from nnc.ir.ops.graph import Call
 from nnc.ir.program import Model, Program
-from nnc.ir.training import DataFile, GanRecipe, Recipe
+from nnc.ir.training import CdRecipe, DataFile, GanRecipe, Recipe
 
-AnyRecipe = TypeVar("AnyRecipe", Recipe, GanRecipe)
+AnyRecipe = TypeVar("AnyRecipe", Recipe, GanRecipe, CdRecipe)
 
 
 def select_recipe(program: Program, name: str | None, file: str = "the program") -> Recipe:
     """The supervised recipe to evaluate or predict with: by name, or the only one."""
     recipe = select_any_recipe(program, name, file)
+    if isinstance(recipe, CdRecipe):
+        raise RecipeError(
+            f"recipe '{recipe.name}' trains an RBM by contrastive divergence, which has no "
+            "targets to evaluate or predict; nnc eval and nnc predict take supervised recipes",
+            recipe.span,
+            hint=f"its trained model computes the hidden units' probabilities: nnc export "
+            f"FILE --model {recipe.model} --weights RUN",
+        )
     if isinstance(recipe, GanRecipe):
         raise RecipeError(
             f"recipe '{recipe.name}' trains a GAN, which has no targets to evaluate or predict; "
@@ -38,8 +46,9 @@ def select_recipe(program: Program, name: str | None, file: str = "the program")
 
 def select_any_recipe(
     program: Program, name: str | None, file: str = "the program"
-) -> Recipe | GanRecipe:
-    """The recipe to train (supervised or GAN): by name, or the only one."""
+) -> Recipe | GanRecipe | CdRecipe:
+    """The recipe to train (supervised, GAN or contrastive divergence): by name, or the
+    only one."""
     if name is not None:
         if name not in program.recipes:
             raise NameResolutionError(
@@ -105,7 +114,7 @@ def models_of(program: Program, name: str) -> dict[str, Model]:
     return found
 
 
-def trained_models(program: Program, recipe: Recipe | GanRecipe) -> dict[str, Model]:
+def trained_models(program: Program, recipe: Recipe | GanRecipe | CdRecipe) -> dict[str, Model]:
     """The models a recipe trains (a GAN's two) and every model they call."""
     found: dict[str, Model] = {}
     for name in recipe.models:
@@ -113,7 +122,7 @@ def trained_models(program: Program, recipe: Recipe | GanRecipe) -> dict[str, Mo
     return found
 
 
-def recipe_program(program: Program, recipe: Recipe | GanRecipe) -> Program:
+def recipe_program(program: Program, recipe: Recipe | GanRecipe | CdRecipe) -> Program:
     """A program holding just the recipe and the models it trains."""
     return Program(models=trained_models(program, recipe), recipes={recipe.name: recipe})
 
@@ -127,7 +136,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def recipe_document(program: Program, recipe: Recipe | GanRecipe) -> dict[str, Any]:
+def recipe_document(program: Program, recipe: Recipe | GanRecipe | CdRecipe) -> dict[str, Any]:
     """The resolved recipe and its models as plain JSON data (what checkpoints keep)."""
     return {
         "models": {

@@ -36,7 +36,7 @@ from nnc.errors import (
 )
 from nnc.ir.passes.params import count_params
 from nnc.ir.program import Model, Program
-from nnc.ir.training import GanRecipe, Recipe
+from nnc.ir.training import CdRecipe, GanRecipe, Recipe
 from nnc.ir.weights import check_gan_weights, check_weights, init_gan_weights, init_weights
 from nnc.train.checkpoint import Checkpoint, latest_checkpoint
 from nnc.train.diagnose import first_non_finite
@@ -181,12 +181,13 @@ def resolve_run(
     :func:`nnc.train.recipes.resolve_recipe`); a GAN recipe is refused, as
     data-parallel training (the other caller) does not run them."""
     chosen = recipe if isinstance(recipe, Recipe) else select_any_recipe(program, recipe)
-    if isinstance(chosen, GanRecipe):
+    if isinstance(chosen, GanRecipe | CdRecipe):
+        what = "a GAN" if isinstance(chosen, GanRecipe) else "an RBM by contrastive divergence"
         raise RecipeError(
-            f"recipe '{chosen.name}' trains a GAN; data-parallel training (--nproc) runs "
+            f"recipe '{chosen.name}' trains {what}; data-parallel training (--nproc) runs "
             "supervised and autoencoder recipes",
             chosen.span,
-            hint="train the GAN in one process (drop --nproc)",
+            hint="train it in one process (drop --nproc)",
         )
     resolved = resolve_recipe(chosen, epochs=epochs, batch=batch, seed=seed, base=base)
     document = recipe_document(program, resolved)
@@ -270,7 +271,7 @@ def default_reporter() -> QuietReporter:
 
 def train(
     program: Program,
-    recipe: str | Recipe | GanRecipe | None = None,
+    recipe: str | Recipe | GanRecipe | CdRecipe | None = None,
     *,
     backend: str = "numpy",
     epochs: int | None = None,
@@ -314,6 +315,36 @@ def train(
         raise TrainingError(f"--keep must be at least 1. Received: {keep}")
     if nproc < 1:
         raise TrainingError(f"nproc must be at least 1. Received: {nproc}")
+    chosen = (
+        recipe
+        if isinstance(recipe, Recipe | GanRecipe | CdRecipe)
+        else select_any_recipe(program, recipe)
+    )
+    if isinstance(chosen, CdRecipe):
+        from nnc.train.cd_session import train_cd
+
+        tracked = tracking is not None and (tracking.mlflow or tracking.callbacks)
+        if nproc > 1 or build is not None or tracked:
+            raise TrainingError(
+                f"recipe '{chosen.name}' trains by contrastive divergence, in this process "
+                "on the numpy backend, logging to its run folder; nproc, build, MLflow and "
+                "callbacks apply to supervised and GAN recipes"
+            )
+        return train_cd(
+            program,
+            resolve_recipe(chosen, epochs=epochs, batch=batch, seed=seed, base=base),
+            backend=backend,
+            out=out,
+            save=save,
+            resume=resume,
+            force=force,
+            checkpoint_every=checkpoint_every,
+            keep=keep,
+            device=device,
+            base=base,
+            reporter=reporter,
+            should_stop=should_stop,
+        )
     if nproc > 1:
         from nnc.train.distributed.launch import Launch, train_parallel
 
@@ -329,7 +360,7 @@ def train(
             )
         return train_parallel(
             program,
-            recipe if not isinstance(recipe, GanRecipe) else recipe.name,
+            chosen.name,
             backend=backend,
             epochs=epochs,
             batch=batch,
@@ -345,9 +376,6 @@ def train(
             reporter=reporter,
             launch=Launch(nproc=nproc, timeout=timeout),
         )
-    chosen = (
-        recipe if isinstance(recipe, Recipe | GanRecipe) else select_any_recipe(program, recipe)
-    )
     if isinstance(chosen, GanRecipe):
         return train_gan(
             program,
