@@ -12,9 +12,10 @@ implementation of :mod:`nnc.train.energy` in float32 (the canonical weights' dty
   run has ``epochs × layers`` epochs; the two generators go on across the layers, and
   each layer's velocities start at zero, its persistent chains at its first batch;
 - epoch figures: ``layer`` (1-based, for a stack), ``recon_error`` (the mean over the
-  epoch's batches, weighted by rows), then, on the whole training set at the epoch's
-  end, ``log_likelihood`` (exact, by enumeration, when the layer's smaller side has at
-  most 12 units) or else ``pseudo_log_likelihood`` (exact, over every visible unit).
+  epoch's batches, weighted by rows), then, at the epoch's end, ``log_likelihood``
+  (exact, by enumeration, when the layer's smaller side has at most 12 units; mean
+  over every sample) or else ``pseudo_log_likelihood`` (exact, every visible unit
+  flipped in turn; mean over the first :data:`EVAL_ROWS` samples, in the data's order).
 
 A checkpoint holds the weights, and as its optimizer state each layer's velocities
 (``<layer>.<param>.velocity``) and persistent chains (``<layer>.chain``); the uniforms'
@@ -53,6 +54,7 @@ from nnc.train.progress import QuietReporter, RunInfo, Summary
 from nnc.train.rundir import LOSS_PLOT, RunDir
 
 RBM_PARAMS = ("weight", "visible_bias", "hidden_bias")
+EVAL_ROWS = 512  # the pseudo-log-likelihood is measured on the first 512 samples
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,7 @@ class CdTrainer:
         row["recon_error"] = sums["error"] / sums["count"]
         figure = likelihood_name(visible, hidden)
         measure = log_likelihood if figure == "log_likelihood" else pseudo_log_likelihood
-        row[figure] = measure(w, x)
+        row[figure] = measure(w, x if figure == "log_likelihood" else x[:EVAL_ROWS])
         row["time"] = time.perf_counter() - clock
         s.epoch, s.batch, s.rng_state = epoch + 1, 0, dict(order_rng.bit_generator.state)
         s.noise_state = dict(rng.bit_generator.state)
