@@ -150,7 +150,7 @@ class Cd(Spec):
     momentum: UnitFloat = 0.5
     weight_decay: Annotated[float, Field(ge=0)] = 0.0002
     persistent: bool = False
-    positional: ClassVar[tuple[str, ...]] = ("k", "lr")
+    positional: ClassVar[tuple[str, ...]] = ("k",)  # cd(1) reads CD-1
     summary: ClassVar[str] = "contrastive divergence CD-k / PCD-k for rbm layers"
 
 
