@@ -54,7 +54,7 @@ from nnc.train.progress import QuietReporter, RunInfo, Summary
 from nnc.train.rundir import LOSS_PLOT, RunDir
 
 RBM_PARAMS = ("weight", "visible_bias", "hidden_bias")
-EVAL_ROWS = 512  # the pseudo-log-likelihood is measured on the first 512 samples
+EVAL_ROWS = 256  # the pseudo-log-likelihood is measured on the first 256 samples
 
 
 @dataclass(frozen=True)

@@ -169,7 +169,7 @@ EXACT_UNITS = 12  # the exact log-likelihood enumerates 2^min(visible, hidden) s
 
 def _softplus(z: np.ndarray) -> np.ndarray:
     """``log(1 + e^z)``, finite for any z (faster than ``np.logaddexp(0, z)``)."""
-    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
 
 
 def free_energy(w: Arrays, v: np.ndarray) -> np.ndarray:
@@ -222,13 +222,15 @@ def log_likelihood(w: Arrays, v: np.ndarray) -> float:
 def pseudo_log_likelihood(w: Arrays, v: np.ndarray, chunk: int = 256) -> float:
     """The exact pseudo-log-likelihood ``Σ_i log p(v_i | v_{-i})`` (every visible unit,
     no sampling), mean over the rows of ``v`` (binary): ``p(v_i | v_{-i}) =
-    σ(F(ṽ) - F(v))`` with ``ṽ`` the row with unit ``i`` flipped."""
-    wt = w["weight"].astype(np.float64)
-    b = w["visible_bias"].astype(np.float64)
-    c = w["hidden_bias"].astype(np.float64)
+    σ(F(ṽ) - F(v))`` with ``ṽ`` the row with unit ``i`` flipped. Computed in the
+    weights' dtype (float32 in training: twice as fast, and a figure to watch)."""
+    dtype = np.result_type(w["weight"].dtype, np.float32)
+    wt = w["weight"].astype(dtype)
+    b = w["visible_bias"].astype(dtype)
+    c = w["hidden_bias"].astype(dtype)
     total = 0.0
     for start in range(0, len(v), chunk):
-        x = np.asarray(v[start : start + chunk], np.float64)
+        x = np.asarray(v[start : start + chunk], dtype)
         a = x @ wt + c  # [N, H]
         base = -(x @ b) - _softplus(a).sum(axis=1)  # F(v)
         sign = 1.0 - 2.0 * x  # +1 where a 0 flips to 1, -1 where a 1 flips to 0

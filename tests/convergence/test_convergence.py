@@ -106,3 +106,16 @@ def test_xor_from_scratch_is_solved_with_trainable_biases_and_lr_half() -> None:
     assert result.history[-1]["loss"] < 0.001
     x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
     assert np.round(result.runtime.forward(x)[:, 0]).tolist() == [0.0, 1.0, 1.0, 0.0]
+
+
+def test_rbm_digits_reconstruction_error_falls_threefold() -> None:
+    """CD-1 on the binarised digits (examples/rbm_digits.nn): the reconstruction error
+    of epoch 20 is at least 3 times below that of epoch 1 (0.1269 -> 0.0409, 3.10x;
+    0.25 before training)."""
+    _, result = fit("rbm_digits", "numpy")
+    errors = [row["recon_error"] for row in result.history]
+    assert len(errors) == 20
+    assert errors[0] / errors[-1] >= 3.0, errors
+    assert result.history[-1]["pseudo_log_likelihood"] > result.history[0][
+        "pseudo_log_likelihood"
+    ] + 5.0  # -22.4 -> -12.0 nats per sample (the first 256 digits)
