@@ -399,10 +399,14 @@ def prepare_gan(program: Program, recipe: GanRecipe, base: Path | None = None) -
     return Samples(x=x, y=None, source=samples.source, classes=0, lines=samples.lines)
 
 
-def prepare_cd(program: Program, recipe: CdRecipe, base: Path | None = None) -> Samples:
+def prepare_cd(
+    program: Program, recipe: CdRecipe, base: Path | None = None
+) -> tuple[Samples, np.ndarray | None]:
     """The samples of a contrastive divergence recipe: its data, transformed as it
     says, flattened to ``[n, visible]`` (float32), every value in [0, 1] (what the
-    rbm's Bernoulli visible units model). Targets, if any, are ignored."""
+    rbm's Bernoulli visible units model), then split as :func:`prepare` splits
+    (``split_indices``): the training samples and the validation ones (or None).
+    Targets, if any, are ignored."""
     model = program.models[recipe.model]
     samples = read_source(recipe.data, recipe.seed, base, targets=False)
     x = fit_inputs(samples.x, model.inputs[0].type, samples.source)
@@ -416,13 +420,19 @@ def prepare_cd(program: Program, recipe: CdRecipe, base: Path | None = None) -> 
             recipe.span_of("data"),
             hint="scale the data to [0, 1] (built-in sets: binarize = true or scale = unit)",
         )
-    return Samples(
-        x=np.ascontiguousarray(x.reshape(len(x), -1), dtype=np.float32),
-        y=None,
-        source=samples.source,
-        classes=0,
-        lines=samples.lines,
-    )
+    x = np.ascontiguousarray(x.reshape(len(x), -1), dtype=np.float32)
+    val = None
+    if recipe.validation:
+        train_index, val_index = split_indices(len(x), recipe.validation, recipe.seed)
+        if len(val_index) == 0 or len(train_index) == 0:
+            raise DataError(
+                f"validation {recipe.validation} of the {len(x)} samples of "
+                f"{samples.source} leaves {len(val_index)} for validation and "
+                f"{len(train_index)} for training; both need at least one",
+                recipe.span_of("validation"),
+            )
+        x, val = x[train_index], x[val_index]
+    return Samples(x=x, y=None, source=samples.source, classes=0), val
 
 
 def prepare_inputs(

@@ -87,8 +87,12 @@ def _every_error(tree: ast.File, memory_budget: int | None) -> list[NncError]:
     for recipe in program.recipes.values():
         if set(recipe.models) & failed:
             continue
+        needed = {recipe.name: recipe}
+        pretrain = getattr(recipe, "pretrain", None)
+        if pretrain in program.recipes:
+            needed[pretrain] = program.recipes[pretrain]
         try:
-            validate(Program(models=ok, recipes={recipe.name: recipe}))
+            validate(Program(models=ok, recipes=needed))
         except NncError as err:
             record(err)
     return errors

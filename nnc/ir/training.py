@@ -279,7 +279,12 @@ class Noise(Spec):
 
 
 class Recipe(IRModel):
-    """A supervised recipe (also an autoencoder, with ``target input``)."""
+    """A supervised recipe (also an autoencoder, with ``target input``).
+
+    ``pretrain`` names a contrastive divergence recipe (:class:`CdRecipe`) whose model,
+    a stack of rbm layers, this recipe's model calls as a layer: ``nnc train`` runs
+    that recipe first and starts from its weights (a deep belief network's greedy
+    pretraining, then fine-tuning by backprop)."""
 
     kind: Literal["supervised"] = "supervised"
     name: str
@@ -296,6 +301,7 @@ class Recipe(IRModel):
     validation: Annotated[float, Field(ge=0.0, lt=1.0)] | DataSource | None = None
     standardize: bool = False
     target: Literal["labels", "input"] = "labels"
+    pretrain: str | None = None
     seed: Annotated[int, Field(ge=0)] = 0
     span: Span | None = None
     setting_spans: dict[str, Span] = Field(default_factory=dict)
@@ -339,7 +345,10 @@ class GanRecipe(IRModel):
 
 class CdRecipe(IRModel):
     """An energy-based recipe: an ``rbm`` layer (or, one after another, a stack of
-    them) trained by contrastive divergence on unlabelled samples; it has no loss."""
+    them) trained by contrastive divergence on unlabelled samples; it has no loss.
+    ``validation`` holds out a fraction of the samples exactly as a supervised recipe
+    with the same data, fraction and seed does (a deep belief network's pretraining
+    then never sees the images its fine-tuning is validated on)."""
 
     kind: Literal["cd"] = "cd"
     name: str
@@ -348,6 +357,7 @@ class CdRecipe(IRModel):
     optimizer: Cd = Cd()
     epochs: PositiveInt = 1
     batch: PositiveInt | Literal["all"] = 32
+    validation: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
     seed: Annotated[int, Field(ge=0)] = 0
     span: Span | None = None
     setting_spans: dict[str, Span] = Field(default_factory=dict)

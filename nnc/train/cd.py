@@ -15,7 +15,8 @@ implementation of :mod:`nnc.train.energy` in float32 (the canonical weights' dty
   epoch's batches, weighted by rows), then, at the epoch's end, ``log_likelihood``
   (exact, by enumeration, when the layer's smaller side has at most 12 units; mean
   over every sample) or else ``pseudo_log_likelihood`` (exact, every visible unit
-  flipped in turn; mean over the first :data:`EVAL_ROWS` samples, in the data's order).
+  flipped in turn; mean over the first :data:`EVAL_ROWS` samples, in the data's order),
+  and with ``validation`` the same figure on the held-out samples (``val_...``).
 
 A checkpoint holds the weights, and as its optimizer state each layer's velocities
 (``<layer>.<param>.velocity``) and persistent chains (``<layer>.chain``); the uniforms'
@@ -89,6 +90,7 @@ class CdTrainer:
     plan: CdPlan
     identity: Identity
     finish_runtime: Callable[[dict[str, np.ndarray]], object]  # the final up-pass runtime
+    x_val: np.ndarray | None = None  # the held-out samples, measured only
     geometry: ImageGeometry | None = None
     reporter: QuietReporter = field(default_factory=QuietReporter)
     run_dir: RunDir | None = None
@@ -124,7 +126,7 @@ class CdTrainer:
                 first_epoch=s.epoch,
                 batches=batches,
                 samples=n,
-                validation=0,
+                validation=0 if self.x_val is None else len(self.x_val),
                 batch=plan.batch,
                 parameters=self.identity.parameters,
                 run_dir=str(self.run_dir.path) if self.run_dir else None,
@@ -133,13 +135,14 @@ class CdTrainer:
             )
         )
         stopped = "completed"
-        inputs: tuple[int, np.ndarray] | None = None  # (layer, its input), cached
+        inputs: tuple[int, np.ndarray, np.ndarray | None] | None = None  # layer, x, x_val
         try:
             while s.epoch < plan.total_epochs:
                 layer = s.epoch // plan.epochs
                 if inputs is None or inputs[0] != layer:
-                    inputs = (layer, self._layer_input(layer))
-                row = self._epoch(layer, inputs[1], order_rng, rng, size, batches)
+                    held = None if self.x_val is None else self._layer_input(layer, self.x_val)
+                    inputs = (layer, self._layer_input(layer, self.x), held)
+                row = self._epoch(layer, inputs[1], inputs[2], order_rng, rng, size, batches)
                 if row is None:
                     stopped = "interrupted"
                     break
@@ -163,9 +166,8 @@ class CdTrainer:
         name = self.plan.layers[layer]
         return {p: self.weights[f"{name}.{p}"] for p in RBM_PARAMS}
 
-    def _layer_input(self, layer: int) -> np.ndarray:
-        """The samples as layer ``layer`` sees them: the up pass of the layers below."""
-        v = self.x
+    def _layer_input(self, layer: int, v: np.ndarray) -> np.ndarray:
+        """Samples as layer ``layer`` sees them: the up pass of the layers below."""
         for below in range(layer):
             v = hidden_probabilities(self._layer(below), v).astype(np.float32)
         return v
@@ -174,6 +176,7 @@ class CdTrainer:
         self,
         layer: int,
         x: np.ndarray,
+        x_val: np.ndarray | None,
         order_rng: np.random.Generator,
         rng: np.random.Generator,
         size: int,
@@ -224,7 +227,10 @@ class CdTrainer:
         row["recon_error"] = sums["error"] / sums["count"]
         figure = likelihood_name(visible, hidden)
         measure = log_likelihood if figure == "log_likelihood" else pseudo_log_likelihood
-        row[figure] = measure(w, x if figure == "log_likelihood" else x[:EVAL_ROWS])
+        rows = slice(None) if figure == "log_likelihood" else slice(EVAL_ROWS)
+        row[figure] = measure(w, x[rows])
+        if x_val is not None:
+            row[f"val_{figure}"] = measure(w, x_val[rows])
         row["time"] = time.perf_counter() - clock
         s.epoch, s.batch, s.rng_state = epoch + 1, 0, dict(order_rng.bit_generator.state)
         s.noise_state = dict(rng.bit_generator.state)

@@ -79,7 +79,7 @@ def train_cd(
     elif save:
         run_dir = RunDir(new_run_folder(Path(out) if out else None, model.name, force))
 
-    samples = prepare_cd(program, recipe, base)
+    samples, held_out = prepare_cd(program, recipe, base)
     weights = (
         check_weights(program, model, checkpoint.weights, source=str(checkpoint.path))
         if checkpoint
@@ -113,6 +113,7 @@ def train_cd(
     trainer = CdTrainer(
         weights=weights,
         x=samples.x,
+        x_val=held_out,
         plan=plan,
         identity=identity,
         finish_runtime=lambda w: build_runtime(

@@ -59,6 +59,8 @@ def select_any_recipe(
         recipe = program.recipes[name]
     elif not program.recipes:
         raise RecipeError(f"{file} has no train recipe; add a 'train <Model> {{ ... }}' block")
+    elif len(_final_recipes(program)) == 1:
+        recipe = program.recipes[_final_recipes(program)[0]]
     elif len(program.recipes) > 1:
         raise RecipeError(
             f"{file} has {len(program.recipes)} train recipes ({', '.join(program.recipes)}); "
@@ -67,6 +69,13 @@ def select_any_recipe(
     else:
         recipe = next(iter(program.recipes.values()))
     return recipe
+
+
+def _final_recipes(program: Program) -> list[str]:
+    """The recipes no other recipe pretrains with (the one to train, by default, when
+    the others only pretrain it)."""
+    first = {r.pretrain for r in program.recipes.values() if isinstance(r, Recipe)}
+    return [name for name in program.recipes if name not in first]
 
 
 def resolve_recipe(
@@ -119,12 +128,27 @@ def trained_models(program: Program, recipe: Recipe | GanRecipe | CdRecipe) -> d
     found: dict[str, Model] = {}
     for name in recipe.models:
         found.update(models_of(program, name))
+    first = pretrain_recipe(program, recipe)
+    if first is not None:
+        found.update(models_of(program, first.model))
     return found
 
 
+def pretrain_recipe(program: Program, recipe: Recipe | GanRecipe | CdRecipe) -> CdRecipe | None:
+    """The contrastive divergence recipe a supervised recipe pretrains with, if any."""
+    name = recipe.pretrain if isinstance(recipe, Recipe) else None
+    found = program.recipes.get(name) if name is not None else None
+    return found if isinstance(found, CdRecipe) else None
+
+
 def recipe_program(program: Program, recipe: Recipe | GanRecipe | CdRecipe) -> Program:
-    """A program holding just the recipe and the models it trains."""
-    return Program(models=trained_models(program, recipe), recipes={recipe.name: recipe})
+    """A program holding just the recipe and the models it trains (and the recipe it
+    pretrains with)."""
+    recipes: dict[str, Recipe | GanRecipe | CdRecipe] = {recipe.name: recipe}
+    first = pretrain_recipe(program, recipe)
+    if first is not None:
+        recipes = {first.name: first, **recipes}
+    return Program(models=trained_models(program, recipe), recipes=recipes)
 
 
 def _plain(value: Any) -> Any:
@@ -137,19 +161,27 @@ def _plain(value: Any) -> Any:
 
 
 def recipe_document(program: Program, recipe: Recipe | GanRecipe | CdRecipe) -> dict[str, Any]:
-    """The resolved recipe and its models as plain JSON data (what checkpoints keep)."""
-    return {
+    """The resolved recipe and its models as plain JSON data (what checkpoints keep),
+    with the recipe it pretrains with, if any."""
+    document = {
         "models": {
             n: _plain(m.model_dump(mode="json")) for n, m in trained_models(program, recipe).items()
         },
         "recipe": _plain(recipe.model_dump(mode="json")),
     }
+    first = pretrain_recipe(program, recipe)
+    if first is not None:
+        document["pretrain"] = _plain(first.model_dump(mode="json"))
+    return document
 
 
 def fingerprint(document: dict[str, Any]) -> str:
-    """SHA-256 of the document without ``epochs``."""
+    """SHA-256 of the document without ``epochs`` (the pretraining's counts)."""
     recipe = {k: v for k, v in document["recipe"].items() if k != "epochs"}
-    text = json.dumps({"models": document["models"], "recipe": recipe}, sort_keys=True)
+    whole = {"models": document["models"], "recipe": recipe}
+    if "pretrain" in document:
+        whole["pretrain"] = document["pretrain"]
+    text = json.dumps(whole, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,7 +38,7 @@ from nnc.ir.passes.params import count_params
 from nnc.ir.program import Model, Program
 from nnc.ir.training import CdRecipe, GanRecipe, Recipe
 from nnc.ir.weights import check_gan_weights, check_weights, init_gan_weights, init_weights
-from nnc.train.checkpoint import Checkpoint, latest_checkpoint
+from nnc.train.checkpoint import Checkpoint, latest_checkpoint, list_checkpoints
 from nnc.train.diagnose import first_non_finite
 from nnc.train.environment import write_environment
 from nnc.train.gan import GanPlan, GanTrainer
@@ -48,13 +48,21 @@ from nnc.train.progress import QuietReporter
 from nnc.train.recipes import (
     describe_changes,
     fingerprint,
+    pretrain_recipe,
     recipe_document,
     recipe_program,
     resolve_recipe,
     select_any_recipe,
 )
 from nnc.train.reconstructions import reconstruction_drawer
-from nnc.train.rundir import RunDir, new_run_folder, read_history, remove_leftovers
+from nnc.train.rundir import (
+    CHECKPOINTS,
+    PRETRAIN,
+    RunDir,
+    new_run_folder,
+    read_history,
+    remove_leftovers,
+)
 from nnc.train.tracking import Tracking, gan_context, supervised_context
 
 BuildFn = Callable[..., Runtime]
@@ -399,14 +407,37 @@ def train(
 
     run_dir: RunDir | None = None
     checkpoint: Checkpoint | None = None
+    first = pretrain_recipe(program, run.recipe)
     if resume is not None:
         resume_path = Path(resume)
-        checkpoint = resume_checkpoint(resume_path, run.document, run.digest, force, reporter)
+        if first is None or list_checkpoints(resume_path / CHECKPOINTS):
+            checkpoint = resume_checkpoint(resume_path, run.document, run.digest, force, reporter)
+        elif not resume_path.is_dir():
+            raise TrainingError(f"cannot resume: {resume_path} is not a run folder")
         run_dir = RunDir(resume_path)
     elif save:
         run_dir = RunDir(new_run_folder(Path(out) if out else None, run.model.name, force))
 
     resolved, model = run.recipe, run.model
+    start: dict[str, np.ndarray] | None = None
+    if first is not None and checkpoint is None:
+        from nnc.train.pretrain import pretrained_weights
+
+        stopped, start = pretrained_weights(
+            program,
+            model,
+            resolved.seed,
+            first,
+            run_dir.path / PRETRAIN if run_dir is not None else None,
+            base=base,
+            backend=backend,
+            reporter=reporter,
+            should_stop=should_stop,
+            checkpoint_every=checkpoint_every,
+            keep=keep,
+        )
+        if stopped is not None:  # a stop request inside the pretraining
+            return replace(stopped, run_dir=run_dir.path if run_dir is not None else None)
     data = prepare(
         program, resolved, base, standardizer=checkpoint.standardizer if checkpoint else None
     )
@@ -415,7 +446,7 @@ def train(
     weights = (
         check_weights(program, model, checkpoint.weights, source=str(checkpoint.path))
         if checkpoint
-        else init_weights(program, model, resolved.seed)
+        else start or init_weights(program, model, resolved.seed)
     )
     best = None
     if checkpoint is not None and checkpoint.best_weights is not None:

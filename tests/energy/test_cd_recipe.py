@@ -158,3 +158,75 @@ def test_the_editor_offers_cd_among_the_optimizers() -> None:
         "rmsprop",
         "sgd",
     ]
+
+
+STACK = "model S {\n    input x: [64]\n    rbm(32)\n    rbm(16)\n}\n"
+PRE = "train P {\n    model S\n    data digits, binarize = true\n    optimizer cd\n}\n"
+
+
+def dbn(body: str, settings: str = "    pretrain P\n") -> str:
+    return (
+        STACK
+        + "model D {\n    input x: [64]\n"
+        + body
+        + "    dense(10)\n}\n"
+        + PRE
+        + "train D {\n    data digits, binarize = true\n    loss cross_entropy\n"
+        + settings
+        + "}\n"
+    )
+
+
+DBN_CASES = {
+    "pretrain_missing": (
+        dbn("    S\n", "    pretrain Q\n"),
+        RecipeError,
+        19,
+        5,
+        "recipe 'D' pretrains with 'Q', which is no recipe of this file",
+    ),
+    "pretrain_not_cd": (
+        dbn("    S\n", "    pretrain D\n"),
+        RecipeError,
+        19,
+        5,
+        "recipe 'D' pretrains with 'D', which is not a contrastive divergence recipe",
+    ),
+    "model_does_not_call_the_stack": (
+        dbn("    dense(16) sigmoid\n"),
+        RecipeError,
+        19,
+        5,
+        "model 'D' must call 'S' as a layer",
+    ),
+    "stack_sizes_do_not_chain": (
+        dbn("    dense(32) sigmoid\n    S\n"),
+        ShapeError,
+        9,
+        5,
+        "[64]",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(DBN_CASES))
+def test_bad_deep_belief_network(name: str) -> None:
+    source, cls, line, col, fragment = DBN_CASES[name]
+    with pytest.raises(NncError) as info:
+        nnc.parse(source, "t.nn")
+    err = info.value
+    assert type(err) is cls, f"{type(err).__name__}: {err}"
+    assert fragment in err.message, err.message
+    assert err.span is not None
+    assert (err.span.line, err.span.col) == (line, col), err.render()
+
+
+def test_a_deep_belief_network_trains_its_last_recipe_by_default() -> None:
+    from nnc.train.recipes import recipe_program, select_any_recipe
+
+    program = nnc.parse(dbn("    S\n"))
+    chosen = select_any_recipe(program, None)
+    assert chosen.name == "D"
+    single = recipe_program(program, chosen)
+    assert list(single.recipes) == ["P", "D"]
+    assert nnc.parse(format_program(single)) == single

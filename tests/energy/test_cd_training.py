@@ -5,6 +5,7 @@ uninterrupted one, a stack trains greedily, and the likelihoods are the enumerat
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +61,6 @@ def test_the_driver_is_the_reference_loop(persistent: bool) -> None:
 
 
 def _figures(run: Path) -> list[tuple[float, float]]:
-    import json
-
     rows = json.loads((run / "history.json").read_text())
     return [(r["recon_error"], r["log_likelihood"]) for r in rows]
 
@@ -155,3 +154,65 @@ def test_the_likelihoods_are_those_of_the_joint_distribution(shape: tuple[int, i
             total += a - np.logaddexp(a, b)
         pl.append(total)
     assert abs(pseudo_log_likelihood(w, rows) - np.mean(pl)) < 1e-12
+
+
+DBN = """
+model S {
+    input x: [64]
+    rbm(16)
+    rbm(8)
+}
+
+model D {
+    input x: [64]
+    S
+    dense(10)
+}
+
+train P {
+    model S
+    data digits, binarize = true
+    validation 0.2
+    optimizer cd(1, lr = 0.1, persistent = true)
+    epochs 2
+    batch 64
+}
+
+train D {
+    data digits, binarize = true
+    validation 0.2
+    pretrain P
+    loss cross_entropy
+    optimizer sgd(lr = 0.1, momentum = 0.9)
+    epochs 2
+    batch 64
+}
+"""
+
+
+def test_a_deep_belief_network_resumes_across_its_two_phases(tmp_path: Path) -> None:
+    program = nnc.parse(DBN)
+    whole = train(program, out=tmp_path / "whole")
+    stack = load_npz(tmp_path / "whole" / "pretrain" / "weights.npz")
+    assert sorted(stack) == [f"rbm_{i}.{p}" for i in (1, 2) for p in sorted(RBM)]
+    start = init_weights(program, "D", seed=0)
+    assert not np.array_equal(start["s_1.rbm_1.weight"], stack["rbm_1.weight"])
+    # the pretraining held out the digits the fine-tuning validates on, and measured them
+    pre = json.loads((tmp_path / "whole" / "pretrain" / "history.json").read_text())
+    assert [r["layer"] for r in pre] == [1, 1, 2, 2] and "val_log_likelihood" in pre[-1]
+    calls = iter(range(10_000))
+    stopped = train(program, out=tmp_path / "parts", should_stop=lambda: next(calls) == 30)
+    assert stopped.stopped == "interrupted" and stopped.run_dir == tmp_path / "parts"
+    assert not (tmp_path / "parts" / "checkpoints").exists()  # stopped in the pretraining
+    resumed = train(program, resume=tmp_path / "parts")
+    assert resumed.stopped == "completed"
+    a = load_npz(tmp_path / "whole" / "weights.npz")
+    b = load_npz(tmp_path / "parts" / "weights.npz")
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+    assert whole.history == [
+        {**row, "time": whole.history[i]["time"]} for i, row in enumerate(resumed.history)
+    ]
+
+
+RBM = {"weight": 0, "visible_bias": 0, "hidden_bias": 0}

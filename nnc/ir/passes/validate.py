@@ -141,6 +141,34 @@ def _validate_supervised(program: Program, recipe: Recipe) -> None:
         )
     if isinstance(recipe.data, Dataset):
         _check_builtin(recipe, recipe.data, x, y if recipe.target == "labels" else None)
+    if recipe.pretrain is not None:
+        _check_pretrain(program, recipe, model)
+
+
+def _check_pretrain(program: Program, recipe: Recipe, model: Model) -> None:
+    """``pretrain`` names a contrastive divergence recipe whose model this one calls."""
+    from nnc.ir.weights import call_prefixes
+
+    name = recipe.pretrain
+    found = program.recipes.get(name) if name is not None else None
+    if not isinstance(found, CdRecipe):
+        cds = [k for k, r in program.recipes.items() if isinstance(r, CdRecipe)]
+        raise RecipeError(
+            f"recipe '{recipe.name}' pretrains with '{name}', which is "
+            + ("not a contrastive divergence recipe" if found else "no recipe of this file")
+            + f". Contrastive divergence recipes: {', '.join(cds) or 'none'}",
+            recipe.span_of("pretrain"),
+            hint=did_you_mean(str(name), cds),
+        )
+    uses = [p for p in call_prefixes(program, model.name, found.model) if p]
+    if not uses:
+        raise RecipeError(
+            f"recipe '{recipe.name}' pretrains with '{found.name}', which trains model "
+            f"'{found.model}'; model '{model.name}' must call '{found.model}' as a layer "
+            "for its weights to start from the pretrained ones",
+            recipe.span_of("pretrain"),
+            hint=f"write '{found.model}' as a layer of '{model.name}', after its input",
+        )
 
 
 def _check_builtin(
