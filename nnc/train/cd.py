@@ -1,6 +1,8 @@
 """The training loop of a contrastive divergence recipe (``optimizer cd(...)``), as
-docs/semantics.md ("RBM and contrastive divergence") specifies it, on the NumPy
-implementation of :mod:`nnc.train.energy` in float32 (the canonical weights' dtype).
+docs/semantics.md ("RBM and contrastive divergence") specifies it, in float32 (the
+canonical weights' dtype), each step by the backend's CD step (numpy:
+:func:`nnc.train.energy.cd_step`; torch and tensorflow: ``nnc.backends.<name>.energy``)
+on the uniforms drawn here, while the loop, its state and the figures stay NumPy.
 
 - the samples: the recipe's data (values in [0, 1]), shaped ``[n, visible]``; epoch
   ``e`` visits them in the order ``rng.permutation(n)`` of one generator
@@ -97,6 +99,7 @@ class CdTrainer:
     state: TrainState = field(default_factory=TrainState)
     optimizer: dict[str, np.ndarray] = field(default_factory=dict)  # velocities, chains
     should_stop: Callable[[], bool] = lambda: False
+    step: Callable[..., tuple[Arrays, Arrays, np.ndarray, float]] = cd_step  # a backend's
     resumed_from: Path | None = None
     last_checkpoint: Path | None = None
 
@@ -202,7 +205,7 @@ class CdTrainer:
             chain = self.optimizer.get(chain_key)
             u = draw_uniforms(rng, plan.cd.k, len(v0), visible, hidden)
             start = chain[: len(v0)] if chain is not None else None
-            w, velocity, vk, error = cd_step(w, velocity, v0, u, plan.cd, start)
+            w, velocity, vk, error = self.step(w, velocity, v0, u, plan.cd, start)
             if chain is not None:
                 chain[: len(v0)] = vk
             if not math.isfinite(error):

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,14 +22,27 @@ from nnc.ir.training import CdRecipe
 from nnc.ir.weights import check_weights, init_weights
 from nnc.train.cd import RBM_PARAMS, CdPlan, CdTrainer
 from nnc.train.checkpoint import Checkpoint, TrainState
-from nnc.train.energy import CdSettings
+from nnc.train.energy import CdSettings, cd_step
 from nnc.train.environment import write_environment
 from nnc.train.loop import Identity, TrainResult
 from nnc.train.progress import QuietReporter
 from nnc.train.recipes import fingerprint, recipe_document, recipe_program
 from nnc.train.rundir import RunDir, new_run_folder
 
-CD_BACKENDS = ("numpy",)
+CD_BACKENDS = ("numpy", "torch", "tensorflow")
+
+
+def backend_step(backend: str, device: str | None) -> Callable[..., Any]:
+    """The CD step of a backend (all take the uniforms nnc draws)."""
+    if backend == "torch":
+        from nnc.backends.torch.energy import cd_step as torch_step
+
+        return partial(torch_step, device=device or "cpu")
+    if backend == "tensorflow":
+        from nnc.backends.tensorflow.energy import cd_step as tf_step
+
+        return tf_step
+    return cd_step
 
 
 def cd_settings(recipe: CdRecipe) -> CdSettings:
@@ -64,7 +79,7 @@ def train_cd(
     if backend not in CD_BACKENDS:
         raise TrainingError(
             f"recipe '{recipe.name}' trains by contrastive divergence, which runs on the "
-            f"numpy backend only; the {backend} backend has no CD step yet",
+            f"{', '.join(CD_BACKENDS)} backends; the {backend} backend has no CD step",
             hint="train with --backend numpy; the trained rbm then runs on every backend",
         )
     document = recipe_document(program, recipe)
@@ -109,13 +124,16 @@ def train_cd(
         recipe_hash=digest,
         recipe_json=json.dumps(document, sort_keys=True),
     )
-    parse_backend(backend).require()
+    spec = parse_backend(backend)
+    spec.require()
+    options = spec.device_options(device)  # refuses a device the backend cannot use
     trainer = CdTrainer(
         weights=weights,
         x=samples.x,
         x_val=held_out,
         plan=plan,
         identity=identity,
+        step=backend_step(backend, options.get("device")),
         finish_runtime=lambda w: build_runtime(
             program, model.name, backend, dict(w), recipe.seed, device
         ),

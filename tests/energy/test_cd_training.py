@@ -13,7 +13,7 @@ import pytest
 
 import nnc
 from nnc.data.builtin import load_builtin
-from nnc.errors import TrainingError
+from nnc.errors import NncError
 from nnc.ir.weights import init_weights, load_npz
 from nnc.train import train
 from nnc.train.checkpoint import list_checkpoints, read_checkpoint
@@ -24,6 +24,7 @@ from nnc.train.energy import (
     pseudo_log_likelihood,
     train_rbm,
 )
+from tests.conftest import require
 
 
 def spec(hidden: str = "rbm(8)", cd: str = "cd(1, lr = 0.2)", epochs: int = 3) -> str:
@@ -111,9 +112,21 @@ def test_a_stack_pretrains_greedily_layer_by_layer() -> None:
     assert result.history[3]["recon_error"] < result.history[2]["recon_error"]
 
 
-def test_cd_runs_on_numpy_only_for_now() -> None:
-    with pytest.raises(TrainingError, match="numpy backend only; the torch backend has no CD"):
-        train(nnc.parse(spec()), backend="torch", save=False)
+@pytest.mark.parametrize("backend", ["torch", "tensorflow"])
+def test_the_driver_trains_alike_on_torch_and_tensorflow(backend: str) -> None:
+    require(backend)
+    program = nnc.parse(spec(cd="cd(2, lr = 0.2)", epochs=1))
+    want = train(program, save=False)
+    got = train(program, backend=backend, save=False)
+    a, b = want.runtime.get_weights(), got.runtime.get_weights()
+    worst = max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
+    assert worst < 1e-5, worst  # the same samples all along: float32 rounding only
+    assert got.history[0]["recon_error"] == pytest.approx(want.history[0]["recon_error"], 1e-5)
+
+
+def test_cd_refuses_a_device_its_backend_cannot_use() -> None:
+    with pytest.raises(NncError, match="the numpy backend runs on the CPU only"):
+        train(nnc.parse(spec()), device="cuda", save=False)
 
 
 def _joint(w: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
