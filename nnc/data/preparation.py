@@ -100,9 +100,9 @@ class InputTransform:
     """What a built-in set's ``scale`` (or ``binarize``) and ``upscale`` do to its raw
     samples, in order: ``x * scale + shift`` (``unit`` maps the value range to [0, 1],
     ``symmetric`` to [-1, 1]) or, with ``binarize``, ``1`` where ``x > threshold`` (the
-    middle of the value range) and ``0`` elsewhere, then each image ``[C, H, W]`` repeated ``upscale`` times along H and W
-    (nearest neighbour). Training, ``nnc predict`` and the graph ``nnc export``
-    writes all apply exactly this."""
+    middle of the value range) and ``0`` elsewhere, then each image ``[C, H, W]``
+    repeated ``upscale`` times along H and W (nearest neighbour). Training,
+    ``nnc predict`` and the graph ``nnc export`` writes all apply exactly this."""
 
     scale: float = 1.0
     shift: float = 0.0

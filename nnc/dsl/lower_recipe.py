@@ -63,8 +63,7 @@ def lower_recipe(
         if key not in keys:
             kind = "a GAN" if is_gan else "a contrastive divergence" if is_cd else "a"
             raise RecipeError(
-                f"unknown setting '{key}' in {kind} train recipe. "
-                f"Settings: {', '.join(keys)}",
+                f"unknown setting '{key}' in {kind} train recipe. Settings: {', '.join(keys)}",
                 s.key_span,
                 hint=did_you_mean(key, keys),
             )

@@ -175,6 +175,9 @@ def drop_recipes(
         else {k: r for k, r in program.recipes.items() if program.model(model).name not in r.models}
     )
     log = [LogEntry("drop-recipes", k, (k,)) for k in program.recipes if k not in kept]
+    for k, r in kept.items():  # a kept recipe no longer pretrains with a dropped one
+        if isinstance(r, Recipe) and r.pretrain is not None and r.pretrain not in kept:
+            kept[k] = r.model_copy(update={"pretrain": None})
     program = finish(program.model_copy(update={"recipes": kept}), "drop-recipes")
     return Rewritten(program, state.weights(program, "drop-recipes") if state else None, log)
 

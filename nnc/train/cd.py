@@ -108,10 +108,10 @@ class CdTrainer:
         n = len(self.x)
         size = batch_size(plan.batch, n)  # type: ignore[arg-type]
         batches = math.ceil(n / size)
-        for layer in plan.layers:
+        for name in plan.layers:
             for p in RBM_PARAMS:
-                key = f"{layer}.{p}.velocity"
-                self.optimizer.setdefault(key, np.zeros_like(self.weights[f"{layer}.{p}"]))
+                key = f"{name}.{p}.velocity"
+                self.optimizer.setdefault(key, np.zeros_like(self.weights[f"{name}.{p}"]))
         order_rng = np.random.default_rng(plan.seed)
         if s.rng_state:
             order_rng.bit_generator.state = s.rng_state

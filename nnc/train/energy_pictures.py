@@ -35,7 +35,9 @@ def filter_pixels(weight: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
     return unit.to_pixels(((w - w.min()) / spread).T)
 
 
-def save_filters(weight: np.ndarray, geometry: ImageGeometry, path: Path, title: str) -> Path | None:
+def save_filters(
+    weight: np.ndarray, geometry: ImageGeometry, path: Path, title: str
+) -> Path | None:
     """Draw every hidden unit's filter in a square-ish grid; None without matplotlib."""
     if not matplotlib_available():
         return None

@@ -69,10 +69,9 @@ def pretrained_weights(
         )
         if result.stopped == "interrupted":
             return result, None
-        stack = result.runtime.get_weights()  # type: ignore[union-attr]
+        stack = result.runtime.get_weights()
     weights = init_weights(program, model, seed)
     for prefix in call_prefixes(program, model.name, first.model):
         for name, value in stack.items():
             weights[prefix + name] = np.asarray(value, dtype=np.float32)
     return None, weights
-

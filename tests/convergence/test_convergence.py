@@ -116,9 +116,10 @@ def test_rbm_digits_reconstruction_error_falls_threefold() -> None:
     errors = [row["recon_error"] for row in result.history]
     assert len(errors) == 20
     assert errors[0] / errors[-1] >= 3.0, errors
-    assert result.history[-1]["pseudo_log_likelihood"] > result.history[0][
-        "pseudo_log_likelihood"
-    ] + 5.0  # -22.4 -> -12.0 nats per sample (the first 256 digits)
+    assert (
+        result.history[-1]["pseudo_log_likelihood"]
+        > result.history[0]["pseudo_log_likelihood"] + 5.0
+    )  # -22.4 -> -12.0 nats per sample (the first 256 digits)
 
 
 def test_dbn_digits_pretrained_then_fine_tuned_reaches_093() -> None:

@@ -68,7 +68,7 @@ def _figures(run: Path) -> list[tuple[float, float]]:
 
 def test_a_stopped_and_resumed_run_is_bitwise_the_uninterrupted_one(tmp_path: Path) -> None:
     program = nnc.parse(spec(cd="cd(1, lr = 0.2, persistent = true)", epochs=4))
-    whole = train(program, out=tmp_path / "whole")
+    train(program, out=tmp_path / "whole")
     # stopped inside epoch 2 (after batch 40 of 29 per epoch), then killed after epoch 2
     calls = iter(range(1000))
     stopped = train(program, out=tmp_path / "parts", should_stop=lambda: next(calls) == 40)
@@ -136,7 +136,9 @@ def _joint(w: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     vs = np.array(list(itertools.product([0.0, 1.0], repeat=f)))
     hs = np.array(list(itertools.product([0.0, 1.0], repeat=h)))
     energy = (
-        (vs @ w["visible_bias"])[:, None] + (hs @ w["hidden_bias"])[None, :] + vs @ w["weight"] @ hs.T
+        (vs @ w["visible_bias"])[:, None]
+        + (hs @ w["hidden_bias"])[None, :]
+        + vs @ w["weight"] @ hs.T
     )
     return vs, np.log(np.exp(energy).sum(axis=1))
 

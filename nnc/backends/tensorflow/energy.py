@@ -57,9 +57,7 @@ def cd_step(
         "hidden_bias": tf.reduce_mean(p0 - pk, axis=0),
     }
     params = dict(zip(PARAMS, (W, b, c), strict=True))
-    new_velocity = {
-        p: cd.momentum * tf.constant(velocity[p]) + cd.lr * g for p, g in grads.items()
-    }
+    new_velocity = {p: cd.momentum * tf.constant(velocity[p]) + cd.lr * g for p, g in grads.items()}
     new_w = {p: params[p] + new_velocity[p] for p in PARAMS}
     return (
         {p: a.numpy() for p, a in new_w.items()},

@@ -100,7 +100,9 @@ def _validate_model(model: Model) -> None:
             raise ShapeError(f"node '{node.name}' is untyped; run shape inference", node.span)
 
 
-def _model(program: Program, name: str, recipe: Recipe | GanRecipe | CdRecipe, setting: str) -> Model:
+def _model(
+    program: Program, name: str, recipe: Recipe | GanRecipe | CdRecipe, setting: str
+) -> Model:
     if name not in program.models:
         raise RecipeError(
             f"train recipe '{recipe.name}' names a missing model '{name}'",

@@ -129,7 +129,8 @@ class Runtime:
 
         # rbm_1 = rbm(64): [64]
         # the hidden units' probabilities: weight is [visible, hidden]
-        rbm_1 = sigmoid(pixels @ w['rbm_1.weight'] + w['rbm_1.hidden_bias'])
+        rbm_1 = pixels @ w['rbm_1.weight'] + w['rbm_1.hidden_bias']
+        rbm_1 = sigmoid(rbm_1)
 
         cache = {
             'pixels': pixels,
