@@ -230,3 +230,26 @@ def test_a_deep_belief_network_trains_its_last_recipe_by_default() -> None:
     single = recipe_program(program, chosen)
     assert list(single.recipes) == ["P", "D"]
     assert nnc.parse(format_program(single)) == single
+
+
+@pytest.mark.parametrize("opset", [11, 17])
+def test_an_exported_rbm_binarises_raw_digits_as_training_does(opset: int) -> None:
+    from tests.conftest import require
+
+    require("onnx")
+    require("onnxruntime")
+    import numpy as np
+
+    from nnc.backends import onnx as backend
+    from nnc.backends.onnx.runtime import open_session
+    from nnc.data.builtin import load_builtin
+    from nnc.train.energy import hidden_probabilities
+
+    program = nnc.parse(GOOD)
+    raw = np.asarray(load_builtin("digits").x[:50], np.float32).reshape(50, 64)
+    session = open_session(backend.emit(program, preprocess=True, opset=opset))
+    (got,) = session.run(None, {session.get_inputs()[0].name: raw})
+    w = nnc.runtime(program, "numpy").get_weights()
+    rbm = {p: w[f"rbm_1.{p}"].astype(np.float64) for p in ("weight", "visible_bias", "hidden_bias")}
+    want = hidden_probabilities(rbm, (raw > 8).astype(np.float64))  # binarize: above 8 of 16
+    assert float(np.max(np.abs(got - want))) < 1e-6
