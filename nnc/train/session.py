@@ -184,10 +184,12 @@ def resolve_run(
     batch: int | Literal["all"] | None = None,
     seed: int | None = None,
     base: Path | None = None,
+    parallel: bool = False,
 ) -> RunSpec:
     """The supervised recipe to train, resolved (see
-    :func:`nnc.train.recipes.resolve_recipe`); a GAN recipe is refused, as
-    data-parallel training (the other caller) does not run them."""
+    :func:`nnc.train.recipes.resolve_recipe`); a GAN or contrastive divergence recipe
+    is refused, as data-parallel training (the other caller) does not run them, and
+    with ``parallel`` (that caller) a recipe that pretrains."""
     chosen = recipe if isinstance(recipe, Recipe) else select_any_recipe(program, recipe)
     if isinstance(chosen, GanRecipe | CdRecipe):
         what = "a GAN" if isinstance(chosen, GanRecipe) else "an RBM by contrastive divergence"
@@ -195,6 +197,15 @@ def resolve_run(
             f"recipe '{chosen.name}' trains {what}; data-parallel training (--nproc) runs "
             "supervised and autoencoder recipes",
             chosen.span,
+            hint=f"train the {'GAN' if isinstance(chosen, GanRecipe) else 'RBM'} in one "
+            "process (drop --nproc)",
+        )
+    if parallel and chosen.pretrain is not None:
+        raise RecipeError(
+            f"recipe '{chosen.name}' pretrains with '{chosen.pretrain}' (contrastive "
+            "divergence, in one process); data-parallel training (--nproc) does not run "
+            "that phase",
+            chosen.span_of("pretrain"),
             hint="train it in one process (drop --nproc)",
         )
     resolved = resolve_recipe(chosen, epochs=epochs, batch=batch, seed=seed, base=base)

@@ -253,3 +253,23 @@ def test_an_exported_rbm_binarises_raw_digits_as_training_does(opset: int) -> No
     rbm = {p: w[f"rbm_1.{p}"].astype(np.float64) for p in ("weight", "visible_bias", "hidden_bias")}
     want = hidden_probabilities(rbm, (raw > 8).astype(np.float64))  # binarize: above 8 of 16
     assert float(np.max(np.abs(got - want))) < 1e-6
+
+
+def test_the_builder_writes_the_rbm_example() -> None:
+    from tests.conftest import EXAMPLES
+
+    b = nnc.Builder("DigitsRbm")
+    b.output(b.rbm(b.input("pixels", [64]), 64))
+    b.train(
+        data=Dataset(name="digits", binarize=True),
+        optimizer=Cd(k=1, lr=0.5, momentum=0.5, weight_decay=0.0002),
+        epochs=20,
+        batch=32,
+        seed=0,
+    )
+    assert b.build() == nnc.load(EXAMPLES / "rbm_digits.nn")
+    with pytest.raises(RecipeError, match="without a loss"):
+        other = nnc.Builder("Other")
+        other.output(other.rbm(other.input("x", [64]), 8))
+        other.train(data="digits", loss="mse", optimizer="cd")
+        other.build()

@@ -231,3 +231,14 @@ def test_a_deep_belief_network_resumes_across_its_two_phases(tmp_path: Path) -> 
 
 
 RBM = {"weight": 0, "visible_bias": 0, "hidden_bias": 0}
+
+
+def test_data_parallel_training_refuses_a_recipe_that_pretrains() -> None:
+    from nnc.errors import RecipeError
+    from nnc.train.session import resolve_run
+
+    program = nnc.parse(DBN, "dbn.nn")
+    with pytest.raises(RecipeError) as info:
+        resolve_run(program, "D", parallel=True)
+    assert "data-parallel training (--nproc) does not run that phase" in info.value.message
+    assert info.value.span is not None and info.value.span.line == 26  # pretrain P
