@@ -185,7 +185,16 @@ def select(program: Program, model: str | None = None) -> tuple[Model, Recipe | 
                 hint=did_you_mean(model, program.models),
             )
         m = program.models[model]
-    recipe = next((r for r in program.recipes.values() if m.name in r.models), None)
+    # A contrastive divergence recipe has no code to emit: its model compiles for
+    # inference (the rbm's up pass), trained by ``nnc train``.
+    recipe = next(
+        (
+            r
+            for r in program.recipes.values()
+            if m.name in r.models and isinstance(r, Recipe | GanRecipe)
+        ),
+        None,
+    )
     return m, recipe
 
 

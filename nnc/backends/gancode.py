@@ -16,7 +16,7 @@ from nnc.backends.codegen import CodeWriter, emit_draw, emit_parameter_table, se
 from nnc.errors import NameResolutionError, RecipeError, did_you_mean
 from nnc.ir.passes.params import Param
 from nnc.ir.program import Program
-from nnc.ir.training import GanRecipe, Noise, Optimizer, Recipe
+from nnc.ir.training import CdRecipe, GanRecipe, Noise, Optimizer, Recipe
 from nnc.ir.weights import gan_models
 
 # role -> the module-level table of its parameters
@@ -47,6 +47,11 @@ def select_gan(program: Program, recipe: str | GanRecipe | None = None) -> GanRe
             )
         if isinstance(chosen, Recipe):
             raise RecipeError(f"recipe '{recipe}' is supervised, not a GAN", chosen.span)
+        if isinstance(chosen, CdRecipe):
+            raise RecipeError(
+                f"recipe '{recipe}' trains an RBM by contrastive divergence, not a GAN",
+                chosen.span,
+            )
         return chosen
     if len(gans) != 1:
         raise RecipeError(

@@ -16,6 +16,8 @@ from nnc.ir.passes.validate import check_identifier
 from nnc.ir.program import Model, Program
 from nnc.ir.training import (
     BinaryCrossEntropy,
+    Cd,
+    CdRecipe,
     CrossEntropy,
     DataFile,
     Dataset,
@@ -137,9 +139,19 @@ class ProgramBuilder:
 
     def _recipe(
         self, name: str, settings: dict[str, Any], models: dict[str, Model]
-    ) -> Recipe | GanRecipe:
+    ) -> Recipe | GanRecipe | CdRecipe:
         is_gan = "generator" in settings or "discriminator" in settings
-        cls: type[Recipe] | type[GanRecipe] = GanRecipe if is_gan else Recipe
+        optimizer = settings.get("optimizer")
+        is_cd = isinstance(optimizer, Cd) or optimizer == "cd"
+        if is_cd and (is_gan or "loss" in settings):
+            raise RecipeError(
+                f"train recipe '{name}': contrastive divergence (optimizer cd) trains rbm "
+                "layers without a loss, and not a GAN; remove "
+                + ("'loss'" if "loss" in settings else "'generator' and 'discriminator'")
+            )
+        cls: type[Recipe] | type[GanRecipe] | type[CdRecipe] = (
+            GanRecipe if is_gan else CdRecipe if is_cd else Recipe
+        )
         fields = {k: f for k, f in cls.model_fields.items() if k not in RECIPE_INTERNAL}
         values: dict[str, Any] = {}
         for key, value in settings.items():
@@ -152,7 +164,7 @@ class ProgramBuilder:
             values[key] = _setting(key, value, fields[key].annotation)
         if not is_gan:
             values.setdefault("model", name)
-            if "loss" in values:
+            if "loss" in values and not is_cd:
                 values["loss"] = _resolve_logits(values["loss"], models.get(values["model"]))
         elif "from_logits" not in values:
             disc = models.get(str(values.get("discriminator")))

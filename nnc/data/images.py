@@ -59,6 +59,8 @@ def image_geometry(
         c, h, w = info.image
         f = source.upscale
         lo, hi = {"unit": (0.0, 1.0), "symmetric": (-1.0, 1.0)}.get(source.scale, info.value_range)
+        if source.binarize:
+            lo, hi = 0.0, 1.0
         shape: tuple[int, int, int] | None = (c, h * f, w * f)
     else:
         shape = _file_image(tuple(int(d) for d in sample_shape))

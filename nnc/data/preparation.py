@@ -27,7 +27,15 @@ from nnc.data.samples import Samples
 from nnc.data.standardize import Standardizer
 from nnc.errors import DataError
 from nnc.ir.program import Model, Program
-from nnc.ir.training import BinaryCrossEntropy, CrossEntropy, DataFile, Dataset, GanRecipe, Recipe
+from nnc.ir.training import (
+    BinaryCrossEntropy,
+    CdRecipe,
+    CrossEntropy,
+    DataFile,
+    Dataset,
+    GanRecipe,
+    Recipe,
+)
 from nnc.ir.types import Dim, TensorType, format_shape
 
 
@@ -89,17 +97,19 @@ def read_source(
 
 @dataclass(frozen=True)
 class InputTransform:
-    """What a built-in set's ``scale`` and ``upscale`` do to its raw samples, in order:
-    ``x * scale + shift`` (``unit`` maps the value range to [0, 1], ``symmetric`` to
-    [-1, 1]), then each image ``[C, H, W]`` repeated ``upscale`` times along H and W
-    (nearest neighbour). Training, ``nnc predict`` and the graph ``nnc export``
-    writes all apply exactly this."""
+    """What a built-in set's ``scale`` (or ``binarize``) and ``upscale`` do to its raw
+    samples, in order: ``x * scale + shift`` (``unit`` maps the value range to [0, 1],
+    ``symmetric`` to [-1, 1]) or, with ``binarize``, ``1`` where ``x > threshold`` (the
+    middle of the value range) and ``0`` elsewhere, then each image ``[C, H, W]``
+    repeated ``upscale`` times along H and W (nearest neighbour). Training,
+    ``nnc predict`` and the graph ``nnc export`` writes all apply exactly this."""
 
     scale: float = 1.0
     shift: float = 0.0
     upscale: int = 1
     image: tuple[int, int, int] | None = None  # the raw image shape, when upscaling
     description: str = ""
+    threshold: float | None = None  # binarize: 1 where x > threshold, else 0
 
     @property
     def affine(self) -> bool:
@@ -108,6 +118,8 @@ class InputTransform:
     def apply(self, x: np.ndarray) -> np.ndarray:
         if self.affine:
             x = x * np.float32(self.scale) + np.float32(self.shift)
+        if self.threshold is not None:
+            x = (x > self.threshold).astype(np.float32)
         if self.upscale != 1 and self.image is not None:
             c, h, w = self.image
             f = self.upscale
@@ -120,6 +132,14 @@ def input_transform(source: Dataset) -> InputTransform:
     the set has no value range (``scale``) or is not an image set (``upscale``)."""
     info = CATALOG[source.name]
     scale, shift = 1.0, 0.0
+    threshold = None
+    if source.binarize:
+        if info.value_range is None or source.scale != "none":
+            raise DataError(
+                f"dataset '{source.name}': 'binarize' applies to image sets with a value "
+                "range, without 'scale'"
+            )
+        threshold = 0.5 * (info.value_range[0] + info.value_range[1])
     if source.scale != "none":
         if info.value_range is None:
             raise DataError(
@@ -132,6 +152,7 @@ def input_transform(source: Dataset) -> InputTransform:
     if source.upscale != 1 and info.image is None:
         raise DataError(f"dataset '{source.name}' is not an image set; 'upscale' needs one")
     parts = [f"scale = {source.scale}"] * (source.scale != "none")
+    parts += ["binarize = true"] * source.binarize
     parts += [f"upscale = {source.upscale}"] * (source.upscale != 1)
     return InputTransform(
         scale=scale,
@@ -139,6 +160,7 @@ def input_transform(source: Dataset) -> InputTransform:
         upscale=source.upscale,
         image=info.image if source.upscale != 1 else None,
         description=", ".join([source.name, *parts]),
+        threshold=threshold,
     )
 
 
@@ -377,6 +399,42 @@ def prepare_gan(program: Program, recipe: GanRecipe, base: Path | None = None) -
     return Samples(x=x, y=None, source=samples.source, classes=0, lines=samples.lines)
 
 
+def prepare_cd(
+    program: Program, recipe: CdRecipe, base: Path | None = None
+) -> tuple[Samples, np.ndarray | None]:
+    """The samples of a contrastive divergence recipe: its data, transformed as it
+    says, flattened to ``[n, visible]`` (float32), every value in [0, 1] (what the
+    rbm's Bernoulli visible units model), then split as :func:`prepare` splits
+    (``split_indices``): the training samples and the validation ones (or None).
+    Targets, if any, are ignored."""
+    model = program.models[recipe.model]
+    samples = read_source(recipe.data, recipe.seed, base, targets=False)
+    x = fit_inputs(samples.x, model.inputs[0].type, samples.source)
+    if len(x) == 0:
+        raise DataError(f"{samples.source} holds no samples", recipe.span_of("data"))
+    lo, hi = float(np.min(x)), float(np.max(x))
+    if lo < 0.0 or hi > 1.0:
+        raise DataError(
+            f"{samples.source}: the rbm's Bernoulli visible units take values in [0, 1]; "
+            f"the samples range over [{lo:g}, {hi:g}]",
+            recipe.span_of("data"),
+            hint="scale the data to [0, 1] (built-in sets: binarize = true or scale = unit)",
+        )
+    x = np.ascontiguousarray(x.reshape(len(x), -1), dtype=np.float32)
+    val = None
+    if recipe.validation:
+        train_index, val_index = split_indices(len(x), recipe.validation, recipe.seed)
+        if len(val_index) == 0 or len(train_index) == 0:
+            raise DataError(
+                f"validation {recipe.validation} of the {len(x)} samples of "
+                f"{samples.source} leaves {len(val_index)} for validation and "
+                f"{len(train_index)} for training; both need at least one",
+                recipe.span_of("validation"),
+            )
+        x, val = x[train_index], x[val_index]
+    return Samples(x=x, y=None, source=samples.source, classes=0), val
+
+
 def prepare_inputs(
     program: Program,
     model: Model,
@@ -388,7 +446,7 @@ def prepare_inputs(
     training data (``recipe.standardize`` needs ``standardizer``)."""
     x = samples.x
     data = recipe.data if recipe is not None else None
-    if isinstance(data, Dataset) and (data.scale != "none" or data.upscale != 1):
+    if isinstance(data, Dataset) and (data.scale != "none" or data.upscale != 1 or data.binarize):
         # Inputs come as the data set's raw features: scale and upscale them alike.
         raw = CATALOG[data.name].features
         if math.prod(x.shape[1:]) != math.prod(raw):

@@ -89,8 +89,12 @@ def _every_error(tree: ast.File, memory_budget: int | None) -> list[NncError]:
     for recipe in program.recipes.values():
         if set(recipe.models) & failed:
             continue
+        recipes = {recipe.name: recipe}  # with the recipe it pretrains with
+        pretrain = getattr(recipe, "pretrain", None)
+        if pretrain in program.recipes:
+            recipes[pretrain] = program.recipes[pretrain]
         try:
-            validate(Program(models=ok, recipes={recipe.name: recipe}))
+            validate(Program(models=ok, recipes=recipes))
         except NncError as err:
             record(err)
     return errors

@@ -28,7 +28,7 @@ from pygments.token import (
 )
 
 from nnc.ir.ops import OPS
-from nnc.ir.training import GanRecipe, Recipe
+from nnc.ir.training import CdRecipe, GanRecipe, Recipe
 
 # `split` is notation (one slice per output), a layer name of the language all the same.
 LAYERS = tuple(sorted({*(name for name in OPS if name != "call"), "split"}))
@@ -36,7 +36,7 @@ RECIPE_KEYS = tuple(
     sorted(
         {
             key
-            for cls in (Recipe, GanRecipe)
+            for cls in (Recipe, GanRecipe, CdRecipe)
             for key in cls.model_fields
             if key not in ("kind", "name", "span", "setting_spans")
         }

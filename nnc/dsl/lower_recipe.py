@@ -1,4 +1,4 @@
-"""Lowering train recipes: settings -> a typed Recipe or GanRecipe."""
+"""Lowering train recipes: settings -> a typed Recipe, GanRecipe or CdRecipe."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from nnc.errors import ArgumentError, RecipeError, did_you_mean
 from nnc.ir.program import Model
 from nnc.ir.training import (
     BinaryCrossEntropy,
+    CdRecipe,
     CrossEntropy,
     DataFile,
     Dataset,
@@ -23,16 +24,33 @@ from nnc.ir.training import (
 
 def lower_recipe(
     d: ast.TrainDef, models: Mapping[str, Model], choose: Chooser | None = None
-) -> Recipe | GanRecipe:
+) -> Recipe | GanRecipe | CdRecipe:
     """A train recipe: each setting bound to its typed field; a recipe naming a
-    generator or discriminator is a GAN recipe."""
+    generator or discriminator is a GAN recipe, one whose optimizer is ``cd(...)`` an
+    energy-based (contrastive divergence) recipe."""
     settings: dict[str, ast.Setting] = {}
     for s in d.settings:
         if s.key in settings:
             raise RecipeError(f"setting '{s.key}' is given twice", s.key_span)
         settings[s.key] = s
     is_gan = "generator" in settings or "discriminator" in settings
-    cls: type[Recipe] | type[GanRecipe] = GanRecipe if is_gan else Recipe
+    is_cd = _names_cd(settings.get("optimizer"))
+    if is_cd and is_gan:
+        raise RecipeError(
+            "contrastive divergence (optimizer cd) trains rbm layers, not a GAN; "
+            "a GAN's optimizers are adagrad, adam, rmsprop or sgd",
+            settings["optimizer"].args[0].span,
+        )
+    if is_cd and "loss" in settings:
+        raise RecipeError(
+            "contrastive divergence (optimizer cd) has no loss: it follows the RBM's "
+            "log-likelihood gradient, approximated by a Gibbs chain; remove 'loss'",
+            settings["loss"].key_span,
+            hint="the run reports the reconstruction error and the (pseudo-)log-likelihood",
+        )
+    cls: type[Recipe] | type[GanRecipe] | type[CdRecipe] = (
+        GanRecipe if is_gan else CdRecipe if is_cd else Recipe
+    )
     what = f"train recipe '{d.name}'"
     keys = {
         k: f
@@ -43,9 +61,9 @@ def lower_recipe(
     values: dict[str, object] = {}
     for key, s in settings.items():
         if key not in keys:
+            kind = "a GAN" if is_gan else "a contrastive divergence" if is_cd else "a"
             raise RecipeError(
-                f"unknown setting '{key}' in {'a GAN' if is_gan else 'a'} train recipe. "
-                f"Settings: {', '.join(keys)}",
+                f"unknown setting '{key}' in {kind} train recipe. Settings: {', '.join(keys)}",
                 s.key_span,
                 hint=did_you_mean(key, keys),
             )
@@ -53,7 +71,7 @@ def lower_recipe(
             values[key] = _setting(binder, s, keys[key].annotation, what)
     if not is_gan and "model" not in values:
         values["model"] = d.name
-    if not is_gan and "model" in values and "loss" in settings:
+    if cls is Recipe and "loss" in settings:
         values["loss"] = _resolve_logits(models, values, settings["loss"])
     if is_gan and "from_logits" not in values:
         disc = models.get(str(values.get("discriminator")))
@@ -69,6 +87,14 @@ def lower_recipe(
         d.name_span,
         arg_spans=spans,
     )
+
+
+def _names_cd(setting: ast.Setting | None) -> bool:
+    """Whether an ``optimizer`` setting names contrastive divergence (``cd``, ``cd(...)``)."""
+    if setting is None or len(setting.args) != 1 or setting.args[0].name is not None:
+        return False
+    value = setting.args[0].value
+    return isinstance(value, ast.Ref | ast.Call) and value.name == "cd"
 
 
 def _setting(binder: Binder, s: ast.Setting, annotation: object, what: str) -> object:

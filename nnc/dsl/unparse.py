@@ -23,7 +23,15 @@ from nnc.ir.ops.arith import ConstantTensor, Neg, _Broadcasting
 from nnc.ir.ops.graph import Call
 from nnc.ir.ops.linalg import Matmul
 from nnc.ir.program import Model, Program
-from nnc.ir.training import BinaryCrossEntropy, CrossEntropy, DataFile, Dataset, GanRecipe, Recipe
+from nnc.ir.training import (
+    BinaryCrossEntropy,
+    CdRecipe,
+    CrossEntropy,
+    DataFile,
+    Dataset,
+    GanRecipe,
+    Recipe,
+)
 
 NOWHERE = Span(file="<ir>", line=0, col=0, end_line=0, end_col=0)
 
@@ -262,7 +270,7 @@ def value_expr(value: Any, key: str = "", explicit: bool = False) -> ast.Expr:
     raise TypeError(f"cannot write {value!r} as .nn")
 
 
-def recipe_to_ast(recipe: Recipe | GanRecipe, resolved: bool = False) -> ast.TrainDef:
+def recipe_to_ast(recipe: Recipe | GanRecipe | CdRecipe, resolved: bool = False) -> ast.TrainDef:
     """A recipe as a ``train`` block: the settings that differ from their defaults, or
     with ``resolved`` every setting (and every argument of its specs)."""
     settings: list[ast.Setting] = []

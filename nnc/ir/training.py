@@ -138,6 +138,22 @@ OPTIMIZERS: dict[str, type[Spec]] = {
 }
 
 
+class Cd(Spec):
+    """Contrastive divergence, CD-k (PCD-k with ``persistent``): the training of an
+    ``rbm`` layer, not a gradient optimizer; its update and its sampling are defined
+    in docs/semantics.md ("RBM and contrastive divergence"). A recipe whose optimizer
+    is ``cd(...)`` is a :class:`CdRecipe`."""
+
+    kind: Literal["cd"] = "cd"
+    k: PositiveInt = 1
+    lr: PositiveFloat = 0.1
+    momentum: UnitFloat = 0.5
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0002
+    persistent: bool = False
+    positional: ClassVar[tuple[str, ...]] = ("k",)  # cd(1) reads CD-1
+    summary: ClassVar[str] = "contrastive divergence CD-k / PCD-k for rbm layers"
+
+
 # -- learning-rate schedules (per epoch, computed by the driver) ---------------------
 
 
@@ -218,13 +234,16 @@ class Dataset(Spec):
 
     ``scale`` maps image pixels to [0, 1] (``unit``) or [-1, 1] (``symmetric``);
     ``upscale`` enlarges images by an integer factor (nearest neighbour), so LeNet-5's
-    32x32 input can take the 8x8 digits.
+    32x32 input can take the 8x8 digits; ``binarize`` makes every pixel 1 above the
+    middle of the value range and 0 otherwise (what an RBM's Bernoulli visible units
+    model), in place of ``scale``.
     """
 
     kind: Literal["builtin"] = "builtin"
     name: str
     scale: Literal["none", "unit", "symmetric"] = "none"
     upscale: PositiveInt = 1
+    binarize: bool = False
     positional: ClassVar[tuple[str, ...]] = ("name",)
 
 
@@ -260,7 +279,12 @@ class Noise(Spec):
 
 
 class Recipe(IRModel):
-    """A supervised recipe (also an autoencoder, with ``target input``)."""
+    """A supervised recipe (also an autoencoder, with ``target input``).
+
+    ``pretrain`` names a contrastive divergence recipe (:class:`CdRecipe`) whose model,
+    a stack of rbm layers, this recipe's model calls as a layer: ``nnc train`` runs
+    that recipe first and starts from its weights (a deep belief network's greedy
+    pretraining, then fine-tuning by backprop)."""
 
     kind: Literal["supervised"] = "supervised"
     name: str
@@ -277,6 +301,7 @@ class Recipe(IRModel):
     validation: Annotated[float, Field(ge=0.0, lt=1.0)] | DataSource | None = None
     standardize: bool = False
     target: Literal["labels", "input"] = "labels"
+    pretrain: str | None = None
     seed: Annotated[int, Field(ge=0)] = 0
     span: Span | None = None
     setting_spans: dict[str, Span] = Field(default_factory=dict)
@@ -318,4 +343,31 @@ class GanRecipe(IRModel):
         return self.setting_spans.get(setting, self.span)
 
 
-AnyRecipe = Annotated[Recipe | GanRecipe, Field(discriminator="kind")]
+class CdRecipe(IRModel):
+    """An energy-based recipe: an ``rbm`` layer (or, one after another, a stack of
+    them) trained by contrastive divergence on unlabelled samples; it has no loss.
+    ``validation`` holds out a fraction of the samples exactly as a supervised recipe
+    with the same data, fraction and seed does (a deep belief network's pretraining
+    then never sees the images its fine-tuning is validated on)."""
+
+    kind: Literal["cd"] = "cd"
+    name: str
+    model: str
+    data: DataSource
+    optimizer: Cd = Cd()
+    epochs: PositiveInt = 1
+    batch: PositiveInt | Literal["all"] = 32
+    validation: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
+    seed: Annotated[int, Field(ge=0)] = 0
+    span: Span | None = None
+    setting_spans: dict[str, Span] = Field(default_factory=dict)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return (self.model,)
+
+    def span_of(self, setting: str) -> Span | None:
+        return self.setting_spans.get(setting, self.span)
+
+
+AnyRecipe = Annotated[Recipe | GanRecipe | CdRecipe, Field(discriminator="kind")]

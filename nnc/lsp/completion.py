@@ -29,7 +29,7 @@ from pydantic import BaseModel
 
 from nnc.dsl.bind import OP_INTERNAL, SPEC_INTERNAL
 from nnc.ir.ops import OPS
-from nnc.ir.training import GanRecipe, Recipe
+from nnc.ir.training import CdRecipe, GanRecipe, Recipe
 
 _WORD_END = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _HEADER = re.compile(r"\b(model|block|train)\s+([A-Za-z_][A-Za-z0-9_]*)[^{}]*\Z")
@@ -116,12 +116,19 @@ def _specs(annotation: Any) -> dict[str, type[BaseModel]]:
 
 
 def recipe_fields() -> dict[str, Any]:
-    """Every recipe key (supervised and GAN) with its annotation."""
+    """Every recipe key (supervised, GAN and contrastive divergence) with its
+    annotation; a key whose kinds differ takes them all (``optimizer``: adam, ...,
+    cd)."""
     fields: dict[str, Any] = {}
-    for cls in (Recipe, GanRecipe):
+    for cls in (Recipe, GanRecipe, CdRecipe):
         for key, info in cls.model_fields.items():
-            if key not in _RECIPE_INTERNAL:
-                fields.setdefault(key, info.annotation)
+            if key in _RECIPE_INTERNAL:
+                continue
+            known = fields.get(key)
+            if known is None:
+                fields[key] = info.annotation
+            elif _specs(info.annotation).keys() - _specs(known).keys():
+                fields[key] = known | info.annotation
     return fields
 
 

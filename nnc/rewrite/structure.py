@@ -24,7 +24,7 @@ from nnc.ir.ops import Node
 from nnc.ir.ops.graph import Call
 from nnc.ir.passes import check
 from nnc.ir.program import Input, Model, Program
-from nnc.ir.training import GanRecipe, Recipe
+from nnc.ir.training import CdRecipe, GanRecipe, Recipe
 from nnc.rewrite.engine import (
     Context,
     LogEntry,
@@ -175,6 +175,9 @@ def drop_recipes(
         else {k: r for k, r in program.recipes.items() if program.model(model).name not in r.models}
     )
     log = [LogEntry("drop-recipes", k, (k,)) for k in program.recipes if k not in kept]
+    for k, r in kept.items():  # a kept recipe no longer pretrains with a dropped one
+        if isinstance(r, Recipe) and r.pretrain is not None and r.pretrain not in kept:
+            kept[k] = r.model_copy(update={"pretrain": None})
     program = finish(program.model_copy(update={"recipes": kept}), "drop-recipes")
     return Rewritten(program, state.weights(program, "drop-recipes") if state else None, log)
 
@@ -275,9 +278,9 @@ def _rename_models(program: Program, mapping: dict[str, str]) -> Program:
         )
         new = mapping.get(name, name)
         models[new] = m.model_copy(update={"name": new, "nodes": nodes})
-    recipes: dict[str, Recipe | GanRecipe] = {}
+    recipes: dict[str, Recipe | GanRecipe | CdRecipe] = {}
     for key, r in program.recipes.items():
-        if isinstance(r, Recipe):
+        if isinstance(r, Recipe | CdRecipe):
             recipes[key] = r.model_copy(update={"model": mapping.get(r.model, r.model)})
         else:
             recipes[key] = r.model_copy(

@@ -14,10 +14,13 @@ run was interrupted inside epoch 13):
   (the resolved recipe, JSON), ``recipe_hash``, ``backend``, ``workers``
   (data-parallel workers; provenance only: a run resumes with any count),
   ``nnc_version``, ``format``; for a GAN also ``noise_rng`` (the noise generator's
-  state, JSON) and ``partial_figures`` (the running sums of an interrupted epoch).
+  state, JSON) and ``partial_figures`` (the running sums of an interrupted epoch);
+  for a contrastive divergence run the same two for its uniforms' generator.
 
 A GAN's weights and optimizer state hold both models under their roles
-(``weights/generator/dense_1.weight``, ``optimizer/discriminator/step``).
+(``weights/generator/dense_1.weight``, ``optimizer/discriminator/step``). A
+contrastive divergence run's optimizer state is each rbm layer's velocities
+(``optimizer/rbm_1.weight.velocity``) and persistent chains (``optimizer/rbm_1.chain``).
 
 The history of the epochs so far is not in a checkpoint (so its size does not grow
 with the epochs): it is the run folder's ``history.json``, written just before each

@@ -211,3 +211,22 @@ def plot_confusion(matrix: Any, path: Path, title: str) -> Path | None:
     figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
     figure.tight_layout()
     return save_figure(figure, path)
+
+
+def plot_cd(rows: Sequence[Mapping[str, float]], path: Path, title: str) -> Path | None:
+    """A contrastive divergence run's curves: the reconstruction error, and beside it
+    the (pseudo-)log-likelihood; None (and no file) without matplotlib."""
+    if not matplotlib_available() or not rows:
+        return None
+    from matplotlib.ticker import MaxNLocator
+
+    likelihood = next((k for k in rows[-1] if k.endswith("log_likelihood")), None)
+    names = ["recon_error", *([likelihood] if likelihood else [])]
+    figure = new_figure(11.0 if likelihood else 7.0, 4.2)
+    axes = figure.subplots(1, len(names), squeeze=False)[0]
+    for ax, name in zip(axes, names, strict=True):
+        _curves(ax, rows, name, name.replace("_", " "), None, log_scale=name == "recon_error")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].set_title(title)
+    figure.tight_layout()
+    return save_figure(figure, path)

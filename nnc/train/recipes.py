@@ -17,14 +17,22 @@ from nnc.data.preparation import resolve_path
 from nnc.errors import NameResolutionError, RecipeError, did_you_mean
 from nnc.ir.ops.graph import Call
 from nnc.ir.program import Model, Program
-from nnc.ir.training import DataFile, GanRecipe, Recipe
+from nnc.ir.training import CdRecipe, DataFile, GanRecipe, Recipe
 
-AnyRecipe = TypeVar("AnyRecipe", Recipe, GanRecipe)
+AnyRecipe = TypeVar("AnyRecipe", Recipe, GanRecipe, CdRecipe)
 
 
 def select_recipe(program: Program, name: str | None, file: str = "the program") -> Recipe:
     """The supervised recipe to evaluate or predict with: by name, or the only one."""
     recipe = select_any_recipe(program, name, file)
+    if isinstance(recipe, CdRecipe):
+        raise RecipeError(
+            f"recipe '{recipe.name}' trains an RBM by contrastive divergence, which has no "
+            "targets to evaluate or predict; nnc eval and nnc predict take supervised recipes",
+            recipe.span,
+            hint=f"its trained model computes the hidden units' probabilities: nnc export "
+            f"FILE --model {recipe.model} --weights RUN",
+        )
     if isinstance(recipe, GanRecipe):
         raise RecipeError(
             f"recipe '{recipe.name}' trains a GAN, which has no targets to evaluate or predict; "
@@ -38,8 +46,9 @@ def select_recipe(program: Program, name: str | None, file: str = "the program")
 
 def select_any_recipe(
     program: Program, name: str | None, file: str = "the program"
-) -> Recipe | GanRecipe:
-    """The recipe to train (supervised or GAN): by name, or the only one."""
+) -> Recipe | GanRecipe | CdRecipe:
+    """The recipe to train (supervised, GAN or contrastive divergence): by name, or the
+    only one."""
     if name is not None:
         if name not in program.recipes:
             raise NameResolutionError(
@@ -50,6 +59,8 @@ def select_any_recipe(
         recipe = program.recipes[name]
     elif not program.recipes:
         raise RecipeError(f"{file} has no train recipe; add a 'train <Model> {{ ... }}' block")
+    elif len(_final_recipes(program)) == 1:
+        recipe = program.recipes[_final_recipes(program)[0]]
     elif len(program.recipes) > 1:
         raise RecipeError(
             f"{file} has {len(program.recipes)} train recipes ({', '.join(program.recipes)}); "
@@ -58,6 +69,13 @@ def select_any_recipe(
     else:
         recipe = next(iter(program.recipes.values()))
     return recipe
+
+
+def _final_recipes(program: Program) -> list[str]:
+    """The recipes no other recipe pretrains with (the one to train, by default, when
+    the others only pretrain it)."""
+    first = {r.pretrain for r in program.recipes.values() if isinstance(r, Recipe)}
+    return [name for name in program.recipes if name not in first]
 
 
 def resolve_recipe(
@@ -105,17 +123,32 @@ def models_of(program: Program, name: str) -> dict[str, Model]:
     return found
 
 
-def trained_models(program: Program, recipe: Recipe | GanRecipe) -> dict[str, Model]:
+def trained_models(program: Program, recipe: Recipe | GanRecipe | CdRecipe) -> dict[str, Model]:
     """The models a recipe trains (a GAN's two) and every model they call."""
     found: dict[str, Model] = {}
     for name in recipe.models:
         found.update(models_of(program, name))
+    first = pretrain_recipe(program, recipe)
+    if first is not None:
+        found.update(models_of(program, first.model))
     return found
 
 
-def recipe_program(program: Program, recipe: Recipe | GanRecipe) -> Program:
-    """A program holding just the recipe and the models it trains."""
-    return Program(models=trained_models(program, recipe), recipes={recipe.name: recipe})
+def pretrain_recipe(program: Program, recipe: Recipe | GanRecipe | CdRecipe) -> CdRecipe | None:
+    """The contrastive divergence recipe a supervised recipe pretrains with, if any."""
+    name = recipe.pretrain if isinstance(recipe, Recipe) else None
+    found = program.recipes.get(name) if name is not None else None
+    return found if isinstance(found, CdRecipe) else None
+
+
+def recipe_program(program: Program, recipe: Recipe | GanRecipe | CdRecipe) -> Program:
+    """A program holding just the recipe and the models it trains (and the recipe it
+    pretrains with)."""
+    recipes: dict[str, Recipe | GanRecipe | CdRecipe] = {recipe.name: recipe}
+    first = pretrain_recipe(program, recipe)
+    if first is not None:
+        recipes = {first.name: first, **recipes}
+    return Program(models=trained_models(program, recipe), recipes=recipes)
 
 
 def _plain(value: Any) -> Any:
@@ -127,20 +160,28 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def recipe_document(program: Program, recipe: Recipe | GanRecipe) -> dict[str, Any]:
-    """The resolved recipe and its models as plain JSON data (what checkpoints keep)."""
-    return {
+def recipe_document(program: Program, recipe: Recipe | GanRecipe | CdRecipe) -> dict[str, Any]:
+    """The resolved recipe and its models as plain JSON data (what checkpoints keep),
+    with the recipe it pretrains with, if any."""
+    document = {
         "models": {
             n: _plain(m.model_dump(mode="json")) for n, m in trained_models(program, recipe).items()
         },
         "recipe": _plain(recipe.model_dump(mode="json")),
     }
+    first = pretrain_recipe(program, recipe)
+    if first is not None:
+        document["pretrain"] = _plain(first.model_dump(mode="json"))
+    return document
 
 
 def fingerprint(document: dict[str, Any]) -> str:
-    """SHA-256 of the document without ``epochs``."""
+    """SHA-256 of the document without ``epochs`` (the pretraining's counts)."""
     recipe = {k: v for k, v in document["recipe"].items() if k != "epochs"}
-    text = json.dumps({"models": document["models"], "recipe": recipe}, sort_keys=True)
+    whole = {"models": document["models"], "recipe": recipe}
+    if "pretrain" in document:
+        whole["pretrain"] = document["pretrain"]
+    text = json.dumps(whole, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

@@ -12,6 +12,7 @@
         checkpoints/       epoch-000010.npz ... (see nnc.train.checkpoint)
         weights.npz        the final canonical weights (only a finished run has one)
         standardize.npz    input statistics (recipes with standardize true)
+        pretrain/          the run folder of the recipe's pretraining (pretrain NAME)
 
 Every file is written to a temporary name and renamed, so a killed run never leaves
 a half-written file behind.
@@ -42,7 +43,8 @@ HISTORY_JSON = "history.json"
 RECIPE_NN = "recipe.nn"
 RECIPE_JSON = "recipe.json"
 LOSS_PLOT = "loss.png"
-_RUN_FILES = (CHECKPOINTS, WEIGHTS, HISTORY_CSV, HISTORY_JSON, RECIPE_NN, RECIPE_JSON)
+PRETRAIN = "pretrain"  # the pretraining phase's own run folder (nnc.train.pretrain)
+_RUN_FILES = (CHECKPOINTS, WEIGHTS, HISTORY_CSV, HISTORY_JSON, RECIPE_NN, RECIPE_JSON, PRETRAIN)
 TRIAL_NN = "trial.nn"  # a search trial's sampled spec, written before its run starts
 
 

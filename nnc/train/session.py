@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,9 +36,9 @@ from nnc.errors import (
 )
 from nnc.ir.passes.params import count_params
 from nnc.ir.program import Model, Program
-from nnc.ir.training import GanRecipe, Recipe
+from nnc.ir.training import CdRecipe, GanRecipe, Recipe
 from nnc.ir.weights import check_gan_weights, check_weights, init_gan_weights, init_weights
-from nnc.train.checkpoint import Checkpoint, latest_checkpoint
+from nnc.train.checkpoint import Checkpoint, latest_checkpoint, list_checkpoints
 from nnc.train.diagnose import first_non_finite
 from nnc.train.environment import write_environment
 from nnc.train.gan import GanPlan, GanTrainer
@@ -48,13 +48,21 @@ from nnc.train.progress import QuietReporter
 from nnc.train.recipes import (
     describe_changes,
     fingerprint,
+    pretrain_recipe,
     recipe_document,
     recipe_program,
     resolve_recipe,
     select_any_recipe,
 )
 from nnc.train.reconstructions import reconstruction_drawer
-from nnc.train.rundir import RunDir, new_run_folder, read_history, remove_leftovers
+from nnc.train.rundir import (
+    CHECKPOINTS,
+    PRETRAIN,
+    RunDir,
+    new_run_folder,
+    read_history,
+    remove_leftovers,
+)
 from nnc.train.tracking import Tracking, gan_context, supervised_context
 
 BuildFn = Callable[..., Runtime]
@@ -176,17 +184,29 @@ def resolve_run(
     batch: int | Literal["all"] | None = None,
     seed: int | None = None,
     base: Path | None = None,
+    parallel: bool = False,
 ) -> RunSpec:
     """The supervised recipe to train, resolved (see
-    :func:`nnc.train.recipes.resolve_recipe`); a GAN recipe is refused, as
-    data-parallel training (the other caller) does not run them."""
+    :func:`nnc.train.recipes.resolve_recipe`); a GAN or contrastive divergence recipe
+    is refused, as data-parallel training (the other caller) does not run them, and
+    with ``parallel`` (that caller) a recipe that pretrains."""
     chosen = recipe if isinstance(recipe, Recipe) else select_any_recipe(program, recipe)
-    if isinstance(chosen, GanRecipe):
+    if isinstance(chosen, GanRecipe | CdRecipe):
+        what = "a GAN" if isinstance(chosen, GanRecipe) else "an RBM by contrastive divergence"
         raise RecipeError(
-            f"recipe '{chosen.name}' trains a GAN; data-parallel training (--nproc) runs "
+            f"recipe '{chosen.name}' trains {what}; data-parallel training (--nproc) runs "
             "supervised and autoencoder recipes",
             chosen.span,
-            hint="train the GAN in one process (drop --nproc)",
+            hint=f"train the {'GAN' if isinstance(chosen, GanRecipe) else 'RBM'} in one "
+            "process (drop --nproc)",
+        )
+    if parallel and chosen.pretrain is not None:
+        raise RecipeError(
+            f"recipe '{chosen.name}' pretrains with '{chosen.pretrain}' (contrastive "
+            "divergence, in one process); data-parallel training (--nproc) does not run "
+            "that phase",
+            chosen.span_of("pretrain"),
+            hint="train it in one process (drop --nproc)",
         )
     resolved = resolve_recipe(chosen, epochs=epochs, batch=batch, seed=seed, base=base)
     document = recipe_document(program, resolved)
@@ -270,7 +290,7 @@ def default_reporter() -> QuietReporter:
 
 def train(
     program: Program,
-    recipe: str | Recipe | GanRecipe | None = None,
+    recipe: str | Recipe | GanRecipe | CdRecipe | None = None,
     *,
     backend: str = "numpy",
     epochs: int | None = None,
@@ -314,6 +334,36 @@ def train(
         raise TrainingError(f"--keep must be at least 1. Received: {keep}")
     if nproc < 1:
         raise TrainingError(f"nproc must be at least 1. Received: {nproc}")
+    chosen = (
+        recipe
+        if isinstance(recipe, Recipe | GanRecipe | CdRecipe)
+        else select_any_recipe(program, recipe)
+    )
+    if isinstance(chosen, CdRecipe):
+        from nnc.train.cd_session import train_cd
+
+        tracked = tracking is not None and (tracking.mlflow or tracking.callbacks)
+        if nproc > 1 or build is not None or tracked:
+            raise TrainingError(
+                f"recipe '{chosen.name}' trains by contrastive divergence, in this process "
+                "on the numpy backend, logging to its run folder; nproc, build, MLflow and "
+                "callbacks apply to supervised and GAN recipes"
+            )
+        return train_cd(
+            program,
+            resolve_recipe(chosen, epochs=epochs, batch=batch, seed=seed, base=base),
+            backend=backend,
+            out=out,
+            save=save,
+            resume=resume,
+            force=force,
+            checkpoint_every=checkpoint_every,
+            keep=keep,
+            device=device,
+            base=base,
+            reporter=reporter,
+            should_stop=should_stop,
+        )
     if nproc > 1:
         from nnc.train.distributed.launch import Launch, train_parallel
 
@@ -329,7 +379,7 @@ def train(
             )
         return train_parallel(
             program,
-            recipe if not isinstance(recipe, GanRecipe) else recipe.name,
+            chosen.name,
             backend=backend,
             epochs=epochs,
             batch=batch,
@@ -345,9 +395,6 @@ def train(
             reporter=reporter,
             launch=Launch(nproc=nproc, timeout=timeout),
         )
-    chosen = (
-        recipe if isinstance(recipe, Recipe | GanRecipe) else select_any_recipe(program, recipe)
-    )
     if isinstance(chosen, GanRecipe):
         return train_gan(
             program,
@@ -371,14 +418,37 @@ def train(
 
     run_dir: RunDir | None = None
     checkpoint: Checkpoint | None = None
+    first = pretrain_recipe(program, run.recipe)
     if resume is not None:
         resume_path = Path(resume)
-        checkpoint = resume_checkpoint(resume_path, run.document, run.digest, force, reporter)
+        if first is None or list_checkpoints(resume_path / CHECKPOINTS):
+            checkpoint = resume_checkpoint(resume_path, run.document, run.digest, force, reporter)
+        elif not resume_path.is_dir():
+            raise TrainingError(f"cannot resume: {resume_path} is not a run folder")
         run_dir = RunDir(resume_path)
     elif save:
         run_dir = RunDir(new_run_folder(Path(out) if out else None, run.model.name, force))
 
     resolved, model = run.recipe, run.model
+    start: dict[str, np.ndarray] | None = None
+    if first is not None and checkpoint is None:
+        from nnc.train.pretrain import pretrained_weights
+
+        stopped, start = pretrained_weights(
+            program,
+            model,
+            resolved.seed,
+            first,
+            run_dir.path / PRETRAIN if run_dir is not None else None,
+            base=base,
+            backend=backend,
+            reporter=reporter,
+            should_stop=should_stop,
+            checkpoint_every=checkpoint_every,
+            keep=keep,
+        )
+        if stopped is not None:  # a stop request inside the pretraining
+            return replace(stopped, run_dir=run_dir.path if run_dir is not None else None)
     data = prepare(
         program, resolved, base, standardizer=checkpoint.standardizer if checkpoint else None
     )
@@ -387,7 +457,7 @@ def train(
     weights = (
         check_weights(program, model, checkpoint.weights, source=str(checkpoint.path))
         if checkpoint
-        else init_weights(program, model, resolved.seed)
+        else start or init_weights(program, model, resolved.seed)
     )
     best = None
     if checkpoint is not None and checkpoint.best_weights is not None:

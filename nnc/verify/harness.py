@@ -180,7 +180,7 @@ def comparable(
         recipe = Recipe(
             name=f"verify_{name}", model=name, data=DataFile(path="<synthetic>"), loss=Mse()
         )
-    update: dict[str, Any] = {}
+    update: dict[str, Any] = {"pretrain": None}  # verified from the same weights
     if optimizer is not None:
         update["optimizer"] = optimizer
     if schedule is not None:

@@ -1,7 +1,7 @@
 """Lowering of the RBM layer: its deterministic up pass ``h = sigmoid(v W + c)``.
 
 Contrastive divergence does not go through these lowerings; it has its own step
-(:mod:`nnc.backends.energy`)."""
+(:func:`nnc.train.energy.cd_step`, the loop of :mod:`nnc.train.cd`)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from nnc.backends.numpy.walk import Lowering, NodeContext
 
 def _rbm_forward(c: NodeContext) -> None:
     c.line("# the hidden units' probabilities: weight is [visible, hidden]")
-    expr = f"{c.x()} @ {c.param('weight')} + {c.param('hidden_bias')}"
-    c.line(f"{c.y} = {c.kernel('sigmoid')}({expr})")
+    c.line(f"{c.y} = {c.x()} @ {c.param('weight')} + {c.param('hidden_bias')}")
+    c.line(f"{c.y} = {c.kernel('sigmoid')}({c.y})")
 
 
 def _rbm_backward(c: NodeContext) -> None:

@@ -197,8 +197,9 @@ def batch_symbol(model: Model) -> str:
 
 def _preprocess_input(b: GraphBuilder, model: Model, pre: Preprocessing) -> TensorType:
     """The preprocessing of a run on the model's input, in the order ``nnc predict``
-    applies it: ``x * scale + shift``, the nearest-neighbour upscale (``Resize``,
-    exact for an integer factor), a reshape to the model's input, ``(x - mean) / std``.
+    applies it: ``x * scale + shift`` (or ``binarize``'s threshold: ``Greater``,
+    ``Cast``), the nearest-neighbour upscale (``Resize``, exact for an integer factor),
+    a reshape to the model's input, ``(x - mean) / std``.
     Returns the type the graph's input is declared with (the raw samples' shape)."""
     if len(model.inputs) != 1 or model.inputs[0].type.dtype != "float32":
         raise BackendError(
@@ -212,6 +213,11 @@ def _preprocess_input(b: GraphBuilder, model: Model, pre: Preprocessing) -> Tens
     if t is not None and t.affine:
         value = b.op("Mul", [value, b.scalar(f"{name}/scale", t.scale)], f"{name}/scaled")
         value = b.op("Add", [value, b.scalar(f"{name}/shift", t.shift)], f"{name}/shifted")
+    if t is not None and t.threshold is not None:
+        above = b.op(
+            "Greater", [value, b.scalar(f"{name}/threshold", t.threshold)], f"{name}/above"
+        )
+        value = b.op("Cast", [above], f"{name}/binarized", to=1)  # FLOAT
     if t is not None and t.upscale != 1 and t.image is not None:
         declared = declared.with_shape(t.image)
         f = float(t.upscale)

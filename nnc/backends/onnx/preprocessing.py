@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nnc.ir.program import Model, Program
-from nnc.ir.training import Dataset, Recipe
+from nnc.ir.training import CdRecipe, Dataset, Recipe
 
 if TYPE_CHECKING:
     from nnc.data.preparation import InputTransform
@@ -48,11 +48,15 @@ def preprocessing(
 
     transform = None
     recipe = next(
-        (r for r in program.recipes.values() if isinstance(r, Recipe) and r.model == model.name),
+        (
+            r
+            for r in program.recipes.values()
+            if isinstance(r, Recipe | CdRecipe) and r.model == model.name
+        ),
         None,
     )
     if recipe is not None and isinstance(recipe.data, Dataset):
         found = input_transform(recipe.data)
-        if found.affine or found.upscale != 1:
+        if found.affine or found.upscale != 1 or found.threshold is not None:
             transform = found
     return Preprocessing(transform, standardize)

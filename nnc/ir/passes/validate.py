@@ -17,6 +17,7 @@ from nnc.ir.passes.params import model_params
 from nnc.ir.program import Model, Program
 from nnc.ir.training import (
     BinaryCrossEntropy,
+    CdRecipe,
     CrossEntropy,
     Dataset,
     GanRecipe,
@@ -58,6 +59,8 @@ def validate(program: Program) -> Program:
     for recipe in program.recipes.values():
         if isinstance(recipe, Recipe):
             _validate_supervised(program, recipe)
+        elif isinstance(recipe, CdRecipe):
+            _validate_cd(program, recipe)
         else:
             _validate_gan(program, recipe)
     return program
@@ -116,7 +119,9 @@ def _check_outputs_read_inputs(model: Model) -> None:
             )
 
 
-def _model(program: Program, name: str, recipe: Recipe | GanRecipe, setting: str) -> Model:
+def _model(
+    program: Program, name: str, recipe: Recipe | GanRecipe | CdRecipe, setting: str
+) -> Model:
     if name not in program.models:
         raise RecipeError(
             f"train recipe '{recipe.name}' names a missing model '{name}'",
@@ -127,7 +132,7 @@ def _model(program: Program, name: str, recipe: Recipe | GanRecipe, setting: str
 
 
 def _single_io(
-    model: Model, recipe: Recipe | GanRecipe, setting: str
+    model: Model, recipe: Recipe | GanRecipe | CdRecipe, setting: str
 ) -> tuple[TensorType, TensorType]:
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise RecipeError(
@@ -157,10 +162,38 @@ def _validate_supervised(program: Program, recipe: Recipe) -> None:
         )
     if isinstance(recipe.data, Dataset):
         _check_builtin(recipe, recipe.data, x, y if recipe.target == "labels" else None)
+    if recipe.pretrain is not None:
+        _check_pretrain(program, recipe, model)
+
+
+def _check_pretrain(program: Program, recipe: Recipe, model: Model) -> None:
+    """``pretrain`` names a contrastive divergence recipe whose model this one calls."""
+    from nnc.ir.weights import call_prefixes
+
+    name = recipe.pretrain
+    found = program.recipes.get(name) if name is not None else None
+    if not isinstance(found, CdRecipe):
+        cds = [k for k, r in program.recipes.items() if isinstance(r, CdRecipe)]
+        raise RecipeError(
+            f"recipe '{recipe.name}' pretrains with '{name}', which is "
+            + ("not a contrastive divergence recipe" if found else "no recipe of this file")
+            + f". Contrastive divergence recipes: {', '.join(cds) or 'none'}",
+            recipe.span_of("pretrain"),
+            hint=did_you_mean(str(name), cds),
+        )
+    uses = [p for p in call_prefixes(program, model.name, found.model) if p]
+    if not uses:
+        raise RecipeError(
+            f"recipe '{recipe.name}' pretrains with '{found.name}', which trains model "
+            f"'{found.model}'; model '{model.name}' must call '{found.model}' as a layer "
+            "for its weights to start from the pretrained ones",
+            recipe.span_of("pretrain"),
+            hint=f"write '{found.model}' as a layer of '{model.name}', after its input",
+        )
 
 
 def _check_builtin(
-    recipe: Recipe | GanRecipe, data: Dataset, x: TensorType, y: TensorType | None
+    recipe: Recipe | GanRecipe | CdRecipe, data: Dataset, x: TensorType, y: TensorType | None
 ) -> None:
     info = CATALOG.get(data.name)
     if info is None:
@@ -172,6 +205,18 @@ def _check_builtin(
     if data.upscale != 1 and info.image is None:
         raise RecipeError(
             f"dataset '{data.name}' is not an image set; 'upscale' applies to images only",
+            recipe.span_of("data"),
+        )
+    if data.binarize and info.value_range is None:
+        raise RecipeError(
+            f"dataset '{data.name}' has no fixed value range; 'binarize' applies to image "
+            "sets such as digits",
+            recipe.span_of("data"),
+        )
+    if data.binarize and data.scale != "none":
+        raise RecipeError(
+            f"dataset '{data.name}': 'binarize' makes every value 0 or 1, so it takes no "
+            f"'scale'. Received: scale = {data.scale}",
             recipe.span_of("data"),
         )
     if data.scale != "none" and info.value_range is None:
@@ -269,3 +314,56 @@ def _validate_gan(program: Program, recipe: GanRecipe) -> None:
                 recipe.span_of("generator"),
             )
         _check_builtin(recipe, recipe.data, real, None)
+
+
+def _validate_cd(program: Program, recipe: CdRecipe) -> None:
+    """A contrastive divergence recipe trains a model that is its input followed by
+    rbm layers, each feeding the next (one layer: an RBM; several: a deep belief
+    network's stack, pretrained greedily), on samples with values in [0, 1]."""
+    model = _model(program, recipe.model, recipe, "model")
+    x, _ = _single_io(model, recipe, "model")
+    previous = model.inputs[0].name
+    for node in model.nodes:
+        if node.op != "rbm" or node.inputs != (previous,):
+            after = f"after '{previous}'" if node.inputs == (previous,) else "off the chain"
+            raise GraphError(
+                f"train recipe '{recipe.name}' trains model '{model.name}' by contrastive "
+                f"divergence, so the model must be its input followed by rbm layers, each "
+                f"feeding the next. Received: '{node.name}' ({node.op}) {after}",
+                node.span,
+                hint="train the rbm stack as a model of its own, and call it from the "
+                "supervised model",
+            )
+        if getattr(node, "visible", "bernoulli") != "bernoulli":
+            raise RecipeError(
+                f"'{node.name}' has gaussian visible units; contrastive divergence in nnc "
+                "samples Bernoulli visible units only",
+                node.span,
+            )
+        if not getattr(node, "trainable", True):
+            raise RecipeError(
+                f"'{node.name}' is frozen (trainable = false), yet recipe '{recipe.name}' "
+                "trains it by contrastive divergence",
+                node.span,
+            )
+        previous = node.name
+    if not model.nodes or model.outputs != (previous,):
+        raise GraphError(
+            f"train recipe '{recipe.name}' trains model '{model.name}' by contrastive "
+            f"divergence; its output must be its last rbm layer. Received: outputs "
+            f"{', '.join(model.outputs)}",
+            model.span if not model.nodes else model.nodes[-1].span,
+        )
+    if isinstance(recipe.data, Dataset):
+        _check_builtin(recipe, recipe.data, x, None)
+        info = CATALOG[recipe.data.name]
+        lo, hi = info.value_range or (None, None)
+        unit = recipe.data.binarize or recipe.data.scale == "unit"
+        if not unit and not (lo is not None and hi is not None and lo >= 0 and hi <= 1):
+            shown = f"[{lo:g}, {hi:g}]" if lo is not None and hi is not None else "unbounded"
+            raise RecipeError(
+                f"the rbm's Bernoulli visible units take values in [0, 1]; dataset "
+                f"'{recipe.data.name}' ranges over {shown}",
+                recipe.span_of("data"),
+                hint=f"data {recipe.data.name}, binarize = true (or scale = unit)",
+            )

@@ -62,7 +62,9 @@ def launch_run(
         raise TrainingError(f"--keep must be at least 1. Received: {keep}")
     _check_device(backend, device, launch)
     recipe_name = recipe.name if isinstance(recipe, Recipe) else recipe
-    run = resolve_run(program, recipe, epochs=epochs, batch=batch, seed=seed, base=base)
+    run = resolve_run(
+        program, recipe, epochs=epochs, batch=batch, seed=seed, base=base, parallel=True
+    )
     check_resume_folders(out, resume)
     chief_here = launch.node_rank == 0
     if resume is not None and chief_here:
