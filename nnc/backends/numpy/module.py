@@ -13,6 +13,7 @@ import textwrap
 from nnc.backends import codegen
 from nnc.backends.codegen import CodeWriter, py_literal
 from nnc.backends.numpy import kernels
+from nnc.backends.numpy.lower_attention import LOWERINGS as ATTENTION
 from nnc.backends.numpy.lower_elementwise import LOWERINGS as ELEMENTWISE
 from nnc.backends.numpy.lower_energy import LOWERINGS as ENERGY
 from nnc.backends.numpy.lower_layers import LOWERINGS as LAYERS
@@ -48,6 +49,7 @@ LOWERINGS: dict[str, Lowering] = {
     **ENERGY,
     **MATH,
     **LAYOUT,
+    **ATTENTION,
 }
 
 

@@ -28,6 +28,7 @@ from nnc.ir.ops.activations import (
     Step,
     Tanh,
 )
+from nnc.ir.ops.attention import Attention
 from nnc.ir.ops.conv import Conv1d, Conv2d, Conv2dTranspose
 from nnc.ir.ops.dense import Dense, Embedding
 from nnc.ir.ops.energy import Rbm
@@ -59,6 +60,7 @@ Node = Annotated[
     Dense
     | Embedding
     | Rbm
+    | Attention
     | Conv1d
     | Conv2d
     | Conv2dTranspose
@@ -127,6 +129,7 @@ OP_CLASSES: tuple[type[Op], ...] = (
     Dense,
     Embedding,
     Rbm,
+    Attention,
     Conv1d,
     Conv2d,
     Conv2dTranspose,

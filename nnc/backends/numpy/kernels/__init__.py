@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from nnc.backends.numpy.kernels import (
+    attention,
     conv,
     core,
     layout,
@@ -27,7 +28,7 @@ from nnc.backends.numpy.kernels import (
     resample,
 )
 
-_MODULES = (core, losses, conv, pool, norm, recurrent, reduce, resample, layout)
+_MODULES = (attention, core, losses, conv, pool, norm, recurrent, reduce, resample, layout)
 
 
 def _collect() -> dict[str, Callable[..., Any]]:
