@@ -220,6 +220,7 @@ MODEL_PART: tuple[str, ...] = (
     "SimpleRNN",
     "LSTM",
     "GRU",
+    "MultiHeadAttention",
 )
 RUNTIME_PART: tuple[str, ...] = (
     "InputError",
