@@ -164,6 +164,7 @@ def lowerings() -> dict[str, Lowering]:
     """Every IR op's lowering, keyed by op name."""
     from nnc.backends.onnx import (
         lower_activations,
+        lower_attention,
         lower_energy,
         lower_layers,
         lower_layout,
@@ -174,7 +175,7 @@ def lowerings() -> dict[str, Lowering]:
 
     table: dict[str, Lowering] = {}
     modules = (lower_layers, lower_recurrent, lower_activations, lower_energy, lower_maths)
-    for module in (*modules, lower_resample, lower_layout):
+    for module in (*modules, lower_resample, lower_layout, lower_attention):
         table.update(module.LOWERINGS)
     return table
 

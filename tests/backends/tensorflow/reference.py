@@ -30,7 +30,7 @@ from nnc.ir.training import (
     Sgd,
     Sse,
 )
-from tests.backends import layout_reference, spatial_reference
+from tests.backends import attention_reference, layout_reference, spatial_reference
 from tests.maths_reference import MATHS
 
 Arrays = dict[str, np.ndarray]
@@ -75,6 +75,10 @@ def _param(w: Arrays, node, name: str) -> np.ndarray:  # type: ignore[no-untyped
 def _evaluate(node, xs: list[np.ndarray], w: Arrays, mode: Pass) -> np.ndarray:  # type: ignore[no-untyped-def]
     op = node.op
     x = xs[0]
+    if op in attention_reference.OPS:
+        prefix = node.name + "."
+        own = {k[len(prefix) :]: v for k, v in w.items() if k.startswith(prefix)}
+        return attention_reference.evaluate(node, xs, own)
     if op in ACTIVATIONS:
         return ACTIVATIONS[op](node, x)
     if op in MATHS:

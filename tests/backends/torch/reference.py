@@ -21,7 +21,7 @@ from nnc.ir.passes import inline_calls
 from nnc.ir.program import Model, Program
 from nnc.ir.training import BinaryCrossEntropy, CrossEntropy, Mae, Mse, Sse
 from nnc.ir.types import TensorType
-from tests.backends import layout_reference, spatial_reference
+from tests.backends import attention_reference, layout_reference, spatial_reference
 from tests.maths_reference import MATHS
 
 Arrays = dict[str, np.ndarray]
@@ -299,6 +299,10 @@ def _spatial(node: Any, xs: list, *_: Any) -> np.ndarray | None:
     return spatial_reference.evaluate(node, xs[0])
 
 
+def _attention(node: Any, xs: list, p: Arrays, *_: Any) -> np.ndarray:
+    return attention_reference.evaluate(node, xs, p)
+
+
 def _layout(node: Any, xs: list, *_: Any) -> np.ndarray:
     return layout_reference.evaluate(node, xs[0])
 
@@ -347,6 +351,7 @@ _OPS: dict[str, Callable[..., np.ndarray]] = {
     **dict.fromkeys(MATHS, _maths),
     **dict.fromkeys(spatial_reference.OPS, _spatial),
     **dict.fromkeys(layout_reference.OPS, _layout),
+    **dict.fromkeys(attention_reference.OPS, _attention),
 }
 REFERENCE_OPS = frozenset(_OPS)
 
