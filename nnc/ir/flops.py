@@ -103,7 +103,12 @@ def _attention(node: Op, ins: Sequence[TensorType]) -> int | None:
         return None
     d_q, d_k, d_v, kd, vd = node.dims(ins)
     h = node.heads
-    return t * d_q * h * kd + s * (d_k * h * kd + d_v * h * vd) + t * h * vd * d_q + t * s * h * (kd + vd)
+    return (
+        t * d_q * h * kd
+        + s * (d_k * h * kd + d_v * h * vd)
+        + t * h * vd * d_q
+        + t * s * h * (kd + vd)
+    )
 
 
 def _none(node: Op, ins: Sequence[TensorType]) -> int | None:

@@ -5,8 +5,6 @@ NumPy gradients through the masks, fmt round trip and builder == parser."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pytest
 
@@ -111,7 +109,9 @@ def test_parameter_count_equals_torch(
 
 
 def test_shapes_and_symbolic_lengths() -> None:
-    program = _program("input x: [t, 8]\n    input m: [s, 3]\n    output attention(x, m, heads = 2)")
+    program = _program(
+        "input x: [t, 8]\n    input m: [s, 3]\n    output attention(x, m, heads = 2)"
+    )
     (node,) = program.models["A"].nodes
     assert node.type.shape == ("t", 8)
 
@@ -157,7 +157,9 @@ def test_fmt_round_trip_and_builder_equals_parser() -> None:
 
 
 def test_parameter_names_and_layouts() -> None:
-    program = _program("input x: [5, 8]\n    input m: [7, 6]\n    output attention(x, m, heads = 2, value_dim = 3)")
+    program = _program(
+        "input x: [5, 8]\n    input m: [7, 6]\n    output attention(x, m, heads = 2, value_dim = 3)"
+    )
     shapes = {k: v.shape for k, v in init_weights(program, "A").items()}
     assert shapes == {
         "attention_1.query.weight": (8, 8),
@@ -169,5 +171,3 @@ def test_parameter_names_and_layouts() -> None:
         "attention_1.output.weight": (8, 6),
         "attention_1.output.bias": (8,),
     }
-
-

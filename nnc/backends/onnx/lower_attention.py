@@ -23,7 +23,9 @@ def _project(b: GraphBuilder, node: Attention, x: str, part: str, perm: list[int
     """x W^T + b, split into heads [N, heads, L, d] (perm [0, 2, 1, 3]) or, for the
     keys, [N, heads, d, L] (perm [0, 2, 3, 1])."""
     name = f"{node.name}/{part}"
-    weight_t = b.initializer(f"{node.name}.{part}.weight_transposed", b.weight(node, f"{part}.weight").T)
+    weight_t = b.initializer(
+        f"{node.name}.{part}.weight_transposed", b.weight(node, f"{part}.weight").T
+    )
     y = b.op("MatMul", [x, weight_t], f"{name}/matmul")
     if node.bias:
         y = b.op("Add", [y, b.param(node, f"{part}.bias")], f"{name}/add")
@@ -90,8 +92,12 @@ def attention(b: GraphBuilder, node: Attention) -> None:
         weights = b.op("Div", [e, total], f"{node.name}/weights")
     mixed = b.op("MatMul", [weights, v_h], f"{node.name}/mixed_heads")
     mixed = b.op("Transpose", [mixed], f"{node.name}/mixed_transposed", perm=[0, 2, 1, 3])
-    mixed = b.op("Reshape", [mixed, b.ints(f"{node.name}/joined", [0, 0, -1])], f"{node.name}/mixed")
-    out_t = b.initializer(f"{node.name}.output.weight_transposed", b.weight(node, "output.weight").T)
+    mixed = b.op(
+        "Reshape", [mixed, b.ints(f"{node.name}/joined", [0, 0, -1])], f"{node.name}/mixed"
+    )
+    out_t = b.initializer(
+        f"{node.name}.output.weight_transposed", b.weight(node, "output.weight").T
+    )
     if not node.bias:
         b.bind(node, b.op("MatMul", [mixed, out_t], node.name))
         return

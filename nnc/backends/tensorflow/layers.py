@@ -523,12 +523,20 @@ _layer(
         output projection. Kernels are stored [in, out] (nnc's weights are [out, in]).
         A key not attended gets weight 0; a query attending no key, all-zero weights."""
 
-        def __init__(self, heads, dims, key_dim, value_dim, bias=True, causal=False,
-                     dropout=0.0, trainable=True, name=None):
+        def __init__(
+            self, heads, dims, key_dim, value_dim, bias=True, causal=False, dropout=0.0,
+            trainable=True, name=None,
+        ):
             super().__init__(name=name)
-            shapes = {"query": (dims[0], heads * key_dim), "key": (dims[1], heads * key_dim),
-                      "value": (dims[2], heads * value_dim), "output": (heads * value_dim, dims[0])}
-            self.kernels = {k: variable(list(s), trainable, k + "_kernel") for k, s in shapes.items()}
+            shapes = {
+                "query": (dims[0], heads * key_dim),
+                "key": (dims[1], heads * key_dim),
+                "value": (dims[2], heads * value_dim),
+                "output": (heads * value_dim, dims[0]),
+            }
+            self.kernels = {
+                k: variable(list(s), trainable, k + "_kernel") for k, s in shapes.items()
+            }
             self.biases = {
                 k: variable([s[1]], trainable, k + "_bias") for k, s in shapes.items() if bias
             }

@@ -20,8 +20,8 @@ from nnc.backends.tensorflow.layout import LAYOUT
 from nnc.backends.tensorflow.maths import LOWERINGS as MATHS
 from nnc.backends.tensorflow.resample import RESAMPLE
 from nnc.ir.ops import Node
-from nnc.ir.ops.attention import Attention
 from nnc.ir.ops.activations import Elu, LeakyRelu, LogSoftmax, PRelu, Softmax
+from nnc.ir.ops.attention import Attention
 from nnc.ir.ops.conv import Conv2dTranspose, _Conv
 from nnc.ir.ops.dense import Dense, Embedding
 from nnc.ir.ops.energy import Rbm

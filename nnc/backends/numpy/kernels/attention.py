@@ -43,7 +43,11 @@ def attention_forward(q, k, v, params, heads, causal=False, mask=None, rate=0.0,
     """Returns y [N, t, d_q] and what the backward pass reads. ``rng``: dropout on the
     attention weights (inverted, keep probability 1 - rate); None: no dropout."""
     wq, bq, wk, bk, wv, bv, wo, bo = params
-    q_h, k_h, v_h = attention_heads(q, wq, bq, heads), attention_heads(k, wk, bk, heads), attention_heads(v, wv, bv, heads)
+    q_h, k_h, v_h = (
+        attention_heads(q, wq, bq, heads),
+        attention_heads(k, wk, bk, heads),
+        attention_heads(v, wv, bv, heads),
+    )
     scale = 1.0 / np.sqrt(q_h.shape[-1])
     scores = (q_h @ k_h.transpose(0, 1, 3, 2)) * np.asarray(scale, q.dtype)
     allowed = attention_allowed(q.shape[1], k.shape[1], causal, mask)
