@@ -19,6 +19,8 @@ CASES = {
     "self, causal": "input x: [5, 8]\n    output attention(x, heads = 2, causal = true)",
     "cross, other length, key mask": "input x: [4, 6]\n    input m: [7, 5]\n    input mask: [7]\n"
     "    output attention(x, m, mask, heads = 3, key_dim = 4, value_dim = 2)",
+    "symbolic t and s, causal cross": "input x: [t, 6]\n    input m: [s, 6]\n"
+    "    output attention(x, m, heads = 2, causal = true)",
     "q, k, v, causal, key mask, no bias": "input x: [6, 4]\n    input k: [6, 3]\n"
     "    input v: [6, 5]\n    input mask: [6]\n"
     "    output attention(x, k, v, mask, heads = 2, causal = true, bias = false)",
@@ -35,7 +37,10 @@ def _inputs(program: nnc.Program, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     arrays = []
     for decl in program.models["A"].inputs:
-        shape = (3, *decl.type.shape)
+        shape = (
+            3,
+            *({"t": 4, "s": 7}.get(d, d) if isinstance(d, str) else d for d in decl.type.shape),
+        )
         if decl.name == "mask":
             mask = (rng.random(shape) < 0.6).astype(np.float32)
             mask[0] = 0.0
