@@ -85,6 +85,11 @@ def check_arity(node: Node) -> None:
     """The number of inputs the op takes, as shape inference checks it."""
     want = node.expected_inputs()
     n = len(node.inputs)
+    bounds = type(node).arity_range
+    if bounds is not None:
+        if not bounds[0] <= n <= bounds[1]:
+            raise ArgumentError(f"{node.op} takes {bounds[0]} to {bounds[1]} inputs. Received: {n}")
+        return
     if want is None and n < 2:
         raise ArgumentError(f"{node.op} needs at least 2 inputs. Received: {n}")
     if want is not None and n != want:

@@ -111,6 +111,12 @@ class LayerMethods:
         """``broadcast_to(shape)``: broadcast the sample by NumPy's rule."""
         return self.layer("broadcast_to", *args, **attrs)
 
+    def attention(self, *args: Any, **attrs: Any) -> Tensor:
+        """``attention(q, [kv | k, v], [mask], heads, key_dim, value_dim, bias, dropout,
+        causal)``: multi-head scaled dot-product attention; a rank-1 last input is the
+        key mask (1 = attend)."""
+        return self.layer("attention", *args, **attrs)
+
     def flatten(self, *args: Any, **attrs: Any) -> Tensor:
         """Collapse the per-sample dims, channels-first order."""
         return self.layer("flatten", *args, **attrs)

@@ -77,6 +77,7 @@ class Op(IRModel):
 
     - ``positional``: the order in which positional DSL arguments bind to fields;
     - ``arity``: the number of tensor inputs, or None for two or more;
+    - ``arity_range``: (fewest, most) tensor inputs, where that is not ``arity``'s;
     - ``category``: ``"layer"``, ``"activation"`` or ``"graph"``;
     - ``example``: a tiny model body using the op, compiled by the gradient and
       equivalence tests for every op in the registry.
@@ -90,6 +91,7 @@ class Op(IRModel):
 
     positional: ClassVar[tuple[str, ...]] = ()
     arity: ClassVar[int | None] = 1
+    arity_range: ClassVar[tuple[int, int] | None] = None
     category: ClassVar[str] = "layer"
     example: ClassVar[str] = ""
     summary: ClassVar[str] = ""

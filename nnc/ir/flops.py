@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from nnc.ir.base import Op
+from nnc.ir.ops.attention import Attention
 from nnc.ir.ops.conv import Conv2dTranspose, _Conv
 from nnc.ir.ops.dense import Dense
 from nnc.ir.ops.energy import Rbm
@@ -101,6 +102,24 @@ def _matmul(node: Op, ins: Sequence[TensorType]) -> int | None:
     return None if k is None or n is None else n * k
 
 
+def _attention(node: Op, ins: Sequence[TensorType]) -> int | None:
+    """The four projections, Q Kᵀ and the weighted sum of values: with t queries and s
+    keys, t·d_q·h·kd + s·d_k·h·kd + s·d_v·h·vd + t·h·vd·d_q + t·s·h·(kd + vd)."""
+    assert isinstance(node, Attention)
+    (iq, ik, _), _ = node.split_inputs(ins)
+    t, s = ins[iq].shape[0], ins[ik].shape[0]
+    if not isinstance(t, int) or not isinstance(s, int):
+        return None
+    d_q, d_k, d_v, kd, vd = node.dims(ins)
+    h = node.heads
+    return (
+        t * d_q * h * kd
+        + s * (d_k * h * kd + d_v * h * vd)
+        + t * h * vd * d_q
+        + t * s * h * (kd + vd)
+    )
+
+
 def _none(node: Op, ins: Sequence[TensorType]) -> int | None:
     return 0
 
@@ -111,6 +130,7 @@ MacRule = Callable[[Op, Sequence[TensorType]], int | None]
 # op must say what it costs.
 RULES: dict[str, MacRule] = {
     "dense": _dense,
+    "attention": _attention,
     "rbm": _rbm,
     "conv1d": _conv,
     "conv2d": _conv,

@@ -79,6 +79,15 @@ STATIC = {
     "min_negative_axis": ("input x: [3, 4, 5]  min(-2, true)", (3, 1, 5), 0),
     "matmul": ("input x: [2, 3, 4]\n    w = param([4, 5])\n    output x @ w", (2, 3, 5), 20),
     "param": ("input x: [3]\n    s = param([2, 3, 2])\n    output x @ s", (2, 2), 12),
+    # q, k, v weights [8, 8] + biases [8], output [8, 8] + [8]: torch's 4·(E² + E)
+    "attention": ("input x: [5, 8]  attention(2)", (5, 8), 4 * (64 + 8)),
+    # key_dim 2, value_dim 3, 2 heads: q [4, 6], k [4, 3], v [6, 5], out [6, 6], no bias
+    "attention_cross": (
+        "input x: [4, 6]  input k: [7, 3]  input v: [7, 5]\n"
+        "    output attention(x, k, v, heads = 2, key_dim = 2, value_dim = 3, bias = false)",
+        (4, 6),
+        24 + 12 + 30 + 36,
+    ),
     "resize": ("input x: [2, 3, 4]  resize([2, 3], mode = bilinear)", (2, 6, 12), 0),
     "resize_1d": ("input x: [2, 5]  resize(3)", (2, 15), 0),
     "depth_to_space": ("input x: [12, 2, 3]  depth_to_space(2)", (3, 4, 6), 0),

@@ -14,6 +14,7 @@ from nnc.backends import codegen
 from nnc.backends.codegen import CodeWriter, py_literal
 from nnc.backends.numpy import kernels
 from nnc.backends.numpy.lower_arith import LOWERINGS as ARITH
+from nnc.backends.numpy.lower_attention import LOWERINGS as ATTENTION
 from nnc.backends.numpy.lower_elementwise import LOWERINGS as ELEMENTWISE
 from nnc.backends.numpy.lower_energy import LOWERINGS as ENERGY
 from nnc.backends.numpy.lower_layers import LOWERINGS as LAYERS
@@ -52,6 +53,7 @@ LOWERINGS: dict[str, Lowering] = {
     **LAYOUT,
     **ARITH,
     **LINALG,
+    **ATTENTION,
 }
 
 

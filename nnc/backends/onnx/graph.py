@@ -165,6 +165,7 @@ def lowerings() -> dict[str, Lowering]:
     from nnc.backends.onnx import (
         lower_activations,
         lower_arith,
+        lower_attention,
         lower_energy,
         lower_layers,
         lower_layout,
@@ -176,7 +177,14 @@ def lowerings() -> dict[str, Lowering]:
 
     table: dict[str, Lowering] = {}
     modules = (lower_layers, lower_recurrent, lower_activations, lower_energy, lower_maths)
-    for module in (*modules, lower_resample, lower_layout, lower_arith, lower_linalg):
+    for module in (
+        *modules,
+        lower_resample,
+        lower_layout,
+        lower_arith,
+        lower_linalg,
+        lower_attention,
+    ):
         table.update(module.LOWERINGS)
     return table
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from nnc.backends.codegen import CodeWriter, py_identifier, py_literal
 from nnc.errors import UnsupportedOpError
 from nnc.ir.base import Op
+from nnc.ir.ops.attention import Attention
 from nnc.ir.ops.graph import Call
 from nnc.ir.ops.normalization import BatchNorm
 from nnc.ir.ops.reshape import Dropout
@@ -87,6 +88,7 @@ def spatial(t: TensorType) -> bool:
 def uses_dropout(program: Program, model: Model) -> bool:
     return any(
         isinstance(n, Dropout)
+        or (isinstance(n, Attention) and n.dropout > 0)
         or (isinstance(n, Call) and uses_dropout(program, program.models[n.model]))
         for n in model.nodes
     )
@@ -96,6 +98,7 @@ def uses_training(program: Program, model: Model) -> bool:
     """Whether the model behaves differently in training (dropout, batchnorm)."""
     return any(
         isinstance(n, Dropout | BatchNorm)
+        or (isinstance(n, Attention) and n.dropout > 0)
         or (isinstance(n, Call) and uses_training(program, program.models[n.model]))
         for n in model.nodes
     )

@@ -579,3 +579,76 @@ _layer(
             return {"value": self.value}
     ''',
 )
+
+_layer(
+    "MultiHeadAttention",
+    '''
+    class MultiHeadAttention(Layer):
+        """nnc's attention, written out: softmax(Q Kᵀ / √key_dim) V per head, then the
+        output projection. Kernels are stored [in, out] (nnc's weights are [out, in]).
+        A key not attended gets weight 0; a query attending no key, all-zero weights."""
+
+        def __init__(
+            self, heads, dims, key_dim, value_dim, bias=True, causal=False, dropout=0.0,
+            trainable=True, name=None,
+        ):
+            super().__init__(name=name)
+            shapes = {
+                "query": (dims[0], heads * key_dim),
+                "key": (dims[1], heads * key_dim),
+                "value": (dims[2], heads * value_dim),
+                "output": (heads * value_dim, dims[0]),
+            }
+            self.kernels = {
+                k: variable(list(s), trainable, k + "_kernel") for k, s in shapes.items()
+            }
+            self.biases = {
+                k: variable([s[1]], trainable, k + "_bias") for k, s in shapes.items() if bias
+            }
+            self.heads, self.scale = heads, 1.0 / key_dim**0.5
+            self.causal, self.dropout = causal, dropout
+
+        def project(self, x, part):
+            y = tf.matmul(x, self.kernels[part])
+            return y + self.biases[part] if self.biases else y
+
+        def split(self, x):
+            shape = tf.shape(x)
+            return tf.transpose(tf.reshape(x, [shape[0], shape[1], self.heads, -1]), [0, 2, 1, 3])
+
+        def __call__(self, q, k, v, mask=None, training=False, generator=None):
+            n, t, s = tf.shape(q)[0], tf.shape(q)[1], tf.shape(k)[1]
+            q_h = self.split(self.project(q, "query"))
+            k_h = self.split(self.project(k, "key"))
+            v_h = self.split(self.project(v, "value"))
+            scores = tf.matmul(q_h, k_h, transpose_b=True) * self.scale
+            allowed = tf.ones([1, 1, t, s], dtype=tf.bool)
+            if self.causal:  # key j <= query i
+                allowed &= tf.range(s)[None, :] <= tf.range(t)[:, None]
+            if mask is not None:  # 1 = attend
+                allowed &= tf.not_equal(mask, 0.0)[:, None, None, :]
+            top = tf.reduce_max(tf.where(allowed, scores, float("-inf")), axis=-1, keepdims=True)
+            top = tf.stop_gradient(tf.where(tf.math.is_finite(top), top, 0.0))
+            e = tf.where(allowed, tf.exp(tf.minimum(scores - top, 0.0)), 0.0)
+            total = tf.reduce_sum(e, axis=-1, keepdims=True)
+            weights = e / tf.where(total > 0, total, 1.0)
+            if training and self.dropout > 0:
+                weights = dropout(weights, self.dropout, generator)
+            mixed = tf.reshape(tf.transpose(tf.matmul(weights, v_h), [0, 2, 1, 3]), [n, t, -1])
+            return self.project(mixed, "output")
+
+        def parameters(self):
+            out = {}
+            for part, kernel in self.kernels.items():
+                out[part + ".weight"] = kernel
+                if self.biases:
+                    out[part + ".bias"] = self.biases[part]
+            return out
+
+        @staticmethod
+        def to_native(param, value):
+            return value.T if param.endswith(".weight") else value
+
+        to_canonical = to_native  # a transpose is its own inverse
+    ''',
+)

@@ -274,6 +274,7 @@ MODEL_PART: tuple[str, ...] = (
     "LSTM",
     "GRU",
     "Param",
+    "MultiHeadAttention",
 )
 RUNTIME_PART: tuple[str, ...] = (
     "InputError",

@@ -23,6 +23,7 @@ from nnc.backends.tensorflow.maths import LOWERINGS as MATHS
 from nnc.backends.tensorflow.resample import RESAMPLE
 from nnc.ir.ops import Node
 from nnc.ir.ops.activations import Elu, LeakyRelu, LogSoftmax, PRelu, Softmax
+from nnc.ir.ops.attention import Attention
 from nnc.ir.ops.conv import Conv2dTranspose, _Conv
 from nnc.ir.ops.dense import Dense, Embedding
 from nnc.ir.ops.energy import Rbm
@@ -135,6 +136,32 @@ def _rbm(e: ModelEmitter, node: Rbm) -> Lowered:
     visible = e.model.value_type(node.inputs[0]).shape[0]
     layer = e.layer(node, "RBM", visible=visible, hidden=node.hidden, **_frozen(node.trainable))
     return f"{layer}({x.local})", FIRST
+
+
+def _attention(e: ModelEmitter, node: Attention) -> Lowered:
+    ins = [e.model.value_type(r) for r in node.inputs]
+    d_q, d_k, d_v, key_dim, value_dim = node.dims(ins)
+    (iq, ik, iv), im = node.split_inputs(ins)
+    kwargs: dict[str, object] = {
+        "heads": node.heads,
+        "dims": (d_q, d_k, d_v),
+        "key_dim": key_dim,
+        "value_dim": value_dim,
+    }
+    if not node.bias:
+        kwargs["bias"] = False
+    if node.causal:
+        kwargs["causal"] = True
+    if node.dropout:
+        kwargs["dropout"] = node.dropout
+        e.library.add("dropout")
+    layer = e.layer(node, "MultiHeadAttention", **kwargs, **_frozen(node.trainable))
+    args = [e.input(node, i, FIRST).local for i in (iq, ik, iv)]
+    if im is not None:
+        args.append(f"mask={e.input(node, im, FIRST).local}")
+    if node.dropout:
+        args += ["training=training", "generator=self.generator"]
+    return f"{layer}({', '.join(args)})", FIRST
 
 
 def _embedding(e: ModelEmitter, node: Embedding) -> Lowered:
@@ -349,6 +376,7 @@ LOWERINGS: dict[str, Lowering] = {
     "flatten": _flatten,
     "reshape": _reshape,
     "dropout": _dropout,
+    "attention": _attention,
     "concat": _concat,
     **MATHS,
     **RESAMPLE,

@@ -139,6 +139,42 @@ def first_extreme(x, dims, keepdim=False, largest=True):
     return value
 '''
 
+_ATTENTION = '''
+class MultiHeadAttention(nn.Module):
+    """nnc's attention: softmax(Q K^T / sqrt(key_dim)) V per head, then the output
+    projection. Written out (not nn.MultiheadAttention) so that a query attending no
+    key gets all-zero weights instead of NaN, and key and value dims stay separate."""
+
+    def __init__(self, heads, dims, key_dim, value_dim, bias=True, dropout=0.0, causal=False):
+        super().__init__()
+        d_q, d_k, d_v = dims
+        self.query = nn.Linear(d_q, heads * key_dim, bias=bias)
+        self.key = nn.Linear(d_k, heads * key_dim, bias=bias)
+        self.value = nn.Linear(d_v, heads * value_dim, bias=bias)
+        self.output = nn.Linear(heads * value_dim, d_q, bias=bias)
+        self.heads, self.scale = heads, 1 / math.sqrt(key_dim)
+        self.dropout, self.causal = dropout, causal
+
+    def split(self, x):
+        return x.reshape(x.shape[0], x.shape[1], self.heads, -1).transpose(1, 2)
+
+    def forward(self, q, k, v, mask=None):
+        n, t, s = q.shape[0], q.shape[1], k.shape[1]
+        q, k, v = self.split(self.query(q)), self.split(self.key(k)), self.split(self.value(v))
+        scores = (q @ k.transpose(-2, -1)) * self.scale
+        allowed = torch.ones(t, s, dtype=torch.bool, device=q.device)
+        if self.causal:
+            allowed = torch.tril(allowed)  # key j <= query i
+        if mask is not None:
+            allowed = allowed & (mask != 0)[:, None, None, :]  # mask: 1 = attend
+        scores = scores.masked_fill(~allowed, float("-inf"))
+        top = scores.amax(dim=-1, keepdim=True).detach()
+        e = torch.exp(scores - torch.where(torch.isinf(top), 0.0, top))
+        total = e.sum(dim=-1, keepdim=True)
+        weights = F.dropout(e / torch.where(total > 0, total, 1.0), self.dropout, self.training)
+        return self.output((weights @ v).transpose(1, 2).reshape(n, t, -1))
+'''
+
 # name -> (source, imports it needs beyond torch, nn and F)
 _POWER = '''
 class Power(torch.autograd.Function):
@@ -175,6 +211,7 @@ HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "RBM": (_RBM, ()),
     "first_extreme": (_FIRST_EXTREME, ()),
     "power": (_POWER, ()),
+    "MultiHeadAttention": (_ATTENTION, ("math",)),
 }
 
 

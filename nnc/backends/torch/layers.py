@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nnc.backends.codegen import py_literal
+from nnc.ir.ops.attention import Attention
 from nnc.ir.ops.conv import Conv2dTranspose, _Conv
 from nnc.ir.ops.dense import Dense, Embedding
 from nnc.ir.ops.energy import Rbm
@@ -100,6 +101,30 @@ def torch_pads(pads: Sequence[tuple[int, int]]) -> tuple[int, ...]:
 
 def _symmetric(pads: Sequence[tuple[int, int]]) -> bool:
     return all(b == e for b, e in pads)
+
+
+# -- attention ---------------------------------------------------------------------------
+
+
+def attention(node: Attention, site: Site) -> Layer:
+    """The MultiHeadAttention helper; its query/key/value/output Linear layers hold
+    nnc's canonical parameters under the same names."""
+    d_q, d_k, d_v, key_dim, value_dim = node.dims(site.ins)
+    (iq, ik, iv), im = node.split_inputs(site.ins)
+    options: dict[str, Any] = {}
+    if not node.bias:
+        options["bias"] = False
+    if node.dropout:
+        options["dropout"] = node.dropout
+    if node.causal:
+        options["causal"] = True
+    args = call(node.heads, (d_q, d_k, d_v), key_dim, value_dim, **options)
+    xs = [site.xs[i] for i in (iq, ik, iv)] + ([site.xs[im]] if im is not None else [])
+    return Layer(
+        module=f"MultiHeadAttention({args})",
+        forward=f"{site.attr}({', '.join(xs)})",
+        helpers=("MultiHeadAttention",),
+    )
 
 
 # -- dense and embedding ---------------------------------------------------------------
@@ -422,6 +447,7 @@ LAYERS: dict[str, Lowering] = {
     "flatten": flatten,
     "reshape": reshape,
     "dropout": dropout,
+    "attention": attention,
     "batchnorm": batchnorm,
     "layernorm": layernorm,
     "lrn": lrn,

@@ -39,6 +39,7 @@ from nnc.ir.ops.arith import (
     Pow,
     Sub,
 )
+from nnc.ir.ops.attention import Attention
 from nnc.ir.ops.conv import Conv1d, Conv2d, Conv2dTranspose, Conv3d
 from nnc.ir.ops.dense import Dense, Embedding
 from nnc.ir.ops.energy import Rbm
@@ -77,6 +78,7 @@ Node = Annotated[
     Dense
     | Embedding
     | Rbm
+    | Attention
     | Conv1d
     | Conv2d
     | Conv2dTranspose
@@ -160,6 +162,7 @@ OP_CLASSES: tuple[type[Op], ...] = (
     Dense,
     Embedding,
     Rbm,
+    Attention,
     Conv1d,
     Conv2d,
     Conv2dTranspose,

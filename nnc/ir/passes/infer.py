@@ -144,7 +144,13 @@ def _lookup(model: Model, env: Mapping[str, TensorType], ref: str, node: Node) -
 
 def _check_arity(node: Node, n: int) -> None:
     want = node.expected_inputs()
-    if want is None:
+    bounds = type(node).arity_range
+    if bounds is not None:
+        if not bounds[0] <= n <= bounds[1]:
+            raise ArgumentError(
+                f"{node.op} takes {bounds[0]} to {bounds[1]} inputs. Received: {n}", node.span
+            )
+    elif want is None:
         if n < 2 and not isinstance(node, Call):
             raise ArgumentError(f"{node.op} needs at least 2 inputs. Received: {n}", node.span)
     elif n != want:

@@ -54,6 +54,13 @@ def test_op_gradients(op: str) -> None:
 
 
 VARIANTS = {
+    "attention self, symbolic t, causal": "input x: [t, 4]\n    attention(2, causal = true)",
+    "attention cross, other length, key/value dims, no bias": "input x: [3, 4]\n"
+    "    input m: [5, 6]\n    output attention(x, m, heads = 3, key_dim = 2, value_dim = 5, "
+    "bias = false)",
+    "attention q, k, v, causal, key mask": "input x: [4, 4]\n    input k: [6, 3]\n"
+    "    input v: [6, 5]\n    input mask: [6]\n"
+    "    output attention(x, k, v, mask, heads = 2, causal = true)",
     "dense over a sequence": "input x: [t, 3]\n    dense(2)",
     "dense without bias, frozen before": "input x: [4]\n    dense(3, trainable = false) tanh\n"
     "    dense(2, bias = false)",

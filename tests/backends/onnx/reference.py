@@ -16,7 +16,7 @@ from nnc.ir.ops.pooling import _Pool
 from nnc.ir.program import Model
 from tests import linalg_reference
 from tests.arith_reference import ARITH
-from tests.backends import layout_reference, spatial_reference
+from tests.backends import attention_reference, layout_reference, spatial_reference
 from tests.maths_reference import MATHS
 
 Arrays = Mapping[str, np.ndarray]
@@ -36,6 +36,11 @@ def forward(model: Model, weights: Arrays, *inputs: np.ndarray) -> list[np.ndarr
             for k, v in weights.items()
             if k.rsplit(".", 1)[0] == node.name
         }
+        if node.op in attention_reference.OPS:  # parameters named <node>.<part>.<kind>
+            prefix = node.name + "."
+            own = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
+            env[node.name] = attention_reference.evaluate(node, args, own)
+            continue
         env[node.name] = _op(node, args, w)
     return [env[o] for o in model.outputs]
 

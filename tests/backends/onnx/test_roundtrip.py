@@ -26,7 +26,11 @@ if TYPE_CHECKING:
 
 # Ops whose export the importer reads back as the same op. An even-size lrn is
 # exported written out (onnxruntime's LRN refuses even sizes) and is not re-imported.
-ROUND_TRIP_OPS = sorted(op for op in OPS if op != "call")
+# attention exports decomposed (MatMul, Softmax, Where...); importing that graph (and
+# torch's exported TransformerEncoder) back as one attention node is a later step of
+# issue 21: until then the import refuses it, naming an ONNX op (tested below).
+NOT_IMPORTED = {"attention"}
+ROUND_TRIP_OPS = sorted(op for op in OPS if op != "call" and op not in NOT_IMPORTED)
 
 
 @pytest.fixture(autouse=True)
@@ -63,6 +67,17 @@ def test_every_example_round_trips(example: Path) -> None:
     assert nnc.count_params(imported.program, imported.model) == nnc.count_params(
         program, model.name
     )
+
+
+@pytest.mark.parametrize("op", sorted(NOT_IMPORTED))
+def test_ops_not_imported_yet_are_refused_by_name(op: str) -> None:
+    from nnc.backends import onnx as backend
+    from nnc.backends.onnx.reader import OnnxImportError
+
+    program = op_program(op)
+    data = backend.emit(program, "M", weights=random_weights(program, program.models["M"]))
+    with pytest.raises(OnnxImportError, match=r"ONNX op \w+ is not supported"):
+        backend.import_model(data)
 
 
 @pytest.mark.parametrize("op", ROUND_TRIP_OPS)

@@ -32,7 +32,7 @@ from nnc.ir.training import (
 )
 from tests import linalg_reference
 from tests.arith_reference import ARITH
-from tests.backends import layout_reference, spatial_reference
+from tests.backends import attention_reference, layout_reference, spatial_reference
 from tests.maths_reference import MATHS
 
 Arrays = dict[str, np.ndarray]
@@ -84,6 +84,10 @@ def _evaluate(node, xs: list[np.ndarray], w: Arrays, mode: Pass) -> np.ndarray: 
     if spatial_reference.handles(node):
         own = {k[len(node.name) + 1 :]: v for k, v in w.items() if k.startswith(node.name + ".")}
         return spatial_reference.evaluate_layer(node, x, own)
+    if op in attention_reference.OPS:
+        prefix = node.name + "."
+        own = {k[len(prefix) :]: v for k, v in w.items() if k.startswith(prefix)}
+        return attention_reference.evaluate(node, xs, own)
     if op in ACTIVATIONS:
         return ACTIVATIONS[op](node, x)
     if op in MATHS:

@@ -23,7 +23,7 @@ from nnc.ir.training import BinaryCrossEntropy, CrossEntropy, Mae, Mse, Sse
 from nnc.ir.types import TensorType
 from tests import linalg_reference
 from tests.arith_reference import ARITH
-from tests.backends import layout_reference, spatial_reference
+from tests.backends import attention_reference, layout_reference, spatial_reference
 from tests.maths_reference import MATHS
 
 Arrays = dict[str, np.ndarray]
@@ -303,6 +303,10 @@ def _spatial(node: Any, xs: list, *_: Any) -> np.ndarray | None:
     return spatial_reference.evaluate(node, xs[0])
 
 
+def _attention(node: Any, xs: list, p: Arrays, *_: Any) -> np.ndarray:
+    return attention_reference.evaluate(node, xs, p)
+
+
 def _layout(node: Any, xs: list, *_: Any) -> np.ndarray:
     return layout_reference.evaluate(node, xs[0])
 
@@ -361,6 +365,7 @@ _OPS: dict[str, Callable[..., np.ndarray]] = {
     **dict.fromkeys(ARITH, _arith),
     **dict.fromkeys({"maxpool3d", "avgpool3d", *spatial_reference.LAYER_OPS}, _spatial_layer),
     **dict.fromkeys(linalg_reference.OPS, _linalg),
+    **dict.fromkeys(attention_reference.OPS, _attention),
 }
 REFERENCE_OPS = frozenset(_OPS)
 

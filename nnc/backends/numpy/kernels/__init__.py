@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from nnc.backends.numpy.kernels import (
+    attention,
     conv,
     core,
     layout,
@@ -29,7 +30,20 @@ from nnc.backends.numpy.kernels import (
     windows,
 )
 
-_MODULES = (core, losses, conv, pool, norm, recurrent, reduce, resample, layout, windows, linalg)
+_MODULES = (
+    attention,
+    core,
+    losses,
+    conv,
+    pool,
+    norm,
+    recurrent,
+    reduce,
+    resample,
+    layout,
+    windows,
+    linalg,
+)
 
 
 def _collect() -> dict[str, Callable[..., Any]]:
