@@ -427,6 +427,13 @@ class Scope:
             if scope.block == d.name:
                 raise GraphError(f"block '{d.name}' uses itself", stage.span)
             scope = scope.parent
+        need = self.lw.block_sizes.at_least(d.name)
+        if len(self.graph.nodes) + need > MAX_NODES:
+            raise ResourceError(
+                f"model '{self.model}' would have more than {MAX_NODES:,} nodes: this "
+                f"instance of block '{d.name}' unfolds to at least {need:,}",
+                stage.span,
+            )
         instance = instance or self._fresh(d.name)
         params = self._block_args(d, attrs, stage.span, instance)
         inner = Scope(

@@ -3,6 +3,7 @@ separators, strings where a name belongs, and file names nnc prints."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 import nnc
 from nnc.cli.main import main
 from nnc.dsl.printer import expr_text
+from nnc.errors import ResourceError
 
 
 def run_nnc(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -57,3 +59,69 @@ def test_the_regenerate_comment_is_shell_quoted(tmp_path: Path) -> None:
     program = nnc.parse("model M { input x: [4]  dense(3) }")
     lines = header("x;touch PWNED;.nn", program.models["M"], "numpy")
     assert lines[-1] == "#     nnc compile 'x;touch PWNED;.nn' --backend numpy --model M"
+
+
+# -- models that use models: the cost follows the text, not the unfolded call tree --
+
+
+def _model_chain(levels: int, calls: int = 1, kind: str = "model") -> str:
+    """``levels`` definitions, each using the previous one ``calls`` times in a row."""
+    prefix = "M" if kind == "model" else "B"
+    out = [f"{kind} {prefix}0 {{\n    input x: [4]\n    dense(4)\n}}\n"]
+    for i in range(1, levels):
+        uses = " ".join([f"{prefix}{i - 1}"] * calls)
+        out.append(f"{kind} {prefix}{i} {{\n    input x: [4]\n    {uses}\n}}\n")
+    if kind == "block":
+        out.append(f"model M {{\n    input x: [4]\n    {prefix}{levels - 1}\n}}\n")
+    return "".join(out)
+
+
+def test_a_thousand_chained_models_check_and_unfold() -> None:
+    """1,000 models, each calling the previous one (a pydantic ValidationError from a
+    RecursionError before: past about 700 models)."""
+    from nnc.ir.passes import count_params, inline_calls
+
+    started = time.perf_counter()
+    program = nnc.parse(_model_chain(1000))
+    assert count_params(program, "M999") == 4 * 4 + 4
+    flat = inline_calls(program, "M999")
+    assert len(flat.nodes) == 1
+    assert flat.nodes[0].name == ".".join(f"m{i}_1" for i in range(998, -1, -1)) + ".dense_1"
+    assert time.perf_counter() - started < 10  # about 0.5 s; quadratic took 20 s
+
+
+def test_doubled_model_calls_are_refused_at_the_call_that_passes_the_limit() -> None:
+    """31 models, each calling the previous one twice, unfold to 2**30 nodes: refused at
+    once (it took exponential time: 20 levels 1.7 s, 31 levels never finished)."""
+    started = time.perf_counter()
+    with pytest.raises(ResourceError) as info:
+        nnc.parse(_model_chain(31, calls=2))
+    assert time.perf_counter() - started < 5
+    err = info.value
+    # M17 = M16 M16 is the first to unfold to 2**17 > 100,000 nodes; its second call
+    # (line 71, column 9) passes the limit.
+    assert (err.span.line, err.span.col) == (71, 9)
+    assert "model 'M17' would unfold to more than 100,000 nodes" in str(err)
+    assert "the call of model 'M16' (65,536 nodes unfolded)" in str(err)
+
+
+def test_doubled_model_calls_under_the_limit_still_check() -> None:
+    program = nnc.parse(_model_chain(12, calls=2))  # M11 unfolds to 2**11 dense layers
+    assert nnc.count_params(program, "M11") == 2**11 * 20
+    assert len(nnc.passes.inline_calls(program, "M11").nodes) == 2**11
+
+
+def test_doubled_block_instances_are_refused_before_they_are_expanded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Blocks using the previous block twice: the instance in M (2**19 nodes) is refused
+    at its line and column, before expanding it (the 100,000-node limit caught it only
+    after expanding 100,000 nodes: 5 to 18 s)."""
+    spec = tmp_path / "blocks.nn"
+    spec.write_text(_model_chain(20, calls=2, kind="block"))
+    started = time.perf_counter()
+    code, _, err = run_nnc(capsys, "check", str(spec))
+    assert time.perf_counter() - started < 5
+    assert code == 1
+    assert f"{spec}:83:5: error: model 'M' would have more than 100,000 nodes: this " in err
+    assert "instance of block 'B19' unfolds to at least 524,288" in err
