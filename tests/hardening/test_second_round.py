@@ -106,9 +106,11 @@ def test_doubled_model_calls_are_refused_at_the_call_that_passes_the_limit() -> 
 
 
 def test_doubled_model_calls_under_the_limit_still_check() -> None:
+    from nnc.ir.passes import inline_calls
+
     program = nnc.parse(_model_chain(12, calls=2))  # M11 unfolds to 2**11 dense layers
     assert nnc.count_params(program, "M11") == 2**11 * 20
-    assert len(nnc.passes.inline_calls(program, "M11").nodes) == 2**11
+    assert len(inline_calls(program, "M11").nodes) == 2**11
 
 
 def test_doubled_block_instances_are_refused_before_they_are_expanded(
