@@ -11,7 +11,7 @@ import pytest
 import nnc
 from nnc.cli.main import main
 from nnc.dsl.printer import expr_text
-from nnc.errors import ResourceError
+from nnc.errors import NncError, ResourceError
 
 
 def run_nnc(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -127,3 +127,45 @@ def test_doubled_block_instances_are_refused_before_they_are_expanded(
     assert code == 1
     assert f"{spec}:83:5: error: model 'M' would have more than 100,000 nodes: this " in err
     assert "instance of block 'B19' unfolds to at least 524,288" in err
+
+
+# -- one definition of a line: "\n" ---------------------------------------------------
+
+SEPARATORS = ["\u2028", "\u2029", "\x0b", "\x0c", "\x85"]
+
+
+def assert_span_inside(err: NncError, text: str) -> None:
+    """An error's span lies inside the text, lines counted at "\\n" only."""
+    assert err.span is not None
+    lines = text.split("\n")
+    assert 1 <= err.span.line <= len(lines), (err.span, len(lines))
+    assert 1 <= err.span.col <= len(lines[err.span.line - 1]) + 1, err.span
+
+
+@pytest.mark.parametrize("sep", SEPARATORS)
+def test_a_line_separator_in_a_comment_does_not_move_the_end_of_file(sep: str) -> None:
+    """``model M { # <sep> x`` reported line 2, column 3: past the end of the file."""
+    text = f"model M {{ # {sep} x\n"
+    with pytest.raises(NncError) as info:
+        nnc.parse(text)
+    assert_span_inside(info.value, text)
+    assert (info.value.span.line, info.value.span.col) == (1, 16)
+
+
+@pytest.mark.parametrize("sep", SEPARATORS)
+def test_the_error_display_quotes_the_line_of_the_span(sep: str) -> None:
+    """After a separator in a comment, the display quoted the line before."""
+    text = f"model M {{\n    # a{sep}b\n    input x: [4]\n    dense(4) foo\n}}\n"
+    with pytest.raises(NncError) as info:
+        nnc.parse(text)
+    shown = info.value.render(text).splitlines()
+    assert shown[0] == "<string>:4:14: error: unknown layer 'foo'"
+    assert shown[1] == "    4 |     dense(4) foo"
+    assert shown[2] == "      |              ^^^"
+
+
+def test_the_editor_finds_words_by_the_same_lines() -> None:
+    from nnc.lsp.analysis import word_at
+
+    text = "model M {\n    # a\u2028b\n    input x: [4]\n    dense(4) relu\n}\n"
+    assert word_at(text, 4, 15) == "relu"
