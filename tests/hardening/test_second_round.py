@@ -169,3 +169,23 @@ def test_the_editor_finds_words_by_the_same_lines() -> None:
 
     text = "model M {\n    # a\u2028b\n    input x: [4]\n    dense(4) relu\n}\n"
     assert word_at(text, 4, 15) == "relu"
+
+
+# -- names nnc prints on success are escaped as in its errors -----------------------
+
+
+def test_success_messages_escape_the_file_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``check ... ok`` and ``compile ... wrote`` passed terminal escapes through."""
+    spec = tmp_path / "e\x1b[31mred.nn"
+    spec.write_text("model M {\n    input x: [4]\n    dense(4)\n}\n")
+    code, out, _ = run_nnc(capsys, "check", str(spec))
+    assert code == 0 and "\x1b" not in out
+    assert out == f"{tmp_path}/e\\x1b[31mred.nn: ok (1 model, 0 recipes)\n"
+    target = tmp_path / "o\x1b]0;title\x07.py"
+    code, out, err = run_nnc(capsys, "compile", str(spec), "-o", str(target))
+    assert code == 0 and "\x1b" not in err + out and "\x07" not in err
+    assert err == f"wrote {tmp_path}/o\\x1b]0;title\\x07.py\n"
+    code, out, _ = run_nnc(capsys, "fmt", str(spec), "--check")
+    assert "\x1b" not in out
