@@ -493,6 +493,14 @@ class Scope:
                 value = self.binder.sample(value, Any, f"block '{d.name}': argument '{key}'")
             if isinstance(value, ast.Ref) and value.name in self.params:
                 value = self.params[value.name]
+            if isinstance(value, ast.String):
+                # No setting of a layer takes a string: refused here, even where the
+                # block leaves the parameter unused.
+                raise ArgumentError(
+                    f"block '{d.name}': argument '{key}' expects a number, a name or a list; "
+                    f"strings are for file names in train recipes. Received: {_text(value)}",
+                    value.span,
+                )
             params[key] = value
         missing = [p for p in d.params if p not in params]
         if missing:

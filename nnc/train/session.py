@@ -32,9 +32,9 @@ from nnc.errors import (
     RecipeError,
     TrainingError,
     WeightsError,
-    did_you_mean,
 )
 from nnc.ir.passes.params import count_params
+from nnc.ir.passes.validate import check_monitor
 from nnc.ir.program import Model, Program
 from nnc.ir.training import GanRecipe, Recipe
 from nnc.ir.weights import check_gan_weights, check_weights, init_gan_weights, init_weights
@@ -107,26 +107,9 @@ def build_gan_runtime(
 
 
 def monitor_of(recipe: Recipe, metrics: Metrics, has_validation: bool) -> str:
-    """The figure that picks the best epoch; an unknown one is a RecipeError."""
-    measured = ["loss", *metrics.names]
-    if has_validation:
-        measured += [f"val_{n}" for n in measured]
-    es = recipe.early_stopping
-    if es is None:
-        return "val_loss" if has_validation else "loss"
-    if es.monitor not in measured:
-        needs_val = es.monitor.startswith("val_") and not has_validation
-        raise RecipeError(
-            f"early_stopping monitors '{es.monitor}', "
-            + (
-                "which needs a validation set (add 'validation 0.2')"
-                if needs_val
-                else f"which this recipe does not measure. Measured: {', '.join(measured)}"
-            ),
-            recipe.span_of("early_stopping"),
-            hint=None if needs_val else did_you_mean(es.monitor, measured),
-        )
-    return es.monitor
+    """The figure that picks the best epoch; an unknown one is a RecipeError (found
+    by ``nnc check`` already: :func:`nnc.ir.passes.validate.check_monitor`)."""
+    return check_monitor(recipe, metrics.names, has_validation)
 
 
 @contextmanager

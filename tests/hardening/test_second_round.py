@@ -189,3 +189,66 @@ def test_success_messages_escape_the_file_names(
     assert err == f"wrote {tmp_path}/o\\x1b]0;title\\x07.py\n"
     code, out, _ = run_nnc(capsys, "fmt", str(spec), "--check")
     assert "\x1b" not in out
+
+
+# -- every setting's type: strings only where a file name or a column goes ----------
+
+RECIPE = (
+    "model M {{\n    input x: [64]\n    dense(10)\n}}\n"
+    "train M {{\n    data digits, scale = unit\n    validation 0.2\n    loss cross_entropy\n"
+    "    metrics accuracy\n    {extra}\n}}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "message"),
+    [
+        (
+            "block b(c) {\n    input x: [4]\n    dense(4)\n}\n"
+            'model M {\n    input x: [4]\n    b("hello")\n}\n',
+            (7, 7),
+            "block 'b': argument 'c' expects a number, a name or a list; strings are for "
+            'file names in train recipes. Received: "hello"',
+        ),
+        (
+            'model M {\n    input x: [1, 8, 8]\n    conv2d(4, kernel = 3, padding = "same")\n}\n',
+            (3, 37),
+            "conv2d: argument 'padding' expects",
+        ),
+        (
+            RECIPE.format(extra='early_stopping monitor = "val_loss"'),
+            (10, 30),
+            "early_stopping: argument 'monitor' expects a name. Received: monitor=\"val_loss\"",
+        ),
+        (
+            RECIPE.format(extra="early_stopping monitor = bogus"),
+            (10, 5),
+            "early_stopping monitors 'bogus', which this recipe does not measure. Measured: "
+            "loss, accuracy, val_loss, val_accuracy",
+        ),
+        (
+            RECIPE.format(extra="seed 0").replace("scale = unit", 'scale = "unit"'),
+            (6, 26),
+            "data set: argument 'scale' expects one of none, unit, symmetric. "
+            'Received: scale="unit"',
+        ),
+    ],
+)
+def test_strings_and_names_are_checked_where_a_setting_takes_them(
+    text: str, where: tuple[int, int], message: str
+) -> None:
+    with pytest.raises(NncError) as info:
+        nnc.parse(text)
+    assert (info.value.span.line, info.value.span.col) == where
+    assert message in info.value.message
+
+
+def test_file_names_and_columns_still_take_strings() -> None:
+    program = nnc.parse(
+        RECIPE.format(extra="seed 0").replace(
+            "data digits, scale = unit", 'data "train.csv", label = "the label"'
+        ),
+        check=False,
+    )
+    data = program.recipes["M"].data
+    assert (data.path, data.label) == ("train.csv", "the label")
