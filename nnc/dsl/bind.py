@@ -209,7 +209,15 @@ class Binder:
             raise _Mismatch
         if ann is float:
             if isinstance(expr, ast.Int | ast.Float):
-                return float(expr.value)
+                value = float(expr.value)
+                if abs(value) > FLOAT32_MAX:
+                    # Every model runs in float32: the value would become infinite.
+                    raise ArgumentError(
+                        f"{render(expr)} does not fit float32 (largest finite value "
+                        f"{FLOAT32_MAX:.8g})",
+                        expr.span,
+                    )
+                return value
             raise _Mismatch
         if ann is str:
             if isinstance(expr, ast.Ref):
@@ -337,6 +345,9 @@ def _suggest(expr: ast.Expr, annotation: Any) -> str | None:
         if get_origin(_strip(option)) is Literal:
             choices += [str(c) for c in get_args(_strip(option))]
     return did_you_mean(name, choices) if choices else None
+
+
+FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
 
 
 def field_annotation(info: FieldInfo) -> Any:

@@ -11,7 +11,7 @@ import pytest
 import nnc
 from nnc.cli.main import main
 from nnc.dsl.printer import expr_text
-from nnc.errors import NncError, ResourceError
+from nnc.errors import ArgumentError, NncError, ResourceError
 
 
 def run_nnc(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -252,3 +252,66 @@ def test_file_names_and_columns_still_take_strings() -> None:
     )
     data = program.recipes["M"].data
     assert (data.path, data.label) == ("train.csv", "the label")
+
+
+# -- values that do not fit float32 ---------------------------------------------------
+
+TWO = "model M {\n    input x: [2]\n    dense(2)\n}\n"
+
+
+def _weights(tmp_path: Path, value: float, dtype: type) -> Path:
+    import numpy as np
+
+    path = tmp_path / "w.npz"
+    np.savez(
+        path,
+        **{"dense_1.weight": np.full((2, 2), value, dtype), "dense_1.bias": np.zeros(2, dtype)},
+    )
+    return path
+
+
+def test_weights_beyond_float32_are_refused(tmp_path: Path) -> None:
+    """1e300 became inf in the float32 cast (a NumPy overflow warning, then 'holds NaN
+    or infinite values')."""
+    import numpy as np
+
+    from nnc.errors import WeightsError
+    from nnc.ir.weights import check_weights
+
+    program = nnc.parse(TWO)
+    weights = dict(np.load(_weights(tmp_path, 1e300, np.float64)))
+    with pytest.raises(WeightsError) as info:
+        check_weights(program, "M", weights, source="w.npz")
+    assert info.value.message == (
+        "w.npz: tensor 'dense_1.weight' holds 1e+300, which does not fit float32 (largest "
+        "finite value 3.4028235e+38); nnc runs every model in float32"
+    )
+
+
+def test_predict_refuses_outputs_that_overflow(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Weights of 3e38 fit float32, but the outputs overflow: predict wrote inf rows."""
+    import numpy as np
+
+    spec = tmp_path / "m.nn"
+    spec.write_text(TWO)
+    samples = tmp_path / "in.csv"
+    samples.write_text("a,b\n1,1\n0,0\n1,1\n")
+    out = tmp_path / "out.csv"
+    weights = _weights(tmp_path, 3e38, np.float32)
+    code, _, err = run_nnc(
+        capsys, "predict", str(spec), "--weights", str(weights), "-i", str(samples), "-o", str(out)
+    )
+    assert code == 1 and not out.exists()
+    assert (
+        "error: the outputs of 2 of 3 samples are not finite (first: sample 1): the output of "
+        "layer 'dense_1' (dense) is the first non-finite value" in err
+    )
+
+
+def test_a_spec_number_beyond_float32_is_refused_at_its_column() -> None:
+    with pytest.raises(ArgumentError) as info:
+        nnc.parse("model M {\n    input x: [2]\n    dense(2, init = constant(1e308))\n}\n")
+    assert (info.value.span.line, info.value.span.col) == (3, 30)
+    assert info.value.message == "1e308 does not fit float32 (largest finite value 3.4028235e+38)"
