@@ -47,9 +47,17 @@ class Binder:
     labels the distributions.
     """
 
-    def __init__(self, resolve: Resolver | None = None, choose: Chooser | None = None):
+    def __init__(
+        self,
+        resolve: Resolver | None = None,
+        choose: Chooser | None = None,
+        float32: bool = False,
+    ):
         self.resolve = resolve or (lambda ref: None)
         self.choose = choose
+        # A model's numbers become float32 values: larger ones are refused. A recipe's
+        # (learning rates, schedules) are float64 in the training driver.
+        self.float32 = float32
         self.path: list[str] = []
 
     # -- public ------------------------------------------------------------------
@@ -210,7 +218,7 @@ class Binder:
         if ann is float:
             if isinstance(expr, ast.Int | ast.Float):
                 value = float(expr.value)
-                if abs(value) > FLOAT32_MAX:
+                if self.float32 and abs(value) > FLOAT32_MAX:
                     # Every model runs in float32: the value would become infinite.
                     raise ArgumentError(
                         f"{render(expr)} does not fit float32 (largest finite value "

@@ -103,7 +103,7 @@ class Scope:
         self.forward: list[ast.Ref] = []
         self.counters: dict[str, int] = {}
         self.current: str | None = None
-        self.binder = Binder(self._param_value, choose=lowerer.choose)
+        self.binder = Binder(self._param_value, choose=lowerer.choose, float32=True)
 
     @property
     def nodes(self) -> list[Node]:
