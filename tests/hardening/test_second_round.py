@@ -315,3 +315,43 @@ def test_a_spec_number_beyond_float32_is_refused_at_its_column() -> None:
         nnc.parse("model M {\n    input x: [2]\n    dense(2, init = constant(1e308))\n}\n")
     assert (info.value.span.line, info.value.span.col) == (3, 30)
     assert info.value.message == "1e308 does not fit float32 (largest finite value 3.4028235e+38)"
+
+
+# -- an exploding (still finite) loss is a divergence --------------------------------
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "tensorflow"])
+def test_an_exploding_loss_stops_the_run(backend: str, tmp_path: Path) -> None:
+    """digits_mlp with sgd(lr = 1e6): the loss stays finite (1e11 at step 2, 1e20 to
+    1e30 later) and the run went on to chance accuracy with exit 0. Now the step whose
+    loss passes 1e6 times the first step's stops it, as a non-finite loss does."""
+    import re
+
+    from nnc.errors import TrainingError
+    from nnc.train import train
+    from tests.conftest import EXAMPLES, require
+
+    if backend != "numpy":
+        require(backend)
+    text = (EXAMPLES / "digits_mlp.nn").read_text()
+    text = text.replace("adam(lr = 0.002)", "sgd(lr = 1e6)").replace("epochs     30", "epochs 2")
+    with pytest.raises(TrainingError) as info:
+        train(nnc.parse(text), backend=backend, save=False)
+    assert re.fullmatch(
+        r"the loss exploded to \S+, more than 1e\+06 times the first step's 2\.\d+ at "
+        r"epoch 1, step 2 \(batch 2 of 45\) with learning rate 1e\+06: every layer's output "
+        r"is finite; the largest magnitude is \S+, in 'dense_2'; training stopped and no "
+        r"checkpoint was written",
+        info.value.message,
+    ), info.value.message
+    assert info.value.hint == "lower the learning rate (try lr = 100000) or standardise the inputs"
+
+
+def test_a_loss_that_only_grows_a_little_is_no_explosion(tmp_path: Path) -> None:
+    """The rule leaves ordinary runs alone: xor's sse loss, 200 epochs at lr 0.5."""
+    from nnc.train import train
+    from tests.conftest import EXAMPLES
+
+    text = (EXAMPLES / "xor.nn").read_text().replace("epochs    5000", "epochs 200")
+    result = train(nnc.parse(text), save=False)
+    assert result.stopped == "completed"
