@@ -44,7 +44,6 @@ from nnc.train.progress import QuietReporter, RunInfo, Summary
 from nnc.train.rundir import LOSS_PLOT, RunDir, atomic_write_text
 from nnc.train.tracking.callbacks import CallbackList
 
-
 # A finite batch loss above EXPLOSION times the reference loss (the run's first batch
 # loss, or its first epoch loss when resuming; at least 1) stops the run as a
 # divergence: with learning rates such as sgd(lr = 1e6) the loss stays finite at 1e20
