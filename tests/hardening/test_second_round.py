@@ -355,3 +355,22 @@ def test_a_loss_that_only_grows_a_little_is_no_explosion(tmp_path: Path) -> None
     text = (EXAMPLES / "xor.nn").read_text().replace("epochs    5000", "epochs 200")
     result = train(nnc.parse(text), save=False)
     assert result.stopped == "completed"
+
+
+def test_retyping_symbolic_models_is_bounded_and_memoised() -> None:
+    """A chain of models with a symbolic input, called with a concrete one, is retyped
+    once per model and input types; past 200 levels a ResourceError, not a
+    RecursionError."""
+
+    def spec(levels: int, calls: int) -> str:
+        out = ["model M0 {\n    input x: [t]\n    relu\n}\n"]
+        for i in range(1, levels):
+            uses = " ".join([f"M{i - 1}"] * calls)
+            out.append(f"model M{i} {{\n    input x: [t]\n    {uses}\n}}\n")
+        out.append(f"model Top {{\n    input x: [4]\n    M{levels - 1}\n}}\n")
+        return "".join(out)
+
+    program = nnc.parse(spec(16, calls=2))  # 2**15 relus, each level retyped once
+    assert program.models["Top"].nodes[0].outs[0].shape == (4,)
+    with pytest.raises(ResourceError, match="retype symbolic inputs nest more than 200 deep"):
+        nnc.parse(spec(300, calls=1))
