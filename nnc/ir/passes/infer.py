@@ -248,7 +248,7 @@ def _call_types(
 
 
 # How deep retyping may go (each level is a Python call: stay far below the stack).
-MAX_SPECIALISED_DEPTH = 200
+MAX_SPECIALISED_DEPTH = 300
 
 # The typing cache holds models by name, and specialisations under a key no model name
 # can take (names are identifiers).
