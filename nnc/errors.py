@@ -75,7 +75,7 @@ class NncError(Exception):
         head = f"{visible(str(self.span))}: error: {message}" if self.span else f"error: {message}"
         lines = [head]
         if self.span is not None and text is not None:
-            src_lines = text.splitlines()
+            src_lines = source_lines(text)
             if 1 <= self.span.line <= len(src_lines):
                 raw = src_lines[self.span.line - 1].expandtabs(1)
                 line_text = visible(raw)
@@ -98,6 +98,21 @@ class NncError(Exception):
 
 # Bidirectional controls reorder how a line is displayed ("Trojan Source").
 _BIDI = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def source_lines(text: str) -> list[str]:
+    r"""The lines of a source text as every span counts them: split at "\n" only (the
+    parser's rule; U+2028, U+2029, \x0b, \x0c and \x85 are characters of a line, as
+    in a comment), without a final empty line after a closing newline, and without
+    the "\r" of a CRLF ending.
+
+    >>> source_lines("a\u2028b\r\nc\n")
+    ['a\u2028b', 'c']
+    """
+    lines = text.split("\n")
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 def visible(text: str, keep: str = "") -> str:

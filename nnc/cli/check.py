@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
                 else ""
             )
             print(
-                f"{path}: ok ({n_models} model{'s' * (n_models != 1)}, "
+                f"{visible(str(path))}: ok ({n_models} model{'s' * (n_models != 1)}, "
                 f"{n_recipes} recipe{'s' * (n_recipes != 1)}{searched})"
             )
     return 1 if failed else 0

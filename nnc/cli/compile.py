@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from nnc.cli.options import add_backend_argument
-from nnc.errors import NncError
+from nnc.errors import NncError, visible
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,11 +36,11 @@ def run(args: argparse.Namespace) -> int:
         if not args.output:
             raise NncError(f"the {name} backend writes a binary file; give one with -o OUT")
         Path(args.output).write_bytes(artefact)
-        print(f"wrote {args.output}", file=sys.stderr)
+        print(f"wrote {visible(args.output)}", file=sys.stderr)
         return 0
     if args.output:
         Path(args.output).write_text(artefact, encoding="utf-8")
-        print(f"wrote {args.output}", file=sys.stderr)
+        print(f"wrote {visible(args.output)}", file=sys.stderr)
     else:
         sys.stdout.write(artefact)
     return 0

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from nnc.errors import NncError
+from nnc.errors import NncError, visible
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
         if formatted == text:
             continue
         if args.check:
-            print(f"would reformat {path}")
+            print(f"would reformat {visible(str(path))}")
             status = 1
         else:
             path.write_text(formatted, encoding="utf-8")
-            print(f"reformatted {path}")
+            print(f"reformatted {visible(str(path))}")
     return status

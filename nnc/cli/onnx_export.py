@@ -7,7 +7,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from nnc.errors import NncError
+from nnc.errors import NncError, visible
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise NncError(f"cannot write {args.output}: {exc.strerror}") from None
     print(
-        f"wrote {args.output} (opset {opset}, {origin}, {len(data):,} bytes){inputs}",
+        f"wrote {visible(args.output)} (opset {opset}, {origin}, {len(data):,} bytes){inputs}",
         file=sys.stderr,
     )
     return 0

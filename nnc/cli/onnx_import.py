@@ -66,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
     params = count_params(imported.program, imported.model)
     model = imported.program.models[imported.model]
     print(
-        f"wrote {output} (model {imported.model}, {len(model.nodes)} layers, "
-        f"{params:,} parameters) and {weights_path}",
+        visible(
+            f"wrote {output} (model {imported.model}, {len(model.nodes)} layers, "
+            f"{params:,} parameters) and {weights_path}"
+        ),
         file=sys.stderr,
     )
     print(check, file=sys.stderr)

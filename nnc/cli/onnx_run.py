@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nnc.errors import DataError, NncError
+from nnc.errors import DataError, NncError, visible
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     names = [o.name for o in session.get_outputs()]
     if args.output:
         save_npz(args.output, dict(zip(names, outputs, strict=True)))
-        print(f"wrote {args.output} ({', '.join(names)})", file=sys.stderr)
+        print(visible(f"wrote {args.output} ({', '.join(names)})"), file=sys.stderr)
         return 0
     with np.printoptions(precision=6, suppress=True, threshold=200):
         for name, value in zip(names, outputs, strict=True):

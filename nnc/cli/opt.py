@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nnc.errors import ArgumentError
+from nnc.errors import ArgumentError, visible
 
 
 def _epilog() -> str:
@@ -102,13 +102,13 @@ def _warn(message: str) -> None:
 def _report(log: list[Any], names: list[str], args: argparse.Namespace) -> None:
     for name in dict.fromkeys(names):
         applied = sum(1 for e in log if e.applied and e.source == name)
-        print(f"{name}: applied at {applied} place(s)", file=sys.stderr)
+        print(visible(f"{name}: applied at {applied} place(s)"), file=sys.stderr)
     for entry in log:
         if not entry.applied:
-            print(f"  {entry}", file=sys.stderr)
+            print(f"  {visible(str(entry))}", file=sys.stderr)
     for path in (args.output, args.weights_out):
         if path:
-            print(f"wrote {path}", file=sys.stderr)
+            print(f"wrote {visible(str(path))}", file=sys.stderr)
 
 
 def parse_pass(text: str) -> Any:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from nnc.cli.options import add_backend_argument, add_device_argument
 from nnc.cli.train import spec_source
-from nnc.errors import DataError, RecipeError
+from nnc.errors import DataError, RecipeError, visible
 
 if TYPE_CHECKING:
     from nnc.ir.program import Program
@@ -91,5 +91,5 @@ def run(args: argparse.Namespace) -> int:
         )
         labels = class_labels(outputs, task) if args.labels else None
         write_predictions(output, outputs, labels)
-        print(f"wrote {len(outputs):,} predictions to {output}", file=sys.stderr)
+        print(f"wrote {len(outputs):,} predictions to {visible(str(output))}", file=sys.stderr)
         return 0

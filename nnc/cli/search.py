@@ -8,6 +8,7 @@ from pathlib import Path
 
 from nnc.cli.options import add_backend_argument
 from nnc.cli.train import positive_int, spec_source
+from nnc.errors import visible
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"\n{len(states)} trials: {states.count('COMPLETE')} complete, "
         f"{states.count('PRUNED')} pruned, {states.count('FAIL')} failed "
-        f"(study {result.study} in {result.storage})"
+        f"(study {visible(str(result.study))} in {visible(str(result.storage))})"
     )
     if result.best is None:
         print("no trial completed; nothing to save", file=sys.stderr)
@@ -117,6 +118,6 @@ def run(args: argparse.Namespace) -> int:
     best = result.best
     print(
         f"best: trial {best.number}, {result.objective} = {best.objective:.6g}; "
-        f"recipe in {out / 'best.nn'}"
+        f"recipe in {visible(str(out / 'best.nn'))}"
     )
     return 0

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nnc.cli.options import add_backend_argument, add_device_argument, whole_number
-from nnc.errors import NncError
+from nnc.errors import NncError, visible
 
 if TYPE_CHECKING:
     from nnc.ir.program import Program
@@ -197,8 +197,11 @@ def run(args: argparse.Namespace) -> int:
         )
     if result.stopped == "interrupted":
         print(
-            f"interrupted; the state is saved in {result.checkpoint}\n"
-            f"resume with: {resume_command(args, result.run_dir)}",
+            visible(
+                f"interrupted; the state is saved in {result.checkpoint}\n"
+                f"resume with: {resume_command(args, result.run_dir)}",
+                keep="\n",
+            ),
             file=sys.stderr,
         )
         return 130
@@ -239,7 +242,7 @@ def run_parallel(args: argparse.Namespace, program: Program) -> int:
                 quiet=args.quiet,
             )
         except Interrupted:
-            print(f"interrupted; {saved_state(args)}", file=sys.stderr)
+            print(f"interrupted; {visible(saved_state(args))}", file=sys.stderr)
             return 130
     if found is None:
         if not args.quiet:
@@ -249,8 +252,11 @@ def run_parallel(args: argparse.Namespace, program: Program) -> int:
     if outcome.stopped == "interrupted":
         run_dir = Path(outcome.run_dir) if outcome.run_dir else None
         print(
-            f"interrupted; the state is saved in {outcome.checkpoint}\n"
-            f"resume with: {resume_command(args, run_dir)}",
+            visible(
+                f"interrupted; the state is saved in {outcome.checkpoint}\n"
+                f"resume with: {resume_command(args, run_dir)}",
+                keep="\n",
+            ),
             file=sys.stderr,
         )
         return 130

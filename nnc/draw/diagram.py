@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from nnc.dsl.unparse import node_text
-from nnc.errors import Span
+from nnc.errors import Span, source_lines
 from nnc.ir.base import Op
 from nnc.ir.flops import RULES, count_macs
 from nnc.ir.ops.graph import Call
@@ -97,7 +97,7 @@ class _Builder:
     def __init__(self, program: Program, blocks: Sequence[BlockInstance], source: str | None):
         self.program = program
         self.blocks = blocks
-        self.lines = source.splitlines() if source is not None else None
+        self.lines = source_lines(source) if source is not None else None
         self.diagram = Diagram(title="")
         self._params: dict[str, dict[str, int]] = {}
         self._macs: dict[str, dict[str, int | None]] = {}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from nnc.draw.diagram import BlockInstance, Diagram, build_diagram
 from nnc.dsl import ast
-from nnc.errors import NncError, Span
+from nnc.errors import NncError, Span, source_lines
 from nnc.ir.program import Program
 
 
@@ -29,7 +29,7 @@ class Drawable:
 
 def _slice(text: str, span: Span) -> str:
     """The source text a single-line span covers (a block call), else its first line."""
-    lines = text.splitlines()
+    lines = source_lines(text)
     if not 1 <= span.line <= len(lines):
         return ""
     line = lines[span.line - 1]

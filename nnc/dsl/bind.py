@@ -15,11 +15,13 @@ from contextlib import contextmanager
 from typing import Any, Literal, TypeGuard, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from nnc.dsl import ast
 from nnc.dsl.printer import expr_text
 from nnc.errors import ArgumentError, Span, did_you_mean
 from nnc.ir.space import DISTRIBUTIONS
+from nnc.ir.training import TEXT
 
 # Fields that the DSL never sets through arguments.
 OP_INTERNAL = frozenset({"op", "name", "inputs", "outs", "span"})
@@ -45,9 +47,17 @@ class Binder:
     labels the distributions.
     """
 
-    def __init__(self, resolve: Resolver | None = None, choose: Chooser | None = None):
+    def __init__(
+        self,
+        resolve: Resolver | None = None,
+        choose: Chooser | None = None,
+        float32: bool = False,
+    ):
         self.resolve = resolve or (lambda ref: None)
         self.choose = choose
+        # A model's numbers become float32 values: larger ones are refused. A recipe's
+        # (learning rates, schedules) are float64 in the training driver.
+        self.float32 = float32
         self.path: list[str] = []
 
     # -- public ------------------------------------------------------------------
@@ -97,7 +107,7 @@ class Binder:
                 raise ArgumentError(f"{what}: argument '{key}' is given twice", arg.span)
             with self.at(key):
                 values[key] = self.convert(
-                    arg.value, fields[key].annotation, f"{what}: argument '{key}'", key
+                    arg.value, field_annotation(fields[key]), f"{what}: argument '{key}'", key
                 )
             arg_spans[key] = arg.span
         return construct(cls, {**values, **(fixed or {})}, what, span, arg_spans)
@@ -151,6 +161,7 @@ class Binder:
     # -- conversion ----------------------------------------------------------------
 
     def _convert(self, expr: ast.Expr, ann: Any) -> Any:
+        text = _takes_text(ann)
         ann = _strip(ann)
         origin = get_origin(ann)
         if origin in (Union, types.UnionType):
@@ -174,8 +185,9 @@ class Binder:
         if origin is Literal:
             choices = get_args(ann)
             value: Any
-            if isinstance(expr, ast.Ref | ast.String):
-                value = expr.name if isinstance(expr, ast.Ref) else expr.value
+            # A choice is written as a name (padding = same), never as a string.
+            if isinstance(expr, ast.Ref):
+                value = expr.name
             elif isinstance(expr, ast.Int):
                 value = expr.value
             else:
@@ -205,12 +217,20 @@ class Binder:
             raise _Mismatch
         if ann is float:
             if isinstance(expr, ast.Int | ast.Float):
-                return float(expr.value)
+                value = float(expr.value)
+                if self.float32 and abs(value) > FLOAT32_MAX:
+                    # Every model runs in float32: the value would become infinite.
+                    raise ArgumentError(
+                        f"{render(expr)} does not fit float32 (largest finite value "
+                        f"{FLOAT32_MAX:.8g})",
+                        expr.span,
+                    )
+                return value
             raise _Mismatch
         if ann is str:
             if isinstance(expr, ast.Ref):
                 return expr.name
-            if isinstance(expr, ast.String):
+            if isinstance(expr, ast.String) and text:
                 return expr.value
             raise _Mismatch
         raise _Mismatch
@@ -305,11 +325,12 @@ def describe(annotation: Any) -> str:
         if len(args) == 2 and args[1] is Ellipsis:
             return "an integer or a list of integers" if _strip(args[0]) is int else "a list"
         return f"a list of {len(args)} values"
+    if ann is str:
+        return "a name or a string" if _takes_text(annotation) else "a name"
     return {
         bool: "true or false",
         int: "an integer",
         float: "a number",
-        str: "a name or a string",
     }.get(ann, str(ann))
 
 
@@ -332,6 +353,23 @@ def _suggest(expr: ast.Expr, annotation: Any) -> str | None:
         if get_origin(_strip(option)) is Literal:
             choices += [str(c) for c in get_args(_strip(option))]
     return did_you_mean(name, choices) if choices else None
+
+
+FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
+
+
+def field_annotation(info: FieldInfo) -> Any:
+    """A field's annotation as written: pydantic moves a top-level ``Annotated``
+    marker into the field's metadata, where the binder would not see it."""
+    if TEXT in info.metadata:
+        return typing.Annotated[info.annotation, TEXT]
+    return info.annotation
+
+
+def _takes_text(ann: Any) -> bool:
+    """Whether a ``str`` field takes a string literal (a file path, a CSV column):
+    ``Annotated[str, TEXT]``. Other ``str`` fields take names only."""
+    return get_origin(ann) is typing.Annotated and TEXT in get_args(ann)[1:]
 
 
 def _strip(ann: Any) -> Any:

@@ -33,12 +33,15 @@ from nnc.dsl.lower_graph import (
     snake_case,
 )
 from nnc.dsl.lower_recipe import lower_recipe
+from nnc.dsl.unfold import BlockSizes, callee_first
 from nnc.errors import (
     GraphError,
     NameResolutionError,
     NncError,
+    ResourceError,
 )
 from nnc.ir.ops import OPS
+from nnc.ir.ops.graph import Call
 from nnc.ir.passes.validate import check_identifier
 from nnc.ir.program import Model, Program
 
@@ -82,6 +85,9 @@ class _Lowerer:
         self.errors: list[NncError] = []
         self.failed: set[str] = set()
         self._lowering: list[str] = []
+        # Each model's node count with every call unfolded, totalled once per model.
+        self.unfolded: dict[str, int] = {}
+        self.block_sizes = BlockSizes(self.block_defs, self.model_defs)
 
     def _attempt(self, name: str, lower: Callable[[], object]) -> bool:
         """Run ``lower()``; when collecting, record its error (once) and mark ``name``
@@ -108,8 +114,11 @@ class _Lowerer:
                 recipes.append(item)
                 continue
             self._attempt(item.name, functools.partial(self._define, item))
-        for name in self.model_defs:
-            self._attempt(name, functools.partial(self._model, name))
+        # Callees first, so lowering a model never recurses into another (a chain of
+        # thousands of models lowers in a loop).
+        for name in callee_first(self.model_defs, self.block_defs):
+            if name not in self.models and name not in self.failed:
+                self._attempt(name, functools.partial(self._model, name))
         lowered_recipes = {}
         for r in recipes:
 
@@ -172,8 +181,29 @@ class _Lowerer:
             span=d.name_span,
         )
         self._lowering.pop()
+        self.unfolded[name] = self._unfolded_size(model)
         self.models[name] = model
         return model
+
+    def _unfolded_size(self, model: Model) -> int:
+        """The nodes ``model`` has with every call unfolded (its callees' totals are
+        known already); past MAX_NODES, a ResourceError at the call that passes it."""
+        total = 0
+        for node in model.nodes:
+            total += self.unfolded[node.model] if isinstance(node, Call) else 1
+            if total > MAX_NODES:
+                what = (
+                    f"the call of model '{node.model}' ({self.unfolded[node.model]:,} nodes "
+                    "unfolded)"
+                    if isinstance(node, Call)
+                    else f"node '{node.name}'"
+                )
+                raise ResourceError(
+                    f"model '{model.name}' would unfold to more than {MAX_NODES:,} nodes: "
+                    f"{what} passes the limit",
+                    node.span,
+                )
+        return total
 
 
 __all__ = ["MAX_BLOCK_DEPTH", "MAX_NODES", "BlockCheck", "Lowered", "lower", "snake_case"]

@@ -130,7 +130,7 @@ class Scope:
         self.counters: dict[str, int] = {}
         self.current: str | None = None
         self.split_names: list[str] | None = None
-        self.binder = Binder(self._param_value, choose=lowerer.choose)
+        self.binder = Binder(self._param_value, choose=lowerer.choose, float32=True)
 
     @property
     def nodes(self) -> list[Node]:
@@ -644,6 +644,13 @@ class Scope:
             if scope.block == d.name:
                 raise GraphError(f"block '{d.name}' uses itself", stage.span)
             scope = scope.parent
+        need = self.lw.block_sizes.at_least(d.name)
+        if len(self.graph.nodes) + need > MAX_NODES:
+            raise ResourceError(
+                f"model '{self.model}' would have more than {MAX_NODES:,} nodes: this "
+                f"instance of block '{d.name}' unfolds to at least {need:,}",
+                stage.span,
+            )
         instance = instance or self._fresh(d.name)
         params = self._block_args(d, attrs, stage.span, instance)
         inner = Scope(
@@ -703,6 +710,14 @@ class Scope:
                 value = self.binder.sample(value, Any, f"block '{d.name}': argument '{key}'")
             if isinstance(value, ast.Ref) and value.name in self.params:
                 value = self.params[value.name]
+            if isinstance(value, ast.String):
+                # No setting of a layer takes a string: refused here, even where the
+                # block leaves the parameter unused.
+                raise ArgumentError(
+                    f"block '{d.name}': argument '{key}' expects a number, a name or a list; "
+                    f"strings are for file names in train recipes. Received: {_text(value)}",
+                    value.span,
+                )
             params[key] = value
         missing = [p for p in d.params if p not in params]
         if missing:

@@ -8,7 +8,7 @@ from typing import get_args, get_origin
 from pydantic import BaseModel
 
 from nnc.dsl import ast
-from nnc.dsl.bind import Binder, Chooser, construct
+from nnc.dsl.bind import Binder, Chooser, construct, field_annotation
 from nnc.errors import ArgumentError, RecipeError, did_you_mean
 from nnc.ir.program import Model
 from nnc.ir.training import (
@@ -68,7 +68,7 @@ def lower_recipe(
                 hint=did_you_mean(key, keys),
             )
         with binder.at(key):
-            values[key] = _setting(binder, s, keys[key].annotation, what)
+            values[key] = _setting(binder, s, field_annotation(keys[key]), what)
     if not is_gan and "model" not in values:
         values["model"] = d.name
     if cls is Recipe and "loss" in settings:

@@ -23,7 +23,7 @@ from lark.exceptions import (
 
 from nnc.dsl import ast
 from nnc.dsl.tables import GRAMMAR, LARK_OPTIONS, load_tables
-from nnc.errors import NncError, ParseError, ResourceError, Span
+from nnc.errors import NncError, ParseError, ResourceError, Span, source_lines
 
 MAX_NESTING = 64
 MAX_INT_DIGITS = 30
@@ -180,7 +180,7 @@ def _syntax_error(exc: UnexpectedInput, text: str, filename: str) -> ParseError:
     elif isinstance(exc, UnexpectedEOF) or (
         isinstance(exc, UnexpectedToken) and exc.token.type == "$END"
     ):
-        lines = text.splitlines() or [""]
+        lines = source_lines(text)
         line, col = len(lines), len(lines[-1]) + 1
         what = "unexpected end of file"
         width = 1

@@ -20,6 +20,11 @@ PositiveInt = Annotated[int, Field(gt=0)]
 UnitFloat = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
+# A ``str`` field annotated ``Annotated[str, TEXT]`` takes a string literal (a file
+# path, a CSV column); every other ``str`` field takes a name only (``monitor = val_loss``).
+TEXT = "text"
+
+
 class Spec(IRModel):
     positional: ClassVar[tuple[str, ...]] = ()
     summary: ClassVar[str] = ""
@@ -226,6 +231,14 @@ METRICS: dict[str, type[Spec]] = {
 }
 
 
+def metric_name(spec: Accuracy | TopK | MseMetric | MaeMetric) -> str:
+    """The column name of a metric in the history: ``accuracy``, ``top_5_accuracy``,
+    ``mse``, ``mae``."""
+    if isinstance(spec, TopK):
+        return f"top_{spec.k}_accuracy"
+    return spec.kind
+
+
 # -- data ---------------------------------------------------------------------------
 
 
@@ -251,8 +264,8 @@ class DataFile(Spec):
     """A user's CSV or NPZ file (``data "train.csv", label = price``)."""
 
     kind: Literal["file"] = "file"
-    path: str
-    label: str | None = None
+    path: Annotated[str, TEXT]
+    label: Annotated[str, TEXT] | None = None
     positional: ClassVar[tuple[str, ...]] = ("path",)
 
 

@@ -89,8 +89,17 @@ def check_weights(
             )
         if not np.all(np.isfinite(arr)):
             raise WeightsError(f"{source}: tensor '{name}' holds NaN or infinite values")
+        largest = float(np.max(np.abs(arr))) if arr.size else 0.0
+        if largest > FLOAT32_MAX:
+            raise WeightsError(
+                f"{source}: tensor '{name}' holds {largest:.6g}, which does not fit float32 "
+                f"(largest finite value {FLOAT32_MAX:.8g}); nnc runs every model in float32"
+            )
         out[name] = arr.astype(np.float32, copy=True)
     return out
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:

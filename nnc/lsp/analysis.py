@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from nnc.dsl import ast
-from nnc.errors import NncError, Span
+from nnc.errors import NncError, Span, source_lines
 from nnc.ir.base import Op
 from nnc.ir.program import Model, Program
 
@@ -42,7 +42,7 @@ def _extent(span: Span) -> tuple[int, int]:
 
 def word_at(text: str, line: int, col: int) -> str | None:
     """The identifier under (or just before) the cursor."""
-    lines = text.splitlines()
+    lines = source_lines(text)
     if not 1 <= line <= len(lines):
         return None
     for m in _WORD.finditer(lines[line - 1]):

@@ -174,6 +174,7 @@ def parse_checkpoint(arrays: dict[str, np.ndarray], path: Path) -> Checkpoint:
             )
     try:
         state = _state(meta)
+        _consistent(state, str(meta.get("recipe", "")))
     except (ValueError, TypeError, KeyError) as exc:
         raise WeightsError(f"{path}: damaged metadata ({exc})") from None
     return Checkpoint(
@@ -237,6 +238,26 @@ def _state(meta: dict[str, np.ndarray]) -> TrainState:
     )
 
 
+def _consistent(state: TrainState, recipe: str) -> None:
+    """Counters that cannot belong together are a ValueError: every epoch and every
+    batch done took a step, and no run goes past its recipe's epochs."""
+    if state.batch > state.step or state.epoch > state.step:
+        raise ValueError(
+            f"meta/epoch {state.epoch} and meta/batch {state.batch} do not fit meta/step "
+            f"{state.step} (each epoch and batch done is at least one step)"
+        )
+    epochs = None
+    if recipe:
+        try:
+            epochs = json.loads(recipe)["recipe"]["epochs"]
+        except (ValueError, KeyError, TypeError):
+            epochs = None
+    if isinstance(epochs, int) and state.epoch > epochs:
+        raise ValueError(
+            f"meta/epoch {state.epoch} is past the {epochs} epochs of the recipe it was written for"
+        )
+
+
 def _count(meta: dict[str, np.ndarray], key: str) -> int:
     """A non-negative whole number from the metadata (absent optional ones are 0)."""
     value = meta.get(key, np.int64(0))
@@ -262,12 +283,21 @@ def list_checkpoints(directory: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def latest_checkpoint(directory: Path, warn: Callable[[str], None]) -> Checkpoint | None:
-    """The newest readable checkpoint; each damaged newer one is reported via ``warn``."""
+def latest_checkpoint(
+    directory: Path,
+    warn: Callable[[str], None],
+    fits: Callable[[Checkpoint], None] | None = None,
+) -> Checkpoint | None:
+    """The newest readable checkpoint; each damaged newer one is reported via ``warn``.
+    ``fits`` checks a readable one against the model (tensor shapes): a WeightsError
+    from it counts as damage too, so resuming falls back past it."""
     candidates = list_checkpoints(directory)
     for path in reversed(candidates):
         try:
-            return read_checkpoint(path)
+            checkpoint = read_checkpoint(path)
+            if fits is not None:
+                fits(checkpoint)
+            return checkpoint
         except WeightsError as err:
             older = candidates.index(path)
             fallback = candidates[older - 1].name if older > 0 else "none left"
@@ -276,6 +306,20 @@ def latest_checkpoint(directory: Path, warn: Callable[[str], None]) -> Checkpoin
                 f"previous one ({fallback})"
             )
     return None
+
+
+def set_aside_folders(directory: Path, warn: Callable[[str], None]) -> None:
+    """Rename each folder that sits where a checkpoint file belongs to ``<name>.damaged``
+    (its contents are kept), so the run can write that checkpoint again."""
+    for path in list_checkpoints(directory):
+        if path.is_dir() and not path.is_symlink():
+            target = path.with_name(path.name + ".damaged")
+            k = 1
+            while target.exists() or target.is_symlink():
+                k += 1
+                target = path.with_name(f"{path.name}.damaged-{k}")
+            path.rename(target)
+            warn(f"{path} is a folder, not a checkpoint; it was moved to {target.name}")
 
 
 def prune_checkpoints(directory: Path, keep: int) -> list[Path]:

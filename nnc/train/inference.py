@@ -9,7 +9,7 @@ statistics and seed come along: from the checkpoint itself, or from
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from nnc.ir.serialize import loads_json
 from nnc.ir.training import Accuracy, DataFile, Dataset, Recipe
 from nnc.ir.weights import CHECKPOINT_WEIGHTS_PREFIX, check_weights, load_npz, save_npz
 from nnc.train.checkpoint import latest_checkpoint
+from nnc.train.diagnose import first_non_finite
 from nnc.train.evaluate import evaluate, predict
 from nnc.train.metrics import Metrics, confusion_matrix, predicted_labels
 from nnc.train.rundir import CHECKPOINTS, RECIPE_JSON, WEIGHTS, atomic_write_text
@@ -195,8 +196,33 @@ def predict_file(
     x = prepare_inputs(program, model, samples, recipe, trained.standardizer)
     seed = trained.seed if trained.seed is not None else (recipe.seed if recipe else 0)
     runtime = build_runtime(program, model.name, backend, weights, seed, device, build)
-    outputs = predict(runtime, x)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        outputs = predict(runtime, x)
+    check_finite_outputs(program, model, weights, x, outputs)
     return outputs, None if recipe is None else prediction_task(recipe, model, base)
+
+
+def check_finite_outputs(
+    program: Program,
+    model: Model,
+    weights: Mapping[str, np.ndarray],
+    x: np.ndarray,
+    outputs: np.ndarray,
+) -> None:
+    """Refuse outputs that overflowed (float32 weights or inputs near 3.4e38 make inf
+    rows), naming the first such sample and the first layer that went non-finite."""
+    rows = np.asarray(outputs).reshape(len(outputs), -1)
+    bad = ~np.isfinite(rows).all(axis=1)
+    if not bad.any():
+        return
+    first = int(np.argmax(bad))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        finding = first_non_finite(program, model, weights, [x[first : first + 1]], training=False)
+    raise DataError(
+        f"the outputs of {int(bad.sum()):,} of {len(rows):,} samples are not finite (first: "
+        f"sample {first + 1}): {finding}; nothing was written",
+        hint="the weights or the inputs overflow float32",
+    )
 
 
 def prediction_task(recipe: Recipe, model: Model, base: Path | None = None) -> Task:

@@ -44,6 +44,20 @@ from nnc.train.progress import QuietReporter, RunInfo, Summary
 from nnc.train.rundir import LOSS_PLOT, RunDir, atomic_write_text
 from nnc.train.tracking.callbacks import CallbackList
 
+# A finite batch loss above EXPLOSION times the reference loss (the run's first batch
+# loss, or its first epoch loss when resuming; at least 1) stops the run as a
+# divergence: with learning rates such as sgd(lr = 1e6) the loss stays finite at 1e20
+# to 1e30 while the model falls to chance (docs/semantics.md, "Divergence").
+EXPLOSION = 1e6
+
+
+def _explosion_finding(finding: object) -> object:
+    """The locator's report for an exploded (still finite) step: with every value
+    finite, the largest one and its layer."""
+    if getattr(finding, "kind", None) == "loss":
+        return f"every layer's output is finite; {getattr(finding, 'detail', '')}"
+    return finding
+
 
 def epoch_seed(seed: int, epoch: int) -> int:
     """The value passed to ``runtime.seed`` at the start of 0-based ``epoch``.
@@ -179,6 +193,12 @@ class Trainer:
         self.callbacks = callbacks or CallbackList()
         self.callbacks_stop = False
         self.anchor: _Anchor | None = None
+        # The loss an exploding one is measured against (see EXPLOSION): the run's
+        # first epoch loss when resuming, else its first batch loss.
+        history = self.state.history
+        self.reference: float | None = (
+            float(history[0]["loss"]) if history and "loss" in history[0] else None
+        )
         # A resumed run's last good checkpoint is the one it resumed from, until it
         # writes its own.
         self.last_checkpoint: Path | None = resumed_from
@@ -284,6 +304,16 @@ class Trainer:
                     f"at epoch {epoch + 1}, step {s.step + 1} (batch {b + 1} of {batches})",
                     lr,
                     self._locate(epoch, b, size, batches),
+                )
+            if self.reference is None:
+                self.reference = loss
+            elif loss > EXPLOSION * max(self.reference, 1.0):
+                self._diverged(
+                    f"the loss exploded to {loss:.3g}, more than {EXPLOSION:g} times the "
+                    f"first step's {self.reference:.3g}",
+                    f"at epoch {epoch + 1}, step {s.step + 1} (batch {b + 1} of {batches})",
+                    lr,
+                    _explosion_finding(self._locate(epoch, b, size, batches)),
                 )
             s.step += 1
             total += loss * len(index)

@@ -24,17 +24,9 @@ import numpy as np
 
 from nnc.data import Task
 from nnc.errors import RecipeError, Span
-from nnc.ir.training import Accuracy, MaeMetric, MseMetric, TopK
+from nnc.ir.training import Accuracy, MaeMetric, MseMetric, TopK, metric_name
 
 MetricSpec = Accuracy | TopK | MseMetric | MaeMetric
-
-
-def metric_name(spec: MetricSpec) -> str:
-    """The column name of a metric in the history: ``accuracy``, ``top_5_accuracy``,
-    ``mse``, ``mae``."""
-    if isinstance(spec, TopK):
-        return f"top_{spec.k}_accuracy"
-    return spec.kind
 
 
 def higher_is_better(name: str) -> bool:

@@ -18,6 +18,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from nnc.errors import visible
+
 MAX_EPOCH_LINES = 50
 
 
@@ -254,7 +256,7 @@ class RichReporter(PlainReporter):
         self.info = info
         self.monitor = info.monitor
         self.started = time.perf_counter()
-        self.console.print(start_text(info))
+        self.console.print(start_text(info), markup=False)
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(bar_width=24),
@@ -343,7 +345,7 @@ def start_text(info: RunInfo) -> str:
         else (f"training {info.model}")
     )
     val = f", {info.validation:,} for validation" if info.validation else ""
-    where = f" -> {info.run_dir}" if info.run_dir else ""
+    where = f" -> {visible(info.run_dir)}" if info.run_dir else ""
     on = f"{info.backend} with {info.parallel}" if info.parallel else info.backend
     head = (
         f"{verb} on {on}{where}\n"
@@ -353,7 +355,7 @@ def start_text(info: RunInfo) -> str:
         + (f"; {BEST_MARK} marks a new best {info.monitor}" if info.monitor else "")
     )
     if info.resumed_from:
-        head += f"\nfrom checkpoint {info.resumed_from}"
+        head += f"\nfrom checkpoint {visible(info.resumed_from)}"
     return head
 
 
@@ -361,6 +363,7 @@ def print_summary(console: Any, summary: Summary) -> None:
     """The closing tables: how the run ended, its best epoch, and for classifiers the
     confusion matrix."""
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"{summary.model}: {summary.stopped}", show_header=False)
     table.add_column("what", style="bold")
@@ -380,7 +383,7 @@ def print_summary(console: Any, summary: Summary) -> None:
     seconds = summary.seconds
     table.add_row("time", f"{seconds:.1f} s" if seconds < 60 else format_duration(seconds))
     if summary.run_dir:
-        table.add_row("run folder", summary.run_dir)
+        table.add_row("run folder", Text(visible(summary.run_dir)))
     console.print(table)
     if summary.confusion is not None:
         print_confusion(console, summary.confusion, summary.confusion_on)

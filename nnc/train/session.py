@@ -7,11 +7,12 @@ the :class:`~nnc.train.loop.Trainer`.
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,13 +33,18 @@ from nnc.errors import (
     RecipeError,
     TrainingError,
     WeightsError,
-    did_you_mean,
 )
 from nnc.ir.passes.params import count_params
+from nnc.ir.passes.validate import check_monitor
 from nnc.ir.program import Model, Program
 from nnc.ir.training import CdRecipe, GanRecipe, Recipe
 from nnc.ir.weights import check_gan_weights, check_weights, init_gan_weights, init_weights
-from nnc.train.checkpoint import Checkpoint, latest_checkpoint, list_checkpoints
+from nnc.train.checkpoint import (
+    Checkpoint,
+    latest_checkpoint,
+    list_checkpoints,
+    set_aside_folders,
+)
 from nnc.train.diagnose import first_non_finite
 from nnc.train.environment import write_environment
 from nnc.train.gan import GanPlan, GanTrainer
@@ -115,26 +121,9 @@ def build_gan_runtime(
 
 
 def monitor_of(recipe: Recipe, metrics: Metrics, has_validation: bool) -> str:
-    """The figure that picks the best epoch; an unknown one is a RecipeError."""
-    measured = ["loss", *metrics.names]
-    if has_validation:
-        measured += [f"val_{n}" for n in measured]
-    es = recipe.early_stopping
-    if es is None:
-        return "val_loss" if has_validation else "loss"
-    if es.monitor not in measured:
-        needs_val = es.monitor.startswith("val_") and not has_validation
-        raise RecipeError(
-            f"early_stopping monitors '{es.monitor}', "
-            + (
-                "which needs a validation set (add 'validation 0.2')"
-                if needs_val
-                else f"which this recipe does not measure. Measured: {', '.join(measured)}"
-            ),
-            recipe.span_of("early_stopping"),
-            hint=None if needs_val else did_you_mean(es.monitor, measured),
-        )
-    return es.monitor
+    """The figure that picks the best epoch; an unknown one is a RecipeError (found
+    by ``nnc check`` already: :func:`nnc.ir.passes.validate.check_monitor`)."""
+    return check_monitor(recipe, metrics.names, has_validation)
 
 
 @contextmanager
@@ -422,7 +411,14 @@ def train(
     if resume is not None:
         resume_path = Path(resume)
         if first is None or list_checkpoints(resume_path / CHECKPOINTS):
-            checkpoint = resume_checkpoint(resume_path, run.document, run.digest, force, reporter)
+            checkpoint = resume_checkpoint(
+                resume_path,
+                run.document,
+                run.digest,
+                force,
+                reporter,
+                fits=None if force else functools.partial(_fits_model, program, run.model),
+            )
         elif not resume_path.is_dir():
             raise TrainingError(f"cannot resume: {resume_path} is not a run folder")
         run_dir = RunDir(resume_path)
@@ -532,7 +528,14 @@ def train_gan(
     check_resume_folders(out, resume)
     if resume is not None:
         resume_path = Path(resume)
-        checkpoint = resume_checkpoint(resume_path, document, digest, force, reporter)
+        checkpoint = resume_checkpoint(
+            resume_path,
+            document,
+            digest,
+            force,
+            reporter,
+            fits=None if force else functools.partial(_fits_gan, program, recipe),
+        )
         run_dir = RunDir(resume_path)
     elif save:
         run_dir = RunDir(new_run_folder(Path(out) if out else None, recipe.name, force))
@@ -615,13 +618,20 @@ def train_gan(
 
 
 def resume_checkpoint(
-    folder: Path, document: dict[str, Any], digest: str, force: bool, reporter: QuietReporter
+    folder: Path,
+    document: dict[str, Any],
+    digest: str,
+    force: bool,
+    reporter: QuietReporter,
+    fits: Callable[[Checkpoint], None] | None = None,
 ) -> Checkpoint:
-    """The newest readable checkpoint of a run folder, checked against the recipe."""
+    """The newest readable checkpoint of a run folder that ``fits`` the model, checked
+    against the recipe; older ones stand in for damaged newer ones."""
     if not folder.is_dir():
         raise TrainingError(f"cannot resume: {folder} is not a run folder")
     remove_leftovers(folder)
-    checkpoint = latest_checkpoint(RunDir(folder).checkpoints, reporter.warn)
+    set_aside_folders(RunDir(folder).checkpoints, reporter.warn)
+    checkpoint = latest_checkpoint(RunDir(folder).checkpoints, reporter.warn, fits)
     if checkpoint is None:
         raise TrainingError(
             f"cannot resume: {folder / 'checkpoints'} holds no readable checkpoint",
@@ -643,6 +653,40 @@ def resume_checkpoint(
     if len(checkpoint.state.history) < checkpoint.state.epoch:  # format 2: in the folder
         checkpoint.state.history = read_history(folder, checkpoint.state.epoch)
     return checkpoint
+
+
+def _fits_model(program: Program, model: Model, checkpoint: Checkpoint) -> None:
+    """A WeightsError when the checkpoint's weights, best weights or optimizer state
+    do not fit the model (a damaged or edited file: resuming falls back past it)."""
+    source = str(checkpoint.path)
+    weights = check_weights(program, model, checkpoint.weights, source=source)
+    if checkpoint.best_weights is not None:
+        check_weights(
+            program, model, checkpoint.best_weights, source=f"{source} (best epoch's weights)"
+        )
+    _slots_fit(checkpoint, weights)
+
+
+def _fits_gan(program: Program, recipe: GanRecipe, checkpoint: Checkpoint) -> None:
+    _slots_fit(
+        checkpoint, check_gan_weights(program, recipe, checkpoint.weights, str(checkpoint.path))
+    )
+
+
+def _slots_fit(checkpoint: Checkpoint, weights: Mapping[str, np.ndarray]) -> None:
+    """Each optimizer slot ``<param>.<slot>`` has its parameter's shape, and each
+    ``step`` is one number."""
+    for key, value in checkpoint.optimizer.items():
+        owner = key.rpartition(".")[0]
+        if key == "step" or key.endswith("/step"):
+            expected: tuple[int, ...] | None = ()
+        else:
+            expected = weights[owner].shape if owner in weights else None
+        if expected is not None and np.shape(value) != expected:
+            raise WeightsError(
+                f"{checkpoint.path}: optimizer state '{key}' has shape {list(np.shape(value))}; "
+                f"the model expects {list(expected)}"
+            )
 
 
 def restore_optimizer(

@@ -3,7 +3,8 @@
 Two sources: random programs drawn from the grammar's constructs (mostly valid, with
 wrong arguments on purpose), and mutations of the examples (token deletion,
 duplication and swapping, random characters, truncation, deep nesting, very long
-lines, non-UTF-8 bytes).
+lines, non-UTF-8 bytes, long |> and + chains, models and blocks each using the
+previous one once or twice, Unicode line separators, long lines of strings).
 """
 
 from __future__ import annotations
@@ -131,10 +132,38 @@ def random_program(rng: random.Random) -> str:
     return "\n".join(lines) + "\n"
 
 
-def mutate(text: str, rng: random.Random) -> str:
-    """One random mutation of a source text."""
+# What other tools count as a line break but nnc does not (a line ends at "\n" only).
+LINE_SEPARATORS = ["\u2028", "\u2029", "\x0b", "\x0c", "\x85", "\r"]
+
+
+def definition_chain(rng: random.Random) -> str:
+    """Models (or blocks) each using the previous one, once or twice: a long chain
+    must check in time, and a doubling one be refused before it unfolds."""
+    kind = rng.choice(["model", "block"])
+    calls = rng.choice([1, 2])
+    # Doubling ones are far under the 100,000-node limit or far past it, so that a
+    # further mutation (a call deleted: half the nodes) does not leave a legitimately
+    # huge model, whose expansion takes CPU time in proportion to its 50,000 nodes.
+    levels = rng.choice([5, 40, 700, 1200]) if calls == 1 else rng.choice([5, 12, 24, 31])
+    if kind == "block":
+        levels = min(levels, 40)  # blocks nest 32 deep at most: both sides of the limit
+    p = "FuzzM" if kind == "model" else "FuzzB"
+    out = [f"{kind} {p}0 {{\n    input x: [4]\n    dense(4)\n}}\n"]
+    for i in range(1, levels):
+        uses = " ".join([f"{p}{i - 1}"] * calls)
+        out.append(f"{kind} {p}{i} {{\n    input x: [4]\n    {uses}\n}}\n")
+    if kind == "block":
+        out.append(f"model FuzzTop {{\n    input x: [4]\n    {p}{levels - 1}\n}}\n")
+    return "".join(out)
+
+
+MUTATION_KINDS = 13
+
+
+def mutate(text: str, rng: random.Random, kind: int | None = None) -> str:
+    """One random mutation of a source text (of the given ``kind``, else any)."""
     tokens = TOKEN.findall(text)
-    kind = rng.randrange(9)
+    kind = rng.randrange(MUTATION_KINDS) if kind is None else kind
     if kind == 0 and tokens:  # delete a token
         del tokens[rng.randrange(len(tokens))]
     elif kind == 1 and tokens:  # duplicate a token
@@ -161,6 +190,22 @@ def mutate(text: str, rng: random.Random) -> str:
         unit = rng.choice(["dense(3) ", "x", "# " + "y" * 50, "1", "relu "])
         pos = rng.randrange(len(text) + 1)
         return text[:pos] + unit * rng.choice([100, 10_000]) + text[pos:]
+    elif kind == 9:  # a long chain of links in an expression
+        link = rng.choice([" |> relu", " + x", " |> dense(2)"])
+        pos = rng.randrange(len(text) + 1)
+        return text[:pos] + "y = x" + link * rng.choice([50, 600, 3000]) + "\n" + text[pos:]
+    elif kind == 10:  # definitions using the previous one, once or twice
+        chain = definition_chain(rng)
+        return chain + text if rng.random() < 0.5 else text + "\n" + chain
+    elif kind == 11:  # line separators, in a comment or anywhere
+        sep = rng.choice(LINE_SEPARATORS)
+        pos = rng.randrange(len(text) + 1)
+        junk = rng.choice([sep, f"# a{sep}b\n", f"{sep} x", sep * 3])
+        return text[:pos] + junk + text[pos:]
+    elif kind == 12:  # a long line of string tokens
+        unit = rng.choice(['"x" ', '"' + "y" * 40 + '", ', '"\\"" '])
+        pos = rng.randrange(len(text) + 1)
+        return text[:pos] + unit * rng.choice([10, 1000, 5000]) + text[pos:]
     elif kind == 7 and tokens:  # replace a number with an extreme one
         numbers = [i for i, t in enumerate(tokens) if re.fullmatch(r"[+-]?\d+", t)]
         if numbers:

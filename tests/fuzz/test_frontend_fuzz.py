@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -48,3 +49,13 @@ def test_generated_programs_are_mostly_meaningful() -> None:
     results = [outcome(random_program(random.Random(seed))) for seed in range(300)]
     assert results.count("ok") >= 10
     assert len(set(results)) >= 4, set(results)
+
+
+# Issue 26's mutation kinds: long chains of links (9), models and blocks using the
+# previous one once or twice (10), line separators (11), long lines of strings (12).
+# Each must give success or an error located inside the text, within the CPU limit.
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("kind", [9, 10, 11, 12])
+def test_issue_26_mutation_kinds(seed: int, kind: int) -> None:
+    example = EXAMPLES[(seed * 5 + kind) % len(EXAMPLES)]
+    outcome(mutate(example.read_text(), random.Random(seed), kind), example.name)

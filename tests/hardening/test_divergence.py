@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import nnc
 from nnc.backends import numpy as numpy_backend
 from nnc.cli.main import main
 from nnc.errors import TrainingError, WeightsError
-from nnc.train import train
+from nnc.train import loop, train
 from nnc.train.checkpoint import read_checkpoint, write_checkpoint
 from nnc.train.diagnose import Finding, first_non_finite
 from tests.conftest import EXAMPLES, require
@@ -53,11 +54,20 @@ def blow(
     )
 
 
+@pytest.fixture
+def non_finite_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exploding-loss rule off (nnc.train.loop.EXPLOSION): these runs explode
+    before they overflow, and the tests here follow them on to the non-finite value
+    (test_second_round.py tests the rule itself)."""
+    monkeypatch.setattr(loop, "EXPLOSION", math.inf)
+
+
 def digests(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch", "tensorflow"])
+@pytest.mark.usefixtures("non_finite_only")
 def test_divergence_names_epoch_step_and_first_non_finite_layer(
     backend: str, tmp_path: Path
 ) -> None:
@@ -98,6 +108,7 @@ def test_lr_1e6_overflows_the_loss_itself(backend: str, tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.usefixtures("non_finite_only")
 def test_the_failing_step_is_replayed_from_the_last_checkpoint(tmp_path: Path) -> None:
     """lr 10 diverges in the last batch of epoch 3: batches 1-3 are replayed from the
     epoch-2 checkpoint to recover the weights that step started from."""
@@ -111,6 +122,7 @@ def test_the_failing_step_is_replayed_from_the_last_checkpoint(tmp_path: Path) -
     assert info.value.message.endswith(f"checkpoint is {run / 'checkpoints' / 'epoch-000002.npz'}")
 
 
+@pytest.mark.usefixtures("non_finite_only")
 def test_the_last_good_checkpoint_is_never_overwritten(tmp_path: Path) -> None:
     """A finished run, resumed with a diverging learning rate (--force: the recipe
     changed), stops without touching any file of the run but its history."""
@@ -147,6 +159,7 @@ def test_checkpoints_refuse_non_finite_weights(tmp_path: Path) -> None:
     assert path.read_bytes() == before
 
 
+@pytest.mark.usefixtures("non_finite_only")
 def test_non_finite_weights_after_a_finite_loss(tmp_path: Path) -> None:
     """lr 1000: the last step of epoch 1 has a finite loss but its update overflows
     the weights; the checkpoint that would hold them is not written."""
@@ -171,6 +184,7 @@ def test_validation_loss_that_overflows_stops_the_run(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.usefixtures("non_finite_only")
 def test_a_schedule_that_overflows_is_refused(tmp_path: Path) -> None:
     program = blow(tmp_path, "1e-300", epochs=3, schedule="schedule exponential(gamma = 1e300)")
     with pytest.raises(TrainingError) as info:

@@ -178,12 +178,12 @@ def test_min_delta_counts_only_real_improvements(tmp_path: Path) -> None:
     assert len(result.history) == 4 and result.best_epoch == 1 and not result.restored_best
 
 
-def test_unknown_monitor_lists_what_is_measured(tmp_path: Path) -> None:
-    program = nnc.parse(
-        IRIS.format(epochs=2).replace("seed        3", "seed 3\n    early_stopping val_acc, 2")
-    )
+def test_unknown_monitor_lists_what_is_measured() -> None:
+    """Found by ``nnc check`` (before any training), at the setting's line."""
     with pytest.raises(RecipeError) as err:
-        fit(program, tmp_path)
+        nnc.parse(
+            IRIS.format(epochs=2).replace("seed        3", "seed 3\n    early_stopping val_acc, 2")
+        )
     assert err.value.message == (
         "early_stopping monitors 'val_acc', which this recipe does not measure. "
         "Measured: loss, accuracy, val_loss, val_accuracy"
@@ -192,9 +192,8 @@ def test_unknown_monitor_lists_what_is_measured(tmp_path: Path) -> None:
 
 
 def test_validation_monitor_without_validation(tmp_path: Path) -> None:
-    program = lines(tmp_path, early="early_stopping val_loss, 2")
     with pytest.raises(RecipeError, match="which needs a validation set"):
-        fit(program, tmp_path)
+        lines(tmp_path, early="early_stopping val_loss, 2")
 
 
 # -- files --------------------------------------------------------------------------

@@ -9,9 +9,16 @@ ones.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
-from nnc.errors import ArgumentError, GraphError, NameResolutionError, ShapeError, did_you_mean
+from nnc.errors import (
+    ArgumentError,
+    GraphError,
+    NameResolutionError,
+    ResourceError,
+    ShapeError,
+    did_you_mean,
+)
 from nnc.ir.ops import Node
 from nnc.ir.ops.graph import Call
 from nnc.ir.program import Input, Model, Program
@@ -27,9 +34,42 @@ def infer_shapes(program: Program) -> Program:
     TensorType(dtype='float32', shape=(3,))
     """
     done: dict[str, Model] = {}
-    for name in program.models:
+    # Callees first: typing a model then finds every callee typed, and never recurses.
+    for name in callee_first(program):
         _infer_model_named(program, name, done, ())
     return program.model_copy(update={"models": {n: done[n] for n in program.models}})
+
+
+def callee_first(program: Program) -> list[str]:
+    """The program's models, each after the models it calls (depth-first from the
+    first model, in call order; an explicit stack, so chains of any length work).
+    A cycle is left for the typing to report."""
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1: on the stack, 2: done
+    for root in program.models:
+        if root in state:
+            continue
+        state[root] = 1
+        stack = [(root, _callees(program, root))]
+        while stack:
+            name, rest = stack[-1]
+            nxt = next((c for c in rest if c not in state), None)
+            if nxt is not None:
+                state[nxt] = 1
+                stack.append((nxt, _callees(program, nxt)))
+                continue
+            stack.pop()
+            state[name] = 2
+            order.append(name)
+    return order
+
+
+def _callees(program: Program, name: str) -> Iterator[str]:
+    return (
+        n.model
+        for n in program.models[name].nodes
+        if isinstance(n, Call) and n.model in program.models
+    )
 
 
 def _infer_model_named(
@@ -189,7 +229,17 @@ def _call_types(
             )
     if all(d.type == a for d, a in zip(callee.inputs, ins, strict=True)):
         return callee.output_types
-    # Symbolic inputs bound to other dims: retype the callee for these inputs.
+    # Symbolic inputs bound to other dims: retype the callee for these inputs, once per
+    # distinct input types (a model called twice with the same types is typed once).
+    key = _SPECIALISED + callee.name + "(" + ", ".join(repr(t) for t in ins) + ")"
+    if key in done:
+        return done[key].output_types
+    if len(stack) >= MAX_SPECIALISED_DEPTH:
+        raise ResourceError(
+            f"model calls that retype symbolic inputs nest more than {MAX_SPECIALISED_DEPTH} "
+            "deep; give the inner models concrete input shapes",
+            node.span,
+        )
     specialised = callee.model_copy(
         update={
             "inputs": tuple(
@@ -198,4 +248,14 @@ def _call_types(
             )
         }
     )
-    return infer_model(specialised, program, done, stack).output_types
+    typed = infer_model(specialised, program, done, (*stack, callee.name))
+    done[key] = typed
+    return typed.output_types
+
+
+# How deep retyping may go (each level is a Python call: stay far below the stack).
+MAX_SPECIALISED_DEPTH = 300
+
+# The typing cache holds models by name, and specialisations under a key no model name
+# can take (names are identifiers).
+_SPECIALISED = "\0"

@@ -8,6 +8,8 @@ lowering form, not source: its dotted names are not valid ``.nn`` identifiers.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from nnc.ir.ops import Node
 from nnc.ir.ops.graph import Call
 from nnc.ir.program import Model, Program
@@ -23,27 +25,47 @@ def inline_calls(program: Program, model: Model | str) -> Model:
     """
     m = program.models[model] if isinstance(model, str) else model
     nodes: list[Node] = []
-    rename: dict[str, str] = {}
-    for node in m.nodes:
-        inputs = tuple(rename.get(ref, ref) for ref in node.inputs)
-        if not isinstance(node, Call):
-            nodes.append(node.model_copy(update={"inputs": inputs}))
+    # Depth first through the calls with an explicit stack (a chain of calls may be
+    # thousands of models long): one frame per call being unfolded.
+    top = _Frame(m, "", {}, None)
+    stack = [top]
+    while stack:
+        frame = stack[-1]
+        node = next(frame.rest, None)
+        if node is None:
+            stack.pop()
+            if frame.call is not None:
+                parent = stack[-1]
+                for k, out in enumerate(frame.model.outputs):
+                    key = frame.call.name if k == 0 else f"{frame.call.name}:{k}"
+                    parent.rename[key] = frame.resolve(out)
             continue
-        callee = inline_calls(program, node.model)
-        prefix = f"{node.name}."
-        inner: dict[str, str] = {
-            decl.name: actual for decl, actual in zip(callee.inputs, inputs, strict=True)
-        }
-        for child in callee.nodes:
-            renamed = child.model_copy(
-                update={
-                    "name": prefix + child.name,
-                    "inputs": tuple(inner.get(r, prefix + r) for r in child.inputs),
-                }
-            )
-            nodes.append(renamed)
-        for k, out in enumerate(callee.outputs):
-            target = inner.get(out, prefix + out)
-            rename[node.name if k == 0 else f"{node.name}:{k}"] = target
-    outputs = tuple(rename.get(o, o) for o in m.outputs)
+        inputs = tuple(frame.resolve(ref) for ref in node.inputs)
+        if isinstance(node, Call):
+            callee = program.models[node.model]
+            bound = {d.name: a for d, a in zip(callee.inputs, inputs, strict=True)}
+            stack.append(_Frame(callee, f"{frame.prefix}{node.name}.", bound, node))
+            continue
+        nodes.append(node.model_copy(update={"name": frame.prefix + node.name, "inputs": inputs}))
+    outputs = tuple(top.resolve(o) for o in m.outputs)
     return m.model_copy(update={"nodes": tuple(nodes), "outputs": outputs})
+
+
+class _Frame:
+    """One model being unfolded: its node names take ``prefix``; ``bound`` maps its
+    declared inputs, and ``rename`` its calls' outputs, to names in the flat model."""
+
+    def __init__(self, model: Model, prefix: str, bound: dict[str, str], call: Call | None):
+        self.model = model
+        self.prefix = prefix
+        self.bound = bound
+        self.call = call
+        self.rename: dict[str, str] = {}
+        self.rest: Iterator[Node] = iter(model.nodes)
+
+    def resolve(self, ref: str) -> str:
+        if ref in self.rename:
+            return self.rename[ref]
+        if ref in self.bound:
+            return self.bound[ref]
+        return self.prefix + ref if self.call is not None else ref

@@ -6,9 +6,11 @@ names with the call node's name (``encoder.dense_1.weight``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from nnc.ir.base import ParamSpec
+from nnc.ir.ops import Node
 from nnc.ir.ops.graph import Call
 from nnc.ir.program import Model, Program
 
@@ -36,14 +38,48 @@ def model_params(program: Program, model: Model | str, prefix: str = "") -> list
     """
     m = program.models[model] if isinstance(model, str) else model
     out: list[Param] = []
-    for node in m.nodes:
-        if isinstance(node, Call):
-            out.extend(model_params(program, node.model, f"{prefix}{node.name}."))
-            continue
-        ins = [m.value_type(ref) for ref in node.inputs]
-        for spec in node.param_specs(ins):
-            out.append(Param(f"{prefix}{node.name}.{spec.name}", f"{prefix}{node.name}", spec))
+    # Depth first through the calls with an explicit stack: a chain of calls may be
+    # thousands of models long.
+    stack: list[tuple[Model, str, Iterator[Node]]] = [(m, prefix, iter(m.nodes))]
+    while stack:
+        current, at, rest = stack[-1]
+        node = next(rest, None)
+        if node is None:
+            stack.pop()
+        elif isinstance(node, Call):
+            callee = program.models[node.model]
+            stack.append((callee, f"{at}{node.name}.", iter(callee.nodes)))
+        else:
+            ins = [current.value_type(ref) for ref in node.inputs]
+            for spec in node.param_specs(ins):
+                out.append(Param(f"{at}{node.name}.{spec.name}", f"{at}{node.name}", spec))
     return out
+
+
+def param_totals(program: Program) -> dict[str, int]:
+    """Each model's parameter and buffer values with every call unfolded, totalled
+    once per model (callees first), so the cost follows the program's text, not its
+    unfolded call tree.
+
+    >>> import nnc
+    >>> param_totals(nnc.load("examples/autoencoder.nn"))
+    {'Encoder': 2344, 'Decoder': 2400, 'Autoencoder': 4744}
+    """
+    from nnc.ir.passes.infer import callee_first
+
+    totals: dict[str, int] = {}
+    for name in callee_first(program):
+        m = program.models[name]
+        totals[name] = sum(node_param_values(m, n, totals) for n in m.nodes)
+    return totals
+
+
+def node_param_values(model: Model, node: Node, totals: dict[str, int]) -> int:
+    """The parameter and buffer values of one node (a call: its callee's total)."""
+    if isinstance(node, Call):
+        return totals[node.model]
+    ins = [model.value_type(ref) for ref in node.inputs]
+    return sum(spec.size for spec in node.param_specs(ins))
 
 
 def count_params(program: Program, model: Model | str, trainable_only: bool = False) -> int:

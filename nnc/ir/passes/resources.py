@@ -14,7 +14,7 @@ import re
 
 from nnc.errors import ResourceError
 from nnc.ir.ops.graph import Call
-from nnc.ir.passes.params import model_params
+from nnc.ir.passes.params import node_param_values, param_totals
 from nnc.ir.program import Model, Program
 from nnc.ir.summary import BYTES_PER_VALUE, human_bytes
 from nnc.ir.training import Recipe
@@ -58,8 +58,9 @@ def check_resources(program: Program, budget: int | None = None) -> Program:
     """Raise a ResourceError for the first model that cannot fit the budget."""
     limit = memory_budget(budget)
     batches = _batch_sizes(program)
+    totals = param_totals(program)
     for model in program.models.values():
-        _check_params(program, model, limit)
+        _check_params(model, totals, limit)
         _check_activations(model, batches.get(model.name, 1), limit)
     return program
 
@@ -72,11 +73,8 @@ def _batch_sizes(program: Program) -> dict[str, int]:
     return sizes
 
 
-def _check_params(program: Program, model: Model, limit: int) -> None:
-    per_node: dict[str, int] = {}
-    for p in model_params(program, model):
-        top = p.node.split(".", 1)[0]
-        per_node[top] = per_node.get(top, 0) + p.spec.size
+def _check_params(model: Model, totals: dict[str, int], limit: int) -> None:
+    per_node = {node.name: node_param_values(model, node, totals) for node in model.nodes}
     budget = f"the memory budget is {human_bytes(limit)} (NNC_MEMORY_BUDGET)"
     for node in model.nodes:
         size = per_node.get(node.name, 0) * BYTES_PER_VALUE

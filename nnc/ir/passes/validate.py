@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import keyword
 import re
+from collections.abc import Sequence
 
 from nnc.data.catalog import CATALOG
 from nnc.errors import GraphError, NameResolutionError, RecipeError, ShapeError, did_you_mean
@@ -22,6 +23,7 @@ from nnc.ir.training import (
     Dataset,
     GanRecipe,
     Recipe,
+    metric_name,
 )
 from nnc.ir.types import TensorType, numel
 
@@ -162,8 +164,34 @@ def _validate_supervised(program: Program, recipe: Recipe) -> None:
         )
     if isinstance(recipe.data, Dataset):
         _check_builtin(recipe, recipe.data, x, y if recipe.target == "labels" else None)
+    has_validation = recipe.validation is not None and recipe.validation != 0
+    check_monitor(recipe, [metric_name(m) for m in recipe.metrics], has_validation)
     if recipe.pretrain is not None:
         _check_pretrain(program, recipe, model)
+
+
+def check_monitor(recipe: Recipe, metrics: Sequence[str], has_validation: bool) -> str:
+    """The figure early stopping watches (``loss`` or ``val_loss`` without early
+    stopping); one the recipe does not measure is a RecipeError at the setting."""
+    measured = ["loss", *metrics]
+    if has_validation:
+        measured += [f"val_{n}" for n in measured]
+    es = recipe.early_stopping
+    if es is None:
+        return "val_loss" if has_validation else "loss"
+    if es.monitor not in measured:
+        needs_val = es.monitor.startswith("val_") and not has_validation
+        raise RecipeError(
+            f"early_stopping monitors '{es.monitor}', "
+            + (
+                "which needs a validation set (add 'validation 0.2')"
+                if needs_val
+                else f"which this recipe does not measure. Measured: {', '.join(measured)}"
+            ),
+            recipe.span_of("early_stopping"),
+            hint=None if needs_val else did_you_mean(es.monitor, measured),
+        )
+    return es.monitor
 
 
 def _check_pretrain(program: Program, recipe: Recipe, model: Model) -> None:
