@@ -172,3 +172,12 @@ def test_dbn_digits_pretrained_then_fine_tuned_reaches_093() -> None:
     (0.9415 on the 359 held-out digits; 0.8997 without the pretraining)."""
     _, result = fit("dbn_digits", "numpy")
     assert result.final["val_accuracy"] >= 0.93
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_squeeze_excite_cnn_held_out_accuracy(backend: str) -> None:
+    """se_digits.nn: each block rescales its channels by x * reshape(s, [c, 1, 1]), a
+    broadcasting product; 0.955 of the held-out digits on numpy and torch."""
+    program, result = fit("se_digits", backend)
+    assert [n.op for n in program.models["SEDigits"].nodes].count("mul") == 2
+    assert result.final["val_accuracy"] >= 0.94
