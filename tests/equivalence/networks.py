@@ -845,3 +845,10 @@ def ops_of(source: str) -> set[str]:
 
 
 ALL_OPS = frozenset(OPS)
+
+# Registry ops the generator leaves out on purpose, with why. Every other op must be
+# drawn (tests/equivalence/test_fuzz.py): a new op joins LAYERS or MERGES, or this.
+NOT_DRAWN = {
+    "rbm": "its up pass is sigmoid(v W + c) with a frozen visible bias; the registry "
+    "matrix runs it from its example, and contrastive divergence is not backprop",
+}
