@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.equivalence.fuzzing import differential
+from tests.equivalence.matrix import explain
 from tests.equivalence.networks import ALL_OPS, RandomChooser, ops_of, random_network
 
 
@@ -55,6 +56,8 @@ def main() -> int:
             exercised.update(ops_of(source))
             outcome = differential(source, steps=args.steps)
             status, message = outcome.status, outcome.message
+            if args.only is not None and outcome.report is not None:
+                message = explain(outcome.report)  # the deviations of a passing run too
         except Exception:  # the finding itself: record it and go on
             status, message = "error", traceback.format_exc()
         outcomes[status] += 1
