@@ -213,6 +213,13 @@ CASES = {
         "input x: [1, 3, 2]\n    conv2d(2, 3, stride = [1, 2], padding = 1) relu"
     ),
     **SPATIAL_CASES,
+    # The same with one input channel per group (soak seed 3885297172 of --seed 20).
+    "grouped_one_channel_wide_stride_same": (
+        "input x: [2, 3, 2]\n    conv2d(4, 3, stride = [1, 2], padding = same, groups = 2)"
+    ),
+    "depthwise_wide_stride_valid": (
+        "input x: [4, 2, 5]\n    conv2d(4, [1, 3], stride = [1, 3], groups = 4)"
+    ),
 }
 
 
