@@ -27,7 +27,7 @@ def export(module: Any, shape: tuple[int, ...], opset: int, training: Any = None
         torch.onnx.export(
             module,
             (torch.zeros(*shape),),
-            buffer,
+            buffer,  # type: ignore[arg-type]
             dynamo=False,
             input_names=["x"],
             output_names=["y"],

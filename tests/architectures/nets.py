@@ -8,6 +8,7 @@ with batchnorm statistics far from 0 and 1 so their folding matters.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -253,7 +254,9 @@ class ShuffleNetV2(nn.Module):
         layers: list[nn.Module] = [*conv_bn(3, channels[0], 3, 2), nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
         c = channels[0]
         for repeats, out in zip((4, 8, 4), channels[1:4], strict=True):
-            layers += [ShuffleUnit(c, out, 2)] + [ShuffleUnit(out, out, 1) for _ in range(repeats - 1)]
+            layers += [ShuffleUnit(c, out, 2)] + [
+                ShuffleUnit(out, out, 1) for _ in range(repeats - 1)
+            ]
             c = out
         layers += [*conv_bn(c, channels[4], 1), nn.ReLU()]
         self.features = nn.Sequential(*layers)
@@ -321,6 +324,7 @@ def build(name: str, **options: Any) -> nn.Module:
     with torch.no_grad():
         for m in module.modules():
             if isinstance(m, nn.BatchNorm2d):
+                assert m.running_mean is not None and m.running_var is not None
                 m.running_mean.uniform_(-0.5, 0.5, generator=generator)
                 m.running_var.uniform_(0.5, 2.0, generator=generator)
                 m.weight.uniform_(0.5, 1.5, generator=generator)
@@ -341,7 +345,7 @@ def folded_parameter_count(module: nn.Module) -> int:
         if not isinstance(seq, nn.Sequential):
             continue
         children = list(seq)
-        for before, after in zip(children, children[1:]):
+        for before, after in itertools.pairwise(children):
             if isinstance(before, nn.Conv2d) and isinstance(after, nn.BatchNorm2d):
                 assert before.bias is None
                 count -= after.num_features
