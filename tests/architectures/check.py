@@ -1,0 +1,77 @@
+"""Export a torch module to ONNX, import it into nnc, and compare every backend's
+forward pass with onnxruntime on the original file. Shared by the tests and by
+benchmarks/import_architectures.py."""
+
+from __future__ import annotations
+
+import io
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+BACKENDS = ("numpy", "torch", "tensorflow", "onnx")
+
+
+def export(module: Any, shape: tuple[int, ...], opset: int, training: Any = None) -> bytes:
+    """``torch.onnx.export`` by the TorchScript exporter (``dynamo=False``); eval mode
+    folds each batchnorm that follows a conv into it, ``training`` PRESERVE keeps it."""
+    import torch
+
+    options: dict[str, Any] = {} if training is None else {"training": training}
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(
+            module,
+            (torch.zeros(*shape),),
+            buffer,  # type: ignore[arg-type]
+            dynamo=False,
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "N"}, "y": {0: "N"}},
+            opset_version=opset,
+            **options,
+        )
+    return buffer.getvalue()
+
+
+@dataclass
+class Result:
+    params: int
+    import_s: float
+    deviation: dict[str, float] = field(default_factory=dict)  # max|diff| / max|ref|
+    seconds: dict[str, float] = field(default_factory=dict)  # one forward, after a warm-up
+    reference_s: float = 0.0  # onnxruntime on the original file
+
+
+def import_and_compare(
+    data: bytes, x: np.ndarray, backends: tuple[str, ...] = BACKENDS, threads: int = 1
+) -> Result:
+    import nnc
+    from nnc.backends import get_backend
+    from nnc.backends import onnx as onnx_backend
+    from nnc.backends.onnx.runtime import open_session, run_session
+
+    session = open_session(data, threads=threads)
+    start = time.perf_counter()
+    (want,) = run_session(session, {"x": x})
+    reference_s = time.perf_counter() - start
+    start = time.perf_counter()
+    imported = onnx_backend.import_model(data)
+    program = nnc.parse(nnc.format(imported.program))  # the written spec checks
+    import_s = time.perf_counter() - start
+    result = Result(nnc.count_params(program, imported.model), import_s, reference_s=reference_s)
+    scale = float(np.abs(want).max())
+    for name in backends:
+        backend = get_backend(name)
+        options = {"threads": threads} if name == "onnx" else {}
+        runtime = backend.build(program, imported.model, imported.weights, **options)
+        runtime.forward(x)  # warm-up (graph tracing, allocation)
+        start = time.perf_counter()
+        got = np.asarray(runtime.forward(x), dtype=np.float64)
+        result.seconds[name] = time.perf_counter() - start
+        result.deviation[name] = float(np.abs(got - want).max()) / scale
+    return result
