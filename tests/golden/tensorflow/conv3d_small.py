@@ -130,9 +130,9 @@ class Conv(Layer):
     at the end) or explicit (begin, end) pairs per spatial dim, applied with tf.pad.
 
     oneDNN, TensorFlow's CPU kernel, gets some 2-D convolutions of one input
-    channel with a larger stride across than down wrong (TensorFlow 2.21: 71 of 447
-    such shapes in a sweep, none of 4,768 others), so those run on the transposed
-    image (height and width swapped), which computes the same sums.
+    channel (per group) with a larger stride across than down wrong (TensorFlow
+    2.21: 71 of 447 such shapes in a sweep, none of 4,768 others), so those run on
+    the transposed image (height and width swapped), which computes the same sums.
 
     TensorFlow's other CPU kernels (Eigen's, used where oneDNN is off) have no
     gradient for a dilated or a grouped convolution. So a dilation is written into
@@ -153,23 +153,24 @@ class Conv(Layer):
         self.pads = None if isinstance(padding, str) else [[0, 0], *padding, [0, 0]]
         self.padding = padding if isinstance(padding, str) else "VALID"
         self.convolve = tf.nn.conv1d if len(kernel) == 1 else tf.nn.conv2d
-        self.swap = len(kernel) == 2 and channels == 1 and self.stride[0] < self.stride[1]
+        self.swap = (
+            len(kernel) == 2 and channels == groups and self.stride[0] < self.stride[1]
+        )
 
     def __call__(self, x):
         if self.pads is not None:
             x = tf.pad(x, self.pads)
-        kernel = self.dilated(self.kernel)
+        kernel, stride = self.dilated(self.kernel), self.stride
         if self.swap:  # see the class docstring
             x, kernel = tf.transpose(x, (0, 2, 1, 3)), tf.transpose(kernel, (1, 0, 2, 3))
-            y = tf.transpose(tf.nn.conv2d(x, kernel, self.stride[::-1], self.padding),
-                             (0, 2, 1, 3))
-        elif self.groups == 1:
-            y = self.convolve(x, kernel, self.stride, self.padding)
+            stride = stride[::-1]
+        if self.groups == 1:
+            y = self.convolve(x, kernel, stride, self.padding)
         else:
             pairs = zip(tf.split(x, self.groups, -1), tf.split(kernel, self.groups, -1))
-            y = tf.concat(
-                [self.convolve(xs, ks, self.stride, self.padding) for xs, ks in pairs], -1
-            )
+            y = tf.concat([self.convolve(xs, ks, stride, self.padding) for xs, ks in pairs], -1)
+        if self.swap:
+            y = tf.transpose(y, (0, 2, 1, 3))
         return y if self.bias is None else tf.nn.bias_add(y, self.bias)
 
     def dilated(self, kernel):
