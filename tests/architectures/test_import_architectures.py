@@ -38,9 +38,7 @@ def _frameworks() -> None:
         require(module)
 
 
-MATRIX = [(name, 17) for name in sorted(CASES)] + [
-    (name, 13) for name in ("mobilenet_v2", "unet")
-]
+MATRIX = [(name, 17) for name in sorted(CASES)] + [(name, 13) for name in ("mobilenet_v2", "unet")]
 
 
 @pytest.mark.parametrize(("name", "opset"), MATRIX)

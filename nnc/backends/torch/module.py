@@ -270,7 +270,10 @@ class _Variables:
         return name
 
     def alias(self, node: str, ref: str) -> None:
+        """A node that emits no line (an all-zero pad, a reduction over no axis): its
+        value is its input's variable, which it must not let a later node overwrite."""
         self.names[node] = self.value(ref)
+        self.alias_of[node] = ref
 
     def assign(self, node: Node) -> str:
         if self.chain:

@@ -95,3 +95,31 @@ def test_spec_names_never_shadow_torch_or_the_module() -> None:
     assert "'training.weight': 'training_layer.weight'" in code
     assert "def forward(self, torch_):" in code
     compile(code, "<generated>", "exec")
+
+
+def test_a_line_free_node_keeps_its_input_alive() -> None:
+    """An all-zero pad emits no line, so its value is its input's variable; the called
+    model after it must not overwrite that variable while the input is still read
+    (fuzz soak seed 2778030961 of --seed 19 gave torch.cat((x, x)))."""
+    import numpy as np
+
+    source = """
+model Part {
+    input a: [2]
+    dense(3)
+}
+
+model M {
+    input x: [2]
+    v1 = x |> pad([0, 0])
+    v2 = v1 |> Part
+    output concat(v2, x)
+}
+"""
+    program = nnc.parse(source)
+    x = np.array([[1.0, -2.0], [0.5, 3.0]], dtype=np.float32)
+    want = nnc.runtime(program, "numpy", "M").forward(x)
+    got = nnc.runtime(program, "torch", "M").forward(x)
+    assert got.shape == (2, 5)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(got[:, 3:], x)
