@@ -23,6 +23,7 @@ import numpy as np
 
 from nnc.data.samples import Samples
 from nnc.errors import DataError, Span, did_you_mean
+from nnc.ir.types import FLOAT32_MAX
 from nnc.ir.weights import check_npz_sizes
 from nnc.userfiles import open_regular, read_regular
 
@@ -185,7 +186,6 @@ def _cells(path: Path, source: str, number: int, line: str) -> list[str]:
 
 
 # Every backend trains in float32: a value beyond its range would become infinite.
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _check_float32(

@@ -22,6 +22,7 @@ from nnc.dsl.printer import expr_text
 from nnc.errors import ArgumentError, Span, did_you_mean
 from nnc.ir.space import DISTRIBUTIONS
 from nnc.ir.training import TEXT
+from nnc.ir.types import FLOAT32_MAX
 
 # Fields that the DSL never sets through arguments.
 OP_INTERNAL = frozenset({"op", "name", "inputs", "outs", "span"})
@@ -353,9 +354,6 @@ def _suggest(expr: ast.Expr, annotation: Any) -> str | None:
         if get_origin(_strip(option)) is Literal:
             choices += [str(c) for c in get_args(_strip(option))]
     return did_you_mean(name, choices) if choices else None
-
-
-FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
 
 
 def field_annotation(info: FieldInfo) -> Any:

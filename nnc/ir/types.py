@@ -19,6 +19,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+# The largest finite float32, np.finfo(np.float32).max (written out: no numpy import).
+# Every model runs in float32, so numbers, constants and weights beyond it are refused.
+FLOAT32_MAX = 3.4028234663852886e38
+
 Dim = int | str
 DType = Literal["float32", "int64"]
 

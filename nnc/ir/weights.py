@@ -32,6 +32,7 @@ from nnc.ir.ops.graph import Call
 from nnc.ir.passes.params import Param, model_params
 from nnc.ir.program import Model, Program
 from nnc.ir.training import GanRecipe
+from nnc.ir.types import FLOAT32_MAX
 from nnc.userfiles import open_regular
 
 Weights = dict[str, np.ndarray]
@@ -97,9 +98,6 @@ def check_weights(
             )
         out[name] = arr.astype(np.float32, copy=True)
     return out
-
-
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:

@@ -21,9 +21,7 @@ from nnc.errors import ShapeError
 from nnc.ir.base import Op
 from nnc.ir.broadcast import broadcast_all
 from nnc.ir.ops.activations import _Activation
-from nnc.ir.types import TensorType
-
-FLOAT32_MAX = 3.4028234663852886e38  # np.finfo(np.float32).max, without importing numpy
+from nnc.ir.types import FLOAT32_MAX, TensorType
 
 
 def check_float32(value: float, what: str) -> None:
