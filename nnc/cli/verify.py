@@ -25,7 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "after K training steps with a float64 NumPy reference (dropout disabled). Then move "
         "the optimizer state half-way between every pair of training backends and check that "
         "training carries on the same. A GAN recipe (without --model) trains both models: K "
-        "rounds of a discriminator and a generator step on the same batches and noise. "
+        "rounds of a discriminator and a generator step on the same batches and noise. A "
+        "contrastive divergence recipe runs K CD steps of every rbm layer on the same "
+        "batches and uniforms (numpy, torch, tensorflow). "
         "Exit 0 when equivalent, 1 otherwise.",
     )
     p.add_argument("file", metavar="FILE")
@@ -49,17 +51,21 @@ def run(args: argparse.Namespace) -> int:
     from nnc.backends.gancode import default_gan
     from nnc.dsl import load
     from nnc.verify import verify, verify_gan
+    from nnc.verify.cd import default_cd, verify_cd
 
     program = load(args.file)
     gan = default_gan(program, args.model)
+    cd = default_cd(program, args.model)
     if gan is not None:  # both models, trained against each other
         report = verify_gan(program, gan, args.backends, steps=args.steps, seed=args.seed)
+    elif cd is not None:  # an rbm (stack) trained by contrastive divergence
+        report = verify_cd(program, cd, args.backends, steps=args.steps, seed=args.seed)
     else:
         report = verify(program, args.model, args.backends, steps=args.steps, seed=args.seed)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=_jsonable))
     else:
-        _print(report)
+        _print(report, cd is not None and gan is None)
     return 0 if report.equivalent else 1
 
 
@@ -76,7 +82,7 @@ def _cell(d: Deviation | None, tol: float) -> str:
     return f"{d.max_rel:.1e}{mark}"
 
 
-def _print(report: Report) -> None:
+def _print(report: Report, cd: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -86,7 +92,8 @@ def _print(report: Report) -> None:
         title=f"model {report.model}: {report.steps} training steps, batch 8",
         title_justify="left",
     )
-    columns = ("backend", "against", "forward", "gradients", f"after {report.steps} steps")
+    first = "recon errors" if cd else "forward"
+    columns = ("backend", "against", first, "gradients", f"after {report.steps} steps")
     for column in (*columns, "verdict"):
         table.add_column(column, justify="left" if column in ("backend", "against") else "right")
     for r in report.rows:
@@ -102,7 +109,13 @@ def _print(report: Report) -> None:
     console.print(table)
     console.print(
         "max relative deviation per check (the parameters' and optimizer state's after "
-        "training); reference = NumPy in float64. Tolerances "
+        + (
+            "training, with the velocities and every step's chain; recon errors: every "
+            "step's, against the forward tolerance"
+            if cd
+            else "training"
+        )
+        + "); reference = NumPy in float64. Tolerances "
         f"({tol.describe()}); pairs of float32 backends are allowed twice as much."
     )
     _print_transfers(console, report)

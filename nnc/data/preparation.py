@@ -406,14 +406,18 @@ def prepare_cd(
     says, flattened to ``[n, visible]`` (float32), every value in [0, 1] (what the
     rbm's Bernoulli visible units model), then split as :func:`prepare` splits
     (``split_indices``): the training samples and the validation ones (or None).
-    Targets, if any, are ignored."""
+    Targets, if any, are ignored. With Gaussian visible units (the first rbm's
+    ``visible = gaussian``) the values may be any finite number, and every unit is
+    standardised with the training samples' mean and standard deviation (1 where it
+    is 0), the validation samples with the same statistics."""
     model = program.models[recipe.model]
+    gaussian = getattr(model.nodes[0], "visible", "bernoulli") == "gaussian"
     samples = read_source(recipe.data, recipe.seed, base, targets=False)
     x = fit_inputs(samples.x, model.inputs[0].type, samples.source)
     if len(x) == 0:
         raise DataError(f"{samples.source} holds no samples", recipe.span_of("data"))
     lo, hi = float(np.min(x)), float(np.max(x))
-    if lo < 0.0 or hi > 1.0:
+    if not gaussian and (lo < 0.0 or hi > 1.0):
         raise DataError(
             f"{samples.source}: the rbm's Bernoulli visible units take values in [0, 1]; "
             f"the samples range over [{lo:g}, {hi:g}]",
@@ -432,6 +436,12 @@ def prepare_cd(
                 recipe.span_of("validation"),
             )
         x, val = x[train_index], x[val_index]
+    if gaussian:
+        mean = x.mean(axis=0, dtype=np.float64)
+        std = x.std(axis=0, dtype=np.float64)
+        std[std == 0] = 1.0
+        x = ((x - mean) / std).astype(np.float32)
+        val = None if val is None else ((val - mean) / std).astype(np.float32)
     return Samples(x=x, y=None, source=samples.source, classes=0), val
 
 

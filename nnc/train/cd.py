@@ -72,14 +72,22 @@ class CdPlan:
     cd: CdSettings
     checkpoint_every: int = 1
     keep: int = 3
+    visible: tuple[str, ...] = ()  # per layer: bernoulli (the default) or gaussian
+
+    def visible_of(self, layer: int) -> str:
+        return self.visible[layer] if self.visible else "bernoulli"
 
     @property
     def total_epochs(self) -> int:
         return self.epochs * len(self.layers)
 
 
-def likelihood_name(visible: int, hidden: int) -> str:
-    """The figure an epoch reports: ``log_likelihood`` when it can be enumerated."""
+def likelihood_name(visible: int, hidden: int, kind: str = "bernoulli") -> str | None:
+    """The figure an epoch reports: ``log_likelihood`` when it can be enumerated, else
+    ``pseudo_log_likelihood`` (Bernoulli visible units) or none (Gaussian ones, whose
+    log Z enumerates the hidden states only)."""
+    if kind == "gaussian":
+        return "log_likelihood" if hidden <= EXACT_UNITS else None
     return "log_likelihood" if min(visible, hidden) <= EXACT_UNITS else "pseudo_log_likelihood"
 
 
@@ -188,7 +196,7 @@ class CdTrainer:
         """Train one epoch (or the rest of one) and measure it; None when a stop request
         came inside the epoch (a checkpoint then records where it stopped)."""
         s, plan = self.state, self.plan
-        name = plan.layers[layer]
+        name, kind = plan.layers[layer], plan.visible_of(layer)
         epoch = s.epoch
         epoch_start = dict(order_rng.bit_generator.state)
         order = order_rng.permutation(len(x))
@@ -203,9 +211,9 @@ class CdTrainer:
             if plan.cd.persistent and chain_key not in self.optimizer:
                 self.optimizer[chain_key] = v0.copy()
             chain = self.optimizer.get(chain_key)
-            u = draw_uniforms(rng, plan.cd.k, len(v0), visible, hidden)
+            u = draw_uniforms(rng, plan.cd.k, len(v0), visible, hidden, kind)
             start = chain[: len(v0)] if chain is not None else None
-            w, velocity, vk, error = self.step(w, velocity, v0, u, plan.cd, start)
+            w, velocity, vk, error = self.step(w, velocity, v0, u, plan.cd, start, visible=kind)
             if chain is not None:
                 chain[: len(v0)] = vk
             if not math.isfinite(error):
@@ -228,12 +236,15 @@ class CdTrainer:
         if len(plan.layers) > 1:
             row["layer"] = layer + 1
         row["recon_error"] = sums["error"] / sums["count"]
-        figure = likelihood_name(visible, hidden)
-        measure = log_likelihood if figure == "log_likelihood" else pseudo_log_likelihood
-        rows = slice(None) if figure == "log_likelihood" else slice(EVAL_ROWS)
-        row[figure] = measure(w, x[rows])
-        if x_val is not None:
-            row[f"val_{figure}"] = measure(w, x_val[rows])
+        figure = likelihood_name(visible, hidden, kind)
+        if figure == "log_likelihood":
+            row[figure] = log_likelihood(w, x, kind)
+            if x_val is not None:
+                row[f"val_{figure}"] = log_likelihood(w, x_val, kind)
+        elif figure is not None:
+            row[figure] = pseudo_log_likelihood(w, x[:EVAL_ROWS])
+            if x_val is not None:
+                row[f"val_{figure}"] = pseudo_log_likelihood(w, x_val[:EVAL_ROWS])
         row["time"] = time.perf_counter() - clock
         s.epoch, s.batch, s.rng_state = epoch + 1, 0, dict(order_rng.bit_generator.state)
         s.noise_state = dict(rng.bit_generator.state)
@@ -285,7 +296,12 @@ class CdTrainer:
                 if self.geometry is not None:
                     title = f"{self.identity.model} ({self.plan.layers[0]})"
                     drawn = save_rbm_pictures(
-                        self._layer(0), self.geometry, self.run_dir.path, title, self.plan.seed
+                        self._layer(0),
+                        self.geometry,
+                        self.run_dir.path,
+                        title,
+                        self.plan.seed,
+                        self.plan.visible_of(0),
                     )
                     if not drawn:
                         self.reporter.warn(

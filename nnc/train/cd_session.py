@@ -116,6 +116,7 @@ def train_cd(
         cd=cd_settings(recipe),
         checkpoint_every=checkpoint_every or default_checkpoint_every(recipe.epochs),
         keep=keep,
+        visible=tuple(getattr(n, "visible", "bernoulli") for n in model.nodes),
     )
     identity = Identity(
         model=model.name,

@@ -1,5 +1,6 @@
-"""Contrastive divergence for a Bernoulli-Bernoulli RBM, as docs/semantics.md ("RBM
-and contrastive divergence") specifies it.
+"""Contrastive divergence for an RBM with Bernoulli hidden units and Bernoulli or
+unit-variance Gaussian visible units, as docs/semantics.md ("RBM and contrastive
+divergence") specifies it.
 
 The uniforms that sample the Gibbs chain are drawn here, from nnc's NumPy generator
 ``default_rng([seed, crc32("cd")])``, and passed to the step, so a backend that
@@ -33,9 +34,14 @@ class CdSettings:
             raise ValueError(f"cd: k must be at least 1 Gibbs step. Received: k = {self.k}")
 
 
+VISIBLE_KINDS = ("bernoulli", "gaussian")
+
+
 @dataclass(frozen=True)
 class Uniforms:
-    """One batch's uniforms in [0, 1): ``hidden [k, N, H]`` then ``visible [k, N, F]``."""
+    """One batch's draws: uniforms in [0, 1) ``hidden [k, N, H]``, then ``visible
+    [k, N, F]``: uniforms for Bernoulli visible units, standard normals for Gaussian
+    ones."""
 
     hidden: np.ndarray
     visible: np.ndarray
@@ -47,16 +53,25 @@ def cd_generator(seed: int) -> np.random.Generator:
 
 
 def draw_uniforms(
-    rng: np.random.Generator, k: int, rows: int, visible: int, hidden: int
+    rng: np.random.Generator,
+    k: int,
+    rows: int,
+    visible: int,
+    hidden: int,
+    kind: str = "bernoulli",
 ) -> Uniforms:
-    """A batch's uniforms, in this order: ``rng.random((k, rows, hidden))``, then
-    ``rng.random((k, rows, visible))`` (float64).
+    """A batch's draws, in this order: ``rng.random((k, rows, hidden))``, then
+    ``rng.random((k, rows, visible))`` (Bernoulli visible units) or
+    ``rng.standard_normal((k, rows, visible))`` (Gaussian ones), float64.
 
     >>> u = draw_uniforms(cd_generator(0), 1, 2, 3, 4)
     >>> u.hidden.shape, u.visible.shape
     ((1, 2, 4), (1, 2, 3))
     """
-    return Uniforms(rng.random((k, rows, hidden)), rng.random((k, rows, visible)))
+    hidden_u = rng.random((k, rows, hidden))
+    if kind == "gaussian":
+        return Uniforms(hidden_u, rng.standard_normal((k, rows, visible)))
+    return Uniforms(hidden_u, rng.random((k, rows, visible)))
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -68,17 +83,27 @@ def hidden_probabilities(w: Arrays, v: np.ndarray) -> np.ndarray:
     return sigmoid(v @ w["weight"] + w["hidden_bias"])
 
 
-def visible_probabilities(w: Arrays, h: np.ndarray) -> np.ndarray:
-    """``p(v = 1 | h) = σ(h Wᵀ + b)``."""
-    return sigmoid(h @ w["weight"].T + w["visible_bias"])
+def visible_probabilities(w: Arrays, h: np.ndarray, kind: str = "bernoulli") -> np.ndarray:
+    """The visible units' mean given ``h``: ``p(v = 1 | h) = σ(h Wᵀ + b)`` (Bernoulli),
+    ``E[v | h] = h Wᵀ + b`` (Gaussian)."""
+    a = h @ w["weight"].T + w["visible_bias"]
+    return a if kind == "gaussian" else sigmoid(a)
 
 
-def gibbs(w: Arrays, v: np.ndarray, u: Uniforms) -> np.ndarray:
+def sample_visible(mean: np.ndarray, draw: np.ndarray, kind: str) -> np.ndarray:
+    """``[U < p]`` (Bernoulli) or ``mean + Z`` (Gaussian, ``Z`` cast to the mean's
+    dtype first), in the mean's dtype."""
+    if kind == "gaussian":
+        return mean + draw.astype(mean.dtype)
+    return (draw < mean).astype(mean.dtype)
+
+
+def gibbs(w: Arrays, v: np.ndarray, u: Uniforms, kind: str = "bernoulli") -> np.ndarray:
     """``k`` Gibbs steps from ``v``: ``h_j = [U_h[j] < p(h | v_j)]``, then
-    ``v_{j+1} = [U_v[j] < p(v | h_j)]``; returns ``v_k``."""
+    ``v_{j+1}`` sampled from ``p(v | h_j)`` (:func:`sample_visible`); returns ``v_k``."""
     for j in range(len(u.hidden)):
         h = (u.hidden[j] < hidden_probabilities(w, v)).astype(v.dtype)
-        v = (u.visible[j] < visible_probabilities(w, h)).astype(v.dtype)
+        v = sample_visible(visible_probabilities(w, h, kind), u.visible[j], kind)
     return v
 
 
@@ -89,8 +114,10 @@ def cd_step(
     u: Uniforms,
     cd: CdSettings,
     chain: np.ndarray | None = None,
+    visible: str = "bernoulli",
 ) -> tuple[Arrays, Arrays, np.ndarray, float]:
-    """One CD-k (or PCD-k) update of a batch ``v0 [N, F]``.
+    """One CD-k (or PCD-k) update of a batch ``v0 [N, F]``, for ``visible`` units
+    ``bernoulli`` or ``gaussian`` (unit variance).
 
     The negative chain starts at ``v0`` (CD) or at ``chain`` (PCD: the persistent
     chains, as many rows as the batch). With ``p0 = p(h | v0)``, ``pk = p(h | v_k)``:
@@ -98,14 +125,14 @@ def cd_step(
     ``g_c = mean(p0 - pk)``; per parameter ``Δ = μ Δ + lr g`` and ``θ += Δ``.
     Returns the new weights, the new velocities, the chain's end ``v_k`` (the next
     persistent chains) and the batch's reconstruction error: the mean over elements
-    of ``(v0 - p(v | h_0))²``, with ``h_0`` the first sampled hidden state of a chain
+    of ``(v0 - E[v | h_0])²``, with ``h_0`` the first sampled hidden state of a chain
     started at ``v0``.
     """
     n = len(v0)
     p0 = hidden_probabilities(w, v0)
     h0 = (u.hidden[0] < p0).astype(v0.dtype)
-    error = float(np.mean((v0 - visible_probabilities(w, h0)) ** 2))
-    vk = gibbs(w, v0 if chain is None else chain, u)
+    error = float(np.mean((v0 - visible_probabilities(w, h0, visible)) ** 2))
+    vk = gibbs(w, v0 if chain is None else chain, u, visible)
     pk = hidden_probabilities(w, vk)
     grads = {
         "weight": (v0.T @ p0 - vk.T @ pk) / n - cd.weight_decay * w["weight"],
@@ -147,18 +174,29 @@ def train_rbm(
     return w, errors
 
 
-def sample_chains(w: Arrays, count: int, steps: int, seed: int) -> np.ndarray:
-    """Samples from noise: ``count`` chains start at ``[U < 0.5]`` and run ``steps``
-    Gibbs steps; returns the last ``p(v | h)`` (the samples' means), all uniforms from
-    ``default_rng([seed, crc32("samples")])`` (the start, then per step hidden, visible)."""
+def sample_chains(
+    w: Arrays, count: int, steps: int, seed: int, kind: str = "bernoulli"
+) -> np.ndarray:
+    """Samples from noise: ``count`` chains start at ``[U < 0.5]`` (Bernoulli visible
+    units) or at standard normals (Gaussian ones) and run ``steps`` Gibbs steps;
+    returns the last ``E[v | h]`` (the samples' means), all draws from
+    ``default_rng([seed, crc32("samples")])`` (the start, then per step hidden,
+    visible)."""
     rng = np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(b"samples")])
     visible, hidden = w["weight"].shape
-    v = (rng.random((count, visible)) < 0.5).astype(np.float64)
+    w = {p: np.asarray(a, np.float64) for p, a in w.items()}
+
+    def draw() -> np.ndarray:
+        size = (count, visible)
+        return rng.standard_normal(size) if kind == "gaussian" else rng.random(size)
+
+    start = draw()
+    v = start if kind == "gaussian" else (start < 0.5).astype(np.float64)
     means = v
     for _ in range(steps):
         h = (rng.random((count, hidden)) < hidden_probabilities(w, v)).astype(np.float64)
-        means = visible_probabilities(w, h)
-        v = (rng.random((count, visible)) < means).astype(np.float64)
+        means = visible_probabilities(w, h, kind)
+        v = sample_visible(means, draw(), kind)
     return means
 
 
@@ -172,17 +210,47 @@ def _softplus(z: np.ndarray) -> np.ndarray:
     return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
 
 
-def free_energy(w: Arrays, v: np.ndarray) -> np.ndarray:
+def free_energy(w: Arrays, v: np.ndarray, kind: str = "bernoulli") -> np.ndarray:
     """``F(v) = -v·b - Σ_j softplus(c_j + (v W)_j)`` per row (float64), so that
-    ``p(v) = exp(-F(v)) / Z``."""
+    ``p(v) = exp(-F(v)) / Z``; with Gaussian visible units the first term is
+    ``½‖v - b‖²``."""
     v = np.asarray(v, np.float64)
+    b = w["visible_bias"].astype(np.float64)
     a = v @ w["weight"].astype(np.float64) + w["hidden_bias"].astype(np.float64)
-    return -(v @ w["visible_bias"].astype(np.float64)) - _softplus(a).sum(axis=1)
+    first = 0.5 * ((v - b) ** 2).sum(axis=1) if kind == "gaussian" else -(v @ b)
+    return first - _softplus(a).sum(axis=1)
 
 
 def _states(n: int) -> np.ndarray:
     """All ``2^n`` binary vectors ``[2^n, n]``."""
     return ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(np.float64)
+
+
+def gaussian_log_partition(w: Arrays) -> float:
+    """``log Z`` of an RBM with unit-variance Gaussian visible units, by enumeration
+    over the ``2^H`` hidden states (the visible integral is Gaussian):
+    ``(F/2) log 2π + log Σ_h exp(h·c + b·(W h) + ½‖W h‖²)``.
+
+    >>> zero = {"weight": np.zeros((3, 2)), "visible_bias": np.zeros(3), "hidden_bias": np.zeros(2)}
+    >>> z = gaussian_log_partition(zero) - 1.5 * np.log(2 * np.pi)  # 4 hidden states
+    >>> round(float(z / np.log(2)), 6)
+    2.0
+    """
+    visible, hidden = w["weight"].shape
+    if hidden > EXACT_UNITS:
+        raise ValueError(
+            f"log Z of Gaussian visible units enumerates the hidden states: at most "
+            f"{EXACT_UNITS}. Received: {hidden} hidden"
+        )
+    h = _states(hidden)
+    a = h @ w["weight"].astype(np.float64).T  # [2^H, F]: W h per state
+    terms = (
+        h @ w["hidden_bias"].astype(np.float64)
+        + a @ w["visible_bias"].astype(np.float64)
+        + 0.5 * (a**2).sum(axis=1)
+    )
+    top = float(terms.max())
+    return 0.5 * visible * float(np.log(2 * np.pi)) + top + float(np.log(np.exp(terms - top).sum()))
 
 
 def log_partition(w: Arrays) -> float:
@@ -212,11 +280,13 @@ def log_partition(w: Arrays) -> float:
     return top + float(np.log(np.exp(terms - top).sum()))
 
 
-def log_likelihood(w: Arrays, v: np.ndarray) -> float:
+def log_likelihood(w: Arrays, v: np.ndarray, kind: str = "bernoulli") -> float:
     """The exact mean log-likelihood ``mean(-F(v)) - log Z`` of the rows of ``v``
-    (nats per sample), for an RBM whose smaller layer has at most
-    :data:`EXACT_UNITS` units."""
-    return float(np.mean(-free_energy(w, v))) - log_partition(w)
+    (nats per sample; a density for Gaussian visible units), for an RBM whose smaller
+    layer (Gaussian visible units: whose hidden layer) has at most :data:`EXACT_UNITS`
+    units."""
+    z = gaussian_log_partition(w) if kind == "gaussian" else log_partition(w)
+    return float(np.mean(-free_energy(w, v, kind))) - z
 
 
 def pseudo_log_likelihood(w: Arrays, v: np.ndarray, chunk: int = 256) -> float:

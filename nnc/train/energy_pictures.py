@@ -55,12 +55,21 @@ def save_filters(
 
 
 def save_rbm_pictures(
-    w: Arrays, geometry: ImageGeometry, folder: Path, title: str, seed: int
+    w: Arrays,
+    geometry: ImageGeometry,
+    folder: Path,
+    title: str,
+    seed: int,
+    kind: str = "bernoulli",
 ) -> list[Path]:
     """``filters.png`` and ``samples.png`` (64 chains from noise, :data:`SAMPLE_STEPS`
-    steps, the last ``p(v | h)``) in ``folder``; nothing without matplotlib."""
+    steps, the last ``E[v | h]``; Gaussian visible units' standardised means on one
+    grey scale from the smallest to the largest) in ``folder``; nothing without
+    matplotlib."""
     drawn = [save_filters(w["weight"], geometry, folder / FILTERS, f"{title}: filters")]
-    samples = sample_chains(w, GRID * GRID, SAMPLE_STEPS, seed)
+    samples = sample_chains(w, GRID * GRID, SAMPLE_STEPS, seed, kind)
+    if kind == "gaussian":
+        samples = (samples - samples.min()) / max(float(np.ptp(samples)), 1e-12)
     unit = ImageGeometry(geometry.channels, geometry.height, geometry.width, 0.0, 1.0)
     drawn.append(
         save_sample_grid(

@@ -84,9 +84,32 @@ CASES = {
             "model R {\n    input x: [64]\n    rbm(16, visible = gaussian)\n}\n",
         ),
         RecipeError,
-        3,
+        6,
         5,
-        "gaussian visible units; contrastive divergence in nnc samples Bernoulli",
+        "'rbm_1' has gaussian visible units, which model real values; binarize = true makes "
+        "every value 0 or 1, what Bernoulli visible units model",
+    ),
+    "gaussian_visible_scaled": (
+        recipe(
+            "    data digits, scale = unit\n    optimizer cd\n",
+            "model R {\n    input x: [64]\n    rbm(16, visible = gaussian)\n}\n",
+        ),
+        RecipeError,
+        6,
+        5,
+        "so the samples are standardised per unit (mean 0, variance 1), which undoes scale = unit",
+    ),
+    "gaussian_visible_above_an_rbm": (
+        recipe(
+            "    data digits\n    optimizer cd\n",
+            "model R {\n    input x: [64]\n    rbm(16, visible = gaussian)\n"
+            "    rbm(8, visible = gaussian)\n}\n",
+        ),
+        RecipeError,
+        4,
+        5,
+        "'rbm_2' has gaussian visible units, but its visible units are the hidden "
+        "probabilities of 'rbm_1', in (0, 1); only the first rbm of a stack",
     ),
     "data_out_of_range": (
         recipe("    data digits\n    optimizer cd\n"),

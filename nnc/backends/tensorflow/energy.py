@@ -21,10 +21,12 @@ def cd_step(
     u: Uniforms,
     cd: CdSettings,
     chain: np.ndarray | None = None,
+    visible: str = "bernoulli",
 ) -> tuple[Arrays, Arrays, np.ndarray, float]:
     """As :func:`nnc.train.energy.cd_step`, computed by TensorFlow in the weights'
     dtype (the uniforms, float64 as nnc draws them, are compared in float64, as NumPy
-    compares them)."""
+    compares them; a Gaussian unit's normal is cast to the weights' dtype, then added
+    to its mean)."""
     import tensorflow as tf
 
     dtype = tf.as_dtype(w["weight"].dtype)
@@ -36,7 +38,8 @@ def cd_step(
         return tf.sigmoid(tf.matmul(v, W) + c)
 
     def down(h: Any) -> Any:
-        return tf.sigmoid(tf.matmul(h, W, transpose_b=True) + b)
+        a = tf.matmul(h, W, transpose_b=True) + b
+        return a if visible == "gaussian" else tf.sigmoid(a)
 
     def sample(uniform: Any, p: Any) -> Any:
         return tf.cast(uniform < tf.cast(p, tf.float64), dtype)
@@ -48,7 +51,8 @@ def cd_step(
     v = x0 if chain is None else tf.cast(tf.constant(chain), dtype)
     for j in range(u.hidden.shape[0]):
         h = sample(uh[j], up(v))
-        v = sample(uv[j], down(h))
+        mean = down(h)
+        v = mean + tf.cast(uv[j], dtype) if visible == "gaussian" else sample(uv[j], mean)
     pk = up(v)
     grads = {
         "weight": (tf.matmul(x0, p0, transpose_a=True) - tf.matmul(v, pk, transpose_a=True)) / n

@@ -21,10 +21,12 @@ def cd_step(
     u: Uniforms,
     cd: CdSettings,
     chain: np.ndarray | None = None,
+    visible: str = "bernoulli",
     device: str = "cpu",
 ) -> tuple[Arrays, Arrays, np.ndarray, float]:
     """As :func:`nnc.train.energy.cd_step`, computed by torch in the weights' dtype
-    (the uniforms stay float64, as nnc draws them)."""
+    (the uniforms stay float64, as nnc draws them; a Gaussian unit's normal is cast to
+    the weights' dtype, then added to its mean)."""
     import torch
 
     def t(a: np.ndarray) -> Any:
@@ -38,7 +40,13 @@ def cd_step(
         return torch.sigmoid(v @ W + c)
 
     def down(h: Any) -> Any:
-        return torch.sigmoid(h @ W.T + b)
+        a = h @ W.T + b
+        return a if visible == "gaussian" else torch.sigmoid(a)
+
+    def sample(draw: Any, mean: Any) -> Any:
+        if visible == "gaussian":
+            return mean + draw.to(W.dtype)
+        return (draw < mean).to(W.dtype)
 
     n = x0.shape[0]
     p0 = up(x0)
@@ -47,7 +55,7 @@ def cd_step(
     v = x0 if chain is None else t(chain).to(W.dtype)
     for j in range(uh.shape[0]):
         h = (uh[j] < up(v)).to(W.dtype)
-        v = (uv[j] < down(h)).to(W.dtype)
+        v = sample(uv[j], down(h))
     pk = up(v)
     grads = {
         "weight": (x0.T @ p0 - v.T @ pk) / n - cd.weight_decay * W,

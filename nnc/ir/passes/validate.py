@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from nnc.data.catalog import CATALOG
 from nnc.errors import GraphError, NameResolutionError, RecipeError, ShapeError, did_you_mean
+from nnc.ir.ops.energy import Rbm
 from nnc.ir.ops.graph import Call
 from nnc.ir.passes.params import model_params
 from nnc.ir.program import Model, Program
@@ -218,6 +219,17 @@ def _check_pretrain(program: Program, recipe: Recipe, model: Model) -> None:
             recipe.span_of("pretrain"),
             hint=f"write '{found.model}' as a layer of '{model.name}', after its input",
         )
+    stack = program.models.get(found.model)
+    first = stack.nodes[0] if stack is not None and stack.nodes else None
+    if getattr(first, "visible", "bernoulli") == "gaussian":
+        raise RecipeError(
+            f"recipe '{recipe.name}' pretrains with '{found.name}', whose first rbm has "
+            "gaussian visible units: pretraining standardises every visible unit with its "
+            "own statistics, which fine-tuning does not apply, so the pretrained weights "
+            "would meet inputs on another scale",
+            recipe.span_of("pretrain"),
+            hint="pretrain with bernoulli visible units (data ..., binarize = true)",
+        )
 
 
 def _check_builtin(
@@ -344,6 +356,37 @@ def _validate_gan(program: Program, recipe: GanRecipe) -> None:
         _check_builtin(recipe, recipe.data, real, None)
 
 
+def _check_gaussian(recipe: CdRecipe, model: Model, node: Rbm) -> None:
+    """Gaussian visible units (unit variance) model real values that the recipe
+    standardises per unit: only the first rbm of a stack sees such values (the ones
+    above see the probabilities of the layer below, in (0, 1)), and a built-in data
+    set's ``binarize`` (0/1 values, what Bernoulli units model) or ``scale`` (undone by
+    the standardisation) contradicts them."""
+    if node.inputs != (model.inputs[0].name,):
+        raise RecipeError(
+            f"'{node.name}' has gaussian visible units, but its visible units are the "
+            f"hidden probabilities of '{node.inputs[0]}', in (0, 1); only the first rbm of a "
+            "stack may have gaussian visible units",
+            node.span,
+            hint="drop visible = gaussian from this layer",
+        )
+    data = recipe.data
+    if isinstance(data, Dataset) and data.binarize:
+        raise RecipeError(
+            f"'{node.name}' has gaussian visible units, which model real values; "
+            "binarize = true makes every value 0 or 1, what Bernoulli visible units model",
+            recipe.span_of("data"),
+            hint="drop binarize = true, or drop visible = gaussian",
+        )
+    if isinstance(data, Dataset) and data.scale != "none":
+        raise RecipeError(
+            f"'{node.name}' has gaussian visible units, so the samples are standardised per "
+            f"unit (mean 0, variance 1), which undoes scale = {data.scale}",
+            recipe.span_of("data"),
+            hint=f"drop scale = {data.scale}",
+        )
+
+
 def _validate_cd(program: Program, recipe: CdRecipe) -> None:
     """A contrastive divergence recipe trains a model that is its input followed by
     rbm layers, each feeding the next (one layer: an RBM; several: a deep belief
@@ -362,12 +405,8 @@ def _validate_cd(program: Program, recipe: CdRecipe) -> None:
                 hint="train the rbm stack as a model of its own, and call it from the "
                 "supervised model",
             )
-        if getattr(node, "visible", "bernoulli") != "bernoulli":
-            raise RecipeError(
-                f"'{node.name}' has gaussian visible units; contrastive divergence in nnc "
-                "samples Bernoulli visible units only",
-                node.span,
-            )
+        if getattr(node, "visible", "bernoulli") == "gaussian":
+            _check_gaussian(recipe, model, node)
         if not getattr(node, "trainable", True):
             raise RecipeError(
                 f"'{node.name}' is frozen (trainable = false), yet recipe '{recipe.name}' "
@@ -382,11 +421,12 @@ def _validate_cd(program: Program, recipe: CdRecipe) -> None:
             f"{', '.join(model.outputs)}",
             model.span if not model.nodes else model.nodes[-1].span,
         )
+    gaussian = getattr(model.nodes[0], "visible", "bernoulli") == "gaussian"
     if isinstance(recipe.data, Dataset):
         _check_builtin(recipe, recipe.data, x, None)
         info = CATALOG[recipe.data.name]
         lo, hi = info.value_range or (None, None)
-        unit = recipe.data.binarize or recipe.data.scale == "unit"
+        unit = gaussian or recipe.data.binarize or recipe.data.scale == "unit"
         if not unit and not (lo is not None and hi is not None and lo >= 0 and hi <= 1):
             shown = f"[{lo:g}, {hi:g}]" if lo is not None and hi is not None else "unbounded"
             raise RecipeError(
