@@ -37,16 +37,14 @@ def test_log_z_is_the_integral_over_the_visible_unit() -> None:
     numeric = float(np.log(np.sum(density) * (grid[1] - grid[0])))
     assert abs(gaussian_log_partition(W) - numeric) < 1e-9
     # and p(v) integrates to one: the log-likelihood is a density
-    assert abs(log_likelihood(W, np.array([[0.3]]), "gaussian") + free_energy(
-        W, np.array([[0.3]]), "gaussian"
-    )[0] + numeric) < 1e-9
+    v = np.array([[0.3]])
+    expected = -free_energy(W, v, "gaussian")[0] - numeric
+    assert abs(log_likelihood(W, v, "gaussian") - expected) < 1e-9
 
 
 def test_the_chain_adds_the_drawn_normal_to_the_mean() -> None:
     u = draw_uniforms(cd_generator(0), 1, 3, 1, 2, "gaussian")
-    again = np.random.default_rng([0, 0x2FFE8A7E & 0xFFFFFFFF])  # not the CD generator
     assert u.hidden.shape == (1, 3, 2) and u.visible.shape == (1, 3, 1)
-    assert not np.array_equal(u.visible, again.standard_normal((1, 3, 1)))
     rng = cd_generator(0)
     np.testing.assert_array_equal(u.hidden, rng.random((1, 3, 2)))  # uniforms first,
     np.testing.assert_array_equal(u.visible, rng.standard_normal((1, 3, 1)))  # then normals
