@@ -55,6 +55,7 @@ from nnc.train.loop import Identity, TrainResult, batch_size
 from nnc.train.plot import plot_cd
 from nnc.train.progress import QuietReporter, RunInfo, Summary
 from nnc.train.rundir import LOSS_PLOT, RunDir
+from nnc.train.tracking.callbacks import CallbackList
 
 RBM_PARAMS = ("weight", "visible_bias", "hidden_bias")
 EVAL_ROWS = 256  # the pseudo-log-likelihood is measured on the first 256 samples
@@ -91,6 +92,17 @@ def likelihood_name(visible: int, hidden: int, kind: str = "bernoulli") -> str |
     return "log_likelihood" if min(visible, hidden) <= EXACT_UNITS else "pseudo_log_likelihood"
 
 
+@dataclass(frozen=True)
+class CdWeights:
+    """What a tracking callback sees of a CD run after an epoch: its weights (the
+    histograms of TensorBoard; a CD run has no runtime until it ends)."""
+
+    weights: dict[str, np.ndarray]
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return dict(self.weights)
+
+
 @dataclass
 class CdTrainer:
     """Runs the epochs of one contrastive divergence recipe."""
@@ -110,6 +122,7 @@ class CdTrainer:
     step: Callable[..., tuple[Arrays, Arrays, np.ndarray, float]] = cd_step  # a backend's
     resumed_from: Path | None = None
     last_checkpoint: Path | None = None
+    callbacks: CallbackList = field(default_factory=CallbackList)  # TensorBoard, MLflow, ...
 
     def run(self) -> TrainResult:
         plan, s = self.plan, self.state
@@ -147,7 +160,9 @@ class CdTrainer:
         )
         stopped = "completed"
         inputs: tuple[int, np.ndarray, np.ndarray | None] | None = None  # layer, x, x_val
+        result: TrainResult | None = None
         try:
+            self.callbacks.begin()
             while s.epoch < plan.total_epochs:
                 layer = s.epoch // plan.epochs
                 if inputs is None or inputs[0] != layer:
@@ -158,7 +173,8 @@ class CdTrainer:
                     stopped = "interrupted"
                     break
                 s.history.append(row)
-                if self.should_stop():
+                asked = self.callbacks.epoch(s.epoch, row, CdWeights(self.weights))
+                if asked or self.should_stop():
                     stopped = "interrupted"
                 due = s.epoch == plan.total_epochs or s.epoch % plan.checkpoint_every == 0
                 if self.run_dir is not None:
@@ -169,8 +185,10 @@ class CdTrainer:
                 self.reporter.epoch(row, False)
                 if stopped != "completed":
                     break
-            return self._finish(stopped, time.perf_counter() - started)
+            result = self._finish(stopped, time.perf_counter() - started)
+            return result
         finally:
+            self.callbacks.end(result)
             self.reporter.close()
 
     def _layer(self, layer: int) -> Arrays:

@@ -28,6 +28,7 @@ from nnc.train.loop import Identity, TrainResult
 from nnc.train.progress import QuietReporter
 from nnc.train.recipes import fingerprint, recipe_document, recipe_program
 from nnc.train.rundir import RunDir, new_run_folder
+from nnc.train.tracking import Tracking, cd_context
 
 CD_BACKENDS = ("numpy", "torch", "tensorflow")
 
@@ -67,8 +68,11 @@ def train_cd(
     base: Path | None = None,
     reporter: QuietReporter,
     should_stop: Callable[[], bool] | None = None,
+    tracking: Tracking | None = None,
 ) -> TrainResult:
-    """Train a resolved contrastive divergence recipe; as :func:`nnc.train.session.train`."""
+    """Train a resolved contrastive divergence recipe; as :func:`nnc.train.session.train`
+    (``tracking``: TensorBoard event files in the run folder by default, MLflow and
+    callbacks on request, each epoch's history row as its figures)."""
     from nnc.train.session import (
         build_runtime,
         check_resume_folders,
@@ -104,9 +108,11 @@ def train_cd(
     optimizer: dict[str, np.ndarray] = {}
     if checkpoint is not None:
         optimizer = _cd_state(checkpoint, weights, layers, recipe.optimizer.persistent)
+    recipe_text = ""
     if run_dir is not None:
         single = recipe_program(program, recipe)
-        run_dir.write_recipe(format_program(single, resolved=True), single.to_json())
+        recipe_text = format_program(single, resolved=True)
+        run_dir.write_recipe(recipe_text, single.to_json())
         write_environment(run_dir.path, backend, device)
     plan = CdPlan(
         layers=layers,
@@ -128,6 +134,19 @@ def train_cd(
     spec = parse_backend(backend)
     spec.require()
     options = spec.device_options(device)  # refuses a device the backend cannot use
+    geometry = image_geometry(recipe.data, model.inputs[0].type.shape, samples.x)
+    state = checkpoint.state if checkpoint else TrainState()
+    context = cd_context(
+        program,
+        recipe,
+        document,
+        backend,
+        run_dir,
+        state.epoch,
+        plan.total_epochs,
+        geometry,
+        recipe_text,
+    )
     trainer = CdTrainer(
         weights=weights,
         x=samples.x,
@@ -138,13 +157,14 @@ def train_cd(
         finish_runtime=lambda w: build_runtime(
             program, model.name, backend, dict(w), recipe.seed, device
         ),
-        geometry=image_geometry(recipe.data, model.inputs[0].type.shape, samples.x),
+        geometry=geometry,
         reporter=reporter,
         run_dir=run_dir,
-        state=checkpoint.state if checkpoint else TrainState(),
+        state=state,
         optimizer=optimizer,
         should_stop=should_stop or (lambda: False),
         resumed_from=checkpoint.path if checkpoint else None,
+        callbacks=(tracking or Tracking()).start(context, reporter.warn),
     )
     return trainer.run()
 

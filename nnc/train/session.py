@@ -331,12 +331,18 @@ def train(
     if isinstance(chosen, CdRecipe):
         from nnc.train.cd_session import train_cd
 
-        tracked = tracking is not None and (tracking.mlflow or tracking.callbacks)
-        if nproc > 1 or build is not None or tracked:
+        if nproc > 1:
+            raise RecipeError(
+                f"recipe '{chosen.name}' trains an RBM by contrastive divergence, in one "
+                f"process; data-parallel training (nproc = {nproc}) runs supervised and "
+                "autoencoder recipes",
+                chosen.span,
+                hint="train the RBM in one process (drop --nproc)",
+            )
+        if build is not None:
             raise TrainingError(
-                f"recipe '{chosen.name}' trains by contrastive divergence, in this process "
-                "on the numpy backend, logging to its run folder; nproc, build, MLflow and "
-                "callbacks apply to supervised and GAN recipes"
+                f"recipe '{chosen.name}' trains by contrastive divergence, with the CD step "
+                "of its backend; build applies to supervised and GAN recipes"
             )
         return train_cd(
             program,
@@ -352,6 +358,7 @@ def train(
             base=base,
             reporter=reporter,
             should_stop=should_stop,
+            tracking=tracking,
         )
     if nproc > 1:
         from nnc.train.distributed.launch import Launch, train_parallel

@@ -33,7 +33,7 @@ from nnc.ir.passes import check
 from nnc.ir.program import Program
 from nnc.ir.training import CdRecipe, Recipe
 from nnc.ir.weights import init_weights
-from nnc.train.energy import Arrays, CdSettings, cd_generator, cd_step, draw_uniforms
+from nnc.train.energy import Arrays, CdSettings, Uniforms, cd_generator, cd_step, draw_uniforms
 from nnc.verify.harness import BATCH, REFERENCE, Report, Row
 from nnc.verify.tolerance import (
     CEILING,
@@ -58,7 +58,7 @@ class CdLayer:
     visible: str
     weights: Arrays  # float32, canonical
     batches: list[np.ndarray]
-    uniforms: list[object]
+    uniforms: list[Uniforms]
 
 
 @dataclass(frozen=True)

@@ -160,13 +160,19 @@ def test_a_gan_logs_its_samples_and_both_models(tmp_path: Path) -> None:
     assert scopes == {"generator", "discriminator"}
 
 
+@pytest.fixture(scope="module")
+def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One MLflow database for this file's runs (creating one takes seconds)."""
+    require("mlflow")
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
 # MLflow's SQL store uses a loader option SQLAlchemy 2.1 deprecates (MLflow's to fix).
 @pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
 def test_mlflow_gets_the_recipe_as_parameters_figures_per_epoch_and_the_weights(
-    tmp_path: Path,
+    tmp_path: Path, mlflow_uri: str
 ) -> None:
-    require("mlflow")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_uri
     run = tmp_path / "run"
     result = train(
         nnc.parse(IRIS.replace("epochs      5", "epochs      2")),
@@ -194,6 +200,46 @@ def test_mlflow_gets_the_recipe_as_parameters_figures_per_epoch_and_the_weights(
     assert np.array_equal(
         np.load(local)["dense_1.weight"], np.load(run / "weights.npz")["dense_1.weight"]
     )
+
+
+CD_RBM = """
+model R {
+    input x: [64]
+    rbm(8)
+}
+
+train R {
+    data      digits, binarize = true
+    optimizer cd(1, lr = 0.2)
+    epochs    3
+    batch     64
+}
+"""
+
+
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
+def test_mlflow_gets_a_cd_recipe_and_its_figures(tmp_path: Path, mlflow_uri: str) -> None:
+    uri = mlflow_uri
+    result = train(
+        nnc.parse(CD_RBM),
+        out=tmp_path / "run",
+        reporter=QuietReporter(),
+        tracking=Tracking(tensorboard=False, mlflow=True, mlflow_uri=uri),
+    )
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    (logged,) = client.search_runs([client.get_experiment_by_name("R").experiment_id])
+    assert logged.info.status == "FINISHED"
+    params = logged.data.params
+    assert params["optimizer"] == "cd" and params["optimizer.k"] == "1"
+    assert params["optimizer.lr"] == "0.2" and params["backend"] == "numpy"
+    history = client.get_metric_history(logged.info.run_id, "recon_error")
+    assert [(m.step, m.value) for m in history] == [
+        (i + 1, row["recon_error"]) for i, row in enumerate(result.history)
+    ]
+    artifacts = {a.path for a in client.list_artifacts(logged.info.run_id)}
+    assert {"recipe.nn", "weights.npz"} <= artifacts
 
 
 class StopAt(Callback):

@@ -86,6 +86,49 @@ def reconstruction_pictures(source: Any) -> Pictures:
     return pictures
 
 
+def rbm_pictures(geometry: Any, layer: str) -> Pictures:
+    """The first rbm's filters (each hidden unit's weights as an image), as
+    ``filters.png`` draws them."""
+    from nnc.train.energy_pictures import filter_pixels
+    from nnc.train.images import mosaic
+
+    def pictures(runtime: Any) -> dict[str, np.ndarray]:
+        pixels = filter_pixels(runtime.get_weights()[f"{layer}.weight"], geometry)
+        cols = -(-len(pixels) // max(1, int(len(pixels) ** 0.5)))
+        rows = -(-len(pixels) // cols)
+        return {"filters": mosaic(pixels, rows, cols)}
+
+    return pictures
+
+
+def cd_context(
+    program: Any,
+    recipe: Any,
+    document: dict[str, Any],
+    backend: str,
+    run_dir: Any,
+    first_epoch: int,
+    epochs: int,
+    geometry: Any,
+    recipe_text: str,
+) -> RunContext:
+    """The context of a contrastive divergence run: its rbm model (``epochs`` over
+    every layer of a stack), and its first rbm's filters when the samples are images."""
+    model = program.models[recipe.model]
+    return RunContext(
+        program=program,
+        models={"": model.name},
+        recipe=recipe,
+        document=document,
+        backend=backend,
+        epochs=epochs,
+        first_epoch=first_epoch,
+        run_dir=run_dir.path if run_dir is not None else None,
+        pictures=rbm_pictures(geometry, model.nodes[0].name) if geometry is not None else None,
+        recipe_text=recipe_text,
+    )
+
+
 def supervised_context(
     program: Any,
     run: Any,
@@ -148,8 +191,10 @@ __all__ = [
     "CallbackList",
     "RunContext",
     "Tracking",
+    "cd_context",
     "gan_context",
     "gan_pictures",
+    "rbm_pictures",
     "reconstruction_pictures",
     "supervised_context",
 ]

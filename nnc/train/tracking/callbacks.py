@@ -1,6 +1,7 @@
 """The training loops' one hook for what watches a run: a list of callbacks.
 
-The loops (:class:`nnc.train.loop.Trainer`, :class:`nnc.train.gan.GanTrainer`) call
+The loops (:class:`nnc.train.loop.Trainer`, :class:`nnc.train.gan.GanTrainer`,
+:class:`nnc.train.cd.CdTrainer`) call
 each callback when the run starts, after every epoch (with the epoch's history row,
 the row ``history.csv`` gets), and when it ends, also when it fails. A callback may
 ask the run to stop after the epoch (:attr:`Callback.stop`): the run then ends as an
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from nnc.backends.runtime import GanRuntime, Runtime
     from nnc.data import PreparedData
     from nnc.ir.program import Program
+    from nnc.train.cd import CdWeights
     from nnc.train.loop import TrainResult
 
 # Named pictures of the run at this point (pixels in [0, 1], [H, W] or [H, W, 3]): a
@@ -33,7 +35,7 @@ class RunContext:
 
     program: Program
     models: dict[str, str]  # scope -> model name: {"": "DigitsMLP"}, or a GAN's two roles
-    recipe: Any  # the resolved Recipe or GanRecipe
+    recipe: Any  # the resolved Recipe, GanRecipe or CdRecipe
     document: dict[str, Any]  # the recipe and its models as plain data (checkpoints keep it)
     backend: str
     epochs: int
@@ -73,7 +75,9 @@ class CallbackList:
         for c in self.callbacks:
             c.on_train_begin(self.context)
 
-    def epoch(self, epoch: int, row: Mapping[str, float], runtime: Runtime | GanRuntime) -> bool:
+    def epoch(
+        self, epoch: int, row: Mapping[str, float], runtime: Runtime | GanRuntime | CdWeights
+    ) -> bool:
         """Call every callback; whether one asks the run to stop."""
         for c in self.callbacks:
             c.on_epoch_end(epoch, row, runtime)
