@@ -51,9 +51,10 @@ from nnc.train.energy import (
     pseudo_log_likelihood,
 )
 from nnc.train.energy_pictures import save_rbm_pictures
+from nnc.train.finish import finish_run, last_figures
 from nnc.train.loop import Identity, TrainResult, batch_size
 from nnc.train.plot import plot_cd
-from nnc.train.progress import QuietReporter, RunInfo, Summary
+from nnc.train.progress import QuietReporter, RunInfo
 from nnc.train.rundir import LOSS_PLOT, RunDir
 from nnc.train.tracking.callbacks import CallbackList
 
@@ -304,9 +305,7 @@ class CdTrainer:
 
     def _finish(self, stopped: str, seconds: float) -> TrainResult:
         s = self.state
-        final: dict[str, float] = {}
-        if s.history:
-            final = {k: v for k, v in s.history[-1].items() if k not in ("epoch", "time")}
+        final = last_figures(s.history)
         files: list[Path] = []
         if self.run_dir is not None:
             if stopped != "interrupted":
@@ -332,31 +331,16 @@ class CdTrainer:
             )
             if plotted is not None:
                 files.append(plotted)
-        result = TrainResult(
-            runtime=self.finish_runtime(self.weights),  # type: ignore[arg-type]
+        return finish_run(
+            runtime=self.finish_runtime(self.weights),
+            model=self.identity.model,
             history=s.history,
             stopped=stopped,
-            best_epoch=None,
-            best=None,
             final=final,
-            confusion=None,
-            run_dir=self.run_dir.path if self.run_dir else None,
+            epochs_run=s.epoch,
+            seconds=seconds,
+            run_dir=self.run_dir,
             checkpoint=self.last_checkpoint,
             files=files,
+            reporter=self.reporter,
         )
-        self.reporter.finish(
-            Summary(
-                model=self.identity.model,
-                epochs_run=s.epoch,
-                stopped=stopped,
-                monitor="",
-                best_epoch=None,
-                best=None,
-                final=final,
-                seconds=seconds,
-                run_dir=str(result.run_dir) if result.run_dir else None,
-                final_on="",
-                files=[str(f) for f in files],
-            )
-        )
-        return result

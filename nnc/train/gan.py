@@ -36,10 +36,11 @@ from nnc.data.images import ImageGeometry
 from nnc.errors import TrainingError
 from nnc.ir.training import Noise
 from nnc.train.checkpoint import Checkpoint, TrainState, prune_checkpoints, write_checkpoint
+from nnc.train.finish import finish_run, last_figures
 from nnc.train.images import SAMPLES, epoch_image, save_sample_grid
 from nnc.train.loop import Identity, TrainResult, batch_size, epoch_seed
 from nnc.train.plot import plot_gan
-from nnc.train.progress import QuietReporter, RunInfo, Summary
+from nnc.train.progress import QuietReporter, RunInfo
 from nnc.train.rundir import LOSS_PLOT, RunDir
 from nnc.train.tracking.callbacks import CallbackList
 
@@ -283,9 +284,7 @@ class GanTrainer:
 
     def _finish(self, stopped: str, seconds: float) -> TrainResult:
         s = self.state
-        final: dict[str, float] = {}
-        if s.history:
-            final = {k: v for k, v in s.history[-1].items() if k not in ("epoch", "time")}
+        final = last_figures(s.history)
         final["data_mean"] = float(np.mean(self.x))
         final["data_std"] = float(np.std(self.x))
         files: list[Path] = []
@@ -301,30 +300,16 @@ class GanTrainer:
                 )
             elif plotted is not None:
                 files.append(plotted)
-        result = TrainResult(
+        return finish_run(
             runtime=self.runtime,
+            model=self.identity.model,
             history=s.history,
             stopped=stopped,
-            best_epoch=None,
-            best=None,
             final=final,
-            confusion=None,
-            run_dir=self.run_dir.path if self.run_dir else None,
+            epochs_run=s.epoch,
+            seconds=seconds,
+            run_dir=self.run_dir,
             checkpoint=self.last_checkpoint,
             files=files,
+            reporter=self.reporter,
         )
-        self.reporter.finish(
-            Summary(
-                model=self.identity.model,
-                epochs_run=s.epoch,
-                stopped=stopped,
-                monitor="",
-                best_epoch=None,
-                best=None,
-                final=final,
-                seconds=seconds,
-                run_dir=str(result.run_dir) if result.run_dir else None,
-                final_on="",
-            )
-        )
-        return result
