@@ -5,6 +5,8 @@ are refused with line and column."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -164,3 +166,19 @@ def test_a_network_cannot_pretrain_gaussian_visible_units() -> None:
     err = info.value
     assert "whose first rbm has gaussian visible units" in err.message
     assert err.render().startswith("g.nn:21:5: error: "), err.render()
+
+
+def test_a_stopped_gaussian_pcd_run_resumes_bitwise(tmp_path: Path) -> None:
+    source = GAUSSIAN.replace("cd(1, lr = 0.01", "cd(2, lr = 0.01, persistent = true")
+    whole = train(nnc.parse(source), save=False)
+    calls = iter(range(10_000))
+    parts = tmp_path / "parts"
+    stopped = train(nnc.parse(source), out=parts, should_stop=lambda: next(calls) == 90)
+    assert stopped.stopped == "interrupted"  # inside epoch 1 (113 batches an epoch)
+    resumed = train(nnc.parse(source), resume=parts)
+    a, b = whole.runtime.get_weights(), resumed.runtime.get_weights()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+    assert [r["log_likelihood"] for r in resumed.history] == [
+        r["log_likelihood"] for r in whole.history
+    ]
