@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import safetensors.numpy
-import safetensors.torch
 from safetensors import safe_open
+from safetensors.numpy import load_file as numpy_load_file
 
 import nnc
 from nnc.cli.main import main
@@ -34,7 +33,7 @@ from nnc.train.checkpoint import (
     read_checkpoint,
     write_checkpoint,
 )
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, require
 
 FIXTURE = Path(__file__).parent / "fixtures" / "npz_format"
 XOR = EXAMPLES / "xor.nn"
@@ -54,7 +53,8 @@ def resumed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("safetensors")
     run = root / "old"
     shutil.copytree(FIXTURE / "xor_run", run)
-    assert main(["train", str(XOR), "--resume", str(run), "--epochs", "6", "-q"]) == 0
+    args = ["--epochs", "6", "--track", "none", "-q"]
+    assert main(["train", str(XOR), "--resume", str(run), *args]) == 0
     straight = root / "straight"
     args = ["train", str(XOR), "--epochs", "6", "--out", str(straight), "--track", "none"]
     assert main([*args, "--checkpoint-every", "1", "-q"]) == 0
@@ -128,11 +128,15 @@ def test_resuming_an_old_npz_run_is_bitwise_a_straight_run(resumed: tuple[Path, 
 def test_weights_file_loads_with_safetensors_under_canonical_names(
     resumed: tuple[Path, Path],
 ) -> None:
+    require("torch")
+    from safetensors.torch import load_file as torch_load_file
+    from safetensors.torch import save_file as torch_save_file
+
     _, straight = resumed
     path = straight / "weights.safetensors"
     shapes = {p.name: p.spec.shape for p in model_params(nnc.load(XOR), "Xor")}
-    by_torch = safetensors.torch.load_file(path)
-    by_numpy = safetensors.numpy.load_file(path)
+    by_torch = torch_load_file(path)
+    by_numpy = numpy_load_file(path)
     assert {k: tuple(v.shape) for k, v in by_torch.items()} == shapes
     assert (
         {k: v.shape for k, v in by_numpy.items()}
@@ -156,8 +160,13 @@ def test_weights_file_loads_with_safetensors_under_canonical_names(
     assert meta["model"] == "Xor" and meta["backend"] == "numpy"
     assert meta["nnc_version"] == nnc.__version__
     # A checkpoint is a safetensors file too: its weights under weights/<canonical name>.
-    stored = safetensors.numpy.load_file(straight / "checkpoints" / "epoch-000006.safetensors")
+    stored = numpy_load_file(straight / "checkpoints" / "epoch-000006.safetensors")
     assert sorted(stored) == ["optimizer/step", *sorted(f"weights/{k}" for k in shapes)]
+    # And the other way: a file the library writes from torch tensors is nnc weights.
+    foreign = straight.parent / "from_torch.safetensors"
+    torch_save_file(by_torch, foreign)
+    loaded = load_weights(foreign, nnc.load(XOR), "Xor")
+    assert all(np.array_equal(loaded[k], ours[k]) for k in shapes)
 
 
 # -- (3) the metadata round trip --------------------------------------------------------
