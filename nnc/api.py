@@ -64,8 +64,9 @@ def runtime(
 ) -> Runtime:
     """A runtime of ``model`` on ``backend``: its framework is imported now.
 
-    ``weights`` are canonical weights (a mapping, or a ``.npz`` weights file or
-    training checkpoint); without them, the initial weights drawn from the seed.
+    ``weights`` are canonical weights (a mapping, or a weights file or training
+    checkpoint: safetensors, or the ``.npz`` of an earlier nnc); without them, the
+    initial weights drawn from the seed.
     ``options`` go to the backend's ``build`` (``device=``, ``seed=``...).
     """
     from nnc.backends.registry import parse_backend

@@ -16,9 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="export a model with its weights as an ONNX file",
         description="Export a checked model to ONNX (opset 17 by default) with canonical "
         "weights: the initial weights drawn from the recipe's seed, or those of --weights "
-        "(a weights .npz, a training checkpoint or a run folder). The graph takes raw "
-        "samples, as `nnc predict` does: it applies the recipe's scale and upscale of a "
-        "built-in data set and the run's input standardisation (the export says which). "
+        "(a weights file, .safetensors or an older .npz, a training checkpoint or a run "
+        "folder). The graph takes raw samples, as `nnc predict` does: it applies the "
+        "recipe's scale and upscale of a built-in data set and the run's input "
+        "standardisation (the export says which). "
         "With --no-preprocess, and without --weights and --opset, the file is "
         "byte-identical to `nnc compile FILE --backend onnx`, the bare model.",
     )

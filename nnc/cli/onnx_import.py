@@ -1,4 +1,4 @@
-"""``nnc import model.onnx -o model.nn [--weights OUT.npz] [--name NAME]``."""
+"""``nnc import model.onnx -o model.nn [--weights OUT.safetensors] [--name NAME]``."""
 
 from __future__ import annotations
 
@@ -25,21 +25,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--weights",
         metavar="FILE",
-        help="where to write the canonical weights (default: OUT with the suffix .npz)",
+        help="where to write the canonical weights, a safetensors file (default: OUT with "
+        "the suffix .safetensors)",
     )
     p.add_argument("--name", metavar="NAME", help="model name (default: from the ONNX graph)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from nnc import __version__
     from nnc.backends.codegen import comment_text
     from nnc.backends.onnx import import_model
     from nnc.dsl import format_program
     from nnc.ir.passes import count_params
-    from nnc.ir.weights import save_npz
+    from nnc.ir.weights import SAFETENSORS, save_npz, save_weights_file, weights_output
 
     output = Path(args.output)
-    weights_path = Path(args.weights) if args.weights else output.with_suffix(".npz")
+    weights_path = weights_output(args.weights) if args.weights else output.with_suffix(SAFETENSORS)
     imported = import_model(args.model, args.name)
     check = "not compared with the original (onnxruntime is not installed)"
     if importlib.util.find_spec("onnxruntime") is not None:
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise NncError(f"cannot write {output}: {exc.strerror}") from None
-    save_npz(weights_path, imported.weights)
+    save_weights_file(weights_path, imported.weights, {"nnc_version": __version__})
     if imported.standardize is not None:
         # Where `nnc eval` and `nnc predict` look for a run's statistics.
         mean, std = imported.standardize

@@ -54,9 +54,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "-o", "--output", metavar="OUT.nn", help="write the result here (default: stdout)"
     )
     p.add_argument(
-        "--weights", metavar="IN", help="canonical weights: .npz, checkpoint or run folder"
+        "--weights",
+        metavar="IN",
+        help="canonical weights: a weights file (.safetensors, or an older .npz), a "
+        "checkpoint or a run folder",
     )
-    p.add_argument("--weights-out", metavar="OUT", help="write the rewritten weights (.npz)")
+    p.add_argument(
+        "--weights-out", metavar="OUT", help="write the rewritten weights (.safetensors)"
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="do not report what each pass did")
     p.set_defaults(run=run)
 
@@ -71,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
             "--weights and --weights-out go together: the passes rewrite the weights, "
             "which must be written somewhere"
         )
+    if args.weights_out:
+        from nnc.ir.weights import weights_output
+
+        weights_output(args.weights_out)  # refused before anything is done
     program = load(args.file)
     passes = [parse_pass(text) for text in args.passes]
     weights = None
@@ -78,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         from nnc.train.inference import load_trained
 
         # The resolver eval, predict and export use: a weights file, a checkpoint or a
-        # run folder (its weights.npz, else its newest readable checkpoint).
+        # run folder (its weights.safetensors or .npz, else its newest readable checkpoint).
         weights = dict(load_trained(args.weights, _warn).weights)
     result = run_passes(program, passes, weights=weights, model=args.model)
     text = format_program(result.program)
@@ -87,9 +96,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     if args.weights_out and result.weights is not None:
-        from nnc.ir.weights import save_npz
+        from nnc import __version__
+        from nnc.ir.weights import save_weights_file
 
-        save_npz(args.weights_out, result.weights)
+        save_weights_file(args.weights_out, result.weights, {"nnc_version": __version__})
     if not args.quiet:
         _report(result.log, [p.name for p in passes], args)
     return 0

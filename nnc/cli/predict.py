@@ -27,7 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("file", metavar="FILE", help="the .nn file")
     p.add_argument(
-        "--weights", "-w", required=True, metavar="W", help="weights, checkpoint or run folder"
+        "--weights",
+        "-w",
+        required=True,
+        metavar="W",
+        help="weights file (.safetensors, or an older .npz), checkpoint or run folder",
     )
     p.add_argument(
         "--input", "-i", required=True, metavar="DATA", help="a .csv or .npz file of samples"

@@ -87,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train a recipe and write a run folder",
         description="Train a recipe of FILE (supervised, autoencoder or GAN) on a backend. "
         "Writes the run folder: the resolved recipe, history.csv/json, loss.png, checkpoints, "
-        "TensorBoard event files and the final weights.npz; for image data also a GAN's "
+        "TensorBoard event files and the final weights.safetensors; for image data also a GAN's "
         "generated samples "
         "(samples/) or an autoencoder's reconstructions (reconstructions/) per epoch. Ctrl-C "
         "stops cleanly after writing a checkpoint; --resume continues from the newest good one.",

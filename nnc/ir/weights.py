@@ -5,7 +5,12 @@ generator seeded with ``(seed, crc32(name))``, so adding a layer never changes t
 initial values of the others. Every backend loads these arrays, which is why
 training starts from identical numbers everywhere.
 
-Files are ``.npz`` archives read with ``allow_pickle=False``.
+nnc writes weights files and checkpoints in the safetensors format (a length, a JSON
+header naming each tensor's dtype, shape and byte range, then the raw bytes; no
+pickle), and still reads the ``.npz`` archives it wrote before (with
+``allow_pickle=False``). Both are read bounded: the file must be a regular file, its
+header must be small and agree with the bytes it stores, and its arrays must fit the
+memory budget, before anything is allocated.
 
 >>> import nnc
 >>> w = init_weights(nnc.load("examples/xor.nn"), "Xor", seed=7)
@@ -16,14 +21,16 @@ Files are ``.npz`` archives read with ``allow_pickle=False``.
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -100,18 +107,15 @@ def check_weights(
     return out
 
 
-def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
-    """Write arrays atomically: a temporary file in the same folder, fsync, rename."""
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Write a file atomically: ``write`` fills a temporary file in the same folder,
+    which is synced and renamed over ``path``; on any failure the old file stays."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as archive:
-                for name, value in arrays.items():
-                    buffer = io.BytesIO()
-                    np.lib.format.write_array(buffer, np.asarray(value), allow_pickle=False)
-                    archive.writestr(f"{name}.npy", buffer.getvalue())
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -119,6 +123,20 @@ def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
+    """Write arrays as an ``.npz`` atomically (predictions, ONNX outputs, statistics;
+    weights and checkpoints are safetensors: :func:`save_safetensors`)."""
+
+    def write(f: BinaryIO) -> None:
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as archive:
+            for name, value in arrays.items():
+                buffer = io.BytesIO()
+                np.lib.format.write_array(buffer, np.asarray(value), allow_pickle=False)
+                archive.writestr(f"{name}.npy", buffer.getvalue())
+
+    return atomic_write(path, write)
 
 
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:
@@ -129,20 +147,228 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     try:
         # Open the file here: np.load leaks its own handle when the archive is corrupt.
         with open_regular(path, WeightsError, "no such weights file") as f:
-            if not zipfile.is_zipfile(f):
-                raise WeightsError(f"{path} is not a readable .npz archive (not a zip file)")
-            f.seek(0)
-            with zipfile.ZipFile(f) as archive:
-                check_npz_sizes(archive, path, WeightsError)
-            f.seek(0)
-            with np.load(f, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
+            return _read_npz(f, path)
     except FileNotFoundError:
         raise WeightsError(f"no such weights file: {path}") from None
+
+
+def _read_npz(f: BinaryIO, path: Path) -> dict[str, np.ndarray]:
+    try:
+        if not zipfile.is_zipfile(f):
+            raise WeightsError(f"{path} is not a readable .npz archive (not a zip file)")
+        f.seek(0)
+        with zipfile.ZipFile(f) as archive:
+            check_npz_sizes(archive, path, WeightsError)
+        f.seek(0)
+        with np.load(f, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
     except MemoryError:
         raise WeightsError(f"{path} does not fit in memory") from None
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
         raise WeightsError(f"{path} is not a readable .npz archive ({exc})") from None
+
+
+# -- safetensors -------------------------------------------------------------------------
+
+SAFETENSORS = ".safetensors"
+# The longest header nnc reads. A header is about 100 bytes a tensor plus the
+# metadata (a checkpoint's resolved recipe: a few kilobytes), so 16 MiB is far more
+# than any nnc file needs; the safetensors library itself allows 100 MB.
+MAX_HEADER = 16 * 1024 * 1024
+# The safetensors dtypes nnc reads (those NumPy has). BF16 and the F8 types have no
+# NumPy dtype: such a file is refused, naming the tensor.
+SAFETENSORS_DTYPES: dict[str, np.dtype] = {
+    name: np.dtype(kind).newbyteorder("<")
+    for name, kind in {
+        "F16": np.float16,
+        "F32": np.float32,
+        "F64": np.float64,
+        "I8": np.int8,
+        "I16": np.int16,
+        "I32": np.int32,
+        "I64": np.int64,
+        "U8": np.uint8,
+        "U16": np.uint16,
+        "U32": np.uint32,
+        "U64": np.uint64,
+        "BOOL": np.bool_,
+    }.items()
+}
+
+
+@dataclass(frozen=True)
+class TensorFile:
+    """What a weights file or checkpoint holds: its arrays, and its text metadata (a
+    safetensors file's ``__metadata__``; an ``.npz`` has none: a checkpoint of that
+    format keeps its metadata as ``meta/...`` arrays)."""
+
+    arrays: dict[str, np.ndarray]
+    metadata: dict[str, str]
+    format: str  # "safetensors" or "npz"
+
+
+def save_safetensors(
+    path: str | Path, arrays: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None
+) -> Path:
+    """Write arrays (little-endian, C order, keys as given) and string metadata as a
+    safetensors file, atomically (temporary file, fsync, rename)."""
+    from safetensors.numpy import save
+
+    tensors = {k: np.asarray(v, order="C") for k, v in arrays.items()}
+    for name, value in tensors.items():
+        if value.dtype.newbyteorder("<") not in SAFETENSORS_DTYPES.values():
+            raise WeightsError(f"cannot write tensor '{name}' of dtype {value.dtype} to {path}")
+    data = save(tensors, metadata=dict(metadata) if metadata else None)
+
+    def write(f: BinaryIO) -> None:
+        f.write(data)
+
+    return atomic_write(path, write)
+
+
+def save_weights_file(
+    path: str | Path, weights: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None
+) -> Path:
+    """Write canonical weights (under their canonical names) as a safetensors file. A
+    name ending ``.npz`` is refused: nnc reads that format but no longer writes it, and
+    a safetensors file under that name would not be read back."""
+    return save_safetensors(weights_output(path), weights, metadata)
+
+
+def weights_output(path: str | Path) -> Path:
+    """``path`` as the name of a weights file to write, refused when it ends ``.npz``."""
+    path = Path(path)
+    if path.suffix.lower() == ".npz":
+        raise WeightsError(
+            f"{path}: nnc writes weights as safetensors, not .npz",
+            hint=f"name the file {path.with_suffix(SAFETENSORS).name}",
+        )
+    return path
+
+
+def read_tensor_file(path: str | Path) -> TensorFile:
+    """A weights file or checkpoint in either format: an ``.npz`` (by its suffix or
+    its zip signature) as nnc wrote before, else safetensors. Nothing is unpickled; a
+    file that is not regular, damaged, or larger than the memory budget is refused
+    (:class:`WeightsError`, :class:`ResourceError`) before its arrays are allocated."""
+    path = Path(path)
+    with open_regular(path, WeightsError, "no such weights file") as f:
+        if path.suffix.lower() == ".npz" or f.read(4) == b"PK\x03\x04":
+            f.seek(0)
+            return TensorFile(_read_npz(f, path), {}, "npz")
+        f.seek(0)
+        size = os.fstat(f.fileno()).st_size
+        _within_budget(size, path)
+        try:
+            data = f.read(size + 1)
+        except OSError as exc:
+            raise WeightsError(f"cannot read {path}: {exc.strerror}") from None
+    return safetensors_from_bytes(data, path)
+
+
+def safetensors_from_bytes(data: bytes, path: str | Path) -> TensorFile:
+    """Parse the bytes of a safetensors file, checking its header before decoding: a
+    length that is too large or past the end, a header that is not the format's JSON,
+    a dtype nnc does not read, or a tensor whose shape does not fit its bytes is a
+    :class:`WeightsError` naming the file (and the tensor)."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    path = Path(path)
+    if len(data) < 8:
+        raise WeightsError(
+            f"{path} is not a readable safetensors file: it holds {len(data)} bytes, less "
+            "than the 8-byte length its header starts with"
+        )
+    size = int.from_bytes(data[:8], "little")
+    if size > MAX_HEADER:
+        raise WeightsError(
+            f"{path} is not a readable safetensors file: its header declares {size:,} bytes, "
+            f"more than the {MAX_HEADER:,} nnc reads"
+        )
+    body = len(data) - 8 - size
+    if body < 0:
+        raise WeightsError(
+            f"{path} is not a readable safetensors file: its header declares {size:,} bytes "
+            f"but only {len(data) - 8:,} follow; the file is truncated"
+        )
+    try:
+        header = json.loads(data[8 : 8 + size].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise WeightsError(
+            f"{path} is not a readable safetensors file: its header is not JSON ({exc})"
+        ) from None
+    metadata = _check_header(header, body, path)
+    try:
+        arrays = load(data)
+    except SafetensorError as exc:
+        raise WeightsError(f"{path} is not a readable safetensors file ({exc})") from None
+    except MemoryError:
+        raise WeightsError(f"{path} does not fit in memory") from None
+    return TensorFile(arrays, metadata, "safetensors")
+
+
+def _check_header(header: object, body: int, path: Path) -> dict[str, str]:
+    """The metadata of a safetensors header, once every tensor's entry is checked
+    against the ``body`` bytes that follow it."""
+    damaged = f"{path} is not a readable safetensors file"
+    if not isinstance(header, dict):
+        raise WeightsError(f"{damaged}: its header is not a JSON object")
+    metadata = header.get("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise WeightsError(f"{damaged}: its __metadata__ is not a mapping of strings to strings")
+    total = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+            raise WeightsError(
+                f"{damaged}: the entry of tensor '{name}' is not {{{{dtype, shape, data_offsets}}}}"
+            )
+        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if dtype not in SAFETENSORS_DTYPES:
+            raise WeightsError(
+                f"{path}: tensor '{name}' has dtype {dtype!r}, which nnc does not read "
+                f"(it reads {', '.join(SAFETENSORS_DTYPES)})"
+            )
+        if not (
+            isinstance(shape, list)
+            and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+        ):
+            raise WeightsError(f"{path}: tensor '{name}' has a damaged shape {shape!r}")
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+            and 0 <= offsets[0] <= offsets[1] <= body
+        ):
+            raise WeightsError(
+                f"{path}: tensor '{name}' has byte range {offsets!r}, outside the "
+                f"{body:,} bytes the file stores; the file is damaged"
+            )
+        needed = math.prod(shape) * SAFETENSORS_DTYPES[dtype].itemsize
+        stored = offsets[1] - offsets[0]
+        if needed != stored:
+            raise WeightsError(
+                f"{path}: tensor '{name}' declares shape {shape} ({needed:,} bytes) but "
+                f"stores {stored:,} bytes; the file is damaged"
+            )
+        total += needed
+    _within_budget(total, path)
+    return dict(metadata)
+
+
+def _within_budget(size: int, path: Path) -> None:
+    from nnc.ir.passes.resources import memory_budget
+
+    budget = memory_budget()
+    if size > budget:
+        raise ResourceError(
+            f"{path} holds {size:,} bytes of arrays, more than the memory budget of "
+            f"{budget:,} bytes (NNC_MEMORY_BUDGET)"
+        )
 
 
 def check_npz_sizes(archive: zipfile.ZipFile, path: Path, error: type[NncError]) -> None:
@@ -151,8 +377,6 @@ def check_npz_sizes(archive: zipfile.ZipFile, path: Path, error: type[NncError])
     the declared size first), one holding Python objects, or an archive whose arrays
     add up to more than the memory budget (a small compressed file can expand to
     gigabytes)."""
-    from nnc.ir.passes.resources import memory_budget
-
     total = 0
     for info in archive.infolist():
         if not info.filename.endswith(".npy"):
@@ -182,22 +406,19 @@ def check_npz_sizes(archive: zipfile.ZipFile, path: Path, error: type[NncError])
                 f"stores {stored:,} bytes; the file is damaged"
             )
         total += needed
-    budget = memory_budget()
-    if total > budget:
-        raise ResourceError(
-            f"{path} holds {total:,} bytes of arrays, more than the memory budget of "
-            f"{budget:,} bytes (NNC_MEMORY_BUDGET)"
-        )
+    _within_budget(total, path)
 
 
-# A training checkpoint is an .npz whose canonical weights are stored under this
-# prefix (``weights/dense_1.weight``), beside ``optimizer/...`` and ``meta/...`` entries.
+# A training checkpoint stores its canonical weights under this prefix
+# (``weights/dense_1.weight``), beside ``optimizer/...`` (and, in an old ``.npz``,
+# ``meta/...``) entries. A plain weights file uses the canonical names themselves.
 CHECKPOINT_WEIGHTS_PREFIX = "weights/"
 
 
 def read_weights_file(path: str | Path) -> dict[str, np.ndarray]:
-    """Canonical weights from a plain weights ``.npz`` or from a training checkpoint."""
-    arrays = load_npz(path)
+    """Canonical weights from a weights file or a training checkpoint, safetensors or
+    ``.npz``."""
+    arrays = read_tensor_file(path).arrays
     if any(k.startswith(CHECKPOINT_WEIGHTS_PREFIX) for k in arrays):
         n = len(CHECKPOINT_WEIGHTS_PREFIX)
         return {k[n:]: v for k, v in arrays.items() if k.startswith(CHECKPOINT_WEIGHTS_PREFIX)}

@@ -309,7 +309,9 @@ class CdTrainer:
         files: list[Path] = []
         if self.run_dir is not None:
             if stopped != "interrupted":
-                files.append(self.run_dir.save_weights(self.weights))
+                files.append(
+                    self.run_dir.save_weights(self.weights, self.identity.provenance(s.epoch))
+                )
                 if self.geometry is not None:
                     title = f"{self.identity.model} ({self.plan.layers[0]})"
                     drawn = save_rbm_pictures(

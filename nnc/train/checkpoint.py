@@ -1,21 +1,30 @@
-"""Training checkpoints: one ``.npz`` per save, written atomically, read without pickle.
+"""Training checkpoints: one safetensors file per save, written atomically, read
+without pickle (the ``.npz`` checkpoints of earlier versions are still read).
 
-Layout of ``checkpoints/epoch-000012.npz`` (``epoch-000012-batch-000034.npz`` when a
-run was interrupted inside epoch 13):
+Layout of ``checkpoints/epoch-000012.safetensors``
+(``epoch-000012-batch-000034.safetensors`` when a run was interrupted inside epoch 13).
+Its tensors:
 
 - ``weights/<param>``: canonical weights (what ``nnc eval --weights`` reads);
 - ``optimizer/<slot>``: canonical optimizer state (``step``, ``<param>.m``, ...);
 - ``best/<param>``: the best epoch's weights, when early stopping restores them;
-- ``standardize/mean``, ``standardize/std``: the input statistics, when standardising;
-- ``meta/...``: ``epoch`` (epochs completed), ``batch`` (batches done in the next
-  epoch), ``step``, ``partial_loss`` and ``partial_count`` (that epoch's running
-  loss), ``rng`` (the batch-order generator's state at the start of that epoch, as
-  JSON), ``best``, ``best_epoch``, ``wait`` (early-stopping counters), ``recipe``
-  (the resolved recipe, JSON), ``recipe_hash``, ``backend``, ``workers``
-  (data-parallel workers; provenance only: a run resumes with any count),
-  ``nnc_version``, ``format``; for a GAN also ``noise_rng`` (the noise generator's
-  state, JSON) and ``partial_figures`` (the running sums of an interrupted epoch);
-  for a contrastive divergence run the same two for its uniforms' generator.
+- ``standardize/mean``, ``standardize/std``: the input statistics, when standardising.
+
+Its metadata (the safetensors header's ``__metadata__``, strings; error messages call
+each ``meta/<key>``, the name it had in an ``.npz``): ``epoch`` (epochs completed),
+``batch`` (batches done in the next epoch), ``step``, ``partial_loss`` and
+``partial_count`` (that epoch's running loss), ``rng`` (the batch-order generator's
+state at the start of that epoch, as JSON), ``best``, ``best_epoch``, ``wait``
+(early-stopping counters), ``recipe`` (the resolved recipe, JSON), ``recipe_hash``,
+``backend``, ``workers`` (data-parallel workers; provenance only: a run resumes with any
+count), ``nnc_version``, ``format``; for a GAN also ``noise_rng`` (the noise generator's
+state, JSON) and ``partial_figures`` (the running sums of an interrupted epoch); for a
+contrastive divergence run the same two for its uniforms' generator. Whole numbers are
+written in decimal, ``partial_loss`` and ``best`` as Python's shortest round-trip
+``repr`` (``nan`` for no best yet), so a resumed run is bitwise the uninterrupted one.
+
+An ``.npz`` checkpoint (nnc before safetensors) holds the same tensors and keeps the
+metadata as arrays ``meta/<key>``.
 
 A GAN's weights and optimizer state hold both models under their roles
 (``weights/generator/dense_1.weight``, ``optimizer/discriminator/step``). A
@@ -30,11 +39,12 @@ carried it as ``meta/history`` and are still read.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,12 +54,22 @@ import numpy as np
 from nnc import __version__
 from nnc.data import Standardizer
 from nnc.errors import WeightsError
-from nnc.ir.weights import CHECKPOINT_WEIGHTS_PREFIX, load_npz, save_npz
+from nnc.ir.weights import (
+    CHECKPOINT_WEIGHTS_PREFIX,
+    SAFETENSORS,
+    read_tensor_file,
+    safetensors_from_bytes,
+    save_safetensors,
+)
 from nnc.train.rundir import is_history
 
 FORMAT = 2
-_NAME = re.compile(r"epoch-(\d+)(?:-batch-(\d+))?\.npz\Z")
+SUFFIXES = (".npz", SAFETENSORS)  # read both; an older one first where both exist
+_NAME = re.compile(r"epoch-(\d+)(?:-batch-(\d+))?(\.npz|\.safetensors)\Z")
 _REQUIRED = ("epoch", "batch", "step", "rng", "recipe_hash", "format")
+# The metadata that is a number: written as text in a safetensors header.
+_WHOLE = ("format", "epoch", "batch", "step", "partial_count", "best_epoch", "wait", "workers")
+_REAL = ("partial_loss", "best")
 
 
 @dataclass
@@ -87,8 +107,8 @@ class Checkpoint:
     workers: int = 1
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The flat ``name -> array`` mapping stored in the ``.npz``."""
-        s = self.state
+        """The tensors of the file: ``weights/...``, ``optimizer/...``, ``best/...``,
+        ``standardize/...``."""
         out: dict[str, np.ndarray] = {}
         out.update({f"{CHECKPOINT_WEIGHTS_PREFIX}{k}": v for k, v in self.weights.items()})
         out.update({f"optimizer/{k}": v for k, v in self.optimizer.items()})
@@ -96,34 +116,40 @@ class Checkpoint:
             out.update({f"best/{k}": v for k, v in self.best_weights.items()})
         if self.standardizer is not None:
             out.update(self.standardizer.arrays("standardize/"))
-        meta: dict[str, Any] = {
-            "format": np.int64(FORMAT),
-            "epoch": np.int64(s.epoch),
-            "batch": np.int64(s.batch),
-            "step": np.int64(s.step),
-            "partial_loss": np.float64(s.partial_loss),
-            "partial_count": np.int64(s.partial_count),
-            "rng": np.str_(json.dumps(s.rng_state)),
-            "best": np.float64(math.nan if s.best is None else s.best),
-            "best_epoch": np.int64(s.best_epoch),
-            "wait": np.int64(s.wait),
-            "recipe": np.str_(self.recipe),
-            "recipe_hash": np.str_(self.recipe_hash),
-            "backend": np.str_(self.backend),
-            "workers": np.int64(self.workers),
-            "nnc_version": np.str_(__version__),
+        return out
+
+    def metadata(self) -> dict[str, str]:
+        """The file's text metadata (see the module's docstring)."""
+        s = self.state
+        meta = {
+            "format": str(FORMAT),
+            "epoch": str(s.epoch),
+            "batch": str(s.batch),
+            "step": str(s.step),
+            "partial_loss": repr(float(s.partial_loss)),
+            "partial_count": str(s.partial_count),
+            "rng": json.dumps(s.rng_state),
+            "best": repr(math.nan if s.best is None else float(s.best)),
+            "best_epoch": str(s.best_epoch),
+            "wait": str(s.wait),
+            "recipe": self.recipe,
+            "recipe_hash": self.recipe_hash,
+            "backend": self.backend,
+            "workers": str(self.workers),
+            "nnc_version": __version__,
         }
         if s.noise_state:
-            meta["noise_rng"] = np.str_(json.dumps(s.noise_state))
+            meta["noise_rng"] = json.dumps(s.noise_state)
         if s.partial_figures:
-            meta["partial_figures"] = np.str_(json.dumps(s.partial_figures))
-        out.update({f"meta/{k}": np.asarray(v) for k, v in meta.items()})
-        return out
+            meta["partial_figures"] = json.dumps(s.partial_figures)
+        return meta
 
 
 def checkpoint_name(epoch: int, batch: int = 0) -> str:
-    """``epoch-000012.npz``, or ``epoch-000012-batch-000034.npz`` inside an epoch."""
-    return f"epoch-{epoch:06d}.npz" if batch == 0 else f"epoch-{epoch:06d}-batch-{batch:06d}.npz"
+    """``epoch-000012.safetensors``, or ``epoch-000012-batch-000034.safetensors`` inside
+    an epoch."""
+    stem = f"epoch-{epoch:06d}" if batch == 0 else f"epoch-{epoch:06d}-batch-{batch:06d}"
+    return stem + SAFETENSORS
 
 
 def write_checkpoint(directory: Path, checkpoint: Checkpoint) -> Path:
@@ -132,26 +158,58 @@ def write_checkpoint(directory: Path, checkpoint: Checkpoint) -> Path:
         if not np.all(np.isfinite(value)):
             raise WeightsError(f"refusing to checkpoint non-finite weights ('{name}')")
     s = checkpoint.state
-    path = save_npz(directory / checkpoint_name(s.epoch, s.batch), checkpoint.arrays())
+    path = save_safetensors(
+        directory / checkpoint_name(s.epoch, s.batch), checkpoint.arrays(), checkpoint.metadata()
+    )
     checkpoint.path = path
     return path
 
 
 def read_checkpoint(path: Path) -> Checkpoint:
-    """Read and verify one checkpoint; a damaged one is a WeightsError naming it."""
-    return parse_checkpoint(load_npz(path), path)
+    """Read and verify one checkpoint (safetensors, or an ``.npz`` of an earlier
+    version); a damaged one is a WeightsError naming it."""
+    found = read_tensor_file(path)
+    if found.format == "npz":
+        return parse_checkpoint(found.arrays, path)
+    return parse_checkpoint(found.arrays, path, found.metadata)
 
 
 def checkpoint_from_bytes(data: bytes, path: Path) -> Checkpoint:
     """A checkpoint from the bytes of its file (read elsewhere: another worker's)."""
-    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-        arrays = {k: archive[k] for k in archive.files}
-    return parse_checkpoint(arrays, path)
+    if data[:4] == b"PK\x03\x04":
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            arrays = {k: archive[k] for k in archive.files}
+        return parse_checkpoint(arrays, path)
+    found = safetensors_from_bytes(data, path)
+    return parse_checkpoint(found.arrays, path, found.metadata)
 
 
-def parse_checkpoint(arrays: dict[str, np.ndarray], path: Path) -> Checkpoint:
-    """Verify the arrays of a checkpoint file and unpack them."""
-    meta = {k[5:]: v for k, v in arrays.items() if k.startswith("meta/")}
+def decode_metadata(metadata: Mapping[str, str]) -> dict[str, np.ndarray]:
+    """A safetensors checkpoint's text metadata as the arrays an ``.npz`` held: whole
+    numbers as int64, the running loss and best figure as float64, the rest as text.
+    A number field that does not parse stays text (or float64), so the checks of
+    :func:`parse_checkpoint` report it as they report a wrong ``.npz`` entry."""
+    out: dict[str, np.ndarray] = {}
+    for key, text in metadata.items():
+        value: np.ndarray = np.asarray(np.str_(text))
+        if key in _WHOLE and re.fullmatch(r"-?[0-9]{1,18}", text.strip()):
+            value = np.asarray(np.int64(int(text)))
+        elif key in _WHOLE or key in _REAL:
+            with contextlib.suppress(ValueError):
+                value = np.asarray(np.float64(float(text)))
+        out[key] = value
+    return out
+
+
+def parse_checkpoint(
+    arrays: dict[str, np.ndarray], path: Path, metadata: Mapping[str, str] | None = None
+) -> Checkpoint:
+    """Verify the tensors and metadata of a checkpoint file and unpack them. Without
+    ``metadata`` (an ``.npz``), the metadata are the ``meta/...`` arrays."""
+    if metadata is None:
+        meta = {k[5:]: v for k, v in arrays.items() if k.startswith("meta/")}
+    else:
+        meta = decode_metadata(metadata)
     missing = [k for k in _REQUIRED if k not in meta]
     if missing:
         raise WeightsError(f"{path} is not an nnc checkpoint (no meta/{missing[0]})")
@@ -272,14 +330,15 @@ def _group(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
 
 
 def list_checkpoints(directory: Path) -> list[Path]:
-    """Checkpoint files in a folder, oldest first (by epoch, then batch)."""
+    """Checkpoint files in a folder (safetensors and ``.npz``), oldest first (by epoch,
+    then batch; an ``.npz`` before a safetensors file of the same point)."""
     if not directory.is_dir():
         return []
     found = []
     for p in directory.iterdir():
         m = _NAME.match(p.name)
         if m:
-            found.append(((int(m.group(1)), int(m.group(2) or 0)), p))
+            found.append(((int(m.group(1)), int(m.group(2) or 0), SUFFIXES.index(m.group(3))), p))
     return [p for _, p in sorted(found)]
 
 

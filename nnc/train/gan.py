@@ -290,7 +290,11 @@ class GanTrainer:
         files: list[Path] = []
         if self.run_dir is not None:
             if stopped != "interrupted":
-                files.append(self.run_dir.save_weights(self.runtime.get_weights()))
+                files.append(
+                    self.run_dir.save_weights(
+                        self.runtime.get_weights(), self.identity.provenance(s.epoch)
+                    )
+                )
             plotted = plot_gan(
                 s.history, self.run_dir.path / LOSS_PLOT, f"{self.identity.model}: per epoch"
             )

@@ -1,7 +1,8 @@
 """Using trained weights: ``nnc eval`` (loss and metrics) and ``nnc predict``.
 
 ``--weights`` may name a weights file, a checkpoint, or a run folder (its
-``weights.npz``, else its newest readable checkpoint). The run's standardisation
+``weights.safetensors`` or an earlier nnc's ``weights.npz``, else its newest readable
+checkpoint); files are safetensors, or the ``.npz`` of an earlier nnc. The run's standardisation
 statistics and seed come along: from the checkpoint itself, or from
 ``standardize.npz`` and ``recipe.json`` beside the weights.
 """
@@ -22,12 +23,17 @@ from nnc.errors import DataError, NncError, WeightsError
 from nnc.ir.program import Model, Program
 from nnc.ir.serialize import loads_json
 from nnc.ir.training import Accuracy, DataFile, Dataset, Recipe
-from nnc.ir.weights import CHECKPOINT_WEIGHTS_PREFIX, check_weights, load_npz, save_npz
+from nnc.ir.weights import (
+    CHECKPOINT_WEIGHTS_PREFIX,
+    check_weights,
+    read_tensor_file,
+    save_npz,
+)
 from nnc.train.checkpoint import latest_checkpoint
 from nnc.train.diagnose import first_non_finite
 from nnc.train.evaluate import evaluate, predict
 from nnc.train.metrics import Metrics, confusion_matrix, predicted_labels
-from nnc.train.rundir import CHECKPOINTS, RECIPE_JSON, WEIGHTS, atomic_write_text
+from nnc.train.rundir import CHECKPOINTS, OLD_WEIGHTS, RECIPE_JSON, WEIGHTS, atomic_write_text
 from nnc.train.session import BuildFn, build_runtime
 
 
@@ -47,8 +53,9 @@ def load_trained(path: str | Path, warn: Callable[[str], None]) -> Trained:
     if not path.exists():
         raise WeightsError(f"no such weights file or run folder: {path}")
     if path.is_dir():
-        if (path / WEIGHTS).is_file():
-            return _from_file(path / WEIGHTS, path)
+        for name in (WEIGHTS, OLD_WEIGHTS):
+            if (path / name).is_file():
+                return _from_file(path / name, path)
         checkpoint = latest_checkpoint(path / CHECKPOINTS, warn)
         if checkpoint is None or checkpoint.path is None:
             raise WeightsError(f"{path} holds neither {WEIGHTS} nor a readable checkpoint")
@@ -57,13 +64,15 @@ def load_trained(path: str | Path, warn: Callable[[str], None]) -> Trained:
 
 
 def _from_file(file: Path, run_dir: Path | None) -> Trained:
-    arrays = load_npz(file)
+    found = read_tensor_file(file)
+    arrays = found.arrays
     folders = [run_dir] if run_dir else [file.parent, file.parent.parent]
     if any(k.startswith(CHECKPOINT_WEIGHTS_PREFIX) for k in arrays):
         n = len(CHECKPOINT_WEIGHTS_PREFIX)
         weights = {k[n:]: v for k, v in arrays.items() if k.startswith(CHECKPOINT_WEIGHTS_PREFIX)}
         stats = Standardizer.from_arrays(arrays, "standardize/", source=str(file))
-        seed = _seed_from_document(arrays.get("meta/recipe"))
+        recipe = found.metadata.get("recipe") if found.format == "safetensors" else None
+        seed = _seed_from_document(recipe if recipe is not None else arrays.get("meta/recipe"))
     else:
         weights, stats, seed = arrays, None, None
     for folder in folders:
@@ -74,7 +83,7 @@ def _from_file(file: Path, run_dir: Path | None) -> Trained:
     return Trained(weights=weights, source=file, standardizer=stats, seed=seed)
 
 
-def _seed_from_document(value: np.ndarray | None) -> int | None:
+def _seed_from_document(value: np.ndarray | str | None) -> int | None:
     if value is None:
         return None
     try:

@@ -100,6 +100,16 @@ class Identity:
     recipe_json: str = ""
     workers: int = 1
 
+    def provenance(self, epoch: int) -> dict[str, str]:
+        """The metadata of the run's final weights file: the model, the recipe hash,
+        the backend and the epochs trained."""
+        return {
+            "model": self.model,
+            "recipe_hash": self.recipe_hash,
+            "backend": self.backend,
+            "epoch": str(epoch),
+        }
+
 
 # Given the canonical weights a diverged step started from and its batch of inputs,
 # say which value went non-finite first (nnc.train.diagnose.first_non_finite).
@@ -550,7 +560,11 @@ class Trainer:
         files: list[Path] = []
         if self.run_dir is not None:
             if stopped != "interrupted":
-                files.append(self.run_dir.save_weights(self.runtime.get_weights()))
+                files.append(
+                    self.run_dir.save_weights(
+                        self.runtime.get_weights(), self.identity.provenance(s.epoch)
+                    )
+                )
             plotted = plot_loss(
                 s.history,
                 self.run_dir.path / LOSS_PLOT,

@@ -20,13 +20,13 @@ import numpy as np
 
 from nnc.ir.program import Model, Program
 from nnc.ir.training import CdRecipe
-from nnc.ir.weights import call_prefixes, init_weights, load_npz
+from nnc.ir.weights import call_prefixes, init_weights, read_tensor_file
 from nnc.train.cd_session import train_cd
 from nnc.train.checkpoint import list_checkpoints
 from nnc.train.loop import TrainResult
 from nnc.train.progress import QuietReporter
 from nnc.train.recipes import resolve_recipe
-from nnc.train.rundir import CHECKPOINTS, WEIGHTS
+from nnc.train.rundir import CHECKPOINTS, OLD_WEIGHTS, WEIGHTS
 
 
 def pretrained_weights(
@@ -49,8 +49,10 @@ def pretrained_weights(
     on). ``folder`` is the pretraining's run folder (None: no run folder)."""
     resolved = resolve_recipe(first, base=base)
     done = folder / WEIGHTS if folder is not None else None
+    if done is not None and not done.is_file() and (done.parent / OLD_WEIGHTS).is_file():
+        done = done.parent / OLD_WEIGHTS  # a pretraining finished by an earlier nnc
     if done is not None and done.is_file():
-        stack = load_npz(done)
+        stack = read_tensor_file(done).arrays
         reporter.note(f"pretraining '{first.name}' is done; its weights are {done}")
     else:
         resume = folder if folder is not None and list_checkpoints(folder / CHECKPOINTS) else None

@@ -9,8 +9,9 @@
         history.json       the same (rewritten at each checkpoint and at the end)
         loss.png           training and validation loss per epoch
         events.out.tfevents.*  TensorBoard's logs (nnc.train.tracking; with nnc[track])
-        checkpoints/       epoch-000010.npz ... (see nnc.train.checkpoint)
-        weights.npz        the final canonical weights (only a finished run has one)
+        checkpoints/       epoch-000010.safetensors ... (see nnc.train.checkpoint)
+        weights.safetensors  the final canonical weights (only a finished run has one;
+                           a run of an earlier nnc has weights.npz, still read)
         standardize.npz    input statistics (recipes with standardize true)
         pretrain/          the run folder of the recipe's pretraining (pretrain NAME)
 
@@ -34,17 +35,27 @@ from pathlib import Path
 import numpy as np
 
 from nnc.errors import TrainingError
-from nnc.ir.weights import save_npz
+from nnc.ir.weights import save_safetensors
 
 CHECKPOINTS = "checkpoints"
-WEIGHTS = "weights.npz"
+WEIGHTS = "weights.safetensors"
+OLD_WEIGHTS = "weights.npz"  # the final weights of a run of nnc before safetensors
 HISTORY_CSV = "history.csv"
 HISTORY_JSON = "history.json"
 RECIPE_NN = "recipe.nn"
 RECIPE_JSON = "recipe.json"
 LOSS_PLOT = "loss.png"
 PRETRAIN = "pretrain"  # the pretraining phase's own run folder (nnc.train.pretrain)
-_RUN_FILES = (CHECKPOINTS, WEIGHTS, HISTORY_CSV, HISTORY_JSON, RECIPE_NN, RECIPE_JSON, PRETRAIN)
+_RUN_FILES = (
+    CHECKPOINTS,
+    WEIGHTS,
+    OLD_WEIGHTS,
+    HISTORY_CSV,
+    HISTORY_JSON,
+    RECIPE_NN,
+    RECIPE_JSON,
+    PRETRAIN,
+)
 TRIAL_NN = "trial.nn"  # a search trial's sampled spec, written before its run starts
 
 
@@ -142,12 +153,22 @@ class RunDir:
             f.write(",".join(_csv_value(row[k]) for k in self._columns) + "\n")
 
     def retire_weights(self) -> None:
-        """Remove weights.npz, which a resumed run leaves from its earlier finish, once
-        a newer checkpoint is written: only a finished run has one."""
+        """Remove the final weights (weights.safetensors, or an earlier nnc's
+        weights.npz), which a resumed run leaves from its earlier finish, once a newer
+        checkpoint is written: only a finished run has them."""
         (self.path / WEIGHTS).unlink(missing_ok=True)
+        (self.path / OLD_WEIGHTS).unlink(missing_ok=True)
 
-    def save_weights(self, weights: Mapping[str, np.ndarray]) -> Path:
-        return save_npz(self.path / WEIGHTS, weights)
+    def save_weights(
+        self, weights: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None
+    ) -> Path:
+        """weights.safetensors: the canonical weights under their canonical names, with
+        ``nnc_version`` and the given metadata (the recipe hash, the epoch...)."""
+        from nnc import __version__
+
+        return save_safetensors(
+            self.path / WEIGHTS, weights, {**(metadata or {}), "nnc_version": __version__}
+        )
 
 
 def is_history(rows: object) -> bool:

@@ -12,7 +12,7 @@ import pytest
 import nnc
 from nnc import passes
 from nnc.errors import ArgumentError, NameResolutionError, RewriteError
-from nnc.ir.weights import load_npz, save_npz
+from nnc.ir.weights import read_weights_file, save_npz, save_safetensors
 from tests.api.helpers import TOLERANCE, batch, max_deviation, trained_like
 from tests.conftest import EXAMPLES, run_nnc
 
@@ -84,7 +84,7 @@ def test_cli_opt_folds_and_strips_with_weights(tmp_path: Path) -> None:
     p = nnc.load(EXAMPLES / "resnet_block.nn")
     w = trained_like(p, "ResNet")
     save_npz(tmp_path / "w.npz", w)
-    out, w_out = tmp_path / "folded.nn", tmp_path / "folded.npz"
+    out, w_out = tmp_path / "folded.nn", tmp_path / "folded.safetensors"
     run = run_nnc(
         "opt",
         str(EXAMPLES / "resnet_block.nn"),
@@ -112,7 +112,7 @@ def test_cli_opt_folds_and_strips_with_weights(tmp_path: Path) -> None:
         "global_avg_pool",
         "dense",
     }
-    w2 = load_npz(w_out)
+    w2 = read_weights_file(w_out)
     folded, _ = nnc.rewrite.fold_batchnorm(p, w)
     swapped, _ = nnc.rewrite.replace_activation(folded, "relu", "leaky_relu", alpha=0.1)
     assert q == swapped
@@ -176,8 +176,8 @@ def test_cli_opt_takes_a_run_folder_as_eval_does(tmp_path: Path) -> None:
     w = trained_like(p, "ResNet")
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    save_npz(run_dir / "weights.npz", w)
-    w_out = tmp_path / "folded.npz"
+    save_safetensors(run_dir / "weights.safetensors", w)
+    w_out = tmp_path / "folded.safetensors"
     run = run_nnc(
         "opt",
         str(EXAMPLES / "resnet_block.nn"),
@@ -193,7 +193,7 @@ def test_cli_opt_takes_a_run_folder_as_eval_does(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     expected = nnc.rewrite.fold_batchnorm(p, w).weights
     assert expected is not None
-    got = load_npz(w_out)
+    got = read_weights_file(w_out)
     assert got.keys() == expected.keys()
     assert all(np.array_equal(got[k], v) for k, v in expected.items())
     empty = tmp_path / "empty"
@@ -206,7 +206,21 @@ def test_cli_opt_takes_a_run_folder_as_eval_does(tmp_path: Path) -> None:
         "--weights",
         str(empty),
         "--weights-out",
-        str(tmp_path / "x.npz"),
+        str(tmp_path / "x.safetensors"),
     )
     assert missing.returncode == 1, missing.stderr
-    assert "holds neither weights.npz nor a readable checkpoint" in missing.stderr
+    assert "holds neither weights.safetensors nor a readable checkpoint" in missing.stderr
+    # nnc reads an .npz of earlier versions but writes safetensors only.
+    npz = run_nnc(
+        "opt",
+        str(EXAMPLES / "xor.nn"),
+        "--pass",
+        "strip-dropout",
+        "--weights",
+        str(run_dir),
+        "--weights-out",
+        str(tmp_path / "x.npz"),
+    )
+    assert npz.returncode == 1, npz.stderr
+    assert f"{tmp_path / 'x.npz'}: nnc writes weights as safetensors, not .npz" in npz.stderr
+    assert not (tmp_path / "x.npz").exists()

@@ -208,7 +208,7 @@ def test_a_stop_request_on_one_worker_stops_all_at_the_same_batch(tmp_path: Path
     assert [r.stopped for r in results] == ["interrupted", "interrupted"]
     assert deviation(results[0].runtime.get_weights(), results[1].runtime.get_weights()) == 0.0
     names = [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")]
-    assert names == ["epoch-000001.npz", "epoch-000001-batch-000004.npz"]
+    assert names == ["epoch-000001.safetensors", "epoch-000001-batch-000004.safetensors"]
     checkpoint = read_checkpoint(tmp_path / "run" / "checkpoints" / names[-1])
     assert (checkpoint.state.epoch, checkpoint.state.batch, checkpoint.workers) == (1, 4, 2)
     assert results[1].run_dir is None  # rank 1 writes nothing

@@ -116,7 +116,7 @@ def test_a_killed_worker_is_the_root_cause_not_the_ones_stopped_after_it(tmp_pat
     assert isinstance(err, WorkerError) and err.rank == 1
     assert err.message == (
         "worker rank 1 (pid 101) was killed by SIGKILL; every worker has stopped; the last "
-        f"checkpoint is {run / 'checkpoints' / 'epoch-000003.npz'}"
+        f"checkpoint is {run / 'checkpoints' / 'epoch-000003.safetensors'}"
     )
     assert err.hint == f"continue from the last checkpoint with --resume {run}"
 

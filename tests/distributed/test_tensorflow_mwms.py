@@ -31,7 +31,7 @@ def test_two_workers_make_the_updates_of_one_process(tmp_path: Path) -> None:
     print(f"max |2 workers - 1 process| over the weights: {absolute(two, one):.1e}")
     for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
         assert pair.history[0][name] == pytest.approx(alone.history[0][name], rel=1e-5), name
-    checkpoint = read_checkpoint(tmp_path / "run" / "checkpoints" / "epoch-000001.npz")
+    checkpoint = read_checkpoint(tmp_path / "run" / "checkpoints" / "epoch-000001.safetensors")
     assert (checkpoint.workers, checkpoint.state.step) == (2, 23)
 
 

@@ -50,9 +50,9 @@ def test_two_gloo_workers_make_the_updates_of_one_process(tmp_path: Path) -> Non
     for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
         assert row[name] == pytest.approx(alone.history[0][name], rel=1e-5), name
     # rank 0 wrote the run folder: canonical weights and a checkpoint that records 2 workers
-    saved = read_weights_file(tmp_path / "run" / "weights.npz")
+    saved = read_weights_file(tmp_path / "run" / "weights.safetensors")
     assert max(deviations(saved, pair.runtime.get_weights()).values()) == 0.0
-    checkpoint = read_checkpoint(tmp_path / "run" / "checkpoints" / "epoch-000001.npz")
+    checkpoint = read_checkpoint(tmp_path / "run" / "checkpoints" / "epoch-000001.safetensors")
     assert (checkpoint.workers, checkpoint.state.step) == (2, 23)
 
 
@@ -108,7 +108,7 @@ def test_a_killed_worker_stops_every_worker_and_the_checkpoint_resumes(tmp_path:
     # first checkpoint lands inside epoch 2
     settings = ["--backend", "torch", "--batch", "4", "--epochs", "2", "-q"]
     command = [sys.executable, "-m", "nnc.cli.main", "train", str(spec), "--out", str(run)]
-    first = run / "checkpoints" / "epoch-000001.npz"
+    first = run / "checkpoints" / "epoch-000001.safetensors"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with subprocess.Popen(
         [*command, *settings, "--nproc", "2", "--timeout", "60"],
@@ -139,8 +139,10 @@ def test_a_killed_worker_stops_every_worker_and_the_checkpoint_resumes(tmp_path:
     # bounded: torchrun's agent notices within 0.1 s and stops rank 0
     assert seconds < 30, f"the run took {seconds:.1f} s to end after the kill"
     print(f"time from SIGKILL to the launcher's exit: {seconds:.2f} s")
-    checkpoints = sorted(p.name for p in (run / "checkpoints").glob("*.npz"))
-    assert checkpoints == ["epoch-000001.npz"] and not (run / "weights.npz").exists()
+    checkpoints = sorted(p.name for p in (run / "checkpoints").glob("*.safetensors"))
+    assert (
+        checkpoints == ["epoch-000001.safetensors"] and not (run / "weights.safetensors").exists()
+    )
     checkpoint = read_checkpoint(first)
     assert (checkpoint.state.epoch, checkpoint.state.step, checkpoint.workers) == (1, 360, 2)
 
@@ -149,5 +151,5 @@ def test_a_killed_worker_stops_every_worker_and_the_checkpoint_resumes(tmp_path:
     history = json.loads((run / "history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2]
     assert history[1]["val_loss"] < history[0]["val_loss"]
-    final = read_weights_file(run / "weights.npz")
+    final = read_weights_file(run / "weights.safetensors")
     assert all(np.all(np.isfinite(v)) for v in final.values())

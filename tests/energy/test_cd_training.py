@@ -14,7 +14,7 @@ import pytest
 import nnc
 from nnc.data.builtin import load_builtin
 from nnc.errors import NncError
-from nnc.ir.weights import init_weights, load_npz
+from nnc.ir.weights import init_weights, read_weights_file
 from nnc.train import train
 from nnc.train.checkpoint import list_checkpoints, read_checkpoint
 from nnc.train.energy import (
@@ -85,8 +85,8 @@ def test_a_stopped_and_resumed_run_is_bitwise_the_uninterrupted_one(tmp_path: Pa
     assert saved.state.noise_state["bit_generator"] == "PCG64"  # the uniforms' generator
     train(program, resume=tmp_path / "parts", epochs=2)  # on to the end of epoch 2
     resumed = train(program, resume=tmp_path / "parts")  # and to epoch 4
-    a = load_npz(tmp_path / "whole" / "weights.npz")
-    b = load_npz(tmp_path / "parts" / "weights.npz")
+    a = read_weights_file(tmp_path / "whole" / "weights.safetensors")
+    b = read_weights_file(tmp_path / "parts" / "weights.safetensors")
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
     assert _figures(tmp_path / "whole") == _figures(tmp_path / "parts")
@@ -208,7 +208,7 @@ train D {
 def test_a_deep_belief_network_resumes_across_its_two_phases(tmp_path: Path) -> None:
     program = nnc.parse(DBN)
     whole = train(program, out=tmp_path / "whole")
-    stack = load_npz(tmp_path / "whole" / "pretrain" / "weights.npz")
+    stack = read_weights_file(tmp_path / "whole" / "pretrain" / "weights.safetensors")
     assert sorted(stack) == [f"rbm_{i}.{p}" for i in (1, 2) for p in sorted(RBM)]
     start = init_weights(program, "D", seed=0)
     assert not np.array_equal(start["s_1.rbm_1.weight"], stack["rbm_1.weight"])
@@ -221,8 +221,8 @@ def test_a_deep_belief_network_resumes_across_its_two_phases(tmp_path: Path) -> 
     assert not (tmp_path / "parts" / "checkpoints").exists()  # stopped in the pretraining
     resumed = train(program, resume=tmp_path / "parts")
     assert resumed.stopped == "completed"
-    a = load_npz(tmp_path / "whole" / "weights.npz")
-    b = load_npz(tmp_path / "parts" / "weights.npz")
+    a = read_weights_file(tmp_path / "whole" / "weights.safetensors")
+    b = read_weights_file(tmp_path / "parts" / "weights.safetensors")
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
     assert whole.history == [

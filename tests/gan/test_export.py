@@ -12,7 +12,7 @@ import nnc
 from nnc.backends import get_backend
 from nnc.cli.main import main
 from nnc.errors import WeightsError
-from nnc.ir.weights import find_model_weights, init_gan_weights, init_weights
+from nnc.ir.weights import find_model_weights, init_gan_weights, init_weights, read_weights_file
 from nnc.train import train
 from tests.conftest import EXAMPLES, require
 
@@ -78,7 +78,7 @@ def test_export_the_generator_of_a_gan_run(runs: dict[str, Path], tmp_path: Path
     out = tmp_path / "g.onnx"
     args = ["export", "examples/gan.nn", "--model", "Generator", "--weights", str(runs["gan"])]
     assert main([*args, "-o", str(out)]) == 0
-    trained = dict(np.load(runs["gan"] / "weights.npz"))
+    trained = read_weights_file(runs["gan"] / "weights.safetensors")
     gan = get_backend("numpy").build_gan(GAN, weights=trained)
     z = np.random.default_rng(0).standard_normal((5, 16)).astype(np.float32)
     expected = gan.generate(z)
@@ -92,7 +92,7 @@ def test_export_the_encoder_of_an_autoencoder_run(runs: dict[str, Path], tmp_pat
     out = tmp_path / "encoder.onnx"
     args = ["export", "examples/autoencoder.nn", "--model", "Encoder"]
     assert main([*args, "--weights", str(runs["autoencoder"]), "-o", str(out)]) == 0
-    trained = dict(np.load(runs["autoencoder"] / "weights.npz"))
+    trained = read_weights_file(runs["autoencoder"] / "weights.safetensors")
     encoder = {k.removeprefix("encoder_1."): v for k, v in trained.items() if "encoder_1." in k}
     x = np.random.default_rng(1).uniform(0, 1, (5, 64)).astype(np.float32)
     expected = get_backend("numpy").build(AUTOENCODER, "Encoder", weights=encoder).forward(x)

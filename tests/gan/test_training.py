@@ -16,6 +16,7 @@ import nnc
 from nnc.backends import get_backend
 from nnc.cli.main import main
 from nnc.data import prepare
+from nnc.ir.weights import read_weights_file
 from nnc.train import train
 from nnc.train.gan import sample_noise
 from nnc.train.progress import PlainReporter
@@ -58,8 +59,8 @@ def test_the_gan_learns_the_digits(tmp_path: Path) -> None:
     ]
     assert pngs(run / "samples") == [f"epoch-{e:06d}.png" for e in range(1, 9)]
     assert (run / "loss.png").stat().st_size > 10_000
-    weights = np.load(run / "weights.npz")
-    assert {k.split("/")[0] for k in weights.files} == {"generator", "discriminator"}
+    weights = read_weights_file(run / "weights.safetensors")
+    assert {k.split("/")[0] for k in weights} == {"generator", "discriminator"}
     text = out.getvalue()
     assert text.startswith("training DigitsGAN (Generator against Discriminator) on numpy -> ")
     assert text.splitlines()[1:3] == [
@@ -90,7 +91,7 @@ def test_a_gan_run_interrupted_inside_an_epoch_resumes_exactly(tmp_path: Path) -
     first = train(GAN, epochs=2, out=tmp_path / "run", should_stop=lambda: next(calls) == 40)
     assert first.stopped == "interrupted"
     checkpoints = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
-    assert checkpoints == ["epoch-000001-batch-000011.npz", "epoch-000001.npz"]
+    assert checkpoints == ["epoch-000001-batch-000011.safetensors", "epoch-000001.safetensors"]
     resumed = train(GAN, epochs=2, resume=tmp_path / "run")
     assert resumed.stopped == "completed"
     for name, value in whole.runtime.get_weights().items():

@@ -13,6 +13,9 @@ import numpy as np
 import pytest
 
 from nnc.cli.main import main
+from nnc.ir.weights import read_weights_file
+from nnc.train.checkpoint import read_checkpoint
+from tests.tensorfiles import read_flat, write_flat
 
 SPEC = """
 model Xor {
@@ -50,7 +53,7 @@ def _damage(checkpoint: Path, kind: str) -> None:
         checkpoint.mkdir()
         (checkpoint / "keep.txt").write_text("user data")
         return
-    arrays = dict(np.load(checkpoint))
+    arrays = read_flat(checkpoint)
     if kind == "weight shape":
         arrays["weights/dense_1.weight"] = np.zeros((3, 3), np.float32)
     elif kind == "optimizer shape":
@@ -59,7 +62,7 @@ def _damage(checkpoint: Path, kind: str) -> None:
         arrays["meta/batch"] = np.int64(10**6)
     elif kind == "epoch 1e9":
         arrays["meta/epoch"] = np.int64(10**9)
-    np.savez(checkpoint, **arrays)
+    write_flat(checkpoint, arrays)
 
 
 @pytest.mark.parametrize(
@@ -72,7 +75,10 @@ def _damage(checkpoint: Path, kind: str) -> None:
         ),
         ("batch 1e6", "meta/epoch 4 and meta/batch 1000000 do not fit meta/step 4"),
         ("epoch 1e9", "meta/epoch 1000000000 and meta/batch 0 do not fit meta/step 4"),
-        ("folder", "is a folder, not a checkpoint; it was moved to epoch-000004.npz.damaged"),
+        (
+            "folder",
+            "is a folder, not a checkpoint; it was moved to epoch-000004.safetensors.damaged",
+        ),
     ],
 )
 def test_resume_falls_back_past_a_checkpoint_that_does_not_fit(
@@ -85,20 +91,48 @@ def test_resume_falls_back_past_a_checkpoint_that_does_not_fit(
     spec, done = finished
     run = tmp_path / "run"
     shutil.copytree(done, run)
-    newest = run / "checkpoints" / "epoch-000004.npz"
+    newest = run / "checkpoints" / "epoch-000004.safetensors"
     _damage(newest, kind)
     assert main(["train", str(spec), "--resume", str(run), "-q"]) == 0
     err = capsys.readouterr().err
     assert warning in err, err
     assert "Traceback" not in err and ".tmp" not in err
     # Epoch 4 is trained again from epoch 3's checkpoint: the same weights, bitwise.
-    again, before = np.load(run / "weights.npz"), np.load(done / "weights.npz")
-    assert sorted(again.files) == sorted(before.files)
-    for name in before.files:
+    again = read_weights_file(run / "weights.safetensors")
+    before = read_weights_file(done / "weights.safetensors")
+    assert sorted(again) == sorted(before)
+    for name in before:
         assert np.array_equal(again[name], before[name]), name
-    assert np.load(newest)["meta/epoch"] == 4
+    assert read_checkpoint(newest).state.epoch == 4
     if kind == "folder":
-        assert (run / "checkpoints" / "epoch-000004.npz.damaged" / "keep.txt").exists()
+        assert (run / "checkpoints" / "epoch-000004.safetensors.damaged" / "keep.txt").exists()
+
+
+def test_old_npz_checkpoints_fall_back_the_same_way(
+    finished: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run folder of the nnc before safetensors: its checkpoints are .npz (written
+    here in that format, metadata as meta/ arrays); the newest does not fit, and
+    resume falls back to the older .npz, then writes safetensors."""
+    spec, done = finished
+    run = tmp_path / "run"
+    shutil.copytree(done, run)
+    for path in sorted((run / "checkpoints").iterdir()):
+        arrays = read_flat(path)
+        path.unlink()
+        write_flat(path.with_suffix(".npz"), arrays)
+    newest = run / "checkpoints" / "epoch-000004.npz"
+    _damage(newest, "weight shape")
+    assert main(["train", str(spec), "--resume", str(run), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert f"checkpoint {newest} is damaged and was skipped" in err, err
+    assert "trying the previous one (epoch-000003.npz)" in err
+    again = read_weights_file(run / "weights.safetensors")
+    before = read_weights_file(done / "weights.safetensors")
+    for name in before:
+        assert np.array_equal(again[name], before[name]), name
+    # The retrained epoch 4 is safetensors, after the damaged .npz of the same epoch.
+    assert read_checkpoint(run / "checkpoints" / "epoch-000004.safetensors").state.epoch == 4
 
 
 def test_an_epoch_past_the_recipe_is_damage(tmp_path: Path) -> None:
@@ -121,4 +155,4 @@ def test_an_epoch_past_the_recipe_is_damage(tmp_path: Path) -> None:
     arrays = {f"meta/{k}": np.asarray(v) for k, v in meta.items()}
     arrays["weights/w"] = np.zeros(2, np.float32)
     with pytest.raises(WeightsError, match="meta/epoch 9 is past the 4 epochs of the recipe"):
-        parse_checkpoint(arrays, tmp_path / "epoch-000009.npz")
+        parse_checkpoint(arrays, tmp_path / "epoch-000009.safetensors")

@@ -79,17 +79,17 @@ def test_divergence_names_epoch_step_and_first_non_finite_layer(
     run = tmp_path / "run"
     with pytest.raises(TrainingError) as info:
         train(blow(tmp_path, "100"), backend=backend, base=tmp_path, out=run)
-    good = run / "checkpoints" / "epoch-000001.npz"
+    good = run / "checkpoints" / "epoch-000001.safetensors"
     assert info.value.message == (
         "the loss became inf at epoch 2, step 5 (batch 1 of 4) with learning rate 100: the "
         "output of layer 'dense_3' (dense) is the first non-finite value (infinite); training "
         f"stopped and the last good checkpoint is {good}"
     )
     assert info.value.hint == "lower the learning rate (try lr = 10) or standardise the inputs"
-    assert [p.name for p in (run / "checkpoints").iterdir()] == ["epoch-000001.npz"]
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["epoch-000001.safetensors"]
     kept = read_checkpoint(good)
     assert kept.state.epoch == 1 and all(np.isfinite(w).all() for w in kept.weights.values())
-    assert not (run / "weights.npz").exists()
+    assert not (run / "weights.safetensors").exists()
     assert len(json.loads((run / "history.json").read_text())) == 1
 
 
@@ -119,7 +119,9 @@ def test_the_failing_step_is_replayed_from_the_last_checkpoint(tmp_path: Path) -
         "the loss became inf at epoch 3, step 12 (batch 4 of 4) with learning rate 10: every "
         "layer's output is finite (the largest magnitude is 4.76e+23, in 'dense_2')"
     )
-    assert info.value.message.endswith(f"checkpoint is {run / 'checkpoints' / 'epoch-000002.npz'}")
+    assert info.value.message.endswith(
+        f"checkpoint is {run / 'checkpoints' / 'epoch-000002.safetensors'}"
+    )
 
 
 @pytest.mark.usefixtures("non_finite_only")
@@ -129,7 +131,7 @@ def test_the_last_good_checkpoint_is_never_overwritten(tmp_path: Path) -> None:
     run = tmp_path / "run"
     train(blow(tmp_path, "0.01", epochs=2), base=tmp_path, out=run)
     before = digests(run / "checkpoints")
-    weights = hashlib.sha256((run / "weights.npz").read_bytes()).hexdigest()
+    weights = hashlib.sha256((run / "weights.safetensors").read_bytes()).hexdigest()
     with pytest.raises(TrainingError) as info:
         train(blow(tmp_path, "1e6", epochs=4), base=tmp_path, resume=run, force=True)
     # Found by replaying the two batches before the failing one from the resumed state.
@@ -138,10 +140,10 @@ def test_the_last_good_checkpoint_is_never_overwritten(tmp_path: Path) -> None:
         "output of layer 'dense_2' (dense) is the first non-finite value"
     )
     assert info.value.message.endswith(
-        f"the last good checkpoint is {run / 'checkpoints' / 'epoch-000002.npz'}"
+        f"the last good checkpoint is {run / 'checkpoints' / 'epoch-000002.safetensors'}"
     )
     assert digests(run / "checkpoints") == before
-    assert hashlib.sha256((run / "weights.npz").read_bytes()).hexdigest() == weights
+    assert hashlib.sha256((run / "weights.safetensors").read_bytes()).hexdigest() == weights
     # ... and the run still resumes from it with a sane learning rate.
     result = train(blow(tmp_path, "0.01", epochs=3), base=tmp_path, resume=run)
     assert result.stopped == "completed" and np.isfinite(result.final["loss"])
@@ -150,7 +152,7 @@ def test_the_last_good_checkpoint_is_never_overwritten(tmp_path: Path) -> None:
 def test_checkpoints_refuse_non_finite_weights(tmp_path: Path) -> None:
     run = tmp_path / "run"
     train(blow(tmp_path, "0.01", epochs=1), base=tmp_path, out=run)
-    path = run / "checkpoints" / "epoch-000001.npz"
+    path = run / "checkpoints" / "epoch-000001.safetensors"
     before = path.read_bytes()
     checkpoint = read_checkpoint(path)
     checkpoint.weights["dense_2.bias"] = np.full(8, np.nan, np.float32)

@@ -110,7 +110,7 @@ def test_broken_csv_through_nnc_train(
         # the offending line, quoted, then a caret under the cell
         assert err.splitlines()[1].startswith(f"{first_line.split(':')[1]:>5} | ")
         assert "^" in err.splitlines()[2]
-    assert not (tmp_path / "run" / "weights.npz").exists()
+    assert not (tmp_path / "run" / "weights.safetensors").exists()
 
 
 NPZ_CASES: dict[str, tuple[dict[str, np.ndarray], str]] = {

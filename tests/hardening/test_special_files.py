@@ -53,10 +53,10 @@ def test_a_checkpoint_linked_to_dev_zero_is_skipped_on_resume(tmp_path: Path) ->
     run = tmp_path / "run"
     first = run_nnc("train", str(XOR), "--epochs", "2", "--out", str(run), timeout=120)
     assert first.returncode == 0, first.stderr
-    checkpoints = sorted((run / "checkpoints").glob("epoch-*.npz"))
+    checkpoints = sorted((run / "checkpoints").glob("epoch-*.safetensors"))
     assert checkpoints
     newest = checkpoints[-1]
-    forged = newest.with_name("epoch-000099.npz")
+    forged = newest.with_name("epoch-000099.safetensors")
     forged.symlink_to("/dev/zero")
     result = run_nnc("train", str(XOR), "--resume", str(run), "--epochs", "3", timeout=120)
     assert result.returncode == 0, result.stderr
@@ -69,7 +69,7 @@ def test_resume_removes_the_temporaries_a_killed_run_left(tmp_path: Path) -> Non
     first = run_nnc("train", str(XOR), "--epochs", "2", "--out", str(run), timeout=120)
     assert first.returncode == 0, first.stderr
     leftovers = [
-        run / "checkpoints" / ".epoch-000044.npz.k2j_x9qa.tmp",
+        run / "checkpoints" / ".epoch-000044.safetensors.k2j_x9qa.tmp",
         run / ".loss.png.3fz0q1ab.png",
     ]
     for p in leftovers:

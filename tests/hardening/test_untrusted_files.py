@@ -1,11 +1,13 @@
 """Untrusted weights, checkpoints and models: every damaged or tampered file gives
 exit 1 and a message naming the file and the tensor, never a traceback; nothing is
-unpickled, and an archive that declares more data than it holds is refused before
-anything is allocated."""
+unpickled, and a file that declares more data than it holds is refused before
+anything is allocated. Weights and checkpoints are tampered with in both formats nnc
+reads: safetensors (what it writes) and the .npz of earlier versions."""
 
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import zipfile
 from collections.abc import Callable
@@ -17,6 +19,7 @@ import pytest
 from nnc.cli.main import main
 from nnc.ir.weights import load_npz, save_npz
 from tests.conftest import EXAMPLES, require
+from tests.tensorfiles import read_flat, write_flat
 
 SPEC = """model M {
     input x: [4]
@@ -53,18 +56,58 @@ def run_nnc(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
 
 
 def edit(changes: dict[str, object]) -> Callable[[Path], None]:
-    """Rewrite arrays of an .npz (None deletes one)."""
+    """Rewrite tensors or metadata (``meta/<key>``) of a weights file or checkpoint, in
+    its own format (None deletes one)."""
 
     def apply(path: Path) -> None:
-        arrays = load_npz(path)
+        arrays = read_flat(path)
         for key, value in changes.items():
             if value is None:
                 arrays.pop(key)
             else:
                 arrays[key] = np.asarray(value)
-        save_npz(path, arrays)
+        write_flat(path, arrays)
 
     return apply
+
+
+def as_npz(tamper: Callable[[Path], None]) -> Callable[[Path], None]:
+    """Put an .npz (the format of nnc before safetensors) in place of the safetensors
+    file, holding the same tensors and metadata, then tamper with it."""
+
+    def apply(path: Path) -> None:
+        arrays = read_flat(path)
+        if not any(k.startswith("weights/") for k in arrays):  # a plain weights file
+            arrays = {k: v for k, v in arrays.items() if not k.startswith("meta/")}
+        path.unlink()
+        old = path.with_suffix(".npz")
+        write_flat(old, arrays)
+        tamper(old)
+
+    return apply
+
+
+def header(change: Callable[[dict[str, object]], None]) -> Callable[[Path], None]:
+    """Edit the JSON header of a safetensors file, keeping its bytes."""
+
+    def apply(path: Path) -> None:
+        data = path.read_bytes()
+        size = int.from_bytes(data[:8], "little")
+        parsed = json.loads(data[8 : 8 + size])
+        change(parsed)
+        text = json.dumps(parsed).encode()
+        path.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + size :])
+
+    return apply
+
+
+def entry(name: str, **fields: object) -> Callable[[Path], None]:
+    return header(lambda h: h[name].update(fields))  # type: ignore[attr-defined]
+
+
+def length(size: int) -> Callable[[Path], None]:
+    """Replace the header's length."""
+    return lambda p: p.write_bytes(size.to_bytes(8, "little") + p.read_bytes()[8:])
 
 
 def raw_entry(name: str, header: dict[str, object], payload: bytes) -> Callable[[Path], None]:
@@ -94,16 +137,43 @@ HUGE = {"descr": "<f4", "fortran_order": False, "shape": (10**12,)}
 # -- nnc train --resume on a tampered checkpoint ---------------------------------------
 
 CHECKPOINTS: dict[str, tuple[Callable[[Path], None], str]] = {
-    "truncated": (
-        lambda p: p.write_bytes(p.read_bytes()[:300]),
+    "truncated": (lambda p: p.write_bytes(p.read_bytes()[:300]), "the file is truncated"),
+    "random_bytes": (
+        lambda p: p.write_bytes(b"\x00junk" * 99),
+        "is not a readable safetensors file: its header declares",
+    ),
+    "header_too_large": (length(2**40), "more than the 16,777,216 nnc reads"),
+    "header_dtype": (
+        entry("weights/dense_1.bias", dtype="BF16"),
+        "tensor 'weights/dense_1.bias' has dtype 'BF16', which nnc does not read",
+    ),
+    "header_shape": (
+        entry("weights/dense_1.weight", shape=[10**12]),
+        "tensor 'weights/dense_1.weight' declares shape [1000000000000] "
+        "(4,000,000,000,000 bytes) but stores 48 bytes; the file is damaged",
+    ),
+    "npz_truncated": (
+        as_npz(lambda p: p.write_bytes(p.read_bytes()[:300])),
         "is not a readable .npz archive (not a zip file)",
     ),
-    "random_bytes": (lambda p: p.write_bytes(b"\x00junk" * 99), "not a zip file"),
-    "pickle": (pickled("weights/dense_1.weight"), "holds Python objects"),
-    "forged_header": (
-        raw_entry("weights/dense_1.weight", HUGE, b"\0" * 16),
+    "npz_random_bytes": (as_npz(lambda p: p.write_bytes(b"\x00junk" * 99)), "not a zip file"),
+    "npz_pickle": (as_npz(pickled("weights/dense_1.weight")), "holds Python objects"),
+    "npz_forged_header": (
+        as_npz(raw_entry("weights/dense_1.weight", HUGE, b"\0" * 16)),
         "array 'weights/dense_1.weight' declares shape [1000000000000] "
         "(4,000,000,000,000 bytes) but stores 16 bytes; the file is damaged",
+    ),
+    "npz_weight_shape": (
+        as_npz(edit({"weights/dense_1.weight": np.zeros((2, 2), np.float32)})),
+        "tensor 'dense_1.weight' has shape [2, 2]; the model expects [3, 4]",
+    ),
+    "npz_weight_text": (
+        as_npz(edit({"weights/dense_1.bias": np.array(["a", "b", "c"])})),
+        "weight 'dense_1.bias' has dtype <U1",
+    ),
+    "npz_epoch_as_text": (
+        as_npz(edit({"meta/epoch": np.str_("3")})),
+        "meta/epoch must be a non-negative integer. Received: '3'",
     ),
     "weight_shape": (
         edit({"weights/dense_1.weight": np.zeros((2, 2), np.float32)}),
@@ -114,9 +184,9 @@ CHECKPOINTS: dict[str, tuple[Callable[[Path], None], str]] = {
         edit({"weights/evil.weight": np.zeros(3, np.float32)}),
         "has tensor(s) the model does not: evil.weight",
     ),
-    "weight_text": (
-        edit({"weights/dense_1.bias": np.array(["a", "b", "c"])}),
-        "weight 'dense_1.bias' has dtype <U1",
+    "weight_integers": (
+        edit({"weights/dense_1.bias": np.array([1, 2, 3], np.int32)}),
+        "weight 'dense_1.bias' has dtype int32",
     ),
     "weight_nan": (
         edit({"weights/dense_1.bias": np.array([0, np.nan, 0], np.float32)}),
@@ -152,8 +222,12 @@ CHECKPOINTS: dict[str, tuple[Callable[[Path], None], str]] = {
         "meta/epoch must be a non-negative integer. Received: -5",
     ),
     "epoch_as_text": (
-        edit({"meta/epoch": np.str_("3")}),
-        "meta/epoch must be a non-negative integer. Received: '3'",
+        edit({"meta/epoch": np.str_("three")}),
+        "meta/epoch must be a non-negative integer. Received: 'three'",
+    ),
+    "epoch_as_a_fraction": (
+        edit({"meta/epoch": np.str_("1.5")}),
+        "meta/epoch must be a non-negative integer. Received: 1.5",
     ),
     "history": (
         edit({"meta/history": np.str_('{"epoch": 1}')}),
@@ -181,29 +255,58 @@ def test_resume_from_a_tampered_checkpoint(
         path.unlink()
     tamper, message = CHECKPOINTS[case]
     tamper(newest)
+    damaged = newest if newest.exists() else newest.with_suffix(".npz")
     code, err = run_nnc(capsys, "train", str(spec), "--resume", str(copy), "--epochs", "3")
     assert code == 1, err
     assert message in err
-    assert str(newest) in err or case == "batches_beyond_the_epoch"
+    assert str(damaged) in err or case == "batches_beyond_the_epoch"
 
 
 # -- nnc eval --weights on bad files ---------------------------------------------------
 
 WEIGHT_FILES: dict[str, tuple[Callable[[Path], None], str]] = {
-    "truncated": (lambda p: p.write_bytes(p.read_bytes()[:100]), "not a zip file"),
+    "truncated": (lambda p: p.write_bytes(p.read_bytes()[:100]), "the file is truncated"),
     "random_bytes": (
         lambda p: p.write_bytes(np.random.default_rng(0).bytes(999)),
+        "is not a readable safetensors file",
+    ),
+    "empty": (lambda p: p.write_bytes(b""), "holds 0 bytes, less than the 8-byte length"),
+    "header_too_large": (length(10**9), "more than the 16,777,216 nnc reads"),
+    "header_not_json": (
+        lambda p: p.write_bytes(b"\x03\0\0\0\0\0\0\0{{{"),
+        "its header is not JSON",
+    ),
+    "header_dtype": (
+        entry("dense_1.bias", dtype="F8_E5M2"),
+        "tensor 'dense_1.bias' has dtype 'F8_E5M2', which nnc does not read",
+    ),
+    "header_shape": (
+        entry("dense_1.weight", shape=[4, 4]),
+        "tensor 'dense_1.weight' declares shape [4, 4] (64 bytes) but stores 48 bytes",
+    ),
+    "npz_truncated": (
+        as_npz(lambda p: p.write_bytes(p.read_bytes()[:100])),
+        "not a zip file",
+    ),
+    "npz_random_bytes": (
+        as_npz(lambda p: p.write_bytes(np.random.default_rng(0).bytes(999))),
         "is not a readable .npz archive",
     ),
-    "empty": (lambda p: p.write_bytes(b""), "not a zip file"),
-    "pickle": (pickled("dense_1.weight"), "holds Python objects"),
-    "forged_header": (
-        raw_entry("dense_1.weight", HUGE, b"\0" * 16),
+    "npz_empty": (as_npz(lambda p: p.write_bytes(b"")), "not a zip file"),
+    "npz_pickle": (as_npz(pickled("dense_1.weight")), "holds Python objects"),
+    "npz_forged_header": (
+        as_npz(raw_entry("dense_1.weight", HUGE, b"\0" * 16)),
         "array 'dense_1.weight' declares shape [1000000000000]",
     ),
-    "damaged_header": (
-        lambda p: zipfile.ZipFile(p, "w").writestr("dense_1.weight.npy", b"\x93NUMPY\x01\x00??"),
+    "npz_damaged_header": (
+        as_npz(
+            lambda p: zipfile.ZipFile(p, "w").writestr("dense_1.weight.npy", b"\x93NUMPY\x01\x00??")
+        ),
         "array 'dense_1.weight' has a damaged header",
+    ),
+    "npz_wrong_shape": (
+        as_npz(edit({"dense_1.weight": np.zeros((4, 3), np.float32)})),
+        "tensor 'dense_1.weight' has shape [4, 3]; the model expects [3, 4]",
     ),
     "wrong_shape": (
         edit({"dense_1.weight": np.zeros((4, 3), np.float32)}),
@@ -230,11 +333,12 @@ def test_eval_with_a_bad_weights_file(
     case: str, trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec, run = trained
-    weights = tmp_path / "weights.npz"
-    shutil.copy(run / "weights.npz", weights)
+    weights = tmp_path / "weights.safetensors"
+    shutil.copy(run / "weights.safetensors", weights)
     shutil.copy(run / "standardize.npz", tmp_path / "standardize.npz")
     tamper, message = WEIGHT_FILES[case]
     tamper(weights)
+    weights = weights if weights.exists() else weights.with_suffix(".npz")
     code, err = run_nnc(capsys, "eval", str(spec), "--weights", str(weights))
     assert code == 1, err
     assert f"error: {weights}" in err and message in err
@@ -247,7 +351,10 @@ def test_eval_names_missing_weights(
     code, err = run_nnc(capsys, "eval", str(spec), "--weights", str(tmp_path / "none.npz"))
     assert code == 1 and f"no such weights file or run folder: {tmp_path / 'none.npz'}" in err
     code, err = run_nnc(capsys, "eval", str(spec), "--weights", str(tmp_path))
-    assert code == 1 and f"{tmp_path} holds neither weights.npz nor a readable checkpoint" in err
+    assert (
+        code == 1
+        and f"{tmp_path} holds neither weights.safetensors nor a readable checkpoint" in err
+    )
 
 
 def test_a_zip_bomb_is_refused_before_it_expands(

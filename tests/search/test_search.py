@@ -159,7 +159,9 @@ def test_a_process_killed_mid_trial_loses_only_that_trial_which_is_marked_failed
     study = optuna.load_study(study_name="small", storage=f"sqlite:///{out / 'study.db'}")
     states = [(t.number, t.state.name) for t in study.get_trials()]
     assert states == [(0, "FAIL"), (1, "COMPLETE"), (2, "COMPLETE")]
-    assert not (out / "trial-0000" / "weights.npz").exists()  # the killed run never finished
+    assert not (
+        out / "trial-0000" / "weights.safetensors"
+    ).exists()  # the killed run never finished
     with (out / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [r["state"] for r in rows] == ["FAIL", "COMPLETE", "COMPLETE"]

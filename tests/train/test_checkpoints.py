@@ -14,11 +14,12 @@ import pytest
 
 import nnc
 from nnc.errors import TrainingError
-from nnc.ir.weights import read_weights_file, save_npz
+from nnc.ir.weights import read_tensor_file, read_weights_file, save_npz, save_safetensors
 from nnc.train import train
 from nnc.train.progress import QuietReporter
 from nnc.train.recipes import fingerprint, recipe_document
 from nnc.train.session import sigint_requests_stop
+from tests.tensorfiles import read_flat, write_flat
 from tests.train.fakes import FakeBackend
 from tests.train.test_driver import IRIS, fit, iris
 
@@ -48,12 +49,11 @@ def test_checkpoint_contents(tmp_path: Path) -> None:
     result, backend = fit(program, tmp_path, checkpoint_every=2, keep=10)
     folder = tmp_path / "run" / "checkpoints"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "epoch-000002.npz",
-        "epoch-000004.npz",
-        "epoch-000005.npz",
+        "epoch-000002.safetensors",
+        "epoch-000004.safetensors",
+        "epoch-000005.safetensors",
     ]
-    with np.load(folder / "epoch-000005.npz", allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
+    arrays = read_flat(folder / "epoch-000005.safetensors")
     assert sorted(k for k in arrays if not k.startswith("meta/")) == [
         "optimizer/dense_1.bias.velocity",
         "optimizer/dense_1.weight.velocity",
@@ -78,62 +78,60 @@ def test_checkpoint_contents(tmp_path: Path) -> None:
     assert "meta/history" not in arrays  # the run folder's history.json holds it
     assert len(json.loads((tmp_path / "run" / "history.json").read_text())) == 5
     assert str(arrays["meta/backend"]) == "numpy"
-    # nnc eval/predict read a checkpoint's weights directly; weights.npz holds the same.
-    assert read_weights_file(folder / "epoch-000005.npz").keys() == weights.keys()
-    final = read_weights_file(tmp_path / "run" / "weights.npz")
+    # nnc eval/predict read a checkpoint's weights directly; weights.safetensors holds
+    # the same.
+    assert read_weights_file(folder / "epoch-000005.safetensors").keys() == weights.keys()
+    final = read_weights_file(tmp_path / "run" / "weights.safetensors")
     assert same_weights(final, weights) == 0.0
 
 
 def test_keep_prunes_old_checkpoints(tmp_path: Path) -> None:
     fit(iris(6), tmp_path, checkpoint_every=1, keep=2)
     names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
-    assert names == ["epoch-000005.npz", "epoch-000006.npz"]
+    assert names == ["epoch-000005.safetensors", "epoch-000006.safetensors"]
 
 
 def test_atomic_write_never_shows_a_partial_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "epoch-000001.npz"
-    save_npz(path, {"a": np.zeros(3)})
+    path = tmp_path / "epoch-000001.safetensors"
+    save_safetensors(path, {"a": np.zeros(3)})
     before = path.read_bytes()
-    writes = itertools.count()
-    real = np.lib.format.write_array
+    real_fsync = os.fsync
 
-    def failing(*args: object, **kwargs: object) -> None:
-        if next(writes) == 1:
-            raise OSError("disk full")
-        real(*args, **kwargs)  # type: ignore[arg-type]
+    def failing(fd: int) -> None:
+        raise OSError("disk full")
 
-    monkeypatch.setattr(np.lib.format, "write_array", failing)
+    monkeypatch.setattr(os, "fsync", failing)
     with pytest.raises(OSError, match="disk full"):
-        save_npz(path, {"a": np.ones(3), "b": np.ones(3)})
+        save_safetensors(path, {"a": np.ones(3), "b": np.ones(3)})
     assert path.read_bytes() == before  # the old file is intact
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left
 
     # While writing, only a temporary name exists; the rename publishes a complete file.
-    monkeypatch.setattr(np.lib.format, "write_array", real)
+    monkeypatch.setattr(os, "fsync", real_fsync)
     real_replace = os.replace
     seen: list[tuple[bool, list[str]]] = []
 
     def replace(src: str, dst: str) -> None:
-        with np.load(src, allow_pickle=False) as f:
-            seen.append((Path(dst).exists(), sorted(f.files)))
+        seen.append((Path(dst).exists(), sorted(read_tensor_file(src).arrays)))
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", replace)
-    save_npz(tmp_path / "new.npz", {"a": np.ones(3), "b": np.ones(3)})
-    assert seen == [(False, ["a", "b"])]
+    save_safetensors(tmp_path / "new.safetensors", {"a": np.ones(3), "b": np.ones(3)})
+    save_npz(tmp_path / "new.npz", {"a": np.ones(3)})  # predictions, statistics: the same
+    assert seen == [(False, ["a", "b"]), (False, ["a"])]
 
 
 def test_corrupt_newest_checkpoint_falls_back_with_a_warning(tmp_path: Path) -> None:
     fit(iris(4), tmp_path, checkpoint_every=1, keep=4)
-    newest = tmp_path / "run" / "checkpoints" / "epoch-000004.npz"
+    newest = tmp_path / "run" / "checkpoints" / "epoch-000004.safetensors"
     newest.write_bytes(newest.read_bytes()[:300])  # truncated, as by a crash
     reporter = Collect()
     result, backend = resume(iris(6), tmp_path / "run", reporter=reporter)
     assert len(reporter.warnings) == 1
     assert reporter.warnings[0].startswith(f"checkpoint {newest} is damaged and was skipped")
-    assert "trying the previous one (epoch-000003.npz)" in reporter.warnings[0]
+    assert "trying the previous one (epoch-000003.safetensors)" in reporter.warnings[0]
     assert backend.last.seeds[0] != 0 and len(backend.last.seeds) == 3  # epochs 4, 5, 6
     assert [int(r["epoch"]) for r in result.history] == [1, 2, 3, 4, 5, 6]
     straight, _ = fit(iris(6), tmp_path, out=tmp_path / "straight")
@@ -149,8 +147,8 @@ def test_resume_inside_an_epoch_matches_an_uninterrupted_run(tmp_path: Path) -> 
     first, _ = fit(iris(4), tmp_path, should_stop=lambda: next(calls) >= 10)
     assert first.stopped == "interrupted"
     assert first.checkpoint is not None
-    assert first.checkpoint.name == "epoch-000001-batch-000003.npz"
-    assert not (tmp_path / "run" / "weights.npz").exists()
+    assert first.checkpoint.name == "epoch-000001-batch-000003.safetensors"
+    assert not (tmp_path / "run" / "weights.safetensors").exists()
     result, backend = resume(iris(4), tmp_path / "run")
     assert len(backend.last.batches) == 5 + 2 * 8  # the rest of epoch 2, then 3 and 4
     straight, _ = fit(iris(4), tmp_path, out=tmp_path / "straight")
@@ -228,12 +226,14 @@ def test_resume_takes_the_history_from_the_run_folder(tmp_path: Path) -> None:
 def test_a_format_1_checkpoint_with_its_history_still_resumes(tmp_path: Path) -> None:
     fit(iris(3), tmp_path, checkpoint_every=3)
     (tmp_path / "run" / "history.json").unlink()
-    newest = tmp_path / "run" / "checkpoints" / "epoch-000003.npz"
-    arrays = dict(np.load(newest))
+    newest = tmp_path / "run" / "checkpoints" / "epoch-000003.safetensors"
+    arrays = read_flat(newest)
     rows = [{"epoch": e, "loss": 1.0 / e} for e in (1, 2, 3)]
     arrays["meta/history"] = np.asarray(np.str_(json.dumps(rows)))
     arrays["meta/format"] = np.asarray(np.int64(1))
-    save_npz(newest, arrays)
+    # Format 1 was an .npz: the checkpoint is written in that format, as it was then.
+    newest.unlink()
+    write_flat(newest.with_suffix(".npz"), arrays)
     result, _ = resume(iris(4), tmp_path / "run")
     assert [r["loss"] for r in result.history[:3]] == [1.0, 0.5, 1.0 / 3]
     assert len(result.history) == 4

@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from nnc.ir.weights import load_npz
+from nnc.ir.weights import read_weights_file
 from tests.conftest import EXAMPLES, ROOT, nnc_argv, nnc_env
 
 
@@ -32,5 +32,5 @@ def test_training_goes_on_quietly_when_stdout_is_closed(tmp_path: Path) -> None:
     assert "Traceback" not in stderr and "Exception ignored" not in stderr
     rows = (out / "history.csv").read_text().splitlines()
     assert len(rows) == 1 + 5000  # header and every one of xor.nn's 5000 epochs
-    weights = load_npz(out / "weights.npz")
+    weights = read_weights_file(out / "weights.safetensors")
     assert sorted(weights) == ["dense_1.bias", "dense_1.weight", "dense_2.bias", "dense_2.weight"]

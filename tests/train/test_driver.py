@@ -216,7 +216,7 @@ def test_history_files_and_run_folder(tmp_path: Path) -> None:
         "recipe.json",
         "recipe.nn",
         "standardize.npz",
-        "weights.npz",
+        "weights.safetensors",
     ]
     csv_lines = (run / "history.csv").read_text().splitlines()
     assert csv_lines[0] == "epoch,loss,accuracy,val_loss,val_accuracy,lr,time"
@@ -245,7 +245,7 @@ def test_nan_loss_stops_with_epoch_step_and_remedy(tmp_path: Path) -> None:
     with pytest.raises(TrainingError) as err:
         fit(iris(5), tmp_path, fake={"nan_at_step": 12}, checkpoint_every=1)
     run = tmp_path / "run"
-    good = run / "checkpoints" / "epoch-000001.npz"
+    good = run / "checkpoints" / "epoch-000001.safetensors"
     assert err.value.message == (
         "the loss became nan at epoch 2, step 12 (batch 4 of 8) with learning rate 0.1: "
         "every layer's output is finite (the largest magnitude is 6.16, in 'dense_1'), so the "
@@ -253,8 +253,8 @@ def test_nan_loss_stops_with_epoch_step_and_remedy(tmp_path: Path) -> None:
         f"checkpoint is {good}"
     )
     assert err.value.hint == "lower the learning rate (try lr = 0.01) or standardise the inputs"
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch-000001.npz"]
-    assert not (run / "weights.npz").exists()
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch-000001.safetensors"]
+    assert not (run / "weights.safetensors").exists()
     assert len(json.loads((run / "history.json").read_text())) == 1
 
 
@@ -327,7 +327,11 @@ def test_long_runs_print_at_most_about_fifty_epoch_lines(tmp_path: Path) -> None
     )
     # Long runs write about 20 checkpoints (every 120 // 20 = 6 epochs); the newest 3 stay.
     names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
-    assert names == ["epoch-000108.npz", "epoch-000114.npz", "epoch-000120.npz"]
+    assert names == [
+        "epoch-000108.safetensors",
+        "epoch-000114.safetensors",
+        "epoch-000120.safetensors",
+    ]
     assert len(result.history) == 120
 
 
@@ -336,7 +340,7 @@ def test_stop_request_between_epochs(tmp_path: Path) -> None:
     # 8 batches per epoch: the 16th call comes after the last batch of epoch 2.
     result, _ = fit(iris(5), tmp_path, should_stop=lambda: next(calls) >= 15)
     assert result.stopped == "interrupted" and len(result.history) == 2
-    assert result.checkpoint is not None and result.checkpoint.name == "epoch-000002.npz"
+    assert result.checkpoint is not None and result.checkpoint.name == "epoch-000002.safetensors"
 
 
 def test_without_matplotlib_the_plot_is_skipped_with_a_warning(
@@ -351,4 +355,4 @@ def test_without_matplotlib_the_plot_is_skipped_with_a_warning(
         "matplotlib is not installed; loss.png was not drawn (pip install 'nnc[plot]')"
     ]
     assert not (tmp_path / "run" / "loss.png").exists()
-    assert (tmp_path / "run" / "weights.npz").exists()
+    assert (tmp_path / "run" / "weights.safetensors").exists()

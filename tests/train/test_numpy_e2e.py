@@ -74,7 +74,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path: Pa
     settings = ["--epochs", "4", "--batch", "1", "--checkpoint-every", "1", "--keep", "4"]
     run = tmp_path / "run"
     command = [sys.executable, "-m", "nnc.cli.main", "train", str(spec), "--out", str(run)]
-    second = run / "checkpoints" / "epoch-000002.npz"
+    second = run / "checkpoints" / "epoch-000002.safetensors"
     with subprocess.Popen(
         [*command, "--quiet", *settings],
         cwd=ROOT,
@@ -89,13 +89,13 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path: Pa
         _, err = process.communicate(timeout=30)
     assert process.returncode == -signal.SIGKILL, err.decode()
     # Killed inside epoch 3: two checkpoints and two history rows, no final weights.
-    names = sorted(p.name for p in (run / "checkpoints").iterdir() if p.suffix == ".npz")
-    assert names == ["epoch-000001.npz", "epoch-000002.npz"]
+    names = sorted(p.name for p in (run / "checkpoints").iterdir() if p.suffix == ".safetensors")
+    assert names == ["epoch-000001.safetensors", "epoch-000002.safetensors"]
     assert len((run / "history.csv").read_text().splitlines()) == 1 + 2
-    assert not (run / "weights.npz").exists()
+    assert not (run / "weights.safetensors").exists()
 
     assert main(["train", str(spec), "--resume", str(run), "--quiet", *settings]) == 0
-    resumed = read_weights_file(run / "weights.npz")
+    resumed = read_weights_file(run / "weights.safetensors")
     straight = train(load(spec), epochs=4, batch=1, save=False, base=EXAMPLES).runtime.get_weights()
     deviation = max(float(np.max(np.abs(resumed[k] - straight[k]))) for k in straight)
     assert deviation == 0.0, f"max |resumed - uninterrupted| = {deviation}"

@@ -1,5 +1,5 @@
 """A run folder holds one run: --out never overwrites or mixes runs without --force,
-and only a finished run has weights.npz."""
+and only a finished run has weights.safetensors."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ def test_force_replaces_the_whole_earlier_run(tmp_path: Path) -> None:
     result, _ = fit(iris(2), tmp_path, force=True, checkpoint_every=1, keep=4)
     folder = tmp_path / "run"
     assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == [
-        "epoch-000001.npz",
-        "epoch-000002.npz",
+        "epoch-000001.safetensors",
+        "epoch-000002.safetensors",
     ]
     assert len(json.loads((folder / "history.json").read_text())) == 2 == len(result.history)
     assert not (folder / "samples.png").exists()
@@ -58,18 +58,18 @@ def test_out_that_holds_other_files_is_refused_even_with_force(tmp_path: Path) -
 def test_an_empty_out_folder_is_used(tmp_path: Path) -> None:
     (tmp_path / "run").mkdir()
     result, _ = fit(iris(2), tmp_path)
-    assert (tmp_path / "run" / "weights.npz").exists() and len(result.history) == 2
+    assert (tmp_path / "run" / "weights.safetensors").exists() and len(result.history) == 2
 
 
 def test_a_resumed_run_that_is_interrupted_has_no_weights(tmp_path: Path) -> None:
     fit(iris(2), tmp_path)
-    assert (tmp_path / "run" / "weights.npz").exists()
+    assert (tmp_path / "run" / "weights.safetensors").exists()
     calls = itertools.count()
     result, _ = resume(iris(6), tmp_path / "run", should_stop=lambda: next(calls) >= 10)
     assert result.stopped == "interrupted"
-    assert not (tmp_path / "run" / "weights.npz").exists()  # the 2-epoch weights are gone
+    assert not (tmp_path / "run" / "weights.safetensors").exists()  # the 2-epoch weights are gone
     finished, _ = resume(iris(6), tmp_path / "run")
-    assert finished.stopped == "completed" and (tmp_path / "run" / "weights.npz").exists()
+    assert finished.stopped == "completed" and (tmp_path / "run" / "weights.safetensors").exists()
 
 
 def test_a_refused_resume_keeps_the_finished_weights(tmp_path: Path) -> None:
@@ -77,4 +77,4 @@ def test_a_refused_resume_keeps_the_finished_weights(tmp_path: Path) -> None:
     changed = nnc.parse(IRIS.format(epochs=2).replace("lr = 0.1", "lr = 0.2"))
     with pytest.raises(TrainingError, match="the recipe changed since it was written"):
         resume(changed, tmp_path / "run")
-    assert (tmp_path / "run" / "weights.npz").exists()
+    assert (tmp_path / "run" / "weights.safetensors").exists()

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import nnc
+from nnc.ir.weights import read_weights_file
 from nnc.train import train
 from nnc.train.progress import QuietReporter
 from nnc.train.tracking import Callback, Tracking
@@ -88,7 +89,7 @@ def test_tensorboard_scalars_equal_history_and_the_logs_hold_histograms_graph_an
     assert [d.step for d in weight] == [2, 4, 5]  # every 2 epochs, and the last
     buckets = weight[-1].numpy
     assert buckets.shape == (30, 3) and buckets[:, 2].sum() == 8 * 4
-    final = np.load(run / "weights.npz")["dense_1.weight"]
+    final = read_weights_file(run / "weights.safetensors")["dense_1.weight"]
     assert buckets[0, 0] == pytest.approx(final.min()) and buckets[-1, 1] == pytest.approx(
         final.max()
     )
@@ -195,10 +196,17 @@ def test_mlflow_gets_the_recipe_as_parameters_figures_per_epoch_and_the_weights(
         (i + 1, row["val_loss"]) for i, row in enumerate(result.history)
     ]
     artifacts = {a.path for a in client.list_artifacts(logged.info.run_id)}
-    assert artifacts == {"recipe.nn", "weights.npz", "loss.png", "confusion.png", "confusion.csv"}
-    local = client.download_artifacts(logged.info.run_id, "weights.npz", str(tmp_path))
+    assert artifacts == {
+        "recipe.nn",
+        "weights.safetensors",
+        "loss.png",
+        "confusion.png",
+        "confusion.csv",
+    }
+    local = client.download_artifacts(logged.info.run_id, "weights.safetensors", str(tmp_path))
     assert np.array_equal(
-        np.load(local)["dense_1.weight"], np.load(run / "weights.npz")["dense_1.weight"]
+        read_weights_file(local)["dense_1.weight"],
+        read_weights_file(run / "weights.safetensors")["dense_1.weight"],
     )
 
 
@@ -268,7 +276,7 @@ def test_a_callback_sees_every_row_and_may_stop_the_run(tmp_path: Path) -> None:
     assert watcher.seen == [(r["epoch"], r["val_loss"]) for r in result.history]
     assert watcher.ended == [result]
     # the stopped run can be resumed: its checkpoint is the second epoch's
-    assert result.checkpoint is not None and result.checkpoint.name.endswith("000002.npz")
+    assert result.checkpoint is not None and result.checkpoint.name.endswith("000002.safetensors")
 
 
 def test_the_core_never_imports_the_trackers_or_the_study_engine() -> None:

@@ -40,7 +40,7 @@ def test_train_prints_lines_and_writes_the_run(
     assert out.startswith("training Soft on numpy -> ")
     assert out.splitlines()[1].startswith("15 parameters; 120 samples")
     assert "epoch 3/3  loss" in out and "best epoch" in out
-    assert (run / "weights.npz").is_file() and (run / "history.csv").is_file()
+    assert (run / "weights.safetensors").is_file() and (run / "history.csv").is_file()
     assert len(json.loads((run / "history.json").read_text())) == 3
 
 
@@ -80,8 +80,8 @@ def test_eval_without_statistics_is_refused(
 ) -> None:
     run = tmp_path / "run"
     main(["train", str(spec), "--out", str(run), "--quiet"])
-    alone = tmp_path / "alone.npz"
-    alone.write_bytes((run / "weights.npz").read_bytes())
+    alone = tmp_path / "alone.safetensors"
+    alone.write_bytes((run / "weights.safetensors").read_bytes())
     assert main(["eval", str(spec), "--weights", str(alone)]) == 1
     assert "standardises its inputs, but no statistics were found" in capsys.readouterr().err
 
@@ -120,7 +120,7 @@ def test_predict_writes_outputs_and_labels(
             "predict",
             str(spec),
             "-w",
-            str(run / "weights.npz"),
+            str(run / "weights.safetensors"),
             "-i",
             str(samples),
             "-o",
@@ -144,10 +144,10 @@ def test_ctrl_c_checkpoints_and_prints_how_to_resume(
     assert main(["train", str(spec), "--out", str(run), "--seed", "3", "--quiet"]) == 130
     err = capsys.readouterr().err
     assert "stopping after this batch and writing a checkpoint" in err
-    checkpoint = run / "checkpoints" / "epoch-000001-batch-000005.npz"
+    checkpoint = run / "checkpoints" / "epoch-000001-batch-000005.safetensors"
     assert f"interrupted; the state is saved in {checkpoint}" in err
     assert f"resume with: nnc train {spec} --resume {run} --seed 3" in err
-    assert not (run / "weights.npz").exists()
+    assert not (run / "weights.safetensors").exists()
     backend.sigint_at_step = 0
     assert main(["train", str(spec), "--resume", str(run), "--seed", "3", "--quiet"]) == 0
     assert len(json.loads((run / "history.json").read_text())) == 8

@@ -47,8 +47,9 @@ def emit(
     """The model as a serialized ONNX ModelProto, with canonical weights.
 
     ``weights``: None for the initial weights drawn from the recipe's seed (0 without
-    a recipe), a mapping of canonical weights, or the path of a weights ``.npz``, a
-    training checkpoint or a run folder. The graph takes the model's inputs as the
+    a recipe), a mapping of canonical weights, or the path of a weights file
+    (safetensors, or an earlier nnc's ``.npz``), a training checkpoint or a run folder.
+    The graph takes the model's inputs as the
     model sees them, as every backend's compiled model does. With ``preprocess`` (what
     ``nnc export`` does) it takes raw samples, as ``nnc predict`` does: it applies the
     recipe's ``scale`` and ``upscale`` of a built-in set and, when the weights come

@@ -5,7 +5,7 @@ private job folder (``nnc-workers-*`` in the temporary directory, on each machin
 - ``rank-<r>.error.json`` (:class:`WorkerReport`): why worker ``r`` stopped, when it
   stopped on an error: an nnc error (its type, message, hint and source span), a
   lost peer, or an internal error with its traceback;
-- ``outcome.json`` and ``weights.npz`` (:class:`Outcome`): how the run ended, from
+- ``outcome.json`` and ``weights.safetensors`` (:class:`Outcome`): how the run ended, from
   rank 0, so that the launching process can report it and rebuild a runtime.
 """
 
@@ -22,13 +22,13 @@ import numpy as np
 
 from nnc import errors
 from nnc.errors import NncError, Span, TrainingError
-from nnc.ir.weights import load_npz, save_npz
+from nnc.ir.weights import read_tensor_file, save_safetensors
 from nnc.train.rundir import atomic_write_text
 
 JOB = "job.json"
 READY = "rank-{rank}.ready"  # a worker writes it once it has joined the others
 OUTCOME = "outcome.json"
-WEIGHTS = "weights.npz"
+WEIGHTS = "weights.safetensors"
 
 
 @dataclass
@@ -120,7 +120,7 @@ class Outcome:
     files: list[str] = field(default_factory=list)
 
     def write(self, folder: Path, weights: dict[str, np.ndarray]) -> None:
-        save_npz(folder / WEIGHTS, weights)
+        save_safetensors(folder / WEIGHTS, weights)
         atomic_write_text(folder / OUTCOME, json.dumps(asdict(self)))
 
     @staticmethod
@@ -130,7 +130,7 @@ class Outcome:
         if not path.exists():
             return None
         outcome = Outcome(**json.loads(path.read_text(encoding="utf-8")))
-        return outcome, load_npz(folder / WEIGHTS)
+        return outcome, read_tensor_file(folder / WEIGHTS).arrays
 
 
 def make_job_folder() -> Path:

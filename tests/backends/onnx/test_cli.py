@@ -122,7 +122,8 @@ def test_import_writes_a_checked_spec_and_weights(
     code, _, err = nnc_cli(capsys, "import", str(exported), "-o", str(spec), "--name", "Cnn")
     assert code == 0, err
     assert (
-        f"wrote {spec} (model Cnn, 9 layers, 13,706 parameters) and {tmp_path / 'cnn.npz'}" in err
+        f"wrote {spec} (model Cnn, 9 layers, 13,706 parameters) and {tmp_path / 'cnn.safetensors'}"
+        in err
     )
     assert "checked: the same outputs as the original in onnxruntime on a random batch of 4" in err
     assert spec.read_text().startswith("# Imported by nnc from cnn.onnx.\nmodel Cnn {\n")
@@ -133,7 +134,13 @@ def test_import_writes_a_checked_spec_and_weights(
     # The written weights load for the written spec and export again.
     again = tmp_path / "again.onnx"
     code, _, err = nnc_cli(
-        capsys, "export", str(spec), "--weights", str(tmp_path / "cnn.npz"), "-o", str(again)
+        capsys,
+        "export",
+        str(spec),
+        "--weights",
+        str(tmp_path / "cnn.safetensors"),
+        "-o",
+        str(again),
     )
     assert code == 0, err
 

@@ -47,7 +47,7 @@ def test_a_fixed_batch_is_checked_at_its_own_size(batch: int, tmp_path: Path) ->
         f"checked: the same outputs as the original in onnxruntime on a random batch of {batch} "
         in result.stderr
     )
-    assert (tmp_path / "m.nn").exists() and (tmp_path / "m.npz").exists()
+    assert (tmp_path / "m.nn").exists() and (tmp_path / "m.safetensors").exists()
 
 
 def test_an_opset_onnxruntime_no_longer_runs_is_converted_for_the_check(tmp_path: Path) -> None:
