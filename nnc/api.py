@@ -51,7 +51,7 @@ def emit(
 
     if options.get("weights") is not None:
         options["weights"] = _weights(program, model, options["weights"])
-    return parse_backend(backend).load().emit(program, model, source=source, **options)
+    return parse_backend(backend).emit(program, model, source=source, **options)
 
 
 def runtime(
@@ -73,7 +73,8 @@ def runtime(
     spec = parse_backend(backend)
     spec.require()
     loaded = _weights(program, model, weights)
-    return spec.load().build(program, model, weights=loaded, **options)
+    built: Runtime = spec.build(program, model, weights=loaded, **options)
+    return built
 
 
 def gan_runtime(
@@ -99,14 +100,13 @@ def gan_runtime(
     spec = parse_backend(backend)
     spec.require_training()
     spec.require()
-    backend_module = spec.load()
     gan = select_gan(program, recipe)
     loaded = None
     if weights is not None:
         source = str(weights) if isinstance(weights, str | Path) else "weights"
         arrays = read_weights_file(weights) if isinstance(weights, str | Path) else weights
         loaded = check_gan_weights(program, gan, arrays, source)
-    runtime: GanRuntime = backend_module.build_gan(program, gan, weights=loaded, **options)
+    runtime: GanRuntime = spec.build_gan(program, gan, weights=loaded, **options)
     return runtime
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from nnc.backends.registry import parse_backend
+from nnc.backends.registry import BackendSpec, backends, parse_backend
 from nnc.data.images import image_geometry
 from nnc.data.preparation import prepare_cd
 from nnc.dsl import format_program
@@ -22,27 +22,19 @@ from nnc.ir.training import CdRecipe
 from nnc.ir.weights import check_weights, init_weights
 from nnc.train.cd import RBM_PARAMS, CdPlan, CdTrainer
 from nnc.train.checkpoint import Checkpoint, TrainState
-from nnc.train.energy import CdSettings, cd_step
+from nnc.train.energy import CdSettings
 from nnc.train.environment import write_environment
 from nnc.train.loop import Identity, TrainResult
 from nnc.train.progress import QuietReporter
 from nnc.train.recipes import fingerprint, recipe_document, recipe_program
 from nnc.train.rundir import RunDir, new_run_folder
 
-CD_BACKENDS = ("numpy", "torch", "tensorflow")
 
-
-def backend_step(backend: str, device: str | None) -> Callable[..., Any]:
-    """The CD step of a backend (all take the uniforms nnc draws)."""
-    if backend == "torch":
-        from nnc.backends.torch.energy import cd_step as torch_step
-
-        return partial(torch_step, device=device or "cpu")
-    if backend == "tensorflow":
-        from nnc.backends.tensorflow.energy import cd_step as tf_step
-
-        return tf_step
-    return cd_step
+def backend_step(backend: str | BackendSpec, device: str | None) -> Callable[..., Any]:
+    """The CD step of a backend (all take the uniforms nnc draws; those that place
+    their model take the device too)."""
+    spec = parse_backend(backend)
+    return partial(spec.load_cd_step(), **spec.device_options(device))
 
 
 def cd_settings(recipe: CdRecipe) -> CdSettings:
@@ -76,10 +68,11 @@ def train_cd(
         resume_checkpoint,
     )
 
-    if backend not in CD_BACKENDS:
+    if parse_backend(backend).cd_step is None:
         raise TrainingError(
             f"recipe '{recipe.name}' trains by contrastive divergence, which runs on the "
-            f"{', '.join(CD_BACKENDS)} backends; the {backend} backend has no CD step",
+            f"{', '.join(b.name for b in backends(cd=True))} backends; the {backend} "
+            "backend has no CD step",
             hint="train with --backend numpy; the trained rbm then runs on every backend",
         )
     document = recipe_document(program, recipe)

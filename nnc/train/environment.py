@@ -16,15 +16,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from nnc.backends.registry import framework_packages
+
 RUN_ENVIRONMENT = "environment.json"
+# The backends' frameworks (from the registry), the distributions some ship under
+# (tensorflow-cpu, keras), and what nnc itself runs on.
 PACKAGES = (
-    "numpy",
-    "torch",
-    "tensorflow",
+    *framework_packages(),
     "tensorflow-cpu",
     "keras",
-    "onnx",
-    "onnxruntime",
     "lark",
     "pydantic",
     "matplotlib",

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from nnc.backends.gancode import optimizers
-from nnc.backends.registry import parse_backend
+from nnc.backends.registry import BackendSpec, parse_backend
 from nnc.backends.runtime import GanRuntime, Runtime
 from nnc.data import PreparedData, prepare
 from nnc.data.images import image_geometry
@@ -82,7 +82,7 @@ def default_checkpoint_every(epochs: int) -> int:
 def build_runtime(
     program: Program,
     model: str,
-    backend: str,
+    backend: str | BackendSpec,
     weights: dict[str, np.ndarray],
     seed: int,
     device: str | None = None,
@@ -93,8 +93,7 @@ def build_runtime(
     spec = parse_backend(backend)
     options = spec.device_options(device)
     if build is None:
-        spec.require()
-        build = spec.load().build
+        build = spec.build
         options |= spec.options({"seed": seed})
     else:
         options["seed"] = seed
@@ -104,7 +103,7 @@ def build_runtime(
 def build_gan_runtime(
     program: Program,
     recipe: GanRecipe,
-    backend: str,
+    backend: str | BackendSpec,
     weights: dict[str, np.ndarray],
     seed: int,
     device: str | None = None,
@@ -114,9 +113,7 @@ def build_gan_runtime(
     spec = parse_backend(backend)
     options = spec.device_options(device)
     if build is None:
-        spec.require_training()
-        spec.require()
-        build = spec.load().build_gan
+        build = spec.build_gan
     return build(program, recipe, weights=weights, seed=seed, **options)
 
 
