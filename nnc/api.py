@@ -18,7 +18,7 @@ Backends are imported when called, never by ``import nnc``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
     from nnc.backends.runtime import GanRuntime, Runtime
     from nnc.train.loop import TrainResult
+    from nnc.train.progress import QuietReporter
+    from nnc.train.tracking import Tracking
 
 WeightsArg = Mapping[str, "np.ndarray"] | str | Path | None
 
@@ -157,20 +159,39 @@ def _weights(
 __all__ = ["build", "emit", "gan_runtime", "native", "runtime"]
 
 
-def fit(spec: Program | str | Path, recipe: str | None = None, **options: Any) -> TrainResult:
+def fit(
+    spec: Program | str | Path,
+    recipe: str | None = None,
+    *,
+    reporter: QuietReporter | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    build: Callable[..., Any] | None = None,
+    tracking: Tracking | None = None,
+    **options: Any,
+) -> TrainResult:
     """Train ``recipe`` (default: the only one) of ``spec``, a checked program or the
     path of a ``.nn`` file, and return its :class:`~nnc.train.loop.TrainResult`.
 
-    The options are :func:`nnc.train.train`'s (``backend``, ``epochs``, ``out``,
-    ``save``, ``reporter``...). For a path, relative data paths start from the
-    file's folder, as with ``nnc train FILE``. In a Jupyter notebook the run shows
-    as one display that updates in place, unless ``reporter`` says otherwise.
+    ``options`` are the fields of :class:`~nnc.train.options.RunOptions`
+    (``backend``, ``epochs``, ``out``, ``save``...), by keyword; ``reporter``,
+    ``should_stop``, ``build`` and ``tracking`` are :func:`nnc.train.train`'s. For a
+    path, relative data paths start from the file's folder, as with
+    ``nnc train FILE``. In a Jupyter notebook the run shows as one display that
+    updates in place, unless ``reporter`` says otherwise.
     """
     from nnc.dsl import load
     from nnc.train import train
+    from nnc.train.options import run_options
 
-    if isinstance(spec, Program):
-        return train(spec, recipe, **options)
-    path = Path(spec)
-    options.setdefault("base", path.resolve().parent)
-    return train(load(path), recipe, **options)
+    if not isinstance(spec, Program):
+        options.setdefault("base", Path(spec).resolve().parent)
+        spec = load(Path(spec))
+    return train(
+        spec,
+        recipe,
+        run_options(**options),
+        reporter=reporter,
+        should_stop=should_stop,
+        build=build,
+        tracking=tracking,
+    )

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
-from nnc import __version__
+from nnc._version import __version__
 from nnc.errors import BackendError, NameResolutionError, did_you_mean
 from nnc.ir.passes.params import Param, model_params
 from nnc.ir.program import Model, Program

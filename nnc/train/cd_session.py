@@ -25,8 +25,15 @@ from nnc.train.checkpoint import Checkpoint, TrainState
 from nnc.train.energy import CdSettings
 from nnc.train.environment import write_environment
 from nnc.train.loop import Identity, TrainResult
+from nnc.train.options import RunOptions
 from nnc.train.progress import QuietReporter
 from nnc.train.recipes import fingerprint, recipe_document, recipe_program
+from nnc.train.run import (
+    build_runtime,
+    check_resume_folders,
+    default_checkpoint_every,
+    resume_checkpoint,
+)
 from nnc.train.rundir import RunDir, new_run_folder
 
 
@@ -47,26 +54,16 @@ def cd_settings(recipe: CdRecipe) -> CdSettings:
 def train_cd(
     program: Program,
     recipe: CdRecipe,
+    options: RunOptions,
     *,
-    backend: str,
-    out: str | Path | None = None,
-    save: bool = True,
-    resume: str | Path | None = None,
-    force: bool = False,
-    checkpoint_every: int | None = None,
-    keep: int = 3,
-    device: str | None = None,
-    base: Path | None = None,
     reporter: QuietReporter,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Train a resolved contrastive divergence recipe; as :func:`nnc.train.session.train`."""
-    from nnc.train.session import (
-        build_runtime,
-        check_resume_folders,
-        default_checkpoint_every,
-        resume_checkpoint,
-    )
+
+    backend, out, resume, force = options.backend, options.out, options.resume, options.force
+    device, keep, checkpoint_every = options.device, options.keep, options.checkpoint_every
+    save, base = options.save, options.base
 
     if parse_backend(backend).cd_step is None:
         raise TrainingError(
@@ -119,14 +116,14 @@ def train_cd(
     )
     spec = parse_backend(backend)
     spec.require()
-    options = spec.device_options(device)  # refuses a device the backend cannot use
+    placed = spec.device_options(device)  # refuses a device the backend cannot use
     trainer = CdTrainer(
         weights=weights,
         x=samples.x,
         x_val=held_out,
         plan=plan,
         identity=identity,
-        step=backend_step(backend, options.get("device")),
+        step=backend_step(backend, placed.get("device")),
         finish_runtime=lambda w: build_runtime(
             program, model.name, backend, dict(w), recipe.seed, device
         ),

@@ -45,7 +45,7 @@ def describe(backend: str, device: str | None = None, workers: int = 1) -> dict[
     >>> sorted(describe("numpy"))[:5]
     ['backend', 'device', 'machine', 'nnc', 'packages']
     """
-    from nnc import __version__
+    from nnc._version import __version__
 
     packages = {}
     for name in PACKAGES:
