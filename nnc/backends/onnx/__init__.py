@@ -114,7 +114,7 @@ def build(
     check_opset(opset)
     # Like every backend's runtime, this one runs the bare model (no standardisation).
     canonical = resolve_weights(program, chosen, weights).weights
-    return OnnxRuntime(program, chosen, canonical, opset=opset, threads=threads)
+    return OnnxRuntime(program, chosen, canonical, opset=opset, export=emit, threads=threads)
 
 
 def import_model(data: bytes | str | Path, name: str | None = None) -> Imported:
