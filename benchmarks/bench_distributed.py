@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 import nnc  # noqa: E402
 from nnc.ir.program import Program  # noqa: E402
 from nnc.ir.training import Recipe  # noqa: E402
-from nnc.train import train  # noqa: E402
+from nnc.train import RunOptions, train  # noqa: E402
 from nnc.train.distributed.settings import threads_per_worker  # noqa: E402
 
 SAMPLES = 1797  # digits: every sample trains (no validation split)
@@ -76,7 +76,7 @@ def measure(backend: str, epochs: int, batch: int, nproc: int, threads: int | No
         set_threads(backend, threads)
     program = plain_recipe(epochs, batch)
     started = time.perf_counter()
-    result = train(program, backend=backend, save=False, nproc=nproc)
+    result = train(program, options=RunOptions(backend=backend, save=False, nproc=nproc))
     wall = time.perf_counter() - started
     rates = [SAMPLES / row["time"] for row in result.history[1:]]
     startup = wall - sum(row["time"] for row in result.history)

@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 import nnc  # noqa: E402
 from nnc.backends import framework_available, get_backend  # noqa: E402
 from nnc.data import prepare  # noqa: E402
-from nnc.train import train  # noqa: E402
+from nnc.train import RunOptions, train  # noqa: E402
 from nnc.train.gan import sample_noise  # noqa: E402
 
 
@@ -56,10 +56,12 @@ def bench_gan(backends: list[str], epochs: int, out: Path | None) -> None:
         started = time.perf_counter()
         result = train(
             program,
-            backend=backend,
-            epochs=epochs,
-            out=None if out is None else out / f"gan-{backend}",
-            save=out is not None,
+            options=RunOptions(
+                backend=backend,
+                epochs=epochs,
+                out=None if out is None else out / f"gan-{backend}",
+                save=out is not None,
+            ),
         )
         total = time.perf_counter() - started
         final = result.final
@@ -90,9 +92,11 @@ def bench_autoencoders(backends: list[str], out: Path | None) -> None:
             started = time.perf_counter()
             result = train(
                 program,
-                backend=backend,
-                out=None if out is None else out / f"{name}-{backend}",
-                save=out is not None,
+                options=RunOptions(
+                    backend=backend,
+                    out=None if out is None else out / f"{name}-{backend}",
+                    save=out is not None,
+                ),
             )
             after = result.final["val_loss"]
             print(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from nnc._version import __version__
 
 # The public API, imported on first use: `import nnc` (and every `nnc` command, whose
 # modules live in this package) stays cheap, and `nnc check` never pays for the
@@ -40,6 +40,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "validate": ("nnc.ir.passes", "validate"),
     "Model": ("nnc.ir.program", "Model"),
     "Program": ("nnc.ir.program", "Program"),
+    "RunOptions": ("nnc.train.options", "RunOptions"),
     "loads_json": ("nnc.ir.serialize", "loads_json"),
 }
 
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from nnc.ir.passes import check, count_params, infer_shapes, model_params, validate
     from nnc.ir.program import Model, Program
     from nnc.ir.serialize import loads_json
+    from nnc.train.options import RunOptions
 
 
 def __getattr__(name: str) -> Any:
@@ -76,6 +78,7 @@ __all__ = [
     "NncError",
     "Program",
     "ProgramBuilder",
+    "RunOptions",
     "Tensor",
     "__version__",
     "block",

@@ -18,7 +18,7 @@ Backends are imported when called, never by ``import nnc``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
     from nnc.backends.runtime import GanRuntime, Runtime
     from nnc.train.loop import TrainResult
+    from nnc.train.progress import QuietReporter
+    from nnc.train.tracking import Tracking
 
 WeightsArg = Mapping[str, "np.ndarray"] | str | Path | None
 
@@ -51,7 +53,7 @@ def emit(
 
     if options.get("weights") is not None:
         options["weights"] = _weights(program, model, options["weights"])
-    return parse_backend(backend).load().emit(program, model, source=source, **options)
+    return parse_backend(backend).emit(program, model, source=source, **options)
 
 
 def runtime(
@@ -74,7 +76,8 @@ def runtime(
     spec = parse_backend(backend)
     spec.require()
     loaded = _weights(program, model, weights)
-    return spec.load().build(program, model, weights=loaded, **options)
+    built: Runtime = spec.build(program, model, weights=loaded, **options)
+    return built
 
 
 def gan_runtime(
@@ -100,14 +103,13 @@ def gan_runtime(
     spec = parse_backend(backend)
     spec.require_training()
     spec.require()
-    backend_module = spec.load()
     gan = select_gan(program, recipe)
     loaded = None
     if weights is not None:
         source = str(weights) if isinstance(weights, str | Path) else "weights"
         arrays = read_weights_file(weights) if isinstance(weights, str | Path) else weights
         loaded = check_gan_weights(program, gan, arrays, source)
-    runtime: GanRuntime = backend_module.build_gan(program, gan, weights=loaded, **options)
+    runtime: GanRuntime = spec.build_gan(program, gan, weights=loaded, **options)
     return runtime
 
 
@@ -158,20 +160,39 @@ def _weights(
 __all__ = ["build", "emit", "gan_runtime", "native", "runtime"]
 
 
-def fit(spec: Program | str | Path, recipe: str | None = None, **options: Any) -> TrainResult:
+def fit(
+    spec: Program | str | Path,
+    recipe: str | None = None,
+    *,
+    reporter: QuietReporter | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    build: Callable[..., Any] | None = None,
+    tracking: Tracking | None = None,
+    **options: Any,
+) -> TrainResult:
     """Train ``recipe`` (default: the only one) of ``spec``, a checked program or the
     path of a ``.nn`` file, and return its :class:`~nnc.train.loop.TrainResult`.
 
-    The options are :func:`nnc.train.train`'s (``backend``, ``epochs``, ``out``,
-    ``save``, ``reporter``...). For a path, relative data paths start from the
-    file's folder, as with ``nnc train FILE``. In a Jupyter notebook the run shows
-    as one display that updates in place, unless ``reporter`` says otherwise.
+    ``options`` are the fields of :class:`~nnc.train.options.RunOptions`
+    (``backend``, ``epochs``, ``out``, ``save``...), by keyword; ``reporter``,
+    ``should_stop``, ``build`` and ``tracking`` are :func:`nnc.train.train`'s. For a
+    path, relative data paths start from the file's folder, as with
+    ``nnc train FILE``. In a Jupyter notebook the run shows as one display that
+    updates in place, unless ``reporter`` says otherwise.
     """
     from nnc.dsl import load
     from nnc.train import train
+    from nnc.train.options import run_options
 
-    if isinstance(spec, Program):
-        return train(spec, recipe, **options)
-    path = Path(spec)
-    options.setdefault("base", path.resolve().parent)
-    return train(load(path), recipe, **options)
+    if not isinstance(spec, Program):
+        options.setdefault("base", Path(spec).resolve().parent)
+        spec = load(Path(spec))
+    return train(
+        spec,
+        recipe,
+        run_options(**options),
+        reporter=reporter,
+        should_stop=should_stop,
+        build=build,
+        tracking=tracking,
+    )

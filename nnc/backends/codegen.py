@@ -23,7 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
-from nnc import __version__
+from nnc._version import __version__
 from nnc.errors import BackendError, NameResolutionError, did_you_mean
 from nnc.ir.passes.params import Param, model_params
 from nnc.ir.program import Model, Program
@@ -156,13 +156,16 @@ def comment_text(text: str) -> str:
 def checked(program: Program) -> Program:
     """The program typed and validated, as every emitter needs it.
 
-    The full check (shapes, validation, resource limits) runs when some node is
-    untyped; a typed program (``nnc.parse`` returns one) is validated again all the
-    same: built or edited in Python, it may hold names that are no identifiers, and
-    names reach generated code.
+    A program :func:`nnc.ir.passes.check` returned (``nnc.parse`` returns one) is
+    used as it is. The full check (shapes, validation, resource limits) runs when
+    some node is untyped; any other typed program is validated all the same: built
+    or edited in Python, it may hold names that are no identifiers, and names reach
+    generated code.
     """
-    from nnc.ir.passes import check, validate
+    from nnc.ir.passes import check, is_checked, validate
 
+    if is_checked(program):
+        return program
     if not all(node.outs for m in program.models.values() for node in m.nodes):
         return check(program)
     return validate(program)

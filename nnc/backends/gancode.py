@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shlex
 
-from nnc import __version__
+from nnc._version import __version__
 from nnc.backends.codegen import CodeWriter, emit_draw, emit_parameter_table, select
 from nnc.errors import NameResolutionError, RecipeError, did_you_mean
 from nnc.ir.passes.params import Param

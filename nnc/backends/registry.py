@@ -39,7 +39,9 @@ class BackendSpec:
     - ``parallel``: how data-parallel workers start (``"torchrun"``, nnc's
       ``"supervisor"``, or None: one process only), and ``multi_node`` whether they
       may span machines;
-    - ``artefact``: what ``emit`` returns, ``"python"`` source or ``"onnx"`` bytes.
+    - ``artefact``: what ``emit`` returns, ``"python"`` source or ``"onnx"`` bytes;
+    - ``cd_step``: ``"module:function"`` of its contrastive divergence step (None:
+      the backend trains no RBM), which takes the device when ``build`` does.
     """
 
     name: str
@@ -54,6 +56,10 @@ class BackendSpec:
     parallel: str | None = None
     multi_node: bool = False
     artefact: str = "python"
+    cd_step: str | None = None
+
+    def __str__(self) -> str:
+        return self.name
 
     # -- the backend's code, imported on demand -------------------------------------
 
@@ -66,6 +72,34 @@ class BackendSpec:
                 message = f"the {self.name} backend is not available in this build"
                 raise BackendError(message) from None
             raise
+
+    def emit(self, program: Any, model: str | None = None, **options: Any) -> str | bytes:
+        """The backend's artefact (see :mod:`nnc.backends`); no framework is imported."""
+        result: str | bytes = self.load().emit(program, model, **options)
+        return result
+
+    def build(self, program: Any, model: str | None = None, **options: Any) -> Any:
+        """The backend's runtime (see :mod:`nnc.backends.runtime`), its framework
+        imported now; a missing framework is an error naming the extra to install."""
+        self.require()
+        return self.load().build(program, model, **options)
+
+    def build_gan(self, program: Any, recipe: Any, **options: Any) -> Any:
+        """A GAN recipe's runtime (:class:`~nnc.backends.runtime.GanRuntime`)."""
+        self.require_training()
+        self.require()
+        return self.load().build_gan(program, recipe, **options)
+
+    def load_cd_step(self) -> Any:
+        """The backend's contrastive divergence step (the framework is imported)."""
+        if self.cd_step is None:
+            trains = ", ".join(b.name for b in BACKENDS.values() if b.cd_step is not None)
+            raise BackendError(
+                f"the {self.name} backend has no contrastive divergence step; {trains} have one",
+            )
+        self.require()
+        module, _, function = self.cd_step.partition(":")
+        return getattr(importlib.import_module(module), function)
 
     def available(self) -> bool:
         """Whether every package ``build`` needs is installed (none is imported)."""
@@ -122,6 +156,7 @@ BACKENDS: dict[str, BackendSpec] = {
             aliases=("np",),
             trains=True,
             build_options=("seed", "dtype"),
+            cd_step="nnc.train.energy:cd_step",
         ),
         BackendSpec(
             name="torch",
@@ -135,6 +170,7 @@ BACKENDS: dict[str, BackendSpec] = {
             build_options=("seed", "device", "distributed", "timeout"),
             parallel="torchrun",
             multi_node=True,
+            cd_step="nnc.backends.torch.energy:cd_step",
         ),
         BackendSpec(
             name="tensorflow",
@@ -146,6 +182,7 @@ BACKENDS: dict[str, BackendSpec] = {
             native="model",
             build_options=("seed", "jit_compile", "strategy"),
             parallel="supervisor",
+            cd_step="nnc.backends.tensorflow.energy:cd_step",
         ),
         BackendSpec(
             name="onnx",
@@ -162,9 +199,12 @@ BACKENDS: dict[str, BackendSpec] = {
 _BY_ALIAS: dict[str, str] = {alias: b.name for b in BACKENDS.values() for alias in b.aliases}
 
 
-def parse_backend(name: str) -> BackendSpec:
+def parse_backend(name: str | BackendSpec) -> BackendSpec:
     """The backend a user named (a name or an alias, any case); an unknown one is a
-    :class:`~nnc.errors.BackendError` with a did-you-mean."""
+    :class:`~nnc.errors.BackendError` with a did-you-mean. A spec already parsed is
+    returned as it is, so a name is normalised once however far it is passed on."""
+    if isinstance(name, BackendSpec):
+        return name
     key = str(name).strip().lower()
     key = _BY_ALIAS.get(key, key)
     if key not in BACKENDS:
@@ -178,12 +218,18 @@ def parse_backend(name: str) -> BackendSpec:
 
 
 def backends(
-    *, trains: bool | None = None, parallel: bool | None = None, installed: bool = False
+    *,
+    trains: bool | None = None,
+    parallel: bool | None = None,
+    installed: bool = False,
+    cd: bool | None = None,
 ) -> list[BackendSpec]:
     """The backends, in the registry's order, filtered by what they can do."""
     out = list(BACKENDS.values())
     if trains is not None:
         out = [b for b in out if b.trains == trains]
+    if cd is not None:
+        out = [b for b in out if (b.cd_step is not None) == cd]
     if parallel is not None:
         out = [b for b in out if (b.parallel is not None) == parallel]
     if installed:
@@ -200,4 +246,16 @@ def native_attribute(runtime: Any) -> str | None:
     return BACKENDS[name].native
 
 
-__all__ = ["BACKENDS", "BackendSpec", "backends", "native_attribute", "parse_backend"]
+def framework_packages() -> tuple[str, ...]:
+    """Every package some backend runs on, each once, in the registry's order."""
+    return tuple(dict.fromkeys(p for b in BACKENDS.values() for p in b.framework))
+
+
+__all__ = [
+    "BACKENDS",
+    "BackendSpec",
+    "backends",
+    "framework_packages",
+    "native_attribute",
+    "parse_backend",
+]

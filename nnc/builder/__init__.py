@@ -31,7 +31,6 @@ True
 from __future__ import annotations
 
 from nnc.builder.binding import make_node
-from nnc.builder.model import Builder, Tensor, block
-from nnc.builder.program import ProgramBuilder
+from nnc.builder.model import Builder, ProgramBuilder, Tensor, block
 
 __all__ = ["Builder", "ProgramBuilder", "Tensor", "block", "make_node"]

@@ -1,4 +1,5 @@
-"""The model builder: inputs, layers, calls, blocks and outputs."""
+"""The model builder (inputs, layers, calls, blocks and outputs) and the program
+builder that holds several models and their recipes."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from nnc.builder.binding import bind_positional, check_arity, construct
 from nnc.builder.layers import LayerMethods
+from nnc.builder.program import recipe_of
 from nnc.dsl.lower import snake_case
 from nnc.errors import (
     ArgumentError,
@@ -23,13 +25,11 @@ from nnc.ir.ops import ACTIVATIONS, OPS, Node
 from nnc.ir.ops.arith import ConstantTensor
 from nnc.ir.ops.graph import Call
 from nnc.ir.ops.layout import Slice, check_split, split_slices
+from nnc.ir.passes import check
 from nnc.ir.passes.infer import infer_model
 from nnc.ir.passes.validate import IDENTIFIER, check_identifier
 from nnc.ir.program import Input, Model, Program
 from nnc.ir.types import TensorType
-
-if TYPE_CHECKING:
-    from nnc.builder.program import ProgramBuilder
 
 MAX_BLOCK_DEPTH = 32  # as in the language: blocks nest at most this deep
 R = TypeVar("R")
@@ -122,8 +122,6 @@ class Builder(LayerMethods):
             )
         self.name = name
         if program is None:
-            from nnc.builder.program import ProgramBuilder
-
             program = ProgramBuilder()
         self.program = program
         self._inputs: list[Input] = []
@@ -439,3 +437,113 @@ def block(fn: Callable[..., R]) -> Callable[..., R]:
         return builder.block(fn, *args, name=name, **kwargs)
 
     return expand
+
+
+class ProgramBuilder:
+    """Builds a program of several models and training recipes.
+
+    >>> import nnc
+    >>> pb = nnc.ProgramBuilder()
+    >>> enc = pb.model("Encoder")
+    >>> _ = enc.dense(enc.input("pixels", [64]), 8)
+    >>> ae = pb.model("Autoencoder")
+    >>> code = ae.call(enc, ae.input("pixels", [64]))
+    >>> _ = ae.dense(code, 64, activation="sigmoid")
+    >>> pb.train("Autoencoder", data="digits", target="input", loss="mse", optimizer="adam")
+    >>> program = pb.build()
+    >>> [n.name for n in program.models["Autoencoder"].nodes]
+    ['encoder_1', 'dense_1', 'sigmoid_1']
+    """
+
+    def __init__(self) -> None:
+        self._models: dict[str, Builder | Model] = {}
+        self._recipes: dict[str, dict[str, Any]] = {}
+
+    def model(self, name: str) -> Builder:
+        """A new model of this program."""
+        if name in self._models:
+            raise NameResolutionError(f"model '{name}' is defined twice")
+        return Builder(name, program=self)
+
+    def add_model(self, model: Model) -> None:
+        """Add an existing IR model (from ``nnc.load``, say), to be called by others."""
+        if model.name in self._models and self._models[model.name] is not model:
+            raise NameResolutionError(f"model '{model.name}' is defined twice")
+        self._models[model.name] = model
+
+    def train(self, name: str, **settings: Any) -> None:
+        """Add a training recipe. Supervised by default (``model`` defaults to
+        ``name``); a GAN recipe when ``generator`` and ``discriminator`` are given.
+
+        Spec settings take names or IR objects: ``loss="cross_entropy"``,
+        ``optimizer=Adam(lr=0.005)``; ``data`` takes a built-in dataset name, a file
+        path, or a ``Dataset``/``DataFile``. As in ``.nn`` text, an unspecified
+        ``from_logits`` follows the model's last op.
+        """
+        problem = check_identifier(name, "train recipe name")
+        if problem:
+            raise NameResolutionError(problem)
+        if name in self._recipes:
+            raise NameResolutionError(f"train recipe '{name}' is defined twice")
+        self._recipes[name] = settings
+
+    def build(self) -> Program:
+        """The checked program: shape inference and validation, as ``nnc.check``."""
+        models = self._ir_models()
+        recipes = {name: recipe_of(name, s, models) for name, s in self._recipes.items()}
+        return check(Program(models=models, recipes=recipes))
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _register(self, builder: Builder) -> None:
+        if builder.name in self._models:
+            raise NameResolutionError(f"model '{builder.name}' is defined twice")
+        self._models[builder.name] = builder
+
+    def _ir_models(self) -> dict[str, Model]:
+        return {n: m.model() if isinstance(m, Builder) else m for n, m in self._models.items()}
+
+    def _dependencies(self, model: Model) -> dict[str, Model]:
+        """``model`` and the models it calls, directly or not (only those: the others
+        may still be under construction)."""
+        found = {model.name: model}
+        for node in model.nodes:
+            if isinstance(node, Call) and node.model not in found:
+                callee = self._models.get(node.model)
+                if callee is not None:
+                    found.update(
+                        self._dependencies(
+                            callee.model() if isinstance(callee, Builder) else callee
+                        )
+                    )
+        return found
+
+    def _callee(self, model: str | Builder | Model, caller: str) -> Model:
+        if isinstance(model, Builder):
+            if model.program is not self:
+                self._adopt(model)
+            model = model.name
+        elif isinstance(model, Model):
+            self.add_model(model)
+            model = model.name
+        if model == caller:
+            raise GraphError(f"model '{caller}' uses itself")
+        found = self._models.get(model)
+        if found is None:
+            raise NameResolutionError(
+                f"unknown model '{model}'", hint=did_you_mean(model, self._models)
+            )
+        return found.model() if isinstance(found, Builder) else found
+
+    def _adopt(self, builder: Builder) -> None:
+        """Take in a model built for another program, with the models it calls."""
+        if self._models.get(builder.name) not in (None, builder):
+            raise NameResolutionError(f"model '{builder.name}' is defined twice")
+        self._models[builder.name] = builder
+        for node in builder.model().nodes:
+            if isinstance(node, Call) and node.model not in self._models:
+                dep = builder.program._models[node.model]
+                if isinstance(dep, Builder):
+                    self._adopt(dep)
+                else:
+                    self.add_model(dep)

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     name = args.backend
     program = load(args.file)
-    artefact = parse_backend(name).load().emit(program, args.model, source=args.file)
+    artefact = parse_backend(name).emit(program, args.model, source=args.file)
     if isinstance(artefact, bytes):
         if not args.output:
             raise NncError(f"the {name} backend writes a binary file; give one with -o OUT")

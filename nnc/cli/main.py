@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from nnc import __version__
+    from nnc._version import __version__
 
     return f"nnc {__version__}"
 

@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from nnc.backends.onnx import DEFAULT_OPSET, emit, resolve_weights
     from nnc.backends.onnx.preprocessing import preprocessing
     from nnc.dsl import load
+    from nnc.train.inference import load_trained
 
     program = load(args.file)
     opset = DEFAULT_OPSET if args.opset is None else args.opset
@@ -51,9 +52,12 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model, _ = select(program, args.model)
-        pre = preprocessing(
-            program, model, resolve_weights(program, model, args.weights).standardize
+        weights = (
+            load_trained(args.weights, lambda message: warnings.warn(message, stacklevel=2))
+            if args.weights
+            else None
         )
+        pre = preprocessing(program, model, resolve_weights(program, model, weights).standardize)
         inputs = ""
         if not pre.empty:
             inputs = (
@@ -67,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             program,
             args.model,
             source=args.file,
-            weights=args.weights,
+            weights=weights,
             opset=opset,
             preprocess=not args.no_preprocess,
         )

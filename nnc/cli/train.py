@@ -15,6 +15,7 @@ from nnc.errors import NncError, visible
 
 if TYPE_CHECKING:
     from nnc.ir.program import Program
+    from nnc.train.options import RunOptions
     from nnc.train.tracking import Tracking
 
 
@@ -165,7 +166,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from nnc.dsl import load
     from nnc.train.progress import make_reporter
-    from nnc.train.session import sigint_requests_stop, train
+    from nnc.train.run import sigint_requests_stop
+    from nnc.train.session import train
 
     program = load(args.file)
     if args.nproc > 1 or args.nnodes > 1:
@@ -180,17 +182,7 @@ def run(args: argparse.Namespace) -> int:
         result = train(
             program,
             args.recipe,
-            backend=args.backend,
-            epochs=args.epochs,
-            batch=args.batch,
-            seed=args.seed,
-            out=args.out,
-            resume=args.resume,
-            force=args.force,
-            checkpoint_every=args.checkpoint_every,
-            keep=args.keep,
-            device=args.device,
-            base=Path(args.file).resolve().parent,
+            run_options_from(args),
             reporter=reporter,
             should_stop=should_stop,
             tracking=tracking_from(args),
@@ -225,21 +217,7 @@ def run_parallel(args: argparse.Namespace, program: Program) -> int:
     with spec_source(args.file):
         try:
             found = launch_run(
-                program,
-                args.recipe,
-                backend=args.backend,
-                launch=launch,
-                epochs=args.epochs,
-                batch=args.batch,
-                seed=args.seed,
-                out=args.out,
-                resume=args.resume,
-                force=args.force,
-                checkpoint_every=args.checkpoint_every,
-                keep=args.keep,
-                device=args.device,
-                base=Path(args.file).resolve().parent,
-                quiet=args.quiet,
+                program, args.recipe, run_options_from(args), launch, quiet=args.quiet
             )
         except Interrupted:
             print(f"interrupted; {visible(saved_state(args))}", file=sys.stderr)
@@ -261,6 +239,27 @@ def run_parallel(args: argparse.Namespace, program: Program) -> int:
         )
         return 130
     return 0
+
+
+def run_options_from(args: argparse.Namespace) -> RunOptions:
+    """The run's settings from ``nnc train``'s options."""
+    from nnc.train.options import RunOptions
+
+    return RunOptions(
+        backend=args.backend,
+        epochs=args.epochs,
+        batch=args.batch,
+        seed=args.seed,
+        out=args.out,
+        resume=args.resume,
+        force=args.force,
+        checkpoint_every=args.checkpoint_every,
+        keep=args.keep,
+        device=args.device,
+        base=Path(args.file).resolve().parent,
+        nproc=args.nproc,
+        timeout=args.timeout,
+    )
 
 
 def saved_state(args: argparse.Namespace) -> str:

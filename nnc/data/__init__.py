@@ -1,7 +1,8 @@
 """Training data: built-in sets, users' CSV and NPZ files, and their preparation.
 
-Importing this package is cheap: ``nnc check`` reads :mod:`nnc.data.catalog` only,
-and the loaders (which need NumPy) are imported on first use.
+Importing this package is cheap: ``nnc check`` reads only the catalog of built-in
+sets (:mod:`nnc.ir.datasets`, re-exported here), and the loaders (which need NumPy)
+are imported on first use.
 
 >>> from nnc.data import load_builtin
 >>> s = load_builtin("iris")
@@ -16,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from nnc.data.builtin import load_builtin
-    from nnc.data.catalog import CATALOG, DatasetInfo
     from nnc.data.files import read_data_file
     from nnc.data.preparation import (
         PreparedData,
@@ -31,10 +31,11 @@ if TYPE_CHECKING:
     )
     from nnc.data.samples import Samples
     from nnc.data.standardize import Standardizer
+    from nnc.ir.datasets import CATALOG, DatasetInfo
 
 _HOMES = {
-    "CATALOG": "catalog",
-    "DatasetInfo": "catalog",
+    "CATALOG": "nnc.ir.datasets",
+    "DatasetInfo": "nnc.ir.datasets",
     "load_builtin": "builtin",
     "read_data_file": "files",
     "PreparedData": "preparation",
@@ -73,4 +74,4 @@ def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'nnc.data' has no attribute '{name}'")
-    return getattr(importlib.import_module(f"nnc.data.{home}"), name)
+    return getattr(importlib.import_module(home if "." in home else f"nnc.data.{home}"), name)

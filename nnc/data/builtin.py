@@ -4,7 +4,7 @@
 ``nnc/data/README.md`` for their provenance and licences); nothing is downloaded.
 The others are drawn from ``numpy.random.default_rng([seed, crc32("data:<name>")])``
 so a recipe's seed fixes its data, and each set has its own stream. Shapes and class
-counts are those of :data:`nnc.data.catalog.CATALOG`, which a test holds them to.
+counts are those of :data:`nnc.ir.datasets.CATALOG`, which a test holds them to.
 
 >>> s = load_builtin("xor")
 >>> s.x.tolist(), s.y[:, 0].tolist()
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nnc.data.catalog import CATALOG
 from nnc.data.samples import Samples
 from nnc.errors import DataError, did_you_mean
+from nnc.ir.datasets import CATALOG
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnc.data.catalog import CATALOG
+from nnc.ir.datasets import CATALOG
 from nnc.ir.training import DataFile, Dataset
 from nnc.ir.types import Dim
 

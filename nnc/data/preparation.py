@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from nnc.data.builtin import load_builtin
-from nnc.data.catalog import CATALOG
 from nnc.data.files import read_data_file
 from nnc.data.samples import Samples
 from nnc.data.standardize import Standardizer
 from nnc.errors import DataError
+from nnc.ir.datasets import CATALOG
 from nnc.ir.program import Model, Program
 from nnc.ir.training import (
     BinaryCrossEntropy,

@@ -26,6 +26,7 @@ from nnc.ir.ops.layout import check_split
 from nnc.ir.passes import check as check_program
 from nnc.ir.passes import infer_shapes, validate
 from nnc.ir.passes.resources import check_resources
+from nnc.ir.passes.resources import memory_budget as budget_limit
 from nnc.ir.program import Program
 from nnc.ir.types import Dim, format_shape, unify
 
@@ -61,7 +62,9 @@ def program_of(
     typed = infer_shapes(lowered.program)
     _check_blocks(typed, lowered.block_checks)
     check_splits(typed, lowered.split_checks)
-    return check_resources(validate(typed), memory_budget)
+    checked = check_resources(validate(typed), memory_budget)
+    checked.mark_checked(budget_limit(memory_budget))  # nnc.ir.passes.check's work, done
+    return checked
 
 
 def load(path: str | Path, *, check: bool = True, memory_budget: int | None = None) -> Program:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import Any, Self
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from nnc.errors import NameResolutionError, Span, did_you_mean
 from nnc.ir.base import IRModel
@@ -124,6 +124,34 @@ class Model(IRModel):
 class Program(IRModel):
     models: dict[str, Model] = Field(default_factory=dict)
     recipes: dict[str, AnyRecipe] = Field(default_factory=dict)
+
+    # What :func:`nnc.ir.passes.check` vouched for: this very object, the models and
+    # recipes it held, and the memory budget. A copy (``model_copy``, pickling) is
+    # another object and an edited dict holds other values, so neither passes as
+    # checked; the flag saves the passes only from running twice on one program.
+    _checked: tuple[object, ...] | None = PrivateAttr(default=None)
+
+    def _check_stamp(self) -> tuple[object, ...]:
+        return (
+            id(self),
+            *((k, id(v)) for k, v in self.models.items()),
+            None,
+            *((k, id(v)) for k, v in self.recipes.items()),
+        )
+
+    def checked_budget(self) -> int | None:
+        """The memory budget this program was checked under by
+        :func:`nnc.ir.passes.check`, or None when it is not known to be checked."""
+        stamp = self._checked
+        if stamp is None or stamp[1:] != self._check_stamp():
+            return None
+        limit = stamp[0]
+        return limit if isinstance(limit, int) else None
+
+    def mark_checked(self, budget: int) -> None:
+        """Record that :func:`nnc.ir.passes.check` passed this program (its passes
+        alone call this)."""
+        self._checked = (budget, *self._check_stamp())
 
     def model(self, name: str | None = None) -> Model:
         """A model by name; without a name, the only (or the first trained) model."""

@@ -165,7 +165,7 @@ def _value_items(annotation: Any, key: str, models: list[str]) -> list[Completio
     if key in ("model", "generator", "discriminator"):
         return [Completion(m, "model") for m in models]
     if key in ("data", "validation"):
-        from nnc.data.catalog import CATALOG
+        from nnc.ir.datasets import CATALOG
 
         return [Completion(n, "value", info.description) for n, info in CATALOG.items()]
     return [Completion(c, "value") for c in dict.fromkeys(_choices(annotation))]

@@ -19,7 +19,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 from pygls.workspace.position_codec import ServerTextPosition, ServerTextRange
 
-from nnc import __version__
+from nnc._version import __version__
 from nnc.errors import NncError, Span
 from nnc.lsp.analysis import Analysis, Symbol
 from nnc.lsp.completion import complete

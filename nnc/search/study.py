@@ -218,6 +218,7 @@ def run_search(path: str | Path, options: SearchOptions) -> SearchResult:
     study_engine = require_optuna()
     from nnc.dsl import parse
     from nnc.train import train
+    from nnc.train.options import RunOptions
     from nnc.train.progress import QuietReporter
     from nnc.train.tracking import Tracking
 
@@ -259,10 +260,7 @@ def run_search(path: str | Path, options: SearchOptions) -> SearchResult:
             result = train(
                 parse(text, str(folder / TRIAL_NN)),
                 name,
-                backend=options.backend,
-                epochs=options.epochs,
-                out=folder,
-                base=folder,
+                RunOptions(backend=options.backend, epochs=options.epochs, out=folder, base=folder),
                 reporter=QuietReporter(),
                 tracking=Tracking(tensorboard=options.tensorboard, callbacks=(pruning,)),
             )

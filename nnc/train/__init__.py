@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from nnc.train.inference import Trained, evaluate_trained, load_trained, predict_file
 from nnc.train.loop import Plan, Trainer, TrainResult, epoch_seed
+from nnc.train.options import RunOptions
 from nnc.train.session import train
 
 __all__ = [
     "Plan",
+    "RunOptions",
     "TrainResult",
     "Trained",
     "Trainer",

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from nnc.backends.registry import parse_backend
+from nnc.backends.registry import BackendSpec, backends, parse_backend
 from nnc.data.images import image_geometry
 from nnc.data.preparation import prepare_cd
 from nnc.dsl import format_program
@@ -22,28 +22,27 @@ from nnc.ir.training import CdRecipe
 from nnc.ir.weights import check_weights, init_weights
 from nnc.train.cd import RBM_PARAMS, CdPlan, CdTrainer
 from nnc.train.checkpoint import Checkpoint, TrainState
-from nnc.train.energy import CdSettings, cd_step
+from nnc.train.energy import CdSettings
 from nnc.train.environment import write_environment
 from nnc.train.loop import Identity, TrainResult
+from nnc.train.options import RunOptions
 from nnc.train.progress import QuietReporter
 from nnc.train.recipes import fingerprint, recipe_document, recipe_program
+from nnc.train.run import (
+    build_runtime,
+    check_resume_folders,
+    default_checkpoint_every,
+    resume_checkpoint,
+)
 from nnc.train.rundir import RunDir, new_run_folder
 from nnc.train.tracking import Tracking, cd_context
 
-CD_BACKENDS = ("numpy", "torch", "tensorflow")
 
-
-def backend_step(backend: str, device: str | None) -> Callable[..., Any]:
-    """The CD step of a backend (all take the uniforms nnc draws)."""
-    if backend == "torch":
-        from nnc.backends.torch.energy import cd_step as torch_step
-
-        return partial(torch_step, device=device or "cpu")
-    if backend == "tensorflow":
-        from nnc.backends.tensorflow.energy import cd_step as tf_step
-
-        return tf_step
-    return cd_step
+def backend_step(backend: str | BackendSpec, device: str | None) -> Callable[..., Any]:
+    """The CD step of a backend (all take the uniforms nnc draws; those that place
+    their model take the device too)."""
+    spec = parse_backend(backend)
+    return partial(spec.load_cd_step(), **spec.device_options(device))
 
 
 def cd_settings(recipe: CdRecipe) -> CdSettings:
@@ -56,16 +55,8 @@ def cd_settings(recipe: CdRecipe) -> CdSettings:
 def train_cd(
     program: Program,
     recipe: CdRecipe,
+    options: RunOptions,
     *,
-    backend: str,
-    out: str | Path | None = None,
-    save: bool = True,
-    resume: str | Path | None = None,
-    force: bool = False,
-    checkpoint_every: int | None = None,
-    keep: int = 3,
-    device: str | None = None,
-    base: Path | None = None,
     reporter: QuietReporter,
     should_stop: Callable[[], bool] | None = None,
     tracking: Tracking | None = None,
@@ -73,17 +64,16 @@ def train_cd(
     """Train a resolved contrastive divergence recipe; as :func:`nnc.train.session.train`
     (``tracking``: TensorBoard event files in the run folder by default, MLflow and
     callbacks on request, each epoch's history row as its figures)."""
-    from nnc.train.session import (
-        build_runtime,
-        check_resume_folders,
-        default_checkpoint_every,
-        resume_checkpoint,
-    )
 
-    if backend not in CD_BACKENDS:
+    backend, out, resume, force = options.backend, options.out, options.resume, options.force
+    device, keep, checkpoint_every = options.device, options.keep, options.checkpoint_every
+    save, base = options.save, options.base
+
+    if parse_backend(backend).cd_step is None:
         raise TrainingError(
             f"recipe '{recipe.name}' trains by contrastive divergence, which runs on the "
-            f"{', '.join(CD_BACKENDS)} backends; the {backend} backend has no CD step",
+            f"{', '.join(b.name for b in backends(cd=True))} backends; the {backend} "
+            "backend has no CD step",
             hint="train with --backend numpy; the trained rbm then runs on every backend",
         )
     document = recipe_document(program, recipe)
@@ -133,7 +123,7 @@ def train_cd(
     )
     spec = parse_backend(backend)
     spec.require()
-    options = spec.device_options(device)  # refuses a device the backend cannot use
+    placed = spec.device_options(device)  # refuses a device the backend cannot use
     geometry = image_geometry(recipe.data, model.inputs[0].type.shape, samples.x)
     state = checkpoint.state if checkpoint else TrainState()
     context = cd_context(
@@ -153,7 +143,7 @@ def train_cd(
         x_val=held_out,
         plan=plan,
         identity=identity,
-        step=backend_step(backend, options.get("device")),
+        step=backend_step(backend, placed.get("device")),
         finish_runtime=lambda w: build_runtime(
             program, model.name, backend, dict(w), recipe.seed, device
         ),

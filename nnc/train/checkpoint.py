@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from nnc import __version__
+from nnc._version import __version__
 from nnc.data import Standardizer
 from nnc.errors import WeightsError
 from nnc.ir.weights import (

@@ -16,15 +16,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from nnc.backends.registry import framework_packages
+
 RUN_ENVIRONMENT = "environment.json"
+# The backends' frameworks (from the registry), the distributions some ship under
+# (tensorflow-cpu, keras), and what nnc itself runs on.
 PACKAGES = (
-    "numpy",
-    "torch",
-    "tensorflow",
+    *framework_packages(),
     "tensorflow-cpu",
     "keras",
-    "onnx",
-    "onnxruntime",
     "lark",
     "pydantic",
     "matplotlib",
@@ -45,7 +45,7 @@ def describe(backend: str, device: str | None = None, workers: int = 1) -> dict[
     >>> sorted(describe("numpy"))[:5]
     ['backend', 'device', 'machine', 'nnc', 'packages']
     """
-    from nnc import __version__
+    from nnc._version import __version__
 
     packages = {}
     for name in PACKAGES:

@@ -33,8 +33,8 @@ from nnc.train.checkpoint import latest_checkpoint
 from nnc.train.diagnose import first_non_finite
 from nnc.train.evaluate import evaluate, predict
 from nnc.train.metrics import Metrics, confusion_matrix, predicted_labels
+from nnc.train.run import BuildFn, build_runtime
 from nnc.train.rundir import CHECKPOINTS, OLD_WEIGHTS, RECIPE_JSON, WEIGHTS, atomic_write_text
-from nnc.train.session import BuildFn, build_runtime
 
 
 @dataclass

@@ -24,6 +24,7 @@ from nnc.ir.weights import call_prefixes, init_weights, read_tensor_file
 from nnc.train.cd_session import train_cd
 from nnc.train.checkpoint import list_checkpoints
 from nnc.train.loop import TrainResult
+from nnc.train.options import RunOptions
 from nnc.train.progress import QuietReporter
 from nnc.train.recipes import resolve_recipe
 from nnc.train.rundir import CHECKPOINTS, OLD_WEIGHTS, WEIGHTS
@@ -56,9 +57,7 @@ def pretrained_weights(
         reporter.note(f"pretraining '{first.name}' is done; its weights are {done}")
     else:
         resume = folder if folder is not None and list_checkpoints(folder / CHECKPOINTS) else None
-        result = train_cd(
-            program,
-            resolved,
+        options = RunOptions(
             backend=backend,
             out=folder if resume is None else None,
             save=folder is not None,
@@ -66,9 +65,8 @@ def pretrained_weights(
             checkpoint_every=checkpoint_every,
             keep=keep,
             base=base,
-            reporter=reporter,
-            should_stop=should_stop,
         )
+        result = train_cd(program, resolved, options, reporter=reporter, should_stop=should_stop)
         if result.stopped == "interrupted":
             return result, None
         stack = result.runtime.get_weights()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import nnc
-from nnc.train import train
+from nnc.train import RunOptions, train
 
 SPEC = """\
 model Line {
@@ -54,6 +54,6 @@ def test_fit_a_file_reads_its_data_beside_it_and_converges(
 def test_fit_a_program_is_train(spec: Path) -> None:
     program = nnc.load(spec)
     by_fit = nnc.fit(program, "Line", save=False, base=spec.parent)
-    by_train = train(program, "Line", save=False, base=spec.parent)
+    by_train = train(program, "Line", RunOptions(save=False, base=spec.parent))
     losses = [[row["loss"] for row in r.history] for r in (by_fit, by_train)]
     assert losses[0] == losses[1]

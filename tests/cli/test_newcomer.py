@@ -74,7 +74,7 @@ def test_epoch_lines_fit_the_terminal_and_the_best_mark_is_explained() -> None:
     import io
 
     import nnc
-    from nnc.train import train
+    from nnc.train import RunOptions, train
     from nnc.train.progress import RichReporter
 
     program = nnc.load(EXAMPLES / "digits_mlp.nn")
@@ -82,7 +82,7 @@ def test_epoch_lines_fit_the_terminal_and_the_best_mark_is_explained() -> None:
         out = io.StringIO()
         reporter = RichReporter(out)
         reporter.console.width = width
-        train(program, epochs=2, save=False, reporter=reporter)
+        train(program, options=RunOptions(epochs=2, save=False), reporter=reporter)
         lines = out.getvalue().splitlines()
         assert "* marks a new best val_loss" in out.getvalue()
         epochs = [ln for ln in lines if ln.startswith("epoch ")]
@@ -96,7 +96,7 @@ def test_plain_epoch_lines_keep_to_the_width_columns_states(monkeypatch) -> None
     import io
 
     import nnc
-    from nnc.train import train
+    from nnc.train import RunOptions, train
     from nnc.train.progress import PlainReporter
 
     program = nnc.load(EXAMPLES / "digits_mlp.nn")
@@ -107,7 +107,7 @@ def test_plain_epoch_lines_keep_to_the_width_columns_states(monkeypatch) -> None
         else:
             monkeypatch.setenv("COLUMNS", columns)
         out = io.StringIO()
-        train(program, epochs=2, save=False, reporter=PlainReporter(out))
+        train(program, options=RunOptions(epochs=2, save=False), reporter=PlainReporter(out))
         epochs = [ln for ln in out.getvalue().splitlines() if ln.startswith("epoch ")]
         widths[columns] = max(len(ln) for ln in epochs)
         assert all("val_accuracy" in ln for ln in epochs)
@@ -118,9 +118,11 @@ def test_the_run_folder_keeps_the_confusion_matrix_as_a_file_and_a_picture(tmp_p
     import numpy as np
 
     import nnc
-    from nnc.train import train
+    from nnc.train import RunOptions, train
 
-    result = train(nnc.load(EXAMPLES / "digits_mlp.nn"), epochs=2, out=tmp_path / "run")
+    result = train(
+        nnc.load(EXAMPLES / "digits_mlp.nn"), options=RunOptions(epochs=2, out=tmp_path / "run")
+    )
     assert result.confusion is not None
     rows = (tmp_path / "run" / "confusion.csv").read_text().splitlines()
     assert rows[0] == "true\\predicted,0,1,2,3,4,5,6,7,8,9"

@@ -12,7 +12,7 @@ import pytest
 
 import nnc
 from nnc.data import preparation
-from nnc.train import TrainResult, train
+from nnc.train import RunOptions, TrainResult, train
 from tests.conftest import EXAMPLES, require
 
 BACKENDS = ["numpy", "torch", "tensorflow"]
@@ -22,7 +22,7 @@ FRAMEWORK = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow"}
 def fit(example: str, backend: str, **overrides: object) -> tuple[nnc.Program, TrainResult]:
     require(FRAMEWORK[backend])
     program = nnc.load(EXAMPLES / f"{example}.nn")
-    return program, train(program, backend=backend, save=False, **overrides)  # type: ignore[arg-type]
+    return program, train(program, options=RunOptions(backend=backend, save=False, **overrides))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -122,7 +122,7 @@ def test_xor_from_scratch_is_solved_with_trainable_biases_and_lr_half() -> None:
     sgd(lr = 0.5)."""
     text = (EXAMPLES / "xor_from_scratch.nn").read_text()
     program = nnc.parse(text.replace(", bias_trainable = false", "").replace("0.01", "0.5"))
-    result = train(program, backend="numpy", save=False)
+    result = train(program, options=RunOptions(backend="numpy", save=False))
     assert result.history[-1]["loss"] < 0.001
     x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
     assert np.round(result.runtime.forward(x)[:, 0]).tolist() == [0.0, 1.0, 1.0, 0.0]

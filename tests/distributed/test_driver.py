@@ -23,8 +23,8 @@ from nnc.train.checkpoint import list_checkpoints, read_checkpoint
 from nnc.train.distributed.group import DataParallel, check_no_empty_slices, shard, share
 from nnc.train.loop import Trainer, TrainResult
 from nnc.train.metrics import Metrics
+from nnc.train.run import make_plan, monitor_of, resolve_run
 from nnc.train.rundir import RunDir
-from nnc.train.session import make_plan, monitor_of, resolve_run
 from tests.train.fakes import FakeRuntime
 
 SPEC = """

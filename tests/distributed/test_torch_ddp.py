@@ -23,7 +23,7 @@ from nnc.backends.codegen import load_module
 from nnc.cli.main import main
 from nnc.data import prepare
 from nnc.ir.weights import read_weights_file
-from nnc.train import train
+from nnc.train import RunOptions, train
 from nnc.train.checkpoint import read_checkpoint
 from nnc.train.distributed.settings import free_port
 from tests.conftest import EXAMPLES, ROOT, require
@@ -39,8 +39,8 @@ def test_two_gloo_workers_make_the_updates_of_one_process(tmp_path: Path) -> Non
     # Dropout masks come from each worker's generator, so the comparison runs without.
     program, _ = nnc.rewrite.strip_dropout(nnc.load(EXAMPLES / "digits_mlp.nn"))
     settings = {"backend": "torch", "epochs": 1, "batch": 64, "base": EXAMPLES}
-    alone = train(program, save=False, **settings)  # type: ignore[arg-type]
-    pair = train(program, nproc=2, timeout=60, out=tmp_path / "run", **settings)  # type: ignore[arg-type]
+    alone = train(program, options=RunOptions(save=False, **settings))  # type: ignore[arg-type]
+    pair = train(program, options=RunOptions(nproc=2, timeout=60, out=tmp_path / "run", **settings))  # type: ignore[arg-type]
     # 1,438 training samples: 23 steps, 32 + 32 samples each, the last 15 + 15.
     two, one = pair.runtime.get_weights(), alone.runtime.get_weights()
     gaps = deviations(two, one)

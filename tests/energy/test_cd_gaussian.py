@@ -13,7 +13,6 @@ import pytest
 import nnc
 from nnc.data.builtin import load_builtin
 from nnc.errors import RecipeError
-from nnc.train import train
 from nnc.train.energy import (
     CdSettings,
     Uniforms,
@@ -119,7 +118,7 @@ train G {
 
 
 def test_nnc_train_fits_standardised_digits_with_gaussian_visible_units() -> None:
-    result = train(nnc.parse(GAUSSIAN), save=False)
+    result = nnc.fit(nnc.parse(GAUSSIAN), save=False)
     rows = result.history
     for r in rows:
         print({k: round(v, 4) for k, v in r.items() if k != "time"})
@@ -170,12 +169,12 @@ def test_a_network_cannot_pretrain_gaussian_visible_units() -> None:
 
 def test_a_stopped_gaussian_pcd_run_resumes_bitwise(tmp_path: Path) -> None:
     source = GAUSSIAN.replace("cd(1, lr = 0.01", "cd(2, lr = 0.01, persistent = true")
-    whole = train(nnc.parse(source), save=False)
+    whole = nnc.fit(nnc.parse(source), save=False)
     calls = iter(range(10_000))
     parts = tmp_path / "parts"
-    stopped = train(nnc.parse(source), out=parts, should_stop=lambda: next(calls) == 90)
+    stopped = nnc.fit(nnc.parse(source), out=parts, should_stop=lambda: next(calls) == 90)
     assert stopped.stopped == "interrupted"  # inside epoch 1 (113 batches an epoch)
-    resumed = train(nnc.parse(source), resume=parts)
+    resumed = nnc.fit(nnc.parse(source), resume=parts)
     a, b = whole.runtime.get_weights(), resumed.runtime.get_weights()
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])

@@ -16,7 +16,6 @@ import pytest
 import nnc
 from nnc.cli.main import main
 from nnc.errors import RecipeError
-from nnc.train import train
 from nnc.train.progress import QuietReporter
 from nnc.train.tracking import Callback, Tracking
 from tests.conftest import require
@@ -42,7 +41,7 @@ def test_a_cd_run_writes_tensorboard_logs(tmp_path: Path) -> None:
     require("tensorboard")
     require("matplotlib")
     run = tmp_path / "run"
-    train(nnc.parse(RBM), out=run, reporter=QuietReporter(), tracking=Tracking(histogram_every=2))
+    nnc.fit(nnc.parse(RBM), out=run, reporter=QuietReporter(), tracking=Tracking(histogram_every=2))
     provider, ctx = tensorboard_reader(run)
     scalars = provider.read_scalars(ctx, experiment_id="", plugin_name="scalars", downsample=100)
     history = json.loads((run / "history.json").read_text())
@@ -81,7 +80,7 @@ class StopAfter(Callback):
 
 def test_a_callback_may_stop_a_cd_run_and_the_run_resumes(tmp_path: Path) -> None:
     watcher = StopAfter(1)
-    stopped = train(
+    stopped = nnc.fit(
         nnc.parse(RBM),
         out=tmp_path / "run",
         reporter=QuietReporter(),
@@ -89,8 +88,8 @@ def test_a_callback_may_stop_a_cd_run_and_the_run_resumes(tmp_path: Path) -> Non
     )
     assert stopped.stopped == "interrupted" and len(stopped.history) == 1
     assert watcher.seen == [stopped.history[0]["recon_error"]]
-    resumed = train(nnc.parse(RBM), resume=tmp_path / "run", reporter=QuietReporter())
-    whole = train(nnc.parse(RBM), save=False)
+    resumed = nnc.fit(nnc.parse(RBM), resume=tmp_path / "run", reporter=QuietReporter())
+    whole = nnc.fit(nnc.parse(RBM), save=False)
     assert [r["recon_error"] for r in resumed.history] == [r["recon_error"] for r in whole.history]
 
 
@@ -99,7 +98,7 @@ def test_data_parallel_training_refuses_a_cd_recipe(
 ) -> None:
     program = nnc.parse(RBM, "rbm.nn")
     with pytest.raises(RecipeError) as info:
-        train(program, nproc=2, save=False)
+        nnc.fit(program, nproc=2, save=False)
     err = info.value
     assert "trains an RBM by contrastive divergence, in one process; data-parallel" in err.message
     assert err.render().startswith("rbm.nn:7:7: error: "), err.render()

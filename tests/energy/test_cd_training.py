@@ -15,7 +15,7 @@ import nnc
 from nnc.data.builtin import load_builtin
 from nnc.errors import NncError
 from nnc.ir.weights import init_weights, read_weights_file
-from nnc.train import train
+from nnc.train import RunOptions, train
 from nnc.train.checkpoint import list_checkpoints, read_checkpoint
 from nnc.train.energy import (
     CdSettings,
@@ -48,7 +48,7 @@ def rbm_weights(weights: dict[str, np.ndarray], layer: str = "rbm_1") -> dict[st
 def test_the_driver_is_the_reference_loop(persistent: bool) -> None:
     cd = f"cd(2, lr = 0.2, persistent = {str(persistent).lower()})"
     program = nnc.parse(spec(cd=cd))
-    result = train(program, save=False)
+    result = train(program, options=RunOptions(save=False))
     w0 = rbm_weights(init_weights(program, "R", seed=3))
     settings = CdSettings(k=2, lr=0.2, persistent=persistent)
     expected, errors = train_rbm(w0, binarised_digits(), settings, epochs=3, batch=64, seed=3)
@@ -68,10 +68,12 @@ def _figures(run: Path) -> list[tuple[float, float]]:
 
 def test_a_stopped_and_resumed_run_is_bitwise_the_uninterrupted_one(tmp_path: Path) -> None:
     program = nnc.parse(spec(cd="cd(1, lr = 0.2, persistent = true)", epochs=4))
-    train(program, out=tmp_path / "whole")
+    train(program, options=RunOptions(out=tmp_path / "whole"))
     # stopped inside epoch 2 (after batch 40 of 29 per epoch), then killed after epoch 2
     calls = iter(range(1000))
-    stopped = train(program, out=tmp_path / "parts", should_stop=lambda: next(calls) == 40)
+    stopped = train(
+        program, options=RunOptions(out=tmp_path / "parts"), should_stop=lambda: next(calls) == 40
+    )
     assert stopped.stopped == "interrupted"
     saved = read_checkpoint(list_checkpoints(tmp_path / "parts" / "checkpoints")[-1])
     assert (saved.state.epoch, saved.state.batch) == (1, 12)
@@ -83,8 +85,9 @@ def test_a_stopped_and_resumed_run_is_bitwise_the_uninterrupted_one(tmp_path: Pa
     ]
     assert saved.optimizer["rbm_1.chain"].shape == (64, 64)
     assert saved.state.noise_state["bit_generator"] == "PCG64"  # the uniforms' generator
-    train(program, resume=tmp_path / "parts", epochs=2)  # on to the end of epoch 2
-    resumed = train(program, resume=tmp_path / "parts")  # and to epoch 4
+    # on to the end of epoch 2
+    train(program, options=RunOptions(resume=tmp_path / "parts", epochs=2))
+    resumed = train(program, options=RunOptions(resume=tmp_path / "parts"))  # and to epoch 4
     a = read_weights_file(tmp_path / "whole" / "weights.safetensors")
     b = read_weights_file(tmp_path / "parts" / "weights.safetensors")
     for name in a:
@@ -98,7 +101,7 @@ def test_a_stopped_and_resumed_run_is_bitwise_the_uninterrupted_one(tmp_path: Pa
 def test_a_stack_pretrains_greedily_layer_by_layer() -> None:
     program = nnc.parse(spec(hidden="rbm(16)\n    rbm(8)", epochs=2))
     initial = init_weights(program, "R", seed=3)
-    result = train(program, save=False)
+    result = train(program, options=RunOptions(save=False))
     assert [(r["epoch"], r["layer"]) for r in result.history] == [(1, 1), (2, 1), (3, 2), (4, 2)]
     assert "pseudo_log_likelihood" in result.history[0]  # 16 units: pseudo
     assert "log_likelihood" in result.history[2]  # 8 hidden units: enumerated
@@ -116,8 +119,8 @@ def test_a_stack_pretrains_greedily_layer_by_layer() -> None:
 def test_the_driver_trains_alike_on_torch_and_tensorflow(backend: str) -> None:
     require(backend)
     program = nnc.parse(spec(cd="cd(2, lr = 0.2)", epochs=1))
-    want = train(program, save=False)
-    got = train(program, backend=backend, save=False)
+    want = train(program, options=RunOptions(save=False))
+    got = train(program, options=RunOptions(backend=backend, save=False))
     a, b = want.runtime.get_weights(), got.runtime.get_weights()
     worst = max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
     assert worst < 1e-5, worst  # the same samples all along: float32 rounding only
@@ -126,7 +129,7 @@ def test_the_driver_trains_alike_on_torch_and_tensorflow(backend: str) -> None:
 
 def test_cd_refuses_a_device_its_backend_cannot_use() -> None:
     with pytest.raises(NncError, match="the numpy backend runs on the CPU only"):
-        train(nnc.parse(spec()), device="cuda", save=False)
+        train(nnc.parse(spec()), options=RunOptions(device="cuda", save=False))
 
 
 def _joint(w: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -207,7 +210,7 @@ train D {
 
 def test_a_deep_belief_network_resumes_across_its_two_phases(tmp_path: Path) -> None:
     program = nnc.parse(DBN)
-    whole = train(program, out=tmp_path / "whole")
+    whole = train(program, options=RunOptions(out=tmp_path / "whole"))
     stack = read_weights_file(tmp_path / "whole" / "pretrain" / "weights.safetensors")
     assert sorted(stack) == [f"rbm_{i}.{p}" for i in (1, 2) for p in sorted(RBM)]
     start = init_weights(program, "D", seed=0)
@@ -216,10 +219,12 @@ def test_a_deep_belief_network_resumes_across_its_two_phases(tmp_path: Path) -> 
     pre = json.loads((tmp_path / "whole" / "pretrain" / "history.json").read_text())
     assert [r["layer"] for r in pre] == [1, 1, 2, 2] and "val_log_likelihood" in pre[-1]
     calls = iter(range(10_000))
-    stopped = train(program, out=tmp_path / "parts", should_stop=lambda: next(calls) == 30)
+    stopped = train(
+        program, options=RunOptions(out=tmp_path / "parts"), should_stop=lambda: next(calls) == 30
+    )
     assert stopped.stopped == "interrupted" and stopped.run_dir == tmp_path / "parts"
     assert not (tmp_path / "parts" / "checkpoints").exists()  # stopped in the pretraining
-    resumed = train(program, resume=tmp_path / "parts")
+    resumed = train(program, options=RunOptions(resume=tmp_path / "parts"))
     assert resumed.stopped == "completed"
     a = read_weights_file(tmp_path / "whole" / "weights.safetensors")
     b = read_weights_file(tmp_path / "parts" / "weights.safetensors")
@@ -235,7 +240,7 @@ RBM = {"weight": 0, "visible_bias": 0, "hidden_bias": 0}
 
 def test_data_parallel_training_refuses_a_recipe_that_pretrains() -> None:
     from nnc.errors import RecipeError
-    from nnc.train.session import resolve_run
+    from nnc.train.run import resolve_run
 
     program = nnc.parse(DBN, "dbn.nn")
     with pytest.raises(RecipeError) as info:

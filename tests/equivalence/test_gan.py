@@ -24,7 +24,7 @@ import nnc
 from nnc.backends import numpy as numpy_backend
 from nnc.ir.training import GanRecipe
 from nnc.ir.weights import init_gan_weights, init_weights
-from nnc.train import TrainResult, train
+from nnc.train import RunOptions, TrainResult, train
 from nnc.verify import Deviation, deviation, tolerance_for, verify_gan
 from nnc.verify.sensitivity import perturbed, trajectory_allowance
 from tests.conftest import EXAMPLES
@@ -87,7 +87,9 @@ def driver_run(
     """One epoch of ten steps through the training driver."""
     program = nnc.load(EXAMPLES / f"{example}.nn")
     return train(
-        program, epochs=1, batch=TEN_STEPS[example], save=False, build=_builder(backend, weights)
+        program,
+        options=RunOptions(epochs=1, batch=TEN_STEPS[example], save=False),
+        build=_builder(backend, weights),
     )
 
 

@@ -13,7 +13,7 @@ from nnc.backends import get_backend
 from nnc.cli.main import main
 from nnc.errors import WeightsError
 from nnc.ir.weights import find_model_weights, init_gan_weights, init_weights, read_weights_file
-from nnc.train import train
+from nnc.train import RunOptions, train
 from tests.conftest import EXAMPLES, require
 
 AUTOENCODER = nnc.load(EXAMPLES / "autoencoder.nn")
@@ -61,8 +61,8 @@ def test_ambiguous_or_missing_weights_are_errors() -> None:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One short run of each example (numpy)."""
     root = tmp_path_factory.mktemp("runs")
-    train(GAN, epochs=1, out=root / "gan")
-    train(AUTOENCODER, epochs=1, out=root / "autoencoder")
+    train(GAN, options=RunOptions(epochs=1, out=root / "gan"))
+    train(AUTOENCODER, options=RunOptions(epochs=1, out=root / "autoencoder"))
     return {"gan": root / "gan", "autoencoder": root / "autoencoder"}
 
 

@@ -18,7 +18,7 @@ from nnc.data.preparation import prepare_gan
 from nnc.errors import WeightsError
 from nnc.ir.training import Noise
 from nnc.ir.weights import init_gan_weights
-from nnc.train import train
+from nnc.train import RunOptions, train
 from nnc.train.gan import draw_noise, noise_generator
 from tests.conftest import ROOT
 
@@ -174,7 +174,7 @@ def test_the_generated_module_trains_as_nnc_train_does() -> None:
     )
     x = prepare_gan(program_, recipe).x
     runtime, history = module.fit(x, epochs=1, verbose=False)
-    result = train(program_, epochs=1, save=False)
+    result = train(program_, options=RunOptions(epochs=1, save=False))
     for name, value in result.runtime.get_weights().items():
         np.testing.assert_array_equal(runtime.get_weights()[name], value, err_msg=name)
     assert history[0]["d_loss"] == pytest.approx(result.history[0]["d_loss"], rel=1e-12)

@@ -17,7 +17,7 @@ from nnc.backends import get_backend
 from nnc.cli.main import main
 from nnc.data import prepare
 from nnc.ir.weights import read_weights_file
-from nnc.train import train
+from nnc.train import RunOptions, train
 from nnc.train.gan import sample_noise
 from nnc.train.progress import PlainReporter
 from tests.conftest import EXAMPLES, require
@@ -35,7 +35,9 @@ def test_the_gan_learns_the_digits(tmp_path: Path) -> None:
     recipe = GAN.recipes["DigitsGAN"]
     untrained = get_backend("numpy").build_gan(GAN).generate(sample_noise(9, recipe.noise))
     out = io.StringIO()
-    result = train(GAN, epochs=8, out=tmp_path / "run", reporter=PlainReporter(out))
+    result = train(
+        GAN, options=RunOptions(epochs=8, out=tmp_path / "run"), reporter=PlainReporter(out)
+    )
     history, final = result.history, result.final
     # Before training the generator's pixels sit around 0 (tanh of small sums); the
     # digits, scaled to [-1, 1], are mostly background: mean -0.39, deviation 0.75.
@@ -78,7 +80,7 @@ def test_the_autoencoder_reconstructs_held_out_digits(tmp_path: Path) -> None:
     data = prepare(program, program.recipes["Autoencoder"])
     assert data.validation is not None and len(data.validation) == 359
     before = get_backend("numpy").build(program).loss(data.validation.x, data.validation.y)
-    result = train(program, epochs=8, out=tmp_path / "run")
+    result = train(program, options=RunOptions(epochs=8, out=tmp_path / "run"))
     after = result.final["val_loss"]
     assert before == pytest.approx(0.186, abs=0.001)
     assert after < before / 5
@@ -86,13 +88,17 @@ def test_the_autoencoder_reconstructs_held_out_digits(tmp_path: Path) -> None:
 
 
 def test_a_gan_run_interrupted_inside_an_epoch_resumes_exactly(tmp_path: Path) -> None:
-    whole = train(GAN, epochs=2, save=False)
+    whole = train(GAN, options=RunOptions(epochs=2, save=False))
     calls = itertools.count(1)
-    first = train(GAN, epochs=2, out=tmp_path / "run", should_stop=lambda: next(calls) == 40)
+    first = train(
+        GAN,
+        options=RunOptions(epochs=2, out=tmp_path / "run"),
+        should_stop=lambda: next(calls) == 40,
+    )
     assert first.stopped == "interrupted"
     checkpoints = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
     assert checkpoints == ["epoch-000001-batch-000011.safetensors", "epoch-000001.safetensors"]
-    resumed = train(GAN, epochs=2, resume=tmp_path / "run")
+    resumed = train(GAN, options=RunOptions(epochs=2, resume=tmp_path / "run"))
     assert resumed.stopped == "completed"
     for name, value in whole.runtime.get_weights().items():
         np.testing.assert_array_equal(resumed.runtime.get_weights()[name], value, err_msg=name)
@@ -101,9 +107,11 @@ def test_a_gan_run_interrupted_inside_an_epoch_resumes_exactly(tmp_path: Path) -
 
 def test_a_gan_run_resumes_on_another_backend(tmp_path: Path) -> None:
     require("torch")
-    whole = train(GAN, epochs=2, batch=600, save=False)  # 3 batches per epoch
-    train(GAN, epochs=1, batch=600, out=tmp_path / "run")
-    resumed = train(GAN, epochs=2, batch=600, resume=tmp_path / "run", backend="torch")
+    whole = train(GAN, options=RunOptions(epochs=2, batch=600, save=False))  # 3 batches per epoch
+    train(GAN, options=RunOptions(epochs=1, batch=600, out=tmp_path / "run"))
+    resumed = train(
+        GAN, options=RunOptions(epochs=2, batch=600, resume=tmp_path / "run", backend="torch")
+    )
     assert resumed.runtime.backend == "torch"
     worst = max(
         float(np.abs(value - resumed.runtime.get_weights()[name]).max())

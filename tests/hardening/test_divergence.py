@@ -17,7 +17,7 @@ import nnc
 from nnc.backends import numpy as numpy_backend
 from nnc.cli.main import main
 from nnc.errors import TrainingError, WeightsError
-from nnc.train import loop, train
+from nnc.train import RunOptions, loop, train
 from nnc.train.checkpoint import read_checkpoint, write_checkpoint
 from nnc.train.diagnose import Finding, first_non_finite
 from tests.conftest import EXAMPLES, require
@@ -78,7 +78,7 @@ def test_divergence_names_epoch_step_and_first_non_finite_layer(
         require(backend)
     run = tmp_path / "run"
     with pytest.raises(TrainingError) as info:
-        train(blow(tmp_path, "100"), backend=backend, base=tmp_path, out=run)
+        train(blow(tmp_path, "100"), options=RunOptions(backend=backend, base=tmp_path, out=run))
     good = run / "checkpoints" / "epoch-000001.safetensors"
     assert info.value.message == (
         "the loss became inf at epoch 2, step 5 (batch 1 of 4) with learning rate 100: the "
@@ -100,7 +100,7 @@ def test_lr_1e6_overflows_the_loss_itself(backend: str, tmp_path: Path) -> None:
     if backend != "numpy":
         require(backend)
     with pytest.raises(TrainingError) as info:
-        train(blow(tmp_path, "1e6"), backend=backend, base=tmp_path, save=False)
+        train(blow(tmp_path, "1e6"), options=RunOptions(backend=backend, base=tmp_path, save=False))
     assert info.value.message == (
         "the loss became inf at epoch 1, step 2 (batch 2 of 4) with learning rate 1e+06: every "
         "layer's output is finite (the largest magnitude is 1.98e+21, in 'dense_3'), so the "
@@ -114,7 +114,7 @@ def test_the_failing_step_is_replayed_from_the_last_checkpoint(tmp_path: Path) -
     epoch-2 checkpoint to recover the weights that step started from."""
     run = tmp_path / "run"
     with pytest.raises(TrainingError) as info:
-        train(blow(tmp_path, "10"), base=tmp_path, out=run)
+        train(blow(tmp_path, "10"), options=RunOptions(base=tmp_path, out=run))
     assert info.value.message.startswith(
         "the loss became inf at epoch 3, step 12 (batch 4 of 4) with learning rate 10: every "
         "layer's output is finite (the largest magnitude is 4.76e+23, in 'dense_2')"
@@ -129,11 +129,14 @@ def test_the_last_good_checkpoint_is_never_overwritten(tmp_path: Path) -> None:
     """A finished run, resumed with a diverging learning rate (--force: the recipe
     changed), stops without touching any file of the run but its history."""
     run = tmp_path / "run"
-    train(blow(tmp_path, "0.01", epochs=2), base=tmp_path, out=run)
+    train(blow(tmp_path, "0.01", epochs=2), options=RunOptions(base=tmp_path, out=run))
     before = digests(run / "checkpoints")
     weights = hashlib.sha256((run / "weights.safetensors").read_bytes()).hexdigest()
     with pytest.raises(TrainingError) as info:
-        train(blow(tmp_path, "1e6", epochs=4), base=tmp_path, resume=run, force=True)
+        train(
+            blow(tmp_path, "1e6", epochs=4),
+            options=RunOptions(base=tmp_path, resume=run, force=True),
+        )
     # Found by replaying the two batches before the failing one from the resumed state.
     assert info.value.message.startswith(
         "the loss became nan at epoch 3, step 11 (batch 3 of 4) with learning rate 1e+06: the "
@@ -145,13 +148,13 @@ def test_the_last_good_checkpoint_is_never_overwritten(tmp_path: Path) -> None:
     assert digests(run / "checkpoints") == before
     assert hashlib.sha256((run / "weights.safetensors").read_bytes()).hexdigest() == weights
     # ... and the run still resumes from it with a sane learning rate.
-    result = train(blow(tmp_path, "0.01", epochs=3), base=tmp_path, resume=run)
+    result = train(blow(tmp_path, "0.01", epochs=3), options=RunOptions(base=tmp_path, resume=run))
     assert result.stopped == "completed" and np.isfinite(result.final["loss"])
 
 
 def test_checkpoints_refuse_non_finite_weights(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    train(blow(tmp_path, "0.01", epochs=1), base=tmp_path, out=run)
+    train(blow(tmp_path, "0.01", epochs=1), options=RunOptions(base=tmp_path, out=run))
     path = run / "checkpoints" / "epoch-000001.safetensors"
     before = path.read_bytes()
     checkpoint = read_checkpoint(path)
@@ -167,7 +170,7 @@ def test_non_finite_weights_after_a_finite_loss(tmp_path: Path) -> None:
     the weights; the checkpoint that would hold them is not written."""
     run = tmp_path / "run"
     with pytest.raises(TrainingError) as info:
-        train(blow(tmp_path, "1000"), base=tmp_path, out=run)
+        train(blow(tmp_path, "1000"), options=RunOptions(base=tmp_path, out=run))
     assert info.value.message == (
         "weight 'dense_1.weight' became NaN or infinite in the update of epoch 1, step 4; "
         "training stopped and no checkpoint was written"
@@ -179,7 +182,7 @@ def test_validation_loss_that_overflows_stops_the_run(tmp_path: Path) -> None:
     (tmp_path / "far.csv").write_text("a,b,y\n1e20,1e20,1\n-1e20,3e20,2\n")
     program = blow(tmp_path, "0.01", validation='validation "far.csv"')
     with pytest.raises(TrainingError) as info:
-        train(program, base=tmp_path, save=False)
+        train(program, options=RunOptions(base=tmp_path, save=False))
     assert info.value.message == (
         "val_loss became inf after epoch 1 with learning rate 0.01; training stopped and no "
         "checkpoint was written"
@@ -190,7 +193,7 @@ def test_validation_loss_that_overflows_stops_the_run(tmp_path: Path) -> None:
 def test_a_schedule_that_overflows_is_refused(tmp_path: Path) -> None:
     program = blow(tmp_path, "1e-300", epochs=3, schedule="schedule exponential(gamma = 1e300)")
     with pytest.raises(TrainingError) as info:
-        train(program, base=tmp_path, save=False)
+        train(program, options=RunOptions(base=tmp_path, save=False))
     assert info.value.message == (
         "the learning rate of epoch 3 is inf: the exponential schedule overflowed from lr = 1e-300"
     )
@@ -257,7 +260,7 @@ def test_a_replay_that_does_not_reproduce_the_run_says_so(tmp_path: Path) -> Non
         return Flaky(numpy_backend.build(program, model, weights=weights, seed=seed), 6)
 
     with pytest.raises(TrainingError) as info:
-        train(blow(tmp_path, "0.01"), base=tmp_path, save=False, build=build)
+        train(blow(tmp_path, "0.01"), options=RunOptions(base=tmp_path, save=False), build=build)
     assert info.value.message == (
         "the loss became nan at epoch 2, step 6 (batch 2 of 4) with learning rate 0.01: the first "
         "non-finite layer is unknown: replaying the earlier steps diverged sooner (epoch 2, "

@@ -25,7 +25,7 @@ import nnc
 from nnc.backends.codegen import CodeWriter
 from nnc.cli.main import main
 from nnc.errors import NameResolutionError, NncError, ParseError
-from nnc.train import train
+from nnc.train import RunOptions, train
 from tests.conftest import ROOT, require
 
 PYTHON_BACKENDS = ("numpy", "torch", "tensorflow")
@@ -256,7 +256,7 @@ def test_strings_carrying_python_are_emitted_inert(tmp_path: Path) -> None:
 
     # Training with it fails cleanly on the missing file, naming the path as data.
     with pytest.raises(NncError) as info:
-        train(program, save=False, base=tmp_path)
+        train(program, options=RunOptions(save=False, base=tmp_path))
     assert "no such data file" in info.value.message and payload in info.value.message
     assert not marker.exists()
 

@@ -328,7 +328,7 @@ def test_an_exploding_loss_stops_the_run(backend: str, tmp_path: Path) -> None:
     import re
 
     from nnc.errors import TrainingError
-    from nnc.train import train
+    from nnc.train import RunOptions, train
     from tests.conftest import EXAMPLES, require
 
     if backend != "numpy":
@@ -336,7 +336,7 @@ def test_an_exploding_loss_stops_the_run(backend: str, tmp_path: Path) -> None:
     text = (EXAMPLES / "digits_mlp.nn").read_text()
     text = text.replace("adam(lr = 0.002)", "sgd(lr = 1e6)").replace("epochs     30", "epochs 2")
     with pytest.raises(TrainingError) as info:
-        train(nnc.parse(text), backend=backend, save=False)
+        train(nnc.parse(text), options=RunOptions(backend=backend, save=False))
     assert re.fullmatch(
         r"the loss exploded to \S+, more than 1e\+06 times the first step's 2\.\d+ at "
         r"epoch 1, step 2 \(batch 2 of 45\) with learning rate 1e\+06: every layer's output "
@@ -349,11 +349,11 @@ def test_an_exploding_loss_stops_the_run(backend: str, tmp_path: Path) -> None:
 
 def test_a_loss_that_only_grows_a_little_is_no_explosion(tmp_path: Path) -> None:
     """The rule leaves ordinary runs alone: xor's sse loss, 200 epochs at lr 0.5."""
-    from nnc.train import train
+    from nnc.train import RunOptions, train
     from tests.conftest import EXAMPLES
 
     text = (EXAMPLES / "xor.nn").read_text().replace("epochs    5000", "epochs 200")
-    result = train(nnc.parse(text), save=False)
+    result = train(nnc.parse(text), options=RunOptions(save=False))
     assert result.stopped == "completed"
 
 

@@ -22,7 +22,7 @@ CELLS = [
     f"program = nnc.load({str(EXAMPLES / 'resnet_block.nn')!r})\nprogram",
     f"nnc.load({str(EXAMPLES / 'autoencoder.nn')!r}).model('Autoencoder')",
     f"xor = nnc.load({str(EXAMPLES / 'xor.nn')!r})\n"
-    "result = nnc.train.train(xor, epochs=300, save=False, reporter=NotebookReporter())",
+    "result = nnc.fit(xor, epochs=300, save=False, reporter=NotebookReporter())",
     "print(f\"last {result.history[-1]['loss']:.4g} final {result.final['loss']:.4g}\")",
     f"quick = nnc.fit({str(EXAMPLES / 'xor.nn')!r}, epochs=5, save=False)",  # no reporter
 ]

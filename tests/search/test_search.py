@@ -15,7 +15,7 @@ import pytest
 from nnc.dsl import load, parse
 from nnc.search import SearchOptions, run_search
 from nnc.search.study import best_figure
-from nnc.train import train
+from nnc.train import RunOptions, train
 from tests.conftest import nnc_argv, nnc_env, require, run_nnc
 
 SPACE = """\
@@ -84,7 +84,7 @@ def test_search_writes_the_table_and_a_best_nn_that_retrains_to_the_best_figure(
     }
     # best.nn trains, on its own, to exactly the figure of the best trial.
     best = load(out / "best.nn")
-    again = train(best, backend="numpy", save=False)
+    again = train(best, options=RunOptions(backend="numpy", save=False))
     assert best_figure(again.history, "val_loss") == result.best.objective
 
 

@@ -15,10 +15,9 @@ import pytest
 import nnc
 from nnc.errors import TrainingError
 from nnc.ir.weights import read_tensor_file, read_weights_file, save_npz, save_safetensors
-from nnc.train import train
 from nnc.train.progress import QuietReporter
 from nnc.train.recipes import fingerprint, recipe_document
-from nnc.train.session import sigint_requests_stop
+from nnc.train.run import sigint_requests_stop
 from tests.tensorfiles import read_flat, write_flat
 from tests.train.fakes import FakeBackend
 from tests.train.test_driver import IRIS, fit, iris
@@ -35,7 +34,7 @@ class Collect(QuietReporter):
 
 def resume(program: nnc.Program, run: Path, **kwargs: object):  # type: ignore[no-untyped-def]
     backend = FakeBackend()
-    result = train(program, resume=run, build=backend, **kwargs)  # type: ignore[arg-type]
+    result = nnc.fit(program, resume=run, build=backend, **kwargs)
     return result, backend
 
 

@@ -13,10 +13,10 @@ import pytest
 
 import nnc
 from nnc.errors import BackendError, RecipeError, TrainingError
-from nnc.train import epoch_seed, train
+from nnc.train import epoch_seed
 from nnc.train.progress import PlainReporter, QuietReporter, make_reporter
 from nnc.train.recipes import select_any_recipe, select_recipe
-from nnc.train.session import build_runtime
+from nnc.train.run import build_runtime
 from nnc.train.tracking.events import tensorboard_available
 from tests.train.fakes import FakeBackend
 
@@ -80,7 +80,7 @@ def lines(tmp_path: Path, *, epochs: int = 3, batch: object = 4, **settings: str
 def fit(program: nnc.Program, tmp_path: Path, **kwargs: object):  # type: ignore[no-untyped-def]
     backend = FakeBackend(**kwargs.pop("fake", {}))  # type: ignore[arg-type]
     kwargs.setdefault("out", tmp_path / "run")
-    result = train(program, base=tmp_path, build=backend, **kwargs)  # type: ignore[arg-type]
+    result = nnc.fit(program, base=tmp_path, build=backend, **kwargs)
     return result, backend
 
 

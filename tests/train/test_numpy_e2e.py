@@ -16,7 +16,7 @@ import numpy as np
 from nnc.cli.main import main
 from nnc.dsl import load
 from nnc.ir.weights import read_weights_file
-from nnc.train import train
+from nnc.train import RunOptions, train
 from tests.conftest import EXAMPLES, ROOT
 
 
@@ -96,7 +96,9 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path: Pa
 
     assert main(["train", str(spec), "--resume", str(run), "--quiet", *settings]) == 0
     resumed = read_weights_file(run / "weights.safetensors")
-    straight = train(load(spec), epochs=4, batch=1, save=False, base=EXAMPLES).runtime.get_weights()
+    straight = train(
+        load(spec), options=RunOptions(epochs=4, batch=1, save=False, base=EXAMPLES)
+    ).runtime.get_weights()
     deviation = max(float(np.max(np.abs(resumed[k] - straight[k]))) for k in straight)
     assert deviation == 0.0, f"max |resumed - uninterrupted| = {deviation}"
     history = json.loads((run / "history.json").read_text())

@@ -17,7 +17,7 @@ import pytest
 
 import nnc
 from nnc.ir.weights import read_weights_file
-from nnc.train import train
+from nnc.train import RunOptions, train
 from nnc.train.progress import QuietReporter
 from nnc.train.tracking import Callback, Tracking
 from tests.conftest import EXAMPLES, ROOT, require
@@ -60,7 +60,12 @@ def test_tensorboard_scalars_equal_history_and_the_logs_hold_histograms_graph_an
 ) -> None:
     require("tensorboard")
     run = tmp_path / "run"
-    train(nnc.parse(IRIS), out=run, reporter=QuietReporter(), tracking=Tracking(histogram_every=2))
+    train(
+        nnc.parse(IRIS),
+        options=RunOptions(out=run),
+        reporter=QuietReporter(),
+        tracking=Tracking(histogram_every=2),
+    )
     provider, ctx = tensorboard_reader(run)
     scalars = provider.read_scalars(ctx, experiment_id="", plugin_name="scalars", downsample=1000)[
         "."
@@ -119,7 +124,7 @@ def test_an_autoencoder_logs_its_reconstructions(tmp_path: Path) -> None:
     require("tensorboard")
     run = tmp_path / "run"
     program = nnc.load(EXAMPLES / "autoencoder.nn")
-    train(program, epochs=2, out=run, reporter=QuietReporter())
+    train(program, options=RunOptions(epochs=2, out=run), reporter=QuietReporter())
     provider, ctx = tensorboard_reader(run)
     images = provider.read_blob_sequences(
         ctx, experiment_id="", plugin_name="images", downsample=10
@@ -139,7 +144,11 @@ def test_an_autoencoder_logs_its_reconstructions(tmp_path: Path) -> None:
 def test_a_gan_logs_its_samples_and_both_models(tmp_path: Path) -> None:
     require("tensorboard")
     run = tmp_path / "run"
-    train(nnc.load(EXAMPLES / "gan.nn"), epochs=2, out=run, reporter=QuietReporter())
+    train(
+        nnc.load(EXAMPLES / "gan.nn"),
+        options=RunOptions(epochs=2, out=run),
+        reporter=QuietReporter(),
+    )
     provider, ctx = tensorboard_reader(run)
     scalars = provider.read_scalars(ctx, experiment_id="", plugin_name="scalars", downsample=10)
     history = json.loads((run / "history.json").read_text())
@@ -177,7 +186,7 @@ def test_mlflow_gets_the_recipe_as_parameters_figures_per_epoch_and_the_weights(
     run = tmp_path / "run"
     result = train(
         nnc.parse(IRIS.replace("epochs      5", "epochs      2")),
-        out=run,
+        options=RunOptions(out=run),
         reporter=QuietReporter(),
         tracking=Tracking(tensorboard=False, mlflow=True, mlflow_uri=uri),
     )
@@ -228,7 +237,7 @@ train R {
 @pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
 def test_mlflow_gets_a_cd_recipe_and_its_figures(tmp_path: Path, mlflow_uri: str) -> None:
     uri = mlflow_uri
-    result = train(
+    result = nnc.fit(
         nnc.parse(CD_RBM),
         out=tmp_path / "run",
         reporter=QuietReporter(),
@@ -268,7 +277,7 @@ def test_a_callback_sees_every_row_and_may_stop_the_run(tmp_path: Path) -> None:
     watcher = StopAt(2)
     result = train(
         nnc.parse(IRIS),
-        out=tmp_path / "run",
+        options=RunOptions(out=tmp_path / "run"),
         reporter=QuietReporter(),
         tracking=Tracking(tensorboard=False, callbacks=(watcher,)),
     )

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -33,7 +33,24 @@ NAME = "onnx"
 DEFAULT_OPSET = 17
 MIN_OPSET = 11  # the oldest opset deployment targets still ask for; every op lowers to it
 
-WeightsArg = Mapping[str, np.ndarray] | str | Path | None
+
+class RunWeights(Protocol):
+    """Weights read from a run by :func:`nnc.train.inference.load_trained` (a weights
+    file, checkpoint or run folder): the canonical weights, where they came from, and
+    the run's input standardisation (an object with ``mean`` and ``std``, or None).
+    The backend takes them read: it never reads run folders itself."""
+
+    @property
+    def weights(self) -> Mapping[str, np.ndarray]: ...
+
+    @property
+    def source(self) -> Path: ...
+
+    @property
+    def standardizer(self) -> Any: ...
+
+
+WeightsArg = Mapping[str, np.ndarray] | RunWeights | None
 
 
 def emit(
@@ -47,14 +64,14 @@ def emit(
     """The model as a serialized ONNX ModelProto, with canonical weights.
 
     ``weights``: None for the initial weights drawn from the recipe's seed (0 without
-    a recipe), a mapping of canonical weights, or the path of a weights file
-    (safetensors, or an earlier nnc's ``.npz``), a training checkpoint or a run folder.
-    The graph takes the model's inputs as the
-    model sees them, as every backend's compiled model does. With ``preprocess`` (what
-    ``nnc export`` does) it takes raw samples, as ``nnc predict`` does: it applies the
-    recipe's ``scale`` and ``upscale`` of a built-in set and, when the weights come
-    with the run's input standardisation (``standardize true``), ``(x - mean) / std``;
-    the graph's input then has the raw samples' shape.
+    a recipe), a mapping of canonical weights, or the :class:`RunWeights` read from a
+    weights file (safetensors, or an earlier nnc's ``.npz``), a training checkpoint or
+    a run folder (``nnc.emit`` and ``nnc export`` read a path so). The graph takes the
+    model's inputs as the model sees them, as every backend's compiled model does. With
+    ``preprocess`` (what ``nnc export`` does) it takes raw samples, as ``nnc predict``
+    does: it applies the recipe's ``scale`` and ``upscale`` of a built-in set and, when
+    the weights come with the run's input standardisation (``standardize true``),
+    ``(x - mean) / std``; the graph's input then has the raw samples' shape.
     The result passes ``onnx.checker.check_model(full_check=True)``; the same inputs
     always give the same bytes.
     """
@@ -97,7 +114,7 @@ def build(
     check_opset(opset)
     # Like every backend's runtime, this one runs the bare model (no standardisation).
     canonical = resolve_weights(program, chosen, weights).weights
-    return OnnxRuntime(program, chosen, canonical, opset=opset, threads=threads)
+    return OnnxRuntime(program, chosen, canonical, opset=opset, export=emit, threads=threads)
 
 
 def import_model(data: bytes | str | Path, name: str | None = None) -> Imported:
@@ -138,9 +155,13 @@ def resolve_weights(program: Program, model: Model, weights: WeightsArg) -> Reso
         recipe = next((r for r in program.recipes.values() if model.name in r.models), None)
         return Resolved(init_weights(program, model, seed=recipe.seed if recipe is not None else 0))
     if isinstance(weights, str | Path):
-        from nnc.train.inference import load_trained
-
-        trained = load_trained(weights, lambda message: warnings.warn(message, stacklevel=3))
+        raise BackendError(
+            f"the onnx backend takes weights as arrays or as read from a run. Received: "
+            f"the path {str(weights)!r}",
+            hint="read it with nnc.train.inference.load_trained(path), as nnc export does",
+        )
+    if not isinstance(weights, Mapping):
+        trained = weights
         source = str(trained.source)
         found = find_model_weights(program, model, trained.weights, source)
         checked = check_weights(program, model, found.weights, source=source)

@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from nnc import __version__
+from nnc._version import __version__
 from nnc.backends.onnx.preprocessing import Preprocessing
 from nnc.errors import BackendError, UnsupportedOpError
 from nnc.ir.base import Op

@@ -11,7 +11,7 @@ eval`` runs on onnx too.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -58,7 +58,9 @@ def _one_line(exc: Exception) -> str:
 
 
 class OnnxRuntime:
-    """An exported nnc model running in onnxruntime (inference only)."""
+    """An exported nnc model running in onnxruntime (inference only). ``export`` is
+    the backend's ``emit`` (program, model name, weights, opset -> ModelProto bytes),
+    called again whenever the weights change."""
 
     backend = "onnx"
 
@@ -69,9 +71,11 @@ class OnnxRuntime:
         weights: Mapping[str, np.ndarray],
         *,
         opset: int,
+        export: Callable[..., bytes],
         threads: int | None = None,
     ):
         self.program = program
+        self._export = export
         self.model = model
         self.opset = opset
         self.threads = threads
@@ -79,9 +83,7 @@ class OnnxRuntime:
         self._open()
 
     def _open(self) -> None:
-        from nnc.backends.onnx import emit
-
-        data = emit(self.program, self.model.name, weights=self._weights, opset=self.opset)
+        data = self._export(self.program, self.model.name, weights=self._weights, opset=self.opset)
         self.session = open_session(data, self.threads)
 
     def forward(self, *inputs: np.ndarray, training: bool = False) -> Any:

@@ -11,8 +11,8 @@ import keyword
 import re
 from collections.abc import Sequence
 
-from nnc.data.catalog import CATALOG
 from nnc.errors import GraphError, NameResolutionError, RecipeError, ShapeError, did_you_mean
+from nnc.ir.datasets import CATALOG
 from nnc.ir.ops.energy import Rbm
 from nnc.ir.ops.graph import Call
 from nnc.ir.passes.params import model_params

@@ -23,6 +23,7 @@ import numpy as np
 from nnc import errors
 from nnc.errors import NncError, Span, TrainingError
 from nnc.ir.weights import read_tensor_file, save_safetensors
+from nnc.train.options import RunOptions
 from nnc.train.rundir import atomic_write_text
 
 JOB = "job.json"
@@ -33,32 +34,24 @@ WEIGHTS = "weights.safetensors"
 
 @dataclass
 class Job:
-    """One data-parallel run: the program and the settings of ``nnc.train.train``."""
+    """One data-parallel run: the program and the settings of ``nnc.train.train``
+    (``options.out`` the run folder rank 0 writes, None: none; the paths absolute)."""
 
     program: str  # IR JSON
-    backend: str
+    options: RunOptions
     recipe: str | None = None
-    epochs: int | None = None
-    batch: int | Literal["all"] | None = None
-    seed: int | None = None
-    out: str | None = None  # the run folder rank 0 writes (None: no run folder)
-    resume: str | None = None
-    force: bool = False
-    checkpoint_every: int | None = None
-    keep: int = 3
-    device: str | None = None
-    base: str | None = None
     quiet: bool = False
-    timeout: float = 300.0  # seconds a collective may wait for the other workers
 
     def write(self, folder: Path) -> Path:
         path = folder / JOB
-        atomic_write_text(path, json.dumps(asdict(self)))
+        document = {**asdict(self), "options": self.options.to_json()}
+        atomic_write_text(path, json.dumps(document))
         return path
 
     @staticmethod
     def read(path: Path) -> Job:
-        return Job(**json.loads(path.read_text(encoding="utf-8")))
+        document = json.loads(path.read_text(encoding="utf-8"))
+        return Job(**{**document, "options": RunOptions.from_json(document["options"])})
 
 
 ReportKind = Literal["nnc", "peer", "internal"]

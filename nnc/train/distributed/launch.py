@@ -13,12 +13,11 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
-import nnc
 from nnc.backends.registry import parse_backend
 from nnc.errors import BackendError, TrainingError, WorkerError
 from nnc.ir.program import Program
@@ -27,43 +26,34 @@ from nnc.train.distributed.failures import Exit, failure
 from nnc.train.distributed.job import Job, Outcome, make_job_folder, remove_job_folder
 from nnc.train.distributed.settings import Interrupted, Launch, free_port, threads_per_worker
 from nnc.train.loop import TrainResult
+from nnc.train.options import RunOptions
 from nnc.train.progress import QuietReporter, SilentReporter
+from nnc.train.run import build_runtime, check_resume_folders, resolve_run, resume_checkpoint
 from nnc.train.rundir import default_run_dir, new_run_folder
-from nnc.train.session import build_runtime, check_resume_folders, resolve_run, resume_checkpoint
 
-NNC_ROOT = Path(nnc.__file__).resolve().parent.parent
+NNC_ROOT = Path(__file__).resolve().parents[3]  # the folder that holds the nnc package
 
 
 def launch_run(
     program: Program,
     recipe: str | Recipe | None,
-    *,
-    backend: str,
+    options: RunOptions,
     launch: Launch,
-    epochs: int | None = None,
-    batch: int | Literal["all"] | None = None,
-    seed: int | None = None,
-    out: str | Path | None = None,
-    save: bool = True,
-    resume: str | Path | None = None,
-    force: bool = False,
-    checkpoint_every: int | None = None,
-    keep: int = 3,
-    device: str | None = None,
-    base: Path | None = None,
+    *,
     quiet: bool = False,
 ) -> tuple[Outcome, dict[str, np.ndarray]] | None:
     """Train data-parallel; rank 0's outcome and final weights (None on a machine
     other than rank 0's). A failed worker raises a :class:`~nnc.errors.WorkerError`
     naming its rank (or the worker's own nnc error); Ctrl-C ends the run after a
-    checkpoint, with ``stopped == "interrupted"``."""
+    checkpoint, with ``stopped == "interrupted"``. ``launch`` says how the workers
+    start (``options.nproc`` and ``options.timeout`` are train's, which made it)."""
+    o = options
+    backend, out, resume, force, device = o.backend, o.out, o.resume, o.force, o.device
     launch.check(backend)
-    if keep < 1:
-        raise TrainingError(f"--keep must be at least 1. Received: {keep}")
     _check_device(backend, device, launch)
     recipe_name = recipe.name if isinstance(recipe, Recipe) else recipe
     run = resolve_run(
-        program, recipe, epochs=epochs, batch=batch, seed=seed, base=base, parallel=True
+        program, recipe, epochs=o.epochs, batch=o.batch, seed=o.seed, base=o.base, parallel=True
     )
     check_resume_folders(out, resume)
     chief_here = launch.node_rank == 0
@@ -74,26 +64,21 @@ def launch_run(
     run_dir: Path | None = None
     if resume is not None:
         run_dir = Path(resume)
-    elif save and chief_here:  # the run folder is rank 0's
+    elif o.save and chief_here:  # the run folder is rank 0's
         run_dir = new_run_folder(Path(out) if out else None, run.model.name, force)
-    elif save:
+    elif o.save:
         run_dir = Path(out) if out is not None else default_run_dir(run.model.name)
     job = Job(
         program=program.to_json(indent=None),
-        backend=backend,
         recipe=recipe_name,
-        epochs=epochs,
-        batch=batch,
-        seed=seed,
-        out=str(run_dir.resolve()) if run_dir is not None else None,
-        resume=str(Path(resume).resolve()) if resume is not None else None,
-        force=force,
-        checkpoint_every=checkpoint_every,
-        keep=keep,
-        device=device,
-        base=str(base.resolve()) if base is not None else None,
+        options=replace(
+            o,
+            out=str(run_dir.resolve()) if run_dir is not None else None,
+            resume=str(Path(resume).resolve()) if resume is not None else None,
+            base=o.base.resolve() if o.base is not None else None,
+            timeout=launch.timeout,
+        ),
         quiet=quiet,
-        timeout=launch.timeout,
     )
     folder = make_job_folder()
     try:
@@ -180,51 +165,24 @@ def _check_device(backend: str, device: str | None, launch: Launch) -> None:
 def train_parallel(
     program: Program,
     recipe: str | Recipe | None,
+    options: RunOptions,
     *,
-    backend: str,
-    launch: Launch,
     reporter: QuietReporter,
-    epochs: int | None = None,
-    batch: int | Literal["all"] | None = None,
-    seed: int | None = None,
-    out: str | Path | None = None,
-    save: bool = True,
-    resume: str | Path | None = None,
-    force: bool = False,
-    checkpoint_every: int | None = None,
-    keep: int = 3,
-    device: str | None = None,
-    base: Path | None = None,
 ) -> TrainResult:
-    """``nnc.train.train`` with ``nproc > 1``: the run's result, with a runtime rebuilt
-    here from the final weights (on the CPU). Rank 0 reports progress unless
-    ``reporter`` is quiet."""
+    """``nnc.train.train`` with ``options.nproc > 1``: the run's result, with a
+    runtime rebuilt here from the final weights (on the CPU). Rank 0 reports progress
+    unless ``reporter`` is quiet."""
+    launch = Launch(nproc=options.nproc, timeout=options.timeout)
     try:
-        found = launch_run(
-            program,
-            recipe,
-            backend=backend,
-            launch=launch,
-            epochs=epochs,
-            batch=batch,
-            seed=seed,
-            out=out,
-            save=save,
-            resume=resume,
-            force=force,
-            checkpoint_every=checkpoint_every,
-            keep=keep,
-            device=device,
-            base=base,
-            quiet=type(reporter) is QuietReporter,
-        )
+        found = launch_run(program, recipe, options, launch, quiet=type(reporter) is QuietReporter)
     except Interrupted:
         raise KeyboardInterrupt from None
     if found is None:  # only on a machine other than rank 0's, which train never is
         raise TrainingError("rank 0 ran on another machine; its run folder has the result")
     outcome, weights = found
-    run = resolve_run(program, recipe, epochs=epochs, batch=batch, seed=seed, base=base)
-    runtime = build_runtime(program, run.model.name, backend, weights, run.recipe.seed)
+    o = options
+    run = resolve_run(program, recipe, epochs=o.epochs, batch=o.batch, seed=o.seed, base=o.base)
+    runtime = build_runtime(program, run.model.name, o.backend, weights, run.recipe.seed)
     return TrainResult(
         runtime=runtime,
         history=outcome.history,

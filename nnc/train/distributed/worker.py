@@ -39,8 +39,7 @@ from nnc.train.loop import Trainer, TrainResult
 from nnc.train.metrics import Metrics
 from nnc.train.progress import QuietReporter, SilentReporter, make_reporter
 from nnc.train.reconstructions import reconstruction_drawer
-from nnc.train.rundir import RunDir
-from nnc.train.session import (
+from nnc.train.run import (
     RunSpec,
     make_plan,
     monitor_of,
@@ -50,20 +49,18 @@ from nnc.train.session import (
     sigint_requests_stop,
     write_run_files,
 )
+from nnc.train.rundir import RunDir
 
 
 def run_worker(job: Job, folder: Path, on_connected: Callable[[DataParallel], None]) -> None:
     """Train this worker's part of the run described by ``job``."""
     program = loads_json(job.program)
-    base = Path(job.base) if job.base else None
-    run = resolve_run(
-        program, job.recipe, epochs=job.epochs, batch=job.batch, seed=job.seed, base=base
-    )
+    o = job.options
+    base = o.base
+    run = resolve_run(program, job.recipe, epochs=o.epochs, batch=o.batch, seed=o.seed, base=base)
     seed = run.recipe.seed
     initial = init_weights(program, run.model, seed)
-    connection = connect(
-        job.backend, program, run.model.name, initial, seed, job.device, job.timeout
-    )
+    connection = connect(o.backend, program, run.model.name, initial, seed, o.device, o.timeout)
     group = connection.group
     on_connected(group)
     try:
@@ -94,23 +91,28 @@ def _train(job: Job, run: RunSpec, connection: Connection, base: Path | None, fo
     if not connection.empty_slices:
         samples = len(data.train)
         size = samples if resolved.batch == "all" else int(resolved.batch)
-        check_no_empty_slices(samples, size, group.size, job.backend)
+        check_no_empty_slices(samples, size, group.size, job.options.backend)
     runtime = group.runtime
     if checkpoint is not None:
         source = str(checkpoint.path)
         runtime.set_weights(check_weights(program, model, checkpoint.weights, source=source))
         if checkpoint.optimizer:
-            restore_optimizer(runtime, checkpoint, run.document, reporter, job.force)
-    run_dir = RunDir(Path(job.out)) if group.chief and job.out else None
+            restore_optimizer(runtime, checkpoint, run.document, reporter, job.options.force)
+    run_dir = RunDir(Path(job.options.out)) if group.chief and job.options.out else None
     drawer = None
     if run_dir is not None:
-        write_run_files(run_dir, run, data, job.backend, job.device, group.size)
+        write_run_files(run_dir, run, data, job.options.backend, job.options.device, group.size)
         # an autoencoder's reconstructions, drawn by rank 0 (evaluation mode: local)
         drawer = reconstruction_drawer(
             resolved, data, model.inputs[0].type, run_dir.path, model.name
         )
     plan, identity = make_plan(
-        run, monitor, job.checkpoint_every, job.keep, job.backend, workers=group.size
+        run,
+        monitor,
+        job.options.checkpoint_every,
+        job.options.keep,
+        job.options.backend,
+        workers=group.size,
     )
     with sigint_requests_stop(announce=group.chief) as should_stop:
         result = Trainer(
@@ -137,14 +139,14 @@ def _shared_checkpoint(
 ) -> Checkpoint | None:
     """The checkpoint to resume from, read by rank 0 and sent to every worker: the run
     folder need only be visible to rank 0 (on another machine, it is not)."""
-    if job.resume is None:
+    if job.options.resume is None:
         return None
     message = b""
     history: list[dict[str, float]] = []  # rank 0's, read from the run folder
     if group.chief:
         try:
-            folder = Path(job.resume)
-            found = resume_checkpoint(folder, run.document, run.digest, job.force, reporter)
+            folder = Path(job.options.resume)
+            found = resume_checkpoint(folder, run.document, run.digest, job.options.force, reporter)
             history = found.state.history
             file = found.path or folder
             name = str(file).encode("utf-8")

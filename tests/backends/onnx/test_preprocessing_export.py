@@ -37,11 +37,14 @@ def raw_samples(example: str, n: int = 16) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from nnc.train import train
+    from nnc.train import RunOptions, train
 
     out = tmp_path_factory.mktemp("runs")
     for example in PREPROCESSED:
-        train(nnc.load(EXAMPLES / f"{example}.nn"), epochs=1, batch=256, out=out / example)
+        train(
+            nnc.load(EXAMPLES / f"{example}.nn"),
+            options=RunOptions(epochs=1, batch=256, out=out / example),
+        )
     return {example: out / example for example in PREPROCESSED}
 
 
@@ -63,20 +66,18 @@ def test_export_and_predict_agree_on_raw_samples(
     run = load_trained(trained[example], lambda message: None)
     predicted, _ = predict_file(program, model, recipe, run, tmp_path / "raw.npz")
 
-    session = open_session(backend.emit(program, weights=trained[example], preprocess=True))
+    session = open_session(backend.emit(program, weights=run, preprocess=True))
     feeds = match_inputs(session.get_inputs(), {"x": raw}, "raw.npz")
     exported = run_session(session, feeds)[0]
     scale = max(float(np.abs(predicted).max()), 1e-2)
     assert float(np.abs(exported - predicted).max()) / scale < 1e-5
 
     if example == "lenet5":  # Resize in opset 11 takes a region of interest
-        old = open_session(
-            backend.emit(program, weights=trained[example], preprocess=True, opset=11)
-        )
+        old = open_session(backend.emit(program, weights=run, preprocess=True, opset=11))
         again = run_session(old, match_inputs(old.get_inputs(), {"x": raw}, "raw.npz"))[0]
         assert float(np.abs(again - predicted).max()) / scale < 1e-5
 
-    bare = open_session(backend.emit(program, weights=trained[example]))
+    bare = open_session(backend.emit(program, weights=run))
     feeds = (
         match_inputs(bare.get_inputs(), {"x": raw}, "raw.npz") if example == "digits_mlp" else {}
     )

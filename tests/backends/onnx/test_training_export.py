@@ -22,6 +22,7 @@ def test_trained_torch_weights_export(example: str, tmp_path: Path) -> None:
     from nnc.backends import get_backend
     from nnc.backends import onnx as backend
     from nnc.backends.codegen import select
+    from nnc.train.inference import load_trained
     from tests.backends.onnx.helpers import random_inputs
 
     program = nnc.load(EXAMPLES / f"{example}.nn")
@@ -39,7 +40,9 @@ def test_trained_torch_weights_export(example: str, tmp_path: Path) -> None:
     assert any(not np.array_equal(trained[k], initial[k]) for k in initial)
     path = save_npz(tmp_path / "trained.npz", trained)
 
-    onnx_runtime = backend.build(program, model.name, weights=path, threads=1)
+    onnx_runtime = backend.build(
+        program, model.name, weights=load_trained(path, pytest.fail), threads=1
+    )
     got = onnx_runtime.forward(x)
     want = torch_runtime.forward(x)
     scale = max(1.0, float(np.abs(want).max()))
@@ -56,11 +59,12 @@ def test_run_folder_exports_with_its_input_standardisation(tmp_path: Path) -> No
     from nnc.backends.onnx.runtime import open_session, run_session
     from nnc.backends.onnx.verify import compare_with_original
     from nnc.data.standardize import Standardizer
-    from nnc.train import train
+    from nnc.train import RunOptions, train
+    from nnc.train.inference import load_trained
 
     program = nnc.load(EXAMPLES / "house_prices.nn")
     run = tmp_path / "run"
-    result = train(program, backend="numpy", epochs=3, out=run, base=EXAMPLES)
+    result = train(program, options=RunOptions(backend="numpy", epochs=3, out=run, base=EXAMPLES))
     statistics = Standardizer.load(run / "standardize.npz")
     raw = np.random.default_rng(3).uniform(0, 100, size=(5, 6)).astype(np.float32)
     want = result.runtime.forward(statistics.apply(raw))
@@ -68,10 +72,10 @@ def test_run_folder_exports_with_its_input_standardisation(tmp_path: Path) -> No
     def onnxruntime(data: bytes, x: np.ndarray) -> np.ndarray:
         return run_session(open_session(data, threads=1), {"features": x})[0]
 
-    exported = backend.emit(program, weights=run, preprocess=True)
+    exported = backend.emit(program, weights=load_trained(run, pytest.fail), preprocess=True)
     scale = max(1.0, float(np.abs(want).max()))
     assert float(np.abs(onnxruntime(exported, raw) - want).max()) / scale < 2e-5
-    bare = backend.emit(program, weights=run)
+    bare = backend.emit(program, weights=load_trained(run, pytest.fail))
     assert float(np.abs(onnxruntime(bare, statistics.apply(raw)) - want).max()) / scale < 2e-5
 
     imported = backend.import_model(exported)

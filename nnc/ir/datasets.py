@@ -1,7 +1,8 @@
 """What each built-in dataset looks like, without loading it.
 
-``nnc check`` uses this table to reject a recipe whose model cannot take its data.
-The loaders in :mod:`nnc.data.builtin` produce exactly these shapes.
+``nnc check`` (:mod:`nnc.ir.passes.validate`) uses this table to reject a recipe
+whose model cannot take its data, which is why it lives with the IR and not in
+:mod:`nnc.data`: the loaders in :mod:`nnc.data.builtin` produce exactly these shapes.
 """
 
 from __future__ import annotations
