@@ -48,8 +48,14 @@ class Result:
 
 
 def import_and_compare(
-    data: bytes, x: np.ndarray, backends: tuple[str, ...] = BACKENDS, threads: int = 1
+    data: bytes,
+    x: np.ndarray,
+    backends: tuple[str, ...] = BACKENDS,
+    threads: int = 1,
+    warm_up: bool = True,
 ) -> Result:
+    """``warm_up``: one forward before the timed one (graph tracing, allocation); the
+    tests leave it out, so their one forward also traces."""
     import nnc
     from nnc.backends import get_backend
     from nnc.backends import onnx as onnx_backend
@@ -69,7 +75,8 @@ def import_and_compare(
         backend = get_backend(name)
         options = {"threads": threads} if name == "onnx" else {}
         runtime = backend.build(program, imported.model, imported.weights, **options)
-        runtime.forward(x)  # warm-up (graph tracing, allocation)
+        if warm_up:
+            runtime.forward(x)
         start = time.perf_counter()
         got = np.asarray(runtime.forward(x), dtype=np.float64)
         result.seconds[name] = time.perf_counter() - start

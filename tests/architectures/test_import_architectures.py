@@ -1,15 +1,17 @@
 """Whole classic vision architectures, written in torch (tests/architectures/nets.py),
-exported by ``torch.onnx.export`` at opsets 13 and 17 and imported: the imported
-spec's parameter count is torch's, and numpy, torch, tensorflow and onnx all give
-onnxruntime's outputs on the original file within 1e-4 relative.
+exported by ``torch.onnx.export`` and imported: the imported spec's parameter count is
+torch's, and numpy, torch, tensorflow and onnx all give onnxruntime's outputs on the
+original file within 1e-4 relative.
 
-Inputs are small. ResNet and DenseNet run at 66x66: their stem conv then gives an
-odd 33x33, where torch's max pool (3, stride 2, pad 1) is exactly ONNX SAME_UPPER,
-which nnc's pooling reads (explicit pool pads are the pooling-attributes work).
-VGG-11's adaptive 7x7 pool exports only at 224x224, so its widths are divided by 8.
-To keep the suite's time, every architecture runs on numpy and onnx at opset 17,
-the three quicker ones on torch and tensorflow too, and MobileNet v2 and the U-Net
-at opset 13 on numpy and onnx; benchmarks/import_architectures.py runs all of them on every backend.
+Every architecture runs at opset 17, and the five added last (ShuffleNet v2,
+SqueezeNet 1.1, MobileNet v3-small, EfficientNet-B0, GoogLeNet) with MobileNet v2 and
+the U-Net at opset 13 too, each on all four backends. To keep the suite's time the
+inputs are 2x3x32x32 (every net here reaches 1x1 or its head from that) and the
+widths are reduced (fewer channels, 10 classes; the same code and depth). The
+full-size nets' parameter counts are checked against torchvision's published
+figures on torch's meta device (no weights allocated, nothing run), and one
+full-size ResNet-18 is imported with its batchnorm kept. benchmarks/
+import_architectures.py runs the full-size nets at 224x224.
 """
 
 from __future__ import annotations
@@ -20,25 +22,46 @@ import pytest
 from tests.conftest import require
 
 TOLERANCE = 1e-4
+SHAPE = (2, 3, 32, 32)
 
-# name -> (input shape with batch, build options)
-CASES: dict[str, tuple[tuple[int, ...], dict[str, object]]] = {
-    "resnet18": ((2, 3, 66, 66), {}),
-    "resnet50": ((2, 3, 66, 66), {}),
-    "vgg11": ((2, 3, 224, 224), {"divisor": 8}),
-    "mobilenet_v2": ((2, 3, 64, 64), {}),
-    "densenet121": ((2, 3, 66, 66), {}),
-    "unet": ((2, 3, 32, 32), {}),
+# name -> reduced-width build options for the suite
+SUITE: dict[str, dict[str, object]] = {
+    "resnet18": {"base": 16, "classes": 10},
+    "resnet50": {"base": 8, "classes": 10},
+    "vgg11": {"divisor": 16, "pool": 1, "classes": 10},  # the 7x7 pool needs 224x224
+    "mobilenet_v2": {"width": 0.25, "classes": 10},
+    "densenet121": {"growth": 8, "init": 16, "classes": 10},
+    "unet": {"base": 8},
+    "shufflenet_v2": {"channels": (8, 16, 32, 64, 64), "classes": 10},
+    "squeezenet1_1": {"divisor": 8, "classes": 10},
+    "mobilenet_v3_small": {"width": 0.25, "classes": 10},
+    "efficientnet_b0": {"width": 0.25, "classes": 10},
+    "googlenet": {"divisor": 8, "classes": 10},
 }
+
+# torchvision's published parameter counts of the full-size nets (1,000 classes;
+# ShuffleNet v2 1.0x, GoogLeNet without its auxiliary heads)
+TORCHVISION = {
+    "resnet18": 11_689_512,
+    "resnet50": 25_557_032,
+    "vgg11": 132_863_336,
+    "mobilenet_v2": 3_504_872,
+    "densenet121": 7_978_856,
+    "shufflenet_v2": 2_278_604,
+    "squeezenet1_1": 1_235_496,
+    "mobilenet_v3_small": 2_542_856,
+    "efficientnet_b0": 5_288_548,
+    "googlenet": 6_624_904,
+}
+
+ADDED = ("shufflenet_v2", "squeezenet1_1", "mobilenet_v3_small", "efficientnet_b0", "googlenet")
+MATRIX = [(name, 17) for name in SUITE] + [(name, 13) for name in (*ADDED, "mobilenet_v2", "unet")]
 
 
 @pytest.fixture(autouse=True)
-def _frameworks() -> None:
-    for module in ("torch", "onnx", "onnxruntime"):
+def _frameworks(one_torch_thread: None) -> None:
+    for module in ("torch", "onnx", "onnxruntime", "tensorflow"):
         require(module)
-
-
-MATRIX = [(name, 17) for name in sorted(CASES)] + [(name, 13) for name in ("mobilenet_v2", "unet")]
 
 
 @pytest.mark.parametrize(("name", "opset"), MATRIX)
@@ -46,31 +69,41 @@ def test_architecture_imports_and_matches(name: str, opset: int) -> None:
     from tests.architectures.check import BACKENDS, export, import_and_compare
     from tests.architectures.nets import build, folded_parameter_count
 
-    shape, options = CASES[name]
-    module = build(name, **options)
-    data = export(module, shape, opset)
-    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
-    every = opset == 17 and name in ("resnet18", "unet", "vgg11")
-    backends = BACKENDS if every else ("numpy", "onnx")
-    result = import_and_compare(data, x, backends)
+    module = build(name, **SUITE[name])
+    data = export(module, SHAPE, opset)
+    x = np.random.default_rng(0).normal(size=SHAPE).astype(np.float32)
+    result = import_and_compare(data, x, BACKENDS, warm_up=False)
     assert result.params == folded_parameter_count(module)
+    assert sorted(result.deviation) == sorted(BACKENDS)
     for backend, deviation in result.deviation.items():
         assert deviation <= TOLERANCE, f"{name} opset {opset} {backend}: {deviation:.2e}"
 
 
+def test_full_size_parameter_counts_are_torchvisions() -> None:
+    """The nets of nets.py at full size, built on torch's meta device, have exactly
+    torchvision's parameter counts: the suite's reduced widths are the same code."""
+    import torch
+
+    from tests.architectures.nets import ARCHITECTURES, parameter_count
+
+    with torch.device("meta"):
+        counts = {name: parameter_count(ARCHITECTURES[name]()) for name in TORCHVISION}
+    assert counts == TORCHVISION
+
+
 def test_resnet18_with_batchnorm_kept_has_torchs_parameter_count() -> None:
-    """Exported with training=PRESERVE from eval mode, batchnorm is not folded: the
-    import has exactly torch's 11,689,512 parameters and matches onnxruntime."""
+    """Full size, exported with training=PRESERVE from eval mode: batchnorm is not
+    folded, and the import has exactly torch's 11,689,512 parameters and matches
+    onnxruntime."""
     import torch
 
     from tests.architectures.check import export, import_and_compare
     from tests.architectures.nets import build, parameter_count
 
     module = build("resnet18")
-    shape = (2, 3, 66, 66)
-    data = export(module, shape, 17, training=torch.onnx.TrainingMode.PRESERVE)
-    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
-    result = import_and_compare(data, x, backends=("numpy",))
+    data = export(module, SHAPE, 17, training=torch.onnx.TrainingMode.PRESERVE)
+    x = np.random.default_rng(0).normal(size=SHAPE).astype(np.float32)
+    result = import_and_compare(data, x, backends=("numpy",), warm_up=False)
     assert parameter_count(module) == 11_689_512
     assert result.params == 11_689_512
     for backend, deviation in result.deviation.items():

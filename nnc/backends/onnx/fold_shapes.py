@@ -310,12 +310,23 @@ def fold_node(node: onnx.NodeProto, inputs: Sequence[np.ndarray | None]) -> list
 class _Shapes:
     """Static shapes of the graph's tensors with the batch as a symbol: graph inputs
     as declared, everything else from ONNX shape inference (run only when a
-    ``Shape`` node needs it)."""
+    ``Shape`` node needs it).
+
+    Inference runs on the graph as folded so far: the folded constants are its
+    initializers (large ones only typed, never copied) and the Reshapes read their
+    constant targets. Where a shape it gave holds a size other than an input's
+    declared dims (ONNX's data propagation loses the batch after a Reshape of a
+    computed shape, and sizes after a Split of computed sizes), it runs again once
+    more has been folded: channel shuffle's reshape / transpose / reshape, repeated,
+    keeps its static sizes."""
 
     def __init__(self, graph: Graph, batch_axes: dict[str, int]):
         self.graph = graph
         self.inferred: dict[str, onnx.ValueInfoProto] | None = None
+        self.stale = False  # something was folded since the last inference
+        self.nodes: Callable[[], list[onnx.NodeProto]] = lambda: graph.nodes
         self.batch: set[str] = set()
+        self.declared: set[str] = set()  # the dim names of the graph inputs
         self.named: dict[str, onnx.ValueInfoProto] = {}
         for value in graph.inputs:
             named = onnx.ValueInfoProto()
@@ -325,6 +336,8 @@ class _Shapes:
                     dim.dim_param = f"{value.name}_dim{k}"
                 if k == batch_axes.get(value.name, 0) and dim.dim_param:
                     self.batch.add(dim.dim_param)
+                if dim.dim_param:
+                    self.declared.add(dim.dim_param)
             self.named[value.name] = named
 
     def of(self, name: str) -> np.ndarray | None:
@@ -332,6 +345,9 @@ class _Shapes:
         value = self.named.get(name)
         if value is None:
             value = self._infer().get(name)
+            if self.stale and not self._complete(value):
+                self.inferred = None
+                value = self._infer().get(name)
         if value is None or not value.type.tensor_type.HasField("shape"):
             return None
         dims: list[int | Symbol] = []
@@ -344,20 +360,49 @@ class _Shapes:
                 dims.append(UNKNOWN)
         return np.array(dims, dtype=object).reshape(len(dims))
 
+    def _complete(self, value: onnx.ValueInfoProto | None) -> bool:
+        """Whether every dim of ``value`` is a number or an input's declared dim."""
+        if value is None or not value.type.tensor_type.HasField("shape"):
+            return False
+        return all(
+            d.HasField("dim_value") or d.dim_param in self.declared
+            for d in value.type.tensor_type.shape.dim
+        )
+
     def _infer(self) -> dict[str, onnx.ValueInfoProto]:
         if self.inferred is None:
-            model = onnx.ModelProto()
-            model.CopyFrom(self.graph.model)
-            del model.graph.input[:]
-            model.graph.input.extend(
-                self.named.get(v.name, v) for v in self.graph.model.graph.input
-            )
+            model = self._model()
             # onnx raises its own types; without inferred shapes, inner Shapes stay.
             with contextlib.suppress(Exception):
                 model = onnx.shape_inference.infer_shapes(model, data_prop=True)
             g = model.graph
             self.inferred = {v.name: v for v in (*g.value_info, *g.output)}
+            self.stale = False
         return self.inferred
+
+    def _model(self) -> onnx.ModelProto:
+        """The graph as folded so far, for inference: small constants as initializers
+        (shape arithmetic reads their values), the others as typed inputs."""
+        source = self.graph.model
+        model = onnx.ModelProto()
+        model.ir_version = source.ir_version
+        model.opset_import.extend(source.opset_import)
+        model.functions.extend(source.functions)
+        g = model.graph
+        g.node.extend(self.nodes())
+        g.input.extend(self.named.get(v.name, v) for v in self.graph.inputs)
+        g.output.extend(source.graph.output)
+        for name, array in self.graph.consts.items():
+            if array.size <= _INFERENCE_CONSTANT:
+                g.initializer.append(onnx.numpy_helper.from_array(array, name))
+            else:
+                dtype = helper.np_dtype_to_tensor_dtype(array.dtype)
+                g.input.append(helper.make_tensor_value_info(name, dtype, array.shape))
+        return model
+
+
+# Constants of up to this many values are handed to shape inference with their values.
+_INFERENCE_CONSTANT = 1024
 
 
 @dataclass
@@ -377,18 +422,27 @@ def fold_graph(graph: Graph, batch_axes: dict[str, int]) -> Folded:
     values: dict[str, np.ndarray] = {}  # shape values that hold symbols
     kept: list[onnx.NodeProto] = []
     done = Folded()
+    # The graph as folded so far, for shape inference: a node folded into a shape
+    # value that holds a symbol stays, one folded into a constant goes.
+    current: list[onnx.NodeProto | None] = list(graph.nodes)
 
     def known(name: str) -> np.ndarray | None:
         return graph.consts.get(name, values.get(name))
 
-    for node in graph.nodes:
+    shapes.nodes = lambda: [n for n in current if n is not None]
+    for k, node in enumerate(graph.nodes):
         if node.domain not in DEFAULT_DOMAINS:
             kept.append(node)
         elif node.op_type == "Reshape" and len(node.input) == 2 and node.input[1] in values:
             kept.append(_static_reshape(node, values[node.input[1]], shapes, graph))
+            current[k] = kept[-1]
+            shapes.stale = True
             done.reshapes += 1
         elif (output := _evaluate(node, known, shapes)) is not None:
             _store(graph, values, node.output[0], output)
+            if node.output[0] in graph.consts:
+                current[k] = None
+                shapes.stale = True
             done.nodes += 1
         else:
             kept.append(node)
@@ -438,8 +492,10 @@ def _static_reshape(
     node: onnx.NodeProto, target: np.ndarray, shapes: _Shapes, graph: Graph
 ) -> onnx.NodeProto:
     """A copy of the Reshape ``node`` reading a constant target in place of the
-    computed one: the batch entry (which must come first) becomes ``-1``, or ``0``
-    where another entry (a ``-1`` or one unknown) is to be inferred."""
+    computed one: the batch entry (which must come first) becomes ``0``, "copy the
+    batch", where the input's batch is known to be its first axis (so that shape
+    inference keeps the batch after it), else ``-1``; it must be ``0`` where another
+    entry (a ``-1`` or one unknown) is to be inferred."""
     entries = list(np.asarray(target).reshape(-1))
 
     def refuse(why: str) -> OnnxImportError:
@@ -464,12 +520,13 @@ def _static_reshape(
     if len(inferred) > 1:
         names = ", ".join(str(rest[k]) for k in inferred)
         raise refuse(f"more than one size is unknown at import time ({names})")
-    first = -1
-    if inferred:
-        data = shapes.of(node.input[0])
-        if data is None or not data.size or not (isinstance(data[0], Symbol) and data[0].batch):
-            raise refuse(f"the batch of '{node.input[0]}' is not known to be its first axis")
-        first = 0  # copy the batch; the other size is inferred
+    data = shapes.of(node.input[0])
+    batch_first = bool(
+        data is not None and data.size and isinstance(data[0], Symbol) and data[0].batch
+    )
+    if inferred and not batch_first:
+        raise refuse(f"the batch of '{node.input[0]}' is not known to be its first axis")
+    first = 0 if batch_first else -1
     dims = [first, *(-1 if isinstance(e, Symbol) else int(e) for e in rest)]
     name = _fresh(f"{node.input[1]}/static", graph)
     graph.consts[name] = np.array(dims, dtype=np.int64)

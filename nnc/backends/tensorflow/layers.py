@@ -211,6 +211,26 @@ _layer(
 )
 
 _layer(
+    "DepthwiseConv",
+    '''
+    class DepthwiseConv(Conv):
+        """The Conv layer with one input channel per group (groups = channels), equal
+        strides and no dilation, as one tf.nn.depthwise_conv2d in place of a
+        convolution per channel. The kernel keeps Conv's [kh, kw, 1, filters]: filter
+        o reads channel o // (filters / channels), TensorFlow's depthwise order, so a
+        reshape to [kh, kw, channels, filters / channels] is its depthwise filter."""
+
+        def __call__(self, x):
+            if self.pads is not None:
+                x = tf.pad(x, self.pads)
+            kh, kw, _, filters = self.kernel.shape
+            kernel = tf.reshape(self.kernel, (kh, kw, self.groups, filters // self.groups))
+            y = tf.nn.depthwise_conv2d(x, kernel, (1, *self.stride, 1), self.padding)
+            return y if self.bias is None else tf.nn.bias_add(y, self.bias)
+    ''',
+)
+
+_layer(
     "Conv3d",
     '''
     class Conv3d(Conv):

@@ -190,9 +190,15 @@ def _conv(e: ModelEmitter, node: _Conv) -> Lowered:
         kwargs["groups"] = node.groups
     if not node.bias:
         kwargs["bias"] = False
-    layer = e.layer(
-        node, "Conv3d" if node.rank == 3 else "Conv", **kwargs, **_frozen(node.trainable)
+    depthwise = (
+        node.rank == 2
+        and node.groups > 1
+        and node.groups == t.shape[0]
+        and node.stride[0] == node.stride[1]
+        and all(d == 1 for d in node.dilation)
     )
+    cls = "Conv3d" if node.rank == 3 else "DepthwiseConv" if depthwise else "Conv"
+    layer = e.layer(node, cls, **kwargs, **_frozen(node.trainable))
     _freeze_bias(e, node, layer)
     return f"{layer}({x.local})", LAST
 

@@ -125,15 +125,16 @@ def _emit_init(w: CodeWriter, spec: RuntimeSpec, trains: bool) -> None:
             _emit_variables(w, spec)
         w.line("self.set_weights(initial_weights(seed) if weights is None else weights)")
         w.line("# Compiled graphs. The batch and named dims stay unknown (None), so one")
-        w.line("# trace serves every batch.")
+        w.line("# trace serves every batch. The forward pass has no Python control flow on")
+        w.line("# tensors, so it is traced without AutoGraph's rewriting (4x the trace time).")
         specs = ", ".join(
             f"spec({py_literal(i.type.shape)}, tf.{i.type.dtype})" for i in spec.model.inputs
         )
         w.line(f"inputs = [{specs}]")
-        w.line("self._predict = tf.function(self._outputs, input_signature=inputs)")
-        w.line(
-            "self._predict_training = tf.function(self._training_outputs, input_signature=inputs)"
-        )
+        for name, method in (("_predict", "_outputs"), ("_predict_training", "_training_outputs")):
+            w.line(f"self.{name} = tf.function(")
+            w.line(f"    self.{method}, input_signature=inputs, autograph=False")
+            w.line(")")
         if trains:
             w.line("target = spec(OUTPUT_SHAPE, tf.float32)")
             w.line("scalar = tf.TensorSpec([], tf.float32)")

@@ -220,6 +220,14 @@ CASES = {
     "depthwise_wide_stride_valid": (
         "input x: [4, 2, 5]\n    conv2d(4, [1, 3], stride = [1, 3], groups = 4)"
     ),
+    # Depthwise convolutions run as one tf.nn.depthwise_conv2d (the DepthwiseConv layer).
+    "depthwise_multiplier_stride_same": (
+        "input x: [3, 7, 7]\n    conv2d(6, 3, stride = 2, padding = same, groups = 3)"
+    ),
+    "depthwise_pads_no_bias": (
+        "input x: [4, 5, 6]\n"
+        "    conv2d(4, [3, 2], padding = [1, 0, 2, 1], groups = 4, bias = false)"
+    ),
 }
 
 
