@@ -21,6 +21,7 @@ from nnc.backends.numpy.lower_layers import LOWERINGS as LAYERS
 from nnc.backends.numpy.lower_layout import LOWERINGS as LAYOUT
 from nnc.backends.numpy.lower_linalg import LOWERINGS as LINALG
 from nnc.backends.numpy.lower_math import LOWERINGS as MATH
+from nnc.backends.numpy.lower_positions import LOWERINGS as POSITIONS
 from nnc.backends.numpy.lower_resample import LOWERINGS as RESAMPLE
 from nnc.backends.numpy.lower_spatial import LOWERINGS as SPATIAL
 from nnc.backends.numpy.lower_stateful import LOWERINGS as STATEFUL
@@ -54,6 +55,7 @@ LOWERINGS: dict[str, Lowering] = {
     **ARITH,
     **LINALG,
     **ATTENTION,
+    **POSITIONS,
 }
 
 

@@ -653,3 +653,22 @@ _layer(
         to_canonical = to_native  # a transpose is its own inverse
     ''',
 )
+
+_layer(
+    "LearnedPositions",
+    '''
+    class LearnedPositions(Layer):
+        """x + table[:t]: one learned vector per position, table [max_len, d] (nnc's
+        layout)."""
+
+        def __init__(self, max_len, dim, trainable=True, name=None):
+            super().__init__(name=name)
+            self.table = variable([max_len, dim], trainable, "table")
+
+        def __call__(self, x):
+            return x + self.table[: tf.shape(x)[1]]
+
+        def parameters(self):
+            return {"weight": self.table}
+    ''',
+)

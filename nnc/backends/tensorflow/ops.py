@@ -20,6 +20,7 @@ from nnc.backends.tensorflow.graph import FIRST, LAST, ModelEmitter, tensor_axis
 from nnc.backends.tensorflow.layout import LAYOUT
 from nnc.backends.tensorflow.linalg import LINALG
 from nnc.backends.tensorflow.maths import LOWERINGS as MATHS
+from nnc.backends.tensorflow.positions import POSITIONS
 from nnc.backends.tensorflow.resample import RESAMPLE
 from nnc.ir.ops import Node
 from nnc.ir.ops.activations import Elu, LeakyRelu, LogSoftmax, PRelu, Softmax
@@ -380,6 +381,7 @@ LOWERINGS: dict[str, Lowering] = {
     "concat": _concat,
     **MATHS,
     **RESAMPLE,
+    **POSITIONS,
     **LAYOUT,
     **ARITH,
     **LINALG,

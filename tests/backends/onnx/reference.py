@@ -16,7 +16,12 @@ from nnc.ir.ops.pooling import _Pool
 from nnc.ir.program import Model
 from tests import linalg_reference
 from tests.arith_reference import ARITH
-from tests.backends import attention_reference, layout_reference, spatial_reference
+from tests.backends import (
+    attention_reference,
+    layout_reference,
+    positions_reference,
+    spatial_reference,
+)
 from tests.maths_reference import MATHS
 
 Arrays = Mapping[str, np.ndarray]
@@ -40,6 +45,9 @@ def forward(model: Model, weights: Arrays, *inputs: np.ndarray) -> list[np.ndarr
             prefix = node.name + "."
             own = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
             env[node.name] = attention_reference.evaluate(node, args, own)
+            continue
+        if node.op in positions_reference.OPS:
+            env[node.name] = positions_reference.evaluate(node, args[0], w)
             continue
         env[node.name] = _op(node, args, w)
     return [env[o] for o in model.outputs]

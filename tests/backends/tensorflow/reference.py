@@ -32,7 +32,12 @@ from nnc.ir.training import (
 )
 from tests import linalg_reference
 from tests.arith_reference import ARITH
-from tests.backends import attention_reference, layout_reference, spatial_reference
+from tests.backends import (
+    attention_reference,
+    layout_reference,
+    positions_reference,
+    spatial_reference,
+)
 from tests.maths_reference import MATHS
 
 Arrays = dict[str, np.ndarray]
@@ -88,6 +93,8 @@ def _evaluate(node, xs: list[np.ndarray], w: Arrays, mode: Pass) -> np.ndarray: 
         prefix = node.name + "."
         own = {k[len(prefix) :]: v for k, v in w.items() if k.startswith(prefix)}
         return attention_reference.evaluate(node, xs, own)
+    if op in positions_reference.OPS:
+        return positions_reference.evaluate(node, x, {"weight": w.get(f"{node.name}.weight")})
     if op in ACTIVATIONS:
         return ACTIVATIONS[op](node, x)
     if op in MATHS:

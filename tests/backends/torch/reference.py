@@ -23,7 +23,12 @@ from nnc.ir.training import BinaryCrossEntropy, CrossEntropy, Mae, Mse, Sse
 from nnc.ir.types import TensorType
 from tests import linalg_reference
 from tests.arith_reference import ARITH
-from tests.backends import attention_reference, layout_reference, spatial_reference
+from tests.backends import (
+    attention_reference,
+    layout_reference,
+    positions_reference,
+    spatial_reference,
+)
 from tests.maths_reference import MATHS
 
 Arrays = dict[str, np.ndarray]
@@ -307,6 +312,10 @@ def _attention(node: Any, xs: list, p: Arrays, *_: Any) -> np.ndarray:
     return attention_reference.evaluate(node, xs, p)
 
 
+def _positions(node: Any, xs: list, p: Arrays, *_: Any) -> np.ndarray:
+    return positions_reference.evaluate(node, xs[0], p)
+
+
 def _layout(node: Any, xs: list, *_: Any) -> np.ndarray:
     return layout_reference.evaluate(node, xs[0])
 
@@ -366,6 +375,7 @@ _OPS: dict[str, Callable[..., np.ndarray]] = {
     **dict.fromkeys({"maxpool3d", "avgpool3d", *spatial_reference.LAYER_OPS}, _spatial_layer),
     **dict.fromkeys(linalg_reference.OPS, _linalg),
     **dict.fromkeys(attention_reference.OPS, _attention),
+    **dict.fromkeys(positions_reference.OPS, _positions),
 }
 REFERENCE_OPS = frozenset(_OPS)
 
