@@ -38,7 +38,7 @@ from nnc.backends.numpy.training import (
 from nnc.backends.numpy.walk import Lowering, Walk
 from nnc.ir.passes import inline_calls, model_params
 from nnc.ir.program import Model, Program
-from nnc.ir.training import Recipe
+from nnc.ir.training import CrossEntropy, Recipe
 
 NAME = "numpy"
 
@@ -71,7 +71,10 @@ def generate(program: Program, model: str | None, source: str) -> str:
     walk = Walk(flat, LOWERINGS, frozenset(trainable))
     walk.kernels.add("as_batch")
     if setup.loss is not None:
-        walk.kernels.update({"as_target", loss_kernel(setup.loss)})
+        padded = isinstance(setup.loss, CrossEntropy) and setup.loss.ignore is not None
+        walk.kernels.update(
+            {"as_padded_target" if padded else "as_target", loss_kernel(setup.loss)}
+        )
 
     forward = CodeWriter()
     forward.level = 2

@@ -180,6 +180,16 @@ LOSSES = {
     "mae": ("dense(3)", "mae", "real"),
     "sse": ("dense(3)", "sse", "real"),
     "cross_entropy from logits": ("dense(3)", "cross_entropy(from_logits = true)", "onehot"),
+    "cross_entropy from logits, padding label": (
+        "dense(3)",
+        "cross_entropy(ignore = -1)",
+        "padded",
+    ),
+    "cross_entropy from probabilities, padding label, summed": (
+        "dense(3) softmax",
+        "cross_entropy(from_logits = false, ignore = 0, reduction = sum)",
+        "padded",
+    ),
     "cross_entropy from probabilities": (
         "dense(3) softmax",
         "cross_entropy(from_logits = false)",
@@ -213,6 +223,8 @@ def test_loss_gradients(name: str) -> None:
     y = {
         "real": rng.normal(size=(5, 3)),
         "onehot": np.eye(3)[rng.integers(0, 3, size=5)],
+        # samples 1 and 3 carry the padding label: all-zero rows
+        "padded": np.eye(3)[rng.integers(0, 3, size=5)] * [[1], [0], [1], [0], [1]],
         "unit": rng.uniform(size=(5, 3)),
     }[targets]
     grads = runtime.gradients(x, y)

@@ -363,7 +363,10 @@ def loss_value(loss, y: np.ndarray, t: np.ndarray) -> float:  # type: ignore[no-
         return float(0.5 * np.sum((y - t) ** 2))
     if isinstance(loss, CrossEntropy):
         log_p = _log_softmax(y, -1) if loss.from_logits else np.log(np.maximum(y, 1e-7))
-        return float(reduce(-(t * log_p).sum(axis=-1)))
+        terms = -(t * log_p).sum(axis=-1)
+        if loss.ignore is not None and not loss.summed:  # padding rows are all zero
+            return float(terms.sum() / max(np.count_nonzero(t.any(axis=-1)), 1))
+        return float(reduce(terms))
     if isinstance(loss, BinaryCrossEntropy):
         if loss.from_logits:
             return float(reduce(np.maximum(y, 0) - y * t + np.log1p(np.exp(-np.abs(y)))))
