@@ -233,9 +233,8 @@ def _batchnorm(e: ModelEmitter, node: BatchNorm) -> Lowered:
 
 def _layernorm(e: ModelEmitter, node: LayerNorm) -> Lowered:
     x = e.input(node, 0, FIRST)
-    layer = e.layer(
-        node, "LayerNorm", features=node.type.shape[-1], eps=node.eps, **_frozen(node.trainable)
-    )
+    options = _frozen(node.trainable) if node.bias else {"bias": False, **_frozen(node.trainable)}
+    layer = e.layer(node, "LayerNorm", features=node.type.shape[-1], eps=node.eps, **options)
     return f"{layer}({x.local})", FIRST
 
 

@@ -62,6 +62,7 @@ VARIANTS = {
     "    input v: [6, 5]\n    input mask: [6]\n"
     "    output attention(x, k, v, mask, heads = 2, causal = true)",
     "dense over a sequence": "input x: [t, 3]\n    dense(2)",
+    "layernorm without bias": "input x: [3, 5]\n    layernorm(bias = false)",
     "dense without bias, frozen before": "input x: [4]\n    dense(3, trainable = false) tanh\n"
     "    dense(2, bias = false)",
     "conv2d asymmetric padding, dilation": "input x: [2, 6, 7]\n    conv2d(4, kernel = [2, 3], "

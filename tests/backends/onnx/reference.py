@@ -100,7 +100,7 @@ def _op(node, args, w):
     if op == "layernorm":
         mean = x.mean(axis=-1, keepdims=True)
         var = x.var(axis=-1, keepdims=True)
-        return (x - mean) / np.sqrt(var + node.eps) * w["weight"] + w["bias"]
+        return (x - mean) / np.sqrt(var + node.eps) * w["weight"] + w.get("bias", 0.0)
     if op == "lrn":
         return _lrn(x, node)
     if op in ("rnn", "lstm", "gru"):

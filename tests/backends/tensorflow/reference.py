@@ -135,9 +135,8 @@ def _evaluate(node, xs: list[np.ndarray], w: Arrays, mode: Pass) -> np.ndarray: 
     if op == "layernorm":
         mean = x.mean(axis=-1, keepdims=True)
         var = x.var(axis=-1, keepdims=True)
-        return (x - mean) / np.sqrt(var + node.eps) * _param(w, node, "weight") + _param(
-            w, node, "bias"
-        )
+        shift = _param(w, node, "bias") if node.bias else 0.0
+        return (x - mean) / np.sqrt(var + node.eps) * _param(w, node, "weight") + shift
     if op == "lrn":
         return _lrn(node, x)
     if op in ("rnn", "lstm", "gru"):

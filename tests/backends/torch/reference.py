@@ -204,7 +204,7 @@ def _batchnorm(node: Any, xs: list, p: Arrays, training: bool, trace: Trace, _: 
 def _layernorm(node: Any, xs: list, p: Arrays, *_: Any) -> np.ndarray:
     x = xs[0]
     mean, var = x.mean(axis=-1, keepdims=True), x.var(axis=-1, keepdims=True)
-    return p["weight"] * (x - mean) / np.sqrt(var + node.eps) + p["bias"]
+    return p["weight"] * (x - mean) / np.sqrt(var + node.eps) + p.get("bias", 0.0)
 
 
 def _lrn(node: Any, xs: list, *_: Any) -> np.ndarray:
