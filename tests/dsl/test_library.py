@@ -18,6 +18,8 @@ from nnc.verify import verify
 from tests.conftest import require
 from tests.equivalence.matrix import INFERENCE, TRAINING, explain, need
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SETTINGS = [(16, 4, 32), (12, 3, 20)]  # d_model, nhead, dim_feedforward
 
 

@@ -19,6 +19,8 @@ from nnc.verify import verify
 from tests.conftest import require
 from tests.equivalence.matrix import INFERENCE, TRAINING, explain, need
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SOURCE = """
 model Tagger {{
     input x: [t, 3]
