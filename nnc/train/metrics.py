@@ -51,7 +51,7 @@ def counted(targets: np.ndarray, task: Task) -> np.ndarray:
     """Which positions count: for a categorical task, those with a target (an all-zero
     row is a padding position, ``cross_entropy(ignore = L)``); otherwise all."""
     if task.kind == "categorical":
-        return targets.reshape(-1, targets.shape[-1]).any(axis=1)
+        return np.asarray(targets.reshape(-1, targets.shape[-1]).any(axis=1))
     return np.ones(targets.size, dtype=bool)
 
 
