@@ -31,6 +31,14 @@ class LayerMethods:
         """``embedding(vocab, dim)``: rows of a learned table for int64 ids."""
         return self.layer("embedding", *args, **attrs)
 
+    def learned_positions(self, *args: Any, **attrs: Any) -> Tensor:
+        """``learned_positions(max_len)``: add a learned vector per position of [t, d]."""
+        return self.layer("learned_positions", *args, **attrs)
+
+    def sinusoidal_positions(self, *args: Any, **attrs: Any) -> Tensor:
+        """``sinusoidal_positions(base = 10000)``: add the sine/cosine encoding to [t, d]."""
+        return self.layer("sinusoidal_positions", *args, **attrs)
+
     def conv1d(self, *args: Any, **attrs: Any) -> Tensor:
         """``conv1d(filters, kernel, stride, padding, dilation, groups)`` over [C, L]."""
         return self.layer("conv1d", *args, **attrs)

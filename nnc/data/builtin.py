@@ -195,6 +195,18 @@ def _volumes(rng: np.random.Generator) -> Arrays:
     return volume.astype(np.float32), label
 
 
+def _reverse(rng: np.random.Generator) -> Arrays:
+    """2,000 token sequences [8] to reverse: 5 to 8 tokens drawn from 1..9, padded at
+    the start with the padding token 0 to length 8. The target is the reversed
+    sequence, so its padding (label 0) comes at the end: train it with
+    ``cross_entropy(ignore = 0)``."""
+    n, length = 2000, 8
+    x = rng.integers(1, 10, (n, length))
+    sizes = rng.integers(5, length + 1, n)
+    x[np.arange(length)[None, :] < (length - sizes)[:, None]] = 0
+    return x.astype(np.float32), x[:, ::-1].astype(np.int64)
+
+
 _GENERATORS: dict[str, Generate] = {
     "xor": _truth_table(np.logical_xor),
     "and": _truth_table(np.logical_and),
@@ -206,4 +218,5 @@ _GENERATORS: dict[str, Generate] = {
     "wave_steps": _wave_steps,
     "blobs": _blobs,
     "volumes": _volumes,
+    "reverse": _reverse,
 }

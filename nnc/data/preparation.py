@@ -251,13 +251,17 @@ def prepare_targets(
         per_output = output.shape[:-1]
         if y.ndim >= 2 and y.shape[-1] == classes and y.ndim - 1 == len(output.shape):
             return y.astype(np.float32)  # already one-hot or probability rows
-        labels = _class_labels(samples, y, classes, output)
+        ignore = recipe.loss.ignore
+        padding = (y == ignore) if ignore is not None else np.zeros(y.shape, bool)
+        labels = _class_labels(samples, np.where(padding, 0, y), classes, output)
         if len(per_output) and labels.ndim == 1:
             raise DataError(
                 f"{samples.source}: the model outputs {output} (one class per position); "
                 "the targets need one label per position"
             )
-        return np.eye(classes, dtype=np.float32)[labels]
+        # A padding label (ignore = L) becomes an all-zero row: it adds nothing to the
+        # loss and is not counted (docs/semantics.md, Losses).
+        return np.eye(classes, dtype=np.float32)[labels] * ~padding[..., None]
     values = _fit_values(samples, np.asarray(y, dtype=np.float32), output)
     if isinstance(recipe.loss, BinaryCrossEntropy):
         bad = np.argwhere((values < 0) | (values > 1))

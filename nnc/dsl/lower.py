@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from nnc.dsl import ast
 from nnc.dsl.bind import Chooser
+from nnc.dsl.library import library_blocks
 from nnc.dsl.lower_graph import (
     MAX_BLOCK_DEPTH,
     MAX_NODES,
@@ -114,6 +115,10 @@ class _Lowerer:
                 recipes.append(item)
                 continue
             self._attempt(item.name, functools.partial(self._define, item))
+        # The standard library's blocks (nnc/stdlib/*.nn), unless the file defines the name.
+        for name, block in library_blocks().items():
+            if name not in self.model_defs and name not in self.block_defs:
+                self.block_defs[name] = block
         # Callees first, so lowering a model never recurses into another (a chain of
         # thousands of models lowers in a loop).
         for name in callee_first(self.model_defs, self.block_defs):

@@ -119,5 +119,15 @@ CATALOG: dict[str, DatasetInfo] = {
             description="400 noisy 8x8x8 volumes holding a cube or a 3-D cross; classify the "
             "shape, generated from the seed",
         ),
+        DatasetInfo(
+            "reverse",
+            (8,),
+            "class",
+            classes=10,
+            target_shape=(8,),
+            description="2,000 sequences of 5 to 8 tokens 1..9, left-padded with 0 to length 8; "
+            "the target is the sequence reversed (padding label 0 at the end), generated from "
+            "the seed",
+        ),
     )
 }

@@ -143,6 +143,8 @@ RULES: dict[str, MacRule] = {
     **dict.fromkeys(
         (
             "embedding",  # a table lookup
+            "learned_positions",  # additions only
+            "sinusoidal_positions",
             "maxpool",
             "avgpool",
             "sumpool",

@@ -72,10 +72,13 @@ class Sse(Spec):
 class CrossEntropy(_Reduced):
     """Categorical cross-entropy over the last axis; targets are class indices or
     one-hot/probability rows. ``from_logits`` defaults from the model: false when it
-    ends in softmax, true otherwise."""
+    ends in softmax, true otherwise. ``ignore = L`` marks label ``L`` as padding: its
+    positions add nothing, and the mean divides by the positions not ignored (at the
+    runtime boundary a padding position is an all-zero target row)."""
 
     kind: Literal["cross_entropy"] = "cross_entropy"
     from_logits: bool = True
+    ignore: int | None = None
     positional: ClassVar[tuple[str, ...]] = ("from_logits",)
     summary: ClassVar[str] = "-sum_c t_c log p_c, mean (or sum) over the other positions"
 

@@ -47,9 +47,21 @@ def true_labels(targets: np.ndarray, task: Task) -> np.ndarray:
     return (targets.reshape(-1) > 0.5).astype(np.int64)
 
 
+def counted(targets: np.ndarray, task: Task) -> np.ndarray:
+    """Which positions count: for a categorical task, those with a target (an all-zero
+    row is a padding position, ``cross_entropy(ignore = L)``); otherwise all."""
+    if task.kind == "categorical":
+        return np.asarray(targets.reshape(-1, targets.shape[-1]).any(axis=1))
+    return np.ones(targets.size, dtype=bool)
+
+
 def accuracy(outputs: np.ndarray, targets: np.ndarray, task: Task) -> float:
-    """The fraction of predictions equal to the true class."""
-    return float(np.mean(predicted_labels(outputs, task) == true_labels(targets, task)))
+    """The fraction of predictions equal to the true class (padding positions left out)."""
+    hit = predicted_labels(outputs, task) == true_labels(targets, task)
+    keep = counted(targets, task)
+    if keep.all():
+        return float(np.mean(hit))
+    return float(np.mean(hit[keep])) if keep.any() else 0.0
 
 
 def top_k_accuracy(outputs: np.ndarray, targets: np.ndarray, k: int) -> float:
@@ -61,7 +73,11 @@ def top_k_accuracy(outputs: np.ndarray, targets: np.ndarray, k: int) -> float:
     true_score = scores[np.arange(len(scores)), truth][:, None]
     index = np.arange(scores.shape[1])[None, :]
     ahead = (scores > true_score) | ((scores == true_score) & (index < truth[:, None]))
-    return float(np.mean(ahead.sum(axis=1) < k))
+    hit = ahead.sum(axis=1) < k
+    keep = targets.reshape(-1, targets.shape[-1]).any(axis=1)  # padding left out
+    if keep.all():
+        return float(np.mean(hit))
+    return float(np.mean(hit[keep])) if keep.any() else 0.0
 
 
 def mse(outputs: np.ndarray, targets: np.ndarray) -> float:
@@ -76,7 +92,8 @@ def mae(outputs: np.ndarray, targets: np.ndarray) -> float:
 def confusion_matrix(outputs: np.ndarray, targets: np.ndarray, task: Task) -> np.ndarray:
     """Counts ``[true class, predicted class]``."""
     classes = task.classes if task.kind == "categorical" else 2
-    truth, predicted = true_labels(targets, task), predicted_labels(outputs, task)
+    keep = counted(targets, task)  # padding positions left out
+    truth, predicted = true_labels(targets, task)[keep], predicted_labels(outputs, task)[keep]
     matrix = np.zeros((classes, classes), dtype=np.int64)
     np.add.at(matrix, (truth, predicted), 1)
     return matrix

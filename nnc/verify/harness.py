@@ -236,6 +236,11 @@ def synthetic_batch(
     shape = (BATCH, *static_shape(m.output_types[0].shape))
     if isinstance(recipe.loss, CrossEntropy):
         target = np.eye(shape[-1], dtype=np.float32)[rng.integers(0, shape[-1], size=shape[:-1])]
+        if recipe.loss.ignore is not None and len(shape) > 2:
+            # Padding present: the last position of every other sample is the ignored
+            # label, an all-zero row (and the first sample is padded after its start).
+            target[1::2, -1] = 0.0
+            target[0, 1:] = 0.0
     elif isinstance(recipe.loss, BinaryCrossEntropy):
         target = rng.uniform(0.05, 0.95, size=shape).astype(np.float32)
     else:

@@ -928,6 +928,11 @@ NOT_DRAWN = {
     ),
     "attention": "not drawn yet (merged after the generator was extended); the registry "
     "matrix and tests/backends/test_attention.py cover it",
+    **dict.fromkeys(
+        ("learned_positions", "sinusoidal_positions"),
+        "not drawn yet (merged after the generator was extended); the registry matrix "
+        "and tests/backends/test_positions.py cover them",
+    ),
     "rbm": "its up pass is sigmoid(v W + c) with a frozen visible bias; the registry "
     "matrix runs it from its example, and contrastive divergence is not backprop",
 }

@@ -88,6 +88,9 @@ STATIC = {
         (4, 6),
         24 + 12 + 30 + 36,
     ),
+    # a [max_len, d] table; the sinusoidal encoding has no parameters
+    "learned_positions": ("input x: [5, 8]  learned_positions(12)", (5, 8), 12 * 8),
+    "sinusoidal_positions": ("input x: [5, 7]  sinusoidal_positions(base = 100)", (5, 7), 0),
     "resize": ("input x: [2, 3, 4]  resize([2, 3], mode = bilinear)", (2, 6, 12), 0),
     "resize_1d": ("input x: [2, 5]  resize(3)", (2, 15), 0),
     "depth_to_space": ("input x: [12, 2, 3]  depth_to_space(2)", (3, 4, 6), 0),
@@ -170,6 +173,7 @@ SYMBOLIC = {
     "rnn_over_t": ("input x: [t, 3]  rnn(4, return_sequences = true)", ("t", 4)),
     "lstm_last": ("input x: [t, 3]  lstm(4)", (4,)),
     "dense_per_step": ("input x: [t, 3]  dense(2)", ("t", 2)),
+    "learned_positions_over_t": ("input x: [t, 4]  learned_positions(9)", ("t", 4)),
     "conv1d_same_keeps_t": ("input x: [2, t]  conv1d(3, 5, padding = same)", (3, "t")),
     "conv1d_valid_shrinks": ("input x: [2, t]  conv1d(3, 5)", (3, "t-4")),
     "conv2d_strided_valid": (

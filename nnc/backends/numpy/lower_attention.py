@@ -17,7 +17,15 @@ def _node(c: NodeContext) -> Attention:
 
 
 def _params(c: NodeContext) -> str:
-    return "(" + ", ".join(c.param(p) if c.has_param(p) else "None" for p in PARAMS) + ")"
+    """The parameter tuple; where it is too long for an argument (long node names),
+    bound to a local first, one parameter a line."""
+    items = [c.param(p) if c.has_param(p) else "None" for p in PARAMS]
+    text = "(" + ", ".join(items) + ")"
+    if len(text) <= 60:
+        return text
+    name = c.local("params")
+    c.w.lines_([f"{name} = (", *(f"    {item}," for item in items), ")"])
+    return name
 
 
 def _forward(c: NodeContext) -> None:

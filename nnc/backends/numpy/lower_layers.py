@@ -4,7 +4,7 @@ join values: flatten, reshape, dropout and concat (add: lower_arith)."""
 from __future__ import annotations
 
 from nnc.backends.codegen import py_literal
-from nnc.backends.numpy.walk import Lowering, NodeContext, batch_axis
+from nnc.backends.numpy.walk import WIDTH, Lowering, NodeContext, batch_axis
 from nnc.ir.ops.dense import Dense, Embedding
 from nnc.ir.ops.graph import Concat
 from nnc.ir.ops.reshape import Dropout, Reshape
@@ -65,7 +65,12 @@ def _dropout_forward(c: NodeContext) -> None:
             f"# inverted dropout: keep each value with probability {keep!r}, scaled by 1/{keep!r}"
         )
         kept = c.local("kept")
-        c.line(f"{kept} = self.rng.random({x}.shape, dtype={x}.dtype) < {keep!r}")
+        draw = f"self.rng.random({x}.shape, dtype={x}.dtype)"
+        if len(c.w.indent * c.w.level) + len(f"{kept} = {draw} < {keep!r}") <= WIDTH:
+            c.line(f"{kept} = {draw} < {keep!r}")
+        else:  # a long value name: draw, then compare
+            c.call(kept, "self.rng.random", [f"{x}.shape", f"dtype={x}.dtype"])
+            c.line(f"{kept} = {kept} < {keep!r}")
         c.line(f"{mask} = {kept}.astype({x}.dtype) / {keep!r}")
         c.line(f"{c.y} = {x} * {mask}")
     with c.block("else:"):

@@ -43,7 +43,8 @@ def _batchnorm_backward(c: NodeContext) -> None:
 
 def _layernorm_forward(c: NodeContext) -> None:
     assert isinstance(c.node, LayerNorm)
-    args = [c.x(), c.param("weight"), c.param("bias"), f"eps={py_literal(c.node.eps)}"]
+    shift = c.param("bias") if c.node.bias else "0.0"  # bias = false: scale only
+    args = [c.x(), c.param("weight"), shift, f"eps={py_literal(c.node.eps)}"]
     c.call(f"{c.y}, {c.temp('saved')}", c.kernel("layernorm_forward"), args)
 
 

@@ -21,6 +21,7 @@ from nnc.backends.numpy.lower_layers import LOWERINGS as LAYERS
 from nnc.backends.numpy.lower_layout import LOWERINGS as LAYOUT
 from nnc.backends.numpy.lower_linalg import LOWERINGS as LINALG
 from nnc.backends.numpy.lower_math import LOWERINGS as MATH
+from nnc.backends.numpy.lower_positions import LOWERINGS as POSITIONS
 from nnc.backends.numpy.lower_resample import LOWERINGS as RESAMPLE
 from nnc.backends.numpy.lower_spatial import LOWERINGS as SPATIAL
 from nnc.backends.numpy.lower_stateful import LOWERINGS as STATEFUL
@@ -37,7 +38,7 @@ from nnc.backends.numpy.training import (
 from nnc.backends.numpy.walk import Lowering, Walk
 from nnc.ir.passes import inline_calls, model_params
 from nnc.ir.program import Model, Program
-from nnc.ir.training import Recipe
+from nnc.ir.training import CrossEntropy, Recipe
 
 NAME = "numpy"
 
@@ -54,6 +55,7 @@ LOWERINGS: dict[str, Lowering] = {
     **ARITH,
     **LINALG,
     **ATTENTION,
+    **POSITIONS,
 }
 
 
@@ -69,7 +71,10 @@ def generate(program: Program, model: str | None, source: str) -> str:
     walk = Walk(flat, LOWERINGS, frozenset(trainable))
     walk.kernels.add("as_batch")
     if setup.loss is not None:
-        walk.kernels.update({"as_target", loss_kernel(setup.loss)})
+        padded = isinstance(setup.loss, CrossEntropy) and setup.loss.ignore is not None
+        walk.kernels.update(
+            {"as_padded_target" if padded else "as_target", loss_kernel(setup.loss)}
+        )
 
     forward = CodeWriter()
     forward.level = 2

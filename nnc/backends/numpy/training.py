@@ -58,7 +58,8 @@ def training_setup(model: Model, recipe: Recipe | GanRecipe | None) -> TrainingS
 def loss_kernel(loss: Loss) -> str:
     """The kernel that computes ``loss`` and its gradient."""
     if isinstance(loss, CrossEntropy | BinaryCrossEntropy):
-        return f"{loss.kind}_from_{'logits' if loss.from_logits else 'probabilities'}"
+        padded = "_padded" if isinstance(loss, CrossEntropy) and loss.ignore is not None else ""
+        return f"{loss.kind}_from_{'logits' if loss.from_logits else 'probabilities'}{padded}"
     return loss.kind
 
 
@@ -70,6 +71,8 @@ def loss_options(loss: Loss) -> dict[str, str]:
 
 def loss_summary(loss: Loss) -> str:
     summed = ", summed" if loss_options(loss) else ""
+    if isinstance(loss, CrossEntropy) and loss.ignore is not None:
+        summed += f", label {loss.ignore} ignored"
     if isinstance(loss, CrossEntropy | BinaryCrossEntropy):
         return f"{loss.kind} from {'logits' if loss.from_logits else 'probabilities'}{summed}"
     return loss.kind + summed
@@ -102,7 +105,11 @@ def emit_training(
         )
         w.line("output, cache = self.propagate(x, training=training)")
         labels = isinstance(setup.loss, CrossEntropy)
-        w.line(f"target = as_target(y, output, class_labels={labels})")
+        ignore = getattr(setup.loss, "ignore", None)
+        if ignore is None:
+            w.line(f"target = as_target(y, output, class_labels={labels})")
+        else:  # label `ignore` becomes an all-zero row
+            w.line(f"target = as_padded_target(y, output, ignore={ignore})")
         options = "".join(f", {k}={v!r}" for k, v in loss_options(setup.loss).items())
         w.line(f"loss, d_output = {kernel}(output, target{options})")
         w.line("return loss, d_output, cache")

@@ -171,6 +171,7 @@ def lowerings() -> dict[str, Lowering]:
         lower_layout,
         lower_linalg,
         lower_maths,
+        lower_positions,
         lower_recurrent,
         lower_resample,
     )
@@ -184,6 +185,7 @@ def lowerings() -> dict[str, Lowering]:
         lower_arith,
         lower_linalg,
         lower_attention,
+        lower_positions,
     ):
         table.update(module.LOWERINGS)
     return table

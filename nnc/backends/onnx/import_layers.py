@@ -477,11 +477,13 @@ def layernorm(imp: Importer, node: onnx.NodeProto) -> None:
     if scale is None:
         raise imp.error(node, "input 1 (Scale) is missing")
     shift = imp.const(node, 2, "bias")
-    params = {
-        "weight": scale.reshape(-1),
-        "bias": np.zeros(scale.size) if shift is None else shift.reshape(-1),
-    }
-    out = imp.add(node, "layernorm", [ref], params=params, eps=clean_float(a["epsilon"]))
+    params = {"weight": scale.reshape(-1)}
+    options: dict[str, Any] = {"eps": clean_float(a["epsilon"])}
+    if shift is None:  # no B input: nnc's layernorm(bias = false)
+        options["bias"] = False
+    else:
+        params["bias"] = shift.reshape(-1)
+    out = imp.add(node, "layernorm", [ref], params=params, **options)
     imp.set(node, Tensor(out, t.shape))
 
 

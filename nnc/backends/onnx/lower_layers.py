@@ -214,12 +214,11 @@ FIRST_OPSET_WITH_LAYER_NORMALIZATION = 17
 
 def layernorm(b: GraphBuilder, node: LayerNorm) -> None:
     x = b.value(node.inputs[0])
-    weight, bias = b.param(node, "weight"), b.param(node, "bias")
+    weight = b.param(node, "weight")
+    bias = b.param(node, "bias") if node.bias else None  # bias = false: scale only
     if b.opset >= FIRST_OPSET_WITH_LAYER_NORMALIZATION:
-        b.bind(
-            node,
-            b.op("LayerNormalization", [x, weight, bias], node.name, axis=-1, epsilon=node.eps),
-        )
+        inputs = [x, weight] if bias is None else [x, weight, bias]
+        b.bind(node, b.op("LayerNormalization", inputs, node.name, axis=-1, epsilon=node.eps))
         return
     # Before opset 17, written out as docs/semantics.md defines it (biased variance).
     mean = b.reduce_mean(x, [-1], f"{node.name}/mean")
@@ -231,6 +230,9 @@ def layernorm(b: GraphBuilder, node: LayerNorm) -> None:
     )
     deviation = b.op("Sqrt", [shifted], f"{node.name}/std")
     normalized = b.op("Div", [centred, deviation], f"{node.name}/normalized")
+    if bias is None:
+        b.bind(node, b.op("Mul", [normalized, weight], node.name))
+        return
     scaled = b.op("Mul", [normalized, weight], f"{node.name}/scaled")
     b.bind(node, b.op("Add", [scaled, bias], node.name))
 

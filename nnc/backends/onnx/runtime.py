@@ -123,7 +123,7 @@ class OnnxRuntime:
         eval`` reports on every backend."""
         from nnc.backends import codegen
         from nnc.backends.numpy.kernels import losses
-        from nnc.backends.numpy.kernels.core import as_target
+        from nnc.backends.numpy.kernels.core import as_padded_target, as_target
         from nnc.backends.numpy.training import loss_kernel, loss_options, training_setup
         from nnc.ir.training import CrossEntropy
 
@@ -134,7 +134,10 @@ class OnnxRuntime:
                 f"model {self.model.name} has no loss: no train recipe trains it on targets"
             )
         output = np.asarray(self.forward(x), dtype=np.float64)
-        target = as_target(y, output, class_labels=isinstance(loss, CrossEntropy))
+        if isinstance(loss, CrossEntropy) and loss.ignore is not None:
+            target = as_padded_target(y, output, loss.ignore)
+        else:
+            target = as_target(y, output, class_labels=isinstance(loss, CrossEntropy))
         value, _ = getattr(losses, loss_kernel(loss))(output, target, **loss_options(loss))
         return float(value)
 

@@ -364,17 +364,20 @@ _layer(
     class LayerNorm(Layer):
         """y = γ (x - mean) / √(var + eps) + β over the last axis (biased variance)."""
 
-        def __init__(self, features, eps, trainable=True, name=None):
+        def __init__(self, features, eps, bias=True, trainable=True, name=None):
             super().__init__(name=name)
             self.gamma = variable([features], trainable, "gamma", fill=1.0)
-            self.beta = variable([features], trainable, "beta")
+            self.beta = variable([features], trainable, "beta") if bias else None
             self.eps = eps
 
         def __call__(self, x):
             mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
-            return normalize(x, mean, variance, self.gamma, self.beta, self.eps)
+            shift = 0.0 if self.beta is None else self.beta  # bias = false: scale only
+            return normalize(x, mean, variance, self.gamma, shift, self.eps)
 
         def parameters(self):
+            if self.beta is None:
+                return {"weight": self.gamma}
             return {"weight": self.gamma, "bias": self.beta}
     ''',
 )
@@ -671,5 +674,24 @@ _layer(
             return value.T if param.endswith(".weight") else value
 
         to_canonical = to_native  # a transpose is its own inverse
+    ''',
+)
+
+_layer(
+    "LearnedPositions",
+    '''
+    class LearnedPositions(Layer):
+        """x + table[:t]: one learned vector per position, table [max_len, d] (nnc's
+        layout)."""
+
+        def __init__(self, max_len, dim, trainable=True, name=None):
+            super().__init__(name=name)
+            self.table = variable([max_len, dim], trainable, "table")
+
+        def __call__(self, x):
+            return x + self.table[: tf.shape(x)[1]]
+
+        def parameters(self):
+            return {"weight": self.table}
     ''',
 )

@@ -245,6 +245,21 @@ _entry(
     ''',
 )
 
+_entry(
+    "sinusoidal_positions",
+    '''
+    def sinusoidal_positions(x, base):
+        """x + PE[:t]: PE[p, j] = sin(p w_j) at even j, cos(p w_j) at odd j, with
+        w_j = base^(-2 floor(j/2) / d); the table is built in float64, rounded once."""
+        t, d = tf.shape(x)[1], x.shape[2]
+        j = tf.range(d, dtype=tf.float64)
+        frequencies = tf.pow(tf.constant(base, tf.float64), -2.0 * tf.math.floordiv(j, 2.0) / d)
+        angles = tf.cast(tf.range(t), tf.float64)[:, None] * frequencies
+        table = tf.where(tf.math.floormod(j, 2.0) == 0.0, tf.sin(angles), tf.cos(angles))
+        return x + tf.cast(table, x.dtype)
+    ''',
+)
+
 # The order entries appear in a module, dependencies first: what the model classes
 # use comes before them; the runtime's plumbing comes just before the Runtime.
 MODEL_PART: tuple[str, ...] = (
@@ -276,6 +291,8 @@ MODEL_PART: tuple[str, ...] = (
     "GRU",
     "Param",
     "MultiHeadAttention",
+    "LearnedPositions",
+    "sinusoidal_positions",
 )
 RUNTIME_PART: tuple[str, ...] = (
     "InputError",

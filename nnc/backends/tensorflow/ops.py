@@ -20,6 +20,7 @@ from nnc.backends.tensorflow.graph import FIRST, LAST, ModelEmitter, tensor_axis
 from nnc.backends.tensorflow.layout import LAYOUT
 from nnc.backends.tensorflow.linalg import LINALG
 from nnc.backends.tensorflow.maths import LOWERINGS as MATHS
+from nnc.backends.tensorflow.positions import POSITIONS
 from nnc.backends.tensorflow.resample import RESAMPLE
 from nnc.ir.ops import Node
 from nnc.ir.ops.activations import Elu, LeakyRelu, LogSoftmax, PRelu, Softmax
@@ -238,9 +239,8 @@ def _batchnorm(e: ModelEmitter, node: BatchNorm) -> Lowered:
 
 def _layernorm(e: ModelEmitter, node: LayerNorm) -> Lowered:
     x = e.input(node, 0, FIRST)
-    layer = e.layer(
-        node, "LayerNorm", features=node.type.shape[-1], eps=node.eps, **_frozen(node.trainable)
-    )
+    options = _frozen(node.trainable) if node.bias else {"bias": False, **_frozen(node.trainable)}
+    layer = e.layer(node, "LayerNorm", features=node.type.shape[-1], eps=node.eps, **options)
     return f"{layer}({x.local})", FIRST
 
 
@@ -386,6 +386,7 @@ LOWERINGS: dict[str, Lowering] = {
     "concat": _concat,
     **MATHS,
     **RESAMPLE,
+    **POSITIONS,
     **LAYOUT,
     **ARITH,
     **LINALG,

@@ -72,7 +72,17 @@ def emit_loss(w: CodeWriter, loss: LossSpec) -> None:
                     f"log p = log(max(p, 1e-7)). {title} over the other positions (batch, time)."
                 )
                 w.line("log_p = tf.math.log(tf.maximum(output, 1e-7))")
-            w.line(f"return {reduce}(-tf.reduce_sum(target * log_p, axis=-1))")
+            if loss.ignore is None:
+                w.line(f"return {reduce}(-tf.reduce_sum(target * log_p, axis=-1))")
+            else:
+                w.line(f"# Label {loss.ignore} is padding: an all-zero target row, which adds 0")
+                w.line("# and is not counted." if not summed else "# (summed: nothing to count).")
+                w.line("total = -tf.reduce_sum(target * log_p)")
+                if summed:
+                    w.line("return total")
+                else:
+                    w.line("kept = tf.math.count_nonzero(tf.reduce_any(target != 0, axis=-1))")
+                    w.line("return total / tf.cast(tf.maximum(kept, 1), total.dtype)")
         elif loss.from_logits:
             w.docstring(
                 f"Binary cross-entropy from logits, {mean} over all elements:\n"

@@ -175,6 +175,18 @@ class MultiHeadAttention(nn.Module):
         return self.output((weights @ v).transpose(1, 2).reshape(n, t, -1))
 '''
 
+_SINUSOIDAL = '''
+def sinusoidal_positions(x, base):
+    """x + PE[:t]: PE[p, j] = sin(p w_j) at even j, cos(p w_j) at odd j, with
+    w_j = base^(-2 floor(j/2) / d); the table is built in float64, rounded once."""
+    t, d = x.shape[1], x.shape[2]
+    j = torch.arange(d, dtype=torch.float64, device=x.device)
+    frequencies = base ** (-2 * torch.div(j, 2, rounding_mode="floor") / d)
+    angles = torch.arange(t, dtype=torch.float64, device=x.device)[:, None] * frequencies
+    table = torch.where(j % 2 == 0, torch.sin(angles), torch.cos(angles))
+    return x + table.to(x.dtype)
+'''
+
 # name -> (source, imports it needs beyond torch, nn and F)
 _POWER = '''
 class Power(torch.autograd.Function):
@@ -212,6 +224,7 @@ HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "first_extreme": (_FIRST_EXTREME, ()),
     "power": (_POWER, ()),
     "MultiHeadAttention": (_ATTENTION, ("math",)),
+    "sinusoidal_positions": (_SINUSOIDAL, ()),
 }
 
 

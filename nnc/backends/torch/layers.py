@@ -364,7 +364,9 @@ def groupnorm(node: GroupNorm, site: Site) -> Layer:
 
 
 def layernorm(node: LayerNorm, site: Site) -> Layer:
-    options = {"eps": node.eps} if node.eps != 1e-5 else {}
+    options: dict[str, Any] = {"eps": node.eps} if node.eps != 1e-5 else {}
+    if not node.bias:
+        options["bias"] = False
     features = site.ins[0].shape[-1]
     return Layer(
         module=f"nn.LayerNorm({call(features, **options)})", forward=f"{site.attr}({site.x})"

@@ -22,6 +22,7 @@ from nnc.backends.torch.layers import LAYERS, Layer, Site
 from nnc.backends.torch.layout import LAYOUT
 from nnc.backends.torch.linalg import LINALG
 from nnc.backends.torch.maths import MATHS
+from nnc.backends.torch.positions import POSITIONS
 from nnc.backends.torch.resample import RESAMPLE
 from nnc.errors import UnsupportedOpError
 from nnc.ir.ops import Node
@@ -100,7 +101,7 @@ MODULE_NAMES = frozenset(
 
 def has_lowering(op: str) -> bool:
     """Whether ``op`` has a lowering (Call nodes are lowered here, as submodules)."""
-    tables = (ARITH, LAYERS, RESAMPLE, ACTIVATIONS, MATHS, LAYOUT, LINALG)
+    tables = (ARITH, LAYERS, RESAMPLE, ACTIVATIONS, MATHS, LAYOUT, LINALG, POSITIONS)
     return any(op in table for table in tables) or op == "call"
 
 
@@ -182,6 +183,7 @@ def _lower_one(
                 or MATHS.get(node.op)
                 or LAYOUT.get(node.op)
                 or LINALG.get(node.op)
+                or POSITIONS.get(node.op)
             )
             if lower is None:
                 raise UnsupportedOpError(node.op, "torch", node.span)

@@ -43,10 +43,36 @@ from nnc.ir.types import TensorType
 
 def emit_loss(w: CodeWriter, loss: Loss, output: TensorType) -> None:
     """Emit ``compute_loss(output, target)``: nnc's loss, mean or sum as it defines."""
+    if isinstance(loss, CrossEntropy) and loss.ignore is not None:
+        _padded_cross_entropy(w, loss)
+        return
     doc, body = _loss(loss, output)
     with w.block("def compute_loss(output, target):"):
         w.docstring(doc)
         w.line(f"return {body}")
+
+
+def _padded_cross_entropy(w: CodeWriter, loss: CrossEntropy) -> None:
+    """Cross-entropy with a padding label: its positions arrive as all-zero target
+    rows, which add 0 to the sum (as torch's ``ignore_index``), and the mean divides
+    by the positions that are not padding."""
+    summed = loss.reduction == "sum"
+    with w.block("def compute_loss(output, target):"):
+        w.docstring(
+            f"Cross-entropy {'from logits' if loss.from_logits else 'of probabilities'} with "
+            f"label {loss.ignore} as padding: a padding\n"
+            "position has an all-zero target row, adds 0 (torch's ignore_index) and is not\n"
+            f"counted; the {'sum' if summed else 'mean'} is over the other positions."
+        )
+        w.line("output, target = output.flatten(0, -2), target.flatten(0, -2)")
+        if loss.from_logits:
+            w.line("total = F.cross_entropy(output, target, reduction='sum')")
+        else:
+            w.line("total = -(target * torch.log(output.clamp_min(1e-7))).sum()")
+        if summed:
+            w.line("return total")
+        else:
+            w.line("return total / target.any(dim=-1).sum().clamp_min(1)")
 
 
 def _loss(loss: Loss, output: TensorType) -> tuple[str, str]:

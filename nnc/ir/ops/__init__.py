@@ -69,6 +69,7 @@ from nnc.ir.ops.normalization import (
     LocalResponseNorm,
 )
 from nnc.ir.ops.pooling import AvgPool, AvgPool3d, GlobalAvgPool, MaxPool, MaxPool3d, SumPool
+from nnc.ir.ops.positions import LearnedPositions, SinusoidalPositions
 from nnc.ir.ops.recurrent import GRU, LSTM, SimpleRNN
 from nnc.ir.ops.reduce import GlobalMaxPool, Max, Mean, Min, Sum
 from nnc.ir.ops.resample import DepthToSpace, Resize, SpaceToDepth
@@ -79,6 +80,8 @@ Node = Annotated[
     | Embedding
     | Rbm
     | Attention
+    | LearnedPositions
+    | SinusoidalPositions
     | Conv1d
     | Conv2d
     | Conv2dTranspose
@@ -163,6 +166,8 @@ OP_CLASSES: tuple[type[Op], ...] = (
     Embedding,
     Rbm,
     Attention,
+    LearnedPositions,
+    SinusoidalPositions,
     Conv1d,
     Conv2d,
     Conv2dTranspose,

@@ -53,6 +53,7 @@ class LayerNorm(Op):
 
     op: Literal["layernorm"] = "layernorm"
     eps: PositiveFloat = 1e-5
+    bias: bool = True  # false: scale only (torch's LayerNorm(bias=False))
     trainable: bool = True
 
     example: ClassVar[str] = "input x: [3, 5]\n    layernorm"
@@ -67,10 +68,10 @@ class LayerNorm(Op):
 
     def param_specs(self, ins: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
         d = self.static_dim(ins[0].shape[-1], "its last axis")
-        return (
-            ParamSpec(name="weight", shape=(d,), init=Ones(), trainable=self.trainable),
-            ParamSpec(name="bias", shape=(d,), init=Zeros(), trainable=self.trainable),
-        )
+        weight = ParamSpec(name="weight", shape=(d,), init=Ones(), trainable=self.trainable)
+        if not self.bias:
+            return (weight,)
+        return (weight, ParamSpec(name="bias", shape=(d,), init=Zeros(), trainable=self.trainable))
 
 
 class _GroupedNorm(Op):

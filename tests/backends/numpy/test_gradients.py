@@ -62,6 +62,7 @@ VARIANTS = {
     "    input v: [6, 5]\n    input mask: [6]\n"
     "    output attention(x, k, v, mask, heads = 2, causal = true)",
     "dense over a sequence": "input x: [t, 3]\n    dense(2)",
+    "layernorm without bias": "input x: [3, 5]\n    layernorm(bias = false)",
     "dense without bias, frozen before": "input x: [4]\n    dense(3, trainable = false) tanh\n"
     "    dense(2, bias = false)",
     "conv2d asymmetric padding, dilation": "input x: [2, 6, 7]\n    conv2d(4, kernel = [2, 3], "
@@ -180,6 +181,16 @@ LOSSES = {
     "mae": ("dense(3)", "mae", "real"),
     "sse": ("dense(3)", "sse", "real"),
     "cross_entropy from logits": ("dense(3)", "cross_entropy(from_logits = true)", "onehot"),
+    "cross_entropy from logits, padding label": (
+        "dense(3)",
+        "cross_entropy(ignore = -1)",
+        "padded",
+    ),
+    "cross_entropy from probabilities, padding label, summed": (
+        "dense(3) softmax",
+        "cross_entropy(from_logits = false, ignore = 0, reduction = sum)",
+        "padded",
+    ),
     "cross_entropy from probabilities": (
         "dense(3) softmax",
         "cross_entropy(from_logits = false)",
@@ -213,6 +224,8 @@ def test_loss_gradients(name: str) -> None:
     y = {
         "real": rng.normal(size=(5, 3)),
         "onehot": np.eye(3)[rng.integers(0, 3, size=5)],
+        # samples 1 and 3 carry the padding label: all-zero rows
+        "padded": np.eye(3)[rng.integers(0, 3, size=5)] * [[1], [0], [1], [0], [1]],
         "unit": rng.uniform(size=(5, 3)),
     }[targets]
     grads = runtime.gradients(x, y)

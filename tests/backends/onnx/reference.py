@@ -16,7 +16,12 @@ from nnc.ir.ops.pooling import _Pool
 from nnc.ir.program import Model
 from tests import linalg_reference
 from tests.arith_reference import ARITH
-from tests.backends import attention_reference, layout_reference, spatial_reference
+from tests.backends import (
+    attention_reference,
+    layout_reference,
+    positions_reference,
+    spatial_reference,
+)
 from tests.maths_reference import MATHS
 
 Arrays = Mapping[str, np.ndarray]
@@ -40,6 +45,9 @@ def forward(model: Model, weights: Arrays, *inputs: np.ndarray) -> list[np.ndarr
             prefix = node.name + "."
             own = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
             env[node.name] = attention_reference.evaluate(node, args, own)
+            continue
+        if node.op in positions_reference.OPS:
+            env[node.name] = positions_reference.evaluate(node, args[0], w)
             continue
         env[node.name] = _op(node, args, w)
     return [env[o] for o in model.outputs]
@@ -92,7 +100,7 @@ def _op(node, args, w):
     if op == "layernorm":
         mean = x.mean(axis=-1, keepdims=True)
         var = x.var(axis=-1, keepdims=True)
-        return (x - mean) / np.sqrt(var + node.eps) * w["weight"] + w["bias"]
+        return (x - mean) / np.sqrt(var + node.eps) * w["weight"] + w.get("bias", 0.0)
     if op == "lrn":
         return _lrn(x, node)
     if op in ("rnn", "lstm", "gru"):

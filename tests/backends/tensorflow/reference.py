@@ -32,7 +32,12 @@ from nnc.ir.training import (
 )
 from tests import linalg_reference
 from tests.arith_reference import ARITH
-from tests.backends import attention_reference, layout_reference, spatial_reference
+from tests.backends import (
+    attention_reference,
+    layout_reference,
+    positions_reference,
+    spatial_reference,
+)
 from tests.maths_reference import MATHS
 
 Arrays = dict[str, np.ndarray]
@@ -88,6 +93,8 @@ def _evaluate(node, xs: list[np.ndarray], w: Arrays, mode: Pass) -> np.ndarray: 
         prefix = node.name + "."
         own = {k[len(prefix) :]: v for k, v in w.items() if k.startswith(prefix)}
         return attention_reference.evaluate(node, xs, own)
+    if op in positions_reference.OPS:
+        return positions_reference.evaluate(node, x, {"weight": w.get(f"{node.name}.weight")})
     if op in ACTIVATIONS:
         return ACTIVATIONS[op](node, x)
     if op in MATHS:
@@ -128,9 +135,8 @@ def _evaluate(node, xs: list[np.ndarray], w: Arrays, mode: Pass) -> np.ndarray: 
     if op == "layernorm":
         mean = x.mean(axis=-1, keepdims=True)
         var = x.var(axis=-1, keepdims=True)
-        return (x - mean) / np.sqrt(var + node.eps) * _param(w, node, "weight") + _param(
-            w, node, "bias"
-        )
+        shift = _param(w, node, "bias") if node.bias else 0.0
+        return (x - mean) / np.sqrt(var + node.eps) * _param(w, node, "weight") + shift
     if op == "lrn":
         return _lrn(node, x)
     if op in ("rnn", "lstm", "gru"):
@@ -356,7 +362,10 @@ def loss_value(loss, y: np.ndarray, t: np.ndarray) -> float:  # type: ignore[no-
         return float(0.5 * np.sum((y - t) ** 2))
     if isinstance(loss, CrossEntropy):
         log_p = _log_softmax(y, -1) if loss.from_logits else np.log(np.maximum(y, 1e-7))
-        return float(reduce(-(t * log_p).sum(axis=-1)))
+        terms = -(t * log_p).sum(axis=-1)
+        if loss.ignore is not None and not loss.summed:  # padding rows are all zero
+            return float(terms.sum() / max(np.count_nonzero(t.any(axis=-1)), 1))
+        return float(reduce(terms))
     if isinstance(loss, BinaryCrossEntropy):
         if loss.from_logits:
             return float(reduce(np.maximum(y, 0) - y * t + np.log1p(np.exp(-np.abs(y)))))

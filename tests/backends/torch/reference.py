@@ -23,7 +23,12 @@ from nnc.ir.training import BinaryCrossEntropy, CrossEntropy, Mae, Mse, Sse
 from nnc.ir.types import TensorType
 from tests import linalg_reference
 from tests.arith_reference import ARITH
-from tests.backends import attention_reference, layout_reference, spatial_reference
+from tests.backends import (
+    attention_reference,
+    layout_reference,
+    positions_reference,
+    spatial_reference,
+)
 from tests.maths_reference import MATHS
 
 Arrays = dict[str, np.ndarray]
@@ -199,7 +204,7 @@ def _batchnorm(node: Any, xs: list, p: Arrays, training: bool, trace: Trace, _: 
 def _layernorm(node: Any, xs: list, p: Arrays, *_: Any) -> np.ndarray:
     x = xs[0]
     mean, var = x.mean(axis=-1, keepdims=True), x.var(axis=-1, keepdims=True)
-    return p["weight"] * (x - mean) / np.sqrt(var + node.eps) + p["bias"]
+    return p["weight"] * (x - mean) / np.sqrt(var + node.eps) + p.get("bias", 0.0)
 
 
 def _lrn(node: Any, xs: list, *_: Any) -> np.ndarray:
@@ -307,6 +312,10 @@ def _attention(node: Any, xs: list, p: Arrays, *_: Any) -> np.ndarray:
     return attention_reference.evaluate(node, xs, p)
 
 
+def _positions(node: Any, xs: list, p: Arrays, *_: Any) -> np.ndarray:
+    return positions_reference.evaluate(node, xs[0], p)
+
+
 def _layout(node: Any, xs: list, *_: Any) -> np.ndarray:
     return layout_reference.evaluate(node, xs[0])
 
@@ -366,6 +375,7 @@ _OPS: dict[str, Callable[..., np.ndarray]] = {
     **dict.fromkeys({"maxpool3d", "avgpool3d", *spatial_reference.LAYER_OPS}, _spatial_layer),
     **dict.fromkeys(linalg_reference.OPS, _linalg),
     **dict.fromkeys(attention_reference.OPS, _attention),
+    **dict.fromkeys(positions_reference.OPS, _positions),
 }
 REFERENCE_OPS = frozenset(_OPS)
 
@@ -388,7 +398,10 @@ def loss_value(loss: Any, y: np.ndarray, t: np.ndarray) -> float:
             log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
         else:
             log_p = np.log(np.maximum(y, 1e-7))
-        return float(reduce(-(t * log_p).sum(axis=-1)))
+        terms = -(t * log_p).sum(axis=-1)
+        if loss.ignore is not None and not loss.summed:  # padding rows are all zero
+            return float(terms.sum() / max(np.count_nonzero(t.any(axis=-1)), 1))
+        return float(reduce(terms))
     if isinstance(loss, BinaryCrossEntropy):
         if loss.from_logits:
             return float(reduce(np.maximum(y, 0) - y * t + np.log1p(np.exp(-np.abs(y)))))

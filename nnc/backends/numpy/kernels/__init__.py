@@ -24,6 +24,7 @@ from nnc.backends.numpy.kernels import (
     losses,
     norm,
     pool,
+    positions,
     recurrent,
     reduce,
     resample,
@@ -43,6 +44,7 @@ _MODULES = (
     layout,
     windows,
     linalg,
+    positions,
 )
 
 

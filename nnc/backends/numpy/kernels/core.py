@@ -6,6 +6,7 @@ import numpy as np
 
 __all__ = [
     "as_batch",
+    "as_padded_target",
     "as_target",
     "embedding_backward",
     "embedding_lookup",
@@ -56,6 +57,17 @@ def as_target(value, output, class_labels=False):
             f"Received: {list(target.shape)}"
         )
     return target.astype(output.dtype, copy=False)
+
+
+def as_padded_target(value, output, ignore):
+    """Targets for a cross-entropy whose label ``ignore`` is padding: integer labels
+    (one per row) are one-hot encoded with an all-zero row for ``ignore``; rows pass
+    through ``as_target``."""
+    target = np.asarray(value)
+    if target.shape != output.shape[:-1] or not np.issubdtype(target.dtype, np.integer):
+        return as_target(value, output)
+    kept = target != ignore
+    return as_target(np.where(kept, target, 0), output, True) * kept[..., None]
 
 
 def sigmoid(x):

@@ -11,8 +11,11 @@ from nnc.backends.numpy.kernels.core import log_softmax, sigmoid
 __all__ = [
     "binary_cross_entropy_from_logits",
     "binary_cross_entropy_from_probabilities",
+    "counted_positions",
     "cross_entropy_from_logits",
+    "cross_entropy_from_logits_padded",
     "cross_entropy_from_probabilities",
+    "cross_entropy_from_probabilities_padded",
     "mae",
     "mse",
     "reduction_divisor",
@@ -61,6 +64,34 @@ def cross_entropy_from_probabilities(p, target, reduction="mean"):
     """-sum_c t_c log max(p_c, 1e-7) over the last axis, averaged (or summed) over the
     other positions."""
     positions = reduction_divisor(p.size // p.shape[-1], reduction)
+    clipped = np.maximum(p, 1e-7)
+    loss = -np.sum(target * np.log(clipped)) / positions
+    d_p = np.where(p > 1e-7, -target / clipped, 0) / positions
+    return loss, d_p
+
+
+def counted_positions(target, reduction):
+    """What a cross-entropy with a padding label divides by: for ``mean`` the
+    positions whose target row is not all zero (at least 1), for ``sum`` 1."""
+    if reduction != "mean":
+        return 1
+    return max(int(np.count_nonzero(target.any(axis=-1))), 1)
+
+
+def cross_entropy_from_logits_padded(logits, target, reduction="mean"):
+    """Cross-entropy from logits with a padding label: a padding position has an
+    all-zero target row, adds 0 (gradient 0) and is not counted in the mean."""
+    positions = counted_positions(target, reduction)
+    log_p = log_softmax(logits, axis=-1)
+    loss = -np.sum(target * log_p) / positions
+    d_logits = np.exp(log_p) * target.sum(axis=-1, keepdims=True) - target
+    return loss, d_logits / positions
+
+
+def cross_entropy_from_probabilities_padded(p, target, reduction="mean"):
+    """Cross-entropy of probabilities (clipped at 1e-7) with a padding label: all-zero
+    target rows add 0 and are not counted in the mean."""
+    positions = counted_positions(target, reduction)
     clipped = np.maximum(p, 1e-7)
     loss = -np.sum(target * np.log(clipped)) / positions
     d_p = np.where(p > 1e-7, -target / clipped, 0) / positions
