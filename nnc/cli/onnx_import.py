@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnc import __version__
+    from nnc._version import __version__
     from nnc.backends.codegen import comment_text
     from nnc.backends.onnx import import_model
     from nnc.dsl import format_program

@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     if args.weights_out and result.weights is not None:
-        from nnc import __version__
+        from nnc._version import __version__
         from nnc.ir.weights import save_weights_file
 
         save_weights_file(args.weights_out, result.weights, {"nnc_version": __version__})

@@ -164,7 +164,7 @@ class RunDir:
     ) -> Path:
         """weights.safetensors: the canonical weights under their canonical names, with
         ``nnc_version`` and the given metadata (the recipe hash, the epoch...)."""
-        from nnc import __version__
+        from nnc._version import __version__
 
         return save_safetensors(
             self.path / WEIGHTS, weights, {**(metadata or {}), "nnc_version": __version__}

@@ -45,8 +45,14 @@ from nnc.verify.tolerance import (
 )
 
 PARAMS = ("weight", "visible_bias", "hidden_bias")
-CD_BACKENDS = ("numpy", "torch", "tensorflow")
 Step = Callable[..., tuple[Arrays, Arrays, np.ndarray, float]]
+
+
+def cd_backends() -> list[str]:
+    """The backends with a contrastive divergence step, from the registry."""
+    from nnc.backends.registry import backends
+
+    return [b.name for b in backends(cd=True)]
 
 
 @dataclass(frozen=True)
@@ -192,11 +198,11 @@ def verify_cd(
     if backends:
         names = [parse_backend(b).name for b in backends]
     else:
-        names = [b for b in CD_BACKENDS if parse_backend(b).available()]
+        names = [b for b in cd_backends() if parse_backend(b).available()]
     for name in names:
-        if name not in CD_BACKENDS:
+        if name not in cd_backends():
             raise RecipeError(
-                f"contrastive divergence runs on the {', '.join(CD_BACKENDS)} backends; "
+                f"contrastive divergence runs on the {', '.join(cd_backends())} backends; "
                 f"the {name} backend has no CD step",
                 cd.span,
             )
