@@ -10,12 +10,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 import nnc
 from nnc.cli.main import main
 from nnc.errors import RecipeError
+from nnc.ir.weights import read_weights_file
 from nnc.train.progress import QuietReporter
 from nnc.train.tracking import Callback, Tracking
 from tests.conftest import require
@@ -56,7 +56,7 @@ def test_a_cd_run_writes_tensorboard_logs(tmp_path: Path) -> None:
     }
     weight = histograms["weights/rbm_1.weight"]
     assert [d.step for d in weight] == [2, 3]
-    final = np.load(run / "weights.npz")["rbm_1.weight"]
+    final = read_weights_file(run / "weights.safetensors")["rbm_1.weight"]
     assert weight[-1].numpy[:, 2].sum() == final.size
     assert weight[-1].numpy[0, 0] == pytest.approx(final.min())
     images = provider.read_blob_sequences(

@@ -256,7 +256,7 @@ def test_mlflow_gets_a_cd_recipe_and_its_figures(tmp_path: Path, mlflow_uri: str
         (i + 1, row["recon_error"]) for i, row in enumerate(result.history)
     ]
     artifacts = {a.path for a in client.list_artifacts(logged.info.run_id)}
-    assert {"recipe.nn", "weights.npz"} <= artifacts
+    assert {"recipe.nn", "weights.safetensors"} <= artifacts
 
 
 class StopAt(Callback):

@@ -476,10 +476,15 @@ class Runtime:
             self.optimizer = Adam(self.variables, beta1=0.9, beta2=0.999, eps=1e-08)
         self.set_weights(initial_weights(seed) if weights is None else weights)
         # Compiled graphs. The batch and named dims stay unknown (None), so one
-        # trace serves every batch.
+        # trace serves every batch. The forward pass has no Python control flow on
+        # tensors, so it is traced without AutoGraph's rewriting (4x the trace time).
         inputs = [spec((8,), tf.int64)]
-        self._predict = tf.function(self._outputs, input_signature=inputs)
-        self._predict_training = tf.function(self._training_outputs, input_signature=inputs)
+        self._predict = tf.function(
+            self._outputs, input_signature=inputs, autograph=False
+        )
+        self._predict_training = tf.function(
+            self._training_outputs, input_signature=inputs, autograph=False
+        )
         target = spec(OUTPUT_SHAPE, tf.float32)
         scalar = tf.TensorSpec([], tf.float32)
         self._loss = tf.function(self._evaluate, input_signature=[*inputs, target])
