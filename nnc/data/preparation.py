@@ -405,7 +405,7 @@ def prepare_gan(program: Program, recipe: GanRecipe, base: Path | None = None) -
 
 def prepare_cd(
     program: Program, recipe: CdRecipe, base: Path | None = None
-) -> tuple[Samples, np.ndarray | None]:
+) -> tuple[Samples, np.ndarray | None, Standardizer | None]:
     """The samples of a contrastive divergence recipe: its data, transformed as it
     says, flattened to ``[n, visible]`` (float32), every value in [0, 1] (what the
     rbm's Bernoulli visible units model), then split as :func:`prepare` splits
@@ -413,7 +413,9 @@ def prepare_cd(
     Targets, if any, are ignored. With Gaussian visible units (the first rbm's
     ``visible = gaussian``) the values may be any finite number, and every unit is
     standardised with the training samples' mean and standard deviation (1 where it
-    is 0), the validation samples with the same statistics."""
+    is 0), the validation samples with the same statistics; those statistics are the
+    third value (float32, what the run folder keeps as ``standardize.npz``; None for
+    Bernoulli units)."""
     model = program.models[recipe.model]
     gaussian = getattr(model.nodes[0], "visible", "bernoulli") == "gaussian"
     samples = read_source(recipe.data, recipe.seed, base, targets=False)
@@ -446,7 +448,9 @@ def prepare_cd(
         std[std == 0] = 1.0
         x = ((x - mean) / std).astype(np.float32)
         val = None if val is None else ((val - mean) / std).astype(np.float32)
-    return Samples(x=x, y=None, source=samples.source, classes=0), val
+        stats = Standardizer(mean=mean[None].astype(np.float32), std=std[None].astype(np.float32))
+        return Samples(x=x, y=None, source=samples.source, classes=0), val, stats
+    return Samples(x=x, y=None, source=samples.source, classes=0), val, None
 
 
 def prepare_inputs(

@@ -14,6 +14,7 @@ import numpy as np
 from nnc.backends.registry import BackendSpec, backends, parse_backend
 from nnc.data.images import image_geometry
 from nnc.data.preparation import prepare_cd
+from nnc.data.standardize import FILENAME as STANDARDIZE
 from nnc.dsl import format_program
 from nnc.errors import TrainingError, WeightsError
 from nnc.ir.passes.params import count_params
@@ -88,7 +89,9 @@ def train_cd(
     elif save:
         run_dir = RunDir(new_run_folder(Path(out) if out else None, model.name, force))
 
-    samples, held_out = prepare_cd(program, recipe, base)
+    samples, held_out, standardizer = prepare_cd(program, recipe, base)
+    if run_dir is not None and standardizer is not None:
+        standardizer.save(run_dir.path / STANDARDIZE)
     weights = (
         check_weights(program, model, checkpoint.weights, source=str(checkpoint.path))
         if checkpoint

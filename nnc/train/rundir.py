@@ -12,7 +12,7 @@
         checkpoints/       epoch-000010.safetensors ... (see nnc.train.checkpoint)
         weights.safetensors  the final canonical weights (only a finished run has one;
                            a run of an earlier nnc has weights.npz, still read)
-        standardize.npz    input statistics (recipes with standardize true)
+        standardize.npz    input statistics (standardize true; Gaussian rbm)
         pretrain/          the run folder of the recipe's pretraining (pretrain NAME)
 
 Every file is written to a temporary name and renamed, so a killed run never leaves

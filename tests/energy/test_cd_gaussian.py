@@ -12,6 +12,8 @@ import pytest
 
 import nnc
 from nnc.data.builtin import load_builtin
+from nnc.data.preparation import split_indices
+from nnc.data.standardize import Standardizer
 from nnc.errors import RecipeError
 from nnc.train.energy import (
     CdSettings,
@@ -181,3 +183,26 @@ def test_a_stopped_gaussian_pcd_run_resumes_bitwise(tmp_path: Path) -> None:
     assert [r["log_likelihood"] for r in resumed.history] == [
         r["log_likelihood"] for r in whole.history
     ]
+
+
+def test_the_run_folder_keeps_the_gaussian_standardisation(tmp_path: Path) -> None:
+    """The statistics the samples were standardised with are saved, so new raw data can
+    be brought to the units the rbm was trained in (a Bernoulli run saves none)."""
+    source = GAUSSIAN.replace("epochs    3", "epochs    1").replace(
+        "seed      1", "seed      1\n    validation 0.25"
+    )
+    nnc.fit(nnc.parse(source), out=tmp_path / "g")
+    stats = Standardizer.load(tmp_path / "g" / "standardize.npz")
+    x = np.asarray(load_builtin("digits").x, np.float64).reshape(-1, 64)
+    train, _ = split_indices(len(x), 0.25, 1)
+    want_mean = x[train].mean(axis=0)
+    want_std = np.where(x[train].std(axis=0) == 0, 1.0, x[train].std(axis=0))
+    assert stats.mean.shape == stats.std.shape == (1, 64)
+    np.testing.assert_allclose(stats.mean[0], want_mean, rtol=1e-6)
+    np.testing.assert_allclose(stats.std[0], want_std, rtol=1e-6)
+    assert float(np.max(stats.std)) > 1.0  # pixels in 0..16: real deviations, not ones
+    bernoulli = GAUSSIAN.replace(", visible = gaussian", "").replace(
+        "data      digits", "data      digits, binarize = true"
+    )
+    nnc.fit(nnc.parse(bernoulli.replace("epochs    3", "epochs    1")), out=tmp_path / "b")
+    assert not (tmp_path / "b" / "standardize.npz").exists()
