@@ -119,7 +119,8 @@ def find_head(m: Model) -> Dense:
             hint="replace-head:classes=N,node=NAME",
         )
     by_name = {n.name: n for n in m.nodes}
-    ref, path = m.outputs[0], []
+    ref = m.outputs[0]
+    path: list[str] = []  # the nodes walked through, for the error
     while True:
         current = by_name.get(base_name(ref))
         if current is None:
