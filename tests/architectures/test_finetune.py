@@ -25,7 +25,7 @@ train {model} {{
     data       digits, scale = unit, upscale = {upscale}
     validation 0.2
     loss       cross_entropy
-    optimizer  adam(lr = 0.1)
+    optimizer  adam(lr = 0.3)
     epochs     {epochs}
     batch      32
     metrics    accuracy
@@ -54,7 +54,7 @@ def tiny(one_torch_thread: None) -> tuple[object, object]:
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
     module.eval()
-    return module, onnx_backend.import_model(export(module, (1, 1, 16, 16), 17))
+    return module, onnx_backend.import_model(export(module, (1, 1, 8, 8), 17))
 
 
 def test_replaced_head_has_torchs_count_and_keeps_every_other_weight(
@@ -137,8 +137,9 @@ def test_import_replace_head_freeze_and_train_beats_chance(
 ) -> None:
     """The imported net with its head replaced by 10 classes and its convolutions
     frozen, trained 3 epochs from the imported weights (``nnc train --weights``) on
-    the digits upscaled to 16x16: the frozen tensors do not move, the head does, and
-    the validation accuracy is far above chance (0.1)."""
+    the 8x8 digits (the benchmark upscales them; here that would cost 5 times the
+    time): the frozen tensors do not move, the head does, and the validation
+    accuracy is far above chance (0.1)."""
     _, imported = tiny
     rewritten = passes.run(
         imported.program,
@@ -149,7 +150,7 @@ def test_import_replace_head_freeze_and_train_beats_chance(
     start = tmp_path / "start.safetensors"
     save_weights_file(start, rewritten.weights)
     model = rewritten.program.model().name
-    text = nnc.format(rewritten.program) + RECIPE.format(model=model, upscale=2, epochs=3)
+    text = nnc.format(rewritten.program) + RECIPE.format(model=model, upscale=1, epochs=3)
     program = nnc.parse(text)
     assert nnc.count_params(program, model, trainable_only=True) == 32 * 10 + 10
 
@@ -158,7 +159,7 @@ def test_import_replace_head_freeze_and_train_beats_chance(
     for name, value in rewritten.weights.items():
         moved = not np.array_equal(trained[name], value)
         assert moved == name.startswith("dense_1."), name
-    assert result.final["val_accuracy"] > 0.4
+    assert result.final["val_accuracy"] > 0.4  # 0.61 when written
 
 
 def test_train_weights_must_fit_and_apply_to_supervised_recipes(tmp_path: Path) -> None:
