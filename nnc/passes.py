@@ -33,6 +33,7 @@ from nnc.rewrite import (
     insert_after,
     rename,
     replace_activation,
+    replace_head,
     set_input_shape,
     strip_dropout,
 )
@@ -128,6 +129,13 @@ REGISTRY: dict[str, PassInfo] = {
             "insert a layer (.nn text) after a node",
             {"after": "name", "layer": "layer", "name": "name", "seed": "int"},
             ("after", "layer"),
+        ),
+        PassInfo(
+            "replace-head",
+            replace_head,
+            "replace the last dense layer by a fresh dense(classes), keeping every other weight",
+            {"classes": "int", "node": "name", "seed": "int"},
+            ("classes",),
         ),
         PassInfo("drop-recipes", drop_recipes, "remove the training recipes (inference only)"),
     )

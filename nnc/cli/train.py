@@ -107,6 +107,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--resume", metavar="DIR", help="continue the run in DIR from its newest checkpoint"
     )
     p.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="start from these weights (a weights file, checkpoint or run folder, such as "
+        "`nnc import`'s or `nnc opt --weights-out`'s) instead of drawing them: fine-tuning",
+    )
+    p.add_argument(
         "--force",
         action="store_true",
         help="replace the run that --out names, or resume even though the recipe has changed",
@@ -255,6 +261,7 @@ def run_options_from(args: argparse.Namespace) -> RunOptions:
         force=args.force,
         checkpoint_every=args.checkpoint_every,
         keep=args.keep,
+        weights=args.weights,
         device=args.device,
         base=Path(args.file).resolve().parent,
         nproc=args.nproc,

@@ -63,6 +63,14 @@ def load_trained(path: str | Path, warn: Callable[[str], None]) -> Trained:
     return _from_file(path, None)
 
 
+def starting_weights(
+    program: Program, model: str, path: str | Path, warn: Callable[[str], None]
+) -> dict[str, np.ndarray]:
+    """The weights a run starts from (``RunOptions.weights``: a weights file,
+    checkpoint or run folder), checked against the model."""
+    return check_weights(program, model, load_trained(path, warn).weights, source=str(path))
+
+
 def _from_file(file: Path, run_dir: Path | None) -> Trained:
     found = read_tensor_file(file)
     arrays = found.arrays

@@ -32,6 +32,9 @@ class RunOptions:
     - ``out``: the run folder (default: ``runs/<model>-<n>``); ``save=False`` writes
       none; ``resume``: a run folder to continue (``force``: even though the recipe
       changed); ``checkpoint_every`` epochs, the last ``keep`` checkpoints kept;
+    - ``weights``: the weights a supervised run starts from (a weights file,
+      checkpoint or run folder, such as an imported model's; default: drawn from the
+      seed), for fine-tuning; a resumed run starts from its checkpoint instead;
     - ``device``: where the model runs (backends that place it);
     - ``base``: the folder relative data paths start from (the ``.nn`` file's);
     - ``nproc``: data-parallel workers on this machine (1: this process), each
@@ -48,6 +51,7 @@ class RunOptions:
     force: bool = False
     checkpoint_every: int | None = None
     keep: int = 3
+    weights: str | Path | None = None
     device: str | None = None
     base: Path | None = None
     nproc: int = 1

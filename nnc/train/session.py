@@ -121,6 +121,11 @@ def train(
         if isinstance(recipe, Recipe | GanRecipe | CdRecipe)
         else select_any_recipe(program, recipe)
     )
+    if o.weights is not None and not isinstance(chosen, Recipe):
+        raise TrainingError(
+            f"recipe '{chosen.name}' is a {chosen.kind} recipe; starting from given "
+            "weights (--weights) applies to supervised and autoencoder recipes"
+        )
     if isinstance(chosen, CdRecipe):
         from nnc.train.cd_session import train_cd
 
@@ -194,6 +199,15 @@ def train(
 
     resolved, model = run.recipe, run.model
     start: dict[str, np.ndarray] | None = None
+    if o.weights is not None and checkpoint is None:
+        if first is not None:
+            raise TrainingError(
+                f"recipe '{resolved.name}' starts from its pretraining "
+                f"'{resolved.pretrain}'; it cannot also start from --weights {o.weights}"
+            )
+        from nnc.train.inference import starting_weights
+
+        start = starting_weights(program, model.name, o.weights, reporter.warn)
     if first is not None and checkpoint is None:
         from nnc.train.pretrain import pretrained_weights
 

@@ -62,9 +62,14 @@ class Bottleneck(BasicBlock):
 
 
 def resnet(
-    block: type[BasicBlock], repeats: list[int], classes: int = 1000, base: int = 64
+    block: type[BasicBlock],
+    repeats: list[int],
+    classes: int = 1000,
+    base: int = 64,
+    channels: int = 3,
 ) -> nn.Module:
-    layers: list[nn.Module] = [*conv_bn(3, base, 7, 2), nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
+    """``channels``: of the input image (1 for grey levels such as the digits)."""
+    layers: list[nn.Module] = [*conv_bn(channels, base, 7, 2), nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
     c = base
     for stage, n in enumerate(repeats):
         width = base * 2**stage

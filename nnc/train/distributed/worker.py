@@ -59,7 +59,13 @@ def run_worker(job: Job, folder: Path, on_connected: Callable[[DataParallel], No
     base = o.base
     run = resolve_run(program, job.recipe, epochs=o.epochs, batch=o.batch, seed=o.seed, base=base)
     seed = run.recipe.seed
-    initial = init_weights(program, run.model, seed)
+    from nnc.train.inference import starting_weights
+
+    initial = (
+        starting_weights(program, run.model.name, o.weights, print)
+        if o.weights is not None and o.resume is None
+        else init_weights(program, run.model, seed)
+    )
     connection = connect(o.backend, program, run.model.name, initial, seed, o.device, o.timeout)
     group = connection.group
     on_connected(group)
