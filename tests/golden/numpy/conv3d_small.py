@@ -17,13 +17,11 @@ import numpy as np
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
     ('conv3d_1.weight', (8, 1, 3, 3, 3), 'glorot_uniform', 27, 216, {}),
-    ('conv3d_1.bias', (8,), 'zeros', 1, 1, {}),
     ('batchnorm_1.weight', (8,), 'ones', 1, 1, {}),
     ('batchnorm_1.bias', (8,), 'zeros', 1, 1, {}),
     ('batchnorm_1.running_mean', (8,), 'zeros', 1, 1, {}),
     ('batchnorm_1.running_var', (8,), 'ones', 1, 1, {}),
     ('conv3d_2.weight', (16, 8, 3, 3, 3), 'glorot_uniform', 216, 432, {}),
-    ('conv3d_2.bias', (16,), 'zeros', 1, 1, {}),
     ('groupnorm_1.weight', (16,), 'ones', 1, 1, {}),
     ('groupnorm_1.bias', (16,), 'zeros', 1, 1, {}),
     ('dense_1.weight', (2, 16), 'glorot_uniform', 16, 2, {}),
@@ -33,11 +31,9 @@ PARAMETERS = [
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
     'conv3d_1.weight',
-    'conv3d_1.bias',
     'batchnorm_1.weight',
     'batchnorm_1.bias',
     'conv3d_2.weight',
-    'conv3d_2.bias',
     'groupnorm_1.weight',
     'groupnorm_1.bias',
     'dense_1.weight',
@@ -357,11 +353,11 @@ class Runtime:
         w = self.weights
         volume = as_batch(volume, 'volume', (1, 8, 8, 8), self.dtype)
 
-        # conv3d_1 = conv3d(8, 3, padding = same): [8, 8, 8, 8]
+        # conv3d_1 = conv3d(8, 3, padding = same, bias = false): [8, 8, 8, 8]
         conv3d_1, conv3d_1_cols = conv_nd_forward(
             volume,
             w['conv3d_1.weight'],
-            w['conv3d_1.bias'],
+            None,
             padding=((1, 1), (1, 1), (1, 1)),
         )
 
@@ -389,11 +385,11 @@ class Runtime:
             dilation=(1, 1, 1),
         )
 
-        # conv3d_2 = conv3d(16, 3, padding = same): [16, 4, 4, 4]
+        # conv3d_2 = conv3d(16, 3, padding = same, bias = false): [16, 4, 4, 4]
         conv3d_2, conv3d_2_cols = conv_nd_forward(
             maxpool3d_1,
             w['conv3d_2.weight'],
-            w['conv3d_2.bias'],
+            None,
             padding=((1, 1), (1, 1), (1, 1)),
         )
 
@@ -485,7 +481,7 @@ class Runtime:
             groups=4,
         )
 
-        # conv3d_2 = conv3d(16, 3, padding = same): [16, 4, 4, 4]
+        # conv3d_2 = conv3d(16, 3, padding = same, bias = false): [16, 4, 4, 4]
         grads['conv3d_2.weight'], d_maxpool3d_1 = conv_nd_backward(
             d_conv3d_2,
             conv3d_2_cols,
@@ -494,7 +490,6 @@ class Runtime:
             padding=((1, 1), (1, 1), (1, 1)),
             need_input=True,
         )
-        grads['conv3d_2.bias'] = d_conv3d_2.sum(axis=(0, 2, 3, 4))
 
         # maxpool3d_1 = maxpool3d(2): [8, 4, 4, 4]
         d_relu_1 = maxpool_nd_backward(
@@ -518,7 +513,7 @@ class Runtime:
             training,
         )
 
-        # conv3d_1 = conv3d(8, 3, padding = same): [8, 8, 8, 8]
+        # conv3d_1 = conv3d(8, 3, padding = same, bias = false): [8, 8, 8, 8]
         grads['conv3d_1.weight'], d_volume = conv_nd_backward(
             d_conv3d_1,
             conv3d_1_cols,
@@ -527,7 +522,6 @@ class Runtime:
             padding=((1, 1), (1, 1), (1, 1)),
             need_input=input_gradients,
         )
-        grads['conv3d_1.bias'] = d_conv3d_1.sum(axis=(0, 2, 3, 4))
 
         return grads, (d_volume if input_gradients else None)
 

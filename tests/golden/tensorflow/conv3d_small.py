@@ -18,13 +18,11 @@ import tensorflow as tf
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
     ('conv3d_1.weight', (8, 1, 3, 3, 3), 'glorot_uniform', 27, 216, {}),
-    ('conv3d_1.bias', (8,), 'zeros', 1, 1, {}),
     ('batchnorm_1.weight', (8,), 'ones', 1, 1, {}),
     ('batchnorm_1.bias', (8,), 'zeros', 1, 1, {}),
     ('batchnorm_1.running_mean', (8,), 'zeros', 1, 1, {}),
     ('batchnorm_1.running_var', (8,), 'ones', 1, 1, {}),
     ('conv3d_2.weight', (16, 8, 3, 3, 3), 'glorot_uniform', 216, 432, {}),
-    ('conv3d_2.bias', (16,), 'zeros', 1, 1, {}),
     ('groupnorm_1.weight', (16,), 'ones', 1, 1, {}),
     ('groupnorm_1.bias', (16,), 'zeros', 1, 1, {}),
     ('dense_1.weight', (2, 16), 'glorot_uniform', 16, 2, {}),
@@ -308,9 +306,9 @@ class Conv3dSmall(tf.Module):
 
     def __init__(self):
         super().__init__(name='Conv3dSmall')
-        self.conv3d_1 = Conv3d(channels=1, filters=8, kernel=(3, 3, 3), padding='SAME')
+        self.conv3d_1 = Conv3d(channels=1, filters=8, kernel=(3, 3, 3), padding='SAME', bias=False)
         self.batchnorm_1 = BatchNorm(channels=8, momentum=0.1, eps=1e-05)
-        self.conv3d_2 = Conv3d(channels=8, filters=16, kernel=(3, 3, 3), padding='SAME')
+        self.conv3d_2 = Conv3d(channels=8, filters=16, kernel=(3, 3, 3), padding='SAME', bias=False)
         self.groupnorm_1 = GroupNorm(channels=16, groups=4, eps=1e-05)
         self.dense_1 = Dense(features=16, units=2)
 

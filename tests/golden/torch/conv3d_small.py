@@ -23,13 +23,11 @@ from torch.nn.parallel import DistributedDataParallel
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
     ('conv3d_1.weight', (8, 1, 3, 3, 3), 'glorot_uniform', 27, 216, {}),
-    ('conv3d_1.bias', (8,), 'zeros', 1, 1, {}),
     ('batchnorm_1.weight', (8,), 'ones', 1, 1, {}),
     ('batchnorm_1.bias', (8,), 'zeros', 1, 1, {}),
     ('batchnorm_1.running_mean', (8,), 'zeros', 1, 1, {}),
     ('batchnorm_1.running_var', (8,), 'ones', 1, 1, {}),
     ('conv3d_2.weight', (16, 8, 3, 3, 3), 'glorot_uniform', 216, 432, {}),
-    ('conv3d_2.bias', (16,), 'zeros', 1, 1, {}),
     ('groupnorm_1.weight', (16,), 'ones', 1, 1, {}),
     ('groupnorm_1.bias', (16,), 'zeros', 1, 1, {}),
     ('dense_1.weight', (2, 16), 'glorot_uniform', 16, 2, {}),
@@ -69,10 +67,10 @@ class Conv3dSmall(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.conv3d_1 = nn.Conv3d(1, 8, kernel_size=3, padding=1)
+        self.conv3d_1 = nn.Conv3d(1, 8, kernel_size=3, padding=1, bias=False)
         self.batchnorm_1 = nn.BatchNorm2d(8)
         self.maxpool3d_1 = nn.MaxPool3d(2)
-        self.conv3d_2 = nn.Conv3d(8, 16, kernel_size=3, padding=1)
+        self.conv3d_2 = nn.Conv3d(8, 16, kernel_size=3, padding=1, bias=False)
         self.groupnorm_1 = nn.GroupNorm(4, 16)
         self.dense_1 = nn.Linear(16, 2)
 
