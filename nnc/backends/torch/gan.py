@@ -19,7 +19,7 @@ from nnc.backends import gancode
 from nnc.backends.codegen import CodeWriter, py_literal
 from nnc.backends.torch.helpers import HELPERS, emit_helpers, helper_imports, helper_names
 from nnc.backends.torch.module import MODULE_NAMES, ModuleClass, _lower
-from nnc.backends.torch.training import _optimizer, _torch_counts_steps, state_slots
+from nnc.backends.torch.training import _optimizer, counts_steps, state_slots
 from nnc.ir.passes.params import Param
 from nnc.ir.program import Program
 from nnc.ir.training import GanRecipe, Optimizer
@@ -140,7 +140,7 @@ def _tables(w: CodeWriter, program: Program, recipe: GanRecipe, parts: list[Part
             slots = state_slots(part.optimizer)
             w.line(f"{part.role!r}: {{{', '.join(f'{k!r}: {v!r}' for k, v in slots.items())}}},")
     w.line("}")
-    counts = ", ".join(f"{p.role!r}: {_torch_counts_steps(p.optimizer)!r}" for p in parts)
+    counts = ", ".join(f"{p.role!r}: {counts_steps(p.optimizer)!r}" for p in parts)
     w.line(f"COUNTS_STEPS = {{{counts}}}")
     g = program.models[recipe.generator]
     d = program.models[recipe.discriminator]

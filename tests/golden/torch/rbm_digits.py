@@ -2,44 +2,10 @@
 # for the torch backend. Regenerate it instead of editing it:
 #     nnc compile examples/rbm_digits.nn --backend torch --model DigitsRbm
 """DigitsRbm in PyTorch, computing exactly what nnc's docs/semantics.md defines.
-
-Runtime runs it with NumPy arrays in and out and nnc's canonical weights.
 """
 
-import zlib
-
-import numpy as np
 import torch
 from torch import nn
-
-
-# Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
-PARAMETERS = [
-    ('rbm_1.weight', (64, 64), 'normal', 64, 64, {'mean': 0.0, 'std': 0.01}),
-    ('rbm_1.visible_bias', (64,), 'zeros', 1, 1, {}),
-    ('rbm_1.hidden_bias', (64,), 'zeros', 1, 1, {}),
-]
-
-
-def _draw(kind, shape, fan_in, fan_out, rng, a):
-    """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'normal':
-        return rng.normal(a['mean'], a['std'], size=shape)
-    elif kind == 'zeros':
-        return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
-
-
-def initial_weights(seed=0):
-    """Canonical initial weights: each tensor drawn from its own generator seeded
-    with (seed, crc32(name)), exactly as nnc draws them.
-    """
-    weights = {}
-    for name, shape, kind, fan_in, fan_out, args in PARAMETERS:
-        rng = np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(name.encode())])
-        value = _draw(kind, shape, fan_in, fan_out, rng, args)
-        weights[name] = np.asarray(value, dtype=np.float32).reshape(shape)
-    return weights
 
 
 class RBM(nn.Module):
@@ -68,90 +34,3 @@ class DigitsRbm(nn.Module):
         # the RBM's up pass: hidden probabilities
         x = self.rbm_1(pixels)
         return x
-
-
-class Runtime:
-    """DigitsRbm with its loss and optimizer, NumPy arrays in and out.
-
-    It implements nnc's Runtime interface: arrays are batch first, float32 and
-    channels first; weights and optimizer state use nnc's canonical names and
-    layouts, so they move to and from every other nnc backend.
-    """
-
-    backend = 'torch'
-
-    def __init__(self, weights=None, device='cpu', seed=0):
-        self.device = torch.device(device)
-        if self.device.type == 'cuda' and not torch.cuda.is_available():
-            raise RuntimeError(f'device {device!r} was requested but CUDA is not available')
-        self.model = DigitsRbm().to(self.device)
-        found = dict(self.model.named_parameters()) | dict(self.model.named_buffers())
-        # canonical name -> the torch tensor holding it, in the same layout
-        self.tensors = {name: found[name] for name, *_ in PARAMETERS}
-        self.set_weights(initial_weights(seed) if weights is None else weights)
-        self.seed(seed)
-
-    def seed(self, seed):
-        """Reseed torch's generator, which draws the dropout masks."""
-        torch.manual_seed(seed)
-
-    def _mode(self, training):
-        if self.model.training != training:
-            self.model.train(training)
-
-    def _tensor(self, array, dtype=np.float32):
-        """A NumPy array as a tensor on the device; on the CPU it shares the array's
-        memory when the dtype fits (torch shares writable memory only).
-        """
-        if not (isinstance(array, np.ndarray) and array.dtype == dtype and array.flags.writeable):
-            array = np.array(array, dtype=dtype)
-        tensor = torch.from_numpy(array)
-        return tensor if self.device.type == 'cpu' else tensor.to(self.device)
-
-    def _inputs(self, arrays):
-        if len(arrays) != 1:
-            raise ValueError(f'DigitsRbm takes 1 input(s) (pixels). Received: {len(arrays)}')
-        return [self._tensor(arrays[0], np.float32)]
-
-    def forward(self, *inputs, training=False):
-        """Outputs for a batch, as NumPy arrays."""
-        self._mode(training)
-        with torch.no_grad():
-            output = self.model(*self._inputs(inputs))
-        return output.cpu().numpy()
-
-    def get_weights(self):
-        """Canonical weights, buffers included, as NumPy copies."""
-        return {name: t.detach().cpu().numpy().copy() for name, t in self.tensors.items()}
-
-    def set_weights(self, weights):
-        """Load canonical weights: every tensor of PARAMETERS, by name."""
-        missing = [name for name in self.tensors if name not in weights]
-        unexpected = [name for name in weights if name not in self.tensors]
-        if missing or unexpected:
-            raise KeyError(f'weights do not fit DigitsRbm: missing {missing}, unexpected {unexpected}')
-        with torch.no_grad():
-            for name, tensor in self.tensors.items():
-                value = torch.tensor(np.asarray(weights[name], dtype=np.float32))
-                if value.shape != tensor.shape:
-                    raise ValueError(f'weight {name} has shape {list(value.shape)}; '
-                                     f'expected {list(tensor.shape)}')
-                tensor.copy_(value)
-
-    # Training needs a loss and an optimizer, which only a train recipe gives.
-    NO_TRAINING = 'model DigitsRbm has no train recipe, so it has no loss or optimizer; compile a program whose train block names it'
-
-    def train_step(self, x, y, lr):
-        raise RuntimeError(self.NO_TRAINING)
-
-    def loss(self, x, y):
-        raise RuntimeError(self.NO_TRAINING)
-
-    def gradients(self, x, y):
-        raise RuntimeError(self.NO_TRAINING)
-
-    def get_optimizer_state(self):
-        raise RuntimeError(self.NO_TRAINING)
-
-    def set_optimizer_state(self, state):
-        raise RuntimeError(self.NO_TRAINING)
