@@ -20,12 +20,12 @@ import numpy as np
 from nnc.backends import gancode
 from nnc.backends.codegen import load_module, select
 from nnc.backends.torch.emit import NAME, emit_module, lower_module
-from nnc.backends.torch.gan import emit_gan_module
+from nnc.backends.torch.gan import emit_gan_module, lower_gan
 from nnc.errors import BackendError
 from nnc.ir.passes import check
 from nnc.ir.program import Program
 from nnc.ir.training import GanRecipe
-from nnc.ir.weights import check_gan_weights, check_weights, init_weights
+from nnc.ir.weights import check_gan_weights, check_weights, init_gan_weights, init_weights
 
 if TYPE_CHECKING:
     from nnc.backends.runtime import GanRuntime, Runtime
@@ -54,7 +54,7 @@ def emit_gan(
     program: Program, recipe: str | GanRecipe | None = None, source: str = "<program>"
 ) -> str:
     """The generated PyTorch module of a GAN recipe (default: the only one): both
-    models, both optimizers, ``GanRuntime`` and ``fit``."""
+    models, their losses and optimizers, ``draw_noise`` and ``fit``."""
     checked = check(program)
     return emit_gan_module(checked, gancode.select_gan(checked, recipe), source)
 
@@ -72,16 +72,19 @@ def build_gan(
     from nnc.backends import require_framework
 
     require_framework(NAME)
+    from nnc.backends.torch.runtime import TorchGanRuntime
+
     program = check(program)
     gan = gancode.select_gan(program, recipe)
     resolve_device(device)
+    seed = gan.seed if seed is None else seed
     if weights is not None:
         weights = check_gan_weights(program, gan, weights)
-    module = load_module(emit_gan_module(program, gan, "<program>"), f"torch_gan_{gan.name}")
-    runtime: GanRuntime = module.GanRuntime(
-        weights, device=device, seed=gan.seed if seed is None else seed
-    )
-    return runtime
+    else:
+        weights = init_gan_weights(program, gan, seed)
+    lowered = lower_gan(program, gan)
+    module = load_module(lowered.source, f"torch_gan_{gan.name}")
+    return TorchGanRuntime(module, lowered, weights, device=device, seed=seed)
 
 
 def build(

@@ -109,7 +109,7 @@ def lower_module(program: Program, model: str | None = None, source: str = "<pro
         + (
             ":\nthe model, its loss and optimizer, and fit(x, y) to train it.\n"
             if supervised is not None
-            else ".\n"
+            else "."
         )
     )
     w.blank()
@@ -122,9 +122,9 @@ def lower_module(program: Program, model: str | None = None, source: str = "<pro
     if _FUNCTIONAL.search(code):
         w.line("import torch.nn.functional as F")
     w.line("from torch import nn")
-    w.blank(2)
+    w.blank(1 if code.startswith("#") else 2)  # isort: one blank line before a comment
     w.lines_(code.lstrip("\n").splitlines())
-    text = double_quoted(w.render())
+    text = wrap_long_lines(double_quoted(w.render()))
     renamed = {k: v for k, v in main.torch_names.items() if k != v}
     return Lowered(
         source=text,
@@ -179,3 +179,38 @@ def double_quoted(source: str) -> str:
         last = start + len(text)
     out.append(source[last:])
     return "".join(out)
+
+
+LINE_LENGTH = 100  # nnc's own ruff setting, which generated files follow
+
+
+def wrap_long_lines(source: str) -> str:
+    """Lines over :data:`LINE_LENGTH` of the form ``target = call(arguments)`` split
+    as ``ruff format`` splits them: the arguments on a line of their own."""
+    out = []
+    for line in source.splitlines():
+        if len(line) > LINE_LENGTH and line.endswith(")") and "(" in line:
+            indent = line[: len(line) - len(line.lstrip())]
+            opening = _matching_open(line)
+            if opening is not None:
+                head, arguments = line[: opening + 1], line[opening + 1 : -1]
+                out += [head, f"{indent}    {arguments}", f"{indent})"]
+                continue
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _matching_open(line: str) -> int | None:
+    """The index of the parenthesis that the line's last one closes (None when a
+    string literal makes it unsafe to tell)."""
+    if "'" in line or '"' in line:
+        return None
+    depth = 0
+    for i in range(len(line) - 1, -1, -1):
+        if line[i] == ")":
+            depth += 1
+        elif line[i] == "(":
+            depth -= 1
+            if depth == 0:
+                return i
+    return None

@@ -33,6 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from nnc.backends.torch.distributed import use_global_batchnorm
 from nnc.backends.torch.emit import Lowered
+from nnc.backends.torch.gan import GanPart, LoweredGan
 from nnc.backends.torch.training import counts_steps, state_slots
 from nnc.ir.training import Optimizer
 
@@ -360,4 +361,192 @@ class TorchRuntime:
         self.player.load_optimizer_state(state, self.device)
 
 
-__all__ = ["Player", "TorchRuntime", "as_tensor", "load_arrays", "numpy_copies"]
+def as_batch(array: Any, shape: tuple[int | str, ...], what: str) -> np.ndarray:
+    """A NumPy batch as float32, checked against a per-sample shape (a name: any size)."""
+    array = np.asarray(array, dtype=np.float32)
+    fits = array.ndim == len(shape) + 1 and all(
+        isinstance(want, str) or want == got
+        for want, got in zip(shape, array.shape[1:], strict=False)
+    )
+    if not fits:
+        expected = ", ".join(["N", *map(str, shape)])
+        raise ValueError(
+            f"{what} must be a batch of shape [{expected}]. Received: {list(array.shape)}"
+        )
+    return array
+
+
+class TorchGanRuntime:
+    """A GAN recipe: the generator against the discriminator, each a :class:`Player`
+    with its optimizer, NumPy arrays in and out.
+
+    It implements nnc's GanRuntime interface: weights and optimizer state use nnc's
+    canonical names, each after its model's role ('generator/<param>',
+    'discriminator/step', ...), so they move to and from every nnc backend. The
+    discriminator step computes G(z) under ``no_grad`` (a constant for D's graph); the
+    generator step backpropagates through D but asks autograd for G's gradients
+    only, so D's ``.grad`` and weights stay as they were. Running statistics move only
+    for the model being updated: the other player's are put back.
+    """
+
+    backend = "torch"
+
+    def __init__(
+        self,
+        module: ModuleType,
+        lowered: LoweredGan,
+        weights: Mapping[str, np.ndarray],
+        device: str = "cpu",
+        seed: int = 0,
+    ) -> None:
+        self.device = resolve(device)
+        self.lowered = lowered
+        self.players: dict[str, Player] = {}
+        self.shapes: dict[str, tuple[int | str, ...]] = {}
+        for part in lowered.parts:
+            model: nn.Module = getattr(module, part.class_name)().to(self.device)
+            self.players[part.role] = Player(
+                model, part.parameters, part.torch_names, statistics=part.buffers
+            )
+            self.shapes[part.role] = part.input.shape
+        g, d = self.players["generator"], self.players["discriminator"]
+        self.generator, self.discriminator = g.module, d.module
+        # canonical name ('<role>/<param>') -> the torch tensor holding it
+        self.tensors = {
+            f"{role}/{name}": tensor
+            for role, player in self.players.items()
+            for name, tensor in player.tensors.items()
+        }
+        self.trainable = {role: player.trainable for role, player in self.players.items()}
+        self.set_weights(weights)
+        parts: dict[str, GanPart] = {part.role: part for part in lowered.parts}
+        for role, player in self.players.items():
+            player.attach(getattr(module, f"make_{role}_optimizer"), parts[role].optimizer)
+        self.optimizers = {role: player.optimizer for role, player in self.players.items()}
+        self._discriminator_loss = module.discriminator_loss
+        self._generator_loss = module.generator_loss
+        self._from_logits = lowered.recipe.from_logits
+        self.seed(seed)
+
+    @property
+    def steps(self) -> dict[str, int]:
+        return {role: player.steps for role, player in self.players.items()}
+
+    def seed(self, seed: int) -> None:
+        """Reseed torch's generator, which draws the dropout masks."""
+        torch.manual_seed(seed)
+
+    def _train(self, training: bool) -> None:
+        self.generator.train(training)
+        self.discriminator.train(training)
+
+    def _tensor(self, array: Any, role: str, what: str) -> torch.Tensor:
+        """A checked batch as a tensor on the device; on the CPU it shares the array's
+        memory when it can (torch shares writable memory only)."""
+        checked = as_batch(array, self.shapes[role], what)
+        if not checked.flags.writeable:
+            checked = checked.copy()
+        tensor = torch.from_numpy(checked)
+        return tensor if self.device.type == "cpu" else tensor.to(self.device)
+
+    def _mean(self, scores: torch.Tensor) -> float:
+        """The mean of D's outputs as probabilities."""
+        scores = scores.detach()
+        return float((torch.sigmoid(scores) if self._from_logits else scores).mean().item())
+
+    def _run(self, role: str, x: torch.Tensor, training: bool) -> np.ndarray:
+        player = self.players[role]
+        self._train(training)
+        statistics = player.statistics()
+        with torch.no_grad():
+            output = player.module(x)
+        player.restore(statistics)
+        result: np.ndarray = output.cpu().numpy()
+        return result
+
+    def generate(self, z: np.ndarray, training: bool = False) -> np.ndarray:
+        """G(z): samples for a batch of noise."""
+        return self._run("generator", self._tensor(z, "generator", "noise"), training)
+
+    def discriminate(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """D(x): the logit or probability that each sample is real."""
+        return self._run("discriminator", self._tensor(x, "discriminator", "samples"), training)
+
+    def discriminator_step(self, x: np.ndarray, z: np.ndarray, lr: float) -> dict[str, float]:
+        """One update of the discriminator on real samples x and generated ones G(z),
+        both in training mode (two passes); the generator does not change. Returns the
+        loss, mean D(x) and mean D(G(z)) before the update."""
+        real = self._tensor(x, "discriminator", "samples")
+        noise = self._tensor(z, "generator", "noise")
+        g, d = self.players["generator"], self.players["discriminator"]
+        assert d.optimizer is not None
+        self._train(True)
+        statistics = g.statistics()
+        with torch.no_grad():  # a batch of samples, not part of D's graph
+            fake = self.generator(noise)
+        g.restore(statistics)
+        d.learning_rate(lr)
+        d.optimizer.zero_grad(set_to_none=True)
+        real_scores = self.discriminator(real)
+        fake_scores = self.discriminator(fake)
+        loss = self._discriminator_loss(real_scores, fake_scores)
+        loss.backward()
+        d.optimizer.step()
+        d.steps += 1
+        return {
+            "d_loss": loss.item(),
+            "d_real": self._mean(real_scores),
+            "d_fake": self._mean(fake_scores),
+        }
+
+    def generator_step(self, z: np.ndarray, lr: float) -> dict[str, float]:
+        """One update of the generator through the discriminator: autograd computes the
+        generator's gradients only, and the discriminator does not change. Returns the
+        loss and mean D(G(z)) before the update."""
+        noise = self._tensor(z, "generator", "noise")
+        g, d = self.players["generator"], self.players["discriminator"]
+        assert g.optimizer is not None
+        self._train(True)
+        statistics = d.statistics()
+        g.learning_rate(lr)
+        g.optimizer.zero_grad(set_to_none=True)
+        scores = self.discriminator(self.generator(noise))
+        loss = self._generator_loss(scores)
+        loss.backward(inputs=list(g.trainable.values()))
+        g.optimizer.step()
+        d.restore(statistics)
+        g.steps += 1
+        return {"g_loss": loss.item(), "g_fake": self._mean(scores)}
+
+    def get_weights(self) -> Arrays:
+        """Canonical weights of both models, buffers included, as NumPy copies."""
+        return numpy_copies(self.tensors)
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        """Load canonical weights: every tensor of both models, by 'role/name'."""
+        load_arrays(self.tensors, weights, "weights do not fit")
+
+    def get_optimizer_state(self) -> Arrays:
+        """Canonical optimizer state of both models: '<role>/step', and
+        '<role>/<parameter>.<slot>' per trainable parameter and slot."""
+        state: Arrays = {}
+        for role, player in self.players.items():
+            state.update(player.optimizer_state(f"{role}/"))
+        return state
+
+    def set_optimizer_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Load canonical optimizer state, as get_optimizer_state returns it."""
+        check_keys(self.get_optimizer_state(), state)
+        for role, player in self.players.items():
+            player.load_optimizer_state(state, self.device, f"{role}/")
+
+
+__all__ = [
+    "Player",
+    "TorchGanRuntime",
+    "TorchRuntime",
+    "as_batch",
+    "as_tensor",
+    "load_arrays",
+    "numpy_copies",
+]

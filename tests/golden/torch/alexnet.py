@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
 # The parameters L2 regularisation applies to: weights, not biases or norm scales.
 L2_PARAMETERS = {
     "conv2d_1.weight",

@@ -33,7 +33,9 @@ class SEDigits(nn.Module):
         squeeze_excite_1_reshape_1 = F.relu(squeeze_excite_1_reshape_1)
         squeeze_excite_1_reshape_1 = self.squeeze_excite_1_dense_2(squeeze_excite_1_reshape_1)
         squeeze_excite_1_reshape_1 = torch.sigmoid(squeeze_excite_1_reshape_1)
-        squeeze_excite_1_reshape_1 = squeeze_excite_1_reshape_1.reshape(len(squeeze_excite_1_reshape_1), 16, 1, 1)
+        squeeze_excite_1_reshape_1 = squeeze_excite_1_reshape_1.reshape(
+            len(squeeze_excite_1_reshape_1), 16, 1, 1
+        )
         relu_2 = relu_1 * squeeze_excite_1_reshape_1
         relu_2 = self.maxpool_1(relu_2)
         relu_2 = self.conv2d_2(relu_2)
@@ -43,7 +45,9 @@ class SEDigits(nn.Module):
         squeeze_excite_2_reshape_1 = F.relu(squeeze_excite_2_reshape_1)
         squeeze_excite_2_reshape_1 = self.squeeze_excite_2_dense_2(squeeze_excite_2_reshape_1)
         squeeze_excite_2_reshape_1 = torch.sigmoid(squeeze_excite_2_reshape_1)
-        squeeze_excite_2_reshape_1 = squeeze_excite_2_reshape_1.reshape(len(squeeze_excite_2_reshape_1), 32, 1, 1)
+        squeeze_excite_2_reshape_1 = squeeze_excite_2_reshape_1.reshape(
+            len(squeeze_excite_2_reshape_1), 32, 1, 1
+        )
         dense_1 = relu_2 * squeeze_excite_2_reshape_1
         dense_1 = dense_1.mean(dim=(2, 3))
         dense_1 = self.dense_1(dense_1)
