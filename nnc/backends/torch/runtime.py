@@ -287,9 +287,12 @@ class TorchRuntime:
     ) -> float:
         """train_step on tensors already on the device, the target as compute_loss
         takes it."""
-        compute_loss = self._loss()
-        self._mode(True)
-        optimizer = self.player.optimizer
+        compute_loss = self.compute_loss
+        if compute_loss is None:
+            raise RuntimeError(self.lowered.no_training)
+        if not self.model.training:
+            self.model.train(True)
+        optimizer = self.optimizer
         if optimizer is None:
             with torch.no_grad():  # every parameter is frozen
                 loss = compute_loss(self.network(x), y)
