@@ -1,7 +1,7 @@
 """PyTorch data-parallel training through torchrun and DistributedDataParallel (gloo,
 on this machine's CPU): two workers make the updates of one process, batchnorm sees
-the global batch, the generated module trains alone under torchrun, and a killed
-worker stops the run with its rank while the last checkpoint resumes (in one process:
+the global batch (nnc's runtime adapter swaps in GlobalBatchNorm), and a killed worker
+stops the run with its rank while the last checkpoint resumes (in one process:
 checkpoints do not depend on the worker count)."""
 
 from __future__ import annotations
@@ -18,14 +18,10 @@ import numpy as np
 import pytest
 
 import nnc
-from nnc.backends import get_backend
-from nnc.backends.codegen import load_module
 from nnc.cli.main import main
-from nnc.data import prepare
 from nnc.ir.weights import read_weights_file
 from nnc.train import RunOptions, train
 from nnc.train.checkpoint import read_checkpoint
-from nnc.train.distributed.settings import free_port
 from tests.conftest import EXAMPLES, ROOT, require
 from tests.distributed.helpers import SMOOTHER, absolute, check_smoother, deviations, workers_of
 
@@ -56,49 +52,19 @@ def test_two_gloo_workers_make_the_updates_of_one_process(tmp_path: Path) -> Non
     assert (checkpoint.workers, checkpoint.state.step) == (2, 23)
 
 
-def test_generated_module_trains_alone_under_torchrun_with_global_batchnorm(
-    tmp_path: Path,
-) -> None:
+def test_two_workers_train_batchnorm_over_the_global_batch(tmp_path: Path) -> None:
+    """nnc's runtime adapter under torchrun swaps batchnorm for GlobalBatchNorm: two
+    workers move the weights and running statistics as one process does."""
     # batch 449: slices of 225 and 224 samples, and the last global batch of 1 sample
     # leaves rank 1 an empty slice; sse is a sum, so each worker's share is 1.
     program = nnc.parse(SMOOTHER.format(batch=449))
-    source = get_backend("torch").emit(program, source="smoother.nn")
-    (tmp_path / "smoother.py").write_text(source)
-    data = prepare(program, program.recipes["Smoother"])  # type: ignore[arg-type]
-    np.savez(tmp_path / "data.npz", x=data.train.x, y=data.train.y)
-    (tmp_path / "train_ddp.py").write_text(
-        "import json\n"
-        "import numpy as np\n"
-        "import torch\n"
-        "import smoother\n"
-        "data = np.load('data.npz')\n"
-        "runtime, history = smoother.fit(data['x'], data['y'], distributed=True, verbose=False)\n"
-        "if runtime.rank == 0:\n"
-        "    np.savez('weights.npz', **runtime.get_weights())\n"
-        "    json.dump(history, open('history.json', 'w'))\n"
-        "runtime.close()\n"
-    )
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("PYTHONPATH", "RANK", "WORLD_SIZE", "LOCAL_RANK")
-    }
-    env.update(OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo")
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
-    command += ["--master-addr", "127.0.0.1", "--master-port", str(free_port()), "train_ddp.py"]
-    done = subprocess.run(
-        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-
-    module = load_module(source, "smoother_alone")
-    alone, history = module.fit(data.train.x, data.train.y, verbose=False)
-    with np.load(tmp_path / "weights.npz") as saved:
-        pair = {k: saved[k] for k in saved.files}
-    check_smoother(deviations(pair, alone.get_weights(), floor=1e-2))
-    pair_history = json.loads((tmp_path / "history.json").read_text())
-    assert pair_history == pytest.approx(history, rel=1e-5)
-    assert history[1] < 0.5 * history[0]  # it learns: the summed loss falls by half
+    settings = {"backend": "torch", "base": EXAMPLES}
+    alone = train(program, options=RunOptions(save=False, **settings))  # type: ignore[arg-type]
+    pair = train(program, options=RunOptions(nproc=2, timeout=60, out=tmp_path / "run", **settings))  # type: ignore[arg-type]
+    check_smoother(deviations(pair.runtime.get_weights(), alone.runtime.get_weights(), floor=1e-2))
+    losses = [row["loss"] for row in alone.history]
+    assert [row["loss"] for row in pair.history] == pytest.approx(losses, rel=1e-5)
+    assert losses[1] < 0.5 * losses[0]  # it learns: the summed loss falls by half
 
 
 def test_a_killed_worker_stops_every_worker_and_the_checkpoint_resumes(tmp_path: Path) -> None:

@@ -1,10 +1,11 @@
 """The PyTorch backend: idiomatic ``nn.Module`` code with nnc's exact semantics.
 
-``emit`` writes a standalone module (torch, numpy and the standard library only):
-one ``nn.Module`` class per model, the recipe's loss and ``torch.optim`` optimizer,
-and a ``Runtime`` implementing :class:`nnc.backends.runtime.Runtime`. ``build``
-imports it and returns a ready runtime. Neither importing this package nor
-``emit`` imports torch; ``build`` does.
+``emit`` writes a standalone module (torch, numpy and the standard library only)
+holding what varies per model: one ``nn.Module`` class per model, the recipe's loss
+and ``torch.optim`` optimizer, and ``fit(x, y)``. ``build`` imports it and wraps it
+in nnc's runtime adapter (:mod:`nnc.backends.torch.runtime`), which implements
+:class:`nnc.backends.runtime.Runtime` once for every model. Neither importing this
+package nor ``emit`` imports torch; ``build`` does.
 
 How each op, loss and optimizer is realised: ``docs/backends/torch.md``.
 """
@@ -18,13 +19,13 @@ import numpy as np
 
 from nnc.backends import gancode
 from nnc.backends.codegen import load_module, select
-from nnc.backends.torch.emit import NAME, emit_module
-from nnc.backends.torch.gan import emit_gan_module
+from nnc.backends.torch.emit import NAME, emit_module, lower_module
+from nnc.backends.torch.gan import emit_gan_module, lower_gan
 from nnc.errors import BackendError
 from nnc.ir.passes import check
 from nnc.ir.program import Program
 from nnc.ir.training import GanRecipe
-from nnc.ir.weights import check_gan_weights, check_weights
+from nnc.ir.weights import check_gan_weights, check_weights, init_gan_weights, init_weights
 
 if TYPE_CHECKING:
     from nnc.backends.runtime import GanRuntime, Runtime
@@ -53,7 +54,7 @@ def emit_gan(
     program: Program, recipe: str | GanRecipe | None = None, source: str = "<program>"
 ) -> str:
     """The generated PyTorch module of a GAN recipe (default: the only one): both
-    models, both optimizers, ``GanRuntime`` and ``fit``."""
+    models, their losses and optimizers, ``draw_noise`` and ``fit``."""
     checked = check(program)
     return emit_gan_module(checked, gancode.select_gan(checked, recipe), source)
 
@@ -71,16 +72,19 @@ def build_gan(
     from nnc.backends import require_framework
 
     require_framework(NAME)
+    from nnc.backends.torch.runtime import TorchGanRuntime
+
     program = check(program)
     gan = gancode.select_gan(program, recipe)
     resolve_device(device)
+    seed = gan.seed if seed is None else seed
     if weights is not None:
         weights = check_gan_weights(program, gan, weights)
-    module = load_module(emit_gan_module(program, gan, "<program>"), f"torch_gan_{gan.name}")
-    runtime: GanRuntime = module.GanRuntime(
-        weights, device=device, seed=gan.seed if seed is None else seed
-    )
-    return runtime
+    else:
+        weights = init_gan_weights(program, gan, seed)
+    lowered = lower_gan(program, gan)
+    module = load_module(lowered.source, f"torch_gan_{gan.name}")
+    return TorchGanRuntime(module, lowered, weights, device=device, seed=seed)
 
 
 def build(
@@ -97,31 +101,35 @@ def build(
     weights drawn from ``seed``); ``seed`` defaults to the recipe's.
 
     ``distributed=True``, in a process that torchrun started, joins its process group
-    (the module's ``init_distributed``: gloo on the CPU, nccl on CUDA, where each
+    (``distributed.init_distributed``: gloo on the CPU, nccl on CUDA, where each
     worker takes the GPU of its local rank) and returns a data-parallel runtime: its
     train steps run through ``DistributedDataParallel`` (docs/distributed.md). A
     collective then waits at most ``timeout`` seconds for the other workers."""
     from nnc.backends import require_framework
 
     require_framework(NAME)
+    from nnc.backends.torch.distributed import init_distributed
+    from nnc.backends.torch.runtime import TorchRuntime
+
     program = check(program)
     root, recipe = select(program, model)
     resolve_device(device)
     if weights is not None:
         weights = check_weights(program, root, weights)
-    module = load_module(emit_module(program, root.name), f"torch_{root.name}")
+    lowered = lower_module(program, root.name)
     if seed is None:
         seed = int(getattr(recipe, "seed", 0))
-    if not distributed:
-        runtime: Runtime = module.Runtime(weights, device=device, seed=seed)
-        return runtime
-    if not hasattr(module, "init_distributed"):
-        raise BackendError(
-            f"model {root.name} has no supervised train recipe, so it cannot train data-parallel"
-        )
-    device = module.init_distributed(device, timeout=timeout)
-    parallel: Runtime = module.Runtime(weights, device=device, seed=seed, distributed=True)
-    return parallel
+    if weights is None:
+        weights = init_weights(program, root, seed)
+    if distributed:
+        if lowered.recipe is None:
+            raise BackendError(
+                f"model {root.name} has no supervised train recipe, so it cannot train "
+                "data-parallel"
+            )
+        device = init_distributed(device, timeout=timeout)
+    module = load_module(lowered.source, f"torch_{root.name}")
+    return TorchRuntime(module, lowered, weights, device=device, seed=seed, distributed=distributed)
 
 
 def resolve_device(device: str) -> str:

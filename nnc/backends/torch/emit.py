@@ -1,51 +1,76 @@
-"""Assemble a generated PyTorch module: imports, canonical parameters, helpers, one
-``nn.Module`` per model, the loss and optimizer, the ``Runtime``, and ``fit``.
+"""Assemble a generated PyTorch module: what varies per model, and nothing else.
 
-The module imports only torch, numpy and the standard library; copied anywhere, it
-trains with ``fit(x, y)``.
+In order: imports, helpers a layer needs, one ``nn.Module`` per model (callees
+first), and for a supervised recipe the loss (``compute_loss``), the optimizer
+(``make_optimizer``), ``learning_rate(epoch)`` when the rate follows a schedule, and
+a standalone ``fit(x, y)``. The module imports only torch, numpy and the standard
+library; copied anywhere, it trains with ``fit(x, y)``.
+
+Everything that is the same for every model (canonical weights, the Runtime
+interface, optimizer state, devices, data-parallel training) is nnc's runtime
+adapter, :mod:`nnc.backends.torch.runtime`, which wraps the imported module. What
+the adapter needs to know of the model comes from the IR, here: :class:`Lowered`.
 """
 
 from __future__ import annotations
 
+import io
 import re
+import tokenize
+from dataclasses import dataclass
 
-from nnc.backends.codegen import (
-    CodeWriter,
-    emit_fit,
-    emit_initial_weights,
-    emit_learning_rate,
-    emit_parameter_table,
-    header,
-    select,
-)
-from nnc.backends.torch.distributed import (
-    DISTRIBUTED_NAMES,
-    STDLIB_IMPORTS,
-    TORCH_IMPORTS,
-    emit_distributed,
-)
+import numpy as np
+
+from nnc.backends.codegen import CodeWriter, header, select
 from nnc.backends.torch.helpers import HELPERS, emit_helpers, helper_imports, helper_names
 from nnc.backends.torch.module import MODULE_NAMES, lower_models
 from nnc.backends.torch.training import (
-    RuntimeEmitter,
+    emit_fit,
+    emit_l2_table,
+    emit_learning_rate,
     emit_loss,
     emit_optimizer,
-    emit_tables,
+    has_schedule,
 )
 from nnc.ir.ops.normalization import BatchNorm
 from nnc.ir.passes import check, inline_calls
-from nnc.ir.program import Program
-from nnc.ir.training import Recipe
+from nnc.ir.passes.params import model_params
+from nnc.ir.program import Model, Program
+from nnc.ir.training import GanRecipe, Recipe
 
 NAME = "torch"
 _FUNCTIONAL = re.compile(r"(?<![\w.])F\.")
 
 
+@dataclass(frozen=True)
+class Lowered:
+    """A model's generated module and the facts about it that nnc's runtime adapter
+    needs, all computed from the IR."""
+
+    source: str
+    model: Model
+    recipe: Recipe | None
+    # why the runtime cannot train (no supervised recipe); "" when it can
+    no_training: str
+    class_name: str
+    parameters: tuple[str, ...]  # canonical names, buffers included, in order
+    torch_names: dict[str, str]  # canonical name -> torch's state_dict name
+    input_dtypes: tuple[type[np.generic], ...]
+    buffers: bool  # running statistics that only train_step may move
+    batchnorm: bool  # data-parallel training swaps in GlobalBatchNorm
+    trainable: bool  # some parameter is trained
+
+
 def emit_module(program: Program, model: str | None = None, source: str = "<program>") -> str:
     """The generated module's source for ``model`` (default: the trained model)."""
+    return lower_module(program, model, source).source
+
+
+def lower_module(program: Program, model: str | None = None, source: str = "<program>") -> Lowered:
+    """The generated module for ``model`` with what the runtime adapter needs."""
     program = check(program)
     root, recipe = select(program, model)
-    taken = set(MODULE_NAMES | DISTRIBUTED_NAMES)
+    taken = set(MODULE_NAMES)
     for helper in HELPERS:
         taken.update(helper_names(helper))
     classes = lower_models(program, root, taken)
@@ -53,63 +78,139 @@ def emit_module(program: Program, model: str | None = None, source: str = "<prog
     helpers = set().union(*(c.helpers for c in classes))
     imports = set().union(*(c.imports for c in classes)) | helper_imports(helpers)
     supervised = recipe if isinstance(recipe, Recipe) else None
-    batchnorm = any(isinstance(n, BatchNorm) for n in inline_calls(program, root).nodes)
-    if supervised is not None:
-        imports |= STDLIB_IMPORTS
+    params = model_params(program, root)
+    trainable = any(p.spec.trainable and not p.spec.buffer for p in params)
 
     body = CodeWriter()
-    params = emit_parameter_table(body, program, root)
-    emit_tables(body, main.torch_names, params, supervised)
-    body.blank(2)
-    emit_initial_weights(body, program, root, supervised.seed if supervised else _seed(recipe))
+    if supervised is not None and supervised.l2 and trainable:
+        emit_l2_table(body, main.torch_names, params, supervised)
     emit_helpers(body, helpers)
     for cls in classes:
         body.blank(2)
         cls.emit(body)
     if supervised is not None:
         body.blank(2)
-        emit_distributed(body, batchnorm)
-        body.blank(2)
         emit_loss(body, supervised.loss, root.output_types[0])
-        if any(p.spec.trainable and not p.spec.buffer for p in params):
+        if trainable:
             body.blank(2)
             emit_optimizer(body, supervised)
-    body.blank(2)
-    renamed = any(k != v for k, v in main.torch_names.items())
-    RuntimeEmitter(body, root, main.name, recipe, params, renamed, batchnorm).emit()
-    if supervised is not None:
+            if has_schedule(supervised):
+                body.blank(2)
+                emit_learning_rate(body, supervised)
         body.blank(2)
-        emit_learning_rate(body, supervised)
-        body.blank(2)
-        emit_fit(body, supervised, parallel="torch")
+        integer = root.inputs[0].type.dtype == "int64"
+        emit_fit(body, supervised, main.name, integer, trainable)
     code = body.render()
 
     w = CodeWriter()
     w.lines_(header(source, root, NAME))
     w.docstring(
-        f"{root.name} in PyTorch, computing exactly what nnc's docs/semantics.md defines.\n\n"
-        "Runtime runs it with NumPy arrays in and out and nnc's canonical weights"
+        f"{root.name} in PyTorch, computing exactly what nnc's docs/semantics.md defines"
         + (
-            ";\nfit(x, y) trains it from initial_weights() with the recipe's settings.\n"
+            ":\nthe model, its loss and optimizer, and fit(x, y) to train it.\n"
             if supervised is not None
-            else ".\n"
+            else "."
         )
     )
     w.blank()
-    w.lines_([f"import {name}" for name in sorted(imports | {"zlib"})])
-    w.blank()
-    w.lines_(["import numpy as np", "import torch"])
-    if supervised is not None:
-        w.line(TORCH_IMPORTS[0])
+    if imports:
+        w.lines_([f"import {name}" for name in sorted(imports)])
+        w.blank()
+    if supervised is not None or re.search(r"(?<![\w.])np\.", code):
+        w.line("import numpy as np")
+    w.line("import torch")
     if _FUNCTIONAL.search(code):
         w.line("import torch.nn.functional as F")
     w.line("from torch import nn")
-    if supervised is not None:
-        w.line(TORCH_IMPORTS[1])
-    w.blank(2)
-    w.lines_(code.splitlines())
-    return w.render()
+    w.blank(1 if code.startswith("#") else 2)  # isort: one blank line before a comment
+    w.lines_(code.lstrip("\n").splitlines())
+    text = wrap_long_lines(double_quoted(w.render()))
+    renamed = {k: v for k, v in main.torch_names.items() if k != v}
+    return Lowered(
+        source=text,
+        model=root,
+        recipe=supervised,
+        no_training="" if supervised is not None else _no_training(root, recipe),
+        class_name=main.name,
+        parameters=tuple(p.name for p in params),
+        torch_names=renamed,
+        input_dtypes=tuple(
+            np.int64 if i.type.dtype == "int64" else np.float32 for i in root.inputs
+        ),
+        buffers=any(p.spec.buffer for p in params),
+        batchnorm=any(isinstance(n, BatchNorm) for n in inline_calls(program, root).nodes),
+        trainable=trainable,
+    )
 
 
-def _seed(recipe: object) -> int:
-    return int(getattr(recipe, "seed", 0))
+def _no_training(model: Model, recipe: Recipe | GanRecipe | None) -> str:
+    if isinstance(recipe, GanRecipe):
+        return (
+            f"model {model.name} is trained by the GAN recipe '{recipe.name}', which this "
+            "runtime does not run: it trains one model with a supervised loss"
+        )
+    return (
+        f"model {model.name} has no train recipe, so it has no loss or optimizer; compile a "
+        "program whose train block names it"
+    )
+
+
+def double_quoted(source: str) -> str:
+    """``source`` with its single-quoted strings double-quoted where that needs no new
+    escape, as ``ruff format`` writes them (the lowerings write ``repr`` literals)."""
+    out: list[str] = []
+    lines = source.splitlines(keepends=True)
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+    last = 0
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type != tokenize.STRING:
+            continue  # from Python 3.12 on f-strings are other tokens: left as written
+        start = offsets[token.start[0] - 1] + token.start[1]
+        text = token.string
+        prefix = re.match(r"[A-Za-z]*", text)
+        assert prefix is not None
+        body = text[prefix.end() :]
+        if body.startswith("'''") or not body.startswith("'") or '"' in body or "\\'" in body:
+            continue
+        out.append(source[last:start])
+        out.append(f'{text[: prefix.end()]}"{body[1:-1]}"')
+        last = start + len(text)
+    out.append(source[last:])
+    return "".join(out)
+
+
+LINE_LENGTH = 100  # nnc's own ruff setting, which generated files follow
+
+
+def wrap_long_lines(source: str) -> str:
+    """Lines over :data:`LINE_LENGTH` of the form ``target = call(arguments)`` split
+    as ``ruff format`` splits them: the arguments on a line of their own."""
+    out = []
+    for line in source.splitlines():
+        if len(line) > LINE_LENGTH and line.endswith(")") and "(" in line:
+            indent = line[: len(line) - len(line.lstrip())]
+            opening = _matching_open(line)
+            if opening is not None:
+                head, arguments = line[: opening + 1], line[opening + 1 : -1]
+                out += [head, f"{indent}    {arguments}", f"{indent})"]
+                continue
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _matching_open(line: str) -> int | None:
+    """The index of the parenthesis that the line's last one closes (None when a
+    string literal makes it unsafe to tell)."""
+    if "'" in line or '"' in line:
+        return None
+    depth = 0
+    for i in range(len(line) - 1, -1, -1):
+        if line[i] == ")":
+            depth += 1
+        elif line[i] == "(":
+            depth -= 1
+            if depth == 0:
+                return i
+    return None

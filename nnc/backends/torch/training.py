@@ -19,16 +19,18 @@ parameter group with ``weight_decay = l2``.
 
 from __future__ import annotations
 
-from nnc.backends.codegen import CodeWriter, py_identifier, py_literal
+from collections.abc import Mapping
+
+from nnc.backends.codegen import CodeWriter
 from nnc.errors import BackendError
 from nnc.ir.passes.params import Param
-from nnc.ir.program import Model
 from nnc.ir.training import (
     Adagrad,
     Adam,
     BinaryCrossEntropy,
+    ConstantLr,
     CrossEntropy,
-    GanRecipe,
+    ExponentialLr,
     Loss,
     Mae,
     Mse,
@@ -37,6 +39,7 @@ from nnc.ir.training import (
     Rmsprop,
     Sgd,
     Sse,
+    StepLr,
 )
 from nnc.ir.types import TensorType
 
@@ -147,7 +150,7 @@ def state_slots(optimizer: Optimizer) -> dict[str, str]:
     return _SLOTS[optimizer.kind]
 
 
-def _torch_counts_steps(optimizer: Optimizer) -> bool:
+def counts_steps(optimizer: Optimizer) -> bool:
     """Whether the torch optimizer keeps a per-parameter ``step`` in its state."""
     return not isinstance(optimizer, Sgd)
 
@@ -230,402 +233,82 @@ def emit_optimizer(w: CodeWriter, recipe: Recipe) -> None:
             w.line(f"return {constructor.format(params='parameters')}")
 
 
-def emit_tables(
-    w: CodeWriter, torch_names: dict[str, str], params: list[Param], recipe: Recipe | None
+def emit_l2_table(
+    w: CodeWriter, torch_names: Mapping[str, str], params: list[Param], recipe: Recipe
 ) -> None:
-    """Emit TORCH_NAMES (canonical names torch stores differently), L2_PARAMETERS and
-    STATE_SLOTS, each only when the module needs it."""
-    renamed = {k: v for k, v in torch_names.items() if k != v}
-    if renamed:
-        w.blank()
-        w.line("# Canonical names that torch stores under another name (the layouts are equal).")
-        with w.block("TORCH_NAMES = {"):
-            for canonical, torch_name in renamed.items():
-                w.line(f"{canonical!r}: {torch_name!r},")
-        w.line("}")
-    if recipe is not None and recipe.l2:
-        decayed = [torch_names[p.name] for p in params if p.spec.decay and p.spec.trainable]
-        w.blank()
-        w.line("# The parameters L2 regularisation applies to: weights, not biases or norm scales.")
-        with w.block("L2_PARAMETERS = {"):
-            for name in decayed:
-                w.line(f"{name!r},")
-        w.line("}")
-    slots = state_slots(recipe.optimizer) if recipe is not None else {}
-    if slots:
-        w.blank()
-        w.line("# nnc's canonical optimizer state slots -> torch's names for them.")
-        w.line(f"STATE_SLOTS = {{{', '.join(f'{k!r}: {v!r}' for k, v in slots.items())}}}")
+    """Emit ``L2_PARAMETERS``, the torch names of the parameters L2 applies to."""
+    decayed = [torch_names.get(p.name, p.name) for p in params if p.spec.decay and p.spec.trainable]
+    w.line("# The parameters L2 regularisation applies to: weights, not biases or norm scales.")
+    with w.block("L2_PARAMETERS = {"):
+        for name in decayed:
+            w.line(f"{name!r},")
+    w.line("}")
 
 
-# -- the Runtime class ----------------------------------------------------------------------
+def has_schedule(recipe: Recipe) -> bool:
+    return not isinstance(recipe.schedule, ConstantLr)
 
 
-class RuntimeEmitter:
-    """Writes the ``Runtime`` class: nnc's runtime interface over the generated module."""
-
-    def __init__(
-        self,
-        w: CodeWriter,
-        model: Model,
-        class_name: str,
-        recipe: Recipe | GanRecipe | None,
-        params: list[Param],
-        renamed: bool,
-        batchnorm: bool = False,
-    ):
-        self.w = w
-        self.model = model
-        self.cls = class_name
-        # validated identifiers, so they may sit inside generated string literals
-        self.name = py_identifier(model.name, "model name")
-        self.input_names = ", ".join(py_identifier(i.name) for i in model.inputs)
-        self.recipe = recipe if isinstance(recipe, Recipe) else None
-        self.gan = recipe if isinstance(recipe, GanRecipe) else None
-        self.seed = recipe.seed if recipe is not None else 0
-        self.renamed = renamed
-        self.trainable = any(p.spec.trainable and not p.spec.buffer for p in params)
-        self.buffers = any(p.spec.buffer for p in params)
-        self.multi_output = len(model.outputs) > 1
-        self.batchnorm = batchnorm  # data-parallel training swaps in GlobalBatchNorm
-
-    def emit(self) -> None:
-        w = self.w
-        with w.block("class Runtime:"):
-            w.docstring(
-                f"{self.model.name} with its loss and optimizer, NumPy arrays in and out.\n\n"
-                "It implements nnc's Runtime interface: arrays are batch first, float32 and\n"
-                "channels first; weights and optimizer state use nnc's canonical names and\n"
-                "layouts, so they move to and from every other nnc backend."
-            )
-            w.blank()
-            w.line("backend = 'torch'")
-            w.blank()
-            self._init()
-            self._basics()
-            if self.recipe is None:
-                self._no_training()
-            else:
-                self._training()
-                self._optimizer_state()
-
-    def _init(self) -> None:
-        w = self.w
-        signature = f"self, weights=None, device='cpu', seed={self.seed}"
-        if self.recipe is not None:
-            signature += ", distributed=False"
-        with w.block(f"def __init__({signature}):"):
-            w.line("self.device = torch.device(device)")
-            with w.block("if self.device.type == 'cuda' and not torch.cuda.is_available():"):
-                w.line(
-                    "raise RuntimeError(f'device {device!r} was requested but CUDA is not "
-                    "available')"
-                )
-            w.line(f"self.model = {self.cls}().to(self.device)")
-            if self.recipe is not None and self.batchnorm:
-                with w.block("if distributed:"):
-                    w.line("use_global_batchnorm(self.model)  # statistics of the global batch")
-            w.line("found = dict(self.model.named_parameters()) | dict(self.model.named_buffers())")
-            w.line("# canonical name -> the torch tensor holding it, in the same layout")
-            lookup = "TORCH_NAMES.get(name, name)" if self.renamed else "name"
-            w.line(f"self.tensors = {{name: found[{lookup}] for name, *_ in PARAMETERS}}")
-            if self.recipe is not None:
-                w.line(
-                    "self.trainable = {n: t for n, t in self.tensors.items() if t.requires_grad}"
-                )
-            w.line("self.set_weights(initial_weights(seed) if weights is None else weights)")
-            if self.recipe is not None:
-                self._data_parallel()
-                if self.trainable:
-                    w.line("self.optimizer = make_optimizer(self.model)")
-                else:
-                    w.line("self.optimizer = None  # every parameter is frozen")
-                w.line("self.steps = 0")
-            w.line("self.seed(seed)")
-
-    def _basics(self) -> None:
-        w = self.w
-        w.blank()
-        with w.block("def seed(self, seed):"):
-            if self.recipe is None:
-                w.docstring("Reseed torch's generator, which draws the dropout masks.")
-                w.line("torch.manual_seed(seed)")
-            else:
-                w.docstring(
-                    "Reseed torch's generator, which draws the dropout masks; each\n"
-                    "data-parallel worker adds its rank, so their masks differ."
-                )
-                w.line("torch.manual_seed(seed + self.rank)")
-        w.blank()
-        with (
-            w.block("def _mode(self, training):"),
-            w.block("if self.model.training != training:"),
-        ):
-            w.line("self.model.train(training)")
-        w.blank()
-        with w.block("def _tensor(self, array, dtype=np.float32):"):
-            w.docstring(
-                "A NumPy array as a tensor on the device; on the CPU it shares the array's\n"
-                "memory when the dtype fits (torch shares writable memory only)."
-            )
-            with w.block(
-                "if not (isinstance(array, np.ndarray) and array.dtype == dtype "
-                "and array.flags.writeable):"
-            ):
-                w.line("array = np.array(array, dtype=dtype)")
-            w.line("tensor = torch.from_numpy(array)")
-            w.line("return tensor if self.device.type == 'cpu' else tensor.to(self.device)")
-        w.blank()
-        count = len(self.model.inputs)
-        with w.block("def _inputs(self, arrays):"):
-            with w.block(f"if len(arrays) != {count}:"):
-                w.line(
-                    f"raise ValueError(f'{self.name} takes {count} input(s) "
-                    f"({self.input_names}). Received: {{len(arrays)}}')"
-                )
-            tensors = ", ".join(
-                f"self._tensor(arrays[{k}], {self._dtype(k)})" for k in range(count)
-            )
-            w.line(f"return [{tensors}]")
-        if self.buffers:
-            w.blank()
-            with w.block("def _statistics(self):"):
-                w.line("return [buffer.clone() for buffer in self.model.buffers()]")
-            w.blank()
-            with w.block("def _restore(self, statistics):"):
-                w.docstring(
-                    "Put the running statistics back: nnc's batchnorm statistics change only\n"
-                    "in train_step, not in a training-mode forward pass or in gradients."
-                )
-                with (
-                    w.block("with torch.no_grad():"),
-                    w.block("for buffer, saved in zip(self.model.buffers(), statistics):"),
-                ):
-                    w.line("buffer.copy_(saved)")
-        w.blank()
-        with w.block("def forward(self, *inputs, training=False):"):
-            w.docstring(
-                "Outputs for a batch, as NumPy arrays"
-                + (" (a tuple: one per model output)." if self.multi_output else ".")
-            )
-            w.line("self._mode(training)")
-            if self.buffers:
-                w.line("statistics = self._statistics() if training else None")
-            with w.block("with torch.no_grad():"):
-                if self.multi_output:
-                    w.line("outputs = self.model(*self._inputs(inputs))")
-                else:
-                    w.line("output = self.model(*self._inputs(inputs))")
-            if self.buffers:
-                with w.block("if statistics is not None:"):
-                    w.line("self._restore(statistics)")
-            if self.multi_output:
-                w.line("return tuple(output.cpu().numpy() for output in outputs)")
-            else:
-                w.line("return output.cpu().numpy()")
-        w.blank()
-        with w.block("def get_weights(self):"):
-            w.docstring("Canonical weights, buffers included, as NumPy copies.")
-            w.line(
-                "return {name: t.detach().cpu().numpy().copy() for name, t in self.tensors.items()}"
-            )
-        w.blank()
-        with w.block("def set_weights(self, weights):"):
-            w.docstring("Load canonical weights: every tensor of PARAMETERS, by name.")
-            w.line("missing = [name for name in self.tensors if name not in weights]")
-            w.line("unexpected = [name for name in weights if name not in self.tensors]")
-            with w.block("if missing or unexpected:"):
-                w.line(
-                    f"raise KeyError(f'weights do not fit {self.name}: missing {{missing}}, "
-                    f"unexpected {{unexpected}}')"
-                )
-            with (
-                w.block("with torch.no_grad():"),
-                w.block("for name, tensor in self.tensors.items():"),
-            ):
-                w.line("value = torch.tensor(np.asarray(weights[name], dtype=np.float32))")
-                with w.block("if value.shape != tensor.shape:"):
-                    w.line("raise ValueError(f'weight {name} has shape {list(value.shape)}; '")
-                    w.line(" " * 17 + "f'expected {list(tensor.shape)}')")
-                w.line("tensor.copy_(value)")
-
-    def _dtype(self, k: int) -> str:
-        return "np.int64" if self.model.inputs[k].type.dtype == "int64" else "np.float32"
-
-    def _no_training(self) -> None:
-        w = self.w
-        if self.gan is not None:
-            reason = (
-                f"model {self.model.name} is trained by the GAN recipe '{self.gan.name}', "
-                "which this runtime does not run: it trains one model with a supervised loss"
-            )
+def emit_learning_rate(w: CodeWriter, recipe: Recipe) -> None:
+    """Emit ``learning_rate(epoch)`` for a recipe whose rate changes with the epoch."""
+    lr, schedule = recipe.optimizer.lr, recipe.schedule
+    with w.block("def learning_rate(epoch):"):
+        if isinstance(schedule, StepLr):
+            w.docstring(f"Step decay: lr * {schedule.gamma} ** (epoch // {schedule.every}).")
+            w.line(f"return {lr!r} * {schedule.gamma!r} ** (epoch // {schedule.every})")
+        elif isinstance(schedule, ExponentialLr):
+            w.docstring(f"Exponential decay: lr * {schedule.gamma} ** epoch.")
+            w.line(f"return {lr!r} * {schedule.gamma!r} ** epoch")
         else:
-            reason = (
-                f"model {self.model.name} has no train recipe, so it has no loss or optimizer; "
-                "compile a program whose train block names it"
-            )
-        w.blank()
-        w.line("# Training needs a loss and an optimizer, which only a train recipe gives.")
-        w.line(f"NO_TRAINING = {py_literal(reason)}")
-        for signature in (
-            "train_step(self, x, y, lr)",
-            "loss(self, x, y)",
-            "gradients(self, x, y)",
-            "get_optimizer_state(self)",
-            "set_optimizer_state(self, state)",
-        ):
-            w.blank()
-            with w.block(f"def {signature}:"):
-                w.line("raise RuntimeError(self.NO_TRAINING)")
+            raise BackendError(f"the torch backend has no lowering for schedule {schedule!r}")
 
-    def _training(self) -> None:
-        w = self.w
-        w.blank()
-        with w.block("def train_step(self, x, y, lr, share=1.0):"):
-            w.docstring(
-                "One update on one batch; returns the batch loss before the update.\n\n"
-                "A data-parallel worker passes its slice of the global batch and `share`,\n"
-                "the weight of its slice's loss in the global batch's loss (see fit), so\n"
-                "that the update follows the gradient of the whole global batch."
-            )
-            w.line(f"x, y = self._tensor(x, {self._dtype(0)}), self._tensor(y)")
-            w.line("return self.train_step_tensors(x, y, lr, share)")
-        w.blank()
-        with w.block("def train_step_tensors(self, x, y, lr, share=1.0):"):
-            w.docstring(
-                "train_step on tensors already on the device, the target as compute_loss\ntakes it."
-            )
-            w.line("self._mode(True)")
-            if self.trainable:
-                with w.block("for group in self.optimizer.param_groups:"):
-                    w.line("group['lr'] = lr")
-                w.line("self.optimizer.zero_grad(set_to_none=True)")
-                w.line("loss = compute_loss(self.network(x), y)")
-                w.line("# The global batch's loss is the sum over the workers of share * loss, and")
-                w.line("# DDP averages their gradients: hence the factor world_size. In one")
-                w.line("# process it is 1 and stays out of the graph (a multiply and its")
-                w.line("# backward cost microseconds a step).")
-                w.line("scale = share * self.world_size")
-                w.line("(loss if scale == 1.0 else loss * scale).backward()")
-                w.line("self.optimizer.step()")
-            else:
-                with w.block("with torch.no_grad():  # every parameter is frozen"):
-                    w.line("loss = compute_loss(self.network(x), y)")
-            w.line("self.steps += 1")
-            w.line("return loss.item()")
-        w.blank()
-        with w.block("def all_reduce(self, values):"):
-            w.docstring(
-                "The sum of a vector over the data-parallel workers, each of which must\n"
-                "call it; in one process, the vector itself."
-            )
-            w.line("total = torch.tensor(np.asarray(values, dtype=np.float64), device=self.device)")
-            with w.block("if self.world_size > 1:"):
-                w.line("dist.all_reduce(total)")
-            w.line("return total.cpu().numpy()")
-        w.blank()
-        with w.block("def close(self):"):
-            w.docstring(
-                "Leave the data-parallel process group, once training is done (every\n"
-                "worker calls it); the weights stay readable. DistributedDataParallel is\n"
-                "released first: a process that exits while DDP still holds its group\n"
-                "may abort in torch's teardown. Without a group it does nothing."
-            )
-            w.line("self.network = self.model")
-            w.line("gc.collect()")
-            with w.block("if dist.is_initialized():"):
-                w.line("dist.destroy_process_group()")
-        w.blank()
-        with w.block("def loss(self, x, y):"):
-            w.docstring("The loss in evaluation mode (no dropout, running batchnorm statistics).")
-            w.line(f"x, y = self._tensor(x, {self._dtype(0)}), self._tensor(y)")
-            w.line("self._mode(False)")
-            with w.block("with torch.no_grad():"):
-                w.line("return compute_loss(self.model(x), y).item()")
-        w.blank()
-        with w.block("def gradients(self, x, y):"):
-            doc = "d(loss)/d(parameter) for every trainable parameter, in training mode."
-            if self.buffers:
-                doc += "\nNothing changes: the running statistics are restored."
-            w.docstring(doc)
-            if not self.trainable:
-                w.line("return {}  # every parameter is frozen")
-                return
-            w.line(f"x, y = self._tensor(x, {self._dtype(0)}), self._tensor(y)")
-            w.line("self._mode(True)")
-            if self.buffers:
-                w.line("statistics = self._statistics()")
-            w.line("loss = compute_loss(self.model(x), y)")
-            w.line("grads = torch.autograd.grad(loss, list(self.trainable.values()))")
-            if self.buffers:
-                w.line("self._restore(statistics)")
-            w.line("return {name: g.cpu().numpy() for name, g in zip(self.trainable, grads)}")
 
-    def _data_parallel(self) -> None:
-        w = self.w
-        w.line("# Data-parallel training (see init_distributed): DistributedDataParallel runs")
-        w.line("# the train steps and averages the workers' gradients during backward.")
-        w.line("self.rank = dist.get_rank() if distributed else 0")
-        w.line("self.world_size = dist.get_world_size() if distributed else 1")
-        w.line("self.network = self.model")
-        if self.trainable:
-            with w.block("if distributed:"):
-                w.line("devices = [self.device.index] if self.device.type == 'cuda' else None")
-                w.line("self.network = DistributedDataParallel(self.model, device_ids=devices)")
-
-    def _optimizer_state(self) -> None:
-        assert self.recipe is not None  # only called for a supervised recipe
-        slots = state_slots(self.recipe.optimizer) if self.trainable else {}
-        self._get_state(slots)
-        self._set_state(slots)
-
-    def _get_state(self, slots: dict[str, str]) -> None:
-        w = self.w
-        w.blank()
-        with w.block("def get_optimizer_state(self):"):
-            if not slots:
-                w.docstring('Canonical optimizer state: "step", the number of updates so far.')
-                w.line("return {'step': np.array(self.steps, dtype=np.int64)}")
-                return
-            w.docstring(
-                'Canonical optimizer state: "step", and "<parameter>.<slot>" for every\n'
-                "trainable parameter and slot of STATE_SLOTS (zeros before the first step)."
-            )
-            w.line("state = {'step': np.array(self.steps, dtype=np.int64)}")
-            with w.block("for name, tensor in self.trainable.items():"):
-                w.line("held = self.optimizer.state.get(tensor, {})")
-                with w.block("for slot, torch_slot in STATE_SLOTS.items():"):
-                    w.line("value = held.get(torch_slot)")
-                    with w.block("if value is None:"):
-                        w.line(
-                            "state[f'{name}.{slot}'] = np.zeros(tuple(tensor.shape), np.float32)"
-                        )
-                    with w.block("else:"):
-                        w.line("state[f'{name}.{slot}'] = value.detach().cpu().numpy().copy()")
-            w.line("return state")
-
-    def _set_state(self, slots: dict[str, str]) -> None:
-        assert self.recipe is not None  # only called for a supervised recipe
-        w = self.w
-        w.blank()
-        with w.block("def set_optimizer_state(self, state):"):
-            w.docstring("Load canonical optimizer state, as get_optimizer_state returns it.")
-            w.line("expected = self.get_optimizer_state()")
-            w.line("missing = [key for key in expected if key not in state]")
-            w.line("unexpected = [key for key in state if key not in expected]")
-            with w.block("if missing or unexpected:"):
-                w.line("raise KeyError(f'optimizer state does not fit: missing {missing}, '")
-                w.line("               f'unexpected {unexpected}')")
-            w.line("self.steps = int(state['step'])")
-            if not slots:
-                return
-            with w.block("for name, tensor in self.trainable.items():"):
-                w.line("held = self.optimizer.state[tensor]")
-                with w.block("for slot, torch_slot in STATE_SLOTS.items():"):
-                    w.line("value = np.asarray(state[f'{name}.{slot}'], dtype=np.float32)")
-                    with w.block("if value.shape != tuple(tensor.shape):"):
-                        w.line("raise ValueError(f'optimizer state {name}.{slot} has shape '")
-                        w.line(" " * 17 + "f'{list(value.shape)}; expected {list(tensor.shape)}')")
-                    w.line("held[torch_slot] = torch.tensor(value, device=self.device)")
-                if _torch_counts_steps(self.recipe.optimizer):
-                    w.line("held['step'] = torch.tensor(float(self.steps))  # torch's own count")
+def emit_fit(
+    w: CodeWriter, recipe: Recipe, class_name: str, integer_input: bool, trainable: bool
+) -> None:
+    """Emit ``fit(x, y)``: the loop a torch user writes around the model, the loss and
+    the optimizer, with the recipe's epochs, batch size, seed and schedule."""
+    batch = "None" if recipe.batch == "all" else str(int(recipe.batch))
+    signature = f"x, y, epochs={recipe.epochs}, batch={batch}, seed={recipe.seed}, verbose=True"
+    with w.block(f"def fit({signature}):"):
+        w.docstring(
+            f"Train a new {class_name} on arrays x and y (targets as compute_loss takes them)\n"
+            "and return it with the mean training loss of each epoch. Each epoch visits\n"
+            "the samples in the order of a permutation drawn from np.random.default_rng(seed),\n"
+            "as nnc train does; the weights start from torch's own initialisation\n"
+            "(nnc's runtime adapter starts from nnc's initializers)."
+            + ("\n\nbatch=None trains on the whole set at once." if batch == "None" else "")
+        )
+        w.line("torch.manual_seed(seed)")
+        w.line(f"model = {class_name}()")
+        if trainable:
+            w.line("optimizer = make_optimizer(model)")
+        dtype = "torch.int64" if integer_input else "torch.float32"
+        w.line(f"x = torch.as_tensor(x, dtype={dtype})")
+        w.line("y = torch.as_tensor(y, dtype=torch.float32)")
+        size = "batch"
+        if batch == "None":
+            w.line("size = len(x) if batch is None else batch")
+            size = "size"
+        w.line("rng = np.random.default_rng(seed)")
+        w.line("history = []")
+        with w.block("for epoch in range(epochs):"):
+            if trainable and has_schedule(recipe):
+                with w.block("for group in optimizer.param_groups:"):
+                    w.line('group["lr"] = learning_rate(epoch)')
+            w.line("model.train()")
+            w.line("total = 0.0")
+            with w.block(f"for index in torch.from_numpy(rng.permutation(len(x))).split({size}):"):
+                if trainable:
+                    w.line("optimizer.zero_grad()")
+                    w.line("loss = compute_loss(model(x[index]), y[index])")
+                    w.line("loss.backward()")
+                    w.line("optimizer.step()")
+                else:
+                    with w.block("with torch.no_grad():  # every parameter is frozen"):
+                        w.line("loss = compute_loss(model(x[index]), y[index])")
+                w.line("total += loss.item() * len(index)")
+            w.line("history.append(total / len(x))")
+            with w.block("if verbose:"):
+                w.line('print(f"epoch {epoch + 1}/{epochs}: loss {history[-1]:.6f}")')
+        w.line("return model, history")

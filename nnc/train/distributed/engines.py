@@ -4,9 +4,9 @@ Each function builds the backend's runtime in data-parallel mode and says how to
 recognise an error that means another worker is gone (so the launcher can tell the
 rank that failed from the ranks that lost it):
 
-- torch: the generated module's ``init_distributed`` joins the process group that
-  torchrun set up (gloo on the CPU, nccl on CUDA), and the runtime trains through
-  ``DistributedDataParallel``;
+- torch: nnc's runtime adapter (``nnc.backends.torch.distributed.init_distributed``)
+  joins the process group that torchrun set up (gloo on the CPU, nccl on CUDA), and
+  the runtime trains through ``DistributedDataParallel``;
 - tensorflow: a ``MultiWorkerMirroredStrategy`` reads the ``TF_CONFIG`` that nnc's
   launcher wrote (loopback ports), and the runtime trains under it.
 

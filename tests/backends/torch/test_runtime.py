@@ -36,9 +36,14 @@ def test_cuda_without_cuda_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(BackendError, match="device 'cuda' was requested but CUDA is not available"):
         backend.build(load("xor"), device="cuda")
-    module = load_module(backend.emit(load("xor")), "xor_cuda")
+    # The adapter itself refuses too, when given a plain generated module.
+    from nnc.backends.torch.emit import lower_module
+    from nnc.backends.torch.runtime import TorchRuntime
+
+    lowered = lower_module(load("xor"))
+    module = load_module(lowered.source, "xor_cuda")
     with pytest.raises(RuntimeError, match="CUDA is not available"):
-        module.Runtime(device="cuda")
+        TorchRuntime(module, lowered, init_weights(load("xor"), "Xor"), device="cuda")
 
 
 @pytest.mark.parametrize("device", ["tpu", "gpu0", ""])

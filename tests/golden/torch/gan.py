@@ -2,16 +2,10 @@
 # (Generator against Discriminator), for the torch backend.
 # Regenerate it instead of editing it:
 #     nnc compile examples/gan.nn --backend torch
-"""GAN recipe DigitsGAN in PyTorch: Generator against Discriminator, each
-with its torch.optim optimizer, computing exactly what nnc's docs/semantics.md
-defines.
+"""GAN recipe DigitsGAN in PyTorch: Generator against Discriminator, each with its
+torch.optim optimizer, computing exactly what nnc's docs/semantics.md defines.
 
-    runtime = GanRuntime()                  # initial weights drawn from the seed
-    z = draw_noise(np.random.default_rng(0), 64)  # [64, 16]
-    runtime.discriminator_step(x, z, lr)    # one update of the discriminator
-    runtime.generator_step(z, lr)           # one update of the generator
-    samples = runtime.generate(z)
-    runtime, history = fit(x)               # nnc train's loop on real samples x
+    generator, discriminator, history = fit(x)  # x: real samples
 """
 
 import zlib
@@ -20,65 +14,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-
-# The generator, model Generator.
-# Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
-GENERATOR_PARAMETERS = [
-    ('dense_1.weight', (64, 16), 'glorot_uniform', 16, 64, {}),
-    ('dense_1.bias', (64,), 'zeros', 1, 1, {}),
-    ('dense_2.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
-    ('dense_2.bias', (64,), 'zeros', 1, 1, {}),
-]
-
-# The discriminator, model Discriminator.
-# Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
-DISCRIMINATOR_PARAMETERS = [
-    ('dense_1.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
-    ('dense_1.bias', (64,), 'zeros', 1, 1, {}),
-    ('dense_2.weight', (1, 64), 'glorot_uniform', 64, 1, {}),
-    ('dense_2.bias', (1,), 'zeros', 1, 1, {}),
-]
-
-# Per model: nnc's canonical optimizer state slots -> torch's names for them, and
-# whether its torch optimizer counts steps in its own state.
-STATE_SLOTS = {
-    'generator': {'m': 'exp_avg', 'v': 'exp_avg_sq'},
-    'discriminator': {'m': 'exp_avg', 'v': 'exp_avg_sq'},
-}
-COUNTS_STEPS = {'generator': True, 'discriminator': True}
-# Per-sample shapes: the noise, and the samples the discriminator judges.
-NOISE_SHAPE = (16,)
-SAMPLE_SHAPE = (64,)
-
-
-def _draw(kind, shape, fan_in, fan_out, rng, a):
-    """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
-        limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
-        return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'zeros':
-        return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
-
-
-def initial_weights(seed=9):
-    """Canonical initial weights of both models, named 'generator/<param>' and
-    'discriminator/<param>': each tensor drawn from its own generator seeded with
-    (seed, crc32(name)), exactly as nnc draws them.
-    """
-    weights = {}
-    tables = {
-        'generator': GENERATOR_PARAMETERS,
-        'discriminator': DISCRIMINATOR_PARAMETERS,
-    }
-    for role, table in tables.items():
-        for name, shape, kind, fan_in, fan_out, args in table:
-            name = f'{role}/{name}'
-            rng = np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(name.encode())])
-            value = _draw(kind, shape, fan_in, fan_out, rng, args)
-            weights[name] = np.asarray(value, dtype=np.float32).reshape(shape)
-    return weights
 
 
 class Generator(nn.Module):
@@ -148,244 +83,49 @@ def make_discriminator_optimizer(model):
     return torch.optim.Adam(parameters, lr=0.001, betas=(0.5, 0.999), eps=1e-08)
 
 
-def as_batch(array, shape, what):
-    """A NumPy batch as float32, checked against a per-sample shape (a name: any size)."""
-    array = np.asarray(array, dtype=np.float32)
-    fits = array.ndim == len(shape) + 1 and all(
-        isinstance(want, str) or want == got for want, got in zip(shape, array.shape[1:])
-    )
-    if not fits:
-        expected = ', '.join(['N', *map(str, shape)])
-        raise ValueError(
-            f'{what} must be a batch of shape [{expected}]. Received: {list(array.shape)}'
-        )
-    return array
-
-
-class GanRuntime:
-    """GAN recipe DigitsGAN: Generator (the generator) against Discriminator (the
-    discriminator), each with its optimizer, NumPy arrays in and out.
-
-    It implements nnc's GanRuntime interface: weights and optimizer state use nnc's
-    canonical names, each after its model's role ('generator/<param>',
-    'discriminator/step', ...), so they move to and from every nnc backend.
-    """
-
-    backend = 'torch'
-
-    def __init__(self, weights=None, device='cpu', seed=9):
-        self.device = torch.device(device)
-        if self.device.type == 'cuda' and not torch.cuda.is_available():
-            raise RuntimeError(f'device {device!r} was requested but CUDA is not available')
-        self.generator = Generator().to(self.device)
-        self.discriminator = Discriminator().to(self.device)
-        # canonical name ('<role>/<param>') -> the torch tensor holding it
-        self.tensors = {}
-        # per role: canonical name (without the role) -> trainable tensor
-        self.trainable = {}
-        model = self.generator
-        found = dict(model.named_parameters()) | dict(model.named_buffers())
-        tensors = {name: found[name] for name, *_ in GENERATOR_PARAMETERS}
-        self.tensors.update({f'generator/{n}': t for n, t in tensors.items()})
-        self.trainable['generator'] = {n: t for n, t in tensors.items() if t.requires_grad}
-        model = self.discriminator
-        found = dict(model.named_parameters()) | dict(model.named_buffers())
-        tensors = {name: found[name] for name, *_ in DISCRIMINATOR_PARAMETERS}
-        self.tensors.update({f'discriminator/{n}': t for n, t in tensors.items()})
-        self.trainable['discriminator'] = {n: t for n, t in tensors.items() if t.requires_grad}
-        self.set_weights(initial_weights(seed) if weights is None else weights)
-        self.optimizers = {
-            'generator': make_generator_optimizer(self.generator),
-            'discriminator': make_discriminator_optimizer(self.discriminator),
-        }
-        self.steps = {'generator': 0, 'discriminator': 0}  # updates so far
-        self.seed(seed)
-
-    def seed(self, seed):
-        """Reseed torch's generator, which draws the dropout masks."""
-        torch.manual_seed(seed)
-
-    def _train(self, training):
-        self.generator.train(training)
-        self.discriminator.train(training)
-
-    def _tensor(self, array, shape, what):
-        """A checked NumPy batch as a tensor on the device; on the CPU it shares the
-        array's memory when it can (torch shares writable memory only).
-        """
-        array = as_batch(array, shape, what)
-        if not array.flags.writeable:
-            array = array.copy()
-        tensor = torch.from_numpy(array)
-        return tensor if self.device.type == 'cpu' else tensor.to(self.device)
-
-    def generate(self, z, training=False):
-        """G(z): samples for a batch of noise."""
-        z = self._tensor(z, NOISE_SHAPE, 'noise')
-        self._train(training)
-        with torch.no_grad():
-            output = self.generator(z)
-        return output.cpu().numpy()
-
-    def discriminate(self, x, training=False):
-        """D(x): the logit that each sample is real."""
-        x = self._tensor(x, SAMPLE_SHAPE, 'samples')
-        self._train(training)
-        with torch.no_grad():
-            output = self.discriminator(x)
-        return output.cpu().numpy()
-
-    def _learning_rate(self, role, lr):
-        for group in self.optimizers[role].param_groups:
-            group['lr'] = lr
-
-    def discriminator_step(self, x, z, lr):
-        """One update of the discriminator on real samples x and generated ones G(z),
-        both in training mode (two passes); the generator does not change.
-        Returns the loss, mean D(x) and mean D(G(z)) before the update.
-        """
-        x = self._tensor(x, SAMPLE_SHAPE, 'samples')
-        z = self._tensor(z, NOISE_SHAPE, 'noise')
-        self._train(True)
-        with torch.no_grad():  # a batch of samples, not part of D's graph
-            fake = self.generator(z)
-        self._learning_rate('discriminator', lr)
-        self.optimizers['discriminator'].zero_grad(set_to_none=True)
-        real_scores = self.discriminator(x)
-        fake_scores = self.discriminator(fake)
-        loss = discriminator_loss(real_scores, fake_scores)
-        loss.backward()
-        self.optimizers['discriminator'].step()
-        self.steps['discriminator'] += 1
-        return {
-            'd_loss': loss.item(),
-            'd_real': torch.sigmoid(real_scores.detach()).mean().item(),
-            'd_fake': torch.sigmoid(fake_scores.detach()).mean().item(),
-        }
-
-    def generator_step(self, z, lr):
-        """One update of the generator through the discriminator: autograd computes
-        the generator's gradients only, and the discriminator does not change.
-        Returns the loss and mean D(G(z)) before the update.
-        """
-        z = self._tensor(z, NOISE_SHAPE, 'noise')
-        self._train(True)
-        self._learning_rate('generator', lr)
-        self.optimizers['generator'].zero_grad(set_to_none=True)
-        scores = self.discriminator(self.generator(z))
-        loss = generator_loss(scores)
-        loss.backward(inputs=list(self.trainable['generator'].values()))
-        self.optimizers['generator'].step()
-        self.steps['generator'] += 1
-        return {'g_loss': loss.item(), 'g_fake': torch.sigmoid(scores.detach()).mean().item()}
-
-    def get_weights(self):
-        """Canonical weights of both models, buffers included, as NumPy copies."""
-        return {name: t.detach().cpu().numpy().copy() for name, t in self.tensors.items()}
-
-    def set_weights(self, weights):
-        """Load canonical weights: every tensor of both models, by 'role/name'."""
-        missing = [name for name in self.tensors if name not in weights]
-        unexpected = [name for name in weights if name not in self.tensors]
-        if missing or unexpected:
-            raise KeyError(f'weights do not fit: missing {missing}, unexpected {unexpected}')
-        with torch.no_grad():
-            for name, tensor in self.tensors.items():
-                value = torch.tensor(np.asarray(weights[name], dtype=np.float32))
-                if value.shape != tensor.shape:
-                    raise ValueError(f'weight {name} has shape {list(value.shape)}; '
-                                     f'expected {list(tensor.shape)}')
-                tensor.copy_(value)
-
-    def get_optimizer_state(self):
-        """Canonical optimizer state of both models: '<role>/step', and
-        '<role>/<parameter>.<slot>' for every trainable parameter and slot of
-        STATE_SLOTS (zeros before the first step).
-        """
-        state = {}
-        for role, optimizer in self.optimizers.items():
-            state[f'{role}/step'] = np.array(self.steps[role], dtype=np.int64)
-            for name, tensor in self.trainable[role].items():
-                held = optimizer.state.get(tensor, {})
-                for slot, torch_slot in STATE_SLOTS[role].items():
-                    value = held.get(torch_slot)
-                    key = f'{role}/{name}.{slot}'
-                    if value is None:
-                        state[key] = np.zeros(tuple(tensor.shape), np.float32)
-                    else:
-                        state[key] = value.detach().cpu().numpy().copy()
-        return state
-
-    def set_optimizer_state(self, state):
-        """Load canonical optimizer state, as get_optimizer_state returns it."""
-        expected = self.get_optimizer_state()
-        missing = [key for key in expected if key not in state]
-        unexpected = [key for key in state if key not in expected]
-        if missing or unexpected:
-            raise KeyError(f'optimizer state does not fit: missing {missing}, '
-                           f'unexpected {unexpected}')
-        for role, optimizer in self.optimizers.items():
-            self.steps[role] = int(state[f'{role}/step'])
-            if not STATE_SLOTS[role]:
-                continue
-            for name, tensor in self.trainable[role].items():
-                held = optimizer.state[tensor]
-                for slot, torch_slot in STATE_SLOTS[role].items():
-                    key = f'{role}/{name}.{slot}'
-                    value = np.asarray(state[key], dtype=np.float32)
-                    if value.shape != tuple(tensor.shape):
-                        raise ValueError(f'optimizer state {key} has shape '
-                                         f'{list(value.shape)}; expected {list(tensor.shape)}')
-                    held[torch_slot] = torch.tensor(value, device=self.device)
-                if COUNTS_STEPS[role]:
-                    held['step'] = torch.tensor(float(self.steps[role]))  # torch's count
-
-
 def draw_noise(rng, count):
     """A batch of noise: count rows of 16 values from N(0, 1), drawn in
     float64 by a NumPy generator and cast to float32, as nnc train draws them.
     """
-    return rng.standard_normal((count, 16)).astype(np.float32)
+    return torch.from_numpy(rng.standard_normal((count, 16)).astype(np.float32))
 
 
-def fit(
-    x, epochs=50, batch=64, seed=9, d_steps=1,
-    generator_lr=0.001, discriminator_lr=0.001, runtime=None, verbose=True,
-):
-    """Train on real samples x (shaped like the discriminator's input) as nnc train
-    does: per epoch a permutation of the samples, and per batch d_steps updates of
-    the discriminator then one of the generator, each on fresh noise from one
-    generator seeded with (seed, crc32('noise')). Returns the runtime and, per
-    epoch, the means of the step figures.
+def fit(x, epochs=50, batch=64, d_steps=1, seed=9, verbose=True):
+    """Train a new Generator against a new Discriminator on real samples x;
+    return both and the mean losses of each epoch. Per epoch a permutation of
+    the samples, and per batch d_steps updates of the discriminator then one of
+    the generator, each on fresh noise, drawn as nnc train draws them; the
+    weights start from torch's own initialisation.
     """
-    runtime = runtime if runtime is not None else GanRuntime(seed=seed)
+    torch.manual_seed(seed)
+    generator, discriminator = Generator(), Discriminator()
+    g_optimizer = make_generator_optimizer(generator)
+    d_optimizer = make_discriminator_optimizer(discriminator)
+    x = torch.as_tensor(x, dtype=torch.float32)
     order_rng = np.random.default_rng(seed)
-    noise_rng = np.random.default_rng([seed, zlib.crc32(b'noise')])
-    n = len(x)
-    size = n if batch == 'all' else min(int(batch), n)
+    noise_rng = np.random.default_rng([seed, zlib.crc32(b"noise")])
     history = []
     for epoch in range(epochs):
-        # the same dropout seed per epoch as nnc train
-        runtime.seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
-        order = order_rng.permutation(n)
-        sums = dict.fromkeys(('d_loss', 'd_real', 'd_fake', 'g_loss', 'g_fake'), 0.0)
-        d_seen = g_seen = 0
-        for start in range(0, n, size):
-            real = x[order[start:start + size]]
+        generator.train()
+        discriminator.train()
+        d_total = g_total = 0.0
+        for real in x[torch.from_numpy(order_rng.permutation(len(x)))].split(batch):
             for _ in range(d_steps):
-                z = draw_noise(noise_rng, len(real))
-                figures = runtime.discriminator_step(real, z, discriminator_lr)
-                for name, value in figures.items():
-                    sums[name] += value * len(real)
-                d_seen += len(real)
-            z = draw_noise(noise_rng, len(real))
-            figures = runtime.generator_step(z, generator_lr)
-            for name, value in figures.items():
-                sums[name] += value * len(real)
-            g_seen += len(real)
-        means = {k: v / (d_seen if k[0] == 'd' else g_seen) for k, v in sums.items()}
-        history.append(means)
+                with torch.no_grad():  # a batch of samples, not in D's graph
+                    fake = generator(draw_noise(noise_rng, len(real)))
+                d_optimizer.zero_grad()
+                d_loss = discriminator_loss(discriminator(real), discriminator(fake))
+                d_loss.backward()
+                d_optimizer.step()
+                d_total += d_loss.item() * len(real) / d_steps
+            g_optimizer.zero_grad()
+            fake = generator(draw_noise(noise_rng, len(real)))
+            g_loss = generator_loss(discriminator(fake))
+            g_loss.backward()
+            g_optimizer.step()
+            g_total += g_loss.item() * len(real)
+        d_mean, g_mean = d_total / len(x), g_total / len(x)
+        history.append({"d_loss": d_mean, "g_loss": g_mean})
         if verbose:
-            shown = '  '.join(f'{k} {v:.4f}' for k, v in means.items())
-            print(f'epoch {epoch + 1}/{epochs}: {shown}')
-    return runtime, history
+            print(f"epoch {epoch + 1}/{epochs}: d_loss {d_mean:.4f}  g_loss {g_mean:.4f}")
+    return generator, discriminator, history
