@@ -16,8 +16,8 @@ import numpy as np
 
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('embedding_1.weight', (62, 64), 'uniform', 62, 64, {'lo': -0.05, 'hi': 0.05}),
-    ('x.weight', (32, 64), 'normal', 32, 64, {'mean': 0.0, 'std': 0.02}),
+    ('embed.weight', (62, 64), 'uniform', 62, 64, {'lo': -0.05, 'hi': 0.05}),
+    ('positions.weight', (32, 64), 'normal', 32, 64, {'mean': 0.0, 'std': 0.02}),
     ('block1_norm1.weight', (64,), 'ones', 1, 1, {}),
     ('block1_norm1.bias', (64,), 'zeros', 1, 1, {}),
     ('block1_self_attention.query.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
@@ -58,8 +58,8 @@ PARAMETERS = [
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'embedding_1.weight',
-    'x.weight',
+    'embed.weight',
+    'positions.weight',
     'block1_norm1.weight',
     'block1_norm1.bias',
     'block1_self_attention.query.weight',
@@ -398,15 +398,15 @@ class Runtime:
         w = self.weights
         tokens = as_batch(tokens, 'tokens', (32,), np.int64)
 
-        # embedding_1 = embedding(62, 64): [32, 64]
-        embedding_1 = embedding_lookup(w['embedding_1.weight'], tokens)
+        # embed = embedding(62, 64): [32, 64]
+        embed = embedding_lookup(w['embed.weight'], tokens)
 
-        # x = learned_positions(32): [32, 64]
-        x = learned_positions(embedding_1, w['x.weight'])
+        # positions = learned_positions(32): [32, 64]
+        positions = learned_positions(embed, w['positions.weight'])
 
         # block1_norm1 = layernorm: [32, 64]
         block1_norm1, block1_norm1_saved = layernorm_forward(
-            x,
+            positions,
             w['block1_norm1.weight'],
             w['block1_norm1.bias'],
             eps=1e-05,
@@ -447,7 +447,7 @@ class Runtime:
             block1_dropout_1 = block1_self_attention
 
         # block1_x_2 = add: [32, 64]
-        block1_x_2 = x + block1_dropout_1
+        block1_x_2 = positions + block1_dropout_1
 
         # block1_norm2 = layernorm: [32, 64]
         block1_norm2, block1_norm2_saved = layernorm_forward(
@@ -797,7 +797,7 @@ class Runtime:
         d_block1_x_2 = d_block1_x_2 + block1_norm2_d_input
 
         # block1_x_2 = add: [32, 64]
-        d_x = d_block1_x_2
+        d_positions = d_block1_x_2
         d_block1_dropout_1 = d_block1_x_2
 
         # block1_dropout_1 = dropout(0.0): [32, 64]
@@ -846,14 +846,14 @@ class Runtime:
             block1_norm1_saved,
             w['block1_norm1.weight'],
         )
-        d_x = d_x + block1_norm1_d_input
+        d_positions = d_positions + block1_norm1_d_input
 
-        # x = learned_positions(32): [32, 64]
-        grads['x.weight'] = learned_positions_backward(d_x, 32)
-        d_embedding_1 = d_x
+        # positions = learned_positions(32): [32, 64]
+        grads['positions.weight'] = learned_positions_backward(d_positions, 32)
+        d_embed = d_positions
 
-        # embedding_1 = embedding(62, 64): [32, 64]
-        grads['embedding_1.weight'] = embedding_backward(tokens, d_embedding_1, 62)
+        # embed = embedding(62, 64): [32, 64]
+        grads['embed.weight'] = embedding_backward(tokens, d_embed, 62)
 
         return grads, None
 

@@ -16,8 +16,8 @@ import tensorflow as tf
 
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('embedding_1.weight', (62, 64), 'uniform', 62, 64, {'lo': -0.05, 'hi': 0.05}),
-    ('x.weight', (32, 64), 'normal', 32, 64, {'mean': 0.0, 'std': 0.02}),
+    ('embed.weight', (62, 64), 'uniform', 62, 64, {'lo': -0.05, 'hi': 0.05}),
+    ('positions.weight', (32, 64), 'normal', 32, 64, {'mean': 0.0, 'std': 0.02}),
     ('block1_norm1.weight', (64,), 'ones', 1, 1, {}),
     ('block1_norm1.bias', (64,), 'zeros', 1, 1, {}),
     ('block1_self_attention.query.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
@@ -274,8 +274,8 @@ class CharTransformer(tf.Module):
     def __init__(self, generator):
         super().__init__(name='CharTransformer')
         self.generator = generator  # dropout masks
-        self.embedding_1 = Embedding(vocab=62, dim=64)
-        self.x = LearnedPositions(max_len=32, dim=64)
+        self.embed = Embedding(vocab=62, dim=64)
+        self.positions = LearnedPositions(max_len=32, dim=64)
         self.block1_norm1 = LayerNorm(features=64, eps=1e-05)
         self.block1_self_attention = MultiHeadAttention(heads=4, dims=(64, 64, 64), key_dim=16, value_dim=16, causal=True)
         self.block1_norm2 = LayerNorm(features=64, eps=1e-05)
@@ -290,12 +290,12 @@ class CharTransformer(tf.Module):
         self.head = Dense(features=64, units=62)
 
     def __call__(self, tokens, training=False):
-        embedding_1 = self.embedding_1(tokens)
-        x = self.x(embedding_1)
-        block1_norm1 = self.block1_norm1(x)
+        embed = self.embed(tokens)
+        positions = self.positions(embed)
+        block1_norm1 = self.block1_norm1(positions)
         block1_self_attention = self.block1_self_attention(block1_norm1, block1_norm1, block1_norm1)
         block1_dropout_1 = dropout(block1_self_attention, 0.0, self.generator) if training else block1_self_attention
-        block1_x_2 = x + block1_dropout_1
+        block1_x_2 = positions + block1_dropout_1
         block1_norm2 = self.block1_norm2(block1_x_2)
         block1_linear1 = self.block1_linear1(block1_norm2)
         block1_relu_1 = tf.nn.relu(block1_linear1)
@@ -321,8 +321,8 @@ class CharTransformer(tf.Module):
     def layers(self):
         """The layers holding parameters, by node name (canonical names start with it)."""
         return {
-            'embedding_1': self.embedding_1,
-            'x': self.x,
+            'embed': self.embed,
+            'positions': self.positions,
             'block1_norm1': self.block1_norm1,
             'block1_self_attention': self.block1_self_attention,
             'block1_norm2': self.block1_norm2,

@@ -23,8 +23,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('embedding_1.weight', (62, 64), 'uniform', 62, 64, {'lo': -0.05, 'hi': 0.05}),
-    ('x.weight', (32, 64), 'normal', 32, 64, {'mean': 0.0, 'std': 0.02}),
+    ('embed.weight', (62, 64), 'uniform', 62, 64, {'lo': -0.05, 'hi': 0.05}),
+    ('positions.weight', (32, 64), 'normal', 32, 64, {'mean': 0.0, 'std': 0.02}),
     ('block1_norm1.weight', (64,), 'ones', 1, 1, {}),
     ('block1_norm1.bias', (64,), 'zeros', 1, 1, {}),
     ('block1_self_attention.query.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
@@ -65,7 +65,7 @@ PARAMETERS = [
 
 # Canonical names that torch stores under another name (the layouts are equal).
 TORCH_NAMES = {
-    'x.weight': 'x',
+    'positions.weight': 'positions',
 }
 
 # nnc's canonical optimizer state slots -> torch's names for them.
@@ -140,8 +140,8 @@ class CharTransformer(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.embedding_1 = nn.Embedding(62, 64)
-        self.x = nn.Parameter(torch.empty(32, 64))
+        self.embed = nn.Embedding(62, 64)
+        self.positions = nn.Parameter(torch.empty(32, 64))
         self.block1_norm1 = nn.LayerNorm(64)
         self.block1_self_attention = MultiHeadAttention(4, (64, 64, 64), 16, 16, causal=True)
         self.block1_dropout_1 = nn.Dropout(0.0)
@@ -162,12 +162,12 @@ class CharTransformer(nn.Module):
         self.head = nn.Linear(64, 62)
 
     def forward(self, tokens):
-        x_ = self.embedding_1(tokens)
-        x_ = x_ + self.x[:32]
-        block1_dropout_1 = self.block1_norm1(x_)
+        positions = self.embed(tokens)
+        positions = positions + self.positions[:32]
+        block1_dropout_1 = self.block1_norm1(positions)
         block1_dropout_1 = self.block1_self_attention(block1_dropout_1, block1_dropout_1, block1_dropout_1)
         block1_dropout_1 = self.block1_dropout_1(block1_dropout_1)
-        block1_x_2 = x_ + block1_dropout_1
+        block1_x_2 = positions + block1_dropout_1
         block1_f_3 = self.block1_norm2(block1_x_2)
         block1_f_3 = self.block1_linear1(block1_f_3)
         block1_f_3 = F.relu(block1_f_3)
