@@ -34,8 +34,8 @@ REDUCED_INPUTS: dict[str, list[int]] = {"alexnet": [3, 67, 67]}
 # the equivalence matrix (tests/equivalence/test_examples.py) and ONNX's tests only.
 # seq_reverse (two Transformer layers) costs ~40 s in the torch and TensorFlow loop
 # references; the equivalence matrix compares it with the float64 reference on every
-# backend instead.
-SLOW_LOOP_REFERENCE = {"seq_reverse"}
+# backend instead; so are char_transformer and vit_digits (two Transformer blocks each).
+SLOW_LOOP_REFERENCE = {"seq_reverse", "char_transformer", "vit_digits"}
 SMALL_EXAMPLE_FILES = [
     p for p in EXAMPLE_FILES if p.stem not in REDUCED_INPUTS and p.stem not in SLOW_LOOP_REFERENCE
 ]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nnc.ir.datasets import CATALOG
-from nnc.ir.training import DataFile, Dataset
+from nnc.ir.training import DataFile, Dataset, TextData
 from nnc.ir.types import Dim
 
 
@@ -40,7 +40,9 @@ class ImageGeometry:
 
 
 def image_geometry(
-    source: Dataset | DataFile, sample_shape: tuple[Dim, ...], x: np.ndarray | None = None
+    source: Dataset | DataFile | TextData,
+    sample_shape: tuple[Dim, ...],
+    x: np.ndarray | None = None,
 ) -> ImageGeometry | None:
     """The geometry of a recipe's samples as images, or None when they are not images.
 
@@ -49,8 +51,8 @@ def image_geometry(
     >>> image_geometry(Dataset(name="digits", scale="symmetric"), (64,))
     ImageGeometry(channels=1, height=8, width=8, lo=-1.0, hi=1.0)
     """
-    if not all(isinstance(d, int) for d in sample_shape):
-        return None
+    if isinstance(source, TextData) or not all(isinstance(d, int) for d in sample_shape):
+        return None  # text windows are no images
     size = math.prod(int(d) for d in sample_shape)
     if isinstance(source, Dataset):
         info = CATALOG.get(source.name)

@@ -35,6 +35,7 @@ from nnc.ir.training import (
     Dataset,
     GanRecipe,
     Recipe,
+    TextData,
 )
 from nnc.ir.types import Dim, TensorType, format_shape
 
@@ -81,9 +82,18 @@ def resolve_path(path: str, base: Path | None) -> Path:
 
 
 def read_source(
-    source: Dataset | DataFile, seed: int, base: Path | None = None, *, targets: bool = True
+    source: Dataset | DataFile | TextData,
+    seed: int,
+    base: Path | None = None,
+    *,
+    targets: bool = True,
 ) -> Samples:
     """Raw samples from a built-in set (scaled and upscaled as asked) or a file."""
+    if isinstance(source, TextData):
+        raise DataError(
+            f"{source.label} is text for a language model; it trains a supervised recipe "
+            "whose model takes int64[L] windows"
+        )
     if isinstance(source, DataFile):
         return read_data_file(resolve_path(source.path, base), source.label, targets=targets)
     samples = load_builtin(source.name, seed)
@@ -344,6 +354,8 @@ def prepare(
     """
     model = program.models[recipe.model]
     input_type, output = model.inputs[0].type, model.output_types[0]
+    if isinstance(recipe.data, TextData):
+        return _prepare_text(recipe, recipe.data, input_type, output, base)
     samples = read_source(recipe.data, recipe.seed, base)
     x = fit_inputs(samples.x, input_type, samples.source)
     samples = Samples(
@@ -388,6 +400,72 @@ def prepare(
         validation=finish(val) if val is not None else None,
         standardizer=standardizer,
         task=task_for(recipe, output, train_split.y),
+        source=samples.source,
+    )
+
+
+def text_window(input_type: TensorType, source: TextData) -> int:
+    """The window length of text data: the model's input ``int64[L]``."""
+    shape = input_type.shape
+    if input_type.dtype != "int64" or len(shape) != 1 or not isinstance(shape[0], int):
+        raise DataError(
+            f"{source.label}: a language model on text takes windows of class numbers, "
+            f"an input int64[L] with a fixed length L. Received: input {input_type}"
+        )
+    return shape[0]
+
+
+def check_vocabulary(
+    output: TensorType, length: int, characters: int, source: TextData, recipe: Recipe
+) -> None:
+    """A DataError unless the model outputs ``[length, characters]``."""
+    if output.shape != (length, characters):
+        raise DataError(
+            f"{source.label} has a vocabulary of {characters} characters, so the model "
+            f"must output [{length}, {characters}]. Received: {output}",
+            recipe.span_of("data"),
+        )
+
+
+def _prepare_text(
+    recipe: Recipe, source: TextData, input_type: TensorType, output: TensorType, base: Path | None
+) -> PreparedData:
+    """Windows of a text and their next characters, split as :func:`prepare` splits
+    (whole windows; they do not overlap), the targets one-hot per position."""
+    from nnc.data.text import text_samples, vocabulary_of
+
+    length = text_window(input_type, source)
+    vocabulary = vocabulary_of(source, base)
+    check_vocabulary(output, length, len(vocabulary), source, recipe)
+    samples = text_samples(source, length, vocabulary, base)
+    val: Samples | None = None
+    if isinstance(recipe.validation, float) and recipe.validation > 0:
+        train_index, val_index = split_indices(len(samples), recipe.validation, recipe.seed)
+        if len(val_index) == 0 or len(train_index) == 0:
+            raise DataError(
+                f"validation {recipe.validation} of the {len(samples)} windows of "
+                f"{samples.source} leaves {len(val_index)} for validation and "
+                f"{len(train_index)} for training; both need at least one",
+                recipe.span_of("validation"),
+            )
+        samples, val = samples.take(train_index), samples.take(val_index)
+    elif isinstance(recipe.validation, TextData):
+        val = text_samples(recipe.validation, length, vocabulary, base)
+    elif recipe.validation is not None and recipe.validation != 0:
+        raise DataError(
+            f"recipe '{recipe.name}' trains on {source.label}; its validation data must be "
+            'text too (validation text("file.txt")) or a fraction',
+            recipe.span_of("validation"),
+        )
+
+    def finish(part: Samples) -> Split:
+        return Split(x=part.x, y=prepare_targets(part, part.x, recipe, output))
+
+    return PreparedData(
+        train=finish(samples),
+        validation=None if val is None else finish(val),
+        standardizer=None,
+        task=task_for(recipe, output),
         source=samples.source,
     )
 

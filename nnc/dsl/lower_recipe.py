@@ -19,6 +19,7 @@ from nnc.ir.training import (
     Dataset,
     GanRecipe,
     Recipe,
+    TextData,
 )
 
 
@@ -106,6 +107,13 @@ def _setting(binder: Binder, s: ast.Setting, annotation: object, what: str) -> o
                 return binder.bind(DataFile, s.args, f"{s.key} file", s.span)
             if isinstance(first.value, ast.Ref):
                 return binder.bind(Dataset, s.args, f"{s.key} set", s.span)
+            if isinstance(first.value, ast.Call) and first.value.name == "text":
+                if len(s.args) > 1:
+                    raise ArgumentError(
+                        f"{where} takes one text(...); its options go inside the parentheses",
+                        s.args[1].span,
+                    )
+                return _text_source(binder, first.value, f"{s.key} text")
     cls = _plain_spec(annotation)
     if cls is not None:
         return binder.bind(cls, s.args, s.key, s.span)
@@ -118,6 +126,39 @@ def _setting(binder: Binder, s: ast.Setting, annotation: object, what: str) -> o
     if len(s.args) != 1 or s.args[0].name is not None:
         raise ArgumentError(f"{where} takes exactly one value", s.span)
     return binder.convert(s.args[0].value, annotation, where)
+
+
+def _text_source(binder: Binder, call: ast.Call, what: str) -> TextData:
+    """``text(sonnets)`` (a bundled corpus) or ``text("notes.txt")`` (a file), with
+    keyword options: the first positional argument says which by its kind."""
+    args = list(call.args)
+    first = args[0] if args else None
+    if first is None or first.name is not None:
+        raise ArgumentError(
+            f'{what} takes a corpus name or a file path first: text(sonnets) or text("notes.txt")',
+            call.span,
+        )
+    if isinstance(first.value, ast.Ref):
+        key = "corpus"
+    elif isinstance(first.value, ast.String):
+        key = "path"
+    else:
+        raise ArgumentError(
+            f"{what}: expected a corpus name (sonnets) or a file path in quotes",
+            first.span,
+        )
+    for a in args[1:]:
+        if a.name is None:
+            raise ArgumentError(
+                f"{what} takes one positional argument; name the others (vocabulary = ...)",
+                a.span,
+            )
+        if a.name in ("corpus", "path"):
+            raise ArgumentError(f"{what}: the text is given first, not as '{a.name} = ...'", a.span)
+    args[0] = ast.Arg(name=key, value=first.value, span=first.span)
+    found = binder.bind(TextData, args, what, call.span)
+    assert isinstance(found, TextData)
+    return found
 
 
 def _resolve_logits(

@@ -31,6 +31,7 @@ from nnc.ir.training import (
     Dataset,
     GanRecipe,
     Recipe,
+    TextData,
 )
 
 NOWHERE = Span(file="<ir>", line=0, col=0, end_line=0, end_col=0)
@@ -310,6 +311,14 @@ def _setting_args(key: str, value: Any, explicit: bool = False) -> list[ast.Arg]
             positional(ast.String(value=value.path, span=NOWHERE)),
             *_attr_args(value, skip={"kind", "path"}, explicit=explicit),
         ]
+    if isinstance(value, TextData):
+        first: ast.Expr = (
+            ast.Ref(name=value.corpus, span=NOWHERE)
+            if value.corpus is not None
+            else ast.String(value=str(value.path), span=NOWHERE)
+        )
+        options = _attr_args(value, skip={"kind", "corpus", "path"}, explicit=explicit)
+        return [positional(ast.Call(name="text", args=(positional(first), *options), span=NOWHERE))]
     if isinstance(value, CrossEntropy | BinaryCrossEntropy):
         # Always explicit: an omitted flag is resolved from the model when parsed.
         return [

@@ -131,3 +131,31 @@ CATALOG: dict[str, DatasetInfo] = {
         ),
     )
 }
+
+
+@dataclass(frozen=True)
+class CorpusInfo:
+    """A text corpus shipped with nnc (``data text(NAME)``): ``characters`` is the size
+    of its vocabulary (every distinct character), which the model's class axis must
+    equal; ``size`` its length in characters."""
+
+    name: str
+    file: str
+    characters: int
+    size: int
+    description: str = ""
+
+
+CORPORA: dict[str, CorpusInfo] = {
+    info.name: info
+    for info in (
+        CorpusInfo(
+            "sonnets",
+            "sonnets.txt",
+            characters=62,
+            size=95_728,
+            description="Shakespeare's 154 sonnets (1609), 95,728 ASCII characters, 62 distinct "
+            "(Project Gutenberg's text, public domain)",
+        ),
+    )
+}

@@ -272,7 +272,27 @@ class DataFile(Spec):
     positional: ClassVar[tuple[str, ...]] = ("path",)
 
 
-DataSource = Annotated[Dataset | DataFile, Field(discriminator="kind")]
+class TextData(Spec):
+    """Character-level text for a language model: the bundled ``corpus`` (``data
+    text(sonnets)``, see :data:`nnc.ir.datasets.CORPORA`) or a UTF-8 file (``data
+    text("notes.txt")``, relative to the .nn file). The vocabulary is every distinct
+    character of the text, sorted by code point, or those of the ``vocabulary`` file in
+    the order they first appear there. The model's input ``int64[L]`` sets the window:
+    sample ``i`` reads characters ``iL .. iL + L - 1`` and its targets are the next
+    ones, ``iL + 1 .. iL + L`` (docs/training.md, "Text")."""
+
+    kind: Literal["text"] = "text"
+    corpus: str | None = None
+    path: Annotated[str, TEXT] | None = None
+    vocabulary: Annotated[str, TEXT] | None = None
+
+    @property
+    def label(self) -> str:
+        """How messages name the text."""
+        return f"corpus '{self.corpus}'" if self.corpus is not None else f"text file {self.path}"
+
+
+DataSource = Annotated[Dataset | DataFile | TextData, Field(discriminator="kind")]
 
 
 class EarlyStopping(Spec):

@@ -22,7 +22,7 @@ from nnc.data.standardize import FILENAME as STANDARDIZE
 from nnc.errors import DataError, NncError, WeightsError
 from nnc.ir.program import Model, Program
 from nnc.ir.serialize import loads_json
-from nnc.ir.training import Accuracy, DataFile, Dataset, Recipe
+from nnc.ir.training import Accuracy, DataFile, Dataset, Recipe, TextData
 from nnc.ir.weights import (
     CHECKPOINT_WEIGHTS_PREFIX,
     check_weights,
@@ -147,7 +147,7 @@ def eval_split(
             return data.validation, data.task, "validation set"
         return data.train, data.task, "training set"
     if which == "all":
-        source: Dataset | DataFile = recipe.data
+        source: Dataset | DataFile | TextData = recipe.data
         label = "all data"
     elif which in CATALOG:
         source = Dataset(name=which)

@@ -389,14 +389,21 @@ def print_summary(console: Any, summary: Summary) -> None:
         print_confusion(console, summary.confusion, summary.confusion_on)
 
 
+# A wider confusion matrix does not fit a terminal; the run folder's CSV holds it.
+MAX_PRINTED_CLASSES = 20
+
+
 def print_confusion(console: Any, matrix: np.ndarray, on: str = "") -> None:
     """The confusion matrix: rows are true classes, columns predicted ones; the
     diagonal (the correct predictions) is bold."""
     from rich.table import Table
 
     where = f" on the {on}" if on else ""
-    console.print(f"confusion matrix{where} (rows: true class, columns: predicted)")
     classes = len(matrix)
+    if classes > MAX_PRINTED_CLASSES:  # a character model's 62 classes: the file only
+        console.print(f"confusion matrix{where}: {classes} classes, in confusion.csv")
+        return
+    console.print(f"confusion matrix{where} (rows: true class, columns: predicted)")
     table = Table()
     table.add_column("", justify="right", style="bold")
     for c in range(classes):

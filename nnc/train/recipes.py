@@ -17,7 +17,7 @@ from nnc.data.preparation import resolve_path
 from nnc.errors import NameResolutionError, RecipeError, did_you_mean
 from nnc.ir.ops.graph import Call
 from nnc.ir.program import Model, Program
-from nnc.ir.training import CdRecipe, DataFile, GanRecipe, Recipe
+from nnc.ir.training import CdRecipe, DataFile, GanRecipe, Recipe, TextData
 
 AnyRecipe = TypeVar("AnyRecipe", Recipe, GanRecipe, CdRecipe)
 
@@ -94,16 +94,21 @@ def resolve_recipe(
         update["batch"] = batch
     if seed is not None:
         update["seed"] = seed
-    if isinstance(recipe.data, DataFile):
+    if isinstance(recipe.data, DataFile | TextData):
         update["data"] = _absolute(recipe.data, base)
-    if isinstance(recipe, Recipe) and isinstance(recipe.validation, DataFile):
+    if isinstance(recipe, Recipe) and isinstance(recipe.validation, DataFile | TextData):
         update["validation"] = _absolute(recipe.validation, base)
     return recipe.model_copy(update=update) if update else recipe
 
 
-def _absolute(source: DataFile, base: Path | None) -> DataFile:
-    path = resolve_path(source.path, base).resolve()
-    return source.model_copy(update={"path": str(path)})
+def _absolute(source: DataFile | TextData, base: Path | None) -> DataFile | TextData:
+    """The source with its file paths (a text's vocabulary too) made absolute."""
+    update = {}
+    for key in ("path", "vocabulary"):
+        value = getattr(source, key, None)
+        if value is not None:
+            update[key] = str(resolve_path(value, base).resolve())
+    return source.model_copy(update=update)
 
 
 def models_of(program: Program, name: str) -> dict[str, Model]:

@@ -150,6 +150,45 @@ def test_outputs_equal_torch_layers_given_nncs_weights(pre: bool, bias: bool) ->
         assert deviation < 2e-5
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_causal_layer_is_torchs_pre_norm_layer_with_a_causal_mask(bias: bool) -> None:
+    """causal_layer (a GPT block): torch's TransformerEncoderLayer(norm_first=True)
+    called with the square subsequent mask; the same count and, given nnc's weights,
+    the same outputs in float64."""
+    require("torch")
+    import torch
+
+    from nnc.backends import get_backend
+
+    flag = str(bias).lower()
+    program = nnc.parse(
+        "model C {\n    input x: [t, 16]\n"
+        f"    causal_layer(16, 4, 32, 0.0, {flag}, name = g)\n}}\n"
+    )
+    layer = torch.nn.TransformerEncoderLayer(
+        16, 4, 32, dropout=0.0, bias=bias, norm_first=True, batch_first=True
+    )
+    assert nnc.count_params(program, "C") == torch_count(layer)
+    rng = np.random.default_rng(2)
+    weights = {
+        k: (v + rng.normal(scale=0.1, size=v.shape)).astype(np.float32)
+        for k, v in init_weights(program, "C", seed=1).items()
+    }
+    layer = layer.double().eval()
+    state = {
+        k: torch.tensor(v, dtype=torch.float64) for k, v in _torch_state(weights, "g_").items()
+    }
+    layer.load_state_dict(state, strict=True)
+    x = rng.normal(size=(2, 6, 16)).astype(np.float32)
+    mask = torch.nn.Transformer.generate_square_subsequent_mask(6, dtype=torch.float64)
+    with torch.no_grad():
+        want = layer(torch.tensor(x, dtype=torch.float64), src_mask=mask, is_causal=True).numpy()
+    got = get_backend("numpy").build(program, "C", weights).forward(x)
+    deviation = float(np.abs(np.asarray(got, np.float64) - want).max())
+    print(f"causal_layer bias={bias}: max |nnc - torch| {deviation:.2e}")
+    assert deviation < 2e-5
+
+
 STACK = """
 model Stack {
     input x: [t, 4]

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 
 from nnc.errors import GraphError, NameResolutionError, RecipeError, ShapeError, did_you_mean
-from nnc.ir.datasets import CATALOG
+from nnc.ir.datasets import CATALOG, CORPORA
 from nnc.ir.ops.energy import Rbm
 from nnc.ir.ops.graph import Call
 from nnc.ir.passes.params import model_params
@@ -24,6 +24,7 @@ from nnc.ir.training import (
     Dataset,
     GanRecipe,
     Recipe,
+    TextData,
     metric_name,
 )
 from nnc.ir.types import TensorType, numel
@@ -165,6 +166,8 @@ def _validate_supervised(program: Program, recipe: Recipe) -> None:
         )
     if isinstance(recipe.data, Dataset):
         _check_builtin(recipe, recipe.data, x, y if recipe.target == "labels" else None)
+    if isinstance(recipe.data, TextData) or isinstance(recipe.validation, TextData):
+        _check_text(recipe, x, y)
     has_validation = recipe.validation is not None and recipe.validation != 0
     check_monitor(recipe, [metric_name(m) for m in recipe.metrics], has_validation)
     if recipe.pretrain is not None:
@@ -308,7 +311,66 @@ def _check_builtin(
         )
 
 
+def _check_text(recipe: Recipe, x: TensorType, y: TensorType) -> None:
+    """Text data trains a language model: windows ``int64[L]`` in, ``[L, V]`` out (V
+    the vocabulary's size, known here for a bundled corpus), cross-entropy."""
+    data = recipe.data
+    if not isinstance(data, TextData):
+        raise RecipeError(
+            f"recipe '{recipe.name}' validates on text but trains on other data; "
+            "text validation data goes with text training data",
+            recipe.span_of("validation"),
+        )
+    if data.corpus is not None and data.corpus not in CORPORA:
+        raise RecipeError(
+            f"unknown text corpus '{data.corpus}'. Available: {', '.join(sorted(CORPORA))}",
+            recipe.span_of("data"),
+            hint=did_you_mean(data.corpus, CORPORA),
+        )
+    if x.dtype != "int64" or x.rank != 1 or not isinstance(x.shape[0], int):
+        raise RecipeError(
+            f"{data.label} trains a language model, whose input is a window of class "
+            f"numbers int64[L] with a fixed length L. Received: input {x}",
+            recipe.span_of("data"),
+        )
+    if not isinstance(recipe.loss, CrossEntropy) or recipe.target != "labels":
+        raise RecipeError(
+            f"{data.label} gives the next character of every position as a label; "
+            f"train it with loss cross_entropy (received {recipe.loss.kind})",
+            recipe.span_of("loss"),
+        )
+    if recipe.standardize:
+        raise RecipeError(
+            f"{data.label}: class numbers are not standardised; remove 'standardize'",
+            recipe.span_of("standardize"),
+        )
+    length = x.shape[0]
+    known = data.corpus is not None and data.vocabulary is None
+    if known:
+        chars = CORPORA[str(data.corpus)].characters
+        fits, wanted = y.shape == (length, chars), f"[{length}, {chars}]"
+    else:  # a file's vocabulary is read with the data
+        fits, wanted = y.rank == 2 and y.shape[0] == length, f"[{length}, characters]"
+    if not fits:
+        has = f"has {chars} distinct characters, so " if known else "gives "
+        raise RecipeError(
+            f"{data.label} {has}the model must output one row of class scores per "
+            f"position, {wanted}. Received: {y}",
+            recipe.span_of("data"),
+        )
+
+
+def _refuse_text(recipe: GanRecipe | CdRecipe) -> None:
+    if isinstance(recipe.data, TextData):
+        raise RecipeError(
+            f"{recipe.data.label} trains a language model, with a supervised recipe "
+            f"(loss cross_entropy); recipe '{recipe.name}' is not one",
+            recipe.span_of("data"),
+        )
+
+
 def _validate_gan(program: Program, recipe: GanRecipe) -> None:
+    _refuse_text(recipe)
     gen = _model(program, recipe.generator, recipe, "generator")
     disc = _model(program, recipe.discriminator, recipe, "discriminator")
     z, fake = _single_io(gen, recipe, "generator")
@@ -391,6 +453,7 @@ def _validate_cd(program: Program, recipe: CdRecipe) -> None:
     """A contrastive divergence recipe trains a model that is its input followed by
     rbm layers, each feeding the next (one layer: an RBM; several: a deep belief
     network's stack, pretrained greedily), on samples with values in [0, 1]."""
+    _refuse_text(recipe)
     model = _model(program, recipe.model, recipe, "model")
     x, _ = _single_io(model, recipe, "model")
     previous = model.inputs[0].name
