@@ -15,6 +15,8 @@ from typing import TypeVar
 import pytest
 from hypothesis import HealthCheck, given, reject, settings
 
+import nnc
+from nnc.errors import NncError
 from tests.conftest import require
 from tests.equivalence import networks
 from tests.equivalence.fuzzing import BACKENDS, differential
@@ -102,15 +104,76 @@ def test_softmax_is_never_drawn_over_one_value(shape: tuple[int, ...]) -> None:
     assert axes or all(d == 1 for d in shape)  # softmax is still drawn where it fits
 
 
+# Values of every rank LAYERS grows, as the generator meets them: sizes of one, a
+# symbolic sequence length.
+SHAPES: dict[int, list[networks.Shape]] = {
+    1: [(6,), (1,)],
+    2: [(4, 6), ("t", 4), (3, 5)],
+    3: [(4, 4, 6), (1, 5, 5)],
+    4: [(2, 3, 4, 4), (1, 2, 3, 5)],
+}
+# The ways of starting, combining or ending values, each tried on a builder holding an
+# input [4, 6] and an earlier value of that shape.
+COMBINATORS = [
+    networks._input,
+    networks._add,
+    networks._concat,
+    networks._arith,
+    networks._attend,
+    networks._matmul,
+    networks._scalar,
+    networks._split,
+    networks._call,
+    lambda b: networks._head(b, "sse") or b.current,  # a perceptron's `step`
+]
+
+
 def test_the_generator_draws_every_registry_op() -> None:
-    # A new op joins the draw (networks.LAYERS or MERGES) or networks.NOT_DRAWN with
-    # its reason; the domain-restricted ops only ever follow a positive op.
-    drawn: set[str] = set()
-    for seed in range(300):
-        source = networks.random_network(networks.RandomChooser(seed))
-        drawn |= networks.ops_of(source)
-        for before, op in re.findall(r"(\S+) \|> (log|sqrt|rsqrt)\b", source):
-            assert before in networks.POSITIVE, (seed, before, op)
+    # From the generator's tables, not whole programs (300 of those took 10 s): every
+    # layer of LAYERS is drawn on values of its rank, and each op it writes must pass
+    # `nnc check` once; every combinator runs on a small builder. Together they must
+    # draw every registry op but NOT_DRAWN; the domain-restricted ops only ever follow
+    # a positive op. The soak's table of ops exercised shows them in whole programs.
+    texts: dict[str, list[tuple[networks.Shape, str]]] = {}
+    for rank, options in networks.LAYERS.items():
+        assert rank in SHAPES, f"LAYERS grows rank {rank}: give SHAPES one of its shapes"
+        for layer, _weight in options:
+            chooser = networks.RandomChooser(rank)
+            for shape in SHAPES[rank]:
+                for _ in range(40):
+                    text = layer(chooser, shape)
+                    if text is None:
+                        continue
+                    for before, op in re.findall(r"(\S+) \|> (log|sqrt|rsqrt)\b", text):
+                        assert before in networks.POSITIVE, (text, before, op)
+                    for part in text.split("|>"):
+                        texts.setdefault(networks._head_of(part.strip()), []).append((shape, text))
+    unknown = set(texts) - networks.ALL_OPS
+    assert not unknown, f"layer texts start with {sorted(unknown)}, which are not ops"
+    drawn = set()
+    for op, tries in texts.items():
+        for shape, text in tries:
+            dims = ", ".join(str(d) for d in shape)
+            try:
+                nnc.parse(f"model M {{\n input x: [{dims}]\n y = x |> {text}\n output y\n}}")
+            except NncError:
+                continue
+            drawn.add(op)
+            break
+    for seed in range(12):
+        for combine in COMBINATORS:
+            b = Builder(networks.RandomChooser(seed), inputs=["input x: [4, 6]"])
+            b.values.append(Value("x", (4, 6)))
+            if combine is not networks._input:
+                b.statements.append("v0 = x |> dense(6)")
+                b.values.append(Value("v0", (4, 6)))
+            else:
+                b.inputs.clear()
+                b.values.clear()
+            if combine(b) is not None:
+                drawn |= networks.ops_of(b.text(output=b.current.name))
+        if not networks.ALL_OPS - drawn - set(networks.NOT_DRAWN):
+            break
     missing = networks.ALL_OPS - drawn - set(networks.NOT_DRAWN)
     assert not missing, f"the fuzzer never draws {sorted(missing)}"
     assert not drawn & set(networks.NOT_DRAWN)
