@@ -227,3 +227,22 @@ def test_locating_a_deviation_skips_param_nodes() -> None:
     strict = Tolerance(reduction=1, forward=-1.0, gradient=-1.0, training=-1.0)  # all deviate
     assert first_deviating_layer("numpy", case, strict).startswith("matmul")
     assert first_deviating_backward("numpy", case, strict).startswith("matmul")
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [
+        "input x: [2, 5, 5]\n avgpool([1, 3], stride = 2, padding = [0, 1, 0, 1])",
+        "input x: [2, 5, 5]\n maxpool(1, stride = 2, ceil_mode = true)",
+        "input x: [2, 3, 4, 5]\n avgpool3d([1, 2, 1], stride = 3, padding = [0, 1, 0, 0, 0, 0])",
+    ],
+)
+def test_tensorflow_pools_with_a_stride_wider_than_the_window(pool: str) -> None:
+    # tf.nn.pool (the window_pool helper, for explicit pads and ceil mode) refuses
+    # "`strides` > `window_shape` ... due to inconsistency between CPU and GPU
+    # implementations"; nnc defines that pool (windows that skip elements), so the
+    # helper pools at stride 1 and keeps every stride-th window, as for a dilation.
+    need("tensorflow")
+    report = verify(nnc.parse(f"model M {{\n {pool}\n}}"), backends=["tensorflow"], steps=2)
+    assert report.equivalent, explain(report)
+    assert report.rows[0].forward.max_rel < 1e-6, explain(report)
