@@ -484,6 +484,9 @@ LAYOUT = {
 # Ops that may repeat one value along an axis (a size-1 axis stretched, an edge
 # copied): a layernorm or softmax over that axis sees equal values (see Value.repeated).
 REPEATING = {"tile", "broadcast_to", "resize"}  # and pad(mode = edge)
+# Pools pick or average values: a normalised value stays normalised (a maxpool(1) is
+# the identity; soak seed 2211060752 of --seed 2 ended a groupnorm with one and a step).
+POOLS = {"maxpool", "avgpool", "sumpool", "maxpool3d", "avgpool3d", "global_avg_pool"}
 # The normalisations over a sample's own values: the average of their output over the
 # normalised positions is exactly the bias (Value.centred), and they must not normalise
 # one value repeated (Value.repeated).
@@ -729,7 +732,9 @@ def _layer(b: Builder, source: Value) -> Value | None:
         elementwise = head in ELEMENTWISE
         keeps = elementwise or head in LAYOUT
         centred = head in NORMS or (source.centred and (head == "linear" or head in LAYOUT))
-        normalised = head in ("batchnorm", *NORMS) or (source.normalised and keeps)
+        normalised = head in ("batchnorm", *NORMS) or (
+            source.normalised and (keeps or head in POOLS)
+        )
         repeated = (
             head in REPEATING
             or (head == "pad" and "mode = edge" in layer)
@@ -858,7 +863,13 @@ def _arith(b: Builder) -> Value | None:
     text = (
         f"{latest.name} {op} {other.name}" if op in "-*" else f"{op}({latest.name}, {other.name})"
     )
-    return _mark(b.attempt(text), latest, other)
+    value = _mark(b.attempt(text), latest, other)
+    if value is not None and op in ("maximum", "minimum") and latest.shape != other.shape:
+        # A broadcast operand that wins clamps whole rows to its one value (soak seed
+        # 2211060752 of --seed 2: maximum(tanh(max(v)), v) is mostly that value, and a
+        # groupnorm of it normalised rounding noise): as repeated as a broadcast.
+        value.repeated = True
+    return value
 
 
 def _scalar(b: Builder) -> Value | None:

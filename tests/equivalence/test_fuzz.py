@@ -91,6 +91,69 @@ def test_step_never_ends_a_normalisation(
     assert b.statements[-1].endswith("|> step") == ends_in_step, b.statements
 
 
+@pytest.mark.parametrize(
+    ("layers", "ends_in_step"),
+    [
+        (["groupnorm(1)", "maxpool(1, padding = [0, 0], ceil_mode = true)"], False),
+        (["instancenorm", "avgpool(2)"], False),
+        (["conv1d(2, 1)", "maxpool(1)"], True),
+    ],
+)
+def test_step_never_ends_a_pooled_normalisation(
+    layers: list[str], ends_in_step: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Soak finding (seed 2211060752 of `fuzz_equivalence.py --seed 2`): groupnorm(1),
+    # then maxpool(1) (the identity), then step: the pool dropped the flag that keeps a
+    # step off a normalisation's near-zero values.
+    chooser = _Scripted()
+    b = Builder(chooser, inputs=["input x: [3, 4]"])
+    b.values.append(Value("x", (3, 4)))
+    for layer in layers:
+        monkeypatch.setattr(networks, "LAYERS", {2: [(lambda c, shape, layer=layer: layer, 1)]})
+        assert networks._layer(b, b.current) is not None, layer
+    chooser.eager = True
+    networks._head(b, "sse")
+    assert b.statements[-1].endswith("|> step") == ends_in_step, b.statements
+
+
+class _Picking(_Scripted):
+    """Takes ``pick`` wherever it is an option."""
+
+    def __init__(self, pick: str) -> None:
+        self.pick = pick
+
+    def choice(self, options: Sequence[T]) -> T:
+        return next((o for o in options if o == self.pick), options[0])
+
+
+@pytest.mark.parametrize(
+    ("op", "other", "repeated"),
+    [
+        ("maximum", "max(keepdims = true)", True),
+        ("minimum", "mean(axis = 1, keepdims = true)", True),
+        ("maximum", "tanh", False),
+        ("*", "max(keepdims = true)", False),
+    ],
+)
+def test_a_clamp_by_a_broadcast_value_is_not_normalised(
+    op: str, other: str, repeated: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Soak finding (seed 2211060752 of `fuzz_equivalence.py --seed 2`): maximum(tanh(
+    # max(v)), v) holds whole rows of the broadcast value, and the groupnorm drawn over
+    # it normalised float32 rounding noise (torch's bias gradient 6.5e-2 from float64,
+    # its group_norm computes x * s + (b - mean * s), which leaves noise where the
+    # others get exactly 0).
+    b = Builder(_Picking(op), inputs=["input x: [3, 4]"])
+    b.statements.append(f"v0 = x |> {other}")
+    program = nnc.parse(b.text(output="v0"))
+    b.values += [Value("v0", program.models["Fuzz"].value_type("v0").shape), Value("x", (3, 4))]
+    value = networks._arith(b)  # x is the latest value, v0 the earlier one
+    assert value is not None and op in b.statements[-1], b.statements
+    assert value.repeated == repeated
+    monkeypatch.setattr(networks, "LAYERS", {2: [(lambda c, shape: "groupnorm(3)", 1)]})
+    assert (networks._layer(b, value) is None) == repeated
+
+
 @pytest.mark.parametrize("shape", [(1,), (1, 4), (3, 1, 1), (2, 1, 5)])
 def test_softmax_is_never_drawn_over_one_value(shape: tuple[int, ...]) -> None:
     # Soak finding (seed 3960147947 of `fuzz_equivalence.py --seed 14`): softmax over
