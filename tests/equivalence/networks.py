@@ -229,22 +229,35 @@ def layernorm(c: Chooser, shape: Shape) -> str | None:
     return c.choice(["layernorm", "layernorm(eps = 0.01)"])
 
 
+def _spatial(shape: Shape) -> int:
+    """The positions per channel (a symbolic length counts as 2: it is at least that)."""
+    n = 1
+    for d in shape[1:]:
+        n *= d if isinstance(d, int) else 2
+    return n
+
+
 def instancenorm(c: Chooser, shape: Shape) -> str | None:
     """Over the spatial positions of each channel of ``[C, L]``, ``[C, H, W]`` or
     ``[C, D, H, W]``: not over one position (its output is then its bias)."""
-    spatial = 1
-    for d in shape[1:]:
-        spatial *= d if isinstance(d, int) else 2
-    if spatial < 2:
+    if _spatial(shape) < 2:
         return None
     return c.choice(["instancenorm", "instancenorm(eps = 0.01)"])
 
 
 def groupnorm(c: Chooser, shape: Shape) -> str | None:
+    """Not over groups of one value (soak seed 2912742878 of --seed 1: groupnorm(2) of
+    [2, 1, 1, 1] is exactly its bias, and torch's group_norm, x * s + (b - mean * s),
+    left 2.5e-5 of rounding noise there, see layernorm)."""
     channels = shape[0]
     if not isinstance(channels, int):
         return None
-    groups = c.choice([g for g in range(1, channels + 1) if channels % g == 0])
+    spatial = _spatial(shape)
+    options = [g for g in range(1, channels + 1) if channels % g == 0]
+    options = [g for g in options if channels // g * spatial >= 2]
+    if not options:
+        return None
+    groups = c.choice(options)
     return f"groupnorm({_args(groups, **({'eps': 0.01} if c.chance(0.3) else {}))})"
 
 
@@ -634,6 +647,7 @@ class Builder:
     statements: list[str] = field(default_factory=list)
     values: list[Value] = field(default_factory=list)
     counter: int = 0
+    program: nnc.Program | None = None  # the program as the last attempt checked it
 
     def text(self, statements: list[str] | None = None, output: str | None = None) -> str:
         body = [*self.inputs, *(self.statements if statements is None else statements)]
@@ -683,6 +697,7 @@ class Builder:
             values.append(value)
         self.statements = statements
         self.values.extend(values)
+        self.program = program
         return values
 
     @property
@@ -1046,9 +1061,9 @@ def random_network(c: Chooser, max_statements: int = 7) -> str:
     return text
 
 
-def ops_of(source: str) -> set[str]:
+def ops_of(source: str | nnc.Program) -> set[str]:
     """The ops a generated program uses (to measure the generator's coverage)."""
-    program = nnc.parse(source, "<fuzz>")
+    program = nnc.parse(source, "<fuzz>") if isinstance(source, str) else source
     return {n.op for m in program.models.values() for n in m.nodes}
 
 

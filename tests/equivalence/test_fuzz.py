@@ -203,7 +203,7 @@ def test_the_generator_draws_every_registry_op() -> None:
         for layer, _weight in options:
             chooser = networks.RandomChooser(rank)
             for shape in SHAPES[rank]:
-                for _ in range(40):
+                for _ in range(20):
                     text = layer(chooser, shape)
                     if text is None:
                         continue
@@ -233,10 +233,26 @@ def test_the_generator_draws_every_registry_op() -> None:
             else:
                 b.inputs.clear()
                 b.values.clear()
-            if combine(b) is not None:
-                drawn |= networks.ops_of(b.text(output=b.current.name))
+            if combine(b) is not None and b.program is not None:
+                drawn |= networks.ops_of(b.program)
         if not networks.ALL_OPS - drawn - set(networks.NOT_DRAWN):
             break
     missing = networks.ALL_OPS - drawn - set(networks.NOT_DRAWN)
     assert not missing, f"the fuzzer never draws {sorted(missing)}"
     assert not drawn & set(networks.NOT_DRAWN)
+
+
+@pytest.mark.parametrize(
+    ("shape", "allowed"),
+    [((2, 1, 1, 1), {1}), ((4, 1), {1, 2}), ((2, 3, 1), {1, 2}), ((1, 1, 1), set())],
+)
+def test_groupnorm_is_never_drawn_over_groups_of_one_value(
+    shape: tuple[int, ...], allowed: set[int]
+) -> None:
+    # Soak finding (seed 2912742878 of `fuzz_equivalence.py --seed 1`): a maxpool3d to
+    # [2, 1, 1, 1], then groupnorm(2): each group is one value, the output exactly its
+    # bias (0), and torch's 2.5e-5 of rounding noise there was 24.5 relative.
+    chooser = networks.RandomChooser(0)
+    drawn = [networks.groupnorm(chooser, shape) for _ in range(60)]
+    groups = {int(d.split("(")[1].split(",")[0].rstrip(")")) for d in drawn if d}
+    assert groups == allowed, drawn
