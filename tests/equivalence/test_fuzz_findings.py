@@ -246,3 +246,18 @@ def test_tensorflow_pools_with_a_stride_wider_than_the_window(pool: str) -> None
     report = verify(nnc.parse(f"model M {{\n {pool}\n}}"), backends=["tensorflow"], steps=2)
     assert report.equivalent, explain(report)
     assert report.rows[0].forward.max_rel < 1e-6, explain(report)
+
+
+def test_onnx_causal_attention_to_keys_of_a_param() -> None:
+    # Soak finding (seed 735737618 of `fuzz_equivalence.py --seed 3`): the key positions
+    # were Range(0, Gather(Shape(k), 1), 1); with k a param (an initializer)
+    # onnxruntime folded the length into a 1-element vector and refused to load the
+    # model ("Input to 'Range' op should be scalars"). A static length is a constant.
+    need("onnx")
+    program = nnc.parse(
+        "model M {\n input x: [3, 5]\n output attention(x, param([1, 4]), param([1, 4]),"
+        " heads = 5, key_dim = 3, value_dim = 4, causal = true)\n}"
+    )
+    report = verify(program, backends=["onnx"], steps=2)
+    assert report.equivalent, explain(report)
+    assert report.rows[0].forward.max_rel < 1e-6, explain(report)
