@@ -177,11 +177,13 @@ def conv_transpose(c: Chooser, shape: Shape) -> str:
     return f"conv2d_transpose({_args(c.integer(1, 4), c.integer(1, 3), **kw)})"
 
 
-def pool(c: Chooser, shape: Shape) -> str:
+def pool(c: Chooser, shape: Shape) -> str | None:
     """A 1-, 2- or 3-D pool (``maxpool3d``, ``avgpool3d`` over ``[C, D, H, W]``), sometimes
     with a window per dim, a stride wider than the window, explicit (asymmetric) pads,
     dilation or ``ceil_mode``."""
     rank = len(shape) - 1
+    if not isinstance(shape[0], int):
+        return None  # a sequence of symbolic length read as channels (see conv)
     op = c.choice(["maxpool3d", "avgpool3d"] if rank == 3 else ["maxpool", "avgpool", "sumpool"])
     size = c.integer(1, 3)
     sizes = [size] * rank if rank == 1 or c.chance(0.7) else [c.integer(1, 3) for _ in shape[1:]]

@@ -261,3 +261,17 @@ def test_onnx_causal_attention_to_keys_of_a_param() -> None:
     report = verify(program, backends=["onnx"], steps=2)
     assert report.equivalent, explain(report)
     assert report.rows[0].forward.max_rel < 1e-6, explain(report)
+
+
+def test_onnx_dilated_sum_pool_over_symbolic_channels_is_a_backend_error() -> None:
+    # Soak finding (seed 2870549473 of `fuzz_equivalence.py --seed 4`): sumpool(2,
+    # dilation = 2) of x: [t, 3] before opset 19 built its depthwise kernel of ones with
+    # t channels: a TypeError. It is refused as a symbolic spatial size is, naming the
+    # op and the opset it needs; the fuzzer no longer pools a symbolic channel axis.
+    from nnc.errors import BackendError
+
+    program = nnc.parse(
+        "model M {\n input x: [t, 3]\n sumpool(2, dilation = 2, padding = [1, 0])\n}"
+    )
+    with pytest.raises(BackendError, match=r"sumpool with a dilation over the symbolic size"):
+        get_backend("onnx").emit(program, source="<m>")
