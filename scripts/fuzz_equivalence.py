@@ -8,8 +8,9 @@ every backend, and agree with the float64 reference on every installed backend:
 forward outputs, gradients, ``--steps`` training steps, and optimizer state moved
 between every pair of training backends half-way. A program that fails (or crashes)
 is written to ``--out`` with its report; one whose float64 reference overflows is
-counted as ``diverged`` (nothing to compare), one that raises anywhere (the generator,
-``nnc check``, an emitter, a backend) as ``error``. Each mismatch is printed with its
+counted as ``diverged`` (nothing to compare; its seed is printed), one that raises
+anywhere (the generator, ``nnc check``, an emitter, a backend) as ``error``. Each
+mismatch and error is printed with its
 seed, its program and the report: every backend pair's worst tensor for the forward
 pass, the gradients and training, and the first deviating layer. Rerun one program
 with ``--only SEED``. The summary counts outcomes and how often each op was exercised.
@@ -61,8 +62,11 @@ def main() -> int:
         except Exception:  # the finding itself: record it and go on
             status, message = "error", traceback.format_exc()
         outcomes[status] += 1
-        if status in ("mismatch", "error") or args.only is not None:
-            args.out.mkdir(exist_ok=True)
+        if status == "diverged" and args.only is None:  # its seed, to rerun it
+            reason = message.strip().splitlines()[-1] if message.strip() else ""
+            print(f"diverged: seed {seed}: {reason}", flush=True)
+        elif status in ("mismatch", "error") or args.only is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
             (args.out / f"{seed}.nn").write_text(source)
             (args.out / f"{seed}.txt").write_text(message)
             print(

@@ -94,7 +94,10 @@ def first_deviating_layer(backend: str, case: Case, tol: Tolerance) -> str | Non
     from nnc.verify.harness import REFERENCE, Case, run
 
     m = case.program.models[case.model]
+    fed = _fed_by_inputs(program=case.program, model=case.model)
     for node in m.nodes:
+        if node.name not in fed:
+            continue  # a param or constant: no model outputs it alone (nnc check)
         for k in range(max(len(node.outs), 1)):
             ref_name = node.name if k == 0 else f"{node.name}:{k}"
             probe = _probe(case.program, case.model, ref_name)
@@ -119,7 +122,10 @@ def first_deviating_backward(backend: str, case: Case, tol: Tolerance) -> str | 
 
     program, model = case.program, case.model
     rng = np.random.default_rng(1)
+    fed = _fed_by_inputs(program, model)
     for node in program.models[model].nodes:
+        if node.name not in fed:
+            continue  # a param or constant (its gradient shows at the node reading it)
         cut = _cut(program, model, node.name)
         params = model_params(cut, model)
         if not any(p.spec.trainable and not p.spec.buffer for p in params):
@@ -160,6 +166,18 @@ def downstream_batchnorms(program: Program, model: str, parameters: Iterable[str
         for n in flat.nodes
         if isinstance(n, BatchNorm) and any(base_name(r) in reached for r in n.inputs)
     ]
+
+
+def _fed_by_inputs(program: Program, model: str) -> set[str]:
+    """The nodes of ``model`` that read one of its inputs, through any path: a model cut
+    after any other node (a ``param``, a ``constant``, arithmetic of those alone) would
+    compute its output from parameters only, which ``nnc check`` refuses."""
+    m = program.models[model]
+    reached = {decl.name for decl in m.inputs}
+    for node in m.nodes:  # topological
+        if any(base_name(r) in reached for r in node.inputs):
+            reached.add(node.name)
+    return reached
 
 
 def _probe(program: Program, model: str, output: str) -> Program:

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 import nnc
 from nnc.errors import NncError
 from nnc.ir.ops import OPS
+from nnc.verify.tolerance import SYMBOLIC_LENGTH
 
 T = TypeVar("T")
 Shape = tuple[int | str, ...]
@@ -137,6 +138,14 @@ def dense(c: Chooser, shape: Shape) -> str:
     return f"dense({_args(c.integer(1, 8), **kw)})"
 
 
+def rbm(c: Chooser, shape: Shape) -> str:
+    """An rbm's up pass (a model trained by backprop runs no Gibbs chain)."""
+    kw: dict[str, object] = {}
+    if c.chance(0.3):
+        kw["init"] = c.choice(INITS)
+    return f"rbm({_args(c.integer(1, 6), **kw)})"
+
+
 def conv(c: Chooser, shape: Shape) -> str | None:
     rank = len(shape) - 1
     channels = shape[0]
@@ -168,15 +177,31 @@ def conv_transpose(c: Chooser, shape: Shape) -> str:
     return f"conv2d_transpose({_args(c.integer(1, 4), c.integer(1, 3), **kw)})"
 
 
-def pool(c: Chooser, shape: Shape) -> str:
-    op = c.choice(["maxpool", "avgpool", "sumpool"])
+def pool(c: Chooser, shape: Shape) -> str | None:
+    """A 1-, 2- or 3-D pool (``maxpool3d``, ``avgpool3d`` over ``[C, D, H, W]``), sometimes
+    with a window per dim, a stride wider than the window, explicit (asymmetric) pads,
+    dilation or ``ceil_mode``."""
+    rank = len(shape) - 1
+    if not isinstance(shape[0], int):
+        return None  # a sequence of symbolic length read as channels (see conv)
+    op = c.choice(["maxpool3d", "avgpool3d"] if rank == 3 else ["maxpool", "avgpool", "sumpool"])
     size = c.integer(1, 3)
+    sizes = [size] * rank if rank == 1 or c.chance(0.7) else [c.integer(1, 3) for _ in shape[1:]]
     kw: dict[str, object] = {}
     if c.chance(0.4):
-        kw["stride"] = c.integer(1, size)
-    if c.chance(0.4):
+        kw["stride"] = c.integer(1, size + 1)  # wider than a window of `size` too
+    if c.chance(0.2):
+        kw["dilation"] = c.integer(1, 2)
+    roll = c.integer(0, 9)
+    if roll < 3:
         kw["padding"] = "same"
-    return f"{op}({_args(size, **kw)})"
+    elif roll < 5:
+        most = max(0, min(sizes) - 1)  # a pad stays smaller than the window
+        kw["padding"] = "[" + ", ".join(str(c.integer(0, most)) for _ in range(2 * rank)) + "]"
+    if c.chance(0.2):
+        kw["ceil_mode"] = "true"
+    first = str(size) if len(set(sizes)) == 1 else "[" + ", ".join(map(str, sizes)) + "]"
+    return f"{op}({_args(first, **kw)})"
 
 
 def recurrent(c: Chooser, shape: Shape) -> str:
@@ -204,6 +229,67 @@ def layernorm(c: Chooser, shape: Shape) -> str | None:
     if not isinstance(shape[-1], int) or shape[-1] < 2:
         return None  # over one value it outputs its bias: degenerate, see ACTIVATIONS
     return c.choice(["layernorm", "layernorm(eps = 0.01)"])
+
+
+def _spatial(shape: Shape) -> int:
+    """The positions per channel (a symbolic length counts as 2: it is at least that)."""
+    n = 1
+    for d in shape[1:]:
+        n *= d if isinstance(d, int) else 2
+    return n
+
+
+def instancenorm(c: Chooser, shape: Shape) -> str | None:
+    """Over the spatial positions of each channel of ``[C, L]``, ``[C, H, W]`` or
+    ``[C, D, H, W]``: not over one position (its output is then its bias)."""
+    if _spatial(shape) < 2:
+        return None
+    return c.choice(["instancenorm", "instancenorm(eps = 0.01)"])
+
+
+def groupnorm(c: Chooser, shape: Shape) -> str | None:
+    """Not over groups of one value (soak seed 2912742878 of --seed 1: groupnorm(2) of
+    [2, 1, 1, 1] is exactly its bias, and torch's group_norm, x * s + (b - mean * s),
+    left 2.5e-5 of rounding noise there, see layernorm)."""
+    channels = shape[0]
+    if not isinstance(channels, int):
+        return None
+    spatial = _spatial(shape)
+    options = [g for g in range(1, channels + 1) if channels % g == 0]
+    options = [g for g in options if channels // g * spatial >= 2]
+    if not options:
+        return None
+    groups = c.choice(options)
+    return f"groupnorm({_args(groups, **({'eps': 0.01} if c.chance(0.3) else {}))})"
+
+
+def attention(c: Chooser, shape: Shape) -> str | None:
+    """Self-attention of a ``[t, d]`` sequence (cross-attention is a merge, _attend)."""
+    width = shape[-1]
+    if not isinstance(width, int):
+        return None
+    heads = c.choice([h for h in range(1, width + 1) if width % h == 0])
+    return f"attention({_args(heads, **_attention_keywords(c))})"
+
+
+def _attention_keywords(c: Chooser) -> dict[str, object]:
+    kw: dict[str, object] = {}
+    if c.chance(0.3):
+        kw["key_dim"] = c.integer(1, 4)
+    if c.chance(0.2):
+        kw["value_dim"] = c.integer(1, 4)
+    if c.chance(0.3):
+        kw["causal"] = "true"
+    if c.chance(0.2):
+        kw["bias"] = "false"
+    return kw
+
+
+def positions(c: Chooser, shape: Shape) -> str:
+    if c.chance(0.5):
+        return c.choice(["sinusoidal_positions", "sinusoidal_positions(base = 100)"])
+    longest = shape[0] if isinstance(shape[0], int) else SYMBOLIC_LENGTH
+    return f"learned_positions({longest + c.integer(0, 3)})"
 
 
 def lrn(c: Chooser, shape: Shape) -> str:
@@ -413,15 +499,22 @@ LAYOUT = {
 # Ops that may repeat one value along an axis (a size-1 axis stretched, an edge
 # copied): a layernorm or softmax over that axis sees equal values (see Value.repeated).
 REPEATING = {"tile", "broadcast_to", "resize"}  # and pad(mode = edge)
+# Pools pick or average values: a normalised value stays normalised (a maxpool(1) is
+# the identity; soak seed 2211060752 of --seed 2 ended a groupnorm with one and a step).
+POOLS = {"maxpool", "avgpool", "sumpool", "maxpool3d", "avgpool3d", "global_avg_pool"}
+# The normalisations over a sample's own values: the average of their output over the
+# normalised positions is exactly the bias (Value.centred), and they must not normalise
+# one value repeated (Value.repeated).
+NORMS = ("layernorm", "instancenorm", "groupnorm")
 
 
-# Which layers fit a value of each rank (per-sample), with weights of how often.
-# Extension point: a rank-4 entry (conv3d, the 3-D pools, instancenorm, groupnorm) lets
-# values of rank 4 grow (Builder.attempt keeps only ranks listed here); `_input` then
-# needs a volume input.
+# Which layers fit a value of each rank (per-sample), with weights of how often
+# (Builder.attempt keeps only values of a rank listed here). Rank 4 is a volume
+# [C, D, H, W] (conv3d, the 3-D pools, the normalisations over it).
 LAYERS: dict[int, list[tuple[Any, int]]] = {
     1: [
         (dense, 6),
+        (rbm, 1),
         (activation, 5),
         (maths, 2),
         (batchnorm, 1),
@@ -459,6 +552,10 @@ LAYERS: dict[int, list[tuple[Any, int]]] = {
         (pad, 1),
         (tile, 1),
         (broadcast_to, 1),
+        (instancenorm, 1),
+        (groupnorm, 1),
+        (attention, 2),
+        (positions, 1),
     ],
     3: [
         (conv, 6),
@@ -482,6 +579,27 @@ LAYERS: dict[int, list[tuple[Any, int]]] = {
         (slice_, 1),
         (pad, 1),
         (tile, 1),
+        (instancenorm, 1),
+        (groupnorm, 1),
+    ],
+    4: [
+        (conv, 6),
+        (pool, 4),
+        (activation, 3),
+        (maths, 1),
+        (batchnorm, 2),
+        (instancenorm, 2),
+        (groupnorm, 2),
+        (simple("global_avg_pool"), 1),
+        (simple("global_max_pool"), 1),
+        (simple("flatten"), 2),
+        (reshape, 1),
+        (dropout, 1),
+        (reduce, 1),
+        (transpose, 1),
+        (squeeze, 1),
+        (slice_, 1),
+        (pad, 1),
     ],
 }
 
@@ -531,6 +649,7 @@ class Builder:
     statements: list[str] = field(default_factory=list)
     values: list[Value] = field(default_factory=list)
     counter: int = 0
+    program: nnc.Program | None = None  # the program as the last attempt checked it
 
     def text(self, statements: list[str] | None = None, output: str | None = None) -> str:
         body = [*self.inputs, *(self.statements if statements is None else statements)]
@@ -580,6 +699,7 @@ class Builder:
             values.append(value)
         self.statements = statements
         self.values.extend(values)
+        self.program = program
         return values
 
     @property
@@ -589,7 +709,7 @@ class Builder:
 
 def _input(b: Builder) -> Value:
     c = b.chooser
-    kind = c.choice(["vector", "sequence", "signal", "image", "image", "tokens"])
+    kind = c.choice(["vector", "sequence", "signal", "image", "image", "volume", "tokens"])
     if kind == "vector":
         shape: Shape = (c.integer(1, 8),)
     elif kind == "sequence":
@@ -598,6 +718,8 @@ def _input(b: Builder) -> Value:
         shape = (c.integer(1, 4), c.integer(3, 9))
     elif kind == "image":
         shape = (c.integer(1, 4), c.integer(3, 7), c.integer(3, 7))
+    elif kind == "volume":
+        shape = (c.integer(1, 3), c.integer(2, 4), c.integer(2, 5), c.integer(3, 5))
     else:
         shape = (c.choice([3, "t"]),)
     dtype = "int64" if kind == "tokens" else "float32"
@@ -622,12 +744,14 @@ def _layer(b: Builder, source: Value) -> Value | None:
         head = _head_of(layer)
         if source.centred and head in ("global_avg_pool", "mean", "sum"):
             continue  # the average of a layernorm's output is its bias (Value.centred)
-        if source.repeated and head in ("layernorm", "softmax", "log_softmax"):
+        if source.repeated and head in ("softmax", "log_softmax", *NORMS):
             continue
         elementwise = head in ELEMENTWISE
         keeps = elementwise or head in LAYOUT
-        centred = head == "layernorm" or (source.centred and (head == "linear" or head in LAYOUT))
-        normalised = head in ("batchnorm", "layernorm") or (source.normalised and keeps)
+        centred = head in NORMS or (source.centred and (head == "linear" or head in LAYOUT))
+        normalised = head in ("batchnorm", *NORMS) or (
+            source.normalised and (keeps or head in POOLS)
+        )
         repeated = (
             head in REPEATING
             or (head == "pad" and "mode = edge" in layer)
@@ -756,7 +880,13 @@ def _arith(b: Builder) -> Value | None:
     text = (
         f"{latest.name} {op} {other.name}" if op in "-*" else f"{op}({latest.name}, {other.name})"
     )
-    return _mark(b.attempt(text), latest, other)
+    value = _mark(b.attempt(text), latest, other)
+    if value is not None and op in ("maximum", "minimum") and latest.shape != other.shape:
+        # A broadcast operand that wins clamps whole rows to its one value (soak seed
+        # 2211060752 of --seed 2: maximum(tanh(max(v)), v) is mostly that value, and a
+        # groupnorm of it normalised rounding noise): as repeated as a broadcast.
+        value.repeated = True
+    return value
 
 
 def _scalar(b: Builder) -> Value | None:
@@ -773,6 +903,33 @@ def _scalar(b: Builder) -> Value | None:
         values = ", ".join(str(round(0.25 * (k - 1), 2)) for k in range(last))
         forms.append(f"{x.name} + constant([{values}])")
     return _mark(b.attempt(c.choice(forms)), x)
+
+
+def _attend(b: Builder) -> Value | None:
+    """Cross-attention of the latest ``[t, d]`` value to an earlier sequence or a learned
+    ``param([s, e])`` (keys without a batch axis), as ``(q, kv)`` or ``(q, k, v)``,
+    sometimes with a key mask (a constant that keeps the first key)."""
+    c = b.chooser
+    q = b.current
+    width = q.shape[-1] if len(q.shape) == 2 else None
+    if q.dtype != "float32" or not isinstance(width, int):
+        return None
+    earlier = [v for v in b.values[:-1] if v.dtype == "float32" and len(v.shape) == 2]
+    if earlier and c.chance(0.6):
+        memory = c.choice(earlier)
+        keys, length = memory.name, memory.shape[0]
+    else:
+        length = c.integer(1, 4)
+        keys = f"param([{length}, {c.integer(1, 5)}])"
+    inputs = [q.name, keys]
+    if c.chance(0.3):
+        inputs.append(keys)  # (q, k, v) with v = k
+    if isinstance(length, int) and length > 1 and c.chance(0.3):
+        mask = [1] + [c.integer(0, 1) for _ in range(length - 1)]
+        inputs.append(f"constant([{', '.join(map(str, mask))}])")
+    heads = c.choice([h for h in range(1, width + 1) if width % h == 0])
+    kw = {"heads": heads, **_attention_keywords(c)}
+    return _mark(b.attempt(f"attention({', '.join(inputs)}, {_args(**kw)})"), q)
 
 
 def _mark(value: Value | None, *parts: Value) -> Value | None:
@@ -793,6 +950,7 @@ MERGES: list[tuple[Callable[[Builder], Value | None], int]] = [
     (_add, 3),
     (_concat, 2),
     (_arith, 2),
+    (_attend, 1),
 ]
 
 
@@ -905,9 +1063,9 @@ def random_network(c: Chooser, max_statements: int = 7) -> str:
     return text
 
 
-def ops_of(source: str) -> set[str]:
+def ops_of(source: str | nnc.Program) -> set[str]:
     """The ops a generated program uses (to measure the generator's coverage)."""
-    program = nnc.parse(source, "<fuzz>")
+    program = nnc.parse(source, "<fuzz>") if isinstance(source, str) else source
     return {n.op for m in program.models.values() for n in m.nodes}
 
 
@@ -915,24 +1073,6 @@ ALL_OPS = frozenset(OPS)
 
 # Registry ops the generator leaves out on purpose, with why. Every other op must be
 # drawn (tests/equivalence/test_fuzz.py): a new op joins LAYERS or MERGES, or this.
-NOT_DRAWN = {
-    **dict.fromkeys(
-        ("conv3d", "maxpool3d", "avgpool3d"),
-        "not drawn yet: the generator's values stop at rank 3 (LAYERS[4] is the extension "
-        "point); tests/backends/spatial_cases.py and the registry matrix cover them",
-    ),
-    **dict.fromkeys(
-        ("instancenorm", "groupnorm"),
-        "not drawn yet (merged after the generator was extended); the registry matrix and "
-        "tests/backends/spatial_cases.py cover them",
-    ),
-    "attention": "not drawn yet (merged after the generator was extended); the registry "
-    "matrix and tests/backends/test_attention.py cover it",
-    **dict.fromkeys(
-        ("learned_positions", "sinusoidal_positions"),
-        "not drawn yet (merged after the generator was extended); the registry matrix "
-        "and tests/backends/test_positions.py cover them",
-    ),
-    "rbm": "its up pass is sigmoid(v W + c) with a frozen visible bias; the registry "
-    "matrix runs it from its example, and contrastive divergence is not backprop",
-}
+# (rbm is drawn too: in a model trained by backprop it is its up pass, sigmoid(v W + c),
+# and its visible bias, which only contrastive divergence uses, gets no gradient.)
+NOT_DRAWN: dict[str, str] = {}

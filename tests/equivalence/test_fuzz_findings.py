@@ -159,3 +159,119 @@ def test_grouped_conv_of_one_channel_per_group_with_a_wide_stride_on_tensorflow(
     row = report.rows[0]
     assert row.forward.max_rel < 1e-6 and row.gradients is not None, explain(report)
     assert row.gradients.max_rel < 1e-5, explain(report)
+
+
+# -- findings of the soak once the generator drew the 3-D ops, the new norms and attention
+
+
+def test_torch_avgpool3d_of_a_window_wider_than_its_input() -> None:
+    # torch's avg_pool3d refuses an input narrower than the window before padding it
+    # ("input image (T: 2 H: 2 W: 2) smaller than kernel size (kT: 3 ...)"); avg_pool2d
+    # pads first. The lowering uses the WindowPool helper then.
+    need("torch")
+    for pool in ("avgpool3d(3, padding = 1)", "avgpool3d([3, 2, 2], padding = [1, 0, 0, 1, 0, 0])"):
+        program = nnc.parse(f"model M {{\n input x: [2, 2, 2, 3]\n {pool}\n}}")
+        report = verify(program, backends=["torch"], steps=2)
+        assert report.equivalent, explain(report)
+        assert report.rows[0].forward.max_rel < 1e-6, explain(report)
+
+
+@pytest.mark.parametrize(
+    ("pool", "taps"),
+    [
+        ("input x: [1, 1, 1]\n avgpool(2, dilation = 3, padding = 2)", "[-2, 1]"),
+        ("input x: [1, 1]\n maxpool(2, dilation = 3, padding = [2, 2])", "[-2, 1]"),
+        ("input x: [2, 1, 3, 3]\n maxpool3d(2, dilation = 3, padding = 2)", "[-2, 1]"),
+    ],
+)
+def test_a_dilated_window_reading_only_padding_is_a_shape_error(pool: str, taps: str) -> None:
+    # Each pad is smaller than the window's span (3 + 1), yet the two taps of the first
+    # window straddle the one real position: a max of nothing (-inf), a mean of nothing
+    # (0 / 0). nnc check refuses it at the pool's line and column.
+    from nnc.errors import ShapeError
+
+    with pytest.raises(ShapeError) as caught:
+        nnc.parse(f"model M {{\n {pool}\n}}", "m.nn")
+    message = str(caught.value)
+    assert message.startswith("m.nn:3:2: "), message
+    assert f"window 0 of spatial dim 0 reads only padding (taps at {taps}" in message
+
+
+@pytest.mark.parametrize(
+    "pool",
+    ["maxpool([2, 2], stride = [2, 2])", "avgpool([3, 3], stride = [1, 1], dilation = [2, 2])"],
+)
+def test_a_pool_stores_an_equal_list_as_one_value_so_fmt_round_trips(pool: str) -> None:
+    # `nnc fmt` writes size = [2, 2] as 2, which read back as a different node (size (2,)
+    # against (2, 2)): the formatted program was not the same IR.
+    program = nnc.parse(f"model M {{\n input x: [2, 7, 7]\n {pool}\n}}")
+    node = program.model().nodes[-1]
+    assert len(node.size) == 1 and len(node.stride) == 1, node
+    assert nnc.parse(nnc.format(program)) == program
+
+
+def test_locating_a_deviation_skips_param_nodes() -> None:
+    # locate.py cut the model after every node, a `param` too: a model whose output is
+    # a param alone, which nnc check refuses ("does not depend on any input"), so the
+    # diagnosis of a mismatching program with a param crashed instead of naming a layer.
+    from nnc.verify.harness import make_case
+    from nnc.verify.locate import first_deviating_backward, first_deviating_layer
+    from nnc.verify.tolerance import Tolerance
+
+    program = nnc.parse(
+        "model M {\n input x: [3, 4]\n w = param([4, 2])\n c = constant([1.0, 2.0]) * 2\n"
+        " y = x @ w + c\n output y |> tanh\n}\n"
+        'train M {\n data "unused.npz"\n loss mse\n optimizer sgd(lr = 0.1)\n}\n'
+    )
+    case = make_case(program, "M", steps=1)
+    strict = Tolerance(reduction=1, forward=-1.0, gradient=-1.0, training=-1.0)  # all deviate
+    assert first_deviating_layer("numpy", case, strict).startswith("matmul")
+    assert first_deviating_backward("numpy", case, strict).startswith("matmul")
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [
+        "input x: [2, 5, 5]\n avgpool([1, 3], stride = 2, padding = [0, 1, 0, 1])",
+        "input x: [2, 5, 5]\n maxpool(1, stride = 2, ceil_mode = true)",
+        "input x: [2, 3, 4, 5]\n avgpool3d([1, 2, 1], stride = 3, padding = [0, 1, 0, 0, 0, 0])",
+    ],
+)
+def test_tensorflow_pools_with_a_stride_wider_than_the_window(pool: str) -> None:
+    # tf.nn.pool (the window_pool helper, for explicit pads and ceil mode) refuses
+    # "`strides` > `window_shape` ... due to inconsistency between CPU and GPU
+    # implementations"; nnc defines that pool (windows that skip elements), so the
+    # helper pools at stride 1 and keeps every stride-th window, as for a dilation.
+    need("tensorflow")
+    report = verify(nnc.parse(f"model M {{\n {pool}\n}}"), backends=["tensorflow"], steps=2)
+    assert report.equivalent, explain(report)
+    assert report.rows[0].forward.max_rel < 1e-6, explain(report)
+
+
+def test_onnx_causal_attention_to_keys_of_a_param() -> None:
+    # Soak finding (seed 735737618 of `fuzz_equivalence.py --seed 3`): the key positions
+    # were Range(0, Gather(Shape(k), 1), 1); with k a param (an initializer)
+    # onnxruntime folded the length into a 1-element vector and refused to load the
+    # model ("Input to 'Range' op should be scalars"). A static length is a constant.
+    need("onnx")
+    program = nnc.parse(
+        "model M {\n input x: [3, 5]\n output attention(x, param([1, 4]), param([1, 4]),"
+        " heads = 5, key_dim = 3, value_dim = 4, causal = true)\n}"
+    )
+    report = verify(program, backends=["onnx"], steps=2)
+    assert report.equivalent, explain(report)
+    assert report.rows[0].forward.max_rel < 1e-6, explain(report)
+
+
+def test_onnx_dilated_sum_pool_over_symbolic_channels_is_a_backend_error() -> None:
+    # Soak finding (seed 2870549473 of `fuzz_equivalence.py --seed 4`): sumpool(2,
+    # dilation = 2) of x: [t, 3] before opset 19 built its depthwise kernel of ones with
+    # t channels: a TypeError. It is refused as a symbolic spatial size is, naming the
+    # op and the opset it needs; the fuzzer no longer pools a symbolic channel axis.
+    from nnc.errors import BackendError
+
+    program = nnc.parse(
+        "model M {\n input x: [t, 3]\n sumpool(2, dilation = 2, padding = [1, 0])\n}"
+    )
+    with pytest.raises(BackendError, match=r"sumpool with a dilation over the symbolic size"):
+        get_backend("onnx").emit(program, source="<m>")

@@ -17,6 +17,7 @@ import numpy as np
 
 from nnc.backends.onnx.graph import GraphBuilder, Lowering
 from nnc.ir.ops.attention import Attention
+from nnc.ir.types import Dim
 
 
 def _project(b: GraphBuilder, node: Attention, x: str, part: str, perm: list[int]) -> str:
@@ -34,7 +35,12 @@ def _project(b: GraphBuilder, node: Attention, x: str, part: str, perm: list[int
     return b.op("Transpose", [y], f"{name}/transposed", perm=perm)
 
 
-def _length(b: GraphBuilder, node: Attention, x: str, what: str) -> str:
+def _length(b: GraphBuilder, node: Attention, x: str, what: str, length: Dim) -> str:
+    """The positions 0 .. length - 1 of axis 1 of ``x``: a constant where the length is
+    static. (Of a ``param``, an initializer, onnxruntime folds Shape -> Gather into a
+    1-element vector, which Range refuses: "Input to 'Range' op should be scalars".)"""
+    if isinstance(length, int):
+        return b.initializer(f"{node.name}/{what}_positions", np.arange(length, dtype=np.int64))
     shape = b.op("Shape", [x], f"{node.name}/{what}_shape")
     one = b.initializer(f"{node.name}/{what}_axis", np.array(1, dtype=np.int64))
     n = b.op("Gather", [shape, one], f"{node.name}/{what}_length", axis=0)
@@ -43,12 +49,15 @@ def _length(b: GraphBuilder, node: Attention, x: str, what: str) -> str:
     return b.op("Range", [start, n, step], f"{node.name}/{what}_positions")
 
 
-def _allowed(b: GraphBuilder, node: Attention, q: str, k: str, mask: str | None) -> str:
+def _allowed(
+    b: GraphBuilder, node: Attention, q: str, k: str, mask: str | None, lengths: tuple[Dim, Dim]
+) -> str:
     """Booleans [t, s] or [N, 1, 1 or t, s]: which keys each query attends."""
     allowed = None
     if node.causal:
-        i = b.unsqueeze(_length(b, node, q, "query"), [1], f"{node.name}/query_column")
-        j = _length(b, node, k, "key")
+        t, s = lengths
+        i = b.unsqueeze(_length(b, node, q, "query", t), [1], f"{node.name}/query_column")
+        j = _length(b, node, k, "key", s)
         later = b.op("Greater", [j, i], f"{node.name}/later_key")
         allowed = b.op("Not", [later], f"{node.name}/causal")  # key j <= query i
     if mask is not None:
@@ -76,7 +85,7 @@ def attention(b: GraphBuilder, node: Attention) -> None:
         weights = b.op("Softmax", [scores], f"{node.name}/weights", axis=-1)
     else:
         mask = b.value(node.inputs[im]) if im is not None else None
-        allowed = _allowed(b, node, q, k, mask)
+        allowed = _allowed(b, node, q, k, mask, (ins[iq].shape[0], ins[ik].shape[0]))
         minus_inf = b.scalar(f"{node.name}/minus_inf", -np.inf)
         zero = b.scalar(f"{node.name}/zero_weight", 0.0)
         one = b.scalar(f"{node.name}/one", 1.0)

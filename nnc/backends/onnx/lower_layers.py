@@ -138,7 +138,7 @@ def _dilated_window_sum(b: GraphBuilder, node: _Pool, window: dict[str, Any], me
     mean divides by the count of real taps per window, a constant of the shapes."""
     t = b.input_type(node)
     channels, spatial = t.shape[0], t.shape[1:]
-    if any(isinstance(n, str) for n in spatial):
+    if any(isinstance(n, str) for n in t.shape):  # channels too: the kernel's groups
         raise BackendError(
             f"{node.op} with a dilation over the symbolic size {format_shape(t.shape)} needs "
             f"opset {FIRST_OPSET_WITH_DILATED_AVERAGE_POOL} or later (AveragePool's dilations). "

@@ -148,11 +148,13 @@ _entry(
         channels-last x, with (begin, end) pads per spatial dim (explicit, TF-style
         same, or ceil mode's end pad) and a dilation. Padding is -inf for the max (it
         never wins) and zeros otherwise; the mean divides the window means by those of
-        a padded mask of ones. TensorFlow pools a dilated window at stride 1 only, so a
-        dilated pool runs at stride 1 and keeps every stride-th output."""
+        a padded mask of ones. TensorFlow pools a dilated window at stride 1 only, and
+        refuses a stride wider than the window, so such a pool runs at stride 1 and
+        keeps every stride-th output."""
         padding = [[0, 0], *pads, [0, 0]]
         dilated = dilation is not None and any(d > 1 for d in dilation)
-        strides = (1,) * len(size) if dilated else stride
+        subsample = dilated or any(s > k for s, k in zip(stride, size))
+        strides = (1,) * len(size) if subsample else stride
 
         def pooled(t, pooling, fill=0.0):
             t = tf.pad(t, padding, constant_values=fill)
@@ -165,7 +167,7 @@ _entry(
             y = pooled(x, "AVG") / pooled(tf.ones_like(x[:1, ..., :1]), "AVG")
         else:
             y = pooled(x, "AVG") * float(np.prod(size))
-        if dilated:
+        if subsample:
             y = y[(slice(None), *(slice(None, None, s) for s in stride), slice(None))]
         return y
     ''',

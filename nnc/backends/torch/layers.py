@@ -271,9 +271,15 @@ def _window_pool(w: Any, pads: Any, site: Site, mean: bool) -> Layer:
 def avgpool(node: AvgPool, site: Site) -> Layer:
     """nn.AvgPool with ``count_include_pad=False`` (the mean over real elements); an
     asymmetric pad needs the AvgPoolExcludingPad helper, a dilation (which nn.AvgPool
-    lacks) or an uneven 3-D pad the WindowPool helper."""
+    lacks), an uneven 3-D pad or a 3-D window wider than its input the WindowPool
+    helper."""
     options, w, pads, native = _pool_geometry(node, site)
-    if native and not w.dilation:
+    # torch's avg_pool3d refuses an input narrower than the window before padding it
+    # ("input image smaller than kernel size"); avg_pool1d/2d pad first.
+    narrow = len(w.kernel) == 3 and any(
+        isinstance(n, int) and n < k for n, k in zip(site.ins[0].shape[1:], w.kernel, strict=True)
+    )
+    if native and not w.dilation and not narrow:
         if any(pads):
             options["padding"] = size([b for b, _ in w.pads])
             options["count_include_pad"] = False

@@ -77,7 +77,12 @@ class _Pool(Op):
     @field_validator("size", "stride", "dilation", mode="before")
     @classmethod
     def _tuple(cls, v: Any) -> Any:
-        return _as_tuple(v)
+        """One value when every dim agrees (``[2, 2]`` is ``2``), as ``nnc fmt`` writes
+        it, so that the formatted text reads back as the same node."""
+        v = _as_tuple(v)
+        if isinstance(v, tuple) and len(v) > 1 and len(set(v)) == 1:
+            return v[:1]
+        return v
 
     @field_validator("padding", mode="before")
     @classmethod
@@ -154,9 +159,27 @@ class _Pool(Op):
                     x.shape[1:], w.kernel, w.stride, w.pads, w.dilations, strict=True
                 )
             )
+            for axis, (n, size) in enumerate(zip(x.shape[1:], out, strict=True)):
+                _every_window_reads_the_input(axis, n, size, w)
         except ShapeError as exc:
             raise self.fail(exc.message) from None
         return x.with_shape((x.shape[0], *out))
+
+
+def _every_window_reads_the_input(axis: int, n: Dim, out: Dim, w: Window) -> None:
+    """A dilated window's taps may straddle a short input, every one in the padding:
+    such a window has no element to take the maximum or the average of."""
+    if not isinstance(n, int) or not isinstance(out, int):
+        return
+    k, s, d, (begin, _end) = w.kernel[axis], w.stride[axis], w.dilations[axis], w.pads[axis]
+    for i in range(out):
+        start = i * s - begin
+        if not any(0 <= start + j * d < n for j in range(k)):
+            taps = [start + j * d for j in range(k)]
+            raise ShapeError(
+                f"window {i} of spatial dim {axis} reads only padding (taps at {taps}, the "
+                f"input has positions 0..{n - 1}): use less padding or dilation"
+            )
 
 
 class MaxPool(_Pool):
