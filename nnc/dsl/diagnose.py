@@ -94,7 +94,8 @@ def _every_error(tree: ast.File, memory_budget: int | None) -> list[NncError]:
         if pretrain in program.recipes:
             recipes[pretrain] = program.recipes[pretrain]
         try:
-            validate(Program(models=ok, recipes=recipes))
+            # the memory budget again, with the recipe's batch size and optimizer
+            check_resources(validate(Program(models=ok, recipes=recipes)), memory_budget)
         except NncError as err:
             record(err)
     return errors
