@@ -20,8 +20,9 @@ import os
 import re
 
 from nnc.errors import ResourceError
+from nnc.ir.ops import Node
 from nnc.ir.ops.graph import Call
-from nnc.ir.passes.params import node_param_values, param_totals
+from nnc.ir.passes.params import node_param_values
 from nnc.ir.program import Model, Program
 from nnc.ir.summary import BYTES_PER_VALUE, human_bytes
 from nnc.ir.training import Adagrad, Adam, GanRecipe, Optimizer, Recipe, Rmsprop, Sgd
@@ -65,13 +66,27 @@ def check_resources(program: Program, budget: int | None = None) -> Program:
     """Raise a ResourceError for the first model that cannot fit the budget."""
     limit = memory_budget(budget)
     batches = _batch_sizes(program)
-    totals = param_totals(program)
+    per_node = _values_per_node(program)
     optimizers = _optimizers(program)
     for model in program.models.values():
-        _check_params(model, totals, limit)
+        _check_params(model, per_node[model.name], limit)
         _check_activations(model, batches.get(model.name, 1), limit)
-        _check_peak(model, totals, optimizers.get(model.name), limit)
+        _check_peak(model, per_node[model.name], optimizers.get(model.name), limit)
     return program
+
+
+def _values_per_node(program: Program) -> dict[str, list[tuple[int, Node]]]:
+    """Each model's nodes with their parameter values (a call: its callee's total),
+    computed once, callees first (:func:`nnc.ir.passes.params.param_totals`)."""
+    from nnc.ir.passes.infer import callee_first
+
+    totals: dict[str, int] = {}
+    out: dict[str, list[tuple[int, Node]]] = {}
+    for name in callee_first(program):
+        model = program.models[name]
+        out[name] = [(node_param_values(model, node, totals), node) for node in model.nodes]
+        totals[name] = sum(values for values, _ in out[name])
+    return out
 
 
 # Copies of the parameters (float32) that a command holds at its peak, measured on a
@@ -128,9 +143,10 @@ def _optimizers(program: Program) -> dict[str, Optimizer]:
 
 
 def _check_peak(
-    model: Model, totals: dict[str, int], optimizer: Optimizer | None, limit: int
+    model: Model, per_node: list[tuple[int, Node]], optimizer: Optimizer | None, limit: int
 ) -> None:
-    per_node = [(node_param_values(model, node, totals), node) for node in model.nodes]
+    if not per_node:
+        return
     values = sum(n for n, _ in per_node)
     copies, command = peak_copies(optimizer)
     peak = values * BYTES_PER_VALUE * copies
@@ -155,19 +171,18 @@ def _batch_sizes(program: Program) -> dict[str, int]:
     return sizes
 
 
-def _check_params(model: Model, totals: dict[str, int], limit: int) -> None:
-    per_node = {node.name: node_param_values(model, node, totals) for node in model.nodes}
+def _check_params(model: Model, per_node: list[tuple[int, Node]], limit: int) -> None:
     budget = f"the memory budget is {human_bytes(limit)} (NNC_MEMORY_BUDGET)"
-    for node in model.nodes:
-        size = per_node.get(node.name, 0) * BYTES_PER_VALUE
+    for values, node in per_node:
+        size = values * BYTES_PER_VALUE
         if size > limit:
             what = f"model '{node.model}'" if isinstance(node, Call) else node.op
             raise ResourceError(
                 f"{what} '{node.name}' needs {human_bytes(size)} of parameters "
-                f"({per_node[node.name]:,} float32 values); {budget}",
+                f"({values:,} float32 values); {budget}",
                 node.span,
             )
-    total = sum(per_node.values()) * BYTES_PER_VALUE
+    total = sum(values for values, _ in per_node) * BYTES_PER_VALUE
     if total > limit:
         raise ResourceError(
             f"model '{model.name}' needs {human_bytes(total)} of parameters; {budget}", model.span
