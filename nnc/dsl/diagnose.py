@@ -44,6 +44,13 @@ class Diagnosis:
 
 def diagnose(text: str, filename: str = "<string>", memory_budget: int | None = None) -> Diagnosis:
     """Check ``text`` and report every independent error it holds (see the module)."""
+    from nnc.dsl import fewer_collections
+
+    with fewer_collections():
+        return _diagnose(text, filename, memory_budget)
+
+
+def _diagnose(text: str, filename: str, memory_budget: int | None) -> Diagnosis:
     from nnc.dsl import program_of
 
     try:

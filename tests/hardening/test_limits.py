@@ -20,7 +20,7 @@ import pytest
 
 import nnc
 from nnc.cli.main import main
-from nnc.errors import ResourceError
+from nnc.errors import NncError, ResourceError
 from nnc.ir.initializers import DRAW_CHUNK, HeNormal, Uniform
 from nnc.ir.passes.resources import parse_size
 from nnc.ir.weights import init_weights
@@ -209,3 +209,21 @@ def test_running_out_of_memory_in_training_exits_1(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr[-2000:]
     assert "error: out of memory during 'nnc train': Unable to allocate" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_error_inside_a_library_block_is_located_at_its_call() -> None:
+    """A soak finding: errors inside nnc's standard library blocks (issue 21's
+    Transformer blocks) were located in nnc/stdlib/transformer.nn, outside the spec,
+    with no line of the spec named."""
+    head = "model R {\n    input t: int64[8]\n    x = t |> embedding(10, 32)\n    m = x |> encoder_layer(32, 4, 64, 0.0, true)\n"
+    for args, message in [
+        ("32, 0, 64", "attention: argument 'heads' should be greater than 0"),
+        ("32, 5, 64", "the query width 32 is not divisible by heads = 5"),
+        ("32, 4, 999999999999", "dense 'dec_linear1' needs 120.1 TiB of parameters"),
+    ]:
+        text = head + f"    output decoder_layer(x, m, {args}, 0.0, true, name = dec)\n}}\n"
+        with pytest.raises(NncError) as info:
+            nnc.parse(text, "r.nn")
+        assert message in info.value.message
+        span = info.value.span
+        assert span is not None and (span.file, span.line, span.col) == ("r.nn", 5, 12)
