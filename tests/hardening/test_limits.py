@@ -215,7 +215,10 @@ def test_an_error_inside_a_library_block_is_located_at_its_call() -> None:
     """A soak finding: errors inside nnc's standard library blocks (issue 21's
     Transformer blocks) were located in nnc/stdlib/transformer.nn, outside the spec,
     with no line of the spec named."""
-    head = "model R {\n    input t: int64[8]\n    x = t |> embedding(10, 32)\n    m = x |> encoder_layer(32, 4, 64, 0.0, true)\n"
+    head = (
+        "model R {\n    input t: int64[8]\n    x = t |> embedding(10, 32)\n"
+        "    m = x |> encoder_layer(32, 4, 64, 0.0, true)\n"
+    )
     for args, message in [
         ("32, 0, 64", "attention: argument 'heads' should be greater than 0"),
         ("32, 5, 64", "the query width 32 is not divisible by heads = 5"),
@@ -227,3 +230,64 @@ def test_an_error_inside_a_library_block_is_located_at_its_call() -> None:
         assert message in info.value.message
         span = info.value.span
         assert span is not None and (span.file, span.line, span.col) == ("r.nn", 5, 12)
+
+
+def _nested_blocks(levels: int) -> str:
+    out = ["block B0 {\n    input x: [4]\n    dense(4)\n}\n"]
+    out += [f"block B{i} {{\n    input x: [4]\n    B{i - 1}\n}}\n" for i in range(1, levels)]
+    return "".join(out) + f"model M {{\n    input x: [4]\n    B{levels - 1}\n}}\n"
+
+
+BODY = "model M {\n    input x: [4]\n    %s\n}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "where", "message"),
+    [
+        (
+            BODY % "repeat 10001 { relu }",
+            "ArgumentError",
+            (3, 12),
+            "repeat takes a count from 0 to 10000. Received: 10001",
+        ),
+        (
+            BODY % ("dense(" + "1" * 31 + ")"),
+            "ResourceError",
+            (3, 11),
+            "integer literal with 31 digits; at most 30",
+        ),
+        (
+            BODY % ("y" * 129 + " = relu(x)"),
+            "NameResolutionError",
+            (3, 5),
+            "name is longer than 128 characters",
+        ),
+        (_nested_blocks(33), "ResourceError", (7, 5), "blocks nested deeper than 32 levels"),
+    ],
+    ids=["repeat-count", "integer-digits", "name-length", "block-depth"],
+)
+def test_the_documented_limits(text: str, error: str, where: tuple[int, int], message: str) -> None:
+    """Each limit of docs/reliability.md's table, one past it: a typed error at the
+    line and column of what passes it."""
+    with pytest.raises(NncError) as info:
+        nnc.parse(text, "l.nn")
+    assert type(info.value).__name__ == error
+    assert message in info.value.message, info.value.message
+    span = info.value.span
+    assert span is not None and (span.line, span.col) == where
+
+
+def test_the_limits_are_not_refused_at_their_value() -> None:
+    nnc.parse(BODY % "repeat 10000 { relu }", "l.nn")
+    nnc.parse(BODY % ("y" * 128 + " = relu(x)"), "l.nn")
+    nnc.parse(_nested_blocks(20), "l.nn")  # names, not depth, bound deeper nesting
+
+
+def test_a_spec_over_4_mib_is_refused_before_it_is_parsed() -> None:
+    from nnc.dsl.parser import MAX_SOURCE_BYTES
+
+    text = "# " + "x" * MAX_SOURCE_BYTES + "\n"
+    start = time.monotonic()
+    with pytest.raises(ResourceError, match=r"is 4,?194,?307 characters; the limit is 4,?194,?304"):
+        nnc.parse(text, "big.nn")
+    assert time.monotonic() - start < 1
