@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from nnc.errors import NncError, visible
+from nnc.errors import NncError, ResourceError, visible
 
 # Command name -> module under nnc.cli. Each module defines ``register(subparsers)``
 # and ``run(args) -> int``; it is imported only when listed here, and heavy imports
@@ -70,6 +70,17 @@ def _version() -> str:
     return f"nnc {__version__}"
 
 
+def out_of_memory(command: str, exc: MemoryError) -> ResourceError:
+    """The typed error for a MemoryError: what ran out, and what to do."""
+    detail = str(exc).strip() or "an allocation failed"
+    return ResourceError(
+        f"out of memory during 'nnc {command}': {detail}. The machine has less free "
+        "memory than this command needs; set NNC_MEMORY_BUDGET to "
+        "the memory free so that `nnc check` refuses what cannot fit, or use a smaller "
+        "model or batch"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -83,6 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except MemoryError as exc:  # past what `nnc check` estimated, or another process's
+        print(out_of_memory(args.command, exc).render(), file=sys.stderr)
+        return 1
     except OSError as exc:  # the file system refused: a missing folder, permissions, a full disk
         where = f"{visible(str(exc.filename))}: " if exc.filename else ""
         print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)

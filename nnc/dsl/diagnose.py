@@ -44,6 +44,13 @@ class Diagnosis:
 
 def diagnose(text: str, filename: str = "<string>", memory_budget: int | None = None) -> Diagnosis:
     """Check ``text`` and report every independent error it holds (see the module)."""
+    from nnc.dsl import fewer_collections
+
+    with fewer_collections():
+        return _diagnose(text, filename, memory_budget)
+
+
+def _diagnose(text: str, filename: str, memory_budget: int | None) -> Diagnosis:
     from nnc.dsl import program_of
 
     try:
@@ -94,7 +101,8 @@ def _every_error(tree: ast.File, memory_budget: int | None) -> list[NncError]:
         if pretrain in program.recipes:
             recipes[pretrain] = program.recipes[pretrain]
         try:
-            validate(Program(models=ok, recipes=recipes))
+            # the memory budget again, with the recipe's batch size and optimizer
+            check_resources(validate(Program(models=ok, recipes=recipes)), memory_budget)
         except NncError as err:
             record(err)
     return errors

@@ -5,6 +5,7 @@ See :mod:`nnc.dsl.lower` for the naming rules.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from nnc.errors import (
     ArgumentError,
     GraphError,
     NameResolutionError,
+    NncError,
     ResourceError,
     Span,
     did_you_mean,
@@ -131,6 +133,9 @@ class Scope:
         self.current: str | None = None
         self.split_names: list[str] | None = None
         self.binder = Binder(self._param_value, choose=lowerer.choose, float32=True)
+        # Inside a block of another file (nnc's standard library): the call in the
+        # spec, which every node and error of the instance is located at.
+        self.site: Span | None = parent.site if parent is not None else None
 
     @property
     def nodes(self) -> list[Node]:
@@ -663,7 +668,14 @@ class Scope:
             parent=self,
             block=d.name,
         )
-        inner.run(d.body)
+        if self.site is None and d.span.file != stage.span.file:
+            inner.site = stage.span
+        try:
+            inner.run(d.body)
+        except NncError as err:
+            if inner.site is self.site:
+                raise
+            raise _at_the_call(err, d, stage.span) from None
         if len(inner.block_inputs) != len(tensors):
             raise ArgumentError(
                 f"block '{d.name}' takes {len(inner.block_inputs)} input(s). "
@@ -675,7 +687,12 @@ class Scope:
         )
         if inner.outputs is not None:
             return inner.outputs
-        return [inner.need_current(d.span)]
+        try:
+            return [inner.need_current(d.span)]
+        except NncError as err:
+            if inner.site is self.site:
+                raise
+            raise _at_the_call(err, d, stage.span) from None
 
     def _block_args(
         self, d: ast.BlockDef, attrs: list[ast.Arg], span: Span, instance: str
@@ -740,6 +757,8 @@ class Scope:
         return name
 
     def _emit(self, node: Node) -> None:
+        if self.site is not None:
+            node = node.model_copy(update={"span": self.site})
         if len(self.graph.nodes) >= MAX_NODES:
             raise ResourceError(f"model '{self.model}' has more than {MAX_NODES} nodes", node.span)
         if node.name in self.graph.emitted:
@@ -747,6 +766,19 @@ class Scope:
         self.graph.taken.add(node.name)
         self.graph.emitted.add(node.name)
         self.graph.nodes.append(node)
+
+
+def _at_the_call(err: NncError, d: ast.BlockDef, call: Span) -> NncError:
+    """An error inside a block of another file, located at its call in the spec (the
+    library's line is named in the message)."""
+    if err.span is None or err.span.file == call.file:
+        return err
+    moved = copy.copy(err)
+    moved.message = f"{err.message} (in block '{d.name}' at {err.span})"
+    moved.args = (moved.message,)
+    moved.span = call
+    moved.source = None
+    return moved
 
 
 def as_stage(expr: ast.Expr) -> ast.Stage:

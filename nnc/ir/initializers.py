@@ -4,6 +4,11 @@ Initializers run once, in NumPy, from the recipe's seed. Every backend loads the
 resulting canonical weights, which is why training is comparable across backends.
 ``fan_in`` and ``fan_out`` come from the owning op (see ``docs/semantics.md``).
 
+:meth:`~_Init.draw` gives the float32 array that becomes a weight. It fills it in
+chunks of float64 draws, so a large layer costs its 4 bytes a value plus one chunk,
+not a float64 array twice its size; NumPy's generators give the same stream chunk by
+chunk, so the values are those of one float64 draw rounded to float32.
+
 >>> import numpy as np
 >>> w = HeNormal().sample((64, 32), fan_in=32, fan_out=64, rng=np.random.default_rng(0))
 >>> w.shape, round(float(w.std()), 2)
@@ -22,9 +27,30 @@ if TYPE_CHECKING:  # numpy is imported where initializers run, not to parse a sp
     import numpy as np
 
 
+DRAW_CHUNK = 1 << 20
+"""Values drawn at a time by :meth:`_Init.draw` (8 MiB of float64)."""
+
+
 class _Init(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, allow_inf_nan=False)
     positional: ClassVar[tuple[str, ...]] = ()
+    elementwise: ClassVar[bool] = True
+    """Each value is drawn on its own, so the array can be drawn a chunk at a time."""
+
+    def draw(
+        self, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """The float32 array of ``shape``: :meth:`sample` rounded, drawn in chunks."""
+        import numpy as np
+
+        if not self.elementwise:
+            return np.asarray(self.sample(shape, fan_in, fan_out, rng), dtype=np.float32)
+        out = np.empty(shape, dtype=np.float32)
+        flat = out.reshape(-1)
+        for start in range(0, flat.size, DRAW_CHUNK):
+            stop = min(start + DRAW_CHUNK, flat.size)
+            flat[start:stop] = self.sample((stop - start,), fan_in, fan_out, rng)
+        return out
 
     @abstractmethod
     def sample(
@@ -146,6 +172,7 @@ class Orthogonal(_Init):
 
     kind: Literal["orthogonal"] = "orthogonal"
     gain: float = 1.0
+    elementwise: ClassVar[bool] = False
     positional: ClassVar[tuple[str, ...]] = ("gain",)
 
     def sample(

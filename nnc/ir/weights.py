@@ -61,8 +61,7 @@ def init_weights(program: Program, model: Model | str, seed: int = 0, prefix: st
     for p in model_params(program, model):
         name = prefix + p.name
         rng = np.random.default_rng(param_seed(seed, name))
-        value = p.spec.init.sample(p.spec.shape, p.spec.fan_in, p.spec.fan_out, rng)
-        out[name] = np.asarray(value, dtype=np.float32).reshape(p.spec.shape)
+        out[name] = p.spec.init.draw(p.spec.shape, p.spec.fan_in, p.spec.fan_out, rng)
     return out
 
 

@@ -4,11 +4,13 @@ Two sources: random programs drawn from the grammar's constructs (mostly valid, 
 wrong arguments on purpose), and mutations of the examples (token deletion,
 duplication and swapping, random characters, truncation, deep nesting, very long
 lines, non-UTF-8 bytes, long |> and + chains, models and blocks each using the
-previous one once or twice, Unicode line separators, long lines of strings).
+previous one once or twice, Unicode line separators, long lines of strings), and
+special files in place of a spec (a named pipe, ``/dev/zero``, links to them).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from pathlib import Path
@@ -224,3 +226,32 @@ def mutate_bytes(data: bytes, rng: random.Random) -> bytes:
     pos = rng.randrange(len(data) + 1)
     junk = bytes(rng.choice([0xFF, 0xFE, 0xC0, 0x80, 0xED]) for _ in range(rng.randint(0, 3)))
     return data[:pos] + b"\xff" + junk + data[pos:]
+
+
+# What can stand where a spec file is expected but is not a regular file.
+SPECIAL_FILES = ["pipe", "dev-zero", "link-to-dev-zero", "link-to-pipe", "folder", "dangling-link"]
+
+
+def special_file(variant: str, folder: Path) -> Path:
+    """Make one of :data:`SPECIAL_FILES` in ``folder`` (afresh) and return its path."""
+    path = folder / f"{variant}.nn"
+    if path.is_dir() and not path.is_symlink():
+        path.rmdir()
+    elif os.path.lexists(path):
+        path.unlink()
+    if variant == "dev-zero":
+        return Path("/dev/zero")
+    if variant in ("pipe", "link-to-pipe"):
+        pipe = folder / "pipe.fifo"
+        if not pipe.exists():
+            os.mkfifo(pipe)
+        if variant == "pipe":
+            return pipe
+        path.symlink_to(pipe)
+    elif variant == "link-to-dev-zero":
+        path.symlink_to("/dev/zero")
+    elif variant == "folder":
+        path.mkdir()
+    else:
+        path.symlink_to(folder / "nothing-here.nn")
+    return path
