@@ -110,7 +110,9 @@ def test_eval_and_predict_take_an_old_npz_as_weights(
     assert "error" not in capsys.readouterr().err
 
 
-def test_resuming_an_old_npz_run_is_bitwise_the_same_state_in_safetensors(resumed: tuple[Path, Path]) -> None:
+def test_resuming_an_old_npz_run_is_bitwise_the_same_state_in_safetensors(
+    resumed: tuple[Path, Path],
+) -> None:
     run, straight = resumed
     names = sorted(p.name for p in (run / "checkpoints").iterdir())
     # keep 3: the old epoch 4 and the two new ones; the old final weights.npz is retired.
