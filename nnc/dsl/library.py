@@ -6,8 +6,8 @@ block to the library never breaks a spec). The files are parsed once per process
 first use, with their own file names in the spans, so an error inside a library block
 points into the library file.
 
->>> sorted(library_blocks())[:2]
-['decoder_layer', 'encoder_layer']
+>>> sorted(library_blocks())[:3]
+['causal_layer', 'decoder_layer', 'encoder_layer']
 """
 
 from __future__ import annotations

@@ -21,13 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnc.backends.codegen import CodeWriter, header, select
+from nnc.backends.codegen import CodeWriter, emit_learning_rate, header, select
 from nnc.backends.torch.helpers import HELPERS, emit_helpers, helper_imports, helper_names
 from nnc.backends.torch.module import MODULE_NAMES, lower_models
 from nnc.backends.torch.training import (
     emit_fit,
     emit_l2_table,
-    emit_learning_rate,
     emit_loss,
     emit_optimizer,
     has_schedule,

@@ -30,7 +30,6 @@ from nnc.ir.training import (
     BinaryCrossEntropy,
     ConstantLr,
     CrossEntropy,
-    ExponentialLr,
     Loss,
     Mae,
     Mse,
@@ -39,7 +38,6 @@ from nnc.ir.training import (
     Rmsprop,
     Sgd,
     Sse,
-    StepLr,
 )
 from nnc.ir.types import TensorType
 
@@ -247,20 +245,6 @@ def emit_l2_table(
 
 def has_schedule(recipe: Recipe) -> bool:
     return not isinstance(recipe.schedule, ConstantLr)
-
-
-def emit_learning_rate(w: CodeWriter, recipe: Recipe) -> None:
-    """Emit ``learning_rate(epoch)`` for a recipe whose rate changes with the epoch."""
-    lr, schedule = recipe.optimizer.lr, recipe.schedule
-    with w.block("def learning_rate(epoch):"):
-        if isinstance(schedule, StepLr):
-            w.docstring(f"Step decay: lr * {schedule.gamma} ** (epoch // {schedule.every}).")
-            w.line(f"return {lr!r} * {schedule.gamma!r} ** (epoch // {schedule.every})")
-        elif isinstance(schedule, ExponentialLr):
-            w.docstring(f"Exponential decay: lr * {schedule.gamma} ** epoch.")
-            w.line(f"return {lr!r} * {schedule.gamma!r} ** epoch")
-        else:
-            raise BackendError(f"the torch backend has no lowering for schedule {schedule!r}")
 
 
 def emit_fit(
