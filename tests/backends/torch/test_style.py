@@ -3,7 +3,6 @@ settings (line length 100, the rules of pyproject.toml), without any config file
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 
 import nnc
 from nnc.backends import torch as backend
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require
 
 # supervised, recurrent, residual with batchnorm, a GAN, L2 with a schedule-free
 # recipe, and a squeeze-excite whose long reshape lines must be wrapped
@@ -23,8 +22,7 @@ RULES = ["--select", "E,F,W,I,B,UP,SIM,RUF", "--ignore", "E741,RUF001,RUF002,RUF
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if importlib.util.find_spec("ruff") is None:
-        pytest.skip("ruff is not installed (pip install 'nnc[dev]')")
+    require("ruff")  # in nnc[dev]; a failure in CI, a skip elsewhere
     folder = tmp_path_factory.mktemp("generated")
     for name in EXAMPLES:
         source = f"examples/{name}.nn"
