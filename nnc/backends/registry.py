@@ -41,7 +41,9 @@ class BackendSpec:
       may span machines;
     - ``artefact``: what ``emit`` returns, ``"python"`` source or ``"onnx"`` bytes;
     - ``cd_step``: ``"module:function"`` of its contrastive divergence step (None:
-      the backend trains no RBM), which takes the device when ``build`` does.
+      the backend trains no RBM), which takes the device when ``build`` does;
+    - ``precisions``: how its supervised training may compute (``"float32"``, and
+      ``"mixed"`` where ``build`` takes ``precision``; docs/training.md#precision).
     """
 
     name: str
@@ -57,6 +59,7 @@ class BackendSpec:
     multi_node: bool = False
     artefact: str = "python"
     cd_step: str | None = None
+    precisions: tuple[str, ...] = ("float32",)
 
     def __str__(self) -> str:
         return self.name
@@ -138,6 +141,23 @@ class BackendSpec:
             )
         return {"device": device} if "device" in self.build_options else {}
 
+    def precision_options(self, precision: str) -> dict[str, Any]:
+        """``{"precision": precision}`` for a precision other than float32 that the
+        backend trains in, ``{}`` for float32; any other is an error."""
+        known = sorted({p for b in BACKENDS.values() for p in b.precisions})
+        if precision not in known:
+            raise BackendError(
+                f"unknown precision '{precision}'. Expected one of: {', '.join(known)}"
+            )
+        if precision not in self.precisions:
+            where = ", ".join(b.name for b in BACKENDS.values() if precision in b.precisions)
+            raise BackendError(
+                f"the {self.name} backend trains in float32 only. Received: --precision "
+                f"{precision}",
+                hint=f"--precision {precision} runs on {where}",
+            )
+        return {} if precision == "float32" else {"precision": precision}
+
     def options(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """The options of ``given`` that this backend's ``build`` takes (the others, such
         as a seed for a backend that draws nothing at random, do not apply to it);
@@ -167,10 +187,11 @@ BACKENDS: dict[str, BackendSpec] = {
             trains=True,
             devices=("cpu", "cuda"),
             native="model",
-            build_options=("seed", "device", "distributed", "timeout"),
+            build_options=("seed", "device", "distributed", "timeout", "precision"),
             parallel="torchrun",
             multi_node=True,
             cd_step="nnc.backends.torch.energy:cd_step",
+            precisions=("float32", "mixed"),
         ),
         BackendSpec(
             name="tensorflow",

@@ -76,3 +76,16 @@ def add_device_argument(parser: argparse.ArgumentParser | argparse._ArgumentGrou
         choices=devices,
         help=f"where the model runs ({', '.join(placed)}; the others run on the cpu only)",
     )
+
+
+def add_precision_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--precision``, how the forward passes compute (docs/training.md#precision)."""
+    precisions = sorted({p for b in BACKENDS.values() for p in b.precisions})
+    mixed = [b.name for b in BACKENDS.values() if len(b.precisions) > 1]
+    parser.add_argument(
+        "--precision",
+        choices=precisions,
+        default="float32",
+        help=f"float32 (default), or mixed: autocast, float16 with loss scaling on cuda, "
+        f"bfloat16 on the cpu ({', '.join(mixed)})",
+    )

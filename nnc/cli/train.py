@@ -10,7 +10,12 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nnc.cli.options import add_backend_argument, add_device_argument, whole_number
+from nnc.cli.options import (
+    add_backend_argument,
+    add_device_argument,
+    add_precision_argument,
+    whole_number,
+)
 from nnc.errors import NncError, visible
 
 if TYPE_CHECKING:
@@ -131,6 +136,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="keep the newest K checkpoints (default 3)",
     )
     add_device_argument(p)
+    add_precision_argument(p)
     add_tracking_arguments(p)
     group = p.add_argument_group(
         "data-parallel training (docs/distributed.md)",
@@ -263,6 +269,7 @@ def run_options_from(args: argparse.Namespace) -> RunOptions:
         keep=args.keep,
         weights=args.weights,
         device=args.device,
+        precision=args.precision,
         base=Path(args.file).resolve().parent,
         nproc=args.nproc,
         timeout=args.timeout,
@@ -284,9 +291,9 @@ def saved_state(args: argparse.Namespace) -> str:
 def resume_command(args: argparse.Namespace, run_dir: Path | None) -> str:
     """The command that continues this run, with the options that shape it."""
     words = ["nnc", "train", args.file, "--resume", str(run_dir)]
-    for flag in ("recipe", "backend", "epochs", "batch", "seed", "device", "nproc"):
-        value = getattr(args, flag)
-        default = {"backend": "numpy", "nproc": 1}.get(flag)
+    for flag in ("recipe", "backend", "epochs", "batch", "seed", "device", "precision", "nproc"):
+        value = getattr(args, flag, None)
+        default = {"backend": "numpy", "nproc": 1, "precision": "float32"}.get(flag)
         if value is not None and value != default:
             words += [f"--{flag}", str(value)]
     return shlex.join(words)

@@ -39,7 +39,9 @@ VARIABLES = (
 )
 
 
-def describe(backend: str, device: str | None = None, workers: int = 1) -> dict[str, Any]:
+def describe(
+    backend: str, device: str | None = None, workers: int = 1, precision: str = "float32"
+) -> dict[str, Any]:
     """The run's environment as a JSON-ready dict.
 
     >>> sorted(describe("numpy"))[:5]
@@ -58,6 +60,7 @@ def describe(backend: str, device: str | None = None, workers: int = 1) -> dict[
         "backend": backend,
         "device": device or "cpu",
         "workers": workers,
+        "precision": precision,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "machine": platform.machine(),
@@ -66,9 +69,12 @@ def describe(backend: str, device: str | None = None, workers: int = 1) -> dict[
     }
 
 
-def write_environment(folder: Path, backend: str, device: str | None, workers: int = 1) -> Path:
+def write_environment(
+    folder: Path, backend: str, device: str | None, workers: int = 1, precision: str = "float32"
+) -> Path:
     from nnc.train.rundir import atomic_write_text
 
     path = folder / RUN_ENVIRONMENT
-    atomic_write_text(path, json.dumps(describe(backend, device, workers), indent=1) + "\n")
+    described = describe(backend, device, workers, precision)
+    atomic_write_text(path, json.dumps(described, indent=1) + "\n")
     return path

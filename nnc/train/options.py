@@ -35,7 +35,9 @@ class RunOptions:
     - ``weights``: the weights a supervised run starts from (a weights file,
       checkpoint or run folder, such as an imported model's; default: drawn from the
       seed), for fine-tuning; a resumed run starts from its checkpoint instead;
-    - ``device``: where the model runs (backends that place it);
+    - ``device``: where the model runs (backends that place it); ``precision``: how
+      a supervised run's forward passes compute, ``"float32"`` or ``"mixed"``
+      (torch only; docs/training.md#precision);
     - ``base``: the folder relative data paths start from (the ``.nn`` file's);
     - ``nproc``: data-parallel workers on this machine (1: this process), each
       waiting at most ``timeout`` seconds for the others.
@@ -53,12 +55,15 @@ class RunOptions:
     keep: int = 3
     weights: str | Path | None = None
     device: str | None = None
+    precision: str = "float32"
     base: Path | None = None
     nproc: int = 1
     timeout: float = 300.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "backend", parse_backend(self.backend).name)
+        spec = parse_backend(self.backend)
+        object.__setattr__(self, "backend", spec.name)
+        spec.precision_options(self.precision)  # a precision the backend lacks: an error
         if self.base is not None:
             object.__setattr__(self, "base", Path(self.base))
         if self.keep < 1:

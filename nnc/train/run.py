@@ -75,11 +75,12 @@ def build_runtime(
     seed: int,
     device: str | None = None,
     build: BuildFn | None = None,
+    precision: str = "float32",
 ) -> Runtime:
-    """A runtime from the backend registry (or from ``build``, for tests); the seed
-    and the device go to the backends whose ``build`` takes them."""
+    """A runtime from the backend registry (or from ``build``, for tests); the seed,
+    the device and the precision go to the backends whose ``build`` takes them."""
     spec = parse_backend(backend)
-    options = spec.device_options(device)
+    options = spec.device_options(device) | spec.precision_options(precision)
     if build is None:
         build = spec.build
         options |= spec.options({"seed": seed})
@@ -238,6 +239,7 @@ def write_run_files(
     backend: str,
     device: str | None = None,
     workers: int = 1,
+    precision: str = "float32",
 ) -> str:
     """The resolved recipe (``recipe.nn`` with every setting written, ``recipe.json``),
     the environment (``environment.json``) and the input statistics; returns the text
@@ -245,7 +247,7 @@ def write_run_files(
     single = recipe_program(run.program, run.recipe)
     text = format_program(single, resolved=True)
     run_dir.write_recipe(text, single.to_json())
-    write_environment(run_dir.path, backend, device, workers)
+    write_environment(run_dir.path, backend, device, workers, precision)
     if data.standardizer is not None:
         data.standardizer.save(run_dir.path / STANDARDIZE)
     return text

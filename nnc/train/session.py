@@ -121,6 +121,12 @@ def train(
         if isinstance(recipe, Recipe | GanRecipe | CdRecipe)
         else select_any_recipe(program, recipe)
     )
+    if o.precision != "float32" and not isinstance(chosen, Recipe):
+        raise TrainingError(
+            f"recipe '{chosen.name}' is a {chosen.kind} recipe; --precision {o.precision} "
+            "applies to supervised and autoencoder recipes",
+            hint="train it in float32 (drop --precision)",
+        )
     if o.weights is not None and not isinstance(chosen, Recipe):
         raise TrainingError(
             f"recipe '{chosen.name}' is a {chosen.kind} recipe; starting from given "
@@ -240,13 +246,15 @@ def train(
     if checkpoint is not None and checkpoint.best_weights is not None:
         source = f"{checkpoint.path} (best epoch's weights)"
         best = check_weights(program, model, checkpoint.best_weights, source=source)
-    runtime = build_runtime(program, model.name, backend, weights, resolved.seed, device, build)
+    runtime = build_runtime(
+        program, model.name, backend, weights, resolved.seed, device, build, o.precision
+    )
     if checkpoint is not None and checkpoint.optimizer:
         restore_optimizer(runtime, checkpoint, run.document, reporter, force)
 
     recipe_text = ""
     if run_dir is not None:
-        recipe_text = write_run_files(run_dir, run, data, backend, device)
+        recipe_text = write_run_files(run_dir, run, data, backend, device, precision=o.precision)
     context = supervised_context(
         program,
         run,

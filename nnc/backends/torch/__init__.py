@@ -95,6 +95,7 @@ def build(
     seed: int | None = None,
     distributed: bool = False,
     timeout: float = 300.0,
+    precision: str = "float32",
 ) -> Runtime:
     """A ready runtime: the generated module, imported, on ``device`` ("cpu",
     "cuda" or "cuda:<index>"). ``weights`` are canonical (default: the initial
@@ -104,7 +105,10 @@ def build(
     (``distributed.init_distributed``: gloo on the CPU, nccl on CUDA, where each
     worker takes the GPU of its local rank) and returns a data-parallel runtime: its
     train steps run through ``DistributedDataParallel`` (docs/distributed.md). A
-    collective then waits at most ``timeout`` seconds for the other workers."""
+    collective then waits at most ``timeout`` seconds for the other workers.
+
+    ``precision="mixed"`` runs the forward passes under autocast (float16 with loss
+    scaling on CUDA, bfloat16 on the CPU; docs/training.md#precision)."""
     from nnc.backends import require_framework
 
     require_framework(NAME)
@@ -129,7 +133,15 @@ def build(
             )
         device = init_distributed(device, timeout=timeout)
     module = load_module(lowered.source, f"torch_{root.name}")
-    return TorchRuntime(module, lowered, weights, device=device, seed=seed, distributed=distributed)
+    return TorchRuntime(
+        module,
+        lowered,
+        weights,
+        device=device,
+        seed=seed,
+        distributed=distributed,
+        precision=precision,
+    )
 
 
 def resolve_device(device: str) -> str:

@@ -20,6 +20,7 @@ Importing it imports torch; ``nnc.backends.torch.build`` does so.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
@@ -166,6 +167,47 @@ def check_keys(expected: Mapping[str, Any], given: Mapping[str, Any]) -> None:
         raise KeyError(f"optimizer state does not fit: missing {missing}, unexpected {unexpected}")
 
 
+class Precision:
+    """How the forward passes compute (docs/training.md#precision): in float32, or
+    ``mixed``, under ``torch.autocast``: float16 with dynamic loss scaling
+    (``torch.amp.GradScaler``) on CUDA, bfloat16 on the CPU (float32's exponent
+    range, so it needs no scaling). Parameters, gradients and optimizer state stay
+    float32 either way."""
+
+    def __init__(self, precision: str, device: torch.device) -> None:
+        if precision not in ("float32", "mixed"):
+            raise ValueError(f"precision is 'float32' or 'mixed'. Received: {precision!r}")
+        self.mixed = precision == "mixed"
+        self.device_type = device.type
+        self.dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+        self.scaler = torch.amp.GradScaler("cuda") if self.mixed and device.type == "cuda" else None
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if not self.mixed:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """Backpropagate ``loss`` and update: through the scaler when there is one (it
+        skips a step whose gradients are not finite and lowers the scale)."""
+        if self.scaler is None:
+            loss.backward()
+            optimizer.step()
+            return
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+
+def float32_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A tensor as a NumPy array, float32 where autocast computed it in half precision
+    (NumPy has no bfloat16)."""
+    if tensor.dtype in (torch.float16, torch.bfloat16):
+        tensor = tensor.float()
+    result: np.ndarray = tensor.cpu().numpy()
+    return result
+
+
 def resolve(device: str) -> torch.device:
     parsed = torch.device(device)
     if parsed.type == "cuda" and not torch.cuda.is_available():
@@ -193,8 +235,10 @@ class TorchRuntime:
         device: str = "cpu",
         seed: int = 0,
         distributed: bool = False,
+        precision: str = "float32",
     ) -> None:
         self.device = resolve(device)
+        self.precision = Precision(precision, self.device)
         self.lowered = lowered
         self.model: nn.Module = getattr(module, lowered.class_name)().to(self.device)
         if distributed and lowered.batchnorm:
@@ -250,12 +294,12 @@ class TorchRuntime:
         """Outputs for a batch, as NumPy arrays (a tuple for several model outputs)."""
         self._mode(training)
         statistics = self.player.statistics() if training else None
-        with torch.no_grad():
+        with torch.no_grad(), self.precision.autocast():
             outputs = self.model(*self._inputs(inputs))
         self.player.restore(statistics)
         if isinstance(outputs, tuple):
-            return tuple(output.cpu().numpy() for output in outputs)
-        return outputs.cpu().numpy()
+            return tuple(float32_numpy(output) for output in outputs)
+        return float32_numpy(outputs)
 
     def get_weights(self) -> Arrays:
         """Canonical weights, buffers included, as NumPy copies."""
@@ -294,20 +338,20 @@ class TorchRuntime:
             self.model.train(True)
         optimizer = self.optimizer
         if optimizer is None:
-            with torch.no_grad():  # every parameter is frozen
+            with torch.no_grad(), self.precision.autocast():  # every parameter is frozen
                 loss = compute_loss(self.network(x), y)
         else:
             for group in optimizer.param_groups:
                 group["lr"] = lr
             optimizer.zero_grad(set_to_none=True)
-            loss = compute_loss(self.network(x), y)
+            with self.precision.autocast():
+                loss = compute_loss(self.network(x), y)
             # The global batch's loss is the sum over the workers of share * loss, and
             # DDP averages their gradients: hence the factor world_size. In one process
             # it is 1 and stays out of the graph (a multiply and its backward cost
             # microseconds a step).
             scale = share * self.world_size
-            (loss if scale == 1.0 else loss * scale).backward()
-            optimizer.step()
+            self.precision.step(loss if scale == 1.0 else loss * scale, optimizer)
         self.player.steps += 1
         return loss.item()
 
@@ -335,7 +379,7 @@ class TorchRuntime:
         compute_loss = self._loss()
         tx, ty = as_tensor(x, self.device, self._x_dtype), as_tensor(y, self.device)
         self._mode(False)
-        with torch.no_grad():
+        with torch.no_grad(), self.precision.autocast():
             return float(compute_loss(self.model(tx), ty).item())
 
     def gradients(self, x: np.ndarray, y: np.ndarray) -> Arrays:

@@ -49,12 +49,14 @@ def connect(
     seed: int,
     device: str | None,
     timeout: float,
+    precision: str = "float32",
 ) -> Connection:
     """This worker's data-parallel runtime, joined to the others."""
     spec = parse_backend(backend)
     spec.require()
+    spec.precision_options(precision)  # a precision the backend lacks: an error
     if spec.parallel == "torchrun":
-        return _torch(program, model, weights, seed, device or "cpu", timeout)
+        return _torch(program, model, weights, seed, device or "cpu", timeout, precision)
     return _tensorflow(program, model, weights, seed, timeout)
 
 
@@ -65,13 +67,21 @@ def _torch(
     seed: int,
     device: str,
     timeout: float,
+    precision: str,
 ) -> Connection:
     import torch.distributed as dist
 
     from nnc.backends.torch import build
 
     runtime: Any = build(
-        program, model, weights=weights, device=device, seed=seed, distributed=True, timeout=timeout
+        program,
+        model,
+        weights=weights,
+        device=device,
+        seed=seed,
+        distributed=True,
+        timeout=timeout,
+        precision=precision,
     )
     description = f"DDP over {dist.get_backend()}"
 

@@ -66,7 +66,9 @@ def run_worker(job: Job, folder: Path, on_connected: Callable[[DataParallel], No
         if o.weights is not None and o.resume is None
         else init_weights(program, run.model, seed)
     )
-    connection = connect(o.backend, program, run.model.name, initial, seed, o.device, o.timeout)
+    connection = connect(
+        o.backend, program, run.model.name, initial, seed, o.device, o.timeout, o.precision
+    )
     group = connection.group
     on_connected(group)
     try:
@@ -107,7 +109,8 @@ def _train(job: Job, run: RunSpec, connection: Connection, base: Path | None, fo
     run_dir = RunDir(Path(job.options.out)) if group.chief and job.options.out else None
     drawer = None
     if run_dir is not None:
-        write_run_files(run_dir, run, data, job.options.backend, job.options.device, group.size)
+        o = job.options
+        write_run_files(run_dir, run, data, o.backend, o.device, group.size, o.precision)
         # an autoencoder's reconstructions, drawn by rank 0 (evaluation mode: local)
         drawer = reconstruction_drawer(
             resolved, data, model.inputs[0].type, run_dir.path, model.name
