@@ -275,3 +275,35 @@ def test_onnx_dilated_sum_pool_over_symbolic_channels_is_a_backend_error() -> No
     )
     with pytest.raises(BackendError, match=r"sumpool with a dilation over the symbolic size"):
         get_backend("onnx").emit(program, source="<m>")
+
+
+@pytest.mark.parametrize(
+    ("norm", "after"),
+    [
+        ("batchnorm", "max(axis = [-3, 2])"),  # soak seed 2582752678 (stop 35)
+        ("batchnorm", "transpose([2, 1, 0])"),
+        ("batchnorm", "depth_to_space(2)"),  # soak seed 661905556
+        ("instancenorm", "transpose([2, 1, 0])"),
+    ],
+)
+def test_torch_norms_over_a_size_one_axis_with_a_permuted_gradient(norm: str, after: str) -> None:
+    # torch 2.13's CPU batch and instance norm (4-D and 5-D) read a gradient whose
+    # strides also fit channels-last (a permute next to a size-1 axis, or a batch of
+    # one) as channels-last: the bias gradient was off by 1.43 (relative). The
+    # lowering hands them contiguous tensors both ways (the contiguous_norm helper).
+    need("torch")
+    source = (
+        f"model M {{\n input x: [4, 3, 1]\n {norm}\n {after}\n flatten\n dense(2)\n}}\n"
+        'train M {\n data "d.npz"\n loss mse\n optimizer sgd(lr = 0.1)\n}\n'
+    )
+    program = nnc.parse(source)
+    rng = np.random.default_rng(0)
+    for batch in (8, 1):
+        x = rng.normal(size=(batch, 4, 3, 1)).astype(np.float32)
+        y = rng.normal(size=(batch, 2)).astype(np.float32)
+        numpy, torch = (nnc.runtime(program, backend=b) for b in ("numpy", "torch"))
+        torch.set_weights(numpy.get_weights())
+        expected, got = numpy.gradients(x, y), torch.gradients(x, y)
+        for name, value in expected.items():
+            scale = max(float(np.abs(value).max()), 1e-3)
+            assert np.abs(got[name] - value).max() < 1e-5 * scale, (batch, name)

@@ -214,6 +214,27 @@ def power(a, b):
     return Power.apply(a, b)
 '''
 
+_CONTIGUOUS_NORM = '''
+class ContiguousGradient(torch.autograd.Function):
+    """Identity forward; backward hands on the gradient in contiguous layout."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return grad_output.contiguous()
+
+
+def contiguous_norm(norm, x):
+    """norm(x) for a batch or instance norm over 4-D or 5-D tensors, with x and its
+    gradient in contiguous layout. torch's CPU kernels read a tensor whose strides also
+    fit channels-last (a permuted one where a size-1 axis, or a batch of one, makes
+    the layout ambiguous) as channels-last, and return wrong gradients."""
+    return ContiguousGradient.apply(norm(x.contiguous()))
+'''
+
 HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "step": (_STEP, ()),
     "AvgPoolExcludingPad": (_AVG_POOL, ()),
@@ -225,6 +246,7 @@ HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "power": (_POWER, ()),
     "MultiHeadAttention": (_ATTENTION, ("math",)),
     "sinusoidal_positions": (_SINUSOIDAL, ()),
+    "contiguous_norm": (_CONTIGUOUS_NORM, ()),
 }
 
 
@@ -234,6 +256,8 @@ def helper_names(name: str) -> tuple[str, ...]:
         return ("StraightThroughStep", "step")
     if name == "power":
         return ("Power", "power")
+    if name == "contiguous_norm":
+        return ("ContiguousGradient", "contiguous_norm")
     return (name,)
 
 

@@ -343,13 +343,17 @@ def batchnorm(node: BatchNorm, site: Site) -> Layer:
         options["eps"] = node.eps
     if node.momentum != 0.1:
         options["momentum"] = node.momentum
-    cls = "nn.BatchNorm2d" if x.rank >= 3 else "nn.BatchNorm1d"
-    module = f"{cls}({call(x.shape[0], **options)})"
+    if x.rank < 3:
+        module = f"nn.BatchNorm1d({call(x.shape[0], **options)})"
+        return Layer(module=module, forward=f"{site.attr}({site.x})")
+    module = f"nn.BatchNorm2d({call(x.shape[0], **options)})"
+    helpers = ("contiguous_norm",)
     if x.rank == 4:
         # nn.BatchNorm2d over [N, C, D, H·W] takes the same statistics per channel as
         # BatchNorm3d, and data-parallel training swaps it for GlobalBatchNorm too.
-        return Layer(module=module, forward=f"{site.attr}({site.x}.flatten(3)).view_as({site.x})")
-    return Layer(module=module, forward=f"{site.attr}({site.x})")
+        forward = f"contiguous_norm({site.attr}, {site.x}.flatten(3)).view_as({site.x})"
+        return Layer(module=module, forward=forward, helpers=helpers)
+    return Layer(module=module, forward=f"contiguous_norm({site.attr}, {site.x})", helpers=helpers)
 
 
 def instancenorm(node: InstanceNorm, site: Site) -> Layer:
@@ -360,7 +364,10 @@ def instancenorm(node: InstanceNorm, site: Site) -> Layer:
     if node.eps != 1e-5:
         options["eps"] = node.eps
     module = f"nn.InstanceNorm{x.rank - 1}d({call(x.shape[0], **options)})"
-    return Layer(module=module, forward=f"{site.attr}({site.x})")
+    if x.rank < 3:
+        return Layer(module=module, forward=f"{site.attr}({site.x})")
+    forward = f"contiguous_norm({site.attr}, {site.x})"
+    return Layer(module=module, forward=forward, helpers=("contiguous_norm",))
 
 
 def groupnorm(node: GroupNorm, site: Site) -> Layer:

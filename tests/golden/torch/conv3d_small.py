@@ -11,6 +11,26 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class ContiguousGradient(torch.autograd.Function):
+    """Identity forward; backward hands on the gradient in contiguous layout."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return grad_output.contiguous()
+
+
+def contiguous_norm(norm, x):
+    """norm(x) for a batch or instance norm over 4-D or 5-D tensors, with x and its
+    gradient in contiguous layout. torch's CPU kernels read a tensor whose strides also
+    fit channels-last (a permuted one where a size-1 axis, or a batch of one, makes
+    the layout ambiguous) as channels-last, and return wrong gradients."""
+    return ContiguousGradient.apply(norm(x.contiguous()))
+
+
 class Conv3dSmall(nn.Module):
     """Model Conv3dSmall: (volume: [1, 8, 8, 8]) -> [2], batch first."""
 
@@ -25,7 +45,7 @@ class Conv3dSmall(nn.Module):
 
     def forward(self, volume):
         x = self.conv3d_1(volume)
-        x = self.batchnorm_1(x.flatten(3)).view_as(x)
+        x = contiguous_norm(self.batchnorm_1, x.flatten(3)).view_as(x)
         x = F.relu(x)
         x = self.maxpool3d_1(x)
         x = self.conv3d_2(x)

@@ -11,6 +11,26 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class ContiguousGradient(torch.autograd.Function):
+    """Identity forward; backward hands on the gradient in contiguous layout."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return grad_output.contiguous()
+
+
+def contiguous_norm(norm, x):
+    """norm(x) for a batch or instance norm over 4-D or 5-D tensors, with x and its
+    gradient in contiguous layout. torch's CPU kernels read a tensor whose strides also
+    fit channels-last (a permuted one where a size-1 axis, or a batch of one, makes
+    the layout ambiguous) as channels-last, and return wrong gradients."""
+    return ContiguousGradient.apply(norm(x.contiguous()))
+
+
 class ResNet(nn.Module):
     """Model ResNet: (image: [1, 8, 8]) -> [10], batch first."""
 
@@ -31,17 +51,17 @@ class ResNet(nn.Module):
         relu_1 = self.conv2d_1(image)
         relu_1 = F.relu(relu_1)
         residual_1_y_2 = self.residual_1_conv2d_1(relu_1)
-        residual_1_y_2 = self.residual_1_batchnorm_1(residual_1_y_2)
+        residual_1_y_2 = contiguous_norm(self.residual_1_batchnorm_1, residual_1_y_2)
         residual_1_y_2 = F.relu(residual_1_y_2)
         residual_1_y_2 = self.residual_1_conv2d_2(residual_1_y_2)
-        residual_1_y_2 = self.residual_1_y_2(residual_1_y_2)
+        residual_1_y_2 = contiguous_norm(self.residual_1_y_2, residual_1_y_2)
         residual_1_relu_1 = relu_1 + residual_1_y_2
         residual_1_relu_1 = F.relu(residual_1_relu_1)
         residual_2_y_2 = self.residual_2_conv2d_1(residual_1_relu_1)
-        residual_2_y_2 = self.residual_2_batchnorm_1(residual_2_y_2)
+        residual_2_y_2 = contiguous_norm(self.residual_2_batchnorm_1, residual_2_y_2)
         residual_2_y_2 = F.relu(residual_2_y_2)
         residual_2_y_2 = self.residual_2_conv2d_2(residual_2_y_2)
-        residual_2_y_2 = self.residual_2_y_2(residual_2_y_2)
+        residual_2_y_2 = contiguous_norm(self.residual_2_y_2, residual_2_y_2)
         dense_1 = residual_1_relu_1 + residual_2_y_2
         dense_1 = F.relu(dense_1)
         dense_1 = dense_1.mean(dim=(2, 3))
