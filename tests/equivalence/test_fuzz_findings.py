@@ -307,3 +307,18 @@ def test_torch_norms_over_a_size_one_axis_with_a_permuted_gradient(norm: str, af
         for name, value in expected.items():
             scale = max(float(np.abs(value).max()), 1e-3)
             assert np.abs(got[name] - value).max() < 1e-5 * scale, (batch, name)
+
+
+def test_tensorflow_attention_to_keys_of_a_param_trains_without_corrupting_memory() -> None:
+    # Soak seed 3380525465 (stop 35) killed the process ("corrupted size vs. prev_size",
+    # "free(): invalid pointer", SIGSEGV in 2 runs of 3): keys and values of a param have
+    # batch 1, and the gradient of TF 2.21's broadcasting BatchMatMulV2 on oneDNN
+    # corrupts memory for [N, h, t, d] @ [1, h, d, s]. The attention layer broadcasts
+    # them to the queries' batch first. A crash here takes the test process down.
+    need("tensorflow")
+    program = nnc.parse(
+        "model M {\n input x: [5, 4]\n output attention(x, param([2, 4]), heads = 1)\n}\n"
+    )
+    report = verify(program, backends=["tensorflow"], steps=4)
+    assert report.equivalent, explain(report)
+    assert report.rows[0].gradients is not None and report.rows[0].gradients.max_rel < 1e-5

@@ -642,6 +642,11 @@ _layer(
 
         def __call__(self, q, k, v, mask=None, training=False, generator=None):
             n, t, s = tf.shape(q)[0], tf.shape(q)[1], tf.shape(k)[1]
+            # Keys and values shared by every sample (a param, batch 1) take the
+            # queries' batch: the gradient of a broadcasting BatchMatMulV2 corrupts
+            # memory (TF 2.21 with oneDNN; see batch_matmul).
+            k = tf.broadcast_to(k, tf.concat([[n], tf.shape(k)[1:]], 0))
+            v = tf.broadcast_to(v, tf.concat([[n], tf.shape(v)[1:]], 0))
             q_h = self.split(self.project(q, "query"))
             k_h = self.split(self.project(k, "key"))
             v_h = self.split(self.project(v, "value"))
