@@ -43,6 +43,7 @@ from nnc.backends.onnx.reader import (
     OnnxImportError,
     describe,
     followed_inputs,
+    needed_nodes,
 )
 from nnc.errors import ResourceError
 
@@ -446,7 +447,11 @@ def fold_graph(graph: Graph, batch_axes: dict[str, int]) -> Folded:
             done.nodes += 1
         else:
             kept.append(node)
-    graph.nodes = kept
+    # What only a ConstantOfShape's shape needed and did not fold goes (the importer
+    # reads just the fill value there).
+    producers = {o: n for n in kept for o in n.output if o}
+    needed = needed_nodes(producers, graph.outputs)
+    graph.nodes = [n for n in kept if id(n) in needed]
     graph.consumers = {}
     for node in kept:
         for name in followed_inputs(node):
