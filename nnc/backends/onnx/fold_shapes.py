@@ -277,6 +277,7 @@ FOLDERS: dict[str, Folder] = {
     "Sub": _elementwise(np.subtract, 0),
     "Mul": _elementwise(np.multiply, 1),
     "Div": _elementwise(_divide, 1),
+    "Mod": _elementwise(np.mod, None),  # fmod = 0: the sign of the divisor, as NumPy's
     "Neg": _unary(np.negative),
     "Sqrt": _unary(np.sqrt),
     "Reciprocal": _unary(np.reciprocal),
