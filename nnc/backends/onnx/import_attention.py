@@ -31,7 +31,6 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from nnc.backends.onnx import import_layers
 from nnc.backends.onnx.importer import Const, Importer, Tensor
 from nnc.backends.onnx.reader import Graph, OnnxImportError, describe
 
@@ -341,26 +340,49 @@ def attention(imp: Importer, node: onnx.NodeProto) -> None:
     imp.done.update(id(n) for n in found.chain.nodes)
 
 
+_ELEMENTWISE = frozenset({"Add", "Sub", "Mul", "Div", "Pow"})
+
+
 def per_position(imp: Importer, node: onnx.NodeProto) -> None:
-    """``LayerNormalization`` over the last axis, or ``MatMul`` by a constant matrix,
-    of a time-major ``[t, N, d]`` tensor (torch's ``batch_first=False`` encoder):
-    each position is computed alone, so the op is converted on the batch-first value
-    and its result keeps the batch on axis 1."""
-    x = imp.value(node, 0)
-    if not isinstance(x, Tensor) or x.batch_axis != 1 or x.rank != 3:
+    """An op of a time-major ``[t, N, d]`` tensor (torch's ``batch_first=False``
+    encoder) that computes each position alone: ``LayerNormalization`` or
+    ``ReduceMean`` (keeping dims) over the last axis, ``MatMul`` by a constant
+    matrix, and ``Add``/``Sub``/``Mul``/``Div``/``Pow`` of such tensors and constants
+    of at most one axis (a layer norm written out, below opset 17). It is converted
+    on the batch-first values and its result keeps the batch on axis 1."""
+    from nnc.backends.onnx.import_ops import CONVERTERS
+
+    values = [imp.value(node, k) for k in range(len(node.input))]
+    tensors = [k for k, v in enumerate(values) if isinstance(v, Tensor)]
+    if not tensors or any(
+        v.batch_axis != 1 or v.rank != 3 for v in values if isinstance(v, Tensor)
+    ):
         return
     if node.op_type == "MatMul":
-        right = imp.value(node, 1)
-        if not (isinstance(right, Const) and right.array.ndim == 2):
+        if tensors != [0] or not (isinstance(values[1], Const) and values[1].array.ndim == 2):
             return
-    elif int(_attr(node, "axis", -1)) not in (-1, 2):  # type: ignore[call-overload]
+    elif node.op_type in _ELEMENTWISE:
+        if any(isinstance(v, Const) and v.array.ndim > 1 for v in values):
+            return
+    elif node.op_type == "ReduceMean":
+        given = _attr(node, "axes", None)
+        axes = [int(a) for a in given] if isinstance(given, list) else None
+        if axes is None and len(values) > 1 and isinstance(values[1], Const):
+            axes = [int(a) for a in values[1].array.reshape(-1)]
+        if tensors != [0] or axes not in ([-1], [2]) or not _attr(node, "keepdims", 1):
+            return
+    elif tensors != [0] or int(_attr(node, "axis", -1)) not in (-1, 2):  # type: ignore[call-overload]
         return
-    convert = import_layers.CONVERTERS[node.op_type]
-    imp.env[node.input[0]] = Tensor(x.ref, x.shape, 0)
+    saved = {node.input[k]: values[k] for k in tensors}
+    for name, v in saved.items():
+        if isinstance(v, Tensor):
+            imp.env[name] = Tensor(v.ref, v.shape, 0)
     try:
-        convert(imp, node)
+        CONVERTERS[node.op_type](imp, node)
     finally:
-        imp.env[node.input[0]] = x
+        for name, v in saved.items():
+            if v is not None:
+                imp.env[name] = v
     out = imp.env[node.output[0]]
     if isinstance(out, Tensor):
         imp.env[node.output[0]] = Tensor(out.ref, out.shape, 1)

@@ -30,6 +30,7 @@ for _op, _patterns in import_maths.PATTERNS.items():
 PATTERNS.setdefault("MatMul", []).extend(
     [import_attention.attention, import_attention.per_position]
 )
-PATTERNS.setdefault("LayerNormalization", []).append(import_attention.per_position)
+for _op in ("LayerNormalization", "ReduceMean", "Add", "Sub", "Mul", "Div", "Pow"):
+    PATTERNS.setdefault(_op, []).append(import_attention.per_position)
 
 __all__ = ["CONVERTERS", "PATTERNS"]
