@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from nnc._version import __version__
     from nnc.backends.codegen import comment_text
     from nnc.backends.onnx import import_model
-    from nnc.dsl import format_program
+    from nnc.backends.onnx.import_blocks import with_blocks
     from nnc.ir.passes import count_params
     from nnc.ir.weights import SAFETENSORS, save_npz, save_weights_file, weights_output
 
@@ -50,13 +50,15 @@ def run(args: argparse.Namespace) -> int:
         check = self_check(read_regular(args.model, 2**31 - 1), imported).summary
     # The file name is escaped: a newline in it must not start a line of the spec.
     origin = comment_text(Path(args.model).name)
-    text = f"# Imported by nnc from {origin}.\n" + format_program(imported.program)
+    # A repeated residual unit is written once, as a block (the weights renamed to fit).
+    spec, weights = with_blocks(imported.program, imported.model, imported.weights)
+    text = f"# Imported by nnc from {origin}.\n" + spec
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise NncError(f"cannot write {output}: {exc.strerror}") from None
-    save_weights_file(weights_path, imported.weights, {"nnc_version": __version__})
+    save_weights_file(weights_path, weights, {"nnc_version": __version__})
     if imported.standardize is not None:
         # Where `nnc eval` and `nnc predict` look for a run's statistics.
         mean, std = imported.standardize

@@ -43,6 +43,7 @@ from nnc.backends.onnx.reader import (
     OnnxImportError,
     describe,
     followed_inputs,
+    needed_nodes,
 )
 from nnc.errors import ResourceError
 
@@ -276,6 +277,7 @@ FOLDERS: dict[str, Folder] = {
     "Sub": _elementwise(np.subtract, 0),
     "Mul": _elementwise(np.multiply, 1),
     "Div": _elementwise(_divide, 1),
+    "Mod": _elementwise(np.mod, None),  # fmod = 0: the sign of the divisor, as NumPy's
     "Neg": _unary(np.negative),
     "Sqrt": _unary(np.sqrt),
     "Reciprocal": _unary(np.reciprocal),
@@ -446,7 +448,11 @@ def fold_graph(graph: Graph, batch_axes: dict[str, int]) -> Folded:
             done.nodes += 1
         else:
             kept.append(node)
-    graph.nodes = kept
+    # What only a ConstantOfShape's shape needed and did not fold goes (the importer
+    # reads just the fill value there).
+    producers = {o: n for n in kept for o in n.output if o}
+    needed = needed_nodes(producers, graph.outputs)
+    graph.nodes = [n for n in kept if id(n) in needed]
     graph.consumers = {}
     for node in kept:
         for name in followed_inputs(node):

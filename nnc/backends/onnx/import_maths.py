@@ -50,15 +50,26 @@ def hard_sigmoid(imp: Importer, node: onnx.NodeProto) -> None:
     _same_view(imp, node, "hard_sigmoid")
 
 
+# float32's largest finite value, written short: a bound no finite input reaches.
+UNBOUNDED = 3.402823e38
+
+
 def clip(imp: Importer, node: onnx.NodeProto) -> None:
     attributes(imp, node, {})
     bounds = []
     for k, what in ((1, "min"), (2, "max")):
         array = imp.const(node, k, what)
-        if array is None or np.asarray(array).size != 1:
+        if array is None:
+            # An absent bound is no bound; float32's extreme is one for every finite value.
+            bounds.append(UNBOUNDED if k == 2 else -UNBOUNDED)
+            continue
+        if np.asarray(array).size != 1:
             raise imp.error(node, f"input {k} ({what}) must be a one-value constant for nnc's clip")
         bounds.append(clean_float(float(np.asarray(array).reshape(-1)[0])))
     low, high = bounds
+    if (low, high) == (-UNBOUNDED, UNBOUNDED):
+        imp.set(node, imp.tensor(node))
+        return
     if (low, high) == (0.0, 6.0):
         _same_view(imp, node, "relu6")
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nnc.backends.onnx import (
     import_arith,
+    import_attention,
     import_layers,
     import_layout,
     import_maths,
@@ -26,5 +27,10 @@ CONVERTERS: dict[str, Converter] = {
 
 for _op, _patterns in import_maths.PATTERNS.items():
     PATTERNS.setdefault(_op, []).extend(_patterns)
+PATTERNS.setdefault("MatMul", []).extend(
+    [import_attention.attention, import_attention.per_position]
+)
+for _op in ("LayerNormalization", "ReduceMean", "Add", "Sub", "Mul", "Div", "Pow"):
+    PATTERNS.setdefault(_op, []).append(import_attention.per_position)
 
 __all__ = ["CONVERTERS", "PATTERNS"]

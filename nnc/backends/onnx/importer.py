@@ -100,6 +100,9 @@ class Imported:
     # (mean, std), shaped [1, *sample], when the graph standardises its input first
     # (as `nnc export` does for runs with `standardize true`).
     standardize: tuple[np.ndarray, np.ndarray] | None = None
+    # Where each ONNX graph output holds the batch (1: time-major), by graph output
+    # position; absent means 0.
+    output_batch_axes: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -353,18 +356,26 @@ class Importer:
     def finish(self, model_name: str) -> Imported:
         """Name the IR nodes, collect outputs and weights, and check the program."""
         outputs = []
-        for name in self.graph.outputs:
+        output_axes: dict[int, int] = {}
+        for k, name in enumerate(self.graph.outputs):
             value = self.env[name]
             if not isinstance(value, Tensor):
                 raise OnnxImportError(
                     f"graph output '{name}' is a constant; nnc outputs are computed"
                 )
-            if value.batch_axis != 0:
+            if value.batch_axis == 1 and value.rank == 3 and self._time_major_attention():
+                # torch's batch_first=False encoder: time-major in, time-major out
+                output_axes[k] = 1
+                self.notes.append(
+                    f"graph output '{name}' is time-major [t, N, F]; the nnc model gives it "
+                    "batch-first [N, t, F]"
+                )
+            elif value.batch_axis != 0:
                 raise OnnxImportError(
                     f"graph output '{name}' has the batch on axis {value.batch_axis}; nnc "
                     "outputs are batch-first"
                 )
-            outputs.append(self.shaped(value, _output_node(name)))
+            outputs.append(self.shaped(value, _output_node(name), batch_first=k not in output_axes))
         names = self._names()
         nodes = []
         weights: Weights = {}
@@ -392,7 +403,22 @@ class Importer:
             exc.message = f"the imported model does not check: {exc.message}"
             raise exc from None
         weights = check_weights(program, model_name, weights, source=self.source)
-        return Imported(program, model_name, weights, self.notes, self.batch_axes, self.standardize)
+        return Imported(
+            program,
+            model_name,
+            weights,
+            self.notes,
+            self.batch_axes,
+            self.standardize,
+            output_axes,
+        )
+
+    def _time_major_attention(self) -> bool:
+        """Whether a time-major graph input is read by an attention (not only by
+        recurrent layers, whose time-major outputs stay refused)."""
+        return any(pending.node.op == "attention" for pending in self.pending.values()) and any(
+            axis == 1 for axis in self.batch_axes.values()
+        )
 
     def _names(self) -> dict[str, str]:
         """Final node names: the ONNX node's name where it is a free, valid
@@ -436,13 +462,18 @@ def double_note(inputs: list[str], graph: Graph) -> str:
 
 def time_major_input(graph: Graph, name: str) -> bool:
     """Whether ``name`` is read only as the input sequence of time-major recurrent
-    nodes, which is the only place a graph input has its batch second."""
+    nodes, or as the input of a time-major attention: the places a graph input has
+    its batch second."""
     # A Shape reads no values; the folding pass removes it.
     readers = [r for r in graph.consumers.get(name, []) if r.op_type != "Shape"]
-    return bool(readers) and all(
+    if bool(readers) and all(
         r.op_type in RECURRENT and r.input[0] == name and _attribute(r, "layout", 0) == 0
         for r in readers
-    )
+    ):
+        return True
+    from nnc.backends.onnx.import_attention import time_major
+
+    return time_major(graph, name)  # torch's attention with batch_first=False
 
 
 def _attribute(node: onnx.NodeProto, name: str, default: Any) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,7 +140,9 @@ def load_graph(model: onnx.ModelProto, source: str) -> Graph:
     for node in ordered:
         if node.op_type == "Constant" and node.domain in DEFAULT_DOMAINS:
             consts[node.output[0]] = constant_value(node)
-    needed = _needed(ordered, producers, outputs)
+    # ConstantOfShape's shape is followed here: folding may make the fill a whole
+    # constant (pads computed from a list, say); fold_graph prunes what stays unused.
+    needed = needed_nodes(producers, outputs, all_inputs)
     nodes = [n for n in ordered if id(n) in needed and n.op_type != "Constant"]
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in nodes:
@@ -223,20 +226,25 @@ def followed_inputs(node: onnx.NodeProto) -> list[str]:
     return [name for name in node.input if name]
 
 
-def _needed(
-    ordered: list[onnx.NodeProto],
-    producers: dict[str, onnx.NodeProto | None],
+def all_inputs(node: onnx.NodeProto) -> list[str]:
+    return [name for name in node.input if name]
+
+
+def needed_nodes(
+    producers: Mapping[str, onnx.NodeProto | None],
     outputs: list[str],
+    follow: Callable[[onnx.NodeProto], list[str]] = followed_inputs,
 ) -> set[int]:
-    """The nodes the graph outputs depend on (unused branches are not imported)."""
+    """The nodes the graph outputs depend on through ``follow``'s inputs (unused
+    branches are not imported)."""
     needed: set[int] = set()
-    stack = [producers[name] for name in outputs]
+    stack = [producers.get(name) for name in outputs]
     while stack:
         node = stack.pop()
         if node is None or id(node) in needed:
             continue
         needed.add(id(node))
-        stack.extend(producers[name] for name in followed_inputs(node))
+        stack.extend(producers.get(name) for name in follow(node))
     return needed
 
 

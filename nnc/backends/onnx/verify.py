@@ -104,6 +104,7 @@ def _compare(session: Any, imported: Imported, seed: int = 0) -> tuple[float, in
             feed.astype(np.float64) if graph_input.type == "tensor(double)" else feed
         )
     want = run_session(session, feeds)
+    want = [np.moveaxis(w, imported.output_batch_axes.get(k, 0), 0) for k, w in enumerate(want)]
     if imported.standardize is not None:  # the nnc model takes standardised data
         mean, std = imported.standardize
         inputs = [((inputs[0] - mean) / std).astype(np.float32)]
