@@ -15,8 +15,10 @@ from torch import nn
 
 class MultiHeadAttention(nn.Module):
     """nnc's attention: softmax(Q K^T / sqrt(key_dim)) V per head, then the output
-    projection. Written out (not nn.MultiheadAttention) so that a query attending no
-    key gets all-zero weights instead of NaN, and key and value dims stay separate."""
+    projection. Not nn.MultiheadAttention, so that key and value dims stay separate.
+    Without a key mask every query attends some key, and torch's fused
+    scaled_dot_product_attention computes it; with one, a query may attend no key and
+    gets all-zero weights (not NaN), so the softmax is written out."""
 
     def __init__(self, heads, dims, key_dim, value_dim, bias=True, dropout=0.0, causal=False):
         super().__init__()
@@ -34,6 +36,12 @@ class MultiHeadAttention(nn.Module):
     def forward(self, q, k, v, mask=None):
         n, t, s = q.shape[0], q.shape[1], k.shape[1]
         q, k, v = self.split(self.query(q)), self.split(self.key(k)), self.split(self.value(v))
+        if mask is None:
+            dropout = self.dropout if self.training else 0.0
+            mixed = F.scaled_dot_product_attention(
+                q, k, v, dropout_p=dropout, is_causal=self.causal, scale=self.scale
+            )  # is_causal: key j <= query i
+            return self.output(mixed.transpose(1, 2).reshape(n, t, -1))
         scores = (q @ k.transpose(-2, -1)) * self.scale
         allowed = torch.ones(t, s, dtype=torch.bool, device=q.device)
         if self.causal:
