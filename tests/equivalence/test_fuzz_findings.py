@@ -322,3 +322,31 @@ def test_tensorflow_attention_to_keys_of_a_param_trains_without_corrupting_memor
     report = verify(program, backends=["tensorflow"], steps=4)
     assert report.equivalent, explain(report)
     assert report.rows[0].gradients is not None and report.rows[0].gradients.max_rel < 1e-5
+
+
+@pytest.mark.parametrize("opset", [17, 20])
+@pytest.mark.parametrize(
+    "pool",
+    [
+        "maxpool(3, stride = 3, dilation = 2, padding = [1, 2, 1, 2], ceil_mode = true)",
+        "maxpool(2, dilation = 2, padding = [0, 2, 1, 1])",
+        "avgpool(3, stride = 2, dilation = 2, padding = 3)",
+        "sumpool(2, dilation = 3, padding = [2, 2])",
+    ],
+)
+def test_onnx_pools_with_a_pad_as_wide_as_the_kernel(pool: str, opset: int) -> None:
+    # Soak seed 1500080449 (stop 35): nnc allows a pad up to a dilated window's span,
+    # onnxruntime refuses any pad >= the kernel ("Pad should be smaller than kernel")
+    # and could not load the model. The export pads explicitly first then (from
+    # opset 19 the dilated average and sum pools are AveragePools too).
+    need("onnx")
+    import onnxruntime as ort
+
+    program = nnc.parse(f"model M {{\n input x: [3, 4, 7]\n {pool}\n}}")
+    model = get_backend("onnx").emit(program, source="<m>", opset=opset)
+    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).normal(size=(2, 3, 4, 7)).astype(np.float32)
+    (got,) = session.run(None, {session.get_inputs()[0].name: x})
+    expected = nnc.runtime(program, backend="numpy").forward(x)
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() < 1e-6 * np.abs(expected).max()

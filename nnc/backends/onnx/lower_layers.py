@@ -101,9 +101,32 @@ def _window(b: GraphBuilder, node: _Pool) -> dict[str, Any]:
     return window
 
 
+def _pads_past_the_kernel(window: dict[str, Any]) -> bool:
+    """Whether a pad reaches the kernel's size, which onnxruntime's pools refuse ("Pad
+    should be smaller than kernel"); nnc allows pads up to a dilated window's span."""
+    kernel, pads = window["kernel_shape"], window["pads"]
+    return any(p >= kernel[k % len(kernel)] for k, p in enumerate(pads))
+
+
+def _padded_first(b: GraphBuilder, node: _Pool, window: dict[str, Any], value: float) -> str:
+    """The pool's input padded by an explicit Pad of ``value``; the window's pads are
+    then 0 (every window still holds a real element: nnc check refuses one that
+    does not)."""
+    pads = window.pop("pads")
+    rank = len(pads) // 2
+    ones = [0, 0, *pads[:rank], 0, 0, *pads[rank:]]
+    inputs = [b.value(node.inputs[0]), b.ints(f"{node.name}/pads", ones)]
+    inputs.append(b.scalar(f"{node.name}/pad_value", value))
+    return b.op("Pad", inputs, f"{node.name}/padded", mode="constant")
+
+
 def maxpool(b: GraphBuilder, node: MaxPool) -> None:
     # ONNX MaxPool ignores padded positions, as nnc's does; floor mode (ceil_mode=0).
-    b.bind(node, b.op("MaxPool", [b.value(node.inputs[0])], node.name, **_window(b, node)))
+    window = _window(b, node)
+    x = b.value(node.inputs[0])
+    if _pads_past_the_kernel(window):
+        x = _padded_first(b, node, window, float("-inf"))
+    b.bind(node, b.op("MaxPool", [x], node.name, **window))
 
 
 # AveragePool takes dilations from opset 19; before, a dilated window is a Conv.
@@ -116,6 +139,33 @@ def avgpool(b: GraphBuilder, node: AvgPool) -> None:
     if "dilations" in window and b.opset < FIRST_OPSET_WITH_DILATED_AVERAGE_POOL:
         _dilated_window_sum(b, node, window, mean=True)
         return
+    if _pads_past_the_kernel(window):
+        # the mean over the real taps: the window mean of the zero-padded input times
+        # the window size over each window's count of real taps, a constant of the shape
+        t = b.input_type(node)
+        spatial = t.shape[1:]
+        if any(isinstance(n, str) for n in spatial):
+            raise BackendError(
+                f"{node.op} with a pad as wide as its kernel over the symbolic size "
+                f"{format_shape(t.shape)} cannot be exported (onnxruntime refuses such pads)",
+                node.span,
+            )
+        w = node.window(t)
+        real = np.pad(np.ones([int(n) for n in spatial], dtype=np.float32), w.pads)
+        counts = _window_counts(real, w.kernel, w.stride, w.dilations)
+        scale = float(math.prod(window["kernel_shape"])) / counts
+        mean = b.op(
+            "AveragePool",
+            [_padded_first(b, node, window, 0.0)],
+            f"{node.name}/mean",
+            count_include_pad=1,
+            **window,
+        )
+        b.bind(
+            node,
+            b.op("Mul", [mean, b.initializer(f"{node.name}/scale", scale[None, None])], node.name),
+        )
+        return
     b.bind(node, b.op("AveragePool", [x], node.name, count_include_pad=0, **window))
 
 
@@ -127,6 +177,8 @@ def sumpool(b: GraphBuilder, node: SumPool) -> None:
     if "dilations" in window and b.opset < FIRST_OPSET_WITH_DILATED_AVERAGE_POOL:
         _dilated_window_sum(b, node, window, mean=False)
         return
+    if _pads_past_the_kernel(window):
+        x = _padded_first(b, node, window, 0.0)
     mean = b.op("AveragePool", [x], f"{node.name}/mean", count_include_pad=1, **window)
     size = b.scalar(f"{node.name}/window_size", float(math.prod(window["kernel_shape"])))
     b.bind(node, b.op("Mul", [mean, size], node.name))
