@@ -51,7 +51,11 @@ class Parser(argparse.ArgumentParser):
         return super().format_help()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command-line parser. Given the arguments, and when they name a command,
+    only that command's module is imported and registered: `nnc check` pays for
+    neither the backends' registry nor the other commands' imports. Otherwise (no
+    command, ``--help``, a misspelt command) every command is, for the listing."""
     parser = Parser(
         prog="nnc",
         description="Compile .nn neural-network specs to NumPy, PyTorch, TensorFlow and ONNX.",
@@ -59,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    for module in COMMANDS.values():
+    named = argv[0] if argv else None
+    modules = [COMMANDS[named]] if named in COMMANDS else list(COMMANDS.values())
+    for module in modules:
         importlib.import_module(f"nnc.cli.{module}").register(sub)
     return parser
 
@@ -82,7 +88,9 @@ def out_of_memory(command: str, exc: MemoryError) -> ResourceError:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nnc.cli.options import backend_type
 from nnc.cli.train import positive_int, seed_int
@@ -13,6 +13,7 @@ from nnc.cli.train import positive_int, seed_int
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from nnc.ir.program import Program
     from nnc.verify import Deviation, Report
 
 
@@ -49,13 +50,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nnc.backends.gancode import default_gan
-    from nnc.dsl import load
+    from nnc.dsl import parse, read_spec
     from nnc.verify import verify, verify_gan
     from nnc.verify.cd import default_cd, verify_cd
 
-    program = load(args.file)
+    text = read_spec(args.file)
+    program = parse(text, args.file)
     gan = default_gan(program, args.model)
     cd = default_cd(program, args.model)
+    _check_memory(program, text, args, gan, cd)
     if gan is not None:  # both models, trained against each other
         report = verify_gan(program, gan, args.backends, steps=args.steps, seed=args.seed)
     elif cd is not None:  # an rbm (stack) trained by contrastive divergence
@@ -67,6 +70,41 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print(report, cd is not None and gan is None)
     return 0 if report.equivalent else 1
+
+
+def _check_memory(program: Program, text: str, args: argparse.Namespace, gan: Any, cd: Any) -> None:
+    """Refuse, at the largest layer, what would not fit the memory budget while
+    verified: the peak is many copies of the parameters (:mod:`nnc.verify.budget`)."""
+    from nnc.backends import registry
+    from nnc.errors import NncError
+    from nnc.verify.budget import check_verify_memory
+
+    if gan is not None:
+        models = [gan.generator, gan.discriminator]
+    elif cd is not None:
+        models = [cd.model]
+    else:
+        models = [comparable_model(program, args.model)]
+    specs = (
+        [registry.parse_backend(b) for b in args.backends]
+        if args.backends
+        else registry.backends(installed=True)
+    )
+    try:
+        check_verify_memory(program, models, [(spec.name, spec.trains) for spec in specs])
+    except NncError as err:
+        raise err.with_source(text) from None
+
+
+def comparable_model(program: Program, model: str | None) -> str:
+    """The model ``nnc verify`` compares: the one named, the first trained by a
+    supervised recipe, or the first (as :func:`nnc.verify.harness.comparable`)."""
+    from nnc.ir.training import Recipe
+
+    return model or next(
+        (r.model for r in program.recipes.values() if isinstance(r, Recipe)),
+        next(iter(program.models)),
+    )
 
 
 def _jsonable(value: object) -> object:

@@ -23,7 +23,6 @@ from nnc.dsl.lower import BlockCheck, lower
 from nnc.dsl.lower_graph import SplitCheck
 from nnc.dsl.parser import parse_file
 from nnc.dsl.printer import format_file
-from nnc.dsl.unparse import program_to_ast
 from nnc.errors import NncError, ParseError, ShapeError, Span
 from nnc.ir.ops.layout import check_split
 from nnc.ir.passes import check as check_program
@@ -120,6 +119,8 @@ def _decode_error(data: bytes, exc: UnicodeDecodeError, filename: str) -> ParseE
 def format_program(program: Program, resolved: bool = False) -> str:
     """The IR as canonical ``.nn`` text; ``parse(format_program(p)) == p``. With
     ``resolved``, every recipe setting is written, defaults included."""
+    from nnc.dsl.unparse import program_to_ast  # only the formatter needs it
+
     return format_file(program_to_ast(program, resolved))
 
 

@@ -113,3 +113,48 @@ def test_unknown_backend_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
     assert exit.value.code == 2  # a bad flag, as for every command (nnc/cli/options.py)
     err = capsys.readouterr().err
     assert "unknown backend 'pytorc'" in err and "did you mean 'torch'" in err
+
+
+BIG = """model Big {
+    input x: [64]
+    dense(1000) relu
+    dense(1000) relu
+    dense(10)
+}
+
+train Big {
+    data       digits, scale = unit
+    loss       cross_entropy
+    optimizer  adam(lr = 0.001)
+    epochs     1
+    batch      8
+}
+"""
+
+
+def test_verify_is_refused_where_its_peak_passes_the_budget_though_training_fits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1,076,010 parameters are 4.1 MiB: training holds 17 copies with Adam (70 MiB),
+    verify on numpy 145 (the float64 reference, the numpy run, the transfers: 595 MiB).
+    Under a 200 MiB budget `nnc check` passes and `nnc verify` refuses before it runs,
+    at the largest layer's line and column (issue 26: 30M parameters held 7 GB)."""
+    spec = tmp_path / "big.nn"
+    spec.write_text(BIG)
+    monkeypatch.setenv("NNC_MEMORY_BUDGET", "200MiB")
+    assert main(["check", str(spec)]) == 0
+    capsys.readouterr()
+    assert main(["verify", str(spec), "--backends", "numpy", "--steps", "2"]) == 1
+    err = capsys.readouterr().err
+    assert f"{spec}:4:5: error: model 'Big' needs 595.2 MiB at its peak in 'nnc verify'" in err
+    assert (
+        "the float64 reference and 1 backend (numpy) hold 145 copies of its 1,076,010 "
+        "float32 parameters (4.1 MiB; the largest, dense 'dense_2', has 1,001,000); the "
+        "memory budget is 200.0 MiB (NNC_MEMORY_BUDGET)" in err
+    )
+    assert "    4 |     dense(1000) relu" in err
+    # more backends hold more copies: numpy and torch 170 (697.7 MiB), so a budget
+    # that lets numpy alone through (595.2 MiB) still refuses both
+    monkeypatch.setenv("NNC_MEMORY_BUDGET", "600MiB")
+    assert main(["verify", str(spec), "--backends", "numpy", "torch", "--steps", "2"]) == 1
+    assert "hold 170 copies" in capsys.readouterr().err

@@ -15,14 +15,16 @@ Both add to their input, so they chain after an embedding:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
-import numpy as np
 from pydantic import Field
 
 from nnc.ir.base import Op, ParamSpec
 from nnc.ir.initializers import Init, Normal
 from nnc.ir.types import TensorType
+
+if TYPE_CHECKING:  # numpy is imported where a table is built: `nnc check` never needs it
+    import numpy as np
 
 PositiveInt = Annotated[int, Field(gt=0)]
 
@@ -91,11 +93,15 @@ class SinusoidalPositions(_Positions):
 def sinusoid_frequencies(d: int, base: float) -> np.ndarray:
     """``ω_j = base^(-2⌊j/2⌋/d)`` for j in [0, d), float64: dims 2i and 2i+1 share
     ``ω``; PE[p, j] is sin(p ω_j) for even j and cos(p ω_j) for odd j."""
+    import numpy as np
+
     pairs = 2 * (np.arange(d) // 2)
     return np.power(float(base), -pairs / d)
 
 
 def sinusoid_table(t: int, d: int, base: float) -> np.ndarray:
     """``PE[:t]``, float64 ``[t, d]``."""
+    import numpy as np
+
     angles = np.arange(t, dtype=np.float64)[:, None] * sinusoid_frequencies(d, base)
     return np.where(np.arange(d) % 2 == 0, np.sin(angles), np.cos(angles))
