@@ -96,6 +96,7 @@ class Op(IRModel):
       when not the op itself (``()``: the export is the identity);
     - ``onnx_not_imported``: why the importer cannot read the export back, if it cannot;
     - ``inlined``: the op is inlined before lowering (``call``), so no backend lowers it;
+    - ``semantics``: its heading in ``docs/semantics.md`` where that does not name it;
     - :meth:`accumulation` (the tolerance class) and :meth:`macs` (the cost).
     """
 
@@ -120,6 +121,7 @@ class Op(IRModel):
     onnx_imports_as: ClassVar[tuple[str, ...] | None] = None
     onnx_not_imported: ClassVar[str] = ""
     inlined: ClassVar[bool] = False
+    semantics: ClassVar[str] = ""
 
     @property
     def type(self) -> TensorType:

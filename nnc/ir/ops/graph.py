@@ -68,6 +68,7 @@ class Call(Op):
     category: ClassVar[str] = "graph"
     summary: ClassVar[str] = "use another model as a layer"
     inlined: ClassVar[bool] = True
+    semantics: ClassVar[str] = "A model used as a layer"
 
     def infer(self, ins: Sequence[TensorType]) -> TensorType:
         # Calls need the whole program; nnc.ir.passes.infer_shapes types them.
