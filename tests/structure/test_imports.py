@@ -30,12 +30,6 @@ ALLOWED_CYCLES: set[tuple[str, ...]] = set()
 # cd_session, pretrain), builder/model <-> program, onnx/__init__ <-> onnx/runtime and
 # the root's __version__ are gone.
 DEFERRED_CYCLES: set[tuple[str, ...]] = {
-    ("nnc.backends.onnx.graph", "nnc.backends.onnx.lower_activations"),
-    (
-        "nnc.backends.onnx.import_arith",
-        "nnc.backends.onnx.importer",
-        "nnc.backends.onnx.import_ops",
-    ),
     (
         "nnc.backends.tensorflow.arith",
         "nnc.backends.tensorflow.graph",
