@@ -9,8 +9,8 @@ from pathlib import Path
 
 from nnc.backends.onnx.fold_shapes import fold_graph
 from nnc.backends.onnx.import_ops import CONVERTERS, PATTERNS
-from nnc.backends.onnx.importer import Imported, Importer
-from nnc.backends.onnx.reader import OnnxImportError, load_graph, read_model, time_major_input
+from nnc.backends.onnx.importer import Imported, Importer, time_major_input
+from nnc.backends.onnx.reader import OnnxImportError, load_graph, read_model
 from nnc.ir.passes import check_identifier
 
 
