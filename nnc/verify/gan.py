@@ -33,7 +33,7 @@ from nnc.ir.passes.inline import inline_calls
 from nnc.ir.program import Program
 from nnc.ir.training import GanRecipe
 from nnc.ir.weights import gan_models, init_gan_weights
-from nnc.verify.harness import BATCH, REFERENCE, Report, Row, _no_dropout
+from nnc.verify.cases import BATCH, REFERENCE, Report, Row, _no_dropout
 from nnc.verify.sensitivity import trajectory_allowance
 from nnc.verify.tolerance import (
     SYMBOLIC_LENGTH,
