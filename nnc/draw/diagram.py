@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from nnc.dsl.unparse import node_text
 from nnc.errors import Span, source_lines
 from nnc.ir.base import Op
-from nnc.ir.flops import RULES, count_macs
+from nnc.ir.flops import count_macs
 from nnc.ir.ops.graph import Call
 from nnc.ir.program import Model, Program
 from nnc.ir.types import format_shape
@@ -129,7 +129,7 @@ class _Builder:
                         count_macs(self.program, node.model).total if known else None
                     )
                 else:
-                    counts[node.name] = RULES[node.op](node, [m.value_type(r) for r in node.inputs])
+                    counts[node.name] = node.macs([m.value_type(r) for r in node.inputs])
             self._macs[model] = counts
         return self._macs[model]
 

@@ -8,7 +8,7 @@ so a program parsed from reformatted text equals the original.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -81,6 +81,23 @@ class Op(IRModel):
     - ``category``: ``"layer"``, ``"activation"`` or ``"graph"``;
     - ``example``: a tiny model body using the op, compiled by the gradient and
       equivalence tests for every op in the registry.
+
+    Facts other passes read from the op rather than testing its name:
+
+    - ``channel_axis``: the per-sample output axis holding the layer's output channels
+      (``-1`` for dense's units, ``0`` for a conv's filters), None where there are none;
+    - ``weight_channel_axis``: the axis of the canonical ``weight`` holding them (``1``
+      for conv2d_transpose's ``[in, out, kh, kw]``);
+    - ``channels_field``: the attribute counting them (``units``, ``filters``);
+    - ``folds_batchnorm``: whether ``fold_batchnorm`` folds a following batchnorm in;
+    - ``centres_batch``: whether the op subtracts its input's batch mean (batchnorm),
+      which makes a bias added just before it a no-op with a zero gradient;
+    - ``onnx_imports_as``: the ops the ONNX importer reads this op's export back as,
+      when not the op itself (``()``: the export is the identity);
+    - ``onnx_not_imported``: why the importer cannot read the export back, if it cannot;
+    - ``inlined``: the op is inlined before lowering (``call``), so no backend lowers it;
+    - ``semantics``: its heading in ``docs/semantics.md`` where that does not name it;
+    - :meth:`accumulation` (the tolerance class) and :meth:`macs` (the cost).
     """
 
     op: str
@@ -95,6 +112,16 @@ class Op(IRModel):
     category: ClassVar[str] = "layer"
     example: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+
+    channel_axis: ClassVar[int | None] = None
+    weight_channel_axis: ClassVar[int | None] = None
+    channels_field: ClassVar[str] = ""
+    folds_batchnorm: ClassVar[bool] = False
+    centres_batch: ClassVar[bool] = False
+    onnx_imports_as: ClassVar[tuple[str, ...] | None] = None
+    onnx_not_imported: ClassVar[str] = ""
+    inlined: ClassVar[bool] = False
+    semantics: ClassVar[str] = ""
 
     @property
     def type(self) -> TensorType:
@@ -114,6 +141,21 @@ class Op(IRModel):
 
     def param_specs(self, ins: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
         return ()
+
+    def accumulation(
+        self, ins: Sequence[TensorType], batch: int, steps: int, size: Callable[[Dim], int]
+    ) -> int:
+        """The longest float32 sum this node accumulates over in a forward pass, its
+        gradient on ``batch`` samples or ``steps`` recurrent steps (the verifier's
+        tolerance class, :mod:`nnc.verify.tolerance`); 1 for an element-wise op.
+        ``size`` gives a dim's size, a symbolic one's stand-in included."""
+        return 1
+
+    def macs(self, ins: Sequence[TensorType]) -> int | None:
+        """Multiply-accumulates per sample with learned weights (:mod:`nnc.ir.flops`):
+        0 for ops that only move, compare or combine values; None when a symbolic dim
+        decides."""
+        return 0
 
     def expected_inputs(self) -> int | None:
         """How many tensor inputs this node takes (None: two or more). The class's

@@ -55,7 +55,8 @@ def strip_dropout(
 
 def _foldable(match: Match) -> str | None:
     layer, _ = match.nodes
-    if layer.op == "dense" and layer.type.rank != 1:
+    assert layer.channel_axis is not None  # a folds_batchnorm op
+    if layer.channel_axis % layer.type.rank != 0:
         return (
             f"the batchnorm normalises axis 0 of {layer.type} (the sequence axis), "
             f"not the units of '{layer.name}'"
@@ -65,8 +66,8 @@ def _foldable(match: Match) -> str | None:
 
 def _fold(match: Match) -> Replacement:
     layer, bn = match.nodes
-    # conv2d_transpose keeps its output channels on axis 1 of its [in, out, kh, kw] weight
-    axis = 1 if layer.op == "conv2d_transpose" else 0
+    axis = layer.weight_channel_axis
+    assert axis is not None  # a folds_batchnorm op
     return Replacement(
         nodes=(layer.model_copy(update={"bias": True}),),
         weights=partial(_fold_weights, layer.name, bn.name, axis, getattr(bn, "eps", 1e-5)),
@@ -100,7 +101,7 @@ FOLD_BATCHNORM = RuleSet(
     [
         Rule(
             "fold-batchnorm",
-            ("conv1d|conv2d|conv2d_transpose|dense", "batchnorm"),
+            ("|".join(op for op, cls in OPS.items() if cls.folds_batchnorm), "batchnorm"),
             _fold,
             _foldable,
             description="fold a batchnorm into the conv or dense before it",

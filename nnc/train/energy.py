@@ -12,39 +12,12 @@ the GAN noise is drawn once and passed in). Arrays are canonical: ``weight`` is
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 
 import numpy as np
 
-Arrays = dict[str, np.ndarray]
-
-
-@dataclass(frozen=True)
-class CdSettings:
-    """``cd(k, lr, momentum, weight_decay, persistent)``."""
-
-    k: int = 1
-    lr: float = 0.1
-    momentum: float = 0.5
-    weight_decay: float = 0.0002
-    persistent: bool = False
-
-    def __post_init__(self) -> None:
-        if self.k < 1:
-            raise ValueError(f"cd: k must be at least 1 Gibbs step. Received: k = {self.k}")
-
+from nnc.backends.cd import Arrays, CdSettings, Uniforms
 
 VISIBLE_KINDS = ("bernoulli", "gaussian")
-
-
-@dataclass(frozen=True)
-class Uniforms:
-    """One batch's draws: uniforms in [0, 1) ``hidden [k, N, H]``, then ``visible
-    [k, N, F]``: uniforms for Bernoulli visible units, standard normals for Gaussian
-    ones."""
-
-    hidden: np.ndarray
-    visible: np.ndarray
 
 
 def cd_generator(seed: int) -> np.random.Generator:

@@ -34,7 +34,7 @@ from nnc.ir.program import Program
 from nnc.ir.training import CdRecipe, Recipe
 from nnc.ir.weights import init_weights
 from nnc.train.energy import Arrays, CdSettings, Uniforms, cd_generator, cd_step, draw_uniforms
-from nnc.verify.harness import BATCH, REFERENCE, Report, Row
+from nnc.verify.cases import BATCH, REFERENCE, Report, Row
 from nnc.verify.tolerance import (
     CEILING,
     FLOOR,

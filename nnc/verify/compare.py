@@ -8,12 +8,16 @@ not determine; the allowances of ill-conditioned tensors come from
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nnc.ir.graph import base_name
+from nnc.ir.ops.normalization import BatchNorm
+from nnc.ir.passes.inline import inline_calls
+from nnc.ir.passes.params import model_params
 from nnc.ir.program import Program
 from nnc.verify.sensitivity import RHO, Spread
 from nnc.verify.tolerance import (
@@ -26,7 +30,7 @@ from nnc.verify.tolerance import (
 )
 
 if TYPE_CHECKING:
-    from nnc.verify.harness import Row, Run
+    from nnc.verify.cases import Row, Run
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,6 @@ class Noise:
         """From the reference run: its gradients on the first batch, and its quiet
         elements when recorded (otherwise every element of a noise parameter may drift
         ``QUIET_STEP`` times the sum of the learning rates)."""
-        from nnc.verify.locate import downstream_batchnorms
-
         gradients = ref.gradients
         scale = max((float(np.abs(g).max()) for g in gradients.values() if g.size), default=0.0)
         zero = frozenset(
@@ -207,7 +209,7 @@ def compare(
         )
         passed = passed and grads.max_rel <= scale * tol.gradient
         passed = passed and training.max_rel <= scale * tol.training
-    from nnc.verify.harness import Row
+    from nnc.verify.cases import Row
 
     return Row(name, against, forward, grads, training, passed)
 
@@ -237,4 +239,22 @@ def conditioning_note(ref: Run, spread: Spread, tol: Tolerance) -> list[str]:
         "ill-conditioned, so compared within what their conditioning explains (every float32 "
         "implementation is off by more than the relative tolerance, or the float64 reference "
         f"itself moves more under a {RHO:g} relative perturbation of the weights): {shown}"
+    ]
+
+
+def downstream_batchnorms(program: Program, model: str, parameters: Iterable[str]) -> list[str]:
+    """The batchnorm nodes (flat names, as in canonical weight names) that read, through
+    any path, the output of a layer owning one of ``parameters``."""
+    flat = inline_calls(program, model)
+    owners = {p.name: p.node for p in model_params(program, model)}
+    frontier = {owners[p] for p in parameters if p in owners}
+    reached: set[str] = set()
+    for node in flat.nodes:  # topological: one pass follows every path
+        if node.name in frontier or any(base_name(r) in reached for r in node.inputs):
+            reached.add(node.name)
+    # A batchnorm's statistics follow its input, not its own (noisy or not) γ and β.
+    return [
+        n.name
+        for n in flat.nodes
+        if isinstance(n, BatchNorm) and any(base_name(r) in reached for r in n.inputs)
     ]

@@ -33,7 +33,7 @@ from nnc.ir.passes.inline import inline_calls
 from nnc.ir.program import Program
 from nnc.ir.training import GanRecipe
 from nnc.ir.weights import gan_models, init_gan_weights
-from nnc.verify.harness import BATCH, REFERENCE, Report, Row, _no_dropout
+from nnc.verify.cases import BATCH, REFERENCE, Report, Row, _no_dropout
 from nnc.verify.sensitivity import trajectory_allowance
 from nnc.verify.tolerance import (
     SYMBOLIC_LENGTH,
@@ -111,15 +111,15 @@ def noise_parameters(program: Program, recipe: GanRecipe) -> frozenset[str]:
     out: set[str] = set()
     for role, model in gan_models(recipe).items():
         flat = inline_calls(program, model)
-        readers: dict[str, list[str]] = {}
+        readers: dict[str, list[bool]] = {}
         for node in flat.nodes:
             for ref in node.inputs:
-                readers.setdefault(ref, []).append(node.op)
+                readers.setdefault(ref, []).append(node.centres_batch)
         for node in flat.nodes:
-            if node.op != "batchnorm":
+            if not node.centres_batch:
                 continue
             for ref in node.inputs:
-                if readers.get(ref) == ["batchnorm"]:
+                if readers.get(ref) == [True]:
                     out |= {f"{role}/{ref}.bias", f"{role}/{node.name}.running_mean"}
     return frozenset(out)
 

@@ -12,14 +12,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nnc.errors import BackendError
 from nnc.ir.graph import base_name
-from nnc.ir.ops.normalization import BatchNorm
 from nnc.ir.passes import check
 from nnc.ir.passes.inline import inline_calls
 from nnc.ir.passes.params import model_params
@@ -28,8 +26,8 @@ from nnc.ir.training import DataFile, Mse, Recipe, Sgd
 from nnc.verify.tolerance import Tolerance, deviation
 
 if TYPE_CHECKING:
+    from nnc.verify.cases import Case, Row, Run
     from nnc.verify.compare import Noise
-    from nnc.verify.harness import Case, Row, Run
 
 
 def diagnose(
@@ -91,7 +89,7 @@ def describe(program: Program, model: str, tensor: str) -> str:
 def first_deviating_layer(backend: str, case: Case, tol: Tolerance) -> str | None:
     """The first node, in topological order, whose output on ``backend`` deviates from
     the reference by more than the forward tolerance."""
-    from nnc.verify.harness import REFERENCE, Case, run
+    from nnc.verify.cases import REFERENCE, Case, run
 
     m = case.program.models[case.model]
     fed = _fed_by_inputs(program=case.program, model=case.model)
@@ -117,8 +115,8 @@ def first_deviating_backward(backend: str, case: Case, tol: Tolerance) -> str | 
     """The first node, in topological order, such that the model cut after it, with
     an mse loss on its output, has parameter gradients that deviate: that node's
     backward pass is the first to go wrong."""
+    from nnc.verify.cases import BATCH, REFERENCE, Case, run, static_shape
     from nnc.verify.compare import Noise, gradient_deviation
-    from nnc.verify.harness import BATCH, REFERENCE, Case, run, static_shape
 
     program, model = case.program, case.model
     rng = np.random.default_rng(1)
@@ -148,24 +146,6 @@ def first_deviating_backward(backend: str, case: Case, tol: Tolerance) -> str | 
                 f"max rel {d.max_rel:.3g}"
             )
     return None
-
-
-def downstream_batchnorms(program: Program, model: str, parameters: Iterable[str]) -> list[str]:
-    """The batchnorm nodes (flat names, as in canonical weight names) that read, through
-    any path, the output of a layer owning one of ``parameters``."""
-    flat = inline_calls(program, model)
-    owners = {p.name: p.node for p in model_params(program, model)}
-    frontier = {owners[p] for p in parameters if p in owners}
-    reached: set[str] = set()
-    for node in flat.nodes:  # topological: one pass follows every path
-        if node.name in frontier or any(base_name(r) in reached for r in node.inputs):
-            reached.add(node.name)
-    # A batchnorm's statistics follow its input, not its own (noisy or not) γ and β.
-    return [
-        n.name
-        for n in flat.nodes
-        if isinstance(n, BatchNorm) and any(base_name(r) in reached for r in n.inputs)
-    ]
 
 
 def _fed_by_inputs(program: Program, model: str) -> set[str]:

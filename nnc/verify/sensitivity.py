@@ -55,7 +55,7 @@ import numpy as np
 from nnc.errors import TrainingError
 
 if TYPE_CHECKING:
-    from nnc.verify.harness import Case, Run
+    from nnc.verify.cases import Case, Run
 
 RHO = 3e-6  # relative perturbation of every weight: about 25 float32 ulps
 TRIES = 3
@@ -118,7 +118,7 @@ def baseline(
     """The case's :class:`Baseline`, given its reference run (``float32``, NumPy's
     float32 run of the case, is reused when given). It costs a few NumPy runs, so
     :func:`nnc.verify.verify` asks for it only when a check fails without it."""
-    from nnc.verify.harness import REFERENCE, run
+    from nnc.verify.cases import REFERENCE, run
 
     quiet_ref = run(REFERENCE, case, record_quiet=True)
     float32 = float32 or run("numpy", case)
@@ -175,7 +175,7 @@ def trajectory_allowance(
     checked against something. Used where a run is not a :class:`Case` (GAN
     rounds, the training driver's epochs).
     """
-    from nnc.verify.harness import REFERENCE
+    from nnc.verify.cases import REFERENCE
 
     ref = run(REFERENCE, weights)
     allowed: dict[str, float] = {}
@@ -203,7 +203,7 @@ _REFERENCES: dict[str, Run] = {}
 def reference(case: Case) -> Run:
     """The reference's run of ``case``, kept for the last few cases (the matrix
     verifies one case once per backend)."""
-    from nnc.verify.harness import REFERENCE, run
+    from nnc.verify.cases import REFERENCE, run
 
     key = _fingerprint(case)
     if key not in _REFERENCES:

@@ -31,8 +31,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnc.ir.ops import conv, dense, normalization, pooling, recurrent, reduce
-from nnc.ir.ops.activations import LogSoftmax, Softmax
 from nnc.ir.passes.inline import inline_calls
 from nnc.ir.program import Program
 from nnc.ir.types import numel
@@ -121,7 +119,8 @@ class Tolerance:
 
 
 def largest_reduction(program: Program, model: str, batch: int, steps: int = 1) -> int:
-    """The longest float32 accumulation in one forward pass of ``model`` on ``batch``."""
+    """The longest float32 accumulation in one forward pass of ``model`` on ``batch``:
+    the largest of its nodes' (:meth:`~nnc.ir.base.Op.accumulation`) and the loss's."""
     flat = inline_calls(program, model)
     k = 1
     for node in flat.nodes:
@@ -129,29 +128,7 @@ def largest_reduction(program: Program, model: str, batch: int, steps: int = 1) 
         x = ins[0] if ins else None
         if x is None:
             continue
-        if isinstance(node, dense.Dense):
-            k = max(k, _static(x.shape[-1]), batch)  # weight gradients sum over the batch
-        elif isinstance(node, conv._Conv):
-            c = _static(x.shape[0]) // node.groups
-            k = max(k, c * math.prod(node.kernel), batch * _static(numel(node.type.shape)))
-        elif isinstance(node, conv.Conv2dTranspose):
-            k = max(
-                k, _static(x.shape[0]) * math.prod(node.kernel), batch * _static(numel(x.shape))
-            )
-        elif isinstance(node, recurrent._Recurrent):
-            k = max(k, (_static(x.shape[1]) + node.units) * max(_static(x.shape[0]), steps))
-        elif isinstance(node, reduce._Reduce | reduce.GlobalMaxPool):
-            k = max(k, math.prod(_static(x.shape[a]) for a in node.axes(x)))
-        elif isinstance(node, pooling._Pool | pooling.GlobalAvgPool):
-            k = max(k, _static(numel(x.shape[1:])))
-        elif isinstance(node, Softmax | LogSoftmax):
-            k = max(k, _static(x.shape[node.axis]))
-        elif isinstance(node, normalization.BatchNorm):
-            k = max(k, batch * _static(numel(x.shape[1:])))
-        elif isinstance(node, normalization.LayerNorm):
-            k = max(k, _static(x.shape[-1]))
-        elif isinstance(node, normalization._GroupedNorm):
-            k = max(k, _static(numel(x.shape)), batch * _static(numel(x.shape[1:])))
+        k = max(k, node.accumulation(ins, batch, steps, _static))
     for t in flat.output_types:
         k = max(k, batch * _static(numel(t.shape)))  # the loss's reduction
     return k

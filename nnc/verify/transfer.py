@@ -21,8 +21,8 @@ from nnc.errors import NncError
 from nnc.verify.tolerance import Deviation, Tolerance
 
 if TYPE_CHECKING:
+    from nnc.verify.cases import Case, Run, Transfer
     from nnc.verify.compare import Noise
-    from nnc.verify.harness import Case, Run, Transfer
     from nnc.verify.sensitivity import Spread
 
 
@@ -78,8 +78,8 @@ def judge(
     spread: Spread | None = None,
 ) -> list[Transfer]:
     """The verdict on each transfer, against the reference's uninterrupted run."""
+    from nnc.verify.cases import Transfer
     from nnc.verify.compare import training_deviation
-    from nnc.verify.harness import Transfer
     from nnc.verify.locate import describe
 
     out = []

@@ -121,7 +121,7 @@ def import_model(data: bytes | str | Path, name: str | None = None) -> Imported:
     """Import an ONNX model (a file or its bytes) as a checked Program and canonical
     weights; see :mod:`nnc.backends.onnx.importer`."""
     _require("onnx")
-    from nnc.backends.onnx.importer import import_onnx
+    from nnc.backends.onnx.importing import import_onnx
 
     return import_onnx(data, name)
 

@@ -1,4 +1,5 @@
-"""The ONNX graph builder and the export driver: IR model -> ModelProto.
+"""The ONNX export driver: IR model -> ModelProto, through the lowerings' tables
+(they write to the :class:`~nnc.backends.onnx.builder.GraphBuilder`).
 
 The graph is built directly from the checked IR with ``onnx.helper``; nothing is
 traced. Every IR value becomes one ONNX tensor named after its node, so a reader of
@@ -15,17 +16,29 @@ This module imports ``onnx`` at the top: it is only imported by ``emit``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from nnc._version import __version__
+from nnc.backends.onnx import (
+    lower_activations,
+    lower_arith,
+    lower_attention,
+    lower_energy,
+    lower_layers,
+    lower_layout,
+    lower_linalg,
+    lower_maths,
+    lower_positions,
+    lower_recurrent,
+    lower_resample,
+)
+from nnc.backends.onnx.builder import GraphBuilder, Lowering
 from nnc.backends.onnx.preprocessing import Preprocessing
 from nnc.errors import BackendError, UnsupportedOpError
-from nnc.ir.base import Op
 from nnc.ir.program import Model, Program
 from nnc.ir.types import Dim, TensorType
 
@@ -33,149 +46,8 @@ DTYPES = {"float32": TensorProto.FLOAT, "int64": TensorProto.INT64}
 BATCH = "N"
 
 
-class GraphBuilder:
-    """Collects ONNX nodes and initializers while lowering one flat IR model.
-
-    ``value(ref)`` is the ONNX tensor holding an IR value; lowerings read their
-    inputs with it and publish their result with :meth:`bind`.
-    """
-
-    def __init__(self, model: Model, weights: Mapping[str, np.ndarray], opset: int):
-        self.model = model
-        self.weights = weights
-        self.opset = opset
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
-        self.values: dict[str, str] = {i.name: i.name for i in model.inputs}
-        self.types: dict[str, TensorType] = {i.name: i.type for i in model.inputs}
-        self.used_names: set[str] = {i.name for i in model.inputs}
-
-    # -- values ---------------------------------------------------------------------
-
-    def value(self, ref: str) -> str:
-        """The ONNX tensor that holds IR value ``ref``."""
-        return self.values[ref]
-
-    def input_type(self, node: Op, k: int = 0) -> TensorType:
-        """The per-sample type of a node's k-th input."""
-        return self.types[node.inputs[k]]
-
-    def bind(self, node: Op, tensor: str) -> None:
-        """Record that ``tensor`` holds the output of ``node``."""
-        self.values[node.name] = tensor
-        self.types[node.name] = node.type
-
-    def alias(self, node: Op) -> None:
-        """The node is the identity at inference: its output is its input's tensor."""
-        self.bind(node, self.value(node.inputs[0]))
-
-    # -- emitting -------------------------------------------------------------------
-
-    def unique(self, name: str) -> str:
-        candidate, k = name, 1
-        while candidate in self.used_names:
-            k += 1
-            candidate = f"{name}_{k}"
-        self.used_names.add(candidate)
-        return candidate
-
-    def op(
-        self,
-        op_type: str,
-        inputs: Sequence[str],
-        output: str,
-        *,
-        name: str | None = None,
-        **attributes: Any,
-    ) -> str:
-        """Append one ONNX node with a single output; return the output's name.
-
-        The node is named after its output unless ``name`` is given.
-        """
-        output = self.unique(output)
-        self.node(op_type, inputs, [output], name or output, **attributes)
-        return output
-
-    def node(
-        self,
-        op_type: str,
-        inputs: Sequence[str],
-        outputs: Sequence[str],
-        name: str,
-        **attributes: Any,
-    ) -> None:
-        """Append one ONNX node; ``""`` leaves an optional output uncomputed."""
-        self.nodes.append(
-            helper.make_node(op_type, list(inputs), list(outputs), name=name, **attributes)
-        )
-
-    def initializer(self, name: str, array: np.ndarray) -> str:
-        """Add a constant tensor; return its (unique) name."""
-        name = self.unique(name)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
-        return name
-
-    def param(self, node: Op, param: str) -> str:
-        """A canonical parameter of ``node``, stored as it is."""
-        return self.initializer(f"{node.name}.{param}", self.weights[f"{node.name}.{param}"])
-
-    def weight(self, node: Op, param: str) -> np.ndarray:
-        return np.asarray(self.weights[f"{node.name}.{param}"], dtype=np.float32)
-
-    def scalar(self, name: str, value: float) -> str:
-        return self.initializer(name, np.array(value, dtype=np.float32))
-
-    def ints(self, name: str, values: Sequence[int]) -> str:
-        return self.initializer(name, np.array(list(values), dtype=np.int64))
-
-    # -- ops whose form changed between opsets -------------------------------------
-
-    def squeeze(self, x: str, axes: Sequence[int], output: str, **options: Any) -> str:
-        """``Squeeze``: axes an input from opset 13, an attribute before."""
-        return self._axes_op("Squeeze", x, axes, output, 13, **options)
-
-    def unsqueeze(self, x: str, axes: Sequence[int], output: str, **options: Any) -> str:
-        """``Unsqueeze``: axes an input from opset 13, an attribute before."""
-        return self._axes_op("Unsqueeze", x, axes, output, 13, **options)
-
-    def reduce_mean(self, x: str, axes: Sequence[int], output: str) -> str:
-        """``ReduceMean`` keeping dims: axes an input from opset 18, an attribute before."""
-        return self._axes_op("ReduceMean", x, axes, output, 18, keepdims=1)
-
-    def reduce(self, op_type: str, x: str, axes: Sequence[int], output: str, keepdims: bool) -> str:
-        """``ReduceSum``/``ReduceMean``/``ReduceMax``/``ReduceMin``: the axes are an input
-        from opset 13 for ReduceSum and from opset 18 for the others, an attribute before."""
-        first = 13 if op_type == "ReduceSum" else 18
-        return self._axes_op(op_type, x, axes, output, first, keepdims=int(keepdims))
-
-    def _axes_op(
-        self, op_type: str, x: str, axes: Sequence[int], output: str, first: int, **options: Any
-    ) -> str:
-        if self.opset >= first:
-            return self.op(op_type, [x, self.ints(f"{output}/axes", axes)], output, **options)
-        return self.op(op_type, [x], output, axes=list(axes), **options)
-
-
-# An IR op's lowering: reads its inputs from the builder, emits nodes, binds its output.
-Lowering = Callable[[GraphBuilder, Any], None]
-
-
 def lowerings() -> dict[str, Lowering]:
     """Every IR op's lowering, keyed by op name."""
-    from nnc.backends.onnx import (
-        lower_activations,
-        lower_arith,
-        lower_attention,
-        lower_energy,
-        lower_layers,
-        lower_layout,
-        lower_linalg,
-        lower_maths,
-        lower_positions,
-        lower_recurrent,
-        lower_resample,
-    )
-
     table: dict[str, Lowering] = {}
     modules = (lower_layers, lower_recurrent, lower_activations, lower_energy, lower_maths)
     for module in (

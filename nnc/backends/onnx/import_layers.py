@@ -212,9 +212,9 @@ def _fold_bias(
             "MatMul, Conv or ConvTranspose whose sole output it is, or as a param of the "
             "tensor's own shape",
         )
-    channel_axis = -1 if layer.op == "dense" else 0
-    units = int(getattr(layer, "units" if layer.op == "dense" else "filters"))
-    bias = _bias_vector(imp, node, constant, t.shape, channel_axis, units)
+    assert layer.channel_axis is not None  # a biasable layer: dense or a conv
+    units = int(getattr(layer, layer.channels_field))
+    bias = _bias_vector(imp, node, constant, t.shape, layer.channel_axis, units)
     imp.replace(t.ref, {"bias": bias}, bias=True)
     imp.set(node, t)
 

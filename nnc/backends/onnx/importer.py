@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,8 +31,6 @@ from nnc.backends.onnx.reader import (
     Graph,
     OnnxImportError,
     describe,
-    load_graph,
-    read_model,
     shape_text,
 )
 from nnc.errors import NncError
@@ -507,29 +504,3 @@ def _identifier(name: str, what: str, taken: set[str]) -> str:
         candidate = f"{base}_{k}"
     taken.add(candidate)
     return candidate
-
-
-def import_onnx(data: bytes | str | Path, name: str | None = None) -> Imported:
-    """Import an ONNX model: a checked Program with one model, canonical weights and
-    conversion notes. The model is named ``name``, else after the ONNX graph."""
-    from nnc.backends.onnx.fold_shapes import fold_graph
-    from nnc.backends.onnx.import_ops import CONVERTERS, PATTERNS
-
-    proto, source = read_model(data)
-    graph = load_graph(proto, source)
-    fold_graph(graph, {i.name: 1 for i in graph.inputs if time_major_input(graph, i.name)})
-    importer = Importer(graph, source)
-    importer.run(CONVERTERS, PATTERNS)
-    model_name = name or _model_name(proto.graph.name)
-    problem = check_identifier(model_name, "model name")
-    if problem:
-        raise OnnxImportError(problem)
-    return importer.finish(model_name)
-
-
-def _model_name(graph_name: str) -> str:
-    parts = [p for p in re.split(r"[^A-Za-z0-9]+", graph_name) if p]
-    name = "".join(p[:1].upper() + p[1:] for p in parts)
-    if not name or check_identifier(name, "model name") is not None or name[0].isdigit():
-        return "Imported"
-    return name

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from nnc.backends.onnx.graph import GraphBuilder, Lowering
+from nnc.backends.onnx.builder import GraphBuilder, Lowering
 from nnc.ir.base import Op
 from nnc.ir.ops.activations import Elu, Gelu, LeakyRelu, PRelu, Selu, _SoftmaxFamily
 from nnc.ir.ops.graph import Concat

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from nnc.backends.onnx.graph import GraphBuilder, Lowering
+from nnc.backends.onnx.builder import GraphBuilder, Lowering
 from nnc.ir.ops.arith import ConstantTensor, _Broadcasting
 
 ONNX_OPS = {

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnc.backends.onnx.graph import GraphBuilder, Lowering
+from nnc.backends.onnx.builder import GraphBuilder, Lowering
 from nnc.ir.ops.attention import Attention
 from nnc.ir.types import Dim
 

@@ -3,7 +3,7 @@ no transpose) and Sigmoid. The visible bias is not part of the graph."""
 
 from __future__ import annotations
 
-from nnc.backends.onnx.graph import GraphBuilder, Lowering
+from nnc.backends.onnx.builder import GraphBuilder, Lowering
 from nnc.ir.ops.energy import Rbm
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from nnc.backends.onnx.graph import GraphBuilder, Lowering
+from nnc.backends.onnx.builder import GraphBuilder, Lowering
 from nnc.errors import BackendError
 from nnc.ir.ops.conv import Conv2dTranspose, _Conv
 from nnc.ir.ops.dense import Dense, Embedding

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnc.backends.onnx.graph import GraphBuilder, Lowering
+from nnc.backends.onnx.builder import GraphBuilder, Lowering
 from nnc.ir.ops.layout import BroadcastTo, Pad, Slice, Squeeze, Tile, Transpose, Unsqueeze
 
 INT64_MIN = int(np.iinfo(np.int64).min)

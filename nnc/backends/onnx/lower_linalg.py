@@ -11,7 +11,7 @@ canonical array with a batch axis of size 1.
 from __future__ import annotations
 
 from nnc.backends.matmul_plan import matmul_axes
-from nnc.backends.onnx.graph import GraphBuilder, Lowering
+from nnc.backends.onnx.builder import GraphBuilder, Lowering
 from nnc.ir.ops.linalg import Matmul, Param
 
 

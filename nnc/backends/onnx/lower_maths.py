@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nnc.backends.onnx.graph import GraphBuilder, Lowering
+from nnc.backends.onnx.builder import GraphBuilder, Lowering
 from nnc.ir.ops.math import Clip
 from nnc.ir.ops.reduce import GlobalMaxPool, _Reduce
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nnc.backends.onnx.graph import GraphBuilder, Lowering
+from nnc.backends.onnx.builder import GraphBuilder, Lowering
 from nnc.ir.ops.recurrent import _Recurrent
 
 # For each op: the ONNX op type and, for each ONNX gate slot, the canonical gate index.

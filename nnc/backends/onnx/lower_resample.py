@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnc.backends.onnx.graph import GraphBuilder, Lowering
+from nnc.backends.onnx.builder import GraphBuilder, Lowering
 from nnc.ir.ops.resample import DepthToSpace, Resize, SpaceToDepth
 
 

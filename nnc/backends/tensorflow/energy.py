@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from nnc.train.energy import Arrays, CdSettings, Uniforms
+from nnc.backends.cd import Arrays, CdSettings, Uniforms
 
 PARAMS = ("weight", "visible_bias", "hidden_bias")
 

@@ -6,12 +6,12 @@ for ``dense(5) relu``: the IR always holds a separate activation node.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar, Literal
 
 from nnc.ir.base import Op, ParamSpec
 from nnc.ir.initializers import Constant
-from nnc.ir.types import TensorType
+from nnc.ir.types import Dim, TensorType
 
 
 class _Activation(Op):
@@ -27,6 +27,7 @@ class _Activation(Op):
 class Linear(_Activation):
     op: Literal["linear"] = "linear"
     summary: ClassVar[str] = "identity: y = x"
+    onnx_imports_as: ClassVar[tuple[str, ...] | None] = ()  # the identity: nothing exported
 
 
 class Step(_Activation):
@@ -118,6 +119,11 @@ class PRelu(_Activation):
 class _SoftmaxFamily(_Activation):
     axis: int = -1
     positional: ClassVar[tuple[str, ...]] = ("axis",)
+
+    def accumulation(
+        self, ins: Sequence[TensorType], batch: int, steps: int, size: Callable[[Dim], int]
+    ) -> int:
+        return size(ins[0].shape[self.axis])
 
     def infer(self, ins: Sequence[TensorType]) -> TensorType:
         (x,) = ins

@@ -48,6 +48,25 @@ class Attention(Op):
     arity_range: ClassVar[tuple[int, int] | None] = (1, 4)
     example: ClassVar[str] = "input x: [4, 6]\n    attention(2, causal = true)"
     summary: ClassVar[str] = "multi-head scaled dot-product attention (self or cross)"
+    # Exported decomposed (MatMul, Softmax, Where...); reading that graph back as one
+    # attention node is a later step of issue 21.
+    onnx_not_imported: ClassVar[str] = "exported decomposed; not yet read back as one node"
+
+    def macs(self, ins: Sequence[TensorType]) -> int | None:
+        """The four projections, Q Kᵀ and the weighted sum of values: with t queries and
+        s keys, t·d_q·h·kd + s·d_k·h·kd + s·d_v·h·vd + t·h·vd·d_q + t·s·h·(kd + vd)."""
+        (iq, ik, _), _ = self.split_inputs(ins)
+        t, s = ins[iq].shape[0], ins[ik].shape[0]
+        if not isinstance(t, int) or not isinstance(s, int):
+            return None
+        d_q, d_k, d_v, kd, vd = self.dims(ins)
+        h = self.heads
+        return (
+            t * d_q * h * kd
+            + s * (d_k * h * kd + d_v * h * vd)
+            + t * h * vd * d_q
+            + t * s * h * (kd + vd)
+        )
 
     # -- inputs --------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ Explicit padding is stored in ONNX order: all begin pads, then all end pads.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -16,7 +16,7 @@ from nnc.errors import ShapeError
 from nnc.ir.base import Op, ParamSpec, check_bias_flags
 from nnc.ir.initializers import GlorotUniform, Init, Zeros
 from nnc.ir.shapes import same_pads, transpose_output, transpose_same_pads, window_output
-from nnc.ir.types import Dim, TensorType
+from nnc.ir.types import Dim, TensorType, numel
 
 PositiveInt = Annotated[int, Field(gt=0)]
 Padding = Literal["same", "valid"] | tuple[int, ...]
@@ -60,6 +60,23 @@ class _Conv(Op):
     bias_trainable: bool = True  # false: the bias keeps its initial value (weights train)
 
     positional: ClassVar[tuple[str, ...]] = ("filters", "kernel")
+
+    channel_axis: ClassVar[int | None] = 0
+    weight_channel_axis: ClassVar[int | None] = 0
+    channels_field: ClassVar[str] = "filters"
+
+    def accumulation(
+        self, ins: Sequence[TensorType], batch: int, steps: int, size: Callable[[Dim], int]
+    ) -> int:
+        c = size(ins[0].shape[0]) // self.groups
+        return max(c * math.prod(self.kernel), batch * size(numel(self.type.shape)))
+
+    def macs(self, ins: Sequence[TensorType]) -> int | None:
+        out = numel(self.type.shape)
+        channels = ins[0].shape[0]
+        if not isinstance(out, int) or not isinstance(channels, int):
+            return None
+        return out * (channels // self.groups) * math.prod(self.kernel)
 
     @field_validator("kernel", "stride", "dilation", mode="before")
     @classmethod
@@ -160,6 +177,7 @@ class Conv1d(_Conv):
     stride: tuple[PositiveInt, ...] = (1,)
     dilation: tuple[PositiveInt, ...] = (1,)
     rank: ClassVar[int] = 1
+    folds_batchnorm: ClassVar[bool] = True
     example: ClassVar[str] = "input x: [2, 9]\n    conv1d(3, 3, padding = same)"
     summary: ClassVar[str] = "1-D convolution over [channels, length]"
 
@@ -169,6 +187,7 @@ class Conv2d(_Conv):
     stride: tuple[PositiveInt, ...] = (1, 1)
     dilation: tuple[PositiveInt, ...] = (1, 1)
     rank: ClassVar[int] = 2
+    folds_batchnorm: ClassVar[bool] = True
     example: ClassVar[str] = "input x: [2, 7, 7]\n    conv2d(3, 3, stride = 2, padding = same)"
     summary: ClassVar[str] = "2-D convolution over [channels, height, width]"
 
@@ -207,6 +226,21 @@ class Conv2dTranspose(Op):
         "input x: [3, 4, 4]\n    conv2d_transpose(2, 3, stride = 2, padding = same)"
     )
     summary: ClassVar[str] = "transposed (fractionally strided) 2-D convolution"
+
+    channel_axis: ClassVar[int | None] = 0
+    weight_channel_axis: ClassVar[int | None] = 1  # the out of its [in, out, kh, kw] weight
+    channels_field: ClassVar[str] = "filters"
+    folds_batchnorm: ClassVar[bool] = True
+
+    def accumulation(
+        self, ins: Sequence[TensorType], batch: int, steps: int, size: Callable[[Dim], int]
+    ) -> int:
+        x = ins[0].shape
+        return max(size(x[0]) * math.prod(self.kernel), batch * size(numel(x)))
+
+    def macs(self, ins: Sequence[TensorType]) -> int | None:
+        n = numel(ins[0].shape)
+        return n * self.filters * math.prod(self.kernel) if isinstance(n, int) else None
 
     @field_validator("kernel", "stride", "output_padding", mode="before")
     @classmethod

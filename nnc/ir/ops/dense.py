@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from nnc.ir.base import Op, ParamSpec, check_bias_flags
 from nnc.ir.initializers import GlorotUniform, Init, Uniform, Zeros
-from nnc.ir.types import TensorType
+from nnc.ir.types import Dim, TensorType, numel
 
 PositiveInt = Annotated[int, Field(gt=0)]
 
@@ -28,6 +28,20 @@ class Dense(Op):
     positional: ClassVar[tuple[str, ...]] = ("units",)
     example: ClassVar[str] = "input x: [6]\n    dense(4)"
     summary: ClassVar[str] = "fully connected layer: y = x W^T + b"
+
+    channel_axis: ClassVar[int | None] = -1
+    weight_channel_axis: ClassVar[int | None] = 0
+    channels_field: ClassVar[str] = "units"
+    folds_batchnorm: ClassVar[bool] = True
+
+    def accumulation(
+        self, ins: Sequence[TensorType], batch: int, steps: int, size: Callable[[Dim], int]
+    ) -> int:
+        return max(size(ins[0].shape[-1]), batch)  # weight gradients sum over the batch
+
+    def macs(self, ins: Sequence[TensorType]) -> int | None:
+        n = numel(ins[0].shape)
+        return n * self.units if isinstance(n, int) else None
 
     def infer(self, ins: Sequence[TensorType]) -> TensorType:
         (x,) = ins

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from nnc.ir.base import Op, ParamSpec
 from nnc.ir.initializers import Init, Normal, Zeros
-from nnc.ir.types import TensorType
+from nnc.ir.types import TensorType, numel
 
 PositiveInt = Annotated[int, Field(gt=0)]
 
@@ -40,6 +40,12 @@ class Rbm(Op):
     positional: ClassVar[tuple[str, ...]] = ("hidden",)
     example: ClassVar[str] = "input x: [6]\n    rbm(4)"
     summary: ClassVar[str] = "restricted Boltzmann machine; as a layer: h = sigmoid(v W + c)"
+    onnx_imports_as: ClassVar[tuple[str, ...] | None] = ("dense", "sigmoid")  # its up pass
+
+    def macs(self, ins: Sequence[TensorType]) -> int | None:
+        """The up pass, v W: visible x hidden."""
+        n = numel(ins[0].shape)
+        return n * self.hidden if isinstance(n, int) else None
 
     def infer(self, ins: Sequence[TensorType]) -> TensorType:
         (x,) = ins

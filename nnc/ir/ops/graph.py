@@ -67,6 +67,8 @@ class Call(Op):
     arity: ClassVar[int | None] = None
     category: ClassVar[str] = "graph"
     summary: ClassVar[str] = "use another model as a layer"
+    inlined: ClassVar[bool] = True
+    semantics: ClassVar[str] = "A model used as a layer"
 
     def infer(self, ins: Sequence[TensorType]) -> TensorType:
         # Calls need the whole program; nnc.ir.passes.infer_shapes types them.

@@ -93,6 +93,9 @@ class Squeeze(_Layout):
     positional: ClassVar[tuple[str, ...]] = ("axes",)
     example: ClassVar[str] = "input x: [3, 1, 4]\n    squeeze([1])"
     summary: ClassVar[str] = "remove size-1 per-sample axes"
+    # Squeeze/Unsqueeze only relabel unit axes: the importer reads them as a view of
+    # the same values, which becomes one reshape where a value must have the shape.
+    onnx_imports_as: ClassVar[tuple[str, ...] | None] = ("reshape",)
 
     @field_validator("axes", mode="before")
     @classmethod
@@ -131,6 +134,9 @@ class Unsqueeze(_Layout):
     positional: ClassVar[tuple[str, ...]] = ("axes",)
     example: ClassVar[str] = "input x: [3, 4]\n    unsqueeze([0, -1])"
     summary: ClassVar[str] = "insert size-1 axes at the given output positions"
+    # Squeeze/Unsqueeze only relabel unit axes: the importer reads them as a view of
+    # the same values, which becomes one reshape where a value must have the shape.
+    onnx_imports_as: ClassVar[tuple[str, ...] | None] = ("reshape",)
 
     @field_validator("axes", mode="before")
     @classmethod

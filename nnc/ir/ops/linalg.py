@@ -24,7 +24,7 @@ from nnc.errors import ShapeError
 from nnc.ir.base import Op, ParamSpec
 from nnc.ir.broadcast import broadcast_shapes
 from nnc.ir.initializers import GlorotUniform, Init
-from nnc.ir.types import Dim, TensorType, format_shape
+from nnc.ir.types import Dim, TensorType, format_shape, numel
 
 PositiveInt = Annotated[int, Field(gt=0)]
 
@@ -59,6 +59,11 @@ class Matmul(Op):
         "input x: [3, 4]\n    y = x |> dense(3)\n    output matmul(y, x |> dense(2))"
     )
     summary: ClassVar[str] = "matrix product a @ b, batched and broadcast like np.matmul"
+
+    def macs(self, ins: Sequence[TensorType]) -> int | None:
+        """Each output element is a dot product over the inner dim k."""
+        k, n = ins[0].shape[-1], numel(self.type.shape)
+        return n * k if isinstance(k, int) and isinstance(n, int) else None
 
     def infer(self, ins: Sequence[TensorType]) -> TensorType:
         a, b = ins

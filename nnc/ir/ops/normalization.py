@@ -3,14 +3,14 @@ local response norm."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
 from nnc.ir.base import Op, ParamSpec
 from nnc.ir.initializers import Ones, Zeros
-from nnc.ir.types import TensorType
+from nnc.ir.types import Dim, TensorType, numel
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 
@@ -30,6 +30,13 @@ class BatchNorm(Op):
 
     example: ClassVar[str] = "input x: [3, 4, 4]\n    batchnorm"
     summary: ClassVar[str] = "batch normalization over axis 0 (channels)"
+
+    centres_batch: ClassVar[bool] = True
+
+    def accumulation(
+        self, ins: Sequence[TensorType], batch: int, steps: int, size: Callable[[Dim], int]
+    ) -> int:
+        return batch * size(numel(ins[0].shape[1:]))
 
     def infer(self, ins: Sequence[TensorType]) -> TensorType:
         (x,) = ins
@@ -59,6 +66,11 @@ class LayerNorm(Op):
     example: ClassVar[str] = "input x: [3, 5]\n    layernorm"
     summary: ClassVar[str] = "layer normalization over the last axis"
 
+    def accumulation(
+        self, ins: Sequence[TensorType], batch: int, steps: int, size: Callable[[Dim], int]
+    ) -> int:
+        return size(ins[0].shape[-1])
+
     def infer(self, ins: Sequence[TensorType]) -> TensorType:
         (x,) = ins
         self.expect_float(x)
@@ -87,6 +99,12 @@ class _GroupedNorm(Op):
     trainable: bool = True
 
     ranks: ClassVar[tuple[int, ...]] = (1, 2, 3, 4)
+
+    def accumulation(
+        self, ins: Sequence[TensorType], batch: int, steps: int, size: Callable[[Dim], int]
+    ) -> int:
+        x = ins[0].shape
+        return max(size(numel(x)), batch * size(numel(x[1:])))
 
     def channel_groups(self, channels: int) -> int:
         """How many groups the channels fall into."""

@@ -12,7 +12,7 @@ elements.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -22,7 +22,7 @@ from nnc.errors import ShapeError
 from nnc.ir.base import Op
 from nnc.ir.ops.conv import LAYOUTS
 from nnc.ir.shapes import ceil_mode_extra, same_pads, window_output
-from nnc.ir.types import Dim, TensorType
+from nnc.ir.types import Dim, TensorType, numel
 
 PositiveInt = Annotated[int, Field(gt=0)]
 
@@ -73,6 +73,11 @@ class _Pool(Op):
 
     positional: ClassVar[tuple[str, ...]] = ("size", "stride")
     spatial_ranks: ClassVar[tuple[int, ...]] = (1, 2)
+
+    def accumulation(
+        self, ins: Sequence[TensorType], batch: int, steps: int, size: Callable[[Dim], int]
+    ) -> int:
+        return size(numel(ins[0].shape[1:]))
 
     @field_validator("size", "stride", "dilation", mode="before")
     @classmethod
@@ -220,6 +225,11 @@ class GlobalAvgPool(Op):
     op: Literal["global_avg_pool"] = "global_avg_pool"
     example: ClassVar[str] = "input x: [3, 4, 4]\n    global_avg_pool"
     summary: ClassVar[str] = "mean over all spatial positions: [C, ...] -> [C]"
+
+    def accumulation(
+        self, ins: Sequence[TensorType], batch: int, steps: int, size: Callable[[Dim], int]
+    ) -> int:
+        return size(numel(ins[0].shape[1:]))
 
     def infer(self, ins: Sequence[TensorType]) -> TensorType:
         (x,) = ins

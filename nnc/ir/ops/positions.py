@@ -48,6 +48,9 @@ class LearnedPositions(_Positions):
     positional: ClassVar[tuple[str, ...]] = ("max_len",)
     example: ClassVar[str] = "input x: [4, 3]\n    learned_positions(6)"
     summary: ClassVar[str] = "add a learned vector per position: x + weight[:t]"
+    # Slice of a constant table at a static length folds to the rows used: a param
+    # [t, d] added to the input, the same numbers.
+    onnx_imports_as: ClassVar[tuple[str, ...] | None] = ("param", "add")
 
     def infer(self, ins: Sequence[TensorType]) -> TensorType:
         (x,) = ins
@@ -83,6 +86,7 @@ class SinusoidalPositions(_Positions):
     positional: ClassVar[tuple[str, ...]] = ("base",)
     example: ClassVar[str] = "input x: [4, 6]\n    sinusoidal_positions"
     summary: ClassVar[str] = "add the sine/cosine position encoding (even dims sin, odd cos)"
+    onnx_not_imported: ClassVar[str] = "its table is built in the graph (Range, Sin, Cos)"
 
     def infer(self, ins: Sequence[TensorType]) -> TensorType:
         (x,) = ins

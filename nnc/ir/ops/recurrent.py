@@ -12,14 +12,14 @@ Canonical layouts (see ``docs/semantics.md`` for the backend mappings):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
 from nnc.ir.base import Op, ParamSpec
 from nnc.ir.initializers import GlorotUniform, Init, Orthogonal, Zeros
-from nnc.ir.types import TensorType
+from nnc.ir.types import Dim, TensorType
 
 PositiveInt = Annotated[int, Field(gt=0)]
 
@@ -34,6 +34,18 @@ class _Recurrent(Op):
 
     gates: ClassVar[int] = 1
     positional: ClassVar[tuple[str, ...]] = ("units",)
+
+    def accumulation(
+        self, ins: Sequence[TensorType], batch: int, steps: int, size: Callable[[Dim], int]
+    ) -> int:
+        t, features = ins[0].shape
+        return (size(features) + self.units) * max(size(t), steps)
+
+    def macs(self, ins: Sequence[TensorType]) -> int | None:
+        steps, features = ins[0].shape
+        if not isinstance(steps, int) or not isinstance(features, int):
+            return None
+        return steps * self.gates * self.units * (features + self.units)
 
     def infer(self, ins: Sequence[TensorType]) -> TensorType:
         (x,) = ins

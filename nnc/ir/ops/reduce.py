@@ -8,13 +8,14 @@ Reductions).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator
 
 from nnc.ir.base import Op
-from nnc.ir.types import TensorType, format_shape
+from nnc.ir.types import Dim, TensorType, format_shape
 
 
 class _Reduce(Op):
@@ -23,6 +24,11 @@ class _Reduce(Op):
 
     positional: ClassVar[tuple[str, ...]] = ("axis", "keepdims")
     example: ClassVar[str] = "input x: [3, 4, 5]\n    {op}(axis = [0, 2])"
+
+    def accumulation(
+        self, ins: Sequence[TensorType], batch: int, steps: int, size: Callable[[Dim], int]
+    ) -> int:
+        return math.prod(size(ins[0].shape[a]) for a in self.axes(ins[0]))
 
     @field_validator("axis", mode="before")
     @classmethod
@@ -86,6 +92,11 @@ class GlobalMaxPool(Op):
     op: Literal["global_max_pool"] = "global_max_pool"
     example: ClassVar[str] = "input x: [3, 4, 4]\n    global_max_pool"
     summary: ClassVar[str] = "maximum over all spatial positions: [C, ...] -> [C]"
+
+    def accumulation(
+        self, ins: Sequence[TensorType], batch: int, steps: int, size: Callable[[Dim], int]
+    ) -> int:
+        return math.prod(size(ins[0].shape[a]) for a in self.axes(ins[0]))
 
     def axes(self, x: TensorType) -> tuple[int, ...]:
         return tuple(range(1, x.rank))

@@ -72,6 +72,7 @@ class Dropout(Op):
     positional: ClassVar[tuple[str, ...]] = ("rate",)
     example: ClassVar[str] = "input x: [6]\n    dropout(0.5)"
     summary: ClassVar[str] = "inverted dropout (identity at inference)"
+    onnx_imports_as: ClassVar[tuple[str, ...] | None] = ()  # the identity: nothing exported
 
     def infer(self, ins: Sequence[TensorType]) -> TensorType:
         (x,) = ins

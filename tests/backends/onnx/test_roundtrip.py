@@ -24,14 +24,11 @@ from tests.conftest import require
 if TYPE_CHECKING:
     from nnc.backends.onnx.importer import Imported
 
-# Ops whose export the importer reads back as the same op. An even-size lrn is
-# exported written out (onnxruntime's LRN refuses even sizes) and is not re-imported.
-# attention exports decomposed (MatMul, Softmax, Where...); importing that graph (and
-# torch's exported TransformerEncoder) back as one attention node is a later step of
-# issue 21: until then the import refuses it, naming an ONNX op (tested below).
-# sinusoidal_positions builds its table in the graph (Range, Sin, Cos): refused by name.
-NOT_IMPORTED = {"attention", "sinusoidal_positions"}
-ROUND_TRIP_OPS = sorted(op for op in OPS if op != "call" and op not in NOT_IMPORTED)
+# Ops whose export the importer reads back (an even-size lrn is exported written out,
+# as onnxruntime's LRN refuses even sizes, and is not re-imported); the others say why
+# not on the op (``onnx_not_imported``).
+NOT_IMPORTED = {op for op, cls in OPS.items() if cls.onnx_not_imported}
+ROUND_TRIP_OPS = sorted(op for op, cls in OPS.items() if not cls.inlined and op not in NOT_IMPORTED)
 
 
 @pytest.fixture(autouse=True)
@@ -108,18 +105,12 @@ def test_every_registry_op_round_trips(op: str) -> None:
     deviation, imported = round_trip(program, "M")
     assert deviation < 1e-6
     ops = {n.op for n in imported.program.models[imported.model].nodes}
-    if op == "rbm":  # exported as its up pass, imported as what that is
-        assert ops == {"dense", "sigmoid"}
-    elif op in ("squeeze", "unsqueeze"):
-        # Squeeze/Unsqueeze only relabel unit axes: the importer reads them as a view
-        # of the same values, which becomes one reshape where a value must have the shape.
-        assert ops == {"reshape"}
-    elif op == "learned_positions":
-        # Slice of a constant table at a static length folds to the rows used: a param
-        # [t, d] added to the input, the same numbers.
-        assert ops == {"param", "add"}
-    elif op not in ("dropout", "linear"):  # the identity at inference: nothing to export
+    # What the importer reads the export back as, stated on the op where not itself.
+    imports_as = OPS[op].onnx_imports_as
+    if imports_as is None:
         assert op in ops
+    else:
+        assert ops == set(imports_as)
 
 
 def test_imported_spec_reads_like_the_original() -> None:
