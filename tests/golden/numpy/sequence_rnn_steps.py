@@ -129,35 +129,77 @@ def reduction_divisor(count, reduction):
     return count if reduction == "mean" else 1
 
 
-def previous_states(states):
-    """h_{t-1} for every step: zeros, then the states shifted by one step."""
-    return np.concatenate([np.zeros_like(states[:, :1]), states[:, :-1]], axis=1)
+def input_projection_gradients(d_pre, x, weight_ih):
+    """After the loop: (d_x, d_weight_ih, d_bias) from the gradients of the projected
+    inputs of every step [T, N, G], one matrix product each."""
+    steps, n, width = d_pre.shape
+    rows = d_pre.reshape(steps * n, width)
+    x_rows = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(steps * n, -1)
+    d_x = (rows @ weight_ih).reshape(steps, n, -1).transpose(1, 0, 2)
+    return d_x, rows.T @ x_rows, rows.sum(axis=0)
+
+
+def output_gradients(d_states):
+    """(d h_T before the loop, the gradient of every step's output or None): d_states
+    [N, T, H] becomes a time-major view added at every step; d h_T [N, H] starts the
+    loop and no other step has an output gradient."""
+    if d_states.ndim == 3:
+        return np.zeros_like(d_states[:, -1]), d_states.transpose(1, 0, 2)
+    return d_states.copy(), None
+
+
+def previous_steps(sequence):
+    """h_{t-1} for every step of a time-major sequence [T, N, H]: zeros, then the
+    sequence shifted by one step."""
+    return np.concatenate([np.zeros_like(sequence[:1]), sequence[:-1]])
+
+
+def recurrent_weight_gradient(d_pre, previous):
+    """d W_hh from the gradients of the recurrent products [T, N, G] and the states
+    they multiplied, h_{t-1} [T, N, H]: one matrix product."""
+    steps, n, width = d_pre.shape
+    return d_pre.reshape(steps * n, width).T @ previous.reshape(steps * n, -1)
 
 
 def rnn_backward(d_states, x, states, weight_ih, weight_hh):
     """Backpropagation through time: (d_x, d_weight_ih, d_weight_hh, d_bias)."""
-    n, steps, hidden = states.shape
+    states = states.transpose(1, 0, 2)  # time-major
+    steps = states.shape[0]
+    derivative = 1 - states * states  # tanh' of every step
     d_pre = np.empty_like(states)
-    d_h = np.zeros((n, hidden), dtype=states.dtype)
+    d_h, d_outputs = output_gradients(d_states)
     for t in reversed(range(steps)):
-        d_pre[:, t] = (d_states[:, t] + d_h) * (1 - states[:, t] ** 2)
-        d_h = d_pre[:, t] @ weight_hh
-    rows = d_pre.reshape(n * steps, hidden)
-    d_weight_ih = rows.T @ x.reshape(n * steps, -1)
-    d_weight_hh = rows.T @ previous_states(states).reshape(n * steps, hidden)
-    return d_pre @ weight_ih, d_weight_ih, d_weight_hh, rows.sum(axis=0)
+        if d_outputs is not None:
+            d_h += d_outputs[t]
+        np.multiply(d_h, derivative[t], out=d_pre[t])
+        np.matmul(d_pre[t], weight_hh, out=d_h)
+    d_x, d_weight_ih, d_bias = input_projection_gradients(d_pre, x, weight_ih)
+    return d_x, d_weight_ih, recurrent_weight_gradient(d_pre, previous_steps(states)), d_bias
 
 
 def rnn_forward(x, weight_ih, weight_hh, bias):
     """h_t = tanh(W_ih x_t + W_hh h_{t-1} + b), h_0 = 0; returns every h_t [N, T, H]."""
     n, steps, _ = x.shape
-    inputs = x @ weight_ih.T + bias
-    states = np.empty((n, steps, weight_hh.shape[0]), dtype=x.dtype)
+    inputs = time_major_projection(x, weight_ih, bias)
+    recurrent = weight_hh.T.copy()
+    states = np.empty((steps, n, weight_hh.shape[0]), dtype=x.dtype)
     h = np.zeros((n, weight_hh.shape[0]), dtype=x.dtype)
     for t in range(steps):
-        h = np.tanh(inputs[:, t] + h @ weight_hh.T)
-        states[:, t] = h
-    return states
+        np.matmul(h, recurrent, out=states[t])
+        states[t] += inputs[t]
+        h = np.tanh(states[t], out=states[t])
+    return states.transpose(1, 0, 2)
+
+
+def time_major_projection(x, weight, bias=None):
+    """``x_t W^T + b`` for every step of x [N, T, F] as one matrix product, time-major
+    [T, N, G]."""
+    n, steps, features = x.shape
+    rows = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(steps * n, features)
+    projected = rows @ weight.T
+    if bias is not None:
+        projected += bias
+    return projected.reshape(steps, n, -1)
 
 
 class Runtime:
