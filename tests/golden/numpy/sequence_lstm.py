@@ -116,8 +116,8 @@ def reduction_divisor(count, reduction):
 
 def lstm_backward(d_states, x, states, saved, weight_ih, weight_hh):
     """Backpropagation through time: (d_x, d_weight_ih, d_weight_hh, d_bias)."""
-    x_steps, gates, cells, tanh_cells = saved
-    steps, hidden, _ = cells.shape
+    gates, cells, tanh_cells = saved
+    steps, hidden, n = cells.shape
     g, i, f, o = (gates[:, k * hidden : (k + 1) * hidden] for k in range(4))
     # Every step's local derivatives first, in d_pre: the loop multiplies them by d_c
     # (blocks g, i, f) and by d_h (block o) in place.
@@ -134,13 +134,10 @@ def lstm_backward(d_states, x, states, saved, weight_ih, weight_hh):
     to_cell = tanh_cells * tanh_cells
     np.subtract(1, to_cell, out=to_cell)
     to_cell *= o  # d c_t / d h_t
-    if d_states.ndim == 3:  # every h_t is an output
-        d_outputs, d_h = d_states.transpose(1, 2, 0), np.zeros_like(cells[0])
-    else:  # only h_T is
-        d_outputs, d_h = None, d_states.T.copy()
+    d_h, d_outputs = state_gradients(d_states)
     d_c = np.zeros_like(d_h)
     scratch = np.empty_like(d_c)
-    cell_blocks = d_pre[:, : 3 * hidden].reshape(steps, 3, hidden, -1)
+    cell_blocks = d_pre[:, : 3 * hidden].reshape(steps, 3, hidden, n)
     recurrent_t = lstm_gate_order(weight_hh).T.copy()
     for t in reversed(range(steps)):
         if d_outputs is not None:
@@ -150,31 +147,26 @@ def lstm_backward(d_states, x, states, saved, weight_ih, weight_hh):
         d_o[t] *= d_h
         d_c *= f[t]
         np.matmul(recurrent_t, d_pre[t], out=d_h)
-    weight_ih = lstm_gate_order(weight_ih)
-    previous = previous_steps(states.transpose(1, 2, 0))  # h_{t-1}, [T, H, N]
-    d_weight_ih = np.matmul(d_pre, x_steps.transpose(0, 2, 1)).sum(axis=0)
+    d_x, d_weight_ih, d_bias = projection_gradients(d_pre, x, lstm_gate_order(weight_ih))
+    previous = previous_steps(states.transpose(1, 2, 0))
     d_weight_hh = np.matmul(d_pre, previous.transpose(0, 2, 1)).sum(axis=0)
-    d_x = np.matmul(weight_ih.T, d_pre).transpose(2, 0, 1)  # [N, T, F]
     return (
         d_x,
         lstm_gate_order(d_weight_ih, inverse=True),
         lstm_gate_order(d_weight_hh, inverse=True),
-        lstm_gate_order(d_pre.sum(axis=(0, 2)), inverse=True),
+        lstm_gate_order(d_bias, inverse=True),
     )
 
 
 def lstm_forward(x, weight_ih, weight_hh, bias):
     """Every hidden state [N, T, H], and what the backward pass needs. Gates i, f, g, o:
-    c_t = f c_{t-1} + i g, h_t = o tanh(c_t), h_0 = c_0 = 0.
-
-    The loop works feature-major ([T, features, N]: a gate block is a run of rows), so
-    every step's element-wise work runs over contiguous memory."""
+    c_t = f c_{t-1} + i g, h_t = o tanh(c_t), h_0 = c_0 = 0."""
     n, steps, _ = x.shape
     hidden = weight_hh.shape[1]
-    halves = sigmoid_halves(4, hidden, tanh_blocks=[0], dtype=x.dtype)[:, None]
-    x_steps = np.ascontiguousarray(x.transpose(1, 2, 0))  # [T, F, N]
-    inputs = np.matmul(lstm_gate_order(weight_ih) * halves, x_steps)  # [T, 4H, N]
-    inputs += lstm_gate_order(bias)[:, None] * halves
+    halves = sigmoid_halves(4, hidden, tanh_blocks=[0], dtype=x.dtype)
+    inputs = projection(
+        x, lstm_gate_order(weight_ih) * halves, lstm_gate_order(bias) * halves[:, 0]
+    )
     recurrent = lstm_gate_order(weight_hh) * halves
     gates = np.empty((steps, 4 * hidden, n), dtype=x.dtype)  # g, i, f, o after activation
     cells = np.empty((steps, hidden, n), dtype=x.dtype)
@@ -195,7 +187,7 @@ def lstm_forward(x, weight_ih, weight_hh, bias):
         c = np.multiply(f, c, out=cells[t])
         c += np.multiply(i, g, out=update)
         h = np.multiply(o, np.tanh(c, out=tanh_cells[t]), out=states[t])
-    return states.transpose(2, 0, 1), (x_steps, gates, cells, tanh_cells)
+    return states.transpose(2, 0, 1), (gates, cells, tanh_cells)
 
 
 def lstm_gate_order(weight, inverse=False):
@@ -207,19 +199,46 @@ def lstm_gate_order(weight, inverse=False):
     return weight.reshape(4, hidden, -1)[order].reshape(weight.shape)
 
 
-def previous_steps(sequence):
-    """h_{t-1} for every step of a time-major sequence [T, N, H]: zeros, then the
-    sequence shifted by one step."""
-    return np.concatenate([np.zeros_like(sequence[:1]), sequence[:-1]])
+def previous_steps(states):
+    """h_{t-1} for every step of states [T, H, N]: zeros, then the states shifted by
+    one step."""
+    return np.concatenate([np.zeros_like(states[:1]), states[:-1]])
+
+
+def projection(x, weight, bias=None):
+    """``W x_t + b`` for every step of x [N, T, F], feature-major [T, G, N]: one
+    batched matrix product."""
+    projected = np.matmul(weight, np.ascontiguousarray(x.transpose(1, 2, 0)))
+    if bias is not None:
+        projected += bias[:, None]
+    return projected
+
+
+def projection_gradients(d_projected, x, weight):
+    """The adjoint of ``projection``: (d_x [N, T, F], d_weight, d_bias) from the
+    gradient of every step's projection [T, G, N]."""
+    x_steps = np.ascontiguousarray(x.transpose(1, 0, 2))  # [T, N, F]
+    d_weight = np.matmul(d_projected, x_steps).sum(axis=0)
+    d_x = np.matmul(weight.T, d_projected).transpose(2, 0, 1)
+    return d_x, d_weight, d_projected.sum(axis=(0, 2))
 
 
 def sigmoid_halves(blocks, hidden, tanh_blocks, dtype):
-    """The factor per gate column [blocks * hidden]: 1/2 for a sigmoid gate (its
+    """The factor per gate row [blocks * hidden, 1]: 1/2 for a sigmoid gate (its
     pre-activation is halved, and ``sigmoid(a) = tanh(a / 2) / 2 + 1/2``), 1 for the
     blocks in ``tanh_blocks``."""
     halves = np.full((blocks, hidden), 0.5, dtype=dtype)
     halves[list(tanh_blocks)] = 1.0
-    return halves.reshape(-1)
+    return halves.reshape(-1, 1)
+
+
+def state_gradients(d_states):
+    """(d h_T before the loop [H, N], every step's output gradient [T, H, N] or None):
+    d_states [N, T, H] is added at every step; d h_T [N, H] only starts the loop."""
+    if d_states.ndim == 3:
+        n, _, hidden = d_states.shape
+        return np.zeros((hidden, n), dtype=d_states.dtype), d_states.transpose(1, 2, 0)
+    return d_states.T.copy(), None
 
 
 class Runtime:

@@ -129,77 +129,67 @@ def reduction_divisor(count, reduction):
     return count if reduction == "mean" else 1
 
 
-def input_projection_gradients(d_pre, x, weight_ih):
-    """After the loop: (d_x, d_weight_ih, d_bias) from the gradients of the projected
-    inputs of every step [T, N, G], one matrix product each."""
-    steps, n, width = d_pre.shape
-    rows = d_pre.reshape(steps * n, width)
-    x_rows = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(steps * n, -1)
-    d_x = (rows @ weight_ih).reshape(steps, n, -1).transpose(1, 0, 2)
-    return d_x, rows.T @ x_rows, rows.sum(axis=0)
+def previous_steps(states):
+    """h_{t-1} for every step of states [T, H, N]: zeros, then the states shifted by
+    one step."""
+    return np.concatenate([np.zeros_like(states[:1]), states[:-1]])
 
 
-def output_gradients(d_states):
-    """(d h_T before the loop, the gradient of every step's output or None): d_states
-    [N, T, H] becomes a time-major view added at every step; d h_T [N, H] starts the
-    loop and no other step has an output gradient."""
-    if d_states.ndim == 3:
-        return np.zeros_like(d_states[:, -1]), d_states.transpose(1, 0, 2)
-    return d_states.copy(), None
+def projection(x, weight, bias=None):
+    """``W x_t + b`` for every step of x [N, T, F], feature-major [T, G, N]: one
+    batched matrix product."""
+    projected = np.matmul(weight, np.ascontiguousarray(x.transpose(1, 2, 0)))
+    if bias is not None:
+        projected += bias[:, None]
+    return projected
 
 
-def previous_steps(sequence):
-    """h_{t-1} for every step of a time-major sequence [T, N, H]: zeros, then the
-    sequence shifted by one step."""
-    return np.concatenate([np.zeros_like(sequence[:1]), sequence[:-1]])
-
-
-def recurrent_weight_gradient(d_pre, previous):
-    """d W_hh from the gradients of the recurrent products [T, N, G] and the states
-    they multiplied, h_{t-1} [T, N, H]: one matrix product."""
-    steps, n, width = d_pre.shape
-    return d_pre.reshape(steps * n, width).T @ previous.reshape(steps * n, -1)
+def projection_gradients(d_projected, x, weight):
+    """The adjoint of ``projection``: (d_x [N, T, F], d_weight, d_bias) from the
+    gradient of every step's projection [T, G, N]."""
+    x_steps = np.ascontiguousarray(x.transpose(1, 0, 2))  # [T, N, F]
+    d_weight = np.matmul(d_projected, x_steps).sum(axis=0)
+    d_x = np.matmul(weight.T, d_projected).transpose(2, 0, 1)
+    return d_x, d_weight, d_projected.sum(axis=(0, 2))
 
 
 def rnn_backward(d_states, x, states, weight_ih, weight_hh):
     """Backpropagation through time: (d_x, d_weight_ih, d_weight_hh, d_bias)."""
-    states = states.transpose(1, 0, 2)  # time-major
-    steps = states.shape[0]
+    states = states.transpose(1, 2, 0)  # [T, H, N]
     derivative = 1 - states * states  # tanh' of every step
     d_pre = np.empty_like(states)
-    d_h, d_outputs = output_gradients(d_states)
-    for t in reversed(range(steps)):
+    d_h, d_outputs = state_gradients(d_states)
+    recurrent_t = weight_hh.T.copy()
+    for t in reversed(range(len(states))):
         if d_outputs is not None:
             d_h += d_outputs[t]
         np.multiply(d_h, derivative[t], out=d_pre[t])
-        np.matmul(d_pre[t], weight_hh, out=d_h)
-    d_x, d_weight_ih, d_bias = input_projection_gradients(d_pre, x, weight_ih)
-    return d_x, d_weight_ih, recurrent_weight_gradient(d_pre, previous_steps(states)), d_bias
+        np.matmul(recurrent_t, d_pre[t], out=d_h)
+    d_x, d_weight_ih, d_bias = projection_gradients(d_pre, x, weight_ih)
+    d_weight_hh = np.matmul(d_pre, previous_steps(states).transpose(0, 2, 1)).sum(axis=0)
+    return d_x, d_weight_ih, d_weight_hh, d_bias
 
 
 def rnn_forward(x, weight_ih, weight_hh, bias):
     """h_t = tanh(W_ih x_t + W_hh h_{t-1} + b), h_0 = 0; returns every h_t [N, T, H]."""
     n, steps, _ = x.shape
-    inputs = time_major_projection(x, weight_ih, bias)
-    recurrent = weight_hh.T.copy()
-    states = np.empty((steps, n, weight_hh.shape[0]), dtype=x.dtype)
-    h = np.zeros((n, weight_hh.shape[0]), dtype=x.dtype)
+    inputs = projection(x, weight_ih, bias)
+    states = np.empty((steps, weight_hh.shape[0], n), dtype=x.dtype)
+    h = np.zeros(states.shape[1:], dtype=x.dtype)
     for t in range(steps):
-        np.matmul(h, recurrent, out=states[t])
+        np.matmul(weight_hh, h, out=states[t])
         states[t] += inputs[t]
         h = np.tanh(states[t], out=states[t])
-    return states.transpose(1, 0, 2)
+    return states.transpose(2, 0, 1)
 
 
-def time_major_projection(x, weight, bias=None):
-    """``x_t W^T + b`` for every step of x [N, T, F] as one matrix product, time-major
-    [T, N, G]."""
-    n, steps, features = x.shape
-    rows = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(steps * n, features)
-    projected = rows @ weight.T
-    if bias is not None:
-        projected += bias
-    return projected.reshape(steps, n, -1)
+def state_gradients(d_states):
+    """(d h_T before the loop [H, N], every step's output gradient [T, H, N] or None):
+    d_states [N, T, H] is added at every step; d h_T [N, H] only starts the loop."""
+    if d_states.ndim == 3:
+        n, _, hidden = d_states.shape
+        return np.zeros((hidden, n), dtype=d_states.dtype), d_states.transpose(1, 2, 0)
+    return d_states.T.copy(), None
 
 
 class Runtime:
