@@ -121,7 +121,8 @@ def lstm_backward(d_states, x, states, saved, weight_ih, weight_hh):
     g, i, f, o = (gates[:, k * hidden : (k + 1) * hidden] for k in range(4))
     # Every step's local derivatives first, in d_pre: the loop multiplies them by d_c
     # (blocks g, i, f) and by d_h (block o) in place.
-    d_pre = 1 - gates
+    d_flat, d_pre = step_gradients(steps, 4 * hidden, n, dtype=gates.dtype)
+    np.subtract(1, gates, out=d_pre)
     d_pre *= gates  # sigmoid' of i, f, o
     d_g, d_i, d_f, d_o = (d_pre[:, k * hidden : (k + 1) * hidden] for k in range(4))
     np.multiply(g, g, out=d_g)
@@ -137,7 +138,7 @@ def lstm_backward(d_states, x, states, saved, weight_ih, weight_hh):
     d_h, d_outputs = state_gradients(d_states)
     d_c = np.zeros_like(d_h)
     scratch = np.empty_like(d_c)
-    cell_blocks = d_pre[:, : 3 * hidden].reshape(steps, 3, hidden, n)
+    cell_blocks = d_flat[: 3 * hidden].reshape(3, hidden, steps, n).transpose(2, 0, 1, 3)
     recurrent_t = lstm_gate_order(weight_hh).T.copy()
     for t in reversed(range(steps)):
         if d_outputs is not None:
@@ -147,9 +148,8 @@ def lstm_backward(d_states, x, states, saved, weight_ih, weight_hh):
         d_o[t] *= d_h
         d_c *= f[t]
         np.matmul(recurrent_t, d_pre[t], out=d_h)
-    d_x, d_weight_ih, d_bias = projection_gradients(d_pre, x, lstm_gate_order(weight_ih))
-    previous = previous_steps(states.transpose(1, 2, 0))
-    d_weight_hh = np.matmul(d_pre, previous.transpose(0, 2, 1)).sum(axis=0)
+    d_x, d_weight_ih, d_bias = projection_gradients(d_flat, x, lstm_gate_order(weight_ih))
+    d_weight_hh = recurrent_weight_gradient(d_flat, states.transpose(1, 2, 0))
     return (
         d_x,
         lstm_gate_order(d_weight_ih, inverse=True),
@@ -199,12 +199,6 @@ def lstm_gate_order(weight, inverse=False):
     return weight.reshape(4, hidden, -1)[order].reshape(weight.shape)
 
 
-def previous_steps(states):
-    """h_{t-1} for every step of states [T, H, N]: zeros, then the states shifted by
-    one step."""
-    return np.concatenate([np.zeros_like(states[:1]), states[:-1]])
-
-
 def projection(x, weight, bias=None):
     """``W x_t + b`` for every step of x [N, T, F], feature-major [T, G, N]: one
     batched matrix product."""
@@ -214,13 +208,22 @@ def projection(x, weight, bias=None):
     return projected
 
 
-def projection_gradients(d_projected, x, weight):
+def projection_gradients(d_flat, x, weight):
     """The adjoint of ``projection``: (d_x [N, T, F], d_weight, d_bias) from the
-    gradient of every step's projection [T, G, N]."""
-    x_steps = np.ascontiguousarray(x.transpose(1, 0, 2))  # [T, N, F]
-    d_weight = np.matmul(d_projected, x_steps).sum(axis=0)
-    d_x = np.matmul(weight.T, d_projected).transpose(2, 0, 1)
-    return d_x, d_weight, d_projected.sum(axis=(0, 2))
+    gradients of every step's projection, [G, T*N] (``step_gradients``)."""
+    n, steps, features = x.shape
+    x_flat = np.ascontiguousarray(x.transpose(2, 1, 0)).reshape(features, steps * n)
+    d_x = (weight.T @ d_flat).reshape(features, steps, n).transpose(2, 1, 0)
+    return d_x, d_flat @ x_flat.T, d_flat.sum(axis=1)
+
+
+def recurrent_weight_gradient(d_flat, states):
+    """d W_hh = sum_t d_t h_{t-1}^T: one matrix product of the gradients of every
+    step's recurrent product [G, T*N] and the previous states (states [T, H, N])."""
+    steps, hidden, n = states.shape
+    previous = np.zeros((hidden, steps, n), dtype=states.dtype)  # h_0 = 0
+    previous[:, 1:] = states[:-1].transpose(1, 0, 2)
+    return d_flat @ previous.reshape(hidden, steps * n).T
 
 
 def sigmoid_halves(blocks, hidden, tanh_blocks, dtype):
@@ -239,6 +242,13 @@ def state_gradients(d_states):
         n, _, hidden = d_states.shape
         return np.zeros((hidden, n), dtype=d_states.dtype), d_states.transpose(1, 2, 0)
     return d_states.T.copy(), None
+
+
+def step_gradients(steps, rows, n, dtype):
+    """A buffer for the gradients of every step, [rows, T*N], and its per-step view
+    [T, rows, N]: after the loop, each weight gradient is one matrix product of it."""
+    flat = np.empty((rows, steps * n), dtype=dtype)
+    return flat, flat.reshape(rows, steps, n).transpose(1, 0, 2)
 
 
 class Runtime:

@@ -129,12 +129,6 @@ def reduction_divisor(count, reduction):
     return count if reduction == "mean" else 1
 
 
-def previous_steps(states):
-    """h_{t-1} for every step of states [T, H, N]: zeros, then the states shifted by
-    one step."""
-    return np.concatenate([np.zeros_like(states[:1]), states[:-1]])
-
-
 def projection(x, weight, bias=None):
     """``W x_t + b`` for every step of x [N, T, F], feature-major [T, G, N]: one
     batched matrix product."""
@@ -144,20 +138,29 @@ def projection(x, weight, bias=None):
     return projected
 
 
-def projection_gradients(d_projected, x, weight):
+def projection_gradients(d_flat, x, weight):
     """The adjoint of ``projection``: (d_x [N, T, F], d_weight, d_bias) from the
-    gradient of every step's projection [T, G, N]."""
-    x_steps = np.ascontiguousarray(x.transpose(1, 0, 2))  # [T, N, F]
-    d_weight = np.matmul(d_projected, x_steps).sum(axis=0)
-    d_x = np.matmul(weight.T, d_projected).transpose(2, 0, 1)
-    return d_x, d_weight, d_projected.sum(axis=(0, 2))
+    gradients of every step's projection, [G, T*N] (``step_gradients``)."""
+    n, steps, features = x.shape
+    x_flat = np.ascontiguousarray(x.transpose(2, 1, 0)).reshape(features, steps * n)
+    d_x = (weight.T @ d_flat).reshape(features, steps, n).transpose(2, 1, 0)
+    return d_x, d_flat @ x_flat.T, d_flat.sum(axis=1)
+
+
+def recurrent_weight_gradient(d_flat, states):
+    """d W_hh = sum_t d_t h_{t-1}^T: one matrix product of the gradients of every
+    step's recurrent product [G, T*N] and the previous states (states [T, H, N])."""
+    steps, hidden, n = states.shape
+    previous = np.zeros((hidden, steps, n), dtype=states.dtype)  # h_0 = 0
+    previous[:, 1:] = states[:-1].transpose(1, 0, 2)
+    return d_flat @ previous.reshape(hidden, steps * n).T
 
 
 def rnn_backward(d_states, x, states, weight_ih, weight_hh):
     """Backpropagation through time: (d_x, d_weight_ih, d_weight_hh, d_bias)."""
     states = states.transpose(1, 2, 0)  # [T, H, N]
     derivative = 1 - states * states  # tanh' of every step
-    d_pre = np.empty_like(states)
+    d_flat, d_pre = step_gradients(*states.shape, dtype=states.dtype)
     d_h, d_outputs = state_gradients(d_states)
     recurrent_t = weight_hh.T.copy()
     for t in reversed(range(len(states))):
@@ -165,9 +168,8 @@ def rnn_backward(d_states, x, states, weight_ih, weight_hh):
             d_h += d_outputs[t]
         np.multiply(d_h, derivative[t], out=d_pre[t])
         np.matmul(recurrent_t, d_pre[t], out=d_h)
-    d_x, d_weight_ih, d_bias = projection_gradients(d_pre, x, weight_ih)
-    d_weight_hh = np.matmul(d_pre, previous_steps(states).transpose(0, 2, 1)).sum(axis=0)
-    return d_x, d_weight_ih, d_weight_hh, d_bias
+    d_x, d_weight_ih, d_bias = projection_gradients(d_flat, x, weight_ih)
+    return d_x, d_weight_ih, recurrent_weight_gradient(d_flat, states), d_bias
 
 
 def rnn_forward(x, weight_ih, weight_hh, bias):
@@ -190,6 +192,13 @@ def state_gradients(d_states):
         n, _, hidden = d_states.shape
         return np.zeros((hidden, n), dtype=d_states.dtype), d_states.transpose(1, 2, 0)
     return d_states.T.copy(), None
+
+
+def step_gradients(steps, rows, n, dtype):
+    """A buffer for the gradients of every step, [rows, T*N], and its per-step view
+    [T, rows, N]: after the loop, each weight gradient is one matrix product of it."""
+    flat = np.empty((rows, steps * n), dtype=dtype)
+    return flat, flat.reshape(rows, steps, n).transpose(1, 0, 2)
 
 
 class Runtime:

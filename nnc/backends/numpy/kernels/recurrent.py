@@ -28,10 +28,12 @@ __all__ = [
     "previous_steps",
     "projection",
     "projection_gradients",
+    "recurrent_weight_gradient",
     "rnn_backward",
     "rnn_forward",
     "sigmoid_halves",
     "state_gradients",
+    "step_gradients",
 ]
 
 
@@ -44,13 +46,29 @@ def projection(x, weight, bias=None):
     return projected
 
 
-def projection_gradients(d_projected, x, weight):
+def step_gradients(steps, rows, n, dtype):
+    """A buffer for the gradients of every step, [rows, T*N], and its per-step view
+    [T, rows, N]: after the loop, each weight gradient is one matrix product of it."""
+    flat = np.empty((rows, steps * n), dtype=dtype)
+    return flat, flat.reshape(rows, steps, n).transpose(1, 0, 2)
+
+
+def projection_gradients(d_flat, x, weight):
     """The adjoint of ``projection``: (d_x [N, T, F], d_weight, d_bias) from the
-    gradient of every step's projection [T, G, N]."""
-    x_steps = np.ascontiguousarray(x.transpose(1, 0, 2))  # [T, N, F]
-    d_weight = np.matmul(d_projected, x_steps).sum(axis=0)
-    d_x = np.matmul(weight.T, d_projected).transpose(2, 0, 1)
-    return d_x, d_weight, d_projected.sum(axis=(0, 2))
+    gradients of every step's projection, [G, T*N] (``step_gradients``)."""
+    n, steps, features = x.shape
+    x_flat = np.ascontiguousarray(x.transpose(2, 1, 0)).reshape(features, steps * n)
+    d_x = (weight.T @ d_flat).reshape(features, steps, n).transpose(2, 1, 0)
+    return d_x, d_flat @ x_flat.T, d_flat.sum(axis=1)
+
+
+def recurrent_weight_gradient(d_flat, states):
+    """d W_hh = sum_t d_t h_{t-1}^T: one matrix product of the gradients of every
+    step's recurrent product [G, T*N] and the previous states (states [T, H, N])."""
+    steps, hidden, n = states.shape
+    previous = np.zeros((hidden, steps, n), dtype=states.dtype)  # h_0 = 0
+    previous[:, 1:] = states[:-1].transpose(1, 0, 2)
+    return d_flat @ previous.reshape(hidden, steps * n).T
 
 
 def previous_steps(states):
@@ -97,7 +115,7 @@ def rnn_backward(d_states, x, states, weight_ih, weight_hh):
     """Backpropagation through time: (d_x, d_weight_ih, d_weight_hh, d_bias)."""
     states = states.transpose(1, 2, 0)  # [T, H, N]
     derivative = 1 - states * states  # tanh' of every step
-    d_pre = np.empty_like(states)
+    d_flat, d_pre = step_gradients(*states.shape, dtype=states.dtype)
     d_h, d_outputs = state_gradients(d_states)
     recurrent_t = weight_hh.T.copy()
     for t in reversed(range(len(states))):
@@ -105,9 +123,8 @@ def rnn_backward(d_states, x, states, weight_ih, weight_hh):
             d_h += d_outputs[t]
         np.multiply(d_h, derivative[t], out=d_pre[t])
         np.matmul(recurrent_t, d_pre[t], out=d_h)
-    d_x, d_weight_ih, d_bias = projection_gradients(d_pre, x, weight_ih)
-    d_weight_hh = np.matmul(d_pre, previous_steps(states).transpose(0, 2, 1)).sum(axis=0)
-    return d_x, d_weight_ih, d_weight_hh, d_bias
+    d_x, d_weight_ih, d_bias = projection_gradients(d_flat, x, weight_ih)
+    return d_x, d_weight_ih, recurrent_weight_gradient(d_flat, states), d_bias
 
 
 # -- lstm -----------------------------------------------------------------------------
@@ -161,7 +178,8 @@ def lstm_backward(d_states, x, states, saved, weight_ih, weight_hh):
     g, i, f, o = (gates[:, k * hidden : (k + 1) * hidden] for k in range(4))
     # Every step's local derivatives first, in d_pre: the loop multiplies them by d_c
     # (blocks g, i, f) and by d_h (block o) in place.
-    d_pre = 1 - gates
+    d_flat, d_pre = step_gradients(steps, 4 * hidden, n, dtype=gates.dtype)
+    np.subtract(1, gates, out=d_pre)
     d_pre *= gates  # sigmoid' of i, f, o
     d_g, d_i, d_f, d_o = (d_pre[:, k * hidden : (k + 1) * hidden] for k in range(4))
     np.multiply(g, g, out=d_g)
@@ -177,7 +195,7 @@ def lstm_backward(d_states, x, states, saved, weight_ih, weight_hh):
     d_h, d_outputs = state_gradients(d_states)
     d_c = np.zeros_like(d_h)
     scratch = np.empty_like(d_c)
-    cell_blocks = d_pre[:, : 3 * hidden].reshape(steps, 3, hidden, n)
+    cell_blocks = d_flat[: 3 * hidden].reshape(3, hidden, steps, n).transpose(2, 0, 1, 3)
     recurrent_t = lstm_gate_order(weight_hh).T.copy()
     for t in reversed(range(steps)):
         if d_outputs is not None:
@@ -187,9 +205,8 @@ def lstm_backward(d_states, x, states, saved, weight_ih, weight_hh):
         d_o[t] *= d_h
         d_c *= f[t]
         np.matmul(recurrent_t, d_pre[t], out=d_h)
-    d_x, d_weight_ih, d_bias = projection_gradients(d_pre, x, lstm_gate_order(weight_ih))
-    previous = previous_steps(states.transpose(1, 2, 0))
-    d_weight_hh = np.matmul(d_pre, previous.transpose(0, 2, 1)).sum(axis=0)
+    d_x, d_weight_ih, d_bias = projection_gradients(d_flat, x, lstm_gate_order(weight_ih))
+    d_weight_hh = recurrent_weight_gradient(d_flat, states.transpose(1, 2, 0))
     return (
         d_x,
         lstm_gate_order(d_weight_ih, inverse=True),
@@ -245,8 +262,13 @@ def gru_backward(d_states, x, states, saved, weight_ih, weight_hh):
     to_new = (1 - z) * (1 - new * new)
     to_update = (previous - new) * z * (1 - z)
     to_reset = candidates * r * (1 - r)
-    d_input_pre = np.empty_like(gates)  # d(W_ih x_t + b_ih), gates r, z, n
-    d_recurrent_pre = np.empty_like(gates)  # d(W_hh h_{t-1} + b_hh)
+    steps, _, n = gates.shape
+    d_input_flat, d_input_pre = step_gradients(
+        steps, 3 * hidden, n, gates.dtype
+    )  # d(W_ih x_t + b_ih)
+    d_recurrent_flat, d_recurrent_pre = step_gradients(
+        steps, 3 * hidden, n, gates.dtype
+    )  # d(W_hh h_{t-1} + b_hh)
     d_h, d_outputs = state_gradients(d_states)
     scratch = np.empty_like(d_h)
     recurrent_t = weight_hh.T.copy()
@@ -259,7 +281,7 @@ def gru_backward(d_states, x, states, saved, weight_ih, weight_hh):
         np.multiply(d_new, r[t], out=d_recurrent_pre[t, 2 * hidden :])
         d_h *= z[t]
         d_h += np.matmul(recurrent_t, d_recurrent_pre[t], out=scratch)
-    d_input_pre[:, : 2 * hidden] = d_recurrent_pre[:, : 2 * hidden]
-    d_x, d_weight_ih, d_bias_ih = projection_gradients(d_input_pre, x, weight_ih)
-    d_weight_hh = np.matmul(d_recurrent_pre, previous.transpose(0, 2, 1)).sum(axis=0)
-    return d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_recurrent_pre.sum(axis=(0, 2))
+    d_input_flat[: 2 * hidden] = d_recurrent_flat[: 2 * hidden]
+    d_x, d_weight_ih, d_bias_ih = projection_gradients(d_input_flat, x, weight_ih)
+    d_weight_hh = recurrent_weight_gradient(d_recurrent_flat, states.transpose(1, 2, 0))
+    return d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_recurrent_flat.sum(axis=1)
