@@ -154,10 +154,11 @@ def rnn_backward(d_states, x, states, weight_ih, weight_hh):
     """Backpropagation through time: (d_x, d_weight_ih, d_weight_hh, d_bias)."""
     states = states.transpose(1, 2, 0)  # [T, H, N]
     derivative = 1 - states * states  # tanh' of every step
-    d_flat, d_pre = step_gradients(*states.shape, dtype=states.dtype)
+    steps, hidden, n = states.shape
+    d_flat, d_pre = step_gradients(steps, hidden, n, states.dtype)
     d_h, d_outputs = state_gradients(d_states)
     recurrent_t = weight_hh.T.copy()
-    for t in reversed(range(len(states))):
+    for t in reversed(range(steps)):
         if d_outputs is not None:
             d_h += d_outputs[t]
         np.multiply(d_h, derivative[t], out=d_pre[t])
