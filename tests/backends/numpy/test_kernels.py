@@ -153,6 +153,11 @@ def test_maxpool_gradient_goes_to_the_first_maximum(size, stride, pads) -> None:
         assert y[n, c, i, j] == x[n, c, first[0], first[1]]
         expected[n, c, first[0], first[1]] += d_y[n, c, i, j]
     np.testing.assert_allclose(d_x, expected)
+    # a channel-major d_y (as convolutions lay out their outputs) gives the same d_x
+    channel_major = np.ascontiguousarray(d_y.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    np.testing.assert_allclose(
+        maxpool_backward(channel_major, where, x.shape, size, stride, pads), expected
+    )
 
 
 def test_batchnorm_and_lrn_formulas() -> None:

@@ -225,7 +225,7 @@ def maxpool_backward(d_y, argmax, x_shape, size, stride=None, padding=((0, 0), (
     (top, bottom), (left, right) = padding
     n, channels, h, w = x_shape
     out_h, out_w = d_y.shape[2:]
-    d_x = np.zeros((n, channels, h + top + bottom, w + left + right), dtype=d_y.dtype)
+    d_x = zeros_in_layout((n, channels, h + top + bottom, w + left + right), d_y)
     if (sh, sw) == (kh, kw):  # argmax is the mask of first maxima, offset-major
         tiles = window_tiles(d_x, size, (out_h, out_w)).transpose(3, 5, 0, 1, 2, 4)
         np.multiply(argmax.reshape(kh, kw, *d_y.shape), d_y, out=tiles)
@@ -278,6 +278,17 @@ def window_tiles(x, size, out):
     (kh, kw), (out_h, out_w) = size, out
     n, channels = x.shape[:2]
     return x[:, :, : out_h * kh, : out_w * kw].reshape(n, channels, out_h, kh, out_w, kw)
+
+
+def zeros_in_layout(shape, like):
+    """Zeros of ``shape`` [N, C, H, W] laid out as ``like`` is: channel-major (memory
+    order C, N, H, W, as a convolution's matrix product writes its output) when
+    ``like`` is, else row-major. Keeping the convolutions' layout through pooling saves
+    each convolution a transposing copy of its input and of its output gradient."""
+    if like.strides[1] > like.strides[0] and like.transpose(1, 0, 2, 3).flags.c_contiguous:
+        channel_major = np.zeros((shape[1], shape[0], *shape[2:]), dtype=like.dtype)
+        return channel_major.transpose(1, 0, 2, 3)
+    return np.zeros(shape, dtype=like.dtype)
 
 
 class Runtime:
