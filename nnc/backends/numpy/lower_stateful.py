@@ -130,11 +130,9 @@ def _recurrent_forward(c: NodeContext) -> None:
 def _recurrent_backward(c: NodeContext) -> None:
     node = _recurrent_node(c)
     op = node.op
-    d_states = c.dy
     if not node.return_sequences:
-        d_states = c.local("d_states")
-        c.line("# only h_T is an output: the other steps start from a zero gradient")
-        c.call(d_states, c.kernel("last_state_gradient"), [c.dy, _states(c)])
+        c.line("# only h_T is an output: d h_T [N, H] starts the loop, no other step adds one")
+    d_states = c.dy
     d_input = _input_gradient(c)
     targets = ", ".join([d_input, *(c.grad_target(p) for p in _PARAMS[op])])
     saved = [] if op == "rnn" else [c.temp("saved")]

@@ -15,7 +15,12 @@ from nnc.backends.numpy.kernels import KERNELS, closure, global_names, source
 from nnc.backends.numpy.kernels.conv import conv2d_forward, conv2d_transpose_forward
 from nnc.backends.numpy.kernels.core import erf, log_softmax, softmax
 from nnc.backends.numpy.kernels.norm import batchnorm_forward, lrn_forward
-from nnc.backends.numpy.kernels.pool import maxpool_forward, window_counts, window_sum
+from nnc.backends.numpy.kernels.pool import (
+    maxpool_backward,
+    maxpool_forward,
+    window_counts,
+    window_sum,
+)
 from nnc.backends.numpy.kernels.recurrent import gru_forward, lstm_forward, rnn_forward
 
 RNG = np.random.default_rng(0)
@@ -28,7 +33,12 @@ def test_kernels_are_self_contained() -> None:
         unknown = global_names(function.__code__) - allowed
         assert not unknown, f"kernel {name} uses {unknown}"
         assert source(name).startswith(f"def {name}(")
-    assert closure(["lstm_forward"]) == ["sigmoid", "lstm_forward", "lstm_step"]
+    assert closure(["lstm_forward"]) == [
+        "lstm_forward",
+        "lstm_gate_order",
+        "projection",
+        "sigmoid_halves",
+    ]
 
 
 def test_erf_matches_math_erf() -> None:
@@ -111,6 +121,43 @@ def test_pooling_windows() -> None:
         assert y_max[n, c, i, j] == window.max()
         assert y_sum[n, c, i, j] == pytest.approx(window.sum())
         assert counts[i, j] == window.size
+
+
+@pytest.mark.parametrize(
+    "size, stride, pads",
+    [
+        ((2, 2), None, ((0, 0), (0, 0))),
+        ((2, 3), (2, 3), ((1, 0), (0, 2))),
+        ((3, 2), (2, 1), ((0, 0), (1, 0))),
+    ],
+)
+def test_maxpool_gradient_goes_to_the_first_maximum(size, stride, pads) -> None:  # type: ignore[no-untyped-def]
+    """Tiling (stride = size, with padding and a remainder) and overlapping windows: the
+    whole gradient of a window goes to its first maximal element in row-major order,
+    also when the window holds ties (ReLU zeros)."""
+    x = np.maximum(RNG.integers(-2, 2, size=(2, 3, 7, 8)), 0).astype(np.float64)
+    (kh, kw), (sh, sw) = size, stride or size
+    y, where = maxpool_forward(x, size, stride, pads)
+    d_y = RNG.normal(size=y.shape)
+    d_x = maxpool_backward(d_y, where, x.shape, size, stride, pads)
+    (top, _), (left, _) = pads
+    expected = np.zeros_like(x)
+    for n, c, i, j in np.ndindex(y.shape):
+        cells = [
+            (r, q)
+            for r in range(i * sh - top, i * sh - top + kh)
+            for q in range(j * sw - left, j * sw - left + kw)
+            if 0 <= r < 7 and 0 <= q < 8
+        ]
+        first = max(cells, key=lambda rq: (x[n, c, rq[0], rq[1]], -cells.index(rq)))
+        assert y[n, c, i, j] == x[n, c, first[0], first[1]]
+        expected[n, c, first[0], first[1]] += d_y[n, c, i, j]
+    np.testing.assert_allclose(d_x, expected)
+    # a channel-major d_y (as convolutions lay out their outputs) gives the same d_x
+    channel_major = np.ascontiguousarray(d_y.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    np.testing.assert_allclose(
+        maxpool_backward(channel_major, where, x.shape, size, stride, pads), expected
+    )
 
 
 def test_batchnorm_and_lrn_formulas() -> None:

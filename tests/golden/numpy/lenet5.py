@@ -129,16 +129,18 @@ def reduction_divisor(count, reduction):
 
 def col2im(cols, shape, stride=(1, 1), dilation=(1, 1)):
     """The adjoint of im2col: cols [kh, kw, C, N, out_h, out_w] added back into an
-    array of ``shape`` [N, C, H, W], one strided slice per kernel offset."""
+    array of ``shape`` [N, C, H, W] (a view of a [C, N, H, W] array), one strided
+    slice per kernel offset."""
     kh, kw, _, _, out_h, out_w = cols.shape
     (sh, sw), (dh, dw) = stride, dilation
-    x = np.zeros(shape, dtype=cols.dtype)
+    n, channels, h, w = shape
+    x = np.zeros((channels, n, h, w), dtype=cols.dtype)  # cols' (C, N) order: whole rows
     for i in range(kh):
         for j in range(kw):
             rows = slice(i * dh, i * dh + sh * (out_h - 1) + 1, sh)
             columns = slice(j * dw, j * dw + sw * (out_w - 1) + 1, sw)
-            x[:, :, rows, columns] += cols[i, j].transpose(1, 0, 2, 3)
-    return x
+            x[:, :, rows, columns] += cols[i, j]
+    return x.transpose(1, 0, 2, 3)
 
 
 def conv2d_backward(
@@ -186,7 +188,7 @@ def conv2d_forward(
     cols = cols.reshape(groups, kh * kw * group_channels, -1)
     y = (grouped_kernels(weight, groups) @ cols).reshape(filters, n, out_h, out_w)
     if bias is not None:
-        y = y + bias[:, None, None, None]
+        y += bias[:, None, None, None]
     return y.transpose(1, 0, 2, 3), cols
 
 
@@ -225,7 +227,7 @@ def window_sum(x, size, stride=None, padding=((0, 0), (0, 0))):
     x = pad2d(x, padding)
     out_h = (x.shape[2] - kh) // sh + 1
     out_w = (x.shape[3] - kw) // sw + 1
-    y = np.zeros((*x.shape[:2], out_h, out_w), dtype=x.dtype)
+    y = zeros_in_layout((*x.shape[:2], out_h, out_w), x)
     for i in range(kh):
         for j in range(kw):
             y += x[:, :, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw]
@@ -238,11 +240,22 @@ def window_sum_backward(d_y, x_shape, size, stride=None, padding=((0, 0), (0, 0)
     (top, bottom), (left, right) = padding
     n, channels, h, w = x_shape
     out_h, out_w = d_y.shape[2:]
-    d_x = np.zeros((n, channels, h + top + bottom, w + left + right), dtype=d_y.dtype)
+    d_x = zeros_in_layout((n, channels, h + top + bottom, w + left + right), d_y)
     for i in range(kh):
         for j in range(kw):
             d_x[:, :, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw] += d_y
     return d_x[:, :, top : top + h, left : left + w]
+
+
+def zeros_in_layout(shape, like):
+    """Zeros of ``shape`` [N, C, H, W] laid out as ``like`` is: channel-major (memory
+    order C, N, H, W, as a convolution's matrix product writes its output) when
+    ``like`` is, else row-major. Keeping the convolutions' layout through pooling saves
+    each convolution a transposing copy of its input and of its output gradient."""
+    if like.strides[1] > like.strides[0] and like.transpose(1, 0, 2, 3).flags.c_contiguous:
+        channel_major = np.zeros((shape[1], shape[0], *shape[2:]), dtype=like.dtype)
+        return channel_major.transpose(1, 0, 2, 3)
+    return np.zeros(shape, dtype=like.dtype)
 
 
 class Runtime:

@@ -159,16 +159,18 @@ def reduction_divisor(count, reduction):
 
 def col2im(cols, shape, stride=(1, 1), dilation=(1, 1)):
     """The adjoint of im2col: cols [kh, kw, C, N, out_h, out_w] added back into an
-    array of ``shape`` [N, C, H, W], one strided slice per kernel offset."""
+    array of ``shape`` [N, C, H, W] (a view of a [C, N, H, W] array), one strided
+    slice per kernel offset."""
     kh, kw, _, _, out_h, out_w = cols.shape
     (sh, sw), (dh, dw) = stride, dilation
-    x = np.zeros(shape, dtype=cols.dtype)
+    n, channels, h, w = shape
+    x = np.zeros((channels, n, h, w), dtype=cols.dtype)  # cols' (C, N) order: whole rows
     for i in range(kh):
         for j in range(kw):
             rows = slice(i * dh, i * dh + sh * (out_h - 1) + 1, sh)
             columns = slice(j * dw, j * dw + sw * (out_w - 1) + 1, sw)
-            x[:, :, rows, columns] += cols[i, j].transpose(1, 0, 2, 3)
-    return x
+            x[:, :, rows, columns] += cols[i, j]
+    return x.transpose(1, 0, 2, 3)
 
 
 def conv2d_backward(
@@ -216,7 +218,7 @@ def conv2d_forward(
     cols = cols.reshape(groups, kh * kw * group_channels, -1)
     y = (grouped_kernels(weight, groups) @ cols).reshape(filters, n, out_h, out_w)
     if bias is not None:
-        y = y + bias[:, None, None, None]
+        y += bias[:, None, None, None]
     return y.transpose(1, 0, 2, 3), cols
 
 

@@ -101,11 +101,6 @@ def as_target(value, output, class_labels=False):
     return target.astype(output.dtype, copy=False)
 
 
-def sigmoid(x):
-    """The logistic function, 1 / (1 + e^-x), without overflow for large |x|."""
-    return np.exp(-np.logaddexp(0, -x))
-
-
 def mse(output, target, reduction="mean"):
     """Squared error over all elements (batch included), averaged or summed."""
     error = output - target
@@ -119,72 +114,141 @@ def reduction_divisor(count, reduction):
     return count if reduction == "mean" else 1
 
 
-def last_state_gradient(d_output, states):
-    """The gradient of every hidden state [N, T, H] when only h_T is an output: zero
-    but at the last step."""
-    d_states = np.zeros_like(states)
-    d_states[:, -1] = d_output
-    return d_states
-
-
 def lstm_backward(d_states, x, states, saved, weight_ih, weight_hh):
     """Backpropagation through time: (d_x, d_weight_ih, d_weight_hh, d_bias)."""
-    cells, gates = saved
-    n, steps, hidden = states.shape
-    d_pre = np.empty_like(gates)
-    d_h = np.zeros((n, hidden), dtype=states.dtype)
-    d_c = np.zeros((n, hidden), dtype=states.dtype)
+    gates, cells, tanh_cells = saved
+    steps, hidden, n = cells.shape
+    g, i, f, o = (gates[:, k * hidden : (k + 1) * hidden] for k in range(4))
+    # Every step's local derivatives first, in d_pre: the loop multiplies them by d_c
+    # (blocks g, i, f) and by d_h (block o) in place.
+    d_flat, d_pre = step_gradients(steps, 4 * hidden, n, dtype=gates.dtype)
+    np.subtract(1, gates, out=d_pre)
+    d_pre *= gates  # sigmoid' of i, f, o
+    d_g, d_i, d_f, d_o = (d_pre[:, k * hidden : (k + 1) * hidden] for k in range(4))
+    np.multiply(g, g, out=d_g)
+    np.subtract(1, d_g, out=d_g)  # tanh' of g
+    d_g *= i
+    d_i *= g
+    d_f[1:] *= cells[:-1]
+    d_f[0] = 0  # c_0 = 0
+    d_o *= tanh_cells
+    to_cell = tanh_cells * tanh_cells
+    np.subtract(1, to_cell, out=to_cell)
+    to_cell *= o  # d c_t / d h_t
+    d_h, d_outputs = state_gradients(d_states)
+    d_c = np.zeros_like(d_h)
+    scratch = np.empty_like(d_c)
+    cell_blocks = d_flat[: 3 * hidden].reshape(3, hidden, steps, n).transpose(2, 0, 1, 3)
+    recurrent_t = lstm_gate_order(weight_hh).T.copy()
     for t in reversed(range(steps)):
-        i, f = gates[:, t, :hidden], gates[:, t, hidden : 2 * hidden]
-        g, o = gates[:, t, 2 * hidden : 3 * hidden], gates[:, t, 3 * hidden :]
-        c_prev = cells[:, t - 1] if t > 0 else np.zeros_like(d_c)
-        tanh_c = np.tanh(cells[:, t])
-        d_h = d_h + d_states[:, t]
-        d_c = d_c + d_h * o * (1 - tanh_c**2)
-        d_pre[:, t, :hidden] = d_c * g * i * (1 - i)
-        d_pre[:, t, hidden : 2 * hidden] = d_c * c_prev * f * (1 - f)
-        d_pre[:, t, 2 * hidden : 3 * hidden] = d_c * i * (1 - g**2)
-        d_pre[:, t, 3 * hidden :] = d_h * tanh_c * o * (1 - o)
-        d_c = d_c * f
-        d_h = d_pre[:, t] @ weight_hh
-    rows = d_pre.reshape(n * steps, 4 * hidden)
-    d_weight_ih = rows.T @ x.reshape(n * steps, -1)
-    d_weight_hh = rows.T @ previous_states(states).reshape(n * steps, hidden)
-    return d_pre @ weight_ih, d_weight_ih, d_weight_hh, rows.sum(axis=0)
+        if d_outputs is not None:
+            d_h += d_outputs[t]
+        d_c += np.multiply(d_h, to_cell[t], out=scratch)
+        cell_blocks[t] *= d_c
+        d_o[t] *= d_h
+        d_c *= f[t]
+        np.matmul(recurrent_t, d_pre[t], out=d_h)
+    d_x, d_weight_ih, d_bias = projection_gradients(d_flat, x, lstm_gate_order(weight_ih))
+    d_weight_hh = recurrent_weight_gradient(d_flat, states.transpose(1, 2, 0))
+    return (
+        d_x,
+        lstm_gate_order(d_weight_ih, inverse=True),
+        lstm_gate_order(d_weight_hh, inverse=True),
+        lstm_gate_order(d_bias, inverse=True),
+    )
 
 
 def lstm_forward(x, weight_ih, weight_hh, bias):
-    """Every hidden state [N, T, H], and (cells, gates) for the backward pass."""
+    """Every hidden state [N, T, H], and what the backward pass needs. Gates i, f, g, o:
+    c_t = f c_{t-1} + i g, h_t = o tanh(c_t), h_0 = c_0 = 0."""
     n, steps, _ = x.shape
     hidden = weight_hh.shape[1]
-    inputs = x @ weight_ih.T + bias
-    states = np.empty((n, steps, hidden), dtype=x.dtype)
-    cells = np.empty((n, steps, hidden), dtype=x.dtype)
-    gates = np.empty((n, steps, 4 * hidden), dtype=x.dtype)
-    h = np.zeros((n, hidden), dtype=x.dtype)
-    c = np.zeros((n, hidden), dtype=x.dtype)
+    halves = sigmoid_halves(4, hidden, tanh_blocks=[0], dtype=x.dtype)
+    inputs = projection(
+        x, lstm_gate_order(weight_ih) * halves, lstm_gate_order(bias) * halves[:, 0]
+    )
+    recurrent = lstm_gate_order(weight_hh) * halves
+    gates = np.empty((steps, 4 * hidden, n), dtype=x.dtype)  # g, i, f, o after activation
+    cells = np.empty((steps, hidden, n), dtype=x.dtype)
+    tanh_cells = np.empty_like(cells)
+    states = np.empty_like(cells)
+    h, c = np.zeros((hidden, n), dtype=x.dtype), np.zeros((hidden, n), dtype=x.dtype)
+    update = np.empty_like(h)
     for t in range(steps):
-        h, c, gates[:, t] = lstm_step(inputs[:, t], h, c, weight_hh)
-        states[:, t], cells[:, t] = h, c
-    return states, (cells, gates)
+        gate = gates[t]
+        np.matmul(recurrent, h, out=gate)
+        gate += inputs[t]
+        np.tanh(gate, out=gate)
+        sigmoids = gate[hidden:]  # i, f, o: tanh(a / 2) / 2 + 1/2
+        sigmoids *= 0.5
+        sigmoids += 0.5
+        g, i = gate[:hidden], gate[hidden : 2 * hidden]
+        f, o = gate[2 * hidden : 3 * hidden], gate[3 * hidden :]
+        c = np.multiply(f, c, out=cells[t])
+        c += np.multiply(i, g, out=update)
+        h = np.multiply(o, np.tanh(c, out=tanh_cells[t]), out=states[t])
+    return states.transpose(2, 0, 1), (gates, cells, tanh_cells)
 
 
-def lstm_step(inputs_t, h, c, weight_hh):
-    """One LSTM step from the projected input ``W_ih x_t + b``; gates in order i, f, g, o.
-    Returns the new h and c and the activated gates [N, 4H]."""
-    hidden = h.shape[1]
-    pre = inputs_t + h @ weight_hh.T
-    gates = sigmoid(pre)  # i, f and o; the g block is replaced by its tanh
-    gates[:, 2 * hidden : 3 * hidden] = np.tanh(pre[:, 2 * hidden : 3 * hidden])
-    i, f = gates[:, :hidden], gates[:, hidden : 2 * hidden]
-    g, o = gates[:, 2 * hidden : 3 * hidden], gates[:, 3 * hidden :]
-    c = f * c + i * g
-    return o * np.tanh(c), c, gates
+def lstm_gate_order(weight, inverse=False):
+    """Rows (or entries) of an LSTM weight [4H, ...] or bias [4H] in the kernels' order
+    g, i, f, o (nnc's is i, f, g, o): the sigmoid gates are then one block, and the
+    gates that the cell gradient multiplies are another. ``inverse`` orders back."""
+    hidden = weight.shape[0] // 4
+    order = [1, 2, 0, 3] if inverse else [2, 0, 1, 3]
+    return weight.reshape(4, hidden, -1)[order].reshape(weight.shape)
 
 
-def previous_states(states):
-    """h_{t-1} for every step: zeros, then the states shifted by one step."""
-    return np.concatenate([np.zeros_like(states[:, :1]), states[:, :-1]], axis=1)
+def projection(x, weight, bias=None):
+    """``W x_t + b`` for every step of x [N, T, F], feature-major [T, G, N]: one
+    batched matrix product."""
+    projected = np.matmul(weight, np.ascontiguousarray(x.transpose(1, 2, 0)))
+    if bias is not None:
+        projected += bias[:, None]
+    return projected
+
+
+def projection_gradients(d_flat, x, weight):
+    """The adjoint of ``projection``: (d_x [N, T, F], d_weight, d_bias) from the
+    gradients of every step's projection, [G, T*N] (``step_gradients``)."""
+    n, steps, features = x.shape
+    x_flat = np.ascontiguousarray(x.transpose(2, 1, 0)).reshape(features, steps * n)
+    d_x = (weight.T @ d_flat).reshape(features, steps, n).transpose(2, 1, 0)
+    return d_x, d_flat @ x_flat.T, d_flat.sum(axis=1)
+
+
+def recurrent_weight_gradient(d_flat, states):
+    """d W_hh = sum_t d_t h_{t-1}^T: one matrix product of the gradients of every
+    step's recurrent product [G, T*N] and the previous states (states [T, H, N])."""
+    steps, hidden, n = states.shape
+    previous = np.zeros((hidden, steps, n), dtype=states.dtype)  # h_0 = 0
+    previous[:, 1:] = states[:-1].transpose(1, 0, 2)
+    return d_flat @ previous.reshape(hidden, steps * n).T
+
+
+def sigmoid_halves(blocks, hidden, tanh_blocks, dtype):
+    """The factor per gate row [blocks * hidden, 1]: 1/2 for a sigmoid gate (its
+    pre-activation is halved, and ``sigmoid(a) = tanh(a / 2) / 2 + 1/2``), 1 for the
+    blocks in ``tanh_blocks``."""
+    halves = np.full((blocks, hidden), 0.5, dtype=dtype)
+    halves[list(tanh_blocks)] = 1.0
+    return halves.reshape(-1, 1)
+
+
+def state_gradients(d_states):
+    """(d h_T before the loop [H, N], every step's output gradient [T, H, N] or None):
+    d_states [N, T, H] is added at every step; d h_T [N, H] only starts the loop."""
+    if d_states.ndim == 3:
+        n, _, hidden = d_states.shape
+        return np.zeros((hidden, n), dtype=d_states.dtype), d_states.transpose(1, 2, 0)
+    return d_states.T.copy(), None
+
+
+def step_gradients(steps, rows, n, dtype):
+    """A buffer for the gradients of every step, [rows, T*N], and its per-step view
+    [T, rows, N]: after the loop, each weight gradient is one matrix product of it."""
+    flat = np.empty((rows, steps * n), dtype=dtype)
+    return flat, flat.reshape(rows, steps, n).transpose(1, 0, 2)
 
 
 class Runtime:
@@ -283,15 +347,14 @@ class Runtime:
         d_lstm_1 = d_dense_1 @ w['dense_1.weight']
 
         # lstm_1 = lstm(16): [16]
-        # only h_T is an output: the other steps start from a zero gradient
-        lstm_1_d_states = last_state_gradient(d_lstm_1, lstm_1_states)
+        # only h_T is an output: d h_T [N, H] starts the loop, no other step adds one
         (
             d_window,
             grads['lstm_1.weight_ih'],
             grads['lstm_1.weight_hh'],
             grads['lstm_1.bias'],
         ) = lstm_backward(
-            lstm_1_d_states,
+            d_lstm_1,
             window,
             lstm_1_states,
             lstm_1_saved,

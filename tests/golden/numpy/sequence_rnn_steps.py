@@ -129,35 +129,77 @@ def reduction_divisor(count, reduction):
     return count if reduction == "mean" else 1
 
 
-def previous_states(states):
-    """h_{t-1} for every step: zeros, then the states shifted by one step."""
-    return np.concatenate([np.zeros_like(states[:, :1]), states[:, :-1]], axis=1)
+def projection(x, weight, bias=None):
+    """``W x_t + b`` for every step of x [N, T, F], feature-major [T, G, N]: one
+    batched matrix product."""
+    projected = np.matmul(weight, np.ascontiguousarray(x.transpose(1, 2, 0)))
+    if bias is not None:
+        projected += bias[:, None]
+    return projected
+
+
+def projection_gradients(d_flat, x, weight):
+    """The adjoint of ``projection``: (d_x [N, T, F], d_weight, d_bias) from the
+    gradients of every step's projection, [G, T*N] (``step_gradients``)."""
+    n, steps, features = x.shape
+    x_flat = np.ascontiguousarray(x.transpose(2, 1, 0)).reshape(features, steps * n)
+    d_x = (weight.T @ d_flat).reshape(features, steps, n).transpose(2, 1, 0)
+    return d_x, d_flat @ x_flat.T, d_flat.sum(axis=1)
+
+
+def recurrent_weight_gradient(d_flat, states):
+    """d W_hh = sum_t d_t h_{t-1}^T: one matrix product of the gradients of every
+    step's recurrent product [G, T*N] and the previous states (states [T, H, N])."""
+    steps, hidden, n = states.shape
+    previous = np.zeros((hidden, steps, n), dtype=states.dtype)  # h_0 = 0
+    previous[:, 1:] = states[:-1].transpose(1, 0, 2)
+    return d_flat @ previous.reshape(hidden, steps * n).T
 
 
 def rnn_backward(d_states, x, states, weight_ih, weight_hh):
     """Backpropagation through time: (d_x, d_weight_ih, d_weight_hh, d_bias)."""
-    n, steps, hidden = states.shape
-    d_pre = np.empty_like(states)
-    d_h = np.zeros((n, hidden), dtype=states.dtype)
+    states = states.transpose(1, 2, 0)  # [T, H, N]
+    derivative = 1 - states * states  # tanh' of every step
+    steps, hidden, n = states.shape
+    d_flat, d_pre = step_gradients(steps, hidden, n, states.dtype)
+    d_h, d_outputs = state_gradients(d_states)
+    recurrent_t = weight_hh.T.copy()
     for t in reversed(range(steps)):
-        d_pre[:, t] = (d_states[:, t] + d_h) * (1 - states[:, t] ** 2)
-        d_h = d_pre[:, t] @ weight_hh
-    rows = d_pre.reshape(n * steps, hidden)
-    d_weight_ih = rows.T @ x.reshape(n * steps, -1)
-    d_weight_hh = rows.T @ previous_states(states).reshape(n * steps, hidden)
-    return d_pre @ weight_ih, d_weight_ih, d_weight_hh, rows.sum(axis=0)
+        if d_outputs is not None:
+            d_h += d_outputs[t]
+        np.multiply(d_h, derivative[t], out=d_pre[t])
+        np.matmul(recurrent_t, d_pre[t], out=d_h)
+    d_x, d_weight_ih, d_bias = projection_gradients(d_flat, x, weight_ih)
+    return d_x, d_weight_ih, recurrent_weight_gradient(d_flat, states), d_bias
 
 
 def rnn_forward(x, weight_ih, weight_hh, bias):
     """h_t = tanh(W_ih x_t + W_hh h_{t-1} + b), h_0 = 0; returns every h_t [N, T, H]."""
     n, steps, _ = x.shape
-    inputs = x @ weight_ih.T + bias
-    states = np.empty((n, steps, weight_hh.shape[0]), dtype=x.dtype)
-    h = np.zeros((n, weight_hh.shape[0]), dtype=x.dtype)
+    inputs = projection(x, weight_ih, bias)
+    states = np.empty((steps, weight_hh.shape[0], n), dtype=x.dtype)
+    h = np.zeros(states.shape[1:], dtype=x.dtype)
     for t in range(steps):
-        h = np.tanh(inputs[:, t] + h @ weight_hh.T)
-        states[:, t] = h
-    return states
+        np.matmul(weight_hh, h, out=states[t])
+        states[t] += inputs[t]
+        h = np.tanh(states[t], out=states[t])
+    return states.transpose(2, 0, 1)
+
+
+def state_gradients(d_states):
+    """(d h_T before the loop [H, N], every step's output gradient [T, H, N] or None):
+    d_states [N, T, H] is added at every step; d h_T [N, H] only starts the loop."""
+    if d_states.ndim == 3:
+        n, _, hidden = d_states.shape
+        return np.zeros((hidden, n), dtype=d_states.dtype), d_states.transpose(1, 2, 0)
+    return d_states.T.copy(), None
+
+
+def step_gradients(steps, rows, n, dtype):
+    """A buffer for the gradients of every step, [rows, T*N], and its per-step view
+    [T, rows, N]: after the loop, each weight gradient is one matrix product of it."""
+    flat = np.empty((rows, steps * n), dtype=dtype)
+    return flat, flat.reshape(rows, steps, n).transpose(1, 0, 2)
 
 
 class Runtime:

@@ -150,16 +150,18 @@ def reduction_divisor(count, reduction):
 
 def col2im(cols, shape, stride=(1, 1), dilation=(1, 1)):
     """The adjoint of im2col: cols [kh, kw, C, N, out_h, out_w] added back into an
-    array of ``shape`` [N, C, H, W], one strided slice per kernel offset."""
+    array of ``shape`` [N, C, H, W] (a view of a [C, N, H, W] array), one strided
+    slice per kernel offset."""
     kh, kw, _, _, out_h, out_w = cols.shape
     (sh, sw), (dh, dw) = stride, dilation
-    x = np.zeros(shape, dtype=cols.dtype)
+    n, channels, h, w = shape
+    x = np.zeros((channels, n, h, w), dtype=cols.dtype)  # cols' (C, N) order: whole rows
     for i in range(kh):
         for j in range(kw):
             rows = slice(i * dh, i * dh + sh * (out_h - 1) + 1, sh)
             columns = slice(j * dw, j * dw + sw * (out_w - 1) + 1, sw)
-            x[:, :, rows, columns] += cols[i, j].transpose(1, 0, 2, 3)
-    return x
+            x[:, :, rows, columns] += cols[i, j]
+    return x.transpose(1, 0, 2, 3)
 
 
 def conv2d_backward(
@@ -207,7 +209,7 @@ def conv2d_forward(
     cols = cols.reshape(groups, kh * kw * group_channels, -1)
     y = (grouped_kernels(weight, groups) @ cols).reshape(filters, n, out_h, out_w)
     if bias is not None:
-        y = y + bias[:, None, None, None]
+        y += bias[:, None, None, None]
     return y.transpose(1, 0, 2, 3), cols
 
 
@@ -240,12 +242,17 @@ def pad2d(x, padding, value=0.0):
 
 
 def maxpool_backward(d_y, argmax, x_shape, size, stride=None, padding=((0, 0), (0, 0))):
-    """Each window's gradient goes to its first maximal element."""
+    """Each window's gradient goes to its first maximal element (``argmax`` as
+    maxpool_forward returns it)."""
     (kh, kw), (sh, sw) = size, size if stride is None else stride
     (top, bottom), (left, right) = padding
     n, channels, h, w = x_shape
     out_h, out_w = d_y.shape[2:]
-    d_x = np.zeros((n, channels, h + top + bottom, w + left + right), dtype=d_y.dtype)
+    d_x = zeros_in_layout((n, channels, h + top + bottom, w + left + right), d_y)
+    if (sh, sw) == (kh, kw):  # argmax is the mask of first maxima, offset-major
+        tiles = window_tiles(d_x, size, (out_h, out_w)).transpose(3, 5, 0, 1, 2, 4)
+        np.multiply(argmax.reshape(kh, kw, *d_y.shape), d_y, out=tiles)
+        return d_x[:, :, top : top + h, left : left + w]
     for i in range(kh):
         for j in range(kw):
             rows = slice(i, i + sh * (out_h - 1) + 1, sh)
@@ -256,12 +263,23 @@ def maxpool_backward(d_y, argmax, x_shape, size, stride=None, padding=((0, 0), (
 
 def maxpool_forward(x, size, stride=None, padding=((0, 0), (0, 0))):
     """Maximum of each window (padding never wins: it is -inf); the stride defaults to
-    the window size. Returns y and, per window, the flat offset (row-major) of its
-    first maximal element, comparing one strided slice per window offset."""
+    the window size. Returns y and where each window's first maximal element is: for
+    tiling windows a mask [kh*kw, N, C, out_h, out_w] over the row-major offsets, else
+    the flat offset per window, comparing one strided slice per window offset."""
     (kh, kw), (sh, sw) = size, size if stride is None else stride
     x = pad2d(x, padding, -np.inf)
     out_h = (x.shape[2] - kh) // sh + 1
     out_w = (x.shape[3] - kw) // sw + 1
+    if (sh, sw) == (kh, kw):
+        windows = window_tiles(x, size, (out_h, out_w)).transpose(3, 5, 0, 1, 2, 4)
+        windows = windows.reshape(kh * kw, *windows.shape[2:])  # one copy, offset-major
+        y = windows.max(axis=0)
+        first = windows == y
+        seen = first[0].copy()
+        for offset in range(1, kh * kw):  # ties: only the first maximum wins
+            first[offset] &= ~seen
+            seen |= first[offset]
+        return y, first
     y = x[:, :, : sh * (out_h - 1) + 1 : sh, : sw * (out_w - 1) + 1 : sw]
     argmax = np.zeros(y.shape, dtype=np.intp)
     for i in range(kh):
@@ -275,6 +293,25 @@ def maxpool_forward(x, size, stride=None, padding=((0, 0), (0, 0))):
             y = np.where(larger, candidate, y)
             argmax[larger] = i * kw + j
     return np.ascontiguousarray(y), argmax
+
+
+def window_tiles(x, size, out):
+    """The windows of x [N, C, H, W] when they tile it (stride = size), as a view
+    [N, C, out_h, kh, out_w, kw] of its first out_h*kh rows and out_w*kw columns."""
+    (kh, kw), (out_h, out_w) = size, out
+    n, channels = x.shape[:2]
+    return x[:, :, : out_h * kh, : out_w * kw].reshape(n, channels, out_h, kh, out_w, kw)
+
+
+def zeros_in_layout(shape, like):
+    """Zeros of ``shape`` [N, C, H, W] laid out as ``like`` is: channel-major (memory
+    order C, N, H, W, as a convolution's matrix product writes its output) when
+    ``like`` is, else row-major. Keeping the convolutions' layout through pooling saves
+    each convolution a transposing copy of its input and of its output gradient."""
+    if like.strides[1] > like.strides[0] and like.transpose(1, 0, 2, 3).flags.c_contiguous:
+        channel_major = np.zeros((shape[1], shape[0], *shape[2:]), dtype=like.dtype)
+        return channel_major.transpose(1, 0, 2, 3)
+    return np.zeros(shape, dtype=like.dtype)
 
 
 def linear_weights(n, s, align_corners=False):
