@@ -84,35 +84,20 @@ def generate_gan(program: Program, recipe: GanRecipe, source: str) -> str:
 
 def _losses(w: CodeWriter, recipe: GanRecipe) -> None:
     kernel = f"binary_cross_entropy_from_{'logits' if recipe.from_logits else 'probabilities'}"
-    form = (
-        "From logits: softplus(-s) and softplus(s), stable for any score."
-        if recipe.from_logits
-        else "From probabilities clipped to [1e-7, 1 - 1e-7]."
-    )
+    d_doc, g_doc = gancode.loss_docs(recipe)
     with w.block("def discriminator_loss(real_scores, fake_scores):"):
         w.docstring(
-            "The discriminator's loss, -(mean log D(x) + mean log(1 - D(G(z)))): binary\n"
-            "cross-entropy against 1 for real samples and 0 for generated ones, each the\n"
-            f"mean over its batch. {form}\n"
-            "Returns it and its gradients with respect to both batches of scores."
+            d_doc + "\nReturns it and its gradients with respect to both batches of scores."
         )
         _call(w, "real_loss, d_real = ", kernel, "real_scores, np.ones_like(real_scores)")
         _call(w, "fake_loss, d_fake = ", kernel, "fake_scores, np.zeros_like(fake_scores)")
         w.line("return real_loss + fake_loss, d_real, d_fake")
     w.blank(2)
     with w.block("def generator_loss(fake_scores):"):
+        w.docstring(g_doc + "\nReturns it and its gradient.")
         if recipe.loss == "non_saturating":
-            w.docstring(
-                "The generator's non-saturating loss, -mean log D(G(z)): binary cross-entropy\n"
-                "against 1 for generated samples. Returns it and its gradient."
-            )
             w.line(f"return {kernel}(fake_scores, np.ones_like(fake_scores))")
         else:
-            w.docstring(
-                "The generator's minimax loss, mean log(1 - D(G(z))), which the generator\n"
-                "minimises: minus the binary cross-entropy against 0. Returns it and its\n"
-                "gradient."
-            )
             _call(w, "loss, d_scores = ", kernel, "fake_scores, np.zeros_like(fake_scores)")
             w.line("return -loss, -d_scores")
     w.blank(2)

@@ -18,7 +18,7 @@ the code a generated module's ``fit`` runs too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -303,13 +303,17 @@ class NumpyGanRuntime:
         )
         return {"g_loss": loss, "g_fake": self._mean(scores)}
 
-    def get_weights(self) -> Arrays:
-        """The canonical weights of both models (copies), under their roles."""
+    def _with_roles(self, arrays: Callable[[Player], Arrays]) -> Arrays:
+        """``arrays(player)`` of both players, each name after its player's role."""
         return {
             f"{role}/{name}": value
             for role, player in self.players.items()
-            for name, value in player.get_weights().items()
+            for name, value in arrays(player).items()
         }
+
+    def get_weights(self) -> Arrays:
+        """The canonical weights of both models (copies), under their roles."""
+        return self._with_roles(Player.get_weights)
 
     def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
         """Load the canonical weights of both models ('generator/<param>', ...)."""
@@ -320,11 +324,7 @@ class NumpyGanRuntime:
     def get_optimizer_state(self) -> Arrays:
         """Both optimizers' canonical state under their roles: 'generator/step',
         'discriminator/<param>.<slot>', ..."""
-        return {
-            f"{role}/{name}": value
-            for role, player in self.players.items()
-            for name, value in player.get_optimizer_state().items()
-        }
+        return self._with_roles(Player.get_optimizer_state)
 
     def set_optimizer_state(self, state: Mapping[str, np.ndarray]) -> None:
         """Load both optimizers' state, as get_optimizer_state returns it."""

@@ -377,7 +377,8 @@ def discriminator_loss(real_scores, fake_scores):
 
 def generator_loss(fake_scores):
     """The generator's non-saturating loss, -mean log D(G(z)): binary cross-entropy
-    against 1 for generated samples. Returns it and its gradient.
+    against 1 for generated samples.
+    Returns it and its gradient.
     """
     return binary_cross_entropy_from_logits(fake_scores, np.ones_like(fake_scores))
 
