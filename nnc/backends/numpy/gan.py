@@ -24,6 +24,7 @@ from nnc.backends.numpy.module import (
     walk_model,
 )
 from nnc.backends.numpy.training import emit_make_optimizer, optimizer_class
+from nnc.backends.pystyle import double_quoted, wrap_long_lines
 from nnc.ir.program import Program
 from nnc.ir.training import GanRecipe
 
@@ -53,7 +54,7 @@ def generate_gan(program: Program, recipe: GanRecipe, source: str) -> str:
     w.line("import zlib")
     w.blank()
     w.line("import numpy as np")
-    w.blank(2)
+    w.blank()
     params = gancode.emit_gan_parameters(w, program, recipe)
     for role, part in parts.items():
         w.blank()
@@ -79,7 +80,7 @@ def generate_gan(program: Program, recipe: GanRecipe, source: str) -> str:
     gancode.emit_draw_noise(w, recipe.noise)
     _gap(w)
     _fit(w, recipe, parts["generator"].class_name, parts["discriminator"].class_name)
-    return w.render()
+    return wrap_long_lines(double_quoted(w.render()))
 
 
 def _losses(w: CodeWriter, recipe: GanRecipe) -> None:
@@ -164,10 +165,10 @@ def _fit(w: CodeWriter, recipe: GanRecipe, generator: str, discriminator: str) -
                 with w.block("for _ in range(d_steps):"):
                     w.line("z = draw_noise(noise_rng, len(real))")
                     w.line("d_loss, _, _ = discriminator_round(")
-                    w.line(
-                        "    generator, discriminator, d_optimizer, discriminator_loss, real, z,"
-                    )
-                    w.line("    discriminator_lr,")
+                    for argument in ("generator", "discriminator", "d_optimizer"):
+                        w.line(f"    {argument},")
+                    for argument in ("discriminator_loss", "real", "z", "discriminator_lr"):
+                        w.line(f"    {argument},")
                     w.line(")")
                     w.line("d_total += d_loss * len(real) / d_steps")
                 w.line("z = draw_noise(noise_rng, len(real))")

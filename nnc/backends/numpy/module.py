@@ -9,6 +9,7 @@ class (its weights, forward propagation and written-out backpropagation), then
 
 from __future__ import annotations
 
+import re
 import textwrap
 from dataclasses import dataclass
 
@@ -35,7 +36,8 @@ from nnc.backends.numpy.training import (
     optimizer_class,
     training_setup,
 )
-from nnc.backends.numpy.walk import Lowering, Walk
+from nnc.backends.numpy.walk import WIDTH, Lowering, Walk
+from nnc.backends.pystyle import double_quoted, wrap_long_lines
 from nnc.errors import BackendError
 from nnc.ir.passes import inline_calls, model_params
 from nnc.ir.program import Model, Program
@@ -82,7 +84,7 @@ def generate(program: Program, model: str | None, source: str) -> str:
     w.line("import zlib")
     w.blank()
     w.line("import numpy as np")
-    w.blank(2)
+    w.blank()
     codegen.emit_parameter_table(w, program, m)
     w.blank()
     _name_table(
@@ -94,10 +96,14 @@ def generate(program: Program, model: str | None, source: str) -> str:
         )
         w.line("L2 = " + repr(setup.l2) + "  # g += L2 * p for them (not decoupled decay)")
     if setup.loss is None:
-        with w.block("NOT_TRAINABLE = ("):
-            for chunk in textwrap.wrap(setup.reason, 80, drop_whitespace=False):
-                w.line(py_literal(chunk))
-        w.line(")")
+        one = f"NOT_TRAINABLE = {py_literal(setup.reason)}"
+        if len(one) <= WIDTH:
+            w.line(one)
+        else:
+            with w.block("NOT_TRAINABLE = ("):
+                for chunk in textwrap.wrap(setup.reason, 80, drop_whitespace=False):
+                    w.line(py_literal(chunk))
+            w.line(")")
     w.blank(2)
     seed = recipe.seed if recipe is not None else 0
     codegen.emit_initial_weights(w, program, m, seed)
@@ -115,7 +121,7 @@ def generate(program: Program, model: str | None, source: str) -> str:
     if isinstance(recipe, Recipe):
         _gap(w)
         _fit(w, recipe, part.class_name, bool(decayed))
-    return w.render()
+    return wrap_long_lines(double_quoted(w.render()))
 
 
 @dataclass
@@ -242,14 +248,17 @@ def model_class(w: CodeWriter, part: Part, title: str, seed: int = 0) -> None:
             "``rng`` draws the dropout masks."
         )
         w.blank()
-        if walk.statistics:
+        rows = [f"({node!r}, {saved!r}, {momentum!r})" for node, saved, momentum in walk.statistics]
+        if rows:
             w.line("# batchnorm nodes: (node, its batch statistics in the cache, momentum)")
+        one = f"batchnorms = ({rows[0]},)" if len(rows) == 1 else "batchnorms = ()"
+        if len(rows) <= 1 and len(w.indent * w.level + one) <= WIDTH:
+            w.line(one)
+        else:  # one row a line (the trailing commas keep them so)
             with w.block("batchnorms = ("):
-                for node, saved, momentum in walk.statistics:
-                    w.line(f"({node!r}, {saved!r}, {momentum!r}),")
+                for row in rows:
+                    w.line(row + ",")
             w.line(")")
-        else:
-            w.line("batchnorms = ()")
         w.blank()
         with w.block(f"def __init__(self, weights, dtype=np.float32, seed={seed}):"):
             w.line("self.dtype = np.dtype(dtype)")
@@ -297,6 +306,11 @@ def _fit(w: CodeWriter, recipe: Recipe, class_name: str, decayed: bool) -> None:
         w.line("return model, history")
 
 
+def _reads_weights(body: CodeWriter) -> bool:
+    """Whether generated lines read the weights through ``w[...]``."""
+    return any(re.search(r"(?<![\w.])w\[", line) for line in body.lines)
+
+
 def _input_names(walk: Walk, m: Model) -> list[str]:
     return [walk.values[i.name].ident for i in m.inputs]
 
@@ -322,7 +336,8 @@ def _forward_methods(w: CodeWriter, m: Model, walk: Walk, body: CodeWriter) -> N
             + ("s" if several else "")
             + ", and the cache of the values that\nbackpropagation needs."
         )
-        w.line("w = self.weights")
+        if _reads_weights(body):
+            w.line("w = self.weights")
         for decl, ident in zip(m.inputs, inputs, strict=True):
             dtype = "np.int64" if decl.type.dtype == "int64" else "self.dtype"
             shape = py_literal(decl.type.shape)
@@ -358,7 +373,8 @@ def _backward_method(
             + (" (a tuple)" if several_in else "")
             + ".\nReturns (grads, input gradient or None)."
         )
-        w.line("w = self.weights")
+        if _reads_weights(body):
+            w.line("w = self.weights")
         for name in walk.cache_names():
             if name in walk.saved:
                 w.line(f"{name} = cache[{name!r}]")

@@ -13,68 +13,67 @@ import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('conv2d_1.weight', (96, 3, 11, 11), 'glorot_uniform', 363, 11616, {}),
-    ('conv2d_1.bias', (96,), 'zeros', 1, 1, {}),
-    ('conv2d_2.weight', (256, 48, 5, 5), 'glorot_uniform', 1200, 6400, {}),
-    ('conv2d_2.bias', (256,), 'zeros', 1, 1, {}),
-    ('conv2d_3.weight', (384, 256, 3, 3), 'glorot_uniform', 2304, 3456, {}),
-    ('conv2d_3.bias', (384,), 'zeros', 1, 1, {}),
-    ('conv2d_4.weight', (384, 192, 3, 3), 'glorot_uniform', 1728, 3456, {}),
-    ('conv2d_4.bias', (384,), 'zeros', 1, 1, {}),
-    ('conv2d_5.weight', (256, 192, 3, 3), 'glorot_uniform', 1728, 2304, {}),
-    ('conv2d_5.bias', (256,), 'zeros', 1, 1, {}),
-    ('dense_1.weight', (4096, 9216), 'glorot_uniform', 9216, 4096, {}),
-    ('dense_1.bias', (4096,), 'zeros', 1, 1, {}),
-    ('dense_2.weight', (4096, 4096), 'glorot_uniform', 4096, 4096, {}),
-    ('dense_2.bias', (4096,), 'zeros', 1, 1, {}),
-    ('dense_3.weight', (1000, 4096), 'glorot_uniform', 4096, 1000, {}),
-    ('dense_3.bias', (1000,), 'zeros', 1, 1, {}),
+    ("conv2d_1.weight", (96, 3, 11, 11), "glorot_uniform", 363, 11616, {}),
+    ("conv2d_1.bias", (96,), "zeros", 1, 1, {}),
+    ("conv2d_2.weight", (256, 48, 5, 5), "glorot_uniform", 1200, 6400, {}),
+    ("conv2d_2.bias", (256,), "zeros", 1, 1, {}),
+    ("conv2d_3.weight", (384, 256, 3, 3), "glorot_uniform", 2304, 3456, {}),
+    ("conv2d_3.bias", (384,), "zeros", 1, 1, {}),
+    ("conv2d_4.weight", (384, 192, 3, 3), "glorot_uniform", 1728, 3456, {}),
+    ("conv2d_4.bias", (384,), "zeros", 1, 1, {}),
+    ("conv2d_5.weight", (256, 192, 3, 3), "glorot_uniform", 1728, 2304, {}),
+    ("conv2d_5.bias", (256,), "zeros", 1, 1, {}),
+    ("dense_1.weight", (4096, 9216), "glorot_uniform", 9216, 4096, {}),
+    ("dense_1.bias", (4096,), "zeros", 1, 1, {}),
+    ("dense_2.weight", (4096, 4096), "glorot_uniform", 4096, 4096, {}),
+    ("dense_2.bias", (4096,), "zeros", 1, 1, {}),
+    ("dense_3.weight", (1000, 4096), "glorot_uniform", 4096, 1000, {}),
+    ("dense_3.bias", (1000,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'conv2d_1.weight',
-    'conv2d_1.bias',
-    'conv2d_2.weight',
-    'conv2d_2.bias',
-    'conv2d_3.weight',
-    'conv2d_3.bias',
-    'conv2d_4.weight',
-    'conv2d_4.bias',
-    'conv2d_5.weight',
-    'conv2d_5.bias',
-    'dense_1.weight',
-    'dense_1.bias',
-    'dense_2.weight',
-    'dense_2.bias',
-    'dense_3.weight',
-    'dense_3.bias',
+    "conv2d_1.weight",
+    "conv2d_1.bias",
+    "conv2d_2.weight",
+    "conv2d_2.bias",
+    "conv2d_3.weight",
+    "conv2d_3.bias",
+    "conv2d_4.weight",
+    "conv2d_4.bias",
+    "conv2d_5.weight",
+    "conv2d_5.bias",
+    "dense_1.weight",
+    "dense_1.bias",
+    "dense_2.weight",
+    "dense_2.bias",
+    "dense_3.weight",
+    "dense_3.bias",
 )
 # Parameters with L2 regularisation (weights, not biases).
 DECAYED = (
-    'conv2d_1.weight',
-    'conv2d_2.weight',
-    'conv2d_3.weight',
-    'conv2d_4.weight',
-    'conv2d_5.weight',
-    'dense_1.weight',
-    'dense_2.weight',
-    'dense_3.weight',
+    "conv2d_1.weight",
+    "conv2d_2.weight",
+    "conv2d_3.weight",
+    "conv2d_4.weight",
+    "conv2d_5.weight",
+    "dense_1.weight",
+    "dense_2.weight",
+    "dense_3.weight",
 )
 L2 = 0.0005  # g += L2 * p for them (not decoupled decay)
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'zeros':
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=0):
@@ -415,13 +414,13 @@ class AlexNet:
         backpropagation needs.
         """
         w = self.weights
-        image = as_batch(image, 'image', (3, 227, 227), self.dtype)
+        image = as_batch(image, "image", (3, 227, 227), self.dtype)
 
         # conv2d_1 = conv2d(96, 11, stride = 4): [96, 55, 55]
         conv2d_1, conv2d_1_cols = conv2d_forward(
             image,
-            w['conv2d_1.weight'],
-            w['conv2d_1.bias'],
+            w["conv2d_1.weight"],
+            w["conv2d_1.bias"],
             stride=(4, 4),
         )
 
@@ -442,8 +441,8 @@ class AlexNet:
         # conv2d_2 = conv2d(256, 5, padding = 2, groups = 2): [256, 27, 27]
         conv2d_2, conv2d_2_cols = conv2d_forward(
             maxpool_1,
-            w['conv2d_2.weight'],
-            w['conv2d_2.bias'],
+            w["conv2d_2.weight"],
+            w["conv2d_2.bias"],
             padding=((2, 2), (2, 2)),
             groups=2,
         )
@@ -465,8 +464,8 @@ class AlexNet:
         # conv2d_3 = conv2d(384, 3, padding = 1): [384, 13, 13]
         conv2d_3, conv2d_3_cols = conv2d_forward(
             maxpool_2,
-            w['conv2d_3.weight'],
-            w['conv2d_3.bias'],
+            w["conv2d_3.weight"],
+            w["conv2d_3.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -476,8 +475,8 @@ class AlexNet:
         # conv2d_4 = conv2d(384, 3, padding = 1, groups = 2): [384, 13, 13]
         conv2d_4, conv2d_4_cols = conv2d_forward(
             relu_3,
-            w['conv2d_4.weight'],
-            w['conv2d_4.bias'],
+            w["conv2d_4.weight"],
+            w["conv2d_4.bias"],
             padding=((1, 1), (1, 1)),
             groups=2,
         )
@@ -488,8 +487,8 @@ class AlexNet:
         # conv2d_5 = conv2d(256, 3, padding = 1, groups = 2): [256, 13, 13]
         conv2d_5, conv2d_5_cols = conv2d_forward(
             relu_4,
-            w['conv2d_5.weight'],
-            w['conv2d_5.bias'],
+            w["conv2d_5.weight"],
+            w["conv2d_5.bias"],
             padding=((1, 1), (1, 1)),
             groups=2,
         )
@@ -509,7 +508,7 @@ class AlexNet:
         flatten_1 = maxpool_3.reshape(len(maxpool_3), -1)
 
         # dense_1 = dense(4096): [4096]
-        dense_1 = flatten_1 @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = flatten_1 @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         # relu_6 = relu: [4096]
         relu_6 = np.maximum(dense_1, 0)
@@ -525,7 +524,7 @@ class AlexNet:
             dropout_1 = relu_6
 
         # dense_2 = dense(4096): [4096]
-        dense_2 = dropout_1 @ w['dense_2.weight'].T + w['dense_2.bias']
+        dense_2 = dropout_1 @ w["dense_2.weight"].T + w["dense_2.bias"]
 
         # relu_7 = relu: [4096]
         relu_7 = np.maximum(dense_2, 0)
@@ -541,42 +540,42 @@ class AlexNet:
             dropout_2 = relu_7
 
         # dense_3 = dense(1000): [1000]
-        dense_3 = dropout_2 @ w['dense_3.weight'].T + w['dense_3.bias']
+        dense_3 = dropout_2 @ w["dense_3.weight"].T + w["dense_3.bias"]
 
         cache = {
-            'image': image,
-            'conv2d_1_cols': conv2d_1_cols,
-            'conv2d_1': conv2d_1,
-            'relu_1': relu_1,
-            'lrn_1_scale': lrn_1_scale,
-            'lrn_1': lrn_1,
-            'maxpool_1_argmax': maxpool_1_argmax,
-            'maxpool_1': maxpool_1,
-            'conv2d_2_cols': conv2d_2_cols,
-            'conv2d_2': conv2d_2,
-            'relu_2': relu_2,
-            'lrn_2_scale': lrn_2_scale,
-            'lrn_2': lrn_2,
-            'maxpool_2_argmax': maxpool_2_argmax,
-            'maxpool_2': maxpool_2,
-            'conv2d_3_cols': conv2d_3_cols,
-            'conv2d_3': conv2d_3,
-            'relu_3': relu_3,
-            'conv2d_4_cols': conv2d_4_cols,
-            'conv2d_4': conv2d_4,
-            'relu_4': relu_4,
-            'conv2d_5_cols': conv2d_5_cols,
-            'conv2d_5': conv2d_5,
-            'relu_5': relu_5,
-            'maxpool_3_argmax': maxpool_3_argmax,
-            'maxpool_3': maxpool_3,
-            'flatten_1': flatten_1,
-            'dense_1': dense_1,
-            'dropout_1_mask': dropout_1_mask,
-            'dropout_1': dropout_1,
-            'dense_2': dense_2,
-            'dropout_2_mask': dropout_2_mask,
-            'dropout_2': dropout_2,
+            "image": image,
+            "conv2d_1_cols": conv2d_1_cols,
+            "conv2d_1": conv2d_1,
+            "relu_1": relu_1,
+            "lrn_1_scale": lrn_1_scale,
+            "lrn_1": lrn_1,
+            "maxpool_1_argmax": maxpool_1_argmax,
+            "maxpool_1": maxpool_1,
+            "conv2d_2_cols": conv2d_2_cols,
+            "conv2d_2": conv2d_2,
+            "relu_2": relu_2,
+            "lrn_2_scale": lrn_2_scale,
+            "lrn_2": lrn_2,
+            "maxpool_2_argmax": maxpool_2_argmax,
+            "maxpool_2": maxpool_2,
+            "conv2d_3_cols": conv2d_3_cols,
+            "conv2d_3": conv2d_3,
+            "relu_3": relu_3,
+            "conv2d_4_cols": conv2d_4_cols,
+            "conv2d_4": conv2d_4,
+            "relu_4": relu_4,
+            "conv2d_5_cols": conv2d_5_cols,
+            "conv2d_5": conv2d_5,
+            "relu_5": relu_5,
+            "maxpool_3_argmax": maxpool_3_argmax,
+            "maxpool_3": maxpool_3,
+            "flatten_1": flatten_1,
+            "dense_1": dense_1,
+            "dropout_1_mask": dropout_1_mask,
+            "dropout_1": dropout_1,
+            "dense_2": dense_2,
+            "dropout_2_mask": dropout_2_mask,
+            "dropout_2": dropout_2,
         }
         return dense_3, cache
 
@@ -586,45 +585,45 @@ class AlexNet:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        image = cache['image']
-        conv2d_1_cols = cache['conv2d_1_cols']
-        conv2d_1 = cache['conv2d_1']
-        relu_1 = cache['relu_1']
-        lrn_1_scale = cache['lrn_1_scale']
-        lrn_1 = cache['lrn_1']
-        maxpool_1_argmax = cache['maxpool_1_argmax']
-        maxpool_1 = cache['maxpool_1']
-        conv2d_2_cols = cache['conv2d_2_cols']
-        conv2d_2 = cache['conv2d_2']
-        relu_2 = cache['relu_2']
-        lrn_2_scale = cache['lrn_2_scale']
-        lrn_2 = cache['lrn_2']
-        maxpool_2_argmax = cache['maxpool_2_argmax']
-        maxpool_2 = cache['maxpool_2']
-        conv2d_3_cols = cache['conv2d_3_cols']
-        conv2d_3 = cache['conv2d_3']
-        relu_3 = cache['relu_3']
-        conv2d_4_cols = cache['conv2d_4_cols']
-        conv2d_4 = cache['conv2d_4']
-        relu_4 = cache['relu_4']
-        conv2d_5_cols = cache['conv2d_5_cols']
-        conv2d_5 = cache['conv2d_5']
-        relu_5 = cache['relu_5']
-        maxpool_3_argmax = cache['maxpool_3_argmax']
-        maxpool_3 = cache['maxpool_3']
-        flatten_1 = cache['flatten_1']
-        dense_1 = cache['dense_1']
-        dropout_1_mask = cache['dropout_1_mask']
-        dropout_1 = cache['dropout_1']
-        dense_2 = cache['dense_2']
-        dropout_2_mask = cache['dropout_2_mask']
-        dropout_2 = cache['dropout_2']
+        image = cache["image"]
+        conv2d_1_cols = cache["conv2d_1_cols"]
+        conv2d_1 = cache["conv2d_1"]
+        relu_1 = cache["relu_1"]
+        lrn_1_scale = cache["lrn_1_scale"]
+        lrn_1 = cache["lrn_1"]
+        maxpool_1_argmax = cache["maxpool_1_argmax"]
+        maxpool_1 = cache["maxpool_1"]
+        conv2d_2_cols = cache["conv2d_2_cols"]
+        conv2d_2 = cache["conv2d_2"]
+        relu_2 = cache["relu_2"]
+        lrn_2_scale = cache["lrn_2_scale"]
+        lrn_2 = cache["lrn_2"]
+        maxpool_2_argmax = cache["maxpool_2_argmax"]
+        maxpool_2 = cache["maxpool_2"]
+        conv2d_3_cols = cache["conv2d_3_cols"]
+        conv2d_3 = cache["conv2d_3"]
+        relu_3 = cache["relu_3"]
+        conv2d_4_cols = cache["conv2d_4_cols"]
+        conv2d_4 = cache["conv2d_4"]
+        relu_4 = cache["relu_4"]
+        conv2d_5_cols = cache["conv2d_5_cols"]
+        conv2d_5 = cache["conv2d_5"]
+        relu_5 = cache["relu_5"]
+        maxpool_3_argmax = cache["maxpool_3_argmax"]
+        maxpool_3 = cache["maxpool_3"]
+        flatten_1 = cache["flatten_1"]
+        dense_1 = cache["dense_1"]
+        dropout_1_mask = cache["dropout_1_mask"]
+        dropout_1 = cache["dropout_1"]
+        dense_2 = cache["dense_2"]
+        dropout_2_mask = cache["dropout_2_mask"]
+        dropout_2 = cache["dropout_2"]
         grads = {}
 
         # dense_3 = dense(1000): [1000]
-        grads['dense_3.weight'] = d_dense_3.T @ dropout_2
-        grads['dense_3.bias'] = d_dense_3.sum(axis=0)
-        d_dropout_2 = d_dense_3 @ w['dense_3.weight']
+        grads["dense_3.weight"] = d_dense_3.T @ dropout_2
+        grads["dense_3.bias"] = d_dense_3.sum(axis=0)
+        d_dropout_2 = d_dense_3 @ w["dense_3.weight"]
 
         # dropout_2 = dropout(0.5): [4096]
         d_relu_7 = d_dropout_2 if dropout_2_mask is None else d_dropout_2 * dropout_2_mask
@@ -633,9 +632,9 @@ class AlexNet:
         d_dense_2 = d_relu_7 * (dense_2 > 0)
 
         # dense_2 = dense(4096): [4096]
-        grads['dense_2.weight'] = d_dense_2.T @ dropout_1
-        grads['dense_2.bias'] = d_dense_2.sum(axis=0)
-        d_dropout_1 = d_dense_2 @ w['dense_2.weight']
+        grads["dense_2.weight"] = d_dense_2.T @ dropout_1
+        grads["dense_2.bias"] = d_dense_2.sum(axis=0)
+        d_dropout_1 = d_dense_2 @ w["dense_2.weight"]
 
         # dropout_1 = dropout(0.5): [4096]
         d_relu_6 = d_dropout_1 if dropout_1_mask is None else d_dropout_1 * dropout_1_mask
@@ -644,9 +643,9 @@ class AlexNet:
         d_dense_1 = d_relu_6 * (dense_1 > 0)
 
         # dense_1 = dense(4096): [4096]
-        grads['dense_1.weight'] = d_dense_1.T @ flatten_1
-        grads['dense_1.bias'] = d_dense_1.sum(axis=0)
-        d_flatten_1 = d_dense_1 @ w['dense_1.weight']
+        grads["dense_1.weight"] = d_dense_1.T @ flatten_1
+        grads["dense_1.bias"] = d_dense_1.sum(axis=0)
+        d_flatten_1 = d_dense_1 @ w["dense_1.weight"]
 
         # flatten_1 = flatten: [9216]
         d_maxpool_3 = d_flatten_1.reshape(maxpool_3.shape)
@@ -665,45 +664,45 @@ class AlexNet:
         d_conv2d_5 = d_relu_5 * (conv2d_5 > 0)
 
         # conv2d_5 = conv2d(256, 3, padding = 1, groups = 2): [256, 13, 13]
-        grads['conv2d_5.weight'], d_relu_4 = conv2d_backward(
+        grads["conv2d_5.weight"], d_relu_4 = conv2d_backward(
             d_conv2d_5,
             conv2d_5_cols,
             relu_4.shape,
-            w['conv2d_5.weight'],
+            w["conv2d_5.weight"],
             padding=((1, 1), (1, 1)),
             groups=2,
             need_input=True,
         )
-        grads['conv2d_5.bias'] = d_conv2d_5.sum(axis=(0, 2, 3))
+        grads["conv2d_5.bias"] = d_conv2d_5.sum(axis=(0, 2, 3))
 
         # relu_4 = relu: [384, 13, 13]
         d_conv2d_4 = d_relu_4 * (conv2d_4 > 0)
 
         # conv2d_4 = conv2d(384, 3, padding = 1, groups = 2): [384, 13, 13]
-        grads['conv2d_4.weight'], d_relu_3 = conv2d_backward(
+        grads["conv2d_4.weight"], d_relu_3 = conv2d_backward(
             d_conv2d_4,
             conv2d_4_cols,
             relu_3.shape,
-            w['conv2d_4.weight'],
+            w["conv2d_4.weight"],
             padding=((1, 1), (1, 1)),
             groups=2,
             need_input=True,
         )
-        grads['conv2d_4.bias'] = d_conv2d_4.sum(axis=(0, 2, 3))
+        grads["conv2d_4.bias"] = d_conv2d_4.sum(axis=(0, 2, 3))
 
         # relu_3 = relu: [384, 13, 13]
         d_conv2d_3 = d_relu_3 * (conv2d_3 > 0)
 
         # conv2d_3 = conv2d(384, 3, padding = 1): [384, 13, 13]
-        grads['conv2d_3.weight'], d_maxpool_2 = conv2d_backward(
+        grads["conv2d_3.weight"], d_maxpool_2 = conv2d_backward(
             d_conv2d_3,
             conv2d_3_cols,
             maxpool_2.shape,
-            w['conv2d_3.weight'],
+            w["conv2d_3.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['conv2d_3.bias'] = d_conv2d_3.sum(axis=(0, 2, 3))
+        grads["conv2d_3.bias"] = d_conv2d_3.sum(axis=(0, 2, 3))
 
         # maxpool_2 = maxpool(3, 2): [256, 13, 13]
         d_lrn_2 = maxpool_backward(
@@ -722,16 +721,16 @@ class AlexNet:
         d_conv2d_2 = d_relu_2 * (conv2d_2 > 0)
 
         # conv2d_2 = conv2d(256, 5, padding = 2, groups = 2): [256, 27, 27]
-        grads['conv2d_2.weight'], d_maxpool_1 = conv2d_backward(
+        grads["conv2d_2.weight"], d_maxpool_1 = conv2d_backward(
             d_conv2d_2,
             conv2d_2_cols,
             maxpool_1.shape,
-            w['conv2d_2.weight'],
+            w["conv2d_2.weight"],
             padding=((2, 2), (2, 2)),
             groups=2,
             need_input=True,
         )
-        grads['conv2d_2.bias'] = d_conv2d_2.sum(axis=(0, 2, 3))
+        grads["conv2d_2.bias"] = d_conv2d_2.sum(axis=(0, 2, 3))
 
         # maxpool_1 = maxpool(3, 2): [96, 27, 27]
         d_lrn_1 = maxpool_backward(
@@ -750,15 +749,15 @@ class AlexNet:
         d_conv2d_1 = d_relu_1 * (conv2d_1 > 0)
 
         # conv2d_1 = conv2d(96, 11, stride = 4): [96, 55, 55]
-        grads['conv2d_1.weight'], d_image = conv2d_backward(
+        grads["conv2d_1.weight"], d_image = conv2d_backward(
             d_conv2d_1,
             conv2d_1_cols,
             image.shape,
-            w['conv2d_1.weight'],
+            w["conv2d_1.weight"],
             stride=(4, 4),
             need_input=input_gradients,
         )
-        grads['conv2d_1.bias'] = d_conv2d_1.sum(axis=(0, 2, 3))
+        grads["conv2d_1.bias"] = d_conv2d_1.sum(axis=(0, 2, 3))
 
         return grads, (d_image if input_gradients else None)
 
@@ -793,7 +792,7 @@ def fit(x, y, epochs=90, batch=128, seed=0, verbose=True):
     model = AlexNet(initial_weights(seed))
     optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    size = len(x) if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)

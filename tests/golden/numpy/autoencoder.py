@@ -13,40 +13,39 @@ import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('encoder_1.dense_1.weight', (32, 64), 'glorot_uniform', 64, 32, {}),
-    ('encoder_1.dense_1.bias', (32,), 'zeros', 1, 1, {}),
-    ('encoder_1.dense_2.weight', (8, 32), 'glorot_uniform', 32, 8, {}),
-    ('encoder_1.dense_2.bias', (8,), 'zeros', 1, 1, {}),
-    ('decoder_1.dense_1.weight', (32, 8), 'glorot_uniform', 8, 32, {}),
-    ('decoder_1.dense_1.bias', (32,), 'zeros', 1, 1, {}),
-    ('decoder_1.dense_2.weight', (64, 32), 'glorot_uniform', 32, 64, {}),
-    ('decoder_1.dense_2.bias', (64,), 'zeros', 1, 1, {}),
+    ("encoder_1.dense_1.weight", (32, 64), "glorot_uniform", 64, 32, {}),
+    ("encoder_1.dense_1.bias", (32,), "zeros", 1, 1, {}),
+    ("encoder_1.dense_2.weight", (8, 32), "glorot_uniform", 32, 8, {}),
+    ("encoder_1.dense_2.bias", (8,), "zeros", 1, 1, {}),
+    ("decoder_1.dense_1.weight", (32, 8), "glorot_uniform", 8, 32, {}),
+    ("decoder_1.dense_1.bias", (32,), "zeros", 1, 1, {}),
+    ("decoder_1.dense_2.weight", (64, 32), "glorot_uniform", 32, 64, {}),
+    ("decoder_1.dense_2.bias", (64,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'encoder_1.dense_1.weight',
-    'encoder_1.dense_1.bias',
-    'encoder_1.dense_2.weight',
-    'encoder_1.dense_2.bias',
-    'decoder_1.dense_1.weight',
-    'decoder_1.dense_1.bias',
-    'decoder_1.dense_2.weight',
-    'decoder_1.dense_2.bias',
+    "encoder_1.dense_1.weight",
+    "encoder_1.dense_1.bias",
+    "encoder_1.dense_2.weight",
+    "encoder_1.dense_2.bias",
+    "decoder_1.dense_1.weight",
+    "decoder_1.dense_1.bias",
+    "decoder_1.dense_2.weight",
+    "decoder_1.dense_2.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'zeros':
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=8):
@@ -229,22 +228,22 @@ class Autoencoder:
         backpropagation needs.
         """
         w = self.weights
-        pixels = as_batch(pixels, 'pixels', (64,), self.dtype)
+        pixels = as_batch(pixels, "pixels", (64,), self.dtype)
 
         # encoder_1.dense_1 = dense(32): [32]
-        encoder_1__dense_1 = pixels @ w['encoder_1.dense_1.weight'].T + w['encoder_1.dense_1.bias']
+        encoder_1__dense_1 = pixels @ w["encoder_1.dense_1.weight"].T + w["encoder_1.dense_1.bias"]
 
         # encoder_1.relu_1 = relu: [32]
         encoder_1__relu_1 = np.maximum(encoder_1__dense_1, 0)
 
         # encoder_1.dense_2 = dense(8): [8]
         encoder_1__dense_2 = (
-            encoder_1__relu_1 @ w['encoder_1.dense_2.weight'].T + w['encoder_1.dense_2.bias']
+            encoder_1__relu_1 @ w["encoder_1.dense_2.weight"].T + w["encoder_1.dense_2.bias"]
         )
 
         # decoder_1.dense_1 = dense(32): [32]
         decoder_1__dense_1 = (
-            encoder_1__dense_2 @ w['decoder_1.dense_1.weight'].T + w['decoder_1.dense_1.bias']
+            encoder_1__dense_2 @ w["decoder_1.dense_1.weight"].T + w["decoder_1.dense_1.bias"]
         )
 
         # decoder_1.relu_1 = relu: [32]
@@ -252,20 +251,20 @@ class Autoencoder:
 
         # decoder_1.dense_2 = dense(64): [64]
         decoder_1__dense_2 = (
-            decoder_1__relu_1 @ w['decoder_1.dense_2.weight'].T + w['decoder_1.dense_2.bias']
+            decoder_1__relu_1 @ w["decoder_1.dense_2.weight"].T + w["decoder_1.dense_2.bias"]
         )
 
         # decoder_1.sigmoid_1 = sigmoid: [64]
         decoder_1__sigmoid_1 = sigmoid(decoder_1__dense_2)
 
         cache = {
-            'pixels': pixels,
-            'encoder_1__dense_1': encoder_1__dense_1,
-            'encoder_1__relu_1': encoder_1__relu_1,
-            'encoder_1__dense_2': encoder_1__dense_2,
-            'decoder_1__dense_1': decoder_1__dense_1,
-            'decoder_1__relu_1': decoder_1__relu_1,
-            'decoder_1__sigmoid_1': decoder_1__sigmoid_1,
+            "pixels": pixels,
+            "encoder_1__dense_1": encoder_1__dense_1,
+            "encoder_1__relu_1": encoder_1__relu_1,
+            "encoder_1__dense_2": encoder_1__dense_2,
+            "decoder_1__dense_1": decoder_1__dense_1,
+            "decoder_1__relu_1": decoder_1__relu_1,
+            "decoder_1__sigmoid_1": decoder_1__sigmoid_1,
         }
         return decoder_1__sigmoid_1, cache
 
@@ -275,13 +274,13 @@ class Autoencoder:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        pixels = cache['pixels']
-        encoder_1__dense_1 = cache['encoder_1__dense_1']
-        encoder_1__relu_1 = cache['encoder_1__relu_1']
-        encoder_1__dense_2 = cache['encoder_1__dense_2']
-        decoder_1__dense_1 = cache['decoder_1__dense_1']
-        decoder_1__relu_1 = cache['decoder_1__relu_1']
-        decoder_1__sigmoid_1 = cache['decoder_1__sigmoid_1']
+        pixels = cache["pixels"]
+        encoder_1__dense_1 = cache["encoder_1__dense_1"]
+        encoder_1__relu_1 = cache["encoder_1__relu_1"]
+        encoder_1__dense_2 = cache["encoder_1__dense_2"]
+        decoder_1__dense_1 = cache["decoder_1__dense_1"]
+        decoder_1__relu_1 = cache["decoder_1__relu_1"]
+        decoder_1__sigmoid_1 = cache["decoder_1__sigmoid_1"]
         grads = {}
 
         # decoder_1.sigmoid_1 = sigmoid: [64]
@@ -290,31 +289,31 @@ class Autoencoder:
         )
 
         # decoder_1.dense_2 = dense(64): [64]
-        grads['decoder_1.dense_2.weight'] = d_decoder_1__dense_2.T @ decoder_1__relu_1
-        grads['decoder_1.dense_2.bias'] = d_decoder_1__dense_2.sum(axis=0)
-        d_decoder_1__relu_1 = d_decoder_1__dense_2 @ w['decoder_1.dense_2.weight']
+        grads["decoder_1.dense_2.weight"] = d_decoder_1__dense_2.T @ decoder_1__relu_1
+        grads["decoder_1.dense_2.bias"] = d_decoder_1__dense_2.sum(axis=0)
+        d_decoder_1__relu_1 = d_decoder_1__dense_2 @ w["decoder_1.dense_2.weight"]
 
         # decoder_1.relu_1 = relu: [32]
         d_decoder_1__dense_1 = d_decoder_1__relu_1 * (decoder_1__dense_1 > 0)
 
         # decoder_1.dense_1 = dense(32): [32]
-        grads['decoder_1.dense_1.weight'] = d_decoder_1__dense_1.T @ encoder_1__dense_2
-        grads['decoder_1.dense_1.bias'] = d_decoder_1__dense_1.sum(axis=0)
-        d_encoder_1__dense_2 = d_decoder_1__dense_1 @ w['decoder_1.dense_1.weight']
+        grads["decoder_1.dense_1.weight"] = d_decoder_1__dense_1.T @ encoder_1__dense_2
+        grads["decoder_1.dense_1.bias"] = d_decoder_1__dense_1.sum(axis=0)
+        d_encoder_1__dense_2 = d_decoder_1__dense_1 @ w["decoder_1.dense_1.weight"]
 
         # encoder_1.dense_2 = dense(8): [8]
-        grads['encoder_1.dense_2.weight'] = d_encoder_1__dense_2.T @ encoder_1__relu_1
-        grads['encoder_1.dense_2.bias'] = d_encoder_1__dense_2.sum(axis=0)
-        d_encoder_1__relu_1 = d_encoder_1__dense_2 @ w['encoder_1.dense_2.weight']
+        grads["encoder_1.dense_2.weight"] = d_encoder_1__dense_2.T @ encoder_1__relu_1
+        grads["encoder_1.dense_2.bias"] = d_encoder_1__dense_2.sum(axis=0)
+        d_encoder_1__relu_1 = d_encoder_1__dense_2 @ w["encoder_1.dense_2.weight"]
 
         # encoder_1.relu_1 = relu: [32]
         d_encoder_1__dense_1 = d_encoder_1__relu_1 * (encoder_1__dense_1 > 0)
 
         # encoder_1.dense_1 = dense(32): [32]
-        grads['encoder_1.dense_1.weight'] = d_encoder_1__dense_1.T @ pixels
-        grads['encoder_1.dense_1.bias'] = d_encoder_1__dense_1.sum(axis=0)
+        grads["encoder_1.dense_1.weight"] = d_encoder_1__dense_1.T @ pixels
+        grads["encoder_1.dense_1.bias"] = d_encoder_1__dense_1.sum(axis=0)
         if input_gradients:
-            d_pixels = d_encoder_1__dense_1 @ w['encoder_1.dense_1.weight']
+            d_pixels = d_encoder_1__dense_1 @ w["encoder_1.dense_1.weight"]
 
         return grads, (d_pixels if input_gradients else None)
 
@@ -351,7 +350,7 @@ def fit(x, y, epochs=40, batch=32, seed=8, verbose=True):
     model = Autoencoder(initial_weights(seed))
     optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    size = len(x) if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)

@@ -13,106 +13,105 @@ import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('embed.weight', (62, 64), 'uniform', 62, 64, {'lo': -0.05, 'hi': 0.05}),
-    ('positions.weight', (32, 64), 'normal', 32, 64, {'mean': 0.0, 'std': 0.02}),
-    ('block1_norm1.weight', (64,), 'ones', 1, 1, {}),
-    ('block1_norm1.bias', (64,), 'zeros', 1, 1, {}),
-    ('block1_self_attention.query.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
-    ('block1_self_attention.query.bias', (64,), 'zeros', 1, 1, {}),
-    ('block1_self_attention.key.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
-    ('block1_self_attention.key.bias', (64,), 'zeros', 1, 1, {}),
-    ('block1_self_attention.value.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
-    ('block1_self_attention.value.bias', (64,), 'zeros', 1, 1, {}),
-    ('block1_self_attention.output.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
-    ('block1_self_attention.output.bias', (64,), 'zeros', 1, 1, {}),
-    ('block1_norm2.weight', (64,), 'ones', 1, 1, {}),
-    ('block1_norm2.bias', (64,), 'zeros', 1, 1, {}),
-    ('block1_linear1.weight', (128, 64), 'glorot_uniform', 64, 128, {}),
-    ('block1_linear1.bias', (128,), 'zeros', 1, 1, {}),
-    ('block1_linear2.weight', (64, 128), 'glorot_uniform', 128, 64, {}),
-    ('block1_linear2.bias', (64,), 'zeros', 1, 1, {}),
-    ('block2_norm1.weight', (64,), 'ones', 1, 1, {}),
-    ('block2_norm1.bias', (64,), 'zeros', 1, 1, {}),
-    ('block2_self_attention.query.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
-    ('block2_self_attention.query.bias', (64,), 'zeros', 1, 1, {}),
-    ('block2_self_attention.key.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
-    ('block2_self_attention.key.bias', (64,), 'zeros', 1, 1, {}),
-    ('block2_self_attention.value.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
-    ('block2_self_attention.value.bias', (64,), 'zeros', 1, 1, {}),
-    ('block2_self_attention.output.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
-    ('block2_self_attention.output.bias', (64,), 'zeros', 1, 1, {}),
-    ('block2_norm2.weight', (64,), 'ones', 1, 1, {}),
-    ('block2_norm2.bias', (64,), 'zeros', 1, 1, {}),
-    ('block2_linear1.weight', (128, 64), 'glorot_uniform', 64, 128, {}),
-    ('block2_linear1.bias', (128,), 'zeros', 1, 1, {}),
-    ('block2_linear2.weight', (64, 128), 'glorot_uniform', 128, 64, {}),
-    ('block2_linear2.bias', (64,), 'zeros', 1, 1, {}),
-    ('norm.weight', (64,), 'ones', 1, 1, {}),
-    ('norm.bias', (64,), 'zeros', 1, 1, {}),
-    ('head.weight', (62, 64), 'glorot_uniform', 64, 62, {}),
-    ('head.bias', (62,), 'zeros', 1, 1, {}),
+    ("embed.weight", (62, 64), "uniform", 62, 64, {"lo": -0.05, "hi": 0.05}),
+    ("positions.weight", (32, 64), "normal", 32, 64, {"mean": 0.0, "std": 0.02}),
+    ("block1_norm1.weight", (64,), "ones", 1, 1, {}),
+    ("block1_norm1.bias", (64,), "zeros", 1, 1, {}),
+    ("block1_self_attention.query.weight", (64, 64), "glorot_uniform", 64, 64, {}),
+    ("block1_self_attention.query.bias", (64,), "zeros", 1, 1, {}),
+    ("block1_self_attention.key.weight", (64, 64), "glorot_uniform", 64, 64, {}),
+    ("block1_self_attention.key.bias", (64,), "zeros", 1, 1, {}),
+    ("block1_self_attention.value.weight", (64, 64), "glorot_uniform", 64, 64, {}),
+    ("block1_self_attention.value.bias", (64,), "zeros", 1, 1, {}),
+    ("block1_self_attention.output.weight", (64, 64), "glorot_uniform", 64, 64, {}),
+    ("block1_self_attention.output.bias", (64,), "zeros", 1, 1, {}),
+    ("block1_norm2.weight", (64,), "ones", 1, 1, {}),
+    ("block1_norm2.bias", (64,), "zeros", 1, 1, {}),
+    ("block1_linear1.weight", (128, 64), "glorot_uniform", 64, 128, {}),
+    ("block1_linear1.bias", (128,), "zeros", 1, 1, {}),
+    ("block1_linear2.weight", (64, 128), "glorot_uniform", 128, 64, {}),
+    ("block1_linear2.bias", (64,), "zeros", 1, 1, {}),
+    ("block2_norm1.weight", (64,), "ones", 1, 1, {}),
+    ("block2_norm1.bias", (64,), "zeros", 1, 1, {}),
+    ("block2_self_attention.query.weight", (64, 64), "glorot_uniform", 64, 64, {}),
+    ("block2_self_attention.query.bias", (64,), "zeros", 1, 1, {}),
+    ("block2_self_attention.key.weight", (64, 64), "glorot_uniform", 64, 64, {}),
+    ("block2_self_attention.key.bias", (64,), "zeros", 1, 1, {}),
+    ("block2_self_attention.value.weight", (64, 64), "glorot_uniform", 64, 64, {}),
+    ("block2_self_attention.value.bias", (64,), "zeros", 1, 1, {}),
+    ("block2_self_attention.output.weight", (64, 64), "glorot_uniform", 64, 64, {}),
+    ("block2_self_attention.output.bias", (64,), "zeros", 1, 1, {}),
+    ("block2_norm2.weight", (64,), "ones", 1, 1, {}),
+    ("block2_norm2.bias", (64,), "zeros", 1, 1, {}),
+    ("block2_linear1.weight", (128, 64), "glorot_uniform", 64, 128, {}),
+    ("block2_linear1.bias", (128,), "zeros", 1, 1, {}),
+    ("block2_linear2.weight", (64, 128), "glorot_uniform", 128, 64, {}),
+    ("block2_linear2.bias", (64,), "zeros", 1, 1, {}),
+    ("norm.weight", (64,), "ones", 1, 1, {}),
+    ("norm.bias", (64,), "zeros", 1, 1, {}),
+    ("head.weight", (62, 64), "glorot_uniform", 64, 62, {}),
+    ("head.bias", (62,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'embed.weight',
-    'positions.weight',
-    'block1_norm1.weight',
-    'block1_norm1.bias',
-    'block1_self_attention.query.weight',
-    'block1_self_attention.query.bias',
-    'block1_self_attention.key.weight',
-    'block1_self_attention.key.bias',
-    'block1_self_attention.value.weight',
-    'block1_self_attention.value.bias',
-    'block1_self_attention.output.weight',
-    'block1_self_attention.output.bias',
-    'block1_norm2.weight',
-    'block1_norm2.bias',
-    'block1_linear1.weight',
-    'block1_linear1.bias',
-    'block1_linear2.weight',
-    'block1_linear2.bias',
-    'block2_norm1.weight',
-    'block2_norm1.bias',
-    'block2_self_attention.query.weight',
-    'block2_self_attention.query.bias',
-    'block2_self_attention.key.weight',
-    'block2_self_attention.key.bias',
-    'block2_self_attention.value.weight',
-    'block2_self_attention.value.bias',
-    'block2_self_attention.output.weight',
-    'block2_self_attention.output.bias',
-    'block2_norm2.weight',
-    'block2_norm2.bias',
-    'block2_linear1.weight',
-    'block2_linear1.bias',
-    'block2_linear2.weight',
-    'block2_linear2.bias',
-    'norm.weight',
-    'norm.bias',
-    'head.weight',
-    'head.bias',
+    "embed.weight",
+    "positions.weight",
+    "block1_norm1.weight",
+    "block1_norm1.bias",
+    "block1_self_attention.query.weight",
+    "block1_self_attention.query.bias",
+    "block1_self_attention.key.weight",
+    "block1_self_attention.key.bias",
+    "block1_self_attention.value.weight",
+    "block1_self_attention.value.bias",
+    "block1_self_attention.output.weight",
+    "block1_self_attention.output.bias",
+    "block1_norm2.weight",
+    "block1_norm2.bias",
+    "block1_linear1.weight",
+    "block1_linear1.bias",
+    "block1_linear2.weight",
+    "block1_linear2.bias",
+    "block2_norm1.weight",
+    "block2_norm1.bias",
+    "block2_self_attention.query.weight",
+    "block2_self_attention.query.bias",
+    "block2_self_attention.key.weight",
+    "block2_self_attention.key.bias",
+    "block2_self_attention.value.weight",
+    "block2_self_attention.value.bias",
+    "block2_self_attention.output.weight",
+    "block2_self_attention.output.bias",
+    "block2_norm2.weight",
+    "block2_norm2.bias",
+    "block2_linear1.weight",
+    "block2_linear1.bias",
+    "block2_linear2.weight",
+    "block2_linear2.bias",
+    "norm.weight",
+    "norm.bias",
+    "head.weight",
+    "head.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'normal':
-        return rng.normal(a['mean'], a['std'], size=shape)
-    elif kind == 'ones':
+    elif kind == "normal":
+        return rng.normal(a["mean"], a["std"], size=shape)
+    elif kind == "ones":
         return np.ones(shape)
-    elif kind == 'uniform':
-        return rng.uniform(a['lo'], a['hi'], size=shape)
-    elif kind == 'zeros':
+    elif kind == "uniform":
+        return rng.uniform(a["lo"], a["hi"], size=shape)
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=1):
@@ -450,32 +449,32 @@ class CharTransformer:
         backpropagation needs.
         """
         w = self.weights
-        tokens = as_batch(tokens, 'tokens', (32,), np.int64)
+        tokens = as_batch(tokens, "tokens", (32,), np.int64)
 
         # embed = embedding(62, 64): [32, 64]
-        embed = embedding_lookup(w['embed.weight'], tokens)
+        embed = embedding_lookup(w["embed.weight"], tokens)
 
         # positions = learned_positions(32): [32, 64]
-        positions = learned_positions(embed, w['positions.weight'])
+        positions = learned_positions(embed, w["positions.weight"])
 
         # block1_norm1 = layernorm: [32, 64]
         block1_norm1, block1_norm1_saved = layernorm_forward(
             positions,
-            w['block1_norm1.weight'],
-            w['block1_norm1.bias'],
+            w["block1_norm1.weight"],
+            w["block1_norm1.bias"],
             eps=1e-05,
         )
 
         # block1_self_attention = attention(4, causal = true): [32, 64]
         block1_self_attention_params = (
-            w['block1_self_attention.query.weight'],
-            w['block1_self_attention.query.bias'],
-            w['block1_self_attention.key.weight'],
-            w['block1_self_attention.key.bias'],
-            w['block1_self_attention.value.weight'],
-            w['block1_self_attention.value.bias'],
-            w['block1_self_attention.output.weight'],
-            w['block1_self_attention.output.bias'],
+            w["block1_self_attention.query.weight"],
+            w["block1_self_attention.query.bias"],
+            w["block1_self_attention.key.weight"],
+            w["block1_self_attention.key.bias"],
+            w["block1_self_attention.value.weight"],
+            w["block1_self_attention.value.bias"],
+            w["block1_self_attention.output.weight"],
+            w["block1_self_attention.output.bias"],
         )
         block1_self_attention, block1_self_attention_saved = attention_forward(
             block1_norm1,
@@ -506,14 +505,14 @@ class CharTransformer:
         # block1_norm2 = layernorm: [32, 64]
         block1_norm2, block1_norm2_saved = layernorm_forward(
             block1_x_2,
-            w['block1_norm2.weight'],
-            w['block1_norm2.bias'],
+            w["block1_norm2.weight"],
+            w["block1_norm2.bias"],
             eps=1e-05,
         )
 
         # block1_linear1 = dense(128): [32, 128]
         # applied at every time step: [N, T, F] @ [F, units]
-        block1_linear1 = block1_norm2 @ w['block1_linear1.weight'].T + w['block1_linear1.bias']
+        block1_linear1 = block1_norm2 @ w["block1_linear1.weight"].T + w["block1_linear1.bias"]
 
         # block1_relu_1 = relu: [32, 128]
         block1_relu_1 = np.maximum(block1_linear1, 0)
@@ -530,7 +529,7 @@ class CharTransformer:
 
         # block1_linear2 = dense(64): [32, 64]
         # applied at every time step: [N, T, F] @ [F, units]
-        block1_linear2 = block1_f_2 @ w['block1_linear2.weight'].T + w['block1_linear2.bias']
+        block1_linear2 = block1_f_2 @ w["block1_linear2.weight"].T + w["block1_linear2.bias"]
 
         # block1_f_3 = dropout(0.0): [32, 64]
         if training:
@@ -549,21 +548,21 @@ class CharTransformer:
         # block2_norm1 = layernorm: [32, 64]
         block2_norm1, block2_norm1_saved = layernorm_forward(
             block1_add_1,
-            w['block2_norm1.weight'],
-            w['block2_norm1.bias'],
+            w["block2_norm1.weight"],
+            w["block2_norm1.bias"],
             eps=1e-05,
         )
 
         # block2_self_attention = attention(4, causal = true): [32, 64]
         block2_self_attention_params = (
-            w['block2_self_attention.query.weight'],
-            w['block2_self_attention.query.bias'],
-            w['block2_self_attention.key.weight'],
-            w['block2_self_attention.key.bias'],
-            w['block2_self_attention.value.weight'],
-            w['block2_self_attention.value.bias'],
-            w['block2_self_attention.output.weight'],
-            w['block2_self_attention.output.bias'],
+            w["block2_self_attention.query.weight"],
+            w["block2_self_attention.query.bias"],
+            w["block2_self_attention.key.weight"],
+            w["block2_self_attention.key.bias"],
+            w["block2_self_attention.value.weight"],
+            w["block2_self_attention.value.bias"],
+            w["block2_self_attention.output.weight"],
+            w["block2_self_attention.output.bias"],
         )
         block2_self_attention, block2_self_attention_saved = attention_forward(
             block2_norm1,
@@ -594,14 +593,14 @@ class CharTransformer:
         # block2_norm2 = layernorm: [32, 64]
         block2_norm2, block2_norm2_saved = layernorm_forward(
             block2_x_2,
-            w['block2_norm2.weight'],
-            w['block2_norm2.bias'],
+            w["block2_norm2.weight"],
+            w["block2_norm2.bias"],
             eps=1e-05,
         )
 
         # block2_linear1 = dense(128): [32, 128]
         # applied at every time step: [N, T, F] @ [F, units]
-        block2_linear1 = block2_norm2 @ w['block2_linear1.weight'].T + w['block2_linear1.bias']
+        block2_linear1 = block2_norm2 @ w["block2_linear1.weight"].T + w["block2_linear1.bias"]
 
         # block2_relu_1 = relu: [32, 128]
         block2_relu_1 = np.maximum(block2_linear1, 0)
@@ -618,7 +617,7 @@ class CharTransformer:
 
         # block2_linear2 = dense(64): [32, 64]
         # applied at every time step: [N, T, F] @ [F, units]
-        block2_linear2 = block2_f_2 @ w['block2_linear2.weight'].T + w['block2_linear2.bias']
+        block2_linear2 = block2_f_2 @ w["block2_linear2.weight"].T + w["block2_linear2.bias"]
 
         # block2_f_3 = dropout(0.0): [32, 64]
         if training:
@@ -637,37 +636,37 @@ class CharTransformer:
         # norm = layernorm: [32, 64]
         norm, norm_saved = layernorm_forward(
             block2_add_1,
-            w['norm.weight'],
-            w['norm.bias'],
+            w["norm.weight"],
+            w["norm.bias"],
             eps=1e-05,
         )
 
         # head = dense(62): [32, 62]
         # applied at every time step: [N, T, F] @ [F, units]
-        head = norm @ w['head.weight'].T + w['head.bias']
+        head = norm @ w["head.weight"].T + w["head.bias"]
 
         cache = {
-            'tokens': tokens,
-            'block1_norm1_saved': block1_norm1_saved,
-            'block1_self_attention_saved': block1_self_attention_saved,
-            'block1_dropout_1_mask': block1_dropout_1_mask,
-            'block1_norm2_saved': block1_norm2_saved,
-            'block1_norm2': block1_norm2,
-            'block1_linear1': block1_linear1,
-            'block1_f_2_mask': block1_f_2_mask,
-            'block1_f_2': block1_f_2,
-            'block1_f_3_mask': block1_f_3_mask,
-            'block2_norm1_saved': block2_norm1_saved,
-            'block2_self_attention_saved': block2_self_attention_saved,
-            'block2_dropout_1_mask': block2_dropout_1_mask,
-            'block2_norm2_saved': block2_norm2_saved,
-            'block2_norm2': block2_norm2,
-            'block2_linear1': block2_linear1,
-            'block2_f_2_mask': block2_f_2_mask,
-            'block2_f_2': block2_f_2,
-            'block2_f_3_mask': block2_f_3_mask,
-            'norm_saved': norm_saved,
-            'norm': norm,
+            "tokens": tokens,
+            "block1_norm1_saved": block1_norm1_saved,
+            "block1_self_attention_saved": block1_self_attention_saved,
+            "block1_dropout_1_mask": block1_dropout_1_mask,
+            "block1_norm2_saved": block1_norm2_saved,
+            "block1_norm2": block1_norm2,
+            "block1_linear1": block1_linear1,
+            "block1_f_2_mask": block1_f_2_mask,
+            "block1_f_2": block1_f_2,
+            "block1_f_3_mask": block1_f_3_mask,
+            "block2_norm1_saved": block2_norm1_saved,
+            "block2_self_attention_saved": block2_self_attention_saved,
+            "block2_dropout_1_mask": block2_dropout_1_mask,
+            "block2_norm2_saved": block2_norm2_saved,
+            "block2_norm2": block2_norm2,
+            "block2_linear1": block2_linear1,
+            "block2_f_2_mask": block2_f_2_mask,
+            "block2_f_2": block2_f_2,
+            "block2_f_3_mask": block2_f_3_mask,
+            "norm_saved": norm_saved,
+            "norm": norm,
         }
         return head, cache
 
@@ -677,39 +676,39 @@ class CharTransformer:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        tokens = cache['tokens']
-        block1_norm1_saved = cache['block1_norm1_saved']
-        block1_self_attention_saved = cache['block1_self_attention_saved']
-        block1_dropout_1_mask = cache['block1_dropout_1_mask']
-        block1_norm2_saved = cache['block1_norm2_saved']
-        block1_norm2 = cache['block1_norm2']
-        block1_linear1 = cache['block1_linear1']
-        block1_f_2_mask = cache['block1_f_2_mask']
-        block1_f_2 = cache['block1_f_2']
-        block1_f_3_mask = cache['block1_f_3_mask']
-        block2_norm1_saved = cache['block2_norm1_saved']
-        block2_self_attention_saved = cache['block2_self_attention_saved']
-        block2_dropout_1_mask = cache['block2_dropout_1_mask']
-        block2_norm2_saved = cache['block2_norm2_saved']
-        block2_norm2 = cache['block2_norm2']
-        block2_linear1 = cache['block2_linear1']
-        block2_f_2_mask = cache['block2_f_2_mask']
-        block2_f_2 = cache['block2_f_2']
-        block2_f_3_mask = cache['block2_f_3_mask']
-        norm_saved = cache['norm_saved']
-        norm = cache['norm']
+        tokens = cache["tokens"]
+        block1_norm1_saved = cache["block1_norm1_saved"]
+        block1_self_attention_saved = cache["block1_self_attention_saved"]
+        block1_dropout_1_mask = cache["block1_dropout_1_mask"]
+        block1_norm2_saved = cache["block1_norm2_saved"]
+        block1_norm2 = cache["block1_norm2"]
+        block1_linear1 = cache["block1_linear1"]
+        block1_f_2_mask = cache["block1_f_2_mask"]
+        block1_f_2 = cache["block1_f_2"]
+        block1_f_3_mask = cache["block1_f_3_mask"]
+        block2_norm1_saved = cache["block2_norm1_saved"]
+        block2_self_attention_saved = cache["block2_self_attention_saved"]
+        block2_dropout_1_mask = cache["block2_dropout_1_mask"]
+        block2_norm2_saved = cache["block2_norm2_saved"]
+        block2_norm2 = cache["block2_norm2"]
+        block2_linear1 = cache["block2_linear1"]
+        block2_f_2_mask = cache["block2_f_2_mask"]
+        block2_f_2 = cache["block2_f_2"]
+        block2_f_3_mask = cache["block2_f_3_mask"]
+        norm_saved = cache["norm_saved"]
+        norm = cache["norm"]
         grads = {}
 
         # head = dense(62): [32, 62]
-        grads['head.weight'] = d_head.reshape(-1, 62).T @ norm.reshape(-1, 64)
-        grads['head.bias'] = d_head.sum(axis=(0, 1))
-        d_norm = d_head @ w['head.weight']
+        grads["head.weight"] = d_head.reshape(-1, 62).T @ norm.reshape(-1, 64)
+        grads["head.bias"] = d_head.sum(axis=(0, 1))
+        d_norm = d_head @ w["head.weight"]
 
         # norm = layernorm: [32, 64]
-        d_block2_add_1, grads['norm.weight'], grads['norm.bias'] = layernorm_backward(
+        d_block2_add_1, grads["norm.weight"], grads["norm.bias"] = layernorm_backward(
             d_norm,
             norm_saved,
-            w['norm.weight'],
+            w["norm.weight"],
         )
 
         # block2_add_1 = add: [32, 64]
@@ -722,11 +721,11 @@ class CharTransformer:
         )
 
         # block2_linear2 = dense(64): [32, 64]
-        grads['block2_linear2.weight'] = (
-            d_block2_linear2.reshape(-1, 64).T @ block2_f_2.reshape(-1, 128)
+        grads["block2_linear2.weight"] = d_block2_linear2.reshape(-1, 64).T @ block2_f_2.reshape(
+            -1, 128
         )
-        grads['block2_linear2.bias'] = d_block2_linear2.sum(axis=(0, 1))
-        d_block2_f_2 = d_block2_linear2 @ w['block2_linear2.weight']
+        grads["block2_linear2.bias"] = d_block2_linear2.sum(axis=(0, 1))
+        d_block2_f_2 = d_block2_linear2 @ w["block2_linear2.weight"]
 
         # block2_f_2 = dropout(0.0): [32, 128]
         d_block2_relu_1 = (
@@ -737,21 +736,21 @@ class CharTransformer:
         d_block2_linear1 = d_block2_relu_1 * (block2_linear1 > 0)
 
         # block2_linear1 = dense(128): [32, 128]
-        grads['block2_linear1.weight'] = (
-            d_block2_linear1.reshape(-1, 128).T @ block2_norm2.reshape(-1, 64)
+        grads["block2_linear1.weight"] = d_block2_linear1.reshape(-1, 128).T @ block2_norm2.reshape(
+            -1, 64
         )
-        grads['block2_linear1.bias'] = d_block2_linear1.sum(axis=(0, 1))
-        d_block2_norm2 = d_block2_linear1 @ w['block2_linear1.weight']
+        grads["block2_linear1.bias"] = d_block2_linear1.sum(axis=(0, 1))
+        d_block2_norm2 = d_block2_linear1 @ w["block2_linear1.weight"]
 
         # block2_norm2 = layernorm: [32, 64]
         (
             block2_norm2_d_input,
-            grads['block2_norm2.weight'],
-            grads['block2_norm2.bias'],
+            grads["block2_norm2.weight"],
+            grads["block2_norm2.bias"],
         ) = layernorm_backward(
             d_block2_norm2,
             block2_norm2_saved,
-            w['block2_norm2.weight'],
+            w["block2_norm2.weight"],
         )
         d_block2_x_2 = d_block2_x_2 + block2_norm2_d_input
 
@@ -761,31 +760,34 @@ class CharTransformer:
 
         # block2_dropout_1 = dropout(0.0): [32, 64]
         d_block2_self_attention = (
-            d_block2_dropout_1 if block2_dropout_1_mask is None else d_block2_dropout_1
-            * block2_dropout_1_mask
+            d_block2_dropout_1
+            if block2_dropout_1_mask is None
+            else d_block2_dropout_1 * block2_dropout_1_mask
         )
 
         # block2_self_attention = attention(4, causal = true): [32, 64]
         block2_self_attention_params_2 = (
-            w['block2_self_attention.query.weight'],
-            w['block2_self_attention.query.bias'],
-            w['block2_self_attention.key.weight'],
-            w['block2_self_attention.key.bias'],
-            w['block2_self_attention.value.weight'],
-            w['block2_self_attention.value.bias'],
-            w['block2_self_attention.output.weight'],
-            w['block2_self_attention.output.bias'],
+            w["block2_self_attention.query.weight"],
+            w["block2_self_attention.query.bias"],
+            w["block2_self_attention.key.weight"],
+            w["block2_self_attention.key.bias"],
+            w["block2_self_attention.value.weight"],
+            w["block2_self_attention.value.bias"],
+            w["block2_self_attention.output.weight"],
+            w["block2_self_attention.output.bias"],
         )
         (
             block2_self_attention_d_qkv,
-            (grads['block2_self_attention.query.weight'],
-            grads['block2_self_attention.query.bias'],
-            grads['block2_self_attention.key.weight'],
-            grads['block2_self_attention.key.bias'],
-            grads['block2_self_attention.value.weight'],
-            grads['block2_self_attention.value.bias'],
-            grads['block2_self_attention.output.weight'],
-            grads['block2_self_attention.output.bias']),
+            (
+                grads["block2_self_attention.query.weight"],
+                grads["block2_self_attention.query.bias"],
+                grads["block2_self_attention.key.weight"],
+                grads["block2_self_attention.key.bias"],
+                grads["block2_self_attention.value.weight"],
+                grads["block2_self_attention.value.bias"],
+                grads["block2_self_attention.output.weight"],
+                grads["block2_self_attention.output.bias"],
+            ),
         ) = attention_backward(
             d_block2_self_attention,
             block2_self_attention_saved,
@@ -798,12 +800,12 @@ class CharTransformer:
         # block2_norm1 = layernorm: [32, 64]
         (
             block2_norm1_d_input,
-            grads['block2_norm1.weight'],
-            grads['block2_norm1.bias'],
+            grads["block2_norm1.weight"],
+            grads["block2_norm1.bias"],
         ) = layernorm_backward(
             d_block2_norm1,
             block2_norm1_saved,
-            w['block2_norm1.weight'],
+            w["block2_norm1.weight"],
         )
         d_block1_add_1 = d_block1_add_1 + block2_norm1_d_input
 
@@ -817,11 +819,11 @@ class CharTransformer:
         )
 
         # block1_linear2 = dense(64): [32, 64]
-        grads['block1_linear2.weight'] = (
-            d_block1_linear2.reshape(-1, 64).T @ block1_f_2.reshape(-1, 128)
+        grads["block1_linear2.weight"] = d_block1_linear2.reshape(-1, 64).T @ block1_f_2.reshape(
+            -1, 128
         )
-        grads['block1_linear2.bias'] = d_block1_linear2.sum(axis=(0, 1))
-        d_block1_f_2 = d_block1_linear2 @ w['block1_linear2.weight']
+        grads["block1_linear2.bias"] = d_block1_linear2.sum(axis=(0, 1))
+        d_block1_f_2 = d_block1_linear2 @ w["block1_linear2.weight"]
 
         # block1_f_2 = dropout(0.0): [32, 128]
         d_block1_relu_1 = (
@@ -832,21 +834,21 @@ class CharTransformer:
         d_block1_linear1 = d_block1_relu_1 * (block1_linear1 > 0)
 
         # block1_linear1 = dense(128): [32, 128]
-        grads['block1_linear1.weight'] = (
-            d_block1_linear1.reshape(-1, 128).T @ block1_norm2.reshape(-1, 64)
+        grads["block1_linear1.weight"] = d_block1_linear1.reshape(-1, 128).T @ block1_norm2.reshape(
+            -1, 64
         )
-        grads['block1_linear1.bias'] = d_block1_linear1.sum(axis=(0, 1))
-        d_block1_norm2 = d_block1_linear1 @ w['block1_linear1.weight']
+        grads["block1_linear1.bias"] = d_block1_linear1.sum(axis=(0, 1))
+        d_block1_norm2 = d_block1_linear1 @ w["block1_linear1.weight"]
 
         # block1_norm2 = layernorm: [32, 64]
         (
             block1_norm2_d_input,
-            grads['block1_norm2.weight'],
-            grads['block1_norm2.bias'],
+            grads["block1_norm2.weight"],
+            grads["block1_norm2.bias"],
         ) = layernorm_backward(
             d_block1_norm2,
             block1_norm2_saved,
-            w['block1_norm2.weight'],
+            w["block1_norm2.weight"],
         )
         d_block1_x_2 = d_block1_x_2 + block1_norm2_d_input
 
@@ -856,31 +858,34 @@ class CharTransformer:
 
         # block1_dropout_1 = dropout(0.0): [32, 64]
         d_block1_self_attention = (
-            d_block1_dropout_1 if block1_dropout_1_mask is None else d_block1_dropout_1
-            * block1_dropout_1_mask
+            d_block1_dropout_1
+            if block1_dropout_1_mask is None
+            else d_block1_dropout_1 * block1_dropout_1_mask
         )
 
         # block1_self_attention = attention(4, causal = true): [32, 64]
         block1_self_attention_params_2 = (
-            w['block1_self_attention.query.weight'],
-            w['block1_self_attention.query.bias'],
-            w['block1_self_attention.key.weight'],
-            w['block1_self_attention.key.bias'],
-            w['block1_self_attention.value.weight'],
-            w['block1_self_attention.value.bias'],
-            w['block1_self_attention.output.weight'],
-            w['block1_self_attention.output.bias'],
+            w["block1_self_attention.query.weight"],
+            w["block1_self_attention.query.bias"],
+            w["block1_self_attention.key.weight"],
+            w["block1_self_attention.key.bias"],
+            w["block1_self_attention.value.weight"],
+            w["block1_self_attention.value.bias"],
+            w["block1_self_attention.output.weight"],
+            w["block1_self_attention.output.bias"],
         )
         (
             block1_self_attention_d_qkv,
-            (grads['block1_self_attention.query.weight'],
-            grads['block1_self_attention.query.bias'],
-            grads['block1_self_attention.key.weight'],
-            grads['block1_self_attention.key.bias'],
-            grads['block1_self_attention.value.weight'],
-            grads['block1_self_attention.value.bias'],
-            grads['block1_self_attention.output.weight'],
-            grads['block1_self_attention.output.bias']),
+            (
+                grads["block1_self_attention.query.weight"],
+                grads["block1_self_attention.query.bias"],
+                grads["block1_self_attention.key.weight"],
+                grads["block1_self_attention.key.bias"],
+                grads["block1_self_attention.value.weight"],
+                grads["block1_self_attention.value.bias"],
+                grads["block1_self_attention.output.weight"],
+                grads["block1_self_attention.output.bias"],
+            ),
         ) = attention_backward(
             d_block1_self_attention,
             block1_self_attention_saved,
@@ -893,21 +898,21 @@ class CharTransformer:
         # block1_norm1 = layernorm: [32, 64]
         (
             block1_norm1_d_input,
-            grads['block1_norm1.weight'],
-            grads['block1_norm1.bias'],
+            grads["block1_norm1.weight"],
+            grads["block1_norm1.bias"],
         ) = layernorm_backward(
             d_block1_norm1,
             block1_norm1_saved,
-            w['block1_norm1.weight'],
+            w["block1_norm1.weight"],
         )
         d_positions = d_positions + block1_norm1_d_input
 
         # positions = learned_positions(32): [32, 64]
-        grads['positions.weight'] = learned_positions_backward(d_positions, 32)
+        grads["positions.weight"] = learned_positions_backward(d_positions, 32)
         d_embed = d_positions
 
         # embed = embedding(62, 64): [32, 64]
-        grads['embed.weight'] = embedding_backward(tokens, d_embed, 62)
+        grads["embed.weight"] = embedding_backward(tokens, d_embed, 62)
 
         return grads, None
 
@@ -944,7 +949,7 @@ def fit(x, y, epochs=10, batch=32, seed=1, verbose=True):
     model = CharTransformer(initial_weights(seed))
     optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    size = len(x) if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)

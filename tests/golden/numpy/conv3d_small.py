@@ -13,44 +13,43 @@ import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('conv3d_1.weight', (8, 1, 3, 3, 3), 'glorot_uniform', 27, 216, {}),
-    ('batchnorm_1.weight', (8,), 'ones', 1, 1, {}),
-    ('batchnorm_1.bias', (8,), 'zeros', 1, 1, {}),
-    ('batchnorm_1.running_mean', (8,), 'zeros', 1, 1, {}),
-    ('batchnorm_1.running_var', (8,), 'ones', 1, 1, {}),
-    ('conv3d_2.weight', (16, 8, 3, 3, 3), 'glorot_uniform', 216, 432, {}),
-    ('groupnorm_1.weight', (16,), 'ones', 1, 1, {}),
-    ('groupnorm_1.bias', (16,), 'zeros', 1, 1, {}),
-    ('dense_1.weight', (2, 16), 'glorot_uniform', 16, 2, {}),
-    ('dense_1.bias', (2,), 'zeros', 1, 1, {}),
+    ("conv3d_1.weight", (8, 1, 3, 3, 3), "glorot_uniform", 27, 216, {}),
+    ("batchnorm_1.weight", (8,), "ones", 1, 1, {}),
+    ("batchnorm_1.bias", (8,), "zeros", 1, 1, {}),
+    ("batchnorm_1.running_mean", (8,), "zeros", 1, 1, {}),
+    ("batchnorm_1.running_var", (8,), "ones", 1, 1, {}),
+    ("conv3d_2.weight", (16, 8, 3, 3, 3), "glorot_uniform", 216, 432, {}),
+    ("groupnorm_1.weight", (16,), "ones", 1, 1, {}),
+    ("groupnorm_1.bias", (16,), "zeros", 1, 1, {}),
+    ("dense_1.weight", (2, 16), "glorot_uniform", 16, 2, {}),
+    ("dense_1.bias", (2,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'conv3d_1.weight',
-    'batchnorm_1.weight',
-    'batchnorm_1.bias',
-    'conv3d_2.weight',
-    'groupnorm_1.weight',
-    'groupnorm_1.bias',
-    'dense_1.weight',
-    'dense_1.bias',
+    "conv3d_1.weight",
+    "batchnorm_1.weight",
+    "batchnorm_1.bias",
+    "conv3d_2.weight",
+    "groupnorm_1.weight",
+    "groupnorm_1.bias",
+    "dense_1.weight",
+    "dense_1.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'ones':
+    elif kind == "ones":
         return np.ones(shape)
-    elif kind == 'zeros':
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=0):
@@ -390,9 +389,7 @@ class Conv3dSmall:
     """
 
     # batchnorm nodes: (node, its batch statistics in the cache, momentum)
-    batchnorms = (
-        ('batchnorm_1', 'batchnorm_1_saved', 0.1),
-    )
+    batchnorms = (("batchnorm_1", "batchnorm_1_saved", 0.1),)
 
     def __init__(self, weights, dtype=np.float32, seed=0):
         self.dtype = np.dtype(dtype)
@@ -408,12 +405,12 @@ class Conv3dSmall:
         backpropagation needs.
         """
         w = self.weights
-        volume = as_batch(volume, 'volume', (1, 8, 8, 8), self.dtype)
+        volume = as_batch(volume, "volume", (1, 8, 8, 8), self.dtype)
 
         # conv3d_1 = conv3d(8, 3, padding = same, bias = false): [8, 8, 8, 8]
         conv3d_1, conv3d_1_cols = conv_nd_forward(
             volume,
-            w['conv3d_1.weight'],
+            w["conv3d_1.weight"],
             None,
             padding=((1, 1), (1, 1), (1, 1)),
         )
@@ -422,10 +419,10 @@ class Conv3dSmall:
         # training: batch statistics; evaluation: the running statistics
         batchnorm_1, batchnorm_1_saved = batchnorm_forward(
             conv3d_1,
-            w['batchnorm_1.weight'],
-            w['batchnorm_1.bias'],
-            w['batchnorm_1.running_mean'],
-            w['batchnorm_1.running_var'],
+            w["batchnorm_1.weight"],
+            w["batchnorm_1.bias"],
+            w["batchnorm_1.running_mean"],
+            w["batchnorm_1.running_var"],
             eps=1e-05,
             training=training,
         )
@@ -445,7 +442,7 @@ class Conv3dSmall:
         # conv3d_2 = conv3d(16, 3, padding = same, bias = false): [16, 4, 4, 4]
         conv3d_2, conv3d_2_cols = conv_nd_forward(
             maxpool3d_1,
-            w['conv3d_2.weight'],
+            w["conv3d_2.weight"],
             None,
             padding=((1, 1), (1, 1), (1, 1)),
         )
@@ -453,8 +450,8 @@ class Conv3dSmall:
         # groupnorm_1 = groupnorm(4): [16, 4, 4, 4]
         groupnorm_1, groupnorm_1_saved = groupnorm_forward(
             conv3d_2,
-            w['groupnorm_1.weight'],
-            w['groupnorm_1.bias'],
+            w["groupnorm_1.weight"],
+            w["groupnorm_1.bias"],
             groups=4,
             eps=1e-05,
         )
@@ -466,26 +463,26 @@ class Conv3dSmall:
         global_avg_pool_1 = relu_2.mean(axis=(2, 3, 4))
 
         # dense_1 = dense(2): [2]
-        dense_1 = global_avg_pool_1 @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = global_avg_pool_1 @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         # softmax_1 = softmax: [2]
         softmax_1 = softmax(dense_1, axis=-1)
 
         cache = {
-            'volume': volume,
-            'conv3d_1_cols': conv3d_1_cols,
-            'batchnorm_1_saved': batchnorm_1_saved,
-            'batchnorm_1': batchnorm_1,
-            'relu_1': relu_1,
-            'maxpool3d_1_argmax': maxpool3d_1_argmax,
-            'maxpool3d_1': maxpool3d_1,
-            'conv3d_2_cols': conv3d_2_cols,
-            'groupnorm_1_saved': groupnorm_1_saved,
-            'groupnorm_1': groupnorm_1,
-            'relu_2': relu_2,
-            'global_avg_pool_1': global_avg_pool_1,
-            'softmax_1': softmax_1,
-            'training': training,
+            "volume": volume,
+            "conv3d_1_cols": conv3d_1_cols,
+            "batchnorm_1_saved": batchnorm_1_saved,
+            "batchnorm_1": batchnorm_1,
+            "relu_1": relu_1,
+            "maxpool3d_1_argmax": maxpool3d_1_argmax,
+            "maxpool3d_1": maxpool3d_1,
+            "conv3d_2_cols": conv3d_2_cols,
+            "groupnorm_1_saved": groupnorm_1_saved,
+            "groupnorm_1": groupnorm_1,
+            "relu_2": relu_2,
+            "global_avg_pool_1": global_avg_pool_1,
+            "softmax_1": softmax_1,
+            "training": training,
         }
         return softmax_1, cache
 
@@ -495,55 +492,54 @@ class Conv3dSmall:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        volume = cache['volume']
-        conv3d_1_cols = cache['conv3d_1_cols']
-        batchnorm_1_saved = cache['batchnorm_1_saved']
-        batchnorm_1 = cache['batchnorm_1']
-        relu_1 = cache['relu_1']
-        maxpool3d_1_argmax = cache['maxpool3d_1_argmax']
-        maxpool3d_1 = cache['maxpool3d_1']
-        conv3d_2_cols = cache['conv3d_2_cols']
-        groupnorm_1_saved = cache['groupnorm_1_saved']
-        groupnorm_1 = cache['groupnorm_1']
-        relu_2 = cache['relu_2']
-        global_avg_pool_1 = cache['global_avg_pool_1']
-        softmax_1 = cache['softmax_1']
-        training = cache['training']
+        volume = cache["volume"]
+        conv3d_1_cols = cache["conv3d_1_cols"]
+        batchnorm_1_saved = cache["batchnorm_1_saved"]
+        batchnorm_1 = cache["batchnorm_1"]
+        relu_1 = cache["relu_1"]
+        maxpool3d_1_argmax = cache["maxpool3d_1_argmax"]
+        maxpool3d_1 = cache["maxpool3d_1"]
+        conv3d_2_cols = cache["conv3d_2_cols"]
+        groupnorm_1_saved = cache["groupnorm_1_saved"]
+        groupnorm_1 = cache["groupnorm_1"]
+        relu_2 = cache["relu_2"]
+        global_avg_pool_1 = cache["global_avg_pool_1"]
+        softmax_1 = cache["softmax_1"]
+        training = cache["training"]
         grads = {}
 
         # softmax_1 = softmax: [2]
-        d_dense_1 = (
-            softmax_1 * (d_softmax_1 - (d_softmax_1 * softmax_1).sum(axis=-1, keepdims=True))
+        d_dense_1 = softmax_1 * (
+            d_softmax_1 - (d_softmax_1 * softmax_1).sum(axis=-1, keepdims=True)
         )
 
         # dense_1 = dense(2): [2]
-        grads['dense_1.weight'] = d_dense_1.T @ global_avg_pool_1
-        grads['dense_1.bias'] = d_dense_1.sum(axis=0)
-        d_global_avg_pool_1 = d_dense_1 @ w['dense_1.weight']
+        grads["dense_1.weight"] = d_dense_1.T @ global_avg_pool_1
+        grads["dense_1.bias"] = d_dense_1.sum(axis=0)
+        d_global_avg_pool_1 = d_dense_1 @ w["dense_1.weight"]
 
         # global_avg_pool_1 = global_avg_pool: [16]
-        d_relu_2 = (
-            np.broadcast_to(d_global_avg_pool_1[:, :, None, None, None], relu_2.shape)
-            / np.prod(relu_2.shape[2:])
-        )
+        d_relu_2 = np.broadcast_to(
+            d_global_avg_pool_1[:, :, None, None, None], relu_2.shape
+        ) / np.prod(relu_2.shape[2:])
 
         # relu_2 = relu: [16, 4, 4, 4]
         d_groupnorm_1 = d_relu_2 * (groupnorm_1 > 0)
 
         # groupnorm_1 = groupnorm(4): [16, 4, 4, 4]
-        d_conv3d_2, grads['groupnorm_1.weight'], grads['groupnorm_1.bias'] = groupnorm_backward(
+        d_conv3d_2, grads["groupnorm_1.weight"], grads["groupnorm_1.bias"] = groupnorm_backward(
             d_groupnorm_1,
             groupnorm_1_saved,
-            w['groupnorm_1.weight'],
+            w["groupnorm_1.weight"],
             groups=4,
         )
 
         # conv3d_2 = conv3d(16, 3, padding = same, bias = false): [16, 4, 4, 4]
-        grads['conv3d_2.weight'], d_maxpool3d_1 = conv_nd_backward(
+        grads["conv3d_2.weight"], d_maxpool3d_1 = conv_nd_backward(
             d_conv3d_2,
             conv3d_2_cols,
             maxpool3d_1.shape,
-            w['conv3d_2.weight'],
+            w["conv3d_2.weight"],
             padding=((1, 1), (1, 1), (1, 1)),
             need_input=True,
         )
@@ -563,19 +559,19 @@ class Conv3dSmall:
         d_batchnorm_1 = d_relu_1 * (batchnorm_1 > 0)
 
         # batchnorm_1 = batchnorm: [8, 8, 8, 8]
-        d_conv3d_1, grads['batchnorm_1.weight'], grads['batchnorm_1.bias'] = batchnorm_backward(
+        d_conv3d_1, grads["batchnorm_1.weight"], grads["batchnorm_1.bias"] = batchnorm_backward(
             d_batchnorm_1,
             batchnorm_1_saved,
-            w['batchnorm_1.weight'],
+            w["batchnorm_1.weight"],
             training,
         )
 
         # conv3d_1 = conv3d(8, 3, padding = same, bias = false): [8, 8, 8, 8]
-        grads['conv3d_1.weight'], d_volume = conv_nd_backward(
+        grads["conv3d_1.weight"], d_volume = conv_nd_backward(
             d_conv3d_1,
             conv3d_1_cols,
             volume.shape,
-            w['conv3d_1.weight'],
+            w["conv3d_1.weight"],
             padding=((1, 1), (1, 1), (1, 1)),
             need_input=input_gradients,
         )
@@ -615,7 +611,7 @@ def fit(x, y, epochs=8, batch=32, seed=0, verbose=True):
     model = Conv3dSmall(initial_weights(seed))
     optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    size = len(x) if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)

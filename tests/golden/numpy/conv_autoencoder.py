@@ -13,40 +13,39 @@ import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('conv_encoder_1.conv2d_1.weight', (8, 1, 3, 3), 'glorot_uniform', 9, 72, {}),
-    ('conv_encoder_1.conv2d_1.bias', (8,), 'zeros', 1, 1, {}),
-    ('conv_encoder_1.conv2d_2.weight', (16, 8, 3, 3), 'glorot_uniform', 72, 144, {}),
-    ('conv_encoder_1.conv2d_2.bias', (16,), 'zeros', 1, 1, {}),
-    ('conv_decoder_1.conv2d_transpose_1.weight', (16, 8, 3, 3), 'glorot_uniform', 144, 72, {}),
-    ('conv_decoder_1.conv2d_transpose_1.bias', (8,), 'zeros', 1, 1, {}),
-    ('conv_decoder_1.conv2d_transpose_2.weight', (8, 1, 3, 3), 'glorot_uniform', 72, 9, {}),
-    ('conv_decoder_1.conv2d_transpose_2.bias', (1,), 'zeros', 1, 1, {}),
+    ("conv_encoder_1.conv2d_1.weight", (8, 1, 3, 3), "glorot_uniform", 9, 72, {}),
+    ("conv_encoder_1.conv2d_1.bias", (8,), "zeros", 1, 1, {}),
+    ("conv_encoder_1.conv2d_2.weight", (16, 8, 3, 3), "glorot_uniform", 72, 144, {}),
+    ("conv_encoder_1.conv2d_2.bias", (16,), "zeros", 1, 1, {}),
+    ("conv_decoder_1.conv2d_transpose_1.weight", (16, 8, 3, 3), "glorot_uniform", 144, 72, {}),
+    ("conv_decoder_1.conv2d_transpose_1.bias", (8,), "zeros", 1, 1, {}),
+    ("conv_decoder_1.conv2d_transpose_2.weight", (8, 1, 3, 3), "glorot_uniform", 72, 9, {}),
+    ("conv_decoder_1.conv2d_transpose_2.bias", (1,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'conv_encoder_1.conv2d_1.weight',
-    'conv_encoder_1.conv2d_1.bias',
-    'conv_encoder_1.conv2d_2.weight',
-    'conv_encoder_1.conv2d_2.bias',
-    'conv_decoder_1.conv2d_transpose_1.weight',
-    'conv_decoder_1.conv2d_transpose_1.bias',
-    'conv_decoder_1.conv2d_transpose_2.weight',
-    'conv_decoder_1.conv2d_transpose_2.bias',
+    "conv_encoder_1.conv2d_1.weight",
+    "conv_encoder_1.conv2d_1.bias",
+    "conv_encoder_1.conv2d_2.weight",
+    "conv_encoder_1.conv2d_2.bias",
+    "conv_decoder_1.conv2d_transpose_1.weight",
+    "conv_decoder_1.conv2d_transpose_1.bias",
+    "conv_decoder_1.conv2d_transpose_2.weight",
+    "conv_decoder_1.conv2d_transpose_2.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'zeros':
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=8):
@@ -363,13 +362,13 @@ class ConvAutoencoder:
         backpropagation needs.
         """
         w = self.weights
-        image = as_batch(image, 'image', (1, 8, 8), self.dtype)
+        image = as_batch(image, "image", (1, 8, 8), self.dtype)
 
         # conv_encoder_1.conv2d_1 = conv2d(8, 3, stride = 2, padding = same): [8, 4, 4]
         conv_encoder_1__conv2d_1, conv_encoder_1__conv2d_1_cols = conv2d_forward(
             image,
-            w['conv_encoder_1.conv2d_1.weight'],
-            w['conv_encoder_1.conv2d_1.bias'],
+            w["conv_encoder_1.conv2d_1.weight"],
+            w["conv_encoder_1.conv2d_1.bias"],
             stride=(2, 2),
             padding=((0, 1), (0, 1)),
         )
@@ -380,8 +379,8 @@ class ConvAutoencoder:
         # conv_encoder_1.conv2d_2 = conv2d(16, 3, stride = 2, padding = same): [16, 2, 2]
         conv_encoder_1__conv2d_2, conv_encoder_1__conv2d_2_cols = conv2d_forward(
             conv_encoder_1__relu_1,
-            w['conv_encoder_1.conv2d_2.weight'],
-            w['conv_encoder_1.conv2d_2.bias'],
+            w["conv_encoder_1.conv2d_2.weight"],
+            w["conv_encoder_1.conv2d_2.bias"],
             stride=(2, 2),
             padding=((0, 1), (0, 1)),
         )
@@ -396,8 +395,8 @@ class ConvAutoencoder:
             conv_decoder_1__conv2d_transpose_1_rows,
         ) = conv2d_transpose_forward(
             conv_encoder_1__relu_2,
-            w['conv_decoder_1.conv2d_transpose_1.weight'],
-            w['conv_decoder_1.conv2d_transpose_1.bias'],
+            w["conv_decoder_1.conv2d_transpose_1.weight"],
+            w["conv_decoder_1.conv2d_transpose_1.bias"],
             stride=(2, 2),
             crop=((0, 1), (0, 1)),
         )
@@ -412,8 +411,8 @@ class ConvAutoencoder:
             conv_decoder_1__conv2d_transpose_2_rows,
         ) = conv2d_transpose_forward(
             conv_decoder_1__relu_1,
-            w['conv_decoder_1.conv2d_transpose_2.weight'],
-            w['conv_decoder_1.conv2d_transpose_2.bias'],
+            w["conv_decoder_1.conv2d_transpose_2.weight"],
+            w["conv_decoder_1.conv2d_transpose_2.bias"],
             stride=(2, 2),
             crop=((0, 1), (0, 1)),
         )
@@ -422,18 +421,18 @@ class ConvAutoencoder:
         conv_decoder_1__sigmoid_1 = sigmoid(conv_decoder_1__conv2d_transpose_2)
 
         cache = {
-            'image': image,
-            'conv_encoder_1__conv2d_1_cols': conv_encoder_1__conv2d_1_cols,
-            'conv_encoder_1__conv2d_1': conv_encoder_1__conv2d_1,
-            'conv_encoder_1__relu_1': conv_encoder_1__relu_1,
-            'conv_encoder_1__conv2d_2_cols': conv_encoder_1__conv2d_2_cols,
-            'conv_encoder_1__conv2d_2': conv_encoder_1__conv2d_2,
-            'conv_encoder_1__relu_2': conv_encoder_1__relu_2,
-            'conv_decoder_1__conv2d_transpose_1_rows': conv_decoder_1__conv2d_transpose_1_rows,
-            'conv_decoder_1__conv2d_transpose_1': conv_decoder_1__conv2d_transpose_1,
-            'conv_decoder_1__relu_1': conv_decoder_1__relu_1,
-            'conv_decoder_1__conv2d_transpose_2_rows': conv_decoder_1__conv2d_transpose_2_rows,
-            'conv_decoder_1__sigmoid_1': conv_decoder_1__sigmoid_1,
+            "image": image,
+            "conv_encoder_1__conv2d_1_cols": conv_encoder_1__conv2d_1_cols,
+            "conv_encoder_1__conv2d_1": conv_encoder_1__conv2d_1,
+            "conv_encoder_1__relu_1": conv_encoder_1__relu_1,
+            "conv_encoder_1__conv2d_2_cols": conv_encoder_1__conv2d_2_cols,
+            "conv_encoder_1__conv2d_2": conv_encoder_1__conv2d_2,
+            "conv_encoder_1__relu_2": conv_encoder_1__relu_2,
+            "conv_decoder_1__conv2d_transpose_1_rows": conv_decoder_1__conv2d_transpose_1_rows,
+            "conv_decoder_1__conv2d_transpose_1": conv_decoder_1__conv2d_transpose_1,
+            "conv_decoder_1__relu_1": conv_decoder_1__relu_1,
+            "conv_decoder_1__conv2d_transpose_2_rows": conv_decoder_1__conv2d_transpose_2_rows,
+            "conv_decoder_1__sigmoid_1": conv_decoder_1__sigmoid_1,
         }
         return conv_decoder_1__sigmoid_1, cache
 
@@ -443,94 +442,95 @@ class ConvAutoencoder:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        image = cache['image']
-        conv_encoder_1__conv2d_1_cols = cache['conv_encoder_1__conv2d_1_cols']
-        conv_encoder_1__conv2d_1 = cache['conv_encoder_1__conv2d_1']
-        conv_encoder_1__relu_1 = cache['conv_encoder_1__relu_1']
-        conv_encoder_1__conv2d_2_cols = cache['conv_encoder_1__conv2d_2_cols']
-        conv_encoder_1__conv2d_2 = cache['conv_encoder_1__conv2d_2']
-        conv_encoder_1__relu_2 = cache['conv_encoder_1__relu_2']
-        conv_decoder_1__conv2d_transpose_1_rows = cache['conv_decoder_1__conv2d_transpose_1_rows']
-        conv_decoder_1__conv2d_transpose_1 = cache['conv_decoder_1__conv2d_transpose_1']
-        conv_decoder_1__relu_1 = cache['conv_decoder_1__relu_1']
-        conv_decoder_1__conv2d_transpose_2_rows = cache['conv_decoder_1__conv2d_transpose_2_rows']
-        conv_decoder_1__sigmoid_1 = cache['conv_decoder_1__sigmoid_1']
+        image = cache["image"]
+        conv_encoder_1__conv2d_1_cols = cache["conv_encoder_1__conv2d_1_cols"]
+        conv_encoder_1__conv2d_1 = cache["conv_encoder_1__conv2d_1"]
+        conv_encoder_1__relu_1 = cache["conv_encoder_1__relu_1"]
+        conv_encoder_1__conv2d_2_cols = cache["conv_encoder_1__conv2d_2_cols"]
+        conv_encoder_1__conv2d_2 = cache["conv_encoder_1__conv2d_2"]
+        conv_encoder_1__relu_2 = cache["conv_encoder_1__relu_2"]
+        conv_decoder_1__conv2d_transpose_1_rows = cache["conv_decoder_1__conv2d_transpose_1_rows"]
+        conv_decoder_1__conv2d_transpose_1 = cache["conv_decoder_1__conv2d_transpose_1"]
+        conv_decoder_1__relu_1 = cache["conv_decoder_1__relu_1"]
+        conv_decoder_1__conv2d_transpose_2_rows = cache["conv_decoder_1__conv2d_transpose_2_rows"]
+        conv_decoder_1__sigmoid_1 = cache["conv_decoder_1__sigmoid_1"]
         grads = {}
 
         # conv_decoder_1.sigmoid_1 = sigmoid: [1, 8, 8]
         d_conv_decoder_1__conv2d_transpose_2 = (
-            d_conv_decoder_1__sigmoid_1 * conv_decoder_1__sigmoid_1
+            d_conv_decoder_1__sigmoid_1
+            * conv_decoder_1__sigmoid_1
             * (1 - conv_decoder_1__sigmoid_1)
         )
 
         # conv_decoder_1.conv2d_transpose_2: [1, 8, 8]
         #     conv2d_transpose(1, 3, stride = 2, padding = same)
         (
-            grads['conv_decoder_1.conv2d_transpose_2.weight'],
+            grads["conv_decoder_1.conv2d_transpose_2.weight"],
             d_conv_decoder_1__relu_1,
         ) = conv2d_transpose_backward(
             d_conv_decoder_1__conv2d_transpose_2,
             conv_decoder_1__conv2d_transpose_2_rows,
             conv_decoder_1__relu_1.shape,
-            w['conv_decoder_1.conv2d_transpose_2.weight'],
+            w["conv_decoder_1.conv2d_transpose_2.weight"],
             stride=(2, 2),
             crop=((0, 1), (0, 1)),
         )
-        grads['conv_decoder_1.conv2d_transpose_2.bias'] = (
-            d_conv_decoder_1__conv2d_transpose_2.sum(axis=(0, 2, 3))
+        grads["conv_decoder_1.conv2d_transpose_2.bias"] = d_conv_decoder_1__conv2d_transpose_2.sum(
+            axis=(0, 2, 3)
         )
 
         # conv_decoder_1.relu_1 = relu: [8, 4, 4]
-        d_conv_decoder_1__conv2d_transpose_1 = (
-            d_conv_decoder_1__relu_1 * (conv_decoder_1__conv2d_transpose_1 > 0)
+        d_conv_decoder_1__conv2d_transpose_1 = d_conv_decoder_1__relu_1 * (
+            conv_decoder_1__conv2d_transpose_1 > 0
         )
 
         # conv_decoder_1.conv2d_transpose_1: [8, 4, 4]
         #     conv2d_transpose(8, 3, stride = 2, padding = same)
         (
-            grads['conv_decoder_1.conv2d_transpose_1.weight'],
+            grads["conv_decoder_1.conv2d_transpose_1.weight"],
             d_conv_encoder_1__relu_2,
         ) = conv2d_transpose_backward(
             d_conv_decoder_1__conv2d_transpose_1,
             conv_decoder_1__conv2d_transpose_1_rows,
             conv_encoder_1__relu_2.shape,
-            w['conv_decoder_1.conv2d_transpose_1.weight'],
+            w["conv_decoder_1.conv2d_transpose_1.weight"],
             stride=(2, 2),
             crop=((0, 1), (0, 1)),
         )
-        grads['conv_decoder_1.conv2d_transpose_1.bias'] = (
-            d_conv_decoder_1__conv2d_transpose_1.sum(axis=(0, 2, 3))
+        grads["conv_decoder_1.conv2d_transpose_1.bias"] = d_conv_decoder_1__conv2d_transpose_1.sum(
+            axis=(0, 2, 3)
         )
 
         # conv_encoder_1.relu_2 = relu: [16, 2, 2]
         d_conv_encoder_1__conv2d_2 = d_conv_encoder_1__relu_2 * (conv_encoder_1__conv2d_2 > 0)
 
         # conv_encoder_1.conv2d_2 = conv2d(16, 3, stride = 2, padding = same): [16, 2, 2]
-        grads['conv_encoder_1.conv2d_2.weight'], d_conv_encoder_1__relu_1 = conv2d_backward(
+        grads["conv_encoder_1.conv2d_2.weight"], d_conv_encoder_1__relu_1 = conv2d_backward(
             d_conv_encoder_1__conv2d_2,
             conv_encoder_1__conv2d_2_cols,
             conv_encoder_1__relu_1.shape,
-            w['conv_encoder_1.conv2d_2.weight'],
+            w["conv_encoder_1.conv2d_2.weight"],
             stride=(2, 2),
             padding=((0, 1), (0, 1)),
             need_input=True,
         )
-        grads['conv_encoder_1.conv2d_2.bias'] = d_conv_encoder_1__conv2d_2.sum(axis=(0, 2, 3))
+        grads["conv_encoder_1.conv2d_2.bias"] = d_conv_encoder_1__conv2d_2.sum(axis=(0, 2, 3))
 
         # conv_encoder_1.relu_1 = relu: [8, 4, 4]
         d_conv_encoder_1__conv2d_1 = d_conv_encoder_1__relu_1 * (conv_encoder_1__conv2d_1 > 0)
 
         # conv_encoder_1.conv2d_1 = conv2d(8, 3, stride = 2, padding = same): [8, 4, 4]
-        grads['conv_encoder_1.conv2d_1.weight'], d_image = conv2d_backward(
+        grads["conv_encoder_1.conv2d_1.weight"], d_image = conv2d_backward(
             d_conv_encoder_1__conv2d_1,
             conv_encoder_1__conv2d_1_cols,
             image.shape,
-            w['conv_encoder_1.conv2d_1.weight'],
+            w["conv_encoder_1.conv2d_1.weight"],
             stride=(2, 2),
             padding=((0, 1), (0, 1)),
             need_input=input_gradients,
         )
-        grads['conv_encoder_1.conv2d_1.bias'] = d_conv_encoder_1__conv2d_1.sum(axis=(0, 2, 3))
+        grads["conv_encoder_1.conv2d_1.bias"] = d_conv_encoder_1__conv2d_1.sum(axis=(0, 2, 3))
 
         return grads, (d_image if input_gradients else None)
 
@@ -567,7 +567,7 @@ def fit(x, y, epochs=30, batch=32, seed=8, verbose=True):
     model = ConvAutoencoder(initial_weights(seed))
     optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    size = len(x) if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)

@@ -13,32 +13,31 @@ import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('hidden_w.value', (64, 32), 'glorot_uniform', 64, 32, {}),
-    ('hidden_b.value', (32,), 'zeros', 32, 32, {}),
-    ('logits_w.value', (32, 10), 'glorot_uniform', 32, 10, {}),
-    ('logits_b.value', (10,), 'zeros', 10, 10, {}),
+    ("hidden_w.value", (64, 32), "glorot_uniform", 64, 32, {}),
+    ("hidden_b.value", (32,), "zeros", 32, 32, {}),
+    ("logits_w.value", (32, 10), "glorot_uniform", 32, 10, {}),
+    ("logits_b.value", (10,), "zeros", 10, 10, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'hidden_w.value',
-    'hidden_b.value',
-    'logits_w.value',
-    'logits_b.value',
+    "hidden_w.value",
+    "hidden_b.value",
+    "logits_w.value",
+    "logits_b.value",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'zeros':
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=0):
@@ -266,13 +265,13 @@ class DigitsCustom:
         backpropagation needs.
         """
         w = self.weights
-        pixels = as_batch(pixels, 'pixels', (64,), self.dtype)
+        pixels = as_batch(pixels, "pixels", (64,), self.dtype)
 
         # hidden_w = param([64, 32]): [64, 32]
-        hidden_w = w['hidden_w.value'][None]  # batch axis of size 1
+        hidden_w = w["hidden_w.value"][None]  # batch axis of size 1
 
         # hidden_b = param([32], init = zeros): [32]
-        hidden_b = w['hidden_b.value'][None]  # batch axis of size 1
+        hidden_b = w["hidden_b.value"][None]  # batch axis of size 1
 
         # hidden_matmul_1 = matmul: [32]
         hidden_matmul_1 = (pixels[:, None] @ hidden_w)[..., 0, :]
@@ -284,10 +283,10 @@ class DigitsCustom:
         h = np.maximum(hidden_add_1, 0)
 
         # logits_w = param([32, 10]): [32, 10]
-        logits_w = w['logits_w.value'][None]  # batch axis of size 1
+        logits_w = w["logits_w.value"][None]  # batch axis of size 1
 
         # logits_b = param([10], init = zeros): [10]
-        logits_b = w['logits_b.value'][None]  # batch axis of size 1
+        logits_b = w["logits_b.value"][None]  # batch axis of size 1
 
         # logits_matmul_1 = matmul: [10]
         logits_matmul_1 = (h[:, None] @ logits_w)[..., 0, :]
@@ -296,11 +295,11 @@ class DigitsCustom:
         logits_add_1 = logits_matmul_1 + logits_b
 
         cache = {
-            'pixels': pixels,
-            'hidden_w': hidden_w,
-            'hidden_add_1': hidden_add_1,
-            'h': h,
-            'logits_w': logits_w,
+            "pixels": pixels,
+            "hidden_w": hidden_w,
+            "hidden_add_1": hidden_add_1,
+            "h": h,
+            "logits_w": logits_w,
         }
         return logits_add_1, cache
 
@@ -309,12 +308,11 @@ class DigitsCustom:
         trainable parameter, and, with input_gradients, d loss / d input.
         Returns (grads, input gradient or None).
         """
-        w = self.weights
-        pixels = cache['pixels']
-        hidden_w = cache['hidden_w']
-        hidden_add_1 = cache['hidden_add_1']
-        h = cache['h']
-        logits_w = cache['logits_w']
+        pixels = cache["pixels"]
+        hidden_w = cache["hidden_w"]
+        hidden_add_1 = cache["hidden_add_1"]
+        h = cache["h"]
+        logits_w = cache["logits_w"]
         grads = {}
 
         # logits_add_1 = add: [10]
@@ -326,10 +324,10 @@ class DigitsCustom:
         d_logits_w = matmul_grad_b(d_logits_matmul_1, h, logits_w)
 
         # logits_b = param([10], init = zeros): [10]
-        grads['logits_b.value'] = d_logits_b.sum(axis=0)
+        grads["logits_b.value"] = d_logits_b.sum(axis=0)
 
         # logits_w = param([32, 10]): [32, 10]
-        grads['logits_w.value'] = d_logits_w.sum(axis=0)
+        grads["logits_w.value"] = d_logits_w.sum(axis=0)
 
         # h = relu: [32]
         d_hidden_add_1 = d_h * (hidden_add_1 > 0)
@@ -344,10 +342,10 @@ class DigitsCustom:
         d_hidden_w = matmul_grad_b(d_hidden_matmul_1, pixels, hidden_w)
 
         # hidden_b = param([32], init = zeros): [32]
-        grads['hidden_b.value'] = d_hidden_b.sum(axis=0)
+        grads["hidden_b.value"] = d_hidden_b.sum(axis=0)
 
         # hidden_w = param([64, 32]): [64, 32]
-        grads['hidden_w.value'] = d_hidden_w.sum(axis=0)
+        grads["hidden_w.value"] = d_hidden_w.sum(axis=0)
 
         return grads, (d_pixels if input_gradients else None)
 
@@ -384,7 +382,7 @@ def fit(x, y, epochs=15, batch=32, seed=0, verbose=True):
     model = DigitsCustom(initial_weights(seed))
     optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    size = len(x) if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)

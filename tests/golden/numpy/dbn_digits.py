@@ -13,40 +13,39 @@ import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('dbn_stack_1.rbm_1.weight', (64, 32), 'normal', 64, 32, {'mean': 0.0, 'std': 0.01}),
-    ('dbn_stack_1.rbm_1.visible_bias', (64,), 'zeros', 1, 1, {}),
-    ('dbn_stack_1.rbm_1.hidden_bias', (32,), 'zeros', 1, 1, {}),
-    ('dbn_stack_1.rbm_2.weight', (32, 16), 'normal', 32, 16, {'mean': 0.0, 'std': 0.01}),
-    ('dbn_stack_1.rbm_2.visible_bias', (32,), 'zeros', 1, 1, {}),
-    ('dbn_stack_1.rbm_2.hidden_bias', (16,), 'zeros', 1, 1, {}),
-    ('dense_1.weight', (10, 16), 'glorot_uniform', 16, 10, {}),
-    ('dense_1.bias', (10,), 'zeros', 1, 1, {}),
+    ("dbn_stack_1.rbm_1.weight", (64, 32), "normal", 64, 32, {"mean": 0.0, "std": 0.01}),
+    ("dbn_stack_1.rbm_1.visible_bias", (64,), "zeros", 1, 1, {}),
+    ("dbn_stack_1.rbm_1.hidden_bias", (32,), "zeros", 1, 1, {}),
+    ("dbn_stack_1.rbm_2.weight", (32, 16), "normal", 32, 16, {"mean": 0.0, "std": 0.01}),
+    ("dbn_stack_1.rbm_2.visible_bias", (32,), "zeros", 1, 1, {}),
+    ("dbn_stack_1.rbm_2.hidden_bias", (16,), "zeros", 1, 1, {}),
+    ("dense_1.weight", (10, 16), "glorot_uniform", 16, 10, {}),
+    ("dense_1.bias", (10,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'dbn_stack_1.rbm_1.weight',
-    'dbn_stack_1.rbm_1.hidden_bias',
-    'dbn_stack_1.rbm_2.weight',
-    'dbn_stack_1.rbm_2.hidden_bias',
-    'dense_1.weight',
-    'dense_1.bias',
+    "dbn_stack_1.rbm_1.weight",
+    "dbn_stack_1.rbm_1.hidden_bias",
+    "dbn_stack_1.rbm_2.weight",
+    "dbn_stack_1.rbm_2.hidden_bias",
+    "dense_1.weight",
+    "dense_1.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'normal':
-        return rng.normal(a['mean'], a['std'], size=shape)
-    elif kind == 'zeros':
+    elif kind == "normal":
+        return rng.normal(a["mean"], a["std"], size=shape)
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=0):
@@ -234,29 +233,29 @@ class Dbn:
         backpropagation needs.
         """
         w = self.weights
-        pixels = as_batch(pixels, 'pixels', (64,), self.dtype)
+        pixels = as_batch(pixels, "pixels", (64,), self.dtype)
 
         # dbn_stack_1.rbm_1 = rbm(32): [32]
         # the hidden units' probabilities: weight is [visible, hidden]
         dbn_stack_1__rbm_1 = (
-            pixels @ w['dbn_stack_1.rbm_1.weight'] + w['dbn_stack_1.rbm_1.hidden_bias']
+            pixels @ w["dbn_stack_1.rbm_1.weight"] + w["dbn_stack_1.rbm_1.hidden_bias"]
         )
         dbn_stack_1__rbm_1 = sigmoid(dbn_stack_1__rbm_1)
 
         # dbn_stack_1.rbm_2 = rbm(16): [16]
         # the hidden units' probabilities: weight is [visible, hidden]
         dbn_stack_1__rbm_2 = (
-            dbn_stack_1__rbm_1 @ w['dbn_stack_1.rbm_2.weight'] + w['dbn_stack_1.rbm_2.hidden_bias']
+            dbn_stack_1__rbm_1 @ w["dbn_stack_1.rbm_2.weight"] + w["dbn_stack_1.rbm_2.hidden_bias"]
         )
         dbn_stack_1__rbm_2 = sigmoid(dbn_stack_1__rbm_2)
 
         # dense_1 = dense(10): [10]
-        dense_1 = dbn_stack_1__rbm_2 @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = dbn_stack_1__rbm_2 @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         cache = {
-            'pixels': pixels,
-            'dbn_stack_1__rbm_1': dbn_stack_1__rbm_1,
-            'dbn_stack_1__rbm_2': dbn_stack_1__rbm_2,
+            "pixels": pixels,
+            "dbn_stack_1__rbm_1": dbn_stack_1__rbm_1,
+            "dbn_stack_1__rbm_2": dbn_stack_1__rbm_2,
         }
         return dense_1, cache
 
@@ -266,28 +265,28 @@ class Dbn:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        pixels = cache['pixels']
-        dbn_stack_1__rbm_1 = cache['dbn_stack_1__rbm_1']
-        dbn_stack_1__rbm_2 = cache['dbn_stack_1__rbm_2']
+        pixels = cache["pixels"]
+        dbn_stack_1__rbm_1 = cache["dbn_stack_1__rbm_1"]
+        dbn_stack_1__rbm_2 = cache["dbn_stack_1__rbm_2"]
         grads = {}
 
         # dense_1 = dense(10): [10]
-        grads['dense_1.weight'] = d_dense_1.T @ dbn_stack_1__rbm_2
-        grads['dense_1.bias'] = d_dense_1.sum(axis=0)
-        d_dbn_stack_1__rbm_2 = d_dense_1 @ w['dense_1.weight']
+        grads["dense_1.weight"] = d_dense_1.T @ dbn_stack_1__rbm_2
+        grads["dense_1.bias"] = d_dense_1.sum(axis=0)
+        d_dbn_stack_1__rbm_2 = d_dense_1 @ w["dense_1.weight"]
 
         # dbn_stack_1.rbm_2 = rbm(16): [16]
         dbn_stack_1__rbm_2_dz = d_dbn_stack_1__rbm_2 * dbn_stack_1__rbm_2 * (1 - dbn_stack_1__rbm_2)
-        grads['dbn_stack_1.rbm_2.weight'] = dbn_stack_1__rbm_1.T @ dbn_stack_1__rbm_2_dz
-        grads['dbn_stack_1.rbm_2.hidden_bias'] = dbn_stack_1__rbm_2_dz.sum(axis=0)
-        d_dbn_stack_1__rbm_1 = dbn_stack_1__rbm_2_dz @ w['dbn_stack_1.rbm_2.weight'].T
+        grads["dbn_stack_1.rbm_2.weight"] = dbn_stack_1__rbm_1.T @ dbn_stack_1__rbm_2_dz
+        grads["dbn_stack_1.rbm_2.hidden_bias"] = dbn_stack_1__rbm_2_dz.sum(axis=0)
+        d_dbn_stack_1__rbm_1 = dbn_stack_1__rbm_2_dz @ w["dbn_stack_1.rbm_2.weight"].T
 
         # dbn_stack_1.rbm_1 = rbm(32): [32]
         dbn_stack_1__rbm_1_dz = d_dbn_stack_1__rbm_1 * dbn_stack_1__rbm_1 * (1 - dbn_stack_1__rbm_1)
-        grads['dbn_stack_1.rbm_1.weight'] = pixels.T @ dbn_stack_1__rbm_1_dz
-        grads['dbn_stack_1.rbm_1.hidden_bias'] = dbn_stack_1__rbm_1_dz.sum(axis=0)
+        grads["dbn_stack_1.rbm_1.weight"] = pixels.T @ dbn_stack_1__rbm_1_dz
+        grads["dbn_stack_1.rbm_1.hidden_bias"] = dbn_stack_1__rbm_1_dz.sum(axis=0)
         if input_gradients:
-            d_pixels = dbn_stack_1__rbm_1_dz @ w['dbn_stack_1.rbm_1.weight'].T
+            d_pixels = dbn_stack_1__rbm_1_dz @ w["dbn_stack_1.rbm_1.weight"].T
 
         return grads, (d_pixels if input_gradients else None)
 
@@ -322,7 +321,7 @@ def fit(x, y, epochs=30, batch=32, seed=0, verbose=True):
     model = Dbn(initial_weights(seed))
     optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    size = len(x) if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)

@@ -13,42 +13,41 @@ import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('conv2d_1.weight', (16, 1, 3, 3), 'glorot_uniform', 9, 144, {}),
-    ('conv2d_1.bias', (16,), 'zeros', 1, 1, {}),
-    ('conv2d_2.weight', (32, 16, 3, 3), 'glorot_uniform', 144, 288, {}),
-    ('conv2d_2.bias', (32,), 'zeros', 1, 1, {}),
-    ('dense_1.weight', (64, 128), 'he_normal', 128, 64, {}),
-    ('dense_1.bias', (64,), 'zeros', 1, 1, {}),
-    ('dense_2.weight', (10, 64), 'glorot_uniform', 64, 10, {}),
-    ('dense_2.bias', (10,), 'zeros', 1, 1, {}),
+    ("conv2d_1.weight", (16, 1, 3, 3), "glorot_uniform", 9, 144, {}),
+    ("conv2d_1.bias", (16,), "zeros", 1, 1, {}),
+    ("conv2d_2.weight", (32, 16, 3, 3), "glorot_uniform", 144, 288, {}),
+    ("conv2d_2.bias", (32,), "zeros", 1, 1, {}),
+    ("dense_1.weight", (64, 128), "he_normal", 128, 64, {}),
+    ("dense_1.bias", (64,), "zeros", 1, 1, {}),
+    ("dense_2.weight", (10, 64), "glorot_uniform", 64, 10, {}),
+    ("dense_2.bias", (10,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'conv2d_1.weight',
-    'conv2d_1.bias',
-    'conv2d_2.weight',
-    'conv2d_2.bias',
-    'dense_1.weight',
-    'dense_1.bias',
-    'dense_2.weight',
-    'dense_2.bias',
+    "conv2d_1.weight",
+    "conv2d_1.bias",
+    "conv2d_2.weight",
+    "conv2d_2.bias",
+    "dense_1.weight",
+    "dense_1.bias",
+    "dense_2.weight",
+    "dense_2.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'he_normal':
+    elif kind == "he_normal":
         return rng.normal(0.0, np.sqrt(2.0 / max(fan_in, 1)), size=shape)
-    elif kind == 'zeros':
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=0):
@@ -364,13 +363,13 @@ class DigitsCNN:
         backpropagation needs.
         """
         w = self.weights
-        image = as_batch(image, 'image', (1, 8, 8), self.dtype)
+        image = as_batch(image, "image", (1, 8, 8), self.dtype)
 
         # conv2d_1 = conv2d(16, 3, padding = same): [16, 8, 8]
         conv2d_1, conv2d_1_cols = conv2d_forward(
             image,
-            w['conv2d_1.weight'],
-            w['conv2d_1.bias'],
+            w["conv2d_1.weight"],
+            w["conv2d_1.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -388,8 +387,8 @@ class DigitsCNN:
         # conv2d_2 = conv2d(32, 3): [32, 2, 2]
         conv2d_2, conv2d_2_cols = conv2d_forward(
             maxpool_1,
-            w['conv2d_2.weight'],
-            w['conv2d_2.bias'],
+            w["conv2d_2.weight"],
+            w["conv2d_2.bias"],
         )
 
         # relu_2 = relu: [32, 2, 2]
@@ -399,7 +398,7 @@ class DigitsCNN:
         flatten_1 = relu_2.reshape(len(relu_2), -1)
 
         # dense_1 = dense(64, init = he_normal): [64]
-        dense_1 = flatten_1 @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = flatten_1 @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         # relu_3 = relu: [64]
         relu_3 = np.maximum(dense_1, 0)
@@ -415,22 +414,22 @@ class DigitsCNN:
             dropout_1 = relu_3
 
         # dense_2 = dense(10): [10]
-        dense_2 = dropout_1 @ w['dense_2.weight'].T + w['dense_2.bias']
+        dense_2 = dropout_1 @ w["dense_2.weight"].T + w["dense_2.bias"]
 
         cache = {
-            'image': image,
-            'conv2d_1_cols': conv2d_1_cols,
-            'conv2d_1': conv2d_1,
-            'relu_1': relu_1,
-            'maxpool_1_argmax': maxpool_1_argmax,
-            'maxpool_1': maxpool_1,
-            'conv2d_2_cols': conv2d_2_cols,
-            'conv2d_2': conv2d_2,
-            'relu_2': relu_2,
-            'flatten_1': flatten_1,
-            'dense_1': dense_1,
-            'dropout_1_mask': dropout_1_mask,
-            'dropout_1': dropout_1,
+            "image": image,
+            "conv2d_1_cols": conv2d_1_cols,
+            "conv2d_1": conv2d_1,
+            "relu_1": relu_1,
+            "maxpool_1_argmax": maxpool_1_argmax,
+            "maxpool_1": maxpool_1,
+            "conv2d_2_cols": conv2d_2_cols,
+            "conv2d_2": conv2d_2,
+            "relu_2": relu_2,
+            "flatten_1": flatten_1,
+            "dense_1": dense_1,
+            "dropout_1_mask": dropout_1_mask,
+            "dropout_1": dropout_1,
         }
         return dense_2, cache
 
@@ -440,25 +439,25 @@ class DigitsCNN:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        image = cache['image']
-        conv2d_1_cols = cache['conv2d_1_cols']
-        conv2d_1 = cache['conv2d_1']
-        relu_1 = cache['relu_1']
-        maxpool_1_argmax = cache['maxpool_1_argmax']
-        maxpool_1 = cache['maxpool_1']
-        conv2d_2_cols = cache['conv2d_2_cols']
-        conv2d_2 = cache['conv2d_2']
-        relu_2 = cache['relu_2']
-        flatten_1 = cache['flatten_1']
-        dense_1 = cache['dense_1']
-        dropout_1_mask = cache['dropout_1_mask']
-        dropout_1 = cache['dropout_1']
+        image = cache["image"]
+        conv2d_1_cols = cache["conv2d_1_cols"]
+        conv2d_1 = cache["conv2d_1"]
+        relu_1 = cache["relu_1"]
+        maxpool_1_argmax = cache["maxpool_1_argmax"]
+        maxpool_1 = cache["maxpool_1"]
+        conv2d_2_cols = cache["conv2d_2_cols"]
+        conv2d_2 = cache["conv2d_2"]
+        relu_2 = cache["relu_2"]
+        flatten_1 = cache["flatten_1"]
+        dense_1 = cache["dense_1"]
+        dropout_1_mask = cache["dropout_1_mask"]
+        dropout_1 = cache["dropout_1"]
         grads = {}
 
         # dense_2 = dense(10): [10]
-        grads['dense_2.weight'] = d_dense_2.T @ dropout_1
-        grads['dense_2.bias'] = d_dense_2.sum(axis=0)
-        d_dropout_1 = d_dense_2 @ w['dense_2.weight']
+        grads["dense_2.weight"] = d_dense_2.T @ dropout_1
+        grads["dense_2.bias"] = d_dense_2.sum(axis=0)
+        d_dropout_1 = d_dense_2 @ w["dense_2.weight"]
 
         # dropout_1 = dropout(0.25): [64]
         d_relu_3 = d_dropout_1 if dropout_1_mask is None else d_dropout_1 * dropout_1_mask
@@ -467,9 +466,9 @@ class DigitsCNN:
         d_dense_1 = d_relu_3 * (dense_1 > 0)
 
         # dense_1 = dense(64, init = he_normal): [64]
-        grads['dense_1.weight'] = d_dense_1.T @ flatten_1
-        grads['dense_1.bias'] = d_dense_1.sum(axis=0)
-        d_flatten_1 = d_dense_1 @ w['dense_1.weight']
+        grads["dense_1.weight"] = d_dense_1.T @ flatten_1
+        grads["dense_1.bias"] = d_dense_1.sum(axis=0)
+        d_flatten_1 = d_dense_1 @ w["dense_1.weight"]
 
         # flatten_1 = flatten: [128]
         d_relu_2 = d_flatten_1.reshape(relu_2.shape)
@@ -478,14 +477,14 @@ class DigitsCNN:
         d_conv2d_2 = d_relu_2 * (conv2d_2 > 0)
 
         # conv2d_2 = conv2d(32, 3): [32, 2, 2]
-        grads['conv2d_2.weight'], d_maxpool_1 = conv2d_backward(
+        grads["conv2d_2.weight"], d_maxpool_1 = conv2d_backward(
             d_conv2d_2,
             conv2d_2_cols,
             maxpool_1.shape,
-            w['conv2d_2.weight'],
+            w["conv2d_2.weight"],
             need_input=True,
         )
-        grads['conv2d_2.bias'] = d_conv2d_2.sum(axis=(0, 2, 3))
+        grads["conv2d_2.bias"] = d_conv2d_2.sum(axis=(0, 2, 3))
 
         # maxpool_1 = maxpool(2): [16, 4, 4]
         d_relu_1 = maxpool_backward(
@@ -501,15 +500,15 @@ class DigitsCNN:
         d_conv2d_1 = d_relu_1 * (conv2d_1 > 0)
 
         # conv2d_1 = conv2d(16, 3, padding = same): [16, 8, 8]
-        grads['conv2d_1.weight'], d_image = conv2d_backward(
+        grads["conv2d_1.weight"], d_image = conv2d_backward(
             d_conv2d_1,
             conv2d_1_cols,
             image.shape,
-            w['conv2d_1.weight'],
+            w["conv2d_1.weight"],
             padding=((1, 1), (1, 1)),
             need_input=input_gradients,
         )
-        grads['conv2d_1.bias'] = d_conv2d_1.sum(axis=(0, 2, 3))
+        grads["conv2d_1.bias"] = d_conv2d_1.sum(axis=(0, 2, 3))
 
         return grads, (d_image if input_gradients else None)
 
@@ -546,7 +545,7 @@ def fit(x, y, epochs=20, batch=32, seed=0, verbose=True):
     model = DigitsCNN(initial_weights(seed))
     optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    size = len(x) if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)

@@ -13,34 +13,33 @@ import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('dense_1.weight', (64, 64), 'he_normal', 64, 64, {}),
-    ('dense_1.bias', (64,), 'zeros', 1, 1, {}),
-    ('dense_2.weight', (10, 64), 'glorot_uniform', 64, 10, {}),
-    ('dense_2.bias', (10,), 'zeros', 1, 1, {}),
+    ("dense_1.weight", (64, 64), "he_normal", 64, 64, {}),
+    ("dense_1.bias", (64,), "zeros", 1, 1, {}),
+    ("dense_2.weight", (10, 64), "glorot_uniform", 64, 10, {}),
+    ("dense_2.bias", (10,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'dense_1.weight',
-    'dense_1.bias',
-    'dense_2.weight',
-    'dense_2.bias',
+    "dense_1.weight",
+    "dense_1.bias",
+    "dense_2.weight",
+    "dense_2.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'he_normal':
+    elif kind == "he_normal":
         return rng.normal(0.0, np.sqrt(2.0 / max(fan_in, 1)), size=shape)
-    elif kind == 'zeros':
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=0):
@@ -227,10 +226,10 @@ class DigitsMLP:
         backpropagation needs.
         """
         w = self.weights
-        pixels = as_batch(pixels, 'pixels', (64,), self.dtype)
+        pixels = as_batch(pixels, "pixels", (64,), self.dtype)
 
         # dense_1 = dense(64, init = he_normal): [64]
-        dense_1 = pixels @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = pixels @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         # relu_1 = relu: [64]
         relu_1 = np.maximum(dense_1, 0)
@@ -246,13 +245,13 @@ class DigitsMLP:
             dropout_1 = relu_1
 
         # dense_2 = dense(10): [10]
-        dense_2 = dropout_1 @ w['dense_2.weight'].T + w['dense_2.bias']
+        dense_2 = dropout_1 @ w["dense_2.weight"].T + w["dense_2.bias"]
 
         cache = {
-            'pixels': pixels,
-            'dense_1': dense_1,
-            'dropout_1_mask': dropout_1_mask,
-            'dropout_1': dropout_1,
+            "pixels": pixels,
+            "dense_1": dense_1,
+            "dropout_1_mask": dropout_1_mask,
+            "dropout_1": dropout_1,
         }
         return dense_2, cache
 
@@ -262,16 +261,16 @@ class DigitsMLP:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        pixels = cache['pixels']
-        dense_1 = cache['dense_1']
-        dropout_1_mask = cache['dropout_1_mask']
-        dropout_1 = cache['dropout_1']
+        pixels = cache["pixels"]
+        dense_1 = cache["dense_1"]
+        dropout_1_mask = cache["dropout_1_mask"]
+        dropout_1 = cache["dropout_1"]
         grads = {}
 
         # dense_2 = dense(10): [10]
-        grads['dense_2.weight'] = d_dense_2.T @ dropout_1
-        grads['dense_2.bias'] = d_dense_2.sum(axis=0)
-        d_dropout_1 = d_dense_2 @ w['dense_2.weight']
+        grads["dense_2.weight"] = d_dense_2.T @ dropout_1
+        grads["dense_2.bias"] = d_dense_2.sum(axis=0)
+        d_dropout_1 = d_dense_2 @ w["dense_2.weight"]
 
         # dropout_1 = dropout(0.1): [64]
         d_relu_1 = d_dropout_1 if dropout_1_mask is None else d_dropout_1 * dropout_1_mask
@@ -280,10 +279,10 @@ class DigitsMLP:
         d_dense_1 = d_relu_1 * (dense_1 > 0)
 
         # dense_1 = dense(64, init = he_normal): [64]
-        grads['dense_1.weight'] = d_dense_1.T @ pixels
-        grads['dense_1.bias'] = d_dense_1.sum(axis=0)
+        grads["dense_1.weight"] = d_dense_1.T @ pixels
+        grads["dense_1.bias"] = d_dense_1.sum(axis=0)
         if input_gradients:
-            d_pixels = d_dense_1 @ w['dense_1.weight']
+            d_pixels = d_dense_1 @ w["dense_1.weight"]
 
         return grads, (d_pixels if input_gradients else None)
 
@@ -320,7 +319,7 @@ def fit(x, y, epochs=30, batch=32, seed=0, verbose=True):
     model = DigitsMLP(initial_weights(seed))
     optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    size = len(x) if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)

@@ -13,50 +13,49 @@ import zlib
 
 import numpy as np
 
-
 # The generator, model Generator.
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 GENERATOR_PARAMETERS = [
-    ('dense_1.weight', (64, 16), 'glorot_uniform', 16, 64, {}),
-    ('dense_1.bias', (64,), 'zeros', 1, 1, {}),
-    ('dense_2.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
-    ('dense_2.bias', (64,), 'zeros', 1, 1, {}),
+    ("dense_1.weight", (64, 16), "glorot_uniform", 16, 64, {}),
+    ("dense_1.bias", (64,), "zeros", 1, 1, {}),
+    ("dense_2.weight", (64, 64), "glorot_uniform", 64, 64, {}),
+    ("dense_2.bias", (64,), "zeros", 1, 1, {}),
 ]
 
 # The discriminator, model Discriminator.
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 DISCRIMINATOR_PARAMETERS = [
-    ('dense_1.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
-    ('dense_1.bias', (64,), 'zeros', 1, 1, {}),
-    ('dense_2.weight', (1, 64), 'glorot_uniform', 64, 1, {}),
-    ('dense_2.bias', (1,), 'zeros', 1, 1, {}),
+    ("dense_1.weight", (64, 64), "glorot_uniform", 64, 64, {}),
+    ("dense_1.bias", (64,), "zeros", 1, 1, {}),
+    ("dense_2.weight", (1, 64), "glorot_uniform", 64, 1, {}),
+    ("dense_2.bias", (1,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the generator's optimizer updates (frozen layers excluded).
 GENERATOR_TRAINABLE = (
-    'dense_1.weight',
-    'dense_1.bias',
-    'dense_2.weight',
-    'dense_2.bias',
+    "dense_1.weight",
+    "dense_1.bias",
+    "dense_2.weight",
+    "dense_2.bias",
 )
 
 # Parameters the discriminator's optimizer updates (frozen layers excluded).
 DISCRIMINATOR_TRAINABLE = (
-    'dense_1.weight',
-    'dense_1.bias',
-    'dense_2.weight',
-    'dense_2.bias',
+    "dense_1.weight",
+    "dense_1.bias",
+    "dense_2.weight",
+    "dense_2.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'zeros':
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=9):
@@ -66,12 +65,12 @@ def initial_weights(seed=9):
     """
     weights = {}
     tables = {
-        'generator': GENERATOR_PARAMETERS,
-        'discriminator': DISCRIMINATOR_PARAMETERS,
+        "generator": GENERATOR_PARAMETERS,
+        "discriminator": DISCRIMINATOR_PARAMETERS,
     }
     for role, table in tables.items():
         for name, shape, kind, fan_in, fan_out, args in table:
-            name = f'{role}/{name}'
+            name = f"{role}/{name}"
             rng = np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(name.encode())])
             value = _draw(kind, shape, fan_in, fan_out, rng, args)
             weights[name] = np.asarray(value, dtype=np.float32).reshape(shape)
@@ -240,25 +239,25 @@ class Generator:
         backpropagation needs.
         """
         w = self.weights
-        z = as_batch(z, 'z', (16,), self.dtype)
+        z = as_batch(z, "z", (16,), self.dtype)
 
         # dense_1 = dense(64): [64]
-        dense_1 = z @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = z @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         # leaky_relu_1 = leaky_relu(0.2): [64]
         leaky_relu_1 = np.where(dense_1 > 0, dense_1, 0.2 * dense_1)
 
         # dense_2 = dense(64): [64]
-        dense_2 = leaky_relu_1 @ w['dense_2.weight'].T + w['dense_2.bias']
+        dense_2 = leaky_relu_1 @ w["dense_2.weight"].T + w["dense_2.bias"]
 
         # tanh_1 = tanh: [64]
         tanh_1 = np.tanh(dense_2)
 
         cache = {
-            'z': z,
-            'dense_1': dense_1,
-            'leaky_relu_1': leaky_relu_1,
-            'tanh_1': tanh_1,
+            "z": z,
+            "dense_1": dense_1,
+            "leaky_relu_1": leaky_relu_1,
+            "tanh_1": tanh_1,
         }
         return tanh_1, cache
 
@@ -268,28 +267,28 @@ class Generator:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        z = cache['z']
-        dense_1 = cache['dense_1']
-        leaky_relu_1 = cache['leaky_relu_1']
-        tanh_1 = cache['tanh_1']
+        z = cache["z"]
+        dense_1 = cache["dense_1"]
+        leaky_relu_1 = cache["leaky_relu_1"]
+        tanh_1 = cache["tanh_1"]
         grads = {}
 
         # tanh_1 = tanh: [64]
         d_dense_2 = d_tanh_1 * (1 - tanh_1 * tanh_1)
 
         # dense_2 = dense(64): [64]
-        grads['dense_2.weight'] = d_dense_2.T @ leaky_relu_1
-        grads['dense_2.bias'] = d_dense_2.sum(axis=0)
-        d_leaky_relu_1 = d_dense_2 @ w['dense_2.weight']
+        grads["dense_2.weight"] = d_dense_2.T @ leaky_relu_1
+        grads["dense_2.bias"] = d_dense_2.sum(axis=0)
+        d_leaky_relu_1 = d_dense_2 @ w["dense_2.weight"]
 
         # leaky_relu_1 = leaky_relu(0.2): [64]
         d_dense_1 = np.where(dense_1 > 0, d_leaky_relu_1, 0.2 * d_leaky_relu_1)
 
         # dense_1 = dense(64): [64]
-        grads['dense_1.weight'] = d_dense_1.T @ z
-        grads['dense_1.bias'] = d_dense_1.sum(axis=0)
+        grads["dense_1.weight"] = d_dense_1.T @ z
+        grads["dense_1.bias"] = d_dense_1.sum(axis=0)
         if input_gradients:
-            d_z = d_dense_1 @ w['dense_1.weight']
+            d_z = d_dense_1 @ w["dense_1.weight"]
 
         return grads, (d_z if input_gradients else None)
 
@@ -318,21 +317,21 @@ class Discriminator:
         backpropagation needs.
         """
         w = self.weights
-        pixels = as_batch(pixels, 'pixels', (64,), self.dtype)
+        pixels = as_batch(pixels, "pixels", (64,), self.dtype)
 
         # dense_1 = dense(64): [64]
-        dense_1 = pixels @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = pixels @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         # leaky_relu_1 = leaky_relu(0.2): [64]
         leaky_relu_1 = np.where(dense_1 > 0, dense_1, 0.2 * dense_1)
 
         # dense_2 = dense(1): [1]
-        dense_2 = leaky_relu_1 @ w['dense_2.weight'].T + w['dense_2.bias']
+        dense_2 = leaky_relu_1 @ w["dense_2.weight"].T + w["dense_2.bias"]
 
         cache = {
-            'pixels': pixels,
-            'dense_1': dense_1,
-            'leaky_relu_1': leaky_relu_1,
+            "pixels": pixels,
+            "dense_1": dense_1,
+            "leaky_relu_1": leaky_relu_1,
         }
         return dense_2, cache
 
@@ -342,24 +341,24 @@ class Discriminator:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        pixels = cache['pixels']
-        dense_1 = cache['dense_1']
-        leaky_relu_1 = cache['leaky_relu_1']
+        pixels = cache["pixels"]
+        dense_1 = cache["dense_1"]
+        leaky_relu_1 = cache["leaky_relu_1"]
         grads = {}
 
         # dense_2 = dense(1): [1]
-        grads['dense_2.weight'] = d_dense_2.T @ leaky_relu_1
-        grads['dense_2.bias'] = d_dense_2.sum(axis=0)
-        d_leaky_relu_1 = d_dense_2 @ w['dense_2.weight']
+        grads["dense_2.weight"] = d_dense_2.T @ leaky_relu_1
+        grads["dense_2.bias"] = d_dense_2.sum(axis=0)
+        d_leaky_relu_1 = d_dense_2 @ w["dense_2.weight"]
 
         # leaky_relu_1 = leaky_relu(0.2): [64]
         d_dense_1 = np.where(dense_1 > 0, d_leaky_relu_1, 0.2 * d_leaky_relu_1)
 
         # dense_1 = dense(64): [64]
-        grads['dense_1.weight'] = d_dense_1.T @ pixels
-        grads['dense_1.bias'] = d_dense_1.sum(axis=0)
+        grads["dense_1.weight"] = d_dense_1.T @ pixels
+        grads["dense_1.bias"] = d_dense_1.sum(axis=0)
         if input_gradients:
-            d_pixels = d_dense_1 @ w['dense_1.weight']
+            d_pixels = d_dense_1 @ w["dense_1.weight"]
 
         return grads, (d_pixels if input_gradients else None)
 
@@ -429,17 +428,17 @@ def fit(
     the discriminator then one of the generator, each on fresh noise from one
     generator seeded with (seed, crc32('noise')).
     """
-    parts = {'generator': {}, 'discriminator': {}}
+    parts = {"generator": {}, "discriminator": {}}
     for key, value in initial_weights(seed).items():
-        role, _, name = key.partition('/')
+        role, _, name = key.partition("/")
         parts[role][name] = value
-    generator = Generator(parts['generator'])
-    discriminator = Discriminator(parts['discriminator'])
+    generator = Generator(parts["generator"])
+    discriminator = Discriminator(parts["discriminator"])
     g_optimizer = make_generator_optimizer(generator.weights)
     d_optimizer = make_discriminator_optimizer(discriminator.weights)
     order_rng = np.random.default_rng(seed)
-    noise_rng = np.random.default_rng([seed, zlib.crc32(b'noise')])
-    size = len(x) if batch == 'all' else min(int(batch), len(x))
+    noise_rng = np.random.default_rng([seed, zlib.crc32(b"noise")])
+    size = len(x) if batch == "all" else min(int(batch), len(x))
     history = []
     for epoch in range(epochs):
         # the dropout masks of nnc train's epoch, one generator for both models
@@ -452,7 +451,12 @@ def fit(
             for _ in range(d_steps):
                 z = draw_noise(noise_rng, len(real))
                 d_loss, _, _ = discriminator_round(
-                    generator, discriminator, d_optimizer, discriminator_loss, real, z,
+                    generator,
+                    discriminator,
+                    d_optimizer,
+                    discriminator_loss,
+                    real,
+                    z,
                     discriminator_lr,
                 )
                 d_total += d_loss * len(real) / d_steps
@@ -462,7 +466,7 @@ def fit(
             )
             g_total += g_loss * len(real)
         d_mean, g_mean = d_total / len(x), g_total / len(x)
-        history.append({'d_loss': d_mean, 'g_loss': g_mean})
+        history.append({"d_loss": d_mean, "g_loss": g_mean})
         if verbose:
-            print(f'epoch {epoch + 1}/{epochs}: d_loss {d_mean:.4f}  g_loss {g_mean:.4f}')
+            print(f"epoch {epoch + 1}/{epochs}: d_loss {d_mean:.4f}  g_loss {g_mean:.4f}")
     return generator, discriminator, history

@@ -13,43 +13,42 @@ import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('dense_1.weight', (16, 6), 'glorot_uniform', 6, 16, {}),
-    ('dense_1.bias', (16,), 'zeros', 1, 1, {}),
-    ('dense_2.weight', (8, 16), 'glorot_uniform', 16, 8, {}),
-    ('dense_2.bias', (8,), 'zeros', 1, 1, {}),
-    ('dense_3.weight', (1, 8), 'glorot_uniform', 8, 1, {}),
-    ('dense_3.bias', (1,), 'zeros', 1, 1, {}),
+    ("dense_1.weight", (16, 6), "glorot_uniform", 6, 16, {}),
+    ("dense_1.bias", (16,), "zeros", 1, 1, {}),
+    ("dense_2.weight", (8, 16), "glorot_uniform", 16, 8, {}),
+    ("dense_2.bias", (8,), "zeros", 1, 1, {}),
+    ("dense_3.weight", (1, 8), "glorot_uniform", 8, 1, {}),
+    ("dense_3.bias", (1,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'dense_1.weight',
-    'dense_1.bias',
-    'dense_2.weight',
-    'dense_2.bias',
-    'dense_3.weight',
-    'dense_3.bias',
+    "dense_1.weight",
+    "dense_1.bias",
+    "dense_2.weight",
+    "dense_2.bias",
+    "dense_3.weight",
+    "dense_3.bias",
 )
 # Parameters with L2 regularisation (weights, not biases).
 DECAYED = (
-    'dense_1.weight',
-    'dense_2.weight',
-    'dense_3.weight',
+    "dense_1.weight",
+    "dense_2.weight",
+    "dense_3.weight",
 )
 L2 = 0.0001  # g += L2 * p for them (not decoupled decay)
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'zeros':
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=11):
@@ -227,29 +226,29 @@ class HousePrices:
         backpropagation needs.
         """
         w = self.weights
-        features = as_batch(features, 'features', (6,), self.dtype)
+        features = as_batch(features, "features", (6,), self.dtype)
 
         # dense_1 = dense(16): [16]
-        dense_1 = features @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = features @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         # relu_1 = relu: [16]
         relu_1 = np.maximum(dense_1, 0)
 
         # dense_2 = dense(8): [8]
-        dense_2 = relu_1 @ w['dense_2.weight'].T + w['dense_2.bias']
+        dense_2 = relu_1 @ w["dense_2.weight"].T + w["dense_2.bias"]
 
         # relu_2 = relu: [8]
         relu_2 = np.maximum(dense_2, 0)
 
         # dense_3 = dense(1): [1]
-        dense_3 = relu_2 @ w['dense_3.weight'].T + w['dense_3.bias']
+        dense_3 = relu_2 @ w["dense_3.weight"].T + w["dense_3.bias"]
 
         cache = {
-            'features': features,
-            'dense_1': dense_1,
-            'relu_1': relu_1,
-            'dense_2': dense_2,
-            'relu_2': relu_2,
+            "features": features,
+            "dense_1": dense_1,
+            "relu_1": relu_1,
+            "dense_2": dense_2,
+            "relu_2": relu_2,
         }
         return dense_3, cache
 
@@ -259,34 +258,34 @@ class HousePrices:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        features = cache['features']
-        dense_1 = cache['dense_1']
-        relu_1 = cache['relu_1']
-        dense_2 = cache['dense_2']
-        relu_2 = cache['relu_2']
+        features = cache["features"]
+        dense_1 = cache["dense_1"]
+        relu_1 = cache["relu_1"]
+        dense_2 = cache["dense_2"]
+        relu_2 = cache["relu_2"]
         grads = {}
 
         # dense_3 = dense(1): [1]
-        grads['dense_3.weight'] = d_dense_3.T @ relu_2
-        grads['dense_3.bias'] = d_dense_3.sum(axis=0)
-        d_relu_2 = d_dense_3 @ w['dense_3.weight']
+        grads["dense_3.weight"] = d_dense_3.T @ relu_2
+        grads["dense_3.bias"] = d_dense_3.sum(axis=0)
+        d_relu_2 = d_dense_3 @ w["dense_3.weight"]
 
         # relu_2 = relu: [8]
         d_dense_2 = d_relu_2 * (dense_2 > 0)
 
         # dense_2 = dense(8): [8]
-        grads['dense_2.weight'] = d_dense_2.T @ relu_1
-        grads['dense_2.bias'] = d_dense_2.sum(axis=0)
-        d_relu_1 = d_dense_2 @ w['dense_2.weight']
+        grads["dense_2.weight"] = d_dense_2.T @ relu_1
+        grads["dense_2.bias"] = d_dense_2.sum(axis=0)
+        d_relu_1 = d_dense_2 @ w["dense_2.weight"]
 
         # relu_1 = relu: [16]
         d_dense_1 = d_relu_1 * (dense_1 > 0)
 
         # dense_1 = dense(16): [16]
-        grads['dense_1.weight'] = d_dense_1.T @ features
-        grads['dense_1.bias'] = d_dense_1.sum(axis=0)
+        grads["dense_1.weight"] = d_dense_1.T @ features
+        grads["dense_1.bias"] = d_dense_1.sum(axis=0)
         if input_gradients:
-            d_features = d_dense_1 @ w['dense_1.weight']
+            d_features = d_dense_1 @ w["dense_1.weight"]
 
         return grads, (d_features if input_gradients else None)
 
@@ -323,7 +322,7 @@ def fit(x, y, epochs=150, batch=32, seed=11, verbose=True):
     model = HousePrices(initial_weights(seed))
     optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    size = len(x) if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)

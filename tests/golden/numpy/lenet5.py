@@ -13,44 +13,43 @@ import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('conv2d_1.weight', (6, 1, 5, 5), 'glorot_uniform', 25, 150, {}),
-    ('conv2d_1.bias', (6,), 'zeros', 1, 1, {}),
-    ('conv2d_2.weight', (16, 6, 5, 5), 'glorot_uniform', 150, 400, {}),
-    ('conv2d_2.bias', (16,), 'zeros', 1, 1, {}),
-    ('conv2d_3.weight', (120, 16, 5, 5), 'glorot_uniform', 400, 3000, {}),
-    ('conv2d_3.bias', (120,), 'zeros', 1, 1, {}),
-    ('dense_1.weight', (84, 120), 'glorot_uniform', 120, 84, {}),
-    ('dense_1.bias', (84,), 'zeros', 1, 1, {}),
-    ('dense_2.weight', (10, 84), 'glorot_uniform', 84, 10, {}),
-    ('dense_2.bias', (10,), 'zeros', 1, 1, {}),
+    ("conv2d_1.weight", (6, 1, 5, 5), "glorot_uniform", 25, 150, {}),
+    ("conv2d_1.bias", (6,), "zeros", 1, 1, {}),
+    ("conv2d_2.weight", (16, 6, 5, 5), "glorot_uniform", 150, 400, {}),
+    ("conv2d_2.bias", (16,), "zeros", 1, 1, {}),
+    ("conv2d_3.weight", (120, 16, 5, 5), "glorot_uniform", 400, 3000, {}),
+    ("conv2d_3.bias", (120,), "zeros", 1, 1, {}),
+    ("dense_1.weight", (84, 120), "glorot_uniform", 120, 84, {}),
+    ("dense_1.bias", (84,), "zeros", 1, 1, {}),
+    ("dense_2.weight", (10, 84), "glorot_uniform", 84, 10, {}),
+    ("dense_2.bias", (10,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'conv2d_1.weight',
-    'conv2d_1.bias',
-    'conv2d_2.weight',
-    'conv2d_2.bias',
-    'conv2d_3.weight',
-    'conv2d_3.bias',
-    'dense_1.weight',
-    'dense_1.bias',
-    'dense_2.weight',
-    'dense_2.bias',
+    "conv2d_1.weight",
+    "conv2d_1.bias",
+    "conv2d_2.weight",
+    "conv2d_2.bias",
+    "conv2d_3.weight",
+    "conv2d_3.bias",
+    "dense_1.weight",
+    "dense_1.bias",
+    "dense_2.weight",
+    "dense_2.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'zeros':
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=0):
@@ -351,10 +350,10 @@ class LeNet5:
         backpropagation needs.
         """
         w = self.weights
-        image = as_batch(image, 'image', (1, 32, 32), self.dtype)
+        image = as_batch(image, "image", (1, 32, 32), self.dtype)
 
         # conv2d_1 = conv2d(6, 5): [6, 28, 28]
-        conv2d_1, conv2d_1_cols = conv2d_forward(image, w['conv2d_1.weight'], w['conv2d_1.bias'])
+        conv2d_1, conv2d_1_cols = conv2d_forward(image, w["conv2d_1.weight"], w["conv2d_1.bias"])
 
         # tanh_1 = tanh: [6, 28, 28]
         tanh_1 = np.tanh(conv2d_1)
@@ -365,8 +364,8 @@ class LeNet5:
         # conv2d_2 = conv2d(16, 5): [16, 10, 10]
         conv2d_2, conv2d_2_cols = conv2d_forward(
             avgpool_1,
-            w['conv2d_2.weight'],
-            w['conv2d_2.bias'],
+            w["conv2d_2.weight"],
+            w["conv2d_2.bias"],
         )
 
         # tanh_2 = tanh: [16, 10, 10]
@@ -378,8 +377,8 @@ class LeNet5:
         # conv2d_3 = conv2d(120, 5): [120, 1, 1]
         conv2d_3, conv2d_3_cols = conv2d_forward(
             avgpool_2,
-            w['conv2d_3.weight'],
-            w['conv2d_3.bias'],
+            w["conv2d_3.weight"],
+            w["conv2d_3.bias"],
         )
 
         # tanh_3 = tanh: [120, 1, 1]
@@ -389,26 +388,26 @@ class LeNet5:
         flatten_1 = tanh_3.reshape(len(tanh_3), -1)
 
         # dense_1 = dense(84): [84]
-        dense_1 = flatten_1 @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = flatten_1 @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         # tanh_4 = tanh: [84]
         tanh_4 = np.tanh(dense_1)
 
         # dense_2 = dense(10): [10]
-        dense_2 = tanh_4 @ w['dense_2.weight'].T + w['dense_2.bias']
+        dense_2 = tanh_4 @ w["dense_2.weight"].T + w["dense_2.bias"]
 
         cache = {
-            'image': image,
-            'conv2d_1_cols': conv2d_1_cols,
-            'tanh_1': tanh_1,
-            'avgpool_1': avgpool_1,
-            'conv2d_2_cols': conv2d_2_cols,
-            'tanh_2': tanh_2,
-            'avgpool_2': avgpool_2,
-            'conv2d_3_cols': conv2d_3_cols,
-            'tanh_3': tanh_3,
-            'flatten_1': flatten_1,
-            'tanh_4': tanh_4,
+            "image": image,
+            "conv2d_1_cols": conv2d_1_cols,
+            "tanh_1": tanh_1,
+            "avgpool_1": avgpool_1,
+            "conv2d_2_cols": conv2d_2_cols,
+            "tanh_2": tanh_2,
+            "avgpool_2": avgpool_2,
+            "conv2d_3_cols": conv2d_3_cols,
+            "tanh_3": tanh_3,
+            "flatten_1": flatten_1,
+            "tanh_4": tanh_4,
         }
         return dense_2, cache
 
@@ -418,31 +417,31 @@ class LeNet5:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        image = cache['image']
-        conv2d_1_cols = cache['conv2d_1_cols']
-        tanh_1 = cache['tanh_1']
-        avgpool_1 = cache['avgpool_1']
-        conv2d_2_cols = cache['conv2d_2_cols']
-        tanh_2 = cache['tanh_2']
-        avgpool_2 = cache['avgpool_2']
-        conv2d_3_cols = cache['conv2d_3_cols']
-        tanh_3 = cache['tanh_3']
-        flatten_1 = cache['flatten_1']
-        tanh_4 = cache['tanh_4']
+        image = cache["image"]
+        conv2d_1_cols = cache["conv2d_1_cols"]
+        tanh_1 = cache["tanh_1"]
+        avgpool_1 = cache["avgpool_1"]
+        conv2d_2_cols = cache["conv2d_2_cols"]
+        tanh_2 = cache["tanh_2"]
+        avgpool_2 = cache["avgpool_2"]
+        conv2d_3_cols = cache["conv2d_3_cols"]
+        tanh_3 = cache["tanh_3"]
+        flatten_1 = cache["flatten_1"]
+        tanh_4 = cache["tanh_4"]
         grads = {}
 
         # dense_2 = dense(10): [10]
-        grads['dense_2.weight'] = d_dense_2.T @ tanh_4
-        grads['dense_2.bias'] = d_dense_2.sum(axis=0)
-        d_tanh_4 = d_dense_2 @ w['dense_2.weight']
+        grads["dense_2.weight"] = d_dense_2.T @ tanh_4
+        grads["dense_2.bias"] = d_dense_2.sum(axis=0)
+        d_tanh_4 = d_dense_2 @ w["dense_2.weight"]
 
         # tanh_4 = tanh: [84]
         d_dense_1 = d_tanh_4 * (1 - tanh_4 * tanh_4)
 
         # dense_1 = dense(84): [84]
-        grads['dense_1.weight'] = d_dense_1.T @ flatten_1
-        grads['dense_1.bias'] = d_dense_1.sum(axis=0)
-        d_flatten_1 = d_dense_1 @ w['dense_1.weight']
+        grads["dense_1.weight"] = d_dense_1.T @ flatten_1
+        grads["dense_1.bias"] = d_dense_1.sum(axis=0)
+        d_flatten_1 = d_dense_1 @ w["dense_1.weight"]
 
         # flatten_1 = flatten: [120]
         d_tanh_3 = d_flatten_1.reshape(tanh_3.shape)
@@ -451,14 +450,14 @@ class LeNet5:
         d_conv2d_3 = d_tanh_3 * (1 - tanh_3 * tanh_3)
 
         # conv2d_3 = conv2d(120, 5): [120, 1, 1]
-        grads['conv2d_3.weight'], d_avgpool_2 = conv2d_backward(
+        grads["conv2d_3.weight"], d_avgpool_2 = conv2d_backward(
             d_conv2d_3,
             conv2d_3_cols,
             avgpool_2.shape,
-            w['conv2d_3.weight'],
+            w["conv2d_3.weight"],
             need_input=True,
         )
-        grads['conv2d_3.bias'] = d_conv2d_3.sum(axis=(0, 2, 3))
+        grads["conv2d_3.bias"] = d_conv2d_3.sum(axis=(0, 2, 3))
 
         # avgpool_2 = avgpool(2): [16, 5, 5]
         d_tanh_2 = window_sum_backward(
@@ -473,14 +472,14 @@ class LeNet5:
         d_conv2d_2 = d_tanh_2 * (1 - tanh_2 * tanh_2)
 
         # conv2d_2 = conv2d(16, 5): [16, 10, 10]
-        grads['conv2d_2.weight'], d_avgpool_1 = conv2d_backward(
+        grads["conv2d_2.weight"], d_avgpool_1 = conv2d_backward(
             d_conv2d_2,
             conv2d_2_cols,
             avgpool_1.shape,
-            w['conv2d_2.weight'],
+            w["conv2d_2.weight"],
             need_input=True,
         )
-        grads['conv2d_2.bias'] = d_conv2d_2.sum(axis=(0, 2, 3))
+        grads["conv2d_2.bias"] = d_conv2d_2.sum(axis=(0, 2, 3))
 
         # avgpool_1 = avgpool(2): [6, 14, 14]
         d_tanh_1 = window_sum_backward(
@@ -495,14 +494,14 @@ class LeNet5:
         d_conv2d_1 = d_tanh_1 * (1 - tanh_1 * tanh_1)
 
         # conv2d_1 = conv2d(6, 5): [6, 28, 28]
-        grads['conv2d_1.weight'], d_image = conv2d_backward(
+        grads["conv2d_1.weight"], d_image = conv2d_backward(
             d_conv2d_1,
             conv2d_1_cols,
             image.shape,
-            w['conv2d_1.weight'],
+            w["conv2d_1.weight"],
             need_input=input_gradients,
         )
-        grads['conv2d_1.bias'] = d_conv2d_1.sum(axis=(0, 2, 3))
+        grads["conv2d_1.bias"] = d_conv2d_1.sum(axis=(0, 2, 3))
 
         return grads, (d_image if input_gradients else None)
 
@@ -537,7 +536,7 @@ def fit(x, y, epochs=10, batch=32, seed=0, verbose=True):
     model = LeNet5(initial_weights(seed))
     optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    size = len(x) if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)

@@ -13,36 +13,35 @@ import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('dense_1.weight', (5, 4), 'glorot_uniform', 4, 5, {}),
-    ('dense_1.bias', (5,), 'zeros', 1, 1, {}),
-    ('dense_2.weight', (5, 5), 'glorot_uniform', 5, 5, {}),
-    ('dense_2.bias', (5,), 'zeros', 1, 1, {}),
-    ('dense_3.weight', (3, 5), 'glorot_uniform', 5, 3, {}),
-    ('dense_3.bias', (3,), 'zeros', 1, 1, {}),
+    ("dense_1.weight", (5, 4), "glorot_uniform", 4, 5, {}),
+    ("dense_1.bias", (5,), "zeros", 1, 1, {}),
+    ("dense_2.weight", (5, 5), "glorot_uniform", 5, 5, {}),
+    ("dense_2.bias", (5,), "zeros", 1, 1, {}),
+    ("dense_3.weight", (3, 5), "glorot_uniform", 5, 3, {}),
+    ("dense_3.bias", (3,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'dense_1.weight',
-    'dense_1.bias',
-    'dense_2.weight',
-    'dense_2.bias',
-    'dense_3.weight',
-    'dense_3.bias',
+    "dense_1.weight",
+    "dense_1.bias",
+    "dense_2.weight",
+    "dense_2.bias",
+    "dense_3.weight",
+    "dense_3.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'zeros':
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=3):
@@ -230,31 +229,31 @@ class Mlp:
         backpropagation needs.
         """
         w = self.weights
-        x = as_batch(x, 'x', (4,), self.dtype)
+        x = as_batch(x, "x", (4,), self.dtype)
 
         # dense_1 = dense(5): [5]
-        dense_1 = x @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = x @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         # sigmoid_1 = sigmoid: [5]
         sigmoid_1 = sigmoid(dense_1)
 
         # dense_2 = dense(5): [5]
-        dense_2 = sigmoid_1 @ w['dense_2.weight'].T + w['dense_2.bias']
+        dense_2 = sigmoid_1 @ w["dense_2.weight"].T + w["dense_2.bias"]
 
         # sigmoid_2 = sigmoid: [5]
         sigmoid_2 = sigmoid(dense_2)
 
         # dense_3 = dense(3): [3]
-        dense_3 = sigmoid_2 @ w['dense_3.weight'].T + w['dense_3.bias']
+        dense_3 = sigmoid_2 @ w["dense_3.weight"].T + w["dense_3.bias"]
 
         # softmax_1 = softmax: [3]
         softmax_1 = softmax(dense_3, axis=-1)
 
         cache = {
-            'x': x,
-            'sigmoid_1': sigmoid_1,
-            'sigmoid_2': sigmoid_2,
-            'softmax_1': softmax_1,
+            "x": x,
+            "sigmoid_1": sigmoid_1,
+            "sigmoid_2": sigmoid_2,
+            "softmax_1": softmax_1,
         }
         return softmax_1, cache
 
@@ -264,38 +263,38 @@ class Mlp:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        x = cache['x']
-        sigmoid_1 = cache['sigmoid_1']
-        sigmoid_2 = cache['sigmoid_2']
-        softmax_1 = cache['softmax_1']
+        x = cache["x"]
+        sigmoid_1 = cache["sigmoid_1"]
+        sigmoid_2 = cache["sigmoid_2"]
+        softmax_1 = cache["softmax_1"]
         grads = {}
 
         # softmax_1 = softmax: [3]
-        d_dense_3 = (
-            softmax_1 * (d_softmax_1 - (d_softmax_1 * softmax_1).sum(axis=-1, keepdims=True))
+        d_dense_3 = softmax_1 * (
+            d_softmax_1 - (d_softmax_1 * softmax_1).sum(axis=-1, keepdims=True)
         )
 
         # dense_3 = dense(3): [3]
-        grads['dense_3.weight'] = d_dense_3.T @ sigmoid_2
-        grads['dense_3.bias'] = d_dense_3.sum(axis=0)
-        d_sigmoid_2 = d_dense_3 @ w['dense_3.weight']
+        grads["dense_3.weight"] = d_dense_3.T @ sigmoid_2
+        grads["dense_3.bias"] = d_dense_3.sum(axis=0)
+        d_sigmoid_2 = d_dense_3 @ w["dense_3.weight"]
 
         # sigmoid_2 = sigmoid: [5]
         d_dense_2 = d_sigmoid_2 * sigmoid_2 * (1 - sigmoid_2)
 
         # dense_2 = dense(5): [5]
-        grads['dense_2.weight'] = d_dense_2.T @ sigmoid_1
-        grads['dense_2.bias'] = d_dense_2.sum(axis=0)
-        d_sigmoid_1 = d_dense_2 @ w['dense_2.weight']
+        grads["dense_2.weight"] = d_dense_2.T @ sigmoid_1
+        grads["dense_2.bias"] = d_dense_2.sum(axis=0)
+        d_sigmoid_1 = d_dense_2 @ w["dense_2.weight"]
 
         # sigmoid_1 = sigmoid: [5]
         d_dense_1 = d_sigmoid_1 * sigmoid_1 * (1 - sigmoid_1)
 
         # dense_1 = dense(5): [5]
-        grads['dense_1.weight'] = d_dense_1.T @ x
-        grads['dense_1.bias'] = d_dense_1.sum(axis=0)
+        grads["dense_1.weight"] = d_dense_1.T @ x
+        grads["dense_1.bias"] = d_dense_1.sum(axis=0)
         if input_gradients:
-            d_x = d_dense_1 @ w['dense_1.weight']
+            d_x = d_dense_1 @ w["dense_1.weight"]
 
         return grads, (d_x if input_gradients else None)
 
@@ -330,7 +329,7 @@ def fit(x, y, epochs=200, batch=16, seed=3, verbose=True):
     model = Mlp(initial_weights(seed))
     optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    size = len(x) if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)

@@ -13,25 +13,24 @@ import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('dense_1.weight', (1, 2), 'zeros', 2, 1, {}),
-    ('dense_1.bias', (1,), 'zeros', 1, 1, {}),
+    ("dense_1.weight", (1, 2), "zeros", 2, 1, {}),
+    ("dense_1.bias", (1,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'dense_1.weight',
-    'dense_1.bias',
+    "dense_1.weight",
+    "dense_1.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'zeros':
+    if kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=1):
@@ -198,17 +197,17 @@ class Perceptron:
         backpropagation needs.
         """
         w = self.weights
-        x = as_batch(x, 'x', (2,), self.dtype)
+        x = as_batch(x, "x", (2,), self.dtype)
 
         # dense_1 = dense(1, init = zeros): [1]
-        dense_1 = x @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = x @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         # step_1 = step: [1]
         # straight-through gradient: d step / dx is taken as 1
         step_1 = (dense_1 > 0).astype(dense_1.dtype)
 
         cache = {
-            'x': x,
+            "x": x,
         }
         return step_1, cache
 
@@ -218,17 +217,17 @@ class Perceptron:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        x = cache['x']
+        x = cache["x"]
         grads = {}
 
         # step_1 = step: [1]
         d_dense_1 = d_step_1
 
         # dense_1 = dense(1, init = zeros): [1]
-        grads['dense_1.weight'] = d_dense_1.T @ x
-        grads['dense_1.bias'] = d_dense_1.sum(axis=0)
+        grads["dense_1.weight"] = d_dense_1.T @ x
+        grads["dense_1.bias"] = d_dense_1.sum(axis=0)
         if input_gradients:
-            d_x = d_dense_1 @ w['dense_1.weight']
+            d_x = d_dense_1 @ w["dense_1.weight"]
 
         return grads, (d_x if input_gradients else None)
 
@@ -263,7 +262,7 @@ def fit(x, y, epochs=20, batch=1, seed=1, verbose=True):
     model = Perceptron(initial_weights(seed))
     optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    size = len(x) if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)

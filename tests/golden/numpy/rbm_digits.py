@@ -12,31 +12,28 @@ import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('rbm_1.weight', (64, 64), 'normal', 64, 64, {'mean': 0.0, 'std': 0.01}),
-    ('rbm_1.visible_bias', (64,), 'zeros', 1, 1, {}),
-    ('rbm_1.hidden_bias', (64,), 'zeros', 1, 1, {}),
+    ("rbm_1.weight", (64, 64), "normal", 64, 64, {"mean": 0.0, "std": 0.01}),
+    ("rbm_1.visible_bias", (64,), "zeros", 1, 1, {}),
+    ("rbm_1.hidden_bias", (64,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'rbm_1.weight',
-    'rbm_1.hidden_bias',
+    "rbm_1.weight",
+    "rbm_1.hidden_bias",
 )
-NOT_TRAINABLE = (
-    'model DigitsRbm has no train recipe: it can only run forward'
-)
+NOT_TRAINABLE = "model DigitsRbm has no train recipe: it can only run forward"
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'normal':
-        return rng.normal(a['mean'], a['std'], size=shape)
-    elif kind == 'zeros':
+    if kind == "normal":
+        return rng.normal(a["mean"], a["std"], size=shape)
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=0):
@@ -97,16 +94,16 @@ class DigitsRbm:
         backpropagation needs.
         """
         w = self.weights
-        pixels = as_batch(pixels, 'pixels', (64,), self.dtype)
+        pixels = as_batch(pixels, "pixels", (64,), self.dtype)
 
         # rbm_1 = rbm(64): [64]
         # the hidden units' probabilities: weight is [visible, hidden]
-        rbm_1 = pixels @ w['rbm_1.weight'] + w['rbm_1.hidden_bias']
+        rbm_1 = pixels @ w["rbm_1.weight"] + w["rbm_1.hidden_bias"]
         rbm_1 = sigmoid(rbm_1)
 
         cache = {
-            'pixels': pixels,
-            'rbm_1': rbm_1,
+            "pixels": pixels,
+            "rbm_1": rbm_1,
         }
         return rbm_1, cache
 
@@ -116,16 +113,16 @@ class DigitsRbm:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        pixels = cache['pixels']
-        rbm_1 = cache['rbm_1']
+        pixels = cache["pixels"]
+        rbm_1 = cache["rbm_1"]
         grads = {}
 
         # rbm_1 = rbm(64): [64]
         rbm_1_dz = d_rbm_1 * rbm_1 * (1 - rbm_1)
-        grads['rbm_1.weight'] = pixels.T @ rbm_1_dz
-        grads['rbm_1.hidden_bias'] = rbm_1_dz.sum(axis=0)
+        grads["rbm_1.weight"] = pixels.T @ rbm_1_dz
+        grads["rbm_1.hidden_bias"] = rbm_1_dz.sum(axis=0)
         if input_gradients:
-            d_pixels = rbm_1_dz @ w['rbm_1.weight'].T
+            d_pixels = rbm_1_dz @ w["rbm_1.weight"].T
 
         return grads, (d_pixels if input_gradients else None)
 

@@ -13,74 +13,73 @@ import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('conv2d_1.weight', (16, 1, 3, 3), 'glorot_uniform', 9, 144, {}),
-    ('conv2d_1.bias', (16,), 'zeros', 1, 1, {}),
-    ('residual_1_conv2d_1.weight', (16, 16, 3, 3), 'glorot_uniform', 144, 144, {}),
-    ('residual_1_conv2d_1.bias', (16,), 'zeros', 1, 1, {}),
-    ('residual_1_batchnorm_1.weight', (16,), 'ones', 1, 1, {}),
-    ('residual_1_batchnorm_1.bias', (16,), 'zeros', 1, 1, {}),
-    ('residual_1_batchnorm_1.running_mean', (16,), 'zeros', 1, 1, {}),
-    ('residual_1_batchnorm_1.running_var', (16,), 'ones', 1, 1, {}),
-    ('residual_1_conv2d_2.weight', (16, 16, 3, 3), 'glorot_uniform', 144, 144, {}),
-    ('residual_1_conv2d_2.bias', (16,), 'zeros', 1, 1, {}),
-    ('residual_1_y_2.weight', (16,), 'ones', 1, 1, {}),
-    ('residual_1_y_2.bias', (16,), 'zeros', 1, 1, {}),
-    ('residual_1_y_2.running_mean', (16,), 'zeros', 1, 1, {}),
-    ('residual_1_y_2.running_var', (16,), 'ones', 1, 1, {}),
-    ('residual_2_conv2d_1.weight', (16, 16, 3, 3), 'glorot_uniform', 144, 144, {}),
-    ('residual_2_conv2d_1.bias', (16,), 'zeros', 1, 1, {}),
-    ('residual_2_batchnorm_1.weight', (16,), 'ones', 1, 1, {}),
-    ('residual_2_batchnorm_1.bias', (16,), 'zeros', 1, 1, {}),
-    ('residual_2_batchnorm_1.running_mean', (16,), 'zeros', 1, 1, {}),
-    ('residual_2_batchnorm_1.running_var', (16,), 'ones', 1, 1, {}),
-    ('residual_2_conv2d_2.weight', (16, 16, 3, 3), 'glorot_uniform', 144, 144, {}),
-    ('residual_2_conv2d_2.bias', (16,), 'zeros', 1, 1, {}),
-    ('residual_2_y_2.weight', (16,), 'ones', 1, 1, {}),
-    ('residual_2_y_2.bias', (16,), 'zeros', 1, 1, {}),
-    ('residual_2_y_2.running_mean', (16,), 'zeros', 1, 1, {}),
-    ('residual_2_y_2.running_var', (16,), 'ones', 1, 1, {}),
-    ('dense_1.weight', (10, 16), 'glorot_uniform', 16, 10, {}),
-    ('dense_1.bias', (10,), 'zeros', 1, 1, {}),
+    ("conv2d_1.weight", (16, 1, 3, 3), "glorot_uniform", 9, 144, {}),
+    ("conv2d_1.bias", (16,), "zeros", 1, 1, {}),
+    ("residual_1_conv2d_1.weight", (16, 16, 3, 3), "glorot_uniform", 144, 144, {}),
+    ("residual_1_conv2d_1.bias", (16,), "zeros", 1, 1, {}),
+    ("residual_1_batchnorm_1.weight", (16,), "ones", 1, 1, {}),
+    ("residual_1_batchnorm_1.bias", (16,), "zeros", 1, 1, {}),
+    ("residual_1_batchnorm_1.running_mean", (16,), "zeros", 1, 1, {}),
+    ("residual_1_batchnorm_1.running_var", (16,), "ones", 1, 1, {}),
+    ("residual_1_conv2d_2.weight", (16, 16, 3, 3), "glorot_uniform", 144, 144, {}),
+    ("residual_1_conv2d_2.bias", (16,), "zeros", 1, 1, {}),
+    ("residual_1_y_2.weight", (16,), "ones", 1, 1, {}),
+    ("residual_1_y_2.bias", (16,), "zeros", 1, 1, {}),
+    ("residual_1_y_2.running_mean", (16,), "zeros", 1, 1, {}),
+    ("residual_1_y_2.running_var", (16,), "ones", 1, 1, {}),
+    ("residual_2_conv2d_1.weight", (16, 16, 3, 3), "glorot_uniform", 144, 144, {}),
+    ("residual_2_conv2d_1.bias", (16,), "zeros", 1, 1, {}),
+    ("residual_2_batchnorm_1.weight", (16,), "ones", 1, 1, {}),
+    ("residual_2_batchnorm_1.bias", (16,), "zeros", 1, 1, {}),
+    ("residual_2_batchnorm_1.running_mean", (16,), "zeros", 1, 1, {}),
+    ("residual_2_batchnorm_1.running_var", (16,), "ones", 1, 1, {}),
+    ("residual_2_conv2d_2.weight", (16, 16, 3, 3), "glorot_uniform", 144, 144, {}),
+    ("residual_2_conv2d_2.bias", (16,), "zeros", 1, 1, {}),
+    ("residual_2_y_2.weight", (16,), "ones", 1, 1, {}),
+    ("residual_2_y_2.bias", (16,), "zeros", 1, 1, {}),
+    ("residual_2_y_2.running_mean", (16,), "zeros", 1, 1, {}),
+    ("residual_2_y_2.running_var", (16,), "ones", 1, 1, {}),
+    ("dense_1.weight", (10, 16), "glorot_uniform", 16, 10, {}),
+    ("dense_1.bias", (10,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'conv2d_1.weight',
-    'conv2d_1.bias',
-    'residual_1_conv2d_1.weight',
-    'residual_1_conv2d_1.bias',
-    'residual_1_batchnorm_1.weight',
-    'residual_1_batchnorm_1.bias',
-    'residual_1_conv2d_2.weight',
-    'residual_1_conv2d_2.bias',
-    'residual_1_y_2.weight',
-    'residual_1_y_2.bias',
-    'residual_2_conv2d_1.weight',
-    'residual_2_conv2d_1.bias',
-    'residual_2_batchnorm_1.weight',
-    'residual_2_batchnorm_1.bias',
-    'residual_2_conv2d_2.weight',
-    'residual_2_conv2d_2.bias',
-    'residual_2_y_2.weight',
-    'residual_2_y_2.bias',
-    'dense_1.weight',
-    'dense_1.bias',
+    "conv2d_1.weight",
+    "conv2d_1.bias",
+    "residual_1_conv2d_1.weight",
+    "residual_1_conv2d_1.bias",
+    "residual_1_batchnorm_1.weight",
+    "residual_1_batchnorm_1.bias",
+    "residual_1_conv2d_2.weight",
+    "residual_1_conv2d_2.bias",
+    "residual_1_y_2.weight",
+    "residual_1_y_2.bias",
+    "residual_2_conv2d_1.weight",
+    "residual_2_conv2d_1.bias",
+    "residual_2_batchnorm_1.weight",
+    "residual_2_batchnorm_1.bias",
+    "residual_2_conv2d_2.weight",
+    "residual_2_conv2d_2.bias",
+    "residual_2_y_2.weight",
+    "residual_2_y_2.bias",
+    "dense_1.weight",
+    "dense_1.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'ones':
+    elif kind == "ones":
         return np.ones(shape)
-    elif kind == 'zeros':
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=0):
@@ -382,10 +381,10 @@ class ResNet:
 
     # batchnorm nodes: (node, its batch statistics in the cache, momentum)
     batchnorms = (
-        ('residual_1_batchnorm_1', 'residual_1_batchnorm_1_saved', 0.1),
-        ('residual_1_y_2', 'residual_1_y_2_saved', 0.1),
-        ('residual_2_batchnorm_1', 'residual_2_batchnorm_1_saved', 0.1),
-        ('residual_2_y_2', 'residual_2_y_2_saved', 0.1),
+        ("residual_1_batchnorm_1", "residual_1_batchnorm_1_saved", 0.1),
+        ("residual_1_y_2", "residual_1_y_2_saved", 0.1),
+        ("residual_2_batchnorm_1", "residual_2_batchnorm_1_saved", 0.1),
+        ("residual_2_y_2", "residual_2_y_2_saved", 0.1),
     )
 
     def __init__(self, weights, dtype=np.float32, seed=0):
@@ -402,13 +401,13 @@ class ResNet:
         backpropagation needs.
         """
         w = self.weights
-        image = as_batch(image, 'image', (1, 8, 8), self.dtype)
+        image = as_batch(image, "image", (1, 8, 8), self.dtype)
 
         # conv2d_1 = conv2d(16, 3, padding = same): [16, 8, 8]
         conv2d_1, conv2d_1_cols = conv2d_forward(
             image,
-            w['conv2d_1.weight'],
-            w['conv2d_1.bias'],
+            w["conv2d_1.weight"],
+            w["conv2d_1.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -418,8 +417,8 @@ class ResNet:
         # residual_1_conv2d_1 = conv2d(16, 3, padding = same): [16, 8, 8]
         residual_1_conv2d_1, residual_1_conv2d_1_cols = conv2d_forward(
             relu_1,
-            w['residual_1_conv2d_1.weight'],
-            w['residual_1_conv2d_1.bias'],
+            w["residual_1_conv2d_1.weight"],
+            w["residual_1_conv2d_1.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -427,10 +426,10 @@ class ResNet:
         # training: batch statistics; evaluation: the running statistics
         residual_1_batchnorm_1, residual_1_batchnorm_1_saved = batchnorm_forward(
             residual_1_conv2d_1,
-            w['residual_1_batchnorm_1.weight'],
-            w['residual_1_batchnorm_1.bias'],
-            w['residual_1_batchnorm_1.running_mean'],
-            w['residual_1_batchnorm_1.running_var'],
+            w["residual_1_batchnorm_1.weight"],
+            w["residual_1_batchnorm_1.bias"],
+            w["residual_1_batchnorm_1.running_mean"],
+            w["residual_1_batchnorm_1.running_var"],
             eps=1e-05,
             training=training,
         )
@@ -441,8 +440,8 @@ class ResNet:
         # residual_1_conv2d_2 = conv2d(16, 3, padding = same): [16, 8, 8]
         residual_1_conv2d_2, residual_1_conv2d_2_cols = conv2d_forward(
             residual_1_y,
-            w['residual_1_conv2d_2.weight'],
-            w['residual_1_conv2d_2.bias'],
+            w["residual_1_conv2d_2.weight"],
+            w["residual_1_conv2d_2.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -450,10 +449,10 @@ class ResNet:
         # training: batch statistics; evaluation: the running statistics
         residual_1_y_2, residual_1_y_2_saved = batchnorm_forward(
             residual_1_conv2d_2,
-            w['residual_1_y_2.weight'],
-            w['residual_1_y_2.bias'],
-            w['residual_1_y_2.running_mean'],
-            w['residual_1_y_2.running_var'],
+            w["residual_1_y_2.weight"],
+            w["residual_1_y_2.bias"],
+            w["residual_1_y_2.running_mean"],
+            w["residual_1_y_2.running_var"],
             eps=1e-05,
             training=training,
         )
@@ -467,8 +466,8 @@ class ResNet:
         # residual_2_conv2d_1 = conv2d(16, 3, padding = same): [16, 8, 8]
         residual_2_conv2d_1, residual_2_conv2d_1_cols = conv2d_forward(
             residual_1_relu_1,
-            w['residual_2_conv2d_1.weight'],
-            w['residual_2_conv2d_1.bias'],
+            w["residual_2_conv2d_1.weight"],
+            w["residual_2_conv2d_1.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -476,10 +475,10 @@ class ResNet:
         # training: batch statistics; evaluation: the running statistics
         residual_2_batchnorm_1, residual_2_batchnorm_1_saved = batchnorm_forward(
             residual_2_conv2d_1,
-            w['residual_2_batchnorm_1.weight'],
-            w['residual_2_batchnorm_1.bias'],
-            w['residual_2_batchnorm_1.running_mean'],
-            w['residual_2_batchnorm_1.running_var'],
+            w["residual_2_batchnorm_1.weight"],
+            w["residual_2_batchnorm_1.bias"],
+            w["residual_2_batchnorm_1.running_mean"],
+            w["residual_2_batchnorm_1.running_var"],
             eps=1e-05,
             training=training,
         )
@@ -490,8 +489,8 @@ class ResNet:
         # residual_2_conv2d_2 = conv2d(16, 3, padding = same): [16, 8, 8]
         residual_2_conv2d_2, residual_2_conv2d_2_cols = conv2d_forward(
             residual_2_y,
-            w['residual_2_conv2d_2.weight'],
-            w['residual_2_conv2d_2.bias'],
+            w["residual_2_conv2d_2.weight"],
+            w["residual_2_conv2d_2.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -499,10 +498,10 @@ class ResNet:
         # training: batch statistics; evaluation: the running statistics
         residual_2_y_2, residual_2_y_2_saved = batchnorm_forward(
             residual_2_conv2d_2,
-            w['residual_2_y_2.weight'],
-            w['residual_2_y_2.bias'],
-            w['residual_2_y_2.running_mean'],
-            w['residual_2_y_2.running_var'],
+            w["residual_2_y_2.weight"],
+            w["residual_2_y_2.bias"],
+            w["residual_2_y_2.running_mean"],
+            w["residual_2_y_2.running_var"],
             eps=1e-05,
             training=training,
         )
@@ -517,31 +516,31 @@ class ResNet:
         global_avg_pool_1 = residual_2_relu_1.mean(axis=(2, 3))
 
         # dense_1 = dense(10): [10]
-        dense_1 = global_avg_pool_1 @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = global_avg_pool_1 @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         cache = {
-            'image': image,
-            'conv2d_1_cols': conv2d_1_cols,
-            'conv2d_1': conv2d_1,
-            'relu_1': relu_1,
-            'residual_1_conv2d_1_cols': residual_1_conv2d_1_cols,
-            'residual_1_batchnorm_1_saved': residual_1_batchnorm_1_saved,
-            'residual_1_batchnorm_1': residual_1_batchnorm_1,
-            'residual_1_y': residual_1_y,
-            'residual_1_conv2d_2_cols': residual_1_conv2d_2_cols,
-            'residual_1_y_2_saved': residual_1_y_2_saved,
-            'residual_1_add_1': residual_1_add_1,
-            'residual_1_relu_1': residual_1_relu_1,
-            'residual_2_conv2d_1_cols': residual_2_conv2d_1_cols,
-            'residual_2_batchnorm_1_saved': residual_2_batchnorm_1_saved,
-            'residual_2_batchnorm_1': residual_2_batchnorm_1,
-            'residual_2_y': residual_2_y,
-            'residual_2_conv2d_2_cols': residual_2_conv2d_2_cols,
-            'residual_2_y_2_saved': residual_2_y_2_saved,
-            'residual_2_add_1': residual_2_add_1,
-            'residual_2_relu_1': residual_2_relu_1,
-            'global_avg_pool_1': global_avg_pool_1,
-            'training': training,
+            "image": image,
+            "conv2d_1_cols": conv2d_1_cols,
+            "conv2d_1": conv2d_1,
+            "relu_1": relu_1,
+            "residual_1_conv2d_1_cols": residual_1_conv2d_1_cols,
+            "residual_1_batchnorm_1_saved": residual_1_batchnorm_1_saved,
+            "residual_1_batchnorm_1": residual_1_batchnorm_1,
+            "residual_1_y": residual_1_y,
+            "residual_1_conv2d_2_cols": residual_1_conv2d_2_cols,
+            "residual_1_y_2_saved": residual_1_y_2_saved,
+            "residual_1_add_1": residual_1_add_1,
+            "residual_1_relu_1": residual_1_relu_1,
+            "residual_2_conv2d_1_cols": residual_2_conv2d_1_cols,
+            "residual_2_batchnorm_1_saved": residual_2_batchnorm_1_saved,
+            "residual_2_batchnorm_1": residual_2_batchnorm_1,
+            "residual_2_y": residual_2_y,
+            "residual_2_conv2d_2_cols": residual_2_conv2d_2_cols,
+            "residual_2_y_2_saved": residual_2_y_2_saved,
+            "residual_2_add_1": residual_2_add_1,
+            "residual_2_relu_1": residual_2_relu_1,
+            "global_avg_pool_1": global_avg_pool_1,
+            "training": training,
         }
         return dense_1, cache
 
@@ -551,40 +550,39 @@ class ResNet:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        image = cache['image']
-        conv2d_1_cols = cache['conv2d_1_cols']
-        conv2d_1 = cache['conv2d_1']
-        relu_1 = cache['relu_1']
-        residual_1_conv2d_1_cols = cache['residual_1_conv2d_1_cols']
-        residual_1_batchnorm_1_saved = cache['residual_1_batchnorm_1_saved']
-        residual_1_batchnorm_1 = cache['residual_1_batchnorm_1']
-        residual_1_y = cache['residual_1_y']
-        residual_1_conv2d_2_cols = cache['residual_1_conv2d_2_cols']
-        residual_1_y_2_saved = cache['residual_1_y_2_saved']
-        residual_1_add_1 = cache['residual_1_add_1']
-        residual_1_relu_1 = cache['residual_1_relu_1']
-        residual_2_conv2d_1_cols = cache['residual_2_conv2d_1_cols']
-        residual_2_batchnorm_1_saved = cache['residual_2_batchnorm_1_saved']
-        residual_2_batchnorm_1 = cache['residual_2_batchnorm_1']
-        residual_2_y = cache['residual_2_y']
-        residual_2_conv2d_2_cols = cache['residual_2_conv2d_2_cols']
-        residual_2_y_2_saved = cache['residual_2_y_2_saved']
-        residual_2_add_1 = cache['residual_2_add_1']
-        residual_2_relu_1 = cache['residual_2_relu_1']
-        global_avg_pool_1 = cache['global_avg_pool_1']
-        training = cache['training']
+        image = cache["image"]
+        conv2d_1_cols = cache["conv2d_1_cols"]
+        conv2d_1 = cache["conv2d_1"]
+        relu_1 = cache["relu_1"]
+        residual_1_conv2d_1_cols = cache["residual_1_conv2d_1_cols"]
+        residual_1_batchnorm_1_saved = cache["residual_1_batchnorm_1_saved"]
+        residual_1_batchnorm_1 = cache["residual_1_batchnorm_1"]
+        residual_1_y = cache["residual_1_y"]
+        residual_1_conv2d_2_cols = cache["residual_1_conv2d_2_cols"]
+        residual_1_y_2_saved = cache["residual_1_y_2_saved"]
+        residual_1_add_1 = cache["residual_1_add_1"]
+        residual_1_relu_1 = cache["residual_1_relu_1"]
+        residual_2_conv2d_1_cols = cache["residual_2_conv2d_1_cols"]
+        residual_2_batchnorm_1_saved = cache["residual_2_batchnorm_1_saved"]
+        residual_2_batchnorm_1 = cache["residual_2_batchnorm_1"]
+        residual_2_y = cache["residual_2_y"]
+        residual_2_conv2d_2_cols = cache["residual_2_conv2d_2_cols"]
+        residual_2_y_2_saved = cache["residual_2_y_2_saved"]
+        residual_2_add_1 = cache["residual_2_add_1"]
+        residual_2_relu_1 = cache["residual_2_relu_1"]
+        global_avg_pool_1 = cache["global_avg_pool_1"]
+        training = cache["training"]
         grads = {}
 
         # dense_1 = dense(10): [10]
-        grads['dense_1.weight'] = d_dense_1.T @ global_avg_pool_1
-        grads['dense_1.bias'] = d_dense_1.sum(axis=0)
-        d_global_avg_pool_1 = d_dense_1 @ w['dense_1.weight']
+        grads["dense_1.weight"] = d_dense_1.T @ global_avg_pool_1
+        grads["dense_1.bias"] = d_dense_1.sum(axis=0)
+        d_global_avg_pool_1 = d_dense_1 @ w["dense_1.weight"]
 
         # global_avg_pool_1 = global_avg_pool: [16]
-        d_residual_2_relu_1 = (
-            np.broadcast_to(d_global_avg_pool_1[:, :, None, None], residual_2_relu_1.shape)
-            / (residual_2_relu_1.shape[2] * residual_2_relu_1.shape[3])
-        )
+        d_residual_2_relu_1 = np.broadcast_to(
+            d_global_avg_pool_1[:, :, None, None], residual_2_relu_1.shape
+        ) / (residual_2_relu_1.shape[2] * residual_2_relu_1.shape[3])
 
         # residual_2_relu_1 = relu: [16, 8, 8]
         d_residual_2_add_1 = d_residual_2_relu_1 * (residual_2_add_1 > 0)
@@ -596,25 +594,25 @@ class ResNet:
         # residual_2_y_2 = batchnorm: [16, 8, 8]
         (
             d_residual_2_conv2d_2,
-            grads['residual_2_y_2.weight'],
-            grads['residual_2_y_2.bias'],
+            grads["residual_2_y_2.weight"],
+            grads["residual_2_y_2.bias"],
         ) = batchnorm_backward(
             d_residual_2_y_2,
             residual_2_y_2_saved,
-            w['residual_2_y_2.weight'],
+            w["residual_2_y_2.weight"],
             training,
         )
 
         # residual_2_conv2d_2 = conv2d(16, 3, padding = same): [16, 8, 8]
-        grads['residual_2_conv2d_2.weight'], d_residual_2_y = conv2d_backward(
+        grads["residual_2_conv2d_2.weight"], d_residual_2_y = conv2d_backward(
             d_residual_2_conv2d_2,
             residual_2_conv2d_2_cols,
             residual_2_y.shape,
-            w['residual_2_conv2d_2.weight'],
+            w["residual_2_conv2d_2.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['residual_2_conv2d_2.bias'] = d_residual_2_conv2d_2.sum(axis=(0, 2, 3))
+        grads["residual_2_conv2d_2.bias"] = d_residual_2_conv2d_2.sum(axis=(0, 2, 3))
 
         # residual_2_y = relu: [16, 8, 8]
         d_residual_2_batchnorm_1 = d_residual_2_y * (residual_2_batchnorm_1 > 0)
@@ -622,25 +620,25 @@ class ResNet:
         # residual_2_batchnorm_1 = batchnorm: [16, 8, 8]
         (
             d_residual_2_conv2d_1,
-            grads['residual_2_batchnorm_1.weight'],
-            grads['residual_2_batchnorm_1.bias'],
+            grads["residual_2_batchnorm_1.weight"],
+            grads["residual_2_batchnorm_1.bias"],
         ) = batchnorm_backward(
             d_residual_2_batchnorm_1,
             residual_2_batchnorm_1_saved,
-            w['residual_2_batchnorm_1.weight'],
+            w["residual_2_batchnorm_1.weight"],
             training,
         )
 
         # residual_2_conv2d_1 = conv2d(16, 3, padding = same): [16, 8, 8]
-        grads['residual_2_conv2d_1.weight'], residual_2_conv2d_1_d_input = conv2d_backward(
+        grads["residual_2_conv2d_1.weight"], residual_2_conv2d_1_d_input = conv2d_backward(
             d_residual_2_conv2d_1,
             residual_2_conv2d_1_cols,
             residual_1_relu_1.shape,
-            w['residual_2_conv2d_1.weight'],
+            w["residual_2_conv2d_1.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['residual_2_conv2d_1.bias'] = d_residual_2_conv2d_1.sum(axis=(0, 2, 3))
+        grads["residual_2_conv2d_1.bias"] = d_residual_2_conv2d_1.sum(axis=(0, 2, 3))
         d_residual_1_relu_1 = d_residual_1_relu_1 + residual_2_conv2d_1_d_input
 
         # residual_1_relu_1 = relu: [16, 8, 8]
@@ -653,25 +651,25 @@ class ResNet:
         # residual_1_y_2 = batchnorm: [16, 8, 8]
         (
             d_residual_1_conv2d_2,
-            grads['residual_1_y_2.weight'],
-            grads['residual_1_y_2.bias'],
+            grads["residual_1_y_2.weight"],
+            grads["residual_1_y_2.bias"],
         ) = batchnorm_backward(
             d_residual_1_y_2,
             residual_1_y_2_saved,
-            w['residual_1_y_2.weight'],
+            w["residual_1_y_2.weight"],
             training,
         )
 
         # residual_1_conv2d_2 = conv2d(16, 3, padding = same): [16, 8, 8]
-        grads['residual_1_conv2d_2.weight'], d_residual_1_y = conv2d_backward(
+        grads["residual_1_conv2d_2.weight"], d_residual_1_y = conv2d_backward(
             d_residual_1_conv2d_2,
             residual_1_conv2d_2_cols,
             residual_1_y.shape,
-            w['residual_1_conv2d_2.weight'],
+            w["residual_1_conv2d_2.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['residual_1_conv2d_2.bias'] = d_residual_1_conv2d_2.sum(axis=(0, 2, 3))
+        grads["residual_1_conv2d_2.bias"] = d_residual_1_conv2d_2.sum(axis=(0, 2, 3))
 
         # residual_1_y = relu: [16, 8, 8]
         d_residual_1_batchnorm_1 = d_residual_1_y * (residual_1_batchnorm_1 > 0)
@@ -679,40 +677,40 @@ class ResNet:
         # residual_1_batchnorm_1 = batchnorm: [16, 8, 8]
         (
             d_residual_1_conv2d_1,
-            grads['residual_1_batchnorm_1.weight'],
-            grads['residual_1_batchnorm_1.bias'],
+            grads["residual_1_batchnorm_1.weight"],
+            grads["residual_1_batchnorm_1.bias"],
         ) = batchnorm_backward(
             d_residual_1_batchnorm_1,
             residual_1_batchnorm_1_saved,
-            w['residual_1_batchnorm_1.weight'],
+            w["residual_1_batchnorm_1.weight"],
             training,
         )
 
         # residual_1_conv2d_1 = conv2d(16, 3, padding = same): [16, 8, 8]
-        grads['residual_1_conv2d_1.weight'], residual_1_conv2d_1_d_input = conv2d_backward(
+        grads["residual_1_conv2d_1.weight"], residual_1_conv2d_1_d_input = conv2d_backward(
             d_residual_1_conv2d_1,
             residual_1_conv2d_1_cols,
             relu_1.shape,
-            w['residual_1_conv2d_1.weight'],
+            w["residual_1_conv2d_1.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['residual_1_conv2d_1.bias'] = d_residual_1_conv2d_1.sum(axis=(0, 2, 3))
+        grads["residual_1_conv2d_1.bias"] = d_residual_1_conv2d_1.sum(axis=(0, 2, 3))
         d_relu_1 = d_relu_1 + residual_1_conv2d_1_d_input
 
         # relu_1 = relu: [16, 8, 8]
         d_conv2d_1 = d_relu_1 * (conv2d_1 > 0)
 
         # conv2d_1 = conv2d(16, 3, padding = same): [16, 8, 8]
-        grads['conv2d_1.weight'], d_image = conv2d_backward(
+        grads["conv2d_1.weight"], d_image = conv2d_backward(
             d_conv2d_1,
             conv2d_1_cols,
             image.shape,
-            w['conv2d_1.weight'],
+            w["conv2d_1.weight"],
             padding=((1, 1), (1, 1)),
             need_input=input_gradients,
         )
-        grads['conv2d_1.bias'] = d_conv2d_1.sum(axis=(0, 2, 3))
+        grads["conv2d_1.bias"] = d_conv2d_1.sum(axis=(0, 2, 3))
 
         return grads, (d_image if input_gradients else None)
 
@@ -749,7 +747,7 @@ def fit(x, y, epochs=15, batch=32, seed=0, verbose=True):
     model = ResNet(initial_weights(seed))
     optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    size = len(x) if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)

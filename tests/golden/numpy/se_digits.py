@@ -13,52 +13,51 @@ import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('conv2d_1.weight', (16, 1, 3, 3), 'glorot_uniform', 9, 144, {}),
-    ('conv2d_1.bias', (16,), 'zeros', 1, 1, {}),
-    ('squeeze_excite_1_dense_1.weight', (4, 16), 'glorot_uniform', 16, 4, {}),
-    ('squeeze_excite_1_dense_1.bias', (4,), 'zeros', 1, 1, {}),
-    ('squeeze_excite_1_dense_2.weight', (16, 4), 'glorot_uniform', 4, 16, {}),
-    ('squeeze_excite_1_dense_2.bias', (16,), 'zeros', 1, 1, {}),
-    ('conv2d_2.weight', (32, 16, 3, 3), 'glorot_uniform', 144, 288, {}),
-    ('conv2d_2.bias', (32,), 'zeros', 1, 1, {}),
-    ('squeeze_excite_2_dense_1.weight', (8, 32), 'glorot_uniform', 32, 8, {}),
-    ('squeeze_excite_2_dense_1.bias', (8,), 'zeros', 1, 1, {}),
-    ('squeeze_excite_2_dense_2.weight', (32, 8), 'glorot_uniform', 8, 32, {}),
-    ('squeeze_excite_2_dense_2.bias', (32,), 'zeros', 1, 1, {}),
-    ('dense_1.weight', (10, 32), 'glorot_uniform', 32, 10, {}),
-    ('dense_1.bias', (10,), 'zeros', 1, 1, {}),
+    ("conv2d_1.weight", (16, 1, 3, 3), "glorot_uniform", 9, 144, {}),
+    ("conv2d_1.bias", (16,), "zeros", 1, 1, {}),
+    ("squeeze_excite_1_dense_1.weight", (4, 16), "glorot_uniform", 16, 4, {}),
+    ("squeeze_excite_1_dense_1.bias", (4,), "zeros", 1, 1, {}),
+    ("squeeze_excite_1_dense_2.weight", (16, 4), "glorot_uniform", 4, 16, {}),
+    ("squeeze_excite_1_dense_2.bias", (16,), "zeros", 1, 1, {}),
+    ("conv2d_2.weight", (32, 16, 3, 3), "glorot_uniform", 144, 288, {}),
+    ("conv2d_2.bias", (32,), "zeros", 1, 1, {}),
+    ("squeeze_excite_2_dense_1.weight", (8, 32), "glorot_uniform", 32, 8, {}),
+    ("squeeze_excite_2_dense_1.bias", (8,), "zeros", 1, 1, {}),
+    ("squeeze_excite_2_dense_2.weight", (32, 8), "glorot_uniform", 8, 32, {}),
+    ("squeeze_excite_2_dense_2.bias", (32,), "zeros", 1, 1, {}),
+    ("dense_1.weight", (10, 32), "glorot_uniform", 32, 10, {}),
+    ("dense_1.bias", (10,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'conv2d_1.weight',
-    'conv2d_1.bias',
-    'squeeze_excite_1_dense_1.weight',
-    'squeeze_excite_1_dense_1.bias',
-    'squeeze_excite_1_dense_2.weight',
-    'squeeze_excite_1_dense_2.bias',
-    'conv2d_2.weight',
-    'conv2d_2.bias',
-    'squeeze_excite_2_dense_1.weight',
-    'squeeze_excite_2_dense_1.bias',
-    'squeeze_excite_2_dense_2.weight',
-    'squeeze_excite_2_dense_2.bias',
-    'dense_1.weight',
-    'dense_1.bias',
+    "conv2d_1.weight",
+    "conv2d_1.bias",
+    "squeeze_excite_1_dense_1.weight",
+    "squeeze_excite_1_dense_1.bias",
+    "squeeze_excite_1_dense_2.weight",
+    "squeeze_excite_1_dense_2.bias",
+    "conv2d_2.weight",
+    "conv2d_2.bias",
+    "squeeze_excite_2_dense_1.weight",
+    "squeeze_excite_2_dense_1.bias",
+    "squeeze_excite_2_dense_2.weight",
+    "squeeze_excite_2_dense_2.bias",
+    "dense_1.weight",
+    "dense_1.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'zeros':
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=0):
@@ -379,13 +378,13 @@ class SEDigits:
         backpropagation needs.
         """
         w = self.weights
-        image = as_batch(image, 'image', (1, 8, 8), self.dtype)
+        image = as_batch(image, "image", (1, 8, 8), self.dtype)
 
         # conv2d_1 = conv2d(16, 3, padding = same): [16, 8, 8]
         conv2d_1, conv2d_1_cols = conv2d_forward(
             image,
-            w['conv2d_1.weight'],
-            w['conv2d_1.bias'],
+            w["conv2d_1.weight"],
+            w["conv2d_1.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -397,8 +396,8 @@ class SEDigits:
 
         # squeeze_excite_1_dense_1 = dense(4): [4]
         squeeze_excite_1_dense_1 = (
-            squeeze_excite_1_global_avg_pool_1 @ w['squeeze_excite_1_dense_1.weight'].T
-            + w['squeeze_excite_1_dense_1.bias']
+            squeeze_excite_1_global_avg_pool_1 @ w["squeeze_excite_1_dense_1.weight"].T
+            + w["squeeze_excite_1_dense_1.bias"]
         )
 
         # squeeze_excite_1_relu_1 = relu: [4]
@@ -406,8 +405,8 @@ class SEDigits:
 
         # squeeze_excite_1_dense_2 = dense(16): [16]
         squeeze_excite_1_dense_2 = (
-            squeeze_excite_1_relu_1 @ w['squeeze_excite_1_dense_2.weight'].T
-            + w['squeeze_excite_1_dense_2.bias']
+            squeeze_excite_1_relu_1 @ w["squeeze_excite_1_dense_2.weight"].T
+            + w["squeeze_excite_1_dense_2.bias"]
         )
 
         # squeeze_excite_1_s = sigmoid: [16]
@@ -430,8 +429,8 @@ class SEDigits:
         # conv2d_2 = conv2d(32, 3, padding = same): [32, 4, 4]
         conv2d_2, conv2d_2_cols = conv2d_forward(
             maxpool_1,
-            w['conv2d_2.weight'],
-            w['conv2d_2.bias'],
+            w["conv2d_2.weight"],
+            w["conv2d_2.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -443,8 +442,8 @@ class SEDigits:
 
         # squeeze_excite_2_dense_1 = dense(8): [8]
         squeeze_excite_2_dense_1 = (
-            squeeze_excite_2_global_avg_pool_1 @ w['squeeze_excite_2_dense_1.weight'].T
-            + w['squeeze_excite_2_dense_1.bias']
+            squeeze_excite_2_global_avg_pool_1 @ w["squeeze_excite_2_dense_1.weight"].T
+            + w["squeeze_excite_2_dense_1.bias"]
         )
 
         # squeeze_excite_2_relu_1 = relu: [8]
@@ -452,8 +451,8 @@ class SEDigits:
 
         # squeeze_excite_2_dense_2 = dense(32): [32]
         squeeze_excite_2_dense_2 = (
-            squeeze_excite_2_relu_1 @ w['squeeze_excite_2_dense_2.weight'].T
-            + w['squeeze_excite_2_dense_2.bias']
+            squeeze_excite_2_relu_1 @ w["squeeze_excite_2_dense_2.weight"].T
+            + w["squeeze_excite_2_dense_2.bias"]
         )
 
         # squeeze_excite_2_s = sigmoid: [32]
@@ -469,31 +468,31 @@ class SEDigits:
         global_avg_pool_1 = squeeze_excite_2_mul_1.mean(axis=(2, 3))
 
         # dense_1 = dense(10): [10]
-        dense_1 = global_avg_pool_1 @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = global_avg_pool_1 @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         cache = {
-            'image': image,
-            'conv2d_1_cols': conv2d_1_cols,
-            'conv2d_1': conv2d_1,
-            'relu_1': relu_1,
-            'squeeze_excite_1_global_avg_pool_1': squeeze_excite_1_global_avg_pool_1,
-            'squeeze_excite_1_dense_1': squeeze_excite_1_dense_1,
-            'squeeze_excite_1_relu_1': squeeze_excite_1_relu_1,
-            'squeeze_excite_1_s': squeeze_excite_1_s,
-            'squeeze_excite_1_reshape_1': squeeze_excite_1_reshape_1,
-            'squeeze_excite_1_mul_1': squeeze_excite_1_mul_1,
-            'maxpool_1_argmax': maxpool_1_argmax,
-            'maxpool_1': maxpool_1,
-            'conv2d_2_cols': conv2d_2_cols,
-            'conv2d_2': conv2d_2,
-            'relu_2': relu_2,
-            'squeeze_excite_2_global_avg_pool_1': squeeze_excite_2_global_avg_pool_1,
-            'squeeze_excite_2_dense_1': squeeze_excite_2_dense_1,
-            'squeeze_excite_2_relu_1': squeeze_excite_2_relu_1,
-            'squeeze_excite_2_s': squeeze_excite_2_s,
-            'squeeze_excite_2_reshape_1': squeeze_excite_2_reshape_1,
-            'squeeze_excite_2_mul_1': squeeze_excite_2_mul_1,
-            'global_avg_pool_1': global_avg_pool_1,
+            "image": image,
+            "conv2d_1_cols": conv2d_1_cols,
+            "conv2d_1": conv2d_1,
+            "relu_1": relu_1,
+            "squeeze_excite_1_global_avg_pool_1": squeeze_excite_1_global_avg_pool_1,
+            "squeeze_excite_1_dense_1": squeeze_excite_1_dense_1,
+            "squeeze_excite_1_relu_1": squeeze_excite_1_relu_1,
+            "squeeze_excite_1_s": squeeze_excite_1_s,
+            "squeeze_excite_1_reshape_1": squeeze_excite_1_reshape_1,
+            "squeeze_excite_1_mul_1": squeeze_excite_1_mul_1,
+            "maxpool_1_argmax": maxpool_1_argmax,
+            "maxpool_1": maxpool_1,
+            "conv2d_2_cols": conv2d_2_cols,
+            "conv2d_2": conv2d_2,
+            "relu_2": relu_2,
+            "squeeze_excite_2_global_avg_pool_1": squeeze_excite_2_global_avg_pool_1,
+            "squeeze_excite_2_dense_1": squeeze_excite_2_dense_1,
+            "squeeze_excite_2_relu_1": squeeze_excite_2_relu_1,
+            "squeeze_excite_2_s": squeeze_excite_2_s,
+            "squeeze_excite_2_reshape_1": squeeze_excite_2_reshape_1,
+            "squeeze_excite_2_mul_1": squeeze_excite_2_mul_1,
+            "global_avg_pool_1": global_avg_pool_1,
         }
         return dense_1, cache
 
@@ -503,45 +502,44 @@ class SEDigits:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        image = cache['image']
-        conv2d_1_cols = cache['conv2d_1_cols']
-        conv2d_1 = cache['conv2d_1']
-        relu_1 = cache['relu_1']
-        squeeze_excite_1_global_avg_pool_1 = cache['squeeze_excite_1_global_avg_pool_1']
-        squeeze_excite_1_dense_1 = cache['squeeze_excite_1_dense_1']
-        squeeze_excite_1_relu_1 = cache['squeeze_excite_1_relu_1']
-        squeeze_excite_1_s = cache['squeeze_excite_1_s']
-        squeeze_excite_1_reshape_1 = cache['squeeze_excite_1_reshape_1']
-        squeeze_excite_1_mul_1 = cache['squeeze_excite_1_mul_1']
-        maxpool_1_argmax = cache['maxpool_1_argmax']
-        maxpool_1 = cache['maxpool_1']
-        conv2d_2_cols = cache['conv2d_2_cols']
-        conv2d_2 = cache['conv2d_2']
-        relu_2 = cache['relu_2']
-        squeeze_excite_2_global_avg_pool_1 = cache['squeeze_excite_2_global_avg_pool_1']
-        squeeze_excite_2_dense_1 = cache['squeeze_excite_2_dense_1']
-        squeeze_excite_2_relu_1 = cache['squeeze_excite_2_relu_1']
-        squeeze_excite_2_s = cache['squeeze_excite_2_s']
-        squeeze_excite_2_reshape_1 = cache['squeeze_excite_2_reshape_1']
-        squeeze_excite_2_mul_1 = cache['squeeze_excite_2_mul_1']
-        global_avg_pool_1 = cache['global_avg_pool_1']
+        image = cache["image"]
+        conv2d_1_cols = cache["conv2d_1_cols"]
+        conv2d_1 = cache["conv2d_1"]
+        relu_1 = cache["relu_1"]
+        squeeze_excite_1_global_avg_pool_1 = cache["squeeze_excite_1_global_avg_pool_1"]
+        squeeze_excite_1_dense_1 = cache["squeeze_excite_1_dense_1"]
+        squeeze_excite_1_relu_1 = cache["squeeze_excite_1_relu_1"]
+        squeeze_excite_1_s = cache["squeeze_excite_1_s"]
+        squeeze_excite_1_reshape_1 = cache["squeeze_excite_1_reshape_1"]
+        squeeze_excite_1_mul_1 = cache["squeeze_excite_1_mul_1"]
+        maxpool_1_argmax = cache["maxpool_1_argmax"]
+        maxpool_1 = cache["maxpool_1"]
+        conv2d_2_cols = cache["conv2d_2_cols"]
+        conv2d_2 = cache["conv2d_2"]
+        relu_2 = cache["relu_2"]
+        squeeze_excite_2_global_avg_pool_1 = cache["squeeze_excite_2_global_avg_pool_1"]
+        squeeze_excite_2_dense_1 = cache["squeeze_excite_2_dense_1"]
+        squeeze_excite_2_relu_1 = cache["squeeze_excite_2_relu_1"]
+        squeeze_excite_2_s = cache["squeeze_excite_2_s"]
+        squeeze_excite_2_reshape_1 = cache["squeeze_excite_2_reshape_1"]
+        squeeze_excite_2_mul_1 = cache["squeeze_excite_2_mul_1"]
+        global_avg_pool_1 = cache["global_avg_pool_1"]
         grads = {}
 
         # dense_1 = dense(10): [10]
-        grads['dense_1.weight'] = d_dense_1.T @ global_avg_pool_1
-        grads['dense_1.bias'] = d_dense_1.sum(axis=0)
-        d_global_avg_pool_1 = d_dense_1 @ w['dense_1.weight']
+        grads["dense_1.weight"] = d_dense_1.T @ global_avg_pool_1
+        grads["dense_1.bias"] = d_dense_1.sum(axis=0)
+        d_global_avg_pool_1 = d_dense_1 @ w["dense_1.weight"]
 
         # global_avg_pool_1 = global_avg_pool: [32]
-        d_squeeze_excite_2_mul_1 = (
-            np.broadcast_to(d_global_avg_pool_1[:, :, None, None], squeeze_excite_2_mul_1.shape)
-            / (squeeze_excite_2_mul_1.shape[2] * squeeze_excite_2_mul_1.shape[3])
-        )
+        d_squeeze_excite_2_mul_1 = np.broadcast_to(
+            d_global_avg_pool_1[:, :, None, None], squeeze_excite_2_mul_1.shape
+        ) / (squeeze_excite_2_mul_1.shape[2] * squeeze_excite_2_mul_1.shape[3])
 
         # squeeze_excite_2_mul_1 = relu_2 * squeeze_excite_2_reshape_1: [32, 4, 4]
         d_relu_2 = d_squeeze_excite_2_mul_1 * squeeze_excite_2_reshape_1
-        d_squeeze_excite_2_reshape_1 = (
-            np.sum(d_squeeze_excite_2_mul_1 * relu_2, axis=(2, 3), keepdims=True)
+        d_squeeze_excite_2_reshape_1 = np.sum(
+            d_squeeze_excite_2_mul_1 * relu_2, axis=(2, 3), keepdims=True
         )
 
         # squeeze_excite_2_reshape_1 = reshape([32, 1, 1]): [32, 1, 1]
@@ -553,46 +551,44 @@ class SEDigits:
         )
 
         # squeeze_excite_2_dense_2 = dense(32): [32]
-        grads['squeeze_excite_2_dense_2.weight'] = (
+        grads["squeeze_excite_2_dense_2.weight"] = (
             d_squeeze_excite_2_dense_2.T @ squeeze_excite_2_relu_1
         )
-        grads['squeeze_excite_2_dense_2.bias'] = d_squeeze_excite_2_dense_2.sum(axis=0)
+        grads["squeeze_excite_2_dense_2.bias"] = d_squeeze_excite_2_dense_2.sum(axis=0)
         d_squeeze_excite_2_relu_1 = (
-            d_squeeze_excite_2_dense_2 @ w['squeeze_excite_2_dense_2.weight']
+            d_squeeze_excite_2_dense_2 @ w["squeeze_excite_2_dense_2.weight"]
         )
 
         # squeeze_excite_2_relu_1 = relu: [8]
         d_squeeze_excite_2_dense_1 = d_squeeze_excite_2_relu_1 * (squeeze_excite_2_dense_1 > 0)
 
         # squeeze_excite_2_dense_1 = dense(8): [8]
-        grads['squeeze_excite_2_dense_1.weight'] = (
+        grads["squeeze_excite_2_dense_1.weight"] = (
             d_squeeze_excite_2_dense_1.T @ squeeze_excite_2_global_avg_pool_1
         )
-        grads['squeeze_excite_2_dense_1.bias'] = d_squeeze_excite_2_dense_1.sum(axis=0)
+        grads["squeeze_excite_2_dense_1.bias"] = d_squeeze_excite_2_dense_1.sum(axis=0)
         d_squeeze_excite_2_global_avg_pool_1 = (
-            d_squeeze_excite_2_dense_1 @ w['squeeze_excite_2_dense_1.weight']
+            d_squeeze_excite_2_dense_1 @ w["squeeze_excite_2_dense_1.weight"]
         )
 
         # squeeze_excite_2_global_avg_pool_1 = global_avg_pool: [32]
-        d_relu_2 = (
-            d_relu_2
-            + np.broadcast_to(d_squeeze_excite_2_global_avg_pool_1[:, :, None, None], relu_2.shape)
-            / (relu_2.shape[2] * relu_2.shape[3])
-        )
+        d_relu_2 = d_relu_2 + np.broadcast_to(
+            d_squeeze_excite_2_global_avg_pool_1[:, :, None, None], relu_2.shape
+        ) / (relu_2.shape[2] * relu_2.shape[3])
 
         # relu_2 = relu: [32, 4, 4]
         d_conv2d_2 = d_relu_2 * (conv2d_2 > 0)
 
         # conv2d_2 = conv2d(32, 3, padding = same): [32, 4, 4]
-        grads['conv2d_2.weight'], d_maxpool_1 = conv2d_backward(
+        grads["conv2d_2.weight"], d_maxpool_1 = conv2d_backward(
             d_conv2d_2,
             conv2d_2_cols,
             maxpool_1.shape,
-            w['conv2d_2.weight'],
+            w["conv2d_2.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['conv2d_2.bias'] = d_conv2d_2.sum(axis=(0, 2, 3))
+        grads["conv2d_2.bias"] = d_conv2d_2.sum(axis=(0, 2, 3))
 
         # maxpool_1 = maxpool(2): [16, 4, 4]
         d_squeeze_excite_1_mul_1 = maxpool_backward(
@@ -606,8 +602,8 @@ class SEDigits:
 
         # squeeze_excite_1_mul_1 = relu_1 * squeeze_excite_1_reshape_1: [16, 8, 8]
         d_relu_1 = d_squeeze_excite_1_mul_1 * squeeze_excite_1_reshape_1
-        d_squeeze_excite_1_reshape_1 = (
-            np.sum(d_squeeze_excite_1_mul_1 * relu_1, axis=(2, 3), keepdims=True)
+        d_squeeze_excite_1_reshape_1 = np.sum(
+            d_squeeze_excite_1_mul_1 * relu_1, axis=(2, 3), keepdims=True
         )
 
         # squeeze_excite_1_reshape_1 = reshape([16, 1, 1]): [16, 1, 1]
@@ -619,46 +615,44 @@ class SEDigits:
         )
 
         # squeeze_excite_1_dense_2 = dense(16): [16]
-        grads['squeeze_excite_1_dense_2.weight'] = (
+        grads["squeeze_excite_1_dense_2.weight"] = (
             d_squeeze_excite_1_dense_2.T @ squeeze_excite_1_relu_1
         )
-        grads['squeeze_excite_1_dense_2.bias'] = d_squeeze_excite_1_dense_2.sum(axis=0)
+        grads["squeeze_excite_1_dense_2.bias"] = d_squeeze_excite_1_dense_2.sum(axis=0)
         d_squeeze_excite_1_relu_1 = (
-            d_squeeze_excite_1_dense_2 @ w['squeeze_excite_1_dense_2.weight']
+            d_squeeze_excite_1_dense_2 @ w["squeeze_excite_1_dense_2.weight"]
         )
 
         # squeeze_excite_1_relu_1 = relu: [4]
         d_squeeze_excite_1_dense_1 = d_squeeze_excite_1_relu_1 * (squeeze_excite_1_dense_1 > 0)
 
         # squeeze_excite_1_dense_1 = dense(4): [4]
-        grads['squeeze_excite_1_dense_1.weight'] = (
+        grads["squeeze_excite_1_dense_1.weight"] = (
             d_squeeze_excite_1_dense_1.T @ squeeze_excite_1_global_avg_pool_1
         )
-        grads['squeeze_excite_1_dense_1.bias'] = d_squeeze_excite_1_dense_1.sum(axis=0)
+        grads["squeeze_excite_1_dense_1.bias"] = d_squeeze_excite_1_dense_1.sum(axis=0)
         d_squeeze_excite_1_global_avg_pool_1 = (
-            d_squeeze_excite_1_dense_1 @ w['squeeze_excite_1_dense_1.weight']
+            d_squeeze_excite_1_dense_1 @ w["squeeze_excite_1_dense_1.weight"]
         )
 
         # squeeze_excite_1_global_avg_pool_1 = global_avg_pool: [16]
-        d_relu_1 = (
-            d_relu_1
-            + np.broadcast_to(d_squeeze_excite_1_global_avg_pool_1[:, :, None, None], relu_1.shape)
-            / (relu_1.shape[2] * relu_1.shape[3])
-        )
+        d_relu_1 = d_relu_1 + np.broadcast_to(
+            d_squeeze_excite_1_global_avg_pool_1[:, :, None, None], relu_1.shape
+        ) / (relu_1.shape[2] * relu_1.shape[3])
 
         # relu_1 = relu: [16, 8, 8]
         d_conv2d_1 = d_relu_1 * (conv2d_1 > 0)
 
         # conv2d_1 = conv2d(16, 3, padding = same): [16, 8, 8]
-        grads['conv2d_1.weight'], d_image = conv2d_backward(
+        grads["conv2d_1.weight"], d_image = conv2d_backward(
             d_conv2d_1,
             conv2d_1_cols,
             image.shape,
-            w['conv2d_1.weight'],
+            w["conv2d_1.weight"],
             padding=((1, 1), (1, 1)),
             need_input=input_gradients,
         )
-        grads['conv2d_1.bias'] = d_conv2d_1.sum(axis=(0, 2, 3))
+        grads["conv2d_1.bias"] = d_conv2d_1.sum(axis=(0, 2, 3))
 
         return grads, (d_image if input_gradients else None)
 
@@ -695,7 +689,7 @@ def fit(x, y, epochs=12, batch=16, seed=0, verbose=True):
     model = SEDigits(initial_weights(seed))
     optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    size = len(x) if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)

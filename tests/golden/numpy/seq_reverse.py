@@ -13,122 +13,121 @@ import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('embedding_1.weight', (10, 32), 'uniform', 10, 32, {'lo': -0.05, 'hi': 0.05}),
-    ('x.weight', (8, 32), 'normal', 8, 32, {'mean': 0.0, 'std': 0.02}),
-    ('memory_self_attention.query.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('memory_self_attention.query.bias', (32,), 'zeros', 1, 1, {}),
-    ('memory_self_attention.key.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('memory_self_attention.key.bias', (32,), 'zeros', 1, 1, {}),
-    ('memory_self_attention.value.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('memory_self_attention.value.bias', (32,), 'zeros', 1, 1, {}),
-    ('memory_self_attention.output.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('memory_self_attention.output.bias', (32,), 'zeros', 1, 1, {}),
-    ('memory_norm1.weight', (32,), 'ones', 1, 1, {}),
-    ('memory_norm1.bias', (32,), 'zeros', 1, 1, {}),
-    ('memory_linear1.weight', (64, 32), 'glorot_uniform', 32, 64, {}),
-    ('memory_linear1.bias', (64,), 'zeros', 1, 1, {}),
-    ('memory_linear2.weight', (32, 64), 'glorot_uniform', 64, 32, {}),
-    ('memory_linear2.bias', (32,), 'zeros', 1, 1, {}),
-    ('memory_norm2.weight', (32,), 'ones', 1, 1, {}),
-    ('memory_norm2.bias', (32,), 'zeros', 1, 1, {}),
-    ('dec_self_attention.query.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('dec_self_attention.query.bias', (32,), 'zeros', 1, 1, {}),
-    ('dec_self_attention.key.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('dec_self_attention.key.bias', (32,), 'zeros', 1, 1, {}),
-    ('dec_self_attention.value.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('dec_self_attention.value.bias', (32,), 'zeros', 1, 1, {}),
-    ('dec_self_attention.output.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('dec_self_attention.output.bias', (32,), 'zeros', 1, 1, {}),
-    ('dec_norm1.weight', (32,), 'ones', 1, 1, {}),
-    ('dec_norm1.bias', (32,), 'zeros', 1, 1, {}),
-    ('dec_cross_attention.query.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('dec_cross_attention.query.bias', (32,), 'zeros', 1, 1, {}),
-    ('dec_cross_attention.key.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('dec_cross_attention.key.bias', (32,), 'zeros', 1, 1, {}),
-    ('dec_cross_attention.value.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('dec_cross_attention.value.bias', (32,), 'zeros', 1, 1, {}),
-    ('dec_cross_attention.output.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('dec_cross_attention.output.bias', (32,), 'zeros', 1, 1, {}),
-    ('dec_norm2.weight', (32,), 'ones', 1, 1, {}),
-    ('dec_norm2.bias', (32,), 'zeros', 1, 1, {}),
-    ('dec_linear1.weight', (64, 32), 'glorot_uniform', 32, 64, {}),
-    ('dec_linear1.bias', (64,), 'zeros', 1, 1, {}),
-    ('dec_linear2.weight', (32, 64), 'glorot_uniform', 64, 32, {}),
-    ('dec_linear2.bias', (32,), 'zeros', 1, 1, {}),
-    ('dec_norm3.weight', (32,), 'ones', 1, 1, {}),
-    ('dec_norm3.bias', (32,), 'zeros', 1, 1, {}),
-    ('dense_1.weight', (10, 32), 'glorot_uniform', 32, 10, {}),
-    ('dense_1.bias', (10,), 'zeros', 1, 1, {}),
+    ("embedding_1.weight", (10, 32), "uniform", 10, 32, {"lo": -0.05, "hi": 0.05}),
+    ("x.weight", (8, 32), "normal", 8, 32, {"mean": 0.0, "std": 0.02}),
+    ("memory_self_attention.query.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("memory_self_attention.query.bias", (32,), "zeros", 1, 1, {}),
+    ("memory_self_attention.key.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("memory_self_attention.key.bias", (32,), "zeros", 1, 1, {}),
+    ("memory_self_attention.value.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("memory_self_attention.value.bias", (32,), "zeros", 1, 1, {}),
+    ("memory_self_attention.output.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("memory_self_attention.output.bias", (32,), "zeros", 1, 1, {}),
+    ("memory_norm1.weight", (32,), "ones", 1, 1, {}),
+    ("memory_norm1.bias", (32,), "zeros", 1, 1, {}),
+    ("memory_linear1.weight", (64, 32), "glorot_uniform", 32, 64, {}),
+    ("memory_linear1.bias", (64,), "zeros", 1, 1, {}),
+    ("memory_linear2.weight", (32, 64), "glorot_uniform", 64, 32, {}),
+    ("memory_linear2.bias", (32,), "zeros", 1, 1, {}),
+    ("memory_norm2.weight", (32,), "ones", 1, 1, {}),
+    ("memory_norm2.bias", (32,), "zeros", 1, 1, {}),
+    ("dec_self_attention.query.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("dec_self_attention.query.bias", (32,), "zeros", 1, 1, {}),
+    ("dec_self_attention.key.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("dec_self_attention.key.bias", (32,), "zeros", 1, 1, {}),
+    ("dec_self_attention.value.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("dec_self_attention.value.bias", (32,), "zeros", 1, 1, {}),
+    ("dec_self_attention.output.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("dec_self_attention.output.bias", (32,), "zeros", 1, 1, {}),
+    ("dec_norm1.weight", (32,), "ones", 1, 1, {}),
+    ("dec_norm1.bias", (32,), "zeros", 1, 1, {}),
+    ("dec_cross_attention.query.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("dec_cross_attention.query.bias", (32,), "zeros", 1, 1, {}),
+    ("dec_cross_attention.key.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("dec_cross_attention.key.bias", (32,), "zeros", 1, 1, {}),
+    ("dec_cross_attention.value.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("dec_cross_attention.value.bias", (32,), "zeros", 1, 1, {}),
+    ("dec_cross_attention.output.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("dec_cross_attention.output.bias", (32,), "zeros", 1, 1, {}),
+    ("dec_norm2.weight", (32,), "ones", 1, 1, {}),
+    ("dec_norm2.bias", (32,), "zeros", 1, 1, {}),
+    ("dec_linear1.weight", (64, 32), "glorot_uniform", 32, 64, {}),
+    ("dec_linear1.bias", (64,), "zeros", 1, 1, {}),
+    ("dec_linear2.weight", (32, 64), "glorot_uniform", 64, 32, {}),
+    ("dec_linear2.bias", (32,), "zeros", 1, 1, {}),
+    ("dec_norm3.weight", (32,), "ones", 1, 1, {}),
+    ("dec_norm3.bias", (32,), "zeros", 1, 1, {}),
+    ("dense_1.weight", (10, 32), "glorot_uniform", 32, 10, {}),
+    ("dense_1.bias", (10,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'embedding_1.weight',
-    'x.weight',
-    'memory_self_attention.query.weight',
-    'memory_self_attention.query.bias',
-    'memory_self_attention.key.weight',
-    'memory_self_attention.key.bias',
-    'memory_self_attention.value.weight',
-    'memory_self_attention.value.bias',
-    'memory_self_attention.output.weight',
-    'memory_self_attention.output.bias',
-    'memory_norm1.weight',
-    'memory_norm1.bias',
-    'memory_linear1.weight',
-    'memory_linear1.bias',
-    'memory_linear2.weight',
-    'memory_linear2.bias',
-    'memory_norm2.weight',
-    'memory_norm2.bias',
-    'dec_self_attention.query.weight',
-    'dec_self_attention.query.bias',
-    'dec_self_attention.key.weight',
-    'dec_self_attention.key.bias',
-    'dec_self_attention.value.weight',
-    'dec_self_attention.value.bias',
-    'dec_self_attention.output.weight',
-    'dec_self_attention.output.bias',
-    'dec_norm1.weight',
-    'dec_norm1.bias',
-    'dec_cross_attention.query.weight',
-    'dec_cross_attention.query.bias',
-    'dec_cross_attention.key.weight',
-    'dec_cross_attention.key.bias',
-    'dec_cross_attention.value.weight',
-    'dec_cross_attention.value.bias',
-    'dec_cross_attention.output.weight',
-    'dec_cross_attention.output.bias',
-    'dec_norm2.weight',
-    'dec_norm2.bias',
-    'dec_linear1.weight',
-    'dec_linear1.bias',
-    'dec_linear2.weight',
-    'dec_linear2.bias',
-    'dec_norm3.weight',
-    'dec_norm3.bias',
-    'dense_1.weight',
-    'dense_1.bias',
+    "embedding_1.weight",
+    "x.weight",
+    "memory_self_attention.query.weight",
+    "memory_self_attention.query.bias",
+    "memory_self_attention.key.weight",
+    "memory_self_attention.key.bias",
+    "memory_self_attention.value.weight",
+    "memory_self_attention.value.bias",
+    "memory_self_attention.output.weight",
+    "memory_self_attention.output.bias",
+    "memory_norm1.weight",
+    "memory_norm1.bias",
+    "memory_linear1.weight",
+    "memory_linear1.bias",
+    "memory_linear2.weight",
+    "memory_linear2.bias",
+    "memory_norm2.weight",
+    "memory_norm2.bias",
+    "dec_self_attention.query.weight",
+    "dec_self_attention.query.bias",
+    "dec_self_attention.key.weight",
+    "dec_self_attention.key.bias",
+    "dec_self_attention.value.weight",
+    "dec_self_attention.value.bias",
+    "dec_self_attention.output.weight",
+    "dec_self_attention.output.bias",
+    "dec_norm1.weight",
+    "dec_norm1.bias",
+    "dec_cross_attention.query.weight",
+    "dec_cross_attention.query.bias",
+    "dec_cross_attention.key.weight",
+    "dec_cross_attention.key.bias",
+    "dec_cross_attention.value.weight",
+    "dec_cross_attention.value.bias",
+    "dec_cross_attention.output.weight",
+    "dec_cross_attention.output.bias",
+    "dec_norm2.weight",
+    "dec_norm2.bias",
+    "dec_linear1.weight",
+    "dec_linear1.bias",
+    "dec_linear2.weight",
+    "dec_linear2.bias",
+    "dec_norm3.weight",
+    "dec_norm3.bias",
+    "dense_1.weight",
+    "dense_1.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'normal':
-        return rng.normal(a['mean'], a['std'], size=shape)
-    elif kind == 'ones':
+    elif kind == "normal":
+        return rng.normal(a["mean"], a["std"], size=shape)
+    elif kind == "ones":
         return np.ones(shape)
-    elif kind == 'uniform':
-        return rng.uniform(a['lo'], a['hi'], size=shape)
-    elif kind == 'zeros':
+    elif kind == "uniform":
+        return rng.uniform(a["lo"], a["hi"], size=shape)
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=1):
@@ -479,24 +478,24 @@ class Reverse:
         backpropagation needs.
         """
         w = self.weights
-        tokens = as_batch(tokens, 'tokens', (8,), np.int64)
+        tokens = as_batch(tokens, "tokens", (8,), np.int64)
 
         # embedding_1 = embedding(10, 32): [8, 32]
-        embedding_1 = embedding_lookup(w['embedding_1.weight'], tokens)
+        embedding_1 = embedding_lookup(w["embedding_1.weight"], tokens)
 
         # x = learned_positions(8): [8, 32]
-        x = learned_positions(embedding_1, w['x.weight'])
+        x = learned_positions(embedding_1, w["x.weight"])
 
         # memory_self_attention = attention(4): [8, 32]
         memory_self_attention_params = (
-            w['memory_self_attention.query.weight'],
-            w['memory_self_attention.query.bias'],
-            w['memory_self_attention.key.weight'],
-            w['memory_self_attention.key.bias'],
-            w['memory_self_attention.value.weight'],
-            w['memory_self_attention.value.bias'],
-            w['memory_self_attention.output.weight'],
-            w['memory_self_attention.output.bias'],
+            w["memory_self_attention.query.weight"],
+            w["memory_self_attention.query.bias"],
+            w["memory_self_attention.key.weight"],
+            w["memory_self_attention.key.bias"],
+            w["memory_self_attention.value.weight"],
+            w["memory_self_attention.value.bias"],
+            w["memory_self_attention.output.weight"],
+            w["memory_self_attention.output.bias"],
         )
         memory_self_attention, memory_self_attention_saved = attention_forward(
             x,
@@ -526,14 +525,14 @@ class Reverse:
         # memory_norm1 = layernorm: [8, 32]
         memory_norm1, memory_norm1_saved = layernorm_forward(
             memory_add_1,
-            w['memory_norm1.weight'],
-            w['memory_norm1.bias'],
+            w["memory_norm1.weight"],
+            w["memory_norm1.bias"],
             eps=1e-05,
         )
 
         # memory_linear1 = dense(64): [8, 64]
         # applied at every time step: [N, T, F] @ [F, units]
-        memory_linear1 = memory_norm1 @ w['memory_linear1.weight'].T + w['memory_linear1.bias']
+        memory_linear1 = memory_norm1 @ w["memory_linear1.weight"].T + w["memory_linear1.bias"]
 
         # memory_relu_1 = relu: [8, 64]
         memory_relu_1 = np.maximum(memory_linear1, 0)
@@ -550,7 +549,7 @@ class Reverse:
 
         # memory_linear2 = dense(32): [8, 32]
         # applied at every time step: [N, T, F] @ [F, units]
-        memory_linear2 = memory_f @ w['memory_linear2.weight'].T + w['memory_linear2.bias']
+        memory_linear2 = memory_f @ w["memory_linear2.weight"].T + w["memory_linear2.bias"]
 
         # memory_f_2 = dropout(0.0): [8, 32]
         if training:
@@ -569,21 +568,21 @@ class Reverse:
         # memory_norm2 = layernorm: [8, 32]
         memory_norm2, memory_norm2_saved = layernorm_forward(
             memory_add_2,
-            w['memory_norm2.weight'],
-            w['memory_norm2.bias'],
+            w["memory_norm2.weight"],
+            w["memory_norm2.bias"],
             eps=1e-05,
         )
 
         # dec_self_attention = attention(4, causal = true): [8, 32]
         dec_self_attention_params = (
-            w['dec_self_attention.query.weight'],
-            w['dec_self_attention.query.bias'],
-            w['dec_self_attention.key.weight'],
-            w['dec_self_attention.key.bias'],
-            w['dec_self_attention.value.weight'],
-            w['dec_self_attention.value.bias'],
-            w['dec_self_attention.output.weight'],
-            w['dec_self_attention.output.bias'],
+            w["dec_self_attention.query.weight"],
+            w["dec_self_attention.query.bias"],
+            w["dec_self_attention.key.weight"],
+            w["dec_self_attention.key.bias"],
+            w["dec_self_attention.value.weight"],
+            w["dec_self_attention.value.bias"],
+            w["dec_self_attention.output.weight"],
+            w["dec_self_attention.output.bias"],
         )
         dec_self_attention, dec_self_attention_saved = attention_forward(
             x,
@@ -614,21 +613,21 @@ class Reverse:
         # dec_norm1 = layernorm: [8, 32]
         dec_norm1, dec_norm1_saved = layernorm_forward(
             dec_add_1,
-            w['dec_norm1.weight'],
-            w['dec_norm1.bias'],
+            w["dec_norm1.weight"],
+            w["dec_norm1.bias"],
             eps=1e-05,
         )
 
         # dec_cross_attention = attention(4): [8, 32]
         dec_cross_attention_params = (
-            w['dec_cross_attention.query.weight'],
-            w['dec_cross_attention.query.bias'],
-            w['dec_cross_attention.key.weight'],
-            w['dec_cross_attention.key.bias'],
-            w['dec_cross_attention.value.weight'],
-            w['dec_cross_attention.value.bias'],
-            w['dec_cross_attention.output.weight'],
-            w['dec_cross_attention.output.bias'],
+            w["dec_cross_attention.query.weight"],
+            w["dec_cross_attention.query.bias"],
+            w["dec_cross_attention.key.weight"],
+            w["dec_cross_attention.key.bias"],
+            w["dec_cross_attention.value.weight"],
+            w["dec_cross_attention.value.bias"],
+            w["dec_cross_attention.output.weight"],
+            w["dec_cross_attention.output.bias"],
         )
         dec_cross_attention, dec_cross_attention_saved = attention_forward(
             dec_norm1,
@@ -658,14 +657,14 @@ class Reverse:
         # dec_norm2 = layernorm: [8, 32]
         dec_norm2, dec_norm2_saved = layernorm_forward(
             dec_add_2,
-            w['dec_norm2.weight'],
-            w['dec_norm2.bias'],
+            w["dec_norm2.weight"],
+            w["dec_norm2.bias"],
             eps=1e-05,
         )
 
         # dec_linear1 = dense(64): [8, 64]
         # applied at every time step: [N, T, F] @ [F, units]
-        dec_linear1 = dec_norm2 @ w['dec_linear1.weight'].T + w['dec_linear1.bias']
+        dec_linear1 = dec_norm2 @ w["dec_linear1.weight"].T + w["dec_linear1.bias"]
 
         # dec_relu_1 = relu: [8, 64]
         dec_relu_1 = np.maximum(dec_linear1, 0)
@@ -682,7 +681,7 @@ class Reverse:
 
         # dec_linear2 = dense(32): [8, 32]
         # applied at every time step: [N, T, F] @ [F, units]
-        dec_linear2 = dec_f @ w['dec_linear2.weight'].T + w['dec_linear2.bias']
+        dec_linear2 = dec_f @ w["dec_linear2.weight"].T + w["dec_linear2.bias"]
 
         # dec_f_2 = dropout(0.0): [8, 32]
         if training:
@@ -700,39 +699,39 @@ class Reverse:
         # dec_norm3 = layernorm: [8, 32]
         dec_norm3, dec_norm3_saved = layernorm_forward(
             dec_add_3,
-            w['dec_norm3.weight'],
-            w['dec_norm3.bias'],
+            w["dec_norm3.weight"],
+            w["dec_norm3.bias"],
             eps=1e-05,
         )
 
         # dense_1 = dense(10): [8, 10]
         # applied at every time step: [N, T, F] @ [F, units]
-        dense_1 = dec_norm3 @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = dec_norm3 @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         cache = {
-            'tokens': tokens,
-            'memory_self_attention_saved': memory_self_attention_saved,
-            'memory_dropout_1_mask': memory_dropout_1_mask,
-            'memory_norm1_saved': memory_norm1_saved,
-            'memory_norm1': memory_norm1,
-            'memory_linear1': memory_linear1,
-            'memory_f_mask': memory_f_mask,
-            'memory_f': memory_f,
-            'memory_f_2_mask': memory_f_2_mask,
-            'memory_norm2_saved': memory_norm2_saved,
-            'dec_self_attention_saved': dec_self_attention_saved,
-            'dec_dropout_1_mask': dec_dropout_1_mask,
-            'dec_norm1_saved': dec_norm1_saved,
-            'dec_cross_attention_saved': dec_cross_attention_saved,
-            'dec_dropout_2_mask': dec_dropout_2_mask,
-            'dec_norm2_saved': dec_norm2_saved,
-            'dec_norm2': dec_norm2,
-            'dec_linear1': dec_linear1,
-            'dec_f_mask': dec_f_mask,
-            'dec_f': dec_f,
-            'dec_f_2_mask': dec_f_2_mask,
-            'dec_norm3_saved': dec_norm3_saved,
-            'dec_norm3': dec_norm3,
+            "tokens": tokens,
+            "memory_self_attention_saved": memory_self_attention_saved,
+            "memory_dropout_1_mask": memory_dropout_1_mask,
+            "memory_norm1_saved": memory_norm1_saved,
+            "memory_norm1": memory_norm1,
+            "memory_linear1": memory_linear1,
+            "memory_f_mask": memory_f_mask,
+            "memory_f": memory_f,
+            "memory_f_2_mask": memory_f_2_mask,
+            "memory_norm2_saved": memory_norm2_saved,
+            "dec_self_attention_saved": dec_self_attention_saved,
+            "dec_dropout_1_mask": dec_dropout_1_mask,
+            "dec_norm1_saved": dec_norm1_saved,
+            "dec_cross_attention_saved": dec_cross_attention_saved,
+            "dec_dropout_2_mask": dec_dropout_2_mask,
+            "dec_norm2_saved": dec_norm2_saved,
+            "dec_norm2": dec_norm2,
+            "dec_linear1": dec_linear1,
+            "dec_f_mask": dec_f_mask,
+            "dec_f": dec_f,
+            "dec_f_2_mask": dec_f_2_mask,
+            "dec_norm3_saved": dec_norm3_saved,
+            "dec_norm3": dec_norm3,
         }
         return dense_1, cache
 
@@ -742,41 +741,41 @@ class Reverse:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        tokens = cache['tokens']
-        memory_self_attention_saved = cache['memory_self_attention_saved']
-        memory_dropout_1_mask = cache['memory_dropout_1_mask']
-        memory_norm1_saved = cache['memory_norm1_saved']
-        memory_norm1 = cache['memory_norm1']
-        memory_linear1 = cache['memory_linear1']
-        memory_f_mask = cache['memory_f_mask']
-        memory_f = cache['memory_f']
-        memory_f_2_mask = cache['memory_f_2_mask']
-        memory_norm2_saved = cache['memory_norm2_saved']
-        dec_self_attention_saved = cache['dec_self_attention_saved']
-        dec_dropout_1_mask = cache['dec_dropout_1_mask']
-        dec_norm1_saved = cache['dec_norm1_saved']
-        dec_cross_attention_saved = cache['dec_cross_attention_saved']
-        dec_dropout_2_mask = cache['dec_dropout_2_mask']
-        dec_norm2_saved = cache['dec_norm2_saved']
-        dec_norm2 = cache['dec_norm2']
-        dec_linear1 = cache['dec_linear1']
-        dec_f_mask = cache['dec_f_mask']
-        dec_f = cache['dec_f']
-        dec_f_2_mask = cache['dec_f_2_mask']
-        dec_norm3_saved = cache['dec_norm3_saved']
-        dec_norm3 = cache['dec_norm3']
+        tokens = cache["tokens"]
+        memory_self_attention_saved = cache["memory_self_attention_saved"]
+        memory_dropout_1_mask = cache["memory_dropout_1_mask"]
+        memory_norm1_saved = cache["memory_norm1_saved"]
+        memory_norm1 = cache["memory_norm1"]
+        memory_linear1 = cache["memory_linear1"]
+        memory_f_mask = cache["memory_f_mask"]
+        memory_f = cache["memory_f"]
+        memory_f_2_mask = cache["memory_f_2_mask"]
+        memory_norm2_saved = cache["memory_norm2_saved"]
+        dec_self_attention_saved = cache["dec_self_attention_saved"]
+        dec_dropout_1_mask = cache["dec_dropout_1_mask"]
+        dec_norm1_saved = cache["dec_norm1_saved"]
+        dec_cross_attention_saved = cache["dec_cross_attention_saved"]
+        dec_dropout_2_mask = cache["dec_dropout_2_mask"]
+        dec_norm2_saved = cache["dec_norm2_saved"]
+        dec_norm2 = cache["dec_norm2"]
+        dec_linear1 = cache["dec_linear1"]
+        dec_f_mask = cache["dec_f_mask"]
+        dec_f = cache["dec_f"]
+        dec_f_2_mask = cache["dec_f_2_mask"]
+        dec_norm3_saved = cache["dec_norm3_saved"]
+        dec_norm3 = cache["dec_norm3"]
         grads = {}
 
         # dense_1 = dense(10): [8, 10]
-        grads['dense_1.weight'] = d_dense_1.reshape(-1, 10).T @ dec_norm3.reshape(-1, 32)
-        grads['dense_1.bias'] = d_dense_1.sum(axis=(0, 1))
-        d_dec_norm3 = d_dense_1 @ w['dense_1.weight']
+        grads["dense_1.weight"] = d_dense_1.reshape(-1, 10).T @ dec_norm3.reshape(-1, 32)
+        grads["dense_1.bias"] = d_dense_1.sum(axis=(0, 1))
+        d_dec_norm3 = d_dense_1 @ w["dense_1.weight"]
 
         # dec_norm3 = layernorm: [8, 32]
-        d_dec_add_3, grads['dec_norm3.weight'], grads['dec_norm3.bias'] = layernorm_backward(
+        d_dec_add_3, grads["dec_norm3.weight"], grads["dec_norm3.bias"] = layernorm_backward(
             d_dec_norm3,
             dec_norm3_saved,
-            w['dec_norm3.weight'],
+            w["dec_norm3.weight"],
         )
 
         # dec_add_3 = add: [8, 32]
@@ -787,9 +786,9 @@ class Reverse:
         d_dec_linear2 = d_dec_f_2 if dec_f_2_mask is None else d_dec_f_2 * dec_f_2_mask
 
         # dec_linear2 = dense(32): [8, 32]
-        grads['dec_linear2.weight'] = d_dec_linear2.reshape(-1, 32).T @ dec_f.reshape(-1, 64)
-        grads['dec_linear2.bias'] = d_dec_linear2.sum(axis=(0, 1))
-        d_dec_f = d_dec_linear2 @ w['dec_linear2.weight']
+        grads["dec_linear2.weight"] = d_dec_linear2.reshape(-1, 32).T @ dec_f.reshape(-1, 64)
+        grads["dec_linear2.bias"] = d_dec_linear2.sum(axis=(0, 1))
+        d_dec_f = d_dec_linear2 @ w["dec_linear2.weight"]
 
         # dec_f = dropout(0.0): [8, 64]
         d_dec_relu_1 = d_dec_f if dec_f_mask is None else d_dec_f * dec_f_mask
@@ -798,15 +797,15 @@ class Reverse:
         d_dec_linear1 = d_dec_relu_1 * (dec_linear1 > 0)
 
         # dec_linear1 = dense(64): [8, 64]
-        grads['dec_linear1.weight'] = d_dec_linear1.reshape(-1, 64).T @ dec_norm2.reshape(-1, 32)
-        grads['dec_linear1.bias'] = d_dec_linear1.sum(axis=(0, 1))
-        d_dec_norm2 = d_dec_norm2 + d_dec_linear1 @ w['dec_linear1.weight']
+        grads["dec_linear1.weight"] = d_dec_linear1.reshape(-1, 64).T @ dec_norm2.reshape(-1, 32)
+        grads["dec_linear1.bias"] = d_dec_linear1.sum(axis=(0, 1))
+        d_dec_norm2 = d_dec_norm2 + d_dec_linear1 @ w["dec_linear1.weight"]
 
         # dec_norm2 = layernorm: [8, 32]
-        d_dec_add_2, grads['dec_norm2.weight'], grads['dec_norm2.bias'] = layernorm_backward(
+        d_dec_add_2, grads["dec_norm2.weight"], grads["dec_norm2.bias"] = layernorm_backward(
             d_dec_norm2,
             dec_norm2_saved,
-            w['dec_norm2.weight'],
+            w["dec_norm2.weight"],
         )
 
         # dec_add_2 = add: [8, 32]
@@ -820,25 +819,27 @@ class Reverse:
 
         # dec_cross_attention = attention(4): [8, 32]
         dec_cross_attention_params_2 = (
-            w['dec_cross_attention.query.weight'],
-            w['dec_cross_attention.query.bias'],
-            w['dec_cross_attention.key.weight'],
-            w['dec_cross_attention.key.bias'],
-            w['dec_cross_attention.value.weight'],
-            w['dec_cross_attention.value.bias'],
-            w['dec_cross_attention.output.weight'],
-            w['dec_cross_attention.output.bias'],
+            w["dec_cross_attention.query.weight"],
+            w["dec_cross_attention.query.bias"],
+            w["dec_cross_attention.key.weight"],
+            w["dec_cross_attention.key.bias"],
+            w["dec_cross_attention.value.weight"],
+            w["dec_cross_attention.value.bias"],
+            w["dec_cross_attention.output.weight"],
+            w["dec_cross_attention.output.bias"],
         )
         (
             dec_cross_attention_d_qkv,
-            (grads['dec_cross_attention.query.weight'],
-            grads['dec_cross_attention.query.bias'],
-            grads['dec_cross_attention.key.weight'],
-            grads['dec_cross_attention.key.bias'],
-            grads['dec_cross_attention.value.weight'],
-            grads['dec_cross_attention.value.bias'],
-            grads['dec_cross_attention.output.weight'],
-            grads['dec_cross_attention.output.bias']),
+            (
+                grads["dec_cross_attention.query.weight"],
+                grads["dec_cross_attention.query.bias"],
+                grads["dec_cross_attention.key.weight"],
+                grads["dec_cross_attention.key.bias"],
+                grads["dec_cross_attention.value.weight"],
+                grads["dec_cross_attention.value.bias"],
+                grads["dec_cross_attention.output.weight"],
+                grads["dec_cross_attention.output.bias"],
+            ),
         ) = attention_backward(
             d_dec_cross_attention,
             dec_cross_attention_saved,
@@ -849,10 +850,10 @@ class Reverse:
         d_memory_norm2 = d_memory_norm2 + dec_cross_attention_d_qkv[2]
 
         # dec_norm1 = layernorm: [8, 32]
-        d_dec_add_1, grads['dec_norm1.weight'], grads['dec_norm1.bias'] = layernorm_backward(
+        d_dec_add_1, grads["dec_norm1.weight"], grads["dec_norm1.bias"] = layernorm_backward(
             d_dec_norm1,
             dec_norm1_saved,
-            w['dec_norm1.weight'],
+            w["dec_norm1.weight"],
         )
 
         # dec_add_1 = add: [8, 32]
@@ -866,25 +867,27 @@ class Reverse:
 
         # dec_self_attention = attention(4, causal = true): [8, 32]
         dec_self_attention_params_2 = (
-            w['dec_self_attention.query.weight'],
-            w['dec_self_attention.query.bias'],
-            w['dec_self_attention.key.weight'],
-            w['dec_self_attention.key.bias'],
-            w['dec_self_attention.value.weight'],
-            w['dec_self_attention.value.bias'],
-            w['dec_self_attention.output.weight'],
-            w['dec_self_attention.output.bias'],
+            w["dec_self_attention.query.weight"],
+            w["dec_self_attention.query.bias"],
+            w["dec_self_attention.key.weight"],
+            w["dec_self_attention.key.bias"],
+            w["dec_self_attention.value.weight"],
+            w["dec_self_attention.value.bias"],
+            w["dec_self_attention.output.weight"],
+            w["dec_self_attention.output.bias"],
         )
         (
             dec_self_attention_d_qkv,
-            (grads['dec_self_attention.query.weight'],
-            grads['dec_self_attention.query.bias'],
-            grads['dec_self_attention.key.weight'],
-            grads['dec_self_attention.key.bias'],
-            grads['dec_self_attention.value.weight'],
-            grads['dec_self_attention.value.bias'],
-            grads['dec_self_attention.output.weight'],
-            grads['dec_self_attention.output.bias']),
+            (
+                grads["dec_self_attention.query.weight"],
+                grads["dec_self_attention.query.bias"],
+                grads["dec_self_attention.key.weight"],
+                grads["dec_self_attention.key.bias"],
+                grads["dec_self_attention.value.weight"],
+                grads["dec_self_attention.value.bias"],
+                grads["dec_self_attention.output.weight"],
+                grads["dec_self_attention.output.bias"],
+            ),
         ) = attention_backward(
             d_dec_self_attention,
             dec_self_attention_saved,
@@ -897,12 +900,12 @@ class Reverse:
         # memory_norm2 = layernorm: [8, 32]
         (
             d_memory_add_2,
-            grads['memory_norm2.weight'],
-            grads['memory_norm2.bias'],
+            grads["memory_norm2.weight"],
+            grads["memory_norm2.bias"],
         ) = layernorm_backward(
             d_memory_norm2,
             memory_norm2_saved,
-            w['memory_norm2.weight'],
+            w["memory_norm2.weight"],
         )
 
         # memory_add_2 = add: [8, 32]
@@ -915,11 +918,11 @@ class Reverse:
         )
 
         # memory_linear2 = dense(32): [8, 32]
-        grads['memory_linear2.weight'] = (
-            d_memory_linear2.reshape(-1, 32).T @ memory_f.reshape(-1, 64)
+        grads["memory_linear2.weight"] = d_memory_linear2.reshape(-1, 32).T @ memory_f.reshape(
+            -1, 64
         )
-        grads['memory_linear2.bias'] = d_memory_linear2.sum(axis=(0, 1))
-        d_memory_f = d_memory_linear2 @ w['memory_linear2.weight']
+        grads["memory_linear2.bias"] = d_memory_linear2.sum(axis=(0, 1))
+        d_memory_f = d_memory_linear2 @ w["memory_linear2.weight"]
 
         # memory_f = dropout(0.0): [8, 64]
         d_memory_relu_1 = d_memory_f if memory_f_mask is None else d_memory_f * memory_f_mask
@@ -928,21 +931,21 @@ class Reverse:
         d_memory_linear1 = d_memory_relu_1 * (memory_linear1 > 0)
 
         # memory_linear1 = dense(64): [8, 64]
-        grads['memory_linear1.weight'] = (
-            d_memory_linear1.reshape(-1, 64).T @ memory_norm1.reshape(-1, 32)
+        grads["memory_linear1.weight"] = d_memory_linear1.reshape(-1, 64).T @ memory_norm1.reshape(
+            -1, 32
         )
-        grads['memory_linear1.bias'] = d_memory_linear1.sum(axis=(0, 1))
-        d_memory_norm1 = d_memory_norm1 + d_memory_linear1 @ w['memory_linear1.weight']
+        grads["memory_linear1.bias"] = d_memory_linear1.sum(axis=(0, 1))
+        d_memory_norm1 = d_memory_norm1 + d_memory_linear1 @ w["memory_linear1.weight"]
 
         # memory_norm1 = layernorm: [8, 32]
         (
             d_memory_add_1,
-            grads['memory_norm1.weight'],
-            grads['memory_norm1.bias'],
+            grads["memory_norm1.weight"],
+            grads["memory_norm1.bias"],
         ) = layernorm_backward(
             d_memory_norm1,
             memory_norm1_saved,
-            w['memory_norm1.weight'],
+            w["memory_norm1.weight"],
         )
 
         # memory_add_1 = add: [8, 32]
@@ -951,31 +954,34 @@ class Reverse:
 
         # memory_dropout_1 = dropout(0.0): [8, 32]
         d_memory_self_attention = (
-            d_memory_dropout_1 if memory_dropout_1_mask is None else d_memory_dropout_1
-            * memory_dropout_1_mask
+            d_memory_dropout_1
+            if memory_dropout_1_mask is None
+            else d_memory_dropout_1 * memory_dropout_1_mask
         )
 
         # memory_self_attention = attention(4): [8, 32]
         memory_self_attention_params_2 = (
-            w['memory_self_attention.query.weight'],
-            w['memory_self_attention.query.bias'],
-            w['memory_self_attention.key.weight'],
-            w['memory_self_attention.key.bias'],
-            w['memory_self_attention.value.weight'],
-            w['memory_self_attention.value.bias'],
-            w['memory_self_attention.output.weight'],
-            w['memory_self_attention.output.bias'],
+            w["memory_self_attention.query.weight"],
+            w["memory_self_attention.query.bias"],
+            w["memory_self_attention.key.weight"],
+            w["memory_self_attention.key.bias"],
+            w["memory_self_attention.value.weight"],
+            w["memory_self_attention.value.bias"],
+            w["memory_self_attention.output.weight"],
+            w["memory_self_attention.output.bias"],
         )
         (
             memory_self_attention_d_qkv,
-            (grads['memory_self_attention.query.weight'],
-            grads['memory_self_attention.query.bias'],
-            grads['memory_self_attention.key.weight'],
-            grads['memory_self_attention.key.bias'],
-            grads['memory_self_attention.value.weight'],
-            grads['memory_self_attention.value.bias'],
-            grads['memory_self_attention.output.weight'],
-            grads['memory_self_attention.output.bias']),
+            (
+                grads["memory_self_attention.query.weight"],
+                grads["memory_self_attention.query.bias"],
+                grads["memory_self_attention.key.weight"],
+                grads["memory_self_attention.key.bias"],
+                grads["memory_self_attention.value.weight"],
+                grads["memory_self_attention.value.bias"],
+                grads["memory_self_attention.output.weight"],
+                grads["memory_self_attention.output.bias"],
+            ),
         ) = attention_backward(
             d_memory_self_attention,
             memory_self_attention_saved,
@@ -986,11 +992,11 @@ class Reverse:
         d_x = d_x + memory_self_attention_d_qkv[2]
 
         # x = learned_positions(8): [8, 32]
-        grads['x.weight'] = learned_positions_backward(d_x, 8)
+        grads["x.weight"] = learned_positions_backward(d_x, 8)
         d_embedding_1 = d_x
 
         # embedding_1 = embedding(10, 32): [8, 32]
-        grads['embedding_1.weight'] = embedding_backward(tokens, d_embedding_1, 10)
+        grads["embedding_1.weight"] = embedding_backward(tokens, d_embedding_1, 10)
 
         return grads, None
 
@@ -1027,7 +1033,7 @@ def fit(x, y, epochs=4, batch=32, seed=1, verbose=True):
     model = Reverse(initial_weights(seed))
     optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    size = len(x) if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)

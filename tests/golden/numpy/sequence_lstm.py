@@ -13,40 +13,39 @@ import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('lstm_1.weight_ih', (64, 1), 'glorot_uniform', 1, 64, {}),
-    ('lstm_1.weight_hh', (64, 16), 'orthogonal', 16, 64, {'gain': 1.0}),
-    ('lstm_1.bias', (64,), 'zeros', 1, 1, {}),
-    ('dense_1.weight', (1, 16), 'glorot_uniform', 16, 1, {}),
-    ('dense_1.bias', (1,), 'zeros', 1, 1, {}),
+    ("lstm_1.weight_ih", (64, 1), "glorot_uniform", 1, 64, {}),
+    ("lstm_1.weight_hh", (64, 16), "orthogonal", 16, 64, {"gain": 1.0}),
+    ("lstm_1.bias", (64,), "zeros", 1, 1, {}),
+    ("dense_1.weight", (1, 16), "glorot_uniform", 16, 1, {}),
+    ("dense_1.bias", (1,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'lstm_1.weight_ih',
-    'lstm_1.weight_hh',
-    'lstm_1.bias',
-    'dense_1.weight',
-    'dense_1.bias',
+    "lstm_1.weight_ih",
+    "lstm_1.weight_hh",
+    "lstm_1.bias",
+    "dense_1.weight",
+    "dense_1.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'orthogonal':
+    elif kind == "orthogonal":
         rows, cols = shape[0], int(np.prod(shape[1:])) if len(shape) > 1 else 1
         q, r = np.linalg.qr(rng.normal(0.0, 1.0, size=(max(rows, cols), min(rows, cols))))
         q = q * np.sign(np.diag(r))
         q = q.T if rows < cols else q
-        return a['gain'] * q.reshape(shape)
-    elif kind == 'zeros':
+        return a["gain"] * q.reshape(shape)
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=4):
@@ -297,25 +296,25 @@ class SineLSTM:
         backpropagation needs.
         """
         w = self.weights
-        window = as_batch(window, 'window', ('t', 1), self.dtype)
+        window = as_batch(window, "window", ("t", 1), self.dtype)
 
         # lstm_1 = lstm(16): [16]
         lstm_1_states, lstm_1_saved = lstm_forward(
             window,
-            w['lstm_1.weight_ih'],
-            w['lstm_1.weight_hh'],
-            w['lstm_1.bias'],
+            w["lstm_1.weight_ih"],
+            w["lstm_1.weight_hh"],
+            w["lstm_1.bias"],
         )
         lstm_1 = lstm_1_states[:, -1]  # the last hidden state h_T
 
         # dense_1 = dense(1): [1]
-        dense_1 = lstm_1 @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = lstm_1 @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         cache = {
-            'window': window,
-            'lstm_1_states': lstm_1_states,
-            'lstm_1_saved': lstm_1_saved,
-            'lstm_1': lstm_1,
+            "window": window,
+            "lstm_1_states": lstm_1_states,
+            "lstm_1_saved": lstm_1_saved,
+            "lstm_1": lstm_1,
         }
         return dense_1, cache
 
@@ -325,32 +324,32 @@ class SineLSTM:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        window = cache['window']
-        lstm_1_states = cache['lstm_1_states']
-        lstm_1_saved = cache['lstm_1_saved']
-        lstm_1 = cache['lstm_1']
+        window = cache["window"]
+        lstm_1_states = cache["lstm_1_states"]
+        lstm_1_saved = cache["lstm_1_saved"]
+        lstm_1 = cache["lstm_1"]
         grads = {}
 
         # dense_1 = dense(1): [1]
-        grads['dense_1.weight'] = d_dense_1.T @ lstm_1
-        grads['dense_1.bias'] = d_dense_1.sum(axis=0)
-        d_lstm_1 = d_dense_1 @ w['dense_1.weight']
+        grads["dense_1.weight"] = d_dense_1.T @ lstm_1
+        grads["dense_1.bias"] = d_dense_1.sum(axis=0)
+        d_lstm_1 = d_dense_1 @ w["dense_1.weight"]
 
         # lstm_1 = lstm(16): [16]
         # only h_T is an output: the other steps start from a zero gradient
         lstm_1_d_states = last_state_gradient(d_lstm_1, lstm_1_states)
         (
             d_window,
-            grads['lstm_1.weight_ih'],
-            grads['lstm_1.weight_hh'],
-            grads['lstm_1.bias'],
+            grads["lstm_1.weight_ih"],
+            grads["lstm_1.weight_hh"],
+            grads["lstm_1.bias"],
         ) = lstm_backward(
             lstm_1_d_states,
             window,
             lstm_1_states,
             lstm_1_saved,
-            w['lstm_1.weight_ih'],
-            w['lstm_1.weight_hh'],
+            w["lstm_1.weight_ih"],
+            w["lstm_1.weight_hh"],
         )
 
         return grads, (d_window if input_gradients else None)
@@ -388,7 +387,7 @@ def fit(x, y, epochs=30, batch=32, seed=4, verbose=True):
     model = SineLSTM(initial_weights(seed))
     optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    size = len(x) if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)

@@ -13,40 +13,39 @@ import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('rnn_1.weight_ih', (16, 1), 'glorot_uniform', 1, 16, {}),
-    ('rnn_1.weight_hh', (16, 16), 'orthogonal', 16, 16, {'gain': 1.0}),
-    ('rnn_1.bias', (16,), 'zeros', 1, 1, {}),
-    ('dense_1.weight', (3, 16), 'glorot_uniform', 16, 3, {}),
-    ('dense_1.bias', (3,), 'zeros', 1, 1, {}),
+    ("rnn_1.weight_ih", (16, 1), "glorot_uniform", 1, 16, {}),
+    ("rnn_1.weight_hh", (16, 16), "orthogonal", 16, 16, {"gain": 1.0}),
+    ("rnn_1.bias", (16,), "zeros", 1, 1, {}),
+    ("dense_1.weight", (3, 16), "glorot_uniform", 16, 3, {}),
+    ("dense_1.bias", (3,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'rnn_1.weight_ih',
-    'rnn_1.weight_hh',
-    'rnn_1.bias',
-    'dense_1.weight',
-    'dense_1.bias',
+    "rnn_1.weight_ih",
+    "rnn_1.weight_hh",
+    "rnn_1.bias",
+    "dense_1.weight",
+    "dense_1.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'orthogonal':
+    elif kind == "orthogonal":
         rows, cols = shape[0], int(np.prod(shape[1:])) if len(shape) > 1 else 1
         q, r = np.linalg.qr(rng.normal(0.0, 1.0, size=(max(rows, cols), min(rows, cols))))
         q = q * np.sign(np.diag(r))
         q = q.T if rows < cols else q
-        return a['gain'] * q.reshape(shape)
-    elif kind == 'zeros':
+        return a["gain"] * q.reshape(shape)
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=2):
@@ -272,28 +271,28 @@ class WaveRNN:
         backpropagation needs.
         """
         w = self.weights
-        wave = as_batch(wave, 'wave', ('t', 1), self.dtype)
+        wave = as_batch(wave, "wave", ("t", 1), self.dtype)
 
         # rnn_1 = rnn(16): [16]
         rnn_1_states = rnn_forward(
             wave,
-            w['rnn_1.weight_ih'],
-            w['rnn_1.weight_hh'],
-            w['rnn_1.bias'],
+            w["rnn_1.weight_ih"],
+            w["rnn_1.weight_hh"],
+            w["rnn_1.bias"],
         )
         rnn_1 = rnn_1_states[:, -1]  # the last hidden state h_T
 
         # dense_1 = dense(3): [3]
-        dense_1 = rnn_1 @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = rnn_1 @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         # softmax_1 = softmax: [3]
         softmax_1 = softmax(dense_1, axis=-1)
 
         cache = {
-            'wave': wave,
-            'rnn_1_states': rnn_1_states,
-            'rnn_1': rnn_1,
-            'softmax_1': softmax_1,
+            "wave": wave,
+            "rnn_1_states": rnn_1_states,
+            "rnn_1": rnn_1,
+            "softmax_1": softmax_1,
         }
         return softmax_1, cache
 
@@ -303,36 +302,36 @@ class WaveRNN:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        wave = cache['wave']
-        rnn_1_states = cache['rnn_1_states']
-        rnn_1 = cache['rnn_1']
-        softmax_1 = cache['softmax_1']
+        wave = cache["wave"]
+        rnn_1_states = cache["rnn_1_states"]
+        rnn_1 = cache["rnn_1"]
+        softmax_1 = cache["softmax_1"]
         grads = {}
 
         # softmax_1 = softmax: [3]
-        d_dense_1 = (
-            softmax_1 * (d_softmax_1 - (d_softmax_1 * softmax_1).sum(axis=-1, keepdims=True))
+        d_dense_1 = softmax_1 * (
+            d_softmax_1 - (d_softmax_1 * softmax_1).sum(axis=-1, keepdims=True)
         )
 
         # dense_1 = dense(3): [3]
-        grads['dense_1.weight'] = d_dense_1.T @ rnn_1
-        grads['dense_1.bias'] = d_dense_1.sum(axis=0)
-        d_rnn_1 = d_dense_1 @ w['dense_1.weight']
+        grads["dense_1.weight"] = d_dense_1.T @ rnn_1
+        grads["dense_1.bias"] = d_dense_1.sum(axis=0)
+        d_rnn_1 = d_dense_1 @ w["dense_1.weight"]
 
         # rnn_1 = rnn(16): [16]
         # only h_T is an output: the other steps start from a zero gradient
         rnn_1_d_states = last_state_gradient(d_rnn_1, rnn_1_states)
         (
             d_wave,
-            grads['rnn_1.weight_ih'],
-            grads['rnn_1.weight_hh'],
-            grads['rnn_1.bias'],
+            grads["rnn_1.weight_ih"],
+            grads["rnn_1.weight_hh"],
+            grads["rnn_1.bias"],
         ) = rnn_backward(
             rnn_1_d_states,
             wave,
             rnn_1_states,
-            w['rnn_1.weight_ih'],
-            w['rnn_1.weight_hh'],
+            w["rnn_1.weight_ih"],
+            w["rnn_1.weight_hh"],
         )
 
         return grads, (d_wave if input_gradients else None)
@@ -370,7 +369,7 @@ def fit(x, y, epochs=40, batch=32, seed=2, verbose=True):
     model = WaveRNN(initial_weights(seed))
     optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    size = len(x) if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)

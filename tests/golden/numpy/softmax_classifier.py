@@ -13,36 +13,35 @@ import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('dense_1.weight', (32, 2), 'glorot_uniform', 2, 32, {}),
-    ('dense_1.bias', (32,), 'zeros', 1, 1, {}),
-    ('dense_2.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('dense_2.bias', (32,), 'zeros', 1, 1, {}),
-    ('dense_3.weight', (3, 32), 'glorot_uniform', 32, 3, {}),
-    ('dense_3.bias', (3,), 'zeros', 1, 1, {}),
+    ("dense_1.weight", (32, 2), "glorot_uniform", 2, 32, {}),
+    ("dense_1.bias", (32,), "zeros", 1, 1, {}),
+    ("dense_2.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("dense_2.bias", (32,), "zeros", 1, 1, {}),
+    ("dense_3.weight", (3, 32), "glorot_uniform", 32, 3, {}),
+    ("dense_3.bias", (3,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'dense_1.weight',
-    'dense_1.bias',
-    'dense_2.weight',
-    'dense_2.bias',
-    'dense_3.weight',
-    'dense_3.bias',
+    "dense_1.weight",
+    "dense_1.bias",
+    "dense_2.weight",
+    "dense_2.bias",
+    "dense_3.weight",
+    "dense_3.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'zeros':
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=5):
@@ -229,33 +228,33 @@ class SpiralClassifier:
         backpropagation needs.
         """
         w = self.weights
-        point = as_batch(point, 'point', (2,), self.dtype)
+        point = as_batch(point, "point", (2,), self.dtype)
 
         # dense_1 = dense(32): [32]
-        dense_1 = point @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = point @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         # relu_1 = relu: [32]
         relu_1 = np.maximum(dense_1, 0)
 
         # dense_2 = dense(32): [32]
-        dense_2 = relu_1 @ w['dense_2.weight'].T + w['dense_2.bias']
+        dense_2 = relu_1 @ w["dense_2.weight"].T + w["dense_2.bias"]
 
         # relu_2 = relu: [32]
         relu_2 = np.maximum(dense_2, 0)
 
         # dense_3 = dense(3): [3]
-        dense_3 = relu_2 @ w['dense_3.weight'].T + w['dense_3.bias']
+        dense_3 = relu_2 @ w["dense_3.weight"].T + w["dense_3.bias"]
 
         # softmax_1 = softmax: [3]
         softmax_1 = softmax(dense_3, axis=-1)
 
         cache = {
-            'point': point,
-            'dense_1': dense_1,
-            'relu_1': relu_1,
-            'dense_2': dense_2,
-            'relu_2': relu_2,
-            'softmax_1': softmax_1,
+            "point": point,
+            "dense_1": dense_1,
+            "relu_1": relu_1,
+            "dense_2": dense_2,
+            "relu_2": relu_2,
+            "softmax_1": softmax_1,
         }
         return softmax_1, cache
 
@@ -265,40 +264,40 @@ class SpiralClassifier:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        point = cache['point']
-        dense_1 = cache['dense_1']
-        relu_1 = cache['relu_1']
-        dense_2 = cache['dense_2']
-        relu_2 = cache['relu_2']
-        softmax_1 = cache['softmax_1']
+        point = cache["point"]
+        dense_1 = cache["dense_1"]
+        relu_1 = cache["relu_1"]
+        dense_2 = cache["dense_2"]
+        relu_2 = cache["relu_2"]
+        softmax_1 = cache["softmax_1"]
         grads = {}
 
         # softmax_1 = softmax: [3]
-        d_dense_3 = (
-            softmax_1 * (d_softmax_1 - (d_softmax_1 * softmax_1).sum(axis=-1, keepdims=True))
+        d_dense_3 = softmax_1 * (
+            d_softmax_1 - (d_softmax_1 * softmax_1).sum(axis=-1, keepdims=True)
         )
 
         # dense_3 = dense(3): [3]
-        grads['dense_3.weight'] = d_dense_3.T @ relu_2
-        grads['dense_3.bias'] = d_dense_3.sum(axis=0)
-        d_relu_2 = d_dense_3 @ w['dense_3.weight']
+        grads["dense_3.weight"] = d_dense_3.T @ relu_2
+        grads["dense_3.bias"] = d_dense_3.sum(axis=0)
+        d_relu_2 = d_dense_3 @ w["dense_3.weight"]
 
         # relu_2 = relu: [32]
         d_dense_2 = d_relu_2 * (dense_2 > 0)
 
         # dense_2 = dense(32): [32]
-        grads['dense_2.weight'] = d_dense_2.T @ relu_1
-        grads['dense_2.bias'] = d_dense_2.sum(axis=0)
-        d_relu_1 = d_dense_2 @ w['dense_2.weight']
+        grads["dense_2.weight"] = d_dense_2.T @ relu_1
+        grads["dense_2.bias"] = d_dense_2.sum(axis=0)
+        d_relu_1 = d_dense_2 @ w["dense_2.weight"]
 
         # relu_1 = relu: [32]
         d_dense_1 = d_relu_1 * (dense_1 > 0)
 
         # dense_1 = dense(32): [32]
-        grads['dense_1.weight'] = d_dense_1.T @ point
-        grads['dense_1.bias'] = d_dense_1.sum(axis=0)
+        grads["dense_1.weight"] = d_dense_1.T @ point
+        grads["dense_1.bias"] = d_dense_1.sum(axis=0)
         if input_gradients:
-            d_point = d_dense_1 @ w['dense_1.weight']
+            d_point = d_dense_1 @ w["dense_1.weight"]
 
         return grads, (d_point if input_gradients else None)
 
@@ -335,7 +334,7 @@ def fit(x, y, epochs=100, batch=32, seed=5, verbose=True):
     model = SpiralClassifier(initial_weights(seed))
     optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    size = len(x) if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)

@@ -13,68 +13,67 @@ import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('e1_conv2d_1.weight', (8, 1, 3, 3), 'glorot_uniform', 9, 72, {}),
-    ('e1_conv2d_1.bias', (8,), 'zeros', 1, 1, {}),
-    ('e1_conv2d_2.weight', (8, 8, 3, 3), 'glorot_uniform', 72, 72, {}),
-    ('e1_conv2d_2.bias', (8,), 'zeros', 1, 1, {}),
-    ('e2_conv2d_1.weight', (16, 8, 3, 3), 'glorot_uniform', 72, 144, {}),
-    ('e2_conv2d_1.bias', (16,), 'zeros', 1, 1, {}),
-    ('e2_conv2d_2.weight', (16, 16, 3, 3), 'glorot_uniform', 144, 144, {}),
-    ('e2_conv2d_2.bias', (16,), 'zeros', 1, 1, {}),
-    ('b_conv2d_1.weight', (32, 16, 3, 3), 'glorot_uniform', 144, 288, {}),
-    ('b_conv2d_1.bias', (32,), 'zeros', 1, 1, {}),
-    ('b_conv2d_2.weight', (32, 32, 3, 3), 'glorot_uniform', 288, 288, {}),
-    ('b_conv2d_2.bias', (32,), 'zeros', 1, 1, {}),
-    ('d2_conv2d_1.weight', (16, 48, 3, 3), 'glorot_uniform', 432, 144, {}),
-    ('d2_conv2d_1.bias', (16,), 'zeros', 1, 1, {}),
-    ('d2_conv2d_2.weight', (16, 16, 3, 3), 'glorot_uniform', 144, 144, {}),
-    ('d2_conv2d_2.bias', (16,), 'zeros', 1, 1, {}),
-    ('d1_conv2d_1.weight', (8, 24, 3, 3), 'glorot_uniform', 216, 72, {}),
-    ('d1_conv2d_1.bias', (8,), 'zeros', 1, 1, {}),
-    ('d1_conv2d_2.weight', (8, 8, 3, 3), 'glorot_uniform', 72, 72, {}),
-    ('d1_conv2d_2.bias', (8,), 'zeros', 1, 1, {}),
-    ('conv2d_1.weight', (1, 8, 1, 1), 'glorot_uniform', 8, 1, {}),
-    ('conv2d_1.bias', (1,), 'zeros', 1, 1, {}),
+    ("e1_conv2d_1.weight", (8, 1, 3, 3), "glorot_uniform", 9, 72, {}),
+    ("e1_conv2d_1.bias", (8,), "zeros", 1, 1, {}),
+    ("e1_conv2d_2.weight", (8, 8, 3, 3), "glorot_uniform", 72, 72, {}),
+    ("e1_conv2d_2.bias", (8,), "zeros", 1, 1, {}),
+    ("e2_conv2d_1.weight", (16, 8, 3, 3), "glorot_uniform", 72, 144, {}),
+    ("e2_conv2d_1.bias", (16,), "zeros", 1, 1, {}),
+    ("e2_conv2d_2.weight", (16, 16, 3, 3), "glorot_uniform", 144, 144, {}),
+    ("e2_conv2d_2.bias", (16,), "zeros", 1, 1, {}),
+    ("b_conv2d_1.weight", (32, 16, 3, 3), "glorot_uniform", 144, 288, {}),
+    ("b_conv2d_1.bias", (32,), "zeros", 1, 1, {}),
+    ("b_conv2d_2.weight", (32, 32, 3, 3), "glorot_uniform", 288, 288, {}),
+    ("b_conv2d_2.bias", (32,), "zeros", 1, 1, {}),
+    ("d2_conv2d_1.weight", (16, 48, 3, 3), "glorot_uniform", 432, 144, {}),
+    ("d2_conv2d_1.bias", (16,), "zeros", 1, 1, {}),
+    ("d2_conv2d_2.weight", (16, 16, 3, 3), "glorot_uniform", 144, 144, {}),
+    ("d2_conv2d_2.bias", (16,), "zeros", 1, 1, {}),
+    ("d1_conv2d_1.weight", (8, 24, 3, 3), "glorot_uniform", 216, 72, {}),
+    ("d1_conv2d_1.bias", (8,), "zeros", 1, 1, {}),
+    ("d1_conv2d_2.weight", (8, 8, 3, 3), "glorot_uniform", 72, 72, {}),
+    ("d1_conv2d_2.bias", (8,), "zeros", 1, 1, {}),
+    ("conv2d_1.weight", (1, 8, 1, 1), "glorot_uniform", 8, 1, {}),
+    ("conv2d_1.bias", (1,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'e1_conv2d_1.weight',
-    'e1_conv2d_1.bias',
-    'e1_conv2d_2.weight',
-    'e1_conv2d_2.bias',
-    'e2_conv2d_1.weight',
-    'e2_conv2d_1.bias',
-    'e2_conv2d_2.weight',
-    'e2_conv2d_2.bias',
-    'b_conv2d_1.weight',
-    'b_conv2d_1.bias',
-    'b_conv2d_2.weight',
-    'b_conv2d_2.bias',
-    'd2_conv2d_1.weight',
-    'd2_conv2d_1.bias',
-    'd2_conv2d_2.weight',
-    'd2_conv2d_2.bias',
-    'd1_conv2d_1.weight',
-    'd1_conv2d_1.bias',
-    'd1_conv2d_2.weight',
-    'd1_conv2d_2.bias',
-    'conv2d_1.weight',
-    'conv2d_1.bias',
+    "e1_conv2d_1.weight",
+    "e1_conv2d_1.bias",
+    "e1_conv2d_2.weight",
+    "e1_conv2d_2.bias",
+    "e2_conv2d_1.weight",
+    "e2_conv2d_1.bias",
+    "e2_conv2d_2.weight",
+    "e2_conv2d_2.bias",
+    "b_conv2d_1.weight",
+    "b_conv2d_1.bias",
+    "b_conv2d_2.weight",
+    "b_conv2d_2.bias",
+    "d2_conv2d_1.weight",
+    "d2_conv2d_1.bias",
+    "d2_conv2d_2.weight",
+    "d2_conv2d_2.bias",
+    "d1_conv2d_1.weight",
+    "d1_conv2d_1.bias",
+    "d1_conv2d_2.weight",
+    "d1_conv2d_2.bias",
+    "conv2d_1.weight",
+    "conv2d_1.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'zeros':
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=0):
@@ -422,13 +421,13 @@ class UNet:
         backpropagation needs.
         """
         w = self.weights
-        image = as_batch(image, 'image', (1, 16, 16), self.dtype)
+        image = as_batch(image, "image", (1, 16, 16), self.dtype)
 
         # e1_conv2d_1 = conv2d(8, 3, padding = same): [8, 16, 16]
         e1_conv2d_1, e1_conv2d_1_cols = conv2d_forward(
             image,
-            w['e1_conv2d_1.weight'],
-            w['e1_conv2d_1.bias'],
+            w["e1_conv2d_1.weight"],
+            w["e1_conv2d_1.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -438,8 +437,8 @@ class UNet:
         # e1_conv2d_2 = conv2d(8, 3, padding = same): [8, 16, 16]
         e1_conv2d_2, e1_conv2d_2_cols = conv2d_forward(
             e1_y,
-            w['e1_conv2d_2.weight'],
-            w['e1_conv2d_2.bias'],
+            w["e1_conv2d_2.weight"],
+            w["e1_conv2d_2.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -457,8 +456,8 @@ class UNet:
         # e2_conv2d_1 = conv2d(16, 3, padding = same): [16, 8, 8]
         e2_conv2d_1, e2_conv2d_1_cols = conv2d_forward(
             maxpool_1,
-            w['e2_conv2d_1.weight'],
-            w['e2_conv2d_1.bias'],
+            w["e2_conv2d_1.weight"],
+            w["e2_conv2d_1.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -468,8 +467,8 @@ class UNet:
         # e2_conv2d_2 = conv2d(16, 3, padding = same): [16, 8, 8]
         e2_conv2d_2, e2_conv2d_2_cols = conv2d_forward(
             e2_y,
-            w['e2_conv2d_2.weight'],
-            w['e2_conv2d_2.bias'],
+            w["e2_conv2d_2.weight"],
+            w["e2_conv2d_2.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -487,8 +486,8 @@ class UNet:
         # b_conv2d_1 = conv2d(32, 3, padding = same): [32, 4, 4]
         b_conv2d_1, b_conv2d_1_cols = conv2d_forward(
             maxpool_2,
-            w['b_conv2d_1.weight'],
-            w['b_conv2d_1.bias'],
+            w["b_conv2d_1.weight"],
+            w["b_conv2d_1.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -498,8 +497,8 @@ class UNet:
         # b_conv2d_2 = conv2d(32, 3, padding = same): [32, 4, 4]
         b_conv2d_2, b_conv2d_2_cols = conv2d_forward(
             b_y,
-            w['b_conv2d_2.weight'],
-            w['b_conv2d_2.bias'],
+            w["b_conv2d_2.weight"],
+            w["b_conv2d_2.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -516,8 +515,8 @@ class UNet:
         # d2_conv2d_1 = conv2d(16, 3, padding = same): [16, 8, 8]
         d2_conv2d_1, d2_conv2d_1_cols = conv2d_forward(
             concat_1,
-            w['d2_conv2d_1.weight'],
-            w['d2_conv2d_1.bias'],
+            w["d2_conv2d_1.weight"],
+            w["d2_conv2d_1.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -527,8 +526,8 @@ class UNet:
         # d2_conv2d_2 = conv2d(16, 3, padding = same): [16, 8, 8]
         d2_conv2d_2, d2_conv2d_2_cols = conv2d_forward(
             d2_y,
-            w['d2_conv2d_2.weight'],
-            w['d2_conv2d_2.bias'],
+            w["d2_conv2d_2.weight"],
+            w["d2_conv2d_2.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -545,8 +544,8 @@ class UNet:
         # d1_conv2d_1 = conv2d(8, 3, padding = same): [8, 16, 16]
         d1_conv2d_1, d1_conv2d_1_cols = conv2d_forward(
             concat_2,
-            w['d1_conv2d_1.weight'],
-            w['d1_conv2d_1.bias'],
+            w["d1_conv2d_1.weight"],
+            w["d1_conv2d_1.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -556,8 +555,8 @@ class UNet:
         # d1_conv2d_2 = conv2d(8, 3, padding = same): [8, 16, 16]
         d1_conv2d_2, d1_conv2d_2_cols = conv2d_forward(
             d1_y,
-            w['d1_conv2d_2.weight'],
-            w['d1_conv2d_2.bias'],
+            w["d1_conv2d_2.weight"],
+            w["d1_conv2d_2.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -567,47 +566,47 @@ class UNet:
         # conv2d_1 = conv2d(1, 1): [1, 16, 16]
         conv2d_1, conv2d_1_cols = conv2d_forward(
             d1_relu_1,
-            w['conv2d_1.weight'],
-            w['conv2d_1.bias'],
+            w["conv2d_1.weight"],
+            w["conv2d_1.bias"],
         )
 
         cache = {
-            'image': image,
-            'e1_conv2d_1_cols': e1_conv2d_1_cols,
-            'e1_conv2d_1': e1_conv2d_1,
-            'e1_y': e1_y,
-            'e1_conv2d_2_cols': e1_conv2d_2_cols,
-            'e1_conv2d_2': e1_conv2d_2,
-            'e1_relu_1': e1_relu_1,
-            'maxpool_1_argmax': maxpool_1_argmax,
-            'maxpool_1': maxpool_1,
-            'e2_conv2d_1_cols': e2_conv2d_1_cols,
-            'e2_conv2d_1': e2_conv2d_1,
-            'e2_y': e2_y,
-            'e2_conv2d_2_cols': e2_conv2d_2_cols,
-            'e2_conv2d_2': e2_conv2d_2,
-            'e2_relu_1': e2_relu_1,
-            'maxpool_2_argmax': maxpool_2_argmax,
-            'maxpool_2': maxpool_2,
-            'b_conv2d_1_cols': b_conv2d_1_cols,
-            'b_conv2d_1': b_conv2d_1,
-            'b_y': b_y,
-            'b_conv2d_2_cols': b_conv2d_2_cols,
-            'b_conv2d_2': b_conv2d_2,
-            'concat_1': concat_1,
-            'd2_conv2d_1_cols': d2_conv2d_1_cols,
-            'd2_conv2d_1': d2_conv2d_1,
-            'd2_y': d2_y,
-            'd2_conv2d_2_cols': d2_conv2d_2_cols,
-            'd2_conv2d_2': d2_conv2d_2,
-            'concat_2': concat_2,
-            'd1_conv2d_1_cols': d1_conv2d_1_cols,
-            'd1_conv2d_1': d1_conv2d_1,
-            'd1_y': d1_y,
-            'd1_conv2d_2_cols': d1_conv2d_2_cols,
-            'd1_conv2d_2': d1_conv2d_2,
-            'd1_relu_1': d1_relu_1,
-            'conv2d_1_cols': conv2d_1_cols,
+            "image": image,
+            "e1_conv2d_1_cols": e1_conv2d_1_cols,
+            "e1_conv2d_1": e1_conv2d_1,
+            "e1_y": e1_y,
+            "e1_conv2d_2_cols": e1_conv2d_2_cols,
+            "e1_conv2d_2": e1_conv2d_2,
+            "e1_relu_1": e1_relu_1,
+            "maxpool_1_argmax": maxpool_1_argmax,
+            "maxpool_1": maxpool_1,
+            "e2_conv2d_1_cols": e2_conv2d_1_cols,
+            "e2_conv2d_1": e2_conv2d_1,
+            "e2_y": e2_y,
+            "e2_conv2d_2_cols": e2_conv2d_2_cols,
+            "e2_conv2d_2": e2_conv2d_2,
+            "e2_relu_1": e2_relu_1,
+            "maxpool_2_argmax": maxpool_2_argmax,
+            "maxpool_2": maxpool_2,
+            "b_conv2d_1_cols": b_conv2d_1_cols,
+            "b_conv2d_1": b_conv2d_1,
+            "b_y": b_y,
+            "b_conv2d_2_cols": b_conv2d_2_cols,
+            "b_conv2d_2": b_conv2d_2,
+            "concat_1": concat_1,
+            "d2_conv2d_1_cols": d2_conv2d_1_cols,
+            "d2_conv2d_1": d2_conv2d_1,
+            "d2_y": d2_y,
+            "d2_conv2d_2_cols": d2_conv2d_2_cols,
+            "d2_conv2d_2": d2_conv2d_2,
+            "concat_2": concat_2,
+            "d1_conv2d_1_cols": d1_conv2d_1_cols,
+            "d1_conv2d_1": d1_conv2d_1,
+            "d1_y": d1_y,
+            "d1_conv2d_2_cols": d1_conv2d_2_cols,
+            "d1_conv2d_2": d1_conv2d_2,
+            "d1_relu_1": d1_relu_1,
+            "conv2d_1_cols": conv2d_1_cols,
         }
         return conv2d_1, cache
 
@@ -617,81 +616,81 @@ class UNet:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        image = cache['image']
-        e1_conv2d_1_cols = cache['e1_conv2d_1_cols']
-        e1_conv2d_1 = cache['e1_conv2d_1']
-        e1_y = cache['e1_y']
-        e1_conv2d_2_cols = cache['e1_conv2d_2_cols']
-        e1_conv2d_2 = cache['e1_conv2d_2']
-        e1_relu_1 = cache['e1_relu_1']
-        maxpool_1_argmax = cache['maxpool_1_argmax']
-        maxpool_1 = cache['maxpool_1']
-        e2_conv2d_1_cols = cache['e2_conv2d_1_cols']
-        e2_conv2d_1 = cache['e2_conv2d_1']
-        e2_y = cache['e2_y']
-        e2_conv2d_2_cols = cache['e2_conv2d_2_cols']
-        e2_conv2d_2 = cache['e2_conv2d_2']
-        e2_relu_1 = cache['e2_relu_1']
-        maxpool_2_argmax = cache['maxpool_2_argmax']
-        maxpool_2 = cache['maxpool_2']
-        b_conv2d_1_cols = cache['b_conv2d_1_cols']
-        b_conv2d_1 = cache['b_conv2d_1']
-        b_y = cache['b_y']
-        b_conv2d_2_cols = cache['b_conv2d_2_cols']
-        b_conv2d_2 = cache['b_conv2d_2']
-        concat_1 = cache['concat_1']
-        d2_conv2d_1_cols = cache['d2_conv2d_1_cols']
-        d2_conv2d_1 = cache['d2_conv2d_1']
-        d2_y = cache['d2_y']
-        d2_conv2d_2_cols = cache['d2_conv2d_2_cols']
-        d2_conv2d_2 = cache['d2_conv2d_2']
-        concat_2 = cache['concat_2']
-        d1_conv2d_1_cols = cache['d1_conv2d_1_cols']
-        d1_conv2d_1 = cache['d1_conv2d_1']
-        d1_y = cache['d1_y']
-        d1_conv2d_2_cols = cache['d1_conv2d_2_cols']
-        d1_conv2d_2 = cache['d1_conv2d_2']
-        d1_relu_1 = cache['d1_relu_1']
-        conv2d_1_cols = cache['conv2d_1_cols']
+        image = cache["image"]
+        e1_conv2d_1_cols = cache["e1_conv2d_1_cols"]
+        e1_conv2d_1 = cache["e1_conv2d_1"]
+        e1_y = cache["e1_y"]
+        e1_conv2d_2_cols = cache["e1_conv2d_2_cols"]
+        e1_conv2d_2 = cache["e1_conv2d_2"]
+        e1_relu_1 = cache["e1_relu_1"]
+        maxpool_1_argmax = cache["maxpool_1_argmax"]
+        maxpool_1 = cache["maxpool_1"]
+        e2_conv2d_1_cols = cache["e2_conv2d_1_cols"]
+        e2_conv2d_1 = cache["e2_conv2d_1"]
+        e2_y = cache["e2_y"]
+        e2_conv2d_2_cols = cache["e2_conv2d_2_cols"]
+        e2_conv2d_2 = cache["e2_conv2d_2"]
+        e2_relu_1 = cache["e2_relu_1"]
+        maxpool_2_argmax = cache["maxpool_2_argmax"]
+        maxpool_2 = cache["maxpool_2"]
+        b_conv2d_1_cols = cache["b_conv2d_1_cols"]
+        b_conv2d_1 = cache["b_conv2d_1"]
+        b_y = cache["b_y"]
+        b_conv2d_2_cols = cache["b_conv2d_2_cols"]
+        b_conv2d_2 = cache["b_conv2d_2"]
+        concat_1 = cache["concat_1"]
+        d2_conv2d_1_cols = cache["d2_conv2d_1_cols"]
+        d2_conv2d_1 = cache["d2_conv2d_1"]
+        d2_y = cache["d2_y"]
+        d2_conv2d_2_cols = cache["d2_conv2d_2_cols"]
+        d2_conv2d_2 = cache["d2_conv2d_2"]
+        concat_2 = cache["concat_2"]
+        d1_conv2d_1_cols = cache["d1_conv2d_1_cols"]
+        d1_conv2d_1 = cache["d1_conv2d_1"]
+        d1_y = cache["d1_y"]
+        d1_conv2d_2_cols = cache["d1_conv2d_2_cols"]
+        d1_conv2d_2 = cache["d1_conv2d_2"]
+        d1_relu_1 = cache["d1_relu_1"]
+        conv2d_1_cols = cache["conv2d_1_cols"]
         grads = {}
 
         # conv2d_1 = conv2d(1, 1): [1, 16, 16]
-        grads['conv2d_1.weight'], d_d1_relu_1 = conv2d_backward(
+        grads["conv2d_1.weight"], d_d1_relu_1 = conv2d_backward(
             d_conv2d_1,
             conv2d_1_cols,
             d1_relu_1.shape,
-            w['conv2d_1.weight'],
+            w["conv2d_1.weight"],
             need_input=True,
         )
-        grads['conv2d_1.bias'] = d_conv2d_1.sum(axis=(0, 2, 3))
+        grads["conv2d_1.bias"] = d_conv2d_1.sum(axis=(0, 2, 3))
 
         # d1_relu_1 = relu: [8, 16, 16]
         d_d1_conv2d_2 = d_d1_relu_1 * (d1_conv2d_2 > 0)
 
         # d1_conv2d_2 = conv2d(8, 3, padding = same): [8, 16, 16]
-        grads['d1_conv2d_2.weight'], d_d1_y = conv2d_backward(
+        grads["d1_conv2d_2.weight"], d_d1_y = conv2d_backward(
             d_d1_conv2d_2,
             d1_conv2d_2_cols,
             d1_y.shape,
-            w['d1_conv2d_2.weight'],
+            w["d1_conv2d_2.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['d1_conv2d_2.bias'] = d_d1_conv2d_2.sum(axis=(0, 2, 3))
+        grads["d1_conv2d_2.bias"] = d_d1_conv2d_2.sum(axis=(0, 2, 3))
 
         # d1_y = relu: [8, 16, 16]
         d_d1_conv2d_1 = d_d1_y * (d1_conv2d_1 > 0)
 
         # d1_conv2d_1 = conv2d(8, 3, padding = same): [8, 16, 16]
-        grads['d1_conv2d_1.weight'], d_concat_2 = conv2d_backward(
+        grads["d1_conv2d_1.weight"], d_concat_2 = conv2d_backward(
             d_d1_conv2d_1,
             d1_conv2d_1_cols,
             concat_2.shape,
-            w['d1_conv2d_1.weight'],
+            w["d1_conv2d_1.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['d1_conv2d_1.bias'] = d_d1_conv2d_1.sum(axis=(0, 2, 3))
+        grads["d1_conv2d_1.bias"] = d_d1_conv2d_1.sum(axis=(0, 2, 3))
 
         # concat_2 = concat: [24, 16, 16]
         concat_2_parts = np.split(d_concat_2, [16], axis=1)
@@ -705,29 +704,29 @@ class UNet:
         d_d2_conv2d_2 = d_d2_relu_1 * (d2_conv2d_2 > 0)
 
         # d2_conv2d_2 = conv2d(16, 3, padding = same): [16, 8, 8]
-        grads['d2_conv2d_2.weight'], d_d2_y = conv2d_backward(
+        grads["d2_conv2d_2.weight"], d_d2_y = conv2d_backward(
             d_d2_conv2d_2,
             d2_conv2d_2_cols,
             d2_y.shape,
-            w['d2_conv2d_2.weight'],
+            w["d2_conv2d_2.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['d2_conv2d_2.bias'] = d_d2_conv2d_2.sum(axis=(0, 2, 3))
+        grads["d2_conv2d_2.bias"] = d_d2_conv2d_2.sum(axis=(0, 2, 3))
 
         # d2_y = relu: [16, 8, 8]
         d_d2_conv2d_1 = d_d2_y * (d2_conv2d_1 > 0)
 
         # d2_conv2d_1 = conv2d(16, 3, padding = same): [16, 8, 8]
-        grads['d2_conv2d_1.weight'], d_concat_1 = conv2d_backward(
+        grads["d2_conv2d_1.weight"], d_concat_1 = conv2d_backward(
             d_d2_conv2d_1,
             d2_conv2d_1_cols,
             concat_1.shape,
-            w['d2_conv2d_1.weight'],
+            w["d2_conv2d_1.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['d2_conv2d_1.bias'] = d_d2_conv2d_1.sum(axis=(0, 2, 3))
+        grads["d2_conv2d_1.bias"] = d_d2_conv2d_1.sum(axis=(0, 2, 3))
 
         # concat_1 = concat: [48, 8, 8]
         concat_1_parts = np.split(d_concat_1, [32], axis=1)
@@ -741,29 +740,29 @@ class UNet:
         d_b_conv2d_2 = d_b_relu_1 * (b_conv2d_2 > 0)
 
         # b_conv2d_2 = conv2d(32, 3, padding = same): [32, 4, 4]
-        grads['b_conv2d_2.weight'], d_b_y = conv2d_backward(
+        grads["b_conv2d_2.weight"], d_b_y = conv2d_backward(
             d_b_conv2d_2,
             b_conv2d_2_cols,
             b_y.shape,
-            w['b_conv2d_2.weight'],
+            w["b_conv2d_2.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['b_conv2d_2.bias'] = d_b_conv2d_2.sum(axis=(0, 2, 3))
+        grads["b_conv2d_2.bias"] = d_b_conv2d_2.sum(axis=(0, 2, 3))
 
         # b_y = relu: [32, 4, 4]
         d_b_conv2d_1 = d_b_y * (b_conv2d_1 > 0)
 
         # b_conv2d_1 = conv2d(32, 3, padding = same): [32, 4, 4]
-        grads['b_conv2d_1.weight'], d_maxpool_2 = conv2d_backward(
+        grads["b_conv2d_1.weight"], d_maxpool_2 = conv2d_backward(
             d_b_conv2d_1,
             b_conv2d_1_cols,
             maxpool_2.shape,
-            w['b_conv2d_1.weight'],
+            w["b_conv2d_1.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['b_conv2d_1.bias'] = d_b_conv2d_1.sum(axis=(0, 2, 3))
+        grads["b_conv2d_1.bias"] = d_b_conv2d_1.sum(axis=(0, 2, 3))
 
         # maxpool_2 = maxpool(2): [16, 4, 4]
         maxpool_2_d_input = maxpool_backward(
@@ -780,29 +779,29 @@ class UNet:
         d_e2_conv2d_2 = d_e2_relu_1 * (e2_conv2d_2 > 0)
 
         # e2_conv2d_2 = conv2d(16, 3, padding = same): [16, 8, 8]
-        grads['e2_conv2d_2.weight'], d_e2_y = conv2d_backward(
+        grads["e2_conv2d_2.weight"], d_e2_y = conv2d_backward(
             d_e2_conv2d_2,
             e2_conv2d_2_cols,
             e2_y.shape,
-            w['e2_conv2d_2.weight'],
+            w["e2_conv2d_2.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['e2_conv2d_2.bias'] = d_e2_conv2d_2.sum(axis=(0, 2, 3))
+        grads["e2_conv2d_2.bias"] = d_e2_conv2d_2.sum(axis=(0, 2, 3))
 
         # e2_y = relu: [16, 8, 8]
         d_e2_conv2d_1 = d_e2_y * (e2_conv2d_1 > 0)
 
         # e2_conv2d_1 = conv2d(16, 3, padding = same): [16, 8, 8]
-        grads['e2_conv2d_1.weight'], d_maxpool_1 = conv2d_backward(
+        grads["e2_conv2d_1.weight"], d_maxpool_1 = conv2d_backward(
             d_e2_conv2d_1,
             e2_conv2d_1_cols,
             maxpool_1.shape,
-            w['e2_conv2d_1.weight'],
+            w["e2_conv2d_1.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['e2_conv2d_1.bias'] = d_e2_conv2d_1.sum(axis=(0, 2, 3))
+        grads["e2_conv2d_1.bias"] = d_e2_conv2d_1.sum(axis=(0, 2, 3))
 
         # maxpool_1 = maxpool(2): [8, 8, 8]
         maxpool_1_d_input = maxpool_backward(
@@ -819,29 +818,29 @@ class UNet:
         d_e1_conv2d_2 = d_e1_relu_1 * (e1_conv2d_2 > 0)
 
         # e1_conv2d_2 = conv2d(8, 3, padding = same): [8, 16, 16]
-        grads['e1_conv2d_2.weight'], d_e1_y = conv2d_backward(
+        grads["e1_conv2d_2.weight"], d_e1_y = conv2d_backward(
             d_e1_conv2d_2,
             e1_conv2d_2_cols,
             e1_y.shape,
-            w['e1_conv2d_2.weight'],
+            w["e1_conv2d_2.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['e1_conv2d_2.bias'] = d_e1_conv2d_2.sum(axis=(0, 2, 3))
+        grads["e1_conv2d_2.bias"] = d_e1_conv2d_2.sum(axis=(0, 2, 3))
 
         # e1_y = relu: [8, 16, 16]
         d_e1_conv2d_1 = d_e1_y * (e1_conv2d_1 > 0)
 
         # e1_conv2d_1 = conv2d(8, 3, padding = same): [8, 16, 16]
-        grads['e1_conv2d_1.weight'], d_image = conv2d_backward(
+        grads["e1_conv2d_1.weight"], d_image = conv2d_backward(
             d_e1_conv2d_1,
             e1_conv2d_1_cols,
             image.shape,
-            w['e1_conv2d_1.weight'],
+            w["e1_conv2d_1.weight"],
             padding=((1, 1), (1, 1)),
             need_input=input_gradients,
         )
-        grads['e1_conv2d_1.bias'] = d_e1_conv2d_1.sum(axis=(0, 2, 3))
+        grads["e1_conv2d_1.bias"] = d_e1_conv2d_1.sum(axis=(0, 2, 3))
 
         return grads, (d_image if input_gradients else None)
 
@@ -878,7 +877,7 @@ def fit(x, y, epochs=8, batch=16, seed=0, verbose=True):
     model = UNet(initial_weights(seed))
     optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    size = len(x) if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)

@@ -13,106 +13,105 @@ import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('patches.weight', (32, 1, 2, 2), 'glorot_uniform', 4, 128, {}),
-    ('patches.bias', (32,), 'zeros', 1, 1, {}),
-    ('x_2.weight', (16, 32), 'normal', 16, 32, {'mean': 0.0, 'std': 0.02}),
-    ('layer1_norm1.weight', (32,), 'ones', 1, 1, {}),
-    ('layer1_norm1.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer1_self_attention.query.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('layer1_self_attention.query.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer1_self_attention.key.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('layer1_self_attention.key.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer1_self_attention.value.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('layer1_self_attention.value.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer1_self_attention.output.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('layer1_self_attention.output.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer1_norm2.weight', (32,), 'ones', 1, 1, {}),
-    ('layer1_norm2.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer1_linear1.weight', (64, 32), 'glorot_uniform', 32, 64, {}),
-    ('layer1_linear1.bias', (64,), 'zeros', 1, 1, {}),
-    ('layer1_linear2.weight', (32, 64), 'glorot_uniform', 64, 32, {}),
-    ('layer1_linear2.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer2_norm1.weight', (32,), 'ones', 1, 1, {}),
-    ('layer2_norm1.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer2_self_attention.query.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('layer2_self_attention.query.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer2_self_attention.key.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('layer2_self_attention.key.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer2_self_attention.value.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('layer2_self_attention.value.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer2_self_attention.output.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('layer2_self_attention.output.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer2_norm2.weight', (32,), 'ones', 1, 1, {}),
-    ('layer2_norm2.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer2_linear1.weight', (64, 32), 'glorot_uniform', 32, 64, {}),
-    ('layer2_linear1.bias', (64,), 'zeros', 1, 1, {}),
-    ('layer2_linear2.weight', (32, 64), 'glorot_uniform', 64, 32, {}),
-    ('layer2_linear2.bias', (32,), 'zeros', 1, 1, {}),
-    ('norm.weight', (32,), 'ones', 1, 1, {}),
-    ('norm.bias', (32,), 'zeros', 1, 1, {}),
-    ('head.weight', (10, 32), 'glorot_uniform', 32, 10, {}),
-    ('head.bias', (10,), 'zeros', 1, 1, {}),
+    ("patches.weight", (32, 1, 2, 2), "glorot_uniform", 4, 128, {}),
+    ("patches.bias", (32,), "zeros", 1, 1, {}),
+    ("x_2.weight", (16, 32), "normal", 16, 32, {"mean": 0.0, "std": 0.02}),
+    ("layer1_norm1.weight", (32,), "ones", 1, 1, {}),
+    ("layer1_norm1.bias", (32,), "zeros", 1, 1, {}),
+    ("layer1_self_attention.query.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("layer1_self_attention.query.bias", (32,), "zeros", 1, 1, {}),
+    ("layer1_self_attention.key.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("layer1_self_attention.key.bias", (32,), "zeros", 1, 1, {}),
+    ("layer1_self_attention.value.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("layer1_self_attention.value.bias", (32,), "zeros", 1, 1, {}),
+    ("layer1_self_attention.output.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("layer1_self_attention.output.bias", (32,), "zeros", 1, 1, {}),
+    ("layer1_norm2.weight", (32,), "ones", 1, 1, {}),
+    ("layer1_norm2.bias", (32,), "zeros", 1, 1, {}),
+    ("layer1_linear1.weight", (64, 32), "glorot_uniform", 32, 64, {}),
+    ("layer1_linear1.bias", (64,), "zeros", 1, 1, {}),
+    ("layer1_linear2.weight", (32, 64), "glorot_uniform", 64, 32, {}),
+    ("layer1_linear2.bias", (32,), "zeros", 1, 1, {}),
+    ("layer2_norm1.weight", (32,), "ones", 1, 1, {}),
+    ("layer2_norm1.bias", (32,), "zeros", 1, 1, {}),
+    ("layer2_self_attention.query.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("layer2_self_attention.query.bias", (32,), "zeros", 1, 1, {}),
+    ("layer2_self_attention.key.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("layer2_self_attention.key.bias", (32,), "zeros", 1, 1, {}),
+    ("layer2_self_attention.value.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("layer2_self_attention.value.bias", (32,), "zeros", 1, 1, {}),
+    ("layer2_self_attention.output.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("layer2_self_attention.output.bias", (32,), "zeros", 1, 1, {}),
+    ("layer2_norm2.weight", (32,), "ones", 1, 1, {}),
+    ("layer2_norm2.bias", (32,), "zeros", 1, 1, {}),
+    ("layer2_linear1.weight", (64, 32), "glorot_uniform", 32, 64, {}),
+    ("layer2_linear1.bias", (64,), "zeros", 1, 1, {}),
+    ("layer2_linear2.weight", (32, 64), "glorot_uniform", 64, 32, {}),
+    ("layer2_linear2.bias", (32,), "zeros", 1, 1, {}),
+    ("norm.weight", (32,), "ones", 1, 1, {}),
+    ("norm.bias", (32,), "zeros", 1, 1, {}),
+    ("head.weight", (10, 32), "glorot_uniform", 32, 10, {}),
+    ("head.bias", (10,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'patches.weight',
-    'patches.bias',
-    'x_2.weight',
-    'layer1_norm1.weight',
-    'layer1_norm1.bias',
-    'layer1_self_attention.query.weight',
-    'layer1_self_attention.query.bias',
-    'layer1_self_attention.key.weight',
-    'layer1_self_attention.key.bias',
-    'layer1_self_attention.value.weight',
-    'layer1_self_attention.value.bias',
-    'layer1_self_attention.output.weight',
-    'layer1_self_attention.output.bias',
-    'layer1_norm2.weight',
-    'layer1_norm2.bias',
-    'layer1_linear1.weight',
-    'layer1_linear1.bias',
-    'layer1_linear2.weight',
-    'layer1_linear2.bias',
-    'layer2_norm1.weight',
-    'layer2_norm1.bias',
-    'layer2_self_attention.query.weight',
-    'layer2_self_attention.query.bias',
-    'layer2_self_attention.key.weight',
-    'layer2_self_attention.key.bias',
-    'layer2_self_attention.value.weight',
-    'layer2_self_attention.value.bias',
-    'layer2_self_attention.output.weight',
-    'layer2_self_attention.output.bias',
-    'layer2_norm2.weight',
-    'layer2_norm2.bias',
-    'layer2_linear1.weight',
-    'layer2_linear1.bias',
-    'layer2_linear2.weight',
-    'layer2_linear2.bias',
-    'norm.weight',
-    'norm.bias',
-    'head.weight',
-    'head.bias',
+    "patches.weight",
+    "patches.bias",
+    "x_2.weight",
+    "layer1_norm1.weight",
+    "layer1_norm1.bias",
+    "layer1_self_attention.query.weight",
+    "layer1_self_attention.query.bias",
+    "layer1_self_attention.key.weight",
+    "layer1_self_attention.key.bias",
+    "layer1_self_attention.value.weight",
+    "layer1_self_attention.value.bias",
+    "layer1_self_attention.output.weight",
+    "layer1_self_attention.output.bias",
+    "layer1_norm2.weight",
+    "layer1_norm2.bias",
+    "layer1_linear1.weight",
+    "layer1_linear1.bias",
+    "layer1_linear2.weight",
+    "layer1_linear2.bias",
+    "layer2_norm1.weight",
+    "layer2_norm1.bias",
+    "layer2_self_attention.query.weight",
+    "layer2_self_attention.query.bias",
+    "layer2_self_attention.key.weight",
+    "layer2_self_attention.key.bias",
+    "layer2_self_attention.value.weight",
+    "layer2_self_attention.value.bias",
+    "layer2_self_attention.output.weight",
+    "layer2_self_attention.output.bias",
+    "layer2_norm2.weight",
+    "layer2_norm2.bias",
+    "layer2_linear1.weight",
+    "layer2_linear1.bias",
+    "layer2_linear2.weight",
+    "layer2_linear2.bias",
+    "norm.weight",
+    "norm.bias",
+    "head.weight",
+    "head.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'normal':
-        return rng.normal(a['mean'], a['std'], size=shape)
-    elif kind == 'ones':
+    elif kind == "normal":
+        return rng.normal(a["mean"], a["std"], size=shape)
+    elif kind == "ones":
         return np.ones(shape)
-    elif kind == 'zeros':
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=0):
@@ -513,13 +512,13 @@ class VitDigits:
         backpropagation needs.
         """
         w = self.weights
-        image = as_batch(image, 'image', (1, 8, 8), self.dtype)
+        image = as_batch(image, "image", (1, 8, 8), self.dtype)
 
         # patches = conv2d(32, 2, stride = 2): [32, 4, 4]
         patches, patches_cols = conv2d_forward(
             image,
-            w['patches.weight'],
-            w['patches.bias'],
+            w["patches.weight"],
+            w["patches.bias"],
             stride=(2, 2),
         )
 
@@ -530,26 +529,26 @@ class VitDigits:
         x = reshape_1.transpose(0, 2, 1)
 
         # x_2 = learned_positions(16): [16, 32]
-        x_2 = learned_positions(x, w['x_2.weight'])
+        x_2 = learned_positions(x, w["x_2.weight"])
 
         # layer1_norm1 = layernorm: [16, 32]
         layer1_norm1, layer1_norm1_saved = layernorm_forward(
             x_2,
-            w['layer1_norm1.weight'],
-            w['layer1_norm1.bias'],
+            w["layer1_norm1.weight"],
+            w["layer1_norm1.bias"],
             eps=1e-05,
         )
 
         # layer1_self_attention = attention(4): [16, 32]
         layer1_self_attention_params = (
-            w['layer1_self_attention.query.weight'],
-            w['layer1_self_attention.query.bias'],
-            w['layer1_self_attention.key.weight'],
-            w['layer1_self_attention.key.bias'],
-            w['layer1_self_attention.value.weight'],
-            w['layer1_self_attention.value.bias'],
-            w['layer1_self_attention.output.weight'],
-            w['layer1_self_attention.output.bias'],
+            w["layer1_self_attention.query.weight"],
+            w["layer1_self_attention.query.bias"],
+            w["layer1_self_attention.key.weight"],
+            w["layer1_self_attention.key.bias"],
+            w["layer1_self_attention.value.weight"],
+            w["layer1_self_attention.value.bias"],
+            w["layer1_self_attention.output.weight"],
+            w["layer1_self_attention.output.bias"],
         )
         layer1_self_attention, layer1_self_attention_saved = attention_forward(
             layer1_norm1,
@@ -579,14 +578,14 @@ class VitDigits:
         # layer1_norm2 = layernorm: [16, 32]
         layer1_norm2, layer1_norm2_saved = layernorm_forward(
             layer1_x_2,
-            w['layer1_norm2.weight'],
-            w['layer1_norm2.bias'],
+            w["layer1_norm2.weight"],
+            w["layer1_norm2.bias"],
             eps=1e-05,
         )
 
         # layer1_linear1 = dense(64): [16, 64]
         # applied at every time step: [N, T, F] @ [F, units]
-        layer1_linear1 = layer1_norm2 @ w['layer1_linear1.weight'].T + w['layer1_linear1.bias']
+        layer1_linear1 = layer1_norm2 @ w["layer1_linear1.weight"].T + w["layer1_linear1.bias"]
 
         # layer1_relu_1 = relu: [16, 64]
         layer1_relu_1 = np.maximum(layer1_linear1, 0)
@@ -603,7 +602,7 @@ class VitDigits:
 
         # layer1_linear2 = dense(32): [16, 32]
         # applied at every time step: [N, T, F] @ [F, units]
-        layer1_linear2 = layer1_f_2 @ w['layer1_linear2.weight'].T + w['layer1_linear2.bias']
+        layer1_linear2 = layer1_f_2 @ w["layer1_linear2.weight"].T + w["layer1_linear2.bias"]
 
         # layer1_f_3 = dropout(0.0): [16, 32]
         if training:
@@ -622,21 +621,21 @@ class VitDigits:
         # layer2_norm1 = layernorm: [16, 32]
         layer2_norm1, layer2_norm1_saved = layernorm_forward(
             layer1_add_1,
-            w['layer2_norm1.weight'],
-            w['layer2_norm1.bias'],
+            w["layer2_norm1.weight"],
+            w["layer2_norm1.bias"],
             eps=1e-05,
         )
 
         # layer2_self_attention = attention(4): [16, 32]
         layer2_self_attention_params = (
-            w['layer2_self_attention.query.weight'],
-            w['layer2_self_attention.query.bias'],
-            w['layer2_self_attention.key.weight'],
-            w['layer2_self_attention.key.bias'],
-            w['layer2_self_attention.value.weight'],
-            w['layer2_self_attention.value.bias'],
-            w['layer2_self_attention.output.weight'],
-            w['layer2_self_attention.output.bias'],
+            w["layer2_self_attention.query.weight"],
+            w["layer2_self_attention.query.bias"],
+            w["layer2_self_attention.key.weight"],
+            w["layer2_self_attention.key.bias"],
+            w["layer2_self_attention.value.weight"],
+            w["layer2_self_attention.value.bias"],
+            w["layer2_self_attention.output.weight"],
+            w["layer2_self_attention.output.bias"],
         )
         layer2_self_attention, layer2_self_attention_saved = attention_forward(
             layer2_norm1,
@@ -666,14 +665,14 @@ class VitDigits:
         # layer2_norm2 = layernorm: [16, 32]
         layer2_norm2, layer2_norm2_saved = layernorm_forward(
             layer2_x_2,
-            w['layer2_norm2.weight'],
-            w['layer2_norm2.bias'],
+            w["layer2_norm2.weight"],
+            w["layer2_norm2.bias"],
             eps=1e-05,
         )
 
         # layer2_linear1 = dense(64): [16, 64]
         # applied at every time step: [N, T, F] @ [F, units]
-        layer2_linear1 = layer2_norm2 @ w['layer2_linear1.weight'].T + w['layer2_linear1.bias']
+        layer2_linear1 = layer2_norm2 @ w["layer2_linear1.weight"].T + w["layer2_linear1.bias"]
 
         # layer2_relu_1 = relu: [16, 64]
         layer2_relu_1 = np.maximum(layer2_linear1, 0)
@@ -690,7 +689,7 @@ class VitDigits:
 
         # layer2_linear2 = dense(32): [16, 32]
         # applied at every time step: [N, T, F] @ [F, units]
-        layer2_linear2 = layer2_f_2 @ w['layer2_linear2.weight'].T + w['layer2_linear2.bias']
+        layer2_linear2 = layer2_f_2 @ w["layer2_linear2.weight"].T + w["layer2_linear2.bias"]
 
         # layer2_f_3 = dropout(0.0): [16, 32]
         if training:
@@ -709,8 +708,8 @@ class VitDigits:
         # norm = layernorm: [16, 32]
         norm, norm_saved = layernorm_forward(
             layer2_add_1,
-            w['norm.weight'],
-            w['norm.bias'],
+            w["norm.weight"],
+            w["norm.bias"],
             eps=1e-05,
         )
 
@@ -718,33 +717,33 @@ class VitDigits:
         x_5 = norm.mean(axis=(1,))
 
         # head = dense(10): [10]
-        head = x_5 @ w['head.weight'].T + w['head.bias']
+        head = x_5 @ w["head.weight"].T + w["head.bias"]
 
         cache = {
-            'image': image,
-            'patches_cols': patches_cols,
-            'patches': patches,
-            'layer1_norm1_saved': layer1_norm1_saved,
-            'layer1_self_attention_saved': layer1_self_attention_saved,
-            'layer1_dropout_1_mask': layer1_dropout_1_mask,
-            'layer1_norm2_saved': layer1_norm2_saved,
-            'layer1_norm2': layer1_norm2,
-            'layer1_linear1': layer1_linear1,
-            'layer1_f_2_mask': layer1_f_2_mask,
-            'layer1_f_2': layer1_f_2,
-            'layer1_f_3_mask': layer1_f_3_mask,
-            'layer2_norm1_saved': layer2_norm1_saved,
-            'layer2_self_attention_saved': layer2_self_attention_saved,
-            'layer2_dropout_1_mask': layer2_dropout_1_mask,
-            'layer2_norm2_saved': layer2_norm2_saved,
-            'layer2_norm2': layer2_norm2,
-            'layer2_linear1': layer2_linear1,
-            'layer2_f_2_mask': layer2_f_2_mask,
-            'layer2_f_2': layer2_f_2,
-            'layer2_f_3_mask': layer2_f_3_mask,
-            'norm_saved': norm_saved,
-            'norm': norm,
-            'x_5': x_5,
+            "image": image,
+            "patches_cols": patches_cols,
+            "patches": patches,
+            "layer1_norm1_saved": layer1_norm1_saved,
+            "layer1_self_attention_saved": layer1_self_attention_saved,
+            "layer1_dropout_1_mask": layer1_dropout_1_mask,
+            "layer1_norm2_saved": layer1_norm2_saved,
+            "layer1_norm2": layer1_norm2,
+            "layer1_linear1": layer1_linear1,
+            "layer1_f_2_mask": layer1_f_2_mask,
+            "layer1_f_2": layer1_f_2,
+            "layer1_f_3_mask": layer1_f_3_mask,
+            "layer2_norm1_saved": layer2_norm1_saved,
+            "layer2_self_attention_saved": layer2_self_attention_saved,
+            "layer2_dropout_1_mask": layer2_dropout_1_mask,
+            "layer2_norm2_saved": layer2_norm2_saved,
+            "layer2_norm2": layer2_norm2,
+            "layer2_linear1": layer2_linear1,
+            "layer2_f_2_mask": layer2_f_2_mask,
+            "layer2_f_2": layer2_f_2,
+            "layer2_f_3_mask": layer2_f_3_mask,
+            "norm_saved": norm_saved,
+            "norm": norm,
+            "x_5": x_5,
         }
         return head, cache
 
@@ -754,45 +753,45 @@ class VitDigits:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        image = cache['image']
-        patches_cols = cache['patches_cols']
-        patches = cache['patches']
-        layer1_norm1_saved = cache['layer1_norm1_saved']
-        layer1_self_attention_saved = cache['layer1_self_attention_saved']
-        layer1_dropout_1_mask = cache['layer1_dropout_1_mask']
-        layer1_norm2_saved = cache['layer1_norm2_saved']
-        layer1_norm2 = cache['layer1_norm2']
-        layer1_linear1 = cache['layer1_linear1']
-        layer1_f_2_mask = cache['layer1_f_2_mask']
-        layer1_f_2 = cache['layer1_f_2']
-        layer1_f_3_mask = cache['layer1_f_3_mask']
-        layer2_norm1_saved = cache['layer2_norm1_saved']
-        layer2_self_attention_saved = cache['layer2_self_attention_saved']
-        layer2_dropout_1_mask = cache['layer2_dropout_1_mask']
-        layer2_norm2_saved = cache['layer2_norm2_saved']
-        layer2_norm2 = cache['layer2_norm2']
-        layer2_linear1 = cache['layer2_linear1']
-        layer2_f_2_mask = cache['layer2_f_2_mask']
-        layer2_f_2 = cache['layer2_f_2']
-        layer2_f_3_mask = cache['layer2_f_3_mask']
-        norm_saved = cache['norm_saved']
-        norm = cache['norm']
-        x_5 = cache['x_5']
+        image = cache["image"]
+        patches_cols = cache["patches_cols"]
+        patches = cache["patches"]
+        layer1_norm1_saved = cache["layer1_norm1_saved"]
+        layer1_self_attention_saved = cache["layer1_self_attention_saved"]
+        layer1_dropout_1_mask = cache["layer1_dropout_1_mask"]
+        layer1_norm2_saved = cache["layer1_norm2_saved"]
+        layer1_norm2 = cache["layer1_norm2"]
+        layer1_linear1 = cache["layer1_linear1"]
+        layer1_f_2_mask = cache["layer1_f_2_mask"]
+        layer1_f_2 = cache["layer1_f_2"]
+        layer1_f_3_mask = cache["layer1_f_3_mask"]
+        layer2_norm1_saved = cache["layer2_norm1_saved"]
+        layer2_self_attention_saved = cache["layer2_self_attention_saved"]
+        layer2_dropout_1_mask = cache["layer2_dropout_1_mask"]
+        layer2_norm2_saved = cache["layer2_norm2_saved"]
+        layer2_norm2 = cache["layer2_norm2"]
+        layer2_linear1 = cache["layer2_linear1"]
+        layer2_f_2_mask = cache["layer2_f_2_mask"]
+        layer2_f_2 = cache["layer2_f_2"]
+        layer2_f_3_mask = cache["layer2_f_3_mask"]
+        norm_saved = cache["norm_saved"]
+        norm = cache["norm"]
+        x_5 = cache["x_5"]
         grads = {}
 
         # head = dense(10): [10]
-        grads['head.weight'] = d_head.T @ x_5
-        grads['head.bias'] = d_head.sum(axis=0)
-        d_x_5 = d_head @ w['head.weight']
+        grads["head.weight"] = d_head.T @ x_5
+        grads["head.bias"] = d_head.sum(axis=0)
+        d_x_5 = d_head @ w["head.weight"]
 
         # x_5 = mean([0]): [32]
         d_norm = np.broadcast_to(np.expand_dims(d_x_5, (1,)), norm.shape) / 16
 
         # norm = layernorm: [16, 32]
-        d_layer2_add_1, grads['norm.weight'], grads['norm.bias'] = layernorm_backward(
+        d_layer2_add_1, grads["norm.weight"], grads["norm.bias"] = layernorm_backward(
             d_norm,
             norm_saved,
-            w['norm.weight'],
+            w["norm.weight"],
         )
 
         # layer2_add_1 = add: [16, 32]
@@ -805,11 +804,11 @@ class VitDigits:
         )
 
         # layer2_linear2 = dense(32): [16, 32]
-        grads['layer2_linear2.weight'] = (
-            d_layer2_linear2.reshape(-1, 32).T @ layer2_f_2.reshape(-1, 64)
+        grads["layer2_linear2.weight"] = d_layer2_linear2.reshape(-1, 32).T @ layer2_f_2.reshape(
+            -1, 64
         )
-        grads['layer2_linear2.bias'] = d_layer2_linear2.sum(axis=(0, 1))
-        d_layer2_f_2 = d_layer2_linear2 @ w['layer2_linear2.weight']
+        grads["layer2_linear2.bias"] = d_layer2_linear2.sum(axis=(0, 1))
+        d_layer2_f_2 = d_layer2_linear2 @ w["layer2_linear2.weight"]
 
         # layer2_f_2 = dropout(0.0): [16, 64]
         d_layer2_relu_1 = (
@@ -820,21 +819,21 @@ class VitDigits:
         d_layer2_linear1 = d_layer2_relu_1 * (layer2_linear1 > 0)
 
         # layer2_linear1 = dense(64): [16, 64]
-        grads['layer2_linear1.weight'] = (
-            d_layer2_linear1.reshape(-1, 64).T @ layer2_norm2.reshape(-1, 32)
+        grads["layer2_linear1.weight"] = d_layer2_linear1.reshape(-1, 64).T @ layer2_norm2.reshape(
+            -1, 32
         )
-        grads['layer2_linear1.bias'] = d_layer2_linear1.sum(axis=(0, 1))
-        d_layer2_norm2 = d_layer2_linear1 @ w['layer2_linear1.weight']
+        grads["layer2_linear1.bias"] = d_layer2_linear1.sum(axis=(0, 1))
+        d_layer2_norm2 = d_layer2_linear1 @ w["layer2_linear1.weight"]
 
         # layer2_norm2 = layernorm: [16, 32]
         (
             layer2_norm2_d_input,
-            grads['layer2_norm2.weight'],
-            grads['layer2_norm2.bias'],
+            grads["layer2_norm2.weight"],
+            grads["layer2_norm2.bias"],
         ) = layernorm_backward(
             d_layer2_norm2,
             layer2_norm2_saved,
-            w['layer2_norm2.weight'],
+            w["layer2_norm2.weight"],
         )
         d_layer2_x_2 = d_layer2_x_2 + layer2_norm2_d_input
 
@@ -844,31 +843,34 @@ class VitDigits:
 
         # layer2_dropout_1 = dropout(0.0): [16, 32]
         d_layer2_self_attention = (
-            d_layer2_dropout_1 if layer2_dropout_1_mask is None else d_layer2_dropout_1
-            * layer2_dropout_1_mask
+            d_layer2_dropout_1
+            if layer2_dropout_1_mask is None
+            else d_layer2_dropout_1 * layer2_dropout_1_mask
         )
 
         # layer2_self_attention = attention(4): [16, 32]
         layer2_self_attention_params_2 = (
-            w['layer2_self_attention.query.weight'],
-            w['layer2_self_attention.query.bias'],
-            w['layer2_self_attention.key.weight'],
-            w['layer2_self_attention.key.bias'],
-            w['layer2_self_attention.value.weight'],
-            w['layer2_self_attention.value.bias'],
-            w['layer2_self_attention.output.weight'],
-            w['layer2_self_attention.output.bias'],
+            w["layer2_self_attention.query.weight"],
+            w["layer2_self_attention.query.bias"],
+            w["layer2_self_attention.key.weight"],
+            w["layer2_self_attention.key.bias"],
+            w["layer2_self_attention.value.weight"],
+            w["layer2_self_attention.value.bias"],
+            w["layer2_self_attention.output.weight"],
+            w["layer2_self_attention.output.bias"],
         )
         (
             layer2_self_attention_d_qkv,
-            (grads['layer2_self_attention.query.weight'],
-            grads['layer2_self_attention.query.bias'],
-            grads['layer2_self_attention.key.weight'],
-            grads['layer2_self_attention.key.bias'],
-            grads['layer2_self_attention.value.weight'],
-            grads['layer2_self_attention.value.bias'],
-            grads['layer2_self_attention.output.weight'],
-            grads['layer2_self_attention.output.bias']),
+            (
+                grads["layer2_self_attention.query.weight"],
+                grads["layer2_self_attention.query.bias"],
+                grads["layer2_self_attention.key.weight"],
+                grads["layer2_self_attention.key.bias"],
+                grads["layer2_self_attention.value.weight"],
+                grads["layer2_self_attention.value.bias"],
+                grads["layer2_self_attention.output.weight"],
+                grads["layer2_self_attention.output.bias"],
+            ),
         ) = attention_backward(
             d_layer2_self_attention,
             layer2_self_attention_saved,
@@ -881,12 +883,12 @@ class VitDigits:
         # layer2_norm1 = layernorm: [16, 32]
         (
             layer2_norm1_d_input,
-            grads['layer2_norm1.weight'],
-            grads['layer2_norm1.bias'],
+            grads["layer2_norm1.weight"],
+            grads["layer2_norm1.bias"],
         ) = layernorm_backward(
             d_layer2_norm1,
             layer2_norm1_saved,
-            w['layer2_norm1.weight'],
+            w["layer2_norm1.weight"],
         )
         d_layer1_add_1 = d_layer1_add_1 + layer2_norm1_d_input
 
@@ -900,11 +902,11 @@ class VitDigits:
         )
 
         # layer1_linear2 = dense(32): [16, 32]
-        grads['layer1_linear2.weight'] = (
-            d_layer1_linear2.reshape(-1, 32).T @ layer1_f_2.reshape(-1, 64)
+        grads["layer1_linear2.weight"] = d_layer1_linear2.reshape(-1, 32).T @ layer1_f_2.reshape(
+            -1, 64
         )
-        grads['layer1_linear2.bias'] = d_layer1_linear2.sum(axis=(0, 1))
-        d_layer1_f_2 = d_layer1_linear2 @ w['layer1_linear2.weight']
+        grads["layer1_linear2.bias"] = d_layer1_linear2.sum(axis=(0, 1))
+        d_layer1_f_2 = d_layer1_linear2 @ w["layer1_linear2.weight"]
 
         # layer1_f_2 = dropout(0.0): [16, 64]
         d_layer1_relu_1 = (
@@ -915,21 +917,21 @@ class VitDigits:
         d_layer1_linear1 = d_layer1_relu_1 * (layer1_linear1 > 0)
 
         # layer1_linear1 = dense(64): [16, 64]
-        grads['layer1_linear1.weight'] = (
-            d_layer1_linear1.reshape(-1, 64).T @ layer1_norm2.reshape(-1, 32)
+        grads["layer1_linear1.weight"] = d_layer1_linear1.reshape(-1, 64).T @ layer1_norm2.reshape(
+            -1, 32
         )
-        grads['layer1_linear1.bias'] = d_layer1_linear1.sum(axis=(0, 1))
-        d_layer1_norm2 = d_layer1_linear1 @ w['layer1_linear1.weight']
+        grads["layer1_linear1.bias"] = d_layer1_linear1.sum(axis=(0, 1))
+        d_layer1_norm2 = d_layer1_linear1 @ w["layer1_linear1.weight"]
 
         # layer1_norm2 = layernorm: [16, 32]
         (
             layer1_norm2_d_input,
-            grads['layer1_norm2.weight'],
-            grads['layer1_norm2.bias'],
+            grads["layer1_norm2.weight"],
+            grads["layer1_norm2.bias"],
         ) = layernorm_backward(
             d_layer1_norm2,
             layer1_norm2_saved,
-            w['layer1_norm2.weight'],
+            w["layer1_norm2.weight"],
         )
         d_layer1_x_2 = d_layer1_x_2 + layer1_norm2_d_input
 
@@ -939,31 +941,34 @@ class VitDigits:
 
         # layer1_dropout_1 = dropout(0.0): [16, 32]
         d_layer1_self_attention = (
-            d_layer1_dropout_1 if layer1_dropout_1_mask is None else d_layer1_dropout_1
-            * layer1_dropout_1_mask
+            d_layer1_dropout_1
+            if layer1_dropout_1_mask is None
+            else d_layer1_dropout_1 * layer1_dropout_1_mask
         )
 
         # layer1_self_attention = attention(4): [16, 32]
         layer1_self_attention_params_2 = (
-            w['layer1_self_attention.query.weight'],
-            w['layer1_self_attention.query.bias'],
-            w['layer1_self_attention.key.weight'],
-            w['layer1_self_attention.key.bias'],
-            w['layer1_self_attention.value.weight'],
-            w['layer1_self_attention.value.bias'],
-            w['layer1_self_attention.output.weight'],
-            w['layer1_self_attention.output.bias'],
+            w["layer1_self_attention.query.weight"],
+            w["layer1_self_attention.query.bias"],
+            w["layer1_self_attention.key.weight"],
+            w["layer1_self_attention.key.bias"],
+            w["layer1_self_attention.value.weight"],
+            w["layer1_self_attention.value.bias"],
+            w["layer1_self_attention.output.weight"],
+            w["layer1_self_attention.output.bias"],
         )
         (
             layer1_self_attention_d_qkv,
-            (grads['layer1_self_attention.query.weight'],
-            grads['layer1_self_attention.query.bias'],
-            grads['layer1_self_attention.key.weight'],
-            grads['layer1_self_attention.key.bias'],
-            grads['layer1_self_attention.value.weight'],
-            grads['layer1_self_attention.value.bias'],
-            grads['layer1_self_attention.output.weight'],
-            grads['layer1_self_attention.output.bias']),
+            (
+                grads["layer1_self_attention.query.weight"],
+                grads["layer1_self_attention.query.bias"],
+                grads["layer1_self_attention.key.weight"],
+                grads["layer1_self_attention.key.bias"],
+                grads["layer1_self_attention.value.weight"],
+                grads["layer1_self_attention.value.bias"],
+                grads["layer1_self_attention.output.weight"],
+                grads["layer1_self_attention.output.bias"],
+            ),
         ) = attention_backward(
             d_layer1_self_attention,
             layer1_self_attention_saved,
@@ -976,17 +981,17 @@ class VitDigits:
         # layer1_norm1 = layernorm: [16, 32]
         (
             layer1_norm1_d_input,
-            grads['layer1_norm1.weight'],
-            grads['layer1_norm1.bias'],
+            grads["layer1_norm1.weight"],
+            grads["layer1_norm1.bias"],
         ) = layernorm_backward(
             d_layer1_norm1,
             layer1_norm1_saved,
-            w['layer1_norm1.weight'],
+            w["layer1_norm1.weight"],
         )
         d_x_2 = d_x_2 + layer1_norm1_d_input
 
         # x_2 = learned_positions(16): [16, 32]
-        grads['x_2.weight'] = learned_positions_backward(d_x_2, 16)
+        grads["x_2.weight"] = learned_positions_backward(d_x_2, 16)
         d_x = d_x_2
 
         # x = transpose([1, 0]): [16, 32]
@@ -996,15 +1001,15 @@ class VitDigits:
         d_patches = d_reshape_1.reshape(patches.shape)
 
         # patches = conv2d(32, 2, stride = 2): [32, 4, 4]
-        grads['patches.weight'], d_image = conv2d_backward(
+        grads["patches.weight"], d_image = conv2d_backward(
             d_patches,
             patches_cols,
             image.shape,
-            w['patches.weight'],
+            w["patches.weight"],
             stride=(2, 2),
             need_input=input_gradients,
         )
-        grads['patches.bias'] = d_patches.sum(axis=(0, 2, 3))
+        grads["patches.bias"] = d_patches.sum(axis=(0, 2, 3))
 
         return grads, (d_image if input_gradients else None)
 
@@ -1041,7 +1046,7 @@ def fit(x, y, epochs=15, batch=32, seed=0, verbose=True):
     model = VitDigits(initial_weights(seed))
     optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    size = len(x) if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)

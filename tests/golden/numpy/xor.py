@@ -13,32 +13,31 @@ import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('dense_1.weight', (5, 2), 'glorot_uniform', 2, 5, {}),
-    ('dense_1.bias', (5,), 'zeros', 1, 1, {}),
-    ('dense_2.weight', (1, 5), 'glorot_uniform', 5, 1, {}),
-    ('dense_2.bias', (1,), 'zeros', 1, 1, {}),
+    ("dense_1.weight", (5, 2), "glorot_uniform", 2, 5, {}),
+    ("dense_1.bias", (5,), "zeros", 1, 1, {}),
+    ("dense_2.weight", (1, 5), "glorot_uniform", 5, 1, {}),
+    ("dense_2.bias", (1,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'dense_1.weight',
-    'dense_1.bias',
-    'dense_2.weight',
-    'dense_2.bias',
+    "dense_1.weight",
+    "dense_1.bias",
+    "dense_2.weight",
+    "dense_2.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'zeros':
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=7):
@@ -210,24 +209,24 @@ class Xor:
         backpropagation needs.
         """
         w = self.weights
-        x = as_batch(x, 'x', (2,), self.dtype)
+        x = as_batch(x, "x", (2,), self.dtype)
 
         # dense_1 = dense(5): [5]
-        dense_1 = x @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = x @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         # sigmoid_1 = sigmoid: [5]
         sigmoid_1 = sigmoid(dense_1)
 
         # dense_2 = dense(1): [1]
-        dense_2 = sigmoid_1 @ w['dense_2.weight'].T + w['dense_2.bias']
+        dense_2 = sigmoid_1 @ w["dense_2.weight"].T + w["dense_2.bias"]
 
         # sigmoid_2 = sigmoid: [1]
         sigmoid_2 = sigmoid(dense_2)
 
         cache = {
-            'x': x,
-            'sigmoid_1': sigmoid_1,
-            'sigmoid_2': sigmoid_2,
+            "x": x,
+            "sigmoid_1": sigmoid_1,
+            "sigmoid_2": sigmoid_2,
         }
         return sigmoid_2, cache
 
@@ -237,27 +236,27 @@ class Xor:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        x = cache['x']
-        sigmoid_1 = cache['sigmoid_1']
-        sigmoid_2 = cache['sigmoid_2']
+        x = cache["x"]
+        sigmoid_1 = cache["sigmoid_1"]
+        sigmoid_2 = cache["sigmoid_2"]
         grads = {}
 
         # sigmoid_2 = sigmoid: [1]
         d_dense_2 = d_sigmoid_2 * sigmoid_2 * (1 - sigmoid_2)
 
         # dense_2 = dense(1): [1]
-        grads['dense_2.weight'] = d_dense_2.T @ sigmoid_1
-        grads['dense_2.bias'] = d_dense_2.sum(axis=0)
-        d_sigmoid_1 = d_dense_2 @ w['dense_2.weight']
+        grads["dense_2.weight"] = d_dense_2.T @ sigmoid_1
+        grads["dense_2.bias"] = d_dense_2.sum(axis=0)
+        d_sigmoid_1 = d_dense_2 @ w["dense_2.weight"]
 
         # sigmoid_1 = sigmoid: [5]
         d_dense_1 = d_sigmoid_1 * sigmoid_1 * (1 - sigmoid_1)
 
         # dense_1 = dense(5): [5]
-        grads['dense_1.weight'] = d_dense_1.T @ x
-        grads['dense_1.bias'] = d_dense_1.sum(axis=0)
+        grads["dense_1.weight"] = d_dense_1.T @ x
+        grads["dense_1.bias"] = d_dense_1.sum(axis=0)
         if input_gradients:
-            d_x = d_dense_1 @ w['dense_1.weight']
+            d_x = d_dense_1 @ w["dense_1.weight"]
 
         return grads, (d_x if input_gradients else None)
 
@@ -282,7 +281,7 @@ def learning_rate(epoch):
     return 0.5
 
 
-def fit(x, y, epochs=5000, batch='all', seed=7, verbose=True):
+def fit(x, y, epochs=5000, batch="all", seed=7, verbose=True):
     """Train a new Xor from initial_weights(seed) on arrays x and y (targets
     as compute_loss takes them) and return it with the mean training loss of each
     epoch. It makes the updates of nnc train: per epoch a permutation of the
@@ -292,7 +291,7 @@ def fit(x, y, epochs=5000, batch='all', seed=7, verbose=True):
     model = Xor(initial_weights(seed))
     optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    size = len(x) if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)

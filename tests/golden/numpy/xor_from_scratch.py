@@ -13,29 +13,28 @@ import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('dense_1.weight', (5, 2), 'normal', 2, 5, {'mean': 0.0, 'std': 1.0}),
-    ('dense_1.bias', (5,), 'zeros', 1, 1, {}),
-    ('dense_2.weight', (1, 5), 'normal', 5, 1, {'mean': 0.0, 'std': 1.0}),
-    ('dense_2.bias', (1,), 'zeros', 1, 1, {}),
+    ("dense_1.weight", (5, 2), "normal", 2, 5, {"mean": 0.0, "std": 1.0}),
+    ("dense_1.bias", (5,), "zeros", 1, 1, {}),
+    ("dense_2.weight", (1, 5), "normal", 5, 1, {"mean": 0.0, "std": 1.0}),
+    ("dense_2.bias", (1,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'dense_1.weight',
-    'dense_2.weight',
+    "dense_1.weight",
+    "dense_2.weight",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'normal':
-        return rng.normal(a['mean'], a['std'], size=shape)
-    elif kind == 'zeros':
+    if kind == "normal":
+        return rng.normal(a["mean"], a["std"], size=shape)
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=7):
@@ -207,24 +206,24 @@ class XorFromScratch:
         backpropagation needs.
         """
         w = self.weights
-        x = as_batch(x, 'x', (2,), self.dtype)
+        x = as_batch(x, "x", (2,), self.dtype)
 
         # dense_1 = dense(5, init = normal(std = 1.0), bias_trainable = false): [5]
-        dense_1 = x @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = x @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         # sigmoid_1 = sigmoid: [5]
         sigmoid_1 = sigmoid(dense_1)
 
         # dense_2 = dense(1, init = normal(std = 1.0), bias_trainable = false): [1]
-        dense_2 = sigmoid_1 @ w['dense_2.weight'].T + w['dense_2.bias']
+        dense_2 = sigmoid_1 @ w["dense_2.weight"].T + w["dense_2.bias"]
 
         # sigmoid_2 = sigmoid: [1]
         sigmoid_2 = sigmoid(dense_2)
 
         cache = {
-            'x': x,
-            'sigmoid_1': sigmoid_1,
-            'sigmoid_2': sigmoid_2,
+            "x": x,
+            "sigmoid_1": sigmoid_1,
+            "sigmoid_2": sigmoid_2,
         }
         return sigmoid_2, cache
 
@@ -234,25 +233,25 @@ class XorFromScratch:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        x = cache['x']
-        sigmoid_1 = cache['sigmoid_1']
-        sigmoid_2 = cache['sigmoid_2']
+        x = cache["x"]
+        sigmoid_1 = cache["sigmoid_1"]
+        sigmoid_2 = cache["sigmoid_2"]
         grads = {}
 
         # sigmoid_2 = sigmoid: [1]
         d_dense_2 = d_sigmoid_2 * sigmoid_2 * (1 - sigmoid_2)
 
         # dense_2 = dense(1, init = normal(std = 1.0), bias_trainable = false): [1]
-        grads['dense_2.weight'] = d_dense_2.T @ sigmoid_1
-        d_sigmoid_1 = d_dense_2 @ w['dense_2.weight']
+        grads["dense_2.weight"] = d_dense_2.T @ sigmoid_1
+        d_sigmoid_1 = d_dense_2 @ w["dense_2.weight"]
 
         # sigmoid_1 = sigmoid: [5]
         d_dense_1 = d_sigmoid_1 * sigmoid_1 * (1 - sigmoid_1)
 
         # dense_1 = dense(5, init = normal(std = 1.0), bias_trainable = false): [5]
-        grads['dense_1.weight'] = d_dense_1.T @ x
+        grads["dense_1.weight"] = d_dense_1.T @ x
         if input_gradients:
-            d_x = d_dense_1 @ w['dense_1.weight']
+            d_x = d_dense_1 @ w["dense_1.weight"]
 
         return grads, (d_x if input_gradients else None)
 
@@ -277,7 +276,7 @@ def learning_rate(epoch):
     return 0.01
 
 
-def fit(x, y, epochs=5000, batch='all', seed=7, verbose=True):
+def fit(x, y, epochs=5000, batch="all", seed=7, verbose=True):
     """Train a new XorFromScratch from initial_weights(seed) on arrays x and y (targets
     as compute_loss takes them) and return it with the mean training loss of each
     epoch. It makes the updates of nnc train: per epoch a permutation of the
@@ -287,7 +286,7 @@ def fit(x, y, epochs=5000, batch='all', seed=7, verbose=True):
     model = XorFromScratch(initial_weights(seed))
     optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    size = len(x) if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)
