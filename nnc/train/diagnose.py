@@ -104,7 +104,7 @@ def _every_output(
     # run actually diverges.
     from nnc.backends.codegen import load_module, py_class_name
     from nnc.backends.numpy.module import generate
-    from nnc.backends.numpy.runtime import NumpyRuntime
+    from nnc.backends.numpy.runtime import build_runtime
 
     refs: list[tuple[str, str]] = []
     for node in flat.nodes:
@@ -119,7 +119,7 @@ def _every_output(
     # (validation would refuse them, and they come from a checked program).
     source = generate(Program(models={probe.name: probe}), probe.name, "<diagnosis>")
     module = load_module(source, f"diagnose_{probe.name}")
-    runtime = NumpyRuntime(module, py_class_name(probe.name), dict(weights), seed=0)
+    runtime = build_runtime(module, py_class_name(probe.name), dict(weights), seed=0)
     with np.errstate(all="ignore"):
         results = runtime.forward(*inputs, training=training)
     if len(refs) == 1:

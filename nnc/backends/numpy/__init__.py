@@ -22,7 +22,7 @@ from nnc.backends import codegen, gancode
 from nnc.backends.codegen import py_class_name
 from nnc.backends.numpy.gan import generate_gan
 from nnc.backends.numpy.module import LOWERINGS, NAME, generate
-from nnc.backends.numpy.runtime import NumpyGanRuntime, NumpyRuntime
+from nnc.backends.numpy.runtime import build_gan_runtime, build_runtime
 from nnc.errors import BackendError
 from nnc.ir.program import Program
 from nnc.ir.training import GanRecipe
@@ -75,7 +75,7 @@ def build_gan(
         "discriminator": py_class_name(gan.discriminator),
     }
     chosen = gan.seed if seed is None else seed
-    return NumpyGanRuntime(module, names, weights, dtype=resolved, seed=chosen)
+    return build_gan_runtime(module, names, weights, dtype=resolved, seed=chosen)
 
 
 def _dtype(dtype: Any) -> np.dtype:
@@ -106,4 +106,4 @@ def build(
         check_weights(program, m, weights)  # a clear WeightsError for a wrong file
     module = codegen.load_module(generate(program, m.name, "<program>"), m.name)
     chosen = seed if seed is not None else (recipe.seed if recipe is not None else 0)
-    return NumpyRuntime(module, py_class_name(m.name), weights, dtype=resolved, seed=chosen)
+    return build_runtime(module, py_class_name(m.name), weights, dtype=resolved, seed=chosen)

@@ -8,7 +8,8 @@ every model, as ordinary code:
 
 - :class:`Player`: one generated model object with its optimizer, under nnc's
   canonical names (weights and optimizer state checked by name and shape);
-- :class:`NumpyRuntime`: :class:`nnc.backends.runtime.Runtime` for a supervised model;
+- :class:`NumpyRuntime`: :class:`nnc.backends.runtime.Runtime` for a supervised model,
+  one player;
 - :class:`NumpyGanRuntime`: :class:`nnc.backends.runtime.GanRuntime`, two players of
   the same machinery.
 
@@ -61,6 +62,27 @@ class Player:
         self.optimizer = optimizer
         self.what = what  # how error messages name the model ("generator ")
 
+    @classmethod
+    def build(
+        cls,
+        module: ModuleType,
+        names: tuple[str, str, str],
+        weights: Mapping[str, Any],
+        dtype: Any = np.float32,
+        what: str = "",
+    ) -> Player:
+        """A player of a generated module's model: ``names`` are its class, its
+        parameter table and its optimizer's factory (absent for a model that cannot
+        train), ``weights`` its canonical weights."""
+        class_name, table, factory = names
+        player = cls(
+            getattr(module, class_name)({}, dtype=dtype), getattr(module, table), None, what
+        )
+        player.set_weights(weights)
+        make = getattr(module, factory, None)
+        player.optimizer = make(player.model.weights) if make is not None else None
+        return player
+
     def get_weights(self) -> Arrays:
         """The canonical weights (copies)."""
         return {name: value.copy() for name, value in self.model.weights.items()}
@@ -110,23 +132,13 @@ class NumpyRuntime:
 
     backend = "numpy"
 
-    def __init__(
-        self,
-        module: ModuleType,
-        class_name: str,
-        weights: Mapping[str, np.ndarray] | None = None,
-        dtype: Any = np.float32,
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, module: ModuleType, player: Player, seed: int = 0) -> None:
         self.module = module
-        weights = module.initial_weights(seed) if weights is None else weights
-        self.model = getattr(module, class_name)({}, dtype=dtype, seed=seed)
+        self.player = player
+        self.model = player.model
         self.dtype = self.model.dtype
-        self.player = Player(self.model, module.PARAMETERS, None)
-        self.player.set_weights(weights)
-        make = getattr(module, "make_optimizer", None)
-        self.player.optimizer = make(self.model.weights) if make is not None else None
         self.trainable = hasattr(module, "compute_loss")
+        self.seed(seed)
 
     def seed(self, seed: int) -> None:
         """Reseed the generator of dropout masks."""
@@ -230,25 +242,9 @@ class NumpyGanRuntime:
 
     backend = "numpy"
 
-    def __init__(
-        self,
-        module: ModuleType,
-        class_names: Mapping[str, str],
-        weights: Mapping[str, np.ndarray] | None = None,
-        dtype: Any = np.float32,
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, module: ModuleType, players: Mapping[str, Player], seed: int = 0) -> None:
         self.module = module
-        weights = module.initial_weights(seed) if weights is None else weights
-        parts = by_role(weights, "weight")
-        self.players: dict[str, Player] = {}
-        for role in ROLES:
-            model = getattr(module, class_names[role])({}, dtype=dtype)
-            table = getattr(module, f"{role.upper()}_PARAMETERS")
-            player = Player(model, table, None, f"{role} ")
-            player.set_weights(parts[role])
-            player.optimizer = getattr(module, f"make_{role}_optimizer")(model.weights)
-            self.players[role] = player
+        self.players = {role: players[role] for role in ROLES}
         self.generator = self.players["generator"].model
         self.discriminator = self.players["discriminator"].model
         self.seed(seed)
@@ -333,4 +329,48 @@ class NumpyGanRuntime:
             player.set_optimizer_state(parts[role])
 
 
-__all__ = ["NumpyGanRuntime", "NumpyRuntime", "Player", "by_role"]
+def build_runtime(
+    module: ModuleType,
+    class_name: str,
+    weights: Mapping[str, np.ndarray] | None = None,
+    dtype: Any = np.float32,
+    seed: int = 0,
+) -> NumpyRuntime:
+    """The Runtime of a generated supervised module (weights default to its
+    ``initial_weights(seed)``)."""
+    weights = module.initial_weights(seed) if weights is None else weights
+    names = (class_name, "PARAMETERS", "make_optimizer")
+    return NumpyRuntime(module, Player.build(module, names, weights, dtype), seed)
+
+
+def build_gan_runtime(
+    module: ModuleType,
+    class_names: Mapping[str, str],
+    weights: Mapping[str, np.ndarray] | None = None,
+    dtype: Any = np.float32,
+    seed: int = 0,
+) -> NumpyGanRuntime:
+    """The GanRuntime of a generated GAN module: a player per role, by the class names
+    of ``class_names``."""
+    parts = by_role(module.initial_weights(seed) if weights is None else weights, "weight")
+    players = {
+        role: Player.build(
+            module,
+            (class_names[role], f"{role.upper()}_PARAMETERS", f"make_{role}_optimizer"),
+            parts[role],
+            dtype,
+            f"{role} ",
+        )
+        for role in ROLES
+    }
+    return NumpyGanRuntime(module, players, seed)
+
+
+__all__ = [
+    "NumpyGanRuntime",
+    "NumpyRuntime",
+    "Player",
+    "build_gan_runtime",
+    "build_runtime",
+    "by_role",
+]
