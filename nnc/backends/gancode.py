@@ -209,6 +209,32 @@ def emit_gan_fit(w: CodeWriter, recipe: GanRecipe) -> None:
         w.line("return runtime, history")
 
 
+def loss_docs(recipe: GanRecipe) -> tuple[str, str]:
+    """The docstrings of a GAN module's ``discriminator_loss`` and ``generator_loss``:
+    docs/semantics.md's GAN losses, the recipe's generator loss and score form."""
+    form = (
+        "From logits: softplus(-s) and softplus(s), stable for any score."
+        if recipe.from_logits
+        else "From probabilities clipped to [1e-7, 1 - 1e-7]."
+    )
+    discriminator = (
+        "The discriminator's loss, -(mean log D(x) + mean log(1 - D(G(z)))): binary\n"
+        "cross-entropy against 1 for real samples and 0 for generated ones, each the\n"
+        f"mean over its batch. {form}"
+    )
+    if recipe.loss == "non_saturating":
+        generator = (
+            "The generator's non-saturating loss, -mean log D(G(z)): binary cross-entropy\n"
+            "against 1 for generated samples."
+        )
+    else:
+        generator = (
+            "The generator's minimax loss, mean log(1 - D(G(z))), which the generator\n"
+            "minimises: minus the binary cross-entropy against 0."
+        )
+    return discriminator, generator
+
+
 def emit_by_role(w: CodeWriter, error: str) -> None:
     """Emit ``by_role(arrays, what)``, which splits role-prefixed names per model and
     raises ``error`` for a name with no role."""

@@ -102,8 +102,9 @@ def _every_output(
     outputs are all of its nodes."""
     # The numpy backend is imported here: nnc.train stays free of backends until a
     # run actually diverges.
-    from nnc.backends.codegen import load_module
+    from nnc.backends.codegen import load_module, py_class_name
     from nnc.backends.numpy.module import generate
+    from nnc.backends.numpy.runtime import build_runtime
 
     refs: list[tuple[str, str]] = []
     for node in flat.nodes:
@@ -118,7 +119,7 @@ def _every_output(
     # (validation would refuse them, and they come from a checked program).
     source = generate(Program(models={probe.name: probe}), probe.name, "<diagnosis>")
     module = load_module(source, f"diagnose_{probe.name}")
-    runtime = module.Runtime(dict(weights), dtype=np.float32, seed=0)
+    runtime = build_runtime(module, py_class_name(probe.name), dict(weights), seed=0)
     with np.errstate(all="ignore"):
         results = runtime.forward(*inputs, training=training)
     if len(refs) == 1:

@@ -173,10 +173,12 @@ def test_the_generated_module_trains_as_nnc_train_does() -> None:
         module.draw_noise(noise_generator(9), 5), draw_noise(noise_generator(9), recipe.noise, 5)
     )
     x = prepare_gan(program_, recipe).x
-    runtime, history = module.fit(x, epochs=1, verbose=False)
+    generator, discriminator, history = module.fit(x, epochs=1, verbose=False)
     result = train(program_, options=RunOptions(epochs=1, save=False))
+    models = {"generator": generator, "discriminator": discriminator}
     for name, value in result.runtime.get_weights().items():
-        np.testing.assert_array_equal(runtime.get_weights()[name], value, err_msg=name)
+        role, _, param = name.partition("/")
+        np.testing.assert_array_equal(models[role].weights[param], value, err_msg=name)
     assert history[0]["d_loss"] == pytest.approx(result.history[0]["d_loss"], rel=1e-12)
 
 

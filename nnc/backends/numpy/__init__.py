@@ -1,9 +1,9 @@
 """The NumPy backend: nnc's from-scratch teaching backend and float64 reference.
 
 ``emit`` writes a standalone module (it imports only NumPy and the standard library)
-in which forward propagation, backpropagation and the optimizer update are written
-out by hand; ``build`` loads that module and returns its ``Runtime``. See
-``docs/backends/numpy.md``.
+in which forward propagation and backpropagation are written out by hand; ``build``
+loads that module and wraps it in nnc's runtime adapter
+(:class:`~nnc.backends.numpy.runtime.NumpyRuntime`). See ``docs/backends/numpy.md``.
 
 >>> import nnc
 >>> source = emit(nnc.load("examples/xor.nn"), source="examples/xor.nn")
@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 
 from nnc.backends import codegen, gancode
+from nnc.backends.codegen import py_class_name
 from nnc.backends.numpy.gan import generate_gan
 from nnc.backends.numpy.module import LOWERINGS, NAME, generate
+from nnc.backends.numpy.runtime import build_gan_runtime, build_runtime
 from nnc.errors import BackendError
 from nnc.ir.program import Program
 from nnc.ir.training import GanRecipe
@@ -68,7 +70,12 @@ def build_gan(
     if weights is not None:
         check_gan_weights(program, gan, weights)
     module = codegen.load_module(generate_gan(program, gan, "<program>"), f"gan_{gan.name}")
-    return module.GanRuntime(weights, dtype=resolved, seed=gan.seed if seed is None else seed)
+    names = {
+        "generator": py_class_name(gan.generator),
+        "discriminator": py_class_name(gan.discriminator),
+    }
+    chosen = gan.seed if seed is None else seed
+    return build_gan_runtime(module, names, weights, dtype=resolved, seed=chosen)
 
 
 def _dtype(dtype: Any) -> np.dtype:
@@ -99,4 +106,4 @@ def build(
         check_weights(program, m, weights)  # a clear WeightsError for a wrong file
     module = codegen.load_module(generate(program, m.name, "<program>"), m.name)
     chosen = seed if seed is not None else (recipe.seed if recipe is not None else 0)
-    return module.Runtime(weights, dtype=resolved, seed=chosen)
+    return build_runtime(module, py_class_name(m.name), weights, dtype=resolved, seed=chosen)

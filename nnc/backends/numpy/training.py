@@ -1,6 +1,7 @@
-"""The training half of a generated Runtime: the loss, L2 regularisation, the
-optimizer update written out as docs/semantics.md states it, and the canonical
-optimizer state (see ``nnc/backends/runtime.py``)."""
+"""What a generated NumPy module says of training: its loss (``compute_loss``) and its
+optimizer with the recipe's hyperparameters (``make_optimizer``). The optimizers
+themselves, L2 and the training step are real code in
+:mod:`nnc.backends.numpy.learning`."""
 
 from __future__ import annotations
 
@@ -78,126 +79,51 @@ def loss_summary(loss: Loss) -> str:
     return loss.kind + summed
 
 
-# -- methods -------------------------------------------------------------------------------
+# -- the generated functions ------------------------------------------------------------
 
 
-def emit_training(
-    w: CodeWriter, setup: TrainingSetup, decayed: list[str], statistics: bool
-) -> None:
-    """``objective``, ``loss``, ``gradients`` and ``train_step`` (or, without a loss,
-    the same methods raising an error that says why)."""
-    if setup.loss is None:
-        for header, doc in (
-            ("def loss(self, x, y):", "Not available: see NOT_TRAINABLE."),
-            ("def gradients(self, x, y):", "Not available: see NOT_TRAINABLE."),
-            ("def train_step(self, x, y, lr):", "Not available: see NOT_TRAINABLE."),
-        ):
-            with w.block(header):
-                w.docstring(doc)
-                w.line("raise RuntimeError(NOT_TRAINABLE)")
-            w.blank()
-        return
-    kernel = loss_kernel(setup.loss)
-    with w.block("def objective(self, x, y, training):"):
+def emit_compute_loss(w: CodeWriter, loss: Loss, name: str = "compute_loss") -> None:
+    """``compute_loss(output, y)``: the loss and its gradient with respect to the output."""
+    with w.block(f"def {name}(output, y):"):
         w.docstring(
-            f"The forward pass and the loss ({loss_summary(setup.loss)}): the loss, its\n"
-            "gradient with respect to the output, and the cache of the forward pass."
+            f"The loss of the output against the targets y: {loss_summary(loss)}.\n"
+            "Returns it and its gradient with respect to the output."
         )
-        w.line("output, cache = self.propagate(x, training=training)")
-        labels = isinstance(setup.loss, CrossEntropy)
-        ignore = getattr(setup.loss, "ignore", None)
+        ignore = getattr(loss, "ignore", None)
         if ignore is None:
+            labels = isinstance(loss, CrossEntropy)
             w.line(f"target = as_target(y, output, class_labels={labels})")
         else:  # label `ignore` becomes an all-zero row
             w.line(f"target = as_padded_target(y, output, ignore={ignore})")
-        options = "".join(f", {k}={v!r}" for k, v in loss_options(setup.loss).items())
-        w.line(f"loss, d_output = {kernel}(output, target{options})")
-        w.line("return loss, d_output, cache")
-    w.blank()
-    with w.block("def loss(self, x, y):"):
-        w.docstring("The loss in evaluation mode (no dropout, running batchnorm statistics).")
-        w.line("return float(self.objective(x, y, training=False)[0])")
-    w.blank()
-    with w.block("def gradients(self, x, y):"):
-        w.docstring(
-            "d loss / d parameter for every trainable parameter, in training mode;\n"
-            "nothing is updated."
-        )
-        w.line("_, d_output, cache = self.objective(x, y, training=True)")
-        w.line("return self.backpropagate(cache, d_output)[0]")
-    w.blank()
-    with w.block("def train_step(self, x, y, lr):"):
-        w.docstring("One update on one batch; returns the loss before the update.")
-        w.line("loss, d_output, cache = self.objective(x, y, training=True)")
-        w.line("grads, _ = self.backpropagate(cache, d_output)")
-        if decayed:
-            w.line(f"# L2 regularisation (not decoupled decay): g += {setup.l2!r} * p for the")
-            w.line("# weights of dense, conv, recurrent and embedding layers, not the biases.")
-            with w.block("for name in DECAYED:"):
-                w.line(f"grads[name] = grads[name] + {setup.l2!r} * self.weights[name]")
-        w.line("self.apply_gradients(grads, lr)")
-        if statistics:
-            w.line("self.update_running_statistics(cache)")
-        w.line("return float(loss)")
-    w.blank()
+        options = "".join(f", {k}={v!r}" for k, v in loss_options(loss).items())
+        w.line(f"return {loss_kernel(loss)}(output, target{options})")
 
 
-def emit_optimizer_init(
-    w: CodeWriter, optimizer: Optimizer | None, trainable: str = "TRAINABLE"
+def optimizer_class(optimizer: Optimizer) -> str:
+    """The class of :mod:`nnc.backends.numpy.learning` that implements ``optimizer``."""
+    return {Sgd: "Sgd", Adagrad: "Adagrad", Rmsprop: "Rmsprop", Adam: "Adam"}[type(optimizer)]
+
+
+def _hyperparameters(o: Optimizer) -> dict[str, object]:
+    if isinstance(o, Sgd):
+        return {"momentum": o.momentum, "nesterov": o.nesterov} if o.momentum > 0 else {}
+    if isinstance(o, Adagrad):
+        return {"eps": o.eps, "initial": o.initial_accumulator}
+    if isinstance(o, Rmsprop):
+        return {"rho": o.rho, "eps": o.eps}
+    assert isinstance(o, Adam)
+    return {"beta1": o.beta1, "beta2": o.beta2, "eps": o.eps}
+
+
+def emit_make_optimizer(
+    w: CodeWriter, optimizer: Optimizer, trainable: str = "TRAINABLE", name: str = "make_optimizer"
 ) -> None:
-    """The lines of ``__init__`` that create the optimizer state (for the parameters
-    named in the module-level tuple ``trainable``)."""
-    w.line("self.step = 0  # updates made so far")
-    slots = _slots(optimizer)
-    if not slots:
-        w.line("self.state = {}")
-        return
-    w.line(f"# {_state_comment(optimizer)}")
-    start = "np.zeros_like(self.weights[name])"
-    if isinstance(optimizer, Adagrad) and optimizer.initial_accumulator:
-        start = f"np.full_like(self.weights[name], {optimizer.initial_accumulator!r})"
-    w.line("self.state = {}")
-    with w.block(f"for name in {trainable}:"):
-        for slot in slots:
-            w.line(f"self.state[name + {'.' + slot!r}] = {start}")
-
-
-def _slots(optimizer: Optimizer | None) -> tuple[str, ...]:
-    if isinstance(optimizer, Sgd):
-        return ("velocity",) if optimizer.momentum > 0 else ()
-    if isinstance(optimizer, Adagrad):
-        return ("accumulator",)
-    if isinstance(optimizer, Rmsprop):
-        return ("square_avg",)
-    if isinstance(optimizer, Adam):
-        return ("m", "v")
-    return ()
-
-
-def _state_comment(optimizer: Optimizer | None) -> str:
-    if isinstance(optimizer, Sgd):
-        return "the momentum velocity of every trainable parameter"
-    if isinstance(optimizer, Adagrad):
-        return "AdaGrad's running sum of squared gradients, per trainable parameter"
-    if isinstance(optimizer, Rmsprop):
-        return "RMSprop's moving average of squared gradients, per trainable parameter"
-    return "Adam's first (m) and second (v) moment estimates, per trainable parameter"
-
-
-def emit_apply_gradients(w: CodeWriter, optimizer: Optimizer, trainable: str = "TRAINABLE") -> None:
-    """``apply_gradients(grads, lr)``: the optimizer update, in place, of the parameters
-    named in the module-level tuple ``trainable``."""
-    with w.block("def apply_gradients(self, grads, lr):"):
-        w.docstring(_update_doc(optimizer))
-        w.line("lr = float(lr)  # a Python float keeps float32 arrays float32")
-        w.line("self.step += 1")
-        if isinstance(optimizer, Adam):
-            w.line(f"correction1 = 1 - {optimizer.beta1!r} ** self.step")
-            w.line(f"correction2 = 1 - {optimizer.beta2!r} ** self.step")
-        with w.block(f"for name in {trainable}:"):
-            w.line("g = grads[name]")
-            _update_lines(w, optimizer)
-    w.blank()
+    """``make_optimizer(weights)``: the recipe's optimizer (its learning rate comes from
+    ``learning_rate``) over the parameters named in the module-level tuple ``trainable``."""
+    with w.block(f"def {name}(weights):"):
+        w.docstring(f"{_update_doc(optimizer)}\nIt updates the parameters of {trainable}.")
+        options = "".join(f", {k}={v!r}" for k, v in _hyperparameters(optimizer).items())
+        w.line(f"return {optimizer_class(optimizer)}(weights, {trainable}{options})")
 
 
 def _update_doc(o: Optimizer) -> str:
@@ -214,89 +140,10 @@ def _update_doc(o: Optimizer) -> str:
             f"RMSprop: v = {o.rho!r} v + (1 - {o.rho!r}) g^2; p -= lr * g / (sqrt(v) + {o.eps!r})\n"
             "(epsilon outside the root)."
         )
+    assert isinstance(o, Adam)
     return (
-        f"Adam: m = {o.beta1!r} m + (1 - {o.beta1!r}) g;\n"
+        f"Adam: m = {o.beta1!r} m + (1 - {o.beta1!r}) g; "
         f"v = {o.beta2!r} v + (1 - {o.beta2!r}) g^2;\n"
-        f"p -= lr * m_hat / (sqrt(v_hat) + {o.eps!r}), with the bias corrections\n"
-        f"m_hat = m / (1 - {o.beta1!r}^t) and v_hat = v / (1 - {o.beta2!r}^t), t = self.step."
+        f"p -= lr * m_hat / (sqrt(v_hat) + {o.eps!r}), with m_hat = m / (1 - {o.beta1!r}^t)\n"
+        f"and v_hat = v / (1 - {o.beta2!r}^t) at update t."
     )
-
-
-def _update_lines(w: CodeWriter, o: Optimizer) -> None:
-    p = "self.weights[name]"
-    if isinstance(o, Sgd):
-        if o.momentum == 0:
-            w.line(f"{p} -= lr * g")
-            return
-        w.line("v = self.state[name + '.velocity']")
-        w.line(f"v *= {o.momentum!r}")
-        w.line("v += g")
-        w.line(f"{p} -= lr * (g + {o.momentum!r} * v)" if o.nesterov else f"{p} -= lr * v")
-    elif isinstance(o, Adagrad):
-        w.line("accumulator = self.state[name + '.accumulator']")
-        w.line("accumulator += g * g")
-        w.line(f"{p} -= lr * g / (np.sqrt(accumulator) + {o.eps!r})")
-    elif isinstance(o, Rmsprop):
-        w.line("square_avg = self.state[name + '.square_avg']")
-        w.line(f"square_avg *= {o.rho!r}")
-        w.line(f"square_avg += (1 - {o.rho!r}) * g * g")
-        w.line(f"{p} -= lr * g / (np.sqrt(square_avg) + {o.eps!r})")
-    else:
-        w.line("m, v = self.state[name + '.m'], self.state[name + '.v']")
-        w.line(f"m *= {o.beta1!r}")
-        w.line(f"m += (1 - {o.beta1!r}) * g")
-        w.line(f"v *= {o.beta2!r}")
-        w.line(f"v += (1 - {o.beta2!r}) * g * g")
-        w.line(f"{p} -= lr * (m / correction1) / (np.sqrt(v / correction2) + {o.eps!r})")
-
-
-def emit_optimizer_state(w: CodeWriter) -> None:
-    """``get_optimizer_state`` / ``set_optimizer_state`` in the canonical names."""
-    with w.block("def get_optimizer_state(self):"):
-        w.docstring("The canonical optimizer state: 'step' and '<param>.<slot>' (copies).")
-        w.line("state = {name: value.copy() for name, value in self.state.items()}")
-        w.line("state['step'] = np.array(self.step, dtype=np.int64)")
-        w.line("return state")
-    w.blank()
-    with w.block("def set_optimizer_state(self, state):"):
-        w.docstring("Load optimizer state in the canonical names (from any backend).")
-        w.line("expected = {'step', *self.state}")
-        with w.block("if set(state) != expected:"):
-            w.line("raise ValueError(")
-            w.line("    f'optimizer state must hold {sorted(expected)}. Received: {sorted(state)}'")
-            w.line(")")
-        w.line("loaded = {}")
-        with w.block("for name, current in self.state.items():"):
-            w.line("value = np.array(state[name], dtype=self.dtype)")
-            with w.block("if value.shape != current.shape:"):
-                w.line("raise ValueError(")
-                w.line("    f'optimizer state {name} must have shape {list(current.shape)}. '")
-                w.line("    f'Received: {list(value.shape)}'")
-                w.line(")")
-            w.line("loaded[name] = value")
-        w.line("self.state = loaded")
-        w.line("self.step = int(state['step'])")
-    w.blank()
-
-
-def emit_running_statistics(w: CodeWriter, statistics: list[tuple[str, str, float]]) -> None:
-    """``update_running_statistics(cache)``: blend batch statistics into batchnorm's
-    running mean and (unbiased) variance."""
-    with w.block("def update_running_statistics(self, cache):"):
-        w.docstring(
-            "Batchnorm's running statistics after a training step:\n"
-            "running = (1 - momentum) * running + momentum * batch, with the unbiased\n"
-            "batch variance (n / (n - 1) times the biased one)."
-        )
-        w.line("w = self.weights")
-        with w.block("batchnorms = ("):  # (node, its batch statistics in the cache, momentum)
-            for node, saved, momentum in statistics:
-                w.line(f"({node!r}, {saved!r}, {momentum!r}),")
-        w.line(")")
-        with w.block("for node, saved, momentum in batchnorms:"):
-            w.line("_, _, mean, var, count = cache[saved]")
-            w.line("unbiased = var * count / max(count - 1, 1)")
-            w.line("mean_key, var_key = node + '.running_mean', node + '.running_var'")
-            w.line("w[mean_key] = (1 - momentum) * w[mean_key] + momentum * mean")
-            w.line("w[var_key] = (1 - momentum) * w[var_key] + momentum * unbiased")
-    w.blank()

@@ -428,26 +428,98 @@ def _top_level(text: str, tokens: Sequence[str]) -> list[int]:
     return found
 
 
-def wrap_assignment(text: str, room: int) -> list[str]:
-    """``target = expr`` in lines of at most ``room`` characters where possible: the
-    expression in parentheses, broken before its top-level operators.
+# Binary operators by how loosely they bind (black's and ruff's delimiter priorities):
+# a long expression splits at the loosest ones first. Generated code spaces them.
+PRIORITIES: tuple[tuple[str, ...], ...] = (
+    (" if ", " else "),
+    (" or ",),
+    (" and ",),
+    (" < ", " > ", " <= ", " >= ", " == ", " != ", " is not ", " is ", " not in ", " in "),
+    (" | ",),
+    (" ^ ",),
+    (" & ",),
+    (" << ", " >> "),
+    (" + ", " - "),
+    (" * ", " / ", " // ", " % ", " @ "),
+)
 
-    >>> wrap_assignment("y = alpha * beta + gamma", 20)
+
+def _loosest(expr: str) -> list[int]:
+    """Where the loosest top-level binary operators of ``expr`` start (none: [])."""
+    for tokens in PRIORITIES:
+        found = _top_level(expr, tokens)
+        if found:
+            return found
+    return []
+
+
+def _brackets(expr: str) -> list[tuple[int, int]]:
+    """The top-level bracket pairs of ``expr`` (opening, closing index), in order."""
+    pairs: list[tuple[int, int]] = []
+    depth, quote, start = 0, "", 0
+    for i, ch in enumerate(expr):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth == 0:
+                pairs.append((start, i))
+    return pairs
+
+
+def _split_at_bracket(target: str, expr: str, room: int) -> list[str] | None:
+    """``target = expr`` split inside one of its top-level brackets, the last one whose
+    first line fits, as ``ruff format`` splits a right-hand side that ends in a
+    bracket: ``y = f(`` / the contents / ``) ...``."""
+    for opening, closing in reversed(_brackets(expr)):
+        head, body, tail = expr[: opening + 1], expr[opening + 1 : closing], expr[closing:]
+        if len(tail) > room:
+            return None
+        if not body or len(f"{target} = {head}") > room:
+            continue
+        if len(body) <= room - 4:
+            return [f"{target} = {head}", f"    {body}", tail]
+        items = _items(body)
+        if len(items) < 2 or any(len(item) + 1 > room - 4 for item in items):
+            return None
+        return [f"{target} = {head}", *(f"    {item}," for item in items), tail]
+    return None
+
+
+def wrap_assignment(text: str, room: int) -> list[str]:
+    """``target = expr`` in lines of at most ``room`` characters where possible, the
+    way ``ruff format`` wraps it: split inside the expression's last bracket when it
+    ends in one and has at most one loosest operator; else the expression in
+    parentheses, on one line or broken before each of its loosest operators.
+
+    >>> wrap_assignment("y = alpha * beta + gamma", 12)
     ['y = (', '    alpha * beta', '    + gamma', ')']
+    >>> wrap_assignment("y = scale * (alpha - beta)", 18)
+    ['y = scale * (', '    alpha - beta', ')']
     """
     equals = _top_level(text, (" = ",))
     if len(text) <= room or not equals:
         return [text]
     target, expr = text[: equals[0]], text[equals[0] + 3 :]
-    cuts = [0, *(i + 1 for i in _top_level(expr, (" + ", " - ", " * ", " / ", " @ "))), len(expr)]
-    pieces = [expr[a:b].strip() for a, b in itertools.pairwise(cuts)]
-    lines: list[str] = []
-    for piece in pieces:
-        if lines and len(lines[-1]) + 1 + len(piece) <= room - 4:
-            lines[-1] += " " + piece
-        else:
-            lines.append(piece)
-    return [f"{target} = (", *(f"    {ln}" for ln in lines), ")"]
+    loosest = _loosest(expr)
+    # ruff leaves the parentheses out for a call or subscript, or for one loosest
+    # operator whose right operand ends in a call or parenthesis (not a subscript)
+    bracketed = expr.endswith((")", "]")) if not loosest else expr.endswith(")")
+    if len(loosest) <= 1 and bracketed and " if " not in expr:
+        split = _split_at_bracket(target, expr, room)
+        if split is not None:
+            return split
+    if len(expr) <= room - 4:
+        return [f"{target} = (", f"    {expr}", ")"]
+    cuts = [0, *(i + 1 for i in loosest), len(expr)]
+    pieces = [expr[x:y].strip() for x, y in itertools.pairwise(cuts)]
+    return [f"{target} = (", *(f"    {piece}" for piece in pieces), ")"]
 
 
 def wrap_call(target: str, function: str, args: Sequence[str], room: int) -> list[str]:
@@ -458,8 +530,19 @@ def wrap_call(target: str, function: str, args: Sequence[str], room: int) -> lis
     body = [f"    {a}," for a in args]
     if len(f"{target} = {function}(") <= room:
         return [f"{target} = {function}(", *body, ")"]
-    targets = [t.strip() for t in target.split(", ")]
-    return ["(", *(f"    {t}," for t in targets), f") = {function}(", *body, ")"]
+    lines = ["("]
+    for item in _items(target):
+        if item.startswith("(") and item.endswith(")") and len(item) + 5 > room:
+            lines += ["    (", *(f"        {inner}," for inner in _items(item[1:-1])), "    ),"]
+        else:
+            lines.append(f"    {item},")
+    return [*lines, f") = {function}(", *body, ")"]
+
+
+def _items(text: str) -> list[str]:
+    """The items of a comma-separated list (commas inside brackets kept)."""
+    cuts = [0, *(i + 2 for i in _top_level(text, (", ",))), len(text) + 2]
+    return [text[a : b - 2].strip() for a, b in itertools.pairwise(cuts)]
 
 
 def batch_axis(axis: int) -> int:

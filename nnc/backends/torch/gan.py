@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from nnc.backends import gancode
 from nnc.backends.codegen import CodeWriter
-from nnc.backends.torch.emit import double_quoted, wrap_long_lines
+from nnc.backends.pystyle import double_quoted, wrap_long_lines
 from nnc.backends.torch.helpers import HELPERS, emit_helpers, helper_imports, helper_names
 from nnc.backends.torch.module import MODULE_NAMES, ModuleClass, _lower
 from nnc.backends.torch.training import _optimizer

@@ -10,7 +10,6 @@ over the whole tensor (Euclidean norms).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -60,7 +59,7 @@ ZERO_BY_CONSTRUCTION = (".key.bias",)
 
 
 def trainable_names(runtime: Any) -> tuple[str, ...]:
-    return tuple(sys.modules[type(runtime).__module__].TRAINABLE)
+    return tuple(runtime.module.TRAINABLE)
 
 
 def check(runtime: Any, inputs: Sequence[np.ndarray], training: bool = True) -> dict[str, float]:

@@ -89,8 +89,8 @@ def load(name):
 xor = load("xor")
 x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
 y = np.array([[0], [1], [1], [0]], dtype=np.float32)
-_, history = xor.fit(x, y, verbose=False)
-print("xor", history[0], history[-1], xor.Runtime().forward(x).dtype)
+model, history = xor.fit(x, y, verbose=False)
+print("xor", history[0], history[-1], model.forward(x).dtype)
 
 mlp = load("digits_mlp")
 rng = np.random.default_rng(0)

@@ -214,7 +214,7 @@ def test_value_names_never_shadow_kernels() -> None:
         "    grads = sigmoid |> sigmoid\n    output grads\n}"
     )
     code = emit(nnc.parse(source))
-    assert "sigmoid_2 = x @ w['sigmoid.weight'].T" in code
+    assert 'sigmoid_2 = x @ w["sigmoid.weight"].T' in code
     assert "grads_2 = sigmoid(sigmoid_2)" in code
     rt = build(nnc.parse(source))
     assert rt.forward(np.zeros((1, 2))).tolist() == [[0.5, 0.5]]

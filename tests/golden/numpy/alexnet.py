@@ -4,76 +4,76 @@
 """Model AlexNet in plain NumPy: forward propagation, backpropagation and the
 sgd update, written out by hand.
 
-    runtime = Runtime()                   # initial weights drawn from the seed
-    output = runtime.forward(image)
-    loss = runtime.train_step(x, y, lr)   # one update on one batch
+    model = AlexNet(initial_weights())   # weights drawn from the seed
+    output = model.forward(image)
+    model, history = fit(x, y)   # train as nnc train does
 """
 
 import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('conv2d_1.weight', (96, 3, 11, 11), 'glorot_uniform', 363, 11616, {}),
-    ('conv2d_1.bias', (96,), 'zeros', 1, 1, {}),
-    ('conv2d_2.weight', (256, 48, 5, 5), 'glorot_uniform', 1200, 6400, {}),
-    ('conv2d_2.bias', (256,), 'zeros', 1, 1, {}),
-    ('conv2d_3.weight', (384, 256, 3, 3), 'glorot_uniform', 2304, 3456, {}),
-    ('conv2d_3.bias', (384,), 'zeros', 1, 1, {}),
-    ('conv2d_4.weight', (384, 192, 3, 3), 'glorot_uniform', 1728, 3456, {}),
-    ('conv2d_4.bias', (384,), 'zeros', 1, 1, {}),
-    ('conv2d_5.weight', (256, 192, 3, 3), 'glorot_uniform', 1728, 2304, {}),
-    ('conv2d_5.bias', (256,), 'zeros', 1, 1, {}),
-    ('dense_1.weight', (4096, 9216), 'glorot_uniform', 9216, 4096, {}),
-    ('dense_1.bias', (4096,), 'zeros', 1, 1, {}),
-    ('dense_2.weight', (4096, 4096), 'glorot_uniform', 4096, 4096, {}),
-    ('dense_2.bias', (4096,), 'zeros', 1, 1, {}),
-    ('dense_3.weight', (1000, 4096), 'glorot_uniform', 4096, 1000, {}),
-    ('dense_3.bias', (1000,), 'zeros', 1, 1, {}),
+    ("conv2d_1.weight", (96, 3, 11, 11), "glorot_uniform", 363, 11616, {}),
+    ("conv2d_1.bias", (96,), "zeros", 1, 1, {}),
+    ("conv2d_2.weight", (256, 48, 5, 5), "glorot_uniform", 1200, 6400, {}),
+    ("conv2d_2.bias", (256,), "zeros", 1, 1, {}),
+    ("conv2d_3.weight", (384, 256, 3, 3), "glorot_uniform", 2304, 3456, {}),
+    ("conv2d_3.bias", (384,), "zeros", 1, 1, {}),
+    ("conv2d_4.weight", (384, 192, 3, 3), "glorot_uniform", 1728, 3456, {}),
+    ("conv2d_4.bias", (384,), "zeros", 1, 1, {}),
+    ("conv2d_5.weight", (256, 192, 3, 3), "glorot_uniform", 1728, 2304, {}),
+    ("conv2d_5.bias", (256,), "zeros", 1, 1, {}),
+    ("dense_1.weight", (4096, 9216), "glorot_uniform", 9216, 4096, {}),
+    ("dense_1.bias", (4096,), "zeros", 1, 1, {}),
+    ("dense_2.weight", (4096, 4096), "glorot_uniform", 4096, 4096, {}),
+    ("dense_2.bias", (4096,), "zeros", 1, 1, {}),
+    ("dense_3.weight", (1000, 4096), "glorot_uniform", 4096, 1000, {}),
+    ("dense_3.bias", (1000,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'conv2d_1.weight',
-    'conv2d_1.bias',
-    'conv2d_2.weight',
-    'conv2d_2.bias',
-    'conv2d_3.weight',
-    'conv2d_3.bias',
-    'conv2d_4.weight',
-    'conv2d_4.bias',
-    'conv2d_5.weight',
-    'conv2d_5.bias',
-    'dense_1.weight',
-    'dense_1.bias',
-    'dense_2.weight',
-    'dense_2.bias',
-    'dense_3.weight',
-    'dense_3.bias',
+    "conv2d_1.weight",
+    "conv2d_1.bias",
+    "conv2d_2.weight",
+    "conv2d_2.bias",
+    "conv2d_3.weight",
+    "conv2d_3.bias",
+    "conv2d_4.weight",
+    "conv2d_4.bias",
+    "conv2d_5.weight",
+    "conv2d_5.bias",
+    "dense_1.weight",
+    "dense_1.bias",
+    "dense_2.weight",
+    "dense_2.bias",
+    "dense_3.weight",
+    "dense_3.bias",
 )
 # Parameters with L2 regularisation (weights, not biases).
 DECAYED = (
-    'conv2d_1.weight',
-    'conv2d_2.weight',
-    'conv2d_3.weight',
-    'conv2d_4.weight',
-    'conv2d_5.weight',
-    'dense_1.weight',
-    'dense_2.weight',
-    'dense_3.weight',
+    "conv2d_1.weight",
+    "conv2d_2.weight",
+    "conv2d_3.weight",
+    "conv2d_4.weight",
+    "conv2d_5.weight",
+    "dense_1.weight",
+    "dense_2.weight",
+    "dense_3.weight",
 )
+L2 = 0.0005  # g += L2 * p for them (not decoupled decay)
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'zeros':
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=0):
@@ -345,51 +345,102 @@ def lrn_forward(x, size, alpha, beta, bias):
     return x * scale**-beta, scale
 
 
-class Runtime:
-    """Model AlexNet: weights, forward and backward passes, sgd updates.
-
-    Arrays are batch first and channels first; weights are canonical
-    (``{'<node>.<param>': array}``). ``weights=None`` draws ``initial_weights(seed)``;
-    ``seed`` also seeds the generator of dropout masks.
+class Optimizer:
+    """The state every optimizer keeps: ``steps`` (updates made so far) and, per
+    parameter in ``names`` and per slot, an array shaped like the parameter, under
+    the canonical name '<param>.<slot>'. ``update`` changes the weights in place.
     """
 
-    backend = 'numpy'
+    slots: tuple[str, ...] = ()
+    initial = 0.0  # the slots' starting value
 
-    def __init__(self, weights=None, dtype=np.float32, seed=0):
-        self.dtype = np.dtype(dtype)
-        self.rng = np.random.default_rng(seed)
-        self.set_weights(initial_weights(seed) if weights is None else weights)
-        self.step = 0  # updates made so far
-        # the momentum velocity of every trainable parameter
+    def __init__(self, weights, names):
+        self.names = tuple(names)
+        self.steps = 0
         self.state = {}
-        for name in TRAINABLE:
-            self.state[name + '.velocity'] = np.zeros_like(self.weights[name])
+        for name in self.names:
+            for slot in self.slots:
+                self.state[f"{name}.{slot}"] = np.full_like(weights[name], self.initial)
 
-    def seed(self, seed):
-        """Reseed the generator of dropout masks."""
+    def update(self, weights, grads, lr):
+        """One update of the parameters in ``names`` with their gradients."""
+        lr = float(lr)  # a Python float keeps float32 arrays float32
+        self.steps += 1
+        for name in self.names:
+            self.update_parameter(name, weights[name], grads[name], lr)
+
+    def update_parameter(self, name, p, g, lr):
+        raise NotImplementedError
+
+
+class Sgd(Optimizer):
+    """Stochastic gradient descent: p -= lr * g; with momentum, v = momentum * v + g
+    and p -= lr * v (Nesterov: p -= lr * (g + momentum * v)).
+    """
+
+    def __init__(self, weights, names, momentum=0.0, nesterov=False):
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.slots = ("velocity",) if momentum > 0 else ()
+        super().__init__(weights, names)
+
+    def update_parameter(self, name, p, g, lr):
+        if not self.slots:
+            p -= lr * g
+            return
+        v = self.state[name + ".velocity"]
+        v *= self.momentum
+        v += g
+        p -= lr * (g + self.momentum * v) if self.nesterov else lr * v
+
+
+def update_running_statistics(weights, cache, batchnorms):
+    """Batchnorm's running statistics after a training step, for each (node, key of
+    its batch statistics in the cache, momentum) of ``batchnorms``:
+    running = (1 - momentum) * running + momentum * batch, with the unbiased batch
+    variance (n / (n - 1) times the biased one).
+    """
+    for node, saved, momentum in batchnorms:
+        _, _, mean, var, count = cache[saved]
+        unbiased = var * count / max(count - 1, 1)
+        mean_key, var_key = node + ".running_mean", node + ".running_var"
+        weights[mean_key] = (1 - momentum) * weights[mean_key] + momentum * mean
+        weights[var_key] = (1 - momentum) * weights[var_key] + momentum * unbiased
+
+
+def train_step(model, optimizer, compute_loss, x, y, lr, l2=0.0, decayed=()):
+    """One update of ``model`` on one batch, in training mode: the loss and its
+    gradient (``compute_loss(output, y)``), backpropagation, L2 (g += l2 * p for the
+    parameters in ``decayed``; not decoupled decay), the optimizer's update, then the
+    running statistics of its batchnorms (``model.batchnorms``). Returns the loss
+    before the update. ``x`` is one input array, or a tuple of them.
+    """
+    inputs = x if isinstance(x, tuple) else (x,)
+    output, cache = model.propagate(*inputs, training=True)
+    loss, d_output = compute_loss(output, y)
+    grads, _ = model.backpropagate(cache, d_output)
+    for name in decayed:
+        grads[name] = grads[name] + l2 * model.weights[name]
+    optimizer.update(model.weights, grads, lr)
+    if model.batchnorms:
+        update_running_statistics(model.weights, cache, model.batchnorms)
+    return float(loss)
+
+
+class AlexNet:
+    """Model AlexNet: weights, forward propagation and backpropagation.
+
+    Arrays are batch first and channels first; ``weights`` are canonical
+    (``{'<node>.<param>': array}``), inputs (image: [3, 227, 227]).
+    ``rng`` draws the dropout masks.
+    """
+
+    batchnorms = ()
+
+    def __init__(self, weights, dtype=np.float32, seed=0):
+        self.dtype = np.dtype(dtype)
+        self.weights = {k: np.array(v, dtype=self.dtype) for k, v in weights.items()}
         self.rng = np.random.default_rng(seed)
-
-    def get_weights(self):
-        """The canonical weights (copies)."""
-        return {name: value.copy() for name, value in self.weights.items()}
-
-    def set_weights(self, weights):
-        """Load canonical weights: every tensor of PARAMETERS, in its shape."""
-        names = [name for name, *_ in PARAMETERS]
-        missing = [name for name in names if name not in weights]
-        unknown = sorted(set(weights) - set(names))
-        if missing or unknown:
-            raise ValueError(f'weights do not fit: missing {missing}, unknown {unknown}')
-        loaded = {}
-        for name, shape, *_ in PARAMETERS:
-            value = np.array(weights[name], dtype=self.dtype)
-            if value.shape != shape:
-                raise ValueError(
-                    f'weight {name} must have shape {list(shape)}. '
-                    f'Received: {list(value.shape)}'
-                )
-            loaded[name] = value
-        self.weights = loaded
 
     def forward(self, image, training=False):
         """The model's output for a batch; evaluation mode unless training=True."""
@@ -400,13 +451,13 @@ class Runtime:
         backpropagation needs.
         """
         w = self.weights
-        image = as_batch(image, 'image', (3, 227, 227), self.dtype)
+        image = as_batch(image, "image", (3, 227, 227), self.dtype)
 
         # conv2d_1 = conv2d(96, 11, stride = 4): [96, 55, 55]
         conv2d_1, conv2d_1_cols = conv2d_forward(
             image,
-            w['conv2d_1.weight'],
-            w['conv2d_1.bias'],
+            w["conv2d_1.weight"],
+            w["conv2d_1.bias"],
             stride=(4, 4),
         )
 
@@ -427,8 +478,8 @@ class Runtime:
         # conv2d_2 = conv2d(256, 5, padding = 2, groups = 2): [256, 27, 27]
         conv2d_2, conv2d_2_cols = conv2d_forward(
             maxpool_1,
-            w['conv2d_2.weight'],
-            w['conv2d_2.bias'],
+            w["conv2d_2.weight"],
+            w["conv2d_2.bias"],
             padding=((2, 2), (2, 2)),
             groups=2,
         )
@@ -450,8 +501,8 @@ class Runtime:
         # conv2d_3 = conv2d(384, 3, padding = 1): [384, 13, 13]
         conv2d_3, conv2d_3_cols = conv2d_forward(
             maxpool_2,
-            w['conv2d_3.weight'],
-            w['conv2d_3.bias'],
+            w["conv2d_3.weight"],
+            w["conv2d_3.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -461,8 +512,8 @@ class Runtime:
         # conv2d_4 = conv2d(384, 3, padding = 1, groups = 2): [384, 13, 13]
         conv2d_4, conv2d_4_cols = conv2d_forward(
             relu_3,
-            w['conv2d_4.weight'],
-            w['conv2d_4.bias'],
+            w["conv2d_4.weight"],
+            w["conv2d_4.bias"],
             padding=((1, 1), (1, 1)),
             groups=2,
         )
@@ -473,8 +524,8 @@ class Runtime:
         # conv2d_5 = conv2d(256, 3, padding = 1, groups = 2): [256, 13, 13]
         conv2d_5, conv2d_5_cols = conv2d_forward(
             relu_4,
-            w['conv2d_5.weight'],
-            w['conv2d_5.bias'],
+            w["conv2d_5.weight"],
+            w["conv2d_5.bias"],
             padding=((1, 1), (1, 1)),
             groups=2,
         )
@@ -494,7 +545,7 @@ class Runtime:
         flatten_1 = maxpool_3.reshape(len(maxpool_3), -1)
 
         # dense_1 = dense(4096): [4096]
-        dense_1 = flatten_1 @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = flatten_1 @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         # relu_6 = relu: [4096]
         relu_6 = np.maximum(dense_1, 0)
@@ -510,7 +561,7 @@ class Runtime:
             dropout_1 = relu_6
 
         # dense_2 = dense(4096): [4096]
-        dense_2 = dropout_1 @ w['dense_2.weight'].T + w['dense_2.bias']
+        dense_2 = dropout_1 @ w["dense_2.weight"].T + w["dense_2.bias"]
 
         # relu_7 = relu: [4096]
         relu_7 = np.maximum(dense_2, 0)
@@ -526,42 +577,42 @@ class Runtime:
             dropout_2 = relu_7
 
         # dense_3 = dense(1000): [1000]
-        dense_3 = dropout_2 @ w['dense_3.weight'].T + w['dense_3.bias']
+        dense_3 = dropout_2 @ w["dense_3.weight"].T + w["dense_3.bias"]
 
         cache = {
-            'image': image,
-            'conv2d_1_cols': conv2d_1_cols,
-            'conv2d_1': conv2d_1,
-            'relu_1': relu_1,
-            'lrn_1_scale': lrn_1_scale,
-            'lrn_1': lrn_1,
-            'maxpool_1_argmax': maxpool_1_argmax,
-            'maxpool_1': maxpool_1,
-            'conv2d_2_cols': conv2d_2_cols,
-            'conv2d_2': conv2d_2,
-            'relu_2': relu_2,
-            'lrn_2_scale': lrn_2_scale,
-            'lrn_2': lrn_2,
-            'maxpool_2_argmax': maxpool_2_argmax,
-            'maxpool_2': maxpool_2,
-            'conv2d_3_cols': conv2d_3_cols,
-            'conv2d_3': conv2d_3,
-            'relu_3': relu_3,
-            'conv2d_4_cols': conv2d_4_cols,
-            'conv2d_4': conv2d_4,
-            'relu_4': relu_4,
-            'conv2d_5_cols': conv2d_5_cols,
-            'conv2d_5': conv2d_5,
-            'relu_5': relu_5,
-            'maxpool_3_argmax': maxpool_3_argmax,
-            'maxpool_3': maxpool_3,
-            'flatten_1': flatten_1,
-            'dense_1': dense_1,
-            'dropout_1_mask': dropout_1_mask,
-            'dropout_1': dropout_1,
-            'dense_2': dense_2,
-            'dropout_2_mask': dropout_2_mask,
-            'dropout_2': dropout_2,
+            "image": image,
+            "conv2d_1_cols": conv2d_1_cols,
+            "conv2d_1": conv2d_1,
+            "relu_1": relu_1,
+            "lrn_1_scale": lrn_1_scale,
+            "lrn_1": lrn_1,
+            "maxpool_1_argmax": maxpool_1_argmax,
+            "maxpool_1": maxpool_1,
+            "conv2d_2_cols": conv2d_2_cols,
+            "conv2d_2": conv2d_2,
+            "relu_2": relu_2,
+            "lrn_2_scale": lrn_2_scale,
+            "lrn_2": lrn_2,
+            "maxpool_2_argmax": maxpool_2_argmax,
+            "maxpool_2": maxpool_2,
+            "conv2d_3_cols": conv2d_3_cols,
+            "conv2d_3": conv2d_3,
+            "relu_3": relu_3,
+            "conv2d_4_cols": conv2d_4_cols,
+            "conv2d_4": conv2d_4,
+            "relu_4": relu_4,
+            "conv2d_5_cols": conv2d_5_cols,
+            "conv2d_5": conv2d_5,
+            "relu_5": relu_5,
+            "maxpool_3_argmax": maxpool_3_argmax,
+            "maxpool_3": maxpool_3,
+            "flatten_1": flatten_1,
+            "dense_1": dense_1,
+            "dropout_1_mask": dropout_1_mask,
+            "dropout_1": dropout_1,
+            "dense_2": dense_2,
+            "dropout_2_mask": dropout_2_mask,
+            "dropout_2": dropout_2,
         }
         return dense_3, cache
 
@@ -571,45 +622,45 @@ class Runtime:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        image = cache['image']
-        conv2d_1_cols = cache['conv2d_1_cols']
-        conv2d_1 = cache['conv2d_1']
-        relu_1 = cache['relu_1']
-        lrn_1_scale = cache['lrn_1_scale']
-        lrn_1 = cache['lrn_1']
-        maxpool_1_argmax = cache['maxpool_1_argmax']
-        maxpool_1 = cache['maxpool_1']
-        conv2d_2_cols = cache['conv2d_2_cols']
-        conv2d_2 = cache['conv2d_2']
-        relu_2 = cache['relu_2']
-        lrn_2_scale = cache['lrn_2_scale']
-        lrn_2 = cache['lrn_2']
-        maxpool_2_argmax = cache['maxpool_2_argmax']
-        maxpool_2 = cache['maxpool_2']
-        conv2d_3_cols = cache['conv2d_3_cols']
-        conv2d_3 = cache['conv2d_3']
-        relu_3 = cache['relu_3']
-        conv2d_4_cols = cache['conv2d_4_cols']
-        conv2d_4 = cache['conv2d_4']
-        relu_4 = cache['relu_4']
-        conv2d_5_cols = cache['conv2d_5_cols']
-        conv2d_5 = cache['conv2d_5']
-        relu_5 = cache['relu_5']
-        maxpool_3_argmax = cache['maxpool_3_argmax']
-        maxpool_3 = cache['maxpool_3']
-        flatten_1 = cache['flatten_1']
-        dense_1 = cache['dense_1']
-        dropout_1_mask = cache['dropout_1_mask']
-        dropout_1 = cache['dropout_1']
-        dense_2 = cache['dense_2']
-        dropout_2_mask = cache['dropout_2_mask']
-        dropout_2 = cache['dropout_2']
+        image = cache["image"]
+        conv2d_1_cols = cache["conv2d_1_cols"]
+        conv2d_1 = cache["conv2d_1"]
+        relu_1 = cache["relu_1"]
+        lrn_1_scale = cache["lrn_1_scale"]
+        lrn_1 = cache["lrn_1"]
+        maxpool_1_argmax = cache["maxpool_1_argmax"]
+        maxpool_1 = cache["maxpool_1"]
+        conv2d_2_cols = cache["conv2d_2_cols"]
+        conv2d_2 = cache["conv2d_2"]
+        relu_2 = cache["relu_2"]
+        lrn_2_scale = cache["lrn_2_scale"]
+        lrn_2 = cache["lrn_2"]
+        maxpool_2_argmax = cache["maxpool_2_argmax"]
+        maxpool_2 = cache["maxpool_2"]
+        conv2d_3_cols = cache["conv2d_3_cols"]
+        conv2d_3 = cache["conv2d_3"]
+        relu_3 = cache["relu_3"]
+        conv2d_4_cols = cache["conv2d_4_cols"]
+        conv2d_4 = cache["conv2d_4"]
+        relu_4 = cache["relu_4"]
+        conv2d_5_cols = cache["conv2d_5_cols"]
+        conv2d_5 = cache["conv2d_5"]
+        relu_5 = cache["relu_5"]
+        maxpool_3_argmax = cache["maxpool_3_argmax"]
+        maxpool_3 = cache["maxpool_3"]
+        flatten_1 = cache["flatten_1"]
+        dense_1 = cache["dense_1"]
+        dropout_1_mask = cache["dropout_1_mask"]
+        dropout_1 = cache["dropout_1"]
+        dense_2 = cache["dense_2"]
+        dropout_2_mask = cache["dropout_2_mask"]
+        dropout_2 = cache["dropout_2"]
         grads = {}
 
         # dense_3 = dense(1000): [1000]
-        grads['dense_3.weight'] = d_dense_3.T @ dropout_2
-        grads['dense_3.bias'] = d_dense_3.sum(axis=0)
-        d_dropout_2 = d_dense_3 @ w['dense_3.weight']
+        grads["dense_3.weight"] = d_dense_3.T @ dropout_2
+        grads["dense_3.bias"] = d_dense_3.sum(axis=0)
+        d_dropout_2 = d_dense_3 @ w["dense_3.weight"]
 
         # dropout_2 = dropout(0.5): [4096]
         d_relu_7 = d_dropout_2 if dropout_2_mask is None else d_dropout_2 * dropout_2_mask
@@ -618,9 +669,9 @@ class Runtime:
         d_dense_2 = d_relu_7 * (dense_2 > 0)
 
         # dense_2 = dense(4096): [4096]
-        grads['dense_2.weight'] = d_dense_2.T @ dropout_1
-        grads['dense_2.bias'] = d_dense_2.sum(axis=0)
-        d_dropout_1 = d_dense_2 @ w['dense_2.weight']
+        grads["dense_2.weight"] = d_dense_2.T @ dropout_1
+        grads["dense_2.bias"] = d_dense_2.sum(axis=0)
+        d_dropout_1 = d_dense_2 @ w["dense_2.weight"]
 
         # dropout_1 = dropout(0.5): [4096]
         d_relu_6 = d_dropout_1 if dropout_1_mask is None else d_dropout_1 * dropout_1_mask
@@ -629,9 +680,9 @@ class Runtime:
         d_dense_1 = d_relu_6 * (dense_1 > 0)
 
         # dense_1 = dense(4096): [4096]
-        grads['dense_1.weight'] = d_dense_1.T @ flatten_1
-        grads['dense_1.bias'] = d_dense_1.sum(axis=0)
-        d_flatten_1 = d_dense_1 @ w['dense_1.weight']
+        grads["dense_1.weight"] = d_dense_1.T @ flatten_1
+        grads["dense_1.bias"] = d_dense_1.sum(axis=0)
+        d_flatten_1 = d_dense_1 @ w["dense_1.weight"]
 
         # flatten_1 = flatten: [9216]
         d_maxpool_3 = d_flatten_1.reshape(maxpool_3.shape)
@@ -650,45 +701,45 @@ class Runtime:
         d_conv2d_5 = d_relu_5 * (conv2d_5 > 0)
 
         # conv2d_5 = conv2d(256, 3, padding = 1, groups = 2): [256, 13, 13]
-        grads['conv2d_5.weight'], d_relu_4 = conv2d_backward(
+        grads["conv2d_5.weight"], d_relu_4 = conv2d_backward(
             d_conv2d_5,
             conv2d_5_cols,
             relu_4.shape,
-            w['conv2d_5.weight'],
+            w["conv2d_5.weight"],
             padding=((1, 1), (1, 1)),
             groups=2,
             need_input=True,
         )
-        grads['conv2d_5.bias'] = d_conv2d_5.sum(axis=(0, 2, 3))
+        grads["conv2d_5.bias"] = d_conv2d_5.sum(axis=(0, 2, 3))
 
         # relu_4 = relu: [384, 13, 13]
         d_conv2d_4 = d_relu_4 * (conv2d_4 > 0)
 
         # conv2d_4 = conv2d(384, 3, padding = 1, groups = 2): [384, 13, 13]
-        grads['conv2d_4.weight'], d_relu_3 = conv2d_backward(
+        grads["conv2d_4.weight"], d_relu_3 = conv2d_backward(
             d_conv2d_4,
             conv2d_4_cols,
             relu_3.shape,
-            w['conv2d_4.weight'],
+            w["conv2d_4.weight"],
             padding=((1, 1), (1, 1)),
             groups=2,
             need_input=True,
         )
-        grads['conv2d_4.bias'] = d_conv2d_4.sum(axis=(0, 2, 3))
+        grads["conv2d_4.bias"] = d_conv2d_4.sum(axis=(0, 2, 3))
 
         # relu_3 = relu: [384, 13, 13]
         d_conv2d_3 = d_relu_3 * (conv2d_3 > 0)
 
         # conv2d_3 = conv2d(384, 3, padding = 1): [384, 13, 13]
-        grads['conv2d_3.weight'], d_maxpool_2 = conv2d_backward(
+        grads["conv2d_3.weight"], d_maxpool_2 = conv2d_backward(
             d_conv2d_3,
             conv2d_3_cols,
             maxpool_2.shape,
-            w['conv2d_3.weight'],
+            w["conv2d_3.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['conv2d_3.bias'] = d_conv2d_3.sum(axis=(0, 2, 3))
+        grads["conv2d_3.bias"] = d_conv2d_3.sum(axis=(0, 2, 3))
 
         # maxpool_2 = maxpool(3, 2): [256, 13, 13]
         d_lrn_2 = maxpool_backward(
@@ -707,16 +758,16 @@ class Runtime:
         d_conv2d_2 = d_relu_2 * (conv2d_2 > 0)
 
         # conv2d_2 = conv2d(256, 5, padding = 2, groups = 2): [256, 27, 27]
-        grads['conv2d_2.weight'], d_maxpool_1 = conv2d_backward(
+        grads["conv2d_2.weight"], d_maxpool_1 = conv2d_backward(
             d_conv2d_2,
             conv2d_2_cols,
             maxpool_1.shape,
-            w['conv2d_2.weight'],
+            w["conv2d_2.weight"],
             padding=((2, 2), (2, 2)),
             groups=2,
             need_input=True,
         )
-        grads['conv2d_2.bias'] = d_conv2d_2.sum(axis=(0, 2, 3))
+        grads["conv2d_2.bias"] = d_conv2d_2.sum(axis=(0, 2, 3))
 
         # maxpool_1 = maxpool(3, 2): [96, 27, 27]
         d_lrn_1 = maxpool_backward(
@@ -735,84 +786,32 @@ class Runtime:
         d_conv2d_1 = d_relu_1 * (conv2d_1 > 0)
 
         # conv2d_1 = conv2d(96, 11, stride = 4): [96, 55, 55]
-        grads['conv2d_1.weight'], d_image = conv2d_backward(
+        grads["conv2d_1.weight"], d_image = conv2d_backward(
             d_conv2d_1,
             conv2d_1_cols,
             image.shape,
-            w['conv2d_1.weight'],
+            w["conv2d_1.weight"],
             stride=(4, 4),
             need_input=input_gradients,
         )
-        grads['conv2d_1.bias'] = d_conv2d_1.sum(axis=(0, 2, 3))
+        grads["conv2d_1.bias"] = d_conv2d_1.sum(axis=(0, 2, 3))
 
         return grads, (d_image if input_gradients else None)
 
-    def objective(self, x, y, training):
-        """The forward pass and the loss (cross_entropy from logits): the loss, its
-        gradient with respect to the output, and the cache of the forward pass.
-        """
-        output, cache = self.propagate(x, training=training)
-        target = as_target(y, output, class_labels=True)
-        loss, d_output = cross_entropy_from_logits(output, target)
-        return loss, d_output, cache
 
-    def loss(self, x, y):
-        """The loss in evaluation mode (no dropout, running batchnorm statistics)."""
-        return float(self.objective(x, y, training=False)[0])
+def compute_loss(output, y):
+    """The loss of the output against the targets y: cross_entropy from logits.
+    Returns it and its gradient with respect to the output.
+    """
+    target = as_target(y, output, class_labels=True)
+    return cross_entropy_from_logits(output, target)
 
-    def gradients(self, x, y):
-        """d loss / d parameter for every trainable parameter, in training mode;
-        nothing is updated.
-        """
-        _, d_output, cache = self.objective(x, y, training=True)
-        return self.backpropagate(cache, d_output)[0]
 
-    def train_step(self, x, y, lr):
-        """One update on one batch; returns the loss before the update."""
-        loss, d_output, cache = self.objective(x, y, training=True)
-        grads, _ = self.backpropagate(cache, d_output)
-        # L2 regularisation (not decoupled decay): g += 0.0005 * p for the
-        # weights of dense, conv, recurrent and embedding layers, not the biases.
-        for name in DECAYED:
-            grads[name] = grads[name] + 0.0005 * self.weights[name]
-        self.apply_gradients(grads, lr)
-        return float(loss)
-
-    def apply_gradients(self, grads, lr):
-        """SGD with momentum 0.9: v = momentum * v + g; p -= lr * v."""
-        lr = float(lr)  # a Python float keeps float32 arrays float32
-        self.step += 1
-        for name in TRAINABLE:
-            g = grads[name]
-            v = self.state[name + '.velocity']
-            v *= 0.9
-            v += g
-            self.weights[name] -= lr * v
-
-    def get_optimizer_state(self):
-        """The canonical optimizer state: 'step' and '<param>.<slot>' (copies)."""
-        state = {name: value.copy() for name, value in self.state.items()}
-        state['step'] = np.array(self.step, dtype=np.int64)
-        return state
-
-    def set_optimizer_state(self, state):
-        """Load optimizer state in the canonical names (from any backend)."""
-        expected = {'step', *self.state}
-        if set(state) != expected:
-            raise ValueError(
-                f'optimizer state must hold {sorted(expected)}. Received: {sorted(state)}'
-            )
-        loaded = {}
-        for name, current in self.state.items():
-            value = np.array(state[name], dtype=self.dtype)
-            if value.shape != current.shape:
-                raise ValueError(
-                    f'optimizer state {name} must have shape {list(current.shape)}. '
-                    f'Received: {list(value.shape)}'
-                )
-            loaded[name] = value
-        self.state = loaded
-        self.step = int(state['step'])
+def make_optimizer(weights):
+    """SGD with momentum 0.9: v = momentum * v + g; p -= lr * v.
+    It updates the parameters of TRAINABLE.
+    """
+    return Sgd(weights, TRAINABLE, momentum=0.9, nesterov=False)
 
 
 def learning_rate(epoch):
@@ -820,25 +819,31 @@ def learning_rate(epoch):
     return 0.01
 
 
-def fit(x, y, epochs=90, batch=128, seed=0, runtime=None, verbose=True):
-    """Train on prepared arrays (targets as the runtime expects them); return the
-    runtime and the mean training loss of each epoch.
+def fit(x, y, epochs=90, batch=128, seed=0, verbose=True):
+    """Train a new AlexNet from initial_weights(seed) on arrays x and y (targets
+    as compute_loss takes them) and return it with the mean training loss of each
+    epoch. It makes the updates of nnc train: per epoch a permutation of the
+    samples from np.random.default_rng(seed), and dropout masks drawn from
+    SeedSequence([seed, epoch]).
     """
-    runtime = runtime if runtime is not None else Runtime(initial_weights(seed))
+    model = AlexNet(initial_weights(seed))
+    optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    n = len(x)
-    size = n if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)
-        # the same dropout seed per epoch as nnc train
-        runtime.seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
-        order = rng.permutation(n)
+        # the dropout masks of nnc train's epoch
+        dropout_seed = np.random.SeedSequence([seed, epoch]).generate_state(1)[0]
+        model.rng = np.random.default_rng(int(dropout_seed))
+        order = rng.permutation(len(x))
         total = 0.0
-        for start in range(0, n, size):
-            index = order[start:start + size]
-            total += runtime.train_step(x[index], y[index], lr) * len(index)
-        history.append(total / n)
+        for start in range(0, len(x), size):
+            index = order[start : start + size]
+            batch_x, batch_y = x[index], y[index]
+            loss = train_step(model, optimizer, compute_loss, batch_x, batch_y, lr, L2, DECAYED)
+            total += loss * len(index)
+        history.append(total / len(x))
         if verbose:
-            print(f'epoch {epoch + 1}/{epochs}: loss {history[-1]:.6f}')
-    return runtime, history
+            print(f"epoch {epoch + 1}/{epochs}: loss {history[-1]:.6f}")
+    return model, history

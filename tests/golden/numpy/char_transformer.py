@@ -4,115 +4,114 @@
 """Model CharTransformer in plain NumPy: forward propagation, backpropagation and the
 adam update, written out by hand.
 
-    runtime = Runtime()                   # initial weights drawn from the seed
-    output = runtime.forward(tokens)
-    loss = runtime.train_step(x, y, lr)   # one update on one batch
+    model = CharTransformer(initial_weights())   # weights drawn from the seed
+    output = model.forward(tokens)
+    model, history = fit(x, y)   # train as nnc train does
 """
 
 import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('embed.weight', (62, 64), 'uniform', 62, 64, {'lo': -0.05, 'hi': 0.05}),
-    ('positions.weight', (32, 64), 'normal', 32, 64, {'mean': 0.0, 'std': 0.02}),
-    ('block1_norm1.weight', (64,), 'ones', 1, 1, {}),
-    ('block1_norm1.bias', (64,), 'zeros', 1, 1, {}),
-    ('block1_self_attention.query.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
-    ('block1_self_attention.query.bias', (64,), 'zeros', 1, 1, {}),
-    ('block1_self_attention.key.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
-    ('block1_self_attention.key.bias', (64,), 'zeros', 1, 1, {}),
-    ('block1_self_attention.value.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
-    ('block1_self_attention.value.bias', (64,), 'zeros', 1, 1, {}),
-    ('block1_self_attention.output.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
-    ('block1_self_attention.output.bias', (64,), 'zeros', 1, 1, {}),
-    ('block1_norm2.weight', (64,), 'ones', 1, 1, {}),
-    ('block1_norm2.bias', (64,), 'zeros', 1, 1, {}),
-    ('block1_linear1.weight', (128, 64), 'glorot_uniform', 64, 128, {}),
-    ('block1_linear1.bias', (128,), 'zeros', 1, 1, {}),
-    ('block1_linear2.weight', (64, 128), 'glorot_uniform', 128, 64, {}),
-    ('block1_linear2.bias', (64,), 'zeros', 1, 1, {}),
-    ('block2_norm1.weight', (64,), 'ones', 1, 1, {}),
-    ('block2_norm1.bias', (64,), 'zeros', 1, 1, {}),
-    ('block2_self_attention.query.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
-    ('block2_self_attention.query.bias', (64,), 'zeros', 1, 1, {}),
-    ('block2_self_attention.key.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
-    ('block2_self_attention.key.bias', (64,), 'zeros', 1, 1, {}),
-    ('block2_self_attention.value.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
-    ('block2_self_attention.value.bias', (64,), 'zeros', 1, 1, {}),
-    ('block2_self_attention.output.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
-    ('block2_self_attention.output.bias', (64,), 'zeros', 1, 1, {}),
-    ('block2_norm2.weight', (64,), 'ones', 1, 1, {}),
-    ('block2_norm2.bias', (64,), 'zeros', 1, 1, {}),
-    ('block2_linear1.weight', (128, 64), 'glorot_uniform', 64, 128, {}),
-    ('block2_linear1.bias', (128,), 'zeros', 1, 1, {}),
-    ('block2_linear2.weight', (64, 128), 'glorot_uniform', 128, 64, {}),
-    ('block2_linear2.bias', (64,), 'zeros', 1, 1, {}),
-    ('norm.weight', (64,), 'ones', 1, 1, {}),
-    ('norm.bias', (64,), 'zeros', 1, 1, {}),
-    ('head.weight', (62, 64), 'glorot_uniform', 64, 62, {}),
-    ('head.bias', (62,), 'zeros', 1, 1, {}),
+    ("embed.weight", (62, 64), "uniform", 62, 64, {"lo": -0.05, "hi": 0.05}),
+    ("positions.weight", (32, 64), "normal", 32, 64, {"mean": 0.0, "std": 0.02}),
+    ("block1_norm1.weight", (64,), "ones", 1, 1, {}),
+    ("block1_norm1.bias", (64,), "zeros", 1, 1, {}),
+    ("block1_self_attention.query.weight", (64, 64), "glorot_uniform", 64, 64, {}),
+    ("block1_self_attention.query.bias", (64,), "zeros", 1, 1, {}),
+    ("block1_self_attention.key.weight", (64, 64), "glorot_uniform", 64, 64, {}),
+    ("block1_self_attention.key.bias", (64,), "zeros", 1, 1, {}),
+    ("block1_self_attention.value.weight", (64, 64), "glorot_uniform", 64, 64, {}),
+    ("block1_self_attention.value.bias", (64,), "zeros", 1, 1, {}),
+    ("block1_self_attention.output.weight", (64, 64), "glorot_uniform", 64, 64, {}),
+    ("block1_self_attention.output.bias", (64,), "zeros", 1, 1, {}),
+    ("block1_norm2.weight", (64,), "ones", 1, 1, {}),
+    ("block1_norm2.bias", (64,), "zeros", 1, 1, {}),
+    ("block1_linear1.weight", (128, 64), "glorot_uniform", 64, 128, {}),
+    ("block1_linear1.bias", (128,), "zeros", 1, 1, {}),
+    ("block1_linear2.weight", (64, 128), "glorot_uniform", 128, 64, {}),
+    ("block1_linear2.bias", (64,), "zeros", 1, 1, {}),
+    ("block2_norm1.weight", (64,), "ones", 1, 1, {}),
+    ("block2_norm1.bias", (64,), "zeros", 1, 1, {}),
+    ("block2_self_attention.query.weight", (64, 64), "glorot_uniform", 64, 64, {}),
+    ("block2_self_attention.query.bias", (64,), "zeros", 1, 1, {}),
+    ("block2_self_attention.key.weight", (64, 64), "glorot_uniform", 64, 64, {}),
+    ("block2_self_attention.key.bias", (64,), "zeros", 1, 1, {}),
+    ("block2_self_attention.value.weight", (64, 64), "glorot_uniform", 64, 64, {}),
+    ("block2_self_attention.value.bias", (64,), "zeros", 1, 1, {}),
+    ("block2_self_attention.output.weight", (64, 64), "glorot_uniform", 64, 64, {}),
+    ("block2_self_attention.output.bias", (64,), "zeros", 1, 1, {}),
+    ("block2_norm2.weight", (64,), "ones", 1, 1, {}),
+    ("block2_norm2.bias", (64,), "zeros", 1, 1, {}),
+    ("block2_linear1.weight", (128, 64), "glorot_uniform", 64, 128, {}),
+    ("block2_linear1.bias", (128,), "zeros", 1, 1, {}),
+    ("block2_linear2.weight", (64, 128), "glorot_uniform", 128, 64, {}),
+    ("block2_linear2.bias", (64,), "zeros", 1, 1, {}),
+    ("norm.weight", (64,), "ones", 1, 1, {}),
+    ("norm.bias", (64,), "zeros", 1, 1, {}),
+    ("head.weight", (62, 64), "glorot_uniform", 64, 62, {}),
+    ("head.bias", (62,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'embed.weight',
-    'positions.weight',
-    'block1_norm1.weight',
-    'block1_norm1.bias',
-    'block1_self_attention.query.weight',
-    'block1_self_attention.query.bias',
-    'block1_self_attention.key.weight',
-    'block1_self_attention.key.bias',
-    'block1_self_attention.value.weight',
-    'block1_self_attention.value.bias',
-    'block1_self_attention.output.weight',
-    'block1_self_attention.output.bias',
-    'block1_norm2.weight',
-    'block1_norm2.bias',
-    'block1_linear1.weight',
-    'block1_linear1.bias',
-    'block1_linear2.weight',
-    'block1_linear2.bias',
-    'block2_norm1.weight',
-    'block2_norm1.bias',
-    'block2_self_attention.query.weight',
-    'block2_self_attention.query.bias',
-    'block2_self_attention.key.weight',
-    'block2_self_attention.key.bias',
-    'block2_self_attention.value.weight',
-    'block2_self_attention.value.bias',
-    'block2_self_attention.output.weight',
-    'block2_self_attention.output.bias',
-    'block2_norm2.weight',
-    'block2_norm2.bias',
-    'block2_linear1.weight',
-    'block2_linear1.bias',
-    'block2_linear2.weight',
-    'block2_linear2.bias',
-    'norm.weight',
-    'norm.bias',
-    'head.weight',
-    'head.bias',
+    "embed.weight",
+    "positions.weight",
+    "block1_norm1.weight",
+    "block1_norm1.bias",
+    "block1_self_attention.query.weight",
+    "block1_self_attention.query.bias",
+    "block1_self_attention.key.weight",
+    "block1_self_attention.key.bias",
+    "block1_self_attention.value.weight",
+    "block1_self_attention.value.bias",
+    "block1_self_attention.output.weight",
+    "block1_self_attention.output.bias",
+    "block1_norm2.weight",
+    "block1_norm2.bias",
+    "block1_linear1.weight",
+    "block1_linear1.bias",
+    "block1_linear2.weight",
+    "block1_linear2.bias",
+    "block2_norm1.weight",
+    "block2_norm1.bias",
+    "block2_self_attention.query.weight",
+    "block2_self_attention.query.bias",
+    "block2_self_attention.key.weight",
+    "block2_self_attention.key.bias",
+    "block2_self_attention.value.weight",
+    "block2_self_attention.value.bias",
+    "block2_self_attention.output.weight",
+    "block2_self_attention.output.bias",
+    "block2_norm2.weight",
+    "block2_norm2.bias",
+    "block2_linear1.weight",
+    "block2_linear1.bias",
+    "block2_linear2.weight",
+    "block2_linear2.bias",
+    "norm.weight",
+    "norm.bias",
+    "head.weight",
+    "head.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'normal':
-        return rng.normal(a['mean'], a['std'], size=shape)
-    elif kind == 'ones':
+    elif kind == "normal":
+        return rng.normal(a["mean"], a["std"], size=shape)
+    elif kind == "ones":
         return np.ones(shape)
-    elif kind == 'uniform':
-        return rng.uniform(a['lo'], a['hi'], size=shape)
-    elif kind == 'zeros':
+    elif kind == "uniform":
+        return rng.uniform(a["lo"], a["hi"], size=shape)
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=1):
@@ -340,52 +339,106 @@ def learned_positions_backward(d_y, max_len):
     return d_table
 
 
-class Runtime:
-    """Model CharTransformer: weights, forward and backward passes, adam updates.
-
-    Arrays are batch first and channels first; weights are canonical
-    (``{'<node>.<param>': array}``). ``weights=None`` draws ``initial_weights(seed)``;
-    ``seed`` also seeds the generator of dropout masks.
+class Optimizer:
+    """The state every optimizer keeps: ``steps`` (updates made so far) and, per
+    parameter in ``names`` and per slot, an array shaped like the parameter, under
+    the canonical name '<param>.<slot>'. ``update`` changes the weights in place.
     """
 
-    backend = 'numpy'
+    slots: tuple[str, ...] = ()
+    initial = 0.0  # the slots' starting value
 
-    def __init__(self, weights=None, dtype=np.float32, seed=1):
-        self.dtype = np.dtype(dtype)
-        self.rng = np.random.default_rng(seed)
-        self.set_weights(initial_weights(seed) if weights is None else weights)
-        self.step = 0  # updates made so far
-        # Adam's first (m) and second (v) moment estimates, per trainable parameter
+    def __init__(self, weights, names):
+        self.names = tuple(names)
+        self.steps = 0
         self.state = {}
-        for name in TRAINABLE:
-            self.state[name + '.m'] = np.zeros_like(self.weights[name])
-            self.state[name + '.v'] = np.zeros_like(self.weights[name])
+        for name in self.names:
+            for slot in self.slots:
+                self.state[f"{name}.{slot}"] = np.full_like(weights[name], self.initial)
 
-    def seed(self, seed):
-        """Reseed the generator of dropout masks."""
+    def update(self, weights, grads, lr):
+        """One update of the parameters in ``names`` with their gradients."""
+        lr = float(lr)  # a Python float keeps float32 arrays float32
+        self.steps += 1
+        for name in self.names:
+            self.update_parameter(name, weights[name], grads[name], lr)
+
+    def update_parameter(self, name, p, g, lr):
+        raise NotImplementedError
+
+
+class Adam(Optimizer):
+    """Adam: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+    p -= lr * m_hat / (sqrt(v_hat) + eps), with the bias corrections
+    m_hat = m / (1 - b1^t) and v_hat = v / (1 - b2^t), t = steps.
+    """
+
+    slots = ("m", "v")
+
+    def __init__(self, weights, names, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        super().__init__(weights, names)
+
+    def update_parameter(self, name, p, g, lr):
+        correction1 = 1 - self.beta1**self.steps
+        correction2 = 1 - self.beta2**self.steps
+        m, v = self.state[name + ".m"], self.state[name + ".v"]
+        m *= self.beta1
+        m += (1 - self.beta1) * g
+        v *= self.beta2
+        v += (1 - self.beta2) * g * g
+        p -= lr * (m / correction1) / (np.sqrt(v / correction2) + self.eps)
+
+
+def update_running_statistics(weights, cache, batchnorms):
+    """Batchnorm's running statistics after a training step, for each (node, key of
+    its batch statistics in the cache, momentum) of ``batchnorms``:
+    running = (1 - momentum) * running + momentum * batch, with the unbiased batch
+    variance (n / (n - 1) times the biased one).
+    """
+    for node, saved, momentum in batchnorms:
+        _, _, mean, var, count = cache[saved]
+        unbiased = var * count / max(count - 1, 1)
+        mean_key, var_key = node + ".running_mean", node + ".running_var"
+        weights[mean_key] = (1 - momentum) * weights[mean_key] + momentum * mean
+        weights[var_key] = (1 - momentum) * weights[var_key] + momentum * unbiased
+
+
+def train_step(model, optimizer, compute_loss, x, y, lr, l2=0.0, decayed=()):
+    """One update of ``model`` on one batch, in training mode: the loss and its
+    gradient (``compute_loss(output, y)``), backpropagation, L2 (g += l2 * p for the
+    parameters in ``decayed``; not decoupled decay), the optimizer's update, then the
+    running statistics of its batchnorms (``model.batchnorms``). Returns the loss
+    before the update. ``x`` is one input array, or a tuple of them.
+    """
+    inputs = x if isinstance(x, tuple) else (x,)
+    output, cache = model.propagate(*inputs, training=True)
+    loss, d_output = compute_loss(output, y)
+    grads, _ = model.backpropagate(cache, d_output)
+    for name in decayed:
+        grads[name] = grads[name] + l2 * model.weights[name]
+    optimizer.update(model.weights, grads, lr)
+    if model.batchnorms:
+        update_running_statistics(model.weights, cache, model.batchnorms)
+    return float(loss)
+
+
+class CharTransformer:
+    """Model CharTransformer: weights, forward propagation and backpropagation.
+
+    Arrays are batch first and channels first; ``weights`` are canonical
+    (``{'<node>.<param>': array}``), inputs (tokens: [32]).
+    ``rng`` draws the dropout masks.
+    """
+
+    batchnorms = ()
+
+    def __init__(self, weights, dtype=np.float32, seed=1):
+        self.dtype = np.dtype(dtype)
+        self.weights = {k: np.array(v, dtype=self.dtype) for k, v in weights.items()}
         self.rng = np.random.default_rng(seed)
-
-    def get_weights(self):
-        """The canonical weights (copies)."""
-        return {name: value.copy() for name, value in self.weights.items()}
-
-    def set_weights(self, weights):
-        """Load canonical weights: every tensor of PARAMETERS, in its shape."""
-        names = [name for name, *_ in PARAMETERS]
-        missing = [name for name in names if name not in weights]
-        unknown = sorted(set(weights) - set(names))
-        if missing or unknown:
-            raise ValueError(f'weights do not fit: missing {missing}, unknown {unknown}')
-        loaded = {}
-        for name, shape, *_ in PARAMETERS:
-            value = np.array(weights[name], dtype=self.dtype)
-            if value.shape != shape:
-                raise ValueError(
-                    f'weight {name} must have shape {list(shape)}. '
-                    f'Received: {list(value.shape)}'
-                )
-            loaded[name] = value
-        self.weights = loaded
 
     def forward(self, tokens, training=False):
         """The model's output for a batch; evaluation mode unless training=True."""
@@ -396,32 +449,32 @@ class Runtime:
         backpropagation needs.
         """
         w = self.weights
-        tokens = as_batch(tokens, 'tokens', (32,), np.int64)
+        tokens = as_batch(tokens, "tokens", (32,), np.int64)
 
         # embed = embedding(62, 64): [32, 64]
-        embed = embedding_lookup(w['embed.weight'], tokens)
+        embed = embedding_lookup(w["embed.weight"], tokens)
 
         # positions = learned_positions(32): [32, 64]
-        positions = learned_positions(embed, w['positions.weight'])
+        positions = learned_positions(embed, w["positions.weight"])
 
         # block1_norm1 = layernorm: [32, 64]
         block1_norm1, block1_norm1_saved = layernorm_forward(
             positions,
-            w['block1_norm1.weight'],
-            w['block1_norm1.bias'],
+            w["block1_norm1.weight"],
+            w["block1_norm1.bias"],
             eps=1e-05,
         )
 
         # block1_self_attention = attention(4, causal = true): [32, 64]
         block1_self_attention_params = (
-            w['block1_self_attention.query.weight'],
-            w['block1_self_attention.query.bias'],
-            w['block1_self_attention.key.weight'],
-            w['block1_self_attention.key.bias'],
-            w['block1_self_attention.value.weight'],
-            w['block1_self_attention.value.bias'],
-            w['block1_self_attention.output.weight'],
-            w['block1_self_attention.output.bias'],
+            w["block1_self_attention.query.weight"],
+            w["block1_self_attention.query.bias"],
+            w["block1_self_attention.key.weight"],
+            w["block1_self_attention.key.bias"],
+            w["block1_self_attention.value.weight"],
+            w["block1_self_attention.value.bias"],
+            w["block1_self_attention.output.weight"],
+            w["block1_self_attention.output.bias"],
         )
         block1_self_attention, block1_self_attention_saved = attention_forward(
             block1_norm1,
@@ -452,14 +505,14 @@ class Runtime:
         # block1_norm2 = layernorm: [32, 64]
         block1_norm2, block1_norm2_saved = layernorm_forward(
             block1_x_2,
-            w['block1_norm2.weight'],
-            w['block1_norm2.bias'],
+            w["block1_norm2.weight"],
+            w["block1_norm2.bias"],
             eps=1e-05,
         )
 
         # block1_linear1 = dense(128): [32, 128]
         # applied at every time step: [N, T, F] @ [F, units]
-        block1_linear1 = block1_norm2 @ w['block1_linear1.weight'].T + w['block1_linear1.bias']
+        block1_linear1 = block1_norm2 @ w["block1_linear1.weight"].T + w["block1_linear1.bias"]
 
         # block1_relu_1 = relu: [32, 128]
         block1_relu_1 = np.maximum(block1_linear1, 0)
@@ -476,7 +529,7 @@ class Runtime:
 
         # block1_linear2 = dense(64): [32, 64]
         # applied at every time step: [N, T, F] @ [F, units]
-        block1_linear2 = block1_f_2 @ w['block1_linear2.weight'].T + w['block1_linear2.bias']
+        block1_linear2 = block1_f_2 @ w["block1_linear2.weight"].T + w["block1_linear2.bias"]
 
         # block1_f_3 = dropout(0.0): [32, 64]
         if training:
@@ -495,21 +548,21 @@ class Runtime:
         # block2_norm1 = layernorm: [32, 64]
         block2_norm1, block2_norm1_saved = layernorm_forward(
             block1_add_1,
-            w['block2_norm1.weight'],
-            w['block2_norm1.bias'],
+            w["block2_norm1.weight"],
+            w["block2_norm1.bias"],
             eps=1e-05,
         )
 
         # block2_self_attention = attention(4, causal = true): [32, 64]
         block2_self_attention_params = (
-            w['block2_self_attention.query.weight'],
-            w['block2_self_attention.query.bias'],
-            w['block2_self_attention.key.weight'],
-            w['block2_self_attention.key.bias'],
-            w['block2_self_attention.value.weight'],
-            w['block2_self_attention.value.bias'],
-            w['block2_self_attention.output.weight'],
-            w['block2_self_attention.output.bias'],
+            w["block2_self_attention.query.weight"],
+            w["block2_self_attention.query.bias"],
+            w["block2_self_attention.key.weight"],
+            w["block2_self_attention.key.bias"],
+            w["block2_self_attention.value.weight"],
+            w["block2_self_attention.value.bias"],
+            w["block2_self_attention.output.weight"],
+            w["block2_self_attention.output.bias"],
         )
         block2_self_attention, block2_self_attention_saved = attention_forward(
             block2_norm1,
@@ -540,14 +593,14 @@ class Runtime:
         # block2_norm2 = layernorm: [32, 64]
         block2_norm2, block2_norm2_saved = layernorm_forward(
             block2_x_2,
-            w['block2_norm2.weight'],
-            w['block2_norm2.bias'],
+            w["block2_norm2.weight"],
+            w["block2_norm2.bias"],
             eps=1e-05,
         )
 
         # block2_linear1 = dense(128): [32, 128]
         # applied at every time step: [N, T, F] @ [F, units]
-        block2_linear1 = block2_norm2 @ w['block2_linear1.weight'].T + w['block2_linear1.bias']
+        block2_linear1 = block2_norm2 @ w["block2_linear1.weight"].T + w["block2_linear1.bias"]
 
         # block2_relu_1 = relu: [32, 128]
         block2_relu_1 = np.maximum(block2_linear1, 0)
@@ -564,7 +617,7 @@ class Runtime:
 
         # block2_linear2 = dense(64): [32, 64]
         # applied at every time step: [N, T, F] @ [F, units]
-        block2_linear2 = block2_f_2 @ w['block2_linear2.weight'].T + w['block2_linear2.bias']
+        block2_linear2 = block2_f_2 @ w["block2_linear2.weight"].T + w["block2_linear2.bias"]
 
         # block2_f_3 = dropout(0.0): [32, 64]
         if training:
@@ -583,37 +636,37 @@ class Runtime:
         # norm = layernorm: [32, 64]
         norm, norm_saved = layernorm_forward(
             block2_add_1,
-            w['norm.weight'],
-            w['norm.bias'],
+            w["norm.weight"],
+            w["norm.bias"],
             eps=1e-05,
         )
 
         # head = dense(62): [32, 62]
         # applied at every time step: [N, T, F] @ [F, units]
-        head = norm @ w['head.weight'].T + w['head.bias']
+        head = norm @ w["head.weight"].T + w["head.bias"]
 
         cache = {
-            'tokens': tokens,
-            'block1_norm1_saved': block1_norm1_saved,
-            'block1_self_attention_saved': block1_self_attention_saved,
-            'block1_dropout_1_mask': block1_dropout_1_mask,
-            'block1_norm2_saved': block1_norm2_saved,
-            'block1_norm2': block1_norm2,
-            'block1_linear1': block1_linear1,
-            'block1_f_2_mask': block1_f_2_mask,
-            'block1_f_2': block1_f_2,
-            'block1_f_3_mask': block1_f_3_mask,
-            'block2_norm1_saved': block2_norm1_saved,
-            'block2_self_attention_saved': block2_self_attention_saved,
-            'block2_dropout_1_mask': block2_dropout_1_mask,
-            'block2_norm2_saved': block2_norm2_saved,
-            'block2_norm2': block2_norm2,
-            'block2_linear1': block2_linear1,
-            'block2_f_2_mask': block2_f_2_mask,
-            'block2_f_2': block2_f_2,
-            'block2_f_3_mask': block2_f_3_mask,
-            'norm_saved': norm_saved,
-            'norm': norm,
+            "tokens": tokens,
+            "block1_norm1_saved": block1_norm1_saved,
+            "block1_self_attention_saved": block1_self_attention_saved,
+            "block1_dropout_1_mask": block1_dropout_1_mask,
+            "block1_norm2_saved": block1_norm2_saved,
+            "block1_norm2": block1_norm2,
+            "block1_linear1": block1_linear1,
+            "block1_f_2_mask": block1_f_2_mask,
+            "block1_f_2": block1_f_2,
+            "block1_f_3_mask": block1_f_3_mask,
+            "block2_norm1_saved": block2_norm1_saved,
+            "block2_self_attention_saved": block2_self_attention_saved,
+            "block2_dropout_1_mask": block2_dropout_1_mask,
+            "block2_norm2_saved": block2_norm2_saved,
+            "block2_norm2": block2_norm2,
+            "block2_linear1": block2_linear1,
+            "block2_f_2_mask": block2_f_2_mask,
+            "block2_f_2": block2_f_2,
+            "block2_f_3_mask": block2_f_3_mask,
+            "norm_saved": norm_saved,
+            "norm": norm,
         }
         return head, cache
 
@@ -623,39 +676,39 @@ class Runtime:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        tokens = cache['tokens']
-        block1_norm1_saved = cache['block1_norm1_saved']
-        block1_self_attention_saved = cache['block1_self_attention_saved']
-        block1_dropout_1_mask = cache['block1_dropout_1_mask']
-        block1_norm2_saved = cache['block1_norm2_saved']
-        block1_norm2 = cache['block1_norm2']
-        block1_linear1 = cache['block1_linear1']
-        block1_f_2_mask = cache['block1_f_2_mask']
-        block1_f_2 = cache['block1_f_2']
-        block1_f_3_mask = cache['block1_f_3_mask']
-        block2_norm1_saved = cache['block2_norm1_saved']
-        block2_self_attention_saved = cache['block2_self_attention_saved']
-        block2_dropout_1_mask = cache['block2_dropout_1_mask']
-        block2_norm2_saved = cache['block2_norm2_saved']
-        block2_norm2 = cache['block2_norm2']
-        block2_linear1 = cache['block2_linear1']
-        block2_f_2_mask = cache['block2_f_2_mask']
-        block2_f_2 = cache['block2_f_2']
-        block2_f_3_mask = cache['block2_f_3_mask']
-        norm_saved = cache['norm_saved']
-        norm = cache['norm']
+        tokens = cache["tokens"]
+        block1_norm1_saved = cache["block1_norm1_saved"]
+        block1_self_attention_saved = cache["block1_self_attention_saved"]
+        block1_dropout_1_mask = cache["block1_dropout_1_mask"]
+        block1_norm2_saved = cache["block1_norm2_saved"]
+        block1_norm2 = cache["block1_norm2"]
+        block1_linear1 = cache["block1_linear1"]
+        block1_f_2_mask = cache["block1_f_2_mask"]
+        block1_f_2 = cache["block1_f_2"]
+        block1_f_3_mask = cache["block1_f_3_mask"]
+        block2_norm1_saved = cache["block2_norm1_saved"]
+        block2_self_attention_saved = cache["block2_self_attention_saved"]
+        block2_dropout_1_mask = cache["block2_dropout_1_mask"]
+        block2_norm2_saved = cache["block2_norm2_saved"]
+        block2_norm2 = cache["block2_norm2"]
+        block2_linear1 = cache["block2_linear1"]
+        block2_f_2_mask = cache["block2_f_2_mask"]
+        block2_f_2 = cache["block2_f_2"]
+        block2_f_3_mask = cache["block2_f_3_mask"]
+        norm_saved = cache["norm_saved"]
+        norm = cache["norm"]
         grads = {}
 
         # head = dense(62): [32, 62]
-        grads['head.weight'] = d_head.reshape(-1, 62).T @ norm.reshape(-1, 64)
-        grads['head.bias'] = d_head.sum(axis=(0, 1))
-        d_norm = d_head @ w['head.weight']
+        grads["head.weight"] = d_head.reshape(-1, 62).T @ norm.reshape(-1, 64)
+        grads["head.bias"] = d_head.sum(axis=(0, 1))
+        d_norm = d_head @ w["head.weight"]
 
         # norm = layernorm: [32, 64]
-        d_block2_add_1, grads['norm.weight'], grads['norm.bias'] = layernorm_backward(
+        d_block2_add_1, grads["norm.weight"], grads["norm.bias"] = layernorm_backward(
             d_norm,
             norm_saved,
-            w['norm.weight'],
+            w["norm.weight"],
         )
 
         # block2_add_1 = add: [32, 64]
@@ -668,11 +721,11 @@ class Runtime:
         )
 
         # block2_linear2 = dense(64): [32, 64]
-        grads['block2_linear2.weight'] = (
-            d_block2_linear2.reshape(-1, 64).T @ block2_f_2.reshape(-1, 128)
+        grads["block2_linear2.weight"] = d_block2_linear2.reshape(-1, 64).T @ block2_f_2.reshape(
+            -1, 128
         )
-        grads['block2_linear2.bias'] = d_block2_linear2.sum(axis=(0, 1))
-        d_block2_f_2 = d_block2_linear2 @ w['block2_linear2.weight']
+        grads["block2_linear2.bias"] = d_block2_linear2.sum(axis=(0, 1))
+        d_block2_f_2 = d_block2_linear2 @ w["block2_linear2.weight"]
 
         # block2_f_2 = dropout(0.0): [32, 128]
         d_block2_relu_1 = (
@@ -683,21 +736,21 @@ class Runtime:
         d_block2_linear1 = d_block2_relu_1 * (block2_linear1 > 0)
 
         # block2_linear1 = dense(128): [32, 128]
-        grads['block2_linear1.weight'] = (
-            d_block2_linear1.reshape(-1, 128).T @ block2_norm2.reshape(-1, 64)
+        grads["block2_linear1.weight"] = d_block2_linear1.reshape(-1, 128).T @ block2_norm2.reshape(
+            -1, 64
         )
-        grads['block2_linear1.bias'] = d_block2_linear1.sum(axis=(0, 1))
-        d_block2_norm2 = d_block2_linear1 @ w['block2_linear1.weight']
+        grads["block2_linear1.bias"] = d_block2_linear1.sum(axis=(0, 1))
+        d_block2_norm2 = d_block2_linear1 @ w["block2_linear1.weight"]
 
         # block2_norm2 = layernorm: [32, 64]
         (
             block2_norm2_d_input,
-            grads['block2_norm2.weight'],
-            grads['block2_norm2.bias'],
+            grads["block2_norm2.weight"],
+            grads["block2_norm2.bias"],
         ) = layernorm_backward(
             d_block2_norm2,
             block2_norm2_saved,
-            w['block2_norm2.weight'],
+            w["block2_norm2.weight"],
         )
         d_block2_x_2 = d_block2_x_2 + block2_norm2_d_input
 
@@ -707,31 +760,34 @@ class Runtime:
 
         # block2_dropout_1 = dropout(0.0): [32, 64]
         d_block2_self_attention = (
-            d_block2_dropout_1 if block2_dropout_1_mask is None else d_block2_dropout_1
-            * block2_dropout_1_mask
+            d_block2_dropout_1
+            if block2_dropout_1_mask is None
+            else d_block2_dropout_1 * block2_dropout_1_mask
         )
 
         # block2_self_attention = attention(4, causal = true): [32, 64]
         block2_self_attention_params_2 = (
-            w['block2_self_attention.query.weight'],
-            w['block2_self_attention.query.bias'],
-            w['block2_self_attention.key.weight'],
-            w['block2_self_attention.key.bias'],
-            w['block2_self_attention.value.weight'],
-            w['block2_self_attention.value.bias'],
-            w['block2_self_attention.output.weight'],
-            w['block2_self_attention.output.bias'],
+            w["block2_self_attention.query.weight"],
+            w["block2_self_attention.query.bias"],
+            w["block2_self_attention.key.weight"],
+            w["block2_self_attention.key.bias"],
+            w["block2_self_attention.value.weight"],
+            w["block2_self_attention.value.bias"],
+            w["block2_self_attention.output.weight"],
+            w["block2_self_attention.output.bias"],
         )
         (
             block2_self_attention_d_qkv,
-            (grads['block2_self_attention.query.weight'],
-            grads['block2_self_attention.query.bias'],
-            grads['block2_self_attention.key.weight'],
-            grads['block2_self_attention.key.bias'],
-            grads['block2_self_attention.value.weight'],
-            grads['block2_self_attention.value.bias'],
-            grads['block2_self_attention.output.weight'],
-            grads['block2_self_attention.output.bias']),
+            (
+                grads["block2_self_attention.query.weight"],
+                grads["block2_self_attention.query.bias"],
+                grads["block2_self_attention.key.weight"],
+                grads["block2_self_attention.key.bias"],
+                grads["block2_self_attention.value.weight"],
+                grads["block2_self_attention.value.bias"],
+                grads["block2_self_attention.output.weight"],
+                grads["block2_self_attention.output.bias"],
+            ),
         ) = attention_backward(
             d_block2_self_attention,
             block2_self_attention_saved,
@@ -744,12 +800,12 @@ class Runtime:
         # block2_norm1 = layernorm: [32, 64]
         (
             block2_norm1_d_input,
-            grads['block2_norm1.weight'],
-            grads['block2_norm1.bias'],
+            grads["block2_norm1.weight"],
+            grads["block2_norm1.bias"],
         ) = layernorm_backward(
             d_block2_norm1,
             block2_norm1_saved,
-            w['block2_norm1.weight'],
+            w["block2_norm1.weight"],
         )
         d_block1_add_1 = d_block1_add_1 + block2_norm1_d_input
 
@@ -763,11 +819,11 @@ class Runtime:
         )
 
         # block1_linear2 = dense(64): [32, 64]
-        grads['block1_linear2.weight'] = (
-            d_block1_linear2.reshape(-1, 64).T @ block1_f_2.reshape(-1, 128)
+        grads["block1_linear2.weight"] = d_block1_linear2.reshape(-1, 64).T @ block1_f_2.reshape(
+            -1, 128
         )
-        grads['block1_linear2.bias'] = d_block1_linear2.sum(axis=(0, 1))
-        d_block1_f_2 = d_block1_linear2 @ w['block1_linear2.weight']
+        grads["block1_linear2.bias"] = d_block1_linear2.sum(axis=(0, 1))
+        d_block1_f_2 = d_block1_linear2 @ w["block1_linear2.weight"]
 
         # block1_f_2 = dropout(0.0): [32, 128]
         d_block1_relu_1 = (
@@ -778,21 +834,21 @@ class Runtime:
         d_block1_linear1 = d_block1_relu_1 * (block1_linear1 > 0)
 
         # block1_linear1 = dense(128): [32, 128]
-        grads['block1_linear1.weight'] = (
-            d_block1_linear1.reshape(-1, 128).T @ block1_norm2.reshape(-1, 64)
+        grads["block1_linear1.weight"] = d_block1_linear1.reshape(-1, 128).T @ block1_norm2.reshape(
+            -1, 64
         )
-        grads['block1_linear1.bias'] = d_block1_linear1.sum(axis=(0, 1))
-        d_block1_norm2 = d_block1_linear1 @ w['block1_linear1.weight']
+        grads["block1_linear1.bias"] = d_block1_linear1.sum(axis=(0, 1))
+        d_block1_norm2 = d_block1_linear1 @ w["block1_linear1.weight"]
 
         # block1_norm2 = layernorm: [32, 64]
         (
             block1_norm2_d_input,
-            grads['block1_norm2.weight'],
-            grads['block1_norm2.bias'],
+            grads["block1_norm2.weight"],
+            grads["block1_norm2.bias"],
         ) = layernorm_backward(
             d_block1_norm2,
             block1_norm2_saved,
-            w['block1_norm2.weight'],
+            w["block1_norm2.weight"],
         )
         d_block1_x_2 = d_block1_x_2 + block1_norm2_d_input
 
@@ -802,31 +858,34 @@ class Runtime:
 
         # block1_dropout_1 = dropout(0.0): [32, 64]
         d_block1_self_attention = (
-            d_block1_dropout_1 if block1_dropout_1_mask is None else d_block1_dropout_1
-            * block1_dropout_1_mask
+            d_block1_dropout_1
+            if block1_dropout_1_mask is None
+            else d_block1_dropout_1 * block1_dropout_1_mask
         )
 
         # block1_self_attention = attention(4, causal = true): [32, 64]
         block1_self_attention_params_2 = (
-            w['block1_self_attention.query.weight'],
-            w['block1_self_attention.query.bias'],
-            w['block1_self_attention.key.weight'],
-            w['block1_self_attention.key.bias'],
-            w['block1_self_attention.value.weight'],
-            w['block1_self_attention.value.bias'],
-            w['block1_self_attention.output.weight'],
-            w['block1_self_attention.output.bias'],
+            w["block1_self_attention.query.weight"],
+            w["block1_self_attention.query.bias"],
+            w["block1_self_attention.key.weight"],
+            w["block1_self_attention.key.bias"],
+            w["block1_self_attention.value.weight"],
+            w["block1_self_attention.value.bias"],
+            w["block1_self_attention.output.weight"],
+            w["block1_self_attention.output.bias"],
         )
         (
             block1_self_attention_d_qkv,
-            (grads['block1_self_attention.query.weight'],
-            grads['block1_self_attention.query.bias'],
-            grads['block1_self_attention.key.weight'],
-            grads['block1_self_attention.key.bias'],
-            grads['block1_self_attention.value.weight'],
-            grads['block1_self_attention.value.bias'],
-            grads['block1_self_attention.output.weight'],
-            grads['block1_self_attention.output.bias']),
+            (
+                grads["block1_self_attention.query.weight"],
+                grads["block1_self_attention.query.bias"],
+                grads["block1_self_attention.key.weight"],
+                grads["block1_self_attention.key.bias"],
+                grads["block1_self_attention.value.weight"],
+                grads["block1_self_attention.value.bias"],
+                grads["block1_self_attention.output.weight"],
+                grads["block1_self_attention.output.bias"],
+            ),
         ) = attention_backward(
             d_block1_self_attention,
             block1_self_attention_saved,
@@ -839,94 +898,40 @@ class Runtime:
         # block1_norm1 = layernorm: [32, 64]
         (
             block1_norm1_d_input,
-            grads['block1_norm1.weight'],
-            grads['block1_norm1.bias'],
+            grads["block1_norm1.weight"],
+            grads["block1_norm1.bias"],
         ) = layernorm_backward(
             d_block1_norm1,
             block1_norm1_saved,
-            w['block1_norm1.weight'],
+            w["block1_norm1.weight"],
         )
         d_positions = d_positions + block1_norm1_d_input
 
         # positions = learned_positions(32): [32, 64]
-        grads['positions.weight'] = learned_positions_backward(d_positions, 32)
+        grads["positions.weight"] = learned_positions_backward(d_positions, 32)
         d_embed = d_positions
 
         # embed = embedding(62, 64): [32, 64]
-        grads['embed.weight'] = embedding_backward(tokens, d_embed, 62)
+        grads["embed.weight"] = embedding_backward(tokens, d_embed, 62)
 
         return grads, None
 
-    def objective(self, x, y, training):
-        """The forward pass and the loss (cross_entropy from logits): the loss, its
-        gradient with respect to the output, and the cache of the forward pass.
-        """
-        output, cache = self.propagate(x, training=training)
-        target = as_target(y, output, class_labels=True)
-        loss, d_output = cross_entropy_from_logits(output, target)
-        return loss, d_output, cache
 
-    def loss(self, x, y):
-        """The loss in evaluation mode (no dropout, running batchnorm statistics)."""
-        return float(self.objective(x, y, training=False)[0])
+def compute_loss(output, y):
+    """The loss of the output against the targets y: cross_entropy from logits.
+    Returns it and its gradient with respect to the output.
+    """
+    target = as_target(y, output, class_labels=True)
+    return cross_entropy_from_logits(output, target)
 
-    def gradients(self, x, y):
-        """d loss / d parameter for every trainable parameter, in training mode;
-        nothing is updated.
-        """
-        _, d_output, cache = self.objective(x, y, training=True)
-        return self.backpropagate(cache, d_output)[0]
 
-    def train_step(self, x, y, lr):
-        """One update on one batch; returns the loss before the update."""
-        loss, d_output, cache = self.objective(x, y, training=True)
-        grads, _ = self.backpropagate(cache, d_output)
-        self.apply_gradients(grads, lr)
-        return float(loss)
-
-    def apply_gradients(self, grads, lr):
-        """Adam: m = 0.9 m + (1 - 0.9) g;
-        v = 0.999 v + (1 - 0.999) g^2;
-        p -= lr * m_hat / (sqrt(v_hat) + 1e-08), with the bias corrections
-        m_hat = m / (1 - 0.9^t) and v_hat = v / (1 - 0.999^t), t = self.step.
-        """
-        lr = float(lr)  # a Python float keeps float32 arrays float32
-        self.step += 1
-        correction1 = 1 - 0.9 ** self.step
-        correction2 = 1 - 0.999 ** self.step
-        for name in TRAINABLE:
-            g = grads[name]
-            m, v = self.state[name + '.m'], self.state[name + '.v']
-            m *= 0.9
-            m += (1 - 0.9) * g
-            v *= 0.999
-            v += (1 - 0.999) * g * g
-            self.weights[name] -= lr * (m / correction1) / (np.sqrt(v / correction2) + 1e-08)
-
-    def get_optimizer_state(self):
-        """The canonical optimizer state: 'step' and '<param>.<slot>' (copies)."""
-        state = {name: value.copy() for name, value in self.state.items()}
-        state['step'] = np.array(self.step, dtype=np.int64)
-        return state
-
-    def set_optimizer_state(self, state):
-        """Load optimizer state in the canonical names (from any backend)."""
-        expected = {'step', *self.state}
-        if set(state) != expected:
-            raise ValueError(
-                f'optimizer state must hold {sorted(expected)}. Received: {sorted(state)}'
-            )
-        loaded = {}
-        for name, current in self.state.items():
-            value = np.array(state[name], dtype=self.dtype)
-            if value.shape != current.shape:
-                raise ValueError(
-                    f'optimizer state {name} must have shape {list(current.shape)}. '
-                    f'Received: {list(value.shape)}'
-                )
-            loaded[name] = value
-        self.state = loaded
-        self.step = int(state['step'])
+def make_optimizer(weights):
+    """Adam: m = 0.9 m + (1 - 0.9) g; v = 0.999 v + (1 - 0.999) g^2;
+    p -= lr * m_hat / (sqrt(v_hat) + 1e-08), with m_hat = m / (1 - 0.9^t)
+    and v_hat = v / (1 - 0.999^t) at update t.
+    It updates the parameters of TRAINABLE.
+    """
+    return Adam(weights, TRAINABLE, beta1=0.9, beta2=0.999, eps=1e-08)
 
 
 def learning_rate(epoch):
@@ -934,25 +939,31 @@ def learning_rate(epoch):
     return 0.003
 
 
-def fit(x, y, epochs=10, batch=32, seed=1, runtime=None, verbose=True):
-    """Train on prepared arrays (targets as the runtime expects them); return the
-    runtime and the mean training loss of each epoch.
+def fit(x, y, epochs=10, batch=32, seed=1, verbose=True):
+    """Train a new CharTransformer from initial_weights(seed) on arrays x and y (targets
+    as compute_loss takes them) and return it with the mean training loss of each
+    epoch. It makes the updates of nnc train: per epoch a permutation of the
+    samples from np.random.default_rng(seed), and dropout masks drawn from
+    SeedSequence([seed, epoch]).
     """
-    runtime = runtime if runtime is not None else Runtime(initial_weights(seed))
+    model = CharTransformer(initial_weights(seed))
+    optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    n = len(x)
-    size = n if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)
-        # the same dropout seed per epoch as nnc train
-        runtime.seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
-        order = rng.permutation(n)
+        # the dropout masks of nnc train's epoch
+        dropout_seed = np.random.SeedSequence([seed, epoch]).generate_state(1)[0]
+        model.rng = np.random.default_rng(int(dropout_seed))
+        order = rng.permutation(len(x))
         total = 0.0
-        for start in range(0, n, size):
-            index = order[start:start + size]
-            total += runtime.train_step(x[index], y[index], lr) * len(index)
-        history.append(total / n)
+        for start in range(0, len(x), size):
+            index = order[start : start + size]
+            batch_x, batch_y = x[index], y[index]
+            loss = train_step(model, optimizer, compute_loss, batch_x, batch_y, lr)
+            total += loss * len(index)
+        history.append(total / len(x))
         if verbose:
-            print(f'epoch {epoch + 1}/{epochs}: loss {history[-1]:.6f}')
-    return runtime, history
+            print(f"epoch {epoch + 1}/{epochs}: loss {history[-1]:.6f}")
+    return model, history

@@ -4,53 +4,52 @@
 """Model Conv3dSmall in plain NumPy: forward propagation, backpropagation and the
 adam update, written out by hand.
 
-    runtime = Runtime()                   # initial weights drawn from the seed
-    output = runtime.forward(volume)
-    loss = runtime.train_step(x, y, lr)   # one update on one batch
+    model = Conv3dSmall(initial_weights())   # weights drawn from the seed
+    output = model.forward(volume)
+    model, history = fit(x, y)   # train as nnc train does
 """
 
 import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('conv3d_1.weight', (8, 1, 3, 3, 3), 'glorot_uniform', 27, 216, {}),
-    ('batchnorm_1.weight', (8,), 'ones', 1, 1, {}),
-    ('batchnorm_1.bias', (8,), 'zeros', 1, 1, {}),
-    ('batchnorm_1.running_mean', (8,), 'zeros', 1, 1, {}),
-    ('batchnorm_1.running_var', (8,), 'ones', 1, 1, {}),
-    ('conv3d_2.weight', (16, 8, 3, 3, 3), 'glorot_uniform', 216, 432, {}),
-    ('groupnorm_1.weight', (16,), 'ones', 1, 1, {}),
-    ('groupnorm_1.bias', (16,), 'zeros', 1, 1, {}),
-    ('dense_1.weight', (2, 16), 'glorot_uniform', 16, 2, {}),
-    ('dense_1.bias', (2,), 'zeros', 1, 1, {}),
+    ("conv3d_1.weight", (8, 1, 3, 3, 3), "glorot_uniform", 27, 216, {}),
+    ("batchnorm_1.weight", (8,), "ones", 1, 1, {}),
+    ("batchnorm_1.bias", (8,), "zeros", 1, 1, {}),
+    ("batchnorm_1.running_mean", (8,), "zeros", 1, 1, {}),
+    ("batchnorm_1.running_var", (8,), "ones", 1, 1, {}),
+    ("conv3d_2.weight", (16, 8, 3, 3, 3), "glorot_uniform", 216, 432, {}),
+    ("groupnorm_1.weight", (16,), "ones", 1, 1, {}),
+    ("groupnorm_1.bias", (16,), "zeros", 1, 1, {}),
+    ("dense_1.weight", (2, 16), "glorot_uniform", 16, 2, {}),
+    ("dense_1.bias", (2,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'conv3d_1.weight',
-    'batchnorm_1.weight',
-    'batchnorm_1.bias',
-    'conv3d_2.weight',
-    'groupnorm_1.weight',
-    'groupnorm_1.bias',
-    'dense_1.weight',
-    'dense_1.bias',
+    "conv3d_1.weight",
+    "batchnorm_1.weight",
+    "batchnorm_1.bias",
+    "conv3d_2.weight",
+    "groupnorm_1.weight",
+    "groupnorm_1.bias",
+    "dense_1.weight",
+    "dense_1.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'ones':
+    elif kind == "ones":
         return np.ones(shape)
-    elif kind == 'zeros':
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=0):
@@ -295,52 +294,107 @@ def window_view(x, kernel, stride, dilation):
     return windows[(slice(None), slice(None), *steps)]
 
 
-class Runtime:
-    """Model Conv3dSmall: weights, forward and backward passes, adam updates.
-
-    Arrays are batch first and channels first; weights are canonical
-    (``{'<node>.<param>': array}``). ``weights=None`` draws ``initial_weights(seed)``;
-    ``seed`` also seeds the generator of dropout masks.
+class Optimizer:
+    """The state every optimizer keeps: ``steps`` (updates made so far) and, per
+    parameter in ``names`` and per slot, an array shaped like the parameter, under
+    the canonical name '<param>.<slot>'. ``update`` changes the weights in place.
     """
 
-    backend = 'numpy'
+    slots: tuple[str, ...] = ()
+    initial = 0.0  # the slots' starting value
 
-    def __init__(self, weights=None, dtype=np.float32, seed=0):
-        self.dtype = np.dtype(dtype)
-        self.rng = np.random.default_rng(seed)
-        self.set_weights(initial_weights(seed) if weights is None else weights)
-        self.step = 0  # updates made so far
-        # Adam's first (m) and second (v) moment estimates, per trainable parameter
+    def __init__(self, weights, names):
+        self.names = tuple(names)
+        self.steps = 0
         self.state = {}
-        for name in TRAINABLE:
-            self.state[name + '.m'] = np.zeros_like(self.weights[name])
-            self.state[name + '.v'] = np.zeros_like(self.weights[name])
+        for name in self.names:
+            for slot in self.slots:
+                self.state[f"{name}.{slot}"] = np.full_like(weights[name], self.initial)
 
-    def seed(self, seed):
-        """Reseed the generator of dropout masks."""
+    def update(self, weights, grads, lr):
+        """One update of the parameters in ``names`` with their gradients."""
+        lr = float(lr)  # a Python float keeps float32 arrays float32
+        self.steps += 1
+        for name in self.names:
+            self.update_parameter(name, weights[name], grads[name], lr)
+
+    def update_parameter(self, name, p, g, lr):
+        raise NotImplementedError
+
+
+class Adam(Optimizer):
+    """Adam: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+    p -= lr * m_hat / (sqrt(v_hat) + eps), with the bias corrections
+    m_hat = m / (1 - b1^t) and v_hat = v / (1 - b2^t), t = steps.
+    """
+
+    slots = ("m", "v")
+
+    def __init__(self, weights, names, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        super().__init__(weights, names)
+
+    def update_parameter(self, name, p, g, lr):
+        correction1 = 1 - self.beta1**self.steps
+        correction2 = 1 - self.beta2**self.steps
+        m, v = self.state[name + ".m"], self.state[name + ".v"]
+        m *= self.beta1
+        m += (1 - self.beta1) * g
+        v *= self.beta2
+        v += (1 - self.beta2) * g * g
+        p -= lr * (m / correction1) / (np.sqrt(v / correction2) + self.eps)
+
+
+def update_running_statistics(weights, cache, batchnorms):
+    """Batchnorm's running statistics after a training step, for each (node, key of
+    its batch statistics in the cache, momentum) of ``batchnorms``:
+    running = (1 - momentum) * running + momentum * batch, with the unbiased batch
+    variance (n / (n - 1) times the biased one).
+    """
+    for node, saved, momentum in batchnorms:
+        _, _, mean, var, count = cache[saved]
+        unbiased = var * count / max(count - 1, 1)
+        mean_key, var_key = node + ".running_mean", node + ".running_var"
+        weights[mean_key] = (1 - momentum) * weights[mean_key] + momentum * mean
+        weights[var_key] = (1 - momentum) * weights[var_key] + momentum * unbiased
+
+
+def train_step(model, optimizer, compute_loss, x, y, lr, l2=0.0, decayed=()):
+    """One update of ``model`` on one batch, in training mode: the loss and its
+    gradient (``compute_loss(output, y)``), backpropagation, L2 (g += l2 * p for the
+    parameters in ``decayed``; not decoupled decay), the optimizer's update, then the
+    running statistics of its batchnorms (``model.batchnorms``). Returns the loss
+    before the update. ``x`` is one input array, or a tuple of them.
+    """
+    inputs = x if isinstance(x, tuple) else (x,)
+    output, cache = model.propagate(*inputs, training=True)
+    loss, d_output = compute_loss(output, y)
+    grads, _ = model.backpropagate(cache, d_output)
+    for name in decayed:
+        grads[name] = grads[name] + l2 * model.weights[name]
+    optimizer.update(model.weights, grads, lr)
+    if model.batchnorms:
+        update_running_statistics(model.weights, cache, model.batchnorms)
+    return float(loss)
+
+
+class Conv3dSmall:
+    """Model Conv3dSmall: weights, forward propagation and backpropagation.
+
+    Arrays are batch first and channels first; ``weights`` are canonical
+    (``{'<node>.<param>': array}``), inputs (volume: [1, 8, 8, 8]).
+    ``rng`` draws the dropout masks.
+    """
+
+    # batchnorm nodes: (node, its batch statistics in the cache, momentum)
+    batchnorms = (("batchnorm_1", "batchnorm_1_saved", 0.1),)
+
+    def __init__(self, weights, dtype=np.float32, seed=0):
+        self.dtype = np.dtype(dtype)
+        self.weights = {k: np.array(v, dtype=self.dtype) for k, v in weights.items()}
         self.rng = np.random.default_rng(seed)
-
-    def get_weights(self):
-        """The canonical weights (copies)."""
-        return {name: value.copy() for name, value in self.weights.items()}
-
-    def set_weights(self, weights):
-        """Load canonical weights: every tensor of PARAMETERS, in its shape."""
-        names = [name for name, *_ in PARAMETERS]
-        missing = [name for name in names if name not in weights]
-        unknown = sorted(set(weights) - set(names))
-        if missing or unknown:
-            raise ValueError(f'weights do not fit: missing {missing}, unknown {unknown}')
-        loaded = {}
-        for name, shape, *_ in PARAMETERS:
-            value = np.array(weights[name], dtype=self.dtype)
-            if value.shape != shape:
-                raise ValueError(
-                    f'weight {name} must have shape {list(shape)}. '
-                    f'Received: {list(value.shape)}'
-                )
-            loaded[name] = value
-        self.weights = loaded
 
     def forward(self, volume, training=False):
         """The model's output for a batch; evaluation mode unless training=True."""
@@ -351,12 +405,12 @@ class Runtime:
         backpropagation needs.
         """
         w = self.weights
-        volume = as_batch(volume, 'volume', (1, 8, 8, 8), self.dtype)
+        volume = as_batch(volume, "volume", (1, 8, 8, 8), self.dtype)
 
         # conv3d_1 = conv3d(8, 3, padding = same, bias = false): [8, 8, 8, 8]
         conv3d_1, conv3d_1_cols = conv_nd_forward(
             volume,
-            w['conv3d_1.weight'],
+            w["conv3d_1.weight"],
             None,
             padding=((1, 1), (1, 1), (1, 1)),
         )
@@ -365,10 +419,10 @@ class Runtime:
         # training: batch statistics; evaluation: the running statistics
         batchnorm_1, batchnorm_1_saved = batchnorm_forward(
             conv3d_1,
-            w['batchnorm_1.weight'],
-            w['batchnorm_1.bias'],
-            w['batchnorm_1.running_mean'],
-            w['batchnorm_1.running_var'],
+            w["batchnorm_1.weight"],
+            w["batchnorm_1.bias"],
+            w["batchnorm_1.running_mean"],
+            w["batchnorm_1.running_var"],
             eps=1e-05,
             training=training,
         )
@@ -388,7 +442,7 @@ class Runtime:
         # conv3d_2 = conv3d(16, 3, padding = same, bias = false): [16, 4, 4, 4]
         conv3d_2, conv3d_2_cols = conv_nd_forward(
             maxpool3d_1,
-            w['conv3d_2.weight'],
+            w["conv3d_2.weight"],
             None,
             padding=((1, 1), (1, 1), (1, 1)),
         )
@@ -396,8 +450,8 @@ class Runtime:
         # groupnorm_1 = groupnorm(4): [16, 4, 4, 4]
         groupnorm_1, groupnorm_1_saved = groupnorm_forward(
             conv3d_2,
-            w['groupnorm_1.weight'],
-            w['groupnorm_1.bias'],
+            w["groupnorm_1.weight"],
+            w["groupnorm_1.bias"],
             groups=4,
             eps=1e-05,
         )
@@ -409,26 +463,26 @@ class Runtime:
         global_avg_pool_1 = relu_2.mean(axis=(2, 3, 4))
 
         # dense_1 = dense(2): [2]
-        dense_1 = global_avg_pool_1 @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = global_avg_pool_1 @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         # softmax_1 = softmax: [2]
         softmax_1 = softmax(dense_1, axis=-1)
 
         cache = {
-            'volume': volume,
-            'conv3d_1_cols': conv3d_1_cols,
-            'batchnorm_1_saved': batchnorm_1_saved,
-            'batchnorm_1': batchnorm_1,
-            'relu_1': relu_1,
-            'maxpool3d_1_argmax': maxpool3d_1_argmax,
-            'maxpool3d_1': maxpool3d_1,
-            'conv3d_2_cols': conv3d_2_cols,
-            'groupnorm_1_saved': groupnorm_1_saved,
-            'groupnorm_1': groupnorm_1,
-            'relu_2': relu_2,
-            'global_avg_pool_1': global_avg_pool_1,
-            'softmax_1': softmax_1,
-            'training': training,
+            "volume": volume,
+            "conv3d_1_cols": conv3d_1_cols,
+            "batchnorm_1_saved": batchnorm_1_saved,
+            "batchnorm_1": batchnorm_1,
+            "relu_1": relu_1,
+            "maxpool3d_1_argmax": maxpool3d_1_argmax,
+            "maxpool3d_1": maxpool3d_1,
+            "conv3d_2_cols": conv3d_2_cols,
+            "groupnorm_1_saved": groupnorm_1_saved,
+            "groupnorm_1": groupnorm_1,
+            "relu_2": relu_2,
+            "global_avg_pool_1": global_avg_pool_1,
+            "softmax_1": softmax_1,
+            "training": training,
         }
         return softmax_1, cache
 
@@ -438,55 +492,54 @@ class Runtime:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        volume = cache['volume']
-        conv3d_1_cols = cache['conv3d_1_cols']
-        batchnorm_1_saved = cache['batchnorm_1_saved']
-        batchnorm_1 = cache['batchnorm_1']
-        relu_1 = cache['relu_1']
-        maxpool3d_1_argmax = cache['maxpool3d_1_argmax']
-        maxpool3d_1 = cache['maxpool3d_1']
-        conv3d_2_cols = cache['conv3d_2_cols']
-        groupnorm_1_saved = cache['groupnorm_1_saved']
-        groupnorm_1 = cache['groupnorm_1']
-        relu_2 = cache['relu_2']
-        global_avg_pool_1 = cache['global_avg_pool_1']
-        softmax_1 = cache['softmax_1']
-        training = cache['training']
+        volume = cache["volume"]
+        conv3d_1_cols = cache["conv3d_1_cols"]
+        batchnorm_1_saved = cache["batchnorm_1_saved"]
+        batchnorm_1 = cache["batchnorm_1"]
+        relu_1 = cache["relu_1"]
+        maxpool3d_1_argmax = cache["maxpool3d_1_argmax"]
+        maxpool3d_1 = cache["maxpool3d_1"]
+        conv3d_2_cols = cache["conv3d_2_cols"]
+        groupnorm_1_saved = cache["groupnorm_1_saved"]
+        groupnorm_1 = cache["groupnorm_1"]
+        relu_2 = cache["relu_2"]
+        global_avg_pool_1 = cache["global_avg_pool_1"]
+        softmax_1 = cache["softmax_1"]
+        training = cache["training"]
         grads = {}
 
         # softmax_1 = softmax: [2]
-        d_dense_1 = (
-            softmax_1 * (d_softmax_1 - (d_softmax_1 * softmax_1).sum(axis=-1, keepdims=True))
+        d_dense_1 = softmax_1 * (
+            d_softmax_1 - (d_softmax_1 * softmax_1).sum(axis=-1, keepdims=True)
         )
 
         # dense_1 = dense(2): [2]
-        grads['dense_1.weight'] = d_dense_1.T @ global_avg_pool_1
-        grads['dense_1.bias'] = d_dense_1.sum(axis=0)
-        d_global_avg_pool_1 = d_dense_1 @ w['dense_1.weight']
+        grads["dense_1.weight"] = d_dense_1.T @ global_avg_pool_1
+        grads["dense_1.bias"] = d_dense_1.sum(axis=0)
+        d_global_avg_pool_1 = d_dense_1 @ w["dense_1.weight"]
 
         # global_avg_pool_1 = global_avg_pool: [16]
-        d_relu_2 = (
-            np.broadcast_to(d_global_avg_pool_1[:, :, None, None, None], relu_2.shape)
-            / np.prod(relu_2.shape[2:])
-        )
+        d_relu_2 = np.broadcast_to(
+            d_global_avg_pool_1[:, :, None, None, None], relu_2.shape
+        ) / np.prod(relu_2.shape[2:])
 
         # relu_2 = relu: [16, 4, 4, 4]
         d_groupnorm_1 = d_relu_2 * (groupnorm_1 > 0)
 
         # groupnorm_1 = groupnorm(4): [16, 4, 4, 4]
-        d_conv3d_2, grads['groupnorm_1.weight'], grads['groupnorm_1.bias'] = groupnorm_backward(
+        d_conv3d_2, grads["groupnorm_1.weight"], grads["groupnorm_1.bias"] = groupnorm_backward(
             d_groupnorm_1,
             groupnorm_1_saved,
-            w['groupnorm_1.weight'],
+            w["groupnorm_1.weight"],
             groups=4,
         )
 
         # conv3d_2 = conv3d(16, 3, padding = same, bias = false): [16, 4, 4, 4]
-        grads['conv3d_2.weight'], d_maxpool3d_1 = conv_nd_backward(
+        grads["conv3d_2.weight"], d_maxpool3d_1 = conv_nd_backward(
             d_conv3d_2,
             conv3d_2_cols,
             maxpool3d_1.shape,
-            w['conv3d_2.weight'],
+            w["conv3d_2.weight"],
             padding=((1, 1), (1, 1), (1, 1)),
             need_input=True,
         )
@@ -506,112 +559,41 @@ class Runtime:
         d_batchnorm_1 = d_relu_1 * (batchnorm_1 > 0)
 
         # batchnorm_1 = batchnorm: [8, 8, 8, 8]
-        d_conv3d_1, grads['batchnorm_1.weight'], grads['batchnorm_1.bias'] = batchnorm_backward(
+        d_conv3d_1, grads["batchnorm_1.weight"], grads["batchnorm_1.bias"] = batchnorm_backward(
             d_batchnorm_1,
             batchnorm_1_saved,
-            w['batchnorm_1.weight'],
+            w["batchnorm_1.weight"],
             training,
         )
 
         # conv3d_1 = conv3d(8, 3, padding = same, bias = false): [8, 8, 8, 8]
-        grads['conv3d_1.weight'], d_volume = conv_nd_backward(
+        grads["conv3d_1.weight"], d_volume = conv_nd_backward(
             d_conv3d_1,
             conv3d_1_cols,
             volume.shape,
-            w['conv3d_1.weight'],
+            w["conv3d_1.weight"],
             padding=((1, 1), (1, 1), (1, 1)),
             need_input=input_gradients,
         )
 
         return grads, (d_volume if input_gradients else None)
 
-    def objective(self, x, y, training):
-        """The forward pass and the loss (cross_entropy from probabilities): the loss, its
-        gradient with respect to the output, and the cache of the forward pass.
-        """
-        output, cache = self.propagate(x, training=training)
-        target = as_target(y, output, class_labels=True)
-        loss, d_output = cross_entropy_from_probabilities(output, target)
-        return loss, d_output, cache
 
-    def loss(self, x, y):
-        """The loss in evaluation mode (no dropout, running batchnorm statistics)."""
-        return float(self.objective(x, y, training=False)[0])
+def compute_loss(output, y):
+    """The loss of the output against the targets y: cross_entropy from probabilities.
+    Returns it and its gradient with respect to the output.
+    """
+    target = as_target(y, output, class_labels=True)
+    return cross_entropy_from_probabilities(output, target)
 
-    def gradients(self, x, y):
-        """d loss / d parameter for every trainable parameter, in training mode;
-        nothing is updated.
-        """
-        _, d_output, cache = self.objective(x, y, training=True)
-        return self.backpropagate(cache, d_output)[0]
 
-    def train_step(self, x, y, lr):
-        """One update on one batch; returns the loss before the update."""
-        loss, d_output, cache = self.objective(x, y, training=True)
-        grads, _ = self.backpropagate(cache, d_output)
-        self.apply_gradients(grads, lr)
-        self.update_running_statistics(cache)
-        return float(loss)
-
-    def apply_gradients(self, grads, lr):
-        """Adam: m = 0.9 m + (1 - 0.9) g;
-        v = 0.999 v + (1 - 0.999) g^2;
-        p -= lr * m_hat / (sqrt(v_hat) + 1e-08), with the bias corrections
-        m_hat = m / (1 - 0.9^t) and v_hat = v / (1 - 0.999^t), t = self.step.
-        """
-        lr = float(lr)  # a Python float keeps float32 arrays float32
-        self.step += 1
-        correction1 = 1 - 0.9 ** self.step
-        correction2 = 1 - 0.999 ** self.step
-        for name in TRAINABLE:
-            g = grads[name]
-            m, v = self.state[name + '.m'], self.state[name + '.v']
-            m *= 0.9
-            m += (1 - 0.9) * g
-            v *= 0.999
-            v += (1 - 0.999) * g * g
-            self.weights[name] -= lr * (m / correction1) / (np.sqrt(v / correction2) + 1e-08)
-
-    def update_running_statistics(self, cache):
-        """Batchnorm's running statistics after a training step:
-        running = (1 - momentum) * running + momentum * batch, with the unbiased
-        batch variance (n / (n - 1) times the biased one).
-        """
-        w = self.weights
-        batchnorms = (
-            ('batchnorm_1', 'batchnorm_1_saved', 0.1),
-        )
-        for node, saved, momentum in batchnorms:
-            _, _, mean, var, count = cache[saved]
-            unbiased = var * count / max(count - 1, 1)
-            mean_key, var_key = node + '.running_mean', node + '.running_var'
-            w[mean_key] = (1 - momentum) * w[mean_key] + momentum * mean
-            w[var_key] = (1 - momentum) * w[var_key] + momentum * unbiased
-
-    def get_optimizer_state(self):
-        """The canonical optimizer state: 'step' and '<param>.<slot>' (copies)."""
-        state = {name: value.copy() for name, value in self.state.items()}
-        state['step'] = np.array(self.step, dtype=np.int64)
-        return state
-
-    def set_optimizer_state(self, state):
-        """Load optimizer state in the canonical names (from any backend)."""
-        expected = {'step', *self.state}
-        if set(state) != expected:
-            raise ValueError(
-                f'optimizer state must hold {sorted(expected)}. Received: {sorted(state)}'
-            )
-        loaded = {}
-        for name, current in self.state.items():
-            value = np.array(state[name], dtype=self.dtype)
-            if value.shape != current.shape:
-                raise ValueError(
-                    f'optimizer state {name} must have shape {list(current.shape)}. '
-                    f'Received: {list(value.shape)}'
-                )
-            loaded[name] = value
-        self.state = loaded
-        self.step = int(state['step'])
+def make_optimizer(weights):
+    """Adam: m = 0.9 m + (1 - 0.9) g; v = 0.999 v + (1 - 0.999) g^2;
+    p -= lr * m_hat / (sqrt(v_hat) + 1e-08), with m_hat = m / (1 - 0.9^t)
+    and v_hat = v / (1 - 0.999^t) at update t.
+    It updates the parameters of TRAINABLE.
+    """
+    return Adam(weights, TRAINABLE, beta1=0.9, beta2=0.999, eps=1e-08)
 
 
 def learning_rate(epoch):
@@ -619,25 +601,31 @@ def learning_rate(epoch):
     return 0.01
 
 
-def fit(x, y, epochs=8, batch=32, seed=0, runtime=None, verbose=True):
-    """Train on prepared arrays (targets as the runtime expects them); return the
-    runtime and the mean training loss of each epoch.
+def fit(x, y, epochs=8, batch=32, seed=0, verbose=True):
+    """Train a new Conv3dSmall from initial_weights(seed) on arrays x and y (targets
+    as compute_loss takes them) and return it with the mean training loss of each
+    epoch. It makes the updates of nnc train: per epoch a permutation of the
+    samples from np.random.default_rng(seed), and dropout masks drawn from
+    SeedSequence([seed, epoch]).
     """
-    runtime = runtime if runtime is not None else Runtime(initial_weights(seed))
+    model = Conv3dSmall(initial_weights(seed))
+    optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    n = len(x)
-    size = n if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)
-        # the same dropout seed per epoch as nnc train
-        runtime.seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
-        order = rng.permutation(n)
+        # the dropout masks of nnc train's epoch
+        dropout_seed = np.random.SeedSequence([seed, epoch]).generate_state(1)[0]
+        model.rng = np.random.default_rng(int(dropout_seed))
+        order = rng.permutation(len(x))
         total = 0.0
-        for start in range(0, n, size):
-            index = order[start:start + size]
-            total += runtime.train_step(x[index], y[index], lr) * len(index)
-        history.append(total / n)
+        for start in range(0, len(x), size):
+            index = order[start : start + size]
+            batch_x, batch_y = x[index], y[index]
+            loss = train_step(model, optimizer, compute_loss, batch_x, batch_y, lr)
+            total += loss * len(index)
+        history.append(total / len(x))
         if verbose:
-            print(f'epoch {epoch + 1}/{epochs}: loss {history[-1]:.6f}')
-    return runtime, history
+            print(f"epoch {epoch + 1}/{epochs}: loss {history[-1]:.6f}")
+    return model, history

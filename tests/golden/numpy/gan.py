@@ -3,65 +3,59 @@
 # Regenerate it instead of editing it:
 #     nnc compile examples/gan.nn --backend numpy
 """GAN recipe DigitsGAN in plain NumPy: the generator Generator and the
-discriminator Discriminator, their forward propagation, backpropagation and
-optimizer updates written out by hand, and the two adversarial steps.
+discriminator Discriminator, their forward propagation and backpropagation
+written out by hand, their losses and optimizers, and fit(x) to train them.
 
-    runtime = GanRuntime()                  # initial weights drawn from the seed
-    z = draw_noise(np.random.default_rng(0), 64)  # [64, 16]
-    runtime.discriminator_step(x, z, lr)    # one update of the discriminator
-    runtime.generator_step(z, lr)           # one update of the generator
-    samples = runtime.generate(z)
-    runtime, history = fit(x)               # nnc train's loop on real samples x
+    generator, discriminator, history = fit(x)
 """
 
 import zlib
 
 import numpy as np
 
-
 # The generator, model Generator.
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 GENERATOR_PARAMETERS = [
-    ('dense_1.weight', (64, 16), 'glorot_uniform', 16, 64, {}),
-    ('dense_1.bias', (64,), 'zeros', 1, 1, {}),
-    ('dense_2.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
-    ('dense_2.bias', (64,), 'zeros', 1, 1, {}),
+    ("dense_1.weight", (64, 16), "glorot_uniform", 16, 64, {}),
+    ("dense_1.bias", (64,), "zeros", 1, 1, {}),
+    ("dense_2.weight", (64, 64), "glorot_uniform", 64, 64, {}),
+    ("dense_2.bias", (64,), "zeros", 1, 1, {}),
 ]
 
 # The discriminator, model Discriminator.
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 DISCRIMINATOR_PARAMETERS = [
-    ('dense_1.weight', (64, 64), 'glorot_uniform', 64, 64, {}),
-    ('dense_1.bias', (64,), 'zeros', 1, 1, {}),
-    ('dense_2.weight', (1, 64), 'glorot_uniform', 64, 1, {}),
-    ('dense_2.bias', (1,), 'zeros', 1, 1, {}),
+    ("dense_1.weight", (64, 64), "glorot_uniform", 64, 64, {}),
+    ("dense_1.bias", (64,), "zeros", 1, 1, {}),
+    ("dense_2.weight", (1, 64), "glorot_uniform", 64, 1, {}),
+    ("dense_2.bias", (1,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the generator's optimizer updates (frozen layers excluded).
 GENERATOR_TRAINABLE = (
-    'dense_1.weight',
-    'dense_1.bias',
-    'dense_2.weight',
-    'dense_2.bias',
+    "dense_1.weight",
+    "dense_1.bias",
+    "dense_2.weight",
+    "dense_2.bias",
 )
 
 # Parameters the discriminator's optimizer updates (frozen layers excluded).
 DISCRIMINATOR_TRAINABLE = (
-    'dense_1.weight',
-    'dense_1.bias',
-    'dense_2.weight',
-    'dense_2.bias',
+    "dense_1.weight",
+    "dense_1.bias",
+    "dense_2.weight",
+    "dense_2.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'zeros':
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=9):
@@ -71,12 +65,12 @@ def initial_weights(seed=9):
     """
     weights = {}
     tables = {
-        'generator': GENERATOR_PARAMETERS,
-        'discriminator': DISCRIMINATOR_PARAMETERS,
+        "generator": GENERATOR_PARAMETERS,
+        "discriminator": DISCRIMINATOR_PARAMETERS,
     }
     for role, table in tables.items():
         for name, shape, kind, fan_in, fan_out, args in table:
-            name = f'{role}/{name}'
+            name = f"{role}/{name}"
             rng = np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(name.encode())])
             value = _draw(kind, shape, fan_in, fan_out, rng, args)
             weights[name] = np.asarray(value, dtype=np.float32).reshape(shape)
@@ -119,47 +113,122 @@ def reduction_divisor(count, reduction):
     return count if reduction == "mean" else 1
 
 
-class Generator:
-    """Model Generator, the generator: weights, forward and backward passes,
-    adam updates. GanRuntime drives it.
-
-    Arrays are batch first and channels first; weights are canonical and carry
-    no role (``{'<node>.<param>': array}``).
+class Optimizer:
+    """The state every optimizer keeps: ``steps`` (updates made so far) and, per
+    parameter in ``names`` and per slot, an array shaped like the parameter, under
+    the canonical name '<param>.<slot>'. ``update`` changes the weights in place.
     """
 
-    def __init__(self, weights, dtype=np.float32):
-        self.dtype = np.dtype(dtype)
-        self.set_weights(weights)
-        self.step = 0  # updates made so far
-        # Adam's first (m) and second (v) moment estimates, per trainable parameter
+    slots: tuple[str, ...] = ()
+    initial = 0.0  # the slots' starting value
+
+    def __init__(self, weights, names):
+        self.names = tuple(names)
+        self.steps = 0
         self.state = {}
-        for name in GENERATOR_TRAINABLE:
-            self.state[name + '.m'] = np.zeros_like(self.weights[name])
-            self.state[name + '.v'] = np.zeros_like(self.weights[name])
+        for name in self.names:
+            for slot in self.slots:
+                self.state[f"{name}.{slot}"] = np.full_like(weights[name], self.initial)
 
-    def get_weights(self):
-        """The canonical weights (copies)."""
-        return {name: value.copy() for name, value in self.weights.items()}
+    def update(self, weights, grads, lr):
+        """One update of the parameters in ``names`` with their gradients."""
+        lr = float(lr)  # a Python float keeps float32 arrays float32
+        self.steps += 1
+        for name in self.names:
+            self.update_parameter(name, weights[name], grads[name], lr)
 
-    def set_weights(self, weights):
-        """Load canonical weights: every tensor of GENERATOR_PARAMETERS, in its shape."""
-        names = [name for name, *_ in GENERATOR_PARAMETERS]
-        missing = [name for name in names if name not in weights]
-        unknown = sorted(set(weights) - set(names))
-        if missing or unknown:
-            raise ValueError(
-                f'generator weights do not fit: missing {missing}, unknown {unknown}'
-            )
-        loaded = {}
-        for name, shape, *_ in GENERATOR_PARAMETERS:
-            value = np.array(weights[name], dtype=self.dtype)
-            if value.shape != shape:
-                raise ValueError(
-                    f'weight {name} must have shape {list(shape)}. '
-                    f'Received: {list(value.shape)}'
-                )
-            loaded[name] = value
-        self.weights = loaded
+    def update_parameter(self, name, p, g, lr):
+        raise NotImplementedError
+
+
+class Adam(Optimizer):
+    """Adam: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+    p -= lr * m_hat / (sqrt(v_hat) + eps), with the bias corrections
+    m_hat = m / (1 - b1^t) and v_hat = v / (1 - b2^t), t = steps.
+    """
+
+    slots = ("m", "v")
+
+    def __init__(self, weights, names, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        super().__init__(weights, names)
+
+    def update_parameter(self, name, p, g, lr):
+        correction1 = 1 - self.beta1**self.steps
+        correction2 = 1 - self.beta2**self.steps
+        m, v = self.state[name + ".m"], self.state[name + ".v"]
+        m *= self.beta1
+        m += (1 - self.beta1) * g
+        v *= self.beta2
+        v += (1 - self.beta2) * g * g
+        p -= lr * (m / correction1) / (np.sqrt(v / correction2) + self.eps)
+
+
+def update_running_statistics(weights, cache, batchnorms):
+    """Batchnorm's running statistics after a training step, for each (node, key of
+    its batch statistics in the cache, momentum) of ``batchnorms``:
+    running = (1 - momentum) * running + momentum * batch, with the unbiased batch
+    variance (n / (n - 1) times the biased one).
+    """
+    for node, saved, momentum in batchnorms:
+        _, _, mean, var, count = cache[saved]
+        unbiased = var * count / max(count - 1, 1)
+        mean_key, var_key = node + ".running_mean", node + ".running_var"
+        weights[mean_key] = (1 - momentum) * weights[mean_key] + momentum * mean
+        weights[var_key] = (1 - momentum) * weights[var_key] + momentum * unbiased
+
+
+def discriminator_round(generator, discriminator, optimizer, discriminator_loss, x, z, lr):
+    """One update of the discriminator on real samples x and generated ones G(z), both
+    in training mode (two passes); the generator does not change. Returns the loss,
+    D's scores for x and for G(z), before the update.
+    """
+    fake = generator.propagate(z, training=True)[0]
+    real_scores, real_cache = discriminator.propagate(x, training=True)
+    fake_scores, fake_cache = discriminator.propagate(fake, training=True)
+    loss, d_real, d_fake = discriminator_loss(real_scores, fake_scores)
+    grads, _ = discriminator.backpropagate(real_cache, d_real)
+    fake_grads, _ = discriminator.backpropagate(fake_cache, d_fake)
+    grads = {name: g + fake_grads[name] for name, g in grads.items()}
+    optimizer.update(discriminator.weights, grads, lr)
+    if discriminator.batchnorms:  # the real batch's statistics, then the generated one's
+        for cache in (real_cache, fake_cache):
+            update_running_statistics(discriminator.weights, cache, discriminator.batchnorms)
+    return float(loss), real_scores, fake_scores
+
+
+def generator_round(generator, discriminator, optimizer, generator_loss, z, lr):
+    """One update of the generator: its loss backpropagates through the discriminator
+    (to D's input) and then through G; the discriminator does not change. Returns the
+    loss and D's scores for G(z), before the update.
+    """
+    fake, generator_cache = generator.propagate(z, training=True)
+    scores, cache = discriminator.propagate(fake, training=True)
+    loss, d_scores = generator_loss(scores)
+    _, d_fake = discriminator.backpropagate(cache, d_scores, input_gradients=True)
+    grads, _ = generator.backpropagate(generator_cache, d_fake)
+    optimizer.update(generator.weights, grads, lr)
+    if generator.batchnorms:
+        update_running_statistics(generator.weights, generator_cache, generator.batchnorms)
+    return float(loss), scores
+
+
+class Generator:
+    """Model Generator, the generator: weights, forward propagation and backpropagation.
+
+    Arrays are batch first and channels first; ``weights`` are canonical
+    (``{'<node>.<param>': array}``), inputs (z: [16]).
+    ``rng`` draws the dropout masks.
+    """
+
+    batchnorms = ()
+
+    def __init__(self, weights, dtype=np.float32, seed=0):
+        self.dtype = np.dtype(dtype)
+        self.weights = {k: np.array(v, dtype=self.dtype) for k, v in weights.items()}
+        self.rng = np.random.default_rng(seed)
 
     def forward(self, z, training=False):
         """The model's output for a batch; evaluation mode unless training=True."""
@@ -170,25 +239,25 @@ class Generator:
         backpropagation needs.
         """
         w = self.weights
-        z = as_batch(z, 'z', (16,), self.dtype)
+        z = as_batch(z, "z", (16,), self.dtype)
 
         # dense_1 = dense(64): [64]
-        dense_1 = z @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = z @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         # leaky_relu_1 = leaky_relu(0.2): [64]
         leaky_relu_1 = np.where(dense_1 > 0, dense_1, 0.2 * dense_1)
 
         # dense_2 = dense(64): [64]
-        dense_2 = leaky_relu_1 @ w['dense_2.weight'].T + w['dense_2.bias']
+        dense_2 = leaky_relu_1 @ w["dense_2.weight"].T + w["dense_2.bias"]
 
         # tanh_1 = tanh: [64]
         tanh_1 = np.tanh(dense_2)
 
         cache = {
-            'z': z,
-            'dense_1': dense_1,
-            'leaky_relu_1': leaky_relu_1,
-            'tanh_1': tanh_1,
+            "z": z,
+            "dense_1": dense_1,
+            "leaky_relu_1": leaky_relu_1,
+            "tanh_1": tanh_1,
         }
         return tanh_1, cache
 
@@ -198,117 +267,46 @@ class Generator:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        z = cache['z']
-        dense_1 = cache['dense_1']
-        leaky_relu_1 = cache['leaky_relu_1']
-        tanh_1 = cache['tanh_1']
+        z = cache["z"]
+        dense_1 = cache["dense_1"]
+        leaky_relu_1 = cache["leaky_relu_1"]
+        tanh_1 = cache["tanh_1"]
         grads = {}
 
         # tanh_1 = tanh: [64]
         d_dense_2 = d_tanh_1 * (1 - tanh_1 * tanh_1)
 
         # dense_2 = dense(64): [64]
-        grads['dense_2.weight'] = d_dense_2.T @ leaky_relu_1
-        grads['dense_2.bias'] = d_dense_2.sum(axis=0)
-        d_leaky_relu_1 = d_dense_2 @ w['dense_2.weight']
+        grads["dense_2.weight"] = d_dense_2.T @ leaky_relu_1
+        grads["dense_2.bias"] = d_dense_2.sum(axis=0)
+        d_leaky_relu_1 = d_dense_2 @ w["dense_2.weight"]
 
         # leaky_relu_1 = leaky_relu(0.2): [64]
         d_dense_1 = np.where(dense_1 > 0, d_leaky_relu_1, 0.2 * d_leaky_relu_1)
 
         # dense_1 = dense(64): [64]
-        grads['dense_1.weight'] = d_dense_1.T @ z
-        grads['dense_1.bias'] = d_dense_1.sum(axis=0)
+        grads["dense_1.weight"] = d_dense_1.T @ z
+        grads["dense_1.bias"] = d_dense_1.sum(axis=0)
         if input_gradients:
-            d_z = d_dense_1 @ w['dense_1.weight']
+            d_z = d_dense_1 @ w["dense_1.weight"]
 
         return grads, (d_z if input_gradients else None)
 
-    def apply_gradients(self, grads, lr):
-        """Adam: m = 0.5 m + (1 - 0.5) g;
-        v = 0.999 v + (1 - 0.999) g^2;
-        p -= lr * m_hat / (sqrt(v_hat) + 1e-08), with the bias corrections
-        m_hat = m / (1 - 0.5^t) and v_hat = v / (1 - 0.999^t), t = self.step.
-        """
-        lr = float(lr)  # a Python float keeps float32 arrays float32
-        self.step += 1
-        correction1 = 1 - 0.5 ** self.step
-        correction2 = 1 - 0.999 ** self.step
-        for name in GENERATOR_TRAINABLE:
-            g = grads[name]
-            m, v = self.state[name + '.m'], self.state[name + '.v']
-            m *= 0.5
-            m += (1 - 0.5) * g
-            v *= 0.999
-            v += (1 - 0.999) * g * g
-            self.weights[name] -= lr * (m / correction1) / (np.sqrt(v / correction2) + 1e-08)
-
-    def get_optimizer_state(self):
-        """The canonical optimizer state: 'step' and '<param>.<slot>' (copies)."""
-        state = {name: value.copy() for name, value in self.state.items()}
-        state['step'] = np.array(self.step, dtype=np.int64)
-        return state
-
-    def set_optimizer_state(self, state):
-        """Load optimizer state in the canonical names (from any backend)."""
-        expected = {'step', *self.state}
-        if set(state) != expected:
-            raise ValueError(
-                f'optimizer state must hold {sorted(expected)}. Received: {sorted(state)}'
-            )
-        loaded = {}
-        for name, current in self.state.items():
-            value = np.array(state[name], dtype=self.dtype)
-            if value.shape != current.shape:
-                raise ValueError(
-                    f'optimizer state {name} must have shape {list(current.shape)}. '
-                    f'Received: {list(value.shape)}'
-                )
-            loaded[name] = value
-        self.state = loaded
-        self.step = int(state['step'])
-
 
 class Discriminator:
-    """Model Discriminator, the discriminator: weights, forward and backward passes,
-    adam updates. GanRuntime drives it.
+    """Model Discriminator, the discriminator: weights, forward propagation and backpropagation.
 
-    Arrays are batch first and channels first; weights are canonical and carry
-    no role (``{'<node>.<param>': array}``).
+    Arrays are batch first and channels first; ``weights`` are canonical
+    (``{'<node>.<param>': array}``), inputs (pixels: [64]).
+    ``rng`` draws the dropout masks.
     """
 
-    def __init__(self, weights, dtype=np.float32):
+    batchnorms = ()
+
+    def __init__(self, weights, dtype=np.float32, seed=0):
         self.dtype = np.dtype(dtype)
-        self.set_weights(weights)
-        self.step = 0  # updates made so far
-        # Adam's first (m) and second (v) moment estimates, per trainable parameter
-        self.state = {}
-        for name in DISCRIMINATOR_TRAINABLE:
-            self.state[name + '.m'] = np.zeros_like(self.weights[name])
-            self.state[name + '.v'] = np.zeros_like(self.weights[name])
-
-    def get_weights(self):
-        """The canonical weights (copies)."""
-        return {name: value.copy() for name, value in self.weights.items()}
-
-    def set_weights(self, weights):
-        """Load canonical weights: every tensor of DISCRIMINATOR_PARAMETERS, in its shape."""
-        names = [name for name, *_ in DISCRIMINATOR_PARAMETERS]
-        missing = [name for name in names if name not in weights]
-        unknown = sorted(set(weights) - set(names))
-        if missing or unknown:
-            raise ValueError(
-                f'discriminator weights do not fit: missing {missing}, unknown {unknown}'
-            )
-        loaded = {}
-        for name, shape, *_ in DISCRIMINATOR_PARAMETERS:
-            value = np.array(weights[name], dtype=self.dtype)
-            if value.shape != shape:
-                raise ValueError(
-                    f'weight {name} must have shape {list(shape)}. '
-                    f'Received: {list(value.shape)}'
-                )
-            loaded[name] = value
-        self.weights = loaded
+        self.weights = {k: np.array(v, dtype=self.dtype) for k, v in weights.items()}
+        self.rng = np.random.default_rng(seed)
 
     def forward(self, pixels, training=False):
         """The model's output for a batch; evaluation mode unless training=True."""
@@ -319,21 +317,21 @@ class Discriminator:
         backpropagation needs.
         """
         w = self.weights
-        pixels = as_batch(pixels, 'pixels', (64,), self.dtype)
+        pixels = as_batch(pixels, "pixels", (64,), self.dtype)
 
         # dense_1 = dense(64): [64]
-        dense_1 = pixels @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = pixels @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         # leaky_relu_1 = leaky_relu(0.2): [64]
         leaky_relu_1 = np.where(dense_1 > 0, dense_1, 0.2 * dense_1)
 
         # dense_2 = dense(1): [1]
-        dense_2 = leaky_relu_1 @ w['dense_2.weight'].T + w['dense_2.bias']
+        dense_2 = leaky_relu_1 @ w["dense_2.weight"].T + w["dense_2.bias"]
 
         cache = {
-            'pixels': pixels,
-            'dense_1': dense_1,
-            'leaky_relu_1': leaky_relu_1,
+            "pixels": pixels,
+            "dense_1": dense_1,
+            "leaky_relu_1": leaky_relu_1,
         }
         return dense_2, cache
 
@@ -343,70 +341,26 @@ class Discriminator:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        pixels = cache['pixels']
-        dense_1 = cache['dense_1']
-        leaky_relu_1 = cache['leaky_relu_1']
+        pixels = cache["pixels"]
+        dense_1 = cache["dense_1"]
+        leaky_relu_1 = cache["leaky_relu_1"]
         grads = {}
 
         # dense_2 = dense(1): [1]
-        grads['dense_2.weight'] = d_dense_2.T @ leaky_relu_1
-        grads['dense_2.bias'] = d_dense_2.sum(axis=0)
-        d_leaky_relu_1 = d_dense_2 @ w['dense_2.weight']
+        grads["dense_2.weight"] = d_dense_2.T @ leaky_relu_1
+        grads["dense_2.bias"] = d_dense_2.sum(axis=0)
+        d_leaky_relu_1 = d_dense_2 @ w["dense_2.weight"]
 
         # leaky_relu_1 = leaky_relu(0.2): [64]
         d_dense_1 = np.where(dense_1 > 0, d_leaky_relu_1, 0.2 * d_leaky_relu_1)
 
         # dense_1 = dense(64): [64]
-        grads['dense_1.weight'] = d_dense_1.T @ pixels
-        grads['dense_1.bias'] = d_dense_1.sum(axis=0)
+        grads["dense_1.weight"] = d_dense_1.T @ pixels
+        grads["dense_1.bias"] = d_dense_1.sum(axis=0)
         if input_gradients:
-            d_pixels = d_dense_1 @ w['dense_1.weight']
+            d_pixels = d_dense_1 @ w["dense_1.weight"]
 
         return grads, (d_pixels if input_gradients else None)
-
-    def apply_gradients(self, grads, lr):
-        """Adam: m = 0.5 m + (1 - 0.5) g;
-        v = 0.999 v + (1 - 0.999) g^2;
-        p -= lr * m_hat / (sqrt(v_hat) + 1e-08), with the bias corrections
-        m_hat = m / (1 - 0.5^t) and v_hat = v / (1 - 0.999^t), t = self.step.
-        """
-        lr = float(lr)  # a Python float keeps float32 arrays float32
-        self.step += 1
-        correction1 = 1 - 0.5 ** self.step
-        correction2 = 1 - 0.999 ** self.step
-        for name in DISCRIMINATOR_TRAINABLE:
-            g = grads[name]
-            m, v = self.state[name + '.m'], self.state[name + '.v']
-            m *= 0.5
-            m += (1 - 0.5) * g
-            v *= 0.999
-            v += (1 - 0.999) * g * g
-            self.weights[name] -= lr * (m / correction1) / (np.sqrt(v / correction2) + 1e-08)
-
-    def get_optimizer_state(self):
-        """The canonical optimizer state: 'step' and '<param>.<slot>' (copies)."""
-        state = {name: value.copy() for name, value in self.state.items()}
-        state['step'] = np.array(self.step, dtype=np.int64)
-        return state
-
-    def set_optimizer_state(self, state):
-        """Load optimizer state in the canonical names (from any backend)."""
-        expected = {'step', *self.state}
-        if set(state) != expected:
-            raise ValueError(
-                f'optimizer state must hold {sorted(expected)}. Received: {sorted(state)}'
-            )
-        loaded = {}
-        for name, current in self.state.items():
-            value = np.array(state[name], dtype=self.dtype)
-            if value.shape != current.shape:
-                raise ValueError(
-                    f'optimizer state {name} must have shape {list(current.shape)}. '
-                    f'Received: {list(value.shape)}'
-                )
-            loaded[name] = value
-        self.state = loaded
-        self.step = int(state['step'])
 
 
 def discriminator_loss(real_scores, fake_scores):
@@ -422,118 +376,33 @@ def discriminator_loss(real_scores, fake_scores):
 
 def generator_loss(fake_scores):
     """The generator's non-saturating loss, -mean log D(G(z)): binary cross-entropy
-    against 1 for generated samples. Returns it and its gradient.
+    against 1 for generated samples.
+    Returns it and its gradient.
     """
     return binary_cross_entropy_from_logits(fake_scores, np.ones_like(fake_scores))
 
 
-def by_role(arrays, what):
-    """Split {'generator/<name>': ..., 'discriminator/<name>': ...} into one dict per
-    model, keyed by the names without the role.
+def probabilities(scores):
+    """D's scores (logits) as the probabilities that the samples are real."""
+    return sigmoid(scores)
+
+
+def make_generator_optimizer(weights):
+    """Adam: m = 0.5 m + (1 - 0.5) g; v = 0.999 v + (1 - 0.999) g^2;
+    p -= lr * m_hat / (sqrt(v_hat) + 1e-08), with m_hat = m / (1 - 0.5^t)
+    and v_hat = v / (1 - 0.999^t) at update t.
+    It updates the parameters of GENERATOR_TRAINABLE.
     """
-    parts = {'generator': {}, 'discriminator': {}}
-    for key, value in arrays.items():
-        role, slash, name = key.partition('/')
-        if not slash or role not in parts:
-            raise ValueError(
-                f"{what} '{key}' belongs to neither model: names start with "
-                "'generator/' or 'discriminator/'"
-            )
-        parts[role][name] = value
-    return parts
+    return Adam(weights, GENERATOR_TRAINABLE, beta1=0.5, beta2=0.999, eps=1e-08)
 
 
-class GanRuntime:
-    """GAN recipe DigitsGAN: Generator (the generator) against Discriminator (the
-    discriminator), each with its own optimizer.
-
-    Weights and optimizer state are canonical, each name after its model's role:
-    'generator/<param>', 'discriminator/<param>', 'generator/step'. The noise
-    comes in as arrays, so any generator (nnc train uses NumPy's) can draw it.
+def make_discriminator_optimizer(weights):
+    """Adam: m = 0.5 m + (1 - 0.5) g; v = 0.999 v + (1 - 0.999) g^2;
+    p -= lr * m_hat / (sqrt(v_hat) + 1e-08), with m_hat = m / (1 - 0.5^t)
+    and v_hat = v / (1 - 0.999^t) at update t.
+    It updates the parameters of DISCRIMINATOR_TRAINABLE.
     """
-
-    backend = 'numpy'
-
-    def __init__(self, weights=None, dtype=np.float32, seed=9):
-        weights = initial_weights(seed) if weights is None else weights
-        parts = by_role(weights, 'weight')
-        self.generator = Generator(parts['generator'], dtype)
-        self.discriminator = Discriminator(parts['discriminator'], dtype)
-
-    def seed(self, seed):
-        """Nothing to reseed: neither model draws random numbers."""
-
-    def generate(self, z, training=False):
-        """G(z): samples for a batch of noise."""
-        return self.generator.forward(z, training=training)
-
-    def discriminate(self, x, training=False):
-        """D(x): the discriminator's logit that each sample is real."""
-        return self.discriminator.forward(x, training=training)
-
-    def discriminator_step(self, x, z, lr):
-        """One update of the discriminator on real samples x and generated ones G(z),
-        both in training mode (two passes); the generator does not change.
-        Returns the loss, mean D(x) and mean D(G(z)) before the update.
-        """
-        fake = self.generator.forward(z, training=True)
-        real_scores, real_cache = self.discriminator.propagate(x, training=True)
-        fake_scores, fake_cache = self.discriminator.propagate(fake, training=True)
-        loss, d_real, d_fake = discriminator_loss(real_scores, fake_scores)
-        grads, _ = self.discriminator.backpropagate(real_cache, d_real)
-        fake_grads, _ = self.discriminator.backpropagate(fake_cache, d_fake)
-        grads = {name: g + fake_grads[name] for name, g in grads.items()}
-        self.discriminator.apply_gradients(grads, lr)
-        return {
-            'd_loss': float(loss),
-            'd_real': float(np.mean(sigmoid(real_scores))),
-            'd_fake': float(np.mean(sigmoid(fake_scores))),
-        }
-
-    def generator_step(self, z, lr):
-        """One update of the generator: its loss backpropagates through the
-        discriminator (to D's input) and then through G; the discriminator does not
-        change. Returns the loss and mean D(G(z)) before the update.
-        """
-        fake, generator_cache = self.generator.propagate(z, training=True)
-        scores, cache = self.discriminator.propagate(fake, training=True)
-        loss, d_scores = generator_loss(scores)
-        _, d_fake = self.discriminator.backpropagate(cache, d_scores, input_gradients=True)
-        grads, _ = self.generator.backpropagate(generator_cache, d_fake)
-        self.generator.apply_gradients(grads, lr)
-        return {'g_loss': float(loss), 'g_fake': float(np.mean(sigmoid(scores)))}
-
-    def get_weights(self):
-        """The canonical weights of both models (copies), under their roles."""
-        models = {'generator': self.generator, 'discriminator': self.discriminator}
-        return {
-            f'{role}/{name}': value
-            for role, model in models.items()
-            for name, value in model.get_weights().items()
-        }
-
-    def set_weights(self, weights):
-        """Load the canonical weights of both models ('generator/<param>', ...)."""
-        parts = by_role(weights, 'weight')
-        self.generator.set_weights(parts['generator'])
-        self.discriminator.set_weights(parts['discriminator'])
-
-    def get_optimizer_state(self):
-        """Both optimizers' canonical state under their roles: 'generator/step',
-        'discriminator/<param>.<slot>', ...
-        """
-        models = {'generator': self.generator, 'discriminator': self.discriminator}
-        return {
-            f'{role}/{name}': value
-            for role, model in models.items()
-            for name, value in model.get_optimizer_state().items()
-        }
-
-    def set_optimizer_state(self, state):
-        """Load both optimizers' state, as get_optimizer_state returns it."""
-        parts = by_role(state, 'optimizer state')
-        self.generator.set_optimizer_state(parts['generator'])
-        self.discriminator.set_optimizer_state(parts['discriminator'])
+    return Adam(weights, DISCRIMINATOR_TRAINABLE, beta1=0.5, beta2=0.999, eps=1e-08)
 
 
 def draw_noise(rng, count):
@@ -544,43 +413,60 @@ def draw_noise(rng, count):
 
 
 def fit(
-    x, epochs=50, batch=64, seed=9, d_steps=1,
-    generator_lr=0.001, discriminator_lr=0.001, runtime=None, verbose=True,
+    x,
+    epochs=50,
+    batch=64,
+    d_steps=1,
+    seed=9,
+    generator_lr=0.001,
+    discriminator_lr=0.001,
+    verbose=True,
 ):
-    """Train on real samples x (shaped like the discriminator's input) as nnc train
+    """Train a new Generator against a new Discriminator from initial_weights(seed)
+    on real samples x; return both and the mean losses of each epoch. As nnc train
     does: per epoch a permutation of the samples, and per batch d_steps updates of
     the discriminator then one of the generator, each on fresh noise from one
-    generator seeded with (seed, crc32('noise')). Returns the runtime and, per
-    epoch, the means of the step figures.
+    generator seeded with (seed, crc32('noise')).
     """
-    runtime = runtime if runtime is not None else GanRuntime(seed=seed)
+    parts = {"generator": {}, "discriminator": {}}
+    for key, value in initial_weights(seed).items():
+        role, _, name = key.partition("/")
+        parts[role][name] = value
+    generator = Generator(parts["generator"])
+    discriminator = Discriminator(parts["discriminator"])
+    g_optimizer = make_generator_optimizer(generator.weights)
+    d_optimizer = make_discriminator_optimizer(discriminator.weights)
     order_rng = np.random.default_rng(seed)
-    noise_rng = np.random.default_rng([seed, zlib.crc32(b'noise')])
-    n = len(x)
-    size = n if batch == 'all' else min(int(batch), n)
+    noise_rng = np.random.default_rng([seed, zlib.crc32(b"noise")])
+    size = len(x) if batch == "all" else min(int(batch), len(x))
     history = []
     for epoch in range(epochs):
-        # the same dropout seed per epoch as nnc train
-        runtime.seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
-        order = order_rng.permutation(n)
-        sums = dict.fromkeys(('d_loss', 'd_real', 'd_fake', 'g_loss', 'g_fake'), 0.0)
-        d_seen = g_seen = 0
-        for start in range(0, n, size):
-            real = x[order[start:start + size]]
+        # the dropout masks of nnc train's epoch, one generator for both models
+        dropout_seed = np.random.SeedSequence([seed, epoch]).generate_state(1)[0]
+        generator.rng = discriminator.rng = np.random.default_rng(int(dropout_seed))
+        order = order_rng.permutation(len(x))
+        d_total = g_total = 0.0
+        for start in range(0, len(x), size):
+            real = x[order[start : start + size]]
             for _ in range(d_steps):
                 z = draw_noise(noise_rng, len(real))
-                figures = runtime.discriminator_step(real, z, discriminator_lr)
-                for name, value in figures.items():
-                    sums[name] += value * len(real)
-                d_seen += len(real)
+                d_loss, _, _ = discriminator_round(
+                    generator,
+                    discriminator,
+                    d_optimizer,
+                    discriminator_loss,
+                    real,
+                    z,
+                    discriminator_lr,
+                )
+                d_total += d_loss * len(real) / d_steps
             z = draw_noise(noise_rng, len(real))
-            figures = runtime.generator_step(z, generator_lr)
-            for name, value in figures.items():
-                sums[name] += value * len(real)
-            g_seen += len(real)
-        means = {k: v / (d_seen if k[0] == 'd' else g_seen) for k, v in sums.items()}
-        history.append(means)
+            g_loss, _ = generator_round(
+                generator, discriminator, g_optimizer, generator_loss, z, generator_lr
+            )
+            g_total += g_loss * len(real)
+        d_mean, g_mean = d_total / len(x), g_total / len(x)
+        history.append({"d_loss": d_mean, "g_loss": g_mean})
         if verbose:
-            shown = '  '.join(f'{k} {v:.4f}' for k, v in means.items())
-            print(f'epoch {epoch + 1}/{epochs}: {shown}')
-    return runtime, history
+            print(f"epoch {epoch + 1}/{epochs}: d_loss {d_mean:.4f}  g_loss {g_mean:.4f}")
+    return generator, discriminator, history

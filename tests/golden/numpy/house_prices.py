@@ -4,51 +4,51 @@
 """Model HousePrices in plain NumPy: forward propagation, backpropagation and the
 adam update, written out by hand.
 
-    runtime = Runtime()                   # initial weights drawn from the seed
-    output = runtime.forward(features)
-    loss = runtime.train_step(x, y, lr)   # one update on one batch
+    model = HousePrices(initial_weights())   # weights drawn from the seed
+    output = model.forward(features)
+    model, history = fit(x, y)   # train as nnc train does
 """
 
 import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('dense_1.weight', (16, 6), 'glorot_uniform', 6, 16, {}),
-    ('dense_1.bias', (16,), 'zeros', 1, 1, {}),
-    ('dense_2.weight', (8, 16), 'glorot_uniform', 16, 8, {}),
-    ('dense_2.bias', (8,), 'zeros', 1, 1, {}),
-    ('dense_3.weight', (1, 8), 'glorot_uniform', 8, 1, {}),
-    ('dense_3.bias', (1,), 'zeros', 1, 1, {}),
+    ("dense_1.weight", (16, 6), "glorot_uniform", 6, 16, {}),
+    ("dense_1.bias", (16,), "zeros", 1, 1, {}),
+    ("dense_2.weight", (8, 16), "glorot_uniform", 16, 8, {}),
+    ("dense_2.bias", (8,), "zeros", 1, 1, {}),
+    ("dense_3.weight", (1, 8), "glorot_uniform", 8, 1, {}),
+    ("dense_3.bias", (1,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'dense_1.weight',
-    'dense_1.bias',
-    'dense_2.weight',
-    'dense_2.bias',
-    'dense_3.weight',
-    'dense_3.bias',
+    "dense_1.weight",
+    "dense_1.bias",
+    "dense_2.weight",
+    "dense_2.bias",
+    "dense_3.weight",
+    "dense_3.bias",
 )
 # Parameters with L2 regularisation (weights, not biases).
 DECAYED = (
-    'dense_1.weight',
-    'dense_2.weight',
-    'dense_3.weight',
+    "dense_1.weight",
+    "dense_2.weight",
+    "dense_3.weight",
 )
+L2 = 0.0001  # g += L2 * p for them (not decoupled decay)
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'zeros':
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=11):
@@ -116,52 +116,106 @@ def reduction_divisor(count, reduction):
     return count if reduction == "mean" else 1
 
 
-class Runtime:
-    """Model HousePrices: weights, forward and backward passes, adam updates.
-
-    Arrays are batch first and channels first; weights are canonical
-    (``{'<node>.<param>': array}``). ``weights=None`` draws ``initial_weights(seed)``;
-    ``seed`` also seeds the generator of dropout masks.
+class Optimizer:
+    """The state every optimizer keeps: ``steps`` (updates made so far) and, per
+    parameter in ``names`` and per slot, an array shaped like the parameter, under
+    the canonical name '<param>.<slot>'. ``update`` changes the weights in place.
     """
 
-    backend = 'numpy'
+    slots: tuple[str, ...] = ()
+    initial = 0.0  # the slots' starting value
 
-    def __init__(self, weights=None, dtype=np.float32, seed=11):
-        self.dtype = np.dtype(dtype)
-        self.rng = np.random.default_rng(seed)
-        self.set_weights(initial_weights(seed) if weights is None else weights)
-        self.step = 0  # updates made so far
-        # Adam's first (m) and second (v) moment estimates, per trainable parameter
+    def __init__(self, weights, names):
+        self.names = tuple(names)
+        self.steps = 0
         self.state = {}
-        for name in TRAINABLE:
-            self.state[name + '.m'] = np.zeros_like(self.weights[name])
-            self.state[name + '.v'] = np.zeros_like(self.weights[name])
+        for name in self.names:
+            for slot in self.slots:
+                self.state[f"{name}.{slot}"] = np.full_like(weights[name], self.initial)
 
-    def seed(self, seed):
-        """Reseed the generator of dropout masks."""
+    def update(self, weights, grads, lr):
+        """One update of the parameters in ``names`` with their gradients."""
+        lr = float(lr)  # a Python float keeps float32 arrays float32
+        self.steps += 1
+        for name in self.names:
+            self.update_parameter(name, weights[name], grads[name], lr)
+
+    def update_parameter(self, name, p, g, lr):
+        raise NotImplementedError
+
+
+class Adam(Optimizer):
+    """Adam: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+    p -= lr * m_hat / (sqrt(v_hat) + eps), with the bias corrections
+    m_hat = m / (1 - b1^t) and v_hat = v / (1 - b2^t), t = steps.
+    """
+
+    slots = ("m", "v")
+
+    def __init__(self, weights, names, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        super().__init__(weights, names)
+
+    def update_parameter(self, name, p, g, lr):
+        correction1 = 1 - self.beta1**self.steps
+        correction2 = 1 - self.beta2**self.steps
+        m, v = self.state[name + ".m"], self.state[name + ".v"]
+        m *= self.beta1
+        m += (1 - self.beta1) * g
+        v *= self.beta2
+        v += (1 - self.beta2) * g * g
+        p -= lr * (m / correction1) / (np.sqrt(v / correction2) + self.eps)
+
+
+def update_running_statistics(weights, cache, batchnorms):
+    """Batchnorm's running statistics after a training step, for each (node, key of
+    its batch statistics in the cache, momentum) of ``batchnorms``:
+    running = (1 - momentum) * running + momentum * batch, with the unbiased batch
+    variance (n / (n - 1) times the biased one).
+    """
+    for node, saved, momentum in batchnorms:
+        _, _, mean, var, count = cache[saved]
+        unbiased = var * count / max(count - 1, 1)
+        mean_key, var_key = node + ".running_mean", node + ".running_var"
+        weights[mean_key] = (1 - momentum) * weights[mean_key] + momentum * mean
+        weights[var_key] = (1 - momentum) * weights[var_key] + momentum * unbiased
+
+
+def train_step(model, optimizer, compute_loss, x, y, lr, l2=0.0, decayed=()):
+    """One update of ``model`` on one batch, in training mode: the loss and its
+    gradient (``compute_loss(output, y)``), backpropagation, L2 (g += l2 * p for the
+    parameters in ``decayed``; not decoupled decay), the optimizer's update, then the
+    running statistics of its batchnorms (``model.batchnorms``). Returns the loss
+    before the update. ``x`` is one input array, or a tuple of them.
+    """
+    inputs = x if isinstance(x, tuple) else (x,)
+    output, cache = model.propagate(*inputs, training=True)
+    loss, d_output = compute_loss(output, y)
+    grads, _ = model.backpropagate(cache, d_output)
+    for name in decayed:
+        grads[name] = grads[name] + l2 * model.weights[name]
+    optimizer.update(model.weights, grads, lr)
+    if model.batchnorms:
+        update_running_statistics(model.weights, cache, model.batchnorms)
+    return float(loss)
+
+
+class HousePrices:
+    """Model HousePrices: weights, forward propagation and backpropagation.
+
+    Arrays are batch first and channels first; ``weights`` are canonical
+    (``{'<node>.<param>': array}``), inputs (features: [6]).
+    ``rng`` draws the dropout masks.
+    """
+
+    batchnorms = ()
+
+    def __init__(self, weights, dtype=np.float32, seed=11):
+        self.dtype = np.dtype(dtype)
+        self.weights = {k: np.array(v, dtype=self.dtype) for k, v in weights.items()}
         self.rng = np.random.default_rng(seed)
-
-    def get_weights(self):
-        """The canonical weights (copies)."""
-        return {name: value.copy() for name, value in self.weights.items()}
-
-    def set_weights(self, weights):
-        """Load canonical weights: every tensor of PARAMETERS, in its shape."""
-        names = [name for name, *_ in PARAMETERS]
-        missing = [name for name in names if name not in weights]
-        unknown = sorted(set(weights) - set(names))
-        if missing or unknown:
-            raise ValueError(f'weights do not fit: missing {missing}, unknown {unknown}')
-        loaded = {}
-        for name, shape, *_ in PARAMETERS:
-            value = np.array(weights[name], dtype=self.dtype)
-            if value.shape != shape:
-                raise ValueError(
-                    f'weight {name} must have shape {list(shape)}. '
-                    f'Received: {list(value.shape)}'
-                )
-            loaded[name] = value
-        self.weights = loaded
 
     def forward(self, features, training=False):
         """The model's output for a batch; evaluation mode unless training=True."""
@@ -172,29 +226,29 @@ class Runtime:
         backpropagation needs.
         """
         w = self.weights
-        features = as_batch(features, 'features', (6,), self.dtype)
+        features = as_batch(features, "features", (6,), self.dtype)
 
         # dense_1 = dense(16): [16]
-        dense_1 = features @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = features @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         # relu_1 = relu: [16]
         relu_1 = np.maximum(dense_1, 0)
 
         # dense_2 = dense(8): [8]
-        dense_2 = relu_1 @ w['dense_2.weight'].T + w['dense_2.bias']
+        dense_2 = relu_1 @ w["dense_2.weight"].T + w["dense_2.bias"]
 
         # relu_2 = relu: [8]
         relu_2 = np.maximum(dense_2, 0)
 
         # dense_3 = dense(1): [1]
-        dense_3 = relu_2 @ w['dense_3.weight'].T + w['dense_3.bias']
+        dense_3 = relu_2 @ w["dense_3.weight"].T + w["dense_3.bias"]
 
         cache = {
-            'features': features,
-            'dense_1': dense_1,
-            'relu_1': relu_1,
-            'dense_2': dense_2,
-            'relu_2': relu_2,
+            "features": features,
+            "dense_1": dense_1,
+            "relu_1": relu_1,
+            "dense_2": dense_2,
+            "relu_2": relu_2,
         }
         return dense_3, cache
 
@@ -204,111 +258,53 @@ class Runtime:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        features = cache['features']
-        dense_1 = cache['dense_1']
-        relu_1 = cache['relu_1']
-        dense_2 = cache['dense_2']
-        relu_2 = cache['relu_2']
+        features = cache["features"]
+        dense_1 = cache["dense_1"]
+        relu_1 = cache["relu_1"]
+        dense_2 = cache["dense_2"]
+        relu_2 = cache["relu_2"]
         grads = {}
 
         # dense_3 = dense(1): [1]
-        grads['dense_3.weight'] = d_dense_3.T @ relu_2
-        grads['dense_3.bias'] = d_dense_3.sum(axis=0)
-        d_relu_2 = d_dense_3 @ w['dense_3.weight']
+        grads["dense_3.weight"] = d_dense_3.T @ relu_2
+        grads["dense_3.bias"] = d_dense_3.sum(axis=0)
+        d_relu_2 = d_dense_3 @ w["dense_3.weight"]
 
         # relu_2 = relu: [8]
         d_dense_2 = d_relu_2 * (dense_2 > 0)
 
         # dense_2 = dense(8): [8]
-        grads['dense_2.weight'] = d_dense_2.T @ relu_1
-        grads['dense_2.bias'] = d_dense_2.sum(axis=0)
-        d_relu_1 = d_dense_2 @ w['dense_2.weight']
+        grads["dense_2.weight"] = d_dense_2.T @ relu_1
+        grads["dense_2.bias"] = d_dense_2.sum(axis=0)
+        d_relu_1 = d_dense_2 @ w["dense_2.weight"]
 
         # relu_1 = relu: [16]
         d_dense_1 = d_relu_1 * (dense_1 > 0)
 
         # dense_1 = dense(16): [16]
-        grads['dense_1.weight'] = d_dense_1.T @ features
-        grads['dense_1.bias'] = d_dense_1.sum(axis=0)
+        grads["dense_1.weight"] = d_dense_1.T @ features
+        grads["dense_1.bias"] = d_dense_1.sum(axis=0)
         if input_gradients:
-            d_features = d_dense_1 @ w['dense_1.weight']
+            d_features = d_dense_1 @ w["dense_1.weight"]
 
         return grads, (d_features if input_gradients else None)
 
-    def objective(self, x, y, training):
-        """The forward pass and the loss (mse): the loss, its
-        gradient with respect to the output, and the cache of the forward pass.
-        """
-        output, cache = self.propagate(x, training=training)
-        target = as_target(y, output, class_labels=False)
-        loss, d_output = mse(output, target)
-        return loss, d_output, cache
 
-    def loss(self, x, y):
-        """The loss in evaluation mode (no dropout, running batchnorm statistics)."""
-        return float(self.objective(x, y, training=False)[0])
+def compute_loss(output, y):
+    """The loss of the output against the targets y: mse.
+    Returns it and its gradient with respect to the output.
+    """
+    target = as_target(y, output, class_labels=False)
+    return mse(output, target)
 
-    def gradients(self, x, y):
-        """d loss / d parameter for every trainable parameter, in training mode;
-        nothing is updated.
-        """
-        _, d_output, cache = self.objective(x, y, training=True)
-        return self.backpropagate(cache, d_output)[0]
 
-    def train_step(self, x, y, lr):
-        """One update on one batch; returns the loss before the update."""
-        loss, d_output, cache = self.objective(x, y, training=True)
-        grads, _ = self.backpropagate(cache, d_output)
-        # L2 regularisation (not decoupled decay): g += 0.0001 * p for the
-        # weights of dense, conv, recurrent and embedding layers, not the biases.
-        for name in DECAYED:
-            grads[name] = grads[name] + 0.0001 * self.weights[name]
-        self.apply_gradients(grads, lr)
-        return float(loss)
-
-    def apply_gradients(self, grads, lr):
-        """Adam: m = 0.9 m + (1 - 0.9) g;
-        v = 0.999 v + (1 - 0.999) g^2;
-        p -= lr * m_hat / (sqrt(v_hat) + 1e-08), with the bias corrections
-        m_hat = m / (1 - 0.9^t) and v_hat = v / (1 - 0.999^t), t = self.step.
-        """
-        lr = float(lr)  # a Python float keeps float32 arrays float32
-        self.step += 1
-        correction1 = 1 - 0.9 ** self.step
-        correction2 = 1 - 0.999 ** self.step
-        for name in TRAINABLE:
-            g = grads[name]
-            m, v = self.state[name + '.m'], self.state[name + '.v']
-            m *= 0.9
-            m += (1 - 0.9) * g
-            v *= 0.999
-            v += (1 - 0.999) * g * g
-            self.weights[name] -= lr * (m / correction1) / (np.sqrt(v / correction2) + 1e-08)
-
-    def get_optimizer_state(self):
-        """The canonical optimizer state: 'step' and '<param>.<slot>' (copies)."""
-        state = {name: value.copy() for name, value in self.state.items()}
-        state['step'] = np.array(self.step, dtype=np.int64)
-        return state
-
-    def set_optimizer_state(self, state):
-        """Load optimizer state in the canonical names (from any backend)."""
-        expected = {'step', *self.state}
-        if set(state) != expected:
-            raise ValueError(
-                f'optimizer state must hold {sorted(expected)}. Received: {sorted(state)}'
-            )
-        loaded = {}
-        for name, current in self.state.items():
-            value = np.array(state[name], dtype=self.dtype)
-            if value.shape != current.shape:
-                raise ValueError(
-                    f'optimizer state {name} must have shape {list(current.shape)}. '
-                    f'Received: {list(value.shape)}'
-                )
-            loaded[name] = value
-        self.state = loaded
-        self.step = int(state['step'])
+def make_optimizer(weights):
+    """Adam: m = 0.9 m + (1 - 0.9) g; v = 0.999 v + (1 - 0.999) g^2;
+    p -= lr * m_hat / (sqrt(v_hat) + 1e-08), with m_hat = m / (1 - 0.9^t)
+    and v_hat = v / (1 - 0.999^t) at update t.
+    It updates the parameters of TRAINABLE.
+    """
+    return Adam(weights, TRAINABLE, beta1=0.9, beta2=0.999, eps=1e-08)
 
 
 def learning_rate(epoch):
@@ -316,25 +312,31 @@ def learning_rate(epoch):
     return 0.01 * 0.5 ** (epoch // 50)
 
 
-def fit(x, y, epochs=150, batch=32, seed=11, runtime=None, verbose=True):
-    """Train on prepared arrays (targets as the runtime expects them); return the
-    runtime and the mean training loss of each epoch.
+def fit(x, y, epochs=150, batch=32, seed=11, verbose=True):
+    """Train a new HousePrices from initial_weights(seed) on arrays x and y (targets
+    as compute_loss takes them) and return it with the mean training loss of each
+    epoch. It makes the updates of nnc train: per epoch a permutation of the
+    samples from np.random.default_rng(seed), and dropout masks drawn from
+    SeedSequence([seed, epoch]).
     """
-    runtime = runtime if runtime is not None else Runtime(initial_weights(seed))
+    model = HousePrices(initial_weights(seed))
+    optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    n = len(x)
-    size = n if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)
-        # the same dropout seed per epoch as nnc train
-        runtime.seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
-        order = rng.permutation(n)
+        # the dropout masks of nnc train's epoch
+        dropout_seed = np.random.SeedSequence([seed, epoch]).generate_state(1)[0]
+        model.rng = np.random.default_rng(int(dropout_seed))
+        order = rng.permutation(len(x))
         total = 0.0
-        for start in range(0, n, size):
-            index = order[start:start + size]
-            total += runtime.train_step(x[index], y[index], lr) * len(index)
-        history.append(total / n)
+        for start in range(0, len(x), size):
+            index = order[start : start + size]
+            batch_x, batch_y = x[index], y[index]
+            loss = train_step(model, optimizer, compute_loss, batch_x, batch_y, lr, L2, DECAYED)
+            total += loss * len(index)
+        history.append(total / len(x))
         if verbose:
-            print(f'epoch {epoch + 1}/{epochs}: loss {history[-1]:.6f}')
-    return runtime, history
+            print(f"epoch {epoch + 1}/{epochs}: loss {history[-1]:.6f}")
+    return model, history

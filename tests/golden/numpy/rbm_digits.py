@@ -4,39 +4,36 @@
 """Model DigitsRbm in plain NumPy: forward propagation and
 backpropagation, written out by hand.
 
-    runtime = Runtime()                   # initial weights drawn from the seed
-    output = runtime.forward(pixels)
+    model = DigitsRbm(initial_weights())   # weights drawn from the seed
+    output = model.forward(pixels)
 """
 
 import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('rbm_1.weight', (64, 64), 'normal', 64, 64, {'mean': 0.0, 'std': 0.01}),
-    ('rbm_1.visible_bias', (64,), 'zeros', 1, 1, {}),
-    ('rbm_1.hidden_bias', (64,), 'zeros', 1, 1, {}),
+    ("rbm_1.weight", (64, 64), "normal", 64, 64, {"mean": 0.0, "std": 0.01}),
+    ("rbm_1.visible_bias", (64,), "zeros", 1, 1, {}),
+    ("rbm_1.hidden_bias", (64,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'rbm_1.weight',
-    'rbm_1.hidden_bias',
+    "rbm_1.weight",
+    "rbm_1.hidden_bias",
 )
-NOT_TRAINABLE = (
-    'model DigitsRbm has no train recipe: it can only run forward'
-)
+NOT_TRAINABLE = "model DigitsRbm has no train recipe: it can only run forward"
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'normal':
-        return rng.normal(a['mean'], a['std'], size=shape)
-    elif kind == 'zeros':
+    if kind == "normal":
+        return rng.normal(a["mean"], a["std"], size=shape)
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=0):
@@ -73,48 +70,20 @@ def sigmoid(x):
     return np.exp(-np.logaddexp(0, -x))
 
 
-class Runtime:
-    """Model DigitsRbm: weights, forward and backward passes.
+class DigitsRbm:
+    """Model DigitsRbm: weights, forward propagation and backpropagation.
 
-    Arrays are batch first and channels first; weights are canonical
-    (``{'<node>.<param>': array}``). ``weights=None`` draws ``initial_weights(seed)``;
-    ``seed`` also seeds the generator of dropout masks.
+    Arrays are batch first and channels first; ``weights`` are canonical
+    (``{'<node>.<param>': array}``), inputs (pixels: [64]).
+    ``rng`` draws the dropout masks.
     """
 
-    backend = 'numpy'
+    batchnorms = ()
 
-    def __init__(self, weights=None, dtype=np.float32, seed=0):
+    def __init__(self, weights, dtype=np.float32, seed=0):
         self.dtype = np.dtype(dtype)
+        self.weights = {k: np.array(v, dtype=self.dtype) for k, v in weights.items()}
         self.rng = np.random.default_rng(seed)
-        self.set_weights(initial_weights(seed) if weights is None else weights)
-        self.step = 0  # updates made so far
-        self.state = {}
-
-    def seed(self, seed):
-        """Reseed the generator of dropout masks."""
-        self.rng = np.random.default_rng(seed)
-
-    def get_weights(self):
-        """The canonical weights (copies)."""
-        return {name: value.copy() for name, value in self.weights.items()}
-
-    def set_weights(self, weights):
-        """Load canonical weights: every tensor of PARAMETERS, in its shape."""
-        names = [name for name, *_ in PARAMETERS]
-        missing = [name for name in names if name not in weights]
-        unknown = sorted(set(weights) - set(names))
-        if missing or unknown:
-            raise ValueError(f'weights do not fit: missing {missing}, unknown {unknown}')
-        loaded = {}
-        for name, shape, *_ in PARAMETERS:
-            value = np.array(weights[name], dtype=self.dtype)
-            if value.shape != shape:
-                raise ValueError(
-                    f'weight {name} must have shape {list(shape)}. '
-                    f'Received: {list(value.shape)}'
-                )
-            loaded[name] = value
-        self.weights = loaded
 
     def forward(self, pixels, training=False):
         """The model's output for a batch; evaluation mode unless training=True."""
@@ -125,16 +94,16 @@ class Runtime:
         backpropagation needs.
         """
         w = self.weights
-        pixels = as_batch(pixels, 'pixels', (64,), self.dtype)
+        pixels = as_batch(pixels, "pixels", (64,), self.dtype)
 
         # rbm_1 = rbm(64): [64]
         # the hidden units' probabilities: weight is [visible, hidden]
-        rbm_1 = pixels @ w['rbm_1.weight'] + w['rbm_1.hidden_bias']
+        rbm_1 = pixels @ w["rbm_1.weight"] + w["rbm_1.hidden_bias"]
         rbm_1 = sigmoid(rbm_1)
 
         cache = {
-            'pixels': pixels,
-            'rbm_1': rbm_1,
+            "pixels": pixels,
+            "rbm_1": rbm_1,
         }
         return rbm_1, cache
 
@@ -144,55 +113,18 @@ class Runtime:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        pixels = cache['pixels']
-        rbm_1 = cache['rbm_1']
+        pixels = cache["pixels"]
+        rbm_1 = cache["rbm_1"]
         grads = {}
 
         # rbm_1 = rbm(64): [64]
         rbm_1_dz = d_rbm_1 * rbm_1 * (1 - rbm_1)
-        grads['rbm_1.weight'] = pixels.T @ rbm_1_dz
-        grads['rbm_1.hidden_bias'] = rbm_1_dz.sum(axis=0)
+        grads["rbm_1.weight"] = pixels.T @ rbm_1_dz
+        grads["rbm_1.hidden_bias"] = rbm_1_dz.sum(axis=0)
         if input_gradients:
-            d_pixels = rbm_1_dz @ w['rbm_1.weight'].T
+            d_pixels = rbm_1_dz @ w["rbm_1.weight"].T
 
         return grads, (d_pixels if input_gradients else None)
-
-    def loss(self, x, y):
-        """Not available: see NOT_TRAINABLE."""
-        raise RuntimeError(NOT_TRAINABLE)
-
-    def gradients(self, x, y):
-        """Not available: see NOT_TRAINABLE."""
-        raise RuntimeError(NOT_TRAINABLE)
-
-    def train_step(self, x, y, lr):
-        """Not available: see NOT_TRAINABLE."""
-        raise RuntimeError(NOT_TRAINABLE)
-
-    def get_optimizer_state(self):
-        """The canonical optimizer state: 'step' and '<param>.<slot>' (copies)."""
-        state = {name: value.copy() for name, value in self.state.items()}
-        state['step'] = np.array(self.step, dtype=np.int64)
-        return state
-
-    def set_optimizer_state(self, state):
-        """Load optimizer state in the canonical names (from any backend)."""
-        expected = {'step', *self.state}
-        if set(state) != expected:
-            raise ValueError(
-                f'optimizer state must hold {sorted(expected)}. Received: {sorted(state)}'
-            )
-        loaded = {}
-        for name, current in self.state.items():
-            value = np.array(state[name], dtype=self.dtype)
-            if value.shape != current.shape:
-                raise ValueError(
-                    f'optimizer state {name} must have shape {list(current.shape)}. '
-                    f'Received: {list(value.shape)}'
-                )
-            loaded[name] = value
-        self.state = loaded
-        self.step = int(state['step'])
 
 
 def learning_rate(epoch):

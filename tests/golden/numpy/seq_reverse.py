@@ -4,131 +4,130 @@
 """Model Reverse in plain NumPy: forward propagation, backpropagation and the
 adam update, written out by hand.
 
-    runtime = Runtime()                   # initial weights drawn from the seed
-    output = runtime.forward(tokens)
-    loss = runtime.train_step(x, y, lr)   # one update on one batch
+    model = Reverse(initial_weights())   # weights drawn from the seed
+    output = model.forward(tokens)
+    model, history = fit(x, y)   # train as nnc train does
 """
 
 import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('embedding_1.weight', (10, 32), 'uniform', 10, 32, {'lo': -0.05, 'hi': 0.05}),
-    ('x.weight', (8, 32), 'normal', 8, 32, {'mean': 0.0, 'std': 0.02}),
-    ('memory_self_attention.query.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('memory_self_attention.query.bias', (32,), 'zeros', 1, 1, {}),
-    ('memory_self_attention.key.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('memory_self_attention.key.bias', (32,), 'zeros', 1, 1, {}),
-    ('memory_self_attention.value.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('memory_self_attention.value.bias', (32,), 'zeros', 1, 1, {}),
-    ('memory_self_attention.output.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('memory_self_attention.output.bias', (32,), 'zeros', 1, 1, {}),
-    ('memory_norm1.weight', (32,), 'ones', 1, 1, {}),
-    ('memory_norm1.bias', (32,), 'zeros', 1, 1, {}),
-    ('memory_linear1.weight', (64, 32), 'glorot_uniform', 32, 64, {}),
-    ('memory_linear1.bias', (64,), 'zeros', 1, 1, {}),
-    ('memory_linear2.weight', (32, 64), 'glorot_uniform', 64, 32, {}),
-    ('memory_linear2.bias', (32,), 'zeros', 1, 1, {}),
-    ('memory_norm2.weight', (32,), 'ones', 1, 1, {}),
-    ('memory_norm2.bias', (32,), 'zeros', 1, 1, {}),
-    ('dec_self_attention.query.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('dec_self_attention.query.bias', (32,), 'zeros', 1, 1, {}),
-    ('dec_self_attention.key.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('dec_self_attention.key.bias', (32,), 'zeros', 1, 1, {}),
-    ('dec_self_attention.value.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('dec_self_attention.value.bias', (32,), 'zeros', 1, 1, {}),
-    ('dec_self_attention.output.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('dec_self_attention.output.bias', (32,), 'zeros', 1, 1, {}),
-    ('dec_norm1.weight', (32,), 'ones', 1, 1, {}),
-    ('dec_norm1.bias', (32,), 'zeros', 1, 1, {}),
-    ('dec_cross_attention.query.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('dec_cross_attention.query.bias', (32,), 'zeros', 1, 1, {}),
-    ('dec_cross_attention.key.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('dec_cross_attention.key.bias', (32,), 'zeros', 1, 1, {}),
-    ('dec_cross_attention.value.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('dec_cross_attention.value.bias', (32,), 'zeros', 1, 1, {}),
-    ('dec_cross_attention.output.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('dec_cross_attention.output.bias', (32,), 'zeros', 1, 1, {}),
-    ('dec_norm2.weight', (32,), 'ones', 1, 1, {}),
-    ('dec_norm2.bias', (32,), 'zeros', 1, 1, {}),
-    ('dec_linear1.weight', (64, 32), 'glorot_uniform', 32, 64, {}),
-    ('dec_linear1.bias', (64,), 'zeros', 1, 1, {}),
-    ('dec_linear2.weight', (32, 64), 'glorot_uniform', 64, 32, {}),
-    ('dec_linear2.bias', (32,), 'zeros', 1, 1, {}),
-    ('dec_norm3.weight', (32,), 'ones', 1, 1, {}),
-    ('dec_norm3.bias', (32,), 'zeros', 1, 1, {}),
-    ('dense_1.weight', (10, 32), 'glorot_uniform', 32, 10, {}),
-    ('dense_1.bias', (10,), 'zeros', 1, 1, {}),
+    ("embedding_1.weight", (10, 32), "uniform", 10, 32, {"lo": -0.05, "hi": 0.05}),
+    ("x.weight", (8, 32), "normal", 8, 32, {"mean": 0.0, "std": 0.02}),
+    ("memory_self_attention.query.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("memory_self_attention.query.bias", (32,), "zeros", 1, 1, {}),
+    ("memory_self_attention.key.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("memory_self_attention.key.bias", (32,), "zeros", 1, 1, {}),
+    ("memory_self_attention.value.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("memory_self_attention.value.bias", (32,), "zeros", 1, 1, {}),
+    ("memory_self_attention.output.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("memory_self_attention.output.bias", (32,), "zeros", 1, 1, {}),
+    ("memory_norm1.weight", (32,), "ones", 1, 1, {}),
+    ("memory_norm1.bias", (32,), "zeros", 1, 1, {}),
+    ("memory_linear1.weight", (64, 32), "glorot_uniform", 32, 64, {}),
+    ("memory_linear1.bias", (64,), "zeros", 1, 1, {}),
+    ("memory_linear2.weight", (32, 64), "glorot_uniform", 64, 32, {}),
+    ("memory_linear2.bias", (32,), "zeros", 1, 1, {}),
+    ("memory_norm2.weight", (32,), "ones", 1, 1, {}),
+    ("memory_norm2.bias", (32,), "zeros", 1, 1, {}),
+    ("dec_self_attention.query.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("dec_self_attention.query.bias", (32,), "zeros", 1, 1, {}),
+    ("dec_self_attention.key.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("dec_self_attention.key.bias", (32,), "zeros", 1, 1, {}),
+    ("dec_self_attention.value.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("dec_self_attention.value.bias", (32,), "zeros", 1, 1, {}),
+    ("dec_self_attention.output.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("dec_self_attention.output.bias", (32,), "zeros", 1, 1, {}),
+    ("dec_norm1.weight", (32,), "ones", 1, 1, {}),
+    ("dec_norm1.bias", (32,), "zeros", 1, 1, {}),
+    ("dec_cross_attention.query.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("dec_cross_attention.query.bias", (32,), "zeros", 1, 1, {}),
+    ("dec_cross_attention.key.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("dec_cross_attention.key.bias", (32,), "zeros", 1, 1, {}),
+    ("dec_cross_attention.value.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("dec_cross_attention.value.bias", (32,), "zeros", 1, 1, {}),
+    ("dec_cross_attention.output.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("dec_cross_attention.output.bias", (32,), "zeros", 1, 1, {}),
+    ("dec_norm2.weight", (32,), "ones", 1, 1, {}),
+    ("dec_norm2.bias", (32,), "zeros", 1, 1, {}),
+    ("dec_linear1.weight", (64, 32), "glorot_uniform", 32, 64, {}),
+    ("dec_linear1.bias", (64,), "zeros", 1, 1, {}),
+    ("dec_linear2.weight", (32, 64), "glorot_uniform", 64, 32, {}),
+    ("dec_linear2.bias", (32,), "zeros", 1, 1, {}),
+    ("dec_norm3.weight", (32,), "ones", 1, 1, {}),
+    ("dec_norm3.bias", (32,), "zeros", 1, 1, {}),
+    ("dense_1.weight", (10, 32), "glorot_uniform", 32, 10, {}),
+    ("dense_1.bias", (10,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'embedding_1.weight',
-    'x.weight',
-    'memory_self_attention.query.weight',
-    'memory_self_attention.query.bias',
-    'memory_self_attention.key.weight',
-    'memory_self_attention.key.bias',
-    'memory_self_attention.value.weight',
-    'memory_self_attention.value.bias',
-    'memory_self_attention.output.weight',
-    'memory_self_attention.output.bias',
-    'memory_norm1.weight',
-    'memory_norm1.bias',
-    'memory_linear1.weight',
-    'memory_linear1.bias',
-    'memory_linear2.weight',
-    'memory_linear2.bias',
-    'memory_norm2.weight',
-    'memory_norm2.bias',
-    'dec_self_attention.query.weight',
-    'dec_self_attention.query.bias',
-    'dec_self_attention.key.weight',
-    'dec_self_attention.key.bias',
-    'dec_self_attention.value.weight',
-    'dec_self_attention.value.bias',
-    'dec_self_attention.output.weight',
-    'dec_self_attention.output.bias',
-    'dec_norm1.weight',
-    'dec_norm1.bias',
-    'dec_cross_attention.query.weight',
-    'dec_cross_attention.query.bias',
-    'dec_cross_attention.key.weight',
-    'dec_cross_attention.key.bias',
-    'dec_cross_attention.value.weight',
-    'dec_cross_attention.value.bias',
-    'dec_cross_attention.output.weight',
-    'dec_cross_attention.output.bias',
-    'dec_norm2.weight',
-    'dec_norm2.bias',
-    'dec_linear1.weight',
-    'dec_linear1.bias',
-    'dec_linear2.weight',
-    'dec_linear2.bias',
-    'dec_norm3.weight',
-    'dec_norm3.bias',
-    'dense_1.weight',
-    'dense_1.bias',
+    "embedding_1.weight",
+    "x.weight",
+    "memory_self_attention.query.weight",
+    "memory_self_attention.query.bias",
+    "memory_self_attention.key.weight",
+    "memory_self_attention.key.bias",
+    "memory_self_attention.value.weight",
+    "memory_self_attention.value.bias",
+    "memory_self_attention.output.weight",
+    "memory_self_attention.output.bias",
+    "memory_norm1.weight",
+    "memory_norm1.bias",
+    "memory_linear1.weight",
+    "memory_linear1.bias",
+    "memory_linear2.weight",
+    "memory_linear2.bias",
+    "memory_norm2.weight",
+    "memory_norm2.bias",
+    "dec_self_attention.query.weight",
+    "dec_self_attention.query.bias",
+    "dec_self_attention.key.weight",
+    "dec_self_attention.key.bias",
+    "dec_self_attention.value.weight",
+    "dec_self_attention.value.bias",
+    "dec_self_attention.output.weight",
+    "dec_self_attention.output.bias",
+    "dec_norm1.weight",
+    "dec_norm1.bias",
+    "dec_cross_attention.query.weight",
+    "dec_cross_attention.query.bias",
+    "dec_cross_attention.key.weight",
+    "dec_cross_attention.key.bias",
+    "dec_cross_attention.value.weight",
+    "dec_cross_attention.value.bias",
+    "dec_cross_attention.output.weight",
+    "dec_cross_attention.output.bias",
+    "dec_norm2.weight",
+    "dec_norm2.bias",
+    "dec_linear1.weight",
+    "dec_linear1.bias",
+    "dec_linear2.weight",
+    "dec_linear2.bias",
+    "dec_norm3.weight",
+    "dec_norm3.bias",
+    "dense_1.weight",
+    "dense_1.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'normal':
-        return rng.normal(a['mean'], a['std'], size=shape)
-    elif kind == 'ones':
+    elif kind == "normal":
+        return rng.normal(a["mean"], a["std"], size=shape)
+    elif kind == "ones":
         return np.ones(shape)
-    elif kind == 'uniform':
-        return rng.uniform(a['lo'], a['hi'], size=shape)
-    elif kind == 'zeros':
+    elif kind == "uniform":
+        return rng.uniform(a["lo"], a["hi"], size=shape)
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=1):
@@ -369,52 +368,106 @@ def learned_positions_backward(d_y, max_len):
     return d_table
 
 
-class Runtime:
-    """Model Reverse: weights, forward and backward passes, adam updates.
-
-    Arrays are batch first and channels first; weights are canonical
-    (``{'<node>.<param>': array}``). ``weights=None`` draws ``initial_weights(seed)``;
-    ``seed`` also seeds the generator of dropout masks.
+class Optimizer:
+    """The state every optimizer keeps: ``steps`` (updates made so far) and, per
+    parameter in ``names`` and per slot, an array shaped like the parameter, under
+    the canonical name '<param>.<slot>'. ``update`` changes the weights in place.
     """
 
-    backend = 'numpy'
+    slots: tuple[str, ...] = ()
+    initial = 0.0  # the slots' starting value
 
-    def __init__(self, weights=None, dtype=np.float32, seed=1):
-        self.dtype = np.dtype(dtype)
-        self.rng = np.random.default_rng(seed)
-        self.set_weights(initial_weights(seed) if weights is None else weights)
-        self.step = 0  # updates made so far
-        # Adam's first (m) and second (v) moment estimates, per trainable parameter
+    def __init__(self, weights, names):
+        self.names = tuple(names)
+        self.steps = 0
         self.state = {}
-        for name in TRAINABLE:
-            self.state[name + '.m'] = np.zeros_like(self.weights[name])
-            self.state[name + '.v'] = np.zeros_like(self.weights[name])
+        for name in self.names:
+            for slot in self.slots:
+                self.state[f"{name}.{slot}"] = np.full_like(weights[name], self.initial)
 
-    def seed(self, seed):
-        """Reseed the generator of dropout masks."""
+    def update(self, weights, grads, lr):
+        """One update of the parameters in ``names`` with their gradients."""
+        lr = float(lr)  # a Python float keeps float32 arrays float32
+        self.steps += 1
+        for name in self.names:
+            self.update_parameter(name, weights[name], grads[name], lr)
+
+    def update_parameter(self, name, p, g, lr):
+        raise NotImplementedError
+
+
+class Adam(Optimizer):
+    """Adam: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+    p -= lr * m_hat / (sqrt(v_hat) + eps), with the bias corrections
+    m_hat = m / (1 - b1^t) and v_hat = v / (1 - b2^t), t = steps.
+    """
+
+    slots = ("m", "v")
+
+    def __init__(self, weights, names, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        super().__init__(weights, names)
+
+    def update_parameter(self, name, p, g, lr):
+        correction1 = 1 - self.beta1**self.steps
+        correction2 = 1 - self.beta2**self.steps
+        m, v = self.state[name + ".m"], self.state[name + ".v"]
+        m *= self.beta1
+        m += (1 - self.beta1) * g
+        v *= self.beta2
+        v += (1 - self.beta2) * g * g
+        p -= lr * (m / correction1) / (np.sqrt(v / correction2) + self.eps)
+
+
+def update_running_statistics(weights, cache, batchnorms):
+    """Batchnorm's running statistics after a training step, for each (node, key of
+    its batch statistics in the cache, momentum) of ``batchnorms``:
+    running = (1 - momentum) * running + momentum * batch, with the unbiased batch
+    variance (n / (n - 1) times the biased one).
+    """
+    for node, saved, momentum in batchnorms:
+        _, _, mean, var, count = cache[saved]
+        unbiased = var * count / max(count - 1, 1)
+        mean_key, var_key = node + ".running_mean", node + ".running_var"
+        weights[mean_key] = (1 - momentum) * weights[mean_key] + momentum * mean
+        weights[var_key] = (1 - momentum) * weights[var_key] + momentum * unbiased
+
+
+def train_step(model, optimizer, compute_loss, x, y, lr, l2=0.0, decayed=()):
+    """One update of ``model`` on one batch, in training mode: the loss and its
+    gradient (``compute_loss(output, y)``), backpropagation, L2 (g += l2 * p for the
+    parameters in ``decayed``; not decoupled decay), the optimizer's update, then the
+    running statistics of its batchnorms (``model.batchnorms``). Returns the loss
+    before the update. ``x`` is one input array, or a tuple of them.
+    """
+    inputs = x if isinstance(x, tuple) else (x,)
+    output, cache = model.propagate(*inputs, training=True)
+    loss, d_output = compute_loss(output, y)
+    grads, _ = model.backpropagate(cache, d_output)
+    for name in decayed:
+        grads[name] = grads[name] + l2 * model.weights[name]
+    optimizer.update(model.weights, grads, lr)
+    if model.batchnorms:
+        update_running_statistics(model.weights, cache, model.batchnorms)
+    return float(loss)
+
+
+class Reverse:
+    """Model Reverse: weights, forward propagation and backpropagation.
+
+    Arrays are batch first and channels first; ``weights`` are canonical
+    (``{'<node>.<param>': array}``), inputs (tokens: [8]).
+    ``rng`` draws the dropout masks.
+    """
+
+    batchnorms = ()
+
+    def __init__(self, weights, dtype=np.float32, seed=1):
+        self.dtype = np.dtype(dtype)
+        self.weights = {k: np.array(v, dtype=self.dtype) for k, v in weights.items()}
         self.rng = np.random.default_rng(seed)
-
-    def get_weights(self):
-        """The canonical weights (copies)."""
-        return {name: value.copy() for name, value in self.weights.items()}
-
-    def set_weights(self, weights):
-        """Load canonical weights: every tensor of PARAMETERS, in its shape."""
-        names = [name for name, *_ in PARAMETERS]
-        missing = [name for name in names if name not in weights]
-        unknown = sorted(set(weights) - set(names))
-        if missing or unknown:
-            raise ValueError(f'weights do not fit: missing {missing}, unknown {unknown}')
-        loaded = {}
-        for name, shape, *_ in PARAMETERS:
-            value = np.array(weights[name], dtype=self.dtype)
-            if value.shape != shape:
-                raise ValueError(
-                    f'weight {name} must have shape {list(shape)}. '
-                    f'Received: {list(value.shape)}'
-                )
-            loaded[name] = value
-        self.weights = loaded
 
     def forward(self, tokens, training=False):
         """The model's output for a batch; evaluation mode unless training=True."""
@@ -425,24 +478,24 @@ class Runtime:
         backpropagation needs.
         """
         w = self.weights
-        tokens = as_batch(tokens, 'tokens', (8,), np.int64)
+        tokens = as_batch(tokens, "tokens", (8,), np.int64)
 
         # embedding_1 = embedding(10, 32): [8, 32]
-        embedding_1 = embedding_lookup(w['embedding_1.weight'], tokens)
+        embedding_1 = embedding_lookup(w["embedding_1.weight"], tokens)
 
         # x = learned_positions(8): [8, 32]
-        x = learned_positions(embedding_1, w['x.weight'])
+        x = learned_positions(embedding_1, w["x.weight"])
 
         # memory_self_attention = attention(4): [8, 32]
         memory_self_attention_params = (
-            w['memory_self_attention.query.weight'],
-            w['memory_self_attention.query.bias'],
-            w['memory_self_attention.key.weight'],
-            w['memory_self_attention.key.bias'],
-            w['memory_self_attention.value.weight'],
-            w['memory_self_attention.value.bias'],
-            w['memory_self_attention.output.weight'],
-            w['memory_self_attention.output.bias'],
+            w["memory_self_attention.query.weight"],
+            w["memory_self_attention.query.bias"],
+            w["memory_self_attention.key.weight"],
+            w["memory_self_attention.key.bias"],
+            w["memory_self_attention.value.weight"],
+            w["memory_self_attention.value.bias"],
+            w["memory_self_attention.output.weight"],
+            w["memory_self_attention.output.bias"],
         )
         memory_self_attention, memory_self_attention_saved = attention_forward(
             x,
@@ -472,14 +525,14 @@ class Runtime:
         # memory_norm1 = layernorm: [8, 32]
         memory_norm1, memory_norm1_saved = layernorm_forward(
             memory_add_1,
-            w['memory_norm1.weight'],
-            w['memory_norm1.bias'],
+            w["memory_norm1.weight"],
+            w["memory_norm1.bias"],
             eps=1e-05,
         )
 
         # memory_linear1 = dense(64): [8, 64]
         # applied at every time step: [N, T, F] @ [F, units]
-        memory_linear1 = memory_norm1 @ w['memory_linear1.weight'].T + w['memory_linear1.bias']
+        memory_linear1 = memory_norm1 @ w["memory_linear1.weight"].T + w["memory_linear1.bias"]
 
         # memory_relu_1 = relu: [8, 64]
         memory_relu_1 = np.maximum(memory_linear1, 0)
@@ -496,7 +549,7 @@ class Runtime:
 
         # memory_linear2 = dense(32): [8, 32]
         # applied at every time step: [N, T, F] @ [F, units]
-        memory_linear2 = memory_f @ w['memory_linear2.weight'].T + w['memory_linear2.bias']
+        memory_linear2 = memory_f @ w["memory_linear2.weight"].T + w["memory_linear2.bias"]
 
         # memory_f_2 = dropout(0.0): [8, 32]
         if training:
@@ -515,21 +568,21 @@ class Runtime:
         # memory_norm2 = layernorm: [8, 32]
         memory_norm2, memory_norm2_saved = layernorm_forward(
             memory_add_2,
-            w['memory_norm2.weight'],
-            w['memory_norm2.bias'],
+            w["memory_norm2.weight"],
+            w["memory_norm2.bias"],
             eps=1e-05,
         )
 
         # dec_self_attention = attention(4, causal = true): [8, 32]
         dec_self_attention_params = (
-            w['dec_self_attention.query.weight'],
-            w['dec_self_attention.query.bias'],
-            w['dec_self_attention.key.weight'],
-            w['dec_self_attention.key.bias'],
-            w['dec_self_attention.value.weight'],
-            w['dec_self_attention.value.bias'],
-            w['dec_self_attention.output.weight'],
-            w['dec_self_attention.output.bias'],
+            w["dec_self_attention.query.weight"],
+            w["dec_self_attention.query.bias"],
+            w["dec_self_attention.key.weight"],
+            w["dec_self_attention.key.bias"],
+            w["dec_self_attention.value.weight"],
+            w["dec_self_attention.value.bias"],
+            w["dec_self_attention.output.weight"],
+            w["dec_self_attention.output.bias"],
         )
         dec_self_attention, dec_self_attention_saved = attention_forward(
             x,
@@ -560,21 +613,21 @@ class Runtime:
         # dec_norm1 = layernorm: [8, 32]
         dec_norm1, dec_norm1_saved = layernorm_forward(
             dec_add_1,
-            w['dec_norm1.weight'],
-            w['dec_norm1.bias'],
+            w["dec_norm1.weight"],
+            w["dec_norm1.bias"],
             eps=1e-05,
         )
 
         # dec_cross_attention = attention(4): [8, 32]
         dec_cross_attention_params = (
-            w['dec_cross_attention.query.weight'],
-            w['dec_cross_attention.query.bias'],
-            w['dec_cross_attention.key.weight'],
-            w['dec_cross_attention.key.bias'],
-            w['dec_cross_attention.value.weight'],
-            w['dec_cross_attention.value.bias'],
-            w['dec_cross_attention.output.weight'],
-            w['dec_cross_attention.output.bias'],
+            w["dec_cross_attention.query.weight"],
+            w["dec_cross_attention.query.bias"],
+            w["dec_cross_attention.key.weight"],
+            w["dec_cross_attention.key.bias"],
+            w["dec_cross_attention.value.weight"],
+            w["dec_cross_attention.value.bias"],
+            w["dec_cross_attention.output.weight"],
+            w["dec_cross_attention.output.bias"],
         )
         dec_cross_attention, dec_cross_attention_saved = attention_forward(
             dec_norm1,
@@ -604,14 +657,14 @@ class Runtime:
         # dec_norm2 = layernorm: [8, 32]
         dec_norm2, dec_norm2_saved = layernorm_forward(
             dec_add_2,
-            w['dec_norm2.weight'],
-            w['dec_norm2.bias'],
+            w["dec_norm2.weight"],
+            w["dec_norm2.bias"],
             eps=1e-05,
         )
 
         # dec_linear1 = dense(64): [8, 64]
         # applied at every time step: [N, T, F] @ [F, units]
-        dec_linear1 = dec_norm2 @ w['dec_linear1.weight'].T + w['dec_linear1.bias']
+        dec_linear1 = dec_norm2 @ w["dec_linear1.weight"].T + w["dec_linear1.bias"]
 
         # dec_relu_1 = relu: [8, 64]
         dec_relu_1 = np.maximum(dec_linear1, 0)
@@ -628,7 +681,7 @@ class Runtime:
 
         # dec_linear2 = dense(32): [8, 32]
         # applied at every time step: [N, T, F] @ [F, units]
-        dec_linear2 = dec_f @ w['dec_linear2.weight'].T + w['dec_linear2.bias']
+        dec_linear2 = dec_f @ w["dec_linear2.weight"].T + w["dec_linear2.bias"]
 
         # dec_f_2 = dropout(0.0): [8, 32]
         if training:
@@ -646,39 +699,39 @@ class Runtime:
         # dec_norm3 = layernorm: [8, 32]
         dec_norm3, dec_norm3_saved = layernorm_forward(
             dec_add_3,
-            w['dec_norm3.weight'],
-            w['dec_norm3.bias'],
+            w["dec_norm3.weight"],
+            w["dec_norm3.bias"],
             eps=1e-05,
         )
 
         # dense_1 = dense(10): [8, 10]
         # applied at every time step: [N, T, F] @ [F, units]
-        dense_1 = dec_norm3 @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = dec_norm3 @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         cache = {
-            'tokens': tokens,
-            'memory_self_attention_saved': memory_self_attention_saved,
-            'memory_dropout_1_mask': memory_dropout_1_mask,
-            'memory_norm1_saved': memory_norm1_saved,
-            'memory_norm1': memory_norm1,
-            'memory_linear1': memory_linear1,
-            'memory_f_mask': memory_f_mask,
-            'memory_f': memory_f,
-            'memory_f_2_mask': memory_f_2_mask,
-            'memory_norm2_saved': memory_norm2_saved,
-            'dec_self_attention_saved': dec_self_attention_saved,
-            'dec_dropout_1_mask': dec_dropout_1_mask,
-            'dec_norm1_saved': dec_norm1_saved,
-            'dec_cross_attention_saved': dec_cross_attention_saved,
-            'dec_dropout_2_mask': dec_dropout_2_mask,
-            'dec_norm2_saved': dec_norm2_saved,
-            'dec_norm2': dec_norm2,
-            'dec_linear1': dec_linear1,
-            'dec_f_mask': dec_f_mask,
-            'dec_f': dec_f,
-            'dec_f_2_mask': dec_f_2_mask,
-            'dec_norm3_saved': dec_norm3_saved,
-            'dec_norm3': dec_norm3,
+            "tokens": tokens,
+            "memory_self_attention_saved": memory_self_attention_saved,
+            "memory_dropout_1_mask": memory_dropout_1_mask,
+            "memory_norm1_saved": memory_norm1_saved,
+            "memory_norm1": memory_norm1,
+            "memory_linear1": memory_linear1,
+            "memory_f_mask": memory_f_mask,
+            "memory_f": memory_f,
+            "memory_f_2_mask": memory_f_2_mask,
+            "memory_norm2_saved": memory_norm2_saved,
+            "dec_self_attention_saved": dec_self_attention_saved,
+            "dec_dropout_1_mask": dec_dropout_1_mask,
+            "dec_norm1_saved": dec_norm1_saved,
+            "dec_cross_attention_saved": dec_cross_attention_saved,
+            "dec_dropout_2_mask": dec_dropout_2_mask,
+            "dec_norm2_saved": dec_norm2_saved,
+            "dec_norm2": dec_norm2,
+            "dec_linear1": dec_linear1,
+            "dec_f_mask": dec_f_mask,
+            "dec_f": dec_f,
+            "dec_f_2_mask": dec_f_2_mask,
+            "dec_norm3_saved": dec_norm3_saved,
+            "dec_norm3": dec_norm3,
         }
         return dense_1, cache
 
@@ -688,41 +741,41 @@ class Runtime:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        tokens = cache['tokens']
-        memory_self_attention_saved = cache['memory_self_attention_saved']
-        memory_dropout_1_mask = cache['memory_dropout_1_mask']
-        memory_norm1_saved = cache['memory_norm1_saved']
-        memory_norm1 = cache['memory_norm1']
-        memory_linear1 = cache['memory_linear1']
-        memory_f_mask = cache['memory_f_mask']
-        memory_f = cache['memory_f']
-        memory_f_2_mask = cache['memory_f_2_mask']
-        memory_norm2_saved = cache['memory_norm2_saved']
-        dec_self_attention_saved = cache['dec_self_attention_saved']
-        dec_dropout_1_mask = cache['dec_dropout_1_mask']
-        dec_norm1_saved = cache['dec_norm1_saved']
-        dec_cross_attention_saved = cache['dec_cross_attention_saved']
-        dec_dropout_2_mask = cache['dec_dropout_2_mask']
-        dec_norm2_saved = cache['dec_norm2_saved']
-        dec_norm2 = cache['dec_norm2']
-        dec_linear1 = cache['dec_linear1']
-        dec_f_mask = cache['dec_f_mask']
-        dec_f = cache['dec_f']
-        dec_f_2_mask = cache['dec_f_2_mask']
-        dec_norm3_saved = cache['dec_norm3_saved']
-        dec_norm3 = cache['dec_norm3']
+        tokens = cache["tokens"]
+        memory_self_attention_saved = cache["memory_self_attention_saved"]
+        memory_dropout_1_mask = cache["memory_dropout_1_mask"]
+        memory_norm1_saved = cache["memory_norm1_saved"]
+        memory_norm1 = cache["memory_norm1"]
+        memory_linear1 = cache["memory_linear1"]
+        memory_f_mask = cache["memory_f_mask"]
+        memory_f = cache["memory_f"]
+        memory_f_2_mask = cache["memory_f_2_mask"]
+        memory_norm2_saved = cache["memory_norm2_saved"]
+        dec_self_attention_saved = cache["dec_self_attention_saved"]
+        dec_dropout_1_mask = cache["dec_dropout_1_mask"]
+        dec_norm1_saved = cache["dec_norm1_saved"]
+        dec_cross_attention_saved = cache["dec_cross_attention_saved"]
+        dec_dropout_2_mask = cache["dec_dropout_2_mask"]
+        dec_norm2_saved = cache["dec_norm2_saved"]
+        dec_norm2 = cache["dec_norm2"]
+        dec_linear1 = cache["dec_linear1"]
+        dec_f_mask = cache["dec_f_mask"]
+        dec_f = cache["dec_f"]
+        dec_f_2_mask = cache["dec_f_2_mask"]
+        dec_norm3_saved = cache["dec_norm3_saved"]
+        dec_norm3 = cache["dec_norm3"]
         grads = {}
 
         # dense_1 = dense(10): [8, 10]
-        grads['dense_1.weight'] = d_dense_1.reshape(-1, 10).T @ dec_norm3.reshape(-1, 32)
-        grads['dense_1.bias'] = d_dense_1.sum(axis=(0, 1))
-        d_dec_norm3 = d_dense_1 @ w['dense_1.weight']
+        grads["dense_1.weight"] = d_dense_1.reshape(-1, 10).T @ dec_norm3.reshape(-1, 32)
+        grads["dense_1.bias"] = d_dense_1.sum(axis=(0, 1))
+        d_dec_norm3 = d_dense_1 @ w["dense_1.weight"]
 
         # dec_norm3 = layernorm: [8, 32]
-        d_dec_add_3, grads['dec_norm3.weight'], grads['dec_norm3.bias'] = layernorm_backward(
+        d_dec_add_3, grads["dec_norm3.weight"], grads["dec_norm3.bias"] = layernorm_backward(
             d_dec_norm3,
             dec_norm3_saved,
-            w['dec_norm3.weight'],
+            w["dec_norm3.weight"],
         )
 
         # dec_add_3 = add: [8, 32]
@@ -733,9 +786,9 @@ class Runtime:
         d_dec_linear2 = d_dec_f_2 if dec_f_2_mask is None else d_dec_f_2 * dec_f_2_mask
 
         # dec_linear2 = dense(32): [8, 32]
-        grads['dec_linear2.weight'] = d_dec_linear2.reshape(-1, 32).T @ dec_f.reshape(-1, 64)
-        grads['dec_linear2.bias'] = d_dec_linear2.sum(axis=(0, 1))
-        d_dec_f = d_dec_linear2 @ w['dec_linear2.weight']
+        grads["dec_linear2.weight"] = d_dec_linear2.reshape(-1, 32).T @ dec_f.reshape(-1, 64)
+        grads["dec_linear2.bias"] = d_dec_linear2.sum(axis=(0, 1))
+        d_dec_f = d_dec_linear2 @ w["dec_linear2.weight"]
 
         # dec_f = dropout(0.0): [8, 64]
         d_dec_relu_1 = d_dec_f if dec_f_mask is None else d_dec_f * dec_f_mask
@@ -744,15 +797,15 @@ class Runtime:
         d_dec_linear1 = d_dec_relu_1 * (dec_linear1 > 0)
 
         # dec_linear1 = dense(64): [8, 64]
-        grads['dec_linear1.weight'] = d_dec_linear1.reshape(-1, 64).T @ dec_norm2.reshape(-1, 32)
-        grads['dec_linear1.bias'] = d_dec_linear1.sum(axis=(0, 1))
-        d_dec_norm2 = d_dec_norm2 + d_dec_linear1 @ w['dec_linear1.weight']
+        grads["dec_linear1.weight"] = d_dec_linear1.reshape(-1, 64).T @ dec_norm2.reshape(-1, 32)
+        grads["dec_linear1.bias"] = d_dec_linear1.sum(axis=(0, 1))
+        d_dec_norm2 = d_dec_norm2 + d_dec_linear1 @ w["dec_linear1.weight"]
 
         # dec_norm2 = layernorm: [8, 32]
-        d_dec_add_2, grads['dec_norm2.weight'], grads['dec_norm2.bias'] = layernorm_backward(
+        d_dec_add_2, grads["dec_norm2.weight"], grads["dec_norm2.bias"] = layernorm_backward(
             d_dec_norm2,
             dec_norm2_saved,
-            w['dec_norm2.weight'],
+            w["dec_norm2.weight"],
         )
 
         # dec_add_2 = add: [8, 32]
@@ -766,25 +819,27 @@ class Runtime:
 
         # dec_cross_attention = attention(4): [8, 32]
         dec_cross_attention_params_2 = (
-            w['dec_cross_attention.query.weight'],
-            w['dec_cross_attention.query.bias'],
-            w['dec_cross_attention.key.weight'],
-            w['dec_cross_attention.key.bias'],
-            w['dec_cross_attention.value.weight'],
-            w['dec_cross_attention.value.bias'],
-            w['dec_cross_attention.output.weight'],
-            w['dec_cross_attention.output.bias'],
+            w["dec_cross_attention.query.weight"],
+            w["dec_cross_attention.query.bias"],
+            w["dec_cross_attention.key.weight"],
+            w["dec_cross_attention.key.bias"],
+            w["dec_cross_attention.value.weight"],
+            w["dec_cross_attention.value.bias"],
+            w["dec_cross_attention.output.weight"],
+            w["dec_cross_attention.output.bias"],
         )
         (
             dec_cross_attention_d_qkv,
-            (grads['dec_cross_attention.query.weight'],
-            grads['dec_cross_attention.query.bias'],
-            grads['dec_cross_attention.key.weight'],
-            grads['dec_cross_attention.key.bias'],
-            grads['dec_cross_attention.value.weight'],
-            grads['dec_cross_attention.value.bias'],
-            grads['dec_cross_attention.output.weight'],
-            grads['dec_cross_attention.output.bias']),
+            (
+                grads["dec_cross_attention.query.weight"],
+                grads["dec_cross_attention.query.bias"],
+                grads["dec_cross_attention.key.weight"],
+                grads["dec_cross_attention.key.bias"],
+                grads["dec_cross_attention.value.weight"],
+                grads["dec_cross_attention.value.bias"],
+                grads["dec_cross_attention.output.weight"],
+                grads["dec_cross_attention.output.bias"],
+            ),
         ) = attention_backward(
             d_dec_cross_attention,
             dec_cross_attention_saved,
@@ -795,10 +850,10 @@ class Runtime:
         d_memory_norm2 = d_memory_norm2 + dec_cross_attention_d_qkv[2]
 
         # dec_norm1 = layernorm: [8, 32]
-        d_dec_add_1, grads['dec_norm1.weight'], grads['dec_norm1.bias'] = layernorm_backward(
+        d_dec_add_1, grads["dec_norm1.weight"], grads["dec_norm1.bias"] = layernorm_backward(
             d_dec_norm1,
             dec_norm1_saved,
-            w['dec_norm1.weight'],
+            w["dec_norm1.weight"],
         )
 
         # dec_add_1 = add: [8, 32]
@@ -812,25 +867,27 @@ class Runtime:
 
         # dec_self_attention = attention(4, causal = true): [8, 32]
         dec_self_attention_params_2 = (
-            w['dec_self_attention.query.weight'],
-            w['dec_self_attention.query.bias'],
-            w['dec_self_attention.key.weight'],
-            w['dec_self_attention.key.bias'],
-            w['dec_self_attention.value.weight'],
-            w['dec_self_attention.value.bias'],
-            w['dec_self_attention.output.weight'],
-            w['dec_self_attention.output.bias'],
+            w["dec_self_attention.query.weight"],
+            w["dec_self_attention.query.bias"],
+            w["dec_self_attention.key.weight"],
+            w["dec_self_attention.key.bias"],
+            w["dec_self_attention.value.weight"],
+            w["dec_self_attention.value.bias"],
+            w["dec_self_attention.output.weight"],
+            w["dec_self_attention.output.bias"],
         )
         (
             dec_self_attention_d_qkv,
-            (grads['dec_self_attention.query.weight'],
-            grads['dec_self_attention.query.bias'],
-            grads['dec_self_attention.key.weight'],
-            grads['dec_self_attention.key.bias'],
-            grads['dec_self_attention.value.weight'],
-            grads['dec_self_attention.value.bias'],
-            grads['dec_self_attention.output.weight'],
-            grads['dec_self_attention.output.bias']),
+            (
+                grads["dec_self_attention.query.weight"],
+                grads["dec_self_attention.query.bias"],
+                grads["dec_self_attention.key.weight"],
+                grads["dec_self_attention.key.bias"],
+                grads["dec_self_attention.value.weight"],
+                grads["dec_self_attention.value.bias"],
+                grads["dec_self_attention.output.weight"],
+                grads["dec_self_attention.output.bias"],
+            ),
         ) = attention_backward(
             d_dec_self_attention,
             dec_self_attention_saved,
@@ -843,12 +900,12 @@ class Runtime:
         # memory_norm2 = layernorm: [8, 32]
         (
             d_memory_add_2,
-            grads['memory_norm2.weight'],
-            grads['memory_norm2.bias'],
+            grads["memory_norm2.weight"],
+            grads["memory_norm2.bias"],
         ) = layernorm_backward(
             d_memory_norm2,
             memory_norm2_saved,
-            w['memory_norm2.weight'],
+            w["memory_norm2.weight"],
         )
 
         # memory_add_2 = add: [8, 32]
@@ -861,11 +918,11 @@ class Runtime:
         )
 
         # memory_linear2 = dense(32): [8, 32]
-        grads['memory_linear2.weight'] = (
-            d_memory_linear2.reshape(-1, 32).T @ memory_f.reshape(-1, 64)
+        grads["memory_linear2.weight"] = d_memory_linear2.reshape(-1, 32).T @ memory_f.reshape(
+            -1, 64
         )
-        grads['memory_linear2.bias'] = d_memory_linear2.sum(axis=(0, 1))
-        d_memory_f = d_memory_linear2 @ w['memory_linear2.weight']
+        grads["memory_linear2.bias"] = d_memory_linear2.sum(axis=(0, 1))
+        d_memory_f = d_memory_linear2 @ w["memory_linear2.weight"]
 
         # memory_f = dropout(0.0): [8, 64]
         d_memory_relu_1 = d_memory_f if memory_f_mask is None else d_memory_f * memory_f_mask
@@ -874,21 +931,21 @@ class Runtime:
         d_memory_linear1 = d_memory_relu_1 * (memory_linear1 > 0)
 
         # memory_linear1 = dense(64): [8, 64]
-        grads['memory_linear1.weight'] = (
-            d_memory_linear1.reshape(-1, 64).T @ memory_norm1.reshape(-1, 32)
+        grads["memory_linear1.weight"] = d_memory_linear1.reshape(-1, 64).T @ memory_norm1.reshape(
+            -1, 32
         )
-        grads['memory_linear1.bias'] = d_memory_linear1.sum(axis=(0, 1))
-        d_memory_norm1 = d_memory_norm1 + d_memory_linear1 @ w['memory_linear1.weight']
+        grads["memory_linear1.bias"] = d_memory_linear1.sum(axis=(0, 1))
+        d_memory_norm1 = d_memory_norm1 + d_memory_linear1 @ w["memory_linear1.weight"]
 
         # memory_norm1 = layernorm: [8, 32]
         (
             d_memory_add_1,
-            grads['memory_norm1.weight'],
-            grads['memory_norm1.bias'],
+            grads["memory_norm1.weight"],
+            grads["memory_norm1.bias"],
         ) = layernorm_backward(
             d_memory_norm1,
             memory_norm1_saved,
-            w['memory_norm1.weight'],
+            w["memory_norm1.weight"],
         )
 
         # memory_add_1 = add: [8, 32]
@@ -897,31 +954,34 @@ class Runtime:
 
         # memory_dropout_1 = dropout(0.0): [8, 32]
         d_memory_self_attention = (
-            d_memory_dropout_1 if memory_dropout_1_mask is None else d_memory_dropout_1
-            * memory_dropout_1_mask
+            d_memory_dropout_1
+            if memory_dropout_1_mask is None
+            else d_memory_dropout_1 * memory_dropout_1_mask
         )
 
         # memory_self_attention = attention(4): [8, 32]
         memory_self_attention_params_2 = (
-            w['memory_self_attention.query.weight'],
-            w['memory_self_attention.query.bias'],
-            w['memory_self_attention.key.weight'],
-            w['memory_self_attention.key.bias'],
-            w['memory_self_attention.value.weight'],
-            w['memory_self_attention.value.bias'],
-            w['memory_self_attention.output.weight'],
-            w['memory_self_attention.output.bias'],
+            w["memory_self_attention.query.weight"],
+            w["memory_self_attention.query.bias"],
+            w["memory_self_attention.key.weight"],
+            w["memory_self_attention.key.bias"],
+            w["memory_self_attention.value.weight"],
+            w["memory_self_attention.value.bias"],
+            w["memory_self_attention.output.weight"],
+            w["memory_self_attention.output.bias"],
         )
         (
             memory_self_attention_d_qkv,
-            (grads['memory_self_attention.query.weight'],
-            grads['memory_self_attention.query.bias'],
-            grads['memory_self_attention.key.weight'],
-            grads['memory_self_attention.key.bias'],
-            grads['memory_self_attention.value.weight'],
-            grads['memory_self_attention.value.bias'],
-            grads['memory_self_attention.output.weight'],
-            grads['memory_self_attention.output.bias']),
+            (
+                grads["memory_self_attention.query.weight"],
+                grads["memory_self_attention.query.bias"],
+                grads["memory_self_attention.key.weight"],
+                grads["memory_self_attention.key.bias"],
+                grads["memory_self_attention.value.weight"],
+                grads["memory_self_attention.value.bias"],
+                grads["memory_self_attention.output.weight"],
+                grads["memory_self_attention.output.bias"],
+            ),
         ) = attention_backward(
             d_memory_self_attention,
             memory_self_attention_saved,
@@ -932,84 +992,30 @@ class Runtime:
         d_x = d_x + memory_self_attention_d_qkv[2]
 
         # x = learned_positions(8): [8, 32]
-        grads['x.weight'] = learned_positions_backward(d_x, 8)
+        grads["x.weight"] = learned_positions_backward(d_x, 8)
         d_embedding_1 = d_x
 
         # embedding_1 = embedding(10, 32): [8, 32]
-        grads['embedding_1.weight'] = embedding_backward(tokens, d_embedding_1, 10)
+        grads["embedding_1.weight"] = embedding_backward(tokens, d_embedding_1, 10)
 
         return grads, None
 
-    def objective(self, x, y, training):
-        """The forward pass and the loss (cross_entropy from logits, label 0 ignored): the loss, its
-        gradient with respect to the output, and the cache of the forward pass.
-        """
-        output, cache = self.propagate(x, training=training)
-        target = as_padded_target(y, output, ignore=0)
-        loss, d_output = cross_entropy_from_logits_padded(output, target)
-        return loss, d_output, cache
 
-    def loss(self, x, y):
-        """The loss in evaluation mode (no dropout, running batchnorm statistics)."""
-        return float(self.objective(x, y, training=False)[0])
+def compute_loss(output, y):
+    """The loss of the output against the targets y: cross_entropy from logits, label 0 ignored.
+    Returns it and its gradient with respect to the output.
+    """
+    target = as_padded_target(y, output, ignore=0)
+    return cross_entropy_from_logits_padded(output, target)
 
-    def gradients(self, x, y):
-        """d loss / d parameter for every trainable parameter, in training mode;
-        nothing is updated.
-        """
-        _, d_output, cache = self.objective(x, y, training=True)
-        return self.backpropagate(cache, d_output)[0]
 
-    def train_step(self, x, y, lr):
-        """One update on one batch; returns the loss before the update."""
-        loss, d_output, cache = self.objective(x, y, training=True)
-        grads, _ = self.backpropagate(cache, d_output)
-        self.apply_gradients(grads, lr)
-        return float(loss)
-
-    def apply_gradients(self, grads, lr):
-        """Adam: m = 0.9 m + (1 - 0.9) g;
-        v = 0.999 v + (1 - 0.999) g^2;
-        p -= lr * m_hat / (sqrt(v_hat) + 1e-08), with the bias corrections
-        m_hat = m / (1 - 0.9^t) and v_hat = v / (1 - 0.999^t), t = self.step.
-        """
-        lr = float(lr)  # a Python float keeps float32 arrays float32
-        self.step += 1
-        correction1 = 1 - 0.9 ** self.step
-        correction2 = 1 - 0.999 ** self.step
-        for name in TRAINABLE:
-            g = grads[name]
-            m, v = self.state[name + '.m'], self.state[name + '.v']
-            m *= 0.9
-            m += (1 - 0.9) * g
-            v *= 0.999
-            v += (1 - 0.999) * g * g
-            self.weights[name] -= lr * (m / correction1) / (np.sqrt(v / correction2) + 1e-08)
-
-    def get_optimizer_state(self):
-        """The canonical optimizer state: 'step' and '<param>.<slot>' (copies)."""
-        state = {name: value.copy() for name, value in self.state.items()}
-        state['step'] = np.array(self.step, dtype=np.int64)
-        return state
-
-    def set_optimizer_state(self, state):
-        """Load optimizer state in the canonical names (from any backend)."""
-        expected = {'step', *self.state}
-        if set(state) != expected:
-            raise ValueError(
-                f'optimizer state must hold {sorted(expected)}. Received: {sorted(state)}'
-            )
-        loaded = {}
-        for name, current in self.state.items():
-            value = np.array(state[name], dtype=self.dtype)
-            if value.shape != current.shape:
-                raise ValueError(
-                    f'optimizer state {name} must have shape {list(current.shape)}. '
-                    f'Received: {list(value.shape)}'
-                )
-            loaded[name] = value
-        self.state = loaded
-        self.step = int(state['step'])
+def make_optimizer(weights):
+    """Adam: m = 0.9 m + (1 - 0.9) g; v = 0.999 v + (1 - 0.999) g^2;
+    p -= lr * m_hat / (sqrt(v_hat) + 1e-08), with m_hat = m / (1 - 0.9^t)
+    and v_hat = v / (1 - 0.999^t) at update t.
+    It updates the parameters of TRAINABLE.
+    """
+    return Adam(weights, TRAINABLE, beta1=0.9, beta2=0.999, eps=1e-08)
 
 
 def learning_rate(epoch):
@@ -1017,25 +1023,31 @@ def learning_rate(epoch):
     return 0.005
 
 
-def fit(x, y, epochs=4, batch=32, seed=1, runtime=None, verbose=True):
-    """Train on prepared arrays (targets as the runtime expects them); return the
-    runtime and the mean training loss of each epoch.
+def fit(x, y, epochs=4, batch=32, seed=1, verbose=True):
+    """Train a new Reverse from initial_weights(seed) on arrays x and y (targets
+    as compute_loss takes them) and return it with the mean training loss of each
+    epoch. It makes the updates of nnc train: per epoch a permutation of the
+    samples from np.random.default_rng(seed), and dropout masks drawn from
+    SeedSequence([seed, epoch]).
     """
-    runtime = runtime if runtime is not None else Runtime(initial_weights(seed))
+    model = Reverse(initial_weights(seed))
+    optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    n = len(x)
-    size = n if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)
-        # the same dropout seed per epoch as nnc train
-        runtime.seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
-        order = rng.permutation(n)
+        # the dropout masks of nnc train's epoch
+        dropout_seed = np.random.SeedSequence([seed, epoch]).generate_state(1)[0]
+        model.rng = np.random.default_rng(int(dropout_seed))
+        order = rng.permutation(len(x))
         total = 0.0
-        for start in range(0, n, size):
-            index = order[start:start + size]
-            total += runtime.train_step(x[index], y[index], lr) * len(index)
-        history.append(total / n)
+        for start in range(0, len(x), size):
+            index = order[start : start + size]
+            batch_x, batch_y = x[index], y[index]
+            loss = train_step(model, optimizer, compute_loss, batch_x, batch_y, lr)
+            total += loss * len(index)
+        history.append(total / len(x))
         if verbose:
-            print(f'epoch {epoch + 1}/{epochs}: loss {history[-1]:.6f}')
-    return runtime, history
+            print(f"epoch {epoch + 1}/{epochs}: loss {history[-1]:.6f}")
+    return model, history

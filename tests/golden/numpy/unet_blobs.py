@@ -4,77 +4,76 @@
 """Model UNet in plain NumPy: forward propagation, backpropagation and the
 adam update, written out by hand.
 
-    runtime = Runtime()                   # initial weights drawn from the seed
-    output = runtime.forward(image)
-    loss = runtime.train_step(x, y, lr)   # one update on one batch
+    model = UNet(initial_weights())   # weights drawn from the seed
+    output = model.forward(image)
+    model, history = fit(x, y)   # train as nnc train does
 """
 
 import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('e1_conv2d_1.weight', (8, 1, 3, 3), 'glorot_uniform', 9, 72, {}),
-    ('e1_conv2d_1.bias', (8,), 'zeros', 1, 1, {}),
-    ('e1_conv2d_2.weight', (8, 8, 3, 3), 'glorot_uniform', 72, 72, {}),
-    ('e1_conv2d_2.bias', (8,), 'zeros', 1, 1, {}),
-    ('e2_conv2d_1.weight', (16, 8, 3, 3), 'glorot_uniform', 72, 144, {}),
-    ('e2_conv2d_1.bias', (16,), 'zeros', 1, 1, {}),
-    ('e2_conv2d_2.weight', (16, 16, 3, 3), 'glorot_uniform', 144, 144, {}),
-    ('e2_conv2d_2.bias', (16,), 'zeros', 1, 1, {}),
-    ('b_conv2d_1.weight', (32, 16, 3, 3), 'glorot_uniform', 144, 288, {}),
-    ('b_conv2d_1.bias', (32,), 'zeros', 1, 1, {}),
-    ('b_conv2d_2.weight', (32, 32, 3, 3), 'glorot_uniform', 288, 288, {}),
-    ('b_conv2d_2.bias', (32,), 'zeros', 1, 1, {}),
-    ('d2_conv2d_1.weight', (16, 48, 3, 3), 'glorot_uniform', 432, 144, {}),
-    ('d2_conv2d_1.bias', (16,), 'zeros', 1, 1, {}),
-    ('d2_conv2d_2.weight', (16, 16, 3, 3), 'glorot_uniform', 144, 144, {}),
-    ('d2_conv2d_2.bias', (16,), 'zeros', 1, 1, {}),
-    ('d1_conv2d_1.weight', (8, 24, 3, 3), 'glorot_uniform', 216, 72, {}),
-    ('d1_conv2d_1.bias', (8,), 'zeros', 1, 1, {}),
-    ('d1_conv2d_2.weight', (8, 8, 3, 3), 'glorot_uniform', 72, 72, {}),
-    ('d1_conv2d_2.bias', (8,), 'zeros', 1, 1, {}),
-    ('conv2d_1.weight', (1, 8, 1, 1), 'glorot_uniform', 8, 1, {}),
-    ('conv2d_1.bias', (1,), 'zeros', 1, 1, {}),
+    ("e1_conv2d_1.weight", (8, 1, 3, 3), "glorot_uniform", 9, 72, {}),
+    ("e1_conv2d_1.bias", (8,), "zeros", 1, 1, {}),
+    ("e1_conv2d_2.weight", (8, 8, 3, 3), "glorot_uniform", 72, 72, {}),
+    ("e1_conv2d_2.bias", (8,), "zeros", 1, 1, {}),
+    ("e2_conv2d_1.weight", (16, 8, 3, 3), "glorot_uniform", 72, 144, {}),
+    ("e2_conv2d_1.bias", (16,), "zeros", 1, 1, {}),
+    ("e2_conv2d_2.weight", (16, 16, 3, 3), "glorot_uniform", 144, 144, {}),
+    ("e2_conv2d_2.bias", (16,), "zeros", 1, 1, {}),
+    ("b_conv2d_1.weight", (32, 16, 3, 3), "glorot_uniform", 144, 288, {}),
+    ("b_conv2d_1.bias", (32,), "zeros", 1, 1, {}),
+    ("b_conv2d_2.weight", (32, 32, 3, 3), "glorot_uniform", 288, 288, {}),
+    ("b_conv2d_2.bias", (32,), "zeros", 1, 1, {}),
+    ("d2_conv2d_1.weight", (16, 48, 3, 3), "glorot_uniform", 432, 144, {}),
+    ("d2_conv2d_1.bias", (16,), "zeros", 1, 1, {}),
+    ("d2_conv2d_2.weight", (16, 16, 3, 3), "glorot_uniform", 144, 144, {}),
+    ("d2_conv2d_2.bias", (16,), "zeros", 1, 1, {}),
+    ("d1_conv2d_1.weight", (8, 24, 3, 3), "glorot_uniform", 216, 72, {}),
+    ("d1_conv2d_1.bias", (8,), "zeros", 1, 1, {}),
+    ("d1_conv2d_2.weight", (8, 8, 3, 3), "glorot_uniform", 72, 72, {}),
+    ("d1_conv2d_2.bias", (8,), "zeros", 1, 1, {}),
+    ("conv2d_1.weight", (1, 8, 1, 1), "glorot_uniform", 8, 1, {}),
+    ("conv2d_1.bias", (1,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'e1_conv2d_1.weight',
-    'e1_conv2d_1.bias',
-    'e1_conv2d_2.weight',
-    'e1_conv2d_2.bias',
-    'e2_conv2d_1.weight',
-    'e2_conv2d_1.bias',
-    'e2_conv2d_2.weight',
-    'e2_conv2d_2.bias',
-    'b_conv2d_1.weight',
-    'b_conv2d_1.bias',
-    'b_conv2d_2.weight',
-    'b_conv2d_2.bias',
-    'd2_conv2d_1.weight',
-    'd2_conv2d_1.bias',
-    'd2_conv2d_2.weight',
-    'd2_conv2d_2.bias',
-    'd1_conv2d_1.weight',
-    'd1_conv2d_1.bias',
-    'd1_conv2d_2.weight',
-    'd1_conv2d_2.bias',
-    'conv2d_1.weight',
-    'conv2d_1.bias',
+    "e1_conv2d_1.weight",
+    "e1_conv2d_1.bias",
+    "e1_conv2d_2.weight",
+    "e1_conv2d_2.bias",
+    "e2_conv2d_1.weight",
+    "e2_conv2d_1.bias",
+    "e2_conv2d_2.weight",
+    "e2_conv2d_2.bias",
+    "b_conv2d_1.weight",
+    "b_conv2d_1.bias",
+    "b_conv2d_2.weight",
+    "b_conv2d_2.bias",
+    "d2_conv2d_1.weight",
+    "d2_conv2d_1.bias",
+    "d2_conv2d_2.weight",
+    "d2_conv2d_2.bias",
+    "d1_conv2d_1.weight",
+    "d1_conv2d_1.bias",
+    "d1_conv2d_2.weight",
+    "d1_conv2d_2.bias",
+    "conv2d_1.weight",
+    "conv2d_1.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'zeros':
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=0):
@@ -349,52 +348,106 @@ def resize_linear_backward(d_y, scale, align_corners=False):
     return np.ascontiguousarray(d_y)
 
 
-class Runtime:
-    """Model UNet: weights, forward and backward passes, adam updates.
-
-    Arrays are batch first and channels first; weights are canonical
-    (``{'<node>.<param>': array}``). ``weights=None`` draws ``initial_weights(seed)``;
-    ``seed`` also seeds the generator of dropout masks.
+class Optimizer:
+    """The state every optimizer keeps: ``steps`` (updates made so far) and, per
+    parameter in ``names`` and per slot, an array shaped like the parameter, under
+    the canonical name '<param>.<slot>'. ``update`` changes the weights in place.
     """
 
-    backend = 'numpy'
+    slots: tuple[str, ...] = ()
+    initial = 0.0  # the slots' starting value
 
-    def __init__(self, weights=None, dtype=np.float32, seed=0):
-        self.dtype = np.dtype(dtype)
-        self.rng = np.random.default_rng(seed)
-        self.set_weights(initial_weights(seed) if weights is None else weights)
-        self.step = 0  # updates made so far
-        # Adam's first (m) and second (v) moment estimates, per trainable parameter
+    def __init__(self, weights, names):
+        self.names = tuple(names)
+        self.steps = 0
         self.state = {}
-        for name in TRAINABLE:
-            self.state[name + '.m'] = np.zeros_like(self.weights[name])
-            self.state[name + '.v'] = np.zeros_like(self.weights[name])
+        for name in self.names:
+            for slot in self.slots:
+                self.state[f"{name}.{slot}"] = np.full_like(weights[name], self.initial)
 
-    def seed(self, seed):
-        """Reseed the generator of dropout masks."""
+    def update(self, weights, grads, lr):
+        """One update of the parameters in ``names`` with their gradients."""
+        lr = float(lr)  # a Python float keeps float32 arrays float32
+        self.steps += 1
+        for name in self.names:
+            self.update_parameter(name, weights[name], grads[name], lr)
+
+    def update_parameter(self, name, p, g, lr):
+        raise NotImplementedError
+
+
+class Adam(Optimizer):
+    """Adam: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+    p -= lr * m_hat / (sqrt(v_hat) + eps), with the bias corrections
+    m_hat = m / (1 - b1^t) and v_hat = v / (1 - b2^t), t = steps.
+    """
+
+    slots = ("m", "v")
+
+    def __init__(self, weights, names, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        super().__init__(weights, names)
+
+    def update_parameter(self, name, p, g, lr):
+        correction1 = 1 - self.beta1**self.steps
+        correction2 = 1 - self.beta2**self.steps
+        m, v = self.state[name + ".m"], self.state[name + ".v"]
+        m *= self.beta1
+        m += (1 - self.beta1) * g
+        v *= self.beta2
+        v += (1 - self.beta2) * g * g
+        p -= lr * (m / correction1) / (np.sqrt(v / correction2) + self.eps)
+
+
+def update_running_statistics(weights, cache, batchnorms):
+    """Batchnorm's running statistics after a training step, for each (node, key of
+    its batch statistics in the cache, momentum) of ``batchnorms``:
+    running = (1 - momentum) * running + momentum * batch, with the unbiased batch
+    variance (n / (n - 1) times the biased one).
+    """
+    for node, saved, momentum in batchnorms:
+        _, _, mean, var, count = cache[saved]
+        unbiased = var * count / max(count - 1, 1)
+        mean_key, var_key = node + ".running_mean", node + ".running_var"
+        weights[mean_key] = (1 - momentum) * weights[mean_key] + momentum * mean
+        weights[var_key] = (1 - momentum) * weights[var_key] + momentum * unbiased
+
+
+def train_step(model, optimizer, compute_loss, x, y, lr, l2=0.0, decayed=()):
+    """One update of ``model`` on one batch, in training mode: the loss and its
+    gradient (``compute_loss(output, y)``), backpropagation, L2 (g += l2 * p for the
+    parameters in ``decayed``; not decoupled decay), the optimizer's update, then the
+    running statistics of its batchnorms (``model.batchnorms``). Returns the loss
+    before the update. ``x`` is one input array, or a tuple of them.
+    """
+    inputs = x if isinstance(x, tuple) else (x,)
+    output, cache = model.propagate(*inputs, training=True)
+    loss, d_output = compute_loss(output, y)
+    grads, _ = model.backpropagate(cache, d_output)
+    for name in decayed:
+        grads[name] = grads[name] + l2 * model.weights[name]
+    optimizer.update(model.weights, grads, lr)
+    if model.batchnorms:
+        update_running_statistics(model.weights, cache, model.batchnorms)
+    return float(loss)
+
+
+class UNet:
+    """Model UNet: weights, forward propagation and backpropagation.
+
+    Arrays are batch first and channels first; ``weights`` are canonical
+    (``{'<node>.<param>': array}``), inputs (image: [1, 16, 16]).
+    ``rng`` draws the dropout masks.
+    """
+
+    batchnorms = ()
+
+    def __init__(self, weights, dtype=np.float32, seed=0):
+        self.dtype = np.dtype(dtype)
+        self.weights = {k: np.array(v, dtype=self.dtype) for k, v in weights.items()}
         self.rng = np.random.default_rng(seed)
-
-    def get_weights(self):
-        """The canonical weights (copies)."""
-        return {name: value.copy() for name, value in self.weights.items()}
-
-    def set_weights(self, weights):
-        """Load canonical weights: every tensor of PARAMETERS, in its shape."""
-        names = [name for name, *_ in PARAMETERS]
-        missing = [name for name in names if name not in weights]
-        unknown = sorted(set(weights) - set(names))
-        if missing or unknown:
-            raise ValueError(f'weights do not fit: missing {missing}, unknown {unknown}')
-        loaded = {}
-        for name, shape, *_ in PARAMETERS:
-            value = np.array(weights[name], dtype=self.dtype)
-            if value.shape != shape:
-                raise ValueError(
-                    f'weight {name} must have shape {list(shape)}. '
-                    f'Received: {list(value.shape)}'
-                )
-            loaded[name] = value
-        self.weights = loaded
 
     def forward(self, image, training=False):
         """The model's output for a batch; evaluation mode unless training=True."""
@@ -405,13 +458,13 @@ class Runtime:
         backpropagation needs.
         """
         w = self.weights
-        image = as_batch(image, 'image', (1, 16, 16), self.dtype)
+        image = as_batch(image, "image", (1, 16, 16), self.dtype)
 
         # e1_conv2d_1 = conv2d(8, 3, padding = same): [8, 16, 16]
         e1_conv2d_1, e1_conv2d_1_cols = conv2d_forward(
             image,
-            w['e1_conv2d_1.weight'],
-            w['e1_conv2d_1.bias'],
+            w["e1_conv2d_1.weight"],
+            w["e1_conv2d_1.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -421,8 +474,8 @@ class Runtime:
         # e1_conv2d_2 = conv2d(8, 3, padding = same): [8, 16, 16]
         e1_conv2d_2, e1_conv2d_2_cols = conv2d_forward(
             e1_y,
-            w['e1_conv2d_2.weight'],
-            w['e1_conv2d_2.bias'],
+            w["e1_conv2d_2.weight"],
+            w["e1_conv2d_2.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -440,8 +493,8 @@ class Runtime:
         # e2_conv2d_1 = conv2d(16, 3, padding = same): [16, 8, 8]
         e2_conv2d_1, e2_conv2d_1_cols = conv2d_forward(
             maxpool_1,
-            w['e2_conv2d_1.weight'],
-            w['e2_conv2d_1.bias'],
+            w["e2_conv2d_1.weight"],
+            w["e2_conv2d_1.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -451,8 +504,8 @@ class Runtime:
         # e2_conv2d_2 = conv2d(16, 3, padding = same): [16, 8, 8]
         e2_conv2d_2, e2_conv2d_2_cols = conv2d_forward(
             e2_y,
-            w['e2_conv2d_2.weight'],
-            w['e2_conv2d_2.bias'],
+            w["e2_conv2d_2.weight"],
+            w["e2_conv2d_2.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -470,8 +523,8 @@ class Runtime:
         # b_conv2d_1 = conv2d(32, 3, padding = same): [32, 4, 4]
         b_conv2d_1, b_conv2d_1_cols = conv2d_forward(
             maxpool_2,
-            w['b_conv2d_1.weight'],
-            w['b_conv2d_1.bias'],
+            w["b_conv2d_1.weight"],
+            w["b_conv2d_1.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -481,8 +534,8 @@ class Runtime:
         # b_conv2d_2 = conv2d(32, 3, padding = same): [32, 4, 4]
         b_conv2d_2, b_conv2d_2_cols = conv2d_forward(
             b_y,
-            w['b_conv2d_2.weight'],
-            w['b_conv2d_2.bias'],
+            w["b_conv2d_2.weight"],
+            w["b_conv2d_2.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -499,8 +552,8 @@ class Runtime:
         # d2_conv2d_1 = conv2d(16, 3, padding = same): [16, 8, 8]
         d2_conv2d_1, d2_conv2d_1_cols = conv2d_forward(
             concat_1,
-            w['d2_conv2d_1.weight'],
-            w['d2_conv2d_1.bias'],
+            w["d2_conv2d_1.weight"],
+            w["d2_conv2d_1.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -510,8 +563,8 @@ class Runtime:
         # d2_conv2d_2 = conv2d(16, 3, padding = same): [16, 8, 8]
         d2_conv2d_2, d2_conv2d_2_cols = conv2d_forward(
             d2_y,
-            w['d2_conv2d_2.weight'],
-            w['d2_conv2d_2.bias'],
+            w["d2_conv2d_2.weight"],
+            w["d2_conv2d_2.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -528,8 +581,8 @@ class Runtime:
         # d1_conv2d_1 = conv2d(8, 3, padding = same): [8, 16, 16]
         d1_conv2d_1, d1_conv2d_1_cols = conv2d_forward(
             concat_2,
-            w['d1_conv2d_1.weight'],
-            w['d1_conv2d_1.bias'],
+            w["d1_conv2d_1.weight"],
+            w["d1_conv2d_1.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -539,8 +592,8 @@ class Runtime:
         # d1_conv2d_2 = conv2d(8, 3, padding = same): [8, 16, 16]
         d1_conv2d_2, d1_conv2d_2_cols = conv2d_forward(
             d1_y,
-            w['d1_conv2d_2.weight'],
-            w['d1_conv2d_2.bias'],
+            w["d1_conv2d_2.weight"],
+            w["d1_conv2d_2.bias"],
             padding=((1, 1), (1, 1)),
         )
 
@@ -550,47 +603,47 @@ class Runtime:
         # conv2d_1 = conv2d(1, 1): [1, 16, 16]
         conv2d_1, conv2d_1_cols = conv2d_forward(
             d1_relu_1,
-            w['conv2d_1.weight'],
-            w['conv2d_1.bias'],
+            w["conv2d_1.weight"],
+            w["conv2d_1.bias"],
         )
 
         cache = {
-            'image': image,
-            'e1_conv2d_1_cols': e1_conv2d_1_cols,
-            'e1_conv2d_1': e1_conv2d_1,
-            'e1_y': e1_y,
-            'e1_conv2d_2_cols': e1_conv2d_2_cols,
-            'e1_conv2d_2': e1_conv2d_2,
-            'e1_relu_1': e1_relu_1,
-            'maxpool_1_argmax': maxpool_1_argmax,
-            'maxpool_1': maxpool_1,
-            'e2_conv2d_1_cols': e2_conv2d_1_cols,
-            'e2_conv2d_1': e2_conv2d_1,
-            'e2_y': e2_y,
-            'e2_conv2d_2_cols': e2_conv2d_2_cols,
-            'e2_conv2d_2': e2_conv2d_2,
-            'e2_relu_1': e2_relu_1,
-            'maxpool_2_argmax': maxpool_2_argmax,
-            'maxpool_2': maxpool_2,
-            'b_conv2d_1_cols': b_conv2d_1_cols,
-            'b_conv2d_1': b_conv2d_1,
-            'b_y': b_y,
-            'b_conv2d_2_cols': b_conv2d_2_cols,
-            'b_conv2d_2': b_conv2d_2,
-            'concat_1': concat_1,
-            'd2_conv2d_1_cols': d2_conv2d_1_cols,
-            'd2_conv2d_1': d2_conv2d_1,
-            'd2_y': d2_y,
-            'd2_conv2d_2_cols': d2_conv2d_2_cols,
-            'd2_conv2d_2': d2_conv2d_2,
-            'concat_2': concat_2,
-            'd1_conv2d_1_cols': d1_conv2d_1_cols,
-            'd1_conv2d_1': d1_conv2d_1,
-            'd1_y': d1_y,
-            'd1_conv2d_2_cols': d1_conv2d_2_cols,
-            'd1_conv2d_2': d1_conv2d_2,
-            'd1_relu_1': d1_relu_1,
-            'conv2d_1_cols': conv2d_1_cols,
+            "image": image,
+            "e1_conv2d_1_cols": e1_conv2d_1_cols,
+            "e1_conv2d_1": e1_conv2d_1,
+            "e1_y": e1_y,
+            "e1_conv2d_2_cols": e1_conv2d_2_cols,
+            "e1_conv2d_2": e1_conv2d_2,
+            "e1_relu_1": e1_relu_1,
+            "maxpool_1_argmax": maxpool_1_argmax,
+            "maxpool_1": maxpool_1,
+            "e2_conv2d_1_cols": e2_conv2d_1_cols,
+            "e2_conv2d_1": e2_conv2d_1,
+            "e2_y": e2_y,
+            "e2_conv2d_2_cols": e2_conv2d_2_cols,
+            "e2_conv2d_2": e2_conv2d_2,
+            "e2_relu_1": e2_relu_1,
+            "maxpool_2_argmax": maxpool_2_argmax,
+            "maxpool_2": maxpool_2,
+            "b_conv2d_1_cols": b_conv2d_1_cols,
+            "b_conv2d_1": b_conv2d_1,
+            "b_y": b_y,
+            "b_conv2d_2_cols": b_conv2d_2_cols,
+            "b_conv2d_2": b_conv2d_2,
+            "concat_1": concat_1,
+            "d2_conv2d_1_cols": d2_conv2d_1_cols,
+            "d2_conv2d_1": d2_conv2d_1,
+            "d2_y": d2_y,
+            "d2_conv2d_2_cols": d2_conv2d_2_cols,
+            "d2_conv2d_2": d2_conv2d_2,
+            "concat_2": concat_2,
+            "d1_conv2d_1_cols": d1_conv2d_1_cols,
+            "d1_conv2d_1": d1_conv2d_1,
+            "d1_y": d1_y,
+            "d1_conv2d_2_cols": d1_conv2d_2_cols,
+            "d1_conv2d_2": d1_conv2d_2,
+            "d1_relu_1": d1_relu_1,
+            "conv2d_1_cols": conv2d_1_cols,
         }
         return conv2d_1, cache
 
@@ -600,81 +653,81 @@ class Runtime:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        image = cache['image']
-        e1_conv2d_1_cols = cache['e1_conv2d_1_cols']
-        e1_conv2d_1 = cache['e1_conv2d_1']
-        e1_y = cache['e1_y']
-        e1_conv2d_2_cols = cache['e1_conv2d_2_cols']
-        e1_conv2d_2 = cache['e1_conv2d_2']
-        e1_relu_1 = cache['e1_relu_1']
-        maxpool_1_argmax = cache['maxpool_1_argmax']
-        maxpool_1 = cache['maxpool_1']
-        e2_conv2d_1_cols = cache['e2_conv2d_1_cols']
-        e2_conv2d_1 = cache['e2_conv2d_1']
-        e2_y = cache['e2_y']
-        e2_conv2d_2_cols = cache['e2_conv2d_2_cols']
-        e2_conv2d_2 = cache['e2_conv2d_2']
-        e2_relu_1 = cache['e2_relu_1']
-        maxpool_2_argmax = cache['maxpool_2_argmax']
-        maxpool_2 = cache['maxpool_2']
-        b_conv2d_1_cols = cache['b_conv2d_1_cols']
-        b_conv2d_1 = cache['b_conv2d_1']
-        b_y = cache['b_y']
-        b_conv2d_2_cols = cache['b_conv2d_2_cols']
-        b_conv2d_2 = cache['b_conv2d_2']
-        concat_1 = cache['concat_1']
-        d2_conv2d_1_cols = cache['d2_conv2d_1_cols']
-        d2_conv2d_1 = cache['d2_conv2d_1']
-        d2_y = cache['d2_y']
-        d2_conv2d_2_cols = cache['d2_conv2d_2_cols']
-        d2_conv2d_2 = cache['d2_conv2d_2']
-        concat_2 = cache['concat_2']
-        d1_conv2d_1_cols = cache['d1_conv2d_1_cols']
-        d1_conv2d_1 = cache['d1_conv2d_1']
-        d1_y = cache['d1_y']
-        d1_conv2d_2_cols = cache['d1_conv2d_2_cols']
-        d1_conv2d_2 = cache['d1_conv2d_2']
-        d1_relu_1 = cache['d1_relu_1']
-        conv2d_1_cols = cache['conv2d_1_cols']
+        image = cache["image"]
+        e1_conv2d_1_cols = cache["e1_conv2d_1_cols"]
+        e1_conv2d_1 = cache["e1_conv2d_1"]
+        e1_y = cache["e1_y"]
+        e1_conv2d_2_cols = cache["e1_conv2d_2_cols"]
+        e1_conv2d_2 = cache["e1_conv2d_2"]
+        e1_relu_1 = cache["e1_relu_1"]
+        maxpool_1_argmax = cache["maxpool_1_argmax"]
+        maxpool_1 = cache["maxpool_1"]
+        e2_conv2d_1_cols = cache["e2_conv2d_1_cols"]
+        e2_conv2d_1 = cache["e2_conv2d_1"]
+        e2_y = cache["e2_y"]
+        e2_conv2d_2_cols = cache["e2_conv2d_2_cols"]
+        e2_conv2d_2 = cache["e2_conv2d_2"]
+        e2_relu_1 = cache["e2_relu_1"]
+        maxpool_2_argmax = cache["maxpool_2_argmax"]
+        maxpool_2 = cache["maxpool_2"]
+        b_conv2d_1_cols = cache["b_conv2d_1_cols"]
+        b_conv2d_1 = cache["b_conv2d_1"]
+        b_y = cache["b_y"]
+        b_conv2d_2_cols = cache["b_conv2d_2_cols"]
+        b_conv2d_2 = cache["b_conv2d_2"]
+        concat_1 = cache["concat_1"]
+        d2_conv2d_1_cols = cache["d2_conv2d_1_cols"]
+        d2_conv2d_1 = cache["d2_conv2d_1"]
+        d2_y = cache["d2_y"]
+        d2_conv2d_2_cols = cache["d2_conv2d_2_cols"]
+        d2_conv2d_2 = cache["d2_conv2d_2"]
+        concat_2 = cache["concat_2"]
+        d1_conv2d_1_cols = cache["d1_conv2d_1_cols"]
+        d1_conv2d_1 = cache["d1_conv2d_1"]
+        d1_y = cache["d1_y"]
+        d1_conv2d_2_cols = cache["d1_conv2d_2_cols"]
+        d1_conv2d_2 = cache["d1_conv2d_2"]
+        d1_relu_1 = cache["d1_relu_1"]
+        conv2d_1_cols = cache["conv2d_1_cols"]
         grads = {}
 
         # conv2d_1 = conv2d(1, 1): [1, 16, 16]
-        grads['conv2d_1.weight'], d_d1_relu_1 = conv2d_backward(
+        grads["conv2d_1.weight"], d_d1_relu_1 = conv2d_backward(
             d_conv2d_1,
             conv2d_1_cols,
             d1_relu_1.shape,
-            w['conv2d_1.weight'],
+            w["conv2d_1.weight"],
             need_input=True,
         )
-        grads['conv2d_1.bias'] = d_conv2d_1.sum(axis=(0, 2, 3))
+        grads["conv2d_1.bias"] = d_conv2d_1.sum(axis=(0, 2, 3))
 
         # d1_relu_1 = relu: [8, 16, 16]
         d_d1_conv2d_2 = d_d1_relu_1 * (d1_conv2d_2 > 0)
 
         # d1_conv2d_2 = conv2d(8, 3, padding = same): [8, 16, 16]
-        grads['d1_conv2d_2.weight'], d_d1_y = conv2d_backward(
+        grads["d1_conv2d_2.weight"], d_d1_y = conv2d_backward(
             d_d1_conv2d_2,
             d1_conv2d_2_cols,
             d1_y.shape,
-            w['d1_conv2d_2.weight'],
+            w["d1_conv2d_2.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['d1_conv2d_2.bias'] = d_d1_conv2d_2.sum(axis=(0, 2, 3))
+        grads["d1_conv2d_2.bias"] = d_d1_conv2d_2.sum(axis=(0, 2, 3))
 
         # d1_y = relu: [8, 16, 16]
         d_d1_conv2d_1 = d_d1_y * (d1_conv2d_1 > 0)
 
         # d1_conv2d_1 = conv2d(8, 3, padding = same): [8, 16, 16]
-        grads['d1_conv2d_1.weight'], d_concat_2 = conv2d_backward(
+        grads["d1_conv2d_1.weight"], d_concat_2 = conv2d_backward(
             d_d1_conv2d_1,
             d1_conv2d_1_cols,
             concat_2.shape,
-            w['d1_conv2d_1.weight'],
+            w["d1_conv2d_1.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['d1_conv2d_1.bias'] = d_d1_conv2d_1.sum(axis=(0, 2, 3))
+        grads["d1_conv2d_1.bias"] = d_d1_conv2d_1.sum(axis=(0, 2, 3))
 
         # concat_2 = concat: [24, 16, 16]
         concat_2_parts = np.split(d_concat_2, [16], axis=1)
@@ -688,29 +741,29 @@ class Runtime:
         d_d2_conv2d_2 = d_d2_relu_1 * (d2_conv2d_2 > 0)
 
         # d2_conv2d_2 = conv2d(16, 3, padding = same): [16, 8, 8]
-        grads['d2_conv2d_2.weight'], d_d2_y = conv2d_backward(
+        grads["d2_conv2d_2.weight"], d_d2_y = conv2d_backward(
             d_d2_conv2d_2,
             d2_conv2d_2_cols,
             d2_y.shape,
-            w['d2_conv2d_2.weight'],
+            w["d2_conv2d_2.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['d2_conv2d_2.bias'] = d_d2_conv2d_2.sum(axis=(0, 2, 3))
+        grads["d2_conv2d_2.bias"] = d_d2_conv2d_2.sum(axis=(0, 2, 3))
 
         # d2_y = relu: [16, 8, 8]
         d_d2_conv2d_1 = d_d2_y * (d2_conv2d_1 > 0)
 
         # d2_conv2d_1 = conv2d(16, 3, padding = same): [16, 8, 8]
-        grads['d2_conv2d_1.weight'], d_concat_1 = conv2d_backward(
+        grads["d2_conv2d_1.weight"], d_concat_1 = conv2d_backward(
             d_d2_conv2d_1,
             d2_conv2d_1_cols,
             concat_1.shape,
-            w['d2_conv2d_1.weight'],
+            w["d2_conv2d_1.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['d2_conv2d_1.bias'] = d_d2_conv2d_1.sum(axis=(0, 2, 3))
+        grads["d2_conv2d_1.bias"] = d_d2_conv2d_1.sum(axis=(0, 2, 3))
 
         # concat_1 = concat: [48, 8, 8]
         concat_1_parts = np.split(d_concat_1, [32], axis=1)
@@ -724,29 +777,29 @@ class Runtime:
         d_b_conv2d_2 = d_b_relu_1 * (b_conv2d_2 > 0)
 
         # b_conv2d_2 = conv2d(32, 3, padding = same): [32, 4, 4]
-        grads['b_conv2d_2.weight'], d_b_y = conv2d_backward(
+        grads["b_conv2d_2.weight"], d_b_y = conv2d_backward(
             d_b_conv2d_2,
             b_conv2d_2_cols,
             b_y.shape,
-            w['b_conv2d_2.weight'],
+            w["b_conv2d_2.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['b_conv2d_2.bias'] = d_b_conv2d_2.sum(axis=(0, 2, 3))
+        grads["b_conv2d_2.bias"] = d_b_conv2d_2.sum(axis=(0, 2, 3))
 
         # b_y = relu: [32, 4, 4]
         d_b_conv2d_1 = d_b_y * (b_conv2d_1 > 0)
 
         # b_conv2d_1 = conv2d(32, 3, padding = same): [32, 4, 4]
-        grads['b_conv2d_1.weight'], d_maxpool_2 = conv2d_backward(
+        grads["b_conv2d_1.weight"], d_maxpool_2 = conv2d_backward(
             d_b_conv2d_1,
             b_conv2d_1_cols,
             maxpool_2.shape,
-            w['b_conv2d_1.weight'],
+            w["b_conv2d_1.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['b_conv2d_1.bias'] = d_b_conv2d_1.sum(axis=(0, 2, 3))
+        grads["b_conv2d_1.bias"] = d_b_conv2d_1.sum(axis=(0, 2, 3))
 
         # maxpool_2 = maxpool(2): [16, 4, 4]
         maxpool_2_d_input = maxpool_backward(
@@ -763,29 +816,29 @@ class Runtime:
         d_e2_conv2d_2 = d_e2_relu_1 * (e2_conv2d_2 > 0)
 
         # e2_conv2d_2 = conv2d(16, 3, padding = same): [16, 8, 8]
-        grads['e2_conv2d_2.weight'], d_e2_y = conv2d_backward(
+        grads["e2_conv2d_2.weight"], d_e2_y = conv2d_backward(
             d_e2_conv2d_2,
             e2_conv2d_2_cols,
             e2_y.shape,
-            w['e2_conv2d_2.weight'],
+            w["e2_conv2d_2.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['e2_conv2d_2.bias'] = d_e2_conv2d_2.sum(axis=(0, 2, 3))
+        grads["e2_conv2d_2.bias"] = d_e2_conv2d_2.sum(axis=(0, 2, 3))
 
         # e2_y = relu: [16, 8, 8]
         d_e2_conv2d_1 = d_e2_y * (e2_conv2d_1 > 0)
 
         # e2_conv2d_1 = conv2d(16, 3, padding = same): [16, 8, 8]
-        grads['e2_conv2d_1.weight'], d_maxpool_1 = conv2d_backward(
+        grads["e2_conv2d_1.weight"], d_maxpool_1 = conv2d_backward(
             d_e2_conv2d_1,
             e2_conv2d_1_cols,
             maxpool_1.shape,
-            w['e2_conv2d_1.weight'],
+            w["e2_conv2d_1.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['e2_conv2d_1.bias'] = d_e2_conv2d_1.sum(axis=(0, 2, 3))
+        grads["e2_conv2d_1.bias"] = d_e2_conv2d_1.sum(axis=(0, 2, 3))
 
         # maxpool_1 = maxpool(2): [8, 8, 8]
         maxpool_1_d_input = maxpool_backward(
@@ -802,102 +855,48 @@ class Runtime:
         d_e1_conv2d_2 = d_e1_relu_1 * (e1_conv2d_2 > 0)
 
         # e1_conv2d_2 = conv2d(8, 3, padding = same): [8, 16, 16]
-        grads['e1_conv2d_2.weight'], d_e1_y = conv2d_backward(
+        grads["e1_conv2d_2.weight"], d_e1_y = conv2d_backward(
             d_e1_conv2d_2,
             e1_conv2d_2_cols,
             e1_y.shape,
-            w['e1_conv2d_2.weight'],
+            w["e1_conv2d_2.weight"],
             padding=((1, 1), (1, 1)),
             need_input=True,
         )
-        grads['e1_conv2d_2.bias'] = d_e1_conv2d_2.sum(axis=(0, 2, 3))
+        grads["e1_conv2d_2.bias"] = d_e1_conv2d_2.sum(axis=(0, 2, 3))
 
         # e1_y = relu: [8, 16, 16]
         d_e1_conv2d_1 = d_e1_y * (e1_conv2d_1 > 0)
 
         # e1_conv2d_1 = conv2d(8, 3, padding = same): [8, 16, 16]
-        grads['e1_conv2d_1.weight'], d_image = conv2d_backward(
+        grads["e1_conv2d_1.weight"], d_image = conv2d_backward(
             d_e1_conv2d_1,
             e1_conv2d_1_cols,
             image.shape,
-            w['e1_conv2d_1.weight'],
+            w["e1_conv2d_1.weight"],
             padding=((1, 1), (1, 1)),
             need_input=input_gradients,
         )
-        grads['e1_conv2d_1.bias'] = d_e1_conv2d_1.sum(axis=(0, 2, 3))
+        grads["e1_conv2d_1.bias"] = d_e1_conv2d_1.sum(axis=(0, 2, 3))
 
         return grads, (d_image if input_gradients else None)
 
-    def objective(self, x, y, training):
-        """The forward pass and the loss (binary_cross_entropy from logits): the loss, its
-        gradient with respect to the output, and the cache of the forward pass.
-        """
-        output, cache = self.propagate(x, training=training)
-        target = as_target(y, output, class_labels=False)
-        loss, d_output = binary_cross_entropy_from_logits(output, target)
-        return loss, d_output, cache
 
-    def loss(self, x, y):
-        """The loss in evaluation mode (no dropout, running batchnorm statistics)."""
-        return float(self.objective(x, y, training=False)[0])
+def compute_loss(output, y):
+    """The loss of the output against the targets y: binary_cross_entropy from logits.
+    Returns it and its gradient with respect to the output.
+    """
+    target = as_target(y, output, class_labels=False)
+    return binary_cross_entropy_from_logits(output, target)
 
-    def gradients(self, x, y):
-        """d loss / d parameter for every trainable parameter, in training mode;
-        nothing is updated.
-        """
-        _, d_output, cache = self.objective(x, y, training=True)
-        return self.backpropagate(cache, d_output)[0]
 
-    def train_step(self, x, y, lr):
-        """One update on one batch; returns the loss before the update."""
-        loss, d_output, cache = self.objective(x, y, training=True)
-        grads, _ = self.backpropagate(cache, d_output)
-        self.apply_gradients(grads, lr)
-        return float(loss)
-
-    def apply_gradients(self, grads, lr):
-        """Adam: m = 0.9 m + (1 - 0.9) g;
-        v = 0.999 v + (1 - 0.999) g^2;
-        p -= lr * m_hat / (sqrt(v_hat) + 1e-08), with the bias corrections
-        m_hat = m / (1 - 0.9^t) and v_hat = v / (1 - 0.999^t), t = self.step.
-        """
-        lr = float(lr)  # a Python float keeps float32 arrays float32
-        self.step += 1
-        correction1 = 1 - 0.9 ** self.step
-        correction2 = 1 - 0.999 ** self.step
-        for name in TRAINABLE:
-            g = grads[name]
-            m, v = self.state[name + '.m'], self.state[name + '.v']
-            m *= 0.9
-            m += (1 - 0.9) * g
-            v *= 0.999
-            v += (1 - 0.999) * g * g
-            self.weights[name] -= lr * (m / correction1) / (np.sqrt(v / correction2) + 1e-08)
-
-    def get_optimizer_state(self):
-        """The canonical optimizer state: 'step' and '<param>.<slot>' (copies)."""
-        state = {name: value.copy() for name, value in self.state.items()}
-        state['step'] = np.array(self.step, dtype=np.int64)
-        return state
-
-    def set_optimizer_state(self, state):
-        """Load optimizer state in the canonical names (from any backend)."""
-        expected = {'step', *self.state}
-        if set(state) != expected:
-            raise ValueError(
-                f'optimizer state must hold {sorted(expected)}. Received: {sorted(state)}'
-            )
-        loaded = {}
-        for name, current in self.state.items():
-            value = np.array(state[name], dtype=self.dtype)
-            if value.shape != current.shape:
-                raise ValueError(
-                    f'optimizer state {name} must have shape {list(current.shape)}. '
-                    f'Received: {list(value.shape)}'
-                )
-            loaded[name] = value
-        self.state = loaded
-        self.step = int(state['step'])
+def make_optimizer(weights):
+    """Adam: m = 0.9 m + (1 - 0.9) g; v = 0.999 v + (1 - 0.999) g^2;
+    p -= lr * m_hat / (sqrt(v_hat) + 1e-08), with m_hat = m / (1 - 0.9^t)
+    and v_hat = v / (1 - 0.999^t) at update t.
+    It updates the parameters of TRAINABLE.
+    """
+    return Adam(weights, TRAINABLE, beta1=0.9, beta2=0.999, eps=1e-08)
 
 
 def learning_rate(epoch):
@@ -905,25 +904,31 @@ def learning_rate(epoch):
     return 0.01
 
 
-def fit(x, y, epochs=8, batch=16, seed=0, runtime=None, verbose=True):
-    """Train on prepared arrays (targets as the runtime expects them); return the
-    runtime and the mean training loss of each epoch.
+def fit(x, y, epochs=8, batch=16, seed=0, verbose=True):
+    """Train a new UNet from initial_weights(seed) on arrays x and y (targets
+    as compute_loss takes them) and return it with the mean training loss of each
+    epoch. It makes the updates of nnc train: per epoch a permutation of the
+    samples from np.random.default_rng(seed), and dropout masks drawn from
+    SeedSequence([seed, epoch]).
     """
-    runtime = runtime if runtime is not None else Runtime(initial_weights(seed))
+    model = UNet(initial_weights(seed))
+    optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    n = len(x)
-    size = n if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)
-        # the same dropout seed per epoch as nnc train
-        runtime.seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
-        order = rng.permutation(n)
+        # the dropout masks of nnc train's epoch
+        dropout_seed = np.random.SeedSequence([seed, epoch]).generate_state(1)[0]
+        model.rng = np.random.default_rng(int(dropout_seed))
+        order = rng.permutation(len(x))
         total = 0.0
-        for start in range(0, n, size):
-            index = order[start:start + size]
-            total += runtime.train_step(x[index], y[index], lr) * len(index)
-        history.append(total / n)
+        for start in range(0, len(x), size):
+            index = order[start : start + size]
+            batch_x, batch_y = x[index], y[index]
+            loss = train_step(model, optimizer, compute_loss, batch_x, batch_y, lr)
+            total += loss * len(index)
+        history.append(total / len(x))
         if verbose:
-            print(f'epoch {epoch + 1}/{epochs}: loss {history[-1]:.6f}')
-    return runtime, history
+            print(f"epoch {epoch + 1}/{epochs}: loss {history[-1]:.6f}")
+    return model, history

@@ -4,115 +4,114 @@
 """Model VitDigits in plain NumPy: forward propagation, backpropagation and the
 adam update, written out by hand.
 
-    runtime = Runtime()                   # initial weights drawn from the seed
-    output = runtime.forward(image)
-    loss = runtime.train_step(x, y, lr)   # one update on one batch
+    model = VitDigits(initial_weights())   # weights drawn from the seed
+    output = model.forward(image)
+    model, history = fit(x, y)   # train as nnc train does
 """
 
 import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('patches.weight', (32, 1, 2, 2), 'glorot_uniform', 4, 128, {}),
-    ('patches.bias', (32,), 'zeros', 1, 1, {}),
-    ('x_2.weight', (16, 32), 'normal', 16, 32, {'mean': 0.0, 'std': 0.02}),
-    ('layer1_norm1.weight', (32,), 'ones', 1, 1, {}),
-    ('layer1_norm1.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer1_self_attention.query.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('layer1_self_attention.query.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer1_self_attention.key.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('layer1_self_attention.key.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer1_self_attention.value.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('layer1_self_attention.value.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer1_self_attention.output.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('layer1_self_attention.output.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer1_norm2.weight', (32,), 'ones', 1, 1, {}),
-    ('layer1_norm2.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer1_linear1.weight', (64, 32), 'glorot_uniform', 32, 64, {}),
-    ('layer1_linear1.bias', (64,), 'zeros', 1, 1, {}),
-    ('layer1_linear2.weight', (32, 64), 'glorot_uniform', 64, 32, {}),
-    ('layer1_linear2.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer2_norm1.weight', (32,), 'ones', 1, 1, {}),
-    ('layer2_norm1.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer2_self_attention.query.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('layer2_self_attention.query.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer2_self_attention.key.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('layer2_self_attention.key.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer2_self_attention.value.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('layer2_self_attention.value.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer2_self_attention.output.weight', (32, 32), 'glorot_uniform', 32, 32, {}),
-    ('layer2_self_attention.output.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer2_norm2.weight', (32,), 'ones', 1, 1, {}),
-    ('layer2_norm2.bias', (32,), 'zeros', 1, 1, {}),
-    ('layer2_linear1.weight', (64, 32), 'glorot_uniform', 32, 64, {}),
-    ('layer2_linear1.bias', (64,), 'zeros', 1, 1, {}),
-    ('layer2_linear2.weight', (32, 64), 'glorot_uniform', 64, 32, {}),
-    ('layer2_linear2.bias', (32,), 'zeros', 1, 1, {}),
-    ('norm.weight', (32,), 'ones', 1, 1, {}),
-    ('norm.bias', (32,), 'zeros', 1, 1, {}),
-    ('head.weight', (10, 32), 'glorot_uniform', 32, 10, {}),
-    ('head.bias', (10,), 'zeros', 1, 1, {}),
+    ("patches.weight", (32, 1, 2, 2), "glorot_uniform", 4, 128, {}),
+    ("patches.bias", (32,), "zeros", 1, 1, {}),
+    ("x_2.weight", (16, 32), "normal", 16, 32, {"mean": 0.0, "std": 0.02}),
+    ("layer1_norm1.weight", (32,), "ones", 1, 1, {}),
+    ("layer1_norm1.bias", (32,), "zeros", 1, 1, {}),
+    ("layer1_self_attention.query.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("layer1_self_attention.query.bias", (32,), "zeros", 1, 1, {}),
+    ("layer1_self_attention.key.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("layer1_self_attention.key.bias", (32,), "zeros", 1, 1, {}),
+    ("layer1_self_attention.value.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("layer1_self_attention.value.bias", (32,), "zeros", 1, 1, {}),
+    ("layer1_self_attention.output.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("layer1_self_attention.output.bias", (32,), "zeros", 1, 1, {}),
+    ("layer1_norm2.weight", (32,), "ones", 1, 1, {}),
+    ("layer1_norm2.bias", (32,), "zeros", 1, 1, {}),
+    ("layer1_linear1.weight", (64, 32), "glorot_uniform", 32, 64, {}),
+    ("layer1_linear1.bias", (64,), "zeros", 1, 1, {}),
+    ("layer1_linear2.weight", (32, 64), "glorot_uniform", 64, 32, {}),
+    ("layer1_linear2.bias", (32,), "zeros", 1, 1, {}),
+    ("layer2_norm1.weight", (32,), "ones", 1, 1, {}),
+    ("layer2_norm1.bias", (32,), "zeros", 1, 1, {}),
+    ("layer2_self_attention.query.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("layer2_self_attention.query.bias", (32,), "zeros", 1, 1, {}),
+    ("layer2_self_attention.key.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("layer2_self_attention.key.bias", (32,), "zeros", 1, 1, {}),
+    ("layer2_self_attention.value.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("layer2_self_attention.value.bias", (32,), "zeros", 1, 1, {}),
+    ("layer2_self_attention.output.weight", (32, 32), "glorot_uniform", 32, 32, {}),
+    ("layer2_self_attention.output.bias", (32,), "zeros", 1, 1, {}),
+    ("layer2_norm2.weight", (32,), "ones", 1, 1, {}),
+    ("layer2_norm2.bias", (32,), "zeros", 1, 1, {}),
+    ("layer2_linear1.weight", (64, 32), "glorot_uniform", 32, 64, {}),
+    ("layer2_linear1.bias", (64,), "zeros", 1, 1, {}),
+    ("layer2_linear2.weight", (32, 64), "glorot_uniform", 64, 32, {}),
+    ("layer2_linear2.bias", (32,), "zeros", 1, 1, {}),
+    ("norm.weight", (32,), "ones", 1, 1, {}),
+    ("norm.bias", (32,), "zeros", 1, 1, {}),
+    ("head.weight", (10, 32), "glorot_uniform", 32, 10, {}),
+    ("head.bias", (10,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'patches.weight',
-    'patches.bias',
-    'x_2.weight',
-    'layer1_norm1.weight',
-    'layer1_norm1.bias',
-    'layer1_self_attention.query.weight',
-    'layer1_self_attention.query.bias',
-    'layer1_self_attention.key.weight',
-    'layer1_self_attention.key.bias',
-    'layer1_self_attention.value.weight',
-    'layer1_self_attention.value.bias',
-    'layer1_self_attention.output.weight',
-    'layer1_self_attention.output.bias',
-    'layer1_norm2.weight',
-    'layer1_norm2.bias',
-    'layer1_linear1.weight',
-    'layer1_linear1.bias',
-    'layer1_linear2.weight',
-    'layer1_linear2.bias',
-    'layer2_norm1.weight',
-    'layer2_norm1.bias',
-    'layer2_self_attention.query.weight',
-    'layer2_self_attention.query.bias',
-    'layer2_self_attention.key.weight',
-    'layer2_self_attention.key.bias',
-    'layer2_self_attention.value.weight',
-    'layer2_self_attention.value.bias',
-    'layer2_self_attention.output.weight',
-    'layer2_self_attention.output.bias',
-    'layer2_norm2.weight',
-    'layer2_norm2.bias',
-    'layer2_linear1.weight',
-    'layer2_linear1.bias',
-    'layer2_linear2.weight',
-    'layer2_linear2.bias',
-    'norm.weight',
-    'norm.bias',
-    'head.weight',
-    'head.bias',
+    "patches.weight",
+    "patches.bias",
+    "x_2.weight",
+    "layer1_norm1.weight",
+    "layer1_norm1.bias",
+    "layer1_self_attention.query.weight",
+    "layer1_self_attention.query.bias",
+    "layer1_self_attention.key.weight",
+    "layer1_self_attention.key.bias",
+    "layer1_self_attention.value.weight",
+    "layer1_self_attention.value.bias",
+    "layer1_self_attention.output.weight",
+    "layer1_self_attention.output.bias",
+    "layer1_norm2.weight",
+    "layer1_norm2.bias",
+    "layer1_linear1.weight",
+    "layer1_linear1.bias",
+    "layer1_linear2.weight",
+    "layer1_linear2.bias",
+    "layer2_norm1.weight",
+    "layer2_norm1.bias",
+    "layer2_self_attention.query.weight",
+    "layer2_self_attention.query.bias",
+    "layer2_self_attention.key.weight",
+    "layer2_self_attention.key.bias",
+    "layer2_self_attention.value.weight",
+    "layer2_self_attention.value.bias",
+    "layer2_self_attention.output.weight",
+    "layer2_self_attention.output.bias",
+    "layer2_norm2.weight",
+    "layer2_norm2.bias",
+    "layer2_linear1.weight",
+    "layer2_linear1.bias",
+    "layer2_linear2.weight",
+    "layer2_linear2.bias",
+    "norm.weight",
+    "norm.bias",
+    "head.weight",
+    "head.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'normal':
-        return rng.normal(a['mean'], a['std'], size=shape)
-    elif kind == 'ones':
+    elif kind == "normal":
+        return rng.normal(a["mean"], a["std"], size=shape)
+    elif kind == "ones":
         return np.ones(shape)
-    elif kind == 'zeros':
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=0):
@@ -405,52 +404,106 @@ def learned_positions_backward(d_y, max_len):
     return d_table
 
 
-class Runtime:
-    """Model VitDigits: weights, forward and backward passes, adam updates.
-
-    Arrays are batch first and channels first; weights are canonical
-    (``{'<node>.<param>': array}``). ``weights=None`` draws ``initial_weights(seed)``;
-    ``seed`` also seeds the generator of dropout masks.
+class Optimizer:
+    """The state every optimizer keeps: ``steps`` (updates made so far) and, per
+    parameter in ``names`` and per slot, an array shaped like the parameter, under
+    the canonical name '<param>.<slot>'. ``update`` changes the weights in place.
     """
 
-    backend = 'numpy'
+    slots: tuple[str, ...] = ()
+    initial = 0.0  # the slots' starting value
 
-    def __init__(self, weights=None, dtype=np.float32, seed=0):
-        self.dtype = np.dtype(dtype)
-        self.rng = np.random.default_rng(seed)
-        self.set_weights(initial_weights(seed) if weights is None else weights)
-        self.step = 0  # updates made so far
-        # Adam's first (m) and second (v) moment estimates, per trainable parameter
+    def __init__(self, weights, names):
+        self.names = tuple(names)
+        self.steps = 0
         self.state = {}
-        for name in TRAINABLE:
-            self.state[name + '.m'] = np.zeros_like(self.weights[name])
-            self.state[name + '.v'] = np.zeros_like(self.weights[name])
+        for name in self.names:
+            for slot in self.slots:
+                self.state[f"{name}.{slot}"] = np.full_like(weights[name], self.initial)
 
-    def seed(self, seed):
-        """Reseed the generator of dropout masks."""
+    def update(self, weights, grads, lr):
+        """One update of the parameters in ``names`` with their gradients."""
+        lr = float(lr)  # a Python float keeps float32 arrays float32
+        self.steps += 1
+        for name in self.names:
+            self.update_parameter(name, weights[name], grads[name], lr)
+
+    def update_parameter(self, name, p, g, lr):
+        raise NotImplementedError
+
+
+class Adam(Optimizer):
+    """Adam: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+    p -= lr * m_hat / (sqrt(v_hat) + eps), with the bias corrections
+    m_hat = m / (1 - b1^t) and v_hat = v / (1 - b2^t), t = steps.
+    """
+
+    slots = ("m", "v")
+
+    def __init__(self, weights, names, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        super().__init__(weights, names)
+
+    def update_parameter(self, name, p, g, lr):
+        correction1 = 1 - self.beta1**self.steps
+        correction2 = 1 - self.beta2**self.steps
+        m, v = self.state[name + ".m"], self.state[name + ".v"]
+        m *= self.beta1
+        m += (1 - self.beta1) * g
+        v *= self.beta2
+        v += (1 - self.beta2) * g * g
+        p -= lr * (m / correction1) / (np.sqrt(v / correction2) + self.eps)
+
+
+def update_running_statistics(weights, cache, batchnorms):
+    """Batchnorm's running statistics after a training step, for each (node, key of
+    its batch statistics in the cache, momentum) of ``batchnorms``:
+    running = (1 - momentum) * running + momentum * batch, with the unbiased batch
+    variance (n / (n - 1) times the biased one).
+    """
+    for node, saved, momentum in batchnorms:
+        _, _, mean, var, count = cache[saved]
+        unbiased = var * count / max(count - 1, 1)
+        mean_key, var_key = node + ".running_mean", node + ".running_var"
+        weights[mean_key] = (1 - momentum) * weights[mean_key] + momentum * mean
+        weights[var_key] = (1 - momentum) * weights[var_key] + momentum * unbiased
+
+
+def train_step(model, optimizer, compute_loss, x, y, lr, l2=0.0, decayed=()):
+    """One update of ``model`` on one batch, in training mode: the loss and its
+    gradient (``compute_loss(output, y)``), backpropagation, L2 (g += l2 * p for the
+    parameters in ``decayed``; not decoupled decay), the optimizer's update, then the
+    running statistics of its batchnorms (``model.batchnorms``). Returns the loss
+    before the update. ``x`` is one input array, or a tuple of them.
+    """
+    inputs = x if isinstance(x, tuple) else (x,)
+    output, cache = model.propagate(*inputs, training=True)
+    loss, d_output = compute_loss(output, y)
+    grads, _ = model.backpropagate(cache, d_output)
+    for name in decayed:
+        grads[name] = grads[name] + l2 * model.weights[name]
+    optimizer.update(model.weights, grads, lr)
+    if model.batchnorms:
+        update_running_statistics(model.weights, cache, model.batchnorms)
+    return float(loss)
+
+
+class VitDigits:
+    """Model VitDigits: weights, forward propagation and backpropagation.
+
+    Arrays are batch first and channels first; ``weights`` are canonical
+    (``{'<node>.<param>': array}``), inputs (image: [1, 8, 8]).
+    ``rng`` draws the dropout masks.
+    """
+
+    batchnorms = ()
+
+    def __init__(self, weights, dtype=np.float32, seed=0):
+        self.dtype = np.dtype(dtype)
+        self.weights = {k: np.array(v, dtype=self.dtype) for k, v in weights.items()}
         self.rng = np.random.default_rng(seed)
-
-    def get_weights(self):
-        """The canonical weights (copies)."""
-        return {name: value.copy() for name, value in self.weights.items()}
-
-    def set_weights(self, weights):
-        """Load canonical weights: every tensor of PARAMETERS, in its shape."""
-        names = [name for name, *_ in PARAMETERS]
-        missing = [name for name in names if name not in weights]
-        unknown = sorted(set(weights) - set(names))
-        if missing or unknown:
-            raise ValueError(f'weights do not fit: missing {missing}, unknown {unknown}')
-        loaded = {}
-        for name, shape, *_ in PARAMETERS:
-            value = np.array(weights[name], dtype=self.dtype)
-            if value.shape != shape:
-                raise ValueError(
-                    f'weight {name} must have shape {list(shape)}. '
-                    f'Received: {list(value.shape)}'
-                )
-            loaded[name] = value
-        self.weights = loaded
 
     def forward(self, image, training=False):
         """The model's output for a batch; evaluation mode unless training=True."""
@@ -461,13 +514,13 @@ class Runtime:
         backpropagation needs.
         """
         w = self.weights
-        image = as_batch(image, 'image', (1, 8, 8), self.dtype)
+        image = as_batch(image, "image", (1, 8, 8), self.dtype)
 
         # patches = conv2d(32, 2, stride = 2): [32, 4, 4]
         patches, patches_cols = conv2d_forward(
             image,
-            w['patches.weight'],
-            w['patches.bias'],
+            w["patches.weight"],
+            w["patches.bias"],
             stride=(2, 2),
         )
 
@@ -478,26 +531,26 @@ class Runtime:
         x = reshape_1.transpose(0, 2, 1)
 
         # x_2 = learned_positions(16): [16, 32]
-        x_2 = learned_positions(x, w['x_2.weight'])
+        x_2 = learned_positions(x, w["x_2.weight"])
 
         # layer1_norm1 = layernorm: [16, 32]
         layer1_norm1, layer1_norm1_saved = layernorm_forward(
             x_2,
-            w['layer1_norm1.weight'],
-            w['layer1_norm1.bias'],
+            w["layer1_norm1.weight"],
+            w["layer1_norm1.bias"],
             eps=1e-05,
         )
 
         # layer1_self_attention = attention(4): [16, 32]
         layer1_self_attention_params = (
-            w['layer1_self_attention.query.weight'],
-            w['layer1_self_attention.query.bias'],
-            w['layer1_self_attention.key.weight'],
-            w['layer1_self_attention.key.bias'],
-            w['layer1_self_attention.value.weight'],
-            w['layer1_self_attention.value.bias'],
-            w['layer1_self_attention.output.weight'],
-            w['layer1_self_attention.output.bias'],
+            w["layer1_self_attention.query.weight"],
+            w["layer1_self_attention.query.bias"],
+            w["layer1_self_attention.key.weight"],
+            w["layer1_self_attention.key.bias"],
+            w["layer1_self_attention.value.weight"],
+            w["layer1_self_attention.value.bias"],
+            w["layer1_self_attention.output.weight"],
+            w["layer1_self_attention.output.bias"],
         )
         layer1_self_attention, layer1_self_attention_saved = attention_forward(
             layer1_norm1,
@@ -527,14 +580,14 @@ class Runtime:
         # layer1_norm2 = layernorm: [16, 32]
         layer1_norm2, layer1_norm2_saved = layernorm_forward(
             layer1_x_2,
-            w['layer1_norm2.weight'],
-            w['layer1_norm2.bias'],
+            w["layer1_norm2.weight"],
+            w["layer1_norm2.bias"],
             eps=1e-05,
         )
 
         # layer1_linear1 = dense(64): [16, 64]
         # applied at every time step: [N, T, F] @ [F, units]
-        layer1_linear1 = layer1_norm2 @ w['layer1_linear1.weight'].T + w['layer1_linear1.bias']
+        layer1_linear1 = layer1_norm2 @ w["layer1_linear1.weight"].T + w["layer1_linear1.bias"]
 
         # layer1_relu_1 = relu: [16, 64]
         layer1_relu_1 = np.maximum(layer1_linear1, 0)
@@ -551,7 +604,7 @@ class Runtime:
 
         # layer1_linear2 = dense(32): [16, 32]
         # applied at every time step: [N, T, F] @ [F, units]
-        layer1_linear2 = layer1_f_2 @ w['layer1_linear2.weight'].T + w['layer1_linear2.bias']
+        layer1_linear2 = layer1_f_2 @ w["layer1_linear2.weight"].T + w["layer1_linear2.bias"]
 
         # layer1_f_3 = dropout(0.0): [16, 32]
         if training:
@@ -570,21 +623,21 @@ class Runtime:
         # layer2_norm1 = layernorm: [16, 32]
         layer2_norm1, layer2_norm1_saved = layernorm_forward(
             layer1_add_1,
-            w['layer2_norm1.weight'],
-            w['layer2_norm1.bias'],
+            w["layer2_norm1.weight"],
+            w["layer2_norm1.bias"],
             eps=1e-05,
         )
 
         # layer2_self_attention = attention(4): [16, 32]
         layer2_self_attention_params = (
-            w['layer2_self_attention.query.weight'],
-            w['layer2_self_attention.query.bias'],
-            w['layer2_self_attention.key.weight'],
-            w['layer2_self_attention.key.bias'],
-            w['layer2_self_attention.value.weight'],
-            w['layer2_self_attention.value.bias'],
-            w['layer2_self_attention.output.weight'],
-            w['layer2_self_attention.output.bias'],
+            w["layer2_self_attention.query.weight"],
+            w["layer2_self_attention.query.bias"],
+            w["layer2_self_attention.key.weight"],
+            w["layer2_self_attention.key.bias"],
+            w["layer2_self_attention.value.weight"],
+            w["layer2_self_attention.value.bias"],
+            w["layer2_self_attention.output.weight"],
+            w["layer2_self_attention.output.bias"],
         )
         layer2_self_attention, layer2_self_attention_saved = attention_forward(
             layer2_norm1,
@@ -614,14 +667,14 @@ class Runtime:
         # layer2_norm2 = layernorm: [16, 32]
         layer2_norm2, layer2_norm2_saved = layernorm_forward(
             layer2_x_2,
-            w['layer2_norm2.weight'],
-            w['layer2_norm2.bias'],
+            w["layer2_norm2.weight"],
+            w["layer2_norm2.bias"],
             eps=1e-05,
         )
 
         # layer2_linear1 = dense(64): [16, 64]
         # applied at every time step: [N, T, F] @ [F, units]
-        layer2_linear1 = layer2_norm2 @ w['layer2_linear1.weight'].T + w['layer2_linear1.bias']
+        layer2_linear1 = layer2_norm2 @ w["layer2_linear1.weight"].T + w["layer2_linear1.bias"]
 
         # layer2_relu_1 = relu: [16, 64]
         layer2_relu_1 = np.maximum(layer2_linear1, 0)
@@ -638,7 +691,7 @@ class Runtime:
 
         # layer2_linear2 = dense(32): [16, 32]
         # applied at every time step: [N, T, F] @ [F, units]
-        layer2_linear2 = layer2_f_2 @ w['layer2_linear2.weight'].T + w['layer2_linear2.bias']
+        layer2_linear2 = layer2_f_2 @ w["layer2_linear2.weight"].T + w["layer2_linear2.bias"]
 
         # layer2_f_3 = dropout(0.0): [16, 32]
         if training:
@@ -657,8 +710,8 @@ class Runtime:
         # norm = layernorm: [16, 32]
         norm, norm_saved = layernorm_forward(
             layer2_add_1,
-            w['norm.weight'],
-            w['norm.bias'],
+            w["norm.weight"],
+            w["norm.bias"],
             eps=1e-05,
         )
 
@@ -666,33 +719,33 @@ class Runtime:
         x_5 = norm.mean(axis=(1,))
 
         # head = dense(10): [10]
-        head = x_5 @ w['head.weight'].T + w['head.bias']
+        head = x_5 @ w["head.weight"].T + w["head.bias"]
 
         cache = {
-            'image': image,
-            'patches_cols': patches_cols,
-            'patches': patches,
-            'layer1_norm1_saved': layer1_norm1_saved,
-            'layer1_self_attention_saved': layer1_self_attention_saved,
-            'layer1_dropout_1_mask': layer1_dropout_1_mask,
-            'layer1_norm2_saved': layer1_norm2_saved,
-            'layer1_norm2': layer1_norm2,
-            'layer1_linear1': layer1_linear1,
-            'layer1_f_2_mask': layer1_f_2_mask,
-            'layer1_f_2': layer1_f_2,
-            'layer1_f_3_mask': layer1_f_3_mask,
-            'layer2_norm1_saved': layer2_norm1_saved,
-            'layer2_self_attention_saved': layer2_self_attention_saved,
-            'layer2_dropout_1_mask': layer2_dropout_1_mask,
-            'layer2_norm2_saved': layer2_norm2_saved,
-            'layer2_norm2': layer2_norm2,
-            'layer2_linear1': layer2_linear1,
-            'layer2_f_2_mask': layer2_f_2_mask,
-            'layer2_f_2': layer2_f_2,
-            'layer2_f_3_mask': layer2_f_3_mask,
-            'norm_saved': norm_saved,
-            'norm': norm,
-            'x_5': x_5,
+            "image": image,
+            "patches_cols": patches_cols,
+            "patches": patches,
+            "layer1_norm1_saved": layer1_norm1_saved,
+            "layer1_self_attention_saved": layer1_self_attention_saved,
+            "layer1_dropout_1_mask": layer1_dropout_1_mask,
+            "layer1_norm2_saved": layer1_norm2_saved,
+            "layer1_norm2": layer1_norm2,
+            "layer1_linear1": layer1_linear1,
+            "layer1_f_2_mask": layer1_f_2_mask,
+            "layer1_f_2": layer1_f_2,
+            "layer1_f_3_mask": layer1_f_3_mask,
+            "layer2_norm1_saved": layer2_norm1_saved,
+            "layer2_self_attention_saved": layer2_self_attention_saved,
+            "layer2_dropout_1_mask": layer2_dropout_1_mask,
+            "layer2_norm2_saved": layer2_norm2_saved,
+            "layer2_norm2": layer2_norm2,
+            "layer2_linear1": layer2_linear1,
+            "layer2_f_2_mask": layer2_f_2_mask,
+            "layer2_f_2": layer2_f_2,
+            "layer2_f_3_mask": layer2_f_3_mask,
+            "norm_saved": norm_saved,
+            "norm": norm,
+            "x_5": x_5,
         }
         return head, cache
 
@@ -702,45 +755,45 @@ class Runtime:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        image = cache['image']
-        patches_cols = cache['patches_cols']
-        patches = cache['patches']
-        layer1_norm1_saved = cache['layer1_norm1_saved']
-        layer1_self_attention_saved = cache['layer1_self_attention_saved']
-        layer1_dropout_1_mask = cache['layer1_dropout_1_mask']
-        layer1_norm2_saved = cache['layer1_norm2_saved']
-        layer1_norm2 = cache['layer1_norm2']
-        layer1_linear1 = cache['layer1_linear1']
-        layer1_f_2_mask = cache['layer1_f_2_mask']
-        layer1_f_2 = cache['layer1_f_2']
-        layer1_f_3_mask = cache['layer1_f_3_mask']
-        layer2_norm1_saved = cache['layer2_norm1_saved']
-        layer2_self_attention_saved = cache['layer2_self_attention_saved']
-        layer2_dropout_1_mask = cache['layer2_dropout_1_mask']
-        layer2_norm2_saved = cache['layer2_norm2_saved']
-        layer2_norm2 = cache['layer2_norm2']
-        layer2_linear1 = cache['layer2_linear1']
-        layer2_f_2_mask = cache['layer2_f_2_mask']
-        layer2_f_2 = cache['layer2_f_2']
-        layer2_f_3_mask = cache['layer2_f_3_mask']
-        norm_saved = cache['norm_saved']
-        norm = cache['norm']
-        x_5 = cache['x_5']
+        image = cache["image"]
+        patches_cols = cache["patches_cols"]
+        patches = cache["patches"]
+        layer1_norm1_saved = cache["layer1_norm1_saved"]
+        layer1_self_attention_saved = cache["layer1_self_attention_saved"]
+        layer1_dropout_1_mask = cache["layer1_dropout_1_mask"]
+        layer1_norm2_saved = cache["layer1_norm2_saved"]
+        layer1_norm2 = cache["layer1_norm2"]
+        layer1_linear1 = cache["layer1_linear1"]
+        layer1_f_2_mask = cache["layer1_f_2_mask"]
+        layer1_f_2 = cache["layer1_f_2"]
+        layer1_f_3_mask = cache["layer1_f_3_mask"]
+        layer2_norm1_saved = cache["layer2_norm1_saved"]
+        layer2_self_attention_saved = cache["layer2_self_attention_saved"]
+        layer2_dropout_1_mask = cache["layer2_dropout_1_mask"]
+        layer2_norm2_saved = cache["layer2_norm2_saved"]
+        layer2_norm2 = cache["layer2_norm2"]
+        layer2_linear1 = cache["layer2_linear1"]
+        layer2_f_2_mask = cache["layer2_f_2_mask"]
+        layer2_f_2 = cache["layer2_f_2"]
+        layer2_f_3_mask = cache["layer2_f_3_mask"]
+        norm_saved = cache["norm_saved"]
+        norm = cache["norm"]
+        x_5 = cache["x_5"]
         grads = {}
 
         # head = dense(10): [10]
-        grads['head.weight'] = d_head.T @ x_5
-        grads['head.bias'] = d_head.sum(axis=0)
-        d_x_5 = d_head @ w['head.weight']
+        grads["head.weight"] = d_head.T @ x_5
+        grads["head.bias"] = d_head.sum(axis=0)
+        d_x_5 = d_head @ w["head.weight"]
 
         # x_5 = mean([0]): [32]
         d_norm = np.broadcast_to(np.expand_dims(d_x_5, (1,)), norm.shape) / 16
 
         # norm = layernorm: [16, 32]
-        d_layer2_add_1, grads['norm.weight'], grads['norm.bias'] = layernorm_backward(
+        d_layer2_add_1, grads["norm.weight"], grads["norm.bias"] = layernorm_backward(
             d_norm,
             norm_saved,
-            w['norm.weight'],
+            w["norm.weight"],
         )
 
         # layer2_add_1 = add: [16, 32]
@@ -753,11 +806,11 @@ class Runtime:
         )
 
         # layer2_linear2 = dense(32): [16, 32]
-        grads['layer2_linear2.weight'] = (
-            d_layer2_linear2.reshape(-1, 32).T @ layer2_f_2.reshape(-1, 64)
+        grads["layer2_linear2.weight"] = d_layer2_linear2.reshape(-1, 32).T @ layer2_f_2.reshape(
+            -1, 64
         )
-        grads['layer2_linear2.bias'] = d_layer2_linear2.sum(axis=(0, 1))
-        d_layer2_f_2 = d_layer2_linear2 @ w['layer2_linear2.weight']
+        grads["layer2_linear2.bias"] = d_layer2_linear2.sum(axis=(0, 1))
+        d_layer2_f_2 = d_layer2_linear2 @ w["layer2_linear2.weight"]
 
         # layer2_f_2 = dropout(0.0): [16, 64]
         d_layer2_relu_1 = (
@@ -768,21 +821,21 @@ class Runtime:
         d_layer2_linear1 = d_layer2_relu_1 * (layer2_linear1 > 0)
 
         # layer2_linear1 = dense(64): [16, 64]
-        grads['layer2_linear1.weight'] = (
-            d_layer2_linear1.reshape(-1, 64).T @ layer2_norm2.reshape(-1, 32)
+        grads["layer2_linear1.weight"] = d_layer2_linear1.reshape(-1, 64).T @ layer2_norm2.reshape(
+            -1, 32
         )
-        grads['layer2_linear1.bias'] = d_layer2_linear1.sum(axis=(0, 1))
-        d_layer2_norm2 = d_layer2_linear1 @ w['layer2_linear1.weight']
+        grads["layer2_linear1.bias"] = d_layer2_linear1.sum(axis=(0, 1))
+        d_layer2_norm2 = d_layer2_linear1 @ w["layer2_linear1.weight"]
 
         # layer2_norm2 = layernorm: [16, 32]
         (
             layer2_norm2_d_input,
-            grads['layer2_norm2.weight'],
-            grads['layer2_norm2.bias'],
+            grads["layer2_norm2.weight"],
+            grads["layer2_norm2.bias"],
         ) = layernorm_backward(
             d_layer2_norm2,
             layer2_norm2_saved,
-            w['layer2_norm2.weight'],
+            w["layer2_norm2.weight"],
         )
         d_layer2_x_2 = d_layer2_x_2 + layer2_norm2_d_input
 
@@ -792,31 +845,34 @@ class Runtime:
 
         # layer2_dropout_1 = dropout(0.0): [16, 32]
         d_layer2_self_attention = (
-            d_layer2_dropout_1 if layer2_dropout_1_mask is None else d_layer2_dropout_1
-            * layer2_dropout_1_mask
+            d_layer2_dropout_1
+            if layer2_dropout_1_mask is None
+            else d_layer2_dropout_1 * layer2_dropout_1_mask
         )
 
         # layer2_self_attention = attention(4): [16, 32]
         layer2_self_attention_params_2 = (
-            w['layer2_self_attention.query.weight'],
-            w['layer2_self_attention.query.bias'],
-            w['layer2_self_attention.key.weight'],
-            w['layer2_self_attention.key.bias'],
-            w['layer2_self_attention.value.weight'],
-            w['layer2_self_attention.value.bias'],
-            w['layer2_self_attention.output.weight'],
-            w['layer2_self_attention.output.bias'],
+            w["layer2_self_attention.query.weight"],
+            w["layer2_self_attention.query.bias"],
+            w["layer2_self_attention.key.weight"],
+            w["layer2_self_attention.key.bias"],
+            w["layer2_self_attention.value.weight"],
+            w["layer2_self_attention.value.bias"],
+            w["layer2_self_attention.output.weight"],
+            w["layer2_self_attention.output.bias"],
         )
         (
             layer2_self_attention_d_qkv,
-            (grads['layer2_self_attention.query.weight'],
-            grads['layer2_self_attention.query.bias'],
-            grads['layer2_self_attention.key.weight'],
-            grads['layer2_self_attention.key.bias'],
-            grads['layer2_self_attention.value.weight'],
-            grads['layer2_self_attention.value.bias'],
-            grads['layer2_self_attention.output.weight'],
-            grads['layer2_self_attention.output.bias']),
+            (
+                grads["layer2_self_attention.query.weight"],
+                grads["layer2_self_attention.query.bias"],
+                grads["layer2_self_attention.key.weight"],
+                grads["layer2_self_attention.key.bias"],
+                grads["layer2_self_attention.value.weight"],
+                grads["layer2_self_attention.value.bias"],
+                grads["layer2_self_attention.output.weight"],
+                grads["layer2_self_attention.output.bias"],
+            ),
         ) = attention_backward(
             d_layer2_self_attention,
             layer2_self_attention_saved,
@@ -829,12 +885,12 @@ class Runtime:
         # layer2_norm1 = layernorm: [16, 32]
         (
             layer2_norm1_d_input,
-            grads['layer2_norm1.weight'],
-            grads['layer2_norm1.bias'],
+            grads["layer2_norm1.weight"],
+            grads["layer2_norm1.bias"],
         ) = layernorm_backward(
             d_layer2_norm1,
             layer2_norm1_saved,
-            w['layer2_norm1.weight'],
+            w["layer2_norm1.weight"],
         )
         d_layer1_add_1 = d_layer1_add_1 + layer2_norm1_d_input
 
@@ -848,11 +904,11 @@ class Runtime:
         )
 
         # layer1_linear2 = dense(32): [16, 32]
-        grads['layer1_linear2.weight'] = (
-            d_layer1_linear2.reshape(-1, 32).T @ layer1_f_2.reshape(-1, 64)
+        grads["layer1_linear2.weight"] = d_layer1_linear2.reshape(-1, 32).T @ layer1_f_2.reshape(
+            -1, 64
         )
-        grads['layer1_linear2.bias'] = d_layer1_linear2.sum(axis=(0, 1))
-        d_layer1_f_2 = d_layer1_linear2 @ w['layer1_linear2.weight']
+        grads["layer1_linear2.bias"] = d_layer1_linear2.sum(axis=(0, 1))
+        d_layer1_f_2 = d_layer1_linear2 @ w["layer1_linear2.weight"]
 
         # layer1_f_2 = dropout(0.0): [16, 64]
         d_layer1_relu_1 = (
@@ -863,21 +919,21 @@ class Runtime:
         d_layer1_linear1 = d_layer1_relu_1 * (layer1_linear1 > 0)
 
         # layer1_linear1 = dense(64): [16, 64]
-        grads['layer1_linear1.weight'] = (
-            d_layer1_linear1.reshape(-1, 64).T @ layer1_norm2.reshape(-1, 32)
+        grads["layer1_linear1.weight"] = d_layer1_linear1.reshape(-1, 64).T @ layer1_norm2.reshape(
+            -1, 32
         )
-        grads['layer1_linear1.bias'] = d_layer1_linear1.sum(axis=(0, 1))
-        d_layer1_norm2 = d_layer1_linear1 @ w['layer1_linear1.weight']
+        grads["layer1_linear1.bias"] = d_layer1_linear1.sum(axis=(0, 1))
+        d_layer1_norm2 = d_layer1_linear1 @ w["layer1_linear1.weight"]
 
         # layer1_norm2 = layernorm: [16, 32]
         (
             layer1_norm2_d_input,
-            grads['layer1_norm2.weight'],
-            grads['layer1_norm2.bias'],
+            grads["layer1_norm2.weight"],
+            grads["layer1_norm2.bias"],
         ) = layernorm_backward(
             d_layer1_norm2,
             layer1_norm2_saved,
-            w['layer1_norm2.weight'],
+            w["layer1_norm2.weight"],
         )
         d_layer1_x_2 = d_layer1_x_2 + layer1_norm2_d_input
 
@@ -887,31 +943,34 @@ class Runtime:
 
         # layer1_dropout_1 = dropout(0.0): [16, 32]
         d_layer1_self_attention = (
-            d_layer1_dropout_1 if layer1_dropout_1_mask is None else d_layer1_dropout_1
-            * layer1_dropout_1_mask
+            d_layer1_dropout_1
+            if layer1_dropout_1_mask is None
+            else d_layer1_dropout_1 * layer1_dropout_1_mask
         )
 
         # layer1_self_attention = attention(4): [16, 32]
         layer1_self_attention_params_2 = (
-            w['layer1_self_attention.query.weight'],
-            w['layer1_self_attention.query.bias'],
-            w['layer1_self_attention.key.weight'],
-            w['layer1_self_attention.key.bias'],
-            w['layer1_self_attention.value.weight'],
-            w['layer1_self_attention.value.bias'],
-            w['layer1_self_attention.output.weight'],
-            w['layer1_self_attention.output.bias'],
+            w["layer1_self_attention.query.weight"],
+            w["layer1_self_attention.query.bias"],
+            w["layer1_self_attention.key.weight"],
+            w["layer1_self_attention.key.bias"],
+            w["layer1_self_attention.value.weight"],
+            w["layer1_self_attention.value.bias"],
+            w["layer1_self_attention.output.weight"],
+            w["layer1_self_attention.output.bias"],
         )
         (
             layer1_self_attention_d_qkv,
-            (grads['layer1_self_attention.query.weight'],
-            grads['layer1_self_attention.query.bias'],
-            grads['layer1_self_attention.key.weight'],
-            grads['layer1_self_attention.key.bias'],
-            grads['layer1_self_attention.value.weight'],
-            grads['layer1_self_attention.value.bias'],
-            grads['layer1_self_attention.output.weight'],
-            grads['layer1_self_attention.output.bias']),
+            (
+                grads["layer1_self_attention.query.weight"],
+                grads["layer1_self_attention.query.bias"],
+                grads["layer1_self_attention.key.weight"],
+                grads["layer1_self_attention.key.bias"],
+                grads["layer1_self_attention.value.weight"],
+                grads["layer1_self_attention.value.bias"],
+                grads["layer1_self_attention.output.weight"],
+                grads["layer1_self_attention.output.bias"],
+            ),
         ) = attention_backward(
             d_layer1_self_attention,
             layer1_self_attention_saved,
@@ -924,17 +983,17 @@ class Runtime:
         # layer1_norm1 = layernorm: [16, 32]
         (
             layer1_norm1_d_input,
-            grads['layer1_norm1.weight'],
-            grads['layer1_norm1.bias'],
+            grads["layer1_norm1.weight"],
+            grads["layer1_norm1.bias"],
         ) = layernorm_backward(
             d_layer1_norm1,
             layer1_norm1_saved,
-            w['layer1_norm1.weight'],
+            w["layer1_norm1.weight"],
         )
         d_x_2 = d_x_2 + layer1_norm1_d_input
 
         # x_2 = learned_positions(16): [16, 32]
-        grads['x_2.weight'] = learned_positions_backward(d_x_2, 16)
+        grads["x_2.weight"] = learned_positions_backward(d_x_2, 16)
         d_x = d_x_2
 
         # x = transpose([1, 0]): [16, 32]
@@ -944,88 +1003,34 @@ class Runtime:
         d_patches = d_reshape_1.reshape(patches.shape)
 
         # patches = conv2d(32, 2, stride = 2): [32, 4, 4]
-        grads['patches.weight'], d_image = conv2d_backward(
+        grads["patches.weight"], d_image = conv2d_backward(
             d_patches,
             patches_cols,
             image.shape,
-            w['patches.weight'],
+            w["patches.weight"],
             stride=(2, 2),
             need_input=input_gradients,
         )
-        grads['patches.bias'] = d_patches.sum(axis=(0, 2, 3))
+        grads["patches.bias"] = d_patches.sum(axis=(0, 2, 3))
 
         return grads, (d_image if input_gradients else None)
 
-    def objective(self, x, y, training):
-        """The forward pass and the loss (cross_entropy from logits): the loss, its
-        gradient with respect to the output, and the cache of the forward pass.
-        """
-        output, cache = self.propagate(x, training=training)
-        target = as_target(y, output, class_labels=True)
-        loss, d_output = cross_entropy_from_logits(output, target)
-        return loss, d_output, cache
 
-    def loss(self, x, y):
-        """The loss in evaluation mode (no dropout, running batchnorm statistics)."""
-        return float(self.objective(x, y, training=False)[0])
+def compute_loss(output, y):
+    """The loss of the output against the targets y: cross_entropy from logits.
+    Returns it and its gradient with respect to the output.
+    """
+    target = as_target(y, output, class_labels=True)
+    return cross_entropy_from_logits(output, target)
 
-    def gradients(self, x, y):
-        """d loss / d parameter for every trainable parameter, in training mode;
-        nothing is updated.
-        """
-        _, d_output, cache = self.objective(x, y, training=True)
-        return self.backpropagate(cache, d_output)[0]
 
-    def train_step(self, x, y, lr):
-        """One update on one batch; returns the loss before the update."""
-        loss, d_output, cache = self.objective(x, y, training=True)
-        grads, _ = self.backpropagate(cache, d_output)
-        self.apply_gradients(grads, lr)
-        return float(loss)
-
-    def apply_gradients(self, grads, lr):
-        """Adam: m = 0.9 m + (1 - 0.9) g;
-        v = 0.999 v + (1 - 0.999) g^2;
-        p -= lr * m_hat / (sqrt(v_hat) + 1e-08), with the bias corrections
-        m_hat = m / (1 - 0.9^t) and v_hat = v / (1 - 0.999^t), t = self.step.
-        """
-        lr = float(lr)  # a Python float keeps float32 arrays float32
-        self.step += 1
-        correction1 = 1 - 0.9 ** self.step
-        correction2 = 1 - 0.999 ** self.step
-        for name in TRAINABLE:
-            g = grads[name]
-            m, v = self.state[name + '.m'], self.state[name + '.v']
-            m *= 0.9
-            m += (1 - 0.9) * g
-            v *= 0.999
-            v += (1 - 0.999) * g * g
-            self.weights[name] -= lr * (m / correction1) / (np.sqrt(v / correction2) + 1e-08)
-
-    def get_optimizer_state(self):
-        """The canonical optimizer state: 'step' and '<param>.<slot>' (copies)."""
-        state = {name: value.copy() for name, value in self.state.items()}
-        state['step'] = np.array(self.step, dtype=np.int64)
-        return state
-
-    def set_optimizer_state(self, state):
-        """Load optimizer state in the canonical names (from any backend)."""
-        expected = {'step', *self.state}
-        if set(state) != expected:
-            raise ValueError(
-                f'optimizer state must hold {sorted(expected)}. Received: {sorted(state)}'
-            )
-        loaded = {}
-        for name, current in self.state.items():
-            value = np.array(state[name], dtype=self.dtype)
-            if value.shape != current.shape:
-                raise ValueError(
-                    f'optimizer state {name} must have shape {list(current.shape)}. '
-                    f'Received: {list(value.shape)}'
-                )
-            loaded[name] = value
-        self.state = loaded
-        self.step = int(state['step'])
+def make_optimizer(weights):
+    """Adam: m = 0.9 m + (1 - 0.9) g; v = 0.999 v + (1 - 0.999) g^2;
+    p -= lr * m_hat / (sqrt(v_hat) + 1e-08), with m_hat = m / (1 - 0.9^t)
+    and v_hat = v / (1 - 0.999^t) at update t.
+    It updates the parameters of TRAINABLE.
+    """
+    return Adam(weights, TRAINABLE, beta1=0.9, beta2=0.999, eps=1e-08)
 
 
 def learning_rate(epoch):
@@ -1033,25 +1038,31 @@ def learning_rate(epoch):
     return 0.003
 
 
-def fit(x, y, epochs=15, batch=32, seed=0, runtime=None, verbose=True):
-    """Train on prepared arrays (targets as the runtime expects them); return the
-    runtime and the mean training loss of each epoch.
+def fit(x, y, epochs=15, batch=32, seed=0, verbose=True):
+    """Train a new VitDigits from initial_weights(seed) on arrays x and y (targets
+    as compute_loss takes them) and return it with the mean training loss of each
+    epoch. It makes the updates of nnc train: per epoch a permutation of the
+    samples from np.random.default_rng(seed), and dropout masks drawn from
+    SeedSequence([seed, epoch]).
     """
-    runtime = runtime if runtime is not None else Runtime(initial_weights(seed))
+    model = VitDigits(initial_weights(seed))
+    optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    n = len(x)
-    size = n if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)
-        # the same dropout seed per epoch as nnc train
-        runtime.seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
-        order = rng.permutation(n)
+        # the dropout masks of nnc train's epoch
+        dropout_seed = np.random.SeedSequence([seed, epoch]).generate_state(1)[0]
+        model.rng = np.random.default_rng(int(dropout_seed))
+        order = rng.permutation(len(x))
         total = 0.0
-        for start in range(0, n, size):
-            index = order[start:start + size]
-            total += runtime.train_step(x[index], y[index], lr) * len(index)
-        history.append(total / n)
+        for start in range(0, len(x), size):
+            index = order[start : start + size]
+            batch_x, batch_y = x[index], y[index]
+            loss = train_step(model, optimizer, compute_loss, batch_x, batch_y, lr)
+            total += loss * len(index)
+        history.append(total / len(x))
         if verbose:
-            print(f'epoch {epoch + 1}/{epochs}: loss {history[-1]:.6f}')
-    return runtime, history
+            print(f"epoch {epoch + 1}/{epochs}: loss {history[-1]:.6f}")
+    return model, history
