@@ -234,6 +234,8 @@ def test_strings_carrying_python_are_emitted_inert(tmp_path: Path) -> None:
                 out = module.Runtime().forward(np.zeros((2, 2), np.float32))
             elif hasattr(module, "initial_weights"):  # numpy: the model on its weights
                 out = module.Evil(module.initial_weights()).forward(np.zeros((2, 2), np.float32))
+            elif hasattr(module, "tf"):  # a plain tf.Module, which nnc's adapter wraps
+                out = module.Evil()(module.tf.zeros((2, 2))).numpy()
             else:  # torch: a plain nn.Module, which nnc's runtime adapter wraps
                 import torch
                 out = module.Evil()(torch.zeros(2, 2)).detach().numpy()

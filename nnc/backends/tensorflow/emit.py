@@ -9,28 +9,33 @@ per model, callees first (:mod:`.graph`, :mod:`.ops`); the loss and the optimize
 
 from __future__ import annotations
 
+import re
+
 from nnc.backends import gancode
 from nnc.backends.codegen import (
     CodeWriter,
     checked,
-    emit_fit,
-    emit_initial_weights,
     emit_learning_rate,
-    emit_parameter_table,
     header,
     py_literal,
     select,
 )
-from nnc.backends.tensorflow.graph import (
-    ModelEmitter,
-    Names,
-    uses_dropout,
+from nnc.backends.tensorflow.graph import ModelEmitter, Names, callees_first, uses_dropout
+from nnc.backends.tensorflow.library import DEFINED_NAMES, LIBRARY, emit_library
+from nnc.backends.tensorflow.lowered import Lowered, ModelInfo, Training
+from nnc.backends.tensorflow.training import (
+    LossSpec,
+    emit_fit,
+    emit_l2,
+    emit_loss,
+    emit_make_optimizer,
+    emit_optimizer,
+    loss_name,
 )
-from nnc.backends.tensorflow.library import DEFINED_NAMES, MODEL_PART, RUNTIME_PART, emit_library
-from nnc.backends.tensorflow.runtime import RuntimeSpec, emit_runtime, emit_tables
-from nnc.backends.tensorflow.training import LossSpec, emit_loss, emit_optimizer, loss_name
+
+# ruff format's quotes and line splits, as the torch emitter writes them
+from nnc.backends.torch.emit import LINE_LENGTH, double_quoted, wrap_long_lines
 from nnc.ir.ops.dense import Embedding
-from nnc.ir.ops.graph import Call
 from nnc.ir.passes import inline_calls, model_params
 from nnc.ir.program import Model, Program
 from nnc.ir.training import BinaryCrossEntropy, GanRecipe, Optimizer, Recipe
@@ -43,22 +48,11 @@ MODULE_NAMES = frozenset(
         "tf",
         "np",
         "zlib",
-        "contextlib",
-        "PARAMETERS",
-        "_draw",
-        "initial_weights",
         "learning_rate",
         "fit",
-        "Runtime",
-        "INPUTS",
-        "VOCAB",
-        "OUTPUT_SHAPE",
-        "SHAPES",
+        "make_optimizer",
         "L2",
-        "DECAYED",
-        "BUFFERS",
-        "JIT_COMPILE",
-        "NOT_TRAINABLE",
+        "L2_PARAMETERS",
         "SGD",
         "Adagrad",
         "RMSprop",
@@ -97,16 +91,12 @@ def training_of(
     )
 
 
-# Whether generated modules XLA-compile the train step by default, and why. Measured
-# with benchmarks/bench_tensorflow.py (batch 64, 2-core CPU): XLA made the step slower
-# for both the digits MLP and the digits CNN; TensorFlow's own (oneDNN) kernels, with
-# Grappler's graph optimisations, win at these sizes. Runtime(jit_compile=True) and
-# nnc.backends.tensorflow.build(..., jit_compile=True) still turn it on.
-JIT_DEFAULT = (
-    False,
-    "off: on CPU it made the digits MLP's and CNN's train steps slower\n"
-    "# (benchmarks/bench_tensorflow.py). Runtime(jit_compile=True) turns it on.",
-)
+# Whether the runtime XLA-compiles the train step by default, and why. Measured with
+# benchmarks/bench_tensorflow.py (batch 64, 2-core CPU): XLA made the step slower for
+# both the digits MLP and the digits CNN; TensorFlow's own (oneDNN) kernels, with
+# Grappler's graph optimisations, win at these sizes.
+# nnc.backends.tensorflow.build(..., jit_compile=True) still turns it on.
+JIT_DEFAULT = False
 
 
 def index_limits(program: Program, model: Model) -> dict[str, int]:
@@ -125,24 +115,61 @@ def index_limits(program: Program, model: Model) -> dict[str, int]:
     return limits
 
 
-def _callees_first(program: Program, model: Model, out: list[Model]) -> list[Model]:
-    for node in model.nodes:
-        if isinstance(node, Call):
-            _callees_first(program, program.models[node.model], out)
-    if all(m.name != model.name for m in out):
-        out.append(model)
-    return out
+NUMPY = "import numpy as np"
+_CONDITIONAL = re.compile(r"^( *)(\w+) = (.+) if training else (\w+)$")
+
+
+def tidy(source: str) -> str:
+    """The generated source as ``ruff format`` writes it: double quotes, long calls and
+    long ``x = a if training else b`` lines split, numpy imported only where used."""
+    lines = []
+    for line in wrap_long_lines(double_quoted(source)).splitlines():
+        match = _CONDITIONAL.match(line)
+        if match is None or len(line) <= LINE_LENGTH:
+            lines.append(line)
+            continue
+        indent, target, value, other = match.groups()
+        inner = f"{indent}    {value} if training else {other}"
+        lines.append(f"{indent}{target} = (")
+        if len(inner) <= LINE_LENGTH:
+            lines.append(inner)
+        else:
+            lines += [
+                f"{indent}    {value}",
+                f"{indent}    if training",
+                f"{indent}    else {other}",
+            ]
+        lines.append(f"{indent})")
+    text = "\n".join(lines) + "\n"
+    if not re.search(r"(?<![\w.])np\.", text):
+        text = text.replace(NUMPY + "\n", "", 1)
+    return text
+
+
+def model_info(program: Program, model: Model, class_name: str) -> ModelInfo:
+    """What the runtime adapter needs to know of a model's generated class."""
+    params = model_params(program, model)
+    flat = inline_calls(program, model).nodes
+    return ModelInfo(
+        class_name=class_name,
+        inputs=tuple((i.name, i.type.shape, i.type.dtype) for i in model.inputs),
+        shapes={p.name: tuple(p.spec.shape) for p in params},
+        buffers=tuple(p.name for p in params if p.spec.buffer),
+        dropout=uses_dropout(program, model),
+        embedding=any(isinstance(n, Embedding) and n.trainable for n in flat),
+        vocab=index_limits(program, model),
+        outputs=len(model.outputs),
+    )
 
 
 def emit(program: Program, model: str | None = None, source: str = "<program>") -> str:
     """The TensorFlow module for ``model`` (default: the trained one), as Python source.
 
-    It imports only tensorflow, numpy and the standard library; emitting it imports
-    no framework.
+    It imports only tensorflow and numpy; emitting it imports no framework.
 
     >>> import nnc
     >>> code = emit(nnc.load("examples/xor.nn"), source="examples/xor.nn")
-    >>> "class Xor(tf.Module):" in code and "class Runtime:" in code
+    >>> "class Xor(tf.Module):" in code and "def make_optimizer(variables):" in code
     True
 
     When the model is trained by a GAN recipe, this is the GAN's module (:func:`emit_gan`).
@@ -153,87 +180,75 @@ def emit(program: Program, model: str | None = None, source: str = "<program>") 
         from nnc.backends.tensorflow.gan import emit_gan_module
 
         return emit_gan_module(program, gan, source)
+    return lower_module(program, model, source).source
+
+
+def lower_module(program: Program, model: str | None = None, source: str = "<program>") -> Lowered:
+    """The generated module of one model and what nnc's runtime adapter reads of it."""
+    program = checked(program)
     m, recipe = select(program, model)
     loss, optimizer, reason = training_of(program, m, recipe)
-    seed = recipe.seed if recipe is not None else 0
+    trains = loss is not None and optimizer is not None
 
     module = Names(MODULE_NAMES | DEFINED_NAMES)
-    models = _callees_first(program, m, [])
+    models = callees_first(program, m, [])
     class_names = {x.name: module.claim(x.name) for x in models}
     reserved = frozenset(module.used)
     emitters = [
         ModelEmitter(program, x, class_names[x.name], class_names, reserved) for x in models
     ]
     model_code = CodeWriter()
-    library: set[str] = {"InputError", "named_parameters", "as_batch"}
+    library: set[str] = set()
     for emitter in emitters:
         model_code.blank(2)
         emitter.emit(model_code)
         library |= emitter.library
-    if loss is None:
-        library.add("TrainingError")
 
     params = model_params(program, m)
-    buffers = tuple(p.name for p in params if p.spec.buffer)
+    l2 = recipe.l2 if isinstance(recipe, Recipe) and trains else 0.0
+    decayed = [p.name for p in params if p.spec.decay and p.spec.trainable]
+    if l2 > 0:
+        library.add("named_parameters")
     w = CodeWriter()
     w.lines_(header(source, m, NAME))
-    w.docstring(_module_doc(m, loss is not None))
+    w.docstring(_module_doc(m, trains))
     w.blank()
-    if buffers:
-        w.line("import contextlib")
-    w.line("import zlib")
-    w.blank()
-    w.line("import numpy as np")
+    w.line(NUMPY)
     w.line("import tensorflow as tf")
-    w.blank(2)
-    emit_parameter_table(w, program, m)
-    w.blank(2)
-    emit_initial_weights(w, program, m, seed)
-    emit_library(w, library, MODEL_PART)
+    emit_library(w, library, LIBRARY)
     w.lines_(model_code.lines)
 
-    optimizer_code = None
     if loss is not None and optimizer is not None:
         w.blank(2)
         emit_loss(w, loss)
         w.blank(2)
-        optimizer_code = emit_optimizer(w, optimizer)
-
-    l2 = recipe.l2 if isinstance(recipe, Recipe) else 0.0
-    spec = RuntimeSpec(
-        model=m,
-        class_name=class_names[m.name],
-        params=emitters[-1].params,
-        loss=loss,
-        optimizer=optimizer_code,
-        no_training_reason=reason,
-        l2=l2,
-        dropout=uses_dropout(program, m),
-        buffers=buffers,
-        embedding=any(
-            isinstance(n, Embedding) and n.trainable for n in inline_calls(program, m).nodes
-        ),
-        vocab=index_limits(program, m),
-        seed=seed,
-        trainable=any(p.spec.trainable and not p.spec.buffer for p in params),
-    )
-    decayed = [p.name for p in params if p.spec.decay and p.spec.trainable]
-    emit_library(w, library, RUNTIME_PART)
-    w.blank(2)
-    emit_tables(w, spec, decayed, JIT_DEFAULT)
-    w.blank(2)
-    emit_runtime(w, spec)
-    if loss is not None and optimizer is not None:
+        code = emit_optimizer(w, optimizer)
+        w.blank(2)
+        emit_make_optimizer(w, "make_optimizer", code)
+        if l2 > 0:
+            w.blank(2)
+            emit_l2(w, l2, decayed)
         w.blank(2)
         if isinstance(recipe, Recipe):
             emit_learning_rate(w, recipe)
-            w.blank(2)
-            emit_fit(w, recipe, parallel="tensorflow")
         else:
             with w.block("def learning_rate(epoch):"):
                 w.docstring("A constant learning rate.")
                 w.line(f"return {py_literal(optimizer.lr)}")
-    return w.render()
+        if isinstance(recipe, Recipe):
+            w.blank(2)
+            emit_fit(
+                w,
+                recipe,
+                class_names[m.name],
+                loss_name(loss),
+                dropout=uses_dropout(program, m),
+                integer=any(i.type.dtype == "int64" for i in m.inputs),
+                l2=l2 > 0,
+            )
+    output_shape = m.output_types[0].shape if len(m.outputs) == 1 else ()
+    training = Training(loss_name(loss) if trains and loss else None, output_shape, reason)
+    return Lowered(tidy(w.render()), model_info(program, m, class_names[m.name]), training)
 
 
 def emit_gan(
@@ -248,19 +263,15 @@ def emit_gan(
 
 
 def _module_doc(model: Model, trains: bool) -> str:
-    lines = [f"{model.name} for TensorFlow, generated by nnc.", ""]
     if trains:
-        lines += [
-            "    runtime = Runtime()                  # the canonical initial weights",
-            "    loss = runtime.train_step(x, y, learning_rate(0))",
-            "    outputs = runtime.forward(x)",
-        ]
-    else:
-        lines += [
-            "    runtime = Runtime()                  # the canonical initial weights",
-            "    outputs = runtime.forward(x)",
-        ]
-    return "\n".join(lines)
+        return (
+            f"{model.name} for TensorFlow, computing exactly what nnc's docs/semantics.md\n"
+            "defines: the model, its loss and optimizer, and fit(x, y) to train it."
+        )
+    return (
+        f"{model.name} for TensorFlow, computing exactly what nnc's docs/semantics.md\n"
+        "defines (inference only: no train recipe)."
+    )
 
 
-__all__ = ["emit", "emit_gan", "loss_name"]
+__all__ = ["emit", "emit_gan", "loss_name", "lower_module", "model_info"]

@@ -94,6 +94,16 @@ def uses_dropout(program: Program, model: Model) -> bool:
     )
 
 
+def callees_first(program: Program, model: Model, out: list[Model]) -> list[Model]:
+    """``model`` and every model it calls, each after the models it calls, into ``out``."""
+    for node in model.nodes:
+        if isinstance(node, Call):
+            callees_first(program, program.models[node.model], out)
+    if all(m.name != model.name for m in out):
+        out.append(model)
+    return out
+
+
 def uses_training(program: Program, model: Model) -> bool:
     """Whether the model behaves differently in training (dropout, batchnorm)."""
     return any(
@@ -243,8 +253,9 @@ class ModelEmitter:
                     "The layers holding parameters, by node name (canonical names start with it)."
                 )
                 items = [f"{name!r}: self.{attr}" for name, attr in self.layers.items()]
-                if len(items) <= 2:
-                    w.line(f"return {{{', '.join(items)}}}")
+                one_line = f"return {{{', '.join(items)}}}"
+                if len(items) <= 2 and len(one_line) + 4 * (w.level + 1) <= 100:
+                    w.line(one_line)
                 else:
                     with w.block("return {"):
                         w.lines_([f"{item}," for item in items])

@@ -145,8 +145,17 @@ _layer(
         either kernel set."""
 
         def __init__(
-            self, channels, filters, kernel, stride=None, padding="VALID", dilation=None,
-            groups=1, bias=True, trainable=True, name=None,
+            self,
+            channels,
+            filters,
+            kernel,
+            stride=None,
+            padding="VALID",
+            dilation=None,
+            groups=1,
+            bias=True,
+            trainable=True,
+            name=None,
         ):
             super().__init__(name=name)
             self.kernel = variable([*kernel, channels // groups, filters], trainable, "kernel")
@@ -157,9 +166,7 @@ _layer(
             self.pads = None if isinstance(padding, str) else [[0, 0], *padding, [0, 0]]
             self.padding = padding if isinstance(padding, str) else "VALID"
             self.convolve = tf.nn.conv1d if len(kernel) == 1 else tf.nn.conv2d
-            self.swap = (
-                len(kernel) == 2 and channels == groups and self.stride[0] < self.stride[1]
-            )
+            self.swap = len(kernel) == 2 and channels == groups and self.stride[0] < self.stride[1]
 
         def __call__(self, x):
             if self.pads is not None:
@@ -171,7 +178,8 @@ _layer(
             if self.groups == 1:
                 y = self.convolve(x, kernel, stride, self.padding)
             else:
-                pairs = zip(tf.split(x, self.groups, -1), tf.split(kernel, self.groups, -1))
+                groups = tf.split(x, self.groups, -1), tf.split(kernel, self.groups, -1)
+                pairs = zip(*groups, strict=True)
                 y = tf.concat([self.convolve(xs, ks, stride, self.padding) for xs, ks in pairs], -1)
             if self.swap:
                 y = tf.transpose(y, (0, 2, 1, 3))
@@ -260,8 +268,16 @@ _layer(
         ((top, bottom), (left, right))."""
 
         def __init__(
-            self, channels, filters, kernel, stride, crop=((0, 0), (0, 0)),
-            output_padding=(0, 0), bias=True, trainable=True, name=None,
+            self,
+            channels,
+            filters,
+            kernel,
+            stride,
+            crop=((0, 0), (0, 0)),
+            output_padding=(0, 0),
+            bias=True,
+            trainable=True,
+            name=None,
         ):
             super().__init__(name=name)
             self.kernel = variable([*kernel, filters, channels], trainable, "kernel")
@@ -275,8 +291,11 @@ _layer(
             height = (shape[1] - 1) * sh + kh + ph
             width = (shape[2] - 1) * sw + kw + pw
             full = tf.nn.conv2d_transpose(
-                x, self.kernel, tf.stack([shape[0], height, width, self.filters]),
-                self.stride, "VALID",
+                x,
+                self.kernel,
+                tf.stack([shape[0], height, width, self.filters]),
+                self.stride,
+                "VALID",
             )
             (top, bottom), (left, right) = self.crop
             y = full[:, top : height - bottom, left : width - right, :]
@@ -449,10 +468,9 @@ _layer(
         def __init__(self, features, units, return_sequences=False, trainable=True, name=None):
             super().__init__(name=name)
             self.units, self.return_sequences = units, return_sequences
-            self.kernel = variable([features, self.gates * units], trainable, "kernel")
-            self.recurrent_kernel = variable(
-                [units, self.gates * units], trainable, "recurrent_kernel"
-            )
+            size = self.gates * units
+            self.kernel = variable([features, size], trainable, "kernel")
+            self.recurrent_kernel = variable([units, size], trainable, "recurrent_kernel")
 
         def run(self, inputs, initial):
             """Scan `self.cell` over time; return [N, t, H] or the last state [N, H]."""
@@ -613,8 +631,16 @@ _layer(
         A key not attended gets weight 0; a query attending no key, all-zero weights."""
 
         def __init__(
-            self, heads, dims, key_dim, value_dim, bias=True, causal=False, dropout=0.0,
-            trainable=True, name=None,
+            self,
+            heads,
+            dims,
+            key_dim,
+            value_dim,
+            bias=True,
+            causal=False,
+            dropout=0.0,
+            trainable=True,
+            name=None,
         ):
             super().__init__(name=name)
             shapes = {
@@ -623,9 +649,8 @@ _layer(
                 "value": (dims[2], heads * value_dim),
                 "output": (heads * value_dim, dims[0]),
             }
-            self.kernels = {
-                k: variable(list(s), trainable, k + "_kernel") for k, s in shapes.items()
-            }
+            items = shapes.items()
+            self.kernels = {k: variable(list(s), trainable, f"{k}_kernel") for k, s in items}
             self.biases = {
                 k: variable([s[1]], trainable, k + "_bias") for k, s in shapes.items() if bias
             }

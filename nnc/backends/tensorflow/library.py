@@ -1,7 +1,7 @@
 """Fixed helper code that generated TensorFlow modules include when they use it.
 
 Each entry is a top-level function or class, written once here and emitted verbatim
-(no spec-derived text in it), in the order of :data:`ORDER`. The emitter records
+(no spec-derived text in it), in the order of :data:`LIBRARY`. The emitter records
 which entries a model needs; :func:`emit_library` writes only those, so a generated
 module carries no dead helpers. Layer classes hold their parameters as
 ``tf.Variable`` in TensorFlow's native layout and convert canonical arrays on the way
@@ -24,26 +24,6 @@ def _entry(name: str, source: str) -> None:
 
 
 # -- errors raised by the generated runtime -------------------------------------------
-
-_entry(
-    "InputError",
-    '''
-    class InputError(ValueError):
-        """Arrays that do not fit the model: shape, dtype, index range or weight names.
-
-        nnc.backends.tensorflow.build() makes it an nnc DataError as well."""
-    ''',
-)
-
-_entry(
-    "TrainingError",
-    '''
-    class TrainingError(RuntimeError):
-        """A training method called on a model that has no supervised train recipe.
-
-        nnc.backends.tensorflow.build() makes it an nnc RecipeError as well."""
-    ''',
-)
 
 # -- layout and element-wise helpers -------------------------------------------------
 
@@ -153,7 +133,7 @@ _entry(
         keeps every stride-th output."""
         padding = [[0, 0], *pads, [0, 0]]
         dilated = dilation is not None and any(d > 1 for d in dilation)
-        subsample = dilated or any(s > k for s, k in zip(stride, size))
+        subsample = dilated or any(s > k for s, k in zip(stride, size, strict=True))
         strides = (1,) * len(size) if subsample else stride
 
         def pooled(t, pooling, fill=0.0):
@@ -220,34 +200,6 @@ _entry(
 )
 
 _entry(
-    "as_batch",
-    '''
-    def as_batch(value, what, shape, dtype):
-        """A NumPy batch as a tensor, checked against a per-sample shape (a name: any
-        size) and converted to `dtype`."""
-        array = np.asarray(value)
-        if dtype == "int64" and not np.issubdtype(array.dtype, np.integer):
-            raise InputError(f"{what} must hold integer ids. Received: dtype {array.dtype}")
-        if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-            raise InputError(f"{what} must hold real numbers. Received: dtype {array.dtype}")
-        fits = array.ndim == len(shape) + 1 and all(
-            isinstance(want, str) or want == got for want, got in zip(shape, array.shape[1:])
-        )
-        if not fits:
-            expected = ", ".join(["N", *map(str, shape)])
-            raise InputError(
-                f"{what} must be a batch of shape [{expected}]. Received: shape {list(array.shape)}"
-            )
-        return tf.convert_to_tensor(array.astype(dtype, copy=False))
-
-
-    def spec(shape, dtype):
-        """A TensorSpec for a batch; the batch and named dims stay unknown (None)."""
-        return tf.TensorSpec([None, *(None if isinstance(d, str) else d for d in shape)], dtype)
-    ''',
-)
-
-_entry(
     "sinusoidal_positions",
     '''
     def sinusoidal_positions(x, base):
@@ -296,13 +248,8 @@ MODEL_PART: tuple[str, ...] = (
     "LearnedPositions",
     "sinusoidal_positions",
 )
-RUNTIME_PART: tuple[str, ...] = (
-    "InputError",
-    "TrainingError",
-    "named_parameters",
-    "as_batch",
-)
-ORDER = MODEL_PART + RUNTIME_PART
+# named_parameters: for the standalone fit's L2, which names canonical parameters.
+LIBRARY: tuple[str, ...] = (*MODEL_PART, "named_parameters")
 
 # Entries that need another entry.
 REQUIRES: dict[str, tuple[str, ...]] = {
@@ -322,12 +269,13 @@ REQUIRES: dict[str, tuple[str, ...]] = {
     "LSTM": ("Recurrent",),
     "GRU": ("Recurrent",),
     "Param": ("Layer",),
+    "MultiHeadAttention": ("Layer",),
+    "LearnedPositions": ("Layer",),
     "named_parameters": ("Layer",),
-    "as_batch": ("InputError",),
 }
 
 # Top-level names the library may define (model classes and locals must avoid them).
-DEFINED_NAMES: frozenset[str] = frozenset({*ORDER, "variable", "spec", "batch_moments"})
+DEFINED_NAMES: frozenset[str] = frozenset({*LIBRARY, "variable", "batch_moments"})
 
 
 def closure(names: set[str]) -> set[str]:
@@ -342,7 +290,7 @@ def closure(names: set[str]) -> set[str]:
     return out
 
 
-def emit_library(w: CodeWriter, names: set[str], part: tuple[str, ...]) -> None:
+def emit_library(w: CodeWriter, names: set[str], part: tuple[str, ...] = LIBRARY) -> None:
     """Write the entries of ``part`` named (or needed), in dependency order."""
     needed = closure(names)
     for name in part:

@@ -112,9 +112,9 @@ def _freeze_bias(e: ModelEmitter, node: Dense | _Conv, layer: str) -> None:
     """``bias_trainable = false``: the layer's bias becomes a variable that no
     optimizer sees (the layer class takes one ``trainable`` for all its variables)."""
     if node.bias and node.trainable and not node.bias_trainable:
+        e.init_lines.append("# bias_trainable = false")
         e.init_lines.append(
             f"{layer}.bias = tf.Variable({layer}.bias, trainable=False, name='bias')"
-            "  # bias_trainable = false"
         )
 
 

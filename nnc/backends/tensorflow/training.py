@@ -23,6 +23,7 @@ from nnc.ir.training import (
     Mae,
     Mse,
     Optimizer,
+    Recipe,
     Rmsprop,
     Sgd,
     Sse,
@@ -183,10 +184,12 @@ def _emit_sgd(w: CodeWriter, opt: Sgd, cls: str = "SGD") -> OptimizerCode:
         with w.block("def apply(self, gradients, variables, lr):"):
             w.line("self.step.assign_add(1)")
             if not momentum:
-                with w.block("for g, p in zip(gradients, variables):"):
+                with w.block("for g, p in zip(gradients, variables, strict=True):"):
                     w.line("p.assign_sub(lr * g)")
             else:
-                with w.block("for g, p, v in zip(gradients, variables, self.velocity):"):
+                with w.block(
+                    "for g, p, v in zip(gradients, variables, self.velocity, strict=True):"
+                ):
                     w.line("v.assign(self.momentum * v + g)")
                     w.line(
                         "p.assign_sub(lr * (g + self.momentum * v))"
@@ -212,7 +215,9 @@ def _emit_adagrad(w: CodeWriter, opt: Adagrad) -> OptimizerCode:
         w.blank()
         with w.block("def apply(self, gradients, variables, lr):"):
             w.line("self.step.assign_add(1)")
-            with w.block("for g, p, G in zip(gradients, variables, self.accumulator):"):
+            with w.block(
+                "for g, p, G in zip(gradients, variables, self.accumulator, strict=True):"
+            ):
                 w.line("G.assign_add(tf.square(g))")
                 w.line("p.assign_sub(lr * g / (tf.sqrt(G) + self.eps))")
         _state_method(w, ("accumulator",))
@@ -233,7 +238,7 @@ def _emit_rmsprop(w: CodeWriter, opt: Rmsprop) -> OptimizerCode:
         w.blank()
         with w.block("def apply(self, gradients, variables, lr):"):
             w.line("self.step.assign_add(1)")
-            with w.block("for g, p, v in zip(gradients, variables, self.square_avg):"):
+            with w.block("for g, p, v in zip(gradients, variables, self.square_avg, strict=True):"):
                 w.line("v.assign(self.rho * v + (1.0 - self.rho) * tf.square(g))")
                 w.line("p.assign_sub(lr * g / (tf.sqrt(v) + self.eps))")
         _state_method(w, ("square_avg",))
@@ -259,7 +264,9 @@ def _emit_adam(w: CodeWriter, opt: Adam) -> OptimizerCode:
             w.line("t = tf.cast(self.step, tf.float64)")
             w.line("correction1 = tf.cast(1.0 - self.beta1**t, tf.float32)")
             w.line("correction2 = tf.cast(1.0 - self.beta2**t, tf.float32)")
-            with w.block("for g, p, m, v in zip(gradients, variables, self.m, self.v):"):
+            with w.block(
+                "for g, p, m, v in zip(gradients, variables, self.m, self.v, strict=True):"
+            ):
                 w.line("m.assign(self.beta1 * m + (1.0 - self.beta1) * g)")
                 w.line("v.assign(self.beta2 * v + (1.0 - self.beta2) * tf.square(g))")
                 w.line(
@@ -268,3 +275,98 @@ def _emit_adam(w: CodeWriter, opt: Adam) -> OptimizerCode:
         _state_method(w, ("m", "v"))
     kwargs = {"beta1": opt.beta1, "beta2": opt.beta2, "eps": opt.eps}
     return OptimizerCode("Adam", kwargs, ("m", "v"))
+
+
+def emit_make_optimizer(w: CodeWriter, name: str, code: OptimizerCode) -> None:
+    """``make_optimizer(variables)`` (or ``name``): the recipe's optimizer over them."""
+    with w.block(f"def {name}(variables):"):
+        w.docstring(f"The recipe's {code.cls} over the trained variables, in its configuration.")
+        w.line(f"return {code.constructor('variables')}")
+
+
+def emit_l2(w: CodeWriter, l2: float, decayed: list[str]) -> None:
+    """``L2`` and the canonical names of the parameters it applies to."""
+    w.line("# L2 regularisation (not decoupled weight decay): a train step adds")
+    w.line("# L2 * p to the gradient of each of these parameters.")
+    w.line(f"L2 = {py_literal(l2)}")
+    w.line("L2_PARAMETERS = frozenset(")
+    w.line("    {")
+    w.lines_([f"        {name!r}," for name in decayed])
+    w.line("    }")
+    w.line(")")
+
+
+def emit_fit(
+    w: CodeWriter,
+    recipe: Recipe,
+    class_name: str,
+    loss: str,
+    dropout: bool,
+    integer: bool,
+    l2: bool,
+) -> None:
+    """Emit ``fit(x, y)``: the loop a TensorFlow user writes around the model, the loss
+    and the optimizer, with the recipe's epochs, batch size, seed and schedule."""
+    batch = "None" if recipe.batch == "all" else str(int(recipe.batch))
+    signature = f"x, y, epochs={recipe.epochs}, batch={batch}, seed={recipe.seed}, verbose=True"
+    with w.block(f"def fit({signature}):"):
+        w.docstring(
+            f"Train a new {class_name} on arrays x and y (targets as {loss} takes them)\n"
+            "and return it with the mean training loss of each epoch. Each epoch visits\n"
+            "the samples in the order of a permutation drawn from np.random.default_rng(seed),\n"
+            "as nnc train does; kernels start Glorot-uniform and the rest as the layers\n"
+            "make them (nnc's runtime adapter starts from nnc's initializers)."
+            + ("\n\nbatch=None trains on the whole set at once." if batch == "None" else "")
+        )
+        if dropout:
+            w.line(f"model = {class_name}(tf.random.Generator.from_seed(seed))")
+        else:
+            w.line(f"model = {class_name}()")
+        w.line("variables = model.trainable_variables")
+        with (
+            w.block("for index, var in enumerate(variables):"),
+            w.block("if var.shape.rank > 1:"),
+        ):
+            w.line("var.assign(tf.keras.initializers.GlorotUniform(seed + index)(var.shape))")
+        w.line("optimizer = make_optimizer(variables)")
+        if l2:
+            w.line("parameters = named_parameters(model)")
+            w.line(
+                "decayed = [var.ref() for name, (*_, var) in parameters if name in L2_PARAMETERS]"
+            )
+        w.blank()
+        w.line("@tf.function(reduce_retracing=True)")
+        with w.block("def train_step(x, y, lr):"):
+            with w.block("with tf.GradientTape() as tape:"):
+                w.line(f"loss = {loss}(model(x, training=True), y)")
+            w.line("gradients = tape.gradient(")
+            w.line("    loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO")
+            w.line(")")
+            w.line("gradients = [tf.convert_to_tensor(g) for g in gradients]")
+            if l2:
+                w.line("gradients = [")
+                w.line("    g + L2 * p if p.ref() in decayed else g")
+                w.line("    for g, p in zip(gradients, variables, strict=True)")
+                w.line("]")
+            w.line("optimizer.apply(gradients, variables, lr)")
+            w.line("return loss")
+        w.blank()
+        w.line(f"x = np.asarray(x, dtype={'np.int64' if integer else 'np.float32'})")
+        w.line("y = np.asarray(y, dtype=np.float32)")
+        size = "batch"
+        if batch == "None":
+            w.line("size = len(x) if batch is None else batch")
+            size = "size"
+        w.line("rng = np.random.default_rng(seed)")
+        w.line("history = []")
+        with w.block("for epoch in range(epochs):"):
+            w.line("lr = tf.constant(learning_rate(epoch), tf.float32)")
+            w.line("order = rng.permutation(len(x))")
+            w.line("total = 0.0")
+            with w.block(f"for start in range(0, len(x), {size}):"):
+                w.line(f"index = order[start : start + {size}]")
+                w.line("total += float(train_step(x[index], y[index], lr)) * len(index)")
+            w.line("history.append(total / len(x))")
+            with w.block("if verbose:"):
+                w.line('print(f"epoch {epoch + 1}/{epochs}: loss {history[-1]:.6f}")')
+        w.line("return model, history")

@@ -249,7 +249,7 @@ def test_nothing_imports_tensorflow_without_running_it(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
-    assert "class Runtime:" in (tmp_path / "m.py").read_text()
+    assert "def make_optimizer(variables):" in (tmp_path / "m.py").read_text()
 
 
 def test_cli_prints_the_module() -> None:
@@ -262,7 +262,7 @@ def test_cli_prints_the_module() -> None:
 def test_standalone_module_trains(tmp_path: Path) -> None:
     """The generated file alone, with only tensorflow and numpy (python -I, no nnc on
     the path): fit trains the digits MLP on separable synthetic digits and the epoch
-    loss drops at least fivefold in 8 epochs."""
+    loss drops at least fivefold in 8 epochs, to a model that classifies 90% of them."""
     require("tensorflow")
     (tmp_path / "digits_mlp.py").write_text(
         backend.emit(nnc.load(EXAMPLES / "digits_mlp.nn"), source="examples/digits_mlp.nn")
@@ -280,14 +280,11 @@ def test_standalone_module_trains(tmp_path: Path) -> None:
         labels = rng.integers(0, 10, size=512)
         x = (centres[labels] + rng.normal(0, 0.1, size=(512, 64))).astype(np.float32)
         y = np.eye(10, dtype=np.float32)[labels]
-        runtime, history = module.fit(x, y, epochs=8, verbose=False)
-        try:
-            runtime.forward(x[:, :10])
-        except ValueError as err:  # the module's own InputError, without nnc
-            error = type(err).__name__
+        model, history = module.fit(x, y, epochs=8, verbose=False)
+        accuracy = float(np.mean(np.argmax(model(x).numpy(), -1) == labels))
         print(json.dumps({
             "history": history,
-            "error": error,
+            "accuracy": accuracy,
             "nnc": any(m == "nnc" or m.startswith("nnc.") for m in sys.modules),
             "torch": "torch" in sys.modules,
         }))
@@ -305,7 +302,8 @@ def test_standalone_module_trains(tmp_path: Path) -> None:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     history = result["history"]
     assert history[-1] < history[0] / 5, history
-    assert result == {**result, "error": "InputError", "nnc": False, "torch": False}
+    assert result["accuracy"] > 0.9, result
+    assert result == {**result, "nnc": False, "torch": False}
 
 
 def test_awkward_names_and_several_outputs(tf: Any) -> None:
