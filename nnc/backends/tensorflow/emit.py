@@ -20,6 +20,9 @@ from nnc.backends.codegen import (
     py_literal,
     select,
 )
+
+# ruff format's quotes and line splits, as the torch emitter writes them
+from nnc.backends.pystyle import LINE_LENGTH, double_quoted, wrap_long_lines
 from nnc.backends.tensorflow.graph import ModelEmitter, Names, callees_first, uses_dropout
 from nnc.backends.tensorflow.library import DEFINED_NAMES, LIBRARY, emit_library
 from nnc.backends.tensorflow.lowered import Lowered, ModelInfo, Training
@@ -32,9 +35,6 @@ from nnc.backends.tensorflow.training import (
     emit_optimizer,
     loss_name,
 )
-
-# ruff format's quotes and line splits, as the torch emitter writes them
-from nnc.backends.torch.emit import LINE_LENGTH, double_quoted, wrap_long_lines
 from nnc.ir.ops.dense import Embedding
 from nnc.ir.passes import inline_calls, model_params
 from nnc.ir.program import Model, Program

@@ -4,53 +4,52 @@
 """Model LeNet5 in plain NumPy: forward propagation, backpropagation and the
 sgd update, written out by hand.
 
-    runtime = Runtime()                   # initial weights drawn from the seed
-    output = runtime.forward(image)
-    loss = runtime.train_step(x, y, lr)   # one update on one batch
+    model = LeNet5(initial_weights())   # weights drawn from the seed
+    output = model.forward(image)
+    model, history = fit(x, y)   # train as nnc train does
 """
 
 import zlib
 
 import numpy as np
 
-
 # Canonical parameters: name, shape, initializer, fan-in, fan-out, arguments.
 PARAMETERS = [
-    ('conv2d_1.weight', (6, 1, 5, 5), 'glorot_uniform', 25, 150, {}),
-    ('conv2d_1.bias', (6,), 'zeros', 1, 1, {}),
-    ('conv2d_2.weight', (16, 6, 5, 5), 'glorot_uniform', 150, 400, {}),
-    ('conv2d_2.bias', (16,), 'zeros', 1, 1, {}),
-    ('conv2d_3.weight', (120, 16, 5, 5), 'glorot_uniform', 400, 3000, {}),
-    ('conv2d_3.bias', (120,), 'zeros', 1, 1, {}),
-    ('dense_1.weight', (84, 120), 'glorot_uniform', 120, 84, {}),
-    ('dense_1.bias', (84,), 'zeros', 1, 1, {}),
-    ('dense_2.weight', (10, 84), 'glorot_uniform', 84, 10, {}),
-    ('dense_2.bias', (10,), 'zeros', 1, 1, {}),
+    ("conv2d_1.weight", (6, 1, 5, 5), "glorot_uniform", 25, 150, {}),
+    ("conv2d_1.bias", (6,), "zeros", 1, 1, {}),
+    ("conv2d_2.weight", (16, 6, 5, 5), "glorot_uniform", 150, 400, {}),
+    ("conv2d_2.bias", (16,), "zeros", 1, 1, {}),
+    ("conv2d_3.weight", (120, 16, 5, 5), "glorot_uniform", 400, 3000, {}),
+    ("conv2d_3.bias", (120,), "zeros", 1, 1, {}),
+    ("dense_1.weight", (84, 120), "glorot_uniform", 120, 84, {}),
+    ("dense_1.bias", (84,), "zeros", 1, 1, {}),
+    ("dense_2.weight", (10, 84), "glorot_uniform", 84, 10, {}),
+    ("dense_2.bias", (10,), "zeros", 1, 1, {}),
 ]
 
 # Parameters the optimizer updates (frozen layers excluded).
 TRAINABLE = (
-    'conv2d_1.weight',
-    'conv2d_1.bias',
-    'conv2d_2.weight',
-    'conv2d_2.bias',
-    'conv2d_3.weight',
-    'conv2d_3.bias',
-    'dense_1.weight',
-    'dense_1.bias',
-    'dense_2.weight',
-    'dense_2.bias',
+    "conv2d_1.weight",
+    "conv2d_1.bias",
+    "conv2d_2.weight",
+    "conv2d_2.bias",
+    "conv2d_3.weight",
+    "conv2d_3.bias",
+    "dense_1.weight",
+    "dense_1.bias",
+    "dense_2.weight",
+    "dense_2.bias",
 )
 
 
 def _draw(kind, shape, fan_in, fan_out, rng, a):
     """One initializer, as nnc defines it (docs/semantics.md, Initializers)."""
-    if kind == 'glorot_uniform':
+    if kind == "glorot_uniform":
         limit = np.sqrt(3.0 * 1.0 / max((fan_in + fan_out) / 2, 1))
         return rng.uniform(-limit, limit, size=shape)
-    elif kind == 'zeros':
+    elif kind == "zeros":
         return np.zeros(shape)
-    raise ValueError(f'unknown initializer {kind}')
+    raise ValueError(f"unknown initializer {kind}")
 
 
 def initial_weights(seed=0):
@@ -258,51 +257,102 @@ def zeros_in_layout(shape, like):
     return np.zeros(shape, dtype=like.dtype)
 
 
-class Runtime:
-    """Model LeNet5: weights, forward and backward passes, sgd updates.
-
-    Arrays are batch first and channels first; weights are canonical
-    (``{'<node>.<param>': array}``). ``weights=None`` draws ``initial_weights(seed)``;
-    ``seed`` also seeds the generator of dropout masks.
+class Optimizer:
+    """The state every optimizer keeps: ``steps`` (updates made so far) and, per
+    parameter in ``names`` and per slot, an array shaped like the parameter, under
+    the canonical name '<param>.<slot>'. ``update`` changes the weights in place.
     """
 
-    backend = 'numpy'
+    slots: tuple[str, ...] = ()
+    initial = 0.0  # the slots' starting value
 
-    def __init__(self, weights=None, dtype=np.float32, seed=0):
-        self.dtype = np.dtype(dtype)
-        self.rng = np.random.default_rng(seed)
-        self.set_weights(initial_weights(seed) if weights is None else weights)
-        self.step = 0  # updates made so far
-        # the momentum velocity of every trainable parameter
+    def __init__(self, weights, names):
+        self.names = tuple(names)
+        self.steps = 0
         self.state = {}
-        for name in TRAINABLE:
-            self.state[name + '.velocity'] = np.zeros_like(self.weights[name])
+        for name in self.names:
+            for slot in self.slots:
+                self.state[f"{name}.{slot}"] = np.full_like(weights[name], self.initial)
 
-    def seed(self, seed):
-        """Reseed the generator of dropout masks."""
+    def update(self, weights, grads, lr):
+        """One update of the parameters in ``names`` with their gradients."""
+        lr = float(lr)  # a Python float keeps float32 arrays float32
+        self.steps += 1
+        for name in self.names:
+            self.update_parameter(name, weights[name], grads[name], lr)
+
+    def update_parameter(self, name, p, g, lr):
+        raise NotImplementedError
+
+
+class Sgd(Optimizer):
+    """Stochastic gradient descent: p -= lr * g; with momentum, v = momentum * v + g
+    and p -= lr * v (Nesterov: p -= lr * (g + momentum * v)).
+    """
+
+    def __init__(self, weights, names, momentum=0.0, nesterov=False):
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.slots = ("velocity",) if momentum > 0 else ()
+        super().__init__(weights, names)
+
+    def update_parameter(self, name, p, g, lr):
+        if not self.slots:
+            p -= lr * g
+            return
+        v = self.state[name + ".velocity"]
+        v *= self.momentum
+        v += g
+        p -= lr * (g + self.momentum * v) if self.nesterov else lr * v
+
+
+def update_running_statistics(weights, cache, batchnorms):
+    """Batchnorm's running statistics after a training step, for each (node, key of
+    its batch statistics in the cache, momentum) of ``batchnorms``:
+    running = (1 - momentum) * running + momentum * batch, with the unbiased batch
+    variance (n / (n - 1) times the biased one).
+    """
+    for node, saved, momentum in batchnorms:
+        _, _, mean, var, count = cache[saved]
+        unbiased = var * count / max(count - 1, 1)
+        mean_key, var_key = node + ".running_mean", node + ".running_var"
+        weights[mean_key] = (1 - momentum) * weights[mean_key] + momentum * mean
+        weights[var_key] = (1 - momentum) * weights[var_key] + momentum * unbiased
+
+
+def train_step(model, optimizer, compute_loss, x, y, lr, l2=0.0, decayed=()):
+    """One update of ``model`` on one batch, in training mode: the loss and its
+    gradient (``compute_loss(output, y)``), backpropagation, L2 (g += l2 * p for the
+    parameters in ``decayed``; not decoupled decay), the optimizer's update, then the
+    running statistics of its batchnorms (``model.batchnorms``). Returns the loss
+    before the update. ``x`` is one input array, or a tuple of them.
+    """
+    inputs = x if isinstance(x, tuple) else (x,)
+    output, cache = model.propagate(*inputs, training=True)
+    loss, d_output = compute_loss(output, y)
+    grads, _ = model.backpropagate(cache, d_output)
+    for name in decayed:
+        grads[name] = grads[name] + l2 * model.weights[name]
+    optimizer.update(model.weights, grads, lr)
+    if model.batchnorms:
+        update_running_statistics(model.weights, cache, model.batchnorms)
+    return float(loss)
+
+
+class LeNet5:
+    """Model LeNet5: weights, forward propagation and backpropagation.
+
+    Arrays are batch first and channels first; ``weights`` are canonical
+    (``{'<node>.<param>': array}``), inputs (image: [1, 32, 32]).
+    ``rng`` draws the dropout masks.
+    """
+
+    batchnorms = ()
+
+    def __init__(self, weights, dtype=np.float32, seed=0):
+        self.dtype = np.dtype(dtype)
+        self.weights = {k: np.array(v, dtype=self.dtype) for k, v in weights.items()}
         self.rng = np.random.default_rng(seed)
-
-    def get_weights(self):
-        """The canonical weights (copies)."""
-        return {name: value.copy() for name, value in self.weights.items()}
-
-    def set_weights(self, weights):
-        """Load canonical weights: every tensor of PARAMETERS, in its shape."""
-        names = [name for name, *_ in PARAMETERS]
-        missing = [name for name in names if name not in weights]
-        unknown = sorted(set(weights) - set(names))
-        if missing or unknown:
-            raise ValueError(f'weights do not fit: missing {missing}, unknown {unknown}')
-        loaded = {}
-        for name, shape, *_ in PARAMETERS:
-            value = np.array(weights[name], dtype=self.dtype)
-            if value.shape != shape:
-                raise ValueError(
-                    f'weight {name} must have shape {list(shape)}. '
-                    f'Received: {list(value.shape)}'
-                )
-            loaded[name] = value
-        self.weights = loaded
 
     def forward(self, image, training=False):
         """The model's output for a batch; evaluation mode unless training=True."""
@@ -313,10 +363,10 @@ class Runtime:
         backpropagation needs.
         """
         w = self.weights
-        image = as_batch(image, 'image', (1, 32, 32), self.dtype)
+        image = as_batch(image, "image", (1, 32, 32), self.dtype)
 
         # conv2d_1 = conv2d(6, 5): [6, 28, 28]
-        conv2d_1, conv2d_1_cols = conv2d_forward(image, w['conv2d_1.weight'], w['conv2d_1.bias'])
+        conv2d_1, conv2d_1_cols = conv2d_forward(image, w["conv2d_1.weight"], w["conv2d_1.bias"])
 
         # tanh_1 = tanh: [6, 28, 28]
         tanh_1 = np.tanh(conv2d_1)
@@ -327,8 +377,8 @@ class Runtime:
         # conv2d_2 = conv2d(16, 5): [16, 10, 10]
         conv2d_2, conv2d_2_cols = conv2d_forward(
             avgpool_1,
-            w['conv2d_2.weight'],
-            w['conv2d_2.bias'],
+            w["conv2d_2.weight"],
+            w["conv2d_2.bias"],
         )
 
         # tanh_2 = tanh: [16, 10, 10]
@@ -340,8 +390,8 @@ class Runtime:
         # conv2d_3 = conv2d(120, 5): [120, 1, 1]
         conv2d_3, conv2d_3_cols = conv2d_forward(
             avgpool_2,
-            w['conv2d_3.weight'],
-            w['conv2d_3.bias'],
+            w["conv2d_3.weight"],
+            w["conv2d_3.bias"],
         )
 
         # tanh_3 = tanh: [120, 1, 1]
@@ -351,26 +401,26 @@ class Runtime:
         flatten_1 = tanh_3.reshape(len(tanh_3), -1)
 
         # dense_1 = dense(84): [84]
-        dense_1 = flatten_1 @ w['dense_1.weight'].T + w['dense_1.bias']
+        dense_1 = flatten_1 @ w["dense_1.weight"].T + w["dense_1.bias"]
 
         # tanh_4 = tanh: [84]
         tanh_4 = np.tanh(dense_1)
 
         # dense_2 = dense(10): [10]
-        dense_2 = tanh_4 @ w['dense_2.weight'].T + w['dense_2.bias']
+        dense_2 = tanh_4 @ w["dense_2.weight"].T + w["dense_2.bias"]
 
         cache = {
-            'image': image,
-            'conv2d_1_cols': conv2d_1_cols,
-            'tanh_1': tanh_1,
-            'avgpool_1': avgpool_1,
-            'conv2d_2_cols': conv2d_2_cols,
-            'tanh_2': tanh_2,
-            'avgpool_2': avgpool_2,
-            'conv2d_3_cols': conv2d_3_cols,
-            'tanh_3': tanh_3,
-            'flatten_1': flatten_1,
-            'tanh_4': tanh_4,
+            "image": image,
+            "conv2d_1_cols": conv2d_1_cols,
+            "tanh_1": tanh_1,
+            "avgpool_1": avgpool_1,
+            "conv2d_2_cols": conv2d_2_cols,
+            "tanh_2": tanh_2,
+            "avgpool_2": avgpool_2,
+            "conv2d_3_cols": conv2d_3_cols,
+            "tanh_3": tanh_3,
+            "flatten_1": flatten_1,
+            "tanh_4": tanh_4,
         }
         return dense_2, cache
 
@@ -380,31 +430,31 @@ class Runtime:
         Returns (grads, input gradient or None).
         """
         w = self.weights
-        image = cache['image']
-        conv2d_1_cols = cache['conv2d_1_cols']
-        tanh_1 = cache['tanh_1']
-        avgpool_1 = cache['avgpool_1']
-        conv2d_2_cols = cache['conv2d_2_cols']
-        tanh_2 = cache['tanh_2']
-        avgpool_2 = cache['avgpool_2']
-        conv2d_3_cols = cache['conv2d_3_cols']
-        tanh_3 = cache['tanh_3']
-        flatten_1 = cache['flatten_1']
-        tanh_4 = cache['tanh_4']
+        image = cache["image"]
+        conv2d_1_cols = cache["conv2d_1_cols"]
+        tanh_1 = cache["tanh_1"]
+        avgpool_1 = cache["avgpool_1"]
+        conv2d_2_cols = cache["conv2d_2_cols"]
+        tanh_2 = cache["tanh_2"]
+        avgpool_2 = cache["avgpool_2"]
+        conv2d_3_cols = cache["conv2d_3_cols"]
+        tanh_3 = cache["tanh_3"]
+        flatten_1 = cache["flatten_1"]
+        tanh_4 = cache["tanh_4"]
         grads = {}
 
         # dense_2 = dense(10): [10]
-        grads['dense_2.weight'] = d_dense_2.T @ tanh_4
-        grads['dense_2.bias'] = d_dense_2.sum(axis=0)
-        d_tanh_4 = d_dense_2 @ w['dense_2.weight']
+        grads["dense_2.weight"] = d_dense_2.T @ tanh_4
+        grads["dense_2.bias"] = d_dense_2.sum(axis=0)
+        d_tanh_4 = d_dense_2 @ w["dense_2.weight"]
 
         # tanh_4 = tanh: [84]
         d_dense_1 = d_tanh_4 * (1 - tanh_4 * tanh_4)
 
         # dense_1 = dense(84): [84]
-        grads['dense_1.weight'] = d_dense_1.T @ flatten_1
-        grads['dense_1.bias'] = d_dense_1.sum(axis=0)
-        d_flatten_1 = d_dense_1 @ w['dense_1.weight']
+        grads["dense_1.weight"] = d_dense_1.T @ flatten_1
+        grads["dense_1.bias"] = d_dense_1.sum(axis=0)
+        d_flatten_1 = d_dense_1 @ w["dense_1.weight"]
 
         # flatten_1 = flatten: [120]
         d_tanh_3 = d_flatten_1.reshape(tanh_3.shape)
@@ -413,14 +463,14 @@ class Runtime:
         d_conv2d_3 = d_tanh_3 * (1 - tanh_3 * tanh_3)
 
         # conv2d_3 = conv2d(120, 5): [120, 1, 1]
-        grads['conv2d_3.weight'], d_avgpool_2 = conv2d_backward(
+        grads["conv2d_3.weight"], d_avgpool_2 = conv2d_backward(
             d_conv2d_3,
             conv2d_3_cols,
             avgpool_2.shape,
-            w['conv2d_3.weight'],
+            w["conv2d_3.weight"],
             need_input=True,
         )
-        grads['conv2d_3.bias'] = d_conv2d_3.sum(axis=(0, 2, 3))
+        grads["conv2d_3.bias"] = d_conv2d_3.sum(axis=(0, 2, 3))
 
         # avgpool_2 = avgpool(2): [16, 5, 5]
         d_tanh_2 = window_sum_backward(
@@ -435,14 +485,14 @@ class Runtime:
         d_conv2d_2 = d_tanh_2 * (1 - tanh_2 * tanh_2)
 
         # conv2d_2 = conv2d(16, 5): [16, 10, 10]
-        grads['conv2d_2.weight'], d_avgpool_1 = conv2d_backward(
+        grads["conv2d_2.weight"], d_avgpool_1 = conv2d_backward(
             d_conv2d_2,
             conv2d_2_cols,
             avgpool_1.shape,
-            w['conv2d_2.weight'],
+            w["conv2d_2.weight"],
             need_input=True,
         )
-        grads['conv2d_2.bias'] = d_conv2d_2.sum(axis=(0, 2, 3))
+        grads["conv2d_2.bias"] = d_conv2d_2.sum(axis=(0, 2, 3))
 
         # avgpool_1 = avgpool(2): [6, 14, 14]
         d_tanh_1 = window_sum_backward(
@@ -457,79 +507,31 @@ class Runtime:
         d_conv2d_1 = d_tanh_1 * (1 - tanh_1 * tanh_1)
 
         # conv2d_1 = conv2d(6, 5): [6, 28, 28]
-        grads['conv2d_1.weight'], d_image = conv2d_backward(
+        grads["conv2d_1.weight"], d_image = conv2d_backward(
             d_conv2d_1,
             conv2d_1_cols,
             image.shape,
-            w['conv2d_1.weight'],
+            w["conv2d_1.weight"],
             need_input=input_gradients,
         )
-        grads['conv2d_1.bias'] = d_conv2d_1.sum(axis=(0, 2, 3))
+        grads["conv2d_1.bias"] = d_conv2d_1.sum(axis=(0, 2, 3))
 
         return grads, (d_image if input_gradients else None)
 
-    def objective(self, x, y, training):
-        """The forward pass and the loss (cross_entropy from logits): the loss, its
-        gradient with respect to the output, and the cache of the forward pass.
-        """
-        output, cache = self.propagate(x, training=training)
-        target = as_target(y, output, class_labels=True)
-        loss, d_output = cross_entropy_from_logits(output, target)
-        return loss, d_output, cache
 
-    def loss(self, x, y):
-        """The loss in evaluation mode (no dropout, running batchnorm statistics)."""
-        return float(self.objective(x, y, training=False)[0])
+def compute_loss(output, y):
+    """The loss of the output against the targets y: cross_entropy from logits.
+    Returns it and its gradient with respect to the output.
+    """
+    target = as_target(y, output, class_labels=True)
+    return cross_entropy_from_logits(output, target)
 
-    def gradients(self, x, y):
-        """d loss / d parameter for every trainable parameter, in training mode;
-        nothing is updated.
-        """
-        _, d_output, cache = self.objective(x, y, training=True)
-        return self.backpropagate(cache, d_output)[0]
 
-    def train_step(self, x, y, lr):
-        """One update on one batch; returns the loss before the update."""
-        loss, d_output, cache = self.objective(x, y, training=True)
-        grads, _ = self.backpropagate(cache, d_output)
-        self.apply_gradients(grads, lr)
-        return float(loss)
-
-    def apply_gradients(self, grads, lr):
-        """SGD with momentum 0.9: v = momentum * v + g; p -= lr * v."""
-        lr = float(lr)  # a Python float keeps float32 arrays float32
-        self.step += 1
-        for name in TRAINABLE:
-            g = grads[name]
-            v = self.state[name + '.velocity']
-            v *= 0.9
-            v += g
-            self.weights[name] -= lr * v
-
-    def get_optimizer_state(self):
-        """The canonical optimizer state: 'step' and '<param>.<slot>' (copies)."""
-        state = {name: value.copy() for name, value in self.state.items()}
-        state['step'] = np.array(self.step, dtype=np.int64)
-        return state
-
-    def set_optimizer_state(self, state):
-        """Load optimizer state in the canonical names (from any backend)."""
-        expected = {'step', *self.state}
-        if set(state) != expected:
-            raise ValueError(
-                f'optimizer state must hold {sorted(expected)}. Received: {sorted(state)}'
-            )
-        loaded = {}
-        for name, current in self.state.items():
-            value = np.array(state[name], dtype=self.dtype)
-            if value.shape != current.shape:
-                raise ValueError(
-                    f'optimizer state {name} must have shape {list(current.shape)}. '
-                    f'Received: {list(value.shape)}'
-                )
-            loaded[name] = value
-        self.state = loaded
-        self.step = int(state['step'])
+def make_optimizer(weights):
+    """SGD with momentum 0.9: v = momentum * v + g; p -= lr * v.
+    It updates the parameters of TRAINABLE.
+    """
+    return Sgd(weights, TRAINABLE, momentum=0.9, nesterov=False)
 
 
 def learning_rate(epoch):
@@ -537,25 +539,31 @@ def learning_rate(epoch):
     return 0.05
 
 
-def fit(x, y, epochs=10, batch=32, seed=0, runtime=None, verbose=True):
-    """Train on prepared arrays (targets as the runtime expects them); return the
-    runtime and the mean training loss of each epoch.
+def fit(x, y, epochs=10, batch=32, seed=0, verbose=True):
+    """Train a new LeNet5 from initial_weights(seed) on arrays x and y (targets
+    as compute_loss takes them) and return it with the mean training loss of each
+    epoch. It makes the updates of nnc train: per epoch a permutation of the
+    samples from np.random.default_rng(seed), and dropout masks drawn from
+    SeedSequence([seed, epoch]).
     """
-    runtime = runtime if runtime is not None else Runtime(initial_weights(seed))
+    model = LeNet5(initial_weights(seed))
+    optimizer = make_optimizer(model.weights)
     rng = np.random.default_rng(seed)
-    n = len(x)
-    size = n if batch == 'all' else int(batch)
+    size = len(x) if batch == "all" else int(batch)
     history = []
     for epoch in range(epochs):
         lr = learning_rate(epoch)
-        # the same dropout seed per epoch as nnc train
-        runtime.seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
-        order = rng.permutation(n)
+        # the dropout masks of nnc train's epoch
+        dropout_seed = np.random.SeedSequence([seed, epoch]).generate_state(1)[0]
+        model.rng = np.random.default_rng(int(dropout_seed))
+        order = rng.permutation(len(x))
         total = 0.0
-        for start in range(0, n, size):
-            index = order[start:start + size]
-            total += runtime.train_step(x[index], y[index], lr) * len(index)
-        history.append(total / n)
+        for start in range(0, len(x), size):
+            index = order[start : start + size]
+            batch_x, batch_y = x[index], y[index]
+            loss = train_step(model, optimizer, compute_loss, batch_x, batch_y, lr)
+            total += loss * len(index)
+        history.append(total / len(x))
         if verbose:
-            print(f'epoch {epoch + 1}/{epochs}: loss {history[-1]:.6f}')
-    return runtime, history
+            print(f"epoch {epoch + 1}/{epochs}: loss {history[-1]:.6f}")
+    return model, history
