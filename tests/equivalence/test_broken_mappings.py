@@ -48,13 +48,15 @@ def _break_tf_library(monkeypatch: pytest.MonkeyPatch, entry: str, old: str, new
 
 
 def _break_tf_module(monkeypatch: pytest.MonkeyPatch, old: str, new: str) -> None:
-    """Edit the generated TensorFlow module itself (for code emitted inline)."""
-    original = tf_emit.emit
+    """Edit the generated TensorFlow module itself (for code emitted inline), as the
+    runtime builds it (``lower_module``: the source it imports)."""
+    original = tf_emit.lower_module
 
-    def emit(*args: Any, **kwargs: Any) -> str:
-        return _replace(original(*args, **kwargs), old, new)
+    def lower_module(*args: Any, **kwargs: Any) -> Any:
+        lowered = original(*args, **kwargs)
+        return dataclasses.replace(lowered, source=_replace(lowered.source, old, new))
 
-    monkeypatch.setattr(tf_emit, "emit", emit)
+    monkeypatch.setattr(tf_emit, "lower_module", lower_module)
 
 
 def test_tf_dense_kernel_reshaped_instead_of_transposed(monkeypatch: pytest.MonkeyPatch) -> None:
