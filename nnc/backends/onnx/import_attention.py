@@ -31,7 +31,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from nnc.backends.onnx.importer import Const, Importer, Tensor
+from nnc.backends.onnx.importer import TIME_MAJOR_READERS, Const, Importer, Tensor
 from nnc.backends.onnx.reader import Graph, OnnxImportError, describe
 
 # The ops between the input projection and the output projection.
@@ -315,6 +315,9 @@ def time_major(graph: Graph, name: str) -> bool:
     return False
 
 
+TIME_MAJOR_READERS.append(time_major)
+
+
 def attention(imp: Importer, node: onnx.NodeProto) -> None:
     """The pattern at a ``MatMul``: the whole chain becomes one ``attention``."""
     x = imp.value(node, 0)
@@ -350,8 +353,6 @@ def per_position(imp: Importer, node: onnx.NodeProto) -> None:
     matrix, and ``Add``/``Sub``/``Mul``/``Div``/``Pow`` of such tensors and constants
     of at most one axis (a layer norm written out, below opset 17). It is converted
     on the batch-first values and its result keeps the batch on axis 1."""
-    from nnc.backends.onnx.import_ops import CONVERTERS
-
     values = [imp.value(node, k) for k in range(len(node.input))]
     tensors = [k for k, v in enumerate(values) if isinstance(v, Tensor)]
     if not tensors or any(
@@ -378,7 +379,7 @@ def per_position(imp: Importer, node: onnx.NodeProto) -> None:
         if isinstance(v, Tensor):
             imp.env[name] = Tensor(v.ref, v.shape, 0)
     try:
-        CONVERTERS[node.op_type](imp, node)
+        imp.converters[node.op_type](imp, node)
     finally:
         for name, v in saved.items():
             if v is not None:

@@ -128,6 +128,7 @@ class Importer:
         self.standardize: tuple[np.ndarray, np.ndarray] | None = None
         self.notes: list[str] = []
         self.done: set[int] = set()  # ids of ONNX nodes already converted (fused)
+        self.converters: dict[str, Converter] = {}  # run's table, for patterns to call
         # IR layers made without a bias -> the ONNX tensor they compute: a following
         # Add of a constant to exactly that tensor becomes their bias.
         self.biasable: dict[str, str] = {}
@@ -279,6 +280,7 @@ class Importer:
     # -- the whole graph --------------------------------------------------------------
 
     def run(self, converters: dict[str, Converter], patterns: dict[str, list[Converter]]) -> None:
+        self.converters = converters
         self._declare_inputs()
         for node in self.graph.nodes:
             if id(node) in self.done:
@@ -457,6 +459,11 @@ def double_note(inputs: list[str], graph: Graph) -> str:
     )
 
 
+# Tests, registered by the pattern modules, for a reader that takes a graph input
+# time-major ([t, N, ...]); import_attention registers torch's packed attention.
+TIME_MAJOR_READERS: list[Callable[[Graph, str], bool]] = []
+
+
 def time_major_input(graph: Graph, name: str) -> bool:
     """Whether ``name`` is read only as the input sequence of time-major recurrent
     nodes, or as the input of a time-major attention: the places a graph input has
@@ -468,9 +475,8 @@ def time_major_input(graph: Graph, name: str) -> bool:
         for r in readers
     ):
         return True
-    from nnc.backends.onnx.import_attention import time_major
-
-    return time_major(graph, name)  # torch's attention with batch_first=False
+    # torch's attention with batch_first=False (the pattern registers its test)
+    return any(reads(graph, name) for reads in TIME_MAJOR_READERS)
 
 
 def _attribute(node: onnx.NodeProto, name: str, default: Any) -> Any:
