@@ -12,9 +12,10 @@ elements.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, NoReturn
 
 from pydantic import Field, field_validator
 
@@ -171,20 +172,50 @@ class _Pool(Op):
         return x.with_shape((x.shape[0], *out))
 
 
+# The most windows starting in the begin padding that the check below walks through.
+MAX_PADDED_WINDOWS = 2**20
+
+
 def _every_window_reads_the_input(axis: int, n: Dim, out: Dim, w: Window) -> None:
     """A dilated window's taps may straddle a short input, every one in the padding:
-    such a window has no element to take the maximum or the average of."""
+    such a window has no element to take the maximum or the average of.
+
+    A window starting at 0..n-1 has its first tap inside; one starting at or after n
+    (in an end padding of a kernel's length) has none. Before the input, window i starts
+    u = begin - i*s before the input; its first tap at or after 0 is tap ceil(u/d),
+    which exists while u <= (k-1)*d and lands inside while its offset (-u mod d) < n.
+    That offset repeats every d / gcd(s, d) windows, with u smaller (the first test
+    easier), so no later window misses unless an earlier one does: the walk is over
+    at most that many windows, whatever the input's length."""
     if not isinstance(n, int) or not isinstance(out, int):
         return
     k, s, d, (begin, _end) = w.kernel[axis], w.stride[axis], w.dilations[axis], w.pads[axis]
-    for i in range(out):
-        start = i * s - begin
-        if not any(0 <= start + j * d < n for j in range(k)):
-            taps = [start + j * d for j in range(k)]
-            raise ShapeError(
-                f"window {i} of spatial dim {axis} reads only padding (taps at {taps}, the "
-                f"input has positions 0..{n - 1}): use less padding or dilation"
-            )
+    walk = min(out, -(-begin // s), d // math.gcd(s, d))
+    if begin > (k - 1) * d:
+        walk = 1  # window 0's every tap is in the padding
+    elif walk > MAX_PADDED_WINDOWS:
+        raise ShapeError(
+            f"spatial dim {axis}: {walk:,} windows of dilation {d} start in a begin "
+            f"padding of {begin}, more than the {MAX_PADDED_WINDOWS:,} nnc checks: "
+            "use less padding or dilation"
+        )
+    for i in range(walk):
+        u = begin - i * s
+        first = -(-u // d)  # the first tap at or after position 0
+        if first > k - 1 or first * d - u >= n:
+            _padding_only(axis, i, -u, n, w)
+    past = -(-(n + begin) // s)  # the first window starting at or after position n
+    if past < out:
+        _padding_only(axis, past, past * s - begin, n, w)
+
+
+def _padding_only(axis: int, i: int, start: int, n: int, w: Window) -> NoReturn:
+    k, d = w.kernel[axis], w.dilations[axis]
+    taps = ", ".join([str(start + j * d) for j in range(min(k, 6))] + ["..."] * (k > 6))
+    raise ShapeError(
+        f"window {i} of spatial dim {axis} reads only padding (taps at [{taps}], the "
+        f"input has positions 0..{n - 1}): use less padding or dilation"
+    )
 
 
 class MaxPool(_Pool):
