@@ -46,7 +46,7 @@ class Result:
     deviation: dict[str, float] = field(default_factory=dict)  # max|diff| / max|ref|
     seconds: dict[str, float] = field(default_factory=dict)  # one forward, after a warm-up
     reference_s: float = 0.0  # onnxruntime on the original file
-    lines: tuple[int, int] = (0, 0)  # the spec's lines, flat and with blocks
+    lines: tuple[int, int] = (0, 0)  # the spec's lines, flat and as run
     blocks: dict[str, int] = field(default_factory=dict)  # block -> its calls
 
 
@@ -62,8 +62,8 @@ def import_and_compare(
     tests leave it out, so their one forward also traces. ``blocks``: the backends
     run the spec as ``nnc import`` writes it, each repeated unit a block
     (import_blocks.with_blocks), and numpy's outputs from it must be the flat spec's,
-    bit for bit; otherwise the flat spec. ``lines`` and ``blocks`` of the result
-    describe the spec with blocks either way."""
+    bit for bit (the result's ``lines`` and ``blocks`` describe it); otherwise the
+    flat spec."""
     import nnc
     from nnc.backends import get_backend
     from nnc.backends import onnx as onnx_backend
@@ -77,20 +77,19 @@ def import_and_compare(
     start = time.perf_counter()
     imported = onnx_backend.import_model(data)
     flat = nnc.format(imported.program)
-    written, renamed = with_blocks(imported.program, imported.model, imported.weights)
-    text, weights = (written, renamed) if blocks else (flat, imported.weights)
+    text, weights = flat, imported.weights
+    if blocks:
+        text, weights = with_blocks(imported.program, imported.model, imported.weights)
     program = nnc.parse(text)  # the written spec checks
     import_s = time.perf_counter() - start
     result = Result(nnc.count_params(program, imported.model), import_s, reference_s=reference_s)
-    result.lines = (len(flat.splitlines()), len(written.splitlines()))
-    result.blocks = {
-        b: written.count(f"= {b}(") for b in re.findall(r"^block (\w+)", written, re.M)
-    }
+    result.lines = (len(flat.splitlines()), len(text.splitlines()))
+    result.blocks = {b: text.count(f"= {b}(") for b in re.findall(r"^block (\w+)", text, re.M)}
     if blocks:
         numpy = get_backend("numpy")
         unchanged = numpy.build(imported.program, imported.model, imported.weights).forward(x)
-        written = numpy.build(program, imported.model, weights).forward(x)
-        if not np.array_equal(np.asarray(written), np.asarray(unchanged)):
+        got = numpy.build(program, imported.model, weights).forward(x)
+        if not np.array_equal(np.asarray(got), np.asarray(unchanged)):
             raise AssertionError("the spec with blocks computes other outputs than the flat one")
     scale = float(np.abs(want).max())
     for name in backends:

@@ -6,7 +6,9 @@ original file within 1e-4 relative.
 Every architecture runs at opset 17, written with its repeated units as blocks (the
 spec's line counts are checked), and the five added last (ShuffleNet v2,
 SqueezeNet 1.1, MobileNet v3-small, EfficientNet-B0, GoogLeNet) with MobileNet v2 and
-the U-Net at opset 13 too, each on all four backends. To keep the suite's time the
+the U-Net at opset 13 too, each on all four backends; five nets (one for each
+kind of op whose export changes with the opset) at opsets 11 and 20 on numpy. To
+keep the suite's time the
 inputs are 2x3x32x32 (every net here reaches 1x1 or its head from that) and the
 widths are reduced (fewer channels, 10 classes; the same code and depth). The
 full-size nets' parameter counts are checked against torchvision's published
@@ -99,6 +101,30 @@ def test_architecture_imports_and_matches(name: str, opset: int) -> None:
     assert sorted(result.deviation) == sorted(BACKENDS)
     for backend, deviation in result.deviation.items():
         assert deviation <= TOLERANCE, f"{name} opset {opset} {backend}: {deviation:.2e}"
+
+
+# The opsets' ends: one net for each kind of op the exporter writes differently
+# across opsets (ReduceMean's axes and Split's sizes as inputs at 18+, HardSwish
+# and HardSigmoid, Clip's bounds, ConvTranspose), on the numpy backend (the others
+# run the same IR, compared at 13 and 17 above)
+ENDS = [
+    (name, opset)
+    for name in ("resnet18", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2", "unet")
+    for opset in (11, 20)
+]
+
+
+@pytest.mark.parametrize(("name", "opset"), ENDS)
+def test_architecture_imports_at_opsets_11_and_20(name: str, opset: int) -> None:
+    from tests.architectures.check import export, import_and_compare
+    from tests.architectures.nets import build, folded_parameter_count
+
+    module = build(name, **SUITE[name])
+    data = export(module, SHAPE, opset)
+    x = np.random.default_rng(0).normal(size=SHAPE).astype(np.float32)
+    result = import_and_compare(data, x, ("numpy",), warm_up=False)
+    assert result.params == folded_parameter_count(module)
+    assert result.deviation["numpy"] <= TOLERANCE, f"{name} opset {opset}"
 
 
 def test_full_size_parameter_counts_are_torchvisions() -> None:
