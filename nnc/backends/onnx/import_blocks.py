@@ -242,23 +242,24 @@ def _choose(units: list[Unit], model: Model) -> list[list[Unit]]:
         g for key, g in groups.items() if len(g) >= 2 and not (key in composite and _overlapping(g))
     ]
 
-    def plan(first: list[Unit] | None) -> tuple[int, list[list[Unit]]]:
+    def plan(first: tuple[int, list[Unit]] | None) -> tuple[int, list[list[Unit]]]:
+        """Lines saved and the groups chosen, ``first`` first, then the best each time."""
         taken: set[str] = set()
         chosen: list[list[Unit]] = []
         total = 0
-        while True:
-            best = _best(candidates, taken) if first is None or chosen else _usable(first, taken)
-            if best is None:
-                return total, chosen
-            total += best[0]
-            chosen.append(best[1])
-            taken |= {n.name for unit in best[1] for n in unit.nodes}
+        step = first
+        while step is not None:
+            total += step[0]
+            chosen.append(step[1])
+            taken |= {n.name for unit in step[1] for n in unit.nodes}
+            step = _best(candidates, taken)
+        return total, chosen
 
     ranked = sorted(
         (r for r in (_usable(g, set()) for g in candidates) if r is not None),
         key=lambda r: -r[0],
     )
-    plans = [plan(None)] + [plan(r[1]) for r in ranked[:_STARTS]]
+    plans = [plan(r) for r in ranked[:_STARTS]] or [(0, [])]
     # the most lines saved; of equal savings, the most calls (smaller blocks)
     return max(plans, key=lambda p: (p[0], sum(len(g) for g in p[1])))[1]
 
