@@ -125,21 +125,27 @@ def _units(model: Model) -> list[Unit]:
         (reader,) = after
         return by_name[reader].category == "activation"
 
+    def leaking(w: str, region: frozenset[str]) -> bool:
+        return w in outputs or not readers.get(w, set()) <= region
+
     units: list[Unit] = []
     for v in model.nodes:
         s, region = idom[v.name], local(v.name)
-        while s != root and region is not None and len(region) <= _LARGEST:
-            closed = all(
-                w == v.name or (w not in outputs and readers.get(w, set()) <= region)
-                for w in region
-            )
-            if closed and len(region) >= 2 and not attached(v.name) and not attached(s):
+        if region is None:
+            continue
+        # the nodes but v that something outside the region reads: kept as it grows
+        leaks = {w for w in region if w != v.name and leaking(w, region)}
+        while s != root and len(region) <= _LARGEST:
+            if not leaks and len(region) >= 2 and not attached(v.name) and not attached(s):
                 members = sorted(region, key=order.__getitem__)
                 units.append(Unit(s, tuple(by_name[w] for w in members)))
             if s not in by_name:
                 break  # a model input
             part = local(s)
-            region = None if part is None else region | part
+            if part is None:
+                break
+            region = region | part
+            leaks = {w for w in leaks | part if leaking(w, region)}
             s = idom[s]
     return units
 
@@ -313,6 +319,8 @@ def with_blocks(program: Program, model_name: str, weights: Weights) -> tuple[st
     if other or program.recipes:
         return flat_text, weights
     model = nest_concats(program.models[model_name])
+    if any(isinstance(s, ast.Stack) for s in model_to_ast(model).body):
+        return flat_text, weights  # a chain, written as a stack: a line a layer already
     order = {n.name: k for k, n in enumerate(model.nodes)}
     repeated = sorted(_choose(_units(model), model), key=lambda g: order[g[0].output])
     while repeated:
