@@ -3,11 +3,13 @@ exported by ``torch.onnx.export`` and imported: the imported spec's parameter co
 torch's, and numpy, torch, tensorflow and onnx all give onnxruntime's outputs on the
 original file within 1e-4 relative.
 
-Every architecture runs at opset 17, and the five added last (ShuffleNet v2,
+Every architecture runs at opset 17, written with its repeated units as blocks (the
+spec's line counts are checked), and the five added last (ShuffleNet v2,
 SqueezeNet 1.1, MobileNet v3-small, EfficientNet-B0, GoogLeNet) with MobileNet v2 and
-the U-Net at opset 13 too, each on all four backends. To keep the suite's time the
-inputs are 2x3x32x32 (every net here reaches 1x1 or its head from that) and the
-widths are reduced (fewer channels, 10 classes; the same code and depth). The
+the U-Net at opset 13 too, each on all four backends; four nets (ResNet-18,
+MobileNet v3-small, ShuffleNet v2, U-Net) at opsets 11 and 20 on numpy. To keep the
+suite's time the inputs are 2x3x32x32 (every net here reaches 1x1 or its head from
+that) and the widths are reduced (fewer channels, 10 classes; the same code and depth). The
 full-size nets' parameter counts are checked against torchvision's published
 figures on torch's meta device (no weights allocated, nothing run), and one
 full-size ResNet-18 is imported with its batchnorm kept. benchmarks/
@@ -54,6 +56,23 @@ TORCHVISION = {
     "googlenet": 6_624_904,
 }
 
+# opset 17, eval mode: the spec's lines flat -> with each repeated unit a block, and
+# each block's calls (nnc/backends/onnx/import_blocks.py); VGG-11's stages would save
+# no line, so it stays flat
+BLOCKS: dict[str, tuple[tuple[int, int], dict[str, int]]] = {
+    "resnet18": ((52, 38), {"block_a": 5, "block_b": 3}),
+    "resnet50": ((125, 57), {"block_a": 12, "block_b": 3}),
+    "vgg11": ((20, 20), {}),
+    "mobilenet_v2": ((104, 55), {"block_a": 4, "block_b": 8}),
+    "densenet121": ((371, 92), {"block_a": 58}),
+    "unet": ((42, 27), {"block_a": 7}),
+    "shufflenet_v2": ((190, 60), {"block_a": 3, "block_b": 13}),
+    "squeezenet1_1": ((68, 32), {"block_a": 8}),
+    "mobilenet_v3_small": ((135, 73), {"block_a": 3, "block_b": 6}),
+    "efficientnet_b0": ((210, 79), {"block_a": 4, "block_b": 11}),
+    "googlenet": ((142, 44), {"block_a": 9}),
+}
+
 ADDED = ("shufflenet_v2", "squeezenet1_1", "mobilenet_v3_small", "efficientnet_b0", "googlenet")
 MATRIX = [(name, 17) for name in SUITE] + [(name, 13) for name in (*ADDED, "mobilenet_v2", "unet")]
 
@@ -72,11 +91,41 @@ def test_architecture_imports_and_matches(name: str, opset: int) -> None:
     module = build(name, **SUITE[name])
     data = export(module, SHAPE, opset)
     x = np.random.default_rng(0).normal(size=SHAPE).astype(np.float32)
-    result = import_and_compare(data, x, BACKENDS, warm_up=False)
+    # at opset 17 the backends run the spec written with blocks (its numpy outputs
+    # bit-identical to the flat spec's), at 13 the flat one
+    result = import_and_compare(data, x, BACKENDS, warm_up=False, blocks=opset == 17)
     assert result.params == folded_parameter_count(module)
+    if opset == 17:
+        assert (result.lines, result.blocks) == BLOCKS[name]
     assert sorted(result.deviation) == sorted(BACKENDS)
     for backend, deviation in result.deviation.items():
         assert deviation <= TOLERANCE, f"{name} opset {opset} {backend}: {deviation:.2e}"
+
+
+# The opsets' ends, whole nets: the plain convolutional ops (ResNet-18), HardSwish
+# and HardSigmoid with squeeze-and-excitation (MobileNet v3-small), ReduceMean (its
+# axes an input at 18+) and the channel shuffle's reshapes and slices (ShuffleNet
+# v2), ConvTranspose and skip concats (U-Net); on the numpy backend (the others run
+# the same IR, compared at 13 and 17 above). test_import_opsets covers each op whose
+# form changes (Clip, Split, Pad, Resize, ...) at every opset from 11 to 20.
+ENDS = [
+    (name, opset)
+    for name in ("resnet18", "mobilenet_v3_small", "shufflenet_v2", "unet")
+    for opset in (11, 20)
+]
+
+
+@pytest.mark.parametrize(("name", "opset"), ENDS)
+def test_architecture_imports_at_opsets_11_and_20(name: str, opset: int) -> None:
+    from tests.architectures.check import export, import_and_compare
+    from tests.architectures.nets import build, folded_parameter_count
+
+    module = build(name, **SUITE[name])
+    data = export(module, SHAPE, opset)
+    x = np.random.default_rng(0).normal(size=SHAPE).astype(np.float32)
+    result = import_and_compare(data, x, ("numpy",), warm_up=False)
+    assert result.params == folded_parameter_count(module)
+    assert result.deviation["numpy"] <= TOLERANCE, f"{name} opset {opset}"
 
 
 def test_full_size_parameter_counts_are_torchvisions() -> None:
