@@ -26,12 +26,34 @@ class Input(IRModel):
     span: Span | None = None
 
 
+class BlockInstance(IRModel):
+    """Where an instance of a block came from: the DSL unfolds a block into its
+    model's nodes (named ``<instance>_<node>``) and records the instance here, so a
+    code generator can write it back as a unit (the torch backend's nested
+    ``nn.Module``). Names refer to the model's nodes at lowering time; a pass that
+    rewrites nodes may leave an instance that no longer matches, which a generator
+    checks and then inlines."""
+
+    name: str  # the instance: its nodes' names start with name + "_"
+    block: str  # the block definition
+    params: tuple[str, ...] = ()  # the block's parameters, in definition order
+    args: tuple[str, ...] = ()  # their values for this instance, as spec text
+    inputs: tuple[tuple[str, str], ...] = ()  # (declared input, the value bound to it)
+    shapes: tuple[tuple[int | str, ...], ...] = ()  # each input's declared shape
+    outputs: tuple[str, ...] = ()  # the values the instance outputs
+    nodes: tuple[str, ...] = ()  # its nodes (those of nested instances included)
+    parent: str = ""  # the instance it is nested in ("" at the top of the model)
+
+
 class Model(IRModel):
     name: str
     inputs: tuple[Input, ...]
     nodes: tuple[Node, ...]
     outputs: tuple[str, ...]
     span: Span | None = None
+    # Provenance for code generators only: not compared, hashed or serialized, so a
+    # program equals itself however it was built (JSON, the builder, unparsed text).
+    blocks: tuple[BlockInstance, ...] = Field(default=(), exclude=True)
 
     # Lookups by name: a dict built once per (immutable) model, so passes that ask
     # for every node's input types stay linear in the size of the model (a scan per
