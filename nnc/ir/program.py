@@ -14,6 +14,7 @@ from typing import Any, Self
 from pydantic import Field, PrivateAttr
 
 from nnc.errors import NameResolutionError, Span, did_you_mean
+from nnc.ir import display
 from nnc.ir.base import IRModel
 from nnc.ir.ops import Node
 from nnc.ir.training import AnyRecipe
@@ -130,17 +131,13 @@ class Model(IRModel):
 
         return consumers(self, value)
 
-    # -- Jupyter: the table and the picture (nnc.notebook, imported only when shown) --
+    # -- Jupyter: the table and the picture (nnc.notebook, through nnc.ir.display) --
 
     def _repr_html_(self) -> str | None:
-        from nnc.notebook.reprs import model_html
-
-        return model_html(self)
+        return display.show("model_html", self)
 
     def _repr_svg_(self) -> str | None:
-        from nnc.notebook.reprs import model_svg
-
-        return model_svg(self)
+        return display.show("model_svg", self)
 
 
 class Program(IRModel):
@@ -222,17 +219,13 @@ class Program(IRModel):
         names = [self.model(model).name] if model is not None else list(self.models)
         return "\n\n".join(format_summary(summarize(self, n)) for n in names)
 
-    # -- Jupyter: the table and the picture (nnc.notebook, imported only when shown) --
+    # -- Jupyter: the table and the picture (nnc.notebook, through nnc.ir.display) --
 
     def _repr_html_(self) -> str | None:
-        from nnc.notebook.reprs import program_html
-
-        return program_html(self)
+        return display.show("program_html", self)
 
     def _repr_svg_(self) -> str | None:
-        from nnc.notebook.reprs import program_svg
-
-        return program_svg(self)
+        return display.show("program_svg", self)
 
     def to_json(self, indent: int | None = 2) -> str:
         """The IR as JSON; :func:`nnc.ir.serialize.loads_json` reads it back identically."""
