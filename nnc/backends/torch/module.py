@@ -1,13 +1,16 @@
-"""Lower one model of a program to an ``nn.Module`` class.
+"""Lower one model of a program to an ``nn.Module`` class, and its blocks to classes
+of their own.
 
 Layers with parameters or state become attributes built in ``__init__`` and named
 after their nodes; parameter-free ops are plain tensor code in ``forward``. A model
 used as a layer (a Call node) is an attribute holding an instance of its own class.
+A block instance the DSL unfolded (``Model.blocks``) is one too: its nodes become a
+class per block (per variant, where instances differ in more than their integer
+arguments and input sizes), constructed from those, ``Residual(16)``.
 
-Variables in ``forward``: a pure chain (one input, one output, each value used once)
-threads ``x`` through every line, the way a person writes a sequential network. In a
-graph, each chain of single-use values is one variable named after the chain's last
-node, so a value used twice keeps its name until its last use.
+Variables in ``forward`` are named for what they hold (:class:`_Variables`): the
+spec's own name for a value, else ``x``; a chain of single-use values threads one
+variable, and a name is reused once every value it held is dead.
 """
 
 from __future__ import annotations
