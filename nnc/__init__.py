@@ -12,6 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from nnc._version import __version__
+from nnc.ir import display as _display
 
 # The public API, imported on first use: `import nnc` (and every `nnc` command, whose
 # modules live in this package) stays cheap, and `nnc check` never pays for the
@@ -55,6 +56,19 @@ if TYPE_CHECKING:
     from nnc.ir.program import Model, Program
     from nnc.ir.serialize import loads_json
     from nnc.train.options import RunOptions
+
+
+def _notebook_repr(name: str, obj: Any) -> str | None:
+    """A repr of a Program or Model from the notebook layer, imported on first use."""
+    from nnc.notebook import reprs
+
+    show: Any = getattr(reprs, name)
+    return show(obj)
+
+
+# The IR shows itself in Jupyter through this hook; only the root wires it to the
+# notebook layer, so no IR module imports display code (tests/structure/test_imports.py).
+_display.register(_notebook_repr)
 
 
 def __getattr__(name: str) -> Any:

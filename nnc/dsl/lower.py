@@ -184,6 +184,7 @@ class _Lowerer:
             nodes=tuple(scope.nodes),
             outputs=tuple(outputs),
             span=d.name_span,
+            blocks=tuple(scope.graph.blocks),
         )
         self._lowering.pop()
         self.unfolded[name] = self._unfolded_size(model)

@@ -31,7 +31,7 @@ from nnc.ir.ops.graph import Call
 from nnc.ir.ops.layout import Slice, split_slices
 from nnc.ir.ops.linalg import Matmul
 from nnc.ir.passes.validate import check_identifier
-from nnc.ir.program import Input
+from nnc.ir.program import BlockInstance, Input
 from nnc.ir.types import Dim, TensorType
 
 if TYPE_CHECKING:
@@ -93,6 +93,7 @@ class Graph:
     nodes: list[Node] = field(default_factory=list)
     taken: set[str] = field(default_factory=set)
     emitted: set[str] = field(default_factory=set)
+    blocks: list[BlockInstance] = field(default_factory=list)  # inner instances first
 
 
 class Scope:
@@ -113,6 +114,7 @@ class Scope:
         bound_inputs: Sequence[str] | None = None,
         parent: Scope | None = None,
         block: str | None = None,
+        instance: str = "",
     ):
         self.lw = lowerer
         self.model = model
@@ -122,6 +124,7 @@ class Scope:
         self.bound_inputs = list(bound_inputs) if bound_inputs is not None else None
         self.parent = parent
         self.block = block
+        self.instance = instance  # the block instance this scope lowers ("" for a model)
         self.depth: int = 0 if parent is None else parent.depth + 1
         self.inputs: list[Input] = []
         self.block_inputs: list[tuple[str, str, tuple[Dim, ...]]] = []
@@ -667,7 +670,9 @@ class Scope:
             bound_inputs=tensors,
             parent=self,
             block=d.name,
+            instance=instance,
         )
+        first = len(self.graph.nodes)
         if self.site is None and d.span.file != stage.span.file:
             inner.site = stage.span
         try:
@@ -686,13 +691,28 @@ class Scope:
             BlockCheck(self.model, d.name, instance, inner.block_inputs, stage.span)
         )
         if inner.outputs is not None:
-            return inner.outputs
-        try:
-            return [inner.need_current(d.span)]
-        except NncError as err:
-            if inner.site is self.site:
-                raise
-            raise _at_the_call(err, d, stage.span) from None
+            outputs = inner.outputs
+        else:
+            try:
+                outputs = [inner.need_current(d.span)]
+            except NncError as err:
+                if inner.site is self.site:
+                    raise
+                raise _at_the_call(err, d, stage.span) from None
+        self.graph.blocks.append(
+            BlockInstance(
+                name=instance,
+                block=d.name,
+                params=tuple(d.params),
+                args=tuple(_text(params[p]) for p in d.params),
+                inputs=tuple((name, actual) for name, actual, _ in inner.block_inputs),
+                shapes=tuple(shape for _, _, shape in inner.block_inputs),
+                outputs=tuple(outputs),
+                nodes=tuple(n.name for n in self.graph.nodes[first:]),
+                parent=self.instance,
+            )
+        )
+        return outputs
 
     def _block_args(
         self, d: ast.BlockDef, attrs: list[ast.Arg], span: Span, instance: str

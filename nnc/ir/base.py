@@ -19,16 +19,16 @@ from nnc.ir.types import Dim, TensorType, format_shape
 
 
 class IRModel(BaseModel):
-    """A frozen pydantic model whose source locations (``span``, ``*_spans``) are
-    ignored by ``==`` and ``hash``."""
+    """A frozen pydantic model whose source locations (``span``, ``*_spans``) and
+    fields excluded from serialization are ignored by ``==`` and ``hash``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, allow_inf_nan=False)
 
     def _key(self) -> tuple[Any, ...]:
         return tuple(
             getattr(self, f)
-            for f in type(self).model_fields
-            if f != "span" and not f.endswith("_spans")
+            for f, info in type(self).model_fields.items()
+            if f != "span" and not f.endswith("_spans") and not info.exclude
         )
 
     def __eq__(self, other: object) -> bool:

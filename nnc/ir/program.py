@@ -14,6 +14,7 @@ from typing import Any, Self
 from pydantic import Field, PrivateAttr
 
 from nnc.errors import NameResolutionError, Span, did_you_mean
+from nnc.ir import display
 from nnc.ir.base import IRModel
 from nnc.ir.ops import Node
 from nnc.ir.training import AnyRecipe
@@ -26,12 +27,34 @@ class Input(IRModel):
     span: Span | None = None
 
 
+class BlockInstance(IRModel):
+    """Where an instance of a block came from: the DSL unfolds a block into its
+    model's nodes (named ``<instance>_<node>``) and records the instance here, so a
+    code generator can write it back as a unit (the torch backend's nested
+    ``nn.Module``). Names refer to the model's nodes at lowering time; a pass that
+    rewrites nodes may leave an instance that no longer matches, which a generator
+    checks and then inlines."""
+
+    name: str  # the instance: its nodes' names start with name + "_"
+    block: str  # the block definition
+    params: tuple[str, ...] = ()  # the block's parameters, in definition order
+    args: tuple[str, ...] = ()  # their values for this instance, as spec text
+    inputs: tuple[tuple[str, str], ...] = ()  # (declared input, the value bound to it)
+    shapes: tuple[tuple[int | str, ...], ...] = ()  # each input's declared shape
+    outputs: tuple[str, ...] = ()  # the values the instance outputs
+    nodes: tuple[str, ...] = ()  # its nodes (those of nested instances included)
+    parent: str = ""  # the instance it is nested in ("" at the top of the model)
+
+
 class Model(IRModel):
     name: str
     inputs: tuple[Input, ...]
     nodes: tuple[Node, ...]
     outputs: tuple[str, ...]
     span: Span | None = None
+    # Provenance for code generators only: not compared, hashed or serialized, so a
+    # program equals itself however it was built (JSON, the builder, unparsed text).
+    blocks: tuple[BlockInstance, ...] = Field(default=(), exclude=True)
 
     # Lookups by name: a dict built once per (immutable) model, so passes that ask
     # for every node's input types stay linear in the size of the model (a scan per
@@ -108,17 +131,13 @@ class Model(IRModel):
 
         return consumers(self, value)
 
-    # -- Jupyter: the table and the picture (nnc.notebook, imported only when shown) --
+    # -- Jupyter: the table and the picture (nnc.notebook, through nnc.ir.display) --
 
     def _repr_html_(self) -> str | None:
-        from nnc.notebook.reprs import model_html
-
-        return model_html(self)
+        return display.show("model_html", self)
 
     def _repr_svg_(self) -> str | None:
-        from nnc.notebook.reprs import model_svg
-
-        return model_svg(self)
+        return display.show("model_svg", self)
 
 
 class Program(IRModel):
@@ -200,17 +219,13 @@ class Program(IRModel):
         names = [self.model(model).name] if model is not None else list(self.models)
         return "\n\n".join(format_summary(summarize(self, n)) for n in names)
 
-    # -- Jupyter: the table and the picture (nnc.notebook, imported only when shown) --
+    # -- Jupyter: the table and the picture (nnc.notebook, through nnc.ir.display) --
 
     def _repr_html_(self) -> str | None:
-        from nnc.notebook.reprs import program_html
-
-        return program_html(self)
+        return display.show("program_html", self)
 
     def _repr_svg_(self) -> str | None:
-        from nnc.notebook.reprs import program_svg
-
-        return program_svg(self)
+        return display.show("program_svg", self)
 
     def to_json(self, indent: int | None = 2) -> str:
         """The IR as JSON; :func:`nnc.ir.serialize.loads_json` reads it back identically."""

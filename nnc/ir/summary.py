@@ -11,12 +11,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nnc.ir.ops.graph import Call
 from nnc.ir.passes.params import model_params
-from nnc.ir.program import Model, Program
 from nnc.ir.types import format_shape, numel
+
+if TYPE_CHECKING:
+    from nnc.ir.program import Model, Program
 
 BYTES_PER_VALUE = 4  # float32 (int64 inputs are counted at 8)
 

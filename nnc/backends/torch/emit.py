@@ -1,7 +1,7 @@
 """Assemble a generated PyTorch module: what varies per model, and nothing else.
 
-In order: imports, helpers a layer needs, one ``nn.Module`` per model (callees
-first), and for a supervised recipe the loss (``compute_loss``), the optimizer
+In order: imports, helpers a layer needs, one ``nn.Module`` per block and per model
+(each before its users), and for a supervised recipe the loss (``compute_loss``), the optimizer
 (``make_optimizer``), ``learning_rate(epoch)`` when the rate follows a schedule, and
 a standalone ``fit(x, y)``. The module imports only torch, numpy and the standard
 library; copied anywhere, it trains with ``fit(x, y)``.

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from nnc.ir.base import ParamSpec
+from nnc.ir.graph import callee_first
 from nnc.ir.ops import Node
 from nnc.ir.ops.graph import Call
-from nnc.ir.program import Model, Program
+
+if TYPE_CHECKING:
+    from nnc.ir.program import Model, Program
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,6 @@ def param_totals(program: Program) -> dict[str, int]:
     >>> param_totals(nnc.load("examples/autoencoder.nn"))
     {'Encoder': 2344, 'Decoder': 2400, 'Autoencoder': 4744}
     """
-    from nnc.ir.passes.infer import callee_first
-
     totals: dict[str, int] = {}
     for name in callee_first(program):
         m = program.models[name]

@@ -18,15 +18,19 @@ from __future__ import annotations
 
 import os
 import re
+from typing import TYPE_CHECKING
 
 from nnc.errors import ResourceError
+from nnc.ir.graph import callee_first
 from nnc.ir.ops import Node
 from nnc.ir.ops.graph import Call
 from nnc.ir.passes.params import node_param_values
-from nnc.ir.program import Model, Program
 from nnc.ir.summary import BYTES_PER_VALUE, human_bytes
 from nnc.ir.training import Adagrad, Adam, GanRecipe, Optimizer, Recipe, Rmsprop, Sgd
 from nnc.ir.types import numel
+
+if TYPE_CHECKING:
+    from nnc.ir.program import Model, Program
 
 DEFAULT_BUDGET = 16 * 1024**3
 _UNITS = {
@@ -78,8 +82,6 @@ def check_resources(program: Program, budget: int | None = None) -> Program:
 def _values_per_node(program: Program) -> dict[str, list[tuple[int, Node]]]:
     """Each model's nodes with their parameter values (a call: its callee's total),
     computed once, callees first (:func:`nnc.ir.passes.params.param_totals`)."""
-    from nnc.ir.passes.infer import callee_first
-
     totals: dict[str, int] = {}
     out: dict[str, list[tuple[int, Node]]] = {}
     for name in callee_first(program):

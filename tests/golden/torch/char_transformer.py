@@ -56,6 +56,35 @@ class MultiHeadAttention(nn.Module):
         return self.output((weights @ v).transpose(1, 2).reshape(n, t, -1))
 
 
+class CausalLayer(nn.Module):
+    """Block causal_layer(d, heads, ff, rate, bias) of the spec, batch first."""
+
+    def __init__(self, d, heads, ff):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d)
+        self.self_attention = MultiHeadAttention(heads, (d, d, d), 16, 16, causal=True)
+        self.dropout_1 = nn.Dropout(0.0)
+        self.norm2 = nn.LayerNorm(d)
+        self.linear1 = nn.Linear(d, ff)
+        self.f_2 = nn.Dropout(0.0)
+        self.linear2 = nn.Linear(ff, d)
+        self.f_3 = nn.Dropout(0.0)
+
+    def forward(self, x):
+        norm1 = self.norm1(x)
+        self_attention = self.self_attention(norm1, norm1, norm1)
+        self_attention = self.dropout_1(self_attention)
+        x = x + self_attention
+        norm2 = self.norm2(x)
+        linear1 = self.linear1(norm2)
+        f = F.relu(linear1)
+        f = self.f_2(f)
+        linear2 = self.linear2(f)
+        f = self.f_3(linear2)
+        x = x + f
+        return x
+
+
 class CharTransformer(nn.Module):
     """Model CharTransformer: (tokens: int64[32]) -> [32, 62], batch first."""
 
@@ -63,56 +92,18 @@ class CharTransformer(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(62, 64)
         self.positions = nn.Parameter(torch.empty(32, 64))
-        self.block1_norm1 = nn.LayerNorm(64)
-        self.block1_self_attention = MultiHeadAttention(4, (64, 64, 64), 16, 16, causal=True)
-        self.block1_dropout_1 = nn.Dropout(0.0)
-        self.block1_norm2 = nn.LayerNorm(64)
-        self.block1_linear1 = nn.Linear(64, 128)
-        self.block1_f_2 = nn.Dropout(0.0)
-        self.block1_linear2 = nn.Linear(128, 64)
-        self.block1_f_3 = nn.Dropout(0.0)
-        self.block2_norm1 = nn.LayerNorm(64)
-        self.block2_self_attention = MultiHeadAttention(4, (64, 64, 64), 16, 16, causal=True)
-        self.block2_dropout_1 = nn.Dropout(0.0)
-        self.block2_norm2 = nn.LayerNorm(64)
-        self.block2_linear1 = nn.Linear(64, 128)
-        self.block2_f_2 = nn.Dropout(0.0)
-        self.block2_linear2 = nn.Linear(128, 64)
-        self.block2_f_3 = nn.Dropout(0.0)
+        self.block1 = CausalLayer(64, 4, 128)
+        self.block2 = CausalLayer(64, 4, 128)
         self.norm = nn.LayerNorm(64)
         self.head = nn.Linear(64, 62)
 
     def forward(self, tokens):
-        positions = self.embed(tokens)
-        positions = positions + self.positions[:32]
-        block1_dropout_1 = self.block1_norm1(positions)
-        block1_dropout_1 = self.block1_self_attention(
-            block1_dropout_1, block1_dropout_1, block1_dropout_1
-        )
-        block1_dropout_1 = self.block1_dropout_1(block1_dropout_1)
-        block1_x_2 = positions + block1_dropout_1
-        block1_f_3 = self.block1_norm2(block1_x_2)
-        block1_f_3 = self.block1_linear1(block1_f_3)
-        block1_f_3 = F.relu(block1_f_3)
-        block1_f_3 = self.block1_f_2(block1_f_3)
-        block1_f_3 = self.block1_linear2(block1_f_3)
-        block1_f_3 = self.block1_f_3(block1_f_3)
-        block1_add_1 = block1_x_2 + block1_f_3
-        block2_dropout_1 = self.block2_norm1(block1_add_1)
-        block2_dropout_1 = self.block2_self_attention(
-            block2_dropout_1, block2_dropout_1, block2_dropout_1
-        )
-        block2_dropout_1 = self.block2_dropout_1(block2_dropout_1)
-        block2_x_2 = block1_add_1 + block2_dropout_1
-        block2_f_3 = self.block2_norm2(block2_x_2)
-        block2_f_3 = self.block2_linear1(block2_f_3)
-        block2_f_3 = F.relu(block2_f_3)
-        block2_f_3 = self.block2_f_2(block2_f_3)
-        block2_f_3 = self.block2_linear2(block2_f_3)
-        block2_f_3 = self.block2_f_3(block2_f_3)
-        head = block2_x_2 + block2_f_3
-        head = self.norm(head)
-        head = self.head(head)
+        embed = self.embed(tokens)
+        positions = embed + self.positions[:32]
+        block1 = self.block1(positions)
+        block2 = self.block2(block1)
+        norm = self.norm(block2)
+        head = self.head(norm)
         return head
 
 

@@ -11,27 +11,35 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class Mydense(nn.Module):
+    """Block mydense(k, n) of the spec, batch first."""
+
+    def __init__(self, k, n):
+        super().__init__()
+        self.w = nn.Parameter(torch.empty(k, n))
+        self.b = nn.Parameter(torch.empty(n))
+
+    def forward(self, x):
+        w = self.w[None]
+        b = self.b[None]
+        x = torch.matmul(x[:, None], w)[..., 0, :]
+        x = x + b
+        return x
+
+
 class DigitsCustom(nn.Module):
     """Model DigitsCustom: (pixels: [64]) -> [10], batch first."""
 
     def __init__(self):
         super().__init__()
-        self.hidden_w = nn.Parameter(torch.empty(64, 32))
-        self.hidden_b = nn.Parameter(torch.empty(32))
-        self.logits_w = nn.Parameter(torch.empty(32, 10))
-        self.logits_b = nn.Parameter(torch.empty(10))
+        self.hidden = Mydense(64, 32)
+        self.logits = Mydense(32, 10)
 
     def forward(self, pixels):
-        hidden_w = self.hidden_w[None]
-        hidden_b = self.hidden_b[None]
-        hidden_matmul_1 = torch.matmul(pixels[:, None], hidden_w)[..., 0, :]
-        h = hidden_matmul_1 + hidden_b
-        h = F.relu(h)
-        logits_w = self.logits_w[None]
-        logits_b = self.logits_b[None]
-        logits_matmul_1 = torch.matmul(h[:, None], logits_w)[..., 0, :]
-        logits_add_1 = logits_matmul_1 + logits_b
-        return logits_add_1
+        hidden = self.hidden(pixels)
+        h = F.relu(hidden)
+        logits = self.logits(h)
+        return logits
 
 
 def compute_loss(output, target):

@@ -31,42 +31,45 @@ def contiguous_norm(norm, x):
     return ContiguousGradient.apply(norm(x.contiguous()))
 
 
+class Residual(nn.Module):
+    """Block residual(c) of the spec, batch first."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.conv2d_1 = nn.Conv2d(c, c, kernel_size=3, padding=1)
+        self.batchnorm_1 = nn.BatchNorm2d(c)
+        self.conv2d_2 = nn.Conv2d(c, c, kernel_size=3, padding=1)
+        self.y_2 = nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        y = self.conv2d_1(x)
+        y = contiguous_norm(self.batchnorm_1, y)
+        y = F.relu(y)
+        y = self.conv2d_2(y)
+        y = contiguous_norm(self.y_2, y)
+        x = x + y
+        x = F.relu(x)
+        return x
+
+
 class ResNet(nn.Module):
     """Model ResNet: (image: [1, 8, 8]) -> [10], batch first."""
 
     def __init__(self):
         super().__init__()
         self.conv2d_1 = nn.Conv2d(1, 16, kernel_size=3, padding=1)
-        self.residual_1_conv2d_1 = nn.Conv2d(16, 16, kernel_size=3, padding=1)
-        self.residual_1_batchnorm_1 = nn.BatchNorm2d(16)
-        self.residual_1_conv2d_2 = nn.Conv2d(16, 16, kernel_size=3, padding=1)
-        self.residual_1_y_2 = nn.BatchNorm2d(16)
-        self.residual_2_conv2d_1 = nn.Conv2d(16, 16, kernel_size=3, padding=1)
-        self.residual_2_batchnorm_1 = nn.BatchNorm2d(16)
-        self.residual_2_conv2d_2 = nn.Conv2d(16, 16, kernel_size=3, padding=1)
-        self.residual_2_y_2 = nn.BatchNorm2d(16)
+        self.residual_1 = Residual(16)
+        self.residual_2 = Residual(16)
         self.dense_1 = nn.Linear(16, 10)
 
     def forward(self, image):
-        relu_1 = self.conv2d_1(image)
-        relu_1 = F.relu(relu_1)
-        residual_1_y_2 = self.residual_1_conv2d_1(relu_1)
-        residual_1_y_2 = contiguous_norm(self.residual_1_batchnorm_1, residual_1_y_2)
-        residual_1_y_2 = F.relu(residual_1_y_2)
-        residual_1_y_2 = self.residual_1_conv2d_2(residual_1_y_2)
-        residual_1_y_2 = contiguous_norm(self.residual_1_y_2, residual_1_y_2)
-        residual_1_relu_1 = relu_1 + residual_1_y_2
-        residual_1_relu_1 = F.relu(residual_1_relu_1)
-        residual_2_y_2 = self.residual_2_conv2d_1(residual_1_relu_1)
-        residual_2_y_2 = contiguous_norm(self.residual_2_batchnorm_1, residual_2_y_2)
-        residual_2_y_2 = F.relu(residual_2_y_2)
-        residual_2_y_2 = self.residual_2_conv2d_2(residual_2_y_2)
-        residual_2_y_2 = contiguous_norm(self.residual_2_y_2, residual_2_y_2)
-        dense_1 = residual_1_relu_1 + residual_2_y_2
-        dense_1 = F.relu(dense_1)
-        dense_1 = dense_1.mean(dim=(2, 3))
-        dense_1 = self.dense_1(dense_1)
-        return dense_1
+        x = self.conv2d_1(image)
+        x = F.relu(x)
+        x = self.residual_1(x)
+        x = self.residual_2(x)
+        x = x.mean(dim=(2, 3))
+        x = self.dense_1(x)
+        return x
 
 
 def compute_loss(output, target):

@@ -11,47 +11,49 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class SqueezeExcite(nn.Module):
+    """Block squeeze_excite(c, r) of the spec, batch first."""
+
+    def __init__(self, c, r):
+        super().__init__()
+        self.c = c
+        self.dense_1 = nn.Linear(c, r)
+        self.dense_2 = nn.Linear(r, c)
+
+    def forward(self, x):
+        s = x.mean(dim=(2, 3))
+        s = self.dense_1(s)
+        s = F.relu(s)
+        s = self.dense_2(s)
+        s = torch.sigmoid(s)
+        s = s.reshape(len(s), self.c, 1, 1)
+        x = x * s
+        return x
+
+
 class SEDigits(nn.Module):
     """Model SEDigits: (image: [1, 8, 8]) -> [10], batch first."""
 
     def __init__(self):
         super().__init__()
         self.conv2d_1 = nn.Conv2d(1, 16, kernel_size=3, padding=1)
-        self.squeeze_excite_1_dense_1 = nn.Linear(16, 4)
-        self.squeeze_excite_1_dense_2 = nn.Linear(4, 16)
+        self.squeeze_excite_1 = SqueezeExcite(16, 4)
         self.maxpool_1 = nn.MaxPool2d(2)
         self.conv2d_2 = nn.Conv2d(16, 32, kernel_size=3, padding=1)
-        self.squeeze_excite_2_dense_1 = nn.Linear(32, 8)
-        self.squeeze_excite_2_dense_2 = nn.Linear(8, 32)
+        self.squeeze_excite_2 = SqueezeExcite(32, 8)
         self.dense_1 = nn.Linear(32, 10)
 
     def forward(self, image):
-        relu_1 = self.conv2d_1(image)
-        relu_1 = F.relu(relu_1)
-        squeeze_excite_1_reshape_1 = relu_1.mean(dim=(2, 3))
-        squeeze_excite_1_reshape_1 = self.squeeze_excite_1_dense_1(squeeze_excite_1_reshape_1)
-        squeeze_excite_1_reshape_1 = F.relu(squeeze_excite_1_reshape_1)
-        squeeze_excite_1_reshape_1 = self.squeeze_excite_1_dense_2(squeeze_excite_1_reshape_1)
-        squeeze_excite_1_reshape_1 = torch.sigmoid(squeeze_excite_1_reshape_1)
-        squeeze_excite_1_reshape_1 = squeeze_excite_1_reshape_1.reshape(
-            len(squeeze_excite_1_reshape_1), 16, 1, 1
-        )
-        relu_2 = relu_1 * squeeze_excite_1_reshape_1
-        relu_2 = self.maxpool_1(relu_2)
-        relu_2 = self.conv2d_2(relu_2)
-        relu_2 = F.relu(relu_2)
-        squeeze_excite_2_reshape_1 = relu_2.mean(dim=(2, 3))
-        squeeze_excite_2_reshape_1 = self.squeeze_excite_2_dense_1(squeeze_excite_2_reshape_1)
-        squeeze_excite_2_reshape_1 = F.relu(squeeze_excite_2_reshape_1)
-        squeeze_excite_2_reshape_1 = self.squeeze_excite_2_dense_2(squeeze_excite_2_reshape_1)
-        squeeze_excite_2_reshape_1 = torch.sigmoid(squeeze_excite_2_reshape_1)
-        squeeze_excite_2_reshape_1 = squeeze_excite_2_reshape_1.reshape(
-            len(squeeze_excite_2_reshape_1), 32, 1, 1
-        )
-        dense_1 = relu_2 * squeeze_excite_2_reshape_1
-        dense_1 = dense_1.mean(dim=(2, 3))
-        dense_1 = self.dense_1(dense_1)
-        return dense_1
+        x = self.conv2d_1(image)
+        x = F.relu(x)
+        x = self.squeeze_excite_1(x)
+        x = self.maxpool_1(x)
+        x = self.conv2d_2(x)
+        x = F.relu(x)
+        x = self.squeeze_excite_2(x)
+        x = x.mean(dim=(2, 3))
+        x = self.dense_1(x)
+        return x
 
 
 def compute_loss(output, target):

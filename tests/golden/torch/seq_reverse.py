@@ -56,6 +56,71 @@ class MultiHeadAttention(nn.Module):
         return self.output((weights @ v).transpose(1, 2).reshape(n, t, -1))
 
 
+class EncoderLayer(nn.Module):
+    """Block encoder_layer(d, heads, ff, rate, bias) of the spec, batch first."""
+
+    def __init__(self, d, heads, ff):
+        super().__init__()
+        self.self_attention = MultiHeadAttention(heads, (d, d, d), 8, 8)
+        self.dropout_1 = nn.Dropout(0.0)
+        self.norm1 = nn.LayerNorm(d)
+        self.linear1 = nn.Linear(d, ff)
+        self.f = nn.Dropout(0.0)
+        self.linear2 = nn.Linear(ff, d)
+        self.f_2 = nn.Dropout(0.0)
+        self.norm2 = nn.LayerNorm(d)
+
+    def forward(self, x):
+        self_attention = self.self_attention(x, x, x)
+        self_attention = self.dropout_1(self_attention)
+        norm1 = x + self_attention
+        norm1 = self.norm1(norm1)
+        linear1 = self.linear1(norm1)
+        f = F.relu(linear1)
+        f = self.f(f)
+        linear2 = self.linear2(f)
+        f = self.f_2(linear2)
+        norm2 = norm1 + f
+        norm2 = self.norm2(norm2)
+        return norm2
+
+
+class DecoderLayer(nn.Module):
+    """Block decoder_layer(d, heads, ff, rate, bias) of the spec, batch first."""
+
+    def __init__(self, d, heads, ff):
+        super().__init__()
+        self.self_attention = MultiHeadAttention(heads, (d, d, d), 8, 8, causal=True)
+        self.dropout_1 = nn.Dropout(0.0)
+        self.norm1 = nn.LayerNorm(d)
+        self.cross_attention = MultiHeadAttention(heads, (d, d, d), 8, 8)
+        self.dropout_2 = nn.Dropout(0.0)
+        self.norm2 = nn.LayerNorm(d)
+        self.linear1 = nn.Linear(d, ff)
+        self.f = nn.Dropout(0.0)
+        self.linear2 = nn.Linear(ff, d)
+        self.f_2 = nn.Dropout(0.0)
+        self.norm3 = nn.LayerNorm(d)
+
+    def forward(self, x, memory):
+        self_attention = self.self_attention(x, x, x)
+        self_attention = self.dropout_1(self_attention)
+        norm1 = x + self_attention
+        norm1 = self.norm1(norm1)
+        cross_attention = self.cross_attention(norm1, memory, memory)
+        cross_attention = self.dropout_2(cross_attention)
+        norm2 = norm1 + cross_attention
+        norm2 = self.norm2(norm2)
+        linear1 = self.linear1(norm2)
+        f = F.relu(linear1)
+        f = self.f(f)
+        linear2 = self.linear2(f)
+        f = self.f_2(linear2)
+        norm3 = norm2 + f
+        norm3 = self.norm3(norm3)
+        return norm3
+
+
 class Reverse(nn.Module):
     """Model Reverse: (tokens: int64[8]) -> [8, 10], batch first."""
 
@@ -63,58 +128,17 @@ class Reverse(nn.Module):
         super().__init__()
         self.embedding_1 = nn.Embedding(10, 32)
         self.x = nn.Parameter(torch.empty(8, 32))
-        self.memory_self_attention = MultiHeadAttention(4, (32, 32, 32), 8, 8)
-        self.memory_dropout_1 = nn.Dropout(0.0)
-        self.memory_norm1 = nn.LayerNorm(32)
-        self.memory_linear1 = nn.Linear(32, 64)
-        self.memory_f = nn.Dropout(0.0)
-        self.memory_linear2 = nn.Linear(64, 32)
-        self.memory_f_2 = nn.Dropout(0.0)
-        self.memory_norm2 = nn.LayerNorm(32)
-        self.dec_self_attention = MultiHeadAttention(4, (32, 32, 32), 8, 8, causal=True)
-        self.dec_dropout_1 = nn.Dropout(0.0)
-        self.dec_norm1 = nn.LayerNorm(32)
-        self.dec_cross_attention = MultiHeadAttention(4, (32, 32, 32), 8, 8)
-        self.dec_dropout_2 = nn.Dropout(0.0)
-        self.dec_norm2 = nn.LayerNorm(32)
-        self.dec_linear1 = nn.Linear(32, 64)
-        self.dec_f = nn.Dropout(0.0)
-        self.dec_linear2 = nn.Linear(64, 32)
-        self.dec_f_2 = nn.Dropout(0.0)
-        self.dec_norm3 = nn.LayerNorm(32)
+        self.memory = EncoderLayer(32, 4, 64)
+        self.dec = DecoderLayer(32, 4, 64)
         self.dense_1 = nn.Linear(32, 10)
 
     def forward(self, tokens):
-        x_ = self.embedding_1(tokens)
-        x_ = x_ + self.x[:8]
-        memory_dropout_1 = self.memory_self_attention(x_, x_, x_)
-        memory_dropout_1 = self.memory_dropout_1(memory_dropout_1)
-        memory_norm1 = x_ + memory_dropout_1
-        memory_norm1 = self.memory_norm1(memory_norm1)
-        memory_f_2 = self.memory_linear1(memory_norm1)
-        memory_f_2 = F.relu(memory_f_2)
-        memory_f_2 = self.memory_f(memory_f_2)
-        memory_f_2 = self.memory_linear2(memory_f_2)
-        memory_f_2 = self.memory_f_2(memory_f_2)
-        memory_norm2 = memory_norm1 + memory_f_2
-        memory_norm2 = self.memory_norm2(memory_norm2)
-        dec_dropout_1 = self.dec_self_attention(x_, x_, x_)
-        dec_dropout_1 = self.dec_dropout_1(dec_dropout_1)
-        dec_norm1 = x_ + dec_dropout_1
-        dec_norm1 = self.dec_norm1(dec_norm1)
-        dec_dropout_2 = self.dec_cross_attention(dec_norm1, memory_norm2, memory_norm2)
-        dec_dropout_2 = self.dec_dropout_2(dec_dropout_2)
-        dec_norm2 = dec_norm1 + dec_dropout_2
-        dec_norm2 = self.dec_norm2(dec_norm2)
-        dec_f_2 = self.dec_linear1(dec_norm2)
-        dec_f_2 = F.relu(dec_f_2)
-        dec_f_2 = self.dec_f(dec_f_2)
-        dec_f_2 = self.dec_linear2(dec_f_2)
-        dec_f_2 = self.dec_f_2(dec_f_2)
-        dense_1 = dec_norm2 + dec_f_2
-        dense_1 = self.dec_norm3(dense_1)
-        dense_1 = self.dense_1(dense_1)
-        return dense_1
+        x = self.embedding_1(tokens)
+        x = x + self.x[:8]
+        memory = self.memory(x)
+        dec = self.dec(x, memory)
+        x = self.dense_1(dec)
+        return x
 
 
 def compute_loss(output, target):

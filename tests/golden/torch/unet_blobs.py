@@ -11,54 +11,50 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class Stage(nn.Module):
+    """Block stage(c) of the spec, batch first."""
+
+    def __init__(self, c, k):
+        super().__init__()
+        self.conv2d_1 = nn.Conv2d(k, c, kernel_size=3, padding=1)
+        self.conv2d_2 = nn.Conv2d(c, c, kernel_size=3, padding=1)
+
+    def forward(self, x):
+        y = self.conv2d_1(x)
+        y = F.relu(y)
+        x = self.conv2d_2(y)
+        x = F.relu(x)
+        return x
+
+
 class UNet(nn.Module):
     """Model UNet: (image: [1, 16, 16]) -> [1, 16, 16], batch first."""
 
     def __init__(self):
         super().__init__()
-        self.e1_conv2d_1 = nn.Conv2d(1, 8, kernel_size=3, padding=1)
-        self.e1_conv2d_2 = nn.Conv2d(8, 8, kernel_size=3, padding=1)
+        self.e1 = Stage(8, k=1)
         self.maxpool_1 = nn.MaxPool2d(2)
-        self.e2_conv2d_1 = nn.Conv2d(8, 16, kernel_size=3, padding=1)
-        self.e2_conv2d_2 = nn.Conv2d(16, 16, kernel_size=3, padding=1)
+        self.e2 = Stage(16, k=8)
         self.maxpool_2 = nn.MaxPool2d(2)
-        self.b_conv2d_1 = nn.Conv2d(16, 32, kernel_size=3, padding=1)
-        self.b_conv2d_2 = nn.Conv2d(32, 32, kernel_size=3, padding=1)
-        self.d2_conv2d_1 = nn.Conv2d(48, 16, kernel_size=3, padding=1)
-        self.d2_conv2d_2 = nn.Conv2d(16, 16, kernel_size=3, padding=1)
-        self.d1_conv2d_1 = nn.Conv2d(24, 8, kernel_size=3, padding=1)
-        self.d1_conv2d_2 = nn.Conv2d(8, 8, kernel_size=3, padding=1)
+        self.b = Stage(32, k=16)
+        self.d2 = Stage(16, k=48)
+        self.d1 = Stage(8, k=24)
         self.conv2d_1 = nn.Conv2d(8, 1, kernel_size=1)
 
     def forward(self, image):
-        e1_relu_1 = self.e1_conv2d_1(image)
-        e1_relu_1 = F.relu(e1_relu_1)
-        e1_relu_1 = self.e1_conv2d_2(e1_relu_1)
-        e1_relu_1 = F.relu(e1_relu_1)
-        e2_relu_1 = self.maxpool_1(e1_relu_1)
-        e2_relu_1 = self.e2_conv2d_1(e2_relu_1)
-        e2_relu_1 = F.relu(e2_relu_1)
-        e2_relu_1 = self.e2_conv2d_2(e2_relu_1)
-        e2_relu_1 = F.relu(e2_relu_1)
-        u2 = self.maxpool_2(e2_relu_1)
-        u2 = self.b_conv2d_1(u2)
-        u2 = F.relu(u2)
-        u2 = self.b_conv2d_2(u2)
-        u2 = F.relu(u2)
-        u2 = F.interpolate(u2, scale_factor=2, mode="bilinear", align_corners=False)
-        u1 = torch.cat((u2, e2_relu_1), dim=1)
-        u1 = self.d2_conv2d_1(u1)
-        u1 = F.relu(u1)
-        u1 = self.d2_conv2d_2(u1)
-        u1 = F.relu(u1)
-        u1 = F.interpolate(u1, scale_factor=2, mode="bilinear", align_corners=False)
-        conv2d_1 = torch.cat((u1, e1_relu_1), dim=1)
-        conv2d_1 = self.d1_conv2d_1(conv2d_1)
-        conv2d_1 = F.relu(conv2d_1)
-        conv2d_1 = self.d1_conv2d_2(conv2d_1)
-        conv2d_1 = F.relu(conv2d_1)
-        conv2d_1 = self.conv2d_1(conv2d_1)
-        return conv2d_1
+        e1 = self.e1(image)
+        e2 = self.maxpool_1(e1)
+        e2 = self.e2(e2)
+        b = self.maxpool_2(e2)
+        b = self.b(b)
+        u2 = F.interpolate(b, scale_factor=2, mode="bilinear", align_corners=False)
+        d2 = torch.cat((u2, e2), dim=1)
+        d2 = self.d2(d2)
+        u1 = F.interpolate(d2, scale_factor=2, mode="bilinear", align_corners=False)
+        d1 = torch.cat((u1, e1), dim=1)
+        d1 = self.d1(d1)
+        x = self.conv2d_1(d1)
+        return x
 
 
 def compute_loss(output, target):

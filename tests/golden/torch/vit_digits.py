@@ -56,6 +56,35 @@ class MultiHeadAttention(nn.Module):
         return self.output((weights @ v).transpose(1, 2).reshape(n, t, -1))
 
 
+class PreNormEncoderLayer(nn.Module):
+    """Block pre_norm_encoder_layer(d, heads, ff, rate, bias) of the spec, batch first."""
+
+    def __init__(self, d, heads, ff):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d)
+        self.self_attention = MultiHeadAttention(heads, (d, d, d), 8, 8)
+        self.dropout_1 = nn.Dropout(0.0)
+        self.norm2 = nn.LayerNorm(d)
+        self.linear1 = nn.Linear(d, ff)
+        self.f_2 = nn.Dropout(0.0)
+        self.linear2 = nn.Linear(ff, d)
+        self.f_3 = nn.Dropout(0.0)
+
+    def forward(self, x):
+        norm1 = self.norm1(x)
+        self_attention = self.self_attention(norm1, norm1, norm1)
+        self_attention = self.dropout_1(self_attention)
+        x = x + self_attention
+        norm2 = self.norm2(x)
+        linear1 = self.linear1(norm2)
+        f = F.relu(linear1)
+        f = self.f_2(f)
+        linear2 = self.linear2(f)
+        f = self.f_3(linear2)
+        x = x + f
+        return x
+
+
 class VitDigits(nn.Module):
     """Model VitDigits: (image: [1, 8, 8]) -> [10], batch first."""
 
@@ -63,59 +92,21 @@ class VitDigits(nn.Module):
         super().__init__()
         self.patches = nn.Conv2d(1, 32, kernel_size=2, stride=2)
         self.x_2 = nn.Parameter(torch.empty(16, 32))
-        self.layer1_norm1 = nn.LayerNorm(32)
-        self.layer1_self_attention = MultiHeadAttention(4, (32, 32, 32), 8, 8)
-        self.layer1_dropout_1 = nn.Dropout(0.0)
-        self.layer1_norm2 = nn.LayerNorm(32)
-        self.layer1_linear1 = nn.Linear(32, 64)
-        self.layer1_f_2 = nn.Dropout(0.0)
-        self.layer1_linear2 = nn.Linear(64, 32)
-        self.layer1_f_3 = nn.Dropout(0.0)
-        self.layer2_norm1 = nn.LayerNorm(32)
-        self.layer2_self_attention = MultiHeadAttention(4, (32, 32, 32), 8, 8)
-        self.layer2_dropout_1 = nn.Dropout(0.0)
-        self.layer2_norm2 = nn.LayerNorm(32)
-        self.layer2_linear1 = nn.Linear(32, 64)
-        self.layer2_f_2 = nn.Dropout(0.0)
-        self.layer2_linear2 = nn.Linear(64, 32)
-        self.layer2_f_3 = nn.Dropout(0.0)
+        self.layer1 = PreNormEncoderLayer(32, 4, 64)
+        self.layer2 = PreNormEncoderLayer(32, 4, 64)
         self.norm = nn.LayerNorm(32)
         self.head = nn.Linear(32, 10)
 
     def forward(self, image):
-        x_2 = self.patches(image)
-        x_2 = x_2.reshape(len(x_2), 32, 16)
-        x_2 = x_2.permute(0, 2, 1)
-        x_2 = x_2 + self.x_2[:16]
-        layer1_dropout_1 = self.layer1_norm1(x_2)
-        layer1_dropout_1 = self.layer1_self_attention(
-            layer1_dropout_1, layer1_dropout_1, layer1_dropout_1
-        )
-        layer1_dropout_1 = self.layer1_dropout_1(layer1_dropout_1)
-        layer1_x_2 = x_2 + layer1_dropout_1
-        layer1_f_3 = self.layer1_norm2(layer1_x_2)
-        layer1_f_3 = self.layer1_linear1(layer1_f_3)
-        layer1_f_3 = F.relu(layer1_f_3)
-        layer1_f_3 = self.layer1_f_2(layer1_f_3)
-        layer1_f_3 = self.layer1_linear2(layer1_f_3)
-        layer1_f_3 = self.layer1_f_3(layer1_f_3)
-        layer1_add_1 = layer1_x_2 + layer1_f_3
-        layer2_dropout_1 = self.layer2_norm1(layer1_add_1)
-        layer2_dropout_1 = self.layer2_self_attention(
-            layer2_dropout_1, layer2_dropout_1, layer2_dropout_1
-        )
-        layer2_dropout_1 = self.layer2_dropout_1(layer2_dropout_1)
-        layer2_x_2 = layer1_add_1 + layer2_dropout_1
-        layer2_f_3 = self.layer2_norm2(layer2_x_2)
-        layer2_f_3 = self.layer2_linear1(layer2_f_3)
-        layer2_f_3 = F.relu(layer2_f_3)
-        layer2_f_3 = self.layer2_f_2(layer2_f_3)
-        layer2_f_3 = self.layer2_linear2(layer2_f_3)
-        layer2_f_3 = self.layer2_f_3(layer2_f_3)
-        head = layer2_x_2 + layer2_f_3
-        head = self.norm(head)
-        head = head.mean(dim=(1,))
-        head = self.head(head)
+        patches = self.patches(image)
+        x = patches.reshape(len(patches), 32, 16)
+        x = x.permute(0, 2, 1)
+        x = x + self.x_2[:16]
+        layer1 = self.layer1(x)
+        layer2 = self.layer2(layer1)
+        norm = self.norm(layer2)
+        x = norm.mean(dim=(1,))
+        head = self.head(x)
         return head
 
 
