@@ -21,7 +21,7 @@ class Encoder(nn.Module):
 
     def forward(self, pixels):
         x = self.dense_1(pixels)
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)
         x = self.dense_2(x)
         return x
 
@@ -36,7 +36,7 @@ class Decoder(nn.Module):
 
     def forward(self, code):
         x = self.dense_1(code)
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)
         x = self.dense_2(x)
         x = torch.sigmoid(x)
         return x

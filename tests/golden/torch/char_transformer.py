@@ -77,7 +77,7 @@ class CausalLayer(nn.Module):
         x = x + self_attention
         norm2 = self.norm2(x)
         linear1 = self.linear1(norm2)
-        f = F.relu(linear1)
+        f = F.relu(linear1, inplace=True)
         f = self.f_2(f)
         linear2 = self.linear2(f)
         f = self.f_3(linear2)

@@ -22,10 +22,10 @@ class ConvEncoder(nn.Module):
     def forward(self, image):
         # 'same' padding, TF-style: the extra pad goes at the end
         x = self.conv2d_1(F.pad(image, (0, 1, 0, 1)))
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)
         # 'same' padding, TF-style: the extra pad goes at the end
         x = self.conv2d_2(F.pad(x, (0, 1, 0, 1)))
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)
         return x
 
 
@@ -40,7 +40,7 @@ class ConvDecoder(nn.Module):
     def forward(self, code):
         # torch crops both ends equally; the extra crop comes off the end
         x = self.conv2d_transpose_1(code)[..., :-1, :-1]
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)
         # torch crops both ends equally; the extra crop comes off the end
         x = self.conv2d_transpose_2(x)[..., :-1, :-1]
         x = torch.sigmoid(x)

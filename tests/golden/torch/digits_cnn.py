@@ -25,13 +25,13 @@ class DigitsCNN(nn.Module):
 
     def forward(self, image):
         x = self.conv2d_1(image)
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)
         x = self.maxpool_1(x)
         x = self.conv2d_2(x)
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)
         x = x.flatten(1)
         x = self.dense_1(x)
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)
         x = self.dropout_1(x)
         x = self.dense_2(x)
         return x

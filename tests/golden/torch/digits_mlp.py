@@ -22,7 +22,7 @@ class DigitsMLP(nn.Module):
 
     def forward(self, pixels):
         x = self.dense_1(pixels)
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)
         x = self.dropout_1(x)
         x = self.dense_2(x)
         return x

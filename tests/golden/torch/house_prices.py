@@ -29,9 +29,9 @@ class HousePrices(nn.Module):
 
     def forward(self, features):
         x = self.dense_1(features)
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)
         x = self.dense_2(x)
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)
         x = self.dense_3(x)
         return x
 

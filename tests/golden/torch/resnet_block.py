@@ -48,7 +48,7 @@ class Residual(nn.Module):
         y = self.conv2d_2(y)
         y = contiguous_norm(self.y_2, y)
         x = x + y
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)
         return x
 
 
@@ -64,7 +64,7 @@ class ResNet(nn.Module):
 
     def forward(self, image):
         x = self.conv2d_1(image)
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)
         x = self.residual_1(x)
         x = self.residual_2(x)
         x = x.mean(dim=(2, 3))

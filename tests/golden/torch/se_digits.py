@@ -23,7 +23,7 @@ class SqueezeExcite(nn.Module):
     def forward(self, x):
         s = x.mean(dim=(2, 3))
         s = self.dense_1(s)
-        s = F.relu(s)
+        s = F.relu(s, inplace=True)
         s = self.dense_2(s)
         s = torch.sigmoid(s)
         s = s.reshape(len(s), self.c, 1, 1)
@@ -45,11 +45,11 @@ class SEDigits(nn.Module):
 
     def forward(self, image):
         x = self.conv2d_1(image)
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)
         x = self.squeeze_excite_1(x)
         x = self.maxpool_1(x)
         x = self.conv2d_2(x)
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)
         x = self.squeeze_excite_2(x)
         x = x.mean(dim=(2, 3))
         x = self.dense_1(x)

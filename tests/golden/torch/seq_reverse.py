@@ -76,7 +76,7 @@ class EncoderLayer(nn.Module):
         norm1 = x + self_attention
         norm1 = self.norm1(norm1)
         linear1 = self.linear1(norm1)
-        f = F.relu(linear1)
+        f = F.relu(linear1, inplace=True)
         f = self.f(f)
         linear2 = self.linear2(f)
         f = self.f_2(linear2)
@@ -112,7 +112,7 @@ class DecoderLayer(nn.Module):
         norm2 = norm1 + cross_attention
         norm2 = self.norm2(norm2)
         linear1 = self.linear1(norm2)
-        f = F.relu(linear1)
+        f = F.relu(linear1, inplace=True)
         f = self.f(f)
         linear2 = self.linear2(f)
         f = self.f_2(linear2)

@@ -22,9 +22,9 @@ class SpiralClassifier(nn.Module):
 
     def forward(self, point):
         x = self.dense_1(point)
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)
         x = self.dense_2(x)
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)
         x = self.dense_3(x)
         x = torch.softmax(x, dim=-1)
         return x

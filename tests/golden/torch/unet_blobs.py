@@ -21,9 +21,9 @@ class Stage(nn.Module):
 
     def forward(self, x):
         y = self.conv2d_1(x)
-        y = F.relu(y)
+        y = F.relu(y, inplace=True)
         x = self.conv2d_2(y)
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)
         return x
 
 
