@@ -36,14 +36,16 @@ ZERO = tf.UnconnectedGradients.ZERO
 
 def named_parameters(model: Any, prefix: str = "") -> Iterator[tuple[str, tuple[Any, str, Any]]]:
     """(canonical name, (layer, parameter, variable)) for every parameter and buffer, in
-    nnc's order; a model used as a layer (it has ``layers()``) prefixes its names with
-    the call's."""
-    for node, layer in model.layers().items():
-        if hasattr(layer, "layers"):
+    nnc's order; a model used as a layer (it has ``parameter_layers()``) prefixes its
+    names with the call's."""
+    for node, layer in model.parameter_layers().items():
+        if hasattr(layer, "parameter_layers"):
             yield from named_parameters(layer, f"{prefix}{node}.")
         else:
             for param, var in layer.parameters().items():
-                yield f"{prefix}{node}.{param}", (layer, param, var)
+                # the tf.Variable a Keras variable wraps: the optimizer and the
+                # gradient tape work on it directly
+                yield f"{prefix}{node}.{param}", (layer, param, var.value)
 
 
 def as_batch(value: Any, what: str, shape: Shape, dtype: str) -> tf.Tensor:
