@@ -1,7 +1,7 @@
 """nnc's runtime adapter for TensorFlow: the Runtime interface around a plain generated
 module.
 
-The generated module holds what varies per model (its ``tf.Module`` model classes,
+The generated module holds what varies per model (its ``keras.Model`` classes,
 the loss, ``make_optimizer``, the schedule); this module holds what is the same for
 every model, as ordinary code:
 
