@@ -114,10 +114,16 @@ class Recurrent(Layer):
         self.recurrent_kernel = self.variable([units, size], trainable, "recurrent_kernel")
 
     def run(self, inputs, initial):
-        """Scan `self.cell` over time; return [N, t, H] or the last state [N, H]."""
-        states = tf.scan(self.cell, tf.transpose(inputs, (1, 0, 2)), initializer=initial)
+        """Loop `self.cell` over time; return [N, t, H] or the last state [N, H]. Only
+        the sequence keeps every step's state (tf.scan); the last state alone is a
+        fold, which stores none of them."""
+        steps = tf.transpose(inputs, (1, 0, 2))
+        if not self.return_sequences:
+            last = tf.foldl(self.cell, steps, initializer=initial)
+            return last[0] if isinstance(last, tuple) else last
+        states = tf.scan(self.cell, steps, initializer=initial)
         h = states[0] if isinstance(states, tuple) else states
-        return tf.transpose(h, (1, 0, 2)) if self.return_sequences else h[-1]
+        return tf.transpose(h, (1, 0, 2))
 
     def zeros(self, x):
         return tf.zeros([tf.shape(x)[0], self.units])
