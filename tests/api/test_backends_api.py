@@ -48,9 +48,10 @@ def _native_output(backend: str, native: object, x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return native(torch.from_numpy(x)).numpy()  # type: ignore[no-any-return]
     if backend == "tensorflow":
+        import keras
         import tensorflow as tf
 
-        assert isinstance(native, tf.Module)  # Keras models are tf.Modules too
+        assert isinstance(native, keras.Model)
         return np.asarray(native(tf.constant(x)))  # type: ignore[operator]
     import onnxruntime
 

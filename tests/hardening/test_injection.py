@@ -234,7 +234,7 @@ def test_strings_carrying_python_are_emitted_inert(tmp_path: Path) -> None:
                 out = module.Runtime().forward(np.zeros((2, 2), np.float32))
             elif hasattr(module, "initial_weights"):  # numpy: the model on its weights
                 out = module.Evil(module.initial_weights()).forward(np.zeros((2, 2), np.float32))
-            elif hasattr(module, "tf"):  # a plain tf.Module, which nnc's adapter wraps
+            elif hasattr(module, "tf"):  # a keras.Model, which nnc's adapter wraps
                 out = module.Evil()(module.tf.zeros((2, 2))).numpy()
             else:  # torch: a plain nn.Module, which nnc's runtime adapter wraps
                 import torch

@@ -1,8 +1,8 @@
-"""The TensorFlow backend: readable ``tf.Module`` code with nnc's exact semantics.
+"""The TensorFlow backend: readable Keras 3 models with nnc's exact semantics.
 
-``emit`` writes a standalone module (tensorflow, numpy and the standard library
-only) holding the model classes, the loss, the optimizer written out, a compiled
-train step and a ``Runtime``; ``build`` loads it and returns a ready runtime.
+``emit`` writes a standalone module (keras, tensorflow, numpy and the standard
+library only) holding the layer and ``keras.Model`` classes, the loss, the optimizer
+written out and ``fit``; ``build`` loads it and returns a ready runtime.
 Importing this package, or calling ``emit``, never imports TensorFlow.
 See ``docs/backends/tensorflow.md`` for how each construct is realised.
 """

@@ -1,7 +1,7 @@
 """Assemble a generated TensorFlow module, in reading order.
 
 header and imports; ``PARAMETERS`` and ``initial_weights`` (shared codegen); the
-helpers and layer classes the model uses (:mod:`.library`); one ``tf.Module`` class
+helpers and layer classes the model uses (:mod:`.library`); one ``keras.Model`` class
 per model, callees first (:mod:`.graph`, :mod:`.ops`); the loss and the optimizer
 (:mod:`.training`); the tables and the ``Runtime`` class (:mod:`.runtime`);
 ``learning_rate`` and ``fit`` (shared codegen).
@@ -47,6 +47,8 @@ MODULE_NAMES = frozenset(
     {
         "tf",
         "np",
+        "keras",
+        "contextlib",
         "zlib",
         "learning_rate",
         "fit",
@@ -169,7 +171,7 @@ def emit(program: Program, model: str | None = None, source: str = "<program>") 
 
     >>> import nnc
     >>> code = emit(nnc.load("examples/xor.nn"), source="examples/xor.nn")
-    >>> "class Xor(tf.Module):" in code and "def make_optimizer(variables):" in code
+    >>> "class Xor(keras.Model):" in code and "def make_optimizer(variables):" in code
     True
 
     When the model is trained by a GAN recipe, this is the GAN's module (:func:`emit_gan`).
@@ -213,6 +215,9 @@ def lower_module(program: Program, model: str | None = None, source: str = "<pro
     w.lines_(header(source, m, NAME))
     w.docstring(_module_doc(m, trains))
     w.blank()
+    w.line("import contextlib")
+    w.blank()
+    w.line("import keras")
     w.line(NUMPY)
     w.line("import tensorflow as tf")
     emit_library(w, library, LIBRARY)

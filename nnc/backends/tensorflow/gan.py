@@ -1,4 +1,4 @@
-"""The generated TensorFlow module of a GAN recipe: both models as ``tf.Module``
+"""The generated TensorFlow module of a GAN recipe: both models as ``keras.Model``
 classes, their losses, each model's optimizer written out (``make_generator_optimizer``,
 ``make_discriminator_optimizer``), ``draw_noise`` and a standalone ``fit(x)``.
 
@@ -74,8 +74,10 @@ def lower_gan(program: Program, recipe: GanRecipe, source: str) -> LoweredGan:
         "both models, their\nlosses and optimizers, draw_noise and fit(x) to train them."
     )
     w.blank()
+    w.line("import contextlib")
     w.line("import zlib")
     w.blank()
+    w.line("import keras")
     w.line("import numpy as np")
     w.line("import tensorflow as tf")
     emit_library(w, library)
@@ -183,16 +185,17 @@ def _fit(w: CodeWriter, recipe: GanRecipe, parts: list[Part]) -> None:
             w.line("random = tf.random.Generator.from_seed(seed)  # dropout masks")
         models = []
         for part in parts:
-            arg = "random" if part.dropout else ""
+            arg = "generator=random" if part.dropout else ""
             models.append(f"{part.class_name}({arg})")
         w.line(f"generator, discriminator = {', '.join(models)}")
-        w.line("g_variables = generator.trainable_variables")
-        w.line("d_variables = discriminator.trainable_variables")
+        w.line("# the tf.Variables under the Keras variables, which the optimizers update")
+        w.line("g_variables = [var.value for var in generator.trainable_variables]")
+        w.line("d_variables = [var.value for var in discriminator.trainable_variables]")
         with (
             w.block("for index, var in enumerate(g_variables + d_variables):"),
             w.block("if var.shape.rank > 1:"),
         ):
-            w.line("var.assign(tf.keras.initializers.GlorotUniform(seed + index)(var.shape))")
+            w.line("var.assign(keras.initializers.GlorotUniform(seed + index)(var.shape))")
         w.line("g_optimizer = make_generator_optimizer(g_variables)")
         w.line("d_optimizer = make_discriminator_optimizer(d_variables)")
         zero = "unconnected_gradients=tf.UnconnectedGradients.ZERO"

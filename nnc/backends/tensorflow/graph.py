@@ -1,7 +1,7 @@
-"""Lowering one IR model to a ``tf.Module`` class.
+"""Lowering one IR model to a ``keras.Model`` subclass.
 
 The class builds its layers in ``__init__`` (one attribute per node that holds
-parameters, named after the node) and runs the graph in ``__call__``, one local
+parameters, named after the node) and runs the graph in ``call``, one local
 variable per IR value, named after it. Inputs and outputs are canonical
 (channels-first); inside, values that feed convolutions, pooling and the other
 channel-wise ops are kept channels-last, the layout TensorFlow's CPU kernels want.
@@ -27,19 +27,101 @@ from nnc.ir.types import TensorType
 FIRST = "channels_first"
 LAST = "channels_last"
 
-# Attributes of tf.Module (and of the generated model classes) that a layer attribute
-# must not shadow.
+# Attributes of keras.Model (Keras 3.15's public ones; tests/backends/tensorflow check
+# the installed Keras against this list) and of the generated model classes, which a
+# layer attribute must not shadow.
 MODULE_ATTRIBUTES = frozenset(
     {
-        "name",
-        "name_scope",
-        "variables",
-        "trainable_variables",
-        "non_trainable_variables",
-        "submodules",
-        "with_name_scope",
+        "add_loss",
+        "add_metric",
+        "add_variable",
+        "add_weight",
+        "build",
+        "build_from_config",
+        "call",
+        "compile",
+        "compile_from_config",
+        "compiled_loss",
+        "compiled_metrics",
+        "compute_dtype",
+        "compute_loss",
+        "compute_mask",
+        "compute_metrics",
+        "compute_output_shape",
+        "compute_output_spec",
+        "count_params",
+        "distribute_reduction_method",
+        "distribute_strategy",
+        "dtype",
+        "dtype_policy",
+        "evaluate",
+        "export",
+        "fit",
+        "from_config",
+        "get_build_config",
+        "get_compile_config",
+        "get_config",
+        "get_layer",
+        "get_metrics_result",
+        "get_quantization_layer_structure",
+        "get_state_tree",
+        "get_weights",
+        "input",
+        "input_dtype",
+        "input_spec",
+        "jit_compile",
         "layers",
+        "load_own_variables",
+        "load_weights",
+        "loss",
+        "losses",
+        "make_predict_function",
+        "make_test_function",
+        "make_train_function",
+        "metrics",
+        "metrics_names",
+        "metrics_variables",
+        "non_trainable_variables",
+        "non_trainable_weights",
+        "output",
+        "path",
+        "predict",
+        "predict_on_batch",
+        "predict_step",
+        "quantization_mode",
+        "quantize",
+        "quantized_build",
+        "quantized_call",
+        "rematerialized_call",
+        "reset_metrics",
+        "run_eagerly",
+        "save",
+        "save_own_variables",
+        "save_weights",
+        "set_state_tree",
+        "set_weights",
+        "stateless_call",
+        "stateless_compute_loss",
+        "summary",
+        "supports_masking",
+        "symbolic_call",
+        "test_on_batch",
+        "test_step",
+        "to_json",
+        "train_on_batch",
+        "train_step",
+        "trainable",
+        "trainable_variables",
+        "trainable_weights",
+        "variable_dtype",
+        "variables",
+        "weights",
+        "name",
+        "built",
+        "optimizer",
+        "submodules",
         "generator",
+        "parameter_layers",
     }
 )
 
@@ -131,7 +213,7 @@ class ModelEmitter:
         self.values: dict[tuple[str, str], Value] = {}
         self.init_lines: list[str] = []
         self.call_lines: list[str] = []
-        self.layers: dict[str, str] = {}  # node name -> attribute, for layers()
+        self.layers: dict[str, str] = {}  # node name -> attribute, for parameter_layers()
 
     # -- values and layouts ------------------------------------------------------------
 
@@ -205,7 +287,7 @@ class ModelEmitter:
         attribute = self.attributes.claim(node.name)
         args = []
         if uses_dropout(self.program, callee):
-            args.append("self.generator")
+            args.append("generator=self.generator")
         self.init_lines.append(
             f"self.{attribute} = {self.class_names[callee.name]}({', '.join(args)})"
         )
@@ -224,7 +306,8 @@ class ModelEmitter:
     def emit(self, w: CodeWriter) -> None:
         self.lower()
         dropout = uses_dropout(self.program, self.model)
-        with w.block(f"class {self.class_name}(tf.Module):"):
+        w.line('@keras.saving.register_keras_serializable(package="nnc")')
+        with w.block(f"class {self.class_name}(keras.Model):"):
             takes = ", ".join(f"{i.name} {i.type}" for i in self.model.inputs)
             gives = ", ".join(str(t) for t in self.model.output_types)
             summary = f"The model {self.model.name}: {takes} -> {gives} (per sample)."
@@ -236,19 +319,31 @@ class ModelEmitter:
                 else summary
             )
             w.blank()
-            with w.block(f"def __init__(self{', generator' if dropout else ''}):"):
-                w.line(f"super().__init__(name={self.model.name!r})")
+            generator = "generator=None, " if dropout else ""
+            with w.block(f"def __init__(self, {generator}name={self.model.name!r}, **kwargs):"):
+                w.line("super().__init__(name=name, **kwargs)")
                 if dropout:
-                    w.line("self.generator = generator  # dropout masks")
+                    w.line("# dropout masks; nnc's runtime passes the one Runtime.seed reseeds")
+                    w.line("self.generator = generator or tf.random.Generator.from_seed(0)")
                 w.lines_(self.init_lines)
+                w.line("self.built = True  # every layer is made above")
             w.blank()
             signature = ", ".join(["self", *self.params, "training=False"])
-            with w.block(f"def __call__({signature}):"):
+            with w.block(f"def call({signature}):"):
                 outs = [self.fetch(ref, FIRST).local for ref in self.model.outputs]
                 w.lines_(self.call_lines)
                 w.line(f"return {', '.join(outs)}")
             w.blank()
-            with w.block("def layers(self):"):
+            with w.block("def _open_name_scope(self):"):
+                w.line("# No name scope of the model's name around its ops, as for each Layer:")
+                w.line("# Grappler orders some sums by op name, and unscoped they round as before.")
+                w.line("return contextlib.nullcontext()")
+            w.blank()
+            with w.block("def get_config(self):"):
+                w.docstring("Its name: the layers are fixed (a loaded model draws new masks).")
+                w.line('return {"name": self.name}')
+            w.blank()
+            with w.block("def parameter_layers(self):"):
                 w.docstring(
                     "The layers holding parameters, by node name (canonical names start with it)."
                 )

@@ -1,7 +1,7 @@
 """The layer classes generated TensorFlow modules include when they use them.
 
-Each holds its parameters as ``tf.Variable`` in TensorFlow's (and Keras') native
-layout and converts canonical arrays on the way in and out (``to_native`` /
+Each is a ``keras.layers.Layer`` holding its parameters as Keras variables in
+TensorFlow's (and Keras') native layout and converts canonical arrays on the way in and out (``to_native`` /
 ``to_canonical``); gradients and optimizer state convert the same way. Emitted
 verbatim (no spec-derived text) by :mod:`.library`; ``docs/backends/tensorflow.md``
 lists every conversion.
@@ -21,13 +21,39 @@ def _layer(name: str, source: str) -> None:
 _layer(
     "Layer",
     '''
-    class Layer(tf.Module):
-        """A layer holding nnc parameters as TensorFlow variables.
+    @keras.saving.register_keras_serializable(package="nnc")
+    class Layer(keras.layers.Layer):
+        """A Keras layer holding nnc parameters as variables, made (and the layer built)
+        in __init__. Its config is its constructor's arguments, all plain values, which
+        Keras records, so a model saved with model.save loads back with
+        keras.models.load_model once this module is imported.
+
+        A Keras variable's arithmetic goes through Keras' ops, which name the graph's
+        ops differently, and TensorFlow's graph optimiser (Grappler) orders some sums
+        by op name; so where a variable is an operand the layers use the tf.Variable
+        it holds (.value), and every step rounds as the plain TensorFlow layers did.
 
         parameters() maps canonical parameter names to variables; to_native and
         to_canonical convert an array between nnc's layout and the variable's (the
         identity unless the layer says otherwise). Gradients and optimizer state
         convert the same way, since every conversion is a rearrangement."""
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.built = True
+
+        def _open_name_scope(self):
+            # Keras runs each layer call in a name scope of the layer's name. TensorFlow's
+            # graph optimiser (Grappler) orders some of its rewritten sums by op name, so
+            # scoped names sum gradient contributions in another order: the same maths,
+            # other roundings. Unscoped, a step computes bit for bit what the plain
+            # TensorFlow formulation of these layers computed.
+            return contextlib.nullcontext()
+
+        def variable(self, shape, trainable, name, fill=0.0):
+            """A float32 variable; the runtime loads the real (canonical) values into it."""
+            constant = keras.initializers.Constant(fill)
+            return self.add_weight(shape, constant, trainable=trainable, name=name)
 
         def parameters(self):
             return {}
@@ -39,27 +65,33 @@ _layer(
         @staticmethod
         def to_canonical(param, value):
             return value
-
-
-    def variable(shape, trainable, name, fill=0.0):
-        """A float32 variable; the runtime loads the real (canonical) values into it."""
-        return tf.Variable(tf.fill(shape, fill), trainable=trainable, name=name)
     ''',
 )
 
 _layer(
     "Dense",
     '''
+    @keras.saving.register_keras_serializable(package="nnc")
     class Dense(Layer):
         """y = x Wᵀ + b over the last axis. The kernel is stored as Keras stores it,
         [in, out] = Wᵀ (nnc's weight is [out, in])."""
 
-        def __init__(self, features, units, bias=True, trainable=True, name=None):
-            super().__init__(name=name)
-            self.kernel = variable([features, units], trainable, "kernel")
-            self.bias = variable([units], trainable, "bias") if bias else None
+        def __init__(
+            self,
+            features,
+            units,
+            bias=True,
+            trainable=True,
+            bias_trainable=True,
+            name=None,
+            **kwargs,
+        ):
+            super().__init__(trainable=trainable, name=name, **kwargs)
+            self.kernel = self.variable([features, units], trainable, "kernel")
+            bias_trainable = trainable and bias_trainable
+            self.bias = self.variable([units], bias_trainable, "bias") if bias else None
 
-        def __call__(self, x):
+        def call(self, x):
             y = tf.matmul(x, self.kernel)
             return y if self.bias is None else y + self.bias
 
@@ -79,19 +111,20 @@ _layer(
 _layer(
     "RBM",
     '''
+    @keras.saving.register_keras_serializable(package="nnc")
     class RBM(Layer):
         """A restricted Boltzmann machine used as a layer: its up pass, the hidden
         probabilities sigmoid(v W + c). Every variable is in nnc's layout (weight
         [visible, hidden]); the visible bias takes no part here and no optimizer
         sees it."""
 
-        def __init__(self, visible, hidden, trainable=True, name=None):
-            super().__init__(name=name)
-            self.weight = variable([visible, hidden], trainable, "weight")
-            self.visible_bias = variable([visible], False, "visible_bias")
-            self.hidden_bias = variable([hidden], trainable, "hidden_bias")
+        def __init__(self, visible, hidden, trainable=True, name=None, **kwargs):
+            super().__init__(trainable=trainable, name=name, **kwargs)
+            self.weight = self.variable([visible, hidden], trainable, "weight")
+            self.visible_bias = self.variable([visible], False, "visible_bias")
+            self.hidden_bias = self.variable([hidden], trainable, "hidden_bias")
 
-        def __call__(self, v):
+        def call(self, v):
             return tf.sigmoid(tf.matmul(v, self.weight) + self.hidden_bias)
 
         def parameters(self):
@@ -106,15 +139,16 @@ _layer(
 _layer(
     "Embedding",
     '''
+    @keras.saving.register_keras_serializable(package="nnc")
     class Embedding(Layer):
         """Row lookup of int64 ids in a [vocab, dim] table (nnc's and Keras' layout)."""
 
-        def __init__(self, vocab, dim, trainable=True, name=None):
-            super().__init__(name=name)
-            self.table = variable([vocab, dim], trainable, "embeddings")
+        def __init__(self, vocab, dim, trainable=True, name=None, **kwargs):
+            super().__init__(trainable=trainable, name=name, **kwargs)
+            self.table = self.variable([vocab, dim], trainable, "embeddings")
 
-        def __call__(self, ids):
-            return tf.gather(self.table, ids)
+        def call(self, ids):
+            return tf.gather(self.table.value, ids)  # a ResourceGather, as before Keras
 
         def parameters(self):
             return {"weight": self.table}
@@ -124,6 +158,7 @@ _layer(
 _layer(
     "Conv",
     '''
+    @keras.saving.register_keras_serializable(package="nnc")
     class Conv(Layer):
         """Convolution (cross-correlation, kernels never flipped) of channels-last input:
         [N, L, C] (1-D) or [N, H, W, C] (2-D).
@@ -155,20 +190,22 @@ _layer(
             groups=1,
             bias=True,
             trainable=True,
+            bias_trainable=True,
             name=None,
+            **kwargs,
         ):
-            super().__init__(name=name)
-            self.kernel = variable([*kernel, channels // groups, filters], trainable, "kernel")
-            self.bias = variable([filters], trainable, "bias") if bias else None
+            super().__init__(trainable=trainable, name=name, **kwargs)
+            self.kernel = self.variable([*kernel, channels // groups, filters], trainable, "kernel")
+            bias_trainable = trainable and bias_trainable
+            self.bias = self.variable([filters], bias_trainable, "bias") if bias else None
             self.stride = stride or (1,) * len(kernel)
             self.dilation = dilation or (1,) * len(kernel)
             self.groups = groups
             self.pads = None if isinstance(padding, str) else [[0, 0], *padding, [0, 0]]
             self.padding = padding if isinstance(padding, str) else "VALID"
-            self.convolve = tf.nn.conv1d if len(kernel) == 1 else tf.nn.conv2d
             self.swap = len(kernel) == 2 and channels == groups and self.stride[0] < self.stride[1]
 
-        def __call__(self, x):
+        def call(self, x):
             if self.pads is not None:
                 x = tf.pad(x, self.pads)
             kernel, stride = self.dilated(self.kernel), self.stride
@@ -184,6 +221,11 @@ _layer(
             if self.swap:
                 y = tf.transpose(y, (0, 2, 1, 3))
             return y if self.bias is None else tf.nn.bias_add(y, self.bias)
+
+        @staticmethod
+        def convolve(x, kernel, stride, padding):
+            conv = tf.nn.conv1d if len(stride) == 1 else tf.nn.conv2d
+            return conv(x, kernel, stride, padding)
 
         def dilated(self, kernel):
             # [k, ...] -> [(k-1)*d + 1, ...] along each spatial axis, zeros between taps
@@ -221,6 +263,7 @@ _layer(
 _layer(
     "DepthwiseConv",
     '''
+    @keras.saving.register_keras_serializable(package="nnc")
     class DepthwiseConv(Conv):
         """The Conv layer with one input channel per group (groups = channels), equal
         strides and no dilation, as one tf.nn.depthwise_conv2d in place of a
@@ -228,7 +271,7 @@ _layer(
         o reads channel o // (filters / channels), TensorFlow's depthwise order, so a
         reshape to [kh, kw, channels, filters / channels] is its depthwise filter."""
 
-        def __call__(self, x):
+        def call(self, x):
             if self.pads is not None:
                 x = tf.pad(x, self.pads)
             kh, kw, _, filters = self.kernel.shape
@@ -241,16 +284,13 @@ _layer(
 _layer(
     "Conv3d",
     '''
+    @keras.saving.register_keras_serializable(package="nnc")
     class Conv3d(Conv):
         """The Conv layer over channels-last [N, D, H, W, C], with tf.nn.conv3d (which
         takes its strides as [1, *stride, 1])."""
 
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.convolve = self.conv3d
-
         @staticmethod
-        def conv3d(x, kernel, stride, padding):
+        def convolve(x, kernel, stride, padding):
             return tf.nn.conv3d(x, kernel, (1, *stride, 1), padding)
     ''',
 )
@@ -258,6 +298,7 @@ _layer(
 _layer(
     "ConvTranspose2d",
     '''
+    @keras.saving.register_keras_serializable(package="nnc")
     class ConvTranspose2d(Layer):
         """Transposed convolution (the gradient of conv2d with respect to its input) of
         channels-last input, as PyTorch and ONNX define it.
@@ -278,14 +319,15 @@ _layer(
             bias=True,
             trainable=True,
             name=None,
+            **kwargs,
         ):
-            super().__init__(name=name)
-            self.kernel = variable([*kernel, filters, channels], trainable, "kernel")
-            self.bias = variable([filters], trainable, "bias") if bias else None
+            super().__init__(trainable=trainable, name=name, **kwargs)
+            self.kernel = self.variable([*kernel, filters, channels], trainable, "kernel")
+            self.bias = self.variable([filters], trainable, "bias") if bias else None
             self.filters, self.size, self.stride = filters, kernel, stride
             self.crop, self.output_padding = crop, output_padding
 
-        def __call__(self, x):
+        def call(self, x):
             shape = tf.shape(x)
             (kh, kw), (sh, sw), (ph, pw) = self.size, self.stride, self.output_padding
             height = (shape[1] - 1) * sh + kh + ph
@@ -338,6 +380,7 @@ _layer(
         return mean, replicas.all_reduce(tf.distribute.ReduceOp.SUM, squares) / n, n
 
 
+    @keras.saving.register_keras_serializable(package="nnc")
     class BatchNorm(Layer):
         """nnc's batch normalisation of the channels (the last axis, channels-last).
 
@@ -348,24 +391,24 @@ _layer(
         keeps the biased variance and defaults differ. In data-parallel training the
         statistics are the global batch's (batch_moments)."""
 
-        def __init__(self, channels, momentum, eps, trainable=True, name=None):
-            super().__init__(name=name)
-            self.gamma = variable([channels], trainable, "gamma", fill=1.0)
-            self.beta = variable([channels], trainable, "beta")
-            self.running_mean = variable([channels], False, "running_mean")
-            self.running_var = variable([channels], False, "running_var", fill=1.0)
+        def __init__(self, channels, momentum, eps, trainable=True, name=None, **kwargs):
+            super().__init__(trainable=trainable, name=name, **kwargs)
+            self.gamma = self.variable([channels], trainable, "gamma", fill=1.0)
+            self.beta = self.variable([channels], trainable, "beta")
+            self.running_mean = self.variable([channels], False, "running_mean")
+            self.running_var = self.variable([channels], False, "running_var", fill=1.0)
             self.momentum, self.eps = momentum, eps
 
-        def __call__(self, x, training=False):
+        def call(self, x, training=False):
             if not training:
-                stats = self.running_mean, self.running_var
-                return normalize(x, *stats, self.gamma, self.beta, self.eps)
+                stats = self.running_mean.value, self.running_var.value
+                return normalize(x, *stats, self.gamma.value, self.beta.value, self.eps)
             mean, variance, n = batch_moments(x)
             unbiased = variance * n / tf.maximum(n - 1.0, 1.0)
             m = self.momentum
-            self.running_mean.assign((1.0 - m) * self.running_mean + m * mean)
-            self.running_var.assign((1.0 - m) * self.running_var + m * unbiased)
-            return normalize(x, mean, variance, self.gamma, self.beta, self.eps)
+            self.running_mean.assign((1.0 - m) * self.running_mean.value + m * mean)
+            self.running_var.assign((1.0 - m) * self.running_var.value + m * unbiased)
+            return normalize(x, mean, variance, self.gamma.value, self.beta.value, self.eps)
 
         def parameters(self):
             return {
@@ -380,19 +423,20 @@ _layer(
 _layer(
     "LayerNorm",
     '''
+    @keras.saving.register_keras_serializable(package="nnc")
     class LayerNorm(Layer):
         """y = γ (x - mean) / √(var + eps) + β over the last axis (biased variance)."""
 
-        def __init__(self, features, eps, bias=True, trainable=True, name=None):
-            super().__init__(name=name)
-            self.gamma = variable([features], trainable, "gamma", fill=1.0)
-            self.beta = variable([features], trainable, "beta") if bias else None
+        def __init__(self, features, eps, bias=True, trainable=True, name=None, **kwargs):
+            super().__init__(trainable=trainable, name=name, **kwargs)
+            self.gamma = self.variable([features], trainable, "gamma", fill=1.0)
+            self.beta = self.variable([features], trainable, "beta") if bias else None
             self.eps = eps
 
-        def __call__(self, x):
+        def call(self, x):
             mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
-            shift = 0.0 if self.beta is None else self.beta  # bias = false: scale only
-            return normalize(x, mean, variance, self.gamma, shift, self.eps)
+            shift = 0.0 if self.beta is None else self.beta.value  # bias = false: scale only
+            return normalize(x, mean, variance, self.gamma.value, shift, self.eps)
 
         def parameters(self):
             if self.beta is None:
@@ -404,6 +448,7 @@ _layer(
 _layer(
     "GroupNorm",
     '''
+    @keras.saving.register_keras_serializable(package="nnc")
     class GroupNorm(Layer):
         """nnc's group normalisation of channels-last [N, *spatial, C]: per sample, the
         mean and biased variance over each group of C / groups consecutive channels and
@@ -411,13 +456,13 @@ _layer(
         GroupNormalization has the same layout but defaults to eps 1e-3). Instance
         normalisation is one channel per group."""
 
-        def __init__(self, channels, groups, eps, trainable=True, name=None):
-            super().__init__(name=name)
-            self.gamma = variable([channels], trainable, "gamma", fill=1.0)
-            self.beta = variable([channels], trainable, "beta")
+        def __init__(self, channels, groups, eps, trainable=True, name=None, **kwargs):
+            super().__init__(trainable=trainable, name=name, **kwargs)
+            self.gamma = self.variable([channels], trainable, "gamma", fill=1.0)
+            self.beta = self.variable([channels], trainable, "beta")
             self.groups, self.eps = groups, eps
 
-        def __call__(self, x):
+        def call(self, x):
             shape = tf.shape(x)
             grouped = tf.reshape(x, tf.concat([shape[:-1], [self.groups, -1]], 0))
             axes = [*range(1, len(x.shape) - 1), len(x.shape)]
@@ -433,6 +478,7 @@ _layer(
 _layer(
     "PRelu",
     '''
+    @keras.saving.register_keras_serializable(package="nnc")
     class PRelu(Layer):
         """x if x > 0 else alpha_c * x, one learned slope per channel (the last axis).
 
@@ -441,12 +487,12 @@ _layer(
         1 + alpha where nnc's is alpha (and exact zeros are common: zero biases,
         padding, relu outputs)."""
 
-        def __init__(self, channels, trainable=True, name=None):
-            super().__init__(name=name)
-            self.alpha = variable([channels], trainable, "alpha", fill=0.25)
+        def __init__(self, channels, trainable=True, name=None, **kwargs):
+            super().__init__(trainable=trainable, name=name, **kwargs)
+            self.alpha = self.variable([channels], trainable, "alpha", fill=0.25)
 
-        def __call__(self, x):
-            return tf.where(x > 0, x, self.alpha * x)
+        def call(self, x):
+            return tf.where(x > 0, x, self.alpha.value * x)
 
         def parameters(self):
             return {"alpha": self.alpha}
@@ -456,6 +502,7 @@ _layer(
 _layer(
     "Recurrent",
     '''
+    @keras.saving.register_keras_serializable(package="nnc")
     class Recurrent(Layer):
         """A recurrent layer over [N, t, F], its weights stored as Keras stores them:
         kernel [F, gates*H] = W_ihᵀ and recurrent_kernel [H, gates*H] = W_hhᵀ.
@@ -465,18 +512,26 @@ _layer(
 
         gates = 1
 
-        def __init__(self, features, units, return_sequences=False, trainable=True, name=None):
-            super().__init__(name=name)
+        def __init__(
+            self, features, units, return_sequences=False, trainable=True, name=None, **kwargs
+        ):
+            super().__init__(trainable=trainable, name=name, **kwargs)
             self.units, self.return_sequences = units, return_sequences
             size = self.gates * units
-            self.kernel = variable([features, size], trainable, "kernel")
-            self.recurrent_kernel = variable([units, size], trainable, "recurrent_kernel")
+            self.kernel = self.variable([features, size], trainable, "kernel")
+            self.recurrent_kernel = self.variable([units, size], trainable, "recurrent_kernel")
 
         def run(self, inputs, initial):
-            """Scan `self.cell` over time; return [N, t, H] or the last state [N, H]."""
-            states = tf.scan(self.cell, tf.transpose(inputs, (1, 0, 2)), initializer=initial)
+            """Loop `self.cell` over time; return [N, t, H] or the last state [N, H]. Only
+            the sequence keeps every step's state (tf.scan); the last state alone is a
+            fold, which stores none of them."""
+            steps = tf.transpose(inputs, (1, 0, 2))
+            if not self.return_sequences:
+                last = tf.foldl(self.cell, steps, initializer=initial)
+                return last[0] if isinstance(last, tuple) else last
+            states = tf.scan(self.cell, steps, initializer=initial)
             h = states[0] if isinstance(states, tuple) else states
-            return tf.transpose(h, (1, 0, 2)) if self.return_sequences else h[-1]
+            return tf.transpose(h, (1, 0, 2))
 
         def zeros(self, x):
             return tf.zeros([tf.shape(x)[0], self.units])
@@ -486,14 +541,17 @@ _layer(
 _layer(
     "SimpleRNN",
     '''
+    @keras.saving.register_keras_serializable(package="nnc")
     class SimpleRNN(Recurrent):
         """h_t = tanh(W_ih x_t + W_hh h_{t-1} + b), h_0 = 0 (Keras' SimpleRNN layout)."""
 
-        def __init__(self, features, units, return_sequences=False, trainable=True, name=None):
-            super().__init__(features, units, return_sequences, trainable, name)
-            self.bias = variable([units], trainable, "bias")
+        def __init__(
+            self, features, units, return_sequences=False, trainable=True, name=None, **kwargs
+        ):
+            super().__init__(features, units, return_sequences, trainable, name, **kwargs)
+            self.bias = self.variable([units], trainable, "bias")
 
-        def __call__(self, x):
+        def call(self, x):
             return self.run(tf.matmul(x, self.kernel) + self.bias, self.zeros(x))
 
         def cell(self, h, inputs_t):
@@ -517,17 +575,20 @@ _layer(
 _layer(
     "LSTM",
     '''
+    @keras.saving.register_keras_serializable(package="nnc")
     class LSTM(Recurrent):
         """Long short-term memory with gates i, f, g, o: nnc's order, which is Keras'
         i, f, c, o, so its weights are only transposed (one bias, as in Keras)."""
 
         gates = 4
 
-        def __init__(self, features, units, return_sequences=False, trainable=True, name=None):
-            super().__init__(features, units, return_sequences, trainable, name)
-            self.bias = variable([4 * units], trainable, "bias")
+        def __init__(
+            self, features, units, return_sequences=False, trainable=True, name=None, **kwargs
+        ):
+            super().__init__(features, units, return_sequences, trainable, name, **kwargs)
+            self.bias = self.variable([4 * units], trainable, "bias")
 
-        def __call__(self, x):
+        def call(self, x):
             zeros = self.zeros(x)
             return self.run(tf.matmul(x, self.kernel) + self.bias, (zeros, zeros))
 
@@ -556,6 +617,7 @@ _layer(
 _layer(
     "GRU",
     '''
+    @keras.saving.register_keras_serializable(package="nnc")
     class GRU(Recurrent):
         """Gated recurrent unit with the reset applied after the recurrent matmul:
         Keras' GRU(reset_after=True). Keras orders the gates z, r, h where nnc orders
@@ -564,12 +626,14 @@ _layer(
 
         gates = 3
 
-        def __init__(self, features, units, return_sequences=False, trainable=True, name=None):
-            super().__init__(features, units, return_sequences, trainable, name)
-            self.input_bias = variable([3 * units], trainable, "input_bias")
-            self.recurrent_bias = variable([3 * units], trainable, "recurrent_bias")
+        def __init__(
+            self, features, units, return_sequences=False, trainable=True, name=None, **kwargs
+        ):
+            super().__init__(features, units, return_sequences, trainable, name, **kwargs)
+            self.input_bias = self.variable([3 * units], trainable, "input_bias")
+            self.recurrent_bias = self.variable([3 * units], trainable, "recurrent_bias")
 
-        def __call__(self, x):
+        def call(self, x):
             return self.run(tf.matmul(x, self.kernel) + self.input_bias, self.zeros(x))
 
         def cell(self, h, inputs_t):
@@ -606,15 +670,17 @@ _layer(
 _layer(
     "Param",
     '''
+    @keras.saving.register_keras_serializable(package="nnc")
     class Param(Layer):
         """A learned tensor of a graph (nnc's param): a variable in nnc's layout,
         read with a leading batch axis of size 1 so that it broadcasts over the batch."""
 
-        def __init__(self, shape, trainable=True, name=None):
-            super().__init__(name=name)
-            self.value = variable(shape, trainable, "value")
+        def __init__(self, shape, trainable=True, name=None, **kwargs):
+            super().__init__(trainable=trainable, name=name, **kwargs)
+            self.value = self.variable(shape, trainable, "value")
 
-        def __call__(self):
+        def read(self):
+            """The value with a batch axis of 1 (read, not called: a Keras call takes inputs)."""
             return self.value[None]
 
         def parameters(self):
@@ -625,6 +691,7 @@ _layer(
 _layer(
     "MultiHeadAttention",
     '''
+    @keras.saving.register_keras_serializable(package="nnc")
     class MultiHeadAttention(Layer):
         """nnc's attention, written out: softmax(Q Kᵀ / √key_dim) V per head, then the
         output projection. Kernels are stored [in, out] (nnc's weights are [out, in]).
@@ -641,8 +708,9 @@ _layer(
             dropout=0.0,
             trainable=True,
             name=None,
+            **kwargs,
         ):
-            super().__init__(name=name)
+            super().__init__(trainable=trainable, name=name, **kwargs)
             shapes = {
                 "query": (dims[0], heads * key_dim),
                 "key": (dims[1], heads * key_dim),
@@ -650,9 +718,9 @@ _layer(
                 "output": (heads * value_dim, dims[0]),
             }
             items = shapes.items()
-            self.kernels = {k: variable(list(s), trainable, f"{k}_kernel") for k, s in items}
+            self.kernels = {k: self.variable(list(s), trainable, f"{k}_kernel") for k, s in items}
             self.biases = {
-                k: variable([s[1]], trainable, k + "_bias") for k, s in shapes.items() if bias
+                k: self.variable([s[1]], trainable, k + "_bias") for k, s in shapes.items() if bias
             }
             self.heads, self.scale = heads, 1.0 / key_dim**0.5
             self.causal, self.dropout = causal, dropout
@@ -665,7 +733,7 @@ _layer(
             shape = tf.shape(x)
             return tf.transpose(tf.reshape(x, [shape[0], shape[1], self.heads, -1]), [0, 2, 1, 3])
 
-        def __call__(self, q, k, v, mask=None, training=False, generator=None):
+        def call(self, q, k, v, key_mask=None, training=False, generator=None):
             n, t, s = tf.shape(q)[0], tf.shape(q)[1], tf.shape(k)[1]
             # Keys and values shared by every sample (a param, batch 1) take the
             # queries' batch: the gradient of a broadcasting BatchMatMulV2 corrupts
@@ -679,8 +747,8 @@ _layer(
             allowed = tf.ones([1, 1, t, s], dtype=tf.bool)
             if self.causal:  # key j <= query i
                 allowed &= tf.range(s)[None, :] <= tf.range(t)[:, None]
-            if mask is not None:  # 1 = attend
-                allowed &= tf.not_equal(mask, 0.0)[:, None, None, :]
+            if key_mask is not None:  # 1 = attend
+                allowed &= tf.not_equal(key_mask, 0.0)[:, None, None, :]
             top = tf.reduce_max(tf.where(allowed, scores, float("-inf")), axis=-1, keepdims=True)
             top = tf.stop_gradient(tf.where(tf.math.is_finite(top), top, 0.0))
             e = tf.where(allowed, tf.exp(tf.minimum(scores - top, 0.0)), 0.0)
@@ -710,15 +778,16 @@ _layer(
 _layer(
     "LearnedPositions",
     '''
+    @keras.saving.register_keras_serializable(package="nnc")
     class LearnedPositions(Layer):
         """x + table[:t]: one learned vector per position, table [max_len, d] (nnc's
         layout)."""
 
-        def __init__(self, max_len, dim, trainable=True, name=None):
-            super().__init__(name=name)
-            self.table = variable([max_len, dim], trainable, "table")
+        def __init__(self, max_len, dim, trainable=True, name=None, **kwargs):
+            super().__init__(trainable=trainable, name=name, **kwargs)
+            self.table = self.variable([max_len, dim], trainable, "table")
 
-        def __call__(self, x):
+        def call(self, x):
             return x + self.table[: tf.shape(x)[1]]
 
         def parameters(self):

@@ -190,7 +190,7 @@ _entry(
     def named_parameters(model, prefix=""):
         """(canonical name, (layer, parameter, variable)) for every parameter and buffer,
         in nnc's order; a model used as a layer prefixes its names with the call's."""
-        for node, layer in model.layers().items():
+        for node, layer in model.parameter_layers().items():
             if isinstance(layer, Layer):
                 for param, var in layer.parameters().items():
                     yield f"{prefix}{node}.{param}", (layer, param, var)

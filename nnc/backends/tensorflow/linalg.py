@@ -35,7 +35,7 @@ def _param(e: ModelEmitter, node: Param) -> Lowered:
     kwargs: dict[str, object] = {"shape": list(node.shape)}
     if not node.trainable:
         kwargs["trainable"] = False
-    return f"{e.layer(node, 'Param', **kwargs)}()", FIRST
+    return f"{e.layer(node, 'Param', **kwargs)}.read()", FIRST
 
 
 LINALG: dict[str, Callable[[ModelEmitter, Any], Lowered]] = {

@@ -108,14 +108,11 @@ def _frozen(trainable: bool) -> dict[str, object]:
     return {} if trainable else {"trainable": False}
 
 
-def _freeze_bias(e: ModelEmitter, node: Dense | _Conv, layer: str) -> None:
-    """``bias_trainable = false``: the layer's bias becomes a variable that no
-    optimizer sees (the layer class takes one ``trainable`` for all its variables)."""
+def _frozen_bias(node: Dense | _Conv) -> dict[str, object]:
+    """``bias_trainable = false``: the layer's bias is a variable that no optimizer sees."""
     if node.bias and node.trainable and not node.bias_trainable:
-        e.init_lines.append("# bias_trainable = false")
-        e.init_lines.append(
-            f"{layer}.bias = tf.Variable({layer}.bias, trainable=False, name='bias')"
-        )
+        return {"bias_trainable": False}
+    return {}
 
 
 # -- layers with parameters -----------------------------------------------------------
@@ -127,8 +124,7 @@ def _dense(e: ModelEmitter, node: Dense) -> Lowered:
     kwargs: dict[str, object] = {"features": features, "units": node.units}
     if not node.bias:
         kwargs["bias"] = False
-    layer = e.layer(node, "Dense", **kwargs, **_frozen(node.trainable))
-    _freeze_bias(e, node, layer)
+    layer = e.layer(node, "Dense", **kwargs, **_frozen(node.trainable), **_frozen_bias(node))
     return f"{layer}({x.local})", FIRST
 
 
@@ -159,7 +155,7 @@ def _attention(e: ModelEmitter, node: Attention) -> Lowered:
     layer = e.layer(node, "MultiHeadAttention", **kwargs, **_frozen(node.trainable))
     args = [e.input(node, i, FIRST).local for i in (iq, ik, iv)]
     if im is not None:
-        args.append(f"mask={e.input(node, im, FIRST).local}")
+        args.append(f"key_mask={e.input(node, im, FIRST).local}")
     if node.dropout:
         args += ["training=training", "generator=self.generator"]
     return f"{layer}({', '.join(args)})", FIRST
@@ -199,8 +195,7 @@ def _conv(e: ModelEmitter, node: _Conv) -> Lowered:
         and all(d == 1 for d in node.dilation)
     )
     cls = "Conv3d" if node.rank == 3 else "DepthwiseConv" if depthwise else "Conv"
-    layer = e.layer(node, cls, **kwargs, **_frozen(node.trainable))
-    _freeze_bias(e, node, layer)
+    layer = e.layer(node, cls, **kwargs, **_frozen(node.trainable), **_frozen_bias(node))
     return f"{layer}({x.local})", LAST
 
 
@@ -234,7 +229,7 @@ def _batchnorm(e: ModelEmitter, node: BatchNorm) -> Lowered:
         eps=node.eps,
         **_frozen(node.trainable),
     )
-    return f"{layer}({x.local}, training)", x.layout
+    return f"{layer}({x.local}, training=training)", x.layout
 
 
 def _layernorm(e: ModelEmitter, node: LayerNorm) -> Lowered:

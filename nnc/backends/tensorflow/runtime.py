@@ -1,7 +1,7 @@
 """nnc's runtime adapter for TensorFlow: the Runtime interface around a plain generated
 module.
 
-The generated module holds what varies per model (its ``tf.Module`` model classes,
+The generated module holds what varies per model (its ``keras.Model`` classes,
 the loss, ``make_optimizer``, the schedule); this module holds what is the same for
 every model, as ordinary code:
 
@@ -36,14 +36,16 @@ ZERO = tf.UnconnectedGradients.ZERO
 
 def named_parameters(model: Any, prefix: str = "") -> Iterator[tuple[str, tuple[Any, str, Any]]]:
     """(canonical name, (layer, parameter, variable)) for every parameter and buffer, in
-    nnc's order; a model used as a layer (it has ``layers()``) prefixes its names with
-    the call's."""
-    for node, layer in model.layers().items():
-        if hasattr(layer, "layers"):
+    nnc's order; a model used as a layer (it has ``parameter_layers()``) prefixes its
+    names with the call's."""
+    for node, layer in model.parameter_layers().items():
+        if hasattr(layer, "parameter_layers"):
             yield from named_parameters(layer, f"{prefix}{node}.")
         else:
             for param, var in layer.parameters().items():
-                yield f"{prefix}{node}.{param}", (layer, param, var)
+                # the tf.Variable a Keras variable wraps: the optimizer and the
+                # gradient tape work on it directly
+                yield f"{prefix}{node}.{param}", (layer, param, var.value)
 
 
 def as_batch(value: Any, what: str, shape: Shape, dtype: str) -> tf.Tensor:

@@ -319,21 +319,21 @@ def emit_fit(
             + ("\n\nbatch=None trains on the whole set at once." if batch == "None" else "")
         )
         if dropout:
-            w.line(f"model = {class_name}(tf.random.Generator.from_seed(seed))")
+            w.line(f"model = {class_name}(generator=tf.random.Generator.from_seed(seed))")
         else:
             w.line(f"model = {class_name}()")
-        w.line("variables = model.trainable_variables")
+        w.line("# the tf.Variables under the Keras variables, which the optimizer updates")
+        w.line("variables = [var.value for var in model.trainable_variables]")
         with (
             w.block("for index, var in enumerate(variables):"),
             w.block("if var.shape.rank > 1:"),
         ):
-            w.line("var.assign(tf.keras.initializers.GlorotUniform(seed + index)(var.shape))")
+            w.line("var.assign(keras.initializers.GlorotUniform(seed + index)(var.shape))")
         w.line("optimizer = make_optimizer(variables)")
         if l2:
             w.line("parameters = named_parameters(model)")
-            w.line(
-                "decayed = [var.ref() for name, (*_, var) in parameters if name in L2_PARAMETERS]"
-            )
+            decayed = "var.value.ref() for name, (*_, var) in parameters if name in L2_PARAMETERS"
+            w.line(f"decayed = [{decayed}]")
         w.blank()
         w.line("@tf.function(reduce_retracing=True)")
         with w.block("def train_step(x, y, lr):"):

@@ -5,6 +5,9 @@
 defines: the model, its loss and optimizer, and fit(x, y) to train it.
 """
 
+import contextlib
+
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -40,13 +43,39 @@ def local_response_norm(x, size, alpha, beta, bias):
     return x / (bias + alpha / size * window) ** beta
 
 
-class Layer(tf.Module):
-    """A layer holding nnc parameters as TensorFlow variables.
+@keras.saving.register_keras_serializable(package="nnc")
+class Layer(keras.layers.Layer):
+    """A Keras layer holding nnc parameters as variables, made (and the layer built)
+    in __init__. Its config is its constructor's arguments, all plain values, which
+    Keras records, so a model saved with model.save loads back with
+    keras.models.load_model once this module is imported.
+
+    A Keras variable's arithmetic goes through Keras' ops, which name the graph's
+    ops differently, and TensorFlow's graph optimiser (Grappler) orders some sums
+    by op name; so where a variable is an operand the layers use the tf.Variable
+    it holds (.value), and every step rounds as the plain TensorFlow layers did.
 
     parameters() maps canonical parameter names to variables; to_native and
     to_canonical convert an array between nnc's layout and the variable's (the
     identity unless the layer says otherwise). Gradients and optimizer state
     convert the same way, since every conversion is a rearrangement."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.built = True
+
+    def _open_name_scope(self):
+        # Keras runs each layer call in a name scope of the layer's name. TensorFlow's
+        # graph optimiser (Grappler) orders some of its rewritten sums by op name, so
+        # scoped names sum gradient contributions in another order: the same maths,
+        # other roundings. Unscoped, a step computes bit for bit what the plain
+        # TensorFlow formulation of these layers computed.
+        return contextlib.nullcontext()
+
+    def variable(self, shape, trainable, name, fill=0.0):
+        """A float32 variable; the runtime loads the real (canonical) values into it."""
+        constant = keras.initializers.Constant(fill)
+        return self.add_weight(shape, constant, trainable=trainable, name=name)
 
     def parameters(self):
         return {}
@@ -60,21 +89,27 @@ class Layer(tf.Module):
         return value
 
 
-def variable(shape, trainable, name, fill=0.0):
-    """A float32 variable; the runtime loads the real (canonical) values into it."""
-    return tf.Variable(tf.fill(shape, fill), trainable=trainable, name=name)
-
-
+@keras.saving.register_keras_serializable(package="nnc")
 class Dense(Layer):
     """y = x Wᵀ + b over the last axis. The kernel is stored as Keras stores it,
     [in, out] = Wᵀ (nnc's weight is [out, in])."""
 
-    def __init__(self, features, units, bias=True, trainable=True, name=None):
-        super().__init__(name=name)
-        self.kernel = variable([features, units], trainable, "kernel")
-        self.bias = variable([units], trainable, "bias") if bias else None
+    def __init__(
+        self,
+        features,
+        units,
+        bias=True,
+        trainable=True,
+        bias_trainable=True,
+        name=None,
+        **kwargs,
+    ):
+        super().__init__(trainable=trainable, name=name, **kwargs)
+        self.kernel = self.variable([features, units], trainable, "kernel")
+        bias_trainable = trainable and bias_trainable
+        self.bias = self.variable([units], bias_trainable, "bias") if bias else None
 
-    def __call__(self, x):
+    def call(self, x):
         y = tf.matmul(x, self.kernel)
         return y if self.bias is None else y + self.bias
 
@@ -90,6 +125,7 @@ class Dense(Layer):
     to_canonical = to_native  # a transpose is its own inverse
 
 
+@keras.saving.register_keras_serializable(package="nnc")
 class Conv(Layer):
     """Convolution (cross-correlation, kernels never flipped) of channels-last input:
     [N, L, C] (1-D) or [N, H, W, C] (2-D).
@@ -121,20 +157,22 @@ class Conv(Layer):
         groups=1,
         bias=True,
         trainable=True,
+        bias_trainable=True,
         name=None,
+        **kwargs,
     ):
-        super().__init__(name=name)
-        self.kernel = variable([*kernel, channels // groups, filters], trainable, "kernel")
-        self.bias = variable([filters], trainable, "bias") if bias else None
+        super().__init__(trainable=trainable, name=name, **kwargs)
+        self.kernel = self.variable([*kernel, channels // groups, filters], trainable, "kernel")
+        bias_trainable = trainable and bias_trainable
+        self.bias = self.variable([filters], bias_trainable, "bias") if bias else None
         self.stride = stride or (1,) * len(kernel)
         self.dilation = dilation or (1,) * len(kernel)
         self.groups = groups
         self.pads = None if isinstance(padding, str) else [[0, 0], *padding, [0, 0]]
         self.padding = padding if isinstance(padding, str) else "VALID"
-        self.convolve = tf.nn.conv1d if len(kernel) == 1 else tf.nn.conv2d
         self.swap = len(kernel) == 2 and channels == groups and self.stride[0] < self.stride[1]
 
-    def __call__(self, x):
+    def call(self, x):
         if self.pads is not None:
             x = tf.pad(x, self.pads)
         kernel, stride = self.dilated(self.kernel), self.stride
@@ -150,6 +188,11 @@ class Conv(Layer):
         if self.swap:
             y = tf.transpose(y, (0, 2, 1, 3))
         return y if self.bias is None else tf.nn.bias_add(y, self.bias)
+
+    @staticmethod
+    def convolve(x, kernel, stride, padding):
+        conv = tf.nn.conv1d if len(stride) == 1 else tf.nn.conv2d
+        return conv(x, kernel, stride, padding)
 
     def dilated(self, kernel):
         # [k, ...] -> [(k-1)*d + 1, ...] along each spatial axis, zeros between taps
@@ -186,7 +229,7 @@ class Conv(Layer):
 def named_parameters(model, prefix=""):
     """(canonical name, (layer, parameter, variable)) for every parameter and buffer,
     in nnc's order; a model used as a layer prefixes its names with the call's."""
-    for node, layer in model.layers().items():
+    for node, layer in model.parameter_layers().items():
         if isinstance(layer, Layer):
             for param, var in layer.parameters().items():
                 yield f"{prefix}{node}.{param}", (layer, param, var)
@@ -194,16 +237,18 @@ def named_parameters(model, prefix=""):
             yield from named_parameters(layer, f"{prefix}{node}.")
 
 
-class AlexNet(tf.Module):
+@keras.saving.register_keras_serializable(package="nnc")
+class AlexNet(keras.Model):
     """The model AlexNet: image [3, 227, 227] -> [1000] (per sample).
     Inputs and outputs are channels-first, as in nnc; inside, tensors that feed
     convolutions, pooling and other per-channel ops are channels-last, the
     layout TensorFlow's CPU kernels want.
     """
 
-    def __init__(self, generator):
-        super().__init__(name="AlexNet")
-        self.generator = generator  # dropout masks
+    def __init__(self, generator=None, name="AlexNet", **kwargs):
+        super().__init__(name=name, **kwargs)
+        # dropout masks; nnc's runtime passes the one Runtime.seed reseeds
+        self.generator = generator or tf.random.Generator.from_seed(0)
         self.conv2d_1 = Conv(channels=3, filters=96, kernel=(11, 11), stride=(4, 4))
         self.conv2d_2 = Conv(
             channels=96, filters=256, kernel=(5, 5), padding=((2, 2), (2, 2)), groups=2
@@ -218,8 +263,9 @@ class AlexNet(tf.Module):
         self.dense_1 = Dense(features=9216, units=4096)
         self.dense_2 = Dense(features=4096, units=4096)
         self.dense_3 = Dense(features=4096, units=1000)
+        self.built = True  # every layer is made above
 
-    def __call__(self, image, training=False):
+    def call(self, image, training=False):
         image_nhwc = to_channels_last(image)
         conv2d_1 = self.conv2d_1(image_nhwc)
         relu_1 = tf.nn.relu(conv2d_1)
@@ -247,7 +293,16 @@ class AlexNet(tf.Module):
         dense_3 = self.dense_3(dropout_2)
         return dense_3
 
-    def layers(self):
+    def _open_name_scope(self):
+        # No name scope of the model's name around its ops, as for each Layer:
+        # Grappler orders some sums by op name, and unscoped they round as before.
+        return contextlib.nullcontext()
+
+    def get_config(self):
+        """Its name: the layers are fixed (a loaded model draws new masks)."""
+        return {"name": self.name}
+
+    def parameter_layers(self):
         """The layers holding parameters, by node name (canonical names start with it)."""
         return {
             "conv2d_1": self.conv2d_1,
@@ -327,14 +382,15 @@ def fit(x, y, epochs=90, batch=128, seed=0, verbose=True):
     as nnc train does; kernels start Glorot-uniform and the rest as the layers
     make them (nnc's runtime adapter starts from nnc's initializers).
     """
-    model = AlexNet(tf.random.Generator.from_seed(seed))
-    variables = model.trainable_variables
+    model = AlexNet(generator=tf.random.Generator.from_seed(seed))
+    # the tf.Variables under the Keras variables, which the optimizer updates
+    variables = [var.value for var in model.trainable_variables]
     for index, var in enumerate(variables):
         if var.shape.rank > 1:
-            var.assign(tf.keras.initializers.GlorotUniform(seed + index)(var.shape))
+            var.assign(keras.initializers.GlorotUniform(seed + index)(var.shape))
     optimizer = make_optimizer(variables)
     parameters = named_parameters(model)
-    decayed = [var.ref() for name, (*_, var) in parameters if name in L2_PARAMETERS]
+    decayed = [var.value.ref() for name, (*_, var) in parameters if name in L2_PARAMETERS]
 
     @tf.function(reduce_retracing=True)
     def train_step(x, y, lr):

@@ -5,6 +5,9 @@
 defines: the model, its loss and optimizer, and fit(x, y) to train it.
 """
 
+import contextlib
+
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -23,13 +26,39 @@ def normalize(x, mean, variance, gamma, beta, eps):
     return (x - mean) * (gamma * tf.math.rsqrt(variance + eps)) + beta
 
 
-class Layer(tf.Module):
-    """A layer holding nnc parameters as TensorFlow variables.
+@keras.saving.register_keras_serializable(package="nnc")
+class Layer(keras.layers.Layer):
+    """A Keras layer holding nnc parameters as variables, made (and the layer built)
+    in __init__. Its config is its constructor's arguments, all plain values, which
+    Keras records, so a model saved with model.save loads back with
+    keras.models.load_model once this module is imported.
+
+    A Keras variable's arithmetic goes through Keras' ops, which name the graph's
+    ops differently, and TensorFlow's graph optimiser (Grappler) orders some sums
+    by op name; so where a variable is an operand the layers use the tf.Variable
+    it holds (.value), and every step rounds as the plain TensorFlow layers did.
 
     parameters() maps canonical parameter names to variables; to_native and
     to_canonical convert an array between nnc's layout and the variable's (the
     identity unless the layer says otherwise). Gradients and optimizer state
     convert the same way, since every conversion is a rearrangement."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.built = True
+
+    def _open_name_scope(self):
+        # Keras runs each layer call in a name scope of the layer's name. TensorFlow's
+        # graph optimiser (Grappler) orders some of its rewritten sums by op name, so
+        # scoped names sum gradient contributions in another order: the same maths,
+        # other roundings. Unscoped, a step computes bit for bit what the plain
+        # TensorFlow formulation of these layers computed.
+        return contextlib.nullcontext()
+
+    def variable(self, shape, trainable, name, fill=0.0):
+        """A float32 variable; the runtime loads the real (canonical) values into it."""
+        constant = keras.initializers.Constant(fill)
+        return self.add_weight(shape, constant, trainable=trainable, name=name)
 
     def parameters(self):
         return {}
@@ -43,21 +72,27 @@ class Layer(tf.Module):
         return value
 
 
-def variable(shape, trainable, name, fill=0.0):
-    """A float32 variable; the runtime loads the real (canonical) values into it."""
-    return tf.Variable(tf.fill(shape, fill), trainable=trainable, name=name)
-
-
+@keras.saving.register_keras_serializable(package="nnc")
 class Dense(Layer):
     """y = x Wᵀ + b over the last axis. The kernel is stored as Keras stores it,
     [in, out] = Wᵀ (nnc's weight is [out, in])."""
 
-    def __init__(self, features, units, bias=True, trainable=True, name=None):
-        super().__init__(name=name)
-        self.kernel = variable([features, units], trainable, "kernel")
-        self.bias = variable([units], trainable, "bias") if bias else None
+    def __init__(
+        self,
+        features,
+        units,
+        bias=True,
+        trainable=True,
+        bias_trainable=True,
+        name=None,
+        **kwargs,
+    ):
+        super().__init__(trainable=trainable, name=name, **kwargs)
+        self.kernel = self.variable([features, units], trainable, "kernel")
+        bias_trainable = trainable and bias_trainable
+        self.bias = self.variable([units], bias_trainable, "bias") if bias else None
 
-    def __call__(self, x):
+    def call(self, x):
         y = tf.matmul(x, self.kernel)
         return y if self.bias is None else y + self.bias
 
@@ -73,6 +108,7 @@ class Dense(Layer):
     to_canonical = to_native  # a transpose is its own inverse
 
 
+@keras.saving.register_keras_serializable(package="nnc")
 class Conv(Layer):
     """Convolution (cross-correlation, kernels never flipped) of channels-last input:
     [N, L, C] (1-D) or [N, H, W, C] (2-D).
@@ -104,20 +140,22 @@ class Conv(Layer):
         groups=1,
         bias=True,
         trainable=True,
+        bias_trainable=True,
         name=None,
+        **kwargs,
     ):
-        super().__init__(name=name)
-        self.kernel = variable([*kernel, channels // groups, filters], trainable, "kernel")
-        self.bias = variable([filters], trainable, "bias") if bias else None
+        super().__init__(trainable=trainable, name=name, **kwargs)
+        self.kernel = self.variable([*kernel, channels // groups, filters], trainable, "kernel")
+        bias_trainable = trainable and bias_trainable
+        self.bias = self.variable([filters], bias_trainable, "bias") if bias else None
         self.stride = stride or (1,) * len(kernel)
         self.dilation = dilation or (1,) * len(kernel)
         self.groups = groups
         self.pads = None if isinstance(padding, str) else [[0, 0], *padding, [0, 0]]
         self.padding = padding if isinstance(padding, str) else "VALID"
-        self.convolve = tf.nn.conv1d if len(kernel) == 1 else tf.nn.conv2d
         self.swap = len(kernel) == 2 and channels == groups and self.stride[0] < self.stride[1]
 
-    def __call__(self, x):
+    def call(self, x):
         if self.pads is not None:
             x = tf.pad(x, self.pads)
         kernel, stride = self.dilated(self.kernel), self.stride
@@ -133,6 +171,11 @@ class Conv(Layer):
         if self.swap:
             y = tf.transpose(y, (0, 2, 1, 3))
         return y if self.bias is None else tf.nn.bias_add(y, self.bias)
+
+    @staticmethod
+    def convolve(x, kernel, stride, padding):
+        conv = tf.nn.conv1d if len(stride) == 1 else tf.nn.conv2d
+        return conv(x, kernel, stride, padding)
 
     def dilated(self, kernel):
         # [k, ...] -> [(k-1)*d + 1, ...] along each spatial axis, zeros between taps
@@ -166,16 +209,13 @@ class Conv(Layer):
         return np.transpose(value, (value.ndim - 1, value.ndim - 2, *range(value.ndim - 2)))
 
 
+@keras.saving.register_keras_serializable(package="nnc")
 class Conv3d(Conv):
     """The Conv layer over channels-last [N, D, H, W, C], with tf.nn.conv3d (which
     takes its strides as [1, *stride, 1])."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.convolve = self.conv3d
-
     @staticmethod
-    def conv3d(x, kernel, stride, padding):
+    def convolve(x, kernel, stride, padding):
         return tf.nn.conv3d(x, kernel, (1, *stride, 1), padding)
 
 
@@ -197,6 +237,7 @@ def batch_moments(x):
     return mean, replicas.all_reduce(tf.distribute.ReduceOp.SUM, squares) / n, n
 
 
+@keras.saving.register_keras_serializable(package="nnc")
 class BatchNorm(Layer):
     """nnc's batch normalisation of the channels (the last axis, channels-last).
 
@@ -207,24 +248,24 @@ class BatchNorm(Layer):
     keeps the biased variance and defaults differ. In data-parallel training the
     statistics are the global batch's (batch_moments)."""
 
-    def __init__(self, channels, momentum, eps, trainable=True, name=None):
-        super().__init__(name=name)
-        self.gamma = variable([channels], trainable, "gamma", fill=1.0)
-        self.beta = variable([channels], trainable, "beta")
-        self.running_mean = variable([channels], False, "running_mean")
-        self.running_var = variable([channels], False, "running_var", fill=1.0)
+    def __init__(self, channels, momentum, eps, trainable=True, name=None, **kwargs):
+        super().__init__(trainable=trainable, name=name, **kwargs)
+        self.gamma = self.variable([channels], trainable, "gamma", fill=1.0)
+        self.beta = self.variable([channels], trainable, "beta")
+        self.running_mean = self.variable([channels], False, "running_mean")
+        self.running_var = self.variable([channels], False, "running_var", fill=1.0)
         self.momentum, self.eps = momentum, eps
 
-    def __call__(self, x, training=False):
+    def call(self, x, training=False):
         if not training:
-            stats = self.running_mean, self.running_var
-            return normalize(x, *stats, self.gamma, self.beta, self.eps)
+            stats = self.running_mean.value, self.running_var.value
+            return normalize(x, *stats, self.gamma.value, self.beta.value, self.eps)
         mean, variance, n = batch_moments(x)
         unbiased = variance * n / tf.maximum(n - 1.0, 1.0)
         m = self.momentum
-        self.running_mean.assign((1.0 - m) * self.running_mean + m * mean)
-        self.running_var.assign((1.0 - m) * self.running_var + m * unbiased)
-        return normalize(x, mean, variance, self.gamma, self.beta, self.eps)
+        self.running_mean.assign((1.0 - m) * self.running_mean.value + m * mean)
+        self.running_var.assign((1.0 - m) * self.running_var.value + m * unbiased)
+        return normalize(x, mean, variance, self.gamma.value, self.beta.value, self.eps)
 
     def parameters(self):
         return {
@@ -235,6 +276,7 @@ class BatchNorm(Layer):
         }
 
 
+@keras.saving.register_keras_serializable(package="nnc")
 class GroupNorm(Layer):
     """nnc's group normalisation of channels-last [N, *spatial, C]: per sample, the
     mean and biased variance over each group of C / groups consecutive channels and
@@ -242,13 +284,13 @@ class GroupNorm(Layer):
     GroupNormalization has the same layout but defaults to eps 1e-3). Instance
     normalisation is one channel per group."""
 
-    def __init__(self, channels, groups, eps, trainable=True, name=None):
-        super().__init__(name=name)
-        self.gamma = variable([channels], trainable, "gamma", fill=1.0)
-        self.beta = variable([channels], trainable, "beta")
+    def __init__(self, channels, groups, eps, trainable=True, name=None, **kwargs):
+        super().__init__(trainable=trainable, name=name, **kwargs)
+        self.gamma = self.variable([channels], trainable, "gamma", fill=1.0)
+        self.beta = self.variable([channels], trainable, "beta")
         self.groups, self.eps = groups, eps
 
-    def __call__(self, x):
+    def call(self, x):
         shape = tf.shape(x)
         grouped = tf.reshape(x, tf.concat([shape[:-1], [self.groups, -1]], 0))
         axes = [*range(1, len(x.shape) - 1), len(x.shape)]
@@ -260,25 +302,27 @@ class GroupNorm(Layer):
         return {"weight": self.gamma, "bias": self.beta}
 
 
-class Conv3dSmall(tf.Module):
+@keras.saving.register_keras_serializable(package="nnc")
+class Conv3dSmall(keras.Model):
     """The model Conv3dSmall: volume [1, 8, 8, 8] -> [2] (per sample).
     Inputs and outputs are channels-first, as in nnc; inside, tensors that feed
     convolutions, pooling and other per-channel ops are channels-last, the
     layout TensorFlow's CPU kernels want.
     """
 
-    def __init__(self):
-        super().__init__(name="Conv3dSmall")
+    def __init__(self, name="Conv3dSmall", **kwargs):
+        super().__init__(name=name, **kwargs)
         self.conv3d_1 = Conv3d(channels=1, filters=8, kernel=(3, 3, 3), padding="SAME", bias=False)
         self.batchnorm_1 = BatchNorm(channels=8, momentum=0.1, eps=1e-05)
         self.conv3d_2 = Conv3d(channels=8, filters=16, kernel=(3, 3, 3), padding="SAME", bias=False)
         self.groupnorm_1 = GroupNorm(channels=16, groups=4, eps=1e-05)
         self.dense_1 = Dense(features=16, units=2)
+        self.built = True  # every layer is made above
 
-    def __call__(self, volume, training=False):
+    def call(self, volume, training=False):
         volume_nhwc = to_channels_last(volume)
         conv3d_1 = self.conv3d_1(volume_nhwc)
-        batchnorm_1 = self.batchnorm_1(conv3d_1, training)
+        batchnorm_1 = self.batchnorm_1(conv3d_1, training=training)
         relu_1 = tf.nn.relu(batchnorm_1)
         maxpool3d_1 = tf.nn.max_pool3d(relu_1, (2, 2, 2), (2, 2, 2), "VALID")
         conv3d_2 = self.conv3d_2(maxpool3d_1)
@@ -289,7 +333,16 @@ class Conv3dSmall(tf.Module):
         softmax_1 = tf.nn.softmax(dense_1, axis=-1)
         return softmax_1
 
-    def layers(self):
+    def _open_name_scope(self):
+        # No name scope of the model's name around its ops, as for each Layer:
+        # Grappler orders some sums by op name, and unscoped they round as before.
+        return contextlib.nullcontext()
+
+    def get_config(self):
+        """Its name: the layers are fixed (a loaded model draws new masks)."""
+        return {"name": self.name}
+
+    def parameter_layers(self):
         """The layers holding parameters, by node name (canonical names start with it)."""
         return {
             "conv3d_1": self.conv3d_1,
@@ -356,10 +409,11 @@ def fit(x, y, epochs=8, batch=32, seed=0, verbose=True):
     make them (nnc's runtime adapter starts from nnc's initializers).
     """
     model = Conv3dSmall()
-    variables = model.trainable_variables
+    # the tf.Variables under the Keras variables, which the optimizer updates
+    variables = [var.value for var in model.trainable_variables]
     for index, var in enumerate(variables):
         if var.shape.rank > 1:
-            var.assign(tf.keras.initializers.GlorotUniform(seed + index)(var.shape))
+            var.assign(keras.initializers.GlorotUniform(seed + index)(var.shape))
     optimizer = make_optimizer(variables)
 
     @tf.function(reduce_retracing=True)

@@ -5,6 +5,9 @@
 defines: the model, its loss and optimizer, and fit(x, y) to train it.
 """
 
+import contextlib
+
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -23,13 +26,39 @@ def batch_matmul(a, b):
     return tf.linalg.matmul(a, b)
 
 
-class Layer(tf.Module):
-    """A layer holding nnc parameters as TensorFlow variables.
+@keras.saving.register_keras_serializable(package="nnc")
+class Layer(keras.layers.Layer):
+    """A Keras layer holding nnc parameters as variables, made (and the layer built)
+    in __init__. Its config is its constructor's arguments, all plain values, which
+    Keras records, so a model saved with model.save loads back with
+    keras.models.load_model once this module is imported.
+
+    A Keras variable's arithmetic goes through Keras' ops, which name the graph's
+    ops differently, and TensorFlow's graph optimiser (Grappler) orders some sums
+    by op name; so where a variable is an operand the layers use the tf.Variable
+    it holds (.value), and every step rounds as the plain TensorFlow layers did.
 
     parameters() maps canonical parameter names to variables; to_native and
     to_canonical convert an array between nnc's layout and the variable's (the
     identity unless the layer says otherwise). Gradients and optimizer state
     convert the same way, since every conversion is a rearrangement."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.built = True
+
+    def _open_name_scope(self):
+        # Keras runs each layer call in a name scope of the layer's name. TensorFlow's
+        # graph optimiser (Grappler) orders some of its rewritten sums by op name, so
+        # scoped names sum gradient contributions in another order: the same maths,
+        # other roundings. Unscoped, a step computes bit for bit what the plain
+        # TensorFlow formulation of these layers computed.
+        return contextlib.nullcontext()
+
+    def variable(self, shape, trainable, name, fill=0.0):
+        """A float32 variable; the runtime loads the real (canonical) values into it."""
+        constant = keras.initializers.Constant(fill)
+        return self.add_weight(shape, constant, trainable=trainable, name=name)
 
     def parameters(self):
         return {}
@@ -43,49 +72,57 @@ class Layer(tf.Module):
         return value
 
 
-def variable(shape, trainable, name, fill=0.0):
-    """A float32 variable; the runtime loads the real (canonical) values into it."""
-    return tf.Variable(tf.fill(shape, fill), trainable=trainable, name=name)
-
-
+@keras.saving.register_keras_serializable(package="nnc")
 class Param(Layer):
     """A learned tensor of a graph (nnc's param): a variable in nnc's layout,
     read with a leading batch axis of size 1 so that it broadcasts over the batch."""
 
-    def __init__(self, shape, trainable=True, name=None):
-        super().__init__(name=name)
-        self.value = variable(shape, trainable, "value")
+    def __init__(self, shape, trainable=True, name=None, **kwargs):
+        super().__init__(trainable=trainable, name=name, **kwargs)
+        self.value = self.variable(shape, trainable, "value")
 
-    def __call__(self):
+    def read(self):
+        """The value with a batch axis of 1 (read, not called: a Keras call takes inputs)."""
         return self.value[None]
 
     def parameters(self):
         return {"value": self.value}
 
 
-class DigitsCustom(tf.Module):
+@keras.saving.register_keras_serializable(package="nnc")
+class DigitsCustom(keras.Model):
     """The model DigitsCustom: pixels [64] -> [10] (per sample)."""
 
-    def __init__(self):
-        super().__init__(name="DigitsCustom")
+    def __init__(self, name="DigitsCustom", **kwargs):
+        super().__init__(name=name, **kwargs)
         self.hidden_w = Param(shape=[64, 32])
         self.hidden_b = Param(shape=[32])
         self.logits_w = Param(shape=[32, 10])
         self.logits_b = Param(shape=[10])
+        self.built = True  # every layer is made above
 
-    def __call__(self, pixels, training=False):
-        hidden_w = self.hidden_w()
-        hidden_b = self.hidden_b()
+    def call(self, pixels, training=False):
+        hidden_w = self.hidden_w.read()
+        hidden_b = self.hidden_b.read()
         hidden_matmul_1 = batch_matmul(pixels[:, None], hidden_w)[..., 0, :]
         hidden_add_1 = hidden_matmul_1 + hidden_b
         h = tf.nn.relu(hidden_add_1)
-        logits_w = self.logits_w()
-        logits_b = self.logits_b()
+        logits_w = self.logits_w.read()
+        logits_b = self.logits_b.read()
         logits_matmul_1 = batch_matmul(h[:, None], logits_w)[..., 0, :]
         logits_add_1 = logits_matmul_1 + logits_b
         return logits_add_1
 
-    def layers(self):
+    def _open_name_scope(self):
+        # No name scope of the model's name around its ops, as for each Layer:
+        # Grappler orders some sums by op name, and unscoped they round as before.
+        return contextlib.nullcontext()
+
+    def get_config(self):
+        """Its name: the layers are fixed (a loaded model draws new masks)."""
+        return {"name": self.name}
+
+    def parameter_layers(self):
         """The layers holding parameters, by node name (canonical names start with it)."""
         return {
             "hidden_w": self.hidden_w,
@@ -152,10 +189,11 @@ def fit(x, y, epochs=15, batch=32, seed=0, verbose=True):
     make them (nnc's runtime adapter starts from nnc's initializers).
     """
     model = DigitsCustom()
-    variables = model.trainable_variables
+    # the tf.Variables under the Keras variables, which the optimizer updates
+    variables = [var.value for var in model.trainable_variables]
     for index, var in enumerate(variables):
         if var.shape.rank > 1:
-            var.assign(tf.keras.initializers.GlorotUniform(seed + index)(var.shape))
+            var.assign(keras.initializers.GlorotUniform(seed + index)(var.shape))
     optimizer = make_optimizer(variables)
 
     @tf.function(reduce_retracing=True)

@@ -5,16 +5,45 @@
 defines (inference only: no train recipe).
 """
 
+import contextlib
+
+import keras
 import tensorflow as tf
 
 
-class Layer(tf.Module):
-    """A layer holding nnc parameters as TensorFlow variables.
+@keras.saving.register_keras_serializable(package="nnc")
+class Layer(keras.layers.Layer):
+    """A Keras layer holding nnc parameters as variables, made (and the layer built)
+    in __init__. Its config is its constructor's arguments, all plain values, which
+    Keras records, so a model saved with model.save loads back with
+    keras.models.load_model once this module is imported.
+
+    A Keras variable's arithmetic goes through Keras' ops, which name the graph's
+    ops differently, and TensorFlow's graph optimiser (Grappler) orders some sums
+    by op name; so where a variable is an operand the layers use the tf.Variable
+    it holds (.value), and every step rounds as the plain TensorFlow layers did.
 
     parameters() maps canonical parameter names to variables; to_native and
     to_canonical convert an array between nnc's layout and the variable's (the
     identity unless the layer says otherwise). Gradients and optimizer state
     convert the same way, since every conversion is a rearrangement."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.built = True
+
+    def _open_name_scope(self):
+        # Keras runs each layer call in a name scope of the layer's name. TensorFlow's
+        # graph optimiser (Grappler) orders some of its rewritten sums by op name, so
+        # scoped names sum gradient contributions in another order: the same maths,
+        # other roundings. Unscoped, a step computes bit for bit what the plain
+        # TensorFlow formulation of these layers computed.
+        return contextlib.nullcontext()
+
+    def variable(self, shape, trainable, name, fill=0.0):
+        """A float32 variable; the runtime loads the real (canonical) values into it."""
+        constant = keras.initializers.Constant(fill)
+        return self.add_weight(shape, constant, trainable=trainable, name=name)
 
     def parameters(self):
         return {}
@@ -28,24 +57,20 @@ class Layer(tf.Module):
         return value
 
 
-def variable(shape, trainable, name, fill=0.0):
-    """A float32 variable; the runtime loads the real (canonical) values into it."""
-    return tf.Variable(tf.fill(shape, fill), trainable=trainable, name=name)
-
-
+@keras.saving.register_keras_serializable(package="nnc")
 class RBM(Layer):
     """A restricted Boltzmann machine used as a layer: its up pass, the hidden
     probabilities sigmoid(v W + c). Every variable is in nnc's layout (weight
     [visible, hidden]); the visible bias takes no part here and no optimizer
     sees it."""
 
-    def __init__(self, visible, hidden, trainable=True, name=None):
-        super().__init__(name=name)
-        self.weight = variable([visible, hidden], trainable, "weight")
-        self.visible_bias = variable([visible], False, "visible_bias")
-        self.hidden_bias = variable([hidden], trainable, "hidden_bias")
+    def __init__(self, visible, hidden, trainable=True, name=None, **kwargs):
+        super().__init__(trainable=trainable, name=name, **kwargs)
+        self.weight = self.variable([visible, hidden], trainable, "weight")
+        self.visible_bias = self.variable([visible], False, "visible_bias")
+        self.hidden_bias = self.variable([hidden], trainable, "hidden_bias")
 
-    def __call__(self, v):
+    def call(self, v):
         return tf.sigmoid(tf.matmul(v, self.weight) + self.hidden_bias)
 
     def parameters(self):
@@ -56,17 +81,28 @@ class RBM(Layer):
         }
 
 
-class DigitsRbm(tf.Module):
+@keras.saving.register_keras_serializable(package="nnc")
+class DigitsRbm(keras.Model):
     """The model DigitsRbm: pixels [64] -> [64] (per sample)."""
 
-    def __init__(self):
-        super().__init__(name="DigitsRbm")
+    def __init__(self, name="DigitsRbm", **kwargs):
+        super().__init__(name=name, **kwargs)
         self.rbm_1 = RBM(visible=64, hidden=64)
+        self.built = True  # every layer is made above
 
-    def __call__(self, pixels, training=False):
+    def call(self, pixels, training=False):
         rbm_1 = self.rbm_1(pixels)
         return rbm_1
 
-    def layers(self):
+    def _open_name_scope(self):
+        # No name scope of the model's name around its ops, as for each Layer:
+        # Grappler orders some sums by op name, and unscoped they round as before.
+        return contextlib.nullcontext()
+
+    def get_config(self):
+        """Its name: the layers are fixed (a loaded model draws new masks)."""
+        return {"name": self.name}
+
+    def parameter_layers(self):
         """The layers holding parameters, by node name (canonical names start with it)."""
         return {"rbm_1": self.rbm_1}

@@ -5,6 +5,9 @@
 defines: the model, its loss and optimizer, and fit(x, y) to train it.
 """
 
+import contextlib
+
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -24,13 +27,39 @@ def normalize(x, mean, variance, gamma, beta, eps):
     return (x - mean) * (gamma * tf.math.rsqrt(variance + eps)) + beta
 
 
-class Layer(tf.Module):
-    """A layer holding nnc parameters as TensorFlow variables.
+@keras.saving.register_keras_serializable(package="nnc")
+class Layer(keras.layers.Layer):
+    """A Keras layer holding nnc parameters as variables, made (and the layer built)
+    in __init__. Its config is its constructor's arguments, all plain values, which
+    Keras records, so a model saved with model.save loads back with
+    keras.models.load_model once this module is imported.
+
+    A Keras variable's arithmetic goes through Keras' ops, which name the graph's
+    ops differently, and TensorFlow's graph optimiser (Grappler) orders some sums
+    by op name; so where a variable is an operand the layers use the tf.Variable
+    it holds (.value), and every step rounds as the plain TensorFlow layers did.
 
     parameters() maps canonical parameter names to variables; to_native and
     to_canonical convert an array between nnc's layout and the variable's (the
     identity unless the layer says otherwise). Gradients and optimizer state
     convert the same way, since every conversion is a rearrangement."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.built = True
+
+    def _open_name_scope(self):
+        # Keras runs each layer call in a name scope of the layer's name. TensorFlow's
+        # graph optimiser (Grappler) orders some of its rewritten sums by op name, so
+        # scoped names sum gradient contributions in another order: the same maths,
+        # other roundings. Unscoped, a step computes bit for bit what the plain
+        # TensorFlow formulation of these layers computed.
+        return contextlib.nullcontext()
+
+    def variable(self, shape, trainable, name, fill=0.0):
+        """A float32 variable; the runtime loads the real (canonical) values into it."""
+        constant = keras.initializers.Constant(fill)
+        return self.add_weight(shape, constant, trainable=trainable, name=name)
 
     def parameters(self):
         return {}
@@ -44,21 +73,27 @@ class Layer(tf.Module):
         return value
 
 
-def variable(shape, trainable, name, fill=0.0):
-    """A float32 variable; the runtime loads the real (canonical) values into it."""
-    return tf.Variable(tf.fill(shape, fill), trainable=trainable, name=name)
-
-
+@keras.saving.register_keras_serializable(package="nnc")
 class Dense(Layer):
     """y = x Wᵀ + b over the last axis. The kernel is stored as Keras stores it,
     [in, out] = Wᵀ (nnc's weight is [out, in])."""
 
-    def __init__(self, features, units, bias=True, trainable=True, name=None):
-        super().__init__(name=name)
-        self.kernel = variable([features, units], trainable, "kernel")
-        self.bias = variable([units], trainable, "bias") if bias else None
+    def __init__(
+        self,
+        features,
+        units,
+        bias=True,
+        trainable=True,
+        bias_trainable=True,
+        name=None,
+        **kwargs,
+    ):
+        super().__init__(trainable=trainable, name=name, **kwargs)
+        self.kernel = self.variable([features, units], trainable, "kernel")
+        bias_trainable = trainable and bias_trainable
+        self.bias = self.variable([units], bias_trainable, "bias") if bias else None
 
-    def __call__(self, x):
+    def call(self, x):
         y = tf.matmul(x, self.kernel)
         return y if self.bias is None else y + self.bias
 
@@ -74,33 +109,35 @@ class Dense(Layer):
     to_canonical = to_native  # a transpose is its own inverse
 
 
+@keras.saving.register_keras_serializable(package="nnc")
 class Embedding(Layer):
     """Row lookup of int64 ids in a [vocab, dim] table (nnc's and Keras' layout)."""
 
-    def __init__(self, vocab, dim, trainable=True, name=None):
-        super().__init__(name=name)
-        self.table = variable([vocab, dim], trainable, "embeddings")
+    def __init__(self, vocab, dim, trainable=True, name=None, **kwargs):
+        super().__init__(trainable=trainable, name=name, **kwargs)
+        self.table = self.variable([vocab, dim], trainable, "embeddings")
 
-    def __call__(self, ids):
-        return tf.gather(self.table, ids)
+    def call(self, ids):
+        return tf.gather(self.table.value, ids)  # a ResourceGather, as before Keras
 
     def parameters(self):
         return {"weight": self.table}
 
 
+@keras.saving.register_keras_serializable(package="nnc")
 class LayerNorm(Layer):
     """y = γ (x - mean) / √(var + eps) + β over the last axis (biased variance)."""
 
-    def __init__(self, features, eps, bias=True, trainable=True, name=None):
-        super().__init__(name=name)
-        self.gamma = variable([features], trainable, "gamma", fill=1.0)
-        self.beta = variable([features], trainable, "beta") if bias else None
+    def __init__(self, features, eps, bias=True, trainable=True, name=None, **kwargs):
+        super().__init__(trainable=trainable, name=name, **kwargs)
+        self.gamma = self.variable([features], trainable, "gamma", fill=1.0)
+        self.beta = self.variable([features], trainable, "beta") if bias else None
         self.eps = eps
 
-    def __call__(self, x):
+    def call(self, x):
         mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
-        shift = 0.0 if self.beta is None else self.beta  # bias = false: scale only
-        return normalize(x, mean, variance, self.gamma, shift, self.eps)
+        shift = 0.0 if self.beta is None else self.beta.value  # bias = false: scale only
+        return normalize(x, mean, variance, self.gamma.value, shift, self.eps)
 
     def parameters(self):
         if self.beta is None:
@@ -108,6 +145,7 @@ class LayerNorm(Layer):
         return {"weight": self.gamma, "bias": self.beta}
 
 
+@keras.saving.register_keras_serializable(package="nnc")
 class MultiHeadAttention(Layer):
     """nnc's attention, written out: softmax(Q Kᵀ / √key_dim) V per head, then the
     output projection. Kernels are stored [in, out] (nnc's weights are [out, in]).
@@ -124,8 +162,9 @@ class MultiHeadAttention(Layer):
         dropout=0.0,
         trainable=True,
         name=None,
+        **kwargs,
     ):
-        super().__init__(name=name)
+        super().__init__(trainable=trainable, name=name, **kwargs)
         shapes = {
             "query": (dims[0], heads * key_dim),
             "key": (dims[1], heads * key_dim),
@@ -133,9 +172,9 @@ class MultiHeadAttention(Layer):
             "output": (heads * value_dim, dims[0]),
         }
         items = shapes.items()
-        self.kernels = {k: variable(list(s), trainable, f"{k}_kernel") for k, s in items}
+        self.kernels = {k: self.variable(list(s), trainable, f"{k}_kernel") for k, s in items}
         self.biases = {
-            k: variable([s[1]], trainable, k + "_bias") for k, s in shapes.items() if bias
+            k: self.variable([s[1]], trainable, k + "_bias") for k, s in shapes.items() if bias
         }
         self.heads, self.scale = heads, 1.0 / key_dim**0.5
         self.causal, self.dropout = causal, dropout
@@ -148,7 +187,7 @@ class MultiHeadAttention(Layer):
         shape = tf.shape(x)
         return tf.transpose(tf.reshape(x, [shape[0], shape[1], self.heads, -1]), [0, 2, 1, 3])
 
-    def __call__(self, q, k, v, mask=None, training=False, generator=None):
+    def call(self, q, k, v, key_mask=None, training=False, generator=None):
         n, t, s = tf.shape(q)[0], tf.shape(q)[1], tf.shape(k)[1]
         # Keys and values shared by every sample (a param, batch 1) take the
         # queries' batch: the gradient of a broadcasting BatchMatMulV2 corrupts
@@ -162,8 +201,8 @@ class MultiHeadAttention(Layer):
         allowed = tf.ones([1, 1, t, s], dtype=tf.bool)
         if self.causal:  # key j <= query i
             allowed &= tf.range(s)[None, :] <= tf.range(t)[:, None]
-        if mask is not None:  # 1 = attend
-            allowed &= tf.not_equal(mask, 0.0)[:, None, None, :]
+        if key_mask is not None:  # 1 = attend
+            allowed &= tf.not_equal(key_mask, 0.0)[:, None, None, :]
         top = tf.reduce_max(tf.where(allowed, scores, float("-inf")), axis=-1, keepdims=True)
         top = tf.stop_gradient(tf.where(tf.math.is_finite(top), top, 0.0))
         e = tf.where(allowed, tf.exp(tf.minimum(scores - top, 0.0)), 0.0)
@@ -189,27 +228,30 @@ class MultiHeadAttention(Layer):
     to_canonical = to_native  # a transpose is its own inverse
 
 
+@keras.saving.register_keras_serializable(package="nnc")
 class LearnedPositions(Layer):
     """x + table[:t]: one learned vector per position, table [max_len, d] (nnc's
     layout)."""
 
-    def __init__(self, max_len, dim, trainable=True, name=None):
-        super().__init__(name=name)
-        self.table = variable([max_len, dim], trainable, "table")
+    def __init__(self, max_len, dim, trainable=True, name=None, **kwargs):
+        super().__init__(trainable=trainable, name=name, **kwargs)
+        self.table = self.variable([max_len, dim], trainable, "table")
 
-    def __call__(self, x):
+    def call(self, x):
         return x + self.table[: tf.shape(x)[1]]
 
     def parameters(self):
         return {"weight": self.table}
 
 
-class Reverse(tf.Module):
+@keras.saving.register_keras_serializable(package="nnc")
+class Reverse(keras.Model):
     """The model Reverse: tokens int64[8] -> [8, 10] (per sample)."""
 
-    def __init__(self, generator):
-        super().__init__(name="Reverse")
-        self.generator = generator  # dropout masks
+    def __init__(self, generator=None, name="Reverse", **kwargs):
+        super().__init__(name=name, **kwargs)
+        # dropout masks; nnc's runtime passes the one Runtime.seed reseeds
+        self.generator = generator or tf.random.Generator.from_seed(0)
         self.embedding_1 = Embedding(vocab=10, dim=32)
         self.x = LearnedPositions(max_len=8, dim=32)
         self.memory_self_attention = MultiHeadAttention(
@@ -231,8 +273,9 @@ class Reverse(tf.Module):
         self.dec_linear2 = Dense(features=64, units=32)
         self.dec_norm3 = LayerNorm(features=32, eps=1e-05)
         self.dense_1 = Dense(features=32, units=10)
+        self.built = True  # every layer is made above
 
-    def __call__(self, tokens, training=False):
+    def call(self, tokens, training=False):
         embedding_1 = self.embedding_1(tokens)
         x = self.x(embedding_1)
         memory_self_attention = self.memory_self_attention(x, x, x)
@@ -272,7 +315,16 @@ class Reverse(tf.Module):
         dense_1 = self.dense_1(dec_norm3)
         return dense_1
 
-    def layers(self):
+    def _open_name_scope(self):
+        # No name scope of the model's name around its ops, as for each Layer:
+        # Grappler orders some sums by op name, and unscoped they round as before.
+        return contextlib.nullcontext()
+
+    def get_config(self):
+        """Its name: the layers are fixed (a loaded model draws new masks)."""
+        return {"name": self.name}
+
+    def parameter_layers(self):
         """The layers holding parameters, by node name (canonical names start with it)."""
         return {
             "embedding_1": self.embedding_1,
@@ -353,11 +405,12 @@ def fit(x, y, epochs=4, batch=32, seed=1, verbose=True):
     as nnc train does; kernels start Glorot-uniform and the rest as the layers
     make them (nnc's runtime adapter starts from nnc's initializers).
     """
-    model = Reverse(tf.random.Generator.from_seed(seed))
-    variables = model.trainable_variables
+    model = Reverse(generator=tf.random.Generator.from_seed(seed))
+    # the tf.Variables under the Keras variables, which the optimizer updates
+    variables = [var.value for var in model.trainable_variables]
     for index, var in enumerate(variables):
         if var.shape.rank > 1:
-            var.assign(tf.keras.initializers.GlorotUniform(seed + index)(var.shape))
+            var.assign(keras.initializers.GlorotUniform(seed + index)(var.shape))
     optimizer = make_optimizer(variables)
 
     @tf.function(reduce_retracing=True)

@@ -5,17 +5,46 @@
 defines: the model, its loss and optimizer, and fit(x, y) to train it.
 """
 
+import contextlib
+
+import keras
 import numpy as np
 import tensorflow as tf
 
 
-class Layer(tf.Module):
-    """A layer holding nnc parameters as TensorFlow variables.
+@keras.saving.register_keras_serializable(package="nnc")
+class Layer(keras.layers.Layer):
+    """A Keras layer holding nnc parameters as variables, made (and the layer built)
+    in __init__. Its config is its constructor's arguments, all plain values, which
+    Keras records, so a model saved with model.save loads back with
+    keras.models.load_model once this module is imported.
+
+    A Keras variable's arithmetic goes through Keras' ops, which name the graph's
+    ops differently, and TensorFlow's graph optimiser (Grappler) orders some sums
+    by op name; so where a variable is an operand the layers use the tf.Variable
+    it holds (.value), and every step rounds as the plain TensorFlow layers did.
 
     parameters() maps canonical parameter names to variables; to_native and
     to_canonical convert an array between nnc's layout and the variable's (the
     identity unless the layer says otherwise). Gradients and optimizer state
     convert the same way, since every conversion is a rearrangement."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.built = True
+
+    def _open_name_scope(self):
+        # Keras runs each layer call in a name scope of the layer's name. TensorFlow's
+        # graph optimiser (Grappler) orders some of its rewritten sums by op name, so
+        # scoped names sum gradient contributions in another order: the same maths,
+        # other roundings. Unscoped, a step computes bit for bit what the plain
+        # TensorFlow formulation of these layers computed.
+        return contextlib.nullcontext()
+
+    def variable(self, shape, trainable, name, fill=0.0):
+        """A float32 variable; the runtime loads the real (canonical) values into it."""
+        constant = keras.initializers.Constant(fill)
+        return self.add_weight(shape, constant, trainable=trainable, name=name)
 
     def parameters(self):
         return {}
@@ -29,21 +58,27 @@ class Layer(tf.Module):
         return value
 
 
-def variable(shape, trainable, name, fill=0.0):
-    """A float32 variable; the runtime loads the real (canonical) values into it."""
-    return tf.Variable(tf.fill(shape, fill), trainable=trainable, name=name)
-
-
+@keras.saving.register_keras_serializable(package="nnc")
 class Dense(Layer):
     """y = x Wᵀ + b over the last axis. The kernel is stored as Keras stores it,
     [in, out] = Wᵀ (nnc's weight is [out, in])."""
 
-    def __init__(self, features, units, bias=True, trainable=True, name=None):
-        super().__init__(name=name)
-        self.kernel = variable([features, units], trainable, "kernel")
-        self.bias = variable([units], trainable, "bias") if bias else None
+    def __init__(
+        self,
+        features,
+        units,
+        bias=True,
+        trainable=True,
+        bias_trainable=True,
+        name=None,
+        **kwargs,
+    ):
+        super().__init__(trainable=trainable, name=name, **kwargs)
+        self.kernel = self.variable([features, units], trainable, "kernel")
+        bias_trainable = trainable and bias_trainable
+        self.bias = self.variable([units], bias_trainable, "bias") if bias else None
 
-    def __call__(self, x):
+    def call(self, x):
         y = tf.matmul(x, self.kernel)
         return y if self.bias is None else y + self.bias
 
@@ -59,6 +94,7 @@ class Dense(Layer):
     to_canonical = to_native  # a transpose is its own inverse
 
 
+@keras.saving.register_keras_serializable(package="nnc")
 class Recurrent(Layer):
     """A recurrent layer over [N, t, F], its weights stored as Keras stores them:
     kernel [F, gates*H] = W_ihᵀ and recurrent_kernel [H, gates*H] = W_hhᵀ.
@@ -68,31 +104,42 @@ class Recurrent(Layer):
 
     gates = 1
 
-    def __init__(self, features, units, return_sequences=False, trainable=True, name=None):
-        super().__init__(name=name)
+    def __init__(
+        self, features, units, return_sequences=False, trainable=True, name=None, **kwargs
+    ):
+        super().__init__(trainable=trainable, name=name, **kwargs)
         self.units, self.return_sequences = units, return_sequences
         size = self.gates * units
-        self.kernel = variable([features, size], trainable, "kernel")
-        self.recurrent_kernel = variable([units, size], trainable, "recurrent_kernel")
+        self.kernel = self.variable([features, size], trainable, "kernel")
+        self.recurrent_kernel = self.variable([units, size], trainable, "recurrent_kernel")
 
     def run(self, inputs, initial):
-        """Scan `self.cell` over time; return [N, t, H] or the last state [N, H]."""
-        states = tf.scan(self.cell, tf.transpose(inputs, (1, 0, 2)), initializer=initial)
+        """Loop `self.cell` over time; return [N, t, H] or the last state [N, H]. Only
+        the sequence keeps every step's state (tf.scan); the last state alone is a
+        fold, which stores none of them."""
+        steps = tf.transpose(inputs, (1, 0, 2))
+        if not self.return_sequences:
+            last = tf.foldl(self.cell, steps, initializer=initial)
+            return last[0] if isinstance(last, tuple) else last
+        states = tf.scan(self.cell, steps, initializer=initial)
         h = states[0] if isinstance(states, tuple) else states
-        return tf.transpose(h, (1, 0, 2)) if self.return_sequences else h[-1]
+        return tf.transpose(h, (1, 0, 2))
 
     def zeros(self, x):
         return tf.zeros([tf.shape(x)[0], self.units])
 
 
+@keras.saving.register_keras_serializable(package="nnc")
 class SimpleRNN(Recurrent):
     """h_t = tanh(W_ih x_t + W_hh h_{t-1} + b), h_0 = 0 (Keras' SimpleRNN layout)."""
 
-    def __init__(self, features, units, return_sequences=False, trainable=True, name=None):
-        super().__init__(features, units, return_sequences, trainable, name)
-        self.bias = variable([units], trainable, "bias")
+    def __init__(
+        self, features, units, return_sequences=False, trainable=True, name=None, **kwargs
+    ):
+        super().__init__(features, units, return_sequences, trainable, name, **kwargs)
+        self.bias = self.variable([units], trainable, "bias")
 
-    def __call__(self, x):
+    def call(self, x):
         return self.run(tf.matmul(x, self.kernel) + self.bias, self.zeros(x))
 
     def cell(self, h, inputs_t):
@@ -112,21 +159,32 @@ class SimpleRNN(Recurrent):
     to_canonical = to_native
 
 
-class WaveSteps(tf.Module):
+@keras.saving.register_keras_serializable(package="nnc")
+class WaveSteps(keras.Model):
     """The model WaveSteps: wave [t, 1] -> [t, 3] (per sample)."""
 
-    def __init__(self):
-        super().__init__(name="WaveSteps")
+    def __init__(self, name="WaveSteps", **kwargs):
+        super().__init__(name=name, **kwargs)
         self.rnn_1 = SimpleRNN(features=1, units=16, return_sequences=True)
         self.dense_1 = Dense(features=16, units=3)
+        self.built = True  # every layer is made above
 
-    def __call__(self, wave, training=False):
+    def call(self, wave, training=False):
         rnn_1 = self.rnn_1(wave)
         dense_1 = self.dense_1(rnn_1)
         softmax_1 = tf.nn.softmax(dense_1, axis=-1)
         return softmax_1
 
-    def layers(self):
+    def _open_name_scope(self):
+        # No name scope of the model's name around its ops, as for each Layer:
+        # Grappler orders some sums by op name, and unscoped they round as before.
+        return contextlib.nullcontext()
+
+    def get_config(self):
+        """Its name: the layers are fixed (a loaded model draws new masks)."""
+        return {"name": self.name}
+
+    def parameter_layers(self):
         """The layers holding parameters, by node name (canonical names start with it)."""
         return {"rnn_1": self.rnn_1, "dense_1": self.dense_1}
 
@@ -188,10 +246,11 @@ def fit(x, y, epochs=20, batch=32, seed=2, verbose=True):
     make them (nnc's runtime adapter starts from nnc's initializers).
     """
     model = WaveSteps()
-    variables = model.trainable_variables
+    # the tf.Variables under the Keras variables, which the optimizer updates
+    variables = [var.value for var in model.trainable_variables]
     for index, var in enumerate(variables):
         if var.shape.rank > 1:
-            var.assign(tf.keras.initializers.GlorotUniform(seed + index)(var.shape))
+            var.assign(keras.initializers.GlorotUniform(seed + index)(var.shape))
     optimizer = make_optimizer(variables)
 
     @tf.function(reduce_retracing=True)

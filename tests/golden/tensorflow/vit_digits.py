@@ -5,6 +5,9 @@
 defines: the model, its loss and optimizer, and fit(x, y) to train it.
 """
 
+import contextlib
+
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -35,13 +38,39 @@ def normalize(x, mean, variance, gamma, beta, eps):
     return (x - mean) * (gamma * tf.math.rsqrt(variance + eps)) + beta
 
 
-class Layer(tf.Module):
-    """A layer holding nnc parameters as TensorFlow variables.
+@keras.saving.register_keras_serializable(package="nnc")
+class Layer(keras.layers.Layer):
+    """A Keras layer holding nnc parameters as variables, made (and the layer built)
+    in __init__. Its config is its constructor's arguments, all plain values, which
+    Keras records, so a model saved with model.save loads back with
+    keras.models.load_model once this module is imported.
+
+    A Keras variable's arithmetic goes through Keras' ops, which name the graph's
+    ops differently, and TensorFlow's graph optimiser (Grappler) orders some sums
+    by op name; so where a variable is an operand the layers use the tf.Variable
+    it holds (.value), and every step rounds as the plain TensorFlow layers did.
 
     parameters() maps canonical parameter names to variables; to_native and
     to_canonical convert an array between nnc's layout and the variable's (the
     identity unless the layer says otherwise). Gradients and optimizer state
     convert the same way, since every conversion is a rearrangement."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.built = True
+
+    def _open_name_scope(self):
+        # Keras runs each layer call in a name scope of the layer's name. TensorFlow's
+        # graph optimiser (Grappler) orders some of its rewritten sums by op name, so
+        # scoped names sum gradient contributions in another order: the same maths,
+        # other roundings. Unscoped, a step computes bit for bit what the plain
+        # TensorFlow formulation of these layers computed.
+        return contextlib.nullcontext()
+
+    def variable(self, shape, trainable, name, fill=0.0):
+        """A float32 variable; the runtime loads the real (canonical) values into it."""
+        constant = keras.initializers.Constant(fill)
+        return self.add_weight(shape, constant, trainable=trainable, name=name)
 
     def parameters(self):
         return {}
@@ -55,21 +84,27 @@ class Layer(tf.Module):
         return value
 
 
-def variable(shape, trainable, name, fill=0.0):
-    """A float32 variable; the runtime loads the real (canonical) values into it."""
-    return tf.Variable(tf.fill(shape, fill), trainable=trainable, name=name)
-
-
+@keras.saving.register_keras_serializable(package="nnc")
 class Dense(Layer):
     """y = x Wᵀ + b over the last axis. The kernel is stored as Keras stores it,
     [in, out] = Wᵀ (nnc's weight is [out, in])."""
 
-    def __init__(self, features, units, bias=True, trainable=True, name=None):
-        super().__init__(name=name)
-        self.kernel = variable([features, units], trainable, "kernel")
-        self.bias = variable([units], trainable, "bias") if bias else None
+    def __init__(
+        self,
+        features,
+        units,
+        bias=True,
+        trainable=True,
+        bias_trainable=True,
+        name=None,
+        **kwargs,
+    ):
+        super().__init__(trainable=trainable, name=name, **kwargs)
+        self.kernel = self.variable([features, units], trainable, "kernel")
+        bias_trainable = trainable and bias_trainable
+        self.bias = self.variable([units], bias_trainable, "bias") if bias else None
 
-    def __call__(self, x):
+    def call(self, x):
         y = tf.matmul(x, self.kernel)
         return y if self.bias is None else y + self.bias
 
@@ -85,6 +120,7 @@ class Dense(Layer):
     to_canonical = to_native  # a transpose is its own inverse
 
 
+@keras.saving.register_keras_serializable(package="nnc")
 class Conv(Layer):
     """Convolution (cross-correlation, kernels never flipped) of channels-last input:
     [N, L, C] (1-D) or [N, H, W, C] (2-D).
@@ -116,20 +152,22 @@ class Conv(Layer):
         groups=1,
         bias=True,
         trainable=True,
+        bias_trainable=True,
         name=None,
+        **kwargs,
     ):
-        super().__init__(name=name)
-        self.kernel = variable([*kernel, channels // groups, filters], trainable, "kernel")
-        self.bias = variable([filters], trainable, "bias") if bias else None
+        super().__init__(trainable=trainable, name=name, **kwargs)
+        self.kernel = self.variable([*kernel, channels // groups, filters], trainable, "kernel")
+        bias_trainable = trainable and bias_trainable
+        self.bias = self.variable([filters], bias_trainable, "bias") if bias else None
         self.stride = stride or (1,) * len(kernel)
         self.dilation = dilation or (1,) * len(kernel)
         self.groups = groups
         self.pads = None if isinstance(padding, str) else [[0, 0], *padding, [0, 0]]
         self.padding = padding if isinstance(padding, str) else "VALID"
-        self.convolve = tf.nn.conv1d if len(kernel) == 1 else tf.nn.conv2d
         self.swap = len(kernel) == 2 and channels == groups and self.stride[0] < self.stride[1]
 
-    def __call__(self, x):
+    def call(self, x):
         if self.pads is not None:
             x = tf.pad(x, self.pads)
         kernel, stride = self.dilated(self.kernel), self.stride
@@ -145,6 +183,11 @@ class Conv(Layer):
         if self.swap:
             y = tf.transpose(y, (0, 2, 1, 3))
         return y if self.bias is None else tf.nn.bias_add(y, self.bias)
+
+    @staticmethod
+    def convolve(x, kernel, stride, padding):
+        conv = tf.nn.conv1d if len(stride) == 1 else tf.nn.conv2d
+        return conv(x, kernel, stride, padding)
 
     def dilated(self, kernel):
         # [k, ...] -> [(k-1)*d + 1, ...] along each spatial axis, zeros between taps
@@ -178,19 +221,20 @@ class Conv(Layer):
         return np.transpose(value, (value.ndim - 1, value.ndim - 2, *range(value.ndim - 2)))
 
 
+@keras.saving.register_keras_serializable(package="nnc")
 class LayerNorm(Layer):
     """y = γ (x - mean) / √(var + eps) + β over the last axis (biased variance)."""
 
-    def __init__(self, features, eps, bias=True, trainable=True, name=None):
-        super().__init__(name=name)
-        self.gamma = variable([features], trainable, "gamma", fill=1.0)
-        self.beta = variable([features], trainable, "beta") if bias else None
+    def __init__(self, features, eps, bias=True, trainable=True, name=None, **kwargs):
+        super().__init__(trainable=trainable, name=name, **kwargs)
+        self.gamma = self.variable([features], trainable, "gamma", fill=1.0)
+        self.beta = self.variable([features], trainable, "beta") if bias else None
         self.eps = eps
 
-    def __call__(self, x):
+    def call(self, x):
         mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
-        shift = 0.0 if self.beta is None else self.beta  # bias = false: scale only
-        return normalize(x, mean, variance, self.gamma, shift, self.eps)
+        shift = 0.0 if self.beta is None else self.beta.value  # bias = false: scale only
+        return normalize(x, mean, variance, self.gamma.value, shift, self.eps)
 
     def parameters(self):
         if self.beta is None:
@@ -198,6 +242,7 @@ class LayerNorm(Layer):
         return {"weight": self.gamma, "bias": self.beta}
 
 
+@keras.saving.register_keras_serializable(package="nnc")
 class MultiHeadAttention(Layer):
     """nnc's attention, written out: softmax(Q Kᵀ / √key_dim) V per head, then the
     output projection. Kernels are stored [in, out] (nnc's weights are [out, in]).
@@ -214,8 +259,9 @@ class MultiHeadAttention(Layer):
         dropout=0.0,
         trainable=True,
         name=None,
+        **kwargs,
     ):
-        super().__init__(name=name)
+        super().__init__(trainable=trainable, name=name, **kwargs)
         shapes = {
             "query": (dims[0], heads * key_dim),
             "key": (dims[1], heads * key_dim),
@@ -223,9 +269,9 @@ class MultiHeadAttention(Layer):
             "output": (heads * value_dim, dims[0]),
         }
         items = shapes.items()
-        self.kernels = {k: variable(list(s), trainable, f"{k}_kernel") for k, s in items}
+        self.kernels = {k: self.variable(list(s), trainable, f"{k}_kernel") for k, s in items}
         self.biases = {
-            k: variable([s[1]], trainable, k + "_bias") for k, s in shapes.items() if bias
+            k: self.variable([s[1]], trainable, k + "_bias") for k, s in shapes.items() if bias
         }
         self.heads, self.scale = heads, 1.0 / key_dim**0.5
         self.causal, self.dropout = causal, dropout
@@ -238,7 +284,7 @@ class MultiHeadAttention(Layer):
         shape = tf.shape(x)
         return tf.transpose(tf.reshape(x, [shape[0], shape[1], self.heads, -1]), [0, 2, 1, 3])
 
-    def __call__(self, q, k, v, mask=None, training=False, generator=None):
+    def call(self, q, k, v, key_mask=None, training=False, generator=None):
         n, t, s = tf.shape(q)[0], tf.shape(q)[1], tf.shape(k)[1]
         # Keys and values shared by every sample (a param, batch 1) take the
         # queries' batch: the gradient of a broadcasting BatchMatMulV2 corrupts
@@ -252,8 +298,8 @@ class MultiHeadAttention(Layer):
         allowed = tf.ones([1, 1, t, s], dtype=tf.bool)
         if self.causal:  # key j <= query i
             allowed &= tf.range(s)[None, :] <= tf.range(t)[:, None]
-        if mask is not None:  # 1 = attend
-            allowed &= tf.not_equal(mask, 0.0)[:, None, None, :]
+        if key_mask is not None:  # 1 = attend
+            allowed &= tf.not_equal(key_mask, 0.0)[:, None, None, :]
         top = tf.reduce_max(tf.where(allowed, scores, float("-inf")), axis=-1, keepdims=True)
         top = tf.stop_gradient(tf.where(tf.math.is_finite(top), top, 0.0))
         e = tf.where(allowed, tf.exp(tf.minimum(scores - top, 0.0)), 0.0)
@@ -279,31 +325,34 @@ class MultiHeadAttention(Layer):
     to_canonical = to_native  # a transpose is its own inverse
 
 
+@keras.saving.register_keras_serializable(package="nnc")
 class LearnedPositions(Layer):
     """x + table[:t]: one learned vector per position, table [max_len, d] (nnc's
     layout)."""
 
-    def __init__(self, max_len, dim, trainable=True, name=None):
-        super().__init__(name=name)
-        self.table = variable([max_len, dim], trainable, "table")
+    def __init__(self, max_len, dim, trainable=True, name=None, **kwargs):
+        super().__init__(trainable=trainable, name=name, **kwargs)
+        self.table = self.variable([max_len, dim], trainable, "table")
 
-    def __call__(self, x):
+    def call(self, x):
         return x + self.table[: tf.shape(x)[1]]
 
     def parameters(self):
         return {"weight": self.table}
 
 
-class VitDigits(tf.Module):
+@keras.saving.register_keras_serializable(package="nnc")
+class VitDigits(keras.Model):
     """The model VitDigits: image [1, 8, 8] -> [10] (per sample).
     Inputs and outputs are channels-first, as in nnc; inside, tensors that feed
     convolutions, pooling and other per-channel ops are channels-last, the
     layout TensorFlow's CPU kernels want.
     """
 
-    def __init__(self, generator):
-        super().__init__(name="VitDigits")
-        self.generator = generator  # dropout masks
+    def __init__(self, generator=None, name="VitDigits", **kwargs):
+        super().__init__(name=name, **kwargs)
+        # dropout masks; nnc's runtime passes the one Runtime.seed reseeds
+        self.generator = generator or tf.random.Generator.from_seed(0)
         self.patches = Conv(channels=1, filters=32, kernel=(2, 2), stride=(2, 2))
         self.x_2 = LearnedPositions(max_len=16, dim=32)
         self.layer1_norm1 = LayerNorm(features=32, eps=1e-05)
@@ -322,8 +371,9 @@ class VitDigits(tf.Module):
         self.layer2_linear2 = Dense(features=64, units=32)
         self.norm = LayerNorm(features=32, eps=1e-05)
         self.head = Dense(features=32, units=10)
+        self.built = True  # every layer is made above
 
-    def __call__(self, image, training=False):
+    def call(self, image, training=False):
         image_nhwc = to_channels_last(image)
         patches = self.patches(image_nhwc)
         patches_nchw = to_channels_first(patches)
@@ -365,7 +415,16 @@ class VitDigits(tf.Module):
         head = self.head(x_5)
         return head
 
-    def layers(self):
+    def _open_name_scope(self):
+        # No name scope of the model's name around its ops, as for each Layer:
+        # Grappler orders some sums by op name, and unscoped they round as before.
+        return contextlib.nullcontext()
+
+    def get_config(self):
+        """Its name: the layers are fixed (a loaded model draws new masks)."""
+        return {"name": self.name}
+
+    def parameter_layers(self):
         """The layers holding parameters, by node name (canonical names start with it)."""
         return {
             "patches": self.patches,
@@ -441,11 +500,12 @@ def fit(x, y, epochs=15, batch=32, seed=0, verbose=True):
     as nnc train does; kernels start Glorot-uniform and the rest as the layers
     make them (nnc's runtime adapter starts from nnc's initializers).
     """
-    model = VitDigits(tf.random.Generator.from_seed(seed))
-    variables = model.trainable_variables
+    model = VitDigits(generator=tf.random.Generator.from_seed(seed))
+    # the tf.Variables under the Keras variables, which the optimizer updates
+    variables = [var.value for var in model.trainable_variables]
     for index, var in enumerate(variables):
         if var.shape.rank > 1:
-            var.assign(tf.keras.initializers.GlorotUniform(seed + index)(var.shape))
+            var.assign(keras.initializers.GlorotUniform(seed + index)(var.shape))
     optimizer = make_optimizer(variables)
 
     @tf.function(reduce_retracing=True)

@@ -5,17 +5,46 @@
 defines: the model, its loss and optimizer, and fit(x, y) to train it.
 """
 
+import contextlib
+
+import keras
 import numpy as np
 import tensorflow as tf
 
 
-class Layer(tf.Module):
-    """A layer holding nnc parameters as TensorFlow variables.
+@keras.saving.register_keras_serializable(package="nnc")
+class Layer(keras.layers.Layer):
+    """A Keras layer holding nnc parameters as variables, made (and the layer built)
+    in __init__. Its config is its constructor's arguments, all plain values, which
+    Keras records, so a model saved with model.save loads back with
+    keras.models.load_model once this module is imported.
+
+    A Keras variable's arithmetic goes through Keras' ops, which name the graph's
+    ops differently, and TensorFlow's graph optimiser (Grappler) orders some sums
+    by op name; so where a variable is an operand the layers use the tf.Variable
+    it holds (.value), and every step rounds as the plain TensorFlow layers did.
 
     parameters() maps canonical parameter names to variables; to_native and
     to_canonical convert an array between nnc's layout and the variable's (the
     identity unless the layer says otherwise). Gradients and optimizer state
     convert the same way, since every conversion is a rearrangement."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.built = True
+
+    def _open_name_scope(self):
+        # Keras runs each layer call in a name scope of the layer's name. TensorFlow's
+        # graph optimiser (Grappler) orders some of its rewritten sums by op name, so
+        # scoped names sum gradient contributions in another order: the same maths,
+        # other roundings. Unscoped, a step computes bit for bit what the plain
+        # TensorFlow formulation of these layers computed.
+        return contextlib.nullcontext()
+
+    def variable(self, shape, trainable, name, fill=0.0):
+        """A float32 variable; the runtime loads the real (canonical) values into it."""
+        constant = keras.initializers.Constant(fill)
+        return self.add_weight(shape, constant, trainable=trainable, name=name)
 
     def parameters(self):
         return {}
@@ -29,21 +58,27 @@ class Layer(tf.Module):
         return value
 
 
-def variable(shape, trainable, name, fill=0.0):
-    """A float32 variable; the runtime loads the real (canonical) values into it."""
-    return tf.Variable(tf.fill(shape, fill), trainable=trainable, name=name)
-
-
+@keras.saving.register_keras_serializable(package="nnc")
 class Dense(Layer):
     """y = x Wᵀ + b over the last axis. The kernel is stored as Keras stores it,
     [in, out] = Wᵀ (nnc's weight is [out, in])."""
 
-    def __init__(self, features, units, bias=True, trainable=True, name=None):
-        super().__init__(name=name)
-        self.kernel = variable([features, units], trainable, "kernel")
-        self.bias = variable([units], trainable, "bias") if bias else None
+    def __init__(
+        self,
+        features,
+        units,
+        bias=True,
+        trainable=True,
+        bias_trainable=True,
+        name=None,
+        **kwargs,
+    ):
+        super().__init__(trainable=trainable, name=name, **kwargs)
+        self.kernel = self.variable([features, units], trainable, "kernel")
+        bias_trainable = trainable and bias_trainable
+        self.bias = self.variable([units], bias_trainable, "bias") if bias else None
 
-    def __call__(self, x):
+    def call(self, x):
         y = tf.matmul(x, self.kernel)
         return y if self.bias is None else y + self.bias
 
@@ -59,26 +94,33 @@ class Dense(Layer):
     to_canonical = to_native  # a transpose is its own inverse
 
 
-class XorFromScratch(tf.Module):
+@keras.saving.register_keras_serializable(package="nnc")
+class XorFromScratch(keras.Model):
     """The model XorFromScratch: x [2] -> [1] (per sample)."""
 
-    def __init__(self):
-        super().__init__(name="XorFromScratch")
-        self.dense_1 = Dense(features=2, units=5)
-        # bias_trainable = false
-        self.dense_1.bias = tf.Variable(self.dense_1.bias, trainable=False, name="bias")
-        self.dense_2 = Dense(features=5, units=1)
-        # bias_trainable = false
-        self.dense_2.bias = tf.Variable(self.dense_2.bias, trainable=False, name="bias")
+    def __init__(self, name="XorFromScratch", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.dense_1 = Dense(features=2, units=5, bias_trainable=False)
+        self.dense_2 = Dense(features=5, units=1, bias_trainable=False)
+        self.built = True  # every layer is made above
 
-    def __call__(self, x, training=False):
+    def call(self, x, training=False):
         dense_1 = self.dense_1(x)
         sigmoid_1 = tf.sigmoid(dense_1)
         dense_2 = self.dense_2(sigmoid_1)
         sigmoid_2 = tf.sigmoid(dense_2)
         return sigmoid_2
 
-    def layers(self):
+    def _open_name_scope(self):
+        # No name scope of the model's name around its ops, as for each Layer:
+        # Grappler orders some sums by op name, and unscoped they round as before.
+        return contextlib.nullcontext()
+
+    def get_config(self):
+        """Its name: the layers are fixed (a loaded model draws new masks)."""
+        return {"name": self.name}
+
+    def parameter_layers(self):
         """The layers holding parameters, by node name (canonical names start with it)."""
         return {"dense_1": self.dense_1, "dense_2": self.dense_2}
 
@@ -125,10 +167,11 @@ def fit(x, y, epochs=5000, batch=None, seed=7, verbose=True):
     batch=None trains on the whole set at once.
     """
     model = XorFromScratch()
-    variables = model.trainable_variables
+    # the tf.Variables under the Keras variables, which the optimizer updates
+    variables = [var.value for var in model.trainable_variables]
     for index, var in enumerate(variables):
         if var.shape.rank > 1:
-            var.assign(tf.keras.initializers.GlorotUniform(seed + index)(var.shape))
+            var.assign(keras.initializers.GlorotUniform(seed + index)(var.shape))
     optimizer = make_optimizer(variables)
 
     @tf.function(reduce_retracing=True)
