@@ -135,8 +135,8 @@ def blocked_matmul(a, b, block=4096):
 def blocked_matmul_nt(a, b, block=4096):
     """a [..., M, P] @ b [..., N, P]^T as a sum over blocks of ``block`` of the P
     columns: for a long P (the weight gradient of a convolution over many positions)
-    OpenBLAS is several times faster so than in one product (4x for LeNet-5's first
-    convolution)."""
+    OpenBLAS is several times faster this way than in one product (4x for LeNet-5's
+    first convolution)."""
     out = a[..., :block] @ b[..., :block].swapaxes(-1, -2)
     for start in range(block, a.shape[-1], block):
         out += a[..., start : start + block] @ b[..., start : start + block].swapaxes(-1, -2)
@@ -154,9 +154,8 @@ def grouped_kernels(weight, groups):
 def along_rows(stride, out_w):
     """Whether a convolution takes its patches along whole rows (``row_windows``):
     for stride 1 and outputs narrower than 8, whose im2col would copy rows that short
-    (the 4x4 outputs of the issue-23 CNN's second convolution: a third faster
-    forward and backward; at LeNet-5's widths of 10 and 28 no faster, and the rows'
-    extra positions cost memory)."""
+    (4x4 outputs from 16 channels: a third faster forward and backward; outputs 10
+    or 28 wide gain nothing, and the rows' extra positions cost memory)."""
     return tuple(stride) == (1, 1) and out_w < 8
 
 
