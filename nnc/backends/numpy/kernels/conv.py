@@ -5,12 +5,14 @@ patches as a strided view (``sliding_window_view``: no Python loop over pixels) 
 the reshape before the product makes the one copy BLAS needs; ``col2im`` adds
 patches back with one vectorised slice per kernel offset.
 
-A convolution of stride 1 takes its patches along whole rows instead (``row_windows``):
-what kernel offset (i, j) meets is one run of the flattened padded image, from
-i*W + j on, for every (channel, sample). The product then computes W - out_w extra
-columns per output row (they are dropped: ``on_grid`` views the valid ones), but the
-copy into the patches and the adds of its adjoint (``add_kernel_row``) move runs of
-about out_h*W elements rather than rows of out_w, which is what small images need.
+A stride-1 convolution with narrow outputs (``along_rows``) takes its patches along
+whole rows instead (``row_windows``): what kernel offset (i, j) meets is one run of
+the flattened padded image, from i*W + j on, for every (channel, sample). The
+product then computes W - out_w extra columns per output row (they are dropped:
+``on_grid`` views the valid ones), but the copy into the patches and the adds of its
+adjoint (``add_kernel_row``) move runs of about out_h*W elements rather than rows of
+out_w, which is what small images need. Products over many positions go a few
+thousand columns at a time (``blocked_matmul``), where OpenBLAS is fastest.
 """
 
 from __future__ import annotations
