@@ -29,6 +29,28 @@ Baseline, 2026-12-07 08:00 UTC, before any of issue 23's kernel work, on the sha
 | MLP 784-512-512-10 (128) | 142 | 130 | 101 | 146 | 95 | 1.09 | 0.78 | 1.53 | 8.16 |
 | LeNet-5 on 32x32 | 71 | 116 | 114 | 131 | 96 | 0.62 | 0.98 | 1.37 | 15.79 |
 | LSTM(64), 20 steps of 8 | 54 | 210 | 213 | 98 | 196 | 0.26 | 1.01 | 0.50 | 3.91 |
+
+After the NumPy work of 2026-12-08 (the runtime keeps freed memory, so a step no longer
+page-faults its temporaries in: LeNet-5 had 3120 minor faults a step, the CNN 687, the
+LSTM 1008; stride-1 convolutions with narrow outputs take whole-row patches; products
+over many positions go in blocks of 4096 columns; separable window sums). The machine
+was overloaded (load average 11-12 on 2 CPUs, the full test suite running beside it),
+``--seconds 1 --rounds 3`` (``--repeat 2`` for the first two rows), so the wall-clock
+figures are a fraction of a quiet run's:
+
+| network | nnc np | torch | nnc torch | nnc tf | keras | np/torch | nnc t/t | tf/keras | np MiB |
+|---|---|---|---|---|---|---|---|---|---|
+| MLP 64-128-64-10 | 285 | 87 | 103 | 52 | 128 | 3.29 | 1.18 | 0.40 | 0.27 |
+| CNN on 8x8 | 63 | 53 | 76 | 78 | 86 | 1.19 | 1.42 | 0.91 | 3.20 |
+| MLP 784-512-512-10 (128) | 18 | 17 | 19 | 19 | 30 | 1.06 | 1.12 | 0.64 | 8.16 |
+| LeNet-5 on 32x32 | 12 | 12 | 14 | 17 | 26 | 1.00 | 1.17 | 0.64 | 15.49 |
+| LSTM(64), 20 steps of 8 | 31 | 37 | 61 | 20 | 90 | 0.84 | 1.64 | 0.23 | 4.31 |
+
+On such a machine, compare in one process instead: the generated module's
+``train_step`` and the hand-written torch loop taking turns (0.2 s windows, 8 rounds
+each, the best of each, per-thread CPU time) gave numpy/torch 3.20 (MLP), 1.17 (CNN),
+1.11 (784-512-512-10 MLP), 1.13 (LeNet-5) and 1.20 (LSTM), and nnc torch/torch 1.01
+(LeNet-5), 0.96 (LSTM) and 0.97 (CNN), at load averages 8.4 to 11.7.
 """
 
 from __future__ import annotations

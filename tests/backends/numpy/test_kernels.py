@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from nnc.backends.numpy.kernels import KERNELS, closure, global_names, source
+from nnc.backends.numpy.kernels import KERNELS, closure, conv, global_names, source
 from nnc.backends.numpy.kernels.conv import conv2d_forward, conv2d_transpose_forward
 from nnc.backends.numpy.kernels.core import erf, log_softmax, softmax
 from nnc.backends.numpy.kernels.norm import batchnorm_forward, lrn_forward
@@ -90,6 +90,26 @@ def test_conv2d_is_cross_correlation(stride, pads, dilation, groups) -> None:  #
     bias = RNG.normal(size=6)
     y, _ = conv2d_forward(x, weight, bias, stride, pads, dilation, groups)
     np.testing.assert_allclose(y, naive_conv2d(x, weight, bias, stride, pads, dilation, groups))
+
+
+@pytest.mark.parametrize("rows", [True, False])
+@pytest.mark.parametrize("width", [7, 12])
+def test_conv2d_patches_along_rows_or_im2col(rows, width, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Both patch layouts (whole rows for narrow stride-1 outputs, else im2col) give
+    the naive convolution, and gradients that satisfy the bilinear identity
+    <dy, conv(x, W)> = <d_W, W> = <d_x, x> (no bias)."""
+    monkeypatch.setattr(conv, "along_rows", lambda stride, out_w: rows)
+    x = RNG.normal(size=(3, 4, 6, width))
+    weight = RNG.normal(size=(6, 2, 2, 3))
+    stride, pads, dilation, groups = (1, 1), ((1, 0), (2, 1)), (2, 1), 2
+    y, cols = conv.conv2d_forward(x, weight, None, stride, pads, dilation, groups)
+    naive = naive_conv2d(x, weight, np.zeros(6), stride, pads, dilation, groups)
+    np.testing.assert_allclose(y, naive, atol=1e-12)
+    d_y = RNG.normal(size=y.shape)
+    d_weight, d_x = conv.conv2d_backward(d_y, cols, x.shape, weight, stride, pads, dilation, groups)
+    inner = np.sum(d_y * naive)
+    assert abs(np.sum(d_weight * weight) - inner) < 1e-9 * abs(inner)
+    assert abs(np.sum(d_x * x) - inner) < 1e-9 * abs(inner)
 
 
 def test_conv2d_transpose_scatters_then_crops() -> None:

@@ -97,17 +97,20 @@ def maxpool_backward(d_y, argmax, x_shape, size, stride=None, padding=((0, 0), (
 
 
 def window_sum(x, size, stride=None, padding=((0, 0), (0, 0))):
-    """Sum of each window (zero padding; the stride defaults to the window size), adding
-    one strided slice per window offset."""
+    """Sum of each window (zero padding; the stride defaults to the window size),
+    separably: the window's kh rows first, one strided slice per row offset, then the
+    kw columns of those row sums (kh + kw - 2 array additions, not kh*kw - 1)."""
     (kh, kw), (sh, sw) = size, size if stride is None else stride
     x = pad2d(x, padding)
     out_h = (x.shape[2] - kh) // sh + 1
     out_w = (x.shape[3] - kw) // sw + 1
-    y = zeros_in_layout((*x.shape[:2], out_h, out_w), x)
-    for i in range(kh):
-        for j in range(kw):
-            y += x[:, :, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw]
-    return y
+    rows = x[:, :, : sh * (out_h - 1) + 1 : sh]
+    for i in range(1, kh):
+        rows = rows + x[:, :, i : i + sh * (out_h - 1) + 1 : sh]
+    y = rows[:, :, :, : sw * (out_w - 1) + 1 : sw]
+    for j in range(1, kw):
+        y = y + rows[:, :, :, j : j + sw * (out_w - 1) + 1 : sw]
+    return y.copy() if kh * kw == 1 else y  # never a view of x
 
 
 def window_sum_backward(d_y, x_shape, size, stride=None, padding=((0, 0), (0, 0))):
