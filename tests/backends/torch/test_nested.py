@@ -45,7 +45,7 @@ def test_a_block_is_one_class_constructed_from_its_arguments() -> None:
     assert code.count("nn.Conv2d(") == 3  # the stem's and the block's two
     # the block's locals are the spec's edge names; the sequential model threads x
     assert "        y = self.conv2d_1(x)\n        y = contiguous_norm(self.batchnorm_1, y)" in code
-    assert "        x = x + y\n        x = F.relu(x)\n        return x" in code
+    assert "        x = x + y\n        x = F.relu(x, inplace=True)\n        return x" in code
     assert "        x = self.residual_1(x)\n        x = self.residual_2(x)" in code
 
 
