@@ -1,4 +1,4 @@
-"""Rebuild nnc/dsl/grammar_tables.py after editing nnc/dsl/grammar.lark."""
+"""Rebuild nnc/dsl/grammar_tables.json after editing nnc/dsl/grammar.lark."""
 
 import sys
 from pathlib import Path
