@@ -141,7 +141,7 @@ def test_check_imports_nothing_heavy() -> None:
         "'numpy', 'scipy', 'pygments', 'nnc.backends', 'nnc.rewrite', 'nnc.passes', "
         "'nnc.builder', 'nnc.api', 'nnc.verify', 'nnc.train', 'nnc.data', 'nnc.lsp', "
         "'nnc.draw', 'nnc.notebook', 'nnc.search', 'nnc.ir.serialize', 'nnc.ir.weights', "
-        "'nnc.dsl.highlight', 'nnc.dsl.unparse', 'nnc.cli.options', "
+        "'nnc.dsl.highlight', 'nnc.dsl.unparse', 'nnc.cli.options', 'difflib', "
         "*(f'nnc.cli.{m}' for m in COMMANDS.values() if m != 'check')]\n"
         "loaded = sorted({h for h in heavy for m in sys.modules if m.startswith(h) and "
         "m[len(h) : len(h) + 1] in ('', '.')})\n"
