@@ -130,9 +130,10 @@ def test_check_imports_nothing_heavy() -> None:
     imports it defers: no pydantic schema is built for the Model and Program
     containers (the Node union, every op's schema, was a fifth of the time) nor for
     an op the file does not use; the standard library is not parsed for a file that
-    uses none of it; the collector's thresholds are back as they were."""
+    uses none of it; no entry point is read for pydantic plugins; the collector's
+    thresholds and the environment are back as they were."""
     code = (
-        "import gc, sys, time\n"
+        "import gc, os, sys, time\n"
         "t = time.process_time()\n"
         "from nnc.cli.main import COMMANDS, main\n"
         "rc = main(['check', '-q', 'examples/digits_cnn.nn'])\n"
@@ -151,7 +152,10 @@ def test_check_imports_nothing_heavy() -> None:
         "built = sorted(n for n, c in OPS.items() if c.__pydantic_complete__)\n"
         "deferred = [Model.__pydantic_complete__, Program.__pydantic_complete__]\n"
         "parsed = library_blocks.cache_info().currsize\n"
-        "print(rc, loaded, built, deferred, parsed, gc.get_threshold(), elapsed, sep='|')\n"
+        "from pydantic.plugin import _loader\n"
+        "scanned = [_loader._plugins, os.environ.get('PYDANTIC_DISABLE_PLUGINS')]\n"
+        "print(rc, loaded, built, deferred, parsed, scanned, gc.get_threshold(), elapsed, "
+        "sep='|')\n"
     )
     import subprocess
 
@@ -160,12 +164,13 @@ def test_check_imports_nothing_heavy() -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.strip()
-    rc, heavy, built, deferred, parsed, threshold, elapsed = out.split("|")
+    rc, heavy, built, deferred, parsed, scanned, threshold, elapsed = out.split("|")
     assert rc == "0"
     assert heavy == "[]"
     assert built == str(["conv2d", "dense", "dropout", "flatten", "maxpool", "relu"])
     assert deferred == "[False, False]"
     assert parsed == "0"
+    assert scanned == "[None, None]"  # no entry point read for pydantic plugins; env restored
     assert threshold == "(700, 10, 10)"
     assert float(elapsed) < 1.0  # CPU seconds, steadier than wall time: ~0.2 on this machine
 
