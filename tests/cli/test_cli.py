@@ -226,11 +226,16 @@ def test_stale_grammar_tables_are_not_used(monkeypatch: pytest.MonkeyPatch, tmp_
     (tmp_path / "tables.json").write_text(json.dumps(stale), encoding="utf-8")
     monkeypatch.setattr(tables, "TABLES", tmp_path / "tables.json")
     assert tables.load_tables(tables.GRAMMAR.read_text(encoding="utf-8")) is None
-    parser._lark.cache_clear()
+
+    def forget() -> None:  # the parser and the hints keyed by its LALR states
+        parser._lark.cache_clear()
+        parser._friendly_table.cache_clear()
+
+    forget()
     try:
         tree = parser.parse_file("model M { input x: [2]  dense(1) }", "m.nn")
         assert (tree.items[0].name, len(tree.items[0].body)) == ("M", 2)
         with pytest.raises(NncError, match=r"m\.nn:1:19: unexpected '\['"):
             parser.parse_file("model M { input x [2] }", "m.nn")
     finally:
-        parser._lark.cache_clear()
+        forget()
