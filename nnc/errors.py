@@ -14,7 +14,6 @@ m.nn:3:5: error: dense expects a vector input. Received: [16, 4, 4]
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -207,5 +206,7 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
     >>> did_you_mean("desne", ["dense", "conv2d", "dropout"])
     "did you mean 'dense'?"
     """
+    import difflib  # only an error needs it: not on `nnc check`'s way
+
     matches = difflib.get_close_matches(name, sorted(set(choices)), n=1, cutoff=0.6)
     return f"did you mean '{matches[0]}'?" if matches else None

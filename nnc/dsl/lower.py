@@ -34,7 +34,7 @@ from nnc.dsl.lower_graph import (
     snake_case,
 )
 from nnc.dsl.lower_recipe import lower_recipe
-from nnc.dsl.unfold import BlockSizes, callee_first
+from nnc.dsl.unfold import BlockSizes, callee_first, used_names
 from nnc.errors import (
     GraphError,
     NameResolutionError,
@@ -115,10 +115,13 @@ class _Lowerer:
                 recipes.append(item)
                 continue
             self._attempt(item.name, functools.partial(self._define, item))
-        # The standard library's blocks (nnc/stdlib/*.nn), unless the file defines the name.
-        for name, block in library_blocks().items():
-            if name not in self.model_defs and name not in self.block_defs:
-                self.block_defs[name] = block
+        # The standard library's blocks (nnc/stdlib/*.nn), unless the file defines the
+        # name; parsed only when the file uses a name that is neither its own nor an op
+        # (most files use none, and `nnc check` then skips parsing the library).
+        if self._uses_unknown_name():
+            for name, block in library_blocks().items():
+                if name not in self.model_defs and name not in self.block_defs:
+                    self.block_defs[name] = block
         # Callees first, so lowering a model never recurses into another (a chain of
         # thousands of models lowers in a loop).
         for name in callee_first(self.model_defs, self.block_defs):
@@ -135,11 +138,25 @@ class _Lowerer:
                 lowered_recipes[r.name] = lower_recipe(r, self.models, self.choose)
 
             self._attempt(r.name, add)
-        program = Program(
+        # Built from values already validated (models, recipes): no second validation,
+        # which would build the schema of every op (the Node union) on each `nnc check`.
+        program = Program.model_construct(
             models={n: self.models[n] for n in self.model_defs if n in self.models},
             recipes=lowered_recipes,
         )
         return Lowered(program, self.checks, self.errors, self.failed, self.split_checks)
+
+    def _uses_unknown_name(self) -> bool:
+        """Whether a body in the file names a layer the file does not define and no op
+        is: only then can a library block be what it means (library blocks never take
+        an op's name: tests/dsl/test_library.py)."""
+        defined = self.model_defs.keys() | self.block_defs.keys()
+        for item in self.tree.items:
+            if isinstance(item, ast.ModelDef | ast.BlockDef):
+                for used, _, _ in used_names(item.body):
+                    if used not in defined and used not in OPS:
+                        return True
+        return False
 
     def _define(self, item: ast.ModelDef | ast.BlockDef) -> None:
         """Register a model or block definition under its (checked) name."""
@@ -178,7 +195,7 @@ class _Lowerer:
         if not scope.inputs:
             raise GraphError(f"model '{name}' declares no input", d.name_span)
         outputs = scope.outputs if scope.outputs is not None else [scope.need_current(d.span)]
-        model = Model(
+        model = Model.model_construct(  # of validated nodes and inputs, as Program's
             name=name,
             inputs=tuple(scope.inputs),
             nodes=tuple(scope.nodes),

@@ -5,6 +5,11 @@ for every ``nnc check``. The tables it produces are saved in ``grammar_tables.js
 (JSON, never pickle) together with a hash of the grammar, the options and the Lark
 version; a stale or missing file falls back to building the parser. Regenerate with
 ``python scripts/regen_grammar_tables.py``; a test fails when the file is stale.
+
+Why JSON and not lark's own cache: that is a pickle, and loading one runs whatever
+it names. Why not a generated Python module of literals (tried for issue 23): from
+bytecode it loads 0.7 ms faster, but without bytecode (``PYTHONDONTWRITEBYTECODE``,
+a read-only install) compiling its 120 KB costs 30 ms on every start.
 """
 
 from __future__ import annotations
@@ -44,12 +49,12 @@ def build_tables() -> dict[str, Any]:
 
 def load_tables(grammar: str) -> dict[str, Any] | None:
     try:
-        raw = json.loads(TABLES.read_text(encoding="utf-8"))
+        raw = json.loads(TABLES.read_text(encoding="utf-8"), object_hook=_decode_object)
     except (OSError, ValueError):
         return None
     if raw.get("grammar_sha256") != grammar_hash(grammar):
         return None
-    return {"data": _decode(raw["data"]), "memo": _decode(raw["memo"])}
+    return {"data": raw["data"], "memo": raw["memo"]}
 
 
 def _encode(value: Any) -> Any:
@@ -65,15 +70,14 @@ def _encode(value: Any) -> Any:
     return value
 
 
-def _decode(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
-    if isinstance(value, dict):
-        if "__tuple__" in value:
-            return tuple(_decode(v) for v in value["__tuple__"])
-        if "__items__" in value:
-            return {_decode(k): _decode(v) for k, v in value["__items__"]}
-        return {k: _decode(v) for k, v in value.items()}
+def _decode_object(value: dict[str, Any]) -> Any:
+    """The inverse of :func:`_encode`, as json's hook for each object read (inside
+    out, so what it holds is decoded already): a third of the time of a second pass
+    over the decoded tables."""
+    if "__tuple__" in value:
+        return tuple(value["__tuple__"])
+    if "__items__" in value:
+        return dict(value["__items__"])
     return value
 
 

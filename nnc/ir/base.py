@@ -5,8 +5,6 @@ optional source :class:`~nnc.errors.Span` that takes no part in equality or hash
 so a program parsed from reformatted text equals the original.
 """
 
-from __future__ import annotations
-
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar

@@ -15,8 +15,6 @@ chunk, so the values are those of one float64 draw rounded to float32.
 ((64, 32), 0.25)
 """
 
-from __future__ import annotations
-
 import math
 from abc import abstractmethod
 from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
@@ -38,8 +36,8 @@ class _Init(BaseModel):
     """Each value is drawn on its own, so the array can be drawn a chunk at a time."""
 
     def draw(
-        self, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator
-    ) -> np.ndarray:
+        self, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: "np.random.Generator"
+    ) -> "np.ndarray":
         """The float32 array of ``shape``: :meth:`sample` rounded, drawn in chunks."""
         import numpy as np
 
@@ -54,8 +52,8 @@ class _Init(BaseModel):
 
     @abstractmethod
     def sample(
-        self, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator
-    ) -> np.ndarray:
+        self, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: "np.random.Generator"
+    ) -> "np.ndarray":
         """Draw an array of ``shape`` in float64."""
 
 
@@ -63,8 +61,8 @@ class Zeros(_Init):
     kind: Literal["zeros"] = "zeros"
 
     def sample(
-        self, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator
-    ) -> np.ndarray:
+        self, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: "np.random.Generator"
+    ) -> "np.ndarray":
         import numpy as np
 
         return np.zeros(shape)
@@ -74,8 +72,8 @@ class Ones(_Init):
     kind: Literal["ones"] = "ones"
 
     def sample(
-        self, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator
-    ) -> np.ndarray:
+        self, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: "np.random.Generator"
+    ) -> "np.ndarray":
         import numpy as np
 
         return np.ones(shape)
@@ -87,8 +85,8 @@ class Constant(_Init):
     positional: ClassVar[tuple[str, ...]] = ("value",)
 
     def sample(
-        self, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator
-    ) -> np.ndarray:
+        self, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: "np.random.Generator"
+    ) -> "np.ndarray":
         import numpy as np
 
         return np.full(shape, self.value)
@@ -101,8 +99,8 @@ class Normal(_Init):
     positional: ClassVar[tuple[str, ...]] = ("mean", "std")
 
     def sample(
-        self, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator
-    ) -> np.ndarray:
+        self, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: "np.random.Generator"
+    ) -> "np.ndarray":
         return rng.normal(self.mean, self.std, size=shape)
 
 
@@ -113,8 +111,8 @@ class Uniform(_Init):
     positional: ClassVar[tuple[str, ...]] = ("lo", "hi")
 
     def sample(
-        self, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator
-    ) -> np.ndarray:
+        self, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: "np.random.Generator"
+    ) -> "np.ndarray":
         return rng.uniform(self.lo, self.hi, size=shape)
 
 
@@ -126,8 +124,8 @@ class _VarianceScaling(_Init):
     distribution: ClassVar[str] = "normal"
 
     def sample(
-        self, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator
-    ) -> np.ndarray:
+        self, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: "np.random.Generator"
+    ) -> "np.ndarray":
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
         variance = self.scale / max(n, 1)
         if self.distribution == "uniform":
@@ -176,8 +174,8 @@ class Orthogonal(_Init):
     positional: ClassVar[tuple[str, ...]] = ("gain",)
 
     def sample(
-        self, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator
-    ) -> np.ndarray:
+        self, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: "np.random.Generator"
+    ) -> "np.ndarray":
         import numpy as np
 
         rows = shape[0]

@@ -5,8 +5,6 @@ is a DAG: its ``nodes`` are in topological order, each naming its inputs by the 
 of a model input or of an earlier node (``"node:k"`` picks output ``k`` of a call).
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Any, Self

@@ -15,8 +15,6 @@ sampled values back (:mod:`nnc.dsl.space`).
 (0.0001, 0.1)
 """
 
-from __future__ import annotations
-
 from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import Field, model_validator

@@ -5,8 +5,6 @@ on purpose in every backend. Every spec class lists ``positional`` (the order in
 positional DSL arguments bind) and has a ``kind`` discriminator.
 """
 
-from __future__ import annotations
-
 import math
 from typing import Annotated, ClassVar, Literal
 

@@ -11,8 +11,6 @@ TensorType(dtype='float32', shape=(3, 'h', 'w'))
 'int64[t]'
 """
 
-from __future__ import annotations
-
 import math
 import re
 from typing import Literal
@@ -48,7 +46,7 @@ class TensorType(BaseModel):
     def is_static(self) -> bool:
         return all(isinstance(d, int) for d in self.shape)
 
-    def with_shape(self, shape: tuple[Dim, ...]) -> TensorType:
+    def with_shape(self, shape: tuple[Dim, ...]) -> "TensorType":
         return TensorType(dtype=self.dtype, shape=shape)
 
 

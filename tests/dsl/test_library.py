@@ -234,3 +234,28 @@ def test_a_misused_library_block_is_reported_with_both_shapes() -> None:
         match=r"<string>:3:5: block .encoder_layer. is missing argument\(s\): ff, rate, bias",
     ):
         nnc.parse("model M {\n    input x: [t, 8]\n    encoder_layer(8, 2)\n}\n")
+
+
+def test_no_library_block_takes_an_op_name() -> None:
+    """The lowering parses the library only for a file that uses a name neither its
+    own nor an op's; a library block named like an op would be missed."""
+    from nnc.ir.ops import OPS
+
+    assert not set(library_blocks()) & set(OPS)
+
+
+def test_the_library_is_parsed_only_for_a_file_that_may_use_it() -> None:
+    from nnc.dsl.lower import lower
+    from nnc.dsl.parser import parse_file
+
+    library_blocks.cache_clear()
+    lower(parse_file("model M { input x: [2]  dense(3) relu }"))
+    assert library_blocks.cache_info().currsize == 0
+    program = lower(parse_file(encoder(16, 4, 32, True, False))).program
+    assert library_blocks.cache_info().currsize == 1
+    assert [node.op for node in program.models["E"].nodes][:4] == [
+        "attention",
+        "dropout",
+        "add",
+        "layernorm",
+    ]

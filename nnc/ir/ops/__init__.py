@@ -5,8 +5,6 @@ one lowering per backend, and one entry in ``docs/semantics.md`` (docs/architect
 lists every file, worked through). The registry-wide tests pick it up from ``OPS``.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, get_args
 
 from pydantic import Field

@@ -4,8 +4,6 @@ Each activation is an op of its own. Writing ``dense(5, activation = relu)`` is 
 for ``dense(5) relu``: the IR always holds a separate activation node.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Sequence
 from typing import ClassVar, Literal
 

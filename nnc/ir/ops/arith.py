@@ -9,8 +9,6 @@ One operand may be a number instead of a tensor: ``x * 0.5`` is ``mul`` with
 (Arithmetic) defines each op and its gradients.
 """
 
-from __future__ import annotations
-
 import math
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
@@ -46,7 +44,7 @@ class _Broadcasting(Op):
         return 1 if self.scalar is not None else 2
 
     @model_validator(mode="after")
-    def _fits(self) -> _Broadcasting:
+    def _fits(self) -> "_Broadcasting":
         if self.scalar is not None:
             check_float32(self.scalar, "the number")
         return self
@@ -206,7 +204,7 @@ class ConstantTensor(Op):
         return data
 
     @model_validator(mode="after")
-    def _consistent(self) -> ConstantTensor:
+    def _consistent(self) -> "ConstantTensor":
         if any(d <= 0 for d in self.shape):
             raise ValueError(f"constant dims must be positive. Received: shape {self.shape}")
         if len(self.value) != math.prod(self.shape):

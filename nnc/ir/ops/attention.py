@@ -14,8 +14,6 @@ Parameters, torch ``nn.Linear`` layouts: ``query.weight [heads·key_dim, d_q]``,
 ``output.weight [d_q, heads·value_dim]``, and a ``.bias`` for each when ``bias``.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from typing import Annotated, ClassVar, Literal
 

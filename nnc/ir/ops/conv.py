@@ -4,8 +4,6 @@ Spatial attributes are stored as full tuples (``kernel=3`` on conv2d is ``(3, 3)
 Explicit padding is stored in ONNX order: all begin pads, then all end pads.
 """
 
-from __future__ import annotations
-
 import math
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, ClassVar, Literal
@@ -89,7 +87,7 @@ class _Conv(Op):
         return _expand_padding(v, cls.rank)
 
     @model_validator(mode="after")
-    def _lengths(self) -> _Conv:
+    def _lengths(self) -> "_Conv":
         for key in ("kernel", "stride", "dilation"):
             if len(getattr(self, key)) != self.rank:
                 raise ValueError(f"'{key}' needs {self.rank} value(s), got {getattr(self, key)}")
@@ -253,7 +251,7 @@ class Conv2dTranspose(Op):
         return _expand_padding(v, 2)
 
     @model_validator(mode="after")
-    def _check(self) -> Conv2dTranspose:
+    def _check(self) -> "Conv2dTranspose":
         if isinstance(self.padding, tuple) and (len(self.padding) != 4 or min(self.padding) < 0):
             raise ValueError(
                 f"explicit 'padding' needs 2 or 4 non-negative ints, got {list(self.padding)}"

@@ -1,7 +1,5 @@
 """Fully connected and embedding layers."""
 
-from __future__ import annotations
-
 from collections.abc import Callable, Sequence
 from typing import Annotated, ClassVar, Literal
 
@@ -55,7 +53,7 @@ class Dense(Op):
         return x.with_shape((*x.shape[:-1], self.units))
 
     @model_validator(mode="after")
-    def _bias_flags(self) -> Dense:
+    def _bias_flags(self) -> "Dense":
         check_bias_flags(self.bias, self.bias_trainable)
         return self
 

@@ -7,8 +7,6 @@ computes its deterministic up pass, the hidden units' probabilities, so a traine
 layer.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from typing import Annotated, ClassVar, Literal
 

@@ -1,7 +1,5 @@
 """Ops that join tensors, and the call of one model inside another."""
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from typing import ClassVar, Literal
 

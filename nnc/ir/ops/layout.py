@@ -10,8 +10,6 @@ clamping and mirroring rules, so that every backend lowers the same numbers.
 lowers to one ``slice`` per output (see :func:`split_slices`).
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal
 

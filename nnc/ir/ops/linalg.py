@@ -13,8 +13,6 @@ one parameter, ``<node>.value``. Its initializer sees ``fan_in = shape[-2]`` and
 and above (weights), not to vectors (biases, scales).
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from typing import Annotated, ClassVar, Literal
 

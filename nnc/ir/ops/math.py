@@ -5,8 +5,6 @@ maths). They are activations in the DSL's sense, so ``dense(8) relu6`` and
 ``dense(8, activation = hard_swish)`` work, and so does ``clip(x, 0.0, 6.0)``.
 """
 
-from __future__ import annotations
-
 from typing import ClassVar, Literal
 
 from pydantic import model_validator
@@ -69,7 +67,7 @@ class Clip(_Activation):
     summary: ClassVar[str] = "min(max(x, min), max); gradient 1 on [min, max] inclusive"
 
     @model_validator(mode="after")
-    def _ordered(self) -> Clip:
+    def _ordered(self) -> "Clip":
         if self.min > self.max:
             raise ValueError("'min' must not exceed 'max'")
         return self

@@ -1,8 +1,6 @@
 """Normalization layers: batchnorm, layernorm, instancenorm, groupnorm and AlexNet's
 local response norm."""
 
-from __future__ import annotations
-
 from collections.abc import Callable, Sequence
 from typing import Annotated, ClassVar, Literal
 

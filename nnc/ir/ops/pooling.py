@@ -10,8 +10,6 @@ any kind is never counted: ``count_include_pad = false``); sum pooling adds the 
 elements.
 """
 
-from __future__ import annotations
-
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass

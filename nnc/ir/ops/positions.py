@@ -12,8 +12,6 @@ Both add to their input, so they chain after an embedding:
   ``PE[p, 2i] = sin(p / base^(2i/d))`` and ``PE[p, 2i+1] = cos(p / base^(2i/d))``.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
@@ -94,7 +92,7 @@ class SinusoidalPositions(_Positions):
         return x
 
 
-def sinusoid_frequencies(d: int, base: float) -> np.ndarray:
+def sinusoid_frequencies(d: int, base: float) -> "np.ndarray":
     """``ω_j = base^(-2⌊j/2⌋/d)`` for j in [0, d), float64: dims 2i and 2i+1 share
     ``ω``; PE[p, j] is sin(p ω_j) for even j and cos(p ω_j) for odd j."""
     import numpy as np
@@ -103,7 +101,7 @@ def sinusoid_frequencies(d: int, base: float) -> np.ndarray:
     return np.power(float(base), -pairs / d)
 
 
-def sinusoid_table(t: int, d: int, base: float) -> np.ndarray:
+def sinusoid_table(t: int, d: int, base: float) -> "np.ndarray":
     """``PE[:t]``, float64 ``[t, d]``."""
     import numpy as np
 

@@ -10,8 +10,6 @@ Canonical layouts (see ``docs/semantics.md`` for the backend mappings):
   ``r * (W_hn h + b_hn)``
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Sequence
 from typing import Annotated, ClassVar, Literal
 

@@ -6,8 +6,6 @@ first extreme element in row-major order of the reduced axes (``docs/semantics.m
 Reductions).
 """
 
-from __future__ import annotations
-
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal

@@ -15,8 +15,6 @@ TensorFlow's): channel ``(i * block + j) * C' + c`` holds the pixel at offset ``
 of output channel ``c``.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal
 

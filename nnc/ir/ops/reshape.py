@@ -1,7 +1,5 @@
 """Ops that only rearrange or mask values: flatten, reshape, dropout."""
 
-from __future__ import annotations
-
 import math
 from collections.abc import Sequence
 from typing import Annotated, ClassVar, Literal
