@@ -51,6 +51,24 @@ On such a machine, compare in one process instead: the generated module's
 each, the best of each, per-thread CPU time) gave numpy/torch 3.20 (MLP), 1.17 (CNN),
 1.11 (784-512-512-10 MLP), 1.13 (LeNet-5) and 1.20 (LSTM), and nnc torch/torch 1.01
 (LeNet-5), 0.96 (LSTM) and 0.97 (CNN), at load averages 8.4 to 11.7.
+
+Quiet runs on this machine (Intel Xeon, 2 CPUs), ``--seconds 1 --rounds 3``, before
+(main 5ef45fd, 2026-12-07 23:07, load 0.48 before, 1.08 after) and after the NumPy
+kernel and memory work, the Keras model and the in-place ReLU (main fd0f853,
+2026-12-08 00:57, load 1.13 before, 1.01 after):
+
+| network | nnc np | torch | nnc torch | nnc tf | keras | np/torch | nnc t/t | tf/keras | np MiB |
+|---|---|---|---|---|---|---|---|---|---|
+| MLP 64-128-64-10, before | 4008 | 1358 | 1714 | 1199 | 673 | 2.95 | 1.26 | 1.78 | 0.27 |
+| MLP 64-128-64-10, after | 4773 | 1797 | 1728 | 1397 | 862 | 2.66 | 0.96 | 1.62 | 0.27 |
+| CNN on 8x8, before | 254 | 465 | 486 | 516 | 317 | 0.55 | 1.04 | 1.63 | 2.95 |
+| CNN on 8x8, after | 513 | 526 | 497 | 695 | 501 | 0.97 | 0.94 | 1.39 | 3.20 |
+| MLP 784-512-512-10 (128), before | 148 | 149 | 145 | 145 | 134 | 1.00 | 0.97 | 1.08 | 8.16 |
+| MLP 784-512-512-10 (128), after | 146 | 145 | 141 | 126 | 134 | 1.01 | 0.97 | 0.94 | 8.16 |
+| LeNet-5 on 32x32, before | 65 | 126 | 114 | 133 | 103 | 0.52 | 0.90 | 1.28 | 15.77 |
+| LeNet-5 on 32x32, after | 139 | 121 | 118 | 152 | 135 | 1.15 | 0.97 | 1.12 | 15.48 |
+| LSTM(64), 20 steps of 8, before | 154 | 242 | 234 | 130 | 156 | 0.63 | 0.97 | 0.83 | 4.31 |
+| LSTM(64), 20 steps of 8, after | 309 | 331 | 319 | 195 | 220 | 0.93 | 0.96 | 0.89 | 4.31 |
 """
 
 from __future__ import annotations
