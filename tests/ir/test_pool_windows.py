@@ -56,3 +56,20 @@ def test_a_pool_over_a_trillion_positions_is_checked_without_walking_them() -> N
     with pytest.raises(nnc.NncError):  # the resource check refuses the tensor's size
         nnc.parse(source, "big.nn")
     assert time.process_time() - start < 1.0
+
+
+def test_a_walk_past_the_limit_is_refused_at_the_pool() -> None:
+    # Stride 3, dilation 2^22 over 2^22 - 1 positions: only windows whose start is 1
+    # below a multiple of the dilation miss, and the first is window 1,398,101, past
+    # the 2^20 windows the check walks.
+    source = (
+        "model M {\n    input x: [1, 4194303]\n"
+        "    maxpool(2, stride = 3, dilation = 4194304, padding = [4194304, 3])\n}\n"
+    )
+    start = time.process_time()
+    with pytest.raises(ShapeError) as caught:
+        nnc.parse(source, "walk.nn")
+    assert time.process_time() - start < 2.0
+    assert "1,398,102 windows of dilation 4194304 start in a begin padding" in str(caught.value)
+    span = caught.value.span
+    assert span is not None and (span.line, span.col) == (3, 5)

@@ -191,17 +191,19 @@ def _every_window_reads_the_input(axis: int, n: Dim, out: Dim, w: Window) -> Non
     walk = min(out, -(-begin // s), d // math.gcd(s, d))
     if begin > (k - 1) * d:
         walk = 1  # window 0's every tap is in the padding
-    elif walk > MAX_PADDED_WINDOWS:
+    elif n >= d:
+        walk = 0  # every offset lands inside
+    for i in range(min(walk, MAX_PADDED_WINDOWS)):
+        u = begin - i * s
+        first = -(-u // d)  # the first tap at or after position 0
+        if first > k - 1 or first * d - u >= n:
+            _padding_only(axis, i, -u, n, w)
+    if walk > MAX_PADDED_WINDOWS:
         raise ShapeError(
             f"spatial dim {axis}: {walk:,} windows of dilation {d} start in a begin "
             f"padding of {begin}, more than the {MAX_PADDED_WINDOWS:,} nnc checks: "
             "use less padding or dilation"
         )
-    for i in range(walk):
-        u = begin - i * s
-        first = -(-u // d)  # the first tap at or after position 0
-        if first > k - 1 or first * d - u >= n:
-            _padding_only(axis, i, -u, n, w)
     past = -(-(n + begin) // s)  # the first window starting at or after position n
     if past < out:
         _padding_only(axis, past, past * s - begin, n, w)
