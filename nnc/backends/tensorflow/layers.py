@@ -1,8 +1,9 @@
 """The layer classes generated TensorFlow modules include when they use them.
 
 Each is a ``keras.layers.Layer`` holding its parameters as Keras variables in
-TensorFlow's (and Keras') native layout and converts canonical arrays on the way in and out (``to_native`` /
-``to_canonical``); gradients and optimizer state convert the same way. Emitted
+TensorFlow's (and Keras') native layout, converting canonical arrays on the way in
+and out (``to_native`` / ``to_canonical``); gradients and optimizer state convert the
+same way. Emitted
 verbatim (no spec-derived text) by :mod:`.library`; ``docs/backends/tensorflow.md``
 lists every conversion.
 """
