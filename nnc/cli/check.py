@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import os
 import sys
 from collections.abc import Iterator
 
+from nnc.collector import fewer_collections
 from nnc.errors import NncError, visible
 
 
@@ -48,15 +48,13 @@ def _short_lived() -> Iterator[None]:
     its first validator, looks for plugins in the entry points of every installed
     distribution (a few ms of reading metadata files); nnc's IR wants none, so unless
     PYDANTIC_DISABLE_PLUGINS is set already, the check runs with plugins off."""
-    threshold = gc.get_threshold()
-    gc.set_threshold(max(threshold[0], 100_000), *threshold[1:])
     ours = "PYDANTIC_DISABLE_PLUGINS" not in os.environ
     if ours:
         os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
     try:
-        yield
+        with fewer_collections():
+            yield
     finally:
-        gc.set_threshold(*threshold)
         if ours:
             os.environ.pop("PYDANTIC_DISABLE_PLUGINS", None)
 

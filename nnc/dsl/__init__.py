@@ -12,11 +12,9 @@ model M {
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Iterator
 from pathlib import Path
 
+from nnc.collector import fewer_collections
 from nnc.dsl import ast
 from nnc.dsl.bind import Chooser
 from nnc.dsl.lower import BlockCheck, lower
@@ -47,21 +45,6 @@ def parse(
             return program_of(parse_file(text, filename), check=check, memory_budget=memory_budget)
     except NncError as err:
         raise err.with_source(text) from None
-
-
-@contextlib.contextmanager
-def fewer_collections() -> Iterator[None]:
-    """Run the front end with the cyclic garbage collector's first generation 100,000
-    allocations long instead of 700: checking a spec allocates hundreds of thousands
-    of objects and frees almost none, so the collector's passes (over every object
-    alive) made checking grow faster than the text (1M characters: 40% of the time).
-    See ``benchmarks/check_long_lines.py``."""
-    previous = gc.get_threshold()
-    gc.set_threshold(max(previous[0], 100_000), *previous[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
 
 
 def program_of(

@@ -44,7 +44,7 @@ class Diagnosis:
 
 def diagnose(text: str, filename: str = "<string>", memory_budget: int | None = None) -> Diagnosis:
     """Check ``text`` and report every independent error it holds (see the module)."""
-    from nnc.dsl import fewer_collections
+    from nnc.collector import fewer_collections
 
     with fewer_collections():
         return _diagnose(text, filename, memory_budget)
